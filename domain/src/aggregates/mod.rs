@@ -1,0 +1,8 @@
+//! The aggregates of DESIGN.md: `Business`, `PhoneNumber`, `Subject`, `Message`, plus the
+//! per-business `RetentionLedger` that records every key destruction.
+
+pub mod business;
+pub mod message;
+pub mod phone_number;
+pub mod retention;
+pub mod subject;

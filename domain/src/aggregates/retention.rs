@@ -1,0 +1,98 @@
+//! The retention ledger of one business: every retention-epoch key destruction, in order.
+
+use crate::error::DomainError;
+use crate::ids::BusinessId;
+use crate::region::Region;
+use crate::shim::{cqrs_aggregate, domain_event, Decider};
+use crate::time::{EpochId, Timestamp};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The newest shredded epoch per region of one business. Epochs are shredded in order, so this
+/// is all the state idempotency needs, however long the business lives.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetentionLedger {
+    /// The business.
+    pub business_id: Option<BusinessId>,
+    /// Newest shredded epoch per region.
+    pub last_shredded: BTreeMap<Region, EpochId>,
+}
+
+impl RetentionLedger {
+    /// Whether an epoch of a region is already recorded as shredded.
+    pub fn is_shredded(&self, region: Region, epoch: EpochId) -> bool {
+        self.last_shredded.get(&region).is_some_and(|last| epoch <= *last)
+    }
+}
+
+/// What the retention ledger can be asked to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetentionCommand {
+    /// An epoch key is due and is about to be destroyed.
+    ShredEpoch {
+        /// The business.
+        business_id: BusinessId,
+        /// The region of the key.
+        region: Region,
+        /// The epoch.
+        epoch: EpochId,
+        /// When the epoch expired (start + retention).
+        expired_at: Timestamp,
+    },
+}
+
+/// Key destructions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetentionEvent {
+    /// A retention-epoch key was destroyed: every message of that epoch is unreadable for good.
+    EpochKeyShredded {
+        /// The business.
+        business_id: BusinessId,
+        /// The region.
+        region: Region,
+        /// The epoch.
+        epoch: EpochId,
+        /// When the epoch expired.
+        expired_at: Timestamp,
+        /// When the key was destroyed.
+        at: Timestamp,
+    },
+}
+
+domain_event!(RetentionEvent {
+    EpochKeyShredded => "1",
+});
+
+impl Decider for RetentionLedger {
+    type Command = RetentionCommand;
+    type Event = RetentionEvent;
+
+    fn decide(&self, command: RetentionCommand, now: Timestamp) -> Result<Vec<RetentionEvent>, DomainError> {
+        match command {
+            RetentionCommand::ShredEpoch { business_id, region, epoch, expired_at } => {
+                if self.business_id.as_ref().is_some_and(|b| *b != business_id) {
+                    return Err(DomainError::InvalidParameter("business_id"));
+                }
+                if now < expired_at {
+                    return Err(DomainError::InvalidTransition("epoch has not expired yet"));
+                }
+                if self.is_shredded(region, epoch) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RetentionEvent::EpochKeyShredded { business_id, region, epoch, expired_at, at: now }])
+            }
+        }
+    }
+
+    fn apply(&mut self, event: RetentionEvent) {
+        match event {
+            RetentionEvent::EpochKeyShredded { business_id, region, epoch, .. } => {
+                self.business_id = Some(business_id);
+                let last = self.last_shredded.entry(region).or_insert(epoch);
+                *last = (*last).max(epoch);
+            }
+        }
+    }
+}
+
+cqrs_aggregate!(RetentionLedger, "retention");

@@ -1,0 +1,36 @@
+//! The pure domain of Sealpost.
+//!
+//! Everything here is deterministic: no I/O, no clock, no randomness. Time arrives as a
+//! [`Timestamp`] argument, ids and random bytes arrive already made. Commands are decided by
+//! `decide(&state, command, now) -> Result<Vec<Event>, DomainError>` and folded by `apply`;
+//! the `cqrs-es` [`cqrs_es::Aggregate`] implementations are thin shims over those functions.
+//!
+//! Personal data (message content, consumer phone numbers, profile names) never appears here in
+//! plaintext inside an event: events carry [`Sealed`] fields that only the adapters can open, and
+//! only through the access gate.
+
+pub mod access;
+pub mod aggregates;
+pub mod error;
+pub mod ids;
+pub mod phone;
+pub mod region;
+pub mod sealed;
+pub mod shim;
+pub mod time;
+
+pub use access::{Category, Decision, Principal, PrincipalKind, Purpose};
+pub use aggregates::business::{Business, BusinessCommand, BusinessEvent};
+pub use aggregates::message::{
+    Direction, Message, MessageCommand, MessageEvent, MessageKind, MessageStatus,
+};
+pub use aggregates::phone_number::{PhoneNumber, PhoneNumberCommand, PhoneNumberEvent};
+pub use aggregates::retention::{RetentionCommand, RetentionEvent, RetentionLedger};
+pub use aggregates::subject::{Subject, SubjectCommand, SubjectEvent};
+pub use error::DomainError;
+pub use ids::{BusinessId, IdError, MessageId, PhoneNumberId, SubjectId};
+pub use phone::E164;
+pub use region::Region;
+pub use sealed::{FieldScope, Opened, Sealed};
+pub use shim::{Decider, Stamped};
+pub use time::{EpochId, RetentionPolicy, Timestamp};
