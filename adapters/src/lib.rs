@@ -1,2 +1,7 @@
+pub mod clock;
 pub mod crypto;
+pub mod ledger;
+pub mod repository;
+pub mod store;
 pub mod telemetry;
+pub mod vault;

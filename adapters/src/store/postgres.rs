@@ -1,0 +1,172 @@
+//! The production store: Postgres through sqlx, migrations embedded and checksummed.
+//!
+//! Gap safety: every append transaction locks the single row of `sealpost_sequencer`, takes
+//! positions after `last_position`, and holds the lock until commit. Positions therefore become
+//! visible strictly in order (a later position can only be taken after the earlier transaction
+//! committed or rolled back, and a rollback gives its positions back), so a reader paging by
+//! `position > checkpoint` can never skip a late commit. Group commit keeps the lock cheap: one
+//! transaction carries many commands.
+
+use super::{impl_event_log, impl_key_store, AppendTx, NewRow, StoreError, StreamId};
+use async_trait::async_trait;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// Connects a pool, optionally confined to one schema (tests use a schema each).
+pub async fn connect(url: &str, schema: Option<&str>, max_connections: u32) -> Result<PgPool, StoreError> {
+    let mut options = PgConnectOptions::from_str(url)?;
+    if let Some(schema) = schema {
+        options = options.options([("search_path", schema)]);
+    }
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .connect_with(options)
+        .await?;
+    Ok(pool)
+}
+
+/// Runs the embedded migrations.
+pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
+
+/// The Postgres event log and key store (one pool; `reader` and `writer` are the same pool).
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    writer: PgPool,
+    reader: PgPool,
+}
+
+impl PostgresStore {
+    /// Wraps a migrated pool.
+    pub fn new(pool: PgPool) -> Self {
+        Self { writer: pool.clone(), reader: pool }
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.writer
+    }
+}
+
+struct PgAppendTx {
+    tx: Transaction<'static, Postgres>,
+}
+
+#[async_trait]
+impl AppendTx for PgAppendTx {
+    async fn lock_head(&mut self) -> Result<u64, StoreError> {
+        let (h,): (i64,) = sqlx::query_as("SELECT last_position FROM sealpost_sequencer WHERE id = 1 FOR UPDATE")
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(h as u64)
+    }
+
+    async fn stream_versions(&mut self, streams: &[&StreamId]) -> Result<HashMap<StreamId, u64>, StoreError> {
+        let kinds: Vec<&str> = streams.iter().map(|s| s.kind.as_str()).collect();
+        let ids: Vec<&str> = streams.iter().map(|s| s.id.as_str()).collect();
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT e.stream_type, e.stream_id, MAX(e.sequence) FROM sealpost_events e \
+             JOIN (SELECT DISTINCT * FROM UNNEST($1::text[], $2::text[])) AS s(k, i) \
+               ON e.stream_type = s.k AND e.stream_id = s.i \
+             GROUP BY e.stream_type, e.stream_id",
+        )
+        .bind(&kinds)
+        .bind(&ids)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(kind, id, v)| (StreamId { kind, id }, v as u64))
+            .collect())
+    }
+
+    async fn insert(&mut self, rows: &[(u64, &NewRow)]) -> Result<(), StoreError> {
+        let n = rows.len();
+        let mut position = Vec::with_capacity(n);
+        let mut stream_type = Vec::with_capacity(n);
+        let mut stream_id = Vec::with_capacity(n);
+        let mut sequence = Vec::with_capacity(n);
+        let mut event_type = Vec::with_capacity(n);
+        let mut event_version = Vec::with_capacity(n);
+        let mut business_id = Vec::with_capacity(n);
+        let mut region = Vec::with_capacity(n);
+        let mut epoch = Vec::with_capacity(n);
+        let mut recorded_at = Vec::with_capacity(n);
+        let mut payload = Vec::with_capacity(n);
+        for (p, row) in rows {
+            let h = &row.header;
+            position.push(*p as i64);
+            stream_type.push(h.stream.kind.as_str());
+            stream_id.push(h.stream.id.as_str());
+            sequence.push(h.sequence as i64);
+            event_type.push(h.event_type.as_str());
+            event_version.push(h.event_version as i32);
+            business_id.push(h.business_id.as_str());
+            region.push(h.region.as_str());
+            epoch.push(h.epoch);
+            recorded_at.push(h.recorded_at);
+            payload.push(row.payload.as_slice());
+        }
+        sqlx::query(
+            "INSERT INTO sealpost_events (position, stream_type, stream_id, sequence, event_type, event_version, \
+             business_id, region, epoch, recorded_at, payload) \
+             SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::int[], \
+                                  $7::text[], $8::text[], $9::bigint[], $10::bigint[], $11::bytea[])",
+        )
+        .bind(&position)
+        .bind(&stream_type)
+        .bind(&stream_id)
+        .bind(&sequence)
+        .bind(&event_type)
+        .bind(&event_version)
+        .bind(&business_id)
+        .bind(&region)
+        .bind(&epoch)
+        .bind(&recorded_at)
+        .bind(&payload)
+        .execute(&mut *self.tx)
+        .await
+        .map_err(super::unique_to_conflict)?;
+        Ok(())
+    }
+
+    async fn finish(mut self: Box<Self>, new_head: u64, commit: bool) -> Result<(), StoreError> {
+        if !commit {
+            self.tx.rollback().await?;
+            return Ok(());
+        }
+        sqlx::query("UPDATE sealpost_sequencer SET last_position = $1 WHERE id = 1")
+            .bind(new_head as i64)
+            .execute(&mut *self.tx)
+            .await?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl PostgresStore {
+    const BEGIN_WRITE: &'static str = "BEGIN";
+
+    fn append_tx(tx: Transaction<'static, Postgres>) -> Box<dyn AppendTx> {
+        Box::new(PgAppendTx { tx })
+    }
+
+    /// Rewrites the key tables so the deleted tuples' bytes leave the table files.
+    async fn scrub(&self) -> Result<(), StoreError> {
+        sqlx::query("VACUUM FULL sealpost_keys, sealpost_subject_index")
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+}
+
+impl_event_log!(PostgresStore);
+impl_key_store!(PostgresStore);

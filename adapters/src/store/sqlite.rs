@@ -1,0 +1,186 @@
+//! The embedded store: SQLite files in the data directory, WAL mode, `synchronous=FULL`.
+//!
+//! `events.db` holds events, snapshots and checkpoints; `keys.db` holds wrapped keys,
+//! tombstones and the blind index, with `secure_delete=ON` so that a destroyed key's bytes are
+//! overwritten, and a `wal_checkpoint(TRUNCATE)` after every destruction so no copy stays in
+//! the WAL. Each file has a single-connection writer pool (SQLite has one writer anyway; one
+//! connection makes `BEGIN IMMEDIATE` the sequencer lock) and a small reader pool.
+
+use super::{impl_event_log, impl_key_store, AppendTx, NewRow, StoreError, StreamId};
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+static EVENTS_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite_events");
+static KEYS_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite_keys");
+
+/// File name of the event database inside the data directory.
+pub const EVENTS_FILE: &str = "events.db";
+/// File name of the key database inside the data directory.
+pub const KEYS_FILE: &str = "keys.db";
+
+async fn open_pools(path: &Path, readers: u32) -> Result<(SqlitePool, SqlitePool), StoreError> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(30))
+        .pragma("secure_delete", "ON")
+        .foreign_keys(true);
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    let reader = SqlitePoolOptions::new()
+        .max_connections(readers)
+        .connect_with(options.read_only(true))
+        .await?;
+    Ok((writer, reader))
+}
+
+/// The SQLite event log.
+#[derive(Debug, Clone)]
+pub struct SqliteEventLog {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteEventLog {
+    /// Opens (creating and migrating) `<dir>/events.db`.
+    pub async fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(EVENTS_FILE);
+        let (writer, reader) = open_pools(&path, 4).await?;
+        EVENTS_MIGRATOR.run(&writer).await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes both pools (flushes the WAL on the last connection).
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+struct SqliteAppendTx {
+    tx: Transaction<'static, Sqlite>,
+}
+
+#[async_trait]
+impl AppendTx for SqliteAppendTx {
+    async fn lock_head(&mut self) -> Result<u64, StoreError> {
+        // BEGIN IMMEDIATE already holds the database's write lock.
+        let (h,): (i64,) = sqlx::query_as(super::sql::HEAD).fetch_one(&mut *self.tx).await?;
+        Ok(h as u64)
+    }
+
+    async fn stream_versions(&mut self, streams: &[&StreamId]) -> Result<HashMap<StreamId, u64>, StoreError> {
+        let mut out = HashMap::with_capacity(streams.len());
+        for s in streams {
+            if out.contains_key(*s) {
+                continue;
+            }
+            let (v,): (i64,) = sqlx::query_as(super::sql::STREAM_VERSION)
+                .bind(&s.kind)
+                .bind(&s.id)
+                .fetch_one(&mut *self.tx)
+                .await?;
+            if v > 0 {
+                out.insert((*s).clone(), v as u64);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn insert(&mut self, rows: &[(u64, &NewRow)]) -> Result<(), StoreError> {
+        for (position, row) in rows {
+            let h = &row.header;
+            sqlx::query(
+                "INSERT INTO sealpost_events (position, stream_type, stream_id, sequence, event_type, event_version, \
+                 business_id, region, epoch, recorded_at, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(*position as i64)
+            .bind(&h.stream.kind)
+            .bind(&h.stream.id)
+            .bind(h.sequence as i64)
+            .bind(&h.event_type)
+            .bind(h.event_version as i32)
+            .bind(&h.business_id)
+            .bind(&h.region)
+            .bind(h.epoch)
+            .bind(h.recorded_at)
+            .bind(&row.payload)
+            .execute(&mut *self.tx)
+            .await
+            .map_err(super::unique_to_conflict)?;
+        }
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>, _new_head: u64, commit: bool) -> Result<(), StoreError> {
+        if commit {
+            self.tx.commit().await?;
+        } else {
+            self.tx.rollback().await?;
+        }
+        Ok(())
+    }
+}
+
+impl SqliteEventLog {
+    /// Takes the database's write lock at once, so the transaction is the sequencer.
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+
+    fn append_tx(tx: Transaction<'static, Sqlite>) -> Box<dyn AppendTx> {
+        Box::new(SqliteAppendTx { tx })
+    }
+}
+
+impl_event_log!(SqliteEventLog);
+
+/// The SQLite key store (`keys.db`).
+#[derive(Debug, Clone)]
+pub struct SqliteKeyStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteKeyStore {
+    /// Opens (creating and migrating) `<dir>/keys.db`.
+    pub async fn open(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(KEYS_FILE);
+        let (writer, reader) = open_pools(&path, 2).await?;
+        KEYS_MIGRATOR.run(&writer).await?;
+        Ok(Self { writer, reader })
+    }
+
+    /// Copies every WAL frame into the main file and truncates the WAL to zero bytes, retrying
+    /// while readers hold old snapshots. With `secure_delete=ON` the main file then holds zeros
+    /// where a deleted key was, and the WAL holds nothing.
+    pub async fn scrub(&self) -> Result<(), StoreError> {
+        for _ in 0..200 {
+            let (busy, _log, _done): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.writer).await?;
+            if busy == 0 {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        Err(StoreError::Database("WAL checkpoint stayed busy".into()))
+    }
+
+    /// Closes both pools.
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+impl SqliteKeyStore {
+    const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+}
+
+impl_key_store!(SqliteKeyStore);
