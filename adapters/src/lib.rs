@@ -4,4 +4,5 @@ pub mod ledger;
 pub mod repository;
 pub mod store;
 pub mod telemetry;
+pub mod testkit;
 pub mod vault;

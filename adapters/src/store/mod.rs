@@ -751,3 +751,28 @@ macro_rules! destroy_in_tx {
     }};
 }
 pub(crate) use destroy_in_tx;
+
+/// The event log and key store of one deployment.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Events.
+    pub events: std::sync::Arc<dyn EventLog>,
+    /// Keys.
+    pub keys: std::sync::Arc<dyn KeyStore>,
+}
+
+impl Stores {
+    /// The embedded default: `events.db` and `keys.db` in `dir` (created if needed).
+    pub async fn sqlite(dir: &std::path::Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(format!("data directory: {}", e.kind())))?;
+        let events = sqlite::SqliteEventLog::open(dir).await?;
+        let keys = sqlite::SqliteKeyStore::open(dir).await?;
+        Ok(Self { events: std::sync::Arc::new(events), keys: std::sync::Arc::new(keys) })
+    }
+
+    /// Postgres: both on one migrated pool.
+    pub fn postgres(pool: sqlx::PgPool) -> Self {
+        let store = std::sync::Arc::new(postgres::PostgresStore::new(pool));
+        Self { events: store.clone(), keys: store }
+    }
+}
