@@ -1,1 +1,79 @@
-fn main() {}
+//! The `sealpost` binary.
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use sealpost_adapters::telemetry;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sealpost",
+    version,
+    about = "Self-hostable, privacy-by-construction business messaging processor"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a scripted scenario on the embedded store with a simulated clock and check the
+    /// privacy promises; exits non-zero if any check fails.
+    Demo {
+        /// Keep the data directory here instead of a temporary one (must be empty or absent).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = telemetry::TelemetryConfig::from_env("sealpost");
+    let mut config = config;
+    if std::env::var_os(telemetry::LOG_FILTER_ENV).is_none() {
+        // The demo's story goes to stdout; keep logs to warnings unless asked.
+        config.default_filter = "warn".into();
+    }
+    let _telemetry = telemetry::init(&config).context("telemetry")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("tokio runtime")?;
+    match cli.command {
+        Command::Demo { data_dir } => runtime.block_on(async {
+            let temp;
+            let dir = match data_dir {
+                Some(d) => {
+                    if d.exists() && std::fs::read_dir(&d)?.next().is_some() {
+                        anyhow::bail!("--data-dir must be empty or absent");
+                    }
+                    d
+                }
+                None => {
+                    temp = tempfile::tempdir().context("temporary data directory")?;
+                    temp.path().to_path_buf()
+                }
+            };
+            let mut out = std::io::stdout().lock();
+            let outcome = sealpost::demo::run(&dir, &mut out).await?;
+            Ok(if outcome.all_passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }),
+    }
+}

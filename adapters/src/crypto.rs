@@ -97,10 +97,21 @@ pub fn seal(key: &SecretKey, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
 }
 
 /// Seals with a caller-chosen nonce. For known-answer tests; production code uses [`seal`].
-pub fn seal_with_nonce(key: &SecretKey, nonce: &[u8; NONCE_LEN], plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
+pub fn seal_with_nonce(
+    key: &SecretKey,
+    nonce: &[u8; NONCE_LEN],
+    plaintext: &[u8],
+    aad: &[u8],
+) -> Vec<u8> {
     let n = Nonce::from(*nonce);
     let ct = cipher(key)
-        .encrypt(&n, Payload { msg: plaintext, aad })
+        .encrypt(
+            &n,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("GCM-SIV encryption only fails for inputs over 2^36 bytes");
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(nonce);
@@ -131,14 +142,16 @@ pub fn derive(ikm: &[u8], salt: &[u8], info: &[u8]) -> SecretKey {
 
 /// HMAC-SHA256 of `data` under `key`.
 pub fn mac(key: &SecretKey, data: &[u8]) -> [u8; 32] {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes keys of any length");
+    let mut m =
+        <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes keys of any length");
     m.update(data);
     m.finalize().into_bytes().into()
 }
 
 /// Checks an HMAC-SHA256 tag in constant time.
 pub fn verify_mac(key: &SecretKey, data: &[u8], tag: &[u8]) -> bool {
-    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes keys of any length");
+    let mut m =
+        <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes keys of any length");
     m.update(data);
     m.verify_slice(tag).is_ok()
 }
@@ -168,23 +181,43 @@ mod tests {
     /// RFC 8452, Appendix C.2 (AEAD_AES_256_GCM_SIV), the first vector with 8-byte plaintext.
     #[test]
     fn rfc8452_known_answer() {
-        let key = SecretKey::from_slice(&hex::decode("0100000000000000000000000000000000000000000000000000000000000000").unwrap()).unwrap();
-        let nonce: [u8; 12] = hex::decode("030000000000000000000000").unwrap().try_into().unwrap();
+        let key = SecretKey::from_slice(
+            &hex::decode("0100000000000000000000000000000000000000000000000000000000000000")
+                .unwrap(),
+        )
+        .unwrap();
+        let nonce: [u8; 12] = hex::decode("030000000000000000000000")
+            .unwrap()
+            .try_into()
+            .unwrap();
         let pt = hex::decode("0100000000000000").unwrap();
         let sealed = seal_with_nonce(&key, &nonce, &pt, b"");
-        assert_eq!(hex::encode(&sealed[NONCE_LEN..]), "c2ef328e5c71c83b843122130f7364b761e0b97427e3df28");
+        assert_eq!(
+            hex::encode(&sealed[NONCE_LEN..]),
+            "c2ef328e5c71c83b843122130f7364b761e0b97427e3df28"
+        );
         assert_eq!(open(&key, &sealed, b"").unwrap(), pt);
     }
 
     /// RFC 8452, Appendix C.2, a vector with associated data.
     #[test]
     fn rfc8452_known_answer_with_aad() {
-        let key = SecretKey::from_slice(&hex::decode("0100000000000000000000000000000000000000000000000000000000000000").unwrap()).unwrap();
-        let nonce: [u8; 12] = hex::decode("030000000000000000000000").unwrap().try_into().unwrap();
+        let key = SecretKey::from_slice(
+            &hex::decode("0100000000000000000000000000000000000000000000000000000000000000")
+                .unwrap(),
+        )
+        .unwrap();
+        let nonce: [u8; 12] = hex::decode("030000000000000000000000")
+            .unwrap()
+            .try_into()
+            .unwrap();
         let pt = hex::decode("0200000000000000").unwrap();
         let aad = hex::decode("01").unwrap();
         let sealed = seal_with_nonce(&key, &nonce, &pt, &aad);
-        assert_eq!(hex::encode(&sealed[NONCE_LEN..]), "1de22967237a813291213f267e3b452f02d01ae33e4ec854");
+        assert_eq!(
+            hex::encode(&sealed[NONCE_LEN..]),
+            "1de22967237a813291213f267e3b452f02d01ae33e4ec854"
+        );
     }
 
     /// RFC 5869, test case 1 (HKDF-SHA256), first 32 bytes of OKM.
@@ -194,7 +227,10 @@ mod tests {
         let salt = hex::decode("000102030405060708090a0b0c").unwrap();
         let info = hex::decode("f0f1f2f3f4f5f6f7f8f9").unwrap();
         let okm = derive(&ikm, &salt, &info);
-        assert_eq!(hex::encode(okm.expose()), "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf");
+        assert_eq!(
+            hex::encode(okm.expose()),
+            "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+        );
     }
 
     /// RFC 4231, test case 2 (HMAC-SHA256). The 4-byte key "Jefe" padded with zeros to 32 bytes
@@ -204,7 +240,10 @@ mod tests {
         let mut k = [0u8; 32];
         k[..4].copy_from_slice(b"Jefe");
         let tag = mac(&SecretKey::from_bytes(k), b"what do ya want for nothing?");
-        assert_eq!(hex::encode(tag), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            hex::encode(tag),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 use crate::clock::Clock;
 use crate::crypto;
-use crate::store::{AppendCommand, EventLog, NewRow, RowHeader, SnapshotRow, StoreError, StoredRow, StreamId};
+use crate::store::{
+    AppendCommand, EventLog, NewRow, RowHeader, SnapshotRow, StoreError, StoredRow, StreamId,
+};
 use crate::vault::{Vault, VaultError};
 use sealpost_domain::{EpochId, Region};
 use serde_json::Value;
@@ -139,12 +141,22 @@ pub struct EventStore {
 
 impl EventStore {
     /// Starts the store and its group committer (needs a tokio runtime).
-    pub async fn start(log: Arc<dyn EventLog>, vault: Arc<Vault>, clock: Arc<dyn Clock>) -> Result<Arc<Self>, LedgerError> {
+    pub async fn start(
+        log: Arc<dyn EventLog>,
+        vault: Arc<Vault>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, LedgerError> {
         let head_now = log.head().await?;
         let (head_tx, head) = watch::channel(head_now);
         let (jobs, rx) = mpsc::channel(8 * MAX_GROUP);
         tokio::spawn(run_committer(log.clone(), rx, head_tx));
-        Ok(Arc::new(Self { log, vault, clock, jobs, head }))
+        Ok(Arc::new(Self {
+            log,
+            vault,
+            clock,
+            jobs,
+            head,
+        }))
     }
 
     /// The raw log.
@@ -163,9 +175,18 @@ impl EventStore {
     }
 
     /// Seals events into rows for `stream` after version `expected`.
-    pub async fn seal(&self, stream: &StreamId, expected: u64, ctx: &EventContext, events: Vec<PlainEvent>) -> Result<AppendCommand, LedgerError> {
+    pub async fn seal(
+        &self,
+        stream: &StreamId,
+        expected: u64,
+        ctx: &EventContext,
+        events: Vec<PlainEvent>,
+    ) -> Result<AppendCommand, LedgerError> {
         let now = self.clock.now();
-        let (version, key) = self.vault.ledger_key(&ctx.business_id, ctx.region, now).await?;
+        let (version, key) = self
+            .vault
+            .ledger_key(&ctx.business_id, ctx.region, now)
+            .await?;
         let mut rows = Vec::with_capacity(events.len());
         for (i, e) in events.into_iter().enumerate() {
             let header = RowHeader {
@@ -178,18 +199,31 @@ impl EventStore {
                 epoch: ctx.epoch.map(EpochId::index),
                 recorded_at: now.millis(),
             };
-            let plain = serde_json::to_vec(&Envelope { payload: e.payload, metadata: e.metadata })
-                .map_err(|_| StoreError::Invalid("event does not serialize"))?;
+            let plain = serde_json::to_vec(&Envelope {
+                payload: e.payload,
+                metadata: e.metadata,
+            })
+            .map_err(|_| StoreError::Invalid("event does not serialize"))?;
             let mut payload = version.to_be_bytes().to_vec();
             payload.extend_from_slice(&crypto::seal(&key, &plain, &event_aad(&header)));
             rows.push(NewRow { header, payload });
         }
-        Ok(AppendCommand { stream: stream.clone(), expected, rows })
+        Ok(AppendCommand {
+            stream: stream.clone(),
+            expected,
+            rows,
+        })
     }
 
     /// Appends events to a stream whose version is `expected`, through group commit.
     /// Returns their global positions once durable.
-    pub async fn append(&self, stream: &StreamId, expected: u64, ctx: &EventContext, events: Vec<PlainEvent>) -> Result<Vec<u64>, LedgerError> {
+    pub async fn append(
+        &self,
+        stream: &StreamId,
+        expected: u64,
+        ctx: &EventContext,
+        events: Vec<PlainEvent>,
+    ) -> Result<Vec<u64>, LedgerError> {
         let command = self.seal(stream, expected, ctx, events).await?;
         self.submit(command).await
     }
@@ -197,13 +231,26 @@ impl EventStore {
     /// Submits an already sealed command to the group committer.
     pub async fn submit(&self, command: AppendCommand) -> Result<Vec<u64>, LedgerError> {
         let (reply, rx) = oneshot::channel();
-        self.jobs.send(Job { command, reply }).await.map_err(|_| LedgerError::ShutDown)?;
+        self.jobs
+            .send(Job { command, reply })
+            .await
+            .map_err(|_| LedgerError::ShutDown)?;
         Ok(rx.await.map_err(|_| LedgerError::ShutDown)??)
     }
 
-    async fn ledger_key_for(&self, business: &str, region: &str, payload: &[u8]) -> Result<(Arc<crypto::SecretKey>, usize), LedgerError> {
-        let region: Region = region.parse().map_err(|_| StoreError::Corrupt("unknown region"))?;
-        let version_bytes: [u8; 4] = payload.get(..4).and_then(|b| b.try_into().ok()).ok_or(StoreError::Corrupt("payload too short"))?;
+    async fn ledger_key_for(
+        &self,
+        business: &str,
+        region: &str,
+        payload: &[u8],
+    ) -> Result<(Arc<crypto::SecretKey>, usize), LedgerError> {
+        let region: Region = region
+            .parse()
+            .map_err(|_| StoreError::Corrupt("unknown region"))?;
+        let version_bytes: [u8; 4] = payload
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(StoreError::Corrupt("payload too short"))?;
         let key = self
             .vault
             .ledger_key_version(business, region, u32::from_be_bytes(version_bytes), None)
@@ -213,11 +260,19 @@ impl EventStore {
 
     /// Opens one stored row's outer layer.
     pub async fn open_row(&self, row: StoredRow) -> Result<OpenedEvent, LedgerError> {
-        let (key, skip) = self.ledger_key_for(&row.header.business_id, &row.header.region, &row.payload).await?;
+        let (key, skip) = self
+            .ledger_key_for(&row.header.business_id, &row.header.region, &row.payload)
+            .await?;
         let plain = crypto::open(&key, &row.payload[skip..], &event_aad(&row.header))
             .map_err(|_| StoreError::Corrupt("event payload does not open"))?;
-        let env: Envelope = serde_json::from_slice(&plain).map_err(|_| StoreError::Corrupt("event payload is not JSON"))?;
-        Ok(OpenedEvent { position: row.position, header: row.header, payload: env.payload, metadata: env.metadata })
+        let env: Envelope = serde_json::from_slice(&plain)
+            .map_err(|_| StoreError::Corrupt("event payload is not JSON"))?;
+        Ok(OpenedEvent {
+            position: row.position,
+            header: row.header,
+            payload: env.payload,
+            metadata: env.metadata,
+        })
     }
 
     async fn open_rows(&self, rows: Vec<StoredRow>) -> Result<Vec<OpenedEvent>, LedgerError> {
@@ -229,7 +284,11 @@ impl EventStore {
     }
 
     /// Events of one stream after sequence `after`.
-    pub async fn read_stream(&self, stream: &StreamId, after: u64) -> Result<Vec<OpenedEvent>, LedgerError> {
+    pub async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after: u64,
+    ) -> Result<Vec<OpenedEvent>, LedgerError> {
         let rows = self.log.read_stream(stream, after).await?;
         self.open_rows(rows).await
     }
@@ -241,13 +300,28 @@ impl EventStore {
     }
 
     /// Seals and saves a snapshot of an aggregate.
-    pub async fn save_snapshot(&self, stream: &StreamId, ctx: &EventContext, aggregate: &Value, current_sequence: u64, snapshot_version: u64) -> Result<(), LedgerError> {
+    pub async fn save_snapshot(
+        &self,
+        stream: &StreamId,
+        ctx: &EventContext,
+        aggregate: &Value,
+        current_sequence: u64,
+        snapshot_version: u64,
+    ) -> Result<(), LedgerError> {
         let now = self.clock.now();
-        let (version, key) = self.vault.ledger_key(&ctx.business_id, ctx.region, now).await?;
+        let (version, key) = self
+            .vault
+            .ledger_key(&ctx.business_id, ctx.region, now)
+            .await?;
         let region = ctx.region.code();
-        let plain = serde_json::to_vec(aggregate).map_err(|_| StoreError::Invalid("snapshot does not serialize"))?;
+        let plain = serde_json::to_vec(aggregate)
+            .map_err(|_| StoreError::Invalid("snapshot does not serialize"))?;
         let mut payload = version.to_be_bytes().to_vec();
-        payload.extend_from_slice(&crypto::seal(&key, &plain, &snapshot_aad(stream, &ctx.business_id, region, current_sequence)));
+        payload.extend_from_slice(&crypto::seal(
+            &key,
+            &plain,
+            &snapshot_aad(stream, &ctx.business_id, region, current_sequence),
+        ));
         self.log
             .save_snapshot(&SnapshotRow {
                 stream: stream.clone(),
@@ -262,22 +336,42 @@ impl EventStore {
     }
 
     /// Loads and opens a snapshot: (aggregate JSON, current sequence, snapshot version).
-    pub async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<(Value, u64, u64)>, LedgerError> {
-        let Some(s) = self.log.load_snapshot(stream).await? else { return Ok(None) };
-        let (key, skip) = self.ledger_key_for(&s.business_id, &s.region, &s.payload).await?;
-        let plain = crypto::open(&key, &s.payload[skip..], &snapshot_aad(stream, &s.business_id, &s.region, s.current_sequence))
-            .map_err(|_| StoreError::Corrupt("snapshot does not open"))?;
-        let value = serde_json::from_slice(&plain).map_err(|_| StoreError::Corrupt("snapshot is not JSON"))?;
+    pub async fn load_snapshot(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<(Value, u64, u64)>, LedgerError> {
+        let Some(s) = self.log.load_snapshot(stream).await? else {
+            return Ok(None);
+        };
+        let (key, skip) = self
+            .ledger_key_for(&s.business_id, &s.region, &s.payload)
+            .await?;
+        let plain = crypto::open(
+            &key,
+            &s.payload[skip..],
+            &snapshot_aad(stream, &s.business_id, &s.region, s.current_sequence),
+        )
+        .map_err(|_| StoreError::Corrupt("snapshot does not open"))?;
+        let value = serde_json::from_slice(&plain)
+            .map_err(|_| StoreError::Corrupt("snapshot is not JSON"))?;
         Ok(Some((value, s.current_sequence, s.snapshot_version)))
     }
 
     /// A subscription from position `after`, with a live tail.
     pub fn subscribe(self: &Arc<Self>, after: u64) -> Subscription {
-        Subscription { store: self.clone(), position: after, head: self.head.clone(), page: 256 }
+        Subscription {
+            store: self.clone(),
+            position: after,
+            head: self.head.clone(),
+            page: 256,
+        }
     }
 
     /// A subscription resuming from the durable checkpoint `name`.
-    pub async fn subscribe_durable(self: &Arc<Self>, name: &str) -> Result<Subscription, LedgerError> {
+    pub async fn subscribe_durable(
+        self: &Arc<Self>,
+        name: &str,
+    ) -> Result<Subscription, LedgerError> {
         let after = self.log.load_checkpoint(name).await?;
         Ok(self.subscribe(after))
     }
@@ -337,7 +431,11 @@ impl Subscription {
     }
 }
 
-async fn run_committer(log: Arc<dyn EventLog>, mut rx: mpsc::Receiver<Job>, head: watch::Sender<u64>) {
+async fn run_committer(
+    log: Arc<dyn EventLog>,
+    mut rx: mpsc::Receiver<Job>,
+    head: watch::Sender<u64>,
+) {
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while jobs.len() < MAX_GROUP {
@@ -365,17 +463,27 @@ async fn append_alone(log: &dyn EventLog, command: &AppendCommand) -> Result<Vec
     match log.append(std::slice::from_ref(command), None).await? {
         Some(mut results) => results
             .pop()
-            .unwrap_or(Err(crate::store::Conflict { expected: command.expected, actual: 0 }))
+            .unwrap_or(Err(crate::store::Conflict {
+                expected: command.expected,
+                actual: 0,
+            }))
             .map_err(StoreError::Conflict),
         None => Err(StoreError::Database("transaction rolled back".into())),
     }
 }
 
 async fn commit_group(log: &dyn EventLog, jobs: Vec<Job>, head: &watch::Sender<u64>) {
-    let (commands, replies): (Vec<AppendCommand>, Vec<_>) = jobs.into_iter().map(|j| (j.command, j.reply)).unzip();
+    let (commands, replies): (Vec<AppendCommand>, Vec<_>) =
+        jobs.into_iter().map(|j| (j.command, j.reply)).unzip();
     let results: Vec<Result<Vec<u64>, StoreError>> = match log.append(&commands, None).await {
-        Ok(Some(results)) => results.into_iter().map(|r| r.map_err(StoreError::Conflict)).collect(),
-        Ok(None) => commands.iter().map(|_| Err(StoreError::Database("transaction rolled back".into()))).collect(),
+        Ok(Some(results)) => results
+            .into_iter()
+            .map(|r| r.map_err(StoreError::Conflict))
+            .collect(),
+        Ok(None) => commands
+            .iter()
+            .map(|_| Err(StoreError::Database("transaction rolled back".into())))
+            .collect(),
         Err(e) if commands.len() == 1 => vec![Err(e)],
         Err(_) => {
             // One bad command must not fail its neighbours: retry each on its own.

@@ -1,5 +1,6 @@
 pub mod clock;
 pub mod crypto;
+pub mod exec;
 pub mod ledger;
 pub mod repository;
 pub mod store;

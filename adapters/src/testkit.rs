@@ -40,7 +40,9 @@ pub async fn postgres_test_db(label: &str) -> Option<PgTestDb> {
     match try_create(&url, label).await {
         Ok(db) => Some(db),
         Err(e) if postgres_required() => {
-            panic!("{REQUIRE_POSTGRES_ENV}=1 but Postgres at {TEST_DATABASE_URL_ENV} is unusable: {e}")
+            panic!(
+                "{REQUIRE_POSTGRES_ENV}=1 but Postgres at {TEST_DATABASE_URL_ENV} is unusable: {e}"
+            )
         }
         Err(e) => {
             eprintln!(
@@ -55,14 +57,25 @@ async fn try_create(url: &str, label: &str) -> Result<PgTestDb, StoreError> {
     let admin = postgres::connect(url, None, 1).await?;
     let schema = format!(
         "t_{}_{}",
-        label.chars().filter(char::is_ascii_alphanumeric).take(24).collect::<String>().to_lowercase(),
+        label
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(24)
+            .collect::<String>()
+            .to_lowercase(),
         uuid::Uuid::new_v4().simple()
     );
-    sqlx::query(&format!("CREATE SCHEMA \"{schema}\"")).execute(&admin).await?;
+    sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+        .execute(&admin)
+        .await?;
     admin.close().await;
     let pool = postgres::connect(url, Some(&schema), 24).await?;
     postgres::migrate(&pool).await?;
-    Ok(PgTestDb { pool, schema, url: url.to_owned() })
+    Ok(PgTestDb {
+        pool,
+        schema,
+        url: url.to_owned(),
+    })
 }
 
 impl PgTestDb {
@@ -70,7 +83,9 @@ impl PgTestDb {
     pub async fn drop_schema(self) {
         self.pool.close().await;
         if let Ok(admin) = postgres::connect(&self.url, None, 1).await {
-            let _ = sqlx::query(&format!("DROP SCHEMA \"{}\" CASCADE", self.schema)).execute(&admin).await;
+            let _ = sqlx::query(&format!("DROP SCHEMA \"{}\" CASCADE", self.schema))
+                .execute(&admin)
+                .await;
             admin.close().await;
         }
     }

@@ -54,18 +54,27 @@ impl RootKeys {
     /// Root keys from the environment, or else from `<dir>/<REGION>.key` files created 0600 on
     /// first use (the embedded default; production keeps root keys away from the data).
     pub fn from_dir_or_env(dir: Option<&Path>) -> Self {
-        Self { dir: dir.map(Path::to_path_buf), loaded: Mutex::new(HashMap::new()) }
+        Self {
+            dir: dir.map(Path::to_path_buf),
+            loaded: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Root keys given directly (tests, KMS adapters).
     pub fn fixed(keys: impl IntoIterator<Item = (Region, SecretKey)>) -> Self {
         let loaded = keys.into_iter().map(|(r, k)| (r, Arc::new(k))).collect();
-        Self { dir: None, loaded: Mutex::new(loaded) }
+        Self {
+            dir: None,
+            loaded: Mutex::new(loaded),
+        }
     }
 
     /// The root key of a region.
     pub fn get(&self, region: Region) -> Result<Arc<SecretKey>, VaultError> {
-        let mut loaded = self.loaded.lock().expect("root key lock is never poisoned: no panics inside");
+        let mut loaded = self
+            .loaded
+            .lock()
+            .expect("root key lock is never poisoned: no panics inside");
         if let Some(k) = loaded.get(&region) {
             return Ok(k.clone());
         }
@@ -77,22 +86,23 @@ impl RootKeys {
     fn load(&self, region: Region) -> Result<SecretKey, VaultError> {
         let b64 = base64::engine::general_purpose::STANDARD;
         if let Ok(v) = std::env::var(format!("{ROOT_KEY_ENV_PREFIX}{}", region.code())) {
-            let bytes = b64
-                .decode(v.trim())
-                .map_err(|_| VaultError::RootKey(region, "environment value is not base64".into()))?;
-            return SecretKey::from_slice(&bytes).map_err(|_| VaultError::RootKey(region, "must be 32 bytes".into()));
+            let bytes = b64.decode(v.trim()).map_err(|_| {
+                VaultError::RootKey(region, "environment value is not base64".into())
+            })?;
+            return SecretKey::from_slice(&bytes)
+                .map_err(|_| VaultError::RootKey(region, "must be 32 bytes".into()));
         }
-        let dir = self
-            .dir
-            .as_ref()
-            .ok_or_else(|| VaultError::RootKey(region, "no key directory and no environment key".into()))?;
+        let dir = self.dir.as_ref().ok_or_else(|| {
+            VaultError::RootKey(region, "no key directory and no environment key".into())
+        })?;
         let path = dir.join(format!("{}.key", region.code()));
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let bytes = b64
                     .decode(text.trim())
                     .map_err(|_| VaultError::RootKey(region, "key file is not base64".into()))?;
-                SecretKey::from_slice(&bytes).map_err(|_| VaultError::RootKey(region, "key file must hold 32 bytes".into()))
+                SecretKey::from_slice(&bytes)
+                    .map_err(|_| VaultError::RootKey(region, "key file must hold 32 bytes".into()))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let key = SecretKey::random();
@@ -155,8 +165,16 @@ fn wrap_aad(key_id: &str) -> Vec<u8> {
 
 fn field_aad(field: &str, scope: &FieldScope) -> Vec<u8> {
     match scope {
-        FieldScope::Message { message, .. } => crypto::aad(&[b"sealpost/field/v1/message", field.as_bytes(), message.as_str().as_bytes()]),
-        FieldScope::Subject { subject } => crypto::aad(&[b"sealpost/field/v1/subject", field.as_bytes(), subject.as_str().as_bytes()]),
+        FieldScope::Message { message, .. } => crypto::aad(&[
+            b"sealpost/field/v1/message",
+            field.as_bytes(),
+            message.as_str().as_bytes(),
+        ]),
+        FieldScope::Subject { subject } => crypto::aad(&[
+            b"sealpost/field/v1/subject",
+            field.as_bytes(),
+            subject.as_str().as_bytes(),
+        ]),
     }
 }
 
@@ -173,7 +191,11 @@ struct KeySpec<'a> {
 impl Vault {
     /// A vault over a key store and root keys.
     pub fn new(keys: Arc<dyn KeyStore>, roots: RootKeys) -> Self {
-        Self { keys, roots, cache: Mutex::new(HashMap::new()) }
+        Self {
+            keys,
+            roots,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The key store.
@@ -182,11 +204,18 @@ impl Vault {
     }
 
     fn cached(&self, id: &str) -> Option<Arc<SecretKey>> {
-        self.cache.lock().expect("cache lock is never poisoned").get(id).cloned()
+        self.cache
+            .lock()
+            .expect("cache lock is never poisoned")
+            .get(id)
+            .cloned()
     }
 
     fn remember(&self, id: &str, key: Arc<SecretKey>) {
-        self.cache.lock().expect("cache lock is never poisoned").insert(id.to_owned(), key);
+        self.cache
+            .lock()
+            .expect("cache lock is never poisoned")
+            .insert(id.to_owned(), key);
     }
 
     fn forget(&self, ids: &[String]) {
@@ -197,7 +226,10 @@ impl Vault {
     }
 
     fn unwrap_key(&self, w: &WrappedKey) -> Result<Arc<SecretKey>, VaultError> {
-        let region: Region = w.region.parse().map_err(|_| StoreError::Corrupt("unknown region on key"))?;
+        let region: Region = w
+            .region
+            .parse()
+            .map_err(|_| StoreError::Corrupt("unknown region on key"))?;
         let root = self.roots.get(region)?;
         let raw = crypto::open(&root, &w.wrapped, &wrap_aad(&w.key_id))?;
         let key = Arc::new(SecretKey::from_slice(&raw)?);
@@ -206,7 +238,11 @@ impl Vault {
     }
 
     /// Loads a key; `create` makes it (first writer wins) if it was never made.
-    async fn load(&self, id: &str, create: Option<(KeySpec<'_>, Timestamp)>) -> Result<Option<Arc<SecretKey>>, VaultError> {
+    async fn load(
+        &self,
+        id: &str,
+        create: Option<(KeySpec<'_>, Timestamp)>,
+    ) -> Result<Option<Arc<SecretKey>>, VaultError> {
         if let Some(k) = self.cached(id) {
             return Ok(Some(k));
         }
@@ -240,7 +276,12 @@ impl Vault {
     }
 
     /// The current ledger key of a business in a region (made at version 1 on first use).
-    pub async fn ledger_key(&self, business: &str, region: Region, now: Timestamp) -> Result<(u32, Arc<SecretKey>), VaultError> {
+    pub async fn ledger_key(
+        &self,
+        business: &str,
+        region: Region,
+        now: Timestamp,
+    ) -> Result<(u32, Arc<SecretKey>), VaultError> {
         let version = match self.keys.latest_ledger(business, region.code()).await? {
             Some(w) => {
                 let key = match self.cached(&w.key_id) {
@@ -251,136 +292,305 @@ impl Vault {
             }
             None => 1,
         };
-        let key = self.ledger_key_version(business, region, version, Some(now)).await?;
+        let key = self
+            .ledger_key_version(business, region, version, Some(now))
+            .await?;
         Ok((version, key))
     }
 
     /// A specific version of a ledger key (old versions stay readable after rotation).
-    pub async fn ledger_key_version(&self, business: &str, region: Region, version: u32, create: Option<Timestamp>) -> Result<Arc<SecretKey>, VaultError> {
+    pub async fn ledger_key_version(
+        &self,
+        business: &str,
+        region: Region,
+        version: u32,
+        create: Option<Timestamp>,
+    ) -> Result<Arc<SecretKey>, VaultError> {
         let id = key_id(KeyKind::Ledger, region, business, &format!("v{version}"));
-        let spec = KeySpec { kind: KeyKind::Ledger, business, region, epoch: None, subject: None, version };
-        self.load(&id, create.map(|now| (spec, now))).await?.ok_or(VaultError::KeyMissing)
+        let spec = KeySpec {
+            kind: KeyKind::Ledger,
+            business,
+            region,
+            epoch: None,
+            subject: None,
+            version,
+        };
+        self.load(&id, create.map(|now| (spec, now)))
+            .await?
+            .ok_or(VaultError::KeyMissing)
     }
 
     /// Makes a new ledger key version; new events are sealed under it, old ones still open.
-    pub async fn rotate_ledger_key(&self, business: &str, region: Region, now: Timestamp) -> Result<u32, VaultError> {
-        let current = self.keys.latest_ledger(business, region.code()).await?.map_or(0, |w| w.version);
+    pub async fn rotate_ledger_key(
+        &self,
+        business: &str,
+        region: Region,
+        now: Timestamp,
+    ) -> Result<u32, VaultError> {
+        let current = self
+            .keys
+            .latest_ledger(business, region.code())
+            .await?
+            .map_or(0, |w| w.version);
         let next = current + 1;
-        self.ledger_key_version(business, region, next, Some(now)).await?;
+        self.ledger_key_version(business, region, next, Some(now))
+            .await?;
         Ok(next)
     }
 
     /// A retention-epoch key; `create_at` makes it if it was never made. `None` when it was
     /// destroyed (or never made and not asked to create).
-    pub async fn epoch_key(&self, business: &str, region: Region, epoch: EpochId, create_at: Option<Timestamp>) -> Result<Option<Arc<SecretKey>>, VaultError> {
+    pub async fn epoch_key(
+        &self,
+        business: &str,
+        region: Region,
+        epoch: EpochId,
+        create_at: Option<Timestamp>,
+    ) -> Result<Option<Arc<SecretKey>>, VaultError> {
         let id = epoch_key_id(business, region, epoch);
-        let spec = KeySpec { kind: KeyKind::Epoch, business, region, epoch: Some(epoch.index()), subject: None, version: 1 };
+        let spec = KeySpec {
+            kind: KeyKind::Epoch,
+            business,
+            region,
+            epoch: Some(epoch.index()),
+            subject: None,
+            version: 1,
+        };
         self.load(&id, create_at.map(|now| (spec, now))).await
     }
 
     /// A subject key; `create_at` makes it if it was never made. `None` when destroyed.
-    pub async fn subject_key(&self, business: &str, region: Region, subject: &SubjectId, create_at: Option<Timestamp>) -> Result<Option<Arc<SecretKey>>, VaultError> {
+    pub async fn subject_key(
+        &self,
+        business: &str,
+        region: Region,
+        subject: &SubjectId,
+        create_at: Option<Timestamp>,
+    ) -> Result<Option<Arc<SecretKey>>, VaultError> {
         let id = subject_key_id(business, region, subject);
-        let spec = KeySpec { kind: KeyKind::Subject, business, region, epoch: None, subject: Some(subject.as_str()), version: 1 };
+        let spec = KeySpec {
+            kind: KeyKind::Subject,
+            business,
+            region,
+            epoch: None,
+            subject: Some(subject.as_str()),
+            version: 1,
+        };
         self.load(&id, create_at.map(|now| (spec, now))).await
     }
 
-    async fn index_key(&self, business: &str, region: Region, now: Timestamp) -> Result<Arc<SecretKey>, VaultError> {
+    async fn index_key(
+        &self,
+        business: &str,
+        region: Region,
+        now: Timestamp,
+    ) -> Result<Arc<SecretKey>, VaultError> {
         let id = key_id(KeyKind::Index, region, business, "v1");
-        let spec = KeySpec { kind: KeyKind::Index, business, region, epoch: None, subject: None, version: 1 };
-        self.load(&id, Some((spec, now))).await?.ok_or(VaultError::KeyDestroyed)
+        let spec = KeySpec {
+            kind: KeyKind::Index,
+            business,
+            region,
+            epoch: None,
+            subject: None,
+            version: 1,
+        };
+        self.load(&id, Some((spec, now)))
+            .await?
+            .ok_or(VaultError::KeyDestroyed)
     }
 
     /// The key a field is sealed under; `None` when shredded. `create_at` makes a missing
     /// epoch key (writing), never a subject key (subjects are made by [`Vault::create_subject_key`]).
-    async fn field_key(&self, business: &str, region: Region, scope: &FieldScope, create_at: Option<Timestamp>) -> Result<Option<SecretKey>, VaultError> {
+    async fn field_key(
+        &self,
+        business: &str,
+        region: Region,
+        scope: &FieldScope,
+        create_at: Option<Timestamp>,
+    ) -> Result<Option<SecretKey>, VaultError> {
         match scope {
-            FieldScope::Subject { subject } => Ok(self.subject_key(business, region, subject, None).await?.map(|k| k.duplicate())),
-            FieldScope::Message { epoch, subject, message } => {
-                let Some(sk) = self.subject_key(business, region, subject, None).await? else { return Ok(None) };
-                let Some(ek) = self.epoch_key(business, region, *epoch, create_at).await? else { return Ok(None) };
+            FieldScope::Subject { subject } => Ok(self
+                .subject_key(business, region, subject, None)
+                .await?
+                .map(|k| k.duplicate())),
+            FieldScope::Message {
+                epoch,
+                subject,
+                message,
+            } => {
+                let Some(sk) = self.subject_key(business, region, subject, None).await? else {
+                    return Ok(None);
+                };
+                let Some(ek) = self.epoch_key(business, region, *epoch, create_at).await? else {
+                    return Ok(None);
+                };
                 let mut ikm = zeroize::Zeroizing::new([0u8; 64]);
                 ikm[..32].copy_from_slice(ek.expose());
                 ikm[32..].copy_from_slice(sk.expose());
-                Ok(Some(crypto::derive(ikm.as_slice(), message.as_str().as_bytes(), b"sealpost/message-key/v1")))
+                Ok(Some(crypto::derive(
+                    ikm.as_slice(),
+                    message.as_str().as_bytes(),
+                    b"sealpost/message-key/v1",
+                )))
             }
         }
     }
 
     /// Makes the key of a new subject.
-    pub async fn create_subject_key(&self, business: &str, region: Region, subject: &SubjectId, now: Timestamp) -> Result<(), VaultError> {
-        self.subject_key(business, region, subject, Some(now)).await?.ok_or(VaultError::KeyDestroyed)?;
+    pub async fn create_subject_key(
+        &self,
+        business: &str,
+        region: Region,
+        subject: &SubjectId,
+        now: Timestamp,
+    ) -> Result<(), VaultError> {
+        self.subject_key(business, region, subject, Some(now))
+            .await?
+            .ok_or(VaultError::KeyDestroyed)?;
         Ok(())
     }
 
     /// Seals a personal field. Fails with [`VaultError::KeyDestroyed`] if its keys were
     /// destroyed: nothing is ever written under a shredded key.
-    pub async fn seal_field(&self, business: &str, region: Region, scope: &FieldScope, field: &str, plaintext: &[u8], now: Timestamp) -> Result<Sealed, VaultError> {
+    pub async fn seal_field(
+        &self,
+        business: &str,
+        region: Region,
+        scope: &FieldScope,
+        field: &str,
+        plaintext: &[u8],
+        now: Timestamp,
+    ) -> Result<Sealed, VaultError> {
         let key = match self.field_key(business, region, scope, Some(now)).await? {
             Some(k) => k,
             None => {
                 let subject = match scope {
-                    FieldScope::Subject { subject } | FieldScope::Message { subject, .. } => subject,
+                    FieldScope::Subject { subject } | FieldScope::Message { subject, .. } => {
+                        subject
+                    }
                 };
-                return Err(match self.keys.get(&subject_key_id(business, region, subject)).await? {
-                    KeyState::Missing => VaultError::KeyMissing,
-                    _ => VaultError::KeyDestroyed,
-                });
+                return Err(
+                    match self
+                        .keys
+                        .get(&subject_key_id(business, region, subject))
+                        .await?
+                    {
+                        KeyState::Missing => VaultError::KeyMissing,
+                        _ => VaultError::KeyDestroyed,
+                    },
+                );
             }
         };
-        Ok(Sealed::from_bytes(crypto::seal(&key, plaintext, &field_aad(field, scope))))
+        Ok(Sealed::from_bytes(crypto::seal(
+            &key,
+            plaintext,
+            &field_aad(field, scope),
+        )))
     }
 
     /// Opens a personal field, or says it was shredded. Callers reach this only through the
     /// access gate.
-    pub async fn open_field(&self, business: &str, region: Region, scope: &FieldScope, field: &str, sealed: &Sealed) -> Result<Opened<Vec<u8>>, VaultError> {
+    pub async fn open_field(
+        &self,
+        business: &str,
+        region: Region,
+        scope: &FieldScope,
+        field: &str,
+        sealed: &Sealed,
+    ) -> Result<Opened<Vec<u8>>, VaultError> {
         match self.field_key(business, region, scope, None).await? {
             None => Ok(Opened::Shredded),
-            Some(key) => Ok(Opened::Plain(crypto::open(&key, sealed.as_bytes(), &field_aad(field, scope))?)),
+            Some(key) => Ok(Opened::Plain(crypto::open(
+                &key,
+                sealed.as_bytes(),
+                &field_aad(field, scope),
+            )?)),
         }
     }
 
     /// The blind index of a phone number for a business: HMAC under the business's index key.
-    pub async fn blind_index(&self, business: &str, region: Region, phone: &E164, now: Timestamp) -> Result<[u8; 32], VaultError> {
+    pub async fn blind_index(
+        &self,
+        business: &str,
+        region: Region,
+        phone: &E164,
+        now: Timestamp,
+    ) -> Result<[u8; 32], VaultError> {
         let key = self.index_key(business, region, now).await?;
         Ok(crypto::mac(&key, phone.expose_digits().as_bytes()))
     }
 
     /// Finds the subject a phone number routes to, if one is live.
-    pub async fn find_subject(&self, business: &str, region: Region, phone: &E164, now: Timestamp) -> Result<Option<SubjectId>, VaultError> {
+    pub async fn find_subject(
+        &self,
+        business: &str,
+        region: Region,
+        phone: &E164,
+        now: Timestamp,
+    ) -> Result<Option<SubjectId>, VaultError> {
         let blind = self.blind_index(business, region, phone, now).await?;
         match self.keys.index_get(business, region.code(), &blind).await? {
             None => Ok(None),
-            Some(s) => Ok(Some(SubjectId::parse(&s).map_err(|_| StoreError::Corrupt("subject id in index"))?)),
+            Some(s) => Ok(Some(
+                SubjectId::parse(&s).map_err(|_| StoreError::Corrupt("subject id in index"))?,
+            )),
         }
     }
 
     /// Routes a phone number to `subject` unless it already routes somewhere; returns the
     /// subject it routes to (the first writer wins).
-    pub async fn route_subject(&self, business: &str, region: Region, phone: &E164, subject: &SubjectId, now: Timestamp) -> Result<SubjectId, VaultError> {
+    pub async fn route_subject(
+        &self,
+        business: &str,
+        region: Region,
+        phone: &E164,
+        subject: &SubjectId,
+        now: Timestamp,
+    ) -> Result<SubjectId, VaultError> {
         let blind = self.blind_index(business, region, phone, now).await?;
-        let s = self.keys.index_put(business, region.code(), &blind, subject.as_str()).await?;
+        let s = self
+            .keys
+            .index_put(business, region.code(), &blind, subject.as_str())
+            .await?;
         Ok(SubjectId::parse(&s).map_err(|_| StoreError::Corrupt("subject id in index"))?)
     }
 
     /// Destroys epoch keys (retention). Returns how many existed.
-    pub async fn destroy_epoch_keys(&self, ids: Vec<String>, now: Timestamp) -> Result<u64, VaultError> {
+    pub async fn destroy_epoch_keys(
+        &self,
+        ids: Vec<String>,
+        now: Timestamp,
+    ) -> Result<u64, VaultError> {
         self.forget(&ids);
         let n = self
             .keys
-            .destroy(&Destruction { key_ids: ids.clone(), index_subjects: vec![], at: now.millis() })
+            .destroy(&Destruction {
+                key_ids: ids.clone(),
+                index_subjects: vec![],
+                at: now.millis(),
+            })
             .await?;
         self.forget(&ids);
         Ok(n)
     }
 
     /// Destroys a subject's key and its routing entry in one transaction (erasure or expiry).
-    pub async fn destroy_subject(&self, business: &str, region: Region, subject: &SubjectId, now: Timestamp) -> Result<u64, VaultError> {
+    pub async fn destroy_subject(
+        &self,
+        business: &str,
+        region: Region,
+        subject: &SubjectId,
+        now: Timestamp,
+    ) -> Result<u64, VaultError> {
         let ids = vec![subject_key_id(business, region, subject)];
         self.forget(&ids);
         let n = self
             .keys
-            .destroy(&Destruction { key_ids: ids.clone(), index_subjects: vec![subject.as_str().to_owned()], at: now.millis() })
+            .destroy(&Destruction {
+                key_ids: ids.clone(),
+                index_subjects: vec![subject.as_str().to_owned()],
+                at: now.millis(),
+            })
             .await?;
         self.forget(&ids);
         Ok(n)

@@ -8,8 +8,8 @@ use sealpost_adapters::clock::SystemClock;
 use sealpost_adapters::crypto::SecretKey;
 use sealpost_adapters::ledger::{EventContext, EventStore, PlainEvent};
 use sealpost_adapters::store::{
-    AppendCommand, AppendOutcome, Conflict, Destruction, EventLog, KeyKind, KeyState, SnapshotRow, StoreError, Stores,
-    StoredRow, StreamId, TxHook, WrappedKey,
+    AppendCommand, AppendOutcome, Conflict, Destruction, EventLog, KeyKind, KeyState, SnapshotRow,
+    StoreError, StoredRow, Stores, StreamId, TxHook, WrappedKey,
 };
 use sealpost_adapters::vault::{RootKeys, Vault};
 use sealpost_domain::Region;
@@ -37,25 +37,42 @@ impl Fixture {
 async fn sqlite_fixture(_label: &str) -> Option<Fixture> {
     let dir = tempfile::tempdir().expect("temp dir");
     let stores = Stores::sqlite(dir.path()).await.expect("open sqlite");
-    Some(Fixture { stores, _dir: Some(dir), pg: None })
+    Some(Fixture {
+        stores,
+        _dir: Some(dir),
+        pg: None,
+    })
 }
 
 async fn postgres_fixture(label: &str) -> Option<Fixture> {
     let pg = sealpost_adapters::testkit::postgres_test_db(label).await?;
     let stores = Stores::postgres(pg.pool.clone());
-    Some(Fixture { stores, _dir: None, pg: Some(pg) })
+    Some(Fixture {
+        stores,
+        _dir: None,
+        pg: Some(pg),
+    })
 }
 
 fn vault(stores: &Stores) -> Arc<Vault> {
-    Arc::new(Vault::new(stores.keys.clone(), RootKeys::fixed([(Region::Eu, SecretKey::random())])))
+    Arc::new(Vault::new(
+        stores.keys.clone(),
+        RootKeys::fixed([(Region::Eu, SecretKey::random())]),
+    ))
 }
 
 async fn sealed_store(stores: &Stores) -> Arc<EventStore> {
-    EventStore::start(stores.events.clone(), vault(stores), Arc::new(SystemClock)).await.expect("start")
+    EventStore::start(stores.events.clone(), vault(stores), Arc::new(SystemClock))
+        .await
+        .expect("start")
 }
 
 fn ctx() -> EventContext {
-    EventContext { business_id: "100000000000001".into(), region: Region::Eu, epoch: None }
+    EventContext {
+        business_id: "100000000000001".into(),
+        region: Region::Eu,
+        epoch: None,
+    }
 }
 
 fn event(n: u64, tag: &str) -> PlainEvent {
@@ -76,11 +93,19 @@ struct CountingLog {
 
 #[async_trait]
 impl EventLog for CountingLog {
-    async fn append(&self, commands: &[AppendCommand], hook: Option<&dyn TxHook>) -> Result<AppendOutcome, StoreError> {
+    async fn append(
+        &self,
+        commands: &[AppendCommand],
+        hook: Option<&dyn TxHook>,
+    ) -> Result<AppendOutcome, StoreError> {
         self.transactions.fetch_add(1, Ordering::SeqCst);
         self.inner.append(commands, hook).await
     }
-    async fn read_stream(&self, stream: &StreamId, after: u64) -> Result<Vec<StoredRow>, StoreError> {
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after: u64,
+    ) -> Result<Vec<StoredRow>, StoreError> {
         self.inner.read_stream(stream, after).await
     }
     async fn read_all(&self, after: u64, limit: u32) -> Result<Vec<StoredRow>, StoreError> {
@@ -109,33 +134,57 @@ impl EventLog for CountingLog {
 async fn round_trip(f: &Fixture) {
     let store = sealed_store(&f.stores).await;
     let s = StreamId::new("message", "wamid.a");
-    let p = store.append(&s, 0, &ctx(), vec![event(1, "x"), event(2, "y")]).await.expect("append");
+    let p = store
+        .append(&s, 0, &ctx(), vec![event(1, "x"), event(2, "y")])
+        .await
+        .expect("append");
     assert_eq!(p.len(), 2);
     assert_eq!(p[1], p[0] + 1);
     let back = store.read_stream(&s, 0).await.expect("read");
     assert_eq!(back.len(), 2);
     assert_eq!(back[0].payload, json!({"n": 1, "tag": "x"}));
     assert_eq!(back[1].header.sequence, 2);
-    assert_eq!(back[1].metadata.get("correlation_id").map(String::as_str), Some("y"));
+    assert_eq!(
+        back[1].metadata.get("correlation_id").map(String::as_str),
+        Some("y")
+    );
     assert_eq!(store.read_stream(&s, 1).await.expect("read").len(), 1);
     // The raw row never holds the payload in plaintext.
     let raw = f.stores.events.read_stream(&s, 0).await.expect("raw");
     assert!(!raw[0].payload.windows(3).any(|w| w == b"tag"));
-    assert_eq!(f.stores.events.stream_version(&s).await.expect("version"), 2);
+    assert_eq!(
+        f.stores.events.stream_version(&s).await.expect("version"),
+        2
+    );
 }
 
 async fn conflicts_are_typed(f: &Fixture) {
     let store = sealed_store(&f.stores).await;
     let s = StreamId::new("subject", "sub_1");
-    store.append(&s, 0, &ctx(), vec![event(1, "a")]).await.expect("first");
-    let err = store.append(&s, 0, &ctx(), vec![event(1, "b")]).await.expect_err("second must conflict");
+    store
+        .append(&s, 0, &ctx(), vec![event(1, "a")])
+        .await
+        .expect("first");
+    let err = store
+        .append(&s, 0, &ctx(), vec![event(1, "b")])
+        .await
+        .expect_err("second must conflict");
     match err {
         sealpost_adapters::ledger::LedgerError::Store(StoreError::Conflict(c)) => {
-            assert_eq!(c, Conflict { expected: 0, actual: 1 })
+            assert_eq!(
+                c,
+                Conflict {
+                    expected: 0,
+                    actual: 1
+                }
+            )
         }
         other => panic!("expected a typed conflict, got {other:?}"),
     }
-    assert_eq!(store.read_stream(&s, 0).await.expect("read")[0].payload["tag"], "a");
+    assert_eq!(
+        store.read_stream(&s, 0).await.expect("read")[0].payload["tag"],
+        "a"
+    );
 }
 
 /// 32 tasks race on one stream for 1,000 rounds: exactly one winner per sequence, nothing lost
@@ -154,7 +203,10 @@ async fn one_winner_per_sequence(f: &Fixture) {
             for round in 0..1_000u64 {
                 let version = store.log().stream_version(&s).await.expect("version");
                 let tag = format!("{task}:{round}");
-                match store.append(&s, version, &ctx(), vec![event(version + 1, &tag)]).await {
+                match store
+                    .append(&s, version, &ctx(), vec![event(version + 1, &tag)])
+                    .await
+                {
                     Ok(p) => wins.lock().expect("lock").push((version + 1, tag, p[0])),
                     Err(e) if e.is_conflict() => conflicts += 1,
                     Err(e) => panic!("unexpected error: {e}"),
@@ -169,13 +221,23 @@ async fn one_winner_per_sequence(f: &Fixture) {
     }
     let wins = wins.lock().expect("lock").clone();
     let stored = store.read_stream(&s, 0).await.expect("read");
-    assert_eq!(wins.len() as u64 + conflicts, 32_000, "every attempt either won or conflicted");
+    assert_eq!(
+        wins.len() as u64 + conflicts,
+        32_000,
+        "every attempt either won or conflicted"
+    );
     assert_eq!(stored.len(), wins.len(), "nothing lost, nothing duplicated");
-    let won: BTreeMap<u64, String> = wins.iter().map(|(seq, tag, _)| (*seq, tag.clone())).collect();
+    let won: BTreeMap<u64, String> = wins
+        .iter()
+        .map(|(seq, tag, _)| (*seq, tag.clone()))
+        .collect();
     assert_eq!(won.len(), wins.len(), "exactly one winner per sequence");
     for (i, e) in stored.iter().enumerate() {
         assert_eq!(e.header.sequence, i as u64 + 1);
-        assert_eq!(e.payload["tag"], won[&e.header.sequence], "the stored event is the winner's");
+        assert_eq!(
+            e.payload["tag"], won[&e.header.sequence],
+            "the stored event is the winner's"
+        );
     }
     assert!(wins.len() >= 1_000, "each round has at least one winner");
 }
@@ -208,12 +270,19 @@ async fn subscriber_sees_every_commit_in_order(f: &Fixture) {
             loop {
                 let batch = sub.try_next_batch().await.expect("read");
                 if batch.is_empty() {
-                    if done.load(Ordering::SeqCst) && sub.position() >= store.log().head().await.expect("head") {
+                    if done.load(Ordering::SeqCst)
+                        && sub.position() >= store.log().head().await.expect("head")
+                    {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
-                seen.extend(batch.into_iter().map(|e| (e.position, e.payload["tag"].as_str().unwrap_or("").to_owned())));
+                seen.extend(batch.into_iter().map(|e| {
+                    (
+                        e.position,
+                        e.payload["tag"].as_str().unwrap_or("").to_owned(),
+                    )
+                }));
             }
             seen
         })
@@ -227,12 +296,22 @@ async fn subscriber_sees_every_commit_in_order(f: &Fixture) {
             for i in 0..60u32 {
                 let (delay, rollback) = {
                     let mut rng = rand::rng();
-                    (Duration::from_micros(rng.random_range(0..3_000)), rng.random_range(0..100) == 0)
+                    (
+                        Duration::from_micros(rng.random_range(0..3_000)),
+                        rng.random_range(0..100) == 0,
+                    )
                 };
                 let tag = format!("w{w}-{i}");
                 let s = StreamId::new("writer", format!("{w}-{i}"));
-                let cmd = store.seal(&s, 0, &ctx(), vec![event(1, &tag)]).await.expect("seal");
-                let out = store.log().append(&[cmd], Some(&DelayHook { rollback, delay })).await.expect("append");
+                let cmd = store
+                    .seal(&s, 0, &ctx(), vec![event(1, &tag)])
+                    .await
+                    .expect("seal");
+                let out = store
+                    .log()
+                    .append(&[cmd], Some(&DelayHook { rollback, delay }))
+                    .await
+                    .expect("append");
                 match out {
                     Some(r) => committed.push((r[0].as_ref().expect("no conflict")[0], tag)),
                     None => rolled_back.push(tag),
@@ -251,44 +330,90 @@ async fn subscriber_sees_every_commit_in_order(f: &Fixture) {
     done.store(true, Ordering::SeqCst);
     let seen = reader.await.expect("reader");
     committed.sort();
-    assert_eq!(seen, committed, "the subscriber saw exactly the committed events, in position order");
+    assert_eq!(
+        seen, committed,
+        "the subscriber saw exactly the committed events, in position order"
+    );
     let positions: Vec<u64> = seen.iter().map(|(p, _)| *p).collect();
-    assert!(positions.windows(2).all(|w| w[1] == w[0] + 1), "positions are gap-free");
-    assert!(seen.iter().all(|(_, t)| !rolled_back.contains(t)), "nothing rolled back is visible");
+    assert!(
+        positions.windows(2).all(|w| w[1] == w[0] + 1),
+        "positions are gap-free"
+    );
+    assert!(
+        seen.iter().all(|(_, t)| !rolled_back.contains(t)),
+        "nothing rolled back is visible"
+    );
 }
 
 async fn group_commit_batches_concurrent_commands(f: &Fixture) {
-    let counting = Arc::new(CountingLog { inner: f.stores.events.clone(), transactions: AtomicUsize::new(0) });
-    let store = EventStore::start(counting.clone(), vault(&f.stores), Arc::new(SystemClock)).await.expect("start");
+    let counting = Arc::new(CountingLog {
+        inner: f.stores.events.clone(),
+        transactions: AtomicUsize::new(0),
+    });
+    let store = EventStore::start(counting.clone(), vault(&f.stores), Arc::new(SystemClock))
+        .await
+        .expect("start");
     let mut tasks = Vec::new();
     for i in 0..400u64 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            store.append(&StreamId::new("batch", i.to_string()), 0, &ctx(), vec![event(i, "g")]).await
+            store
+                .append(
+                    &StreamId::new("batch", i.to_string()),
+                    0,
+                    &ctx(),
+                    vec![event(i, "g")],
+                )
+                .await
         }));
     }
     for t in tasks {
         t.await.expect("task").expect("append");
     }
     let tx = counting.transactions.load(Ordering::SeqCst);
-    assert!(tx < 400, "400 concurrent commands must share transactions, took {tx}");
+    assert!(
+        tx < 400,
+        "400 concurrent commands must share transactions, took {tx}"
+    );
     assert_eq!(f.stores.events.head().await.expect("head"), 400);
 }
 
 async fn snapshots_and_checkpoints(f: &Fixture) {
     let store = sealed_store(&f.stores).await;
     let s = StreamId::new("subject", "snap");
-    store.append(&s, 0, &ctx(), vec![event(1, "a")]).await.expect("append");
-    store.save_snapshot(&s, &ctx(), &json!({"state": "secret-state"}), 1, 1).await.expect("save");
-    let (v, seq, ver) = store.load_snapshot(&s).await.expect("load").expect("present");
+    store
+        .append(&s, 0, &ctx(), vec![event(1, "a")])
+        .await
+        .expect("append");
+    store
+        .save_snapshot(&s, &ctx(), &json!({"state": "secret-state"}), 1, 1)
+        .await
+        .expect("save");
+    let (v, seq, ver) = store
+        .load_snapshot(&s)
+        .await
+        .expect("load")
+        .expect("present");
     assert_eq!((v, seq, ver), (json!({"state": "secret-state"}), 1, 1));
-    let raw = f.stores.events.load_snapshot(&s).await.expect("raw").expect("present");
-    assert!(!raw.payload.windows(12).any(|w| w == b"secret-state"), "snapshots are sealed");
+    let raw = f
+        .stores
+        .events
+        .load_snapshot(&s)
+        .await
+        .expect("raw")
+        .expect("present");
+    assert!(
+        !raw.payload.windows(12).any(|w| w == b"secret-state"),
+        "snapshots are sealed"
+    );
 
     let mut sub = store.subscribe_durable("proj").await.expect("sub");
     assert_eq!(sub.next_batch().await.expect("batch").len(), 1);
     sub.commit("proj").await.expect("commit");
-    store.append(&s, 1, &ctx(), vec![event(2, "b")]).await.expect("append");
+    store
+        .append(&s, 1, &ctx(), vec![event(2, "b")])
+        .await
+        .expect("append");
     let mut resumed = store.subscribe_durable("proj").await.expect("sub");
     let batch = resumed.next_batch().await.expect("batch");
     assert_eq!(batch.len(), 1, "resumes after the checkpoint");
@@ -300,8 +425,14 @@ async fn live_tail_wakes_on_commit(f: &Fixture) {
     let mut sub = store.subscribe(0);
     let waiter = tokio::spawn(async move { sub.next_batch().await.expect("batch").len() });
     tokio::time::sleep(Duration::from_millis(20)).await;
-    store.append(&StreamId::new("tail", "1"), 0, &ctx(), vec![event(1, "t")]).await.expect("append");
-    let n = tokio::time::timeout(Duration::from_secs(10), waiter).await.expect("woken").expect("task");
+    store
+        .append(&StreamId::new("tail", "1"), 0, &ctx(), vec![event(1, "t")])
+        .await
+        .expect("append");
+    let n = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("woken")
+        .expect("task");
     assert_eq!(n, 1);
 }
 
@@ -321,29 +452,83 @@ fn wrapped(id: &str, kind: KeyKind, epoch: Option<i64>, bytes: u8) -> WrappedKey
 
 async fn key_store_contract(f: &Fixture) {
     let keys = &f.stores.keys;
-    let first = keys.insert_if_absent(&wrapped("epoch/EU/b1/5", KeyKind::Epoch, Some(5), 1)).await.expect("insert");
-    let second = keys.insert_if_absent(&wrapped("epoch/EU/b1/5", KeyKind::Epoch, Some(5), 2)).await.expect("insert");
+    let first = keys
+        .insert_if_absent(&wrapped("epoch/EU/b1/5", KeyKind::Epoch, Some(5), 1))
+        .await
+        .expect("insert");
+    let second = keys
+        .insert_if_absent(&wrapped("epoch/EU/b1/5", KeyKind::Epoch, Some(5), 2))
+        .await
+        .expect("insert");
     assert_eq!(first, second, "the first writer wins");
-    keys.insert_if_absent(&wrapped("epoch/EU/b1/3", KeyKind::Epoch, Some(3), 3)).await.expect("insert");
-    keys.insert_if_absent(&wrapped("epoch/EU/b1/9", KeyKind::Epoch, Some(9), 4)).await.expect("insert");
-    let due: Vec<i64> = keys.expired_epochs(5, 10).await.expect("due").iter().filter_map(|k| k.epoch).collect();
+    keys.insert_if_absent(&wrapped("epoch/EU/b1/3", KeyKind::Epoch, Some(3), 3))
+        .await
+        .expect("insert");
+    keys.insert_if_absent(&wrapped("epoch/EU/b1/9", KeyKind::Epoch, Some(9), 4))
+        .await
+        .expect("insert");
+    let due: Vec<i64> = keys
+        .expired_epochs(5, 10)
+        .await
+        .expect("due")
+        .iter()
+        .filter_map(|k| k.epoch)
+        .collect();
     assert_eq!(due, vec![3, 5]);
 
-    assert_eq!(keys.index_put("b1", "EU", &[7; 32], "sub_a").await.expect("put"), "sub_a");
-    assert_eq!(keys.index_put("b1", "EU", &[7; 32], "sub_b").await.expect("put"), "sub_a", "first route wins");
-    assert_eq!(keys.index_get("b1", "EU", &[7; 32]).await.expect("get").as_deref(), Some("sub_a"));
+    assert_eq!(
+        keys.index_put("b1", "EU", &[7; 32], "sub_a")
+            .await
+            .expect("put"),
+        "sub_a"
+    );
+    assert_eq!(
+        keys.index_put("b1", "EU", &[7; 32], "sub_b")
+            .await
+            .expect("put"),
+        "sub_a",
+        "first route wins"
+    );
+    assert_eq!(
+        keys.index_get("b1", "EU", &[7; 32])
+            .await
+            .expect("get")
+            .as_deref(),
+        Some("sub_a")
+    );
 
     let n = keys
-        .destroy(&Destruction { key_ids: vec!["epoch/EU/b1/3".into(), "epoch/EU/b1/5".into()], index_subjects: vec!["sub_a".into()], at: 9 })
+        .destroy(&Destruction {
+            key_ids: vec!["epoch/EU/b1/3".into(), "epoch/EU/b1/5".into()],
+            index_subjects: vec!["sub_a".into()],
+            at: 9,
+        })
         .await
         .expect("destroy");
     assert_eq!(n, 2);
-    assert_eq!(keys.get("epoch/EU/b1/5").await.expect("get"), KeyState::Destroyed);
-    assert_eq!(keys.get("epoch/EU/b1/4").await.expect("get"), KeyState::Missing);
-    assert!(matches!(keys.get("epoch/EU/b1/9").await.expect("get"), KeyState::Live(_)));
-    assert_eq!(keys.index_get("b1", "EU", &[7; 32]).await.expect("get"), None);
-    let again = keys.insert_if_absent(&wrapped("epoch/EU/b1/5", KeyKind::Epoch, Some(5), 5)).await;
-    assert!(matches!(again, Err(StoreError::KeyDestroyed)), "a destroyed key is never made again");
+    assert_eq!(
+        keys.get("epoch/EU/b1/5").await.expect("get"),
+        KeyState::Destroyed
+    );
+    assert_eq!(
+        keys.get("epoch/EU/b1/4").await.expect("get"),
+        KeyState::Missing
+    );
+    assert!(matches!(
+        keys.get("epoch/EU/b1/9").await.expect("get"),
+        KeyState::Live(_)
+    ));
+    assert_eq!(
+        keys.index_get("b1", "EU", &[7; 32]).await.expect("get"),
+        None
+    );
+    let again = keys
+        .insert_if_absent(&wrapped("epoch/EU/b1/5", KeyKind::Epoch, Some(5), 5))
+        .await;
+    assert!(
+        matches!(again, Err(StoreError::KeyDestroyed)),
+        "a destroyed key is never made again"
+    );
 }
 
 macro_rules! conformance {
@@ -355,7 +540,9 @@ macro_rules! conformance {
                 ($name:ident) => {
                     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                     async fn $name() {
-                        let Some(f) = $fixture(stringify!($name)).await else { return };
+                        let Some(f) = $fixture(stringify!($name)).await else {
+                            return;
+                        };
                         super::$name(&f).await;
                         f.finish().await;
                     }

@@ -99,8 +99,18 @@ impl PrincipalKind {
     /// The purposes this kind of principal may act for.
     pub const fn purposes(self) -> &'static [Purpose] {
         match self {
-            PrincipalKind::Processor => &[Purpose::Delivery, Purpose::Retransmission, Purpose::Retention, Purpose::Billing],
-            PrincipalKind::Operator => &[Purpose::Analytics, Purpose::Advertising, Purpose::Support, Purpose::Billing],
+            PrincipalKind::Processor => &[
+                Purpose::Delivery,
+                Purpose::Retransmission,
+                Purpose::Retention,
+                Purpose::Billing,
+            ],
+            PrincipalKind::Operator => &[
+                Purpose::Analytics,
+                Purpose::Advertising,
+                Purpose::Support,
+                Purpose::Billing,
+            ],
             PrincipalKind::Transport => &[Purpose::Delivery, Purpose::Integrity],
             PrincipalKind::Business => &[Purpose::BusinessApi],
             PrincipalKind::Auditor => &[Purpose::Audit],
@@ -191,13 +201,41 @@ use Availability::{No, Own, Yes};
 /// The data-availability matrix of DESIGN.md. Columns, in [`PrincipalKind::ALL`] order:
 /// processor, rest of the operator, transport, business (own), auditor, DPO.
 pub const MATRIX: [MatrixRow; 7] = [
-    MatrixRow { category: Category::MessageContent, held_by: "Cloud API (Sealpost)", cells: [Yes, No, No, Own, No, No] },
-    MatrixRow { category: Category::ConsumerPhoneNumber, held_by: "Cloud API (Sealpost)", cells: [Yes, No, Yes, Own, No, No] },
-    MatrixRow { category: Category::Statistics, held_by: "Cloud API (Sealpost)", cells: [Yes, Yes, Yes, Yes, Yes, Yes] },
-    MatrixRow { category: Category::IntegritySignals, held_by: "WhatsApp client (transport)", cells: [No, No, Yes, Own, No, No] },
-    MatrixRow { category: Category::BusinessInformation, held_by: "Business Manager", cells: [Yes, Yes, Yes, Yes, Yes, Yes] },
-    MatrixRow { category: Category::Billing, held_by: "WhatsApp", cells: [Yes, Yes, Yes, Yes, Yes, Yes] },
-    MatrixRow { category: Category::AccessLog, held_by: "audit", cells: [No, No, No, Own, Yes, Yes] },
+    MatrixRow {
+        category: Category::MessageContent,
+        held_by: "Cloud API (Sealpost)",
+        cells: [Yes, No, No, Own, No, No],
+    },
+    MatrixRow {
+        category: Category::ConsumerPhoneNumber,
+        held_by: "Cloud API (Sealpost)",
+        cells: [Yes, No, Yes, Own, No, No],
+    },
+    MatrixRow {
+        category: Category::Statistics,
+        held_by: "Cloud API (Sealpost)",
+        cells: [Yes, Yes, Yes, Yes, Yes, Yes],
+    },
+    MatrixRow {
+        category: Category::IntegritySignals,
+        held_by: "WhatsApp client (transport)",
+        cells: [No, No, Yes, Own, No, No],
+    },
+    MatrixRow {
+        category: Category::BusinessInformation,
+        held_by: "Business Manager",
+        cells: [Yes, Yes, Yes, Yes, Yes, Yes],
+    },
+    MatrixRow {
+        category: Category::Billing,
+        held_by: "WhatsApp",
+        cells: [Yes, Yes, Yes, Yes, Yes, Yes],
+    },
+    MatrixRow {
+        category: Category::AccessLog,
+        held_by: "audit",
+        cells: [No, No, No, Own, Yes, Yes],
+    },
 ];
 
 /// The matrix cell for a principal kind and a category.
@@ -227,17 +265,29 @@ pub struct Principal {
 impl Principal {
     /// One of Sealpost's own pipelines.
     pub fn processor(name: &str) -> Self {
-        Self { kind: PrincipalKind::Processor, id: name.to_owned(), business: None }
+        Self {
+            kind: PrincipalKind::Processor,
+            id: name.to_owned(),
+            business: None,
+        }
     }
 
     /// A principal of a kind that belongs to no business.
     pub fn of_kind(kind: PrincipalKind, id: &str) -> Self {
-        Self { kind, id: id.to_owned(), business: None }
+        Self {
+            kind,
+            id: id.to_owned(),
+            business: None,
+        }
     }
 
     /// A business's own principal.
     pub fn business(business: BusinessId, id: &str) -> Self {
-        Self { kind: PrincipalKind::Business, id: id.to_owned(), business: Some(business) }
+        Self {
+            kind: PrincipalKind::Business,
+            id: id.to_owned(),
+            business: Some(business),
+        }
     }
 }
 
@@ -285,7 +335,12 @@ impl Decision {
 
 /// Decides a read of `category` owned by `owner` (the business the datum belongs to) by
 /// `principal` for `purpose`. Pure: recording the decision is the gate's job.
-pub fn decide(principal: &Principal, category: Category, purpose: Purpose, owner: Option<&BusinessId>) -> Decision {
+pub fn decide(
+    principal: &Principal,
+    category: Category,
+    purpose: Purpose,
+    owner: Option<&BusinessId>,
+) -> Decision {
     if !principal.kind.purposes().contains(&purpose) {
         return Decision::Denied(DenyReason::Purpose);
     }
@@ -389,6 +444,8 @@ mod tests {
     fn markdown_has_a_line_per_category() {
         let md = matrix_markdown();
         assert_eq!(md.lines().count(), 2 + Category::ALL.len());
-        assert!(md.contains("| message content | Cloud API (Sealpost) | yes | no | no | own only | no | no |"));
+        assert!(md.contains(
+            "| message content | Cloud API (Sealpost) | yes | no | no | own only | no | no |"
+        ));
     }
 }

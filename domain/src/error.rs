@@ -11,7 +11,9 @@ pub enum DomainError {
     #[error("does not exist")]
     NotFound,
     /// A free-form message outside the 24-hour customer-service window. HTTP 400, code 131047.
-    #[error("more than 24 hours have passed since the recipient last replied to the sender number")]
+    #[error(
+        "more than 24 hours have passed since the recipient last replied to the sender number"
+    )]
     OutsideServiceWindow,
     /// The subject was erased (GDPR Art. 17): the erasure fence refuses every later command.
     /// HTTP 400, code 131026 (undeliverable).

@@ -105,7 +105,9 @@ impl SubjectId {
         match s.strip_prefix(Self::PREFIX) {
             Some(hex)
                 if hex.len() == 32
-                    && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
+                    && hex
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) =>
             {
                 Ok(Self(s.to_owned()))
             }
@@ -203,7 +205,10 @@ mod tests {
         let id = MessageId::from_random([7; 18]);
         assert!(id.as_str().starts_with("wamid."));
         assert_eq!(MessageId::parse(id.as_str()), Ok(id.clone()));
-        assert!(MessageId::parse("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=").is_ok());
+        assert!(
+            MessageId::parse("wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQTRBNjU5OUFFRTAzODEwMTQ0RgA=")
+                .is_ok()
+        );
         assert!(MessageId::parse("wamid.").is_err());
         assert!(MessageId::parse("msg.abc").is_err());
         assert!(MessageId::parse("wamid.a b").is_err());

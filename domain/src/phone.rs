@@ -72,7 +72,12 @@ mod tests {
 
     #[test]
     fn accepts_common_spellings() {
-        for s in ["15551234567", "+15551234567", "+1 (555) 123-4567", " 1.555.123.4567 "] {
+        for s in [
+            "15551234567",
+            "+15551234567",
+            "+1 (555) 123-4567",
+            " 1.555.123.4567 ",
+        ] {
             let p = E164::parse(s).expect("valid");
             assert_eq!(p.expose_digits(), "15551234567");
         }
@@ -82,9 +87,15 @@ mod tests {
     fn rejects_bad_input_without_echoing_it() {
         assert_eq!(E164::parse(""), Err(PhoneError::InvalidCharacters));
         assert_eq!(E164::parse("+"), Err(PhoneError::InvalidCharacters));
-        assert_eq!(E164::parse("1555abc4567"), Err(PhoneError::InvalidCharacters));
+        assert_eq!(
+            E164::parse("1555abc4567"),
+            Err(PhoneError::InvalidCharacters)
+        );
         assert_eq!(E164::parse("1234567"), Err(PhoneError::WrongLength));
-        assert_eq!(E164::parse("1234567890123456"), Err(PhoneError::WrongLength));
+        assert_eq!(
+            E164::parse("1234567890123456"),
+            Err(PhoneError::WrongLength)
+        );
         assert_eq!(E164::parse("0155512345"), Err(PhoneError::LeadingZero));
         let err = E164::parse("15551234567x").expect_err("invalid");
         assert!(!err.to_string().contains("1555"));

@@ -118,8 +118,14 @@ mod tests {
         let s = Sealed::from_bytes(vec![1, 2, 3]);
         assert_eq!(serde_json::to_string(&s).expect("serializes"), "\"AQID\"");
         assert_eq!(format!("{s:?}"), "Sealed(3 bytes)");
-        assert_eq!(serde_json::from_str::<Sealed>("\"AQID\"").expect("parses"), s);
+        assert_eq!(
+            serde_json::from_str::<Sealed>("\"AQID\"").expect("parses"),
+            s
+        );
         assert!(serde_json::from_str::<Sealed>("\"**\"").is_err());
-        assert_eq!(format!("{:?}", Opened::Plain("secret")), "Opened::Plain(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Opened::Plain("secret")),
+            "Opened::Plain(<redacted>)"
+        );
     }
 }

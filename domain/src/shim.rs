@@ -12,7 +12,11 @@ pub trait Decider: Default {
     type Event;
 
     /// Decides a command against the current state at `now`.
-    fn decide(&self, command: Self::Command, now: Timestamp) -> Result<Vec<Self::Event>, DomainError>;
+    fn decide(
+        &self,
+        command: Self::Command,
+        now: Timestamp,
+    ) -> Result<Vec<Self::Event>, DomainError>;
 
     /// Folds one event into the state.
     fn apply(&mut self, event: Self::Event);

@@ -116,7 +116,10 @@ mod tests {
         let p = RetentionPolicy::default();
         assert_eq!(p.retention_ms, 30 * DAY_MS);
         assert_eq!(p.epoch_len_ms, HOUR_MS);
-        assert_eq!(p.epoch_of(Timestamp::from_millis(HOUR_MS * 5 + 1)), EpochId::new(5));
+        assert_eq!(
+            p.epoch_of(Timestamp::from_millis(HOUR_MS * 5 + 1)),
+            EpochId::new(5)
+        );
     }
 
     proptest! {

@@ -30,7 +30,11 @@ pub fn outbound_header(kind: MessageKind) -> OutboundHeader {
         subject_id: subject(),
         epoch: EpochId::new(490_000),
         kind,
-        category: if kind == MessageKind::Template { PricingCategory::Utility } else { PricingCategory::Service },
+        category: if kind == MessageKind::Template {
+            PricingCategory::Utility
+        } else {
+            PricingCategory::Service
+        },
     }
 }
 pub fn inbound_header() -> InboundHeader {

@@ -14,8 +14,16 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 fn samples() -> Vec<(&'static [&'static str], String, String, serde_json::Value)> {
-    fn row<E: DomainEvent>(types: &'static [&'static str], e: E) -> (&'static [&'static str], String, String, serde_json::Value) {
-        (types, e.event_type(), e.event_version(), serde_json::to_value(&e).expect("serializes"))
+    fn row<E: DomainEvent>(
+        types: &'static [&'static str],
+        e: E,
+    ) -> (&'static [&'static str], String, String, serde_json::Value) {
+        (
+            types,
+            e.event_type(),
+            e.event_version(),
+            serde_json::to_value(&e).expect("serializes"),
+        )
     }
     let b = BusinessEvent::TYPES;
     let p = PhoneNumberEvent::TYPES;
@@ -24,32 +32,152 @@ fn samples() -> Vec<(&'static [&'static str], String, String, serde_json::Value)
     let r = RetentionEvent::TYPES;
     let a = AccessEvent::TYPES;
     vec![
-        row(b, BusinessEvent::BusinessRegistered { business_id: business(), name: "Acme".into(), at: t(1) }),
-        row(b, BusinessEvent::MessagingLimitTierChanged { tier: MessagingLimitTier::Tier2K, at: t(2) }),
-        row(p, PhoneNumberEvent::PhoneNumberAdded { phone_number_id: phone_id(), business_id: business(), display_number: "15550783881".into(), home_region: Region::Eu, at: t(3) }),
-        row(p, PhoneNumberEvent::StorageConfigured { region: Some(Region::De), at: t(4) }),
+        row(
+            b,
+            BusinessEvent::BusinessRegistered {
+                business_id: business(),
+                name: "Acme".into(),
+                at: t(1),
+            },
+        ),
+        row(
+            b,
+            BusinessEvent::MessagingLimitTierChanged {
+                tier: MessagingLimitTier::Tier2K,
+                at: t(2),
+            },
+        ),
+        row(
+            p,
+            PhoneNumberEvent::PhoneNumberAdded {
+                phone_number_id: phone_id(),
+                business_id: business(),
+                display_number: "15550783881".into(),
+                home_region: Region::Eu,
+                at: t(3),
+            },
+        ),
+        row(
+            p,
+            PhoneNumberEvent::StorageConfigured {
+                region: Some(Region::De),
+                at: t(4),
+            },
+        ),
         row(p, PhoneNumberEvent::PhoneNumberRegistered { at: t(5) }),
         row(p, PhoneNumberEvent::PhoneNumberDeregistered { at: t(6) }),
-        row(p, PhoneNumberEvent::ThroughputChanged { tier: ThroughputTier::High, at: t(7) }),
-        row(s, SubjectEvent::SubjectCreated { subject_id: subject(), business_id: business(), phone: sealed(1), at: t(8) }),
-        row(s, SubjectEvent::ServiceWindowOpened { at: t(9), until: t(86_400_009) }),
-        row(s, SubjectEvent::SubjectErased { requested_by: "dpo".into(), at: t(10) }),
+        row(
+            p,
+            PhoneNumberEvent::ThroughputChanged {
+                tier: ThroughputTier::High,
+                at: t(7),
+            },
+        ),
+        row(
+            s,
+            SubjectEvent::SubjectCreated {
+                subject_id: subject(),
+                business_id: business(),
+                phone: sealed(1),
+                at: t(8),
+            },
+        ),
+        row(
+            s,
+            SubjectEvent::ServiceWindowOpened {
+                at: t(9),
+                until: t(86_400_009),
+            },
+        ),
+        row(
+            s,
+            SubjectEvent::SubjectErased {
+                requested_by: "dpo".into(),
+                at: t(10),
+            },
+        ),
         row(s, SubjectEvent::SubjectExpired { at: t(11) }),
-        row(m, MessageEvent::OutboundMessageAccepted { header: outbound_header(MessageKind::Text), content: sealed(2), callback_data: Some(sealed(3)), at: t(12) }),
+        row(
+            m,
+            MessageEvent::OutboundMessageAccepted {
+                header: outbound_header(MessageKind::Text),
+                content: sealed(2),
+                callback_data: Some(sealed(3)),
+                at: t(12),
+            },
+        ),
         row(m, MessageEvent::MessageEncrypted { at: t(13) }),
         row(m, MessageEvent::MessageSent { at: t(14) }),
         row(m, MessageEvent::MessageDelivered { at: t(15) }),
         row(m, MessageEvent::MessageRead { at: t(16) }),
-        row(m, MessageEvent::MessageFailed { code: 131_026, at: t(17) }),
+        row(
+            m,
+            MessageEvent::MessageFailed {
+                code: 131_026,
+                at: t(17),
+            },
+        ),
         row(m, MessageEvent::MessageRetransmitted { at: t(18) }),
         row(m, MessageEvent::RetransmissionRefused { at: t(19) }),
-        row(m, MessageEvent::InboundMessageReceived { header: inbound_header(), ciphertext: sealed(4), at: t(20) }),
-        row(m, MessageEvent::InboundMessageDecrypted { kind: MessageKind::Text, content: sealed(5), profile_name: Some(sealed(6)), at: t(21) }),
-        row(m, MessageEvent::InboundDecryptionFailed { reason: "bad_mac".into(), at: t(22) }),
+        row(
+            m,
+            MessageEvent::InboundMessageReceived {
+                header: inbound_header(),
+                ciphertext: sealed(4),
+                at: t(20),
+            },
+        ),
+        row(
+            m,
+            MessageEvent::InboundMessageDecrypted {
+                kind: MessageKind::Text,
+                content: sealed(5),
+                profile_name: Some(sealed(6)),
+                at: t(21),
+            },
+        ),
+        row(
+            m,
+            MessageEvent::InboundDecryptionFailed {
+                reason: "bad_mac".into(),
+                at: t(22),
+            },
+        ),
         row(m, MessageEvent::InboundMessageForwarded { at: t(23) }),
-        row(r, RetentionEvent::EpochKeyShredded { business_id: business(), region: Region::Eu, epoch: EpochId::new(7), expired_at: t(24), at: t(25) }),
-        row(a, AccessEvent::AccessDecided { principal: Principal::of_kind(PrincipalKind::Operator, "analytics"), category: Category::MessageContent, purpose: Purpose::Analytics, object: message_id().to_string(), owner: Some(business()), decision: Decision::Denied(DenyReason::Matrix), at: t(26) }),
-        row(a, AccessEvent::AccessCounted { principal: Principal::processor("delivery"), category: Category::MessageContent, purpose: Purpose::Delivery, owner: Some(business()), minute: t(60_000), allowed: 42, denied: 0 }),
+        row(
+            r,
+            RetentionEvent::EpochKeyShredded {
+                business_id: business(),
+                region: Region::Eu,
+                epoch: EpochId::new(7),
+                expired_at: t(24),
+                at: t(25),
+            },
+        ),
+        row(
+            a,
+            AccessEvent::AccessDecided {
+                principal: Principal::of_kind(PrincipalKind::Operator, "analytics"),
+                category: Category::MessageContent,
+                purpose: Purpose::Analytics,
+                object: message_id().to_string(),
+                owner: Some(business()),
+                decision: Decision::Denied(DenyReason::Matrix),
+                at: t(26),
+            },
+        ),
+        row(
+            a,
+            AccessEvent::AccessCounted {
+                principal: Principal::processor("delivery"),
+                category: Category::MessageContent,
+                purpose: Purpose::Delivery,
+                owner: Some(business()),
+                minute: t(60_000),
+                allowed: 42,
+                denied: 0,
+            },
+        ),
     ]
 }
 
@@ -67,9 +195,16 @@ fn every_event_type_has_a_pinned_serialized_form() {
         if bless && !path.exists() {
             std::fs::write(&path, &actual).expect("write golden file");
         }
-        let expected = std::fs::read_to_string(&path)
-            .unwrap_or_else(|_| panic!("missing golden file {}: run with SEALPOST_BLESS=1", path.display()));
-        assert_eq!(actual, expected, "serialized form of {event_type} v{version} changed");
+        let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+            panic!(
+                "missing golden file {}: run with SEALPOST_BLESS=1",
+                path.display()
+            )
+        });
+        assert_eq!(
+            actual, expected,
+            "serialized form of {event_type} v{version} changed"
+        );
     }
     let all: BTreeSet<String> = all_types.into_iter().map(str::to_owned).collect();
     assert_eq!(covered, all, "every event type needs a golden sample");

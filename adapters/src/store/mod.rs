@@ -29,7 +29,10 @@ pub struct StreamId {
 impl StreamId {
     /// A stream id.
     pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Self {
-        Self { kind: kind.into(), id: id.into() }
+        Self {
+            kind: kind.into(),
+            id: id.into(),
+        }
     }
 }
 
@@ -169,10 +172,18 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     /// Appends several commands in one durable transaction. Each command is checked against
     /// its stream's version under the sequencer lock; a conflicting command is left out and
     /// reported, the others commit.
-    async fn append(&self, commands: &[AppendCommand], hook: Option<&dyn TxHook>) -> Result<AppendOutcome, StoreError>;
+    async fn append(
+        &self,
+        commands: &[AppendCommand],
+        hook: Option<&dyn TxHook>,
+    ) -> Result<AppendOutcome, StoreError>;
 
     /// Rows of one stream with sequence > `after`, in order.
-    async fn read_stream(&self, stream: &StreamId, after: u64) -> Result<Vec<StoredRow>, StoreError>;
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after: u64,
+    ) -> Result<Vec<StoredRow>, StoreError>;
 
     /// Up to `limit` rows with position > `after`, in order. Never skips a row that commits
     /// later with a smaller position: positions are assigned in commit order.
@@ -204,7 +215,10 @@ pub(crate) trait AppendTx: Send {
     /// Takes the sequencer lock and returns the highest committed position.
     async fn lock_head(&mut self) -> Result<u64, StoreError>;
     /// Current versions of these streams (absent streams are left out).
-    async fn stream_versions(&mut self, streams: &[&StreamId]) -> Result<std::collections::HashMap<StreamId, u64>, StoreError>;
+    async fn stream_versions(
+        &mut self,
+        streams: &[&StreamId],
+    ) -> Result<std::collections::HashMap<StreamId, u64>, StoreError>;
     /// Inserts rows at the given positions.
     async fn insert(&mut self, rows: &[(u64, &NewRow)]) -> Result<(), StoreError>;
     /// Records the new head (where the backend keeps one), then commits or rolls back.
@@ -229,13 +243,19 @@ pub(crate) async fn run_append(
     for cmd in commands {
         let actual = versions.get(&cmd.stream).copied().unwrap_or(0);
         if actual != cmd.expected {
-            results.push(Err(Conflict { expected: cmd.expected, actual }));
+            results.push(Err(Conflict {
+                expected: cmd.expected,
+                actual,
+            }));
             continue;
         }
         let mut positions = Vec::with_capacity(cmd.rows.len());
         for (i, row) in cmd.rows.iter().enumerate() {
-            if row.header.sequence != cmd.expected + i as u64 + 1 || row.header.stream != cmd.stream {
-                return Err(StoreError::Invalid("rows must continue their stream's sequence"));
+            if row.header.sequence != cmd.expected + i as u64 + 1 || row.header.stream != cmd.stream
+            {
+                return Err(StoreError::Invalid(
+                    "rows must continue their stream's sequence",
+                ));
             }
             next += 1;
             positions.push(next);
@@ -276,7 +296,10 @@ impl From<DbRow> for StoredRow {
         StoredRow {
             position: r.position as u64,
             header: RowHeader {
-                stream: StreamId { kind: r.stream_type, id: r.stream_id },
+                stream: StreamId {
+                    kind: r.stream_type,
+                    id: r.stream_id,
+                },
                 sequence: r.sequence as u64,
                 event_type: r.event_type,
                 event_version: r.event_version as u32,
@@ -305,7 +328,10 @@ pub(crate) struct DbSnapshot {
 impl From<DbSnapshot> for SnapshotRow {
     fn from(r: DbSnapshot) -> Self {
         SnapshotRow {
-            stream: StreamId { kind: r.stream_type, id: r.stream_id },
+            stream: StreamId {
+                kind: r.stream_type,
+                id: r.stream_id,
+            },
             business_id: r.business_id,
             region: r.region,
             current_sequence: r.current_sequence as u64,
@@ -351,7 +377,10 @@ impl TryFrom<DbKey> for WrappedKey {
 /// transaction is refused as a conflict.
 pub(crate) fn unique_to_conflict(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(Conflict { expected: 0, actual: 0 }),
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(Conflict {
+            expected: 0,
+            actual: 0,
+        }),
         _ => e.into(),
     }
 }
@@ -458,7 +487,11 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     async fn get(&self, key_id: &str) -> Result<KeyState, StoreError>;
 
     /// The newest version of the ledger key of a business in a region.
-    async fn latest_ledger(&self, business_id: &str, region: &str) -> Result<Option<WrappedKey>, StoreError>;
+    async fn latest_ledger(
+        &self,
+        business_id: &str,
+        region: &str,
+    ) -> Result<Option<WrappedKey>, StoreError>;
 
     /// Live epoch keys with epoch <= `up_to`, oldest first, at most `limit`.
     async fn expired_epochs(&self, up_to: i64, limit: u32) -> Result<Vec<WrappedKey>, StoreError>;
@@ -470,10 +503,21 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
 
     /// Records `blind → subject` unless the blind value is already taken; returns the subject
     /// it maps to.
-    async fn index_put(&self, business_id: &str, region: &str, blind: &[u8], subject_id: &str) -> Result<String, StoreError>;
+    async fn index_put(
+        &self,
+        business_id: &str,
+        region: &str,
+        blind: &[u8],
+        subject_id: &str,
+    ) -> Result<String, StoreError>;
 
     /// Looks a blind value up.
-    async fn index_get(&self, business_id: &str, region: &str, blind: &[u8]) -> Result<Option<String>, StoreError>;
+    async fn index_get(
+        &self,
+        business_id: &str,
+        region: &str,
+        blind: &[u8],
+    ) -> Result<Option<String>, StoreError>;
 }
 
 /// SQL shared by both backends (sqlx binds `$N` on SQLite too).
@@ -492,7 +536,8 @@ pub(crate) mod sql {
          business_id = excluded.business_id, region = excluded.region, current_sequence = excluded.current_sequence, \
          snapshot_version = excluded.snapshot_version, payload = excluded.payload";
     pub const LOAD_CHECKPOINT: &str = "SELECT position FROM sealpost_checkpoints WHERE name = $1";
-    pub const SAVE_CHECKPOINT: &str = "INSERT INTO sealpost_checkpoints (name, position) VALUES ($1, $2) \
+    pub const SAVE_CHECKPOINT: &str =
+        "INSERT INTO sealpost_checkpoints (name, position) VALUES ($1, $2) \
          ON CONFLICT (name) DO UPDATE SET position = excluded.position";
     pub const KEY_INSERT: &str = "INSERT INTO sealpost_keys (key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key_id) DO NOTHING";
@@ -502,10 +547,12 @@ pub(crate) mod sql {
          WHERE kind = 'ledger' AND business_id = $1 AND region = $2 ORDER BY version DESC LIMIT 1";
     pub const KEY_EXPIRED_EPOCHS: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys \
          WHERE kind = 'epoch' AND epoch <= $1 ORDER BY epoch, key_id LIMIT $2";
-    pub const KEY_DELETE: &str = "DELETE FROM sealpost_keys WHERE key_id = $1 RETURNING business_id, kind";
+    pub const KEY_DELETE: &str =
+        "DELETE FROM sealpost_keys WHERE key_id = $1 RETURNING business_id, kind";
     pub const KEY_ADD_TOMBSTONE: &str = "INSERT INTO sealpost_destroyed_keys (key_id, business_id, kind, destroyed_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (key_id) DO NOTHING";
-    pub const INDEX_DELETE_SUBJECT: &str = "DELETE FROM sealpost_subject_index WHERE subject_id = $1";
+    pub const INDEX_DELETE_SUBJECT: &str =
+        "DELETE FROM sealpost_subject_index WHERE subject_id = $1";
     pub const INDEX_PUT: &str = "INSERT INTO sealpost_subject_index (business_id, region, blind, subject_id) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (business_id, region, blind) DO NOTHING";
     pub const INDEX_GET: &str = "SELECT subject_id FROM sealpost_subject_index WHERE business_id = $1 AND region = $2 AND blind = $3";
@@ -518,87 +565,112 @@ macro_rules! impl_event_log {
     ($ty:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::EventLog for $ty {
-        async fn append(
-            &self,
-            commands: &[$crate::store::AppendCommand],
-            hook: Option<&dyn $crate::store::TxHook>,
-        ) -> Result<$crate::store::AppendOutcome, $crate::store::StoreError> {
-            let tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
-            $crate::store::run_append(Self::append_tx(tx), commands, hook).await
-        }
+            async fn append(
+                &self,
+                commands: &[$crate::store::AppendCommand],
+                hook: Option<&dyn $crate::store::TxHook>,
+            ) -> Result<$crate::store::AppendOutcome, $crate::store::StoreError> {
+                let tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                $crate::store::run_append(Self::append_tx(tx), commands, hook).await
+            }
 
-        async fn read_stream(&self, stream: &$crate::store::StreamId, after: u64) -> Result<Vec<$crate::store::StoredRow>, $crate::store::StoreError> {
-            let rows: Vec<$crate::store::DbRow> = sqlx::query_as($crate::store::sql::READ_STREAM)
-                .bind(&stream.kind)
-                .bind(&stream.id)
-                .bind(after as i64)
-                .fetch_all(&self.reader)
-                .await?;
-            Ok(rows.into_iter().map(Into::into).collect())
-        }
+            async fn read_stream(
+                &self,
+                stream: &$crate::store::StreamId,
+                after: u64,
+            ) -> Result<Vec<$crate::store::StoredRow>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::DbRow> =
+                    sqlx::query_as($crate::store::sql::READ_STREAM)
+                        .bind(&stream.kind)
+                        .bind(&stream.id)
+                        .bind(after as i64)
+                        .fetch_all(&self.reader)
+                        .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
 
-        async fn read_all(&self, after: u64, limit: u32) -> Result<Vec<$crate::store::StoredRow>, $crate::store::StoreError> {
-            let rows: Vec<$crate::store::DbRow> = sqlx::query_as($crate::store::sql::READ_ALL)
-                .bind(after as i64)
-                .bind(i64::from(limit))
-                .fetch_all(&self.reader)
-                .await?;
-            Ok(rows.into_iter().map(Into::into).collect())
-        }
+            async fn read_all(
+                &self,
+                after: u64,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::StoredRow>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::DbRow> = sqlx::query_as($crate::store::sql::READ_ALL)
+                    .bind(after as i64)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.reader)
+                    .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
 
-        async fn head(&self) -> Result<u64, $crate::store::StoreError> {
-            let (h,): (i64,) = sqlx::query_as($crate::store::sql::HEAD).fetch_one(&self.reader).await?;
-            Ok(h as u64)
-        }
+            async fn head(&self) -> Result<u64, $crate::store::StoreError> {
+                let (h,): (i64,) = sqlx::query_as($crate::store::sql::HEAD)
+                    .fetch_one(&self.reader)
+                    .await?;
+                Ok(h as u64)
+            }
 
-        async fn stream_version(&self, stream: &$crate::store::StreamId) -> Result<u64, $crate::store::StoreError> {
-            let (v,): (i64,) = sqlx::query_as($crate::store::sql::STREAM_VERSION)
-                .bind(&stream.kind)
-                .bind(&stream.id)
-                .fetch_one(&self.reader)
-                .await?;
-            Ok(v as u64)
-        }
+            async fn stream_version(
+                &self,
+                stream: &$crate::store::StreamId,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let (v,): (i64,) = sqlx::query_as($crate::store::sql::STREAM_VERSION)
+                    .bind(&stream.kind)
+                    .bind(&stream.id)
+                    .fetch_one(&self.reader)
+                    .await?;
+                Ok(v as u64)
+            }
 
-        async fn load_snapshot(&self, stream: &$crate::store::StreamId) -> Result<Option<$crate::store::SnapshotRow>, $crate::store::StoreError> {
-            let row: Option<$crate::store::DbSnapshot> = sqlx::query_as($crate::store::sql::LOAD_SNAPSHOT)
-                .bind(&stream.kind)
-                .bind(&stream.id)
-                .fetch_optional(&self.reader)
-                .await?;
-            Ok(row.map(Into::into))
-        }
+            async fn load_snapshot(
+                &self,
+                stream: &$crate::store::StreamId,
+            ) -> Result<Option<$crate::store::SnapshotRow>, $crate::store::StoreError> {
+                let row: Option<$crate::store::DbSnapshot> =
+                    sqlx::query_as($crate::store::sql::LOAD_SNAPSHOT)
+                        .bind(&stream.kind)
+                        .bind(&stream.id)
+                        .fetch_optional(&self.reader)
+                        .await?;
+                Ok(row.map(Into::into))
+            }
 
-        async fn save_snapshot(&self, s: &$crate::store::SnapshotRow) -> Result<(), $crate::store::StoreError> {
-            sqlx::query($crate::store::sql::SAVE_SNAPSHOT)
-                .bind(&s.stream.kind)
-                .bind(&s.stream.id)
-                .bind(&s.business_id)
-                .bind(&s.region)
-                .bind(s.current_sequence as i64)
-                .bind(s.snapshot_version as i64)
-                .bind(&s.payload)
-                .execute(&self.writer)
-                .await?;
-            Ok(())
-        }
+            async fn save_snapshot(
+                &self,
+                s: &$crate::store::SnapshotRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::SAVE_SNAPSHOT)
+                    .bind(&s.stream.kind)
+                    .bind(&s.stream.id)
+                    .bind(&s.business_id)
+                    .bind(&s.region)
+                    .bind(s.current_sequence as i64)
+                    .bind(s.snapshot_version as i64)
+                    .bind(&s.payload)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
 
-        async fn load_checkpoint(&self, name: &str) -> Result<u64, $crate::store::StoreError> {
-            let row: Option<(i64,)> = sqlx::query_as($crate::store::sql::LOAD_CHECKPOINT)
-                .bind(name)
-                .fetch_optional(&self.reader)
-                .await?;
-            Ok(row.map_or(0, |(p,)| p as u64))
-        }
+            async fn load_checkpoint(&self, name: &str) -> Result<u64, $crate::store::StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as($crate::store::sql::LOAD_CHECKPOINT)
+                    .bind(name)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(row.map_or(0, |(p,)| p as u64))
+            }
 
-        async fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), $crate::store::StoreError> {
-            sqlx::query($crate::store::sql::SAVE_CHECKPOINT)
-                .bind(name)
-                .bind(position as i64)
-                .execute(&self.writer)
-                .await?;
-            Ok(())
-        }
+            async fn save_checkpoint(
+                &self,
+                name: &str,
+                position: u64,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::SAVE_CHECKPOINT)
+                    .bind(name)
+                    .bind(position as i64)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
         }
     };
 }
@@ -610,80 +682,114 @@ macro_rules! impl_key_store {
     ($ty:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::KeyStore for $ty {
-        async fn insert_if_absent(&self, key: &$crate::store::WrappedKey) -> Result<$crate::store::WrappedKey, $crate::store::StoreError> {
-            let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
-            let row = $crate::store::insert_key_in_tx!(tx, key);
-            tx.commit().await?;
-            row.try_into()
-        }
-
-        async fn destroy(&self, d: &$crate::store::Destruction) -> Result<u64, $crate::store::StoreError> {
-            let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
-            let deleted = $crate::store::destroy_in_tx!(tx, d);
-            tx.commit().await?;
-            self.scrub().await?;
-            Ok(deleted)
-        }
-
-        async fn get(&self, key_id: &str) -> Result<$crate::store::KeyState, $crate::store::StoreError> {
-            let row: Option<$crate::store::DbKey> = sqlx::query_as($crate::store::sql::KEY_GET)
-                .bind(key_id)
-                .fetch_optional(&self.reader)
-                .await?;
-            if let Some(row) = row {
-                return Ok($crate::store::KeyState::Live(row.try_into()?));
+            async fn insert_if_absent(
+                &self,
+                key: &$crate::store::WrappedKey,
+            ) -> Result<$crate::store::WrappedKey, $crate::store::StoreError> {
+                let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                let row = $crate::store::insert_key_in_tx!(tx, key);
+                tx.commit().await?;
+                row.try_into()
             }
-            let tomb: Option<(i32,)> = sqlx::query_as($crate::store::sql::KEY_TOMBSTONE)
-                .bind(key_id)
-                .fetch_optional(&self.reader)
-                .await?;
-            Ok(if tomb.is_some() { $crate::store::KeyState::Destroyed } else { $crate::store::KeyState::Missing })
-        }
 
-        async fn latest_ledger(&self, business_id: &str, region: &str) -> Result<Option<$crate::store::WrappedKey>, $crate::store::StoreError> {
-            let row: Option<$crate::store::DbKey> = sqlx::query_as($crate::store::sql::KEY_LATEST_LEDGER)
-                .bind(business_id)
-                .bind(region)
-                .fetch_optional(&self.reader)
-                .await?;
-            row.map(TryInto::try_into).transpose()
-        }
+            async fn destroy(
+                &self,
+                d: &$crate::store::Destruction,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                let deleted = $crate::store::destroy_in_tx!(tx, d);
+                tx.commit().await?;
+                self.scrub().await?;
+                Ok(deleted)
+            }
 
-        async fn expired_epochs(&self, up_to: i64, limit: u32) -> Result<Vec<$crate::store::WrappedKey>, $crate::store::StoreError> {
-            let rows: Vec<$crate::store::DbKey> = sqlx::query_as($crate::store::sql::KEY_EXPIRED_EPOCHS)
-                .bind(up_to)
-                .bind(i64::from(limit))
-                .fetch_all(&self.reader)
-                .await?;
-            rows.into_iter().map(TryInto::try_into).collect()
-        }
+            async fn get(
+                &self,
+                key_id: &str,
+            ) -> Result<$crate::store::KeyState, $crate::store::StoreError> {
+                let row: Option<$crate::store::DbKey> = sqlx::query_as($crate::store::sql::KEY_GET)
+                    .bind(key_id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                if let Some(row) = row {
+                    return Ok($crate::store::KeyState::Live(row.try_into()?));
+                }
+                let tomb: Option<(i32,)> = sqlx::query_as($crate::store::sql::KEY_TOMBSTONE)
+                    .bind(key_id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(if tomb.is_some() {
+                    $crate::store::KeyState::Destroyed
+                } else {
+                    $crate::store::KeyState::Missing
+                })
+            }
 
-        async fn index_put(&self, business_id: &str, region: &str, blind: &[u8], subject_id: &str) -> Result<String, $crate::store::StoreError> {
-            sqlx::query($crate::store::sql::INDEX_PUT)
-                .bind(business_id)
-                .bind(region)
-                .bind(blind)
-                .bind(subject_id)
-                .execute(&self.writer)
-                .await?;
-            let (s,): (String,) = sqlx::query_as($crate::store::sql::INDEX_GET)
-                .bind(business_id)
-                .bind(region)
-                .bind(blind)
-                .fetch_one(&self.writer)
-                .await?;
-            Ok(s)
-        }
+            async fn latest_ledger(
+                &self,
+                business_id: &str,
+                region: &str,
+            ) -> Result<Option<$crate::store::WrappedKey>, $crate::store::StoreError> {
+                let row: Option<$crate::store::DbKey> =
+                    sqlx::query_as($crate::store::sql::KEY_LATEST_LEDGER)
+                        .bind(business_id)
+                        .bind(region)
+                        .fetch_optional(&self.reader)
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
 
-        async fn index_get(&self, business_id: &str, region: &str, blind: &[u8]) -> Result<Option<String>, $crate::store::StoreError> {
-            let row: Option<(String,)> = sqlx::query_as($crate::store::sql::INDEX_GET)
-                .bind(business_id)
-                .bind(region)
-                .bind(blind)
-                .fetch_optional(&self.reader)
-                .await?;
-            Ok(row.map(|(s,)| s))
-        }
+            async fn expired_epochs(
+                &self,
+                up_to: i64,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::WrappedKey>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::DbKey> =
+                    sqlx::query_as($crate::store::sql::KEY_EXPIRED_EPOCHS)
+                        .bind(up_to)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.reader)
+                        .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn index_put(
+                &self,
+                business_id: &str,
+                region: &str,
+                blind: &[u8],
+                subject_id: &str,
+            ) -> Result<String, $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::INDEX_PUT)
+                    .bind(business_id)
+                    .bind(region)
+                    .bind(blind)
+                    .bind(subject_id)
+                    .execute(&self.writer)
+                    .await?;
+                let (s,): (String,) = sqlx::query_as($crate::store::sql::INDEX_GET)
+                    .bind(business_id)
+                    .bind(region)
+                    .bind(blind)
+                    .fetch_one(&self.writer)
+                    .await?;
+                Ok(s)
+            }
+
+            async fn index_get(
+                &self,
+                business_id: &str,
+                region: &str,
+                blind: &[u8],
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                let row: Option<(String,)> = sqlx::query_as($crate::store::sql::INDEX_GET)
+                    .bind(business_id)
+                    .bind(region)
+                    .bind(blind)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(row.map(|(s,)| s))
+            }
         }
     };
 }
@@ -764,15 +870,22 @@ pub struct Stores {
 impl Stores {
     /// The embedded default: `events.db` and `keys.db` in `dir` (created if needed).
     pub async fn sqlite(dir: &std::path::Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(format!("data directory: {}", e.kind())))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Database(format!("data directory: {}", e.kind())))?;
         let events = sqlite::SqliteEventLog::open(dir).await?;
         let keys = sqlite::SqliteKeyStore::open(dir).await?;
-        Ok(Self { events: std::sync::Arc::new(events), keys: std::sync::Arc::new(keys) })
+        Ok(Self {
+            events: std::sync::Arc::new(events),
+            keys: std::sync::Arc::new(keys),
+        })
     }
 
     /// Postgres: both on one migrated pool.
     pub fn postgres(pool: sqlx::PgPool) -> Self {
         let store = std::sync::Arc::new(postgres::PostgresStore::new(pool));
-        Self { events: store.clone(), keys: store }
+        Self {
+            events: store.clone(),
+            keys: store,
+        }
     }
 }

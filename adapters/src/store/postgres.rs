@@ -18,7 +18,11 @@ use std::time::Duration;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Connects a pool, optionally confined to one schema (tests use a schema each).
-pub async fn connect(url: &str, schema: Option<&str>, max_connections: u32) -> Result<PgPool, StoreError> {
+pub async fn connect(
+    url: &str,
+    schema: Option<&str>,
+    max_connections: u32,
+) -> Result<PgPool, StoreError> {
     let mut options = PgConnectOptions::from_str(url)?;
     if let Some(schema) = schema {
         options = options.options([("search_path", schema)]);
@@ -47,7 +51,10 @@ pub struct PostgresStore {
 impl PostgresStore {
     /// Wraps a migrated pool.
     pub fn new(pool: PgPool) -> Self {
-        Self { writer: pool.clone(), reader: pool }
+        Self {
+            writer: pool.clone(),
+            reader: pool,
+        }
     }
 
     /// The pool.
@@ -63,13 +70,17 @@ struct PgAppendTx {
 #[async_trait]
 impl AppendTx for PgAppendTx {
     async fn lock_head(&mut self) -> Result<u64, StoreError> {
-        let (h,): (i64,) = sqlx::query_as("SELECT last_position FROM sealpost_sequencer WHERE id = 1 FOR UPDATE")
-            .fetch_one(&mut *self.tx)
-            .await?;
+        let (h,): (i64,) =
+            sqlx::query_as("SELECT last_position FROM sealpost_sequencer WHERE id = 1 FOR UPDATE")
+                .fetch_one(&mut *self.tx)
+                .await?;
         Ok(h as u64)
     }
 
-    async fn stream_versions(&mut self, streams: &[&StreamId]) -> Result<HashMap<StreamId, u64>, StoreError> {
+    async fn stream_versions(
+        &mut self,
+        streams: &[&StreamId],
+    ) -> Result<HashMap<StreamId, u64>, StoreError> {
         let kinds: Vec<&str> = streams.iter().map(|s| s.kind.as_str()).collect();
         let ids: Vec<&str> = streams.iter().map(|s| s.id.as_str()).collect();
         let rows: Vec<(String, String, i64)> = sqlx::query_as(

@@ -73,11 +73,16 @@ struct SqliteAppendTx {
 impl AppendTx for SqliteAppendTx {
     async fn lock_head(&mut self) -> Result<u64, StoreError> {
         // BEGIN IMMEDIATE already holds the database's write lock.
-        let (h,): (i64,) = sqlx::query_as(super::sql::HEAD).fetch_one(&mut *self.tx).await?;
+        let (h,): (i64,) = sqlx::query_as(super::sql::HEAD)
+            .fetch_one(&mut *self.tx)
+            .await?;
         Ok(h as u64)
     }
 
-    async fn stream_versions(&mut self, streams: &[&StreamId]) -> Result<HashMap<StreamId, u64>, StoreError> {
+    async fn stream_versions(
+        &mut self,
+        streams: &[&StreamId],
+    ) -> Result<HashMap<StreamId, u64>, StoreError> {
         let mut out = HashMap::with_capacity(streams.len());
         for s in streams {
             if out.contains_key(*s) {
@@ -163,7 +168,9 @@ impl SqliteKeyStore {
     pub async fn scrub(&self) -> Result<(), StoreError> {
         for _ in 0..200 {
             let (busy, _log, _done): (i64, i64, i64) =
-                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.writer).await?;
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .fetch_one(&self.writer)
+                    .await?;
             if busy == 0 {
                 return Ok(());
             }

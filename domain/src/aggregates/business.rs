@@ -92,7 +92,11 @@ impl Decider for Business {
     type Command = BusinessCommand;
     type Event = BusinessEvent;
 
-    fn decide(&self, command: BusinessCommand, now: Timestamp) -> Result<Vec<BusinessEvent>, DomainError> {
+    fn decide(
+        &self,
+        command: BusinessCommand,
+        now: Timestamp,
+    ) -> Result<Vec<BusinessEvent>, DomainError> {
         match command {
             BusinessCommand::Register { business_id, name } => {
                 if self.id.is_some() {
@@ -102,7 +106,11 @@ impl Decider for Business {
                 if len == 0 || len > 128 {
                     return Err(DomainError::InvalidParameter("name"));
                 }
-                Ok(vec![BusinessEvent::BusinessRegistered { business_id, name, at: now }])
+                Ok(vec![BusinessEvent::BusinessRegistered {
+                    business_id,
+                    name,
+                    at: now,
+                }])
             }
             BusinessCommand::ChangeMessagingLimitTier { tier } => {
                 if self.id.is_none() {
@@ -111,14 +119,19 @@ impl Decider for Business {
                 if self.tier == Some(tier) {
                     return Ok(vec![]);
                 }
-                Ok(vec![BusinessEvent::MessagingLimitTierChanged { tier, at: now }])
+                Ok(vec![BusinessEvent::MessagingLimitTierChanged {
+                    tier,
+                    at: now,
+                }])
             }
         }
     }
 
     fn apply(&mut self, event: BusinessEvent) {
         match event {
-            BusinessEvent::BusinessRegistered { business_id, name, .. } => {
+            BusinessEvent::BusinessRegistered {
+                business_id, name, ..
+            } => {
                 self.id = Some(business_id);
                 self.name = name;
                 self.tier = Some(MessagingLimitTier::Tier250);

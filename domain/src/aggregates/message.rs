@@ -321,7 +321,11 @@ impl Message {
     }
 
     /// Moves an outbound message forward to `to` unless it is already there, past it, or failed.
-    fn advance(&self, to: MessageStatus, event: MessageEvent) -> Result<Vec<MessageEvent>, DomainError> {
+    fn advance(
+        &self,
+        to: MessageStatus,
+        event: MessageEvent,
+    ) -> Result<Vec<MessageEvent>, DomainError> {
         let status = self.require(Direction::Outbound)?;
         if status == MessageStatus::Failed || status >= to {
             return Ok(vec![]);
@@ -334,12 +338,21 @@ impl Decider for Message {
     type Command = MessageCommand;
     type Event = MessageEvent;
 
-    fn decide(&self, command: MessageCommand, now: Timestamp) -> Result<Vec<MessageEvent>, DomainError> {
+    fn decide(
+        &self,
+        command: MessageCommand,
+        now: Timestamp,
+    ) -> Result<Vec<MessageEvent>, DomainError> {
         use MessageCommand as C;
         use MessageEvent as E;
         use MessageStatus as S;
         match command {
-            C::AcceptOutbound { header, content, callback_data, service_window_open } => {
+            C::AcceptOutbound {
+                header,
+                content,
+                callback_data,
+                service_window_open,
+            } => {
                 if self.id.is_some() {
                     return Err(DomainError::AlreadyExists);
                 }
@@ -349,7 +362,12 @@ impl Decider for Message {
                 if content.as_bytes().is_empty() {
                     return Err(DomainError::InvalidParameter("content"));
                 }
-                Ok(vec![E::OutboundMessageAccepted { header, content, callback_data, at: now }])
+                Ok(vec![E::OutboundMessageAccepted {
+                    header,
+                    content,
+                    callback_data,
+                    at: now,
+                }])
             }
             C::RecordEncrypted => self.advance(S::Encrypted, E::MessageEncrypted { at: now }),
             C::RecordSent => self.advance(S::Sent, E::MessageSent { at: now }),
@@ -383,10 +401,23 @@ impl Decider for Message {
                         Err(DomainError::AlreadyExists)
                     };
                 }
-                Ok(vec![E::InboundMessageReceived { header, ciphertext, at: now }])
+                Ok(vec![E::InboundMessageReceived {
+                    header,
+                    ciphertext,
+                    at: now,
+                }])
             }
-            C::RecordDecrypted { kind, content, profile_name } => match self.require(Direction::Inbound)? {
-                S::Received => Ok(vec![E::InboundMessageDecrypted { kind, content, profile_name, at: now }]),
+            C::RecordDecrypted {
+                kind,
+                content,
+                profile_name,
+            } => match self.require(Direction::Inbound)? {
+                S::Received => Ok(vec![E::InboundMessageDecrypted {
+                    kind,
+                    content,
+                    profile_name,
+                    at: now,
+                }]),
                 S::Decrypted | S::Forwarded => Ok(vec![]),
                 _ => Err(DomainError::InvalidTransition("decryption already failed")),
             },

@@ -153,12 +153,21 @@ impl Decider for PhoneNumber {
     type Command = PhoneNumberCommand;
     type Event = PhoneNumberEvent;
 
-    fn decide(&self, command: PhoneNumberCommand, now: Timestamp) -> Result<Vec<PhoneNumberEvent>, DomainError> {
+    fn decide(
+        &self,
+        command: PhoneNumberCommand,
+        now: Timestamp,
+    ) -> Result<Vec<PhoneNumberEvent>, DomainError> {
         if self.id.is_none() && !matches!(command, PhoneNumberCommand::Add { .. }) {
             return Err(DomainError::NotFound);
         }
         match command {
-            PhoneNumberCommand::Add { phone_number_id, business_id, display_number, home_region } => {
+            PhoneNumberCommand::Add {
+                phone_number_id,
+                business_id,
+                display_number,
+                home_region,
+            } => {
                 if self.id.is_some() {
                     return Err(DomainError::AlreadyExists);
                 }
@@ -188,7 +197,10 @@ impl Decider for PhoneNumber {
                 if self.elected_region == region {
                     return Ok(vec![]);
                 }
-                Ok(vec![PhoneNumberEvent::StorageConfigured { region, at: now }])
+                Ok(vec![PhoneNumberEvent::StorageConfigured {
+                    region,
+                    at: now,
+                }])
             }
             PhoneNumberCommand::Register => {
                 self.check_registration_rate(now)?;
@@ -209,7 +221,13 @@ impl Decider for PhoneNumber {
 
     fn apply(&mut self, event: PhoneNumberEvent) {
         match event {
-            PhoneNumberEvent::PhoneNumberAdded { phone_number_id, business_id, display_number, home_region, .. } => {
+            PhoneNumberEvent::PhoneNumberAdded {
+                phone_number_id,
+                business_id,
+                display_number,
+                home_region,
+                ..
+            } => {
                 self.id = Some(phone_number_id);
                 self.business_id = Some(business_id);
                 self.display_number = display_number;

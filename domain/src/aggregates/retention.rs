@@ -21,7 +21,9 @@ pub struct RetentionLedger {
 impl RetentionLedger {
     /// Whether an epoch of a region is already recorded as shredded.
     pub fn is_shredded(&self, region: Region, epoch: EpochId) -> bool {
-        self.last_shredded.get(&region).is_some_and(|last| epoch <= *last)
+        self.last_shredded
+            .get(&region)
+            .is_some_and(|last| epoch <= *last)
     }
 }
 
@@ -67,9 +69,18 @@ impl Decider for RetentionLedger {
     type Command = RetentionCommand;
     type Event = RetentionEvent;
 
-    fn decide(&self, command: RetentionCommand, now: Timestamp) -> Result<Vec<RetentionEvent>, DomainError> {
+    fn decide(
+        &self,
+        command: RetentionCommand,
+        now: Timestamp,
+    ) -> Result<Vec<RetentionEvent>, DomainError> {
         match command {
-            RetentionCommand::ShredEpoch { business_id, region, epoch, expired_at } => {
+            RetentionCommand::ShredEpoch {
+                business_id,
+                region,
+                epoch,
+                expired_at,
+            } => {
                 if self.business_id.as_ref().is_some_and(|b| *b != business_id) {
                     return Err(DomainError::InvalidParameter("business_id"));
                 }
@@ -79,14 +90,25 @@ impl Decider for RetentionLedger {
                 if self.is_shredded(region, epoch) {
                     return Ok(vec![]);
                 }
-                Ok(vec![RetentionEvent::EpochKeyShredded { business_id, region, epoch, expired_at, at: now }])
+                Ok(vec![RetentionEvent::EpochKeyShredded {
+                    business_id,
+                    region,
+                    epoch,
+                    expired_at,
+                    at: now,
+                }])
             }
         }
     }
 
     fn apply(&mut self, event: RetentionEvent) {
         match event {
-            RetentionEvent::EpochKeyShredded { business_id, region, epoch, .. } => {
+            RetentionEvent::EpochKeyShredded {
+                business_id,
+                region,
+                epoch,
+                ..
+            } => {
                 self.business_id = Some(business_id);
                 let last = self.last_shredded.entry(region).or_insert(epoch);
                 *last = (*last).max(epoch);

@@ -133,9 +133,17 @@ impl Decider for Subject {
     type Command = SubjectCommand;
     type Event = SubjectEvent;
 
-    fn decide(&self, command: SubjectCommand, now: Timestamp) -> Result<Vec<SubjectEvent>, DomainError> {
+    fn decide(
+        &self,
+        command: SubjectCommand,
+        now: Timestamp,
+    ) -> Result<Vec<SubjectEvent>, DomainError> {
         match command {
-            SubjectCommand::Create { subject_id, business_id, phone } => match self.lifecycle {
+            SubjectCommand::Create {
+                subject_id,
+                business_id,
+                phone,
+            } => match self.lifecycle {
                 SubjectLifecycle::Unknown => Ok(vec![SubjectEvent::SubjectCreated {
                     subject_id,
                     business_id,
@@ -143,7 +151,9 @@ impl Decider for Subject {
                     at: now,
                 }]),
                 SubjectLifecycle::Erased => Err(DomainError::SubjectErased),
-                SubjectLifecycle::Active | SubjectLifecycle::Expired => Err(DomainError::AlreadyExists),
+                SubjectLifecycle::Active | SubjectLifecycle::Expired => {
+                    Err(DomainError::AlreadyExists)
+                }
             },
             SubjectCommand::RecordInboundActivity => {
                 self.ensure_active()?;
@@ -157,7 +167,10 @@ impl Decider for Subject {
                 // Repeating an erasure is safe: nothing more happens.
                 SubjectLifecycle::Erased => Ok(vec![]),
                 SubjectLifecycle::Active | SubjectLifecycle::Expired => {
-                    Ok(vec![SubjectEvent::SubjectErased { requested_by, at: now }])
+                    Ok(vec![SubjectEvent::SubjectErased {
+                        requested_by,
+                        at: now,
+                    }])
                 }
             },
             SubjectCommand::Expire => match self.lifecycle {
@@ -170,13 +183,18 @@ impl Decider for Subject {
 
     fn apply(&mut self, event: SubjectEvent) {
         match event {
-            SubjectEvent::SubjectCreated { subject_id, business_id, .. } => {
+            SubjectEvent::SubjectCreated {
+                subject_id,
+                business_id,
+                ..
+            } => {
                 self.id = Some(subject_id);
                 self.business_id = Some(business_id);
                 self.lifecycle = SubjectLifecycle::Active;
             }
             SubjectEvent::ServiceWindowOpened { until, .. } => {
-                self.window_open_until = Some(self.window_open_until.map_or(until, |u| u.max(until)));
+                self.window_open_until =
+                    Some(self.window_open_until.map_or(until, |u| u.max(until)));
             }
             SubjectEvent::SubjectErased { .. } => {
                 self.lifecycle = SubjectLifecycle::Erased;

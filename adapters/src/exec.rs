@@ -1,0 +1,178 @@
+//! Runs a command against an aggregate: load its stream, fold, `decide`, append the new events
+//! at the version it was decided on, and retry from the top when another writer got there
+//! first. This is the hot path (it goes straight to group commit); the `cqrs-es` framework
+//! runs on the same store through [`crate::repository::SealedRepository`].
+
+use crate::ledger::{meta, EventContext, EventStore, LedgerError, PlainEvent};
+use crate::store::{StoreError, StreamId};
+use cqrs_es::{Aggregate, DomainEvent};
+use sealpost_domain::{Decider, DomainError, EpochId, Principal, Region, Timestamp};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// How many times a command is re-decided after losing a race.
+pub const MAX_ATTEMPTS: usize = 16;
+
+/// Why a command did not take effect.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    /// The domain refused it: return the Cloud API code of the [`DomainError`] to the client.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// Storage failed, or the command kept losing races: retry later (HTTP 503).
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// The metadata of a command: where its events belong and who caused them.
+#[derive(Debug, Clone)]
+pub struct CommandMeta {
+    /// Plaintext columns.
+    pub ctx: EventContext,
+    /// Who issued it.
+    pub actor: String,
+    /// The request or job it belongs to.
+    pub correlation_id: String,
+    /// What caused it (a command id or an event position).
+    pub causation_id: String,
+}
+
+impl CommandMeta {
+    /// Metadata for a command of `business` in `region` by `actor`; correlation and causation
+    /// start as a fresh random id.
+    pub fn new(business_id: &str, region: Region, actor: &Principal) -> Self {
+        let id = uuid::Uuid::new_v4().to_string();
+        Self {
+            ctx: EventContext {
+                business_id: business_id.to_owned(),
+                region,
+                epoch: None,
+            },
+            actor: format!("{:?}:{}", actor.kind, actor.id).to_lowercase(),
+            correlation_id: id.clone(),
+            causation_id: id,
+        }
+    }
+
+    /// Sets the retention epoch column.
+    pub fn with_epoch(mut self, epoch: EpochId) -> Self {
+        self.ctx.epoch = Some(epoch);
+        self
+    }
+
+    fn to_map(&self) -> BTreeMap<String, String> {
+        let mut m = BTreeMap::new();
+        m.insert(meta::BUSINESS_ID.to_owned(), self.ctx.business_id.clone());
+        m.insert(meta::REGION.to_owned(), self.ctx.region.code().to_owned());
+        if let Some(e) = self.ctx.epoch {
+            m.insert(meta::EPOCH.to_owned(), e.index().to_string());
+        }
+        m.insert(meta::ACTOR.to_owned(), self.actor.clone());
+        m.insert(meta::CORRELATION_ID.to_owned(), self.correlation_id.clone());
+        m.insert(meta::CAUSATION_ID.to_owned(), self.causation_id.clone());
+        if let Some(tp) = current_traceparent() {
+            m.insert(meta::TRACEPARENT.to_owned(), tp);
+        }
+        m
+    }
+}
+
+/// The W3C `traceparent` of the current span, when OpenTelemetry is recording.
+fn current_traceparent() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = tracing::Span::current().context();
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
+}
+
+/// Executes commands against aggregates stored in an [`EventStore`].
+#[derive(Debug, Clone)]
+pub struct Executor {
+    store: Arc<EventStore>,
+}
+
+impl Executor {
+    /// An executor over `store`.
+    pub fn new(store: Arc<EventStore>) -> Self {
+        Self { store }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<EventStore> {
+        &self.store
+    }
+
+    /// Loads an aggregate: its state and version (0 if it has no events).
+    pub async fn load<A>(&self, id: &str) -> Result<(A, u64), ExecError>
+    where
+        A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
+    {
+        let stream = StreamId::new(A::TYPE, id);
+        let events = self.store.read_stream(&stream, 0).await?;
+        let version = events.last().map_or(0, |e| e.header.sequence);
+        let mut state = A::default();
+        for e in events {
+            let event: <A as Aggregate>::Event =
+                serde_json::from_value(e.payload).map_err(|_| {
+                    LedgerError::Store(StoreError::Corrupt("event does not match its type"))
+                })?;
+            Decider::apply(&mut state, event);
+        }
+        Ok((state, version))
+    }
+
+    /// Decides `command` at `now` and appends the events; returns them (empty when the command
+    /// changed nothing, such as a repeated receipt).
+    pub async fn execute<A>(
+        &self,
+        id: &str,
+        command: <A as Decider>::Command,
+        meta: &CommandMeta,
+        now: Timestamp,
+    ) -> Result<Vec<<A as Aggregate>::Event>, ExecError>
+    where
+        A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
+        <A as Decider>::Command: Clone,
+    {
+        let stream = StreamId::new(A::TYPE, id);
+        let metadata = meta.to_map();
+        for _ in 0..MAX_ATTEMPTS {
+            let (state, version) = self.load::<A>(id).await?;
+            let events = state.decide(command.clone(), now)?;
+            if events.is_empty() {
+                return Ok(events);
+            }
+            let mut plain = Vec::with_capacity(events.len());
+            for e in &events {
+                plain.push(PlainEvent {
+                    event_type: e.event_type(),
+                    event_version: e.event_version().parse().map_err(|_| {
+                        LedgerError::Store(StoreError::Invalid("event version must be a number"))
+                    })?,
+                    payload: serde_json::to_value(e).map_err(|_| {
+                        LedgerError::Store(StoreError::Invalid("event does not serialize"))
+                    })?,
+                    metadata: metadata.clone(),
+                });
+            }
+            match self.store.append(&stream, version, &meta.ctx, plain).await {
+                Ok(_) => return Ok(events),
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(LedgerError::Store(StoreError::Database(
+            "command kept losing races on its stream".into(),
+        ))
+        .into())
+    }
+}

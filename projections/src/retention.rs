@@ -1,0 +1,290 @@
+//! The crypto-shredding retention process.
+//!
+//! It follows the event log to know, per subject, the newest epoch that holds one of its
+//! messages, and on every run at `now`:
+//! 1. destroys every retention-epoch key whose epoch start + retention has passed, recording
+//!    `EpochKeyShredded` first (so a crash in between is finished by the next run) — the cost
+//!    is one key per business, region and hour, independent of the number of messages;
+//! 2. expires subjects whose newest message epoch has expired: `SubjectExpired`, then the
+//!    subject key and blind-index entry go, so the phone number is gone with the messages;
+//! 3. completes erasures: every `SubjectErased` subject whose key still exists loses it.
+
+use sealpost_adapters::exec::{CommandMeta, ExecError, Executor};
+use sealpost_adapters::ledger::{LedgerError, OpenedEvent, Subscription};
+use sealpost_adapters::store::StoreError;
+use sealpost_adapters::vault::{epoch_key_id, VaultError};
+use sealpost_domain::{
+    BusinessId, EpochId, MessageEvent, Principal, Region, RetentionCommand, RetentionLedger,
+    RetentionPolicy, Subject, SubjectCommand, SubjectEvent, SubjectId, Timestamp,
+};
+use std::collections::BTreeMap;
+
+/// The principal the retention process acts as.
+pub const RETENTION_PRINCIPAL: &str = "retention";
+
+/// Why a retention run stopped. Nothing is lost: the next run picks up where this one stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RetentionError {
+    /// Recording a destruction failed.
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+    /// Reading the log failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// Destroying a key failed.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+}
+
+/// What one run did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    /// Retention-epoch keys destroyed.
+    pub epoch_keys_destroyed: u64,
+    /// Subjects whose last message expired, keys and routing destroyed.
+    pub subjects_expired: u64,
+    /// Erasures whose keys were destroyed by this run (normally done at once by [`erase_subject`]).
+    pub erasures_completed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Life {
+    Active,
+    Erased { keys_gone: bool },
+    Expired,
+}
+
+#[derive(Debug, Clone)]
+struct Track {
+    business: BusinessId,
+    region: Region,
+    last_epoch: EpochId,
+    life: Life,
+}
+
+/// The retention process.
+#[derive(Debug)]
+pub struct RetentionProcess {
+    exec: Executor,
+    policy: RetentionPolicy,
+    subscription: Subscription,
+    subjects: BTreeMap<SubjectId, Track>,
+}
+
+fn principal() -> Principal {
+    Principal::processor(RETENTION_PRINCIPAL)
+}
+
+impl RetentionProcess {
+    /// A retention process that rebuilds its view from position 0.
+    pub fn new(exec: Executor, policy: RetentionPolicy) -> Self {
+        let subscription = exec.store().subscribe(0);
+        Self {
+            exec,
+            policy,
+            subscription,
+            subjects: BTreeMap::new(),
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> RetentionPolicy {
+        self.policy
+    }
+
+    fn observe(&mut self, e: OpenedEvent) {
+        let kind = e.header.stream.kind.as_str();
+        if kind == <Subject as cqrs_es::Aggregate>::TYPE {
+            let Ok(event) = serde_json::from_value::<SubjectEvent>(e.payload) else {
+                return;
+            };
+            let Ok(id) = SubjectId::parse(&e.header.stream.id) else {
+                return;
+            };
+            match event {
+                SubjectEvent::SubjectCreated { business_id, .. } => {
+                    let Ok(region) = e.header.region.parse() else {
+                        return;
+                    };
+                    let epoch = self
+                        .policy
+                        .epoch_of(Timestamp::from_millis(e.header.recorded_at));
+                    self.subjects.insert(
+                        id,
+                        Track {
+                            business: business_id,
+                            region,
+                            last_epoch: epoch,
+                            life: Life::Active,
+                        },
+                    );
+                }
+                SubjectEvent::SubjectErased { .. } => {
+                    if let Some(t) = self.subjects.get_mut(&id) {
+                        if !matches!(t.life, Life::Erased { .. }) {
+                            t.life = Life::Erased { keys_gone: false };
+                        }
+                    }
+                }
+                SubjectEvent::SubjectExpired { .. } => {
+                    if let Some(t) = self.subjects.get_mut(&id) {
+                        t.life = Life::Expired;
+                    }
+                }
+                SubjectEvent::ServiceWindowOpened { .. } => {}
+            }
+        } else if kind == <sealpost_domain::Message as cqrs_es::Aggregate>::TYPE {
+            let Ok(event) = serde_json::from_value::<MessageEvent>(e.payload) else {
+                return;
+            };
+            let (subject, epoch) = match event {
+                MessageEvent::OutboundMessageAccepted { header, .. } => {
+                    (header.subject_id, header.epoch)
+                }
+                MessageEvent::InboundMessageReceived { header, .. } => {
+                    (header.subject_id, header.epoch)
+                }
+                _ => return,
+            };
+            if let Some(t) = self.subjects.get_mut(&subject) {
+                t.last_epoch = t.last_epoch.max(epoch);
+            }
+        }
+    }
+
+    async fn catch_up(&mut self) -> Result<(), RetentionError> {
+        loop {
+            let batch = self.subscription.try_next_batch().await?;
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for e in batch {
+                self.observe(e);
+            }
+        }
+    }
+
+    /// One pass at `now`.
+    #[tracing::instrument(skip_all, fields(now = now.millis()))]
+    pub async fn run_once(&mut self, now: Timestamp) -> Result<RetentionReport, RetentionError> {
+        self.catch_up().await?;
+        let mut report = RetentionReport::default();
+        report.epoch_keys_destroyed = self.shred_epochs(now).await?;
+        report.subjects_expired = self.expire_subjects(now).await?;
+        report.erasures_completed = self.complete_erasures(now).await?;
+        self.catch_up().await?;
+        tracing::info!(
+            epoch_keys = report.epoch_keys_destroyed,
+            subjects_expired = report.subjects_expired,
+            erasures = report.erasures_completed,
+            "retention pass done"
+        );
+        Ok(report)
+    }
+
+    async fn shred_epochs(&self, now: Timestamp) -> Result<u64, RetentionError> {
+        let vault = self.exec.store().vault().clone();
+        let up_to = self.policy.last_expired_epoch(now);
+        let mut destroyed = 0;
+        loop {
+            let due = vault
+                .key_store()
+                .expired_epochs(up_to.index(), 500)
+                .await
+                .map_err(VaultError::from)?;
+            if due.is_empty() {
+                return Ok(destroyed);
+            }
+            let mut ids = Vec::with_capacity(due.len());
+            for key in due {
+                let (Some(epoch), Ok(region), Ok(business)) = (
+                    key.epoch.map(EpochId::new),
+                    key.region.parse::<Region>(),
+                    BusinessId::parse(&key.business_id),
+                ) else {
+                    return Err(VaultError::Store(StoreError::Corrupt("epoch key row")).into());
+                };
+                let meta =
+                    CommandMeta::new(business.as_str(), region, &principal()).with_epoch(epoch);
+                let command = RetentionCommand::ShredEpoch {
+                    business_id: business.clone(),
+                    region,
+                    epoch,
+                    expired_at: self.policy.expiry_of(epoch),
+                };
+                self.exec
+                    .execute::<RetentionLedger>(
+                        &format!("{}-{}", business.as_str(), region.code()),
+                        command,
+                        &meta,
+                        now,
+                    )
+                    .await?;
+                ids.push(epoch_key_id(business.as_str(), region, epoch));
+            }
+            destroyed += vault.destroy_epoch_keys(ids, now).await?;
+        }
+    }
+
+    async fn expire_subjects(&mut self, now: Timestamp) -> Result<u64, RetentionError> {
+        let due: Vec<(SubjectId, Track)> = self
+            .subjects
+            .iter()
+            .filter(|(_, t)| t.life == Life::Active && self.policy.is_expired(t.last_epoch, now))
+            .map(|(s, t)| (s.clone(), t.clone()))
+            .collect();
+        let vault = self.exec.store().vault().clone();
+        for (subject, t) in &due {
+            let meta = CommandMeta::new(t.business.as_str(), t.region, &principal());
+            self.exec
+                .execute::<Subject>(subject.as_str(), SubjectCommand::Expire, &meta, now)
+                .await?;
+            vault
+                .destroy_subject(t.business.as_str(), t.region, subject, now)
+                .await?;
+            if let Some(track) = self.subjects.get_mut(subject) {
+                track.life = Life::Expired;
+            }
+        }
+        Ok(due.len() as u64)
+    }
+
+    async fn complete_erasures(&mut self, now: Timestamp) -> Result<u64, RetentionError> {
+        let vault = self.exec.store().vault().clone();
+        let mut n = 0;
+        for (subject, t) in self.subjects.iter_mut() {
+            if t.life == (Life::Erased { keys_gone: false }) {
+                n += vault
+                    .destroy_subject(t.business.as_str(), t.region, subject, now)
+                    .await?;
+                t.life = Life::Erased { keys_gone: true };
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Erases a subject (GDPR Art. 17): records `SubjectErased` first (the erasure fence: nothing
+/// may recreate the subject), then destroys its key, its blind-index entry and with the key its
+/// sealed Signal session, in one key-store transaction. If the process dies between the two
+/// steps, the next retention pass finishes the destruction. Repeating an erasure is safe.
+pub async fn erase_subject(
+    exec: &Executor,
+    requested_by: &Principal,
+    business: &BusinessId,
+    region: Region,
+    subject: &SubjectId,
+    now: Timestamp,
+) -> Result<(), RetentionError> {
+    let meta = CommandMeta::new(business.as_str(), region, requested_by);
+    let command = SubjectCommand::Erase {
+        requested_by: requested_by.id.clone(),
+    };
+    exec.execute::<Subject>(subject.as_str(), command, &meta, now)
+        .await?;
+    exec.store()
+        .vault()
+        .destroy_subject(business.as_str(), region, subject, now)
+        .await?;
+    Ok(())
+}

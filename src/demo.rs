@@ -1,0 +1,446 @@
+//! `sealpost demo`: a scripted scenario on the embedded default, in a temporary data directory,
+//! with the simulated clock. It prints what happened and checks the privacy promises it can
+//! see; the exit status is non-zero if any check failed.
+
+use crate::app::{AppError, Sealpost};
+use sealpost_adapters::clock::SimClock;
+use sealpost_adapters::store::KeyState;
+use sealpost_audit::scan::scan_dir;
+use sealpost_audit::GateError;
+use sealpost_domain::time::{DAY_MS, HOUR_MS};
+use sealpost_domain::{
+    DomainError, MessageCommand, MessageId, MessageKind, MessageStatus, Opened, Principal,
+    PrincipalKind, Purpose, Region, RetentionPolicy, SubjectId, Timestamp, E164,
+};
+use std::io::Write;
+use std::sync::Arc;
+
+/// 2026-01-01T00:00:00Z, where the simulated clock starts.
+pub const DEMO_START_MS: i64 = 1_767_225_600_000;
+
+/// One promise checked by the demo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+}
+
+/// What the demo found.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Every check, in order.
+    pub checks: Vec<Check>,
+}
+
+impl Outcome {
+    /// Whether every check held.
+    pub fn all_passed(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.passed)
+    }
+}
+
+struct Demo<'a> {
+    app: Sealpost,
+    clock: SimClock,
+    out: &'a mut dyn Write,
+    outcome: Outcome,
+}
+
+const CONSUMERS: [(&str, &str); 3] = [
+    ("Alice", "4915112345678"),
+    ("Bob", "447700900123"),
+    ("Carol", "33612345678"),
+];
+
+impl Demo<'_> {
+    fn say(&mut self, line: &str) -> std::io::Result<()> {
+        writeln!(self.out, "{line}")
+    }
+
+    fn check(&mut self, name: &str, passed: bool) -> std::io::Result<()> {
+        writeln!(
+            self.out,
+            "  [{}] {name}",
+            if passed { "PASS" } else { "FAIL" }
+        )?;
+        self.outcome.checks.push(Check {
+            name: name.to_owned(),
+            passed,
+        });
+        Ok(())
+    }
+
+    fn day(&self) -> i64 {
+        (self.clock.now_ms() - DEMO_START_MS) / DAY_MS
+    }
+
+    async fn readable(&self, who: &Principal, purpose: Purpose, id: &MessageId) -> &'static str {
+        match self.app.read_content(who, purpose, id).await {
+            Ok(Opened::Plain(_)) => "readable",
+            Ok(Opened::Shredded) => "shredded",
+            Err(AppError::Gate(GateError::Denied(_))) => "denied",
+            Err(_) => "error",
+        }
+    }
+}
+
+trait NowMs {
+    fn now_ms(&self) -> i64;
+}
+
+impl NowMs for SimClock {
+    fn now_ms(&self) -> i64 {
+        sealpost_adapters::clock::Clock::now(self).millis()
+    }
+}
+
+fn phone(digits: &str) -> anyhow::Result<E164> {
+    E164::parse(digits).map_err(|e| anyhow::anyhow!("demo phone number: {e}"))
+}
+
+/// Runs the demo in `data_dir` (empty), writing the story to `out`.
+pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Result<Outcome> {
+    let clock = SimClock::starting_at(Timestamp::from_millis(DEMO_START_MS));
+    let app = Sealpost::open_sqlite(
+        data_dir,
+        Arc::new(clock.clone()),
+        RetentionPolicy::default(),
+    )
+    .await?;
+    let mut d = Demo {
+        app,
+        clock,
+        out,
+        outcome: Outcome::default(),
+    };
+    d.say("Sealpost demo — embedded store (SQLite), simulated clock starting 2026-01-01T00:00Z")?;
+    d.say(&format!("data directory: {}", data_dir.display()))?;
+
+    let business = d.app.register_business("Acme Bikes", Region::Eu).await?;
+    let number = d
+        .app
+        .add_phone_number(&business, "15550783881", Region::Eu)
+        .await?;
+    let me = Principal::business(business.clone(), "system-user");
+    d.say(&format!(
+        "business {business} with phone number id {number} (region EU)"
+    ))?;
+
+    let canaries: Vec<String> = CONSUMERS
+        .iter()
+        .map(|(n, _)| format!("CANARY-{n}-7f3a"))
+        .collect();
+    let phones: Vec<E164> = CONSUMERS
+        .iter()
+        .map(|(_, p)| phone(p))
+        .collect::<Result<_, _>>()?;
+
+    // Day 0: Alice and Bob write in; the business answers within the service window.
+    d.say("\nday 0: Alice and Bob write in, the business answers")?;
+    let mut day0 = Vec::new();
+    for i in 0..2 {
+        let body = format!("{} — is my bike ready?", canaries[i]);
+        let inbound = d
+            .app
+            .receive(
+                &number,
+                &phones[i],
+                b"\x01signal-ciphertext-placeholder",
+                MessageKind::Text,
+                &body,
+                Some(CONSUMERS[i].0),
+            )
+            .await?;
+        let reply = d
+            .app
+            .send(
+                &me,
+                &number,
+                &phones[i],
+                MessageKind::Text,
+                &format!("{} yes, ready at 5pm", canaries[i]),
+                Some("order-42"),
+            )
+            .await?;
+        for step in [
+            MessageCommand::RecordEncrypted,
+            MessageCommand::RecordSent,
+            MessageCommand::RecordDelivered,
+            MessageCommand::RecordRead,
+        ] {
+            d.app.record(&reply, step).await?;
+        }
+        day0.push((inbound, reply));
+    }
+    d.say(&format!(
+        "  {} events written so far",
+        d.app.store().log().head().await?
+    ))?;
+
+    // Carol never wrote: free-form text is refused, a template is accepted.
+    d.say("\nday 0: the business messages Carol, who never wrote")?;
+    let refused = d
+        .app
+        .send(
+            &me,
+            &number,
+            &phones[2],
+            MessageKind::Text,
+            &canaries[2],
+            None,
+        )
+        .await;
+    let code = match &refused {
+        Err(AppError::Domain(e)) => Some(e.cloud_code()),
+        _ => None,
+    };
+    d.check(
+        "free-form message outside the 24-hour window is refused with 131047",
+        code == Some(DomainError::OutsideServiceWindow.cloud_code()),
+    )?;
+    let carol_template = d
+        .app
+        .send(
+            &me,
+            &number,
+            &phones[2],
+            MessageKind::Template,
+            &format!(
+                "{{\"name\":\"order_update\",\"param\":\"{}\"}}",
+                canaries[2]
+            ),
+            None,
+        )
+        .await?;
+
+    // Who may read what (every read goes through the access gate and is recorded).
+    d.say("\nwho may read Alice's message (each decision is recorded in the access log):")?;
+    let alice_in = day0[0].0.clone();
+    let readers = [
+        ("the business", me.clone(), Purpose::BusinessApi, "readable"),
+        (
+            "operator analytics",
+            Principal::of_kind(PrincipalKind::Operator, "analytics"),
+            Purpose::Analytics,
+            "denied",
+        ),
+        (
+            "operator advertising",
+            Principal::of_kind(PrincipalKind::Operator, "ads"),
+            Purpose::Advertising,
+            "denied",
+        ),
+        (
+            "the transport",
+            Principal::of_kind(PrincipalKind::Transport, "whatsapp"),
+            Purpose::Delivery,
+            "denied",
+        ),
+        (
+            "an auditor",
+            Principal::of_kind(PrincipalKind::Auditor, "auditor"),
+            Purpose::Audit,
+            "denied",
+        ),
+        (
+            "the DPO",
+            Principal::of_kind(PrincipalKind::Dpo, "dpo"),
+            Purpose::DataProtection,
+            "denied",
+        ),
+    ];
+    for (label, who, purpose, expected) in readers {
+        let got = d.readable(&who, purpose, &alice_in).await;
+        d.check(&format!("message content, {label}: {got}"), got == expected)?;
+    }
+    let alice_subject = subject_of(&d.app, &alice_in).await?;
+    let transport_reads_phone = matches!(
+        d.app
+            .read_phone(
+                &Principal::of_kind(PrincipalKind::Transport, "whatsapp"),
+                Purpose::Delivery,
+                &alice_subject
+            )
+            .await,
+        Ok(Opened::Plain(_))
+    );
+    d.check(
+        "consumer phone number, the transport (for delivery): readable",
+        transport_reads_phone,
+    )?;
+    let analytics_phone = d
+        .app
+        .read_phone(
+            &Principal::of_kind(PrincipalKind::Operator, "analytics"),
+            Purpose::Analytics,
+            &alice_subject,
+        )
+        .await;
+    d.check(
+        "consumer phone number, operator analytics: denied",
+        matches!(analytics_phone, Err(AppError::Gate(GateError::Denied(_)))),
+    )?;
+
+    // Day 5: Carol asks to be erased.
+    d.clock.advance_millis(5 * DAY_MS);
+    d.say(&format!(
+        "\nday {}: the DPO erases Carol (GDPR Art. 17)",
+        d.day()
+    ))?;
+    let carol = subject_of(&d.app, &carol_template).await?;
+    d.app
+        .erase(&Principal::of_kind(PrincipalKind::Dpo, "dpo"), &carol)
+        .await?;
+    let carol_read = d.readable(&me, Purpose::BusinessApi, &carol_template).await;
+    d.check(
+        "Carol's message is shredded at once, even for the business",
+        carol_read == "shredded",
+    )?;
+    let carol_phone = d.app.read_phone(&me, Purpose::BusinessApi, &carol).await;
+    d.check(
+        "Carol's phone number is gone",
+        matches!(carol_phone, Ok(Opened::Shredded)),
+    )?;
+    let carol_again = d
+        .app
+        .receive(
+            &number,
+            &phones[2],
+            b"\x01ct",
+            MessageKind::Text,
+            "hello again",
+            None,
+        )
+        .await?;
+    let carol_new = subject_of(&d.app, &carol_again).await?;
+    d.check(
+        "a later message from Carol's number starts a new subject (erasure fence)",
+        carol_new != carol,
+    )?;
+
+    // Day 10: Bob writes again.
+    d.clock.advance_millis(5 * DAY_MS);
+    d.say(&format!(
+        "\nday {}: Bob writes again and gets an answer",
+        d.day()
+    ))?;
+    d.app
+        .receive(
+            &number,
+            &phones[1],
+            b"\x01ct",
+            MessageKind::Text,
+            &format!("{} thanks!", canaries[1]),
+            Some("Bob"),
+        )
+        .await?;
+    let bob_day10 = d
+        .app
+        .send(
+            &me,
+            &number,
+            &phones[1],
+            MessageKind::Text,
+            &format!("{} you're welcome", canaries[1]),
+            None,
+        )
+        .await?;
+
+    // Capture what the retention process must destroy, then cross 30 days.
+    let day0_epoch = d
+        .app
+        .message(&day0[0].1)
+        .await?
+        .epoch
+        .ok_or_else(|| anyhow::anyhow!("message without epoch"))?;
+    let epoch_key =
+        sealpost_adapters::vault::epoch_key_id(business.as_str(), Region::Eu, day0_epoch);
+    let wrapped_before = match d.app.stores().keys.get(&epoch_key).await? {
+        KeyState::Live(w) => Some(w.wrapped),
+        _ => None,
+    };
+    d.clock.advance_millis(21 * DAY_MS + HOUR_MS);
+    d.say(&format!(
+        "\nday {}: the retention process runs (retention 30 days, one key per hour)",
+        d.day()
+    ))?;
+    let mut retention = d.app.retention();
+    let report = retention.run_once(d.app.now()).await?;
+    d.say(&format!(
+        "  destroyed {} retention-epoch keys, expired {} subjects, completed {} erasures",
+        report.epoch_keys_destroyed, report.subjects_expired, report.erasures_completed
+    ))?;
+
+    d.say("\nwhat can still be read:")?;
+    for (i, (inbound, reply)) in day0.iter().enumerate() {
+        let a = d.readable(&me, Purpose::BusinessApi, inbound).await;
+        let b = d.readable(&me, Purpose::BusinessApi, reply).await;
+        d.check(
+            &format!(
+                "{}'s day-0 messages (older than 30 days) are shredded for the business too",
+                CONSUMERS[i].0
+            ),
+            a == "shredded" && b == "shredded",
+        )?;
+    }
+    let bob_live = d.readable(&me, Purpose::BusinessApi, &bob_day10).await;
+    d.check(
+        "Bob's day-10 answer (21 days old) is still readable by the business",
+        bob_live == "readable",
+    )?;
+    let status = d.app.message(&day0[0].1).await?.status;
+    d.check(
+        "statuses survive shredding (Alice's day-0 answer still reads as 'read')",
+        status == Some(MessageStatus::Read),
+    )?;
+    let alice_phone = d
+        .app
+        .read_phone(&me, Purpose::BusinessApi, &alice_subject)
+        .await;
+    d.check(
+        "Alice's phone number is gone with her last message",
+        matches!(alice_phone, Ok(Opened::Shredded)),
+    )?;
+    d.check(
+        "the destroyed epoch key is gone from the key store",
+        matches!(
+            d.app.stores().keys.get(&epoch_key).await?,
+            KeyState::Destroyed
+        ),
+    )?;
+
+    // Nothing personal, and no destroyed key, in any file of the data directory.
+    let mut needles: Vec<Vec<u8>> = canaries.iter().map(|c| c.as_bytes().to_vec()).collect();
+    needles.extend(phones.iter().map(|p| p.expose_digits().as_bytes().to_vec()));
+    needles.extend(
+        CONSUMERS
+            .iter()
+            .map(|(n, _)| format!("\"{n}\"").into_bytes()),
+    );
+    let hits = scan_dir(data_dir, &needles)?;
+    d.check("no message text, phone number or profile name in any file of the data directory (database and WAL)", hits.is_empty())?;
+    let key_hits = match &wrapped_before {
+        Some(w) => scan_dir(data_dir, std::slice::from_ref(w))?.len(),
+        None => usize::MAX,
+    };
+    d.check(
+        "the destroyed key's wrapped bytes are in no file of the data directory",
+        key_hits == 0,
+    )?;
+
+    let head = d.app.store().log().head().await?;
+    d.say(&format!("\n{head} events in the log; every payload sealed (AES-256-GCM-SIV), personal fields sealed again under message or subject keys"))?;
+    let passed = d.outcome.checks.iter().filter(|c| c.passed).count();
+    let total = d.outcome.checks.len();
+    d.say(&format!("{passed} of {total} privacy checks passed"))?;
+    Ok(d.outcome)
+}
+
+async fn subject_of(app: &Sealpost, message: &MessageId) -> anyhow::Result<SubjectId> {
+    app.message(message)
+        .await?
+        .subject_id
+        .ok_or_else(|| anyhow::anyhow!("message without subject"))
+}

@@ -1,0 +1,8 @@
+//! Sealpost: the application layer and the `sealpost` binary's commands.
+//!
+//! [`app::Sealpost`] wires the stores, the key vault, the executor, the access gate and the
+//! retention process into the operations a business, a transport and a DPO use. The HTTP
+//! service and the Signal pipeline build on it.
+
+pub mod app;
+pub mod demo;
