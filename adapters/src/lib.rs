@@ -3,6 +3,7 @@ pub mod crypto;
 pub mod exec;
 pub mod ledger;
 pub mod repository;
+pub mod scan;
 pub mod store;
 pub mod telemetry;
 pub mod testkit;

@@ -74,3 +74,20 @@ pub async fn scan_postgres(
     }
     Ok(hits)
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_needle_in_a_nested_file_and_names_only_its_index() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("a/b/f.bin"), b"xx\x00CANARY-1\x00yy").unwrap();
+        let hits = scan_dir(dir.path(), &[b"CANARY-1".to_vec(), b"CANARY-2".to_vec()]).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].needle, 0);
+        assert!(!hits[0].location.contains("CANARY"));
+    }
+}

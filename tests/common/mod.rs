@@ -1,0 +1,50 @@
+//! A Sealpost over a real store with a simulated clock, for the end-to-end tests.
+#![allow(dead_code)]
+
+use sealpost::app::Sealpost;
+use sealpost_adapters::clock::SimClock;
+use sealpost_adapters::crypto::SecretKey;
+use sealpost_adapters::store::Stores;
+use sealpost_adapters::testkit::{postgres_test_db, PgTestDb};
+use sealpost_adapters::vault::RootKeys;
+use sealpost_domain::{Region, RetentionPolicy, Timestamp};
+use std::sync::Arc;
+
+/// 2026-03-01T00:00:00Z.
+pub const START_MS: i64 = 1_772_323_200_000;
+
+pub struct Env {
+    pub app: Sealpost,
+    pub clock: SimClock,
+    pub dir: Option<tempfile::TempDir>,
+    pub pg: Option<PgTestDb>,
+}
+
+impl Env {
+    pub fn name(&self) -> &'static str {
+        if self.pg.is_some() { "postgres" } else { "sqlite" }
+    }
+
+    pub async fn finish(self) {
+        if let Some(pg) = self.pg {
+            pg.drop_schema().await;
+        }
+    }
+}
+
+pub async fn sqlite_env() -> Env {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = SimClock::starting_at(Timestamp::from_millis(START_MS));
+    let app = Sealpost::open_sqlite(dir.path(), Arc::new(clock.clone()), RetentionPolicy::default()).await.expect("open");
+    Env { app, clock, dir: Some(dir), pg: None }
+}
+
+pub async fn postgres_env(label: &str) -> Option<Env> {
+    let pg = postgres_test_db(label).await?;
+    let clock = SimClock::starting_at(Timestamp::from_millis(START_MS));
+    let roots = RootKeys::fixed(Region::ALL.map(|r| (r, SecretKey::random())));
+    let app = Sealpost::start(Stores::postgres(pg.pool.clone()), roots, Arc::new(clock.clone()), RetentionPolicy::default())
+        .await
+        .expect("start");
+    Some(Env { app, clock, dir: None, pg: Some(pg) })
+}
