@@ -118,6 +118,9 @@ impl Sealpost {
         policy: RetentionPolicy,
     ) -> Result<Self, AppError> {
         let stores = Stores::sqlite(data_dir).await?;
+        tracing::warn!(
+            "embedded default: region root keys are read from SEALPOST_ROOT_KEY_<REGION> or kept in files under the data directory ({ROOT_KEY_DIR}/); in production keep them apart from the data"
+        );
         let roots = RootKeys::from_dir_or_env(Some(&data_dir.join(ROOT_KEY_DIR)));
         Self::start(stores, roots, clock, policy).await
     }

@@ -4,8 +4,8 @@
 
 use crate::app::{AppError, Sealpost};
 use sealpost_adapters::clock::SimClock;
-use sealpost_adapters::store::KeyState;
 use sealpost_adapters::scan::scan_dir;
+use sealpost_adapters::store::KeyState;
 use sealpost_audit::GateError;
 use sealpost_domain::time::{DAY_MS, HOUR_MS};
 use sealpost_domain::{

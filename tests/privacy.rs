@@ -7,16 +7,22 @@ mod common;
 
 use common::{postgres_env, sqlite_env, Env};
 use sealpost::app::AppError;
+use sealpost_adapters::scan::{scan_dir, scan_postgres, Hit};
 use sealpost_adapters::store::KeyState;
 use sealpost_adapters::vault::{epoch_key_id, subject_key_id};
-use sealpost_adapters::scan::{scan_dir, scan_postgres, Hit};
 use sealpost_audit::GateError;
 use sealpost_domain::time::{DAY_MS, HOUR_MS};
 use sealpost_domain::{
-    BusinessId, MessageCommand, MessageId, MessageKind, MessageStatus, Opened, PhoneNumberId, Principal, PrincipalKind, Region, SubjectId, E164,
+    BusinessId, MessageCommand, MessageId, MessageKind, MessageStatus, Opened, PhoneNumberId,
+    Principal, PrincipalKind, Region, SubjectId, E164,
 };
 
-const PHONES: [&str; 4] = ["4915112345678", "447700900123", "33612345678", "15551234567"];
+const PHONES: [&str; 4] = [
+    "4915112345678",
+    "447700900123",
+    "33612345678",
+    "15551234567",
+];
 
 fn canary(i: usize, what: &str) -> String {
     format!("CANARY-{what}-{i}-e1b2")
@@ -53,46 +59,119 @@ struct Traffic {
 /// Every consumer writes in and gets an answer at `START`; consumer 3 writes again 20 days later.
 async fn traffic(env: &Env) -> Traffic {
     let app = &env.app;
-    let business = app.register_business("Canary Shop", Region::Eu).await.expect("business");
-    let number: PhoneNumberId = app.add_phone_number(&business, "15550783881", Region::Eu).await.expect("number");
+    let business = app
+        .register_business("Canary Shop", Region::Eu)
+        .await
+        .expect("business");
+    let number: PhoneNumberId = app
+        .add_phone_number(&business, "15550783881", Region::Eu)
+        .await
+        .expect("number");
     let me = Principal::business(business.clone(), "system-user");
     let mut old = Vec::new();
     for (i, p) in PHONES.iter().enumerate() {
         let phone = E164::parse(&format!("+{p}")).expect("phone");
         let inbound = app
-            .receive(&number, &phone, canary(i, "ct").as_bytes(), MessageKind::Text, &canary(i, "in"), Some(&canary(i, "name")))
+            .receive(
+                &number,
+                &phone,
+                canary(i, "ct").as_bytes(),
+                MessageKind::Text,
+                &canary(i, "in"),
+                Some(&canary(i, "name")),
+            )
             .await
             .expect("receive");
-        let outbound = app.send(&me, &number, &phone, MessageKind::Text, &canary(i, "out"), Some(&canary(i, "cb"))).await.expect("send");
-        for step in [MessageCommand::RecordSent, MessageCommand::RecordDelivered, MessageCommand::RecordRead] {
+        let outbound = app
+            .send(
+                &me,
+                &number,
+                &phone,
+                MessageKind::Text,
+                &canary(i, "out"),
+                Some(&canary(i, "cb")),
+            )
+            .await
+            .expect("send");
+        for step in [
+            MessageCommand::RecordSent,
+            MessageCommand::RecordDelivered,
+            MessageCommand::RecordRead,
+        ] {
             app.record(&outbound, step).await.expect("status");
         }
         old.push((inbound, outbound));
     }
     let mut old_subjects = Vec::new();
     for (inbound, _) in &old[..3] {
-        old_subjects.push(app.message(inbound).await.expect("message").subject_id.expect("subject"));
+        old_subjects.push(
+            app.message(inbound)
+                .await
+                .expect("message")
+                .subject_id
+                .expect("subject"),
+        );
     }
     env.clock.advance_millis(20 * DAY_MS);
     let phone = E164::parse(PHONES[3]).expect("phone");
-    let recent_in = app.receive(&number, &phone, b"ct", MessageKind::Text, "again", None).await.expect("receive");
-    let recent_out = app.send(&me, &number, &phone, MessageKind::Text, "answer", None).await.expect("send");
-    Traffic { business, me, old, recent: vec![recent_in, recent_out], old_subjects }
+    let recent_in = app
+        .receive(&number, &phone, b"ct", MessageKind::Text, "again", None)
+        .await
+        .expect("receive");
+    let recent_out = app
+        .send(&me, &number, &phone, MessageKind::Text, "answer", None)
+        .await
+        .expect("send");
+    Traffic {
+        business,
+        me,
+        old,
+        recent: vec![recent_in, recent_out],
+        old_subjects,
+    }
 }
 
 async fn no_plaintext_before_and_after_shredding(env: Env) {
     let t = traffic(&env).await;
     // The business can read its own message: the canary really went in.
-    let opened = env.app.read_content(&t.me, sealpost_domain::Purpose::BusinessApi, &t.old[0].1).await.expect("read");
+    let opened = env
+        .app
+        .read_content(&t.me, sealpost_domain::Purpose::BusinessApi, &t.old[0].1)
+        .await
+        .expect("read");
     assert_eq!(opened.plain().map(|c| c.body), Some(canary(0, "out")));
-    assert_eq!(hits(&env).await, vec![], "{}: plaintext found before shredding", env.name());
+    assert_eq!(
+        hits(&env).await,
+        vec![],
+        "{}: plaintext found before shredding",
+        env.name()
+    );
 
     env.clock.advance_millis(10 * DAY_MS + HOUR_MS);
-    let subject = env.app.message(&t.recent[0]).await.expect("m").subject_id.expect("s");
-    env.app.erase(&Principal::of_kind(PrincipalKind::Dpo, "dpo"), &subject).await.expect("erase");
-    let report = env.app.retention().run_once(env.app.now()).await.expect("retention");
+    let subject = env
+        .app
+        .message(&t.recent[0])
+        .await
+        .expect("m")
+        .subject_id
+        .expect("s");
+    env.app
+        .erase(&Principal::of_kind(PrincipalKind::Dpo, "dpo"), &subject)
+        .await
+        .expect("erase");
+    let report = env
+        .app
+        .retention()
+        .run_once(env.app.now())
+        .await
+        .expect("retention");
     assert!(report.epoch_keys_destroyed >= 1);
-    assert_eq!(hits(&env).await, vec![], "{}: plaintext found after shredding", env.name());
+    assert_eq!(
+        hits(&env).await,
+        vec![],
+        "{}: plaintext found after shredding",
+        env.name()
+    );
     env.finish().await;
 }
 
@@ -114,9 +193,19 @@ fn everyone(business: &BusinessId) -> Vec<(Principal, sealpost_domain::Purpose)>
 async fn nothing_older_than_30_days_opens(env: Env) {
     let t = traffic(&env).await;
     let keys = env.app.stores().keys.clone();
-    let epoch = env.app.message(&t.old[0].0).await.expect("m").epoch.expect("epoch");
+    let epoch = env
+        .app
+        .message(&t.old[0].0)
+        .await
+        .expect("m")
+        .epoch
+        .expect("epoch");
     let mut doomed = vec![epoch_key_id(t.business.as_str(), Region::Eu, epoch)];
-    doomed.extend(t.old_subjects.iter().map(|s| subject_key_id(t.business.as_str(), Region::Eu, s)));
+    doomed.extend(
+        t.old_subjects
+            .iter()
+            .map(|s| subject_key_id(t.business.as_str(), Region::Eu, s)),
+    );
     let mut wrapped = Vec::new();
     for id in &doomed {
         match keys.get(id).await.expect("get") {
@@ -127,16 +216,31 @@ async fn nothing_older_than_30_days_opens(env: Env) {
 
     // 30 days + 1 hour after the first messages (the clock is already 20 days on).
     env.clock.advance_millis(10 * DAY_MS + HOUR_MS);
-    let report = env.app.retention().run_once(env.app.now()).await.expect("retention");
-    assert_eq!(report.epoch_keys_destroyed, 1, "one key per epoch, however many messages");
-    assert_eq!(report.subjects_expired, 3, "consumers 0-2 had no message in the last 30 days");
+    let report = env
+        .app
+        .retention()
+        .run_once(env.app.now())
+        .await
+        .expect("retention");
+    assert_eq!(
+        report.epoch_keys_destroyed, 1,
+        "one key per epoch, however many messages"
+    );
+    assert_eq!(
+        report.subjects_expired, 3,
+        "consumers 0-2 had no message in the last 30 days"
+    );
 
     for (inbound, outbound) in &t.old {
         for id in [inbound, outbound] {
             for (who, purpose) in everyone(&t.business) {
                 match env.app.read_content(&who, purpose, id).await {
                     Ok(Opened::Shredded) | Err(AppError::Gate(GateError::Denied(_))) => {}
-                    Ok(Opened::Plain(_)) => panic!("{}: {:?} opened a message older than 30 days", env.name(), who.kind),
+                    Ok(Opened::Plain(_)) => panic!(
+                        "{}: {:?} opened a message older than 30 days",
+                        env.name(),
+                        who.kind
+                    ),
                     Err(e) => panic!("{}: unexpected error {e}", env.name()),
                 }
             }
@@ -147,27 +251,53 @@ async fn nothing_older_than_30_days_opens(env: Env) {
         assert_eq!(m.kind, Some(MessageKind::Text));
     }
     for s in &t.old_subjects {
-        assert!(env.app.read_phone(&t.me, sealpost_domain::Purpose::BusinessApi, s).await.expect("phone").is_shredded());
+        assert!(env
+            .app
+            .read_phone(&t.me, sealpost_domain::Purpose::BusinessApi, s)
+            .await
+            .expect("phone")
+            .is_shredded());
     }
     for id in &t.recent {
-        let c = env.app.read_content(&t.me, sealpost_domain::Purpose::BusinessApi, id).await.expect("recent");
+        let c = env
+            .app
+            .read_content(&t.me, sealpost_domain::Purpose::BusinessApi, id)
+            .await
+            .expect("recent");
         assert!(!c.is_shredded(), "a 10-day-old message is still readable");
     }
     // Counts still read from the log: 4 inbound + 4 outbound at day 0, 2 more at day 20.
     let all = env.app.store().read_all(0, 100_000).await.expect("read");
-    let accepted = all.iter().filter(|e| e.header.event_type == "OutboundMessageAccepted").count();
-    let received = all.iter().filter(|e| e.header.event_type == "InboundMessageReceived").count();
+    let accepted = all
+        .iter()
+        .filter(|e| e.header.event_type == "OutboundMessageAccepted")
+        .count();
+    let received = all
+        .iter()
+        .filter(|e| e.header.event_type == "InboundMessageReceived")
+        .count();
     assert_eq!((accepted, received), (5, 5));
 
     for id in &doomed {
-        assert_eq!(keys.get(id).await.expect("get"), KeyState::Destroyed, "{id}");
+        assert_eq!(
+            keys.get(id).await.expect("get"),
+            KeyState::Destroyed,
+            "{id}"
+        );
     }
     if let Some(dir) = &env.dir {
         let found = scan_dir(dir.path(), &wrapped).expect("scan");
-        assert_eq!(found, vec![], "destroyed keys' wrapped bytes linger in the SQLite files");
+        assert_eq!(
+            found,
+            vec![],
+            "destroyed keys' wrapped bytes linger in the SQLite files"
+        );
     }
     if let Some(pg) = &env.pg {
-        assert_eq!(scan_postgres(&pg.pool, &wrapped).await.expect("scan"), vec![]);
+        assert_eq!(
+            scan_postgres(&pg.pool, &wrapped).await.expect("scan"),
+            vec![]
+        );
     }
     env.finish().await;
 }
@@ -179,7 +309,9 @@ async fn sqlite_never_stores_plaintext() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_never_stores_plaintext() {
-    let Some(env) = postgres_env("canary").await else { return };
+    let Some(env) = postgres_env("canary").await else {
+        return;
+    };
     no_plaintext_before_and_after_shredding(env).await;
 }
 
@@ -190,6 +322,71 @@ async fn sqlite_nothing_older_than_30_days_opens() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_nothing_older_than_30_days_opens() {
-    let Some(env) = postgres_env("thirty").await else { return };
+    let Some(env) = postgres_env("thirty").await else {
+        return;
+    };
     nothing_older_than_30_days_opens(env).await;
+}
+
+/// A crash between recording a destruction and performing it is finished by the next pass:
+/// here the events are written without destroying the keys, as a crash would leave them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_destructions_are_finished_by_the_next_pass() {
+    use sealpost_adapters::exec::CommandMeta;
+    use sealpost_domain::{Subject, SubjectCommand};
+    let env = sqlite_env().await;
+    let t = traffic(&env).await;
+    let exec = env.app.executor();
+    let keys = env.app.stores().keys.clone();
+    let dpo = Principal::of_kind(PrincipalKind::Dpo, "dpo");
+    let meta = CommandMeta::new(t.business.as_str(), Region::Eu, &dpo);
+    let (erased, expired) = (&t.old_subjects[0], &t.old_subjects[1]);
+    exec.execute::<Subject>(
+        erased.as_str(),
+        SubjectCommand::Erase {
+            requested_by: "dpo".into(),
+        },
+        &meta,
+        env.app.now(),
+    )
+    .await
+    .expect("erase event");
+    exec.execute::<Subject>(
+        expired.as_str(),
+        SubjectCommand::Expire,
+        &meta,
+        env.app.now(),
+    )
+    .await
+    .expect("expire event");
+    for s in [erased, expired] {
+        assert!(matches!(
+            keys.get(&subject_key_id(t.business.as_str(), Region::Eu, s))
+                .await
+                .expect("get"),
+            KeyState::Live(_)
+        ));
+    }
+    let report = env
+        .app
+        .retention()
+        .run_once(env.app.now())
+        .await
+        .expect("retention");
+    assert_eq!(report.erasures_completed, 1);
+    for s in [erased, expired] {
+        assert_eq!(
+            keys.get(&subject_key_id(t.business.as_str(), Region::Eu, s))
+                .await
+                .expect("get"),
+            KeyState::Destroyed
+        );
+        assert!(env
+            .app
+            .read_phone(&t.me, sealpost_domain::Purpose::BusinessApi, s)
+            .await
+            .expect("phone")
+            .is_shredded());
+    }
+    env.finish().await;
 }

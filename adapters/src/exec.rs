@@ -60,7 +60,8 @@ impl CommandMeta {
         self
     }
 
-    fn to_map(&self) -> BTreeMap<String, String> {
+    /// The metadata as stored with each event.
+    pub fn to_map(&self) -> BTreeMap<String, String> {
         let mut m = BTreeMap::new();
         m.insert(meta::BUSINESS_ID.to_owned(), self.ctx.business_id.clone());
         m.insert(meta::REGION.to_owned(), self.ctx.region.code().to_owned());

@@ -137,12 +137,22 @@ pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// A key with its version.
+type VersionedKey = (u32, Arc<SecretKey>);
+
+/// Unwrapped keys kept in memory at most.
+pub const MAX_CACHED_KEYS: usize = 50_000;
+
 /// The key vault.
 #[derive(Debug)]
 pub struct Vault {
     keys: Arc<dyn KeyStore>,
     roots: RootKeys,
     cache: Mutex<HashMap<String, Arc<SecretKey>>>,
+    /// The current ledger key per business and region, so sealing needs no key-store query.
+    /// A rotation by this process updates it; one by another process is picked up on restart
+    /// (events sealed under the older version stay valid and readable).
+    current_ledger: Mutex<HashMap<(String, Region), VersionedKey>>,
 }
 
 fn key_id(kind: KeyKind, region: Region, business: &str, rest: &str) -> String {
@@ -195,6 +205,7 @@ impl Vault {
             keys,
             roots,
             cache: Mutex::new(HashMap::new()),
+            current_ledger: Mutex::new(HashMap::new()),
         }
     }
 
@@ -282,20 +293,28 @@ impl Vault {
         region: Region,
         now: Timestamp,
     ) -> Result<(u32, Arc<SecretKey>), VaultError> {
-        let version = match self.keys.latest_ledger(business, region.code()).await? {
-            Some(w) => {
-                let key = match self.cached(&w.key_id) {
-                    Some(k) => k,
-                    None => self.unwrap_key(&w)?,
-                };
-                return Ok((w.version, key));
-            }
-            None => 1,
+        let slot = (business.to_owned(), region);
+        if let Some(current) = self
+            .current_ledger
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .get(&slot)
+        {
+            return Ok(current.clone());
+        }
+        let current = match self.keys.latest_ledger(business, region.code()).await? {
+            Some(w) => (w.version, self.unwrap_key(&w)?),
+            None => (
+                1,
+                self.ledger_key_version(business, region, 1, Some(now))
+                    .await?,
+            ),
         };
-        let key = self
-            .ledger_key_version(business, region, version, Some(now))
-            .await?;
-        Ok((version, key))
+        self.current_ledger
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .insert(slot, current.clone());
+        Ok(current)
     }
 
     /// A specific version of a ledger key (old versions stay readable after rotation).
@@ -333,8 +352,13 @@ impl Vault {
             .await?
             .map_or(0, |w| w.version);
         let next = current + 1;
-        self.ledger_key_version(business, region, next, Some(now))
+        let key = self
+            .ledger_key_version(business, region, next, Some(now))
             .await?;
+        self.current_ledger
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .insert((business.to_owned(), region), (next, key));
         Ok(next)
     }
 

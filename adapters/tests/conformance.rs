@@ -531,6 +531,81 @@ async fn key_store_contract(f: &Fixture) {
     );
 }
 
+/// `cqrs-es` runs unchanged on the sealed store: `CqrsFramework` with a snapshotting
+/// `PersistedEventStore` over `SealedRepository` executes commands, loads aggregates back
+/// (through the sealed snapshot) and reports conflicts as `AggregateConflict`.
+async fn cqrs_framework_runs_on_the_sealed_store(f: &Fixture) {
+    use cqrs_es::persist::PersistedEventStore;
+    use cqrs_es::{CqrsFramework, EventStore as _};
+    use sealpost_adapters::repository::SealedRepository;
+    use sealpost_domain::{
+        BusinessId, Sealed, Stamped, Subject, SubjectCommand, SubjectId, Timestamp,
+    };
+    use std::collections::HashMap;
+
+    let store = sealed_store(&f.stores).await;
+    let repo = SealedRepository::new(store.clone());
+    let es = PersistedEventStore::<SealedRepository, Subject>::new_snapshot_store(repo.clone(), 2);
+    let cqrs = CqrsFramework::new(es, vec![], ());
+    let id = SubjectId::from_random([3; 16]);
+    let business = BusinessId::parse("100000000000001").expect("id");
+    let meta = HashMap::from([
+        ("business_id".to_owned(), business.to_string()),
+        ("region".to_owned(), "EU".to_owned()),
+    ]);
+    let now = Timestamp::from_millis(1_000);
+    let create = SubjectCommand::Create {
+        subject_id: id.clone(),
+        business_id: business.clone(),
+        phone: Sealed::from_bytes(vec![1; 30]),
+    };
+    cqrs.execute_with_metadata(id.as_str(), Stamped::at(create.clone(), now), meta.clone())
+        .await
+        .expect("create");
+    for i in 0..3 {
+        cqrs.execute_with_metadata(
+            id.as_str(),
+            Stamped::at(SubjectCommand::RecordInboundActivity, now.plus_millis(i)),
+            meta.clone(),
+        )
+        .await
+        .expect("activity");
+    }
+    let again = cqrs
+        .execute_with_metadata(id.as_str(), Stamped::at(create, now), meta.clone())
+        .await;
+    assert!(matches!(
+        again,
+        Err(cqrs_es::AggregateError::UserError(
+            sealpost_domain::DomainError::AlreadyExists
+        ))
+    ));
+    assert_eq!(
+        store
+            .read_stream(&StreamId::new("subject", id.as_str()), 0)
+            .await
+            .expect("read")
+            .len(),
+        4
+    );
+    assert!(
+        store
+            .load_snapshot(&StreamId::new("subject", id.as_str()))
+            .await
+            .expect("snapshot")
+            .is_some(),
+        "snapshots are written"
+    );
+    let loaded = PersistedEventStore::<SealedRepository, Subject>::new_snapshot_store(repo, 2)
+        .load_aggregate(id.as_str())
+        .await
+        .expect("load");
+    assert_eq!(
+        loaded.aggregate.window_open_until,
+        Some(now.plus_millis(2 + 24 * 3_600_000))
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $fixture:ident) => {
         mod $backend {
@@ -557,6 +632,7 @@ macro_rules! conformance {
             case!(snapshots_and_checkpoints);
             case!(live_tail_wakes_on_commit);
             case!(key_store_contract);
+            case!(cqrs_framework_runs_on_the_sealed_store);
         }
     };
 }

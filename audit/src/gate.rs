@@ -8,6 +8,7 @@
 //! gate ask the vault to open the field. An architecture test checks that no other code calls
 //! the vault's `open_field`.
 
+use sealpost_adapters::exec::CommandMeta;
 use sealpost_adapters::ledger::{EventContext, EventStore, LedgerError, PlainEvent};
 use sealpost_adapters::store::StreamId;
 use sealpost_adapters::vault::VaultError;
@@ -152,6 +153,12 @@ impl AccessGate {
             region,
             epoch: None,
         };
+        let metadata = CommandMeta::new(
+            &ctx.business_id,
+            region,
+            &Principal::processor("access-gate"),
+        )
+        .to_map();
         let plain = PlainEvent {
             event_type: event.event_type(),
             event_version: 1,
@@ -160,10 +167,7 @@ impl AccessGate {
                     "access event",
                 ))
             })?,
-            metadata: BTreeMap::from([(
-                sealpost_adapters::ledger::meta::ACTOR.to_owned(),
-                "gate".to_owned(),
-            )]),
+            metadata,
         };
         let stream = StreamId::new(ACCESS_STREAM_TYPE, uuid::Uuid::new_v4().to_string());
         self.store.append(&stream, 0, &ctx, vec![plain]).await?;
@@ -223,9 +227,9 @@ impl AccessGate {
 
     async fn write_counts(
         &self,
-        counts: BTreeMap<CounterKey, (u64, u64)>,
+        mut counts: BTreeMap<CounterKey, (u64, u64)>,
     ) -> Result<(), GateError> {
-        for (k, (allowed, denied)) in counts {
+        while let Some((k, (allowed, denied))) = counts.pop_first() {
             let event = AccessEvent::AccessCounted {
                 principal: Principal::processor(&k.principal),
                 category: k.category,
@@ -235,7 +239,21 @@ impl AccessGate {
                 allowed,
                 denied,
             };
-            self.record(event, k.owner.as_ref(), k.region).await?;
+            if let Err(e) = self.record(event, k.owner.as_ref(), k.region).await {
+                let mut pending = self
+                    .counters
+                    .lock()
+                    .expect("counter lock is never poisoned");
+                let c = pending.entry(k).or_insert((0, 0));
+                c.0 += allowed;
+                c.1 += denied;
+                for (k, (a, d)) in counts {
+                    let c = pending.entry(k).or_insert((0, 0));
+                    c.0 += a;
+                    c.1 += d;
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }

@@ -15,10 +15,19 @@ use std::sync::Arc;
 /// rows in `Category::ALL` order; columns processor, operator, transport, business, auditor, DPO.
 const EXPECTED: [(&str, [&str; 6]); 7] = [
     ("message content", ["yes", "no", "no", "own", "no", "no"]),
-    ("consumer phone number", ["yes", "no", "yes", "own", "no", "no"]),
-    ("non-identifiable statistics", ["yes", "yes", "yes", "yes", "yes", "yes"]),
+    (
+        "consumer phone number",
+        ["yes", "no", "yes", "own", "no", "no"],
+    ),
+    (
+        "non-identifiable statistics",
+        ["yes", "yes", "yes", "yes", "yes", "yes"],
+    ),
     ("integrity signals", ["no", "no", "yes", "own", "no", "no"]),
-    ("business information", ["yes", "yes", "yes", "yes", "yes", "yes"]),
+    (
+        "business information",
+        ["yes", "yes", "yes", "yes", "yes", "yes"],
+    ),
     ("billing", ["yes", "yes", "yes", "yes", "yes", "yes"]),
     ("access log", ["no", "no", "no", "own", "yes", "yes"]),
 ];
@@ -38,8 +47,13 @@ fn purpose(kind: PrincipalKind) -> Purpose {
 async fn gate() -> (Arc<AccessGate>, Arc<EventStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let stores = Stores::sqlite(dir.path()).await.expect("sqlite");
-    let vault = Arc::new(Vault::new(stores.keys.clone(), RootKeys::fixed([(Region::Eu, SecretKey::random())])));
-    let store = EventStore::start(stores.events.clone(), vault, Arc::new(SystemClock)).await.expect("store");
+    let vault = Arc::new(Vault::new(
+        stores.keys.clone(),
+        RootKeys::fixed([(Region::Eu, SecretKey::random())]),
+    ));
+    let store = EventStore::start(stores.events.clone(), vault, Arc::new(SystemClock))
+        .await
+        .expect("store");
     (AccessGate::new(store.clone()), store, dir)
 }
 
@@ -66,18 +80,40 @@ async fn every_cell_is_decided_as_the_design_says_and_recorded() {
             let cell = EXPECTED[row].1[col];
             let who = principal(*kind, &mine);
             for owner in [&mine, &theirs] {
-                let req = AccessRequest { principal: &who, category: *category, purpose: purpose(*kind), object: "obj-1", owner: Some(owner), region: Region::Eu };
-                let allowed = gate.authorize(&req).await.map(|()| true).or_else(|e| match e {
-                    GateError::Denied(_) => Ok(false),
-                    other => Err(other),
-                });
+                let req = AccessRequest {
+                    principal: &who,
+                    category: *category,
+                    purpose: purpose(*kind),
+                    object: "obj-1",
+                    owner: Some(owner),
+                    region: Region::Eu,
+                };
+                let allowed = gate
+                    .authorize(&req)
+                    .await
+                    .map(|()| true)
+                    .or_else(|e| match e {
+                        GateError::Denied(_) => Ok(false),
+                        other => Err(other),
+                    });
                 let allowed = allowed.expect("gate works");
                 let want = match cell {
                     "yes" => true,
                     "no" => false,
                     _ => owner == &mine,
                 };
-                assert_eq!(allowed, want, "{:?} reading {:?} of {}", kind, category, if owner == &mine { "own business" } else { "another business" });
+                assert_eq!(
+                    allowed,
+                    want,
+                    "{:?} reading {:?} of {}",
+                    kind,
+                    category,
+                    if owner == &mine {
+                        "own business"
+                    } else {
+                        "another business"
+                    }
+                );
                 if *kind != PrincipalKind::Processor {
                     expected_records += 1;
                 }
@@ -86,20 +122,47 @@ async fn every_cell_is_decided_as_the_design_says_and_recorded() {
     }
     gate.flush().await.expect("flush");
     let log = access_log(&store).await;
-    let decided: Vec<&AccessEvent> = log.iter().filter(|e| matches!(e, AccessEvent::AccessDecided { .. })).collect();
-    assert_eq!(decided.len(), expected_records, "one AccessDecided per read by people and foreign systems");
-    let denied = decided.iter().filter(|e| matches!(e, AccessEvent::AccessDecided { decision: Decision::Denied(_), .. })).count();
+    let decided: Vec<&AccessEvent> = log
+        .iter()
+        .filter(|e| matches!(e, AccessEvent::AccessDecided { .. }))
+        .collect();
+    assert_eq!(
+        decided.len(),
+        expected_records,
+        "one AccessDecided per read by people and foreign systems"
+    );
+    let denied = decided
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                AccessEvent::AccessDecided {
+                    decision: Decision::Denied(_),
+                    ..
+                }
+            )
+        })
+        .count();
     assert!(denied > 0);
     // Processor reads are counted per minute, purpose, category and business.
     let (allowed, refused): (u64, u64) = log
         .iter()
         .filter_map(|e| match e {
-            AccessEvent::AccessCounted { allowed, denied, .. } => Some((*allowed, *denied)),
+            AccessEvent::AccessCounted {
+                allowed, denied, ..
+            } => Some((*allowed, *denied)),
             _ => None,
         })
         .fold((0, 0), |(a, d), (x, y)| (a + x, d + y));
-    assert_eq!(allowed + refused, 2 * Category::ALL.len() as u64, "every processor read is counted");
-    assert_eq!(refused, 4, "the processor is refused integrity signals and the access log, for both businesses");
+    assert_eq!(
+        allowed + refused,
+        2 * Category::ALL.len() as u64,
+        "every processor read is counted"
+    );
+    assert_eq!(
+        refused, 4,
+        "the processor is refused integrity signals and the access log, for both businesses"
+    );
 }
 
 #[tokio::test]
@@ -109,12 +172,25 @@ async fn purposes_outside_a_principals_role_are_denied() {
     for kind in PrincipalKind::ALL {
         let who = principal(kind, &b);
         for p in Purpose::ALL {
-            let req = AccessRequest { principal: &who, category: Category::BusinessInformation, purpose: p, object: "o", owner: Some(&b), region: Region::Eu };
+            let req = AccessRequest {
+                principal: &who,
+                category: Category::BusinessInformation,
+                purpose: p,
+                object: "o",
+                owner: Some(&b),
+                region: Region::Eu,
+            };
             let result = gate.authorize(&req).await;
             if kind.purposes().contains(&p) {
-                assert!(result.is_ok(), "{kind:?} may read business information for {p:?}");
+                assert!(
+                    result.is_ok(),
+                    "{kind:?} may read business information for {p:?}"
+                );
             } else {
-                assert!(matches!(result, Err(GateError::Denied(DenyReason::Purpose))), "{kind:?} must not act for {p:?}");
+                assert!(
+                    matches!(result, Err(GateError::Denied(DenyReason::Purpose))),
+                    "{kind:?} must not act for {p:?}"
+                );
             }
         }
     }
@@ -126,8 +202,19 @@ async fn advertising_never_touches_cloud_api_data() {
     let b = BusinessId::parse("100000000000001").expect("id");
     let ads = Principal::of_kind(PrincipalKind::Operator, "ads");
     for category in Category::ALL {
-        let req = AccessRequest { principal: &ads, category, purpose: Purpose::Advertising, object: "o", owner: Some(&b), region: Region::Eu };
+        let req = AccessRequest {
+            principal: &ads,
+            category,
+            purpose: Purpose::Advertising,
+            object: "o",
+            owner: Some(&b),
+            region: Region::Eu,
+        };
         let result = gate.authorize(&req).await;
-        assert_eq!(result.is_ok(), category == Category::BusinessInformation, "{category:?}");
+        assert_eq!(
+            result.is_ok(),
+            category == Category::BusinessInformation,
+            "{category:?}"
+        );
     }
 }

@@ -21,33 +21,76 @@ mod business {
     fn registering_a_business_records_it() {
         F::with(())
             .given_no_previous_events()
-            .when(at(BusinessCommand::Register { business_id: business(), name: "Acme".into() }, 1))
-            .then_expect_events(vec![BusinessEvent::BusinessRegistered { business_id: business(), name: "Acme".into(), at: t(1) }]);
+            .when(at(
+                BusinessCommand::Register {
+                    business_id: business(),
+                    name: "Acme".into(),
+                },
+                1,
+            ))
+            .then_expect_events(vec![BusinessEvent::BusinessRegistered {
+                business_id: business(),
+                name: "Acme".into(),
+                at: t(1),
+            }]);
     }
 
     #[test]
     fn a_business_cannot_be_registered_twice_or_nameless() {
         F::with(())
-            .given(vec![BusinessEvent::BusinessRegistered { business_id: business(), name: "Acme".into(), at: t(1) }])
-            .when(at(BusinessCommand::Register { business_id: business(), name: "Acme".into() }, 2))
+            .given(vec![BusinessEvent::BusinessRegistered {
+                business_id: business(),
+                name: "Acme".into(),
+                at: t(1),
+            }])
+            .when(at(
+                BusinessCommand::Register {
+                    business_id: business(),
+                    name: "Acme".into(),
+                },
+                2,
+            ))
             .then_expect_error(DomainError::AlreadyExists);
         F::with(())
             .given_no_previous_events()
-            .when(at(BusinessCommand::Register { business_id: business(), name: String::new() }, 2))
+            .when(at(
+                BusinessCommand::Register {
+                    business_id: business(),
+                    name: String::new(),
+                },
+                2,
+            ))
             .then_expect_error(DomainError::InvalidParameter("name"));
     }
 
     #[test]
     fn tier_changes_only_when_different() {
-        let given = vec![BusinessEvent::BusinessRegistered { business_id: business(), name: "Acme".into(), at: t(1) }];
+        let given = vec![BusinessEvent::BusinessRegistered {
+            business_id: business(),
+            name: "Acme".into(),
+            at: t(1),
+        }];
         F::with(())
             .given(given.clone())
-            .when(at(BusinessCommand::ChangeMessagingLimitTier { tier: MessagingLimitTier::Tier250 }, 2))
+            .when(at(
+                BusinessCommand::ChangeMessagingLimitTier {
+                    tier: MessagingLimitTier::Tier250,
+                },
+                2,
+            ))
             .then_expect_events(vec![]);
         F::with(())
             .given(given)
-            .when(at(BusinessCommand::ChangeMessagingLimitTier { tier: MessagingLimitTier::Tier10K }, 2))
-            .then_expect_events(vec![BusinessEvent::MessagingLimitTierChanged { tier: MessagingLimitTier::Tier10K, at: t(2) }]);
+            .when(at(
+                BusinessCommand::ChangeMessagingLimitTier {
+                    tier: MessagingLimitTier::Tier10K,
+                },
+                2,
+            ))
+            .then_expect_events(vec![BusinessEvent::MessagingLimitTierChanged {
+                tier: MessagingLimitTier::Tier10K,
+                at: t(2),
+            }]);
     }
 }
 
@@ -73,7 +116,10 @@ mod phone_number {
             display_number: display.into(),
             home_region: region,
         };
-        F::with(()).given_no_previous_events().when(at(add(Region::Eu, "15550783881"), 1)).then_expect_events(vec![added()]);
+        F::with(())
+            .given_no_previous_events()
+            .when(at(add(Region::Eu, "15550783881"), 1))
+            .then_expect_events(vec![added()]);
         F::with(())
             .given_no_previous_events()
             .when(at(add(Region::De, "15550783881"), 1))
@@ -88,15 +134,36 @@ mod phone_number {
     fn local_storage_is_elected_only_while_unregistered() {
         F::with(())
             .given(vec![added()])
-            .when(at(PhoneNumberCommand::ConfigureStorage { region: Some(Region::De) }, 2))
-            .then_expect_events(vec![PhoneNumberEvent::StorageConfigured { region: Some(Region::De), at: t(2) }]);
+            .when(at(
+                PhoneNumberCommand::ConfigureStorage {
+                    region: Some(Region::De),
+                },
+                2,
+            ))
+            .then_expect_events(vec![PhoneNumberEvent::StorageConfigured {
+                region: Some(Region::De),
+                at: t(2),
+            }]);
         F::with(())
-            .given(vec![added(), PhoneNumberEvent::PhoneNumberRegistered { at: t(2) }])
-            .when(at(PhoneNumberCommand::ConfigureStorage { region: Some(Region::De) }, 3))
+            .given(vec![
+                added(),
+                PhoneNumberEvent::PhoneNumberRegistered { at: t(2) },
+            ])
+            .when(at(
+                PhoneNumberCommand::ConfigureStorage {
+                    region: Some(Region::De),
+                },
+                3,
+            ))
             .then_expect_error(DomainError::RegionLocked);
         F::with(())
             .given(vec![added()])
-            .when(at(PhoneNumberCommand::ConfigureStorage { region: Some(Region::Na) }, 2))
+            .when(at(
+                PhoneNumberCommand::ConfigureStorage {
+                    region: Some(Region::Na),
+                },
+                2,
+            ))
             .then_expect_error(DomainError::InvalidParameter("data_localization_region"));
     }
 
@@ -118,14 +185,21 @@ mod phone_number {
         F::with(())
             .given(given)
             .when(at(PhoneNumberCommand::Register, later))
-            .then_expect_events(vec![PhoneNumberEvent::PhoneNumberRegistered { at: t(later) }]);
+            .then_expect_events(vec![PhoneNumberEvent::PhoneNumberRegistered {
+                at: t(later),
+            }]);
     }
 
     #[test]
     fn commands_on_an_unknown_number_fail() {
         F::with(())
             .given_no_previous_events()
-            .when(at(PhoneNumberCommand::ChangeThroughput { tier: ThroughputTier::High }, 1))
+            .when(at(
+                PhoneNumberCommand::ChangeThroughput {
+                    tier: ThroughputTier::High,
+                },
+                1,
+            ))
             .then_expect_error(DomainError::NotFound);
     }
 }
@@ -135,7 +209,12 @@ mod subject {
     type F = TestFramework<Subject>;
 
     fn created() -> SubjectEvent {
-        SubjectEvent::SubjectCreated { subject_id: subject(), business_id: business(), phone: sealed(1), at: t(1) }
+        SubjectEvent::SubjectCreated {
+            subject_id: subject(),
+            business_id: business(),
+            phone: sealed(1),
+            at: t(1),
+        }
     }
 
     #[test]
@@ -143,26 +222,55 @@ mod subject {
         F::with(())
             .given(vec![created()])
             .when(at(SubjectCommand::RecordInboundActivity, 1_000))
-            .then_expect_events(vec![SubjectEvent::ServiceWindowOpened { at: t(1_000), until: t(1_000 + SERVICE_WINDOW_MS) }]);
-        let s = Subject::replay([created(), SubjectEvent::ServiceWindowOpened { at: t(1_000), until: t(1_000 + SERVICE_WINDOW_MS) }]);
+            .then_expect_events(vec![SubjectEvent::ServiceWindowOpened {
+                at: t(1_000),
+                until: t(1_000 + SERVICE_WINDOW_MS),
+            }]);
+        let s = Subject::replay([
+            created(),
+            SubjectEvent::ServiceWindowOpened {
+                at: t(1_000),
+                until: t(1_000 + SERVICE_WINDOW_MS),
+            },
+        ]);
         assert!(s.service_window_open(t(1_000 + SERVICE_WINDOW_MS - 1)));
         assert!(!s.service_window_open(t(1_000 + SERVICE_WINDOW_MS)));
     }
 
     #[test]
     fn erasure_is_a_fence() {
-        let erased = SubjectEvent::SubjectErased { requested_by: "dpo".into(), at: t(5) };
+        let erased = SubjectEvent::SubjectErased {
+            requested_by: "dpo".into(),
+            at: t(5),
+        };
         F::with(())
             .given(vec![created()])
-            .when(at(SubjectCommand::Erase { requested_by: "dpo".into() }, 5))
+            .when(at(
+                SubjectCommand::Erase {
+                    requested_by: "dpo".into(),
+                },
+                5,
+            ))
             .then_expect_events(vec![erased.clone()]);
         F::with(())
             .given(vec![created(), erased.clone()])
-            .when(at(SubjectCommand::Erase { requested_by: "dpo".into() }, 6))
+            .when(at(
+                SubjectCommand::Erase {
+                    requested_by: "dpo".into(),
+                },
+                6,
+            ))
             .then_expect_events(vec![]);
         F::with(())
             .given(vec![created(), erased.clone()])
-            .when(at(SubjectCommand::Create { subject_id: subject(), business_id: business(), phone: sealed(2) }, 7))
+            .when(at(
+                SubjectCommand::Create {
+                    subject_id: subject(),
+                    business_id: business(),
+                    phone: sealed(2),
+                },
+                7,
+            ))
             .then_expect_error(DomainError::SubjectErased);
         F::with(())
             .given(vec![created(), erased])
@@ -181,7 +289,13 @@ mod subject {
             .when(at(SubjectCommand::Expire, 10))
             .then_expect_events(vec![]);
         F::with(())
-            .given(vec![created(), SubjectEvent::SubjectErased { requested_by: "b".into(), at: t(5) }])
+            .given(vec![
+                created(),
+                SubjectEvent::SubjectErased {
+                    requested_by: "b".into(),
+                    at: t(5),
+                },
+            ])
             .when(at(SubjectCommand::Expire, 10))
             .then_expect_events(vec![]);
     }
@@ -193,17 +307,30 @@ mod message {
     type F = TestFramework<Message>;
 
     fn accept(kind: MessageKind, window: bool) -> MessageCommand {
-        MessageCommand::AcceptOutbound { header: outbound_header(kind), content: sealed(2), callback_data: None, service_window_open: window }
+        MessageCommand::AcceptOutbound {
+            header: outbound_header(kind),
+            content: sealed(2),
+            callback_data: None,
+            service_window_open: window,
+        }
     }
 
     fn accepted(kind: MessageKind) -> MessageEvent {
         let header: OutboundHeader = outbound_header(kind);
-        MessageEvent::OutboundMessageAccepted { header, content: sealed(2), callback_data: None, at: t(1) }
+        MessageEvent::OutboundMessageAccepted {
+            header,
+            content: sealed(2),
+            callback_data: None,
+            at: t(1),
+        }
     }
 
     #[test]
     fn free_form_messages_need_an_open_window_templates_do_not() {
-        F::with(()).given_no_previous_events().when(at(accept(MessageKind::Text, true), 1)).then_expect_events(vec![accepted(MessageKind::Text)]);
+        F::with(())
+            .given_no_previous_events()
+            .when(at(accept(MessageKind::Text, true), 1))
+            .then_expect_events(vec![accepted(MessageKind::Text)]);
         F::with(())
             .given_no_previous_events()
             .when(at(accept(MessageKind::Text, false), 1))
@@ -216,37 +343,86 @@ mod message {
 
     #[test]
     fn outbound_lifecycle_moves_forward_only() {
-        let sent = vec![accepted(MessageKind::Text), MessageEvent::MessageSent { at: t(2) }];
-        F::with(()).given(sent.clone()).when(at(MessageCommand::RecordDelivered, 3)).then_expect_events(vec![MessageEvent::MessageDelivered { at: t(3) }]);
+        let sent = vec![
+            accepted(MessageKind::Text),
+            MessageEvent::MessageSent { at: t(2) },
+        ];
+        F::with(())
+            .given(sent.clone())
+            .when(at(MessageCommand::RecordDelivered, 3))
+            .then_expect_events(vec![MessageEvent::MessageDelivered { at: t(3) }]);
         // A read receipt before the delivery receipt, then the late delivery receipt: ignored.
         let read = [sent.clone(), vec![MessageEvent::MessageRead { at: t(3) }]].concat();
-        F::with(()).given(read.clone()).when(at(MessageCommand::RecordDelivered, 4)).then_expect_events(vec![]);
+        F::with(())
+            .given(read.clone())
+            .when(at(MessageCommand::RecordDelivered, 4))
+            .then_expect_events(vec![]);
         // A repeated receipt is not shown twice.
-        F::with(()).given(read.clone()).when(at(MessageCommand::RecordRead, 4)).then_expect_events(vec![]);
+        F::with(())
+            .given(read.clone())
+            .when(at(MessageCommand::RecordRead, 4))
+            .then_expect_events(vec![]);
         // A failure after delivery is ignored; before it, it is recorded.
-        F::with(()).given(read).when(at(MessageCommand::RecordFailed { code: 131_026 }, 5)).then_expect_events(vec![]);
+        F::with(())
+            .given(read)
+            .when(at(MessageCommand::RecordFailed { code: 131_026 }, 5))
+            .then_expect_events(vec![]);
         F::with(())
             .given(sent)
             .when(at(MessageCommand::RecordFailed { code: 131_026 }, 5))
-            .then_expect_events(vec![MessageEvent::MessageFailed { code: 131_026, at: t(5) }]);
-        let m = Message::replay([accepted(MessageKind::Text), MessageEvent::MessageFailed { code: 131_026, at: t(5) }]);
+            .then_expect_events(vec![MessageEvent::MessageFailed {
+                code: 131_026,
+                at: t(5),
+            }]);
+        let m = Message::replay([
+            accepted(MessageKind::Text),
+            MessageEvent::MessageFailed {
+                code: 131_026,
+                at: t(5),
+            },
+        ]);
         assert_eq!(m.status, Some(MessageStatus::Failed));
     }
 
     #[test]
     fn inbound_lifecycle_and_duplicates() {
-        let received = MessageEvent::InboundMessageReceived { header: inbound_header(), ciphertext: sealed(4), at: t(1) };
-        let receive = MessageCommand::ReceiveInbound { header: inbound_header(), ciphertext: sealed(4) };
-        F::with(()).given_no_previous_events().when(at(receive.clone(), 1)).then_expect_events(vec![received.clone()]);
-        F::with(()).given(vec![received.clone()]).when(at(receive, 2)).then_expect_events(vec![]);
+        let received = MessageEvent::InboundMessageReceived {
+            header: inbound_header(),
+            ciphertext: sealed(4),
+            at: t(1),
+        };
+        let receive = MessageCommand::ReceiveInbound {
+            header: inbound_header(),
+            ciphertext: sealed(4),
+        };
+        F::with(())
+            .given_no_previous_events()
+            .when(at(receive.clone(), 1))
+            .then_expect_events(vec![received.clone()]);
+        F::with(())
+            .given(vec![received.clone()])
+            .when(at(receive, 2))
+            .then_expect_events(vec![]);
         F::with(())
             .given(vec![received.clone()])
             .when(at(MessageCommand::RecordForwarded, 2))
             .then_expect_error(DomainError::InvalidTransition("not decrypted"));
-        let decrypted = MessageEvent::InboundMessageDecrypted { kind: MessageKind::Text, content: sealed(5), profile_name: None, at: t(2) };
+        let decrypted = MessageEvent::InboundMessageDecrypted {
+            kind: MessageKind::Text,
+            content: sealed(5),
+            profile_name: None,
+            at: t(2),
+        };
         F::with(())
             .given(vec![received.clone()])
-            .when(at(MessageCommand::RecordDecrypted { kind: MessageKind::Text, content: sealed(5), profile_name: None }, 2))
+            .when(at(
+                MessageCommand::RecordDecrypted {
+                    kind: MessageKind::Text,
+                    content: sealed(5),
+                    profile_name: None,
+                },
+                2,
+            ))
             .then_expect_events(vec![decrypted.clone()]);
         F::with(())
             .given(vec![received.clone(), decrypted])
@@ -254,13 +430,25 @@ mod message {
             .then_expect_events(vec![MessageEvent::InboundMessageForwarded { at: t(3) }]);
         F::with(())
             .given(vec![received])
-            .when(at(MessageCommand::RecordDecryptionFailed { reason: "bad_mac".into() }, 3))
-            .then_expect_events(vec![MessageEvent::InboundDecryptionFailed { reason: "bad_mac".into(), at: t(3) }]);
+            .when(at(
+                MessageCommand::RecordDecryptionFailed {
+                    reason: "bad_mac".into(),
+                },
+                3,
+            ))
+            .then_expect_events(vec![MessageEvent::InboundDecryptionFailed {
+                reason: "bad_mac".into(),
+                at: t(3),
+            }]);
     }
 
     #[test]
     fn receipts_for_inbound_messages_are_refused() {
-        let received = MessageEvent::InboundMessageReceived { header: inbound_header(), ciphertext: sealed(4), at: t(1) };
+        let received = MessageEvent::InboundMessageReceived {
+            header: inbound_header(),
+            ciphertext: sealed(4),
+            at: t(1),
+        };
         F::with(())
             .given(vec![received])
             .when(at(MessageCommand::RecordDelivered, 2))
@@ -274,11 +462,34 @@ mod retention {
 
     #[test]
     fn an_epoch_is_shredded_once_and_only_after_it_expired() {
-        let cmd = |epoch| RetentionCommand::ShredEpoch { business_id: business(), region: Region::Eu, epoch: EpochId::new(epoch), expired_at: t(100) };
-        F::with(()).given_no_previous_events().when(at(cmd(7), 99)).then_expect_error(DomainError::InvalidTransition("epoch has not expired yet"));
-        let shredded = RetentionEvent::EpochKeyShredded { business_id: business(), region: Region::Eu, epoch: EpochId::new(7), expired_at: t(100), at: t(100) };
-        F::with(()).given_no_previous_events().when(at(cmd(7), 100)).then_expect_events(vec![shredded.clone()]);
-        F::with(()).given(vec![shredded.clone()]).when(at(cmd(7), 101)).then_expect_events(vec![]);
-        F::with(()).given(vec![shredded]).when(at(cmd(6), 101)).then_expect_events(vec![]);
+        let cmd = |epoch| RetentionCommand::ShredEpoch {
+            business_id: business(),
+            region: Region::Eu,
+            epoch: EpochId::new(epoch),
+            expired_at: t(100),
+        };
+        F::with(())
+            .given_no_previous_events()
+            .when(at(cmd(7), 99))
+            .then_expect_error(DomainError::InvalidTransition("epoch has not expired yet"));
+        let shredded = RetentionEvent::EpochKeyShredded {
+            business_id: business(),
+            region: Region::Eu,
+            epoch: EpochId::new(7),
+            expired_at: t(100),
+            at: t(100),
+        };
+        F::with(())
+            .given_no_previous_events()
+            .when(at(cmd(7), 100))
+            .then_expect_events(vec![shredded.clone()]);
+        F::with(())
+            .given(vec![shredded.clone()])
+            .when(at(cmd(7), 101))
+            .then_expect_events(vec![]);
+        F::with(())
+            .given(vec![shredded])
+            .when(at(cmd(6), 101))
+            .then_expect_events(vec![]);
     }
 }

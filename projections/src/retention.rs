@@ -50,8 +50,14 @@ pub struct RetentionReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Life {
     Active,
-    Erased { keys_gone: bool },
-    Expired,
+    /// Erased; `keys_gone` once this process has seen its keys destroyed.
+    Erased {
+        keys_gone: bool,
+    },
+    /// Expired; `keys_gone` likewise (a crash between the event and the destruction leaves it false).
+    Expired {
+        keys_gone: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -128,7 +134,9 @@ impl RetentionProcess {
                 }
                 SubjectEvent::SubjectExpired { .. } => {
                     if let Some(t) = self.subjects.get_mut(&id) {
-                        t.life = Life::Expired;
+                        if !matches!(t.life, Life::Expired { .. }) {
+                            t.life = Life::Expired { keys_gone: false };
+                        }
                     }
                 }
                 SubjectEvent::ServiceWindowOpened { .. } => {}
@@ -168,10 +176,11 @@ impl RetentionProcess {
     #[tracing::instrument(skip_all, fields(now = now.millis()))]
     pub async fn run_once(&mut self, now: Timestamp) -> Result<RetentionReport, RetentionError> {
         self.catch_up().await?;
-        let mut report = RetentionReport::default();
-        report.epoch_keys_destroyed = self.shred_epochs(now).await?;
-        report.subjects_expired = self.expire_subjects(now).await?;
-        report.erasures_completed = self.complete_erasures(now).await?;
+        let report = RetentionReport {
+            epoch_keys_destroyed: self.shred_epochs(now).await?,
+            subjects_expired: self.expire_subjects(now).await?,
+            erasures_completed: self.complete_erasures(now).await?,
+        };
         self.catch_up().await?;
         tracing::info!(
             epoch_keys = report.epoch_keys_destroyed,
@@ -243,24 +252,39 @@ impl RetentionProcess {
                 .destroy_subject(t.business.as_str(), t.region, subject, now)
                 .await?;
             if let Some(track) = self.subjects.get_mut(subject) {
-                track.life = Life::Expired;
+                track.life = Life::Expired { keys_gone: true };
             }
         }
         Ok(due.len() as u64)
     }
 
+    /// Destroys the keys of subjects recorded as erased or expired whose destruction this
+    /// process has not seen (a crash between the event and the destruction, or a restart).
+    /// Destroying an already destroyed key is a no-op, so this is idempotent. Returns how many
+    /// erased subjects still had a key.
     async fn complete_erasures(&mut self, now: Timestamp) -> Result<u64, RetentionError> {
         let vault = self.exec.store().vault().clone();
-        let mut n = 0;
+        let mut erasures = 0;
         for (subject, t) in self.subjects.iter_mut() {
-            if t.life == (Life::Erased { keys_gone: false }) {
-                n += vault
-                    .destroy_subject(t.business.as_str(), t.region, subject, now)
-                    .await?;
-                t.life = Life::Erased { keys_gone: true };
+            match t.life {
+                Life::Erased { keys_gone: false } => {
+                    erasures += vault
+                        .destroy_subject(t.business.as_str(), t.region, subject, now)
+                        .await?;
+                    t.life = Life::Erased { keys_gone: true };
+                }
+                Life::Expired { keys_gone: false } => {
+                    vault
+                        .destroy_subject(t.business.as_str(), t.region, subject, now)
+                        .await?;
+                    t.life = Life::Expired { keys_gone: true };
+                }
+                Life::Active
+                | Life::Erased { keys_gone: true }
+                | Life::Expired { keys_gone: true } => {}
             }
         }
-        Ok(n)
+        Ok(erasures)
     }
 }
 

@@ -22,7 +22,11 @@ pub struct Env {
 
 impl Env {
     pub fn name(&self) -> &'static str {
-        if self.pg.is_some() { "postgres" } else { "sqlite" }
+        if self.pg.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
     }
 
     pub async fn finish(self) {
@@ -35,16 +39,37 @@ impl Env {
 pub async fn sqlite_env() -> Env {
     let dir = tempfile::tempdir().expect("temp dir");
     let clock = SimClock::starting_at(Timestamp::from_millis(START_MS));
-    let app = Sealpost::open_sqlite(dir.path(), Arc::new(clock.clone()), RetentionPolicy::default()).await.expect("open");
-    Env { app, clock, dir: Some(dir), pg: None }
+    let app = Sealpost::open_sqlite(
+        dir.path(),
+        Arc::new(clock.clone()),
+        RetentionPolicy::default(),
+    )
+    .await
+    .expect("open");
+    Env {
+        app,
+        clock,
+        dir: Some(dir),
+        pg: None,
+    }
 }
 
 pub async fn postgres_env(label: &str) -> Option<Env> {
     let pg = postgres_test_db(label).await?;
     let clock = SimClock::starting_at(Timestamp::from_millis(START_MS));
     let roots = RootKeys::fixed(Region::ALL.map(|r| (r, SecretKey::random())));
-    let app = Sealpost::start(Stores::postgres(pg.pool.clone()), roots, Arc::new(clock.clone()), RetentionPolicy::default())
-        .await
-        .expect("start");
-    Some(Env { app, clock, dir: None, pg: Some(pg) })
+    let app = Sealpost::start(
+        Stores::postgres(pg.pool.clone()),
+        roots,
+        Arc::new(clock.clone()),
+        RetentionPolicy::default(),
+    )
+    .await
+    .expect("start");
+    Some(Env {
+        app,
+        clock,
+        dir: None,
+        pg: Some(pg),
+    })
 }
