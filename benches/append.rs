@@ -19,8 +19,11 @@ use std::time::{Duration, Instant};
 
 /// Events per measured iteration.
 const EVENTS: u64 = 2_000;
-/// Concurrent callers of the sealed store (each one command at a time).
-const CALLERS: u64 = 64;
+/// Concurrent callers of the sealed store (each one command at a time); the offered
+/// concurrency decides how full group-commit batches get. `SEALPOST_BENCH_CALLERS` overrides it.
+fn callers() -> u64 {
+    std::env::var("SEALPOST_BENCH_CALLERS").ok().and_then(|v| v.parse().ok()).filter(|n| EVENTS % n == 0).unwrap_or(64)
+}
 /// Rows per raw transaction, and raw clients, as in DESIGN.md's baseline.
 const RAW_BATCH: usize = 100;
 const RAW_CLIENTS: usize = 4;
@@ -61,10 +64,11 @@ static NEXT_STREAM: AtomicU64 = AtomicU64::new(0);
 async fn sealed_round(store: &Arc<EventStore>) -> Duration {
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..CALLERS {
+    let callers = callers();
+    for _ in 0..callers {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            for _ in 0..EVENTS / CALLERS {
+            for _ in 0..EVENTS / callers {
                 let id = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
                 store
                     .append(
