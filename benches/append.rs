@@ -22,7 +22,11 @@ const EVENTS: u64 = 2_000;
 /// Concurrent callers of the sealed store (each one command at a time); the offered
 /// concurrency decides how full group-commit batches get. `SEALPOST_BENCH_CALLERS` overrides it.
 fn callers() -> u64 {
-    std::env::var("SEALPOST_BENCH_CALLERS").ok().and_then(|v| v.parse().ok()).filter(|n| EVENTS % n == 0).unwrap_or(64)
+    std::env::var("SEALPOST_BENCH_CALLERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| EVENTS % n == 0)
+        .unwrap_or(64)
 }
 /// Rows per raw transaction, and raw clients, as in DESIGN.md's baseline.
 const RAW_BATCH: usize = 100;
