@@ -137,6 +137,32 @@ async fn raw_postgres_round(pool: &sqlx::PgPool) -> Duration {
     start.elapsed()
 }
 
+/// Measures `round` (which times one round of EVENTS itself) as one benchmark.
+fn rounds<T, F, Fut>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    id: BenchmarkId,
+    target: T,
+    round: F,
+) where
+    T: Clone,
+    F: Fn(T) -> Fut + Copy,
+    Fut: std::future::Future<Output = Duration>,
+{
+    group.bench_function(id, |b| {
+        b.to_async(rt).iter_custom(|iters| {
+            let target = target.clone();
+            async move {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += round(target.clone()).await;
+                }
+                total
+            }
+        })
+    });
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -168,32 +194,19 @@ fn bench(c: &mut Criterion) {
             .expect("table");
         (store, raw)
     });
-    group.bench_function(BenchmarkId::new("sqlite", "raw batched insert"), |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let raw = raw.clone();
-            async move {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    total += raw_sqlite_round(&raw).await;
-                }
-                total
-            }
-        })
-    });
-    group.bench_function(
+    rounds(
+        &mut group,
+        &rt,
+        BenchmarkId::new("sqlite", "raw batched insert"),
+        raw.clone(),
+        |x| async move { raw_sqlite_round(&x).await },
+    );
+    rounds(
+        &mut group,
+        &rt,
         BenchmarkId::new("sqlite", "sealed append (group commit)"),
-        |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let store = store.clone();
-                async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += sealed_round(&store).await;
-                    }
-                    total
-                }
-            })
-        },
+        store.clone(),
+        |x| async move { sealed_round(&x).await },
     );
 
     // Postgres.
@@ -211,32 +224,19 @@ fn bench(c: &mut Criterion) {
                 pg.pool.clone(),
             )
         });
-        group.bench_function(BenchmarkId::new("postgres", "raw batched insert"), |b| {
-            b.to_async(&rt).iter_custom(|iters| {
-                let raw = raw.clone();
-                async move {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        total += raw_postgres_round(&raw).await;
-                    }
-                    total
-                }
-            })
-        });
-        group.bench_function(
+        rounds(
+            &mut group,
+            &rt,
+            BenchmarkId::new("postgres", "raw batched insert"),
+            raw.clone(),
+            |x| async move { raw_postgres_round(&x).await },
+        );
+        rounds(
+            &mut group,
+            &rt,
             BenchmarkId::new("postgres", "sealed append (group commit)"),
-            |b| {
-                b.to_async(&rt).iter_custom(|iters| {
-                    let store = store.clone();
-                    async move {
-                        let mut total = Duration::ZERO;
-                        for _ in 0..iters {
-                            total += sealed_round(&store).await;
-                        }
-                        total
-                    }
-                })
-            },
+            store.clone(),
+            |x| async move { sealed_round(&x).await },
         );
         rt.block_on(pg.drop_schema());
     }

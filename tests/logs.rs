@@ -3,17 +3,13 @@
 
 mod common;
 
-use common::sqlite_env;
+use common::{canary, sqlite_env};
 use sealpost::app::AppError;
 use sealpost_audit::GateError;
 use sealpost_domain::time::{DAY_MS, HOUR_MS};
 use sealpost_domain::{MessageKind, Principal, PrincipalKind, Purpose, Region, E164};
 
 const PHONES: [&str; 2] = ["4915112345678", "447700900123"];
-
-fn canary(i: usize, what: &str) -> String {
-    format!("CANARY-{what}-{i}-e1b2")
-}
 
 #[derive(Clone, Default)]
 struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

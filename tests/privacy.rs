@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{postgres_env, sqlite_env, Env};
+use common::{canary, postgres_env, sqlite_env, Env};
 use sealpost::app::AppError;
 use sealpost_adapters::scan::{scan_dir, scan_postgres, Hit};
 use sealpost_adapters::store::KeyState;
@@ -23,10 +23,6 @@ const PHONES: [&str; 4] = [
     "33612345678",
     "15551234567",
 ];
-
-fn canary(i: usize, what: &str) -> String {
-    format!("CANARY-{what}-{i}-e1b2")
-}
 
 /// Every needle that must never be found in storage.
 fn needles() -> Vec<Vec<u8>> {

@@ -1,0 +1,223 @@
+//! The key hierarchy on a real key store: root keys from files (0600) or the environment,
+//! field sealing under message and subject keys, shredding, the erasure fence for keys, and
+//! ledger-key rotation.
+
+use sealpost_adapters::crypto::SecretKey;
+use sealpost_adapters::store::{KeyKind, KeyState, Stores};
+use sealpost_adapters::vault::{epoch_key_id, subject_key_id, RootKeys, Vault, VaultError};
+use sealpost_domain::{EpochId, FieldScope, MessageId, Opened, Region, SubjectId, Timestamp, E164};
+use std::sync::Arc;
+
+const B: &str = "100000000000001";
+
+async fn vault(dir: &std::path::Path) -> (Arc<Vault>, Stores) {
+    let stores = Stores::sqlite(dir).await.expect("sqlite");
+    let roots = RootKeys::fixed([(Region::Eu, SecretKey::random())]);
+    (Arc::new(Vault::new(stores.keys.clone(), roots)), stores)
+}
+
+#[test]
+fn root_key_files_are_private_and_stable() {
+    let dir = tempfile::tempdir().expect("dir");
+    let keys_dir = dir.path().join("root-keys");
+    let first = RootKeys::from_dir_or_env(Some(&keys_dir))
+        .get(Region::Jp)
+        .expect("created");
+    let path = keys_dir.join("JP.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&path).expect("file").permissions().mode() & 0o777;
+        assert_eq!(
+            mode, 0o600,
+            "root key files are readable by their owner only"
+        );
+    }
+    let again = RootKeys::from_dir_or_env(Some(&keys_dir))
+        .get(Region::Jp)
+        .expect("loaded");
+    assert!(*first == *again, "the same key is read back");
+    std::fs::write(&path, "not base64!").expect("write");
+    let bad = RootKeys::from_dir_or_env(Some(&keys_dir)).get(Region::Jp);
+    assert!(matches!(bad, Err(VaultError::RootKey(Region::Jp, _))));
+    assert!(matches!(
+        RootKeys::from_dir_or_env(None).get(Region::Za),
+        Err(VaultError::RootKey(..))
+    ));
+}
+
+#[tokio::test]
+async fn fields_open_until_either_key_is_destroyed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (vault, stores) = vault(dir.path()).await;
+    let now = Timestamp::from_millis(1_000);
+    let s1 = SubjectId::from_random([1; 16]);
+    let s2 = SubjectId::from_random([2; 16]);
+    for s in [&s1, &s2] {
+        vault
+            .create_subject_key(B, Region::Eu, s, now)
+            .await
+            .expect("subject key");
+    }
+    let m = |s: &SubjectId, e: i64, id: u8| FieldScope::Message {
+        epoch: EpochId::new(e),
+        subject: s.clone(),
+        message: MessageId::from_random([id; 18]),
+    };
+    let (a, b, c) = (m(&s1, 7, 1), m(&s1, 8, 2), m(&s2, 7, 3));
+    let mut sealed = Vec::new();
+    for scope in [&a, &b, &c] {
+        sealed.push(
+            vault
+                .seal_field(B, Region::Eu, scope, "content", b"hello", now)
+                .await
+                .expect("seal"),
+        );
+    }
+    let open = |scope: FieldScope, i: usize| {
+        let vault = vault.clone();
+        let sealed = sealed[i].clone();
+        async move {
+            vault
+                .open_field(B, Region::Eu, &scope, "content", &sealed)
+                .await
+                .expect("open")
+        }
+    };
+    assert_eq!(open(a.clone(), 0).await, Opened::Plain(b"hello".to_vec()));
+    // The field name and the message id are bound in: another field name does not open.
+    assert!(vault
+        .open_field(B, Region::Eu, &a, "caption", &sealed[0])
+        .await
+        .is_err());
+
+    // Destroying epoch 7 shreds a and c (both subjects), not b.
+    vault
+        .destroy_epoch_keys(vec![epoch_key_id(B, Region::Eu, EpochId::new(7))], now)
+        .await
+        .expect("destroy");
+    assert_eq!(open(a.clone(), 0).await, Opened::Shredded);
+    assert_eq!(open(c.clone(), 2).await, Opened::Shredded);
+    assert_eq!(open(b.clone(), 1).await, Opened::Plain(b"hello".to_vec()));
+    // Destroying subject 1 shreds b too.
+    vault
+        .destroy_subject(B, Region::Eu, &s1, now)
+        .await
+        .expect("destroy");
+    assert_eq!(open(b.clone(), 1).await, Opened::Shredded);
+    // Nothing is ever written under a destroyed key again, and destroyed keys are not remade.
+    assert!(matches!(
+        vault
+            .seal_field(B, Region::Eu, &a, "content", b"x", now)
+            .await,
+        Err(VaultError::KeyDestroyed)
+    ));
+    assert!(matches!(
+        vault
+            .seal_field(B, Region::Eu, &b, "content", b"x", now)
+            .await,
+        Err(VaultError::KeyDestroyed)
+    ));
+    assert_eq!(
+        stores
+            .keys
+            .get(&subject_key_id(B, Region::Eu, &s1))
+            .await
+            .expect("get"),
+        KeyState::Destroyed
+    );
+    // Message keys are derived, never stored: only the four stored kinds exist.
+    for kind in [
+        KeyKind::Ledger,
+        KeyKind::Epoch,
+        KeyKind::Subject,
+        KeyKind::Index,
+    ] {
+        assert_eq!(KeyKind::parse(kind.as_str()).expect("kind"), kind);
+    }
+    assert!(KeyKind::parse("message").is_err());
+}
+
+#[tokio::test]
+async fn the_blind_index_routes_a_number_to_one_subject_until_it_is_destroyed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (vault, _stores) = vault(dir.path()).await;
+    let now = Timestamp::from_millis(1);
+    let phone = E164::parse("+4915112345678").expect("phone");
+    let s1 = SubjectId::from_random([1; 16]);
+    let s2 = SubjectId::from_random([2; 16]);
+    assert_eq!(
+        vault
+            .find_subject(B, Region::Eu, &phone, now)
+            .await
+            .expect("find"),
+        None
+    );
+    assert_eq!(
+        vault
+            .route_subject(B, Region::Eu, &phone, &s1, now)
+            .await
+            .expect("route"),
+        s1
+    );
+    assert_eq!(
+        vault
+            .route_subject(B, Region::Eu, &phone, &s2, now)
+            .await
+            .expect("route"),
+        s1,
+        "first route wins"
+    );
+    // Another business's index key gives another blind value: no cross-tenant linkage.
+    let other = vault
+        .blind_index("100000000000002", Region::Eu, &phone, now)
+        .await
+        .expect("blind");
+    assert_ne!(
+        other,
+        vault
+            .blind_index(B, Region::Eu, &phone, now)
+            .await
+            .expect("blind")
+    );
+    vault
+        .create_subject_key(B, Region::Eu, &s1, now)
+        .await
+        .expect("key");
+    vault
+        .destroy_subject(B, Region::Eu, &s1, now)
+        .await
+        .expect("destroy");
+    assert_eq!(
+        vault
+            .find_subject(B, Region::Eu, &phone, now)
+            .await
+            .expect("find"),
+        None,
+        "the route goes with the subject"
+    );
+}
+
+#[tokio::test]
+async fn rotated_ledger_keys_seal_new_events_and_still_open_old_ones() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (vault, _stores) = vault(dir.path()).await;
+    let now = Timestamp::from_millis(1);
+    let (v1, k1) = vault.ledger_key(B, Region::Eu, now).await.expect("v1");
+    assert_eq!(v1, 1);
+    assert_eq!(
+        vault
+            .rotate_ledger_key(B, Region::Eu, now)
+            .await
+            .expect("rotate"),
+        2
+    );
+    let (v2, k2) = vault.ledger_key(B, Region::Eu, now).await.expect("v2");
+    assert_eq!(v2, 2);
+    assert!(*k1 != *k2);
+    let old = vault
+        .ledger_key_version(B, Region::Eu, 1, None)
+        .await
+        .expect("old version");
+    assert!(*old == *k1);
+}
