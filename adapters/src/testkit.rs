@@ -45,7 +45,11 @@ pub async fn postgres_test_db(label: &str) -> Option<PgTestDb> {
             )
         }
         Err(e) => {
-            eprintln!(
+            // Straight to the process's stderr: the test harness captures `eprintln!` of
+            // passing tests, and a skip must be seen.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n!!! SKIPPING Postgres test '{label}': Postgres unreachable ({e}).\n!!! Set {REQUIRE_POSTGRES_ENV}=1 to make this a failure.\n"
             );
             None
@@ -54,7 +58,9 @@ pub async fn postgres_test_db(label: &str) -> Option<PgTestDb> {
 }
 
 async fn try_create(url: &str, label: &str) -> Result<PgTestDb, StoreError> {
-    let admin = postgres::connect(url, None, 1).await?;
+    // One plain connection first: it fails at once when nothing listens (a pool would retry
+    // until its acquire timeout).
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
     let schema = format!(
         "t_{}_{}",
         label
@@ -66,9 +72,9 @@ async fn try_create(url: &str, label: &str) -> Result<PgTestDb, StoreError> {
         uuid::Uuid::new_v4().simple()
     );
     sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
-        .execute(&admin)
+        .execute(&mut admin)
         .await?;
-    admin.close().await;
+    sqlx::Connection::close(admin).await?;
     let pool = postgres::connect(url, Some(&schema), 24).await?;
     postgres::migrate(&pool).await?;
     Ok(PgTestDb {
