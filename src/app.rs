@@ -548,10 +548,10 @@ impl Sealpost {
                 .region
                 .parse()
                 .map_err(|_| AppError::Inconsistent("region"))?;
-            match serde_json::from_value::<MessageEvent>(e.payload) {
-                Ok(MessageEvent::OutboundMessageAccepted {
+            match e.decode::<MessageEvent>()? {
+                MessageEvent::OutboundMessageAccepted {
                     header, content, ..
-                }) => {
+                } => {
                     found = Some((
                         header.business_id,
                         region,
@@ -561,7 +561,7 @@ impl Sealpost {
                         content,
                     ))
                 }
-                Ok(MessageEvent::InboundMessageReceived { header, .. }) => {
+                MessageEvent::InboundMessageReceived { header, .. } => {
                     found = Some((
                         header.business_id,
                         region,
@@ -571,7 +571,7 @@ impl Sealpost {
                         Sealed::from_bytes(vec![]),
                     ))
                 }
-                Ok(MessageEvent::InboundMessageDecrypted { kind, content, .. }) => {
+                MessageEvent::InboundMessageDecrypted { kind, content, .. } => {
                     if let Some(f) = found.as_mut() {
                         f.4 = kind;
                         f.5 = content;
@@ -640,7 +640,7 @@ impl Sealpost {
             .map_err(|_| AppError::Inconsistent("region"))?;
         let Ok(SubjectEvent::SubjectCreated {
             business_id, phone, ..
-        }) = serde_json::from_value(first.payload)
+        }) = first.decode::<SubjectEvent>()
         else {
             return Err(AppError::Inconsistent(
                 "subject stream does not start with SubjectCreated",

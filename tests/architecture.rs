@@ -50,9 +50,11 @@ fn sources() -> Vec<(String, String)> {
 
 #[test]
 fn only_the_access_gate_opens_sealed_fields() {
+    // Production code only: the vault's own tests open fields to test the vault.
     let call = concat!(".open", "_field(");
     let callers: Vec<String> = sources()
         .into_iter()
+        .filter(|(path, _)| path.starts_with("src/") || path.contains("/src/"))
         .filter(|(_, text)| text.contains(call))
         .map(|(path, _)| path)
         .collect();

@@ -116,16 +116,14 @@ impl Executor {
     pub async fn load<A>(&self, id: &str) -> Result<(A, u64), ExecError>
     where
         A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
+        <A as Aggregate>::Event: sealpost_domain::VersionedEvent,
     {
         let stream = StreamId::new(A::TYPE, id);
         let events = self.store.read_stream(&stream, 0).await?;
         let version = events.last().map_or(0, |e| e.header.sequence);
         let mut state = A::default();
         for e in events {
-            let event: <A as Aggregate>::Event =
-                serde_json::from_value(e.payload).map_err(|_| {
-                    LedgerError::Store(StoreError::Corrupt("event does not match its type"))
-                })?;
+            let event: <A as Aggregate>::Event = e.decode().map_err(LedgerError::Store)?;
             Decider::apply(&mut state, event);
         }
         Ok((state, version))
@@ -142,6 +140,7 @@ impl Executor {
     ) -> Result<Vec<<A as Aggregate>::Event>, ExecError>
     where
         A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
+        <A as Aggregate>::Event: sealpost_domain::VersionedEvent,
         <A as Decider>::Command: Clone,
     {
         let stream = StreamId::new(A::TYPE, id);

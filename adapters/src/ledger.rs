@@ -94,6 +94,18 @@ pub struct OpenedEvent {
     pub metadata: BTreeMap<String, String>,
 }
 
+impl OpenedEvent {
+    /// Parses the payload as an event of `E`, upcasting old versions first.
+    pub fn decode<E: sealpost_domain::VersionedEvent>(&self) -> Result<E, StoreError> {
+        E::decode(
+            &self.header.event_type,
+            self.header.event_version,
+            self.payload.clone(),
+        )
+        .map_err(|_| StoreError::Corrupt("event does not decode as its type and version"))
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Envelope {
     payload: Value,

@@ -18,6 +18,7 @@ pub mod region;
 pub mod sealed;
 pub mod shim;
 pub mod time;
+pub mod upcast;
 
 pub use access::{Category, Decision, Principal, PrincipalKind, Purpose};
 pub use aggregates::business::{Business, BusinessCommand, BusinessEvent};
@@ -32,5 +33,5 @@ pub use ids::{BusinessId, IdError, MessageId, PhoneNumberId, SubjectId};
 pub use phone::E164;
 pub use region::Region;
 pub use sealed::{FieldScope, Opened, Sealed};
-pub use shim::{Decider, Stamped};
+pub use shim::{Decider, DecodeError, Stamped, VersionedEvent};
 pub use time::{EpochId, RetentionPolicy, Timestamp};

@@ -48,6 +48,39 @@ impl<C> Stamped<C> {
     }
 }
 
+/// An event enum that knows the current version of each of its types, so stored events can be
+/// upcast before they are parsed.
+pub trait VersionedEvent: serde::de::DeserializeOwned {
+    /// The current version of `event_type`, or `None` if the enum has no such type.
+    fn current_version(event_type: &str) -> Option<u32>;
+
+    /// Parses a stored payload of `event_type` at `version`, upcasting old versions and refusing
+    /// unknown types and versions from a newer release.
+    fn decode(
+        event_type: &str,
+        version: u32,
+        payload: serde_json::Value,
+    ) -> Result<Self, DecodeError> {
+        let current = Self::current_version(event_type).ok_or(DecodeError::UnknownType)?;
+        let payload = crate::upcast::upcast(event_type, version, current, payload)?;
+        serde_json::from_value(payload).map_err(|_| DecodeError::Malformed)
+    }
+}
+
+/// Why a stored event could not be parsed. Carries no part of the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The event type is not one of this enum's.
+    #[error("event type does not belong to this stream")]
+    UnknownType,
+    /// See [`crate::upcast::UpcastError`].
+    #[error(transparent)]
+    Version(#[from] crate::upcast::UpcastError),
+    /// The payload does not have the type's shape.
+    #[error("event payload is malformed")]
+    Malformed,
+}
+
 /// Implements `cqrs_es::DomainEvent` for an event enum from a list of its variants and versions,
 /// and gives the enum the list of its type names (`TYPES`) for golden tests.
 macro_rules! domain_event {
@@ -63,6 +96,14 @@ macro_rules! domain_event {
         impl $enum {
             /// Every event type name of this enum, in declaration order.
             pub const TYPES: &'static [&'static str] = &[$(stringify!($variant)),*];
+        }
+        impl $crate::shim::VersionedEvent for $enum {
+            fn current_version(event_type: &str) -> Option<u32> {
+                match event_type {
+                    $(stringify!($variant) => $version.parse().ok(),)*
+                    _ => None,
+                }
+            }
         }
     };
 }

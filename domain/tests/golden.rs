@@ -13,16 +13,34 @@ use sealpost_domain::*;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-fn samples() -> Vec<(&'static [&'static str], String, String, serde_json::Value)> {
-    fn row<E: DomainEvent>(
-        types: &'static [&'static str],
-        e: E,
-    ) -> (&'static [&'static str], String, String, serde_json::Value) {
+/// Reads a stored payload back the way the stores do (`VersionedEvent::decode`) and
+/// serializes it again.
+type Reread = fn(&str, u32, serde_json::Value) -> Result<serde_json::Value, DecodeError>;
+
+type Sample = (
+    &'static [&'static str],
+    String,
+    String,
+    serde_json::Value,
+    Reread,
+);
+
+fn reread<E: VersionedEvent + serde::Serialize>(
+    t: &str,
+    v: u32,
+    p: serde_json::Value,
+) -> Result<serde_json::Value, DecodeError> {
+    E::decode(t, v, p).map(|e| serde_json::to_value(e).expect("serializes"))
+}
+
+fn samples() -> Vec<Sample> {
+    fn row<E: DomainEvent + VersionedEvent>(types: &'static [&'static str], e: E) -> Sample {
         (
             types,
             e.event_type(),
             e.event_version(),
             serde_json::to_value(&e).expect("serializes"),
+            reread::<E>,
         )
     }
     let b = BusinessEvent::TYPES;
@@ -187,7 +205,7 @@ fn every_event_type_has_a_pinned_serialized_form() {
     let bless = std::env::var_os("SEALPOST_BLESS").is_some();
     let mut covered = BTreeSet::new();
     let mut all_types = BTreeSet::new();
-    for (types, event_type, version, value) in samples() {
+    for (types, event_type, version, value, reread) in samples() {
         all_types.extend(types.iter().copied());
         covered.insert(event_type.clone());
         let path = dir.join(format!("{event_type}.v{version}.json"));
@@ -204,6 +222,22 @@ fn every_event_type_has_a_pinned_serialized_form() {
         assert_eq!(
             actual, expected,
             "serialized form of {event_type} v{version} changed"
+        );
+        // What is stored stays readable: the golden payload decodes to the same event.
+        let stored: serde_json::Value = serde_json::from_str(&expected).expect("golden JSON");
+        let n: u32 = version.parse().expect("numeric version");
+        assert_eq!(
+            reread(&event_type, n, stored.clone()),
+            Ok(value.clone()),
+            "{event_type} v{version} no longer decodes"
+        );
+        assert!(
+            reread(&event_type, n + 1, stored.clone()).is_err(),
+            "a version from the future is refused"
+        );
+        assert_eq!(
+            reread("NoSuchEvent", n, stored),
+            Err(DecodeError::UnknownType)
         );
     }
     let all: BTreeSet<String> = all_types.into_iter().map(str::to_owned).collect();

@@ -101,7 +101,7 @@ impl RetentionProcess {
     fn observe(&mut self, e: OpenedEvent) {
         let kind = e.header.stream.kind.as_str();
         if kind == <Subject as cqrs_es::Aggregate>::TYPE {
-            let Ok(event) = serde_json::from_value::<SubjectEvent>(e.payload) else {
+            let Ok(event) = e.decode::<SubjectEvent>() else {
                 return;
             };
             let Ok(id) = SubjectId::parse(&e.header.stream.id) else {
@@ -142,7 +142,7 @@ impl RetentionProcess {
                 SubjectEvent::ServiceWindowOpened { .. } => {}
             }
         } else if kind == <sealpost_domain::Message as cqrs_es::Aggregate>::TYPE {
-            let Ok(event) = serde_json::from_value::<MessageEvent>(e.payload) else {
+            let Ok(event) = e.decode::<MessageEvent>() else {
                 return;
             };
             let (subject, epoch) = match event {
