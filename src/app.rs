@@ -543,11 +543,7 @@ impl Sealpost {
             .await?;
         let mut found = None;
         for e in events {
-            let region: Region = e
-                .header
-                .region
-                .parse()
-                .map_err(|_| AppError::Inconsistent("region"))?;
+            let region = region_of(&e)?;
             match e.decode::<MessageEvent>()? {
                 MessageEvent::OutboundMessageAccepted {
                     header, content, ..
@@ -611,13 +607,27 @@ impl Sealpost {
                 },
             )
             .await?;
-        match opened {
-            Opened::Shredded => Ok(Opened::Shredded),
-            Opened::Plain(bytes) => Ok(Opened::Plain(Content {
-                kind,
-                body: String::from_utf8(bytes)
-                    .map_err(|_| AppError::Inconsistent("content is not UTF-8"))?,
-            })),
+        Ok(text(opened, "content is not UTF-8")?.map(|body| Content { kind, body }))
+    }
+
+    /// Where a subject belongs and its sealed routing number, from its first event.
+    async fn subject_origin(
+        &self,
+        id: &SubjectId,
+    ) -> Result<(BusinessId, Region, Sealed), AppError> {
+        let events = self
+            .store
+            .read_stream(&StreamId::new("subject", id.as_str()), 0)
+            .await?;
+        let first = events.into_iter().next().ok_or(DomainError::NotFound)?;
+        let region = region_of(&first)?;
+        match first.decode::<SubjectEvent>()? {
+            SubjectEvent::SubjectCreated {
+                business_id, phone, ..
+            } => Ok((business_id, region, phone)),
+            _ => Err(AppError::Inconsistent(
+                "subject stream does not start with SubjectCreated",
+            )),
         }
     }
 
@@ -628,24 +638,7 @@ impl Sealpost {
         purpose: Purpose,
         id: &SubjectId,
     ) -> Result<Opened<String>, AppError> {
-        let events = self
-            .store
-            .read_stream(&StreamId::new("subject", id.as_str()), 0)
-            .await?;
-        let first = events.into_iter().next().ok_or(DomainError::NotFound)?;
-        let region: Region = first
-            .header
-            .region
-            .parse()
-            .map_err(|_| AppError::Inconsistent("region"))?;
-        let Ok(SubjectEvent::SubjectCreated {
-            business_id, phone, ..
-        }) = first.decode::<SubjectEvent>()
-        else {
-            return Err(AppError::Inconsistent(
-                "subject stream does not start with SubjectCreated",
-            ));
-        };
+        let (business_id, region, phone) = self.subject_origin(id).await?;
         let req = AccessRequest {
             principal,
             category: Category::ConsumerPhoneNumber,
@@ -667,12 +660,7 @@ impl Sealpost {
                 },
             )
             .await?;
-        Ok(match opened {
-            Opened::Shredded => Opened::Shredded,
-            Opened::Plain(b) => Opened::Plain(
-                String::from_utf8(b).map_err(|_| AppError::Inconsistent("phone is not UTF-8"))?,
-            ),
-        })
+        text(opened, "phone is not UTF-8")
     }
 
     /// Erases a subject (GDPR Art. 17) on behalf of `requested_by` (the business or the DPO).
@@ -681,11 +669,7 @@ impl Sealpost {
         requested_by: &Principal,
         subject: &SubjectId,
     ) -> Result<(), AppError> {
-        let s = self.subject(subject).await?;
-        let business = s
-            .business_id
-            .clone()
-            .ok_or(AppError::Inconsistent("subject without business"))?;
+        let (business, region, _) = self.subject_origin(subject).await?;
         let allowed = match requested_by.kind {
             sealpost_domain::PrincipalKind::Dpo => true,
             sealpost_domain::PrincipalKind::Business => {
@@ -696,17 +680,6 @@ impl Sealpost {
         if !allowed {
             return Err(GateError::Denied(sealpost_domain::access::DenyReason::NotOwner).into());
         }
-        let events = self
-            .store
-            .read_stream(&StreamId::new("subject", subject.as_str()), 0)
-            .await?;
-        let region: Region = events
-            .first()
-            .ok_or(DomainError::NotFound)?
-            .header
-            .region
-            .parse()
-            .map_err(|_| AppError::Inconsistent("region"))?;
         erase_subject(
             &self.exec,
             requested_by,
@@ -718,4 +691,20 @@ impl Sealpost {
         .await?;
         Ok(())
     }
+}
+
+fn region_of(e: &sealpost_adapters::ledger::OpenedEvent) -> Result<Region, AppError> {
+    e.header
+        .region
+        .parse()
+        .map_err(|_| AppError::Inconsistent("region"))
+}
+
+fn text(opened: Opened<Vec<u8>>, what: &'static str) -> Result<Opened<String>, AppError> {
+    Ok(match opened {
+        Opened::Shredded => Opened::Shredded,
+        Opened::Plain(b) => {
+            Opened::Plain(String::from_utf8(b).map_err(|_| AppError::Inconsistent(what))?)
+        }
+    })
 }

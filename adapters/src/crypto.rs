@@ -142,18 +142,19 @@ pub fn derive(ikm: &[u8], salt: &[u8], info: &[u8]) -> SecretKey {
 
 /// HMAC-SHA256 of `data` under `key`.
 pub fn mac(key: &SecretKey, data: &[u8]) -> [u8; 32] {
+    hmac_over(key, data).finalize().into_bytes().into()
+}
+
+fn hmac_over(key: &SecretKey, data: &[u8]) -> Hmac<Sha256> {
     let mut m =
         <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes keys of any length");
     m.update(data);
-    m.finalize().into_bytes().into()
+    m
 }
 
 /// Checks an HMAC-SHA256 tag in constant time.
 pub fn verify_mac(key: &SecretKey, data: &[u8], tag: &[u8]) -> bool {
-    let mut m =
-        <Hmac<Sha256> as Mac>::new_from_slice(key.expose()).expect("HMAC takes keys of any length");
-    m.update(data);
-    m.verify_slice(tag).is_ok()
+    hmac_over(key, data).verify_slice(tag).is_ok()
 }
 
 /// Constant-time equality of two byte strings (lengths may leak, contents do not).
