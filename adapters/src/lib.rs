@@ -4,6 +4,7 @@ pub mod exec;
 pub mod ledger;
 pub mod repository;
 pub mod scan;
+pub mod signal;
 pub mod store;
 pub mod telemetry;
 pub mod testkit;
