@@ -606,6 +606,60 @@ async fn cqrs_framework_runs_on_the_sealed_store(f: &Fixture) {
     );
 }
 
+/// Signal accounts and sessions: replaced on write, and a subject's sessions go with its
+/// destruction.
+async fn signal_state_contract(f: &Fixture) {
+    let keys = &f.stores.keys;
+    assert_eq!(keys.signal_account("pn1").await.expect("get"), None);
+    keys.put_signal_account("pn1", "b1", "EU", &[1; 40], 1)
+        .await
+        .expect("put");
+    keys.put_signal_account("pn1", "b1", "EU", &[2; 40], 2)
+        .await
+        .expect("replace");
+    assert_eq!(
+        keys.signal_account("pn1").await.expect("get"),
+        Some(vec![2; 40])
+    );
+
+    keys.put_signal_session("b1", "EU", "sub_a", 1, &[3; 50], 1)
+        .await
+        .expect("put");
+    keys.put_signal_session("b1", "EU", "sub_a", 2, &[4; 50], 1)
+        .await
+        .expect("put");
+    keys.put_signal_session("b1", "EU", "sub_b", 1, &[5; 50], 1)
+        .await
+        .expect("put");
+    keys.put_signal_session("b1", "EU", "sub_a", 1, &[6; 50], 2)
+        .await
+        .expect("replace");
+    assert_eq!(
+        keys.signal_session("b1", "sub_a", 1).await.expect("get"),
+        Some(vec![6; 50])
+    );
+    keys.destroy(&Destruction {
+        key_ids: vec![],
+        index_subjects: vec!["sub_a".into()],
+        at: 3,
+    })
+    .await
+    .expect("destroy");
+    assert_eq!(
+        keys.signal_session("b1", "sub_a", 1).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        keys.signal_session("b1", "sub_a", 2).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        keys.signal_session("b1", "sub_b", 1).await.expect("get"),
+        Some(vec![5; 50]),
+        "other subjects keep theirs"
+    );
+}
+
 macro_rules! conformance {
     ($backend:ident, $fixture:ident) => {
         mod $backend {
@@ -633,6 +687,7 @@ macro_rules! conformance {
             case!(live_tail_wakes_on_commit);
             case!(key_store_contract);
             case!(cqrs_framework_runs_on_the_sealed_store);
+            case!(signal_state_contract);
         }
     };
 }

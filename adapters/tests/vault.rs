@@ -221,3 +221,75 @@ async fn rotated_ledger_keys_seal_new_events_and_still_open_old_ones() {
         .expect("old version");
     assert!(*old == *k1);
 }
+
+#[tokio::test]
+async fn signal_state_is_wrapped_or_sealed_and_erased_with_the_subject() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (vault, _stores) = vault(dir.path()).await;
+    let now = Timestamp::from_millis(1);
+    let account = b"SIGNAL-ACCOUNT-CANARY-identity-and-prekeys".to_vec();
+    vault
+        .save_signal_account("106540352242922", B, Region::Eu, &account, now)
+        .await
+        .expect("save");
+    let back = vault
+        .load_signal_account("106540352242922", Region::Eu)
+        .await
+        .expect("load")
+        .expect("present");
+    assert_eq!(back.as_slice(), account.as_slice());
+
+    let s = SubjectId::from_random([9; 16]);
+    let session = b"SIGNAL-SESSION-CANARY-ratchet-state".to_vec();
+    assert!(
+        matches!(
+            vault
+                .save_session(B, Region::Eu, &s, 1, &session, now)
+                .await,
+            Err(VaultError::KeyDestroyed)
+        ),
+        "no subject key, no session"
+    );
+    vault
+        .create_subject_key(B, Region::Eu, &s, now)
+        .await
+        .expect("key");
+    assert!(matches!(
+        vault
+            .load_session(B, Region::Eu, &s, 1)
+            .await
+            .expect("load"),
+        Opened::Plain(None)
+    ));
+    vault
+        .save_session(B, Region::Eu, &s, 1, &session, now)
+        .await
+        .expect("save");
+    match vault
+        .load_session(B, Region::Eu, &s, 1)
+        .await
+        .expect("load")
+    {
+        Opened::Plain(Some(bytes)) => assert_eq!(bytes.as_slice(), session.as_slice()),
+        other => panic!("expected the session, got {other:?}"),
+    }
+    let needles = vec![account.clone(), session.clone()];
+    assert_eq!(
+        sealpost_adapters::scan::scan_dir(dir.path(), &needles).expect("scan"),
+        vec![],
+        "stored wrapped or sealed"
+    );
+
+    vault
+        .destroy_subject(B, Region::Eu, &s, now)
+        .await
+        .expect("erase");
+    assert!(
+        vault
+            .load_session(B, Region::Eu, &s, 1)
+            .await
+            .expect("load")
+            .is_shredded(),
+        "erasure destroys the session"
+    );
+}

@@ -470,7 +470,7 @@ pub enum KeyState {
 pub struct Destruction {
     /// Keys to delete (tombstoned so they are never made again).
     pub key_ids: Vec<String>,
-    /// Subjects whose blind-index entries go with them.
+    /// Subjects whose blind-index entries and Signal sessions go with them.
     pub index_subjects: Vec<String>,
     /// When.
     pub at: i64,
@@ -518,6 +518,39 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         region: &str,
         blind: &[u8],
     ) -> Result<Option<String>, StoreError>;
+
+    /// Loads a wrapped Signal account by owner (a phone number id or a device handle).
+    async fn signal_account(&self, owner: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Writes (replaces) a wrapped Signal account.
+    async fn put_signal_account(
+        &self,
+        owner: &str,
+        business_id: &str,
+        region: &str,
+        wrapped: &[u8],
+        at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Loads a sealed Signal session with one device of a subject.
+    async fn signal_session(
+        &self,
+        business_id: &str,
+        subject_id: &str,
+        device: u8,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Writes (replaces) a sealed Signal session. Erasure deletes it with the subject's key.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_signal_session(
+        &self,
+        business_id: &str,
+        region: &str,
+        subject_id: &str,
+        device: u8,
+        sealed: &[u8],
+        at: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// SQL shared by both backends (sqlx binds `$N` on SQLite too).
@@ -556,6 +589,14 @@ pub(crate) mod sql {
     pub const INDEX_PUT: &str = "INSERT INTO sealpost_subject_index (business_id, region, blind, subject_id) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (business_id, region, blind) DO NOTHING";
     pub const INDEX_GET: &str = "SELECT subject_id FROM sealpost_subject_index WHERE business_id = $1 AND region = $2 AND blind = $3";
+    pub const SESSION_DELETE_SUBJECT: &str =
+        "DELETE FROM sealpost_signal_sessions WHERE subject_id = $1";
+    pub const ACCOUNT_GET: &str = "SELECT wrapped FROM sealpost_signal_accounts WHERE owner = $1";
+    pub const ACCOUNT_PUT: &str = "INSERT INTO sealpost_signal_accounts (owner, business_id, region, wrapped, updated_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (owner) DO UPDATE SET wrapped = excluded.wrapped, updated_at = excluded.updated_at";
+    pub const SESSION_GET: &str = "SELECT sealed FROM sealpost_signal_sessions WHERE business_id = $1 AND subject_id = $2 AND device = $3";
+    pub const SESSION_PUT: &str = "INSERT INTO sealpost_signal_sessions (business_id, region, subject_id, device, sealed, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (business_id, subject_id, device) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";
 }
 
 /// Implements [`EventLog`] for a backend type with `reader` and `writer` pools, a
@@ -790,6 +831,72 @@ macro_rules! impl_key_store {
                     .await?;
                 Ok(row.map(|(s,)| s))
             }
+
+            async fn signal_account(
+                &self,
+                owner: &str,
+            ) -> Result<Option<Vec<u8>>, $crate::store::StoreError> {
+                let row: Option<(Vec<u8>,)> = sqlx::query_as($crate::store::sql::ACCOUNT_GET)
+                    .bind(owner)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(row.map(|(w,)| w))
+            }
+
+            async fn put_signal_account(
+                &self,
+                owner: &str,
+                business_id: &str,
+                region: &str,
+                wrapped: &[u8],
+                at: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::ACCOUNT_PUT)
+                    .bind(owner)
+                    .bind(business_id)
+                    .bind(region)
+                    .bind(wrapped)
+                    .bind(at)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn signal_session(
+                &self,
+                business_id: &str,
+                subject_id: &str,
+                device: u8,
+            ) -> Result<Option<Vec<u8>>, $crate::store::StoreError> {
+                let row: Option<(Vec<u8>,)> = sqlx::query_as($crate::store::sql::SESSION_GET)
+                    .bind(business_id)
+                    .bind(subject_id)
+                    .bind(i32::from(device))
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(row.map(|(s,)| s))
+            }
+
+            async fn put_signal_session(
+                &self,
+                business_id: &str,
+                region: &str,
+                subject_id: &str,
+                device: u8,
+                sealed: &[u8],
+                at: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::SESSION_PUT)
+                    .bind(business_id)
+                    .bind(region)
+                    .bind(subject_id)
+                    .bind(i32::from(device))
+                    .bind(sealed)
+                    .bind(at)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
         }
     };
 }
@@ -849,6 +956,10 @@ macro_rules! destroy_in_tx {
         }
         for subject in &$d.index_subjects {
             sqlx::query($crate::store::sql::INDEX_DELETE_SUBJECT)
+                .bind(subject)
+                .execute(&mut *$tx)
+                .await?;
+            sqlx::query($crate::store::sql::SESSION_DELETE_SUBJECT)
                 .bind(subject)
                 .execute(&mut *$tx)
                 .await?;

@@ -172,7 +172,7 @@ impl PostgresStore {
 
     /// Rewrites the key tables so the deleted tuples' bytes leave the table files.
     async fn scrub(&self) -> Result<(), StoreError> {
-        sqlx::query("VACUUM FULL sealpost_keys, sealpost_subject_index")
+        sqlx::query("VACUUM FULL sealpost_keys, sealpost_subject_index, sealpost_signal_sessions")
             .execute(&self.writer)
             .await?;
         Ok(())
