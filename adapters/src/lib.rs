@@ -8,4 +8,5 @@ pub mod signal;
 pub mod store;
 pub mod telemetry;
 pub mod testkit;
+pub mod transport;
 pub mod vault;

@@ -1,0 +1,122 @@
+//! The transport port: the WhatsApp role. It routes Signal ciphertext between consumer devices
+//! and Sealpost by phone number, holds the key directory of published prekeys, and never holds a
+//! plaintext byte: everything it carries is ciphertext, receipts or reports about message ids.
+//!
+//! [`sim::SimNetwork`] is the default, an in-process simulated network with simulated consumer
+//! devices ([`sim::SimDevice`]).
+
+pub mod sim;
+
+use crate::signal::{Bundle, DirectoryEntry};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where an envelope goes: a phone number's digits (business or consumer) and a device.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Address {
+    /// Digits of the number. The transport knows phone numbers; it never logs them.
+    pub handle: String,
+    /// Device id.
+    pub device: u8,
+}
+
+impl fmt::Debug for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Address(<redacted>, device {})", self.device)
+    }
+}
+
+/// A delivery or read receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Receipt {
+    /// The device has the message.
+    Delivered,
+    /// The consumer read it.
+    Read,
+}
+
+/// What an envelope carries.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// A Signal message (ciphertext only).
+    Message {
+        /// Wire form from [`crate::signal::Encrypted::ciphertext`].
+        ciphertext: Vec<u8>,
+    },
+    /// A receipt for message `of`.
+    Receipt {
+        /// Which.
+        receipt: Receipt,
+        /// The message id it is for.
+        of: String,
+    },
+    /// The device asks for message `of` again (re-installed, lost ciphertext).
+    Retransmit {
+        /// The message id.
+        of: String,
+    },
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Payload::Message { ciphertext } => write!(f, "Message({} bytes)", ciphertext.len()),
+            Payload::Receipt { receipt, .. } => write!(f, "Receipt({receipt:?})"),
+            Payload::Retransmit { .. } => f.write_str("Retransmit"),
+        }
+    }
+}
+
+/// One routed item. Its id is the message id (for messages) or a fresh id (receipts), so a
+/// receiver recognises duplicates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Stable id.
+    pub id: String,
+    /// Sender.
+    pub from: Address,
+    /// Recipient.
+    pub to: Address,
+    /// Contents.
+    pub payload: Payload,
+}
+
+/// Transport failures.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    /// The recipient is not known to the network: undeliverable (code 131026).
+    #[error("recipient unknown to the transport")]
+    UnknownRecipient,
+    /// The transport refused the business's traffic (integrity throttle, code 131048).
+    #[error("throttled by the transport")]
+    Throttled,
+    /// The transport could not be reached: retry with backoff.
+    #[error("transport unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The transport port.
+#[async_trait]
+pub trait Transport: Send + Sync + fmt::Debug {
+    /// Publishes (replaces) a party's key directory entry.
+    async fn publish(&self, handle: &str, entry: DirectoryEntry) -> Result<(), TransportError>;
+    /// Adds one-time prekeys to a party's entry.
+    async fn add_prekeys(
+        &self,
+        handle: &str,
+        prekeys: Vec<(u32, Vec<u8>)>,
+    ) -> Result<(), TransportError>;
+    /// How many one-time prekeys a party has left in the directory.
+    async fn prekeys_left(&self, handle: &str) -> Result<usize, TransportError>;
+    /// A prekey bundle for a party (consumes one one-time prekey), or `None` if unknown.
+    async fn fetch_bundle(
+        &self,
+        handle: &str,
+        device: u8,
+    ) -> Result<Option<Bundle>, TransportError>;
+    /// Routes an envelope (queued while the recipient is offline).
+    async fn send(&self, envelope: Envelope) -> Result<(), TransportError>;
+    /// Takes up to `max` envelopes waiting for `handle`.
+    async fn take_inbox(&self, handle: &str, max: usize) -> Result<Vec<Envelope>, TransportError>;
+}
