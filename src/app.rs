@@ -399,8 +399,10 @@ impl Sealpost {
         Ok(message_id)
     }
 
-    /// Records an inbound message from a consumer: the transport's ciphertext, then what its
-    /// decryption produced, then the hand-over to the business; opens the service window.
+    /// Records an inbound message from a consumer whose content is already known (a test or a
+    /// caller without Signal): the ciphertext, what decrypting it produced, the hand-over to the
+    /// business; opens the service window.
+    #[allow(clippy::too_many_arguments)]
     pub async fn receive(
         &self,
         phone_number_id: &PhoneNumberId,
@@ -412,16 +414,33 @@ impl Sealpost {
     ) -> Result<MessageId, AppError> {
         let (business, region) = self.number_home(phone_number_id).await?;
         let subject = self.subject_for(&business, region, from).await?;
-        let now = self.now();
         let message_id = MessageId::from_random(random_bytes());
+        self.receive_ciphertext(phone_number_id, &subject, &message_id, ciphertext)
+            .await?;
+        self.record_decrypted(&message_id, kind, body, profile_name)
+            .await?;
+        Ok(message_id)
+    }
+
+    /// Records the ciphertext of an inbound message (sealed under the message key). Returns
+    /// `false` when the message id is already known: a duplicate from the transport.
+    pub async fn receive_ciphertext(
+        &self,
+        phone_number_id: &PhoneNumberId,
+        subject: &SubjectId,
+        message_id: &MessageId,
+        ciphertext: &[u8],
+    ) -> Result<bool, AppError> {
+        let (business, region) = self.number_home(phone_number_id).await?;
+        let now = self.now();
         let epoch = self.policy.epoch_of(now);
         let scope = FieldScope::Message {
             epoch,
             subject: subject.clone(),
             message: message_id.clone(),
         };
-        let pipeline = Principal::processor("inbound");
-        let meta = CommandMeta::new(business.as_str(), region, &pipeline).with_epoch(epoch);
+        let meta = CommandMeta::new(business.as_str(), region, &Principal::processor("inbound"))
+            .with_epoch(epoch);
         let sealed_ct = self
             .seal_message_field(&business, region, &scope, fields::CIPHERTEXT, ciphertext)
             .await?;
@@ -432,7 +451,8 @@ impl Sealpost {
             subject_id: subject.clone(),
             epoch,
         };
-        self.exec
+        let events = self
+            .exec
             .execute::<Message>(
                 message_id.as_str(),
                 MessageCommand::ReceiveInbound {
@@ -443,6 +463,36 @@ impl Sealpost {
                 now,
             )
             .await?;
+        Ok(!events.is_empty())
+    }
+
+    /// Records what decrypting an inbound message produced (sealed under the message key),
+    /// queues it for the business, and opens or extends the subject's service window.
+    pub async fn record_decrypted(
+        &self,
+        message_id: &MessageId,
+        kind: MessageKind,
+        body: &str,
+        profile_name: Option<&str>,
+    ) -> Result<(), AppError> {
+        let (state, _) = self.exec.load::<Message>(message_id.as_str()).await?;
+        let (Some(business), Some(number), Some(subject), Some(epoch)) = (
+            state.business_id,
+            state.phone_number_id,
+            state.subject_id,
+            state.epoch,
+        ) else {
+            return Err(DomainError::NotFound.into());
+        };
+        let (_, region) = self.number_home(&number).await?;
+        let now = self.now();
+        let scope = FieldScope::Message {
+            epoch,
+            subject: subject.clone(),
+            message: message_id.clone(),
+        };
+        let pipeline = Principal::processor("inbound");
+        let meta = CommandMeta::new(business.as_str(), region, &pipeline).with_epoch(epoch);
         let content = self
             .seal_message_field(&business, region, &scope, fields::CONTENT, body.as_bytes())
             .await?;
@@ -488,7 +538,7 @@ impl Sealpost {
                 now,
             )
             .await?;
-        Ok(message_id)
+        Ok(())
     }
 
     /// Records a lifecycle step of a message (sent, delivered, read, failed …).

@@ -684,6 +684,28 @@ impl Vault {
         Ok(Opened::Plain(Some(zeroize::Zeroizing::new(plain))))
     }
 
+    /// The message id of an inbound message: keyed by the subject key over the transport's
+    /// envelope id, so a redelivered envelope maps to the same message (recognised as a
+    /// duplicate) while the id says nothing about the person. `None` once the subject is gone.
+    pub async fn inbound_message_id(
+        &self,
+        business: &str,
+        region: Region,
+        subject: &SubjectId,
+        envelope_id: &str,
+    ) -> Result<Option<sealpost_domain::MessageId>, VaultError> {
+        let Some(key) = self.subject_key(business, region, subject, None).await? else {
+            return Ok(None);
+        };
+        let tag = crypto::mac(
+            &key,
+            &crypto::aad(&[b"sealpost/inbound-id/v1", envelope_id.as_bytes()]),
+        );
+        let mut id = [0u8; 18];
+        id.copy_from_slice(&tag[..18]);
+        Ok(Some(sealpost_domain::MessageId::from_random(id)))
+    }
+
     /// Destroys epoch keys (retention). Returns how many existed.
     pub async fn destroy_epoch_keys(
         &self,

@@ -115,6 +115,7 @@ fn samples() -> Vec<Sample> {
             },
         ),
         row(s, SubjectEvent::SubjectExpired { at: t(11) }),
+        row(s, SubjectEvent::ConsumerIdentityChanged { at: t(27) }),
         row(
             m,
             MessageEvent::OutboundMessageAccepted {

@@ -139,7 +139,8 @@ impl RetentionProcess {
                         }
                     }
                 }
-                SubjectEvent::ServiceWindowOpened { .. } => {}
+                SubjectEvent::ServiceWindowOpened { .. }
+                | SubjectEvent::ConsumerIdentityChanged { .. } => {}
             }
         } else if kind == <sealpost_domain::Message as cqrs_es::Aggregate>::TYPE {
             let Ok(event) = e.decode::<MessageEvent>() else {

@@ -84,6 +84,8 @@ pub enum SubjectCommand {
     },
     /// The subject's last message expired; record that its keys were destroyed.
     Expire,
+    /// The consumer's Signal identity key changed (a re-installed app, a new phone).
+    RecordIdentityChange,
 }
 
 /// What happened to a subject.
@@ -120,6 +122,12 @@ pub enum SubjectEvent {
         /// When.
         at: Timestamp,
     },
+    /// The consumer's Signal identity key changed; the new one was accepted (the consumer sees
+    /// a "security code changed" notice, as in WhatsApp).
+    ConsumerIdentityChanged {
+        /// When.
+        at: Timestamp,
+    },
 }
 
 domain_event!(SubjectEvent {
@@ -127,6 +135,7 @@ domain_event!(SubjectEvent {
     ServiceWindowOpened => "1",
     SubjectErased => "1",
     SubjectExpired => "1",
+    ConsumerIdentityChanged => "1",
 });
 
 impl Decider for Subject {
@@ -173,6 +182,10 @@ impl Decider for Subject {
                     }])
                 }
             },
+            SubjectCommand::RecordIdentityChange => {
+                self.ensure_active()?;
+                Ok(vec![SubjectEvent::ConsumerIdentityChanged { at: now }])
+            }
             SubjectCommand::Expire => match self.lifecycle {
                 SubjectLifecycle::Unknown => Err(DomainError::NotFound),
                 SubjectLifecycle::Erased | SubjectLifecycle::Expired => Ok(vec![]),
@@ -204,6 +217,7 @@ impl Decider for Subject {
                 self.lifecycle = SubjectLifecycle::Expired;
                 self.window_open_until = None;
             }
+            SubjectEvent::ConsumerIdentityChanged { .. } => {}
         }
     }
 }

@@ -1,0 +1,717 @@
+//! The message pipeline: Signal on the business's behalf between the event store and the
+//! transport.
+//!
+//! * **Outbound** — the delivery projection follows the log from its durable checkpoint; for
+//!   every accepted message it opens the content and the consumer's number through the access
+//!   gate (principal: the delivery pipeline, purpose: delivery), encrypts with the consumer's
+//!   Signal session (starting one from the transport's key directory if needed), hands the
+//!   ciphertext to the transport and records `MessageEncrypted` and `MessageSent`. Failed
+//!   hand-offs are retried with exponential backoff and jitter until the message's keys expire.
+//! * **Inbound** — ciphertext from a device is recorded (`InboundMessageReceived`, sealed),
+//!   decrypted with the session, recorded again (`InboundMessageDecrypted`, sealed under the
+//!   message key) and queued for the business; identity changes and decryption failures are
+//!   events too. Receipts become `MessageDelivered` / `MessageRead`.
+//! * **Retransmission** — a device's request re-encrypts from the sealed content while it
+//!   lives; once the keys are destroyed the request ends in a recorded `RetransmissionRefused`.
+//!
+//! The pipeline runs as one task (`step` in a loop), so a consumer's session is never updated
+//! by two operations at once. Every step it takes is idempotent over restarts: a message that
+//! already left is not sent again, and a redelivered envelope maps to the same message id.
+
+use crate::app::{AppError, Sealpost};
+use rand::Rng as _;
+use sealpost_adapters::ledger::Subscription;
+use sealpost_adapters::signal::{Account, Peer, Session, SignalEngine, SignalError};
+use sealpost_adapters::transport::{
+    Address, Envelope, Payload, Receipt, Transport, TransportError,
+};
+use sealpost_domain::time::SECOND_MS;
+use sealpost_domain::{
+    BusinessId, DomainError, MessageCommand, MessageEvent, MessageId, MessageKind, MessageStatus,
+    Opened, PhoneNumberId, Principal, Purpose, Region, Subject, SubjectCommand, SubjectId,
+    Timestamp, E164,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The delivery projection's durable checkpoint.
+pub const DELIVERY_CHECKPOINT: &str = "delivery";
+/// The principal the pipeline reads content and numbers as.
+pub const DELIVERY_PRINCIPAL: &str = "delivery";
+/// The consumer device Sealpost talks to (one device per consumer in this version).
+pub const CONSUMER_DEVICE: u8 = 1;
+/// One-time prekeys kept published per business number; replenished below `PREKEY_LOW`.
+pub const PREKEY_TARGET: u32 = 50;
+/// See [`PREKEY_TARGET`].
+pub const PREKEY_LOW: usize = 10;
+/// First retry delay of a failed hand-off; doubled per attempt, capped at [`RETRY_MAX_MS`].
+pub const RETRY_BASE_MS: i64 = SECOND_MS;
+/// Longest retry delay.
+pub const RETRY_MAX_MS: i64 = 3_600 * SECOND_MS;
+
+/// What one step did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct StepReport {
+    /// Outbound messages handed to the transport.
+    pub sent: u64,
+    /// Outbound messages that failed for good.
+    pub failed: u64,
+    /// Hand-offs that will be retried.
+    pub retries_scheduled: u64,
+    /// Inbound messages decrypted and queued for the business.
+    pub received: u64,
+    /// Inbound envelopes already seen (not recorded twice).
+    pub duplicates: u64,
+    /// Inbound messages that could not be decrypted (recorded).
+    pub decrypt_failures: u64,
+    /// Delivery and read receipts recorded.
+    pub receipts: u64,
+    /// Messages sent again on request.
+    pub retransmitted: u64,
+    /// Retransmission requests refused because the keys are gone (recorded).
+    pub refused: u64,
+    /// Consumer identity changes recorded.
+    pub identity_changes: u64,
+}
+
+impl StepReport {
+    fn add(&mut self, o: StepReport) {
+        self.sent += o.sent;
+        self.failed += o.failed;
+        self.retries_scheduled += o.retries_scheduled;
+        self.received += o.received;
+        self.duplicates += o.duplicates;
+        self.decrypt_failures += o.decrypt_failures;
+        self.receipts += o.receipts;
+        self.retransmitted += o.retransmitted;
+        self.refused += o.refused;
+        self.identity_changes += o.identity_changes;
+    }
+
+    /// Whether the step did anything.
+    pub fn is_idle(&self) -> bool {
+        *self == StepReport::default()
+    }
+}
+
+#[derive(Debug)]
+struct Number {
+    id: PhoneNumberId,
+    business: BusinessId,
+    region: Region,
+    handle: String,
+    account: Account,
+    dirty: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Retry {
+    message: MessageId,
+    attempt: u32,
+    due: Timestamp,
+}
+
+/// A consumer session as stored: the pinned identity key and the session record.
+struct Link {
+    identity: Vec<u8>,
+    session: Session,
+}
+
+impl Link {
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + self.identity.len() + self.session.0.len());
+        out.extend_from_slice(&(self.identity.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.identity);
+        out.extend_from_slice(&self.session.0);
+        out
+    }
+
+    fn from_bytes(b: &[u8]) -> Option<Self> {
+        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        let identity = b.get(4..4 + len)?.to_vec();
+        let session = Session(b.get(4 + len..)?.to_vec());
+        Some(Self { identity, session })
+    }
+}
+
+/// The running pipeline.
+#[derive(Debug)]
+pub struct Pipeline {
+    app: Sealpost,
+    engine: Arc<dyn SignalEngine>,
+    transport: Arc<dyn Transport>,
+    delivery: Subscription,
+    numbers: BTreeMap<String, Number>,
+    retries: Vec<Retry>,
+}
+
+fn system_time(t: Timestamp) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(t.millis().max(0) as u64)
+}
+
+fn principal() -> Principal {
+    Principal::processor(DELIVERY_PRINCIPAL)
+}
+
+impl Pipeline {
+    /// Starts the pipeline; the delivery projection resumes from its durable checkpoint.
+    pub async fn start(
+        app: Sealpost,
+        engine: Arc<dyn SignalEngine>,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, AppError> {
+        let delivery = app.store().subscribe_durable(DELIVERY_CHECKPOINT).await?;
+        Ok(Self {
+            app,
+            engine,
+            transport,
+            delivery,
+            numbers: BTreeMap::new(),
+            retries: Vec::new(),
+        })
+    }
+
+    /// The application service.
+    pub fn app(&self) -> &Sealpost {
+        &self.app
+    }
+
+    /// Puts a business phone number on the network: loads its Signal account (or makes one,
+    /// wrapped by the region root key) and publishes its prekeys to the key directory.
+    pub async fn attach_number(&mut self, id: &PhoneNumberId) -> Result<(), AppError> {
+        let n = self.app.phone_number(id).await?;
+        let business = n
+            .business_id
+            .clone()
+            .ok_or(AppError::Inconsistent("phone number without business"))?;
+        let region = n
+            .storage_region()
+            .ok_or(AppError::Inconsistent("phone number without region"))?;
+        let vault = self.app.store().vault().clone();
+        let (account, fresh) = match vault.load_signal_account(id.as_str(), region).await? {
+            Some(bytes) => (
+                Account::from_bytes(&bytes)
+                    .map_err(|_| AppError::Inconsistent("stored Signal account"))?,
+                false,
+            ),
+            None => {
+                let account = self
+                    .engine
+                    .new_account(
+                        rand::rng().random(),
+                        PREKEY_TARGET,
+                        system_time(self.app.now()),
+                    )
+                    .map_err(|_| AppError::Inconsistent("Signal account could not be made"))?;
+                vault
+                    .save_signal_account(
+                        id.as_str(),
+                        business.as_str(),
+                        region,
+                        &account.to_bytes(),
+                        self.app.now(),
+                    )
+                    .await?;
+                (account, true)
+            }
+        };
+        if fresh {
+            // A known account's prekeys are already in the directory (some handed out); publishing
+            // them again would hand the same one-time prekey out twice.
+            let entry = self
+                .engine
+                .directory_entry(&account)
+                .map_err(|_| AppError::Inconsistent("Signal account"))?;
+            self.transport
+                .publish(&n.display_number, entry)
+                .await
+                .map_err(transport_error)?;
+        }
+        let handle = n.display_number.clone();
+        self.numbers.insert(
+            handle.clone(),
+            Number {
+                id: id.clone(),
+                business,
+                region,
+                handle,
+                account,
+                dirty: false,
+            },
+        );
+        Ok(())
+    }
+
+    /// One pass: deliver what was accepted, retry what is due, take what arrived, keep the
+    /// prekey pool full. Returns what it did.
+    #[tracing::instrument(skip_all)]
+    pub async fn step(&mut self) -> Result<StepReport, AppError> {
+        let mut report = StepReport::default();
+        loop {
+            let batch = self.delivery.try_next_batch().await?;
+            if batch.is_empty() {
+                break;
+            }
+            for e in batch {
+                if e.header.event_type != "OutboundMessageAccepted" {
+                    continue;
+                }
+                if let MessageEvent::OutboundMessageAccepted { header, .. } =
+                    e.decode::<MessageEvent>()?
+                {
+                    report.add(self.deliver(&header.message_id, 0, false).await?);
+                }
+            }
+            self.delivery.commit(DELIVERY_CHECKPOINT).await?;
+        }
+        report.add(self.run_due_retries().await?);
+        let handles: Vec<String> = self.numbers.keys().cloned().collect();
+        for handle in handles {
+            for envelope in self
+                .transport
+                .take_inbox(&handle, 1_000)
+                .await
+                .map_err(transport_error)?
+            {
+                report.add(self.inbound(&handle, envelope).await?);
+            }
+            self.keep_prekeys(&handle).await?;
+        }
+        if !report.is_idle() {
+            tracing::info!(
+                sent = report.sent,
+                received = report.received,
+                receipts = report.receipts,
+                failed = report.failed,
+                "pipeline step"
+            );
+        }
+        Ok(report)
+    }
+
+    /// Steps until a step does nothing (at most `max` steps).
+    pub async fn run_until_idle(&mut self, max: usize) -> Result<StepReport, AppError> {
+        let mut total = StepReport::default();
+        for _ in 0..max {
+            let r = self.step().await?;
+            if r.is_idle() {
+                break;
+            }
+            total.add(r);
+        }
+        Ok(total)
+    }
+
+    async fn fail(&self, id: &MessageId, code: u32) -> Result<StepReport, AppError> {
+        self.app
+            .record(id, MessageCommand::RecordFailed { code })
+            .await?;
+        Ok(StepReport {
+            failed: 1,
+            ..StepReport::default()
+        })
+    }
+
+    /// Encrypts and hands one outbound message to the transport. `retransmission` sends it
+    /// again on a device's request.
+    async fn deliver(
+        &mut self,
+        id: &MessageId,
+        attempt: u32,
+        retransmission: bool,
+    ) -> Result<StepReport, AppError> {
+        let message = self.app.message(id).await?;
+        let status = message.status.ok_or(DomainError::NotFound)?;
+        if !retransmission && status >= MessageStatus::Sent {
+            return Ok(StepReport::default()); // already handed over (a replay after restart)
+        }
+        let (Some(subject), Some(number_id)) =
+            (message.subject_id.clone(), message.phone_number_id.clone())
+        else {
+            return Err(AppError::Inconsistent("message without subject or number"));
+        };
+        let Some(handle) = self
+            .numbers
+            .values()
+            .find(|n| n.id == number_id)
+            .map(|n| n.handle.clone())
+        else {
+            return Err(AppError::Inconsistent(
+                "message for a number that is not attached",
+            ));
+        };
+        let content = self
+            .app
+            .read_content(&principal(), Purpose::Delivery, id)
+            .await?;
+        let phone = self
+            .app
+            .read_phone(&principal(), Purpose::Delivery, &subject)
+            .await?;
+        let (Opened::Plain(content), Opened::Plain(phone)) = (content, phone) else {
+            // The keys are gone (retention or erasure): nothing can be sent any more.
+            if retransmission {
+                self.app
+                    .record(id, MessageCommand::RefuseRetransmission)
+                    .await?;
+                return Ok(StepReport {
+                    refused: 1,
+                    ..StepReport::default()
+                });
+            }
+            return self.fail(id, 131_026).await;
+        };
+        let number = self
+            .numbers
+            .get(&handle)
+            .ok_or(AppError::Inconsistent("number"))?;
+        let (business, region) = (number.business.clone(), number.region);
+        let vault = self.app.store().vault().clone();
+        let link = match vault
+            .load_session(business.as_str(), region, &subject, CONSUMER_DEVICE)
+            .await?
+        {
+            Opened::Shredded => return self.fail(id, 131_026).await,
+            Opened::Plain(bytes) => bytes.and_then(|b| Link::from_bytes(&b)),
+        };
+        let bundle = match &link {
+            Some(_) => None,
+            None => match self.transport.fetch_bundle(&phone, CONSUMER_DEVICE).await {
+                Ok(Some(b)) => Some(b),
+                Ok(None) => return self.fail(id, 131_026).await,
+                Err(e) => return self.retry_later(id, attempt, e).await,
+            },
+        };
+        let peer = Peer {
+            name: phone.clone(),
+            device: CONSUMER_DEVICE,
+        };
+        let encrypted = match self.engine.encrypt(
+            &number.account,
+            &peer,
+            link.as_ref().map(|l| &l.session),
+            bundle.as_ref(),
+            link.as_ref().map(|l| l.identity.as_slice()),
+            content.body.as_bytes(),
+            system_time(self.app.now()),
+        ) {
+            Ok(e) => e,
+            Err(SignalError::InvalidBundle) => return self.fail(id, 131_026).await,
+            Err(_) => return Err(AppError::Inconsistent("Signal encryption failed")),
+        };
+        let stored = Link {
+            identity: encrypted.peer_identity.clone(),
+            session: encrypted.session.clone(),
+        };
+        vault
+            .save_session(
+                business.as_str(),
+                region,
+                &subject,
+                CONSUMER_DEVICE,
+                &stored.to_bytes(),
+                self.app.now(),
+            )
+            .await?;
+        if !retransmission {
+            self.app.record(id, MessageCommand::RecordEncrypted).await?;
+        }
+        let envelope = Envelope {
+            id: id.as_str().to_owned(),
+            from: Address {
+                handle: handle.clone(),
+                device: 1,
+            },
+            to: Address {
+                handle: phone,
+                device: CONSUMER_DEVICE,
+            },
+            payload: Payload::Message {
+                ciphertext: encrypted.ciphertext,
+            },
+        };
+        match self.transport.send(envelope).await {
+            Ok(()) if retransmission => {
+                self.app
+                    .record(id, MessageCommand::RecordRetransmitted)
+                    .await?;
+                Ok(StepReport {
+                    retransmitted: 1,
+                    ..StepReport::default()
+                })
+            }
+            Ok(()) => {
+                self.app.record(id, MessageCommand::RecordSent).await?;
+                Ok(StepReport {
+                    sent: 1,
+                    ..StepReport::default()
+                })
+            }
+            Err(TransportError::UnknownRecipient) => self.fail(id, 131_026).await,
+            Err(TransportError::Throttled) => self.fail(id, 131_048).await,
+            Err(e) => self.retry_later(id, attempt, e).await,
+        }
+    }
+
+    async fn retry_later(
+        &mut self,
+        id: &MessageId,
+        attempt: u32,
+        error: TransportError,
+    ) -> Result<StepReport, AppError> {
+        let now = self.app.now();
+        let message = self.app.message(id).await?;
+        let expiry = message.epoch.map(|e| self.app.policy().expiry_of(e));
+        if expiry.is_some_and(|x| now >= x) {
+            return self.fail(id, 131_026).await;
+        }
+        let backoff = RETRY_BASE_MS
+            .saturating_mul(1i64 << attempt.min(20))
+            .min(RETRY_MAX_MS);
+        let jitter = rand::rng().random_range(0..=backoff / 2);
+        tracing::warn!(attempt, error = %error, "hand-off to the transport failed; retrying later");
+        self.retries.push(Retry {
+            message: id.clone(),
+            attempt: attempt + 1,
+            due: now.plus_millis(backoff + jitter),
+        });
+        Ok(StepReport {
+            retries_scheduled: 1,
+            ..StepReport::default()
+        })
+    }
+
+    async fn run_due_retries(&mut self) -> Result<StepReport, AppError> {
+        let now = self.app.now();
+        let (due, later): (Vec<Retry>, Vec<Retry>) = std::mem::take(&mut self.retries)
+            .into_iter()
+            .partition(|r| r.due <= now);
+        self.retries = later;
+        let mut report = StepReport::default();
+        for r in due {
+            report.add(self.deliver(&r.message, r.attempt, false).await?);
+        }
+        Ok(report)
+    }
+
+    /// Handles one envelope addressed to a business number.
+    async fn inbound(&mut self, handle: &str, envelope: Envelope) -> Result<StepReport, AppError> {
+        match envelope.payload {
+            Payload::Receipt { receipt, of } => {
+                let Ok(id) = MessageId::parse(&of) else {
+                    return Ok(StepReport::default());
+                };
+                let command = match receipt {
+                    Receipt::Delivered => MessageCommand::RecordDelivered,
+                    Receipt::Read => MessageCommand::RecordRead,
+                };
+                match self.app.record(&id, command).await {
+                    Ok(events) => Ok(StepReport {
+                        receipts: u64::from(!events.is_empty()),
+                        ..StepReport::default()
+                    }),
+                    // A receipt for a message this store does not know: ignore it.
+                    Err(AppError::Domain(DomainError::NotFound)) => Ok(StepReport::default()),
+                    Err(e) => Err(e),
+                }
+            }
+            Payload::Retransmit { of } => match MessageId::parse(&of) {
+                Ok(id) => self.deliver(&id, 0, true).await,
+                Err(_) => Ok(StepReport::default()),
+            },
+            Payload::Message { ciphertext } => {
+                self.receive(handle, &envelope.id, &envelope.from, &ciphertext)
+                    .await
+            }
+        }
+    }
+
+    async fn receive(
+        &mut self,
+        handle: &str,
+        envelope_id: &str,
+        from: &Address,
+        ciphertext: &[u8],
+    ) -> Result<StepReport, AppError> {
+        let Ok(phone) = E164::parse(&from.handle) else {
+            tracing::warn!("dropped an envelope from an invalid sender address");
+            return Ok(StepReport::default());
+        };
+        let (number_id, business, region) = {
+            let n = self
+                .numbers
+                .get(handle)
+                .ok_or(AppError::Inconsistent("number"))?;
+            (n.id.clone(), n.business.clone(), n.region)
+        };
+        let vault = self.app.store().vault().clone();
+        let subject = self.app.subject_for(&business, region, &phone).await?;
+        let id = vault
+            .inbound_message_id(business.as_str(), region, &subject, envelope_id)
+            .await?
+            .ok_or(AppError::Inconsistent("subject key missing"))?;
+        let new = self
+            .app
+            .receive_ciphertext(&number_id, &subject, &id, ciphertext)
+            .await?;
+        if !new && self.app.message(&id).await?.status != Some(MessageStatus::Received) {
+            return Ok(StepReport {
+                duplicates: 1,
+                ..StepReport::default()
+            });
+        }
+        let link = match vault
+            .load_session(business.as_str(), region, &subject, from.device)
+            .await?
+        {
+            Opened::Plain(bytes) => bytes.and_then(|b| Link::from_bytes(&b)),
+            Opened::Shredded => None,
+        };
+        let peer = Peer {
+            name: from.handle.clone(),
+            device: from.device,
+        };
+        let number = self
+            .numbers
+            .get_mut(handle)
+            .ok_or(AppError::Inconsistent("number"))?;
+        let prekeys_before = number.account.one_time_prekeys();
+        let result = self.engine.decrypt(
+            &mut number.account,
+            &peer,
+            link.as_ref().map(|l| &l.session),
+            link.as_ref().map(|l| l.identity.as_slice()),
+            ciphertext,
+        );
+        number.dirty |= number.account.one_time_prekeys() != prekeys_before;
+        let decrypted = match result {
+            Ok(d) => d,
+            Err(e) => {
+                let reason = match e {
+                    SignalError::Duplicate => "duplicate",
+                    SignalError::UnknownPreKey => "unknown_prekey",
+                    SignalError::NoSession => "no_session",
+                    _ => "invalid_message",
+                };
+                self.app
+                    .record(
+                        &id,
+                        MessageCommand::RecordDecryptionFailed {
+                            reason: reason.into(),
+                        },
+                    )
+                    .await?;
+                return Ok(StepReport {
+                    decrypt_failures: 1,
+                    ..StepReport::default()
+                });
+            }
+        };
+        if number.dirty {
+            vault
+                .save_signal_account(
+                    number.id.as_str(),
+                    business.as_str(),
+                    region,
+                    &number.account.to_bytes(),
+                    self.app.now(),
+                )
+                .await?;
+            number.dirty = false;
+        }
+        let stored = Link {
+            identity: decrypted.peer_identity.clone(),
+            session: decrypted.session.clone(),
+        };
+        vault
+            .save_session(
+                business.as_str(),
+                region,
+                &subject,
+                from.device,
+                &stored.to_bytes(),
+                self.app.now(),
+            )
+            .await?;
+        let mut report = StepReport {
+            received: 1,
+            ..StepReport::default()
+        };
+        if decrypted.identity_changed {
+            let meta =
+                sealpost_adapters::exec::CommandMeta::new(business.as_str(), region, &principal());
+            self.app
+                .executor()
+                .execute::<Subject>(
+                    subject.as_str(),
+                    SubjectCommand::RecordIdentityChange,
+                    &meta,
+                    self.app.now(),
+                )
+                .await?;
+            report.identity_changes = 1;
+        }
+        let body = String::from_utf8(decrypted.plaintext)
+            .map_err(|_| AppError::Inconsistent("inbound text is not UTF-8"))?;
+        self.app
+            .record_decrypted(&id, MessageKind::Text, &body, None)
+            .await?;
+        Ok(report)
+    }
+
+    /// Publishes new one-time prekeys when the directory runs low.
+    async fn keep_prekeys(&mut self, handle: &str) -> Result<(), AppError> {
+        let left = self
+            .transport
+            .prekeys_left(handle)
+            .await
+            .map_err(transport_error)?;
+        if left >= PREKEY_LOW {
+            return Ok(());
+        }
+        let number = self
+            .numbers
+            .get_mut(handle)
+            .ok_or(AppError::Inconsistent("number"))?;
+        // Add what the directory lacks; handed-out keys stay in the account until used.
+        let target = (number.account.one_time_prekeys()
+            + (PREKEY_TARGET as usize).saturating_sub(left)) as u32;
+        let fresh = self
+            .engine
+            .replenish(&mut number.account, target)
+            .map_err(|_| AppError::Inconsistent("Signal account"))?;
+        let vault = self.app.store().vault().clone();
+        vault
+            .save_signal_account(
+                number.id.as_str(),
+                number.business.as_str(),
+                number.region,
+                &number.account.to_bytes(),
+                self.app.now(),
+            )
+            .await?;
+        self.transport
+            .add_prekeys(handle, fresh)
+            .await
+            .map_err(transport_error)?;
+        Ok(())
+    }
+
+    /// A subject's id for tests and the demo.
+    pub async fn subject_of(&self, message: &MessageId) -> Result<SubjectId, AppError> {
+        self.app
+            .message(message)
+            .await?
+            .subject_id
+            .ok_or(AppError::Inconsistent("message without subject"))
+    }
+}
+
+fn transport_error(e: TransportError) -> AppError {
+    AppError::Inconsistent(match e {
+        TransportError::UnknownRecipient => "transport: unknown recipient",
+        TransportError::Throttled => "transport: throttled",
+        TransportError::Unavailable(_) => "transport unavailable",
+    })
+}
