@@ -222,3 +222,232 @@ async fn postgres_hundred_messages_out_fifty_in() {
     };
     hundred_out_fifty_in(env).await;
 }
+
+fn count_message_envelopes(net: &SimNetwork, id: &MessageId) -> usize {
+    net.routed()
+        .iter()
+        .filter(|e| {
+            e.id == id.as_str()
+                && matches!(
+                    e.payload,
+                    sealpost_adapters::transport::Payload::Message { .. }
+                )
+        })
+        .count()
+}
+
+/// The processor is dropped and rebuilt over the same store in the middle of a run: nothing is
+/// lost, nothing reaches a device twice, and the delivery projection resumes from its checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_in_the_middle_loses_nothing_and_sends_nothing_twice() {
+    let env = sqlite_env().await;
+    let dir = env.dir.as_ref().expect("sqlite").path().to_path_buf();
+    let (mut w, mut pipeline) = world(&env, 3).await;
+    for (i, d) in w.devices.iter_mut().enumerate() {
+        d.send(&w.net, BUSINESS_NUMBER, &format!("dev-{i}-0"), b"hi")
+            .await
+            .expect("send");
+    }
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    let mut ids = Vec::new();
+    for round in 0..2 {
+        for i in 0..3 {
+            let phone = E164::parse(&consumer(i)).expect("phone");
+            ids.push(
+                env.app
+                    .send(
+                        &w.me,
+                        &w.number,
+                        &phone,
+                        MessageKind::Text,
+                        &format!("m{round}-{i}"),
+                        None,
+                    )
+                    .await
+                    .expect("send"),
+            );
+        }
+        if round == 0 {
+            pipeline.run_until_idle(5).await.expect("pipeline");
+        }
+    }
+    // Replies arrive while the processor is down.
+    devices_step(&mut w).await;
+    for (i, d) in w.devices.iter_mut().enumerate() {
+        d.send(&w.net, BUSINESS_NUMBER, &format!("dev-{i}-1"), b"again")
+            .await
+            .expect("send");
+    }
+    drop(pipeline);
+    let app = env.app.clone();
+    drop(app);
+
+    let reopened =
+        sealpost::app::Sealpost::open_sqlite(&dir, Arc::new(env.clock.clone()), Default::default())
+            .await
+            .expect("reopen");
+    let mut pipeline = Pipeline::start(reopened.clone(), w.engine.clone(), Arc::new(w.net.clone()))
+        .await
+        .expect("restart");
+    pipeline.attach_number(&w.number).await.expect("attach");
+    pipeline.run_until_idle(10).await.expect("pipeline");
+    devices_step(&mut w).await;
+    pipeline.run_until_idle(10).await.expect("pipeline");
+
+    for id in &ids {
+        assert_eq!(
+            count_message_envelopes(&w.net, id),
+            1,
+            "each message left exactly once"
+        );
+        assert_eq!(
+            reopened.message(id).await.expect("m").status,
+            Some(MessageStatus::Read)
+        );
+    }
+    for (i, d) in w.devices.iter().enumerate() {
+        let bodies: Vec<String> = d
+            .inbox()
+            .iter()
+            .map(|r| String::from_utf8_lossy(&r.plaintext).into_owned())
+            .collect();
+        assert_eq!(
+            bodies,
+            vec![format!("m0-{i}"), format!("m1-{i}")],
+            "device {i} got each message once"
+        );
+    }
+    let received = reopened
+        .store()
+        .read_all(0, 100_000)
+        .await
+        .expect("read")
+        .iter()
+        .filter(|e| e.header.event_type == "InboundMessageForwarded")
+        .count();
+    assert_eq!(
+        received, 6,
+        "replies sent while the processor was down were all taken"
+    );
+    env.finish().await;
+}
+
+/// Retransmission re-encrypts while the keys live; after 30 days + 1 hour it is a recorded refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retransmission_works_until_the_keys_are_gone_then_is_refused() {
+    use sealpost_domain::time::{DAY_MS, HOUR_MS};
+    let env = sqlite_env().await;
+    let (mut w, mut pipeline) = world(&env, 1).await;
+    w.devices[0]
+        .send(&w.net, BUSINESS_NUMBER, "dev-0", b"hi")
+        .await
+        .expect("send");
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    let phone = E164::parse(&consumer(0)).expect("phone");
+    let id = env
+        .app
+        .send(
+            &w.me,
+            &w.number,
+            &phone,
+            MessageKind::Text,
+            "your code is 4711",
+            None,
+        )
+        .await
+        .expect("send");
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    devices_step(&mut w).await;
+
+    w.devices[0]
+        .request_retransmission(&w.net, BUSINESS_NUMBER, id.as_str())
+        .await
+        .expect("request");
+    let r = pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!(r.retransmitted, 1);
+    assert_eq!(count_message_envelopes(&w.net, &id), 2);
+    devices_step(&mut w).await;
+    assert_eq!(
+        w.devices[0].inbox().len(),
+        1,
+        "the retransmitted copy is recognised, not shown twice"
+    );
+
+    env.clock.advance_millis(30 * DAY_MS + HOUR_MS);
+    env.app
+        .retention()
+        .run_once(env.app.now())
+        .await
+        .expect("retention");
+    w.devices[0]
+        .request_retransmission(&w.net, BUSINESS_NUMBER, id.as_str())
+        .await
+        .expect("request");
+    let r = pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!(r.refused, 1);
+    assert_eq!(count_message_envelopes(&w.net, &id), 2, "nothing was sent");
+    let story = event_types(&env, &id).await;
+    assert_eq!(
+        story.last().map(String::as_str),
+        Some("RetransmissionRefused"),
+        "the refusal is recorded: {story:?}"
+    );
+    env.finish().await;
+}
+
+/// A consumer re-installs the app: the new identity is recorded as an event and the
+/// conversation goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinstalled_device_is_an_identity_change_event_not_a_failure() {
+    let env = sqlite_env().await;
+    let (mut w, mut pipeline) = world(&env, 1).await;
+    w.devices[0]
+        .send(&w.net, BUSINESS_NUMBER, "dev-0", b"hi")
+        .await
+        .expect("send");
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    w.devices[0].reinstall(&w.net).await.expect("reinstall");
+    w.devices[0]
+        .send(&w.net, BUSINESS_NUMBER, "dev-1", b"new phone")
+        .await
+        .expect("send");
+    let r = pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!(
+        (r.received, r.identity_changes, r.decrypt_failures),
+        (1, 1, 0)
+    );
+    let phone = E164::parse(&consumer(0)).expect("phone");
+    let id = env
+        .app
+        .send(
+            &w.me,
+            &w.number,
+            &phone,
+            MessageKind::Text,
+            "welcome back",
+            None,
+        )
+        .await
+        .expect("send");
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    devices_step(&mut w).await;
+    assert_eq!(
+        w.devices[0].inbox().last().map(|r| r.plaintext.clone()),
+        Some(b"welcome back".to_vec())
+    );
+    let subject = pipeline.subject_of(&id).await.expect("subject");
+    let subject_events: Vec<String> = env
+        .app
+        .store()
+        .read_stream(&StreamId::new("subject", subject.as_str()), 0)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|e| e.header.event_type)
+        .collect();
+    assert!(
+        subject_events.contains(&"ConsumerIdentityChanged".to_owned()),
+        "{subject_events:?}"
+    );
+    env.finish().await;
+}
