@@ -23,9 +23,11 @@ use rand::Rng as _;
 use sealpost_adapters::ledger::Subscription;
 use sealpost_adapters::signal::{Account, Peer, Session, SignalEngine, SignalError};
 use sealpost_adapters::transport::{
-    Address, Envelope, Payload, Receipt, Transport, TransportError,
+    Address, Envelope, IntegritySink, Payload, Receipt, Transport, TransportError,
 };
+use sealpost_domain::integrity::{IntegrityEvent, INTEGRITY_STREAM_TYPE};
 use sealpost_domain::time::SECOND_MS;
+use sealpost_domain::PrincipalKind;
 use sealpost_domain::{
     BusinessId, DomainError, MessageCommand, MessageEvent, MessageId, MessageKind, MessageStatus,
     Opened, PhoneNumberId, Principal, Purpose, Region, Subject, SubjectCommand, SubjectId,
@@ -135,6 +137,89 @@ impl Link {
     }
 }
 
+/// Writes the transport's integrity signals to the transport's own streams in the event store
+/// (`integrity/<phone number id>`), classified `integrity signals`.
+#[derive(Debug)]
+pub struct IntegrityRecorder {
+    store: Arc<sealpost_adapters::ledger::EventStore>,
+    numbers: std::sync::Mutex<BTreeMap<String, (BusinessId, Region, PhoneNumberId)>>,
+}
+
+impl IntegrityRecorder {
+    /// A recorder writing into `app`'s store.
+    pub fn new(app: &Sealpost) -> Arc<Self> {
+        Arc::new(Self {
+            store: app.store().clone(),
+            numbers: std::sync::Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn register(&self, handle: &str, business: BusinessId, region: Region, id: PhoneNumberId) {
+        self.numbers
+            .lock()
+            .expect("recorder lock is never poisoned")
+            .insert(handle.to_owned(), (business, region, id));
+    }
+
+    async fn append(&self, business: &str, events: Vec<IntegrityEvent>) -> Result<(), AppError> {
+        use cqrs_es::DomainEvent as _;
+        let Some((business_id, region, id)) = self
+            .numbers
+            .lock()
+            .expect("recorder lock is never poisoned")
+            .get(business)
+            .cloned()
+        else {
+            return Err(AppError::Inconsistent(
+                "integrity signal for an unknown business number",
+            ));
+        };
+        let stream = sealpost_adapters::store::StreamId::new(INTEGRITY_STREAM_TYPE, id.as_str());
+        let metadata = sealpost_adapters::exec::CommandMeta::new(
+            business_id.as_str(),
+            region,
+            &Principal::of_kind(PrincipalKind::Transport, "whatsapp"),
+        )
+        .to_map();
+        let plain: Vec<_> = events
+            .iter()
+            .map(|e| sealpost_adapters::ledger::PlainEvent {
+                event_type: e.event_type(),
+                event_version: 1,
+                payload: serde_json::to_value(e).unwrap_or_default(),
+                metadata: metadata.clone(),
+            })
+            .collect();
+        let ctx = sealpost_adapters::ledger::EventContext {
+            business_id: business_id.as_str().to_owned(),
+            region,
+            epoch: None,
+        };
+        for _ in 0..sealpost_adapters::exec::MAX_ATTEMPTS {
+            let version = self.store.log().stream_version(&stream).await?;
+            match self
+                .store
+                .append(&stream, version, &ctx, plain.clone())
+                .await
+            {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(AppError::Inconsistent("integrity stream kept conflicting"))
+    }
+}
+
+#[async_trait::async_trait]
+impl IntegritySink for IntegrityRecorder {
+    async fn record(&self, business: &str, events: Vec<IntegrityEvent>) {
+        if let Err(e) = self.append(business, events).await {
+            tracing::warn!(error = %e, "integrity signals not recorded");
+        }
+    }
+}
+
 /// The running pipeline.
 #[derive(Debug)]
 pub struct Pipeline {
@@ -144,6 +229,7 @@ pub struct Pipeline {
     delivery: Subscription,
     numbers: BTreeMap<String, Number>,
     retries: Vec<Retry>,
+    integrity: Option<Arc<IntegrityRecorder>>,
 }
 
 fn system_time(t: Timestamp) -> SystemTime {
@@ -169,7 +255,14 @@ impl Pipeline {
             delivery,
             numbers: BTreeMap::new(),
             retries: Vec::new(),
+            integrity: None,
         })
+    }
+
+    /// Records the transport's integrity signals for the numbers this pipeline attaches.
+    pub fn with_integrity(mut self, recorder: Arc<IntegrityRecorder>) -> Self {
+        self.integrity = Some(recorder);
+        self
     }
 
     /// The application service.
@@ -227,6 +320,21 @@ impl Pipeline {
                 .publish(&n.display_number, entry)
                 .await
                 .map_err(transport_error)?;
+        }
+        let (tier_state, _) = self
+            .app
+            .executor()
+            .load::<sealpost_domain::Business>(business.as_str())
+            .await?;
+        let tier = tier_state
+            .tier
+            .unwrap_or(sealpost_domain::aggregates::business::MessagingLimitTier::Tier250);
+        self.transport
+            .register_business(&n.display_number, tier)
+            .await
+            .map_err(transport_error)?;
+        if let Some(r) = &self.integrity {
+            r.register(&n.display_number, business.clone(), region, id.clone());
         }
         let handle = n.display_number.clone();
         self.numbers.insert(
@@ -524,6 +632,8 @@ impl Pipeline {
                 self.receive(handle, &envelope.id, &envelope.from, &ciphertext)
                     .await
             }
+            // Reports stay with the transport; none reach a business.
+            Payload::SpamReport | Payload::Block => Ok(StepReport::default()),
         }
     }
 

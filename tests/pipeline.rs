@@ -4,7 +4,7 @@
 mod common;
 
 use common::{canary, postgres_env, sqlite_env, Env};
-use sealpost::pipeline::Pipeline;
+use sealpost::pipeline::{IntegrityRecorder, Pipeline};
 use sealpost_adapters::signal::{Libsignal, SignalEngine};
 use sealpost_adapters::store::StreamId;
 use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
@@ -30,7 +30,8 @@ struct World {
 }
 
 async fn world(env: &Env, devices: usize) -> (World, Pipeline) {
-    let net = SimNetwork::new();
+    let recorder = IntegrityRecorder::new(&env.app);
+    let net = SimNetwork::with(Arc::new(env.clock.clone()), Some(recorder.clone()));
     let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
     let business = env
         .app
@@ -44,7 +45,8 @@ async fn world(env: &Env, devices: usize) -> (World, Pipeline) {
         .expect("number");
     let mut pipeline = Pipeline::start(env.app.clone(), engine.clone(), Arc::new(net.clone()))
         .await
-        .expect("pipeline");
+        .expect("pipeline")
+        .with_integrity(recorder);
     pipeline.attach_number(&number).await.expect("attach");
     let mut list = Vec::new();
     for i in 0..devices {
@@ -449,5 +451,114 @@ async fn a_reinstalled_device_is_an_identity_change_event_not_a_failure() {
         subject_events.contains(&"ConsumerIdentityChanged".to_owned()),
         "{subject_events:?}"
     );
+    env.finish().await;
+}
+
+async fn integrity_events(env: &Env, number: &PhoneNumberId) -> Vec<String> {
+    env.app
+        .store()
+        .read_stream(&StreamId::new("integrity", number.as_str()), 0)
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|e| e.header.event_type)
+        .collect()
+}
+
+/// A business that tries to message everyone: past its 250-user tier the transport throttles
+/// it, the send fails with 131048, and the integrity events are in the transport's stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messaging_everyone_is_throttled_past_the_tier() {
+    let env = sqlite_env().await;
+    let (w, mut pipeline) = world(&env, 251).await;
+    let mut ids = Vec::new();
+    for i in 0..251 {
+        let phone = E164::parse(&consumer(i)).expect("phone");
+        let body = r#"{"name":"spring_sale","language":{"code":"en_US"}}"#;
+        ids.push(
+            env.app
+                .send(&w.me, &w.number, &phone, MessageKind::Template, body, None)
+                .await
+                .expect("template"),
+        );
+        if i % 50 == 49 {
+            pipeline.run_until_idle(5).await.expect("pipeline");
+        }
+    }
+    let r = pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!(r.failed, 1);
+    let mut statuses = BTreeMap::new();
+    for id in &ids {
+        *statuses
+            .entry(format!(
+                "{:?}",
+                env.app.message(id).await.expect("m").status
+            ))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(statuses.get("Some(Sent)"), Some(&250), "{statuses:?}");
+    assert_eq!(statuses.get("Some(Failed)"), Some(&1), "{statuses:?}");
+    let last = event_types(&env, &ids[250]).await;
+    assert_eq!(last.last().map(String::as_str), Some("MessageFailed"));
+    let failed = env
+        .app
+        .store()
+        .read_stream(&StreamId::new("message", ids[250].as_str()), 0)
+        .await
+        .expect("read");
+    assert_eq!(
+        failed.last().expect("event").payload["MessageFailed"]["code"],
+        131_048
+    );
+    assert_eq!(
+        integrity_events(&env, &w.number).await,
+        ["MessagingLimitReached", "ThrottleApplied"]
+    );
+    assert!(w
+        .net
+        .integrity(BUSINESS_NUMBER)
+        .expect("business")
+        .throttled());
+    env.finish().await;
+}
+
+/// Spam reports and blocks lower the quality rating; the events say so, with no consumer in them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spam_reports_lower_the_quality_rating() {
+    use sealpost_domain::integrity::QualityRating;
+    let env = sqlite_env().await;
+    let (w, mut pipeline) = world(&env, 6).await;
+    for (i, d) in w.devices.iter().enumerate() {
+        d.report(&w.net, BUSINESS_NUMBER, i % 3 == 0)
+            .await
+            .expect("report");
+    }
+    pipeline.run_until_idle(3).await.expect("pipeline");
+    let events = integrity_events(&env, &w.number).await;
+    let ratings: Vec<&String> = events
+        .iter()
+        .filter(|e| *e == "QualityRatingChanged")
+        .collect();
+    assert_eq!(ratings.len(), 2, "GREEN → YELLOW → RED: {events:?}");
+    assert_eq!(events.iter().filter(|e| *e == "SpamReported").count(), 4);
+    assert_eq!(events.iter().filter(|e| *e == "BusinessBlocked").count(), 2);
+    assert_eq!(
+        w.net.integrity(BUSINESS_NUMBER).expect("business").rating(),
+        QualityRating::Red
+    );
+    let stored = env
+        .app
+        .store()
+        .read_stream(&StreamId::new("integrity", w.number.as_str()), 0)
+        .await
+        .expect("read");
+    let text = serde_json::to_string(&stored.iter().map(|e| &e.payload).collect::<Vec<_>>())
+        .expect("json");
+    for i in 0..6 {
+        assert!(
+            !text.contains(&consumer(i)),
+            "integrity events name no consumer"
+        );
+    }
     env.finish().await;
 }

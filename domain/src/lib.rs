@@ -13,6 +13,7 @@ pub mod access;
 pub mod aggregates;
 pub mod error;
 pub mod ids;
+pub mod integrity;
 pub mod phone;
 pub mod region;
 pub mod sealed;

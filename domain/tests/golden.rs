@@ -9,6 +9,7 @@ use cqrs_es::DomainEvent;
 use sealpost_domain::access::{AccessEvent, Decision, DenyReason};
 use sealpost_domain::aggregates::business::MessagingLimitTier;
 use sealpost_domain::aggregates::phone_number::ThroughputTier;
+use sealpost_domain::integrity::{IntegrityEvent, QualityRating};
 use sealpost_domain::*;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -49,7 +50,35 @@ fn samples() -> Vec<Sample> {
     let m = MessageEvent::TYPES;
     let r = RetentionEvent::TYPES;
     let a = AccessEvent::TYPES;
+    let i = IntegrityEvent::TYPES;
     vec![
+        row(
+            i,
+            IntegrityEvent::MessagingLimitReached {
+                tier: MessagingLimitTier::Tier250,
+                unique_users: 251,
+                at: t(30),
+            },
+        ),
+        row(i, IntegrityEvent::ThrottleApplied { at: t(31) }),
+        row(i, IntegrityEvent::ThrottleLifted { at: t(32) }),
+        row(i, IntegrityEvent::SpamReported { at: t(33) }),
+        row(i, IntegrityEvent::BusinessBlocked { at: t(34) }),
+        row(
+            i,
+            IntegrityEvent::QualityRatingChanged {
+                from: QualityRating::Green,
+                to: QualityRating::Yellow,
+                at: t(35),
+            },
+        ),
+        row(
+            i,
+            IntegrityEvent::MessagingTierLowered {
+                to: MessagingLimitTier::Tier250,
+                at: t(36),
+            },
+        ),
         row(
             b,
             BusinessEvent::BusinessRegistered {

@@ -5,6 +5,7 @@
 //! [`sim::SimNetwork`] is the default, an in-process simulated network with simulated consumer
 //! devices ([`sim::SimDevice`]).
 
+pub mod integrity;
 pub mod sim;
 
 use crate::signal::{Bundle, DirectoryEntry};
@@ -56,6 +57,10 @@ pub enum Payload {
         /// The message id.
         of: String,
     },
+    /// The consumer reports the business as spam (kept by the transport, not delivered).
+    SpamReport,
+    /// The consumer blocks the business (kept by the transport, not delivered).
+    Block,
 }
 
 impl fmt::Debug for Payload {
@@ -64,6 +69,8 @@ impl fmt::Debug for Payload {
             Payload::Message { ciphertext } => write!(f, "Message({} bytes)", ciphertext.len()),
             Payload::Receipt { receipt, .. } => write!(f, "Receipt({receipt:?})"),
             Payload::Retransmit { .. } => f.write_str("Retransmit"),
+            Payload::SpamReport => f.write_str("SpamReport"),
+            Payload::Block => f.write_str("Block"),
         }
     }
 }
@@ -96,9 +103,24 @@ pub enum TransportError {
     Unavailable(String),
 }
 
+/// Where the transport writes its integrity signals (its own stream, classified
+/// `integrity signals`). Failures are the sink's to report; the transport goes on.
+#[async_trait]
+pub trait IntegritySink: Send + Sync + fmt::Debug {
+    /// Records what the transport observed about the business number `business`.
+    async fn record(&self, business: &str, events: Vec<sealpost_domain::integrity::IntegrityEvent>);
+}
+
 /// The transport port.
 #[async_trait]
 pub trait Transport: Send + Sync + fmt::Debug {
+    /// Declares `handle` a business number with a messaging-limit tier (integrity signals are
+    /// computed for businesses).
+    async fn register_business(
+        &self,
+        handle: &str,
+        tier: sealpost_domain::aggregates::business::MessagingLimitTier,
+    ) -> Result<(), TransportError>;
     /// Publishes (replaces) a party's key directory entry.
     async fn publish(&self, handle: &str, entry: DirectoryEntry) -> Result<(), TransportError>;
     /// Adds one-time prekeys to a party's entry.

@@ -6,9 +6,13 @@
 //! answering `delivered` and optionally `read` receipts, sending messages, recognising
 //! duplicates by id.
 
-use super::{Address, Envelope, Payload, Receipt, Transport, TransportError};
+use super::integrity::{BusinessIntegrity, Report};
+use super::{Address, Envelope, IntegritySink, Payload, Receipt, Transport, TransportError};
+use crate::clock::{Clock, SystemClock};
 use crate::signal::{Account, Bundle, DirectoryEntry, Peer, Session, SignalEngine, SignalError};
 use async_trait::async_trait;
+use sealpost_domain::aggregates::business::MessagingLimitTier;
+use sealpost_domain::integrity::IntegrityEvent;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -18,18 +22,51 @@ struct Net {
     directory: HashMap<String, DirectoryEntry>,
     inboxes: HashMap<String, VecDeque<Envelope>>,
     routed: Vec<Envelope>,
+    integrity: HashMap<String, BusinessIntegrity>,
 }
 
 /// The simulated network. Cloning shares it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SimNetwork {
     net: Arc<Mutex<Net>>,
+    clock: Arc<dyn Clock>,
+    sink: Option<Arc<dyn IntegritySink>>,
+}
+
+impl Default for SimNetwork {
+    fn default() -> Self {
+        Self {
+            net: Arc::default(),
+            clock: Arc::new(SystemClock),
+            sink: None,
+        }
+    }
 }
 
 impl SimNetwork {
-    /// An empty network.
+    /// An empty network on the system clock, keeping its integrity signals to itself.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty network on `clock` that records its integrity signals in `sink`.
+    pub fn with(clock: Arc<dyn Clock>, sink: Option<Arc<dyn IntegritySink>>) -> Self {
+        Self {
+            net: Arc::default(),
+            clock,
+            sink,
+        }
+    }
+
+    /// The integrity state of a business number, if it is one.
+    pub fn integrity(&self, business: &str) -> Option<BusinessIntegrity> {
+        self.lock().integrity.get(business).cloned()
+    }
+
+    async fn emit(&self, business: &str, events: Vec<IntegrityEvent>) {
+        if let (Some(sink), false) = (&self.sink, events.is_empty()) {
+            sink.record(business, events).await;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Net> {
@@ -51,6 +88,18 @@ impl SimNetwork {
 
 #[async_trait]
 impl Transport for SimNetwork {
+    async fn register_business(
+        &self,
+        handle: &str,
+        tier: MessagingLimitTier,
+    ) -> Result<(), TransportError> {
+        self.lock()
+            .integrity
+            .entry(handle.to_owned())
+            .or_insert_with(|| BusinessIntegrity::new(tier));
+        Ok(())
+    }
+
     async fn publish(&self, handle: &str, entry: DirectoryEntry) -> Result<(), TransportError> {
         self.lock().directory.insert(handle.to_owned(), entry);
         Ok(())
@@ -91,16 +140,49 @@ impl Transport for SimNetwork {
     }
 
     async fn send(&self, envelope: Envelope) -> Result<(), TransportError> {
-        let mut net = self.lock();
-        if !net.directory.contains_key(&envelope.to.handle) {
-            return Err(TransportError::UnknownRecipient);
-        }
-        net.routed.push(envelope.clone());
-        net.inboxes
-            .entry(envelope.to.handle.clone())
-            .or_default()
-            .push_back(envelope);
-        Ok(())
+        let now = self.clock.now();
+        let (result, business, events) = {
+            let mut net = self.lock();
+            if !net.directory.contains_key(&envelope.to.handle) {
+                return Err(TransportError::UnknownRecipient);
+            }
+            let (from, to) = (envelope.from.handle.clone(), envelope.to.handle.clone());
+            let mut events = Vec::new();
+            let mut result = Ok(());
+            let mut business = to.clone();
+            let mut deliver = true;
+            if let Some(b) = net.integrity.get_mut(&to) {
+                match envelope.payload {
+                    Payload::Message { .. } => b.on_inbound(&from, now),
+                    Payload::SpamReport => {
+                        events = b.on_report(Report::Spam, now);
+                        deliver = false;
+                    }
+                    Payload::Block => {
+                        events = b.on_report(Report::Block, now);
+                        deliver = false;
+                    }
+                    _ => {}
+                }
+            } else if let (Some(b), Payload::Message { .. }) =
+                (net.integrity.get_mut(&from), &envelope.payload)
+            {
+                business = from.clone();
+                let (r, e) = b.on_outbound(&to, now);
+                events = e;
+                if r.is_err() {
+                    result = Err(TransportError::Throttled);
+                    deliver = false;
+                }
+            }
+            net.routed.push(envelope.clone());
+            if deliver {
+                net.inboxes.entry(to).or_default().push_back(envelope);
+            }
+            (result, business, events)
+        };
+        self.emit(&business, events).await;
+        result
     }
 
     async fn take_inbox(&self, handle: &str, max: usize) -> Result<Vec<Envelope>, TransportError> {
@@ -257,6 +339,29 @@ impl SimDevice {
                 device: 1,
             },
             payload: Payload::Retransmit { of: of.to_owned() },
+        };
+        network.send(envelope).await
+    }
+
+    /// Reports a business as spam (`block: false`) or blocks it.
+    pub async fn report(
+        &self,
+        network: &dyn Transport,
+        business: &str,
+        block: bool,
+    ) -> Result<(), TransportError> {
+        let envelope = Envelope {
+            id: format!("rpt-{}", uuid::Uuid::new_v4()),
+            from: self.me.clone(),
+            to: Address {
+                handle: business.to_owned(),
+                device: 1,
+            },
+            payload: if block {
+                Payload::Block
+            } else {
+                Payload::SpamReport
+            },
         };
         network.send(envelope).await
     }
