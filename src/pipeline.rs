@@ -368,7 +368,18 @@ impl Pipeline {
                 if let MessageEvent::OutboundMessageAccepted { header, .. } =
                     e.decode::<MessageEvent>()?
                 {
-                    report.add(self.deliver(&header.message_id, 0, false).await?);
+                    match self.deliver(&header.message_id, 0, false).await {
+                        Ok(r) => report.add(r),
+                        // Storage trouble is transient: stop before the checkpoint and retry.
+                        Err(e @ AppError::Ledger(_)) => return Err(e),
+                        // Anything else is this message's problem: it must not stall the rest.
+                        Err(e) => {
+                            tracing::error!(error = %e, "outbound message could not be delivered");
+                            if self.fail(&header.message_id, 131_000).await.is_ok() {
+                                report.failed += 1;
+                            }
+                        }
+                    }
                 }
             }
             self.delivery.commit(DELIVERY_CHECKPOINT).await?;
@@ -382,7 +393,13 @@ impl Pipeline {
                 .await
                 .map_err(transport_error)?
             {
-                report.add(self.inbound(&handle, envelope).await?);
+                match self.inbound(&handle, envelope).await {
+                    Ok(r) => report.add(r),
+                    // One envelope's failure must not lose the ones after it.
+                    Err(e) => {
+                        tracing::error!(error = %e, "inbound envelope could not be processed")
+                    }
+                }
             }
             self.keep_prekeys(&handle).await?;
         }
@@ -419,6 +436,27 @@ impl Pipeline {
             failed: 1,
             ..StepReport::default()
         })
+    }
+
+    /// A delivery that cannot happen: the message fails; a retransmission that cannot happen is
+    /// a recorded refusal instead (the message was delivered once already).
+    async fn give_up(
+        &self,
+        id: &MessageId,
+        code: u32,
+        retransmission: bool,
+    ) -> Result<StepReport, AppError> {
+        if retransmission {
+            let events = self
+                .app
+                .record(id, MessageCommand::RefuseRetransmission)
+                .await?;
+            return Ok(StepReport {
+                refused: u64::from(!events.is_empty()),
+                ..StepReport::default()
+            });
+        }
+        self.fail(id, code).await
     }
 
     /// Encrypts and hands one outbound message to the transport. `retransmission` sends it
@@ -459,16 +497,7 @@ impl Pipeline {
             .await?;
         let (Opened::Plain(content), Opened::Plain(phone)) = (content, phone) else {
             // The keys are gone (retention or erasure): nothing can be sent any more.
-            if retransmission {
-                self.app
-                    .record(id, MessageCommand::RefuseRetransmission)
-                    .await?;
-                return Ok(StepReport {
-                    refused: 1,
-                    ..StepReport::default()
-                });
-            }
-            return self.fail(id, 131_026).await;
+            return self.give_up(id, 131_026, retransmission).await;
         };
         let number = self
             .numbers
@@ -480,15 +509,15 @@ impl Pipeline {
             .load_session(business.as_str(), region, &subject, CONSUMER_DEVICE)
             .await?
         {
-            Opened::Shredded => return self.fail(id, 131_026).await,
+            Opened::Shredded => return self.give_up(id, 131_026, retransmission).await,
             Opened::Plain(bytes) => bytes.and_then(|b| Link::from_bytes(&b)),
         };
         let bundle = match &link {
             Some(_) => None,
             None => match self.transport.fetch_bundle(&phone, CONSUMER_DEVICE).await {
                 Ok(Some(b)) => Some(b),
-                Ok(None) => return self.fail(id, 131_026).await,
-                Err(e) => return self.retry_later(id, attempt, e).await,
+                Ok(None) => return self.give_up(id, 131_026, retransmission).await,
+                Err(e) => return self.retry_later(id, attempt, e, retransmission).await,
             },
         };
         let peer = Peer {
@@ -505,7 +534,9 @@ impl Pipeline {
             system_time(self.app.now()),
         ) {
             Ok(e) => e,
-            Err(SignalError::InvalidBundle) => return self.fail(id, 131_026).await,
+            Err(SignalError::InvalidBundle) => {
+                return self.give_up(id, 131_026, retransmission).await
+            }
             Err(_) => return Err(AppError::Inconsistent("Signal encryption failed")),
         };
         let stored = Link {
@@ -556,9 +587,11 @@ impl Pipeline {
                     ..StepReport::default()
                 })
             }
-            Err(TransportError::UnknownRecipient) => self.fail(id, 131_026).await,
-            Err(TransportError::Throttled) => self.fail(id, 131_048).await,
-            Err(e) => self.retry_later(id, attempt, e).await,
+            Err(TransportError::UnknownRecipient) => {
+                self.give_up(id, 131_026, retransmission).await
+            }
+            Err(TransportError::Throttled) => self.give_up(id, 131_048, retransmission).await,
+            Err(e) => self.retry_later(id, attempt, e, retransmission).await,
         }
     }
 
@@ -567,7 +600,13 @@ impl Pipeline {
         id: &MessageId,
         attempt: u32,
         error: TransportError,
+        retransmission: bool,
     ) -> Result<StepReport, AppError> {
+        if retransmission {
+            // The device asked; it asks again if it still lacks the message.
+            tracing::warn!(error = %error, "retransmission could not be handed to the transport");
+            return Ok(StepReport::default());
+        }
         let now = self.app.now();
         let message = self.app.message(id).await?;
         let expiry = message.epoch.map(|e| self.app.policy().expiry_of(e));
@@ -624,16 +663,44 @@ impl Pipeline {
                     Err(e) => Err(e),
                 }
             }
-            Payload::Retransmit { of } => match MessageId::parse(&of) {
-                Ok(id) => self.deliver(&id, 0, true).await,
-                Err(_) => Ok(StepReport::default()),
-            },
+            Payload::Retransmit { of } => self.retransmit(&of, &envelope.from).await,
             Payload::Message { ciphertext } => {
                 self.receive(handle, &envelope.id, &envelope.from, &ciphertext)
                     .await
             }
             // Reports stay with the transport; none reach a business.
             Payload::SpamReport | Payload::Block => Ok(StepReport::default()),
+        }
+    }
+
+    /// A device asks for a message again: only the message's own consumer may, and only for an
+    /// outbound message.
+    async fn retransmit(&mut self, of: &str, requester: &Address) -> Result<StepReport, AppError> {
+        let Ok(id) = MessageId::parse(of) else {
+            return Ok(StepReport::default());
+        };
+        let message = match self.app.message(&id).await {
+            Ok(m) => m,
+            Err(AppError::Domain(DomainError::NotFound)) => return Ok(StepReport::default()),
+            Err(e) => return Err(e),
+        };
+        let (Some(sealpost_domain::Direction::Outbound), Some(subject)) =
+            (message.direction, message.subject_id)
+        else {
+            return Ok(StepReport::default());
+        };
+        match self
+            .app
+            .read_phone(&principal(), Purpose::Delivery, &subject)
+            .await?
+        {
+            Opened::Plain(phone) if phone == requester.handle => self.deliver(&id, 0, true).await,
+            // Its keys are gone: `deliver` records the refusal.
+            Opened::Shredded => self.deliver(&id, 0, true).await,
+            Opened::Plain(_) => {
+                tracing::warn!("retransmission requested by a device that is not the recipient");
+                Ok(StepReport::default())
+            }
         }
     }
 
@@ -762,8 +829,7 @@ impl Pipeline {
                 .await?;
             report.identity_changes = 1;
         }
-        let body = String::from_utf8(decrypted.plaintext)
-            .map_err(|_| AppError::Inconsistent("inbound text is not UTF-8"))?;
+        let body = String::from_utf8_lossy(&decrypted.plaintext).into_owned();
         self.app
             .record_decrypted(&id, MessageKind::Text, &body, None)
             .await?;

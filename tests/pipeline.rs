@@ -339,7 +339,7 @@ async fn a_restart_in_the_middle_loses_nothing_and_sends_nothing_twice() {
 async fn retransmission_works_until_the_keys_are_gone_then_is_refused() {
     use sealpost_domain::time::{DAY_MS, HOUR_MS};
     let env = sqlite_env().await;
-    let (mut w, mut pipeline) = world(&env, 1).await;
+    let (mut w, mut pipeline) = world(&env, 2).await;
     w.devices[0]
         .send(&w.net, BUSINESS_NUMBER, "dev-0", b"hi")
         .await
@@ -375,6 +375,15 @@ async fn retransmission_works_until_the_keys_are_gone_then_is_refused() {
         "the retransmitted copy is recognised, not shown twice"
     );
 
+    // Another consumer cannot have someone else's message re-sent to them.
+    w.devices[1]
+        .request_retransmission(&w.net, BUSINESS_NUMBER, id.as_str())
+        .await
+        .expect("request");
+    let r = pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!(r.retransmitted, 0);
+    assert_eq!(count_message_envelopes(&w.net, &id), 2);
+
     env.clock.advance_millis(30 * DAY_MS + HOUR_MS);
     env.app
         .retention()
@@ -393,6 +402,18 @@ async fn retransmission_works_until_the_keys_are_gone_then_is_refused() {
         story.last().map(String::as_str),
         Some("RetransmissionRefused"),
         "the refusal is recorded: {story:?}"
+    );
+    // Asking again changes nothing more.
+    w.devices[0]
+        .request_retransmission(&w.net, BUSINESS_NUMBER, id.as_str())
+        .await
+        .expect("request");
+    let r = pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!(r.refused, 0);
+    assert_eq!(
+        event_types(&env, &id).await,
+        story,
+        "one refusal is recorded, not one per request"
     );
     env.finish().await;
 }

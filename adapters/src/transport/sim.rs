@@ -366,7 +366,8 @@ impl SimDevice {
         network.send(envelope).await
     }
 
-    /// Forgets every session and the inbox, as a re-installed app would (same number, new keys).
+    /// Takes a new identity and forgets every session, as a re-installed app would (same
+    /// number, new keys); what it already showed stays in its inbox.
     pub async fn reinstall(&mut self, network: &dyn Transport) -> Result<(), SignalError> {
         self.account = self
             .engine

@@ -119,6 +119,9 @@ pub struct Message {
     pub status: Option<MessageStatus>,
     /// Times it was retransmitted.
     pub retransmissions: u32,
+    /// Whether a retransmission was refused (its keys are gone); later requests add nothing.
+    #[serde(default)]
+    pub retransmission_refused: bool,
 }
 
 /// The facts a new outbound message carries.
@@ -390,6 +393,9 @@ impl Decider for Message {
                 if self.id.is_none() {
                     return Err(DomainError::NotFound);
                 }
+                if self.retransmission_refused {
+                    return Ok(vec![]);
+                }
                 Ok(vec![E::RetransmissionRefused { at: now }])
             }
             C::ReceiveInbound { header, ciphertext } => {
@@ -453,7 +459,7 @@ impl Decider for Message {
             E::MessageRead { .. } => self.status = Some(S::Read),
             E::MessageFailed { .. } => self.status = Some(S::Failed),
             E::MessageRetransmitted { .. } => self.retransmissions += 1,
-            E::RetransmissionRefused { .. } => {}
+            E::RetransmissionRefused { .. } => self.retransmission_refused = true,
             E::InboundMessageReceived { header, .. } => {
                 self.id = Some(header.message_id);
                 self.direction = Some(Direction::Inbound);
