@@ -47,6 +47,8 @@ pub const CONSUMER_DEVICE: u8 = 1;
 pub const PREKEY_TARGET: u32 = 50;
 /// See [`PREKEY_TARGET`].
 pub const PREKEY_LOW: usize = 10;
+/// How old a signed prekey may get before it is rotated: 7 days.
+pub const SIGNED_PREKEY_ROTATION_MS: i64 = 7 * 24 * 3_600 * SECOND_MS;
 /// First retry delay of a failed hand-off; doubled per attempt, capped at [`RETRY_MAX_MS`].
 pub const RETRY_BASE_MS: i64 = SECOND_MS;
 /// Longest retry delay.
@@ -402,6 +404,7 @@ impl Pipeline {
                 }
             }
             self.keep_prekeys(&handle).await?;
+            self.rotate_signed_prekey(&handle).await?;
         }
         if !report.is_idle() {
             tracing::info!(
@@ -829,11 +832,48 @@ impl Pipeline {
                 .await?;
             report.identity_changes = 1;
         }
-        let body = String::from_utf8_lossy(&decrypted.plaintext).into_owned();
-        self.app
-            .record_decrypted(&id, MessageKind::Text, &body, None)
-            .await?;
+        let (kind, body) = inbound_content(&decrypted.plaintext);
+        self.app.record_decrypted(&id, kind, &body, None).await?;
         Ok(report)
+    }
+
+    /// Rotates the signed prekey once it is older than [`SIGNED_PREKEY_ROTATION_MS`] (the
+    /// previous one keeps serving messages in flight) and publishes the new one.
+    async fn rotate_signed_prekey(&mut self, handle: &str) -> Result<(), AppError> {
+        let now = self.app.now();
+        let number = self
+            .numbers
+            .get_mut(handle)
+            .ok_or(AppError::Inconsistent("number"))?;
+        let made = number.account.signed_prekey_made_at();
+        if system_time(now).duration_since(made).unwrap_or_default()
+            < Duration::from_millis(SIGNED_PREKEY_ROTATION_MS as u64)
+        {
+            return Ok(());
+        }
+        self.engine
+            .rotate_signed_prekey(&mut number.account, system_time(now))
+            .map_err(|_| AppError::Inconsistent("Signal account"))?;
+        let entry = self
+            .engine
+            .directory_entry(&number.account)
+            .map_err(|_| AppError::Inconsistent("Signal account"))?;
+        let vault = self.app.store().vault().clone();
+        vault
+            .save_signal_account(
+                number.id.as_str(),
+                number.business.as_str(),
+                number.region,
+                &number.account.to_bytes(),
+                now,
+            )
+            .await?;
+        self.transport
+            .update_signed_prekey(handle, entry.signed_prekey)
+            .await
+            .map_err(transport_error)?;
+        tracing::info!("signed prekey rotated");
+        Ok(())
     }
 
     /// Publishes new one-time prekeys when the directory runs low.
@@ -890,4 +930,69 @@ fn transport_error(e: TransportError) -> AppError {
         TransportError::Throttled => "transport: throttled",
         TransportError::Unavailable(_) => "transport unavailable",
     })
+}
+
+/// What a device sent, as the business will see it: a Cloud-API-shaped JSON object with a
+/// `type` (`{"type":"text","text":{"body":"hi"}}`, `{"type":"image","image":{"id":"…"}}`,
+/// `{"type":"reaction","reaction":{"message_id":"…","emoji":"👍"}}` …) gives the kind, and a
+/// text message's body is its text; anything else is kept as text.
+pub fn inbound_content(plaintext: &[u8]) -> (MessageKind, String) {
+    let raw = String::from_utf8_lossy(plaintext).into_owned();
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(&raw) else {
+        return (MessageKind::Text, raw);
+    };
+    let kind = match obj.get("type").and_then(serde_json::Value::as_str) {
+        Some("text") => {
+            if let Some(body) = obj
+                .get("text")
+                .and_then(|t| t.get("body"))
+                .and_then(serde_json::Value::as_str)
+            {
+                return (MessageKind::Text, body.to_owned());
+            }
+            MessageKind::Text
+        }
+        Some("image") => MessageKind::Image,
+        Some("audio") => MessageKind::Audio,
+        Some("video") => MessageKind::Video,
+        Some("document") => MessageKind::Document,
+        Some("sticker") => MessageKind::Sticker,
+        Some("reaction") => MessageKind::Reaction,
+        Some("button") => MessageKind::Button,
+        Some("interactive") => MessageKind::Interactive,
+        _ => return (MessageKind::Text, raw),
+    };
+    (kind, raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_content_is_typed_like_the_cloud_api() {
+        assert_eq!(
+            inbound_content(br#"{"type":"text","text":{"body":"hi"}}"#),
+            (MessageKind::Text, "hi".into())
+        );
+        let image = r#"{"type":"image","image":{"id":"media-1","caption":"my bike"}}"#;
+        assert_eq!(
+            inbound_content(image.as_bytes()),
+            (MessageKind::Image, image.into())
+        );
+        let reaction = r#"{"type":"reaction","reaction":{"message_id":"wamid.x","emoji":"👍"}}"#;
+        assert_eq!(
+            inbound_content(reaction.as_bytes()).0,
+            MessageKind::Reaction
+        );
+        assert_eq!(
+            inbound_content(b"plain words"),
+            (MessageKind::Text, "plain words".into())
+        );
+        assert_eq!(
+            inbound_content(br#"{"type":"hologram"}"#).0,
+            MessageKind::Text
+        );
+        assert_eq!(inbound_content(&[0xff, 0xfe]).0, MessageKind::Text);
+    }
 }

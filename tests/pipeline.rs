@@ -583,3 +583,71 @@ async fn spam_reports_lower_the_quality_rating() {
     }
     env.finish().await;
 }
+
+/// Devices send media references and reactions as well as text; the business sees their
+/// types. The signed prekey is rotated after a week and a session started after the rotation
+/// works (a message in flight under the old one is covered by adapters/tests/signal.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_reactions_and_signed_prekey_rotation() {
+    use sealpost_domain::time::DAY_MS;
+    let env = sqlite_env().await;
+    let (mut w, mut pipeline) = world(&env, 3).await;
+    let image = r#"{"type":"image","image":{"id":"media-77","caption":"my bike"}}"#;
+    let reaction = r#"{"type":"reaction","reaction":{"message_id":"wamid.x","emoji":"👍"}}"#;
+    w.devices[0]
+        .send(&w.net, BUSINESS_NUMBER, "d0-0", image.as_bytes())
+        .await
+        .expect("send");
+    w.devices[0]
+        .send(&w.net, BUSINESS_NUMBER, "d0-1", reaction.as_bytes())
+        .await
+        .expect("send");
+    w.devices[0]
+        .send(
+            &w.net,
+            BUSINESS_NUMBER,
+            "d0-2",
+            br#"{"type":"text","text":{"body":"and hi"}}"#,
+        )
+        .await
+        .expect("send");
+    let before = w.net.signed_prekey_id(BUSINESS_NUMBER).expect("published");
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    env.clock.advance_millis(8 * DAY_MS);
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    let after = w.net.signed_prekey_id(BUSINESS_NUMBER).expect("published");
+    assert_ne!(before, after, "rotated after a week");
+    w.devices[1]
+        .send(&w.net, BUSINESS_NUMBER, "d1-0", b"new session")
+        .await
+        .expect("send");
+    let r = pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!((r.received, r.decrypt_failures), (1, 0));
+
+    let all = env.app.store().read_all(0, 100_000).await.expect("read");
+    let mut kinds = Vec::new();
+    for e in all
+        .iter()
+        .filter(|e| e.header.event_type == "InboundMessageReceived")
+    {
+        let id = MessageId::parse(&e.header.stream.id).expect("id");
+        let c = env
+            .app
+            .read_content(&w.me, sealpost_domain::Purpose::BusinessApi, &id)
+            .await
+            .expect("read");
+        let c = c.plain().expect("readable");
+        kinds.push((c.kind, c.body));
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            (MessageKind::Image, image.to_owned()),
+            (MessageKind::Reaction, reaction.to_owned()),
+            (MessageKind::Text, "and hi".to_owned()),
+            (MessageKind::Text, "new session".to_owned()),
+        ]
+    );
+    let _ = &mut w;
+    env.finish().await;
+}

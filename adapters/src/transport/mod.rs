@@ -129,6 +129,12 @@ pub trait Transport: Send + Sync + fmt::Debug {
         handle: &str,
         prekeys: Vec<(u32, Vec<u8>)>,
     ) -> Result<(), TransportError>;
+    /// Replaces a party's signed prekey (id, public key, signature) after a rotation.
+    async fn update_signed_prekey(
+        &self,
+        handle: &str,
+        signed: (u32, Vec<u8>, Vec<u8>),
+    ) -> Result<(), TransportError>;
     /// How many one-time prekeys a party has left in the directory.
     async fn prekeys_left(&self, handle: &str) -> Result<usize, TransportError>;
     /// A prekey bundle for a party (consumes one one-time prekey), or `None` if unknown.

@@ -58,6 +58,11 @@ impl SimNetwork {
         }
     }
 
+    /// The id of the signed prekey the directory hands out for `handle`.
+    pub fn signed_prekey_id(&self, handle: &str) -> Option<u32> {
+        self.lock().directory.get(handle).map(|e| e.signed_prekey.0)
+    }
+
     /// The integrity state of a business number, if it is one.
     pub fn integrity(&self, business: &str) -> Option<BusinessIntegrity> {
         self.lock().integrity.get(business).cloned()
@@ -116,6 +121,20 @@ impl Transport for SimNetwork {
             .get_mut(handle)
             .ok_or(TransportError::UnknownRecipient)?;
         entry.one_time.extend(prekeys);
+        Ok(())
+    }
+
+    async fn update_signed_prekey(
+        &self,
+        handle: &str,
+        signed: (u32, Vec<u8>, Vec<u8>),
+    ) -> Result<(), TransportError> {
+        let mut net = self.lock();
+        let entry = net
+            .directory
+            .get_mut(handle)
+            .ok_or(TransportError::UnknownRecipient)?;
+        entry.signed_prekey = signed;
         Ok(())
     }
 
