@@ -3,14 +3,17 @@
 //! see; the exit status is non-zero if any check failed.
 
 use crate::app::{AppError, Sealpost};
+use crate::pipeline::{IntegrityRecorder, Pipeline, StepReport};
 use sealpost_adapters::clock::SimClock;
 use sealpost_adapters::scan::scan_dir;
+use sealpost_adapters::signal::{Libsignal, SignalEngine};
 use sealpost_adapters::store::KeyState;
+use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
 use sealpost_audit::GateError;
 use sealpost_domain::time::{DAY_MS, HOUR_MS};
 use sealpost_domain::{
-    DomainError, MessageCommand, MessageId, MessageKind, MessageStatus, Opened, Principal,
-    PrincipalKind, Purpose, Region, RetentionPolicy, SubjectId, Timestamp, E164,
+    DomainError, MessageId, MessageKind, MessageStatus, Opened, Principal, PrincipalKind, Purpose,
+    Region, RetentionPolicy, SubjectId, Timestamp, E164,
 };
 use std::io::Write;
 use std::sync::Arc;
@@ -44,6 +47,10 @@ impl Outcome {
 struct Demo<'a> {
     app: Sealpost,
     clock: SimClock,
+    net: SimNetwork,
+    pipeline: Pipeline,
+    devices: Vec<SimDevice>,
+    totals: StepReport,
     out: &'a mut dyn Write,
     outcome: Outcome,
 }
@@ -70,6 +77,41 @@ impl Demo<'_> {
             passed,
         });
         Ok(())
+    }
+
+    /// Runs the pipeline and the devices until nothing moves, and prints what moved.
+    async fn run(&mut self, label: &str) -> anyhow::Result<StepReport> {
+        let mut total = StepReport::default();
+        for _ in 0..20 {
+            let r = self.pipeline.run_until_idle(20).await?;
+            let mut shown = 0;
+            for d in &mut self.devices {
+                shown += d.step(&self.net).await?;
+            }
+            let back = self.pipeline.run_until_idle(20).await?;
+            total.merge(r);
+            total.merge(back);
+            if r.is_idle() && back.is_idle() && shown == 0 {
+                break;
+            }
+        }
+        self.totals.merge(total);
+        self.say(&format!(
+            "  pipeline ({label}): {} sent, {} received, {} receipts, {} failed, {} undecryptable (sender asked to resend), {} retransmitted, {} refused",
+            total.sent, total.received, total.receipts, total.failed, total.decrypt_failures, total.retransmitted, total.refused
+        ))?;
+        Ok(total)
+    }
+
+    /// The newest inbound message.
+    async fn last_inbound(&self) -> anyhow::Result<MessageId> {
+        let all = self.app.store().read_all(0, u32::MAX).await?;
+        let e = all
+            .iter()
+            .rev()
+            .find(|e| e.header.event_type == "InboundMessageReceived")
+            .ok_or_else(|| anyhow::anyhow!("no inbound message"))?;
+        Ok(MessageId::parse(&e.header.stream.id).map_err(|e| anyhow::anyhow!("{e}"))?)
     }
 
     fn day(&self) -> i64 {
@@ -109,24 +151,42 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         RetentionPolicy::default(),
     )
     .await?;
+    let recorder = IntegrityRecorder::new(&app);
+    let net = SimNetwork::with(Arc::new(clock.clone()), Some(recorder.clone()));
+    let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
+    let pipeline = Pipeline::start(app.clone(), engine.clone(), Arc::new(net.clone()))
+        .await?
+        .with_integrity(recorder);
     let mut d = Demo {
         app,
         clock,
+        net,
+        pipeline,
+        devices: Vec::new(),
+        totals: StepReport::default(),
         out,
         outcome: Outcome::default(),
     };
-    d.say("Sealpost demo — embedded store (SQLite), simulated clock starting 2026-01-01T00:00Z")?;
+    d.say(
+        "Sealpost demo — embedded store (SQLite), real Signal sessions (PQXDH + Double Ratchet),",
+    )?;
+    d.say(
+        "a simulated transport and consumer devices, simulated clock starting 2026-01-01T00:00Z",
+    )?;
     d.say(&format!("data directory: {}", data_dir.display()))?;
 
     let business = d.app.register_business("Acme Bikes", Region::Eu).await?;
     let number = d
         .app
-        .add_phone_number(&business, "15550783881", Region::Eu)
+        .add_phone_number(&business, BUSINESS_NUMBER, Region::Eu)
         .await?;
+    d.pipeline.attach_number(&number).await?;
     let me = Principal::business(business.clone(), "system-user");
-    d.say(&format!(
-        "business {business} with phone number id {number} (region EU)"
-    ))?;
+    d.say(&format!("business {business} with phone number id {number} (region EU); its Signal identity and prekeys are published to the transport's key directory"))?;
+    for (_, p) in CONSUMERS {
+        let device = SimDevice::join(engine.clone(), &d.net, p).await?;
+        d.devices.push(device);
+    }
 
     let canaries: Vec<String> = CONSUMERS
         .iter()
@@ -138,41 +198,59 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         .collect::<Result<_, _>>()?;
 
     // Day 0: Alice and Bob write in; the business answers within the service window.
-    d.say("\nday 0: Alice and Bob write in, the business answers")?;
-    let mut day0 = Vec::new();
+    d.say("\nday 0: Alice and Bob write in from their phones, the business answers")?;
+    let mut replies = Vec::new();
     for i in 0..2 {
-        let body = format!("{} — is my bike ready?", canaries[i]);
-        let inbound = d
-            .app
-            .receive(
-                &number,
-                &phones[i],
-                b"\x01signal-ciphertext-placeholder",
-                MessageKind::Text,
-                &body,
-                Some(CONSUMERS[i].0),
-            )
-            .await?;
-        let reply = d
-            .app
+        let text = serde_json::json!({"type": "text", "text": {"body": format!("{} — is my bike ready?", canaries[i])}}).to_string();
+        let net = d.net.clone();
+        d.devices[i]
             .send(
-                &me,
-                &number,
-                &phones[i],
-                MessageKind::Text,
-                &format!("{} yes, ready at 5pm", canaries[i]),
-                Some("order-42"),
+                &net,
+                BUSINESS_NUMBER,
+                &format!("dev-{i}-1"),
+                text.as_bytes(),
             )
             .await?;
-        for step in [
-            MessageCommand::RecordEncrypted,
-            MessageCommand::RecordSent,
-            MessageCommand::RecordDelivered,
-            MessageCommand::RecordRead,
-        ] {
-            d.app.record(&reply, step).await?;
-        }
-        day0.push((inbound, reply));
+    }
+    d.run("inbound").await?;
+    for i in 0..2 {
+        let body = format!("{} yes, ready at 5pm", canaries[i]);
+        replies.push((
+            d.app
+                .send(
+                    &me,
+                    &number,
+                    &phones[i],
+                    MessageKind::Text,
+                    &body,
+                    Some("order-42"),
+                )
+                .await?,
+            body,
+        ));
+    }
+    d.run("outbound").await?;
+    for (i, (id, body)) in replies.iter().enumerate() {
+        let shown: Vec<&[u8]> = d.devices[i]
+            .inbox()
+            .iter()
+            .map(|r| r.plaintext.as_slice())
+            .collect();
+        d.check(
+            &format!(
+                "{}'s phone decrypted exactly the business's answer",
+                CONSUMERS[i].0
+            ),
+            shown == vec![body.as_bytes()],
+        )?;
+        let status = d.app.message(id).await?.status;
+        d.check(
+            &format!(
+                "the answer to {} reads 'read' from the phone's receipts",
+                CONSUMERS[i].0
+            ),
+            status == Some(MessageStatus::Read),
+        )?;
     }
     d.say(&format!(
         "  {} events written so far",
@@ -200,6 +278,10 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         "free-form message outside the 24-hour window is refused with 131047",
         code == Some(DomainError::OutsideServiceWindow.cloud_code()),
     )?;
+    let template = format!(
+        "{{\"name\":\"order_update\",\"param\":\"{}\"}}",
+        canaries[2]
+    );
     let carol_template = d
         .app
         .send(
@@ -207,17 +289,29 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
             &number,
             &phones[2],
             MessageKind::Template,
-            &format!(
-                "{{\"name\":\"order_update\",\"param\":\"{}\"}}",
-                canaries[2]
-            ),
+            &template,
             None,
         )
         .await?;
+    d.run("template").await?;
 
     // Who may read what (every read goes through the access gate and is recorded).
     d.say("\nwho may read Alice's message (each decision is recorded in the access log):")?;
-    let alice_in = day0[0].0.clone();
+    let alice_in = {
+        let all = d.app.store().read_all(0, u32::MAX).await?;
+        let alice_subject = d.app.message(&replies[0].0).await?.subject_id;
+        let mut found = None;
+        for e in all
+            .iter()
+            .filter(|e| e.header.event_type == "InboundMessageReceived")
+        {
+            let id = MessageId::parse(&e.header.stream.id).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if d.app.message(&id).await?.subject_id == alice_subject {
+                found = Some(id);
+            }
+        }
+        found.ok_or_else(|| anyhow::anyhow!("Alice's message"))?
+    };
     let readers = [
         ("the business", me.clone(), Purpose::BusinessApi, "readable"),
         (
@@ -300,20 +394,20 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     )?;
     let carol_phone = d.app.read_phone(&me, Purpose::BusinessApi, &carol).await;
     d.check(
-        "Carol's phone number is gone",
+        "Carol's phone number and Signal session are gone",
         matches!(carol_phone, Ok(Opened::Shredded)),
     )?;
-    let carol_again = d
-        .app
-        .receive(
-            &number,
-            &phones[2],
-            b"\x01ct",
-            MessageKind::Text,
-            "hello again",
-            None,
+    let net = d.net.clone();
+    d.devices[2]
+        .send(
+            &net,
+            BUSINESS_NUMBER,
+            "dev-2-1",
+            br#"{"type":"text","text":{"body":"hello again"}}"#,
         )
         .await?;
+    d.run("inbound").await?;
+    let carol_again = d.last_inbound().await?;
     let carol_new = subject_of(&d.app, &carol_again).await?;
     d.check(
         "a later message from Carol's number starts a new subject (erasure fence)",
@@ -326,16 +420,13 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         "\nday {}: Bob writes again and gets an answer",
         d.day()
     ))?;
-    d.app
-        .receive(
-            &number,
-            &phones[1],
-            b"\x01ct",
-            MessageKind::Text,
-            &format!("{} thanks!", canaries[1]),
-            Some("Bob"),
-        )
+    let text =
+        serde_json::json!({"type": "text", "text": {"body": format!("{} thanks!", canaries[1])}})
+            .to_string();
+    d.devices[1]
+        .send(&net, BUSINESS_NUMBER, "dev-1-2", text.as_bytes())
         .await?;
+    d.run("inbound").await?;
     let bob_day10 = d
         .app
         .send(
@@ -347,11 +438,12 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
             None,
         )
         .await?;
+    d.run("outbound").await?;
 
     // Capture what the retention process must destroy, then cross 30 days.
     let day0_epoch = d
         .app
-        .message(&day0[0].1)
+        .message(&replies[0].0)
         .await?
         .epoch
         .ok_or_else(|| anyhow::anyhow!("message without epoch"))?;
@@ -372,25 +464,33 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         "  destroyed {} retention-epoch keys, expired {} subjects, completed {} erasures",
         report.epoch_keys_destroyed, report.subjects_expired, report.erasures_completed
     ))?;
+    d.devices[0]
+        .request_retransmission(&net, BUSINESS_NUMBER, replies[0].0.as_str())
+        .await?;
+    let r = d.run("retransmission request").await?;
+    d.check(
+        "a retransmission of a 31-day-old message is refused, and the refusal recorded",
+        r.refused == 1 && r.retransmitted == 0,
+    )?;
 
     d.say("\nwhat can still be read:")?;
-    for (i, (inbound, reply)) in day0.iter().enumerate() {
-        let a = d.readable(&me, Purpose::BusinessApi, inbound).await;
-        let b = d.readable(&me, Purpose::BusinessApi, reply).await;
-        d.check(
-            &format!(
-                "{}'s day-0 messages (older than 30 days) are shredded for the business too",
-                CONSUMERS[i].0
-            ),
-            a == "shredded" && b == "shredded",
-        )?;
-    }
+    let alice_read = d.readable(&me, Purpose::BusinessApi, &alice_in).await;
+    let alice_reply = d.readable(&me, Purpose::BusinessApi, &replies[0].0).await;
+    d.check(
+        "Alice's day-0 messages (older than 30 days) are shredded for the business too",
+        alice_read == "shredded" && alice_reply == "shredded",
+    )?;
+    let bob_day0 = d.readable(&me, Purpose::BusinessApi, &replies[1].0).await;
+    d.check(
+        "Bob's day-0 answer (older than 30 days) is shredded",
+        bob_day0 == "shredded",
+    )?;
     let bob_live = d.readable(&me, Purpose::BusinessApi, &bob_day10).await;
     d.check(
         "Bob's day-10 answer (21 days old) is still readable by the business",
         bob_live == "readable",
     )?;
-    let status = d.app.message(&day0[0].1).await?.status;
+    let status = d.app.message(&replies[0].0).await?.status;
     d.check(
         "statuses survive shredding (Alice's day-0 answer still reads as 'read')",
         status == Some(MessageStatus::Read),
@@ -411,8 +511,19 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         ),
     )?;
 
-    // Nothing personal, and no destroyed key, in any file of the data directory.
+    // Nothing personal in transit, at rest, or left of a destroyed key.
     let mut needles: Vec<Vec<u8>> = canaries.iter().map(|c| c.as_bytes().to_vec()).collect();
+    let routed = serde_json::to_vec(&d.net.routed())?;
+    let in_transit = needles
+        .iter()
+        .any(|n| routed.windows(n.len()).any(|w| w == n.as_slice()));
+    d.check(
+        &format!(
+            "the transport carried {} envelopes and never a plaintext byte of a message",
+            d.net.routed().len()
+        ),
+        !in_transit,
+    )?;
     needles.extend(phones.iter().map(|p| p.expose_digits().as_bytes().to_vec()));
     needles.extend(
         CONSUMERS
@@ -431,12 +542,20 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     )?;
 
     let head = d.app.store().log().head().await?;
-    d.say(&format!("\n{head} events in the log; every payload sealed (AES-256-GCM-SIV), personal fields sealed again under message or subject keys"))?;
+    let t = d.totals;
+    d.say(&format!(
+        "\npipeline totals: {} sent, {} received, {} receipts, {} failed, {} retransmitted, {} refused",
+        t.sent, t.received, t.receipts, t.failed, t.retransmitted, t.refused
+    ))?;
+    d.say(&format!("{head} events in the log; every payload sealed (AES-256-GCM-SIV), personal fields sealed again under message or subject keys"))?;
     let passed = d.outcome.checks.iter().filter(|c| c.passed).count();
     let total = d.outcome.checks.len();
     d.say(&format!("{passed} of {total} privacy checks passed"))?;
     Ok(d.outcome)
 }
+
+/// The business's number in the demo.
+pub const BUSINESS_NUMBER: &str = "15550783881";
 
 async fn subject_of(app: &Sealpost, message: &MessageId) -> anyhow::Result<SubjectId> {
     app.message(message)

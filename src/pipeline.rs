@@ -80,7 +80,8 @@ pub struct StepReport {
 }
 
 impl StepReport {
-    fn add(&mut self, o: StepReport) {
+    /// Adds another report's counts to this one.
+    pub fn merge(&mut self, o: StepReport) {
         self.sent += o.sent;
         self.failed += o.failed;
         self.retries_scheduled += o.retries_scheduled;
@@ -371,7 +372,7 @@ impl Pipeline {
                     e.decode::<MessageEvent>()?
                 {
                     match self.deliver(&header.message_id, 0, false).await {
-                        Ok(r) => report.add(r),
+                        Ok(r) => report.merge(r),
                         // Storage trouble is transient: stop before the checkpoint and retry.
                         Err(e @ AppError::Ledger(_)) => return Err(e),
                         // Anything else is this message's problem: it must not stall the rest.
@@ -386,7 +387,7 @@ impl Pipeline {
             }
             self.delivery.commit(DELIVERY_CHECKPOINT).await?;
         }
-        report.add(self.run_due_retries().await?);
+        report.merge(self.run_due_retries().await?);
         let handles: Vec<String> = self.numbers.keys().cloned().collect();
         for handle in handles {
             for envelope in self
@@ -396,7 +397,7 @@ impl Pipeline {
                 .map_err(transport_error)?
             {
                 match self.inbound(&handle, envelope).await {
-                    Ok(r) => report.add(r),
+                    Ok(r) => report.merge(r),
                     // One envelope's failure must not lose the ones after it.
                     Err(e) => {
                         tracing::error!(error = %e, "inbound envelope could not be processed")
@@ -426,7 +427,7 @@ impl Pipeline {
             if r.is_idle() {
                 break;
             }
-            total.add(r);
+            total.merge(r);
         }
         Ok(total)
     }
@@ -640,7 +641,7 @@ impl Pipeline {
         self.retries = later;
         let mut report = StepReport::default();
         for r in due {
-            report.add(self.deliver(&r.message, r.attempt, false).await?);
+            report.merge(self.deliver(&r.message, r.attempt, false).await?);
         }
         Ok(report)
     }
@@ -671,8 +672,11 @@ impl Pipeline {
                 self.receive(handle, &envelope.id, &envelope.from, &ciphertext)
                     .await
             }
-            // Reports stay with the transport; none reach a business.
-            Payload::SpamReport | Payload::Block => Ok(StepReport::default()),
+            // Reports stay with the transport; none reach a business. A business never asks a
+            // business to resend.
+            Payload::SpamReport | Payload::Block | Payload::Resend { .. } => {
+                Ok(StepReport::default())
+            }
         }
     }
 
@@ -782,6 +786,24 @@ impl Pipeline {
                         },
                     )
                     .await?;
+                if e != SignalError::Duplicate {
+                    // Ask the device to start a new session and send it again (the session may
+                    // have been erased with an earlier subject).
+                    let resend = Envelope {
+                        id: format!("resend-{}", uuid::Uuid::new_v4()),
+                        from: Address {
+                            handle: handle.to_owned(),
+                            device: 1,
+                        },
+                        to: from.clone(),
+                        payload: Payload::Resend {
+                            of: envelope_id.to_owned(),
+                        },
+                    };
+                    if let Err(err) = self.transport.send(resend).await {
+                        tracing::warn!(error = %err, "resend request not sent");
+                    }
+                }
                 return Ok(StepReport {
                     decrypt_failures: 1,
                     ..StepReport::default()

@@ -651,3 +651,69 @@ async fn media_reactions_and_signed_prekey_rotation() {
     let _ = &mut w;
     env.finish().await;
 }
+
+/// After an erasure destroyed the business's session with a consumer, the consumer's next
+/// message cannot be decrypted; that is recorded, the device is asked to start over, and the
+/// message arrives under a new subject.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_erasure_the_consumer_is_asked_to_start_a_new_session() {
+    use sealpost_domain::PrincipalKind;
+    let env = sqlite_env().await;
+    let (mut w, mut pipeline) = world(&env, 1).await;
+    w.devices[0]
+        .send(&w.net, BUSINESS_NUMBER, "dev-0", b"hi")
+        .await
+        .expect("send");
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    let phone = E164::parse(&consumer(0)).expect("phone");
+    let id = env
+        .app
+        .send(&w.me, &w.number, &phone, MessageKind::Text, "hello", None)
+        .await
+        .expect("send");
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    devices_step(&mut w).await;
+    let old_subject = pipeline.subject_of(&id).await.expect("subject");
+    env.app
+        .erase(&Principal::of_kind(PrincipalKind::Dpo, "dpo"), &old_subject)
+        .await
+        .expect("erase");
+
+    w.devices[0]
+        .send(&w.net, BUSINESS_NUMBER, "dev-1", b"still there?")
+        .await
+        .expect("send");
+    let r = pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!(
+        (r.decrypt_failures, r.received),
+        (1, 0),
+        "no session any more"
+    );
+    devices_step(&mut w).await; // the device answers the resend request with a new session
+    let r = pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!((r.received, r.decrypt_failures), (1, 0));
+    let all = env.app.store().read_all(0, 100_000).await.expect("read");
+    let failed = all
+        .iter()
+        .filter(|e| e.header.event_type == "InboundDecryptionFailed")
+        .count();
+    assert_eq!(failed, 1, "the undecryptable copy is on record");
+    let last = all
+        .iter()
+        .rev()
+        .find(|e| e.header.event_type == "InboundMessageReceived")
+        .expect("inbound");
+    let new_id = MessageId::parse(&last.header.stream.id).expect("id");
+    assert_ne!(
+        pipeline.subject_of(&new_id).await.expect("subject"),
+        old_subject,
+        "a new subject"
+    );
+    let c = env
+        .app
+        .read_content(&w.me, sealpost_domain::Purpose::BusinessApi, &new_id)
+        .await
+        .expect("read");
+    assert_eq!(c.plain().map(|c| c.body), Some("still there?".to_owned()));
+    env.finish().await;
+}

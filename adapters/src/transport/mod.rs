@@ -57,6 +57,13 @@ pub enum Payload {
         /// The message id.
         of: String,
     },
+    /// The receiver could not decrypt message `of` (it has no session, for example after an
+    /// erasure destroyed it): the sender starts a new session and sends the message again under
+    /// a new id, as Signal's decryption-error messages make it do.
+    Resend {
+        /// The envelope id that could not be decrypted.
+        of: String,
+    },
     /// The consumer reports the business as spam (kept by the transport, not delivered).
     SpamReport,
     /// The consumer blocks the business (kept by the transport, not delivered).
@@ -69,6 +76,7 @@ impl fmt::Debug for Payload {
             Payload::Message { ciphertext } => write!(f, "Message({} bytes)", ciphertext.len()),
             Payload::Receipt { receipt, .. } => write!(f, "Receipt({receipt:?})"),
             Payload::Retransmit { .. } => f.write_str("Retransmit"),
+            Payload::Resend { .. } => f.write_str("Resend"),
             Payload::SpamReport => f.write_str("SpamReport"),
             Payload::Block => f.write_str("Block"),
         }

@@ -246,6 +246,8 @@ pub struct SimDevice {
     links: BTreeMap<String, Link>,
     seen: HashSet<String>,
     inbox: Vec<Received>,
+    /// What the device sent, by envelope id, so it can send it again on a resend request.
+    sent: BTreeMap<String, Vec<u8>>,
     /// Whether the device answers `read` after `delivered`.
     pub reads: bool,
     /// Whether the device is offline (its queue grows; it takes nothing).
@@ -276,6 +278,7 @@ impl SimDevice {
             links: BTreeMap::new(),
             seen: HashSet::new(),
             inbox: Vec::new(),
+            sent: BTreeMap::new(),
             reads: true,
             offline: false,
             decrypt_failures: 0,
@@ -309,6 +312,7 @@ impl SimDevice {
             name: business.to_owned(),
             device: 1,
         };
+        self.sent.insert(id.to_owned(), plaintext.to_vec());
         let link = self.links.entry(business.to_owned()).or_default();
         let bundle = if link.session.is_none() {
             network.fetch_bundle(business, 1).await?
@@ -408,6 +412,20 @@ impl SimDevice {
         }
         let mut new = 0;
         for envelope in network.take_inbox(&self.me.handle, usize::MAX).await? {
+            if let Payload::Resend { of } = &envelope.payload {
+                // Start over with a fresh session and send the message again under a new id.
+                if let Some(plaintext) = self.sent.get(of).cloned() {
+                    self.links.remove(&envelope.from.handle);
+                    self.send(
+                        network,
+                        &envelope.from.handle,
+                        &format!("{of}-resent"),
+                        &plaintext,
+                    )
+                    .await?;
+                }
+                continue;
+            }
             let Payload::Message { ciphertext } = &envelope.payload else {
                 continue;
             };
