@@ -111,7 +111,7 @@ impl Demo<'_> {
             .rev()
             .find(|e| e.header.event_type == "InboundMessageReceived")
             .ok_or_else(|| anyhow::anyhow!("no inbound message"))?;
-        Ok(MessageId::parse(&e.header.stream.id).map_err(|e| anyhow::anyhow!("{e}"))?)
+        MessageId::parse(&e.header.stream.id).map_err(|e| anyhow::anyhow!("{e}"))
     }
 
     fn day(&self) -> i64 {
@@ -200,8 +200,8 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     // Day 0: Alice and Bob write in; the business answers within the service window.
     d.say("\nday 0: Alice and Bob write in from their phones, the business answers")?;
     let mut replies = Vec::new();
-    for i in 0..2 {
-        let text = serde_json::json!({"type": "text", "text": {"body": format!("{} — is my bike ready?", canaries[i])}}).to_string();
+    for (i, canary) in canaries.iter().enumerate().take(2) {
+        let text = serde_json::json!({"type": "text", "text": {"body": format!("{canary} — is my bike ready?")}}).to_string();
         let net = d.net.clone();
         d.devices[i]
             .send(
