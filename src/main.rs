@@ -27,6 +27,13 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Run the simulated transport (the WhatsApp role: key directory and routing of
+    /// ciphertext) as its own process, over HTTP on a local socket.
+    Transport {
+        /// Address to listen on; port 0 picks a free one. The bound address is printed.
+        #[arg(long, default_value = "127.0.0.1:7301")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 fn main() -> ExitCode {
@@ -75,5 +82,44 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }),
+        Command::Transport { listen } => runtime.block_on(async {
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .context("bind the transport's address")?;
+            let bound = listener.local_addr().context("bound address")?;
+            {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "sealpost transport listening on http://{bound}")?;
+                out.flush()?;
+            }
+            tracing::info!(%bound, "transport listening");
+            let network = sealpost_adapters::transport::sim::SimNetwork::new();
+            sealpost_adapters::transport::http::serve(listener, network, shutdown_signal())
+                .await
+                .context("transport server")?;
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
     }
 }

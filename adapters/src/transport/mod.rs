@@ -5,6 +5,7 @@
 //! [`sim::SimNetwork`] is the default, an in-process simulated network with simulated consumer
 //! devices ([`sim::SimDevice`]).
 
+pub mod http;
 pub mod integrity;
 pub mod sim;
 

@@ -1,0 +1,320 @@
+//! The transport across a process boundary: [`serve`] puts a [`SimNetwork`] behind a small
+//! HTTP API on a local socket (the `sealpost transport` process), and [`HttpTransport`] is the
+//! [`Transport`] port over it. Phone numbers travel only in request bodies, never in paths, so
+//! no access log or URL ever holds one; the server logs nothing per request.
+
+use super::sim::SimNetwork;
+use super::{Envelope, Transport, TransportError};
+use crate::signal::{Bundle, DirectoryEntry};
+use async_trait::async_trait;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use sealpost_domain::aggregates::business::MessagingLimitTier;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+#[derive(Serialize, Deserialize)]
+struct Handle {
+    handle: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Publish {
+    handle: String,
+    entry: DirectoryEntry,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AddPrekeys {
+    handle: String,
+    prekeys: Vec<(u32, Vec<u8>)>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Signed {
+    handle: String,
+    signed: (u32, Vec<u8>, Vec<u8>),
+}
+
+#[derive(Serialize, Deserialize)]
+struct BundleRequest {
+    handle: String,
+    device: u8,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InboxRequest {
+    handle: String,
+    max: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Business {
+    handle: String,
+    tier: MessagingLimitTier,
+}
+
+fn status(e: TransportError) -> StatusCode {
+    match e {
+        TransportError::UnknownRecipient => StatusCode::NOT_FOUND,
+        TransportError::Throttled => StatusCode::TOO_MANY_REQUESTS,
+        TransportError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+type Reply<T> = Result<Json<T>, StatusCode>;
+
+/// The HTTP API of a simulated network.
+pub fn router(net: SimNetwork) -> Router {
+    Router::new()
+        .route(
+            "/v1/business",
+            post(
+                |State(n): State<SimNetwork>, Json(b): Json<Business>| async move {
+                    n.register_business(&b.handle, b.tier)
+                        .await
+                        .map(Json)
+                        .map_err(status)
+                },
+            ),
+        )
+        .route(
+            "/v1/publish",
+            post(
+                |State(n): State<SimNetwork>, Json(p): Json<Publish>| async move {
+                    n.publish(&p.handle, p.entry)
+                        .await
+                        .map(Json)
+                        .map_err(status)
+                },
+            ),
+        )
+        .route(
+            "/v1/prekeys",
+            post(
+                |State(n): State<SimNetwork>, Json(p): Json<AddPrekeys>| async move {
+                    n.add_prekeys(&p.handle, p.prekeys)
+                        .await
+                        .map(Json)
+                        .map_err(status)
+                },
+            ),
+        )
+        .route(
+            "/v1/signed-prekey",
+            post(
+                |State(n): State<SimNetwork>, Json(s): Json<Signed>| async move {
+                    n.update_signed_prekey(&s.handle, s.signed)
+                        .await
+                        .map(Json)
+                        .map_err(status)
+                },
+            ),
+        )
+        .route(
+            "/v1/prekeys-left",
+            post(
+                |State(n): State<SimNetwork>, Json(h): Json<Handle>| async move {
+                    let r: Reply<usize> = n.prekeys_left(&h.handle).await.map(Json).map_err(status);
+                    r
+                },
+            ),
+        )
+        .route(
+            "/v1/bundle",
+            post(
+                |State(n): State<SimNetwork>, Json(b): Json<BundleRequest>| async move {
+                    let r: Reply<Option<Bundle>> = n
+                        .fetch_bundle(&b.handle, b.device)
+                        .await
+                        .map(Json)
+                        .map_err(status);
+                    r
+                },
+            ),
+        )
+        .route(
+            "/v1/send",
+            post(
+                |State(n): State<SimNetwork>, Json(e): Json<Envelope>| async move {
+                    n.send(e).await.map(Json).map_err(status)
+                },
+            ),
+        )
+        .route(
+            "/v1/inbox",
+            post(
+                |State(n): State<SimNetwork>, Json(r): Json<InboxRequest>| async move {
+                    let r: Reply<Vec<Envelope>> = n
+                        .take_inbox(&r.handle, r.max)
+                        .await
+                        .map(Json)
+                        .map_err(status);
+                    r
+                },
+            ),
+        )
+        .with_state(net)
+}
+
+/// Serves a simulated network on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    net: SimNetwork,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(net))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The transport port over HTTP to a `sealpost transport` process.
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    base: String,
+    client: reqwest::Client,
+}
+
+impl HttpTransport {
+    /// A client of the transport at `base` (for example `http://127.0.0.1:7301`).
+    pub fn new(base: &str) -> Self {
+        Self {
+            base: base.trim_end_matches('/').to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, TransportError> {
+        let bytes =
+            serde_json::to_vec(body).map_err(|e| TransportError::Unavailable(e.to_string()))?;
+        let response = self
+            .client
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| TransportError::Unavailable(e.without_url().to_string()))?;
+        match response.status() {
+            StatusCode::NOT_FOUND => return Err(TransportError::UnknownRecipient),
+            StatusCode::TOO_MANY_REQUESTS => return Err(TransportError::Throttled),
+            s if !s.is_success() => {
+                return Err(TransportError::Unavailable(format!(
+                    "transport answered {s}"
+                )))
+            }
+            _ => {}
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| TransportError::Unavailable(e.without_url().to_string()))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|_| TransportError::Unavailable("malformed transport answer".into()))
+    }
+}
+
+#[async_trait]
+impl Transport for HttpTransport {
+    async fn register_business(
+        &self,
+        handle: &str,
+        tier: MessagingLimitTier,
+    ) -> Result<(), TransportError> {
+        self.call(
+            "/v1/business",
+            &Business {
+                handle: handle.to_owned(),
+                tier,
+            },
+        )
+        .await
+    }
+
+    async fn publish(&self, handle: &str, entry: DirectoryEntry) -> Result<(), TransportError> {
+        self.call(
+            "/v1/publish",
+            &Publish {
+                handle: handle.to_owned(),
+                entry,
+            },
+        )
+        .await
+    }
+
+    async fn add_prekeys(
+        &self,
+        handle: &str,
+        prekeys: Vec<(u32, Vec<u8>)>,
+    ) -> Result<(), TransportError> {
+        self.call(
+            "/v1/prekeys",
+            &AddPrekeys {
+                handle: handle.to_owned(),
+                prekeys,
+            },
+        )
+        .await
+    }
+
+    async fn update_signed_prekey(
+        &self,
+        handle: &str,
+        signed: (u32, Vec<u8>, Vec<u8>),
+    ) -> Result<(), TransportError> {
+        self.call(
+            "/v1/signed-prekey",
+            &Signed {
+                handle: handle.to_owned(),
+                signed,
+            },
+        )
+        .await
+    }
+
+    async fn prekeys_left(&self, handle: &str) -> Result<usize, TransportError> {
+        self.call(
+            "/v1/prekeys-left",
+            &Handle {
+                handle: handle.to_owned(),
+            },
+        )
+        .await
+    }
+
+    async fn fetch_bundle(
+        &self,
+        handle: &str,
+        device: u8,
+    ) -> Result<Option<Bundle>, TransportError> {
+        self.call(
+            "/v1/bundle",
+            &BundleRequest {
+                handle: handle.to_owned(),
+                device,
+            },
+        )
+        .await
+    }
+
+    async fn send(&self, envelope: Envelope) -> Result<(), TransportError> {
+        self.call("/v1/send", &envelope).await
+    }
+
+    async fn take_inbox(&self, handle: &str, max: usize) -> Result<Vec<Envelope>, TransportError> {
+        self.call(
+            "/v1/inbox",
+            &InboxRequest {
+                handle: handle.to_owned(),
+                max,
+            },
+        )
+        .await
+    }
+}

@@ -1,0 +1,98 @@
+//! The transport port across a process boundary: a real `sealpost transport` process, the
+//! pipeline and the devices talking to it over HTTP on a local socket.
+
+mod common;
+
+use common::sqlite_env;
+use sealpost::pipeline::Pipeline;
+use sealpost_adapters::signal::{Libsignal, SignalEngine};
+use sealpost_adapters::transport::http::HttpTransport;
+use sealpost_adapters::transport::sim::SimDevice;
+use sealpost_domain::{MessageKind, MessageStatus, Principal, Region, E164};
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `sealpost transport` on a free port and returns it with its base URL.
+fn start_transport() -> (Process, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["transport", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sealpost transport");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the address");
+    let url = line.trim().rsplit(' ').next().expect("url").to_owned();
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "unexpected first line: {line}"
+    );
+    (Process(child), url)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_cross_a_separate_transport_process() {
+    let (_process, url) = start_transport();
+    let transport = HttpTransport::new(&url);
+    let env = sqlite_env().await;
+    let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
+    let business = env
+        .app
+        .register_business("Remote", Region::Eu)
+        .await
+        .expect("business");
+    let number = env
+        .app
+        .add_phone_number(&business, "15550783881", Region::Eu)
+        .await
+        .expect("number");
+    let mut pipeline =
+        Pipeline::start(env.app.clone(), engine.clone(), Arc::new(transport.clone()))
+            .await
+            .expect("pipeline");
+    pipeline.attach_number(&number).await.expect("attach");
+    let mut device = SimDevice::join(engine, &transport, "4915112345678")
+        .await
+        .expect("device");
+
+    device
+        .send(
+            &transport,
+            "15550783881",
+            "dev-1",
+            br#"{"type":"text","text":{"body":"over the wire"}}"#,
+        )
+        .await
+        .expect("send");
+    let r = pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!(r.received, 1);
+    let me = Principal::business(business, "system-user");
+    let phone = E164::parse("4915112345678").expect("phone");
+    let id = env
+        .app
+        .send(&me, &number, &phone, MessageKind::Text, "and back", None)
+        .await
+        .expect("send");
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!(device.step(&transport).await.expect("device"), 1);
+    assert_eq!(device.inbox()[0].plaintext, b"and back");
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!(
+        env.app.message(&id).await.expect("m").status,
+        Some(MessageStatus::Read)
+    );
+    env.finish().await;
+}
