@@ -115,6 +115,9 @@ struct Retry {
     message: MessageId,
     attempt: u32,
     due: Timestamp,
+    /// The log position of the message's acceptance: the durable checkpoint stays before it
+    /// while the retry is pending, so a restart retries it.
+    position: u64,
 }
 
 /// A consumer session as stored: the pinned identity key and the session record.
@@ -233,6 +236,10 @@ pub struct Pipeline {
     numbers: BTreeMap<String, Number>,
     retries: Vec<Retry>,
     integrity: Option<Arc<IntegrityRecorder>>,
+    /// The log position of the message being delivered (for the retry it may schedule).
+    in_flight: u64,
+    /// The checkpoint last saved.
+    committed: u64,
 }
 
 fn system_time(t: Timestamp) -> SystemTime {
@@ -251,6 +258,7 @@ impl Pipeline {
         transport: Arc<dyn Transport>,
     ) -> Result<Self, AppError> {
         let delivery = app.store().subscribe_durable(DELIVERY_CHECKPOINT).await?;
+        let committed = delivery.position();
         Ok(Self {
             app,
             engine,
@@ -259,6 +267,8 @@ impl Pipeline {
             numbers: BTreeMap::new(),
             retries: Vec::new(),
             integrity: None,
+            in_flight: 0,
+            committed,
         })
     }
 
@@ -371,6 +381,7 @@ impl Pipeline {
                 if let MessageEvent::OutboundMessageAccepted { header, .. } =
                     e.decode::<MessageEvent>()?
                 {
+                    self.in_flight = e.position;
                     match self.deliver(&header.message_id, 0, false).await {
                         Ok(r) => report.merge(r),
                         // Storage trouble is transient: stop before the checkpoint and retry.
@@ -385,9 +396,10 @@ impl Pipeline {
                     }
                 }
             }
-            self.delivery.commit(DELIVERY_CHECKPOINT).await?;
+            self.commit_checkpoint().await?;
         }
         report.merge(self.run_due_retries().await?);
+        self.commit_checkpoint().await?;
         let handles: Vec<String> = self.numbers.keys().cloned().collect();
         for handle in handles {
             for envelope in self
@@ -626,6 +638,7 @@ impl Pipeline {
             message: id.clone(),
             attempt: attempt + 1,
             due: now.plus_millis(backoff + jitter),
+            position: self.in_flight,
         });
         Ok(StepReport {
             retries_scheduled: 1,
@@ -641,9 +654,32 @@ impl Pipeline {
         self.retries = later;
         let mut report = StepReport::default();
         for r in due {
+            self.in_flight = r.position;
             report.merge(self.deliver(&r.message, r.attempt, false).await?);
         }
         Ok(report)
+    }
+
+    /// Saves the delivery checkpoint: the subscription's position, but never past a message
+    /// whose hand-off is waiting for a retry.
+    async fn commit_checkpoint(&mut self) -> Result<(), AppError> {
+        let pending = self
+            .retries
+            .iter()
+            .map(|r| r.position.saturating_sub(1))
+            .min();
+        let safe = pending.map_or(self.delivery.position(), |p| {
+            p.min(self.delivery.position())
+        });
+        if safe != self.committed {
+            self.app
+                .store()
+                .log()
+                .save_checkpoint(DELIVERY_CHECKPOINT, safe)
+                .await?;
+            self.committed = safe;
+        }
+        Ok(())
     }
 
     /// Handles one envelope addressed to a business number.

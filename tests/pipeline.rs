@@ -717,3 +717,148 @@ async fn after_an_erasure_the_consumer_is_asked_to_start_a_new_session() {
     assert_eq!(c.plain().map(|c| c.body), Some("still there?".to_owned()));
     env.finish().await;
 }
+
+/// The real simulated network with a switch that makes the business's hand-offs fail, as an
+/// unreachable transport would.
+#[derive(Debug, Clone)]
+struct Flaky {
+    inner: SimNetwork,
+    down: Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl sealpost_adapters::transport::Transport for Flaky {
+    async fn register_business(
+        &self,
+        h: &str,
+        t: sealpost_domain::aggregates::business::MessagingLimitTier,
+    ) -> Result<(), TransportError> {
+        self.inner.register_business(h, t).await
+    }
+    async fn publish(
+        &self,
+        h: &str,
+        e: sealpost_adapters::signal::DirectoryEntry,
+    ) -> Result<(), TransportError> {
+        self.inner.publish(h, e).await
+    }
+    async fn add_prekeys(&self, h: &str, p: Vec<(u32, Vec<u8>)>) -> Result<(), TransportError> {
+        self.inner.add_prekeys(h, p).await
+    }
+    async fn update_signed_prekey(
+        &self,
+        h: &str,
+        s: (u32, Vec<u8>, Vec<u8>),
+    ) -> Result<(), TransportError> {
+        self.inner.update_signed_prekey(h, s).await
+    }
+    async fn prekeys_left(&self, h: &str) -> Result<usize, TransportError> {
+        self.inner.prekeys_left(h).await
+    }
+    async fn fetch_bundle(
+        &self,
+        h: &str,
+        d: u8,
+    ) -> Result<Option<sealpost_adapters::signal::Bundle>, TransportError> {
+        self.inner.fetch_bundle(h, d).await
+    }
+    async fn send(&self, e: sealpost_adapters::transport::Envelope) -> Result<(), TransportError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(TransportError::Unavailable("switched off".into()));
+        }
+        self.inner.send(e).await
+    }
+    async fn take_inbox(
+        &self,
+        h: &str,
+        m: usize,
+    ) -> Result<Vec<sealpost_adapters::transport::Envelope>, TransportError> {
+        self.inner.take_inbox(h, m).await
+    }
+}
+
+use sealpost_adapters::transport::TransportError;
+
+/// Failed hand-offs are retried with backoff, and the retry survives a restart: the delivery
+/// checkpoint stays before a message whose hand-off is pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
+    use sealpost_domain::time::SECOND_MS;
+    let env = sqlite_env().await;
+    let (mut w, pipeline) = world(&env, 1).await;
+    drop(pipeline);
+    let flaky = Flaky {
+        inner: w.net.clone(),
+        down: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    };
+    let mut pipeline = Pipeline::start(env.app.clone(), w.engine.clone(), Arc::new(flaky.clone()))
+        .await
+        .expect("pipeline");
+    pipeline.attach_number(&w.number).await.expect("attach");
+    w.devices[0]
+        .send(&w.net, BUSINESS_NUMBER, "dev-0", b"hi")
+        .await
+        .expect("send");
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    let phone = E164::parse(&consumer(0)).expect("phone");
+
+    flaky.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let first = env
+        .app
+        .send(&w.me, &w.number, &phone, MessageKind::Text, "first", None)
+        .await
+        .expect("send");
+    let r = pipeline.step().await.expect("step");
+    assert_eq!(r.retries_scheduled, 1);
+    assert_eq!(
+        pipeline.step().await.expect("step").retries_scheduled,
+        0,
+        "not before its backoff"
+    );
+    env.clock.advance_millis(2 * SECOND_MS);
+    assert_eq!(
+        pipeline.step().await.expect("step").retries_scheduled,
+        1,
+        "retried, failed, rescheduled"
+    );
+    flaky.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    env.clock.advance_millis(4 * SECOND_MS);
+    assert_eq!(
+        pipeline.step().await.expect("step").sent,
+        1,
+        "the retry goes through"
+    );
+    assert_eq!(
+        env.app.message(&first).await.expect("m").status,
+        Some(MessageStatus::Sent)
+    );
+
+    // A pending retry survives a restart.
+    flaky.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let second = env
+        .app
+        .send(&w.me, &w.number, &phone, MessageKind::Text, "second", None)
+        .await
+        .expect("send");
+    assert_eq!(pipeline.step().await.expect("step").retries_scheduled, 1);
+    drop(pipeline);
+    flaky.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let mut pipeline = Pipeline::start(env.app.clone(), w.engine.clone(), Arc::new(flaky.clone()))
+        .await
+        .expect("restart");
+    pipeline.attach_number(&w.number).await.expect("attach");
+    let r = pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!(r.sent, 1, "only the pending message is sent again");
+    assert_eq!(
+        env.app.message(&second).await.expect("m").status,
+        Some(MessageStatus::Sent)
+    );
+    devices_step(&mut w).await;
+    let shown: Vec<Vec<u8>> = w.devices[0]
+        .inbox()
+        .iter()
+        .map(|r| r.plaintext.clone())
+        .collect();
+    assert_eq!(shown, vec![b"first".to_vec(), b"second".to_vec()]);
+    env.finish().await;
+}
