@@ -110,6 +110,23 @@ struct Number {
     dirty: bool,
 }
 
+impl Number {
+    /// Stores the account, wrapped by the region root key.
+    async fn save(&self, app: &Sealpost) -> Result<(), AppError> {
+        let vault = app.store().vault();
+        vault
+            .save_signal_account(
+                self.id.as_str(),
+                self.business.as_str(),
+                self.region,
+                &self.account.to_bytes(),
+                app.now(),
+            )
+            .await?;
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Retry {
     message: MessageId,
@@ -916,16 +933,7 @@ impl Pipeline {
             .engine
             .directory_entry(&number.account)
             .map_err(|_| AppError::Inconsistent("Signal account"))?;
-        let vault = self.app.store().vault().clone();
-        vault
-            .save_signal_account(
-                number.id.as_str(),
-                number.business.as_str(),
-                number.region,
-                &number.account.to_bytes(),
-                now,
-            )
-            .await?;
+        number.save(&self.app).await?;
         self.transport
             .update_signed_prekey(handle, entry.signed_prekey)
             .await
@@ -955,16 +963,7 @@ impl Pipeline {
             .engine
             .replenish(&mut number.account, target)
             .map_err(|_| AppError::Inconsistent("Signal account"))?;
-        let vault = self.app.store().vault().clone();
-        vault
-            .save_signal_account(
-                number.id.as_str(),
-                number.business.as_str(),
-                number.region,
-                &number.account.to_bytes(),
-                self.app.now(),
-            )
-            .await?;
+        number.save(&self.app).await?;
         self.transport
             .add_prekeys(handle, fresh)
             .await
