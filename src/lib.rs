@@ -5,5 +5,8 @@
 //! service and the Signal pipeline build on it.
 
 pub mod app;
+pub mod bootstrap;
 pub mod demo;
+pub mod http;
+pub mod identity;
 pub mod pipeline;

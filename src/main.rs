@@ -27,6 +27,23 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Serve the Cloud-API-compatible HTTP API with the pipeline, the simulated transport and
+    /// devices in process. On an empty store it bootstraps a development tenant and writes
+    /// `<data-dir>/bootstrap.json` (mode 0600).
+    Serve {
+        /// Address to listen on; port 0 picks a free one. The bound address is printed.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The data directory (embedded SQLite store, root keys, bootstrap.json).
+        #[arg(long, default_value = "./sealpost-data")]
+        data_dir: PathBuf,
+        /// Use Postgres at this URL instead of the embedded store.
+        #[arg(long, env = "SEALPOST_DATABASE_URL")]
+        database_url: Option<String>,
+        /// Run on a simulated clock that `POST /sim/v1/clock/advance` moves (for tests).
+        #[arg(long)]
+        sim_clock: bool,
+    },
     /// Run the simulated transport (the WhatsApp role: key directory and routing of
     /// ciphertext) as its own process, over HTTP on a local socket.
     Transport {
@@ -81,6 +98,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
+        }),
+        Command::Serve {
+            listen,
+            data_dir,
+            database_url,
+            sim_clock,
+        } => runtime.block_on(async {
+            let config = sealpost::http::ServeConfig {
+                listen,
+                data_dir,
+                database_url,
+                sim_clock,
+            };
+            sealpost::http::serve(config, shutdown_signal(), |bound| {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "sealpost serving on http://{bound}");
+                let _ = out.flush();
+            })
+            .await?;
+            Ok(ExitCode::SUCCESS)
         }),
         Command::Transport { listen } => runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(listen)

@@ -157,6 +157,12 @@ pub fn verify_mac(key: &SecretKey, data: &[u8], tag: &[u8]) -> bool {
     hmac_over(key, data).verify_slice(tag).is_ok()
 }
 
+/// SHA-256 of `data` (token hashes; never for personal data, which is HMACed under a key).
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    use sha2::Digest as _;
+    Sha256::digest(data).into()
+}
+
 /// Constant-time equality of two byte strings (lengths may leak, contents do not).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()

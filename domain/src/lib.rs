@@ -12,6 +12,7 @@
 pub mod access;
 pub mod aggregates;
 pub mod error;
+pub mod identity;
 pub mod ids;
 pub mod integrity;
 pub mod phone;

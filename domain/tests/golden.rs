@@ -51,7 +51,22 @@ fn samples() -> Vec<Sample> {
     let r = RetentionEvent::TYPES;
     let a = AccessEvent::TYPES;
     let i = IntegrityEvent::TYPES;
+    let k = sealpost_domain::identity::TokenEvent::TYPES;
     vec![
+        row(
+            k,
+            sealpost_domain::identity::TokenEvent::TokenIssued {
+                token_id: "tok_1".into(),
+                hash: "ab".repeat(32),
+                principal: Principal::business(business(), "system-user"),
+                scopes: vec!["whatsapp_business_messaging".into()],
+                at: t(40),
+            },
+        ),
+        row(
+            k,
+            sealpost_domain::identity::TokenEvent::TokenRevoked { at: t(41) },
+        ),
         row(
             i,
             IntegrityEvent::MessagingLimitReached {

@@ -1,0 +1,660 @@
+//! `sealpost serve`: the Cloud-API-compatible HTTP surface (axum), the simulator endpoints that
+//! speak for the simulated devices, and the pipeline running beside them.
+//!
+//! Every error is the Graph error envelope with a Cloud API code; nothing internal reaches a
+//! client. Request paths carry ids only; nothing here logs a body, a number or a token.
+
+use crate::app::{AppError, Sealpost};
+use crate::bootstrap::{bootstrap, BOOTSTRAP_FILE};
+use crate::identity::{Grant, Tokens};
+use crate::pipeline::{IntegrityRecorder, Pipeline};
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use sealpost_adapters::clock::{Clock, SimClock, SystemClock};
+use sealpost_adapters::signal::{Libsignal, SignalEngine};
+use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
+use sealpost_audit::GateError;
+use sealpost_domain::identity::SCOPE_MESSAGING;
+use sealpost_domain::{
+    MessageKind, PhoneNumberEvent, PhoneNumberId, PrincipalKind, RetentionPolicy, E164,
+};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Mutex};
+
+/// Largest request body accepted (bigger ones get error 100).
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Oldest and newest Graph API versions served (`/v17.0` … `/v26.0`).
+pub const VERSIONS: std::ops::RangeInclusive<u32> = 17..=26;
+/// The most a text body may hold.
+pub const MAX_TEXT: usize = 4096;
+
+/// How `sealpost serve` is set up.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen (port 0 picks one).
+    pub listen: SocketAddr,
+    /// The data directory (the embedded store, root keys of the embedded default, bootstrap.json).
+    pub data_dir: PathBuf,
+    /// Postgres instead of the embedded store.
+    pub database_url: Option<String>,
+    /// A simulated clock that `POST /sim/v1/clock/advance` moves.
+    pub sim_clock: bool,
+}
+
+/// A Cloud API error.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    status: StatusCode,
+    code: u32,
+    details: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: u32, details: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            details: details.into(),
+        }
+    }
+
+    fn invalid(details: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, 100, details)
+    }
+
+    fn missing(field: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            131_008,
+            format!("The parameter {field} is required."),
+        )
+    }
+
+    fn not_valid(field: &str) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            131_009,
+            format!("The value of {field} is not valid."),
+        )
+    }
+
+    fn denied() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            200,
+            "The access token does not have permission for this phone number.",
+        )
+    }
+
+    fn title(code: u32) -> &'static str {
+        match code {
+            0 | 190 => "Invalid OAuth access token",
+            10 => "Application does not have permission for this action",
+            200..=299 => "Permissions error",
+            100 => "Invalid parameter",
+            131_008 => "Required parameter is missing",
+            131_009 => "Parameter value is not valid",
+            131_026 => "Message undeliverable",
+            131_047 => "Re-engagement message",
+            131_048 => "Spam rate limit hit",
+            130_429 => "Rate limit hit",
+            133_016 => "Account register deregister rate limit exceeded",
+            _ => "Something went wrong",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": {
+                "message": format!("(#{}) {}", self.code, Self::title(self.code)),
+                "type": "OAuthException",
+                "code": self.code,
+                "error_data": { "messaging_product": "whatsapp", "details": self.details },
+                "fbtrace_id": format!("A{}", uuid::Uuid::new_v4().simple()),
+            }
+        });
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::Domain(d) => {
+                let status =
+                    StatusCode::from_u16(d.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+                let code = d.cloud_code();
+                let details = match d {
+                    sealpost_domain::DomainError::OutsideServiceWindow => {
+                        "More than 24 hours have passed since the recipient last replied to the sender number.".to_owned()
+                    }
+                    sealpost_domain::DomainError::InvalidTransition(_) => "An unknown error occurred.".to_owned(),
+                    other => other.to_string(),
+                };
+                ApiError::new(status, code, details)
+            }
+            AppError::Gate(GateError::Denied(_)) => ApiError::denied(),
+            other => {
+                // The detail stays in the log (no personal data in it); the client gets none.
+                tracing::error!(error = %other, "request failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    131_000,
+                    "An unknown error occurred.",
+                )
+            }
+        }
+    }
+}
+
+struct Sim {
+    devices: BTreeMap<String, SimDevice>,
+}
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct Shared {
+    app: Sealpost,
+    tokens: Arc<Tokens>,
+    sim: Arc<Mutex<Sim>>,
+    net: SimNetwork,
+    engine: Arc<dyn SignalEngine>,
+    clock: Option<SimClock>,
+    /// Business numbers served: phone number id → display number.
+    numbers: Arc<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("numbers", &self.numbers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The router of `sealpost serve`.
+pub fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/{version}/{id}/messages", post(send_versioned))
+        .route("/{id}/messages", post(send_unversioned))
+        .route("/sim/v1/devices/{wa_id}/messages", post(sim_send))
+        .route("/sim/v1/devices/{wa_id}/inbox", get(sim_inbox))
+        .route("/sim/v1/clock/advance", post(sim_advance))
+        .fallback(|| async { ApiError::invalid("Unknown path or method.") })
+        .with_state(shared)
+}
+
+fn check_version(version: &str) -> Result<(), ApiError> {
+    let n = version
+        .strip_prefix('v')
+        .and_then(|v| v.strip_suffix(".0"))
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|n| VERSIONS.contains(n));
+    n.map(|_| ())
+        .ok_or_else(|| ApiError::invalid("Unsupported API version."))
+}
+
+fn authenticate(state: &Shared, headers: &HeaderMap) -> Result<Grant, ApiError> {
+    let bad = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            190,
+            "Invalid OAuth access token - Cannot parse access token",
+        )
+    };
+    let header = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .ok_or_else(bad)?;
+    let token = header.strip_prefix("Bearer ").ok_or_else(bad)?.trim();
+    state.tokens.authenticate(token).ok_or_else(bad)
+}
+
+async fn read_json(body: Body) -> Result<Value, ApiError> {
+    let bytes: Bytes = to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|_| ApiError::invalid("The request body is too large or unreadable."))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|_| ApiError::invalid("The request body is not valid JSON."))
+}
+
+async fn send_versioned(
+    State(s): State<Shared>,
+    Path((version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match check_version(&version) {
+        Ok(()) => send(s, id, headers, body).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn send_unversioned(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    send(s, id, headers, body).await
+}
+
+async fn send(s: Shared, id: String, headers: HeaderMap, body: Body) -> Response {
+    match send_inner(s, id, headers, body).await {
+        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+const MEDIA: [&str; 5] = ["image", "audio", "video", "document", "sticker"];
+
+/// Validates a send request; returns the kind, the content to seal, the callback data.
+fn parse_send(body: &Value) -> Result<(MessageKind, String, Option<String>), ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("The request body must be a JSON object."))?;
+    match obj.get("messaging_product") {
+        None => return Err(ApiError::missing("messaging_product")),
+        Some(Value::String(p)) if p == "whatsapp" => {}
+        Some(_) => return Err(ApiError::not_valid("messaging_product")),
+    }
+    if let Some(r) = obj.get("recipient_type") {
+        if r != "individual" {
+            return Err(ApiError::not_valid("recipient_type"));
+        }
+    }
+    let kind_name = match obj.get("type") {
+        None => "text",
+        Some(Value::String(t)) => t.as_str(),
+        Some(_) => return Err(ApiError::not_valid("type")),
+    };
+    let payload = obj
+        .get(kind_name)
+        .ok_or_else(|| ApiError::missing(kind_name))?;
+    let field = |name: &str| {
+        payload
+            .get(name)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+    };
+    let kind = match kind_name {
+        "text" => {
+            let text = field("body").ok_or_else(|| ApiError::missing("text.body"))?;
+            if text.chars().count() > MAX_TEXT {
+                return Err(ApiError::not_valid("text.body"));
+            }
+            MessageKind::Text
+        }
+        m if MEDIA.contains(&m) => {
+            if field("id").is_none() && field("link").is_none() {
+                return Err(ApiError::missing(&format!("{m}.id or {m}.link")));
+            }
+            match m {
+                "image" => MessageKind::Image,
+                "audio" => MessageKind::Audio,
+                "video" => MessageKind::Video,
+                "document" => MessageKind::Document,
+                _ => MessageKind::Sticker,
+            }
+        }
+        "template" => {
+            field("name").ok_or_else(|| ApiError::missing("template.name"))?;
+            payload
+                .get("language")
+                .and_then(|l| l.get("code"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::missing("template.language.code"))?;
+            MessageKind::Template
+        }
+        "interactive" => {
+            match field("type") {
+                Some("button" | "list") => {}
+                Some(_) => return Err(ApiError::not_valid("interactive.type")),
+                None => return Err(ApiError::missing("interactive.type")),
+            }
+            payload
+                .get("action")
+                .filter(|a| a.is_object())
+                .ok_or_else(|| ApiError::missing("interactive.action"))?;
+            MessageKind::Interactive
+        }
+        "reaction" => {
+            field("message_id").ok_or_else(|| ApiError::missing("reaction.message_id"))?;
+            payload
+                .get("emoji")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::missing("reaction.emoji"))?;
+            MessageKind::Reaction
+        }
+        _ => return Err(ApiError::not_valid("type")),
+    };
+    let callback = match obj.get("biz_opaque_callback_data") {
+        None => None,
+        Some(Value::String(c)) if c.len() <= 512 => Some(c.clone()),
+        Some(_) => return Err(ApiError::not_valid("biz_opaque_callback_data")),
+    };
+    let content = if kind == MessageKind::Text {
+        let mut c = json!({"type": "text", "text": payload});
+        if let Some(ctx) = obj.get("context") {
+            c["context"] = ctx.clone();
+        }
+        c.to_string()
+    } else {
+        let mut c = json!({"type": kind_name});
+        c[kind_name] = payload.clone();
+        if let Some(ctx) = obj.get("context") {
+            c["context"] = ctx.clone();
+        }
+        c.to_string()
+    };
+    Ok((kind, content, callback))
+}
+
+async fn send_inner(
+    s: Shared,
+    id: String,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Value, ApiError> {
+    let grant = authenticate(&s, &headers)?;
+    let number = PhoneNumberId::parse(&id).map_err(|_| ApiError::denied())?;
+    if !s.numbers.contains_key(number.as_str()) {
+        return Err(ApiError::denied());
+    }
+    let owner = s
+        .app
+        .phone_number(&number)
+        .await
+        .map_err(|_| ApiError::denied())?
+        .business_id;
+    if grant.principal.kind != PrincipalKind::Business || grant.principal.business != owner {
+        return Err(ApiError::denied());
+    }
+    if !grant.scopes.iter().any(|sc| sc == SCOPE_MESSAGING) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            10,
+            "The access token lacks whatsapp_business_messaging.",
+        ));
+    }
+    let body = read_json(body).await?;
+    let (kind, content, callback) = parse_send(&body)?;
+    let to_raw = match body.get("to") {
+        None => return Err(ApiError::missing("to")),
+        Some(Value::String(t)) => t.clone(),
+        Some(_) => return Err(ApiError::not_valid("to")),
+    };
+    let to = E164::parse(&to_raw).map_err(|_| ApiError::not_valid("to"))?;
+    let message = s
+        .app
+        .send(
+            &grant.principal,
+            &number,
+            &to,
+            kind,
+            &content,
+            callback.as_deref(),
+        )
+        .await?;
+    Ok(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{ "input": to_raw, "wa_id": to.expose_digits() }],
+        "messages": [{ "id": message.as_str() }],
+    }))
+}
+
+fn sim_number(wa_id: &str) -> Result<E164, ApiError> {
+    E164::parse(wa_id).map_err(|_| ApiError::not_valid("wa_id"))
+}
+
+async fn device<'a>(
+    s: &Shared,
+    sim: &'a mut Sim,
+    digits: &str,
+) -> Result<&'a mut SimDevice, ApiError> {
+    if !sim.devices.contains_key(digits) {
+        let d = SimDevice::join(s.engine.clone(), &s.net, digits)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    131_000,
+                    "An unknown error occurred.",
+                )
+            })?;
+        sim.devices.insert(digits.to_owned(), d);
+    }
+    sim.devices.get_mut(digits).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            131_000,
+            "An unknown error occurred.",
+        )
+    })
+}
+
+async fn sim_send(State(s): State<Shared>, Path(wa_id): Path<String>, body: Body) -> Response {
+    let result: Result<Value, ApiError> = async {
+        let phone = sim_number(&wa_id)?;
+        let mut body = read_json(body).await?;
+        let to = body
+            .get("to")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::missing("to"))?
+            .to_owned();
+        let to = E164::parse(&to).map_err(|_| ApiError::not_valid("to"))?;
+        if !s.numbers.values().any(|d| to.matches_digits(d)) {
+            return Err(ApiError::not_valid("to"));
+        }
+        if let Some(o) = body.as_object_mut() {
+            o.remove("to");
+            o.entry("type").or_insert_with(|| json!("text"));
+        }
+        let id = format!("dev.{}", uuid::Uuid::new_v4().simple());
+        let mut sim = s.sim.lock().await;
+        let d = device(&s, &mut sim, phone.expose_digits()).await?;
+        d.send(&s.net, to.expose_digits(), &id, body.to_string().as_bytes())
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    131_000,
+                    "The transport did not take the message.",
+                )
+            })?;
+        Ok(json!({ "id": id }))
+    }
+    .await;
+    match result {
+        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn sim_inbox(State(s): State<Shared>, Path(wa_id): Path<String>) -> Response {
+    let result: Result<Value, ApiError> = async {
+        let phone = sim_number(&wa_id)?;
+        let mut sim = s.sim.lock().await;
+        let d = device(&s, &mut sim, phone.expose_digits()).await?;
+        let messages: Vec<Value> = d
+            .inbox()
+            .iter()
+            .map(|r| {
+                let text = String::from_utf8_lossy(&r.plaintext).into_owned();
+                let content = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
+                json!({ "id": r.id, "from": r.from, "content": content })
+            })
+            .collect();
+        Ok(json!({ "messages": messages }))
+    }
+    .await;
+    match result {
+        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn sim_advance(State(s): State<Shared>, body: Body) -> Response {
+    let Some(clock) = s.clock.clone() else {
+        return ApiError::invalid(
+            "The server runs on the system clock (start it with --sim-clock).",
+        )
+        .into_response();
+    };
+    let result: Result<Value, ApiError> = async {
+        let body = read_json(body).await?;
+        let seconds = body
+            .get("seconds")
+            .and_then(Value::as_i64)
+            .filter(|n| (0..=10 * 365 * 86_400).contains(n))
+            .ok_or_else(|| ApiError::not_valid("seconds"))?;
+        clock.advance_secs(seconds);
+        Ok(json!({ "now": clock.now().unix_seconds() }))
+    }
+    .await;
+    match result {
+        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Every business phone number in the store: id → display number.
+async fn business_numbers(app: &Sealpost) -> Result<BTreeMap<String, String>, AppError> {
+    let mut out = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = app.store().read_all(after, 1_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for e in page
+            .iter()
+            .filter(|e| e.header.event_type == "PhoneNumberAdded")
+        {
+            if let PhoneNumberEvent::PhoneNumberAdded {
+                phone_number_id,
+                display_number,
+                ..
+            } = e.decode::<PhoneNumberEvent>()?
+            {
+                out.insert(phone_number_id.to_string(), display_number);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `sealpost serve` until `shutdown` completes; `ready` gets the bound address once the
+/// server accepts connections (and bootstrap.json exists).
+pub async fn serve(
+    config: ServeConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let sim_clock = config
+        .sim_clock
+        .then(|| SimClock::starting_at(SystemClock.now()));
+    let clock: Arc<dyn Clock> = match &sim_clock {
+        Some(c) => Arc::new(c.clone()),
+        None => Arc::new(SystemClock),
+    };
+    std::fs::create_dir_all(&config.data_dir).context("data directory")?;
+    let app = match &config.database_url {
+        None => {
+            Sealpost::open_sqlite(&config.data_dir, clock.clone(), RetentionPolicy::default())
+                .await?
+        }
+        Some(url) => {
+            let pool = sealpost_adapters::store::postgres::connect(url, None, 16).await?;
+            Sealpost::open_postgres(
+                pool,
+                Some(&config.data_dir.join(crate::app::ROOT_KEY_DIR)),
+                clock.clone(),
+                RetentionPolicy::default(),
+            )
+            .await?
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .context("bind")?;
+    let bound = listener.local_addr().context("bound address")?;
+    let tokens = Tokens::load(app.store().clone()).await?;
+    if app.store().log().head().await? == 0 {
+        bootstrap(&app, &tokens, &config.data_dir, &format!("http://{bound}")).await?;
+        tracing::info!(file = BOOTSTRAP_FILE, "bootstrapped a development tenant");
+    }
+    let numbers = business_numbers(&app).await?;
+    let recorder = IntegrityRecorder::new(&app);
+    let net = SimNetwork::with(clock.clone(), Some(recorder.clone()));
+    let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
+    let mut pipeline = Pipeline::start(app.clone(), engine.clone(), Arc::new(net.clone()))
+        .await?
+        .with_integrity(recorder);
+    for id in numbers.keys() {
+        pipeline
+            .attach_number(&PhoneNumberId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?)
+            .await?;
+    }
+    let shared = Shared {
+        app: app.clone(),
+        tokens,
+        sim: Arc::new(Mutex::new(Sim {
+            devices: BTreeMap::new(),
+        })),
+        net: net.clone(),
+        engine,
+        clock: sim_clock,
+        numbers: Arc::new(numbers),
+    };
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(run_pipeline(pipeline, shared.clone(), stop_rx));
+    ready(bound);
+    axum::serve(listener, router(shared))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("server")?;
+    let _ = stop_tx.send(true);
+    let _ = worker.await;
+    app.gate().flush().await?;
+    Ok(())
+}
+
+/// The pipeline and the simulated devices, stepping until told to stop; a last step runs after.
+async fn run_pipeline(mut pipeline: Pipeline, s: Shared, mut stop: watch::Receiver<bool>) {
+    loop {
+        let stopping = *stop.borrow();
+        if let Err(e) = pipeline.step().await {
+            tracing::error!(error = %e, "pipeline step failed");
+        }
+        {
+            let mut sim = s.sim.lock().await;
+            for d in sim.devices.values_mut() {
+                if let Err(e) = d.step(&s.net).await {
+                    tracing::warn!(error = %e, "device step failed");
+                }
+            }
+        }
+        if let Err(e) = pipeline.step().await {
+            tracing::error!(error = %e, "pipeline step failed");
+        }
+        if stopping {
+            return;
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+}

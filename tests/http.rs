@@ -1,0 +1,304 @@
+//! Black-box tests of `sealpost serve`: the real binary on port 0 with its own data directory,
+//! spoken to over HTTP exactly as a Cloud API client would.
+
+mod common;
+
+use common::canary;
+use serde_json::{json, Value};
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Server {
+    child: Child,
+    base: String,
+    boot: Value,
+    log: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Server {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("server.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--sim-clock",
+            "--data-dir",
+        ])
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "trace")
+        .env("SEALPOST_LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn sealpost serve");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("first line");
+    let base = line.trim().rsplit(' ').next().expect("url").to_owned();
+    assert!(base.starts_with("http://127.0.0.1:"), "{line}");
+    let boot: Value = serde_json::from_slice(
+        &std::fs::read(dir.path().join("data/bootstrap.json")).expect("bootstrap.json"),
+    )
+    .expect("json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(dir.path().join("data/bootstrap.json"))
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "bootstrap.json holds tokens: owner only");
+    }
+    Server {
+        child,
+        base,
+        boot,
+        log,
+        _dir: dir,
+    }
+}
+
+impl Server {
+    fn s(&self, key: &str) -> String {
+        self.boot[key].as_str().expect("bootstrap field").to_owned()
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let bytes = resp.bytes().await.expect("body");
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn send(&self, body: Value) -> (u16, Value) {
+        let path = format!("/v21.0/{}/messages", self.s("phone_number_id"));
+        self.post(&path, Some(&self.s("access_token")), &body.to_string())
+            .await
+    }
+
+    async fn inbox(&self, wa_id: &str) -> Vec<Value> {
+        let resp = reqwest::get(format!("{}/sim/v1/devices/{wa_id}/inbox", self.base))
+            .await
+            .expect("inbox");
+        let v: Value = serde_json::from_slice(&resp.bytes().await.expect("body")).expect("json");
+        v["messages"].as_array().cloned().unwrap_or_default()
+    }
+
+    async fn wait_inbox(&self, wa_id: &str, n: usize) -> Vec<Value> {
+        for _ in 0..200 {
+            let got = self.inbox(wa_id).await;
+            if got.len() >= n {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("device {wa_id} did not receive {n} messages");
+    }
+}
+
+const CONSUMER: &str = "4915112345678";
+
+fn text(to: &str, body: &str) -> Value {
+    json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "text", "text": {"preview_url": false, "body": body}})
+}
+
+fn assert_error(got: &(u16, Value), status: u16, code: u64) {
+    assert_eq!(got.0, status, "{}", got.1);
+    let e = &got.1["error"];
+    assert_eq!(e["code"], code, "{}", got.1);
+    assert_eq!(e["type"], "OAuthException");
+    assert!(
+        e["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with(&format!("(#{code}) "))),
+        "{}",
+        got.1
+    );
+    assert_eq!(e["error_data"]["messaging_product"], "whatsapp");
+    assert!(e["fbtrace_id"].as_str().is_some_and(|t| !t.is_empty()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloud_api_surface_answers_like_the_cloud_api() {
+    let s = start();
+    // A consumer writes first (opening the service window), from a simulated phone.
+    let (st, _) = s.post(&format!("/sim/v1/devices/{CONSUMER}/messages"), None, &json!({"to": s.s("display_phone_number"), "type": "text", "text": {"body": canary(0, "in")}}).to_string()).await;
+    assert_eq!(st, 200);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Text: the exact success shape; the device decrypts exactly what was sent.
+    let (st, v) = s
+        .send(text(&format!("+{CONSUMER}"), &canary(0, "out")))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let keys: Vec<&String> = v.as_object().expect("object").keys().collect();
+    assert_eq!(keys, ["contacts", "messages", "messaging_product"]);
+    assert_eq!(v["messaging_product"], "whatsapp");
+    assert_eq!(
+        v["contacts"],
+        json!([{"input": format!("+{CONSUMER}"), "wa_id": CONSUMER}])
+    );
+    let id = v["messages"][0]["id"].as_str().expect("id").to_owned();
+    assert!(id.starts_with("wamid."));
+    let inbox = s.wait_inbox(CONSUMER, 1).await;
+    assert_eq!(inbox[0]["id"], id.as_str());
+    assert_eq!(inbox[0]["content"]["text"]["body"], canary(0, "out"));
+
+    // Every other type answers the same shape.
+    let others = [
+        json!({"type": "template", "template": {"name": "order_update", "language": {"code": "en_US"}, "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}]}}),
+        json!({"type": "image", "image": {"id": "1234567890", "caption": "your bike"}}),
+        json!({"type": "document", "document": {"link": "https://example.com/invoice.pdf", "filename": "invoice.pdf"}}),
+        json!({"type": "audio", "audio": {"id": "42"}}),
+        json!({"type": "video", "video": {"link": "https://example.com/v.mp4"}}),
+        json!({"type": "sticker", "sticker": {"id": "7"}}),
+        json!({"type": "interactive", "interactive": {"type": "button", "body": {"text": "Pick up today?"}, "action": {"buttons": [{"type": "reply", "reply": {"id": "a", "title": "Yes"}}]}}}),
+        json!({"type": "interactive", "interactive": {"type": "list", "body": {"text": "Pick"}, "action": {"button": "Pick", "sections": [{"title": "S", "rows": [{"id": "r1", "title": "R"}]}]}}}),
+        json!({"type": "reaction", "reaction": {"message_id": id, "emoji": "👍"}}),
+        json!({"type": "text", "text": {"body": "reply"}, "context": {"message_id": id}, "biz_opaque_callback_data": "order-42"}),
+    ];
+    for mut body in others {
+        body["messaging_product"] = json!("whatsapp");
+        body["to"] = json!(CONSUMER);
+        let (st, v) = s.send(body.clone()).await;
+        assert_eq!(st, 200, "{body} -> {v}");
+        assert!(v["messages"][0]["id"]
+            .as_str()
+            .is_some_and(|i| i.starts_with("wamid.")));
+    }
+    s.wait_inbox(CONSUMER, 11).await;
+
+    // Errors: the Graph envelope with the Cloud API code and HTTP status.
+    let path = format!("/v21.0/{}/messages", s.s("phone_number_id"));
+    let body = text(CONSUMER, "x").to_string();
+    assert_error(&s.post(&path, None, &body).await, 401, 190);
+    assert_error(&s.post(&path, Some("SPnot-a-token"), &body).await, 401, 190);
+    assert_error(
+        &s.post(&path, Some(&s.s("auditor_token")), &body).await,
+        403,
+        200,
+    );
+    assert_error(
+        &s.post(&path, Some(&s.s("internal_token")), &body).await,
+        403,
+        200,
+    );
+    assert_error(
+        &s.post(
+            "/v21.0/106540352242922/messages",
+            Some(&s.s("access_token")),
+            &body,
+        )
+        .await,
+        403,
+        200,
+    );
+    assert_error(
+        &s.post(
+            &format!("/v99.0/{}/messages", s.s("phone_number_id")),
+            Some(&s.s("access_token")),
+            &body,
+        )
+        .await,
+        400,
+        100,
+    );
+    assert_error(
+        &s.post(&path, Some(&s.s("access_token")), "{not json").await,
+        400,
+        100,
+    );
+    assert_error(
+        &s.post(
+            &path,
+            Some(&s.s("access_token")),
+            &"x".repeat(2 * 1024 * 1024),
+        )
+        .await,
+        400,
+        100,
+    );
+    assert_error(
+        &s.send(json!({"messaging_product": "whatsapp", "type": "text", "text": {"body": "x"}}))
+            .await,
+        400,
+        131_008,
+    );
+    assert_error(
+        &s.send(json!({"messaging_product": "sms", "to": CONSUMER, "text": {"body": "x"}}))
+            .await,
+        400,
+        131_009,
+    );
+    assert_error(&s.send(text("12ab", "x")).await, 400, 131_009);
+    assert_error(&s.send(json!({"messaging_product": "whatsapp", "to": CONSUMER, "type": "hologram", "hologram": {}})).await, 400, 131_009);
+    assert_error(
+        &s.send(
+            json!({"messaging_product": "whatsapp", "to": CONSUMER, "type": "text", "text": {}}),
+        )
+        .await,
+        400,
+        131_008,
+    );
+    assert_error(&s.send(json!({"messaging_product": "whatsapp", "to": CONSUMER, "type": "image", "image": {"caption": "no media"}})).await, 400, 131_008);
+    assert_error(
+        &s.send(text("33612345678", &canary(1, "out"))).await,
+        400,
+        131_047,
+    );
+    // Unversioned paths work too.
+    let (st, _) = s
+        .post(
+            &format!("/{}/messages", s.s("phone_number_id")),
+            Some(&s.s("access_token")),
+            &text(CONSUMER, "unversioned").to_string(),
+        )
+        .await;
+    assert_eq!(st, 200);
+
+    // Nothing the server logged holds a body, a number or a token.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let log = std::fs::read_to_string(&s.log).expect("log");
+    assert!(
+        log.contains("bootstrapped a development tenant"),
+        "the log capture works"
+    );
+    for needle in [
+        canary(0, "in"),
+        canary(0, "out"),
+        canary(1, "out"),
+        CONSUMER.to_owned(),
+        "33612345678".to_owned(),
+        s.s("access_token"),
+        s.s("auditor_token"),
+        s.s("app_secret"),
+    ] {
+        assert!(
+            !log.contains(&needle),
+            "the server logged a secret or personal datum"
+        );
+    }
+}
