@@ -3,8 +3,8 @@
 
 use crate::app::{AppError, Sealpost};
 use crate::identity::Tokens;
-use base64::Engine as _;
 use rand::RngCore as _;
+use sealpost_domain::apps::AppEvent;
 use sealpost_domain::identity::{SCOPE_MANAGEMENT, SCOPE_MESSAGING};
 use sealpost_domain::{BusinessId, PhoneNumberId, Principal, PrincipalKind, Region};
 use serde::{Deserialize, Serialize};
@@ -66,8 +66,6 @@ pub async fn bootstrap(
     let number = app
         .add_phone_number(&business, DEV_DISPLAY_NUMBER, region)
         .await?;
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
     let access_token = tokens
         .issue(
             Principal::business(business.clone(), "system-user"),
@@ -92,12 +90,33 @@ pub async fn bootstrap(
     let [auditor_token, dpo_token, internal_token, transport_token]: [String; 4] = others
         .try_into()
         .map_err(|_| AppError::Inconsistent("four tokens"))?;
+    let app_id = BusinessId::from_random(rand::rng().next_u64()).to_string();
+    let waba_id = BusinessId::from_random(rand::rng().next_u64()).to_string();
+    crate::webhooks::record(
+        app,
+        &app_id,
+        &business,
+        region,
+        AppEvent::AppRegistered {
+            app_id: app_id.clone(),
+            business_id: business.clone(),
+            waba_id: waba_id.clone(),
+            at: now,
+        },
+    )
+    .await?;
+    let app_secret = app
+        .store()
+        .vault()
+        .app_secret(business.as_str(), region, &app_id, Some(now))
+        .await?
+        .ok_or(AppError::Inconsistent("app secret"))?;
     let b = Bootstrap {
         base_url: base_url.to_owned(),
         business_id: business.to_string(),
-        waba_id: BusinessId::from_random(rand::rng().next_u64()).to_string(),
-        app_id: BusinessId::from_random(rand::rng().next_u64()).to_string(),
-        app_secret: base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret),
+        waba_id,
+        app_id,
+        app_secret,
         phone_number_id: number.to_string(),
         display_phone_number: DEV_DISPLAY_NUMBER.to_owned(),
         access_token,

@@ -158,6 +158,11 @@ impl From<AppError> for ApiError {
     }
 }
 
+/// An app's business, WABA id and region.
+type AppInfo = (sealpost_domain::BusinessId, String, sealpost_domain::Region);
+/// A running webhook worker: its stop switch and task.
+type Worker = (watch::Sender<bool>, tokio::task::JoinHandle<()>);
+
 struct Sim {
     devices: BTreeMap<String, SimDevice>,
 }
@@ -173,6 +178,11 @@ pub struct Shared {
     clock: Option<SimClock>,
     /// Business numbers served: phone number id → display number.
     numbers: Arc<BTreeMap<String, String>>,
+    /// Apps: app id → (business, WABA id, region).
+    apps: Arc<Mutex<BTreeMap<String, AppInfo>>>,
+    /// Running webhook workers: app id → (stop switch, task).
+    hooks: Arc<Mutex<BTreeMap<String, Worker>>>,
+    poster: sealpost_adapters::webhook::Poster,
 }
 
 impl std::fmt::Debug for Shared {
@@ -188,6 +198,7 @@ pub fn router(shared: Shared) -> Router {
     Router::new()
         .route("/{version}/{id}/messages", post(send_versioned))
         .route("/{id}/messages", post(send_unversioned))
+        .route("/{version}/{id}/subscriptions", post(subscribe))
         .route("/sim/v1/devices/{wa_id}/messages", post(sim_send))
         .route("/sim/v1/devices/{wa_id}/inbox", get(sim_inbox))
         .route("/sim/v1/clock/advance", post(sim_advance))
@@ -414,6 +425,135 @@ async fn send_inner(
     }))
 }
 
+/// Starts (or restarts) the webhook worker of an app.
+async fn start_hook(s: &Shared, app_id: &str, callback_url: String) -> Result<(), AppError> {
+    let Some((business, waba_id, region)) = s.apps.lock().await.get(app_id).cloned() else {
+        return Err(AppError::Inconsistent("unknown app"));
+    };
+    let secret = s
+        .app
+        .store()
+        .vault()
+        .app_secret(business.as_str(), region, app_id, None)
+        .await?
+        .ok_or(AppError::Inconsistent("app secret destroyed"))?;
+    let hook = crate::webhooks::Hook {
+        app_id: app_id.to_owned(),
+        business,
+        waba_id,
+        region,
+        callback_url,
+        secret,
+        numbers: s.numbers.clone(),
+    };
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(crate::webhooks::run(s.app.clone(), hook, rx));
+    if let Some((old, handle)) = s.hooks.lock().await.insert(app_id.to_owned(), (tx, task)) {
+        let _ = old.send(true);
+        let _ = handle.await;
+    }
+    Ok(())
+}
+
+async fn subscribe(
+    State(s): State<Shared>,
+    Path((version, app_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let result: Result<Value, ApiError> = async {
+        check_version(&version)?;
+        let grant = authenticate(&s, &headers)?;
+        let owner = s.apps.lock().await.get(&app_id).map(|a| a.0.clone());
+        if owner.is_none()
+            || grant.principal.kind != PrincipalKind::Business
+            || grant.principal.business != owner
+        {
+            return Err(ApiError::denied());
+        }
+        if !grant
+            .scopes
+            .iter()
+            .any(|sc| sc == sealpost_domain::identity::SCOPE_MANAGEMENT)
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                10,
+                "The access token lacks whatsapp_business_management.",
+            ));
+        }
+        let form = headers
+            .get("content-type")
+            .and_then(|h| h.to_str().ok())
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+        let bytes = to_bytes(body, MAX_BODY)
+            .await
+            .map_err(|_| ApiError::invalid("The request body is too large or unreadable."))?;
+        let params: BTreeMap<String, Value> = if form {
+            serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
+                .map_err(|_| ApiError::invalid("The form body is malformed."))?
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect()
+        } else {
+            serde_json::from_slice(&bytes)
+                .map_err(|_| ApiError::invalid("The request body is not valid JSON."))?
+        };
+        let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_owned);
+        if text("object").as_deref() != Some("whatsapp_business_account") {
+            return Err(ApiError::invalid(
+                "object must be whatsapp_business_account.",
+            ));
+        }
+        let callback_url =
+            text("callback_url").ok_or_else(|| ApiError::invalid("callback_url is required."))?;
+        if !(callback_url.starts_with("http://") || callback_url.starts_with("https://")) {
+            return Err(ApiError::invalid("callback_url must be an http(s) URL."));
+        }
+        let verify_token =
+            text("verify_token").ok_or_else(|| ApiError::invalid("verify_token is required."))?;
+        let fields: Vec<String> = match params.get("fields") {
+            Some(Value::String(f)) => f
+                .split(',')
+                .map(|x| x.trim().to_owned())
+                .filter(|x| !x.is_empty())
+                .collect(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => vec!["messages".to_owned()],
+        };
+        if !s.poster.verify(&callback_url, &verify_token).await {
+            return Err(ApiError::invalid(
+                "The callback URL did not answer the hub.challenge verification.",
+            ));
+        }
+        let (business, _, region) = s
+            .apps
+            .lock()
+            .await
+            .get(&app_id)
+            .cloned()
+            .ok_or_else(ApiError::denied)?;
+        let event = sealpost_domain::apps::AppEvent::WebhookSubscribed {
+            object: "whatsapp_business_account".into(),
+            callback_url: callback_url.clone(),
+            fields,
+            at: s.app.now(),
+        };
+        crate::webhooks::record(&s.app, &app_id, &business, region, event).await?;
+        start_hook(&s, &app_id, callback_url).await?;
+        Ok(json!({ "success": true }))
+    }
+    .await;
+    match result {
+        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 fn sim_number(wa_id: &str) -> Result<E164, ApiError> {
     E164::parse(wa_id).map_err(|_| ApiError::not_valid("wa_id"))
 }
@@ -607,6 +747,7 @@ pub async fn serve(
             .attach_number(&PhoneNumberId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?)
             .await?;
     }
+    let known_apps = crate::webhooks::apps(&app).await?;
     let shared = Shared {
         app: app.clone(),
         tokens,
@@ -617,16 +758,34 @@ pub async fn serve(
         engine,
         clock: sim_clock,
         numbers: Arc::new(numbers),
+        apps: Arc::new(Mutex::new(
+            known_apps
+                .iter()
+                .map(|(id, (b, w, r, _))| (id.clone(), (b.clone(), w.clone(), *r)))
+                .collect(),
+        )),
+        hooks: Arc::new(Mutex::new(BTreeMap::new())),
+        poster: sealpost_adapters::webhook::Poster::new(),
     };
+    for (id, (_, _, _, url)) in known_apps {
+        if let Some(url) = url {
+            start_hook(&shared, &id, url).await?;
+        }
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = tokio::spawn(run_pipeline(pipeline, shared.clone(), stop_rx));
     ready(bound);
-    axum::serve(listener, router(shared))
+    axum::serve(listener, router(shared.clone()))
         .with_graceful_shutdown(shutdown)
         .await
         .context("server")?;
     let _ = stop_tx.send(true);
     let _ = worker.await;
+    let hooks = std::mem::take(&mut *shared.hooks.lock().await);
+    for (_, (stop, task)) in hooks {
+        let _ = stop.send(true);
+        let _ = task.await;
+    }
     app.gate().flush().await?;
     Ok(())
 }

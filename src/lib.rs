@@ -10,3 +10,4 @@ pub mod demo;
 pub mod http;
 pub mod identity;
 pub mod pipeline;
+pub mod webhooks;

@@ -152,6 +152,13 @@ fn hmac_over(key: &SecretKey, data: &[u8]) -> Hmac<Sha256> {
     m
 }
 
+/// HMAC-SHA256 under a key of any length (a webhook app secret), hex-encoded.
+pub fn hmac_hex(key: &[u8], data: &[u8]) -> String {
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes keys of any length");
+    m.update(data);
+    hex::encode(m.finalize().into_bytes())
+}
+
 /// Checks an HMAC-SHA256 tag in constant time.
 pub fn verify_mac(key: &SecretKey, data: &[u8], tag: &[u8]) -> bool {
     hmac_over(key, data).verify_slice(tag).is_ok()

@@ -10,3 +10,4 @@ pub mod telemetry;
 pub mod testkit;
 pub mod transport;
 pub mod vault;
+pub mod webhook;

@@ -477,6 +477,29 @@ impl Vault {
         }
     }
 
+    /// An app's secret (base64url of 32 random bytes, wrapped at rest like every key);
+    /// `create_at` makes it if it was never made.
+    pub async fn app_secret(
+        &self,
+        business: &str,
+        region: Region,
+        app_id: &str,
+        create_at: Option<Timestamp>,
+    ) -> Result<Option<String>, VaultError> {
+        use base64::Engine as _;
+        let id = key_id(KeyKind::App, region, business, app_id);
+        let spec = KeySpec {
+            kind: KeyKind::App,
+            business,
+            region,
+            epoch: None,
+            subject: None,
+            version: 1,
+        };
+        let key = self.load(&id, create_at.map(|now| (spec, now))).await?;
+        Ok(key.map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.expose())))
+    }
+
     /// Makes the key of a new subject.
     pub async fn create_subject_key(
         &self,
@@ -559,6 +582,25 @@ impl Vault {
     ) -> Result<[u8; 32], VaultError> {
         let key = self.index_key(business, region, now).await?;
         Ok(crypto::mac(&key, phone.expose_digits().as_bytes()))
+    }
+
+    /// The business-scoped user id of a consumer (`CC.<20 digits>`): stable per business and
+    /// consumer, not derivable from the number without the business's index key.
+    pub async fn user_id(
+        &self,
+        business: &str,
+        region: Region,
+        phone: &E164,
+        now: Timestamp,
+    ) -> Result<String, VaultError> {
+        let key = self.index_key(business, region, now).await?;
+        let tag = crypto::mac(
+            &key,
+            &crypto::aad(&[b"sealpost/user-id/v1", phone.expose_digits().as_bytes()]),
+        );
+        let a = u64::from_be_bytes(tag[..8].try_into().expect("8 bytes")) % 10_000_000_000;
+        let b = u64::from_be_bytes(tag[8..16].try_into().expect("8 bytes")) % 10_000_000_000;
+        Ok(format!("{}.{a:010}{b:010}", phone.country()))
     }
 
     /// Finds the subject a phone number routes to, if one is live.

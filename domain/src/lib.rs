@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod aggregates;
+pub mod apps;
 pub mod error;
 pub mod identity;
 pub mod ids;

@@ -53,6 +53,47 @@ impl E164 {
         &self.0
     }
 
+    /// The ISO country code of the number's calling code, as in business-scoped user ids
+    /// (`US`, `DE`, …; `ZZ` when not in the table).
+    pub fn country(&self) -> &'static str {
+        const CODES: [(&str, &str); 30] = [
+            ("971", "AE"),
+            ("973", "BH"),
+            ("1", "US"),
+            ("7", "RU"),
+            ("20", "EG"),
+            ("27", "ZA"),
+            ("30", "GR"),
+            ("31", "NL"),
+            ("32", "BE"),
+            ("33", "FR"),
+            ("34", "ES"),
+            ("39", "IT"),
+            ("41", "CH"),
+            ("43", "AT"),
+            ("44", "GB"),
+            ("45", "DK"),
+            ("46", "SE"),
+            ("47", "NO"),
+            ("48", "PL"),
+            ("49", "DE"),
+            ("52", "MX"),
+            ("55", "BR"),
+            ("61", "AU"),
+            ("62", "ID"),
+            ("65", "SG"),
+            ("81", "JP"),
+            ("82", "KR"),
+            ("86", "CN"),
+            ("91", "IN"),
+            ("90", "TR"),
+        ];
+        CODES
+            .iter()
+            .find(|(cc, _)| self.0.starts_with(cc))
+            .map_or("ZZ", |(_, iso)| iso)
+    }
+
     /// Whether this number is the one written as `digits`.
     pub fn matches_digits(&self, digits: &str) -> bool {
         self.0 == digits

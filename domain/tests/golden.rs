@@ -52,7 +52,34 @@ fn samples() -> Vec<Sample> {
     let a = AccessEvent::TYPES;
     let i = IntegrityEvent::TYPES;
     let k = sealpost_domain::identity::TokenEvent::TYPES;
+    let ap = sealpost_domain::apps::AppEvent::TYPES;
     vec![
+        row(
+            ap,
+            sealpost_domain::apps::AppEvent::AppRegistered {
+                app_id: "200000000000001".into(),
+                business_id: business(),
+                waba_id: "300000000000001".into(),
+                at: t(50),
+            },
+        ),
+        row(
+            ap,
+            sealpost_domain::apps::AppEvent::WebhookSubscribed {
+                object: "whatsapp_business_account".into(),
+                callback_url: "https://example.com/hook".into(),
+                fields: vec!["messages".into()],
+                at: t(51),
+            },
+        ),
+        row(
+            ap,
+            sealpost_domain::apps::AppEvent::WebhookDeliveryExhausted {
+                notification_id: "ntf-1".into(),
+                attempts: 12,
+                at: t(52),
+            },
+        ),
         row(
             k,
             sealpost_domain::identity::TokenEvent::TokenIssued {

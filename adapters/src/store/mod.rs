@@ -396,6 +396,8 @@ pub enum KeyKind {
     Subject,
     /// Blind-index key.
     Index,
+    /// An app's secret (signs its webhooks).
+    App,
 }
 
 impl KeyKind {
@@ -406,6 +408,7 @@ impl KeyKind {
             KeyKind::Epoch => "epoch",
             KeyKind::Subject => "subject",
             KeyKind::Index => "index",
+            KeyKind::App => "app",
         }
     }
 
@@ -416,6 +419,7 @@ impl KeyKind {
             "epoch" => Ok(KeyKind::Epoch),
             "subject" => Ok(KeyKind::Subject),
             "index" => Ok(KeyKind::Index),
+            "app" => Ok(KeyKind::App),
             _ => Err(StoreError::Corrupt("unknown key kind")),
         }
     }

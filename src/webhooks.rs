@@ -1,0 +1,515 @@
+//! Webhooks: every subscribed app gets signed Cloud API notifications of its business's
+//! inbound messages and message statuses.
+//!
+//! Each app has its own worker and its own durable checkpoint (`webhook:<app id>`), so a slow or
+//! dead endpoint of one business never delays another's. A worker posts one notification at a
+//! time and moves its checkpoint past an event only once the endpoint answered 200: delivery is
+//! at-least-once and survives a restart (re-sent notifications carry the same
+//! `X-Sealpost-Notification-Id`, and the Cloud API ids inside let the business de-duplicate).
+//! A non-200 answer is retried with exponential backoff and jitter for up to 7 days, never
+//! beyond the message's retention; an exhausted delivery is recorded.
+
+use crate::app::{fields, AppError, Sealpost};
+use rand::Rng as _;
+use sealpost_adapters::crypto;
+use sealpost_adapters::ledger::{OpenedEvent, PlainEvent};
+use sealpost_adapters::store::StreamId;
+use sealpost_adapters::webhook::Poster;
+use sealpost_audit::{AccessRequest, FieldRef};
+use sealpost_domain::aggregates::message::PricingCategory;
+use sealpost_domain::apps::{AppEvent, APP_STREAM_TYPE};
+use sealpost_domain::time::DAY_MS;
+use sealpost_domain::{
+    BusinessId, Category, FieldScope, MessageEvent, MessageId, Opened, PhoneNumberId, Principal,
+    Purpose, Region, SubjectId, Timestamp, E164,
+};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How long a notification is retried: 7 days.
+pub const RETRY_WINDOW_MS: i64 = 7 * DAY_MS;
+/// First retry delay; doubled per attempt up to [`RETRY_MAX`].
+pub const RETRY_BASE: Duration = Duration::from_millis(500);
+/// Longest retry delay.
+pub const RETRY_MAX: Duration = Duration::from_secs(3_600);
+/// The principal webhooks read content and numbers as.
+pub const WEBHOOK_PRINCIPAL: &str = "webhooks";
+
+/// One app's subscription.
+#[derive(Clone)]
+pub struct Hook {
+    /// The app.
+    pub app_id: String,
+    /// Its business.
+    pub business: BusinessId,
+    /// The WABA id that goes in `entry[].id`.
+    pub waba_id: String,
+    /// Where the business's data lives.
+    pub region: Region,
+    /// The verified callback URL.
+    pub callback_url: String,
+    /// The app secret (signs the body).
+    pub secret: String,
+    /// Business numbers: phone number id → display number.
+    pub numbers: Arc<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hook")
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn principal() -> Principal {
+    Principal::processor(WEBHOOK_PRINCIPAL)
+}
+
+/// Everything recorded about apps: app id → (business, waba, callback url if subscribed).
+pub async fn apps(
+    app: &Sealpost,
+) -> Result<BTreeMap<String, (BusinessId, String, Region, Option<String>)>, AppError> {
+    let mut out = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let page = app.store().read_all(after, 1_000).await?;
+        let Some(last) = page.last() else { break };
+        after = last.position;
+        for e in page
+            .iter()
+            .filter(|e| e.header.stream.kind == APP_STREAM_TYPE)
+        {
+            let region: Region = e
+                .header
+                .region
+                .parse()
+                .map_err(|_| AppError::Inconsistent("region"))?;
+            match e.decode::<AppEvent>()? {
+                AppEvent::AppRegistered {
+                    app_id,
+                    business_id,
+                    waba_id,
+                    ..
+                } => {
+                    out.insert(app_id, (business_id, waba_id, region, None));
+                }
+                AppEvent::WebhookSubscribed { callback_url, .. } => {
+                    if let Some(a) = out.get_mut(&e.header.stream.id) {
+                        a.3 = Some(callback_url);
+                    }
+                }
+                AppEvent::WebhookDeliveryExhausted { .. } => {}
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Records an app event.
+pub async fn record(
+    app: &Sealpost,
+    app_id: &str,
+    business: &BusinessId,
+    region: Region,
+    event: AppEvent,
+) -> Result<(), AppError> {
+    use cqrs_es::DomainEvent as _;
+    let stream = StreamId::new(APP_STREAM_TYPE, app_id);
+    let metadata = sealpost_adapters::exec::CommandMeta::new(
+        business.as_str(),
+        region,
+        &Principal::processor("business-manager"),
+    )
+    .to_map();
+    let plain = PlainEvent {
+        event_type: event.event_type(),
+        event_version: 1,
+        payload: serde_json::to_value(&event).map_err(|_| AppError::Inconsistent("app event"))?,
+        metadata,
+    };
+    let ctx = sealpost_adapters::ledger::EventContext {
+        business_id: business.as_str().to_owned(),
+        region,
+        epoch: None,
+    };
+    for _ in 0..sealpost_adapters::exec::MAX_ATTEMPTS {
+        let version = app.store().log().stream_version(&stream).await?;
+        match app
+            .store()
+            .append(&stream, version, &ctx, vec![plain.clone()])
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(AppError::Inconsistent("app stream kept conflicting"))
+}
+
+struct Built {
+    id: String,
+    body: Vec<u8>,
+    expires: Timestamp,
+}
+
+/// Opens a sealed field of a message through the gate, as the webhook pipeline.
+async fn open(
+    app: &Sealpost,
+    hook: &Hook,
+    object: &str,
+    scope: FieldScope,
+    field: &str,
+    sealed: &sealpost_domain::Sealed,
+) -> Result<Opened<String>, AppError> {
+    let req = AccessRequest {
+        principal: &principal(),
+        category: Category::MessageContent,
+        purpose: Purpose::Delivery,
+        object,
+        owner: Some(&hook.business),
+        region: hook.region,
+    };
+    Ok(
+        match app
+            .gate()
+            .open(
+                &req,
+                FieldRef {
+                    scope,
+                    field,
+                    sealed,
+                },
+            )
+            .await?
+        {
+            Opened::Shredded => Opened::Shredded,
+            Opened::Plain(b) => Opened::Plain(String::from_utf8_lossy(&b).into_owned()),
+        },
+    )
+}
+
+async fn contact(
+    app: &Sealpost,
+    hook: &Hook,
+    subject: &SubjectId,
+) -> Result<Option<(String, String)>, AppError> {
+    let Opened::Plain(phone) = app
+        .read_phone(&principal(), Purpose::Delivery, subject)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let e164 = E164::parse(&phone).map_err(|_| AppError::Inconsistent("stored number"))?;
+    let user_id = app
+        .store()
+        .vault()
+        .user_id(hook.business.as_str(), hook.region, &e164, app.now())
+        .await?;
+    Ok(Some((phone, user_id)))
+}
+
+fn envelope(hook: &Hook, number: &PhoneNumberId, value: Value) -> Value {
+    let display = hook
+        .numbers
+        .get(number.as_str())
+        .cloned()
+        .unwrap_or_default();
+    let mut value = value;
+    value["messaging_product"] = json!("whatsapp");
+    value["metadata"] =
+        json!({ "display_phone_number": display, "phone_number_id": number.as_str() });
+    json!({ "object": "whatsapp_business_account", "entry": [{ "id": hook.waba_id, "changes": [{ "field": "messages", "value": value }] }] })
+}
+
+/// The notification for one event, if it makes one (and its content still exists).
+async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Built>, AppError> {
+    if e.header.stream.kind != "message" || e.header.business_id != hook.business.as_str() {
+        return Ok(None);
+    }
+    let status = match e.header.event_type.as_str() {
+        "InboundMessageForwarded" => None,
+        "MessageSent" => Some("sent"),
+        "MessageDelivered" => Some("delivered"),
+        "MessageRead" => Some("read"),
+        "MessageFailed" => Some("failed"),
+        _ => return Ok(None),
+    };
+    let id =
+        MessageId::parse(&e.header.stream.id).map_err(|_| AppError::Inconsistent("message id"))?;
+    let history = app
+        .store()
+        .read_stream(&StreamId::new("message", id.as_str()), 0)
+        .await?;
+    let at = Timestamp::from_millis(e.header.recorded_at);
+    let notification_id = format!("ntf-{}-{}", id.as_str(), e.header.sequence);
+    let expires_for = |epoch| app.policy().expiry_of(epoch);
+    match status {
+        None => {
+            let (mut header, mut content, mut kind, mut profile) = (None, None, None, None);
+            for h in &history {
+                match h.decode::<MessageEvent>()? {
+                    MessageEvent::InboundMessageReceived { header: hd, .. } => header = Some(hd),
+                    MessageEvent::InboundMessageDecrypted {
+                        kind: k,
+                        content: c,
+                        profile_name,
+                        ..
+                    } => {
+                        kind = Some(k);
+                        content = Some(c);
+                        profile = profile_name;
+                    }
+                    _ => {}
+                }
+            }
+            let (Some(header), Some(content), Some(kind)) = (header, content, kind) else {
+                return Ok(None);
+            };
+            let scope = FieldScope::Message {
+                epoch: header.epoch,
+                subject: header.subject_id.clone(),
+                message: id.clone(),
+            };
+            let Opened::Plain(body) = open(
+                app,
+                hook,
+                id.as_str(),
+                scope.clone(),
+                fields::CONTENT,
+                &content,
+            )
+            .await?
+            else {
+                return Ok(None);
+            };
+            let name = match &profile {
+                Some(p) => open(app, hook, id.as_str(), scope, fields::PROFILE_NAME, p)
+                    .await?
+                    .plain()
+                    .unwrap_or_default(),
+                None => String::new(),
+            };
+            let Some((wa_id, user_id)) = contact(app, hook, &header.subject_id).await? else {
+                return Ok(None);
+            };
+            let kind_name = serde_json::to_value(kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_else(|| "unknown".into());
+            let mut message = json!({ "from": wa_id, "id": id.as_str(), "timestamp": at.unix_seconds().to_string(), "type": kind_name });
+            match serde_json::from_str::<Value>(&body) {
+                Ok(Value::Object(obj)) if obj.contains_key(&kind_name) => {
+                    message[&kind_name] = obj[&kind_name].clone();
+                    if let Some(ctx) = obj.get("context") {
+                        message["context"] = ctx.clone();
+                    }
+                }
+                _ => message["text"] = json!({ "body": body }),
+            }
+            let value = json!({
+                "contacts": [{ "profile": { "name": name }, "wa_id": wa_id, "user_id": user_id }],
+                "messages": [message],
+            });
+            let body = serde_json::to_vec(&envelope(hook, &header.phone_number_id, value))
+                .map_err(|_| AppError::Inconsistent("json"))?;
+            Ok(Some(Built {
+                id: notification_id,
+                body,
+                expires: expires_for(header.epoch),
+            }))
+        }
+        Some(status) => {
+            let Some(MessageEvent::OutboundMessageAccepted {
+                header,
+                callback_data,
+                ..
+            }) = history.iter().find_map(|h| {
+                h.decode::<MessageEvent>()
+                    .ok()
+                    .filter(|m| matches!(m, MessageEvent::OutboundMessageAccepted { .. }))
+            })
+            else {
+                return Ok(None);
+            };
+            let Some((wa_id, user_id)) = contact(app, hook, &header.subject_id).await? else {
+                return Ok(None);
+            };
+            let category = match header.category {
+                PricingCategory::Marketing => "marketing",
+                PricingCategory::Utility => "utility",
+                PricingCategory::Authentication => "authentication",
+                PricingCategory::Service => "service",
+            };
+            let mut s = json!({
+                "id": id.as_str(),
+                "status": status,
+                "timestamp": at.unix_seconds().to_string(),
+                "recipient_id": wa_id,
+                "pricing": { "billable": true, "pricing_model": "PMP", "category": category, "type": "regular" },
+            });
+            if let Some(cb) = &callback_data {
+                let scope = FieldScope::Message {
+                    epoch: header.epoch,
+                    subject: header.subject_id.clone(),
+                    message: id.clone(),
+                };
+                if let Opened::Plain(v) =
+                    open(app, hook, id.as_str(), scope, fields::CALLBACK_DATA, cb).await?
+                {
+                    s["biz_opaque_callback_data"] = json!(v);
+                }
+            }
+            if let Ok(MessageEvent::MessageFailed { code, .. }) = e.decode::<MessageEvent>() {
+                s["errors"] = json!([{ "code": code, "title": "Message undeliverable", "message": "Message undeliverable",
+                    "error_data": { "details": "The message could not be delivered." } }]);
+            }
+            let value =
+                json!({ "contacts": [{ "wa_id": wa_id, "user_id": user_id }], "statuses": [s] });
+            let body = serde_json::to_vec(&envelope(hook, &header.phone_number_id, value))
+                .map_err(|_| AppError::Inconsistent("json"))?;
+            Ok(Some(Built {
+                id: notification_id,
+                body,
+                expires: expires_for(header.epoch),
+            }))
+        }
+    }
+}
+
+/// Posts one notification until the endpoint answers 200, the retry window closes or the
+/// worker is stopped. Returns whether it was delivered (`None`: stopped).
+async fn deliver(
+    app: &Sealpost,
+    hook: &Hook,
+    client: &Poster,
+    n: &Built,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<Option<bool>, AppError> {
+    let first = app.now();
+    let signature = format!(
+        "sha256={}",
+        crypto::hmac_hex(hook.secret.as_bytes(), &n.body)
+    );
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let traceparent = sealpost_adapters::exec::CommandMeta::new(
+            hook.business.as_str(),
+            hook.region,
+            &principal(),
+        )
+        .to_map()
+        .get("traceparent")
+        .cloned();
+        let mut headers = vec![
+            ("x-hub-signature-256", signature.clone()),
+            ("x-sealpost-notification-id", n.id.clone()),
+        ];
+        if let Some(tp) = traceparent {
+            headers.push(("traceparent", tp));
+        }
+        match client
+            .post(&hook.callback_url, n.body.clone(), &headers)
+            .await
+        {
+            Ok(200) => return Ok(Some(true)),
+            Ok(status) => {
+                tracing::warn!(attempt, status, app_id = %hook.app_id, "webhook not accepted; retrying")
+            }
+            Err(e) => {
+                tracing::warn!(attempt, error = %e, app_id = %hook.app_id, "webhook not delivered; retrying")
+            }
+        }
+        let now = app.now();
+        if now.millis() - first.millis() >= RETRY_WINDOW_MS || now >= n.expires {
+            record(
+                app,
+                &hook.app_id,
+                &hook.business,
+                hook.region,
+                AppEvent::WebhookDeliveryExhausted {
+                    notification_id: n.id.clone(),
+                    attempts: attempt,
+                    at: now,
+                },
+            )
+            .await?;
+            return Ok(Some(false));
+        }
+        let backoff = RETRY_BASE
+            .saturating_mul(1u32 << attempt.min(20))
+            .min(RETRY_MAX);
+        let jitter =
+            Duration::from_millis(rand::rng().random_range(0..=backoff.as_millis() as u64 / 2));
+        tokio::select! {
+            _ = stop.changed() => return Ok(None),
+            () = tokio::time::sleep(backoff / 2 + jitter) => {}
+        }
+    }
+}
+
+/// Runs one app's webhook worker until `stop` turns true.
+pub async fn run(app: Sealpost, hook: Hook, mut stop: watch::Receiver<bool>) {
+    let checkpoint = format!("webhook:{}", hook.app_id);
+    let client = Poster::new();
+    let mut sub = match app.store().subscribe_durable(&checkpoint).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook worker could not start");
+            return;
+        }
+    };
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let batch = match sub.try_next_batch().await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "webhook worker could not read the log");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = stop.changed() => return,
+                () = tokio::time::sleep(Duration::from_millis(25)) => {}
+            }
+            continue;
+        }
+        for e in batch {
+            let outcome = match build(&app, &hook, &e).await {
+                Ok(Some(n)) => deliver(&app, &hook, &client, &n, &mut stop).await,
+                Ok(None) => Ok(Some(true)),
+                Err(err) => {
+                    tracing::error!(error = %err, "webhook notification could not be built");
+                    Ok(Some(true))
+                }
+            };
+            match outcome {
+                Ok(Some(_)) => {
+                    if let Err(err) = app
+                        .store()
+                        .log()
+                        .save_checkpoint(&checkpoint, e.position)
+                        .await
+                    {
+                        tracing::error!(error = %err, "webhook checkpoint not saved");
+                        return;
+                    }
+                }
+                // Stopped mid-delivery: the checkpoint stays before this event, so it is re-sent.
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::error!(error = %err, "webhook worker stopped");
+                    return;
+                }
+            }
+        }
+    }
+}
