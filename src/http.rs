@@ -183,6 +183,7 @@ pub struct Shared {
     /// Running webhook workers: app id → (stop switch, task).
     hooks: Arc<Mutex<BTreeMap<String, Worker>>>,
     poster: sealpost_adapters::webhook::Poster,
+    limits: Arc<std::sync::Mutex<Limits>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -196,8 +197,21 @@ impl std::fmt::Debug for Shared {
 /// The router of `sealpost serve`.
 pub fn router(shared: Shared) -> Router {
     Router::new()
-        .route("/{version}/{id}/messages", post(send_versioned))
-        .route("/{id}/messages", post(send_unversioned))
+        .route(
+            "/{version}/{id}/messages",
+            post(send_versioned).put(send_versioned),
+        )
+        .route(
+            "/{id}/messages",
+            post(send_unversioned).put(send_unversioned),
+        )
+        .route("/{version}/{id}", get(get_number))
+        .route(
+            "/{version}/{id}/settings",
+            get(get_settings).post(post_settings),
+        )
+        .route("/{version}/{id}/register", post(register))
+        .route("/{version}/{id}/deregister", post(deregister))
         .route("/{version}/{id}/subscriptions", post(subscribe))
         .route("/sim/v1/devices/{wa_id}/messages", post(sim_send))
         .route("/sim/v1/devices/{wa_id}/inbox", get(sim_inbox))
@@ -400,6 +414,9 @@ async fn send_inner(
         ));
     }
     let body = read_json(body).await?;
+    if body.get("status").is_some() {
+        return mark_read(&s, &number, &body).await;
+    }
     let (kind, content, callback) = parse_send(&body)?;
     let to_raw = match body.get("to") {
         None => return Err(ApiError::missing("to")),
@@ -407,6 +424,11 @@ async fn send_inner(
         Some(_) => return Err(ApiError::not_valid("to")),
     };
     let to = E164::parse(&to_raw).map_err(|_| ApiError::not_valid("to"))?;
+    let tier = s.app.phone_number(&number).await?.throughput;
+    s.limits
+        .lock()
+        .expect("limits lock is never poisoned")
+        .admit(number.as_str(), to.expose_digits(), tier, s.app.now())?;
     let message = s
         .app
         .send(
@@ -551,6 +573,384 @@ async fn subscribe(
     match result {
         Ok(v) => (StatusCode::OK, Json(v)).into_response(),
         Err(e) => e.into_response(),
+    }
+}
+
+/// Marks an inbound message read (POST or PUT, optionally with a typing indicator).
+async fn mark_read(s: &Shared, number: &PhoneNumberId, body: &Value) -> Result<Value, ApiError> {
+    match body.get("messaging_product") {
+        None => return Err(ApiError::missing("messaging_product")),
+        Some(Value::String(p)) if p == "whatsapp" => {}
+        Some(_) => return Err(ApiError::not_valid("messaging_product")),
+    }
+    if body.get("status").and_then(Value::as_str) != Some("read") {
+        return Err(ApiError::not_valid("status"));
+    }
+    if let Some(t) = body.get("typing_indicator") {
+        if t.get("type").and_then(Value::as_str) != Some("text") {
+            return Err(ApiError::not_valid("typing_indicator.type"));
+        }
+    }
+    let raw = body
+        .get("message_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::missing("message_id"))?;
+    let id =
+        sealpost_domain::MessageId::parse(raw).map_err(|_| ApiError::not_valid("message_id"))?;
+    let unknown =
+        || ApiError::invalid("The message does not exist or belongs to another phone number.");
+    let message = s.app.message(&id).await.map_err(|_| unknown())?;
+    if message.phone_number_id.as_ref() != Some(number)
+        || message.direction != Some(sealpost_domain::Direction::Inbound)
+    {
+        return Err(unknown());
+    }
+    s.app
+        .record(&id, sealpost_domain::MessageCommand::MarkReadByBusiness)
+        .await?;
+    Ok(json!({ "success": true }))
+}
+
+/// Authenticates and checks that the token's business owns the number (management scope
+/// when `manage`); another business's or an unknown number is the same 403.
+async fn owned_number(
+    s: &Shared,
+    id: &str,
+    headers: &HeaderMap,
+    manage: bool,
+) -> Result<(Grant, PhoneNumberId, sealpost_domain::PhoneNumber), ApiError> {
+    let grant = authenticate(s, headers)?;
+    let number = PhoneNumberId::parse(id).map_err(|_| ApiError::denied())?;
+    if !s.numbers.contains_key(number.as_str()) {
+        return Err(ApiError::denied());
+    }
+    let state = s
+        .app
+        .phone_number(&number)
+        .await
+        .map_err(|_| ApiError::denied())?;
+    if grant.principal.kind != PrincipalKind::Business
+        || grant.principal.business != state.business_id
+    {
+        return Err(ApiError::denied());
+    }
+    let scope = if manage {
+        sealpost_domain::identity::SCOPE_MANAGEMENT
+    } else {
+        SCOPE_MESSAGING
+    };
+    if !grant.scopes.iter().any(|sc| sc == scope) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            10,
+            format!("The access token lacks {scope}."),
+        ));
+    }
+    Ok((grant, number, state))
+}
+
+fn reply(result: Result<Value, ApiError>) -> Response {
+    match result {
+        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn get_number(
+    State(s): State<Shared>,
+    Path((version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    reply(
+        async {
+            check_version(&version)?;
+            let (grant, number, state) = owned_number(&s, &id, &headers, false).await?;
+            let business = state.business_id.clone().ok_or_else(ApiError::denied)?;
+            let region = state
+                .storage_region()
+                .unwrap_or(sealpost_domain::Region::Eu);
+            // The quality rating is an integrity signal: the business may read its own, recorded.
+            let req = sealpost_audit::AccessRequest {
+                principal: &grant.principal,
+                category: sealpost_domain::Category::IntegritySignals,
+                purpose: sealpost_domain::Purpose::BusinessApi,
+                object: number.as_str(),
+                owner: Some(&business),
+                region,
+            };
+            s.app.gate().authorize(&req).await.map_err(AppError::from)?;
+            let rating = s
+                .net
+                .integrity(&state.display_number)
+                .map_or(sealpost_domain::integrity::QualityRating::Green, |i| {
+                    i.rating()
+                });
+            let (b, _) = s
+                .app
+                .executor()
+                .load::<sealpost_domain::Business>(business.as_str())
+                .await
+                .map_err(AppError::from)?;
+            let tier = match b.tier {
+                Some(sealpost_domain::aggregates::business::MessagingLimitTier::Tier2K) => {
+                    "TIER_2K"
+                }
+                Some(sealpost_domain::aggregates::business::MessagingLimitTier::Tier10K) => {
+                    "TIER_10K"
+                }
+                Some(sealpost_domain::aggregates::business::MessagingLimitTier::Tier100K) => {
+                    "TIER_100K"
+                }
+                Some(sealpost_domain::aggregates::business::MessagingLimitTier::Unlimited) => {
+                    "TIER_UNLIMITED"
+                }
+                _ => "TIER_250",
+            };
+            let level = match state.throughput {
+                Some(sealpost_domain::aggregates::phone_number::ThroughputTier::High) => "HIGH",
+                _ => "STANDARD",
+            };
+            Ok(json!({
+                "verified_name": b.name,
+                "display_phone_number": format!("+{}", state.display_number),
+                "id": number.as_str(),
+                "quality_rating": format!("{rating:?}").to_uppercase(),
+                "throughput": { "level": level },
+                "messaging_limit_tier": tier,
+                "code_verification_status": "VERIFIED",
+                "platform_type": if state.registered { "CLOUD_API" } else { "NOT_APPLICABLE" },
+            }))
+        }
+        .await,
+    )
+}
+
+fn storage_json(state: &sealpost_domain::PhoneNumber) -> Value {
+    match state.elected_region {
+        Some(r) => {
+            json!({ "storage_configuration": { "status": "IN_COUNTRY_STORAGE_ENABLED", "data_localization_region": r.code() } })
+        }
+        None => json!({ "storage_configuration": { "status": "IN_COUNTRY_STORAGE_DISABLED" } }),
+    }
+}
+
+async fn get_settings(
+    State(s): State<Shared>,
+    Path((version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    reply(
+        async {
+            check_version(&version)?;
+            let (_, _, state) = owned_number(&s, &id, &headers, true).await?;
+            Ok(storage_json(&state))
+        }
+        .await,
+    )
+}
+
+async fn number_command(
+    s: &Shared,
+    number: &PhoneNumberId,
+    state: &sealpost_domain::PhoneNumber,
+    grant: &Grant,
+    command: sealpost_domain::PhoneNumberCommand,
+) -> Result<(), ApiError> {
+    let business = state.business_id.clone().ok_or_else(ApiError::denied)?;
+    let region = state
+        .storage_region()
+        .unwrap_or(sealpost_domain::Region::Eu);
+    let meta =
+        sealpost_adapters::exec::CommandMeta::new(business.as_str(), region, &grant.principal);
+    s.app
+        .executor()
+        .execute::<sealpost_domain::PhoneNumber>(number.as_str(), command, &meta, s.app.now())
+        .await
+        .map_err(|e| ApiError::from(AppError::from(e)))?;
+    Ok(())
+}
+
+fn storage_region(value: &Value) -> Result<Option<sealpost_domain::Region>, ApiError> {
+    match value.get("status").and_then(Value::as_str) {
+        Some("IN_COUNTRY_STORAGE_DISABLED") => Ok(None),
+        Some("IN_COUNTRY_STORAGE_ENABLED") => {
+            let code = value
+                .get("data_localization_region")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::missing("data_localization_region"))?;
+            let region: sealpost_domain::Region = code
+                .parse()
+                .map_err(|_| ApiError::not_valid("data_localization_region"))?;
+            Ok(Some(region))
+        }
+        Some(_) => Err(ApiError::not_valid("storage_configuration.status")),
+        None => Err(ApiError::missing("storage_configuration.status")),
+    }
+}
+
+async fn post_settings(
+    State(s): State<Shared>,
+    Path((version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    reply(
+        async {
+            check_version(&version)?;
+            let (grant, number, state) = owned_number(&s, &id, &headers, true).await?;
+            let body = read_json(body).await?;
+            let config = body
+                .get("storage_configuration")
+                .ok_or_else(|| ApiError::missing("storage_configuration"))?;
+            let region = storage_region(config)?;
+            number_command(
+                &s,
+                &number,
+                &state,
+                &grant,
+                sealpost_domain::PhoneNumberCommand::ConfigureStorage { region },
+            )
+            .await?;
+            Ok(json!({ "success": true }))
+        }
+        .await,
+    )
+}
+
+async fn register(
+    State(s): State<Shared>,
+    Path((version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    reply(
+        async {
+            check_version(&version)?;
+            let (grant, number, state) = owned_number(&s, &id, &headers, true).await?;
+            let body = read_json(body).await?;
+            if body.get("messaging_product").and_then(Value::as_str) != Some("whatsapp") {
+                return Err(ApiError::not_valid("messaging_product"));
+            }
+            let pin = body
+                .get("pin")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::missing("pin"))?;
+            if pin.len() != 6 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(ApiError::not_valid("pin"));
+            }
+            // API v20 and older carry Local Storage in the register body.
+            if let Some(code) = body.get("data_localization_region").and_then(Value::as_str) {
+                let region: sealpost_domain::Region = code
+                    .parse()
+                    .map_err(|_| ApiError::not_valid("data_localization_region"))?;
+                number_command(
+                    &s,
+                    &number,
+                    &state,
+                    &grant,
+                    sealpost_domain::PhoneNumberCommand::ConfigureStorage {
+                        region: Some(region),
+                    },
+                )
+                .await?;
+            }
+            number_command(
+                &s,
+                &number,
+                &state,
+                &grant,
+                sealpost_domain::PhoneNumberCommand::Register,
+            )
+            .await?;
+            Ok(json!({ "success": true }))
+        }
+        .await,
+    )
+}
+
+async fn deregister(
+    State(s): State<Shared>,
+    Path((version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    reply(
+        async {
+            check_version(&version)?;
+            let (grant, number, state) = owned_number(&s, &id, &headers, true).await?;
+            number_command(
+                &s,
+                &number,
+                &state,
+                &grant,
+                sealpost_domain::PhoneNumberCommand::Deregister,
+            )
+            .await?;
+            Ok(json!({ "success": true }))
+        }
+        .await,
+    )
+}
+
+/// Token buckets: messages per second per business number (80, or 1,000 when upgraded) and
+/// the pair rate (about one message per 6 s from a number to a user, bursts up to 45).
+#[derive(Debug, Default)]
+pub struct Limits {
+    numbers: BTreeMap<String, (f64, i64)>,
+    pairs: BTreeMap<(String, String), (f64, i64)>,
+}
+
+/// Standard throughput of a business number, messages per second.
+pub const THROUGHPUT_STANDARD: f64 = 80.0;
+/// Upgraded throughput.
+pub const THROUGHPUT_HIGH: f64 = 1_000.0;
+/// Pair rate: one message per 6 seconds…
+pub const PAIR_RATE_PER_S: f64 = 1.0 / 6.0;
+/// …with bursts of up to 45.
+pub const PAIR_BURST: f64 = 45.0;
+
+fn take(bucket: &mut (f64, i64), rate: f64, burst: f64, now_ms: i64) -> bool {
+    let elapsed = (now_ms - bucket.1).max(0) as f64 / 1_000.0;
+    bucket.0 = (bucket.0 + elapsed * rate).min(burst);
+    bucket.1 = now_ms;
+    if bucket.0 >= 1.0 {
+        bucket.0 -= 1.0;
+        true
+    } else {
+        false
+    }
+}
+
+impl Limits {
+    /// Admits one message or says which limit it hit.
+    pub fn admit(
+        &mut self,
+        number: &str,
+        to: &str,
+        tier: Option<sealpost_domain::aggregates::phone_number::ThroughputTier>,
+        now: sealpost_domain::Timestamp,
+    ) -> Result<(), ApiError> {
+        let rate = match tier {
+            Some(sealpost_domain::aggregates::phone_number::ThroughputTier::High) => {
+                THROUGHPUT_HIGH
+            }
+            _ => THROUGHPUT_STANDARD,
+        };
+        let now_ms = now.millis();
+        let n = self
+            .numbers
+            .entry(number.to_owned())
+            .or_insert((rate, now_ms));
+        if !take(n, rate, rate, now_ms) {
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, 130_429, "Message failed to send because there were too many messages sent from this phone number in a short period of time."));
+        }
+        let p = self
+            .pairs
+            .entry((number.to_owned(), to.to_owned()))
+            .or_insert((PAIR_BURST, now_ms));
+        if !take(p, PAIR_RATE_PER_S, PAIR_BURST, now_ms) {
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, 131_056, "Too many messages sent from the sender phone number to the same recipient phone number in a short period of time."));
+        }
+        Ok(())
     }
 }
 
@@ -766,6 +1166,7 @@ pub async fn serve(
         )),
         hooks: Arc::new(Mutex::new(BTreeMap::new())),
         poster: sealpost_adapters::webhook::Poster::new(),
+        limits: Arc::new(std::sync::Mutex::new(Limits::default())),
     };
     for (id, (_, _, _, url)) in known_apps {
         if let Some(url) = url {

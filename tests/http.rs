@@ -302,3 +302,151 @@ async fn the_cloud_api_surface_answers_like_the_cloud_api() {
         );
     }
 }
+
+impl Server {
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .get(format!("{}{path}", self.base))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+            .await
+            .expect("get");
+        let status = r.status().as_u16();
+        (
+            status,
+            serde_json::from_slice(&r.bytes().await.expect("body")).unwrap_or(Value::Null),
+        )
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_number_management_and_rate_limits() {
+    let s = start();
+    let token = s.s("access_token");
+    let id = s.s("phone_number_id");
+
+    // GET of the number.
+    let (st, v) = s.get(&format!("/v21.0/{id}"), &token).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(
+        v["display_phone_number"],
+        format!("+{}", s.s("display_phone_number"))
+    );
+    assert_eq!(
+        (
+            v["quality_rating"].as_str(),
+            v["throughput"]["level"].as_str(),
+            v["messaging_limit_tier"].as_str()
+        ),
+        (Some("GREEN"), Some("STANDARD"), Some("TIER_250"))
+    );
+    assert_error(
+        &s.get(&format!("/v21.0/{id}"), &s.s("dpo_token")).await,
+        403,
+        200,
+    );
+
+    // Local Storage can be elected while unregistered, not after.
+    let settings = format!("/v21.0/{id}/settings");
+    assert_eq!(
+        s.get(&settings, &token).await.1,
+        json!({"storage_configuration": {"status": "IN_COUNTRY_STORAGE_DISABLED"}})
+    );
+    let enable = json!({"storage_configuration": {"status": "IN_COUNTRY_STORAGE_ENABLED", "data_localization_region": "DE"}}).to_string();
+    assert_eq!(
+        s.post(&settings, Some(&token), &enable).await.1,
+        json!({"success": true})
+    );
+    assert_eq!(
+        s.get(&settings, &token).await.1["storage_configuration"]["data_localization_region"],
+        "DE"
+    );
+    let bad_region = json!({"storage_configuration": {"status": "IN_COUNTRY_STORAGE_ENABLED", "data_localization_region": "XX"}}).to_string();
+    assert_error(
+        &s.post(&settings, Some(&token), &bad_region).await,
+        400,
+        131_009,
+    );
+    let register = format!("/v21.0/{id}/register");
+    assert_error(
+        &s.post(
+            &register,
+            Some(&token),
+            &json!({"messaging_product": "whatsapp", "pin": "12ab56"}).to_string(),
+        )
+        .await,
+        400,
+        131_009,
+    );
+    assert_eq!(
+        s.post(
+            &register,
+            Some(&token),
+            &json!({"messaging_product": "whatsapp", "pin": "123456"}).to_string()
+        )
+        .await
+        .1,
+        json!({"success": true})
+    );
+    assert_error(&s.post(&settings, Some(&token), &enable).await, 400, 100);
+    assert_eq!(
+        s.get(&format!("/v21.0/{id}"), &token).await.1["platform_type"],
+        "CLOUD_API"
+    );
+    // Ten register/deregister calls in 72 hours, then 133016.
+    for i in 0..9 {
+        let path = if i % 2 == 0 {
+            format!("/v21.0/{id}/deregister")
+        } else {
+            register.clone()
+        };
+        let (st, v) = s
+            .post(
+                &path,
+                Some(&token),
+                &json!({"messaging_product": "whatsapp", "pin": "123456"}).to_string(),
+            )
+            .await;
+        assert_eq!(st, 200, "call {i}: {v}");
+    }
+    assert_error(
+        &s.post(
+            &register,
+            Some(&token),
+            &json!({"messaging_product": "whatsapp", "pin": "123456"}).to_string(),
+        )
+        .await,
+        429,
+        133_016,
+    );
+
+    // Throughput: 80 messages per second per number (the simulated clock stands still).
+    let template = |to: String| json!({"messaging_product": "whatsapp", "to": to, "type": "template", "template": {"name": "hello", "language": {"code": "en_US"}}});
+    for i in 0..80 {
+        let (st, v) = s.send(template(format!("4915112{:06}", i))).await;
+        assert_eq!(st, 200, "message {i}: {v}");
+    }
+    assert_error(
+        &s.send(template("4915112999999".into())).await,
+        429,
+        130_429,
+    );
+    // Pair rate: after a second the number may send again, but 45 is the burst to one user.
+    let (st, _) = s
+        .post(
+            "/sim/v1/clock/advance",
+            None,
+            &json!({"seconds": 1}).to_string(),
+        )
+        .await;
+    assert_eq!(st, 200);
+    for i in 0..45 {
+        let (st, v) = s.send(template("4915112888888".into())).await;
+        assert_eq!(st, 200, "pair message {i}: {v}");
+    }
+    assert_error(
+        &s.send(template("4915112888888".into())).await,
+        429,
+        131_056,
+    );
+}

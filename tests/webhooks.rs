@@ -256,6 +256,28 @@ async fn signed_webhooks_are_retried_deduplicated_and_survive_a_crash() {
         }
     }
 
+    // The business marks it read (POST and PUT, with the typing indicator).
+    let messages = format!("{base}/v21.0/{}/messages", s("phone_number_id"));
+    let read = json!({"messaging_product": "whatsapp", "status": "read", "message_id": inbound_id, "typing_indicator": {"type": "text"}});
+    assert_eq!(
+        post(messages.clone(), Some(&s("access_token")), read.clone()).await,
+        (200, json!({"success": true}))
+    );
+    let put = reqwest::Client::new()
+        .put(&messages)
+        .header("authorization", format!("Bearer {}", s("access_token")))
+        .header("content-type", "application/json")
+        .body(read.to_string())
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status().as_u16(), 200);
+    let unknown = post(messages.clone(), Some(&s("access_token")), json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.doesnotexist"})).await;
+    assert_eq!(
+        (unknown.0, unknown.1["error"]["code"].clone()),
+        (400, json!(100))
+    );
+
     // The business answers: statuses sent, delivered, read, with pricing and contacts.
     let (st, v) = post(format!("{base}/v21.0/{}/messages", s("phone_number_id")), Some(&s("access_token")), json!({"messaging_product": "whatsapp", "to": CONSUMER, "type": "text", "text": {"body": canary(0, "out")}, "biz_opaque_callback_data": "order-42"})).await;
     assert_eq!(st, 200, "{v}");

@@ -234,6 +234,7 @@ fn samples() -> Vec<Sample> {
             },
         ),
         row(m, MessageEvent::InboundMessageForwarded { at: t(23) }),
+        row(m, MessageEvent::InboundMessageRead { at: t(53) }),
         row(
             r,
             RetentionEvent::EpochKeyShredded {

@@ -122,6 +122,9 @@ pub struct Message {
     /// Whether a retransmission was refused (its keys are gone); later requests add nothing.
     #[serde(default)]
     pub retransmission_refused: bool,
+    /// Whether the business marked this inbound message read.
+    #[serde(default)]
+    pub read_by_business: bool,
 }
 
 /// The facts a new outbound message carries.
@@ -212,6 +215,8 @@ pub enum MessageCommand {
     },
     /// Queued for the business's webhook.
     RecordForwarded,
+    /// The business marked an inbound message as read.
+    MarkReadByBusiness,
 }
 
 /// What happened to a message.
@@ -297,6 +302,11 @@ pub enum MessageEvent {
         /// When.
         at: Timestamp,
     },
+    /// The business marked the inbound message as read (blue ticks for the consumer).
+    InboundMessageRead {
+        /// When.
+        at: Timestamp,
+    },
 }
 
 domain_event!(MessageEvent {
@@ -312,6 +322,7 @@ domain_event!(MessageEvent {
     InboundMessageDecrypted => "1",
     InboundDecryptionFailed => "1",
     InboundMessageForwarded => "1",
+    InboundMessageRead => "1",
 });
 
 impl Message {
@@ -436,6 +447,13 @@ impl Decider for Message {
                 S::Forwarded => Ok(vec![]),
                 _ => Err(DomainError::InvalidTransition("not decrypted")),
             },
+            C::MarkReadByBusiness => match self.require(Direction::Inbound)? {
+                S::Forwarded if !self.read_by_business => {
+                    Ok(vec![E::InboundMessageRead { at: now }])
+                }
+                S::Forwarded => Ok(vec![]),
+                _ => Err(DomainError::InvalidParameter("message_id")),
+            },
         }
     }
 
@@ -475,6 +493,7 @@ impl Decider for Message {
             }
             E::InboundDecryptionFailed { .. } => self.status = Some(S::DecryptionFailed),
             E::InboundMessageForwarded { .. } => self.status = Some(S::Forwarded),
+            E::InboundMessageRead { .. } => self.read_by_business = true,
         }
     }
 }
