@@ -309,9 +309,40 @@ impl Sealpost {
             .execute::<Subject>(subject.as_str(), cmd, &meta, now)
             .await?;
         // The first route wins if two requests raced to create a subject for the same number.
-        Ok(vault
+        let routed = vault
             .route_subject(business.as_str(), region, phone, &subject, now)
-            .await?)
+            .await?;
+        // The business-scoped user id routes to the subject too (and goes with it).
+        vault
+            .route_user_id(business.as_str(), region, phone, &routed, now)
+            .await?;
+        Ok(routed)
+    }
+
+    /// The live subject a business-scoped user id routes to, and its phone number read through
+    /// the gate as the business itself (so answering by user id needs no number from the caller).
+    pub async fn subject_by_user_id(
+        &self,
+        actor: &Principal,
+        phone_number_id: &PhoneNumberId,
+        user_id: &str,
+    ) -> Result<E164, AppError> {
+        let (business, region) = self.number_home(phone_number_id).await?;
+        let subject = self
+            .store
+            .vault()
+            .find_user(business.as_str(), region, user_id, self.now())
+            .await?
+            .ok_or(DomainError::InvalidParameter("recipient"))?;
+        match self
+            .read_phone(actor, Purpose::BusinessApi, &subject)
+            .await?
+        {
+            Opened::Plain(p) => {
+                Ok(E164::parse(&p).map_err(|_| AppError::Inconsistent("stored number"))?)
+            }
+            Opened::Shredded => Err(DomainError::SubjectErased.into()),
+        }
     }
 
     async fn seal_message_field(

@@ -418,12 +418,28 @@ async fn send_inner(
         return mark_read(&s, &number, &body).await;
     }
     let (kind, content, callback) = parse_send(&body)?;
-    let to_raw = match body.get("to") {
-        None => return Err(ApiError::missing("to")),
-        Some(Value::String(t)) => t.clone(),
-        Some(_) => return Err(ApiError::not_valid("to")),
+    // Addressed by number (`to`) or by business-scoped user id (`recipient`), which lets a
+    // business answer a user without ever holding the number.
+    let (to_raw, to, by_user) = match (body.get("to"), body.get("recipient")) {
+        (Some(Value::String(t)), _) => (
+            t.clone(),
+            E164::parse(t).map_err(|_| ApiError::not_valid("to"))?,
+            false,
+        ),
+        (None, Some(Value::String(r))) => {
+            let phone = s
+                .app
+                .subject_by_user_id(&grant.principal, &number, r)
+                .await
+                .map_err(|e| match e {
+                    AppError::Domain(_) => ApiError::not_valid("recipient"),
+                    other => ApiError::from(other),
+                })?;
+            (r.clone(), phone, true)
+        }
+        (None, None) => return Err(ApiError::missing("to")),
+        _ => return Err(ApiError::not_valid("to")),
     };
-    let to = E164::parse(&to_raw).map_err(|_| ApiError::not_valid("to"))?;
     let tier = s.app.phone_number(&number).await?.throughput;
     s.limits
         .lock()
@@ -440,9 +456,14 @@ async fn send_inner(
             callback.as_deref(),
         )
         .await?;
+    let contact = if by_user {
+        json!({ "input": to_raw, "user_id": to_raw })
+    } else {
+        json!({ "input": to_raw, "wa_id": to.expose_digits() })
+    };
     Ok(json!({
         "messaging_product": "whatsapp",
-        "contacts": [{ "input": to_raw, "wa_id": to.expose_digits() }],
+        "contacts": [contact],
         "messages": [{ "id": message.as_str() }],
     }))
 }

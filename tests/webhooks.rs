@@ -310,6 +310,43 @@ async fn signed_webhooks_are_retried_deduplicated_and_survive_a_crash() {
         );
     }
 
+    // Answering by business-scoped user id: the business never needs the number.
+    let by_user = post(messages.clone(), Some(&s("access_token")), json!({"messaging_product": "whatsapp", "recipient": user_id, "type": "text", "text": {"body": "by user id"}})).await;
+    assert_eq!(by_user.0, 200, "{}", by_user.1);
+    assert_eq!(
+        by_user.1["contacts"],
+        json!([{"input": user_id, "user_id": user_id}])
+    );
+    let unknown_user = post(messages.clone(), Some(&s("access_token")), json!({"messaging_product": "whatsapp", "recipient": "DE.00000000000000000000", "type": "text", "text": {"body": "x"}})).await;
+    assert_eq!(
+        (unknown_user.0, unknown_user.1["error"]["code"].clone()),
+        (400, json!(131_009))
+    );
+    let mut delivered = false;
+    for _ in 0..200 {
+        let inbox: Value = serde_json::from_slice(
+            &reqwest::get(format!("{base}/sim/v1/devices/{CONSUMER}/inbox"))
+                .await
+                .expect("inbox")
+                .bytes()
+                .await
+                .expect("body"),
+        )
+        .expect("json");
+        if inbox["messages"].as_array().is_some_and(|m| {
+            m.iter()
+                .any(|x| x["content"]["text"]["body"] == "by user id")
+        }) {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(
+        delivered,
+        "the message addressed by user id reached the device"
+    );
+
     // A crash while the endpoint is down loses nothing.
     hook.lock().expect("lock").down = true;
     let (st, _) = post(

@@ -603,6 +603,57 @@ impl Vault {
         Ok(format!("{}.{a:010}{b:010}", phone.country()))
     }
 
+    fn user_index(key: &SecretKey, user_id: &str) -> [u8; 32] {
+        crypto::mac(
+            key,
+            &crypto::aad(&[b"sealpost/user-index/v1", user_id.as_bytes()]),
+        )
+    }
+
+    /// Routes the business-scoped user id of `phone` to `subject` (deleted with the subject's
+    /// other routing entries).
+    pub async fn route_user_id(
+        &self,
+        business: &str,
+        region: Region,
+        phone: &E164,
+        subject: &SubjectId,
+        now: Timestamp,
+    ) -> Result<(), VaultError> {
+        let user_id = self.user_id(business, region, phone, now).await?;
+        let key = self.index_key(business, region, now).await?;
+        self.keys
+            .index_put(
+                business,
+                region.code(),
+                &Self::user_index(&key, &user_id),
+                subject.as_str(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The subject a business-scoped user id routes to, if it is live.
+    pub async fn find_user(
+        &self,
+        business: &str,
+        region: Region,
+        user_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<SubjectId>, VaultError> {
+        let key = self.index_key(business, region, now).await?;
+        match self
+            .keys
+            .index_get(business, region.code(), &Self::user_index(&key, user_id))
+            .await?
+        {
+            None => Ok(None),
+            Some(s) => Ok(Some(
+                SubjectId::parse(&s).map_err(|_| StoreError::Corrupt("subject id in index"))?,
+            )),
+        }
+    }
+
     /// Finds the subject a phone number routes to, if one is live.
     pub async fn find_subject(
         &self,
