@@ -211,6 +211,12 @@ pub fn router(shared: Shared) -> Router {
             get(get_settings).post(post_settings),
         )
         .route("/{version}/{id}/register", post(register))
+        .route(
+            "/{version}/{id}/message_templates",
+            get(list_templates)
+                .post(create_template)
+                .delete(delete_template),
+        )
         .route("/{version}/{id}/deregister", post(deregister))
         .route("/{version}/{id}/subscriptions", post(subscribe))
         .route("/sim/v1/devices/{wa_id}/messages", post(sim_send))
@@ -418,6 +424,31 @@ async fn send_inner(
         return mark_read(&s, &number, &body).await;
     }
     let (kind, content, callback) = parse_send(&body)?;
+    if kind == MessageKind::Template {
+        let business = grant
+            .principal
+            .business
+            .clone()
+            .ok_or_else(ApiError::denied)?;
+        let t = &body["template"];
+        let (name, language) = (
+            t["name"].as_str().unwrap_or(""),
+            t["language"]["code"].as_str().unwrap_or(""),
+        );
+        let (library, _) = s
+            .app
+            .executor()
+            .load::<sealpost_domain::aggregates::templates::TemplateLibrary>(business.as_str())
+            .await
+            .map_err(|e| ApiError::from(AppError::from(e)))?;
+        if library.approved(name, language, s.app.now()).is_none() {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                132_001,
+                "Template name does not exist in the translation.",
+            ));
+        }
+    }
     // Addressed by number (`to`) or by business-scoped user id (`recipient`), which lets a
     // business answer a user without ever holding the number.
     let (to_raw, to, by_user) = match (body.get("to"), body.get("recipient")) {
@@ -904,6 +935,182 @@ async fn deregister(
                 &state,
                 &grant,
                 sealpost_domain::PhoneNumberCommand::Deregister,
+            )
+            .await?;
+            Ok(json!({ "success": true }))
+        }
+        .await,
+    )
+}
+
+/// Authenticates a management token of the business that owns the WABA `waba`.
+async fn owned_waba(
+    s: &Shared,
+    waba: &str,
+    headers: &HeaderMap,
+) -> Result<(Grant, sealpost_domain::BusinessId, sealpost_domain::Region), ApiError> {
+    let grant = authenticate(s, headers)?;
+    let found = s
+        .apps
+        .lock()
+        .await
+        .values()
+        .find(|(_, w, _)| w == waba)
+        .map(|(b, _, r)| (b.clone(), *r));
+    let Some((business, region)) = found else {
+        return Err(ApiError::denied());
+    };
+    if grant.principal.kind != PrincipalKind::Business
+        || grant.principal.business.as_ref() != Some(&business)
+    {
+        return Err(ApiError::denied());
+    }
+    if !grant
+        .scopes
+        .iter()
+        .any(|sc| sc == sealpost_domain::identity::SCOPE_MANAGEMENT)
+    {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            10,
+            "The access token lacks whatsapp_business_management.",
+        ));
+    }
+    Ok((grant, business, region))
+}
+
+async fn template_command(
+    s: &Shared,
+    grant: &Grant,
+    business: &sealpost_domain::BusinessId,
+    region: sealpost_domain::Region,
+    command: sealpost_domain::aggregates::templates::TemplateCommand,
+) -> Result<(), ApiError> {
+    let meta =
+        sealpost_adapters::exec::CommandMeta::new(business.as_str(), region, &grant.principal);
+    s.app
+        .executor()
+        .execute::<sealpost_domain::aggregates::templates::TemplateLibrary>(
+            business.as_str(),
+            command,
+            &meta,
+            s.app.now(),
+        )
+        .await
+        .map_err(|e| match AppError::from(e) {
+            AppError::Domain(sealpost_domain::DomainError::NotFound) => {
+                ApiError::invalid("The template does not exist.")
+            }
+            AppError::Domain(sealpost_domain::DomainError::AlreadyExists) => {
+                ApiError::invalid("A template with this name and language exists.")
+            }
+            AppError::Domain(sealpost_domain::DomainError::InvalidParameter(p)) => {
+                ApiError::invalid(format!("The value of {p} is not valid."))
+            }
+            other => ApiError::from(other),
+        })?;
+    Ok(())
+}
+
+async fn create_template(
+    State(s): State<Shared>,
+    Path((version, waba)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    reply(
+        async {
+            check_version(&version)?;
+            let (grant, business, region) = owned_waba(&s, &waba, &headers).await?;
+            let body = read_json(body).await?;
+            let field = |k: &str| {
+                body.get(k)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned)
+                    .ok_or_else(|| ApiError::invalid(format!("{k} is required.")))
+            };
+            let (name, language, category) = (
+                field("name")?,
+                field("language")?,
+                field("category")?.to_uppercase(),
+            );
+            let components = body
+                .get("components")
+                .cloned()
+                .unwrap_or_else(|| json!([]))
+                .to_string();
+            let id = format!(
+                "{}",
+                rand::random::<u64>() % 900_000_000_000_000 + 100_000_000_000_000
+            );
+            let command = sealpost_domain::aggregates::templates::TemplateCommand::Create {
+                business_id: business.clone(),
+                id: id.clone(),
+                name,
+                language,
+                category: category.clone(),
+                components,
+            };
+            template_command(&s, &grant, &business, region, command).await?;
+            Ok(json!({ "id": id, "status": "PENDING", "category": category }))
+        }
+        .await,
+    )
+}
+
+async fn list_templates(
+    State(s): State<Shared>,
+    Path((version, waba)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    reply(
+        async {
+            check_version(&version)?;
+            let (_, business, _) = owned_waba(&s, &waba, &headers).await?;
+            let (library, _) = s
+                .app
+                .executor()
+                .load::<sealpost_domain::aggregates::templates::TemplateLibrary>(business.as_str())
+                .await
+                .map_err(|e| ApiError::from(AppError::from(e)))?;
+            let now = s.app.now();
+            let data: Vec<Value> = library
+                .templates
+                .iter()
+                .map(|((name, language), t)| {
+                    json!({
+                        "name": name, "language": language, "id": t.id, "category": t.category,
+                        "status": sealpost_domain::aggregates::templates::TemplateLibrary::status(t, now),
+                        "components": serde_json::from_str::<Value>(&t.components).unwrap_or_else(|_| json!([])),
+                    })
+                })
+                .collect();
+            Ok(json!({ "data": data, "paging": { "cursors": { "before": "", "after": "" } } }))
+        }
+        .await,
+    )
+}
+
+async fn delete_template(
+    State(s): State<Shared>,
+    Path((version, waba)): Path<(String, String)>,
+    axum::extract::Query(q): axum::extract::Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    reply(
+        async {
+            check_version(&version)?;
+            let (grant, business, region) = owned_waba(&s, &waba, &headers).await?;
+            let name = q
+                .get("name")
+                .cloned()
+                .ok_or_else(|| ApiError::invalid("name is required."))?;
+            template_command(
+                &s,
+                &grant,
+                &business,
+                region,
+                sealpost_domain::aggregates::templates::TemplateCommand::Delete { name },
             )
             .await?;
             Ok(json!({ "success": true }))

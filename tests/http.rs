@@ -167,6 +167,45 @@ async fn the_cloud_api_surface_answers_like_the_cloud_api() {
     assert_eq!(inbox[0]["id"], id.as_str());
     assert_eq!(inbox[0]["content"]["text"]["body"], canary(0, "out"));
 
+    // Templates: submitted, pending review (132001), approved after the review step, listed.
+    let templates = format!("/v21.0/{}/message_templates", s.s("waba_id"));
+    let tpl = json!({"name": "order_update", "language": "en_US", "category": "utility", "components": [{"type": "BODY", "text": "Order {{1}} shipped"}]});
+    let (st, v) = s
+        .post(&templates, Some(&s.s("access_token")), &tpl.to_string())
+        .await;
+    assert_eq!(
+        (st, v["status"].as_str(), v["category"].as_str()),
+        (200, Some("PENDING"), Some("UTILITY")),
+        "{v}"
+    );
+    assert_error(
+        &s.post(&templates, Some(&s.s("access_token")), &tpl.to_string())
+            .await,
+        400,
+        100,
+    );
+    assert_error(
+        &s.post(&templates, Some(&s.s("auditor_token")), &tpl.to_string())
+            .await,
+        403,
+        200,
+    );
+    let template_send = json!({"messaging_product": "whatsapp", "to": CONSUMER, "type": "template", "template": {"name": "order_update", "language": {"code": "en_US"}}});
+    assert_error(&s.send(template_send.clone()).await, 404, 132_001);
+    let (st, _) = s
+        .post(
+            "/sim/v1/clock/advance",
+            None,
+            &json!({"seconds": 61}).to_string(),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, list) = s.post_get(&templates).await;
+    assert_eq!(st, 200);
+    assert_eq!(list["data"][0]["status"], "APPROVED");
+    assert_eq!(list["data"][0]["components"][0]["type"], "BODY");
+    assert_error(&s.send(json!({"messaging_product": "whatsapp", "to": CONSUMER, "type": "template", "template": {"name": "no_such", "language": {"code": "en_US"}}})).await, 404, 132_001);
+
     // Every other type answers the same shape.
     let others = [
         json!({"type": "template", "template": {"name": "order_update", "language": {"code": "en_US"}, "components": [{"type": "body", "parameters": [{"type": "text", "text": "42"}]}]}}),
@@ -304,6 +343,10 @@ async fn the_cloud_api_surface_answers_like_the_cloud_api() {
 }
 
 impl Server {
+    async fn post_get(&self, path: &str) -> (u16, Value) {
+        self.get(path, &self.s("access_token")).await
+    }
+
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
         let r = reqwest::Client::new()
             .get(format!("{}{path}", self.base))
@@ -324,6 +367,18 @@ async fn phone_number_management_and_rate_limits() {
     let s = start();
     let token = s.s("access_token");
     let id = s.s("phone_number_id");
+    // Deleting a template that does not exist is an error; an existing one goes.
+    let del = reqwest::Client::new()
+        .delete(format!(
+            "{}/v21.0/{}/message_templates?name=ghost",
+            s.base,
+            s.s("waba_id")
+        ))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(del.status().as_u16(), 400);
 
     // GET of the number.
     let (st, v) = s.get(&format!("/v21.0/{id}"), &token).await;
@@ -421,6 +476,23 @@ async fn phone_number_management_and_rate_limits() {
     );
 
     // Throughput: 80 messages per second per number (the simulated clock stands still).
+    let templates = format!("/v21.0/{}/message_templates", s.s("waba_id"));
+    let (st, _) = s
+        .post(
+            &templates,
+            Some(&token),
+            &json!({"name": "hello", "language": "en_US", "category": "MARKETING"}).to_string(),
+        )
+        .await;
+    assert_eq!(st, 200);
+    let (st, _) = s
+        .post(
+            "/sim/v1/clock/advance",
+            None,
+            &json!({"seconds": 61}).to_string(),
+        )
+        .await;
+    assert_eq!(st, 200);
     let template = |to: String| json!({"messaging_product": "whatsapp", "to": to, "type": "template", "template": {"name": "hello", "language": {"code": "en_US"}}});
     for i in 0..80 {
         let (st, v) = s.send(template(format!("4915112{:06}", i))).await;

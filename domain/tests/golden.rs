@@ -53,7 +53,27 @@ fn samples() -> Vec<Sample> {
     let i = IntegrityEvent::TYPES;
     let k = sealpost_domain::identity::TokenEvent::TYPES;
     let ap = sealpost_domain::apps::AppEvent::TYPES;
+    let tp = sealpost_domain::aggregates::templates::TemplateEvent::TYPES;
     vec![
+        row(
+            tp,
+            sealpost_domain::aggregates::templates::TemplateEvent::TemplateSubmitted {
+                business_id: business(),
+                id: "tpl_1".into(),
+                name: "order_update".into(),
+                language: "en_US".into(),
+                category: "UTILITY".into(),
+                components: "[]".into(),
+                at: t(60),
+            },
+        ),
+        row(
+            tp,
+            sealpost_domain::aggregates::templates::TemplateEvent::TemplateDeleted {
+                name: "order_update".into(),
+                at: t(61),
+            },
+        ),
         row(
             ap,
             sealpost_domain::apps::AppEvent::AppRegistered {

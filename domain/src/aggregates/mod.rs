@@ -6,3 +6,4 @@ pub mod message;
 pub mod phone_number;
 pub mod retention;
 pub mod subject;
+pub mod templates;
