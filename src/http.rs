@@ -30,6 +30,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Mutex};
 
+/// How often (by the server's clock) the retention process runs under `serve`.
+pub const RETENTION_EVERY_MS: i64 = 60_000;
+
 /// Largest request body accepted (bigger ones get error 100).
 pub const MAX_BODY: usize = 1024 * 1024;
 /// Oldest and newest Graph API versions served (`/v17.0` … `/v26.0`).
@@ -106,6 +109,8 @@ impl ApiError {
             131_026 => "Message undeliverable",
             131_047 => "Re-engagement message",
             131_048 => "Spam rate limit hit",
+            131_056 => "(Business Account, Consumer Account) pair rate limit hit",
+            132_001 => "Template name does not exist in the translation",
             130_429 => "Rate limit hit",
             133_016 => "Account register deregister rate limit exceeded",
             _ => "Something went wrong",
@@ -520,12 +525,21 @@ async fn start_hook(s: &Shared, app_id: &str, callback_url: String) -> Result<()
         secret,
         numbers: s.numbers.clone(),
     };
-    let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(crate::webhooks::run(s.app.clone(), hook, rx));
-    if let Some((old, handle)) = s.hooks.lock().await.insert(app_id.to_owned(), (tx, task)) {
-        let _ = old.send(true);
+    // Stop the app's old worker before the new one starts: one worker per app at a time.
+    let old = s.hooks.lock().await.remove(app_id);
+    if let Some((stop, handle)) = old {
+        let _ = stop.send(true);
         let _ = handle.await;
     }
+    // A new subscription gets what happens from now on, not the history still in retention.
+    let checkpoint = crate::webhooks::checkpoint_name(app_id);
+    let log = s.app.store().log();
+    if log.load_checkpoint(&checkpoint).await? == 0 {
+        log.save_checkpoint(&checkpoint, log.head().await?).await?;
+    }
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(crate::webhooks::run(s.app.clone(), hook, rx));
+    s.hooks.lock().await.insert(app_id.to_owned(), (tx, task));
     Ok(())
 }
 
@@ -581,8 +595,11 @@ async fn subscribe(
         }
         let callback_url =
             text("callback_url").ok_or_else(|| ApiError::invalid("callback_url is required."))?;
-        if !(callback_url.starts_with("http://") || callback_url.starts_with("https://")) {
-            return Err(ApiError::invalid("callback_url must be an http(s) URL."));
+        if callback_url.starts_with("https://") {
+            return Err(ApiError::invalid("This build delivers webhooks over http only (no TLS client yet); use an http:// callback or a local TLS-terminating proxy."));
+        }
+        if !callback_url.starts_with("http://") {
+            return Err(ApiError::invalid("callback_url must be an http URL."));
         }
         let verify_token =
             text("verify_token").ok_or_else(|| ApiError::invalid("verify_token is required."))?;
@@ -1421,8 +1438,18 @@ pub async fn serve(
 
 /// The pipeline and the simulated devices, stepping until told to stop; a last step runs after.
 async fn run_pipeline(mut pipeline: Pipeline, s: Shared, mut stop: watch::Receiver<bool>) {
+    // Retention runs beside the pipeline: every message's keys go when it turns 30 days old.
+    let mut retention = s.app.retention();
+    let mut last_retention: Option<sealpost_domain::Timestamp> = None;
     loop {
         let stopping = *stop.borrow();
+        let now = s.app.now();
+        if last_retention.is_none_or(|t| now.millis() - t.millis() >= RETENTION_EVERY_MS) {
+            if let Err(e) = retention.run_once(now).await {
+                tracing::error!(error = %e, "retention pass failed");
+            }
+            last_retention = Some(now);
+        }
         if let Err(e) = pipeline.step().await {
             tracing::error!(error = %e, "pipeline step failed");
         }

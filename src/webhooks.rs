@@ -365,7 +365,12 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
                 }
             }
             if let Ok(MessageEvent::MessageFailed { code, .. }) = e.decode::<MessageEvent>() {
-                s["errors"] = json!([{ "code": code, "title": "Message undeliverable", "message": "Message undeliverable",
+                let title = match code {
+                    131_048 => "Spam rate limit hit",
+                    131_000 => "Something went wrong",
+                    _ => "Message undeliverable",
+                };
+                s["errors"] = json!([{ "code": code, "title": title, "message": title,
                     "error_data": { "details": "The message could not be delivered." } }]);
             }
             let value =
@@ -453,9 +458,14 @@ async fn deliver(
     }
 }
 
+/// The durable checkpoint of an app's webhook worker.
+pub fn checkpoint_name(app_id: &str) -> String {
+    format!("webhook:{app_id}")
+}
+
 /// Runs one app's webhook worker until `stop` turns true.
 pub async fn run(app: Sealpost, hook: Hook, mut stop: watch::Receiver<bool>) {
-    let checkpoint = format!("webhook:{}", hook.app_id);
+    let checkpoint = checkpoint_name(&hook.app_id);
     let client = Poster::new();
     let mut sub = match app.store().subscribe_durable(&checkpoint).await {
         Ok(s) => s,
@@ -483,13 +493,23 @@ pub async fn run(app: Sealpost, hook: Hook, mut stop: watch::Receiver<bool>) {
             continue;
         }
         for e in batch {
-            let outcome = match build(&app, &hook, &e).await {
-                Ok(Some(n)) => deliver(&app, &hook, &client, &n, &mut stop).await,
-                Ok(None) => Ok(Some(true)),
-                Err(err) => {
-                    tracing::error!(error = %err, "webhook notification could not be built");
-                    Ok(Some(true))
+            // A notification that cannot be built now (storage or gate trouble) is tried again
+            // rather than skipped: the checkpoint must not pass it.
+            let built = loop {
+                match build(&app, &hook, &e).await {
+                    Ok(b) => break b,
+                    Err(err) => {
+                        tracing::error!(error = %err, "webhook notification could not be built; trying again");
+                        tokio::select! {
+                            _ = stop.changed() => return,
+                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
                 }
+            };
+            let outcome = match built {
+                Some(n) => deliver(&app, &hook, &client, &n, &mut stop).await,
+                None => Ok(Some(true)),
             };
             match outcome {
                 Ok(Some(_)) => {
