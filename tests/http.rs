@@ -25,9 +25,18 @@ impl Drop for Server {
 }
 
 fn start() -> Server {
+    start_on(None)
+}
+
+/// Starts the server on the embedded store, or on Postgres at `database_url`.
+fn start_on(database_url: Option<String>) -> Server {
     let dir = tempfile::tempdir().expect("dir");
     let log = dir.path().join("server.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
+    if let Some(url) = database_url {
+        command.env("SEALPOST_DATABASE_URL", url);
+    }
+    let mut child = command
         .args([
             "serve",
             "--listen",
@@ -143,7 +152,26 @@ fn assert_error(got: &(u16, Value), status: u16, code: u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cloud_api_surface_answers_like_the_cloud_api() {
-    let s = start();
+    cloud_api_surface(start()).await;
+}
+
+/// The same black-box run against a server on Postgres (a schema of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cloud_api_surface_on_postgres() {
+    let Some(pg) = sealpost_adapters::testkit::postgres_test_db("http").await else {
+        return;
+    };
+    let url = format!("{}?options=-csearch_path%3D{}", pg.url, pg.schema);
+    cloud_api_surface(start_on(Some(url))).await;
+    let (events,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM sealpost_events")
+        .fetch_one(&pg.pool)
+        .await
+        .expect("count");
+    assert!(events > 50, "the server wrote its events to Postgres");
+    pg.drop_schema().await;
+}
+
+async fn cloud_api_surface(s: Server) {
     // A consumer writes first (opening the service window), from a simulated phone.
     let (st, _) = s.post(&format!("/sim/v1/devices/{CONSUMER}/messages"), None, &json!({"to": s.s("display_phone_number"), "type": "text", "text": {"body": canary(0, "in")}}).to_string()).await;
     assert_eq!(st, 200);
