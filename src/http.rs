@@ -227,6 +227,10 @@ pub fn router(shared: Shared) -> Router {
         .route("/sim/v1/devices/{wa_id}/messages", post(sim_send))
         .route("/sim/v1/devices/{wa_id}/inbox", get(sim_inbox))
         .route("/sim/v1/clock/advance", post(sim_advance))
+        .route(
+            "/sealpost/v1/openapi.json",
+            get(|| async { Json(openapi()) }),
+        )
         .fallback(|| async { ApiError::invalid("Unknown path or method.") })
         .with_state(shared)
 }
@@ -1134,6 +1138,66 @@ async fn delete_template(
         }
         .await,
     )
+}
+
+/// The OpenAPI 3.1 description of every endpoint `sealpost serve` answers.
+pub fn openapi() -> Value {
+    let error = json!({ "description": "Graph error envelope", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    let ok = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": { "type": "object" } } } });
+    let bearer = json!([{ "bearer": [] }]);
+    let op = |summary: &str, secured: bool| {
+        let mut o = json!({ "summary": summary, "responses": { "200": ok(summary), "400": error, "401": error, "403": error, "429": error, "500": error } });
+        if secured {
+            o["security"] = bearer.clone();
+        }
+        o
+    };
+    let version = json!({ "name": "version", "in": "path", "required": true, "schema": { "type": "string", "pattern": "^v(1[7-9]|2[0-6])\\.0$" } });
+    let id = |name: &str| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } });
+    json!({
+        "openapi": "3.1.0",
+        "info": { "title": "Sealpost (Cloud API compatible)", "version": env!("CARGO_PKG_VERSION"), "license": { "name": "AGPL-3.0-only" } },
+        "paths": {
+            "/{version}/{phone_number_id}/messages": {
+                "parameters": [version, id("phone_number_id")],
+                "post": op("Send a message (text, template, media, interactive, reaction), or mark one read ({status: read})", true),
+                "put": op("Mark an inbound message read", true),
+            },
+            "/{phone_number_id}/messages": { "parameters": [id("phone_number_id")], "post": op("Send a message (default version)", true), "put": op("Mark read (default version)", true) },
+            "/{version}/{phone_number_id}": { "parameters": [version, id("phone_number_id")], "get": op("The phone number: display number, quality rating, throughput, messaging-limit tier", true) },
+            "/{version}/{phone_number_id}/settings": {
+                "parameters": [version, id("phone_number_id")],
+                "get": op("Local Storage configuration", true),
+                "post": op("Set storage_configuration (only while unregistered)", true),
+            },
+            "/{version}/{phone_number_id}/register": { "parameters": [version, id("phone_number_id")], "post": op("Register the number (6-digit PIN)", true) },
+            "/{version}/{phone_number_id}/deregister": { "parameters": [version, id("phone_number_id")], "post": op("Deregister the number", true) },
+            "/{version}/{waba_id}/message_templates": {
+                "parameters": [version, id("waba_id")],
+                "get": op("List templates", true),
+                "post": op("Submit a template for review", true),
+                "delete": op("Delete a template (?name=)", true),
+            },
+            "/{version}/{app_id}/subscriptions": { "parameters": [version, id("app_id")], "post": op("Subscribe a webhook callback (verified by hub.challenge); JSON or form-encoded", true) },
+            "/sim/v1/devices/{wa_id}/messages": { "parameters": [id("wa_id")], "post": op("A simulated device sends a message to a business number", false) },
+            "/sim/v1/devices/{wa_id}/inbox": { "parameters": [id("wa_id")], "get": op("What a simulated device received and decrypted", false) },
+            "/sim/v1/clock/advance": { "post": op("Move the simulated clock ({seconds: N}; only with --sim-clock)", false) },
+            "/sealpost/v1/openapi.json": { "get": { "summary": "This document", "responses": { "200": ok("OpenAPI 3.1") } } },
+        },
+        "components": {
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "schemas": {
+                "Error": {
+                    "type": "object",
+                    "required": ["error"],
+                    "properties": { "error": { "type": "object", "required": ["message", "type", "code", "fbtrace_id"], "properties": {
+                        "message": { "type": "string" }, "type": { "type": "string" }, "code": { "type": "integer" },
+                        "error_data": { "type": "object", "properties": { "messaging_product": { "type": "string" }, "details": { "type": "string" } } },
+                        "fbtrace_id": { "type": "string" } } } },
+                },
+            },
+        },
+    })
 }
 
 /// Token buckets: messages per second per business number (80, or 1,000 when upgraded) and

@@ -172,6 +172,26 @@ async fn the_cloud_api_surface_on_postgres() {
 }
 
 async fn cloud_api_surface(s: Server) {
+    // The OpenAPI description names every endpoint this suite uses.
+    let doc: Value = serde_json::from_slice(
+        &reqwest::get(format!("{}/sealpost/v1/openapi.json", s.base))
+            .await
+            .expect("openapi")
+            .bytes()
+            .await
+            .expect("body"),
+    )
+    .expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    for path in [
+        "/{version}/{phone_number_id}/messages",
+        "/{phone_number_id}/messages",
+        "/{version}/{waba_id}/message_templates",
+        "/{version}/{app_id}/subscriptions",
+        "/sim/v1/devices/{wa_id}/inbox",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} is described");
+    }
     // A consumer writes first (opening the service window), from a simulated phone.
     let (st, _) = s.post(&format!("/sim/v1/devices/{CONSUMER}/messages"), None, &json!({"to": s.s("display_phone_number"), "type": "text", "text": {"body": canary(0, "in")}}).to_string()).await;
     assert_eq!(st, 200);
