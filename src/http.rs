@@ -1381,23 +1381,18 @@ async fn sim_advance(State(s): State<Shared>, body: Body) -> Response {
 /// Every business phone number in the store: id → display number.
 async fn business_numbers(app: &Sealpost) -> Result<BTreeMap<String, String>, AppError> {
     let mut out = BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let page = app.store().read_all(after, 1_000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.position;
-        for e in page
-            .iter()
-            .filter(|e| e.header.event_type == "PhoneNumberAdded")
+    for e in app
+        .store()
+        .scan(|h| h.event_type == "PhoneNumberAdded")
+        .await?
+    {
+        if let PhoneNumberEvent::PhoneNumberAdded {
+            phone_number_id,
+            display_number,
+            ..
+        } = e.decode::<PhoneNumberEvent>()?
         {
-            if let PhoneNumberEvent::PhoneNumberAdded {
-                phone_number_id,
-                display_number,
-                ..
-            } = e.decode::<PhoneNumberEvent>()?
-            {
-                out.insert(phone_number_id.to_string(), display_number);
-            }
+            out.insert(phone_number_id.to_string(), display_number);
         }
     }
     Ok(out)

@@ -38,42 +38,33 @@ impl Tokens {
     /// Rebuilds the index from the log.
     pub async fn load(store: Arc<EventStore>) -> Result<Arc<Self>, AppError> {
         let mut issued: HashMap<String, ([u8; 32], Grant)> = HashMap::new();
-        let mut after = 0;
-        loop {
-            let page = store.read_all(after, 1_000).await?;
-            let Some(last) = page.last() else { break };
-            after = last.position;
-            for e in page
-                .iter()
-                .filter(|e| e.header.stream.kind == TOKEN_STREAM_TYPE)
-            {
-                match e.decode::<TokenEvent>()? {
-                    TokenEvent::TokenIssued {
-                        token_id,
-                        hash,
-                        principal,
-                        scopes,
-                        ..
-                    } => {
-                        let bytes: [u8; 32] = hex::decode(&hash)
-                            .ok()
-                            .and_then(|b| b.try_into().ok())
-                            .ok_or(AppError::Inconsistent("token hash"))?;
-                        issued.insert(
-                            token_id.clone(),
-                            (
-                                bytes,
-                                Grant {
-                                    token_id,
-                                    principal,
-                                    scopes,
-                                },
-                            ),
-                        );
-                    }
-                    TokenEvent::TokenRevoked { .. } => {
-                        issued.remove(&e.header.stream.id);
-                    }
+        for e in store.scan(|h| h.stream.kind == TOKEN_STREAM_TYPE).await? {
+            match e.decode::<TokenEvent>()? {
+                TokenEvent::TokenIssued {
+                    token_id,
+                    hash,
+                    principal,
+                    scopes,
+                    ..
+                } => {
+                    let bytes: [u8; 32] = hex::decode(&hash)
+                        .ok()
+                        .and_then(|b| b.try_into().ok())
+                        .ok_or(AppError::Inconsistent("token hash"))?;
+                    issued.insert(
+                        token_id.clone(),
+                        (
+                            bytes,
+                            Grant {
+                                token_id,
+                                principal,
+                                scopes,
+                            },
+                        ),
+                    );
+                }
+                TokenEvent::TokenRevoked { .. } => {
+                    issued.remove(&e.header.stream.id);
                 }
             }
         }
@@ -164,38 +155,25 @@ impl Tokens {
         region: Region,
         event: TokenEvent,
     ) -> Result<(), AppError> {
-        use cqrs_es::DomainEvent as _;
         let business = principal
             .business
             .as_ref()
             .map_or(NO_BUSINESS, |b| b.as_str())
             .to_owned();
-        let stream = StreamId::new(TOKEN_STREAM_TYPE, token_id);
-        let version = self.store.log().stream_version(&stream).await?;
         let metadata = sealpost_adapters::exec::CommandMeta::new(
             &business,
             region,
             &Principal::processor("business-manager"),
         )
         .to_map();
-        let plain = PlainEvent {
-            event_type: event.event_type(),
-            event_version: 1,
-            payload: serde_json::to_value(&event)
-                .map_err(|_| AppError::Inconsistent("token event"))?,
-            metadata,
+        let stream = StreamId::new(TOKEN_STREAM_TYPE, token_id);
+        let ctx = EventContext {
+            business_id: business,
+            region,
+            epoch: None,
         };
         self.store
-            .append(
-                &stream,
-                version,
-                &EventContext {
-                    business_id: business,
-                    region,
-                    epoch: None,
-                },
-                vec![plain],
-            )
+            .append_at_end(&stream, &ctx, vec![PlainEvent::of(&event, metadata)?])
             .await?;
         Ok(())
     }

@@ -185,7 +185,6 @@ impl IntegrityRecorder {
     }
 
     async fn append(&self, business: &str, events: Vec<IntegrityEvent>) -> Result<(), AppError> {
-        use cqrs_es::DomainEvent as _;
         let Some((business_id, region, id)) = self
             .numbers
             .lock()
@@ -204,33 +203,17 @@ impl IntegrityRecorder {
             &Principal::of_kind(PrincipalKind::Transport, "whatsapp"),
         )
         .to_map();
-        let plain: Vec<_> = events
+        let plain = events
             .iter()
-            .map(|e| sealpost_adapters::ledger::PlainEvent {
-                event_type: e.event_type(),
-                event_version: 1,
-                payload: serde_json::to_value(e).unwrap_or_default(),
-                metadata: metadata.clone(),
-            })
-            .collect();
+            .map(|e| sealpost_adapters::ledger::PlainEvent::of(e, metadata.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
         let ctx = sealpost_adapters::ledger::EventContext {
             business_id: business_id.as_str().to_owned(),
             region,
             epoch: None,
         };
-        for _ in 0..sealpost_adapters::exec::MAX_ATTEMPTS {
-            let version = self.store.log().stream_version(&stream).await?;
-            match self
-                .store
-                .append(&stream, version, &ctx, plain.clone())
-                .await
-            {
-                Ok(_) => return Ok(()),
-                Err(e) if e.is_conflict() => continue,
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(AppError::Inconsistent("integrity stream kept conflicting"))
+        self.store.append_at_end(&stream, &ctx, plain).await?;
+        Ok(())
     }
 }
 

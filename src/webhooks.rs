@@ -74,36 +74,31 @@ pub async fn apps(
     app: &Sealpost,
 ) -> Result<BTreeMap<String, (BusinessId, String, Region, Option<String>)>, AppError> {
     let mut out = BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let page = app.store().read_all(after, 1_000).await?;
-        let Some(last) = page.last() else { break };
-        after = last.position;
-        for e in page
-            .iter()
-            .filter(|e| e.header.stream.kind == APP_STREAM_TYPE)
-        {
-            let region: Region = e
-                .header
-                .region
-                .parse()
-                .map_err(|_| AppError::Inconsistent("region"))?;
-            match e.decode::<AppEvent>()? {
-                AppEvent::AppRegistered {
-                    app_id,
-                    business_id,
-                    waba_id,
-                    ..
-                } => {
-                    out.insert(app_id, (business_id, waba_id, region, None));
-                }
-                AppEvent::WebhookSubscribed { callback_url, .. } => {
-                    if let Some(a) = out.get_mut(&e.header.stream.id) {
-                        a.3 = Some(callback_url);
-                    }
-                }
-                AppEvent::WebhookDeliveryExhausted { .. } => {}
+    for e in app
+        .store()
+        .scan(|h| h.stream.kind == APP_STREAM_TYPE)
+        .await?
+    {
+        let region: Region = e
+            .header
+            .region
+            .parse()
+            .map_err(|_| AppError::Inconsistent("region"))?;
+        match e.decode::<AppEvent>()? {
+            AppEvent::AppRegistered {
+                app_id,
+                business_id,
+                waba_id,
+                ..
+            } => {
+                out.insert(app_id, (business_id, waba_id, region, None));
             }
+            AppEvent::WebhookSubscribed { callback_url, .. } => {
+                if let Some(a) = out.get_mut(&e.header.stream.id) {
+                    a.3 = Some(callback_url);
+                }
+            }
+            AppEvent::WebhookDeliveryExhausted { .. } => {}
         }
     }
     Ok(out)
@@ -117,38 +112,22 @@ pub async fn record(
     region: Region,
     event: AppEvent,
 ) -> Result<(), AppError> {
-    use cqrs_es::DomainEvent as _;
-    let stream = StreamId::new(APP_STREAM_TYPE, app_id);
     let metadata = sealpost_adapters::exec::CommandMeta::new(
         business.as_str(),
         region,
         &Principal::processor("business-manager"),
     )
     .to_map();
-    let plain = PlainEvent {
-        event_type: event.event_type(),
-        event_version: 1,
-        payload: serde_json::to_value(&event).map_err(|_| AppError::Inconsistent("app event"))?,
-        metadata,
-    };
     let ctx = sealpost_adapters::ledger::EventContext {
         business_id: business.as_str().to_owned(),
         region,
         epoch: None,
     };
-    for _ in 0..sealpost_adapters::exec::MAX_ATTEMPTS {
-        let version = app.store().log().stream_version(&stream).await?;
-        match app
-            .store()
-            .append(&stream, version, &ctx, vec![plain.clone()])
-            .await
-        {
-            Ok(_) => return Ok(()),
-            Err(e) if e.is_conflict() => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Err(AppError::Inconsistent("app stream kept conflicting"))
+    let stream = StreamId::new(APP_STREAM_TYPE, app_id);
+    app.store()
+        .append_at_end(&stream, &ctx, vec![PlainEvent::of(&event, metadata)?])
+        .await?;
+    Ok(())
 }
 
 struct Built {

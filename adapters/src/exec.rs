@@ -5,7 +5,7 @@
 
 use crate::ledger::{meta, EventContext, EventStore, LedgerError, PlainEvent};
 use crate::store::{StoreError, StreamId};
-use cqrs_es::{Aggregate, DomainEvent};
+use cqrs_es::Aggregate;
 use sealpost_domain::{Decider, DomainError, EpochId, Principal, Region, Timestamp};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -151,19 +151,11 @@ impl Executor {
             if events.is_empty() {
                 return Ok(events);
             }
-            let mut plain = Vec::with_capacity(events.len());
-            for e in &events {
-                plain.push(PlainEvent {
-                    event_type: e.event_type(),
-                    event_version: e.event_version().parse().map_err(|_| {
-                        LedgerError::Store(StoreError::Invalid("event version must be a number"))
-                    })?,
-                    payload: serde_json::to_value(e).map_err(|_| {
-                        LedgerError::Store(StoreError::Invalid("event does not serialize"))
-                    })?,
-                    metadata: metadata.clone(),
-                });
-            }
+            let plain = events
+                .iter()
+                .map(|e| PlainEvent::of(e, metadata.clone()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(LedgerError::Store)?;
             match self.store.append(&stream, version, &meta.ctx, plain).await {
                 Ok(_) => return Ok(events),
                 Err(e) if e.is_conflict() => continue,

@@ -106,6 +106,25 @@ impl OpenedEvent {
     }
 }
 
+impl PlainEvent {
+    /// A domain event with its metadata.
+    pub fn of<E: cqrs_es::DomainEvent>(
+        event: &E,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<Self, StoreError> {
+        Ok(Self {
+            event_type: event.event_type(),
+            event_version: event
+                .event_version()
+                .parse()
+                .map_err(|_| StoreError::Invalid("event version must be a number"))?,
+            payload: serde_json::to_value(event)
+                .map_err(|_| StoreError::Invalid("event does not serialize"))?,
+            metadata,
+        })
+    }
+}
+
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Envelope {
     payload: Value,
@@ -238,6 +257,45 @@ impl EventStore {
     ) -> Result<Vec<u64>, LedgerError> {
         let command = self.seal(stream, expected, ctx, events).await?;
         self.submit(command).await
+    }
+
+    /// Appends events at the end of a stream, whatever its version: for streams with one
+    /// logical writer (tokens, apps, the transport's integrity stream), retrying on a conflict.
+    pub async fn append_at_end(
+        &self,
+        stream: &StreamId,
+        ctx: &EventContext,
+        events: Vec<PlainEvent>,
+    ) -> Result<Vec<u64>, LedgerError> {
+        for _ in 0..crate::exec::MAX_ATTEMPTS {
+            let version = self.log.stream_version(stream).await?;
+            match self.append(stream, version, ctx, events.clone()).await {
+                Err(e) if e.is_conflict() => continue,
+                other => return other,
+            }
+        }
+        Err(StoreError::Database("stream kept conflicting".into()).into())
+    }
+
+    /// Every event whose row header passes `keep`, from the start of the log, in order.
+    pub async fn scan(
+        &self,
+        keep: impl Fn(&RowHeader) -> bool,
+    ) -> Result<Vec<OpenedEvent>, LedgerError> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let rows = self.log.read_all(after, 1_000).await?;
+            let Some(last) = rows.last() else {
+                return Ok(out);
+            };
+            after = last.position;
+            for row in rows {
+                if keep(&row.header) {
+                    out.push(self.open_row(row).await?);
+                }
+            }
+        }
     }
 
     /// Submits an already sealed command to the group committer.

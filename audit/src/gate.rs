@@ -147,7 +147,6 @@ impl AccessGate {
         owner: Option<&BusinessId>,
         region: Region,
     ) -> Result<(), GateError> {
-        use cqrs_es::DomainEvent as _;
         let ctx = EventContext {
             business_id: owner.map_or(NO_BUSINESS, BusinessId::as_str).to_owned(),
             region,
@@ -159,16 +158,7 @@ impl AccessGate {
             &Principal::processor("access-gate"),
         )
         .to_map();
-        let plain = PlainEvent {
-            event_type: event.event_type(),
-            event_version: 1,
-            payload: serde_json::to_value(&event).map_err(|_| {
-                LedgerError::Store(sealpost_adapters::store::StoreError::Invalid(
-                    "access event",
-                ))
-            })?,
-            metadata,
-        };
+        let plain = PlainEvent::of(&event, metadata).map_err(LedgerError::Store)?;
         let stream = StreamId::new(ACCESS_STREAM_TYPE, uuid::Uuid::new_v4().to_string());
         self.store.append(&stream, 0, &ctx, vec![plain]).await?;
         Ok(())
