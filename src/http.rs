@@ -291,10 +291,7 @@ async fn send_unversioned(
 }
 
 async fn send(s: Shared, id: String, headers: HeaderMap, body: Body) -> Response {
-    match send_inner(s, id, headers, body).await {
-        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    reply(send_inner(s, id, headers, body).await)
 }
 
 const MEDIA: [&str; 5] = ["image", "audio", "video", "document", "sticker"];
@@ -643,10 +640,7 @@ async fn subscribe(
         Ok(json!({ "success": true }))
     }
     .await;
-    match result {
-        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    reply(result)
 }
 
 /// Marks an inbound message read (POST or PUT, optionally with a typing indicator).
@@ -1325,10 +1319,7 @@ async fn sim_send(State(s): State<Shared>, Path(wa_id): Path<String>, body: Body
         Ok(json!({ "id": id }))
     }
     .await;
-    match result {
-        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    reply(result)
 }
 
 async fn sim_inbox(State(s): State<Shared>, Path(wa_id): Path<String>) -> Response {
@@ -1348,10 +1339,7 @@ async fn sim_inbox(State(s): State<Shared>, Path(wa_id): Path<String>) -> Respon
         Ok(json!({ "messages": messages }))
     }
     .await;
-    match result {
-        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    reply(result)
 }
 
 async fn sim_advance(State(s): State<Shared>, body: Body) -> Response {
@@ -1372,10 +1360,7 @@ async fn sim_advance(State(s): State<Shared>, body: Body) -> Response {
         Ok(json!({ "now": clock.now().unix_seconds() }))
     }
     .await;
-    match result {
-        Ok(v) => (StatusCode::OK, Json(v)).into_response(),
-        Err(e) => e.into_response(),
-    }
+    reply(result)
 }
 
 /// Every business phone number in the store: id → display number.
