@@ -27,6 +27,8 @@ pub mod fields {
     pub const CALLBACK_DATA: &str = "callback_data";
     /// The Signal ciphertext of an inbound message.
     pub const CIPHERTEXT: &str = "ciphertext";
+    /// The transport's envelope id of an inbound message (read receipts go back under it).
+    pub const ENVELOPE: &str = "envelope";
     /// The consumer's profile name.
     pub const PROFILE_NAME: &str = "profile_name";
     /// The subject's routing phone number.
@@ -252,7 +254,10 @@ impl Sealpost {
     }
 
     /// Where a phone number's data lives, and its business.
-    async fn number_home(&self, id: &PhoneNumberId) -> Result<(BusinessId, Region), AppError> {
+    pub(crate) async fn number_home(
+        &self,
+        id: &PhoneNumberId,
+    ) -> Result<(BusinessId, Region), AppError> {
         let n = self.phone_number(id).await?;
         let business = n
             .business_id
@@ -446,7 +451,7 @@ impl Sealpost {
         let (business, region) = self.number_home(phone_number_id).await?;
         let subject = self.subject_for(&business, region, from).await?;
         let message_id = MessageId::from_random(random_bytes());
-        self.receive_ciphertext(phone_number_id, &subject, &message_id, ciphertext)
+        self.receive_ciphertext(phone_number_id, &subject, &message_id, ciphertext, None)
             .await?;
         self.record_decrypted(&message_id, kind, body, profile_name)
             .await?;
@@ -461,6 +466,7 @@ impl Sealpost {
         subject: &SubjectId,
         message_id: &MessageId,
         ciphertext: &[u8],
+        envelope_id: Option<&str>,
     ) -> Result<bool, AppError> {
         let (business, region) = self.number_home(phone_number_id).await?;
         let now = self.now();
@@ -475,6 +481,13 @@ impl Sealpost {
         let sealed_ct = self
             .seal_message_field(&business, region, &scope, fields::CIPHERTEXT, ciphertext)
             .await?;
+        let envelope = match envelope_id {
+            Some(e) => Some(
+                self.seal_message_field(&business, region, &scope, fields::ENVELOPE, e.as_bytes())
+                    .await?,
+            ),
+            None => None,
+        };
         let header = InboundHeader {
             message_id: message_id.clone(),
             business_id: business.clone(),
@@ -489,6 +502,7 @@ impl Sealpost {
                 MessageCommand::ReceiveInbound {
                     header,
                     ciphertext: sealed_ct,
+                    envelope,
                 },
                 &meta,
                 now,
@@ -516,6 +530,8 @@ impl Sealpost {
             return Err(DomainError::NotFound.into());
         };
         let (_, region) = self.number_home(&number).await?;
+        let body = self.ingest_inbound_media(&number, body).await?;
+        let body = body.as_str();
         let now = self.now();
         let scope = FieldScope::Message {
             epoch,
@@ -608,6 +624,77 @@ impl Sealpost {
         let (state, _) = self.exec.load::<Subject>(id.as_str()).await?;
         state.id.as_ref().ok_or(DomainError::NotFound)?;
         Ok(state)
+    }
+
+    /// The consumer and the transport's envelope id of an inbound message, read through the
+    /// gate (recorded): where the business's read receipt goes. `None` for messages recorded
+    /// without one, or once the message's keys are gone.
+    pub async fn inbound_envelope(
+        &self,
+        principal: &Principal,
+        purpose: Purpose,
+        id: &MessageId,
+    ) -> Result<Option<(SubjectId, String)>, AppError> {
+        let events = self
+            .store
+            .read_stream(&StreamId::new("message", id.as_str()), 0)
+            .await?;
+        for e in events {
+            let region = region_of(&e)?;
+            if let MessageEvent::InboundMessageReceived {
+                header,
+                envelope: Some(envelope),
+                ..
+            } = e.decode::<MessageEvent>()?
+            {
+                let scope = FieldScope::Message {
+                    epoch: header.epoch,
+                    subject: header.subject_id.clone(),
+                    message: id.clone(),
+                };
+                let field = FieldRef {
+                    scope,
+                    field: fields::ENVELOPE,
+                    sealed: &envelope,
+                };
+                let opened = self
+                    .open_content(
+                        principal,
+                        purpose,
+                        &header.business_id,
+                        region,
+                        id.as_str(),
+                        field,
+                    )
+                    .await?;
+                return Ok(text(opened, "envelope id is not UTF-8")?
+                    .plain()
+                    .map(|env| (header.subject_id, env)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Opens a sealed field of message content (a message's or a media object's) through the
+    /// gate: decided and recorded as `principal` reading `object` of `owner` for `purpose`.
+    pub(crate) async fn open_content(
+        &self,
+        principal: &Principal,
+        purpose: Purpose,
+        owner: &BusinessId,
+        region: Region,
+        object: &str,
+        field: FieldRef<'_>,
+    ) -> Result<Opened<Vec<u8>>, AppError> {
+        let req = AccessRequest {
+            principal,
+            category: Category::MessageContent,
+            purpose,
+            object,
+            owner: Some(owner),
+            region,
+        };
+        Ok(self.gate.open(&req, field).await?)
     }
 
     /// Reads a message's content through the access gate: the plaintext, `Shredded` once its
@@ -774,7 +861,7 @@ impl Sealpost {
     }
 }
 
-fn region_of(e: &sealpost_adapters::ledger::OpenedEvent) -> Result<Region, AppError> {
+pub(crate) fn region_of(e: &sealpost_adapters::ledger::OpenedEvent) -> Result<Region, AppError> {
     e.header
         .region
         .parse()

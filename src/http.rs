@@ -4,6 +4,8 @@
 //! Every error is the Graph error envelope with a Cloud API code; nothing internal reaches a
 //! client. Request paths carry ids only; nothing here logs a body, a number or a token.
 
+mod media;
+
 use crate::app::{AppError, Sealpost};
 use crate::bootstrap::{bootstrap, BOOTSTRAP_FILE};
 use crate::identity::{Grant, Tokens};
@@ -189,6 +191,8 @@ pub struct Shared {
     hooks: Arc<Mutex<BTreeMap<String, Worker>>>,
     poster: sealpost_adapters::webhook::Poster,
     limits: Arc<std::sync::Mutex<Limits>>,
+    /// Signs short-lived media download URLs (per process: a URL lives 5 minutes).
+    url_key: Arc<[u8; 32]>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -210,7 +214,14 @@ pub fn router(shared: Shared) -> Router {
             "/{id}/messages",
             post(send_unversioned).put(send_unversioned),
         )
-        .route("/{version}/{id}", get(get_number))
+        .route("/{version}/{id}", get(get_number).delete(media::delete))
+        .route(
+            "/{version}/{id}/media",
+            post(media::upload).layer(axum::extract::DefaultBodyLimit::max(
+                media::UPLOAD_BODY_LIMIT,
+            )),
+        )
+        .route("/sealpost/v1/media/{id}", get(media::download))
         .route(
             "/{version}/{id}/settings",
             get(get_settings).post(post_settings),
@@ -226,6 +237,8 @@ pub fn router(shared: Shared) -> Router {
         .route("/{version}/{id}/subscriptions", post(subscribe))
         .route("/sim/v1/devices/{wa_id}/messages", post(sim_send))
         .route("/sim/v1/devices/{wa_id}/inbox", get(sim_inbox))
+        .route("/sim/v1/devices/{wa_id}/report", post(sim_report))
+        .route("/sim/v1/devices/{wa_id}/presence", post(sim_presence))
         .route("/sim/v1/clock/advance", post(sim_advance))
         .route(
             "/sealpost/v1/openapi.json",
@@ -294,7 +307,7 @@ async fn send(s: Shared, id: String, headers: HeaderMap, body: Body) -> Response
     reply(send_inner(s, id, headers, body).await)
 }
 
-const MEDIA: [&str; 5] = ["image", "audio", "video", "document", "sticker"];
+use crate::media::MEDIA_KINDS as MEDIA;
 
 /// Validates a send request; returns the kind, the content to seal, the callback data.
 fn parse_send(body: &Value) -> Result<(MessageKind, String, Option<String>), ApiError> {
@@ -430,6 +443,7 @@ async fn send_inner(
         return mark_read(&s, &number, &body).await;
     }
     let (kind, content, callback) = parse_send(&body)?;
+    let content = media::attach(&s, &grant, content).await?;
     if kind == MessageKind::Template {
         let business = grant
             .principal
@@ -477,11 +491,31 @@ async fn send_inner(
         (None, None) => return Err(ApiError::missing("to")),
         _ => return Err(ApiError::not_valid("to")),
     };
+    // The integrity throttle (messaging limit reached) is answered at once, as the Cloud API
+    // does; the transport would refuse the message anyway.
+    let throttled = s
+        .numbers
+        .get(number.as_str())
+        .and_then(|display| s.net.integrity(display))
+        .is_some_and(|i| i.refuses(to.expose_digits()));
+    if throttled {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            131_048,
+            "Message failed to send because there are restrictions on how many messages can be sent from this phone number.",
+        ));
+    }
     let tier = s.app.phone_number(&number).await?.throughput;
     s.limits
         .lock()
         .expect("limits lock is never poisoned")
         .admit(number.as_str(), to.expose_digits(), tier, s.app.now())?;
+    // With the simulated transport a device exists for every number the first time it is
+    // addressed, as a real phone would already be registered.
+    {
+        let mut sim = s.sim.lock().await;
+        device(&s, &mut sim, to.expose_digits()).await?;
+    }
     let message = s
         .app
         .send(
@@ -731,6 +765,10 @@ async fn get_number(
     reply(
         async {
             check_version(&version)?;
+            // The same path names media objects too (`GET /{version}/{media-id}`).
+            if let Some(described) = media::describe(&s, &id, &headers).await? {
+                return Ok(described);
+            }
             let (grant, number, state) = owned_number(&s, &id, &headers, false).await?;
             let business = state.business_id.clone().ok_or_else(ApiError::denied)?;
             let region = state
@@ -1158,7 +1196,22 @@ pub fn openapi() -> Value {
                 "put": op("Mark an inbound message read", true),
             },
             "/{phone_number_id}/messages": { "parameters": [id("phone_number_id")], "post": op("Send a message (default version)", true), "put": op("Mark read (default version)", true) },
-            "/{version}/{phone_number_id}": { "parameters": [version, id("phone_number_id")], "get": op("The phone number: display number, quality rating, throughput, messaging-limit tier", true) },
+            "/{version}/{id}": {
+                "parameters": [version, id("id")],
+                "get": op("A phone number (display number, quality rating, throughput, messaging-limit tier) or a media object (url valid 5 minutes, mime_type, sha256, file_size)", true),
+                "delete": op("Delete a media object (its key is destroyed)", true),
+            },
+            "/{version}/{phone_number_id}/media": { "parameters": [version, id("phone_number_id")], "post": {
+                "summary": "Upload media (multipart/form-data: messaging_product, file, optional type); at most 16 MiB",
+                "security": bearer.clone(),
+                "requestBody": { "required": true, "content": { "multipart/form-data": { "schema": { "type": "object", "required": ["messaging_product", "file"], "properties": { "messaging_product": { "type": "string", "const": "whatsapp" }, "file": { "type": "string", "format": "binary" }, "type": { "type": "string" } } } } } },
+                "responses": { "200": ok("{id}"), "400": error, "401": error, "403": error, "500": error },
+            } },
+            "/sealpost/v1/media/{media_id}": { "parameters": [id("media_id"), { "name": "expires", "in": "query", "required": true, "schema": { "type": "integer" } }, { "name": "signature", "in": "query", "required": true, "schema": { "type": "string" } }], "get": {
+                "summary": "Download a media object through the signed URL of its description (same bearer token)",
+                "security": bearer.clone(),
+                "responses": { "200": { "description": "The bytes", "content": { "*/*": {} } }, "400": error, "401": error, "403": error },
+            } },
             "/{version}/{phone_number_id}/settings": {
                 "parameters": [version, id("phone_number_id")],
                 "get": op("Local Storage configuration", true),
@@ -1174,7 +1227,9 @@ pub fn openapi() -> Value {
             },
             "/{version}/{app_id}/subscriptions": { "parameters": [version, id("app_id")], "post": op("Subscribe a webhook callback (verified by hub.challenge); JSON or form-encoded", true) },
             "/sim/v1/devices/{wa_id}/messages": { "parameters": [id("wa_id")], "post": op("A simulated device sends a message to a business number", false) },
-            "/sim/v1/devices/{wa_id}/inbox": { "parameters": [id("wa_id")], "get": op("What a simulated device received and decrypted", false) },
+            "/sim/v1/devices/{wa_id}/inbox": { "parameters": [id("wa_id")], "get": op("What a simulated device received and decrypted, and which of its messages the business read", false) },
+            "/sim/v1/devices/{wa_id}/report": { "parameters": [id("wa_id")], "post": op("A simulated device reports a business number as spam or blocks it ({to, type: spam|block})", false) },
+            "/sim/v1/devices/{wa_id}/presence": { "parameters": [id("wa_id")], "post": op("A simulated device goes offline or online ({online: bool})", false) },
             "/sim/v1/clock/advance": { "post": op("Move the simulated clock ({seconds: N}; only with --sim-clock)", false) },
             "/sealpost/v1/openapi.json": { "get": { "summary": "This document", "responses": { "200": ok("OpenAPI 3.1") } } },
         },
@@ -1291,15 +1346,7 @@ async fn sim_send(State(s): State<Shared>, Path(wa_id): Path<String>, body: Body
     let result: Result<Value, ApiError> = async {
         let phone = sim_number(&wa_id)?;
         let mut body = read_json(body).await?;
-        let to = body
-            .get("to")
-            .and_then(Value::as_str)
-            .ok_or_else(|| ApiError::missing("to"))?
-            .to_owned();
-        let to = E164::parse(&to).map_err(|_| ApiError::not_valid("to"))?;
-        if !s.numbers.values().any(|d| to.matches_digits(d)) {
-            return Err(ApiError::not_valid("to"));
-        }
+        let to = sim_business(&s, &body)?;
         if let Some(o) = body.as_object_mut() {
             o.remove("to");
             o.entry("type").or_insert_with(|| json!("text"));
@@ -1322,6 +1369,67 @@ async fn sim_send(State(s): State<Shared>, Path(wa_id): Path<String>, body: Body
     reply(result)
 }
 
+/// The business number a simulated device addresses (`to`), checked against those served.
+fn sim_business(s: &Shared, body: &Value) -> Result<E164, ApiError> {
+    let to = body
+        .get("to")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::missing("to"))?;
+    let to = E164::parse(to).map_err(|_| ApiError::not_valid("to"))?;
+    if !s.numbers.values().any(|d| to.matches_digits(d)) {
+        return Err(ApiError::not_valid("to"));
+    }
+    Ok(to)
+}
+
+/// A device reports a business number as spam (`{"to":…,"type":"spam"}`) or blocks it
+/// (`"type":"block"`); the transport's integrity signals follow.
+async fn sim_report(State(s): State<Shared>, Path(wa_id): Path<String>, body: Body) -> Response {
+    let result: Result<Value, ApiError> = async {
+        let phone = sim_number(&wa_id)?;
+        let body = read_json(body).await?;
+        let to = sim_business(&s, &body)?;
+        let block = match body.get("type").and_then(Value::as_str) {
+            Some("spam") => false,
+            Some("block") => true,
+            Some(_) => return Err(ApiError::not_valid("type")),
+            None => return Err(ApiError::missing("type")),
+        };
+        let mut sim = s.sim.lock().await;
+        let d = device(&s, &mut sim, phone.expose_digits()).await?;
+        d.report(&s.net, to.expose_digits(), block)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    131_000,
+                    "The transport did not take the report.",
+                )
+            })?;
+        Ok(json!({ "success": true }))
+    }
+    .await;
+    reply(result)
+}
+
+/// A device goes offline (`{"online":false}`: its messages queue at the transport) or online.
+async fn sim_presence(State(s): State<Shared>, Path(wa_id): Path<String>, body: Body) -> Response {
+    let result: Result<Value, ApiError> = async {
+        let phone = sim_number(&wa_id)?;
+        let body = read_json(body).await?;
+        let online = body
+            .get("online")
+            .and_then(Value::as_bool)
+            .ok_or_else(|| ApiError::missing("online"))?;
+        let mut sim = s.sim.lock().await;
+        let d = device(&s, &mut sim, phone.expose_digits()).await?;
+        d.offline = !online;
+        Ok(json!({ "success": true, "online": online }))
+    }
+    .await;
+    reply(result)
+}
+
 async fn sim_inbox(State(s): State<Shared>, Path(wa_id): Path<String>) -> Response {
     let result: Result<Value, ApiError> = async {
         let phone = sim_number(&wa_id)?;
@@ -1336,7 +1444,9 @@ async fn sim_inbox(State(s): State<Shared>, Path(wa_id): Path<String>) -> Respon
                 json!({ "id": r.id, "from": r.from, "content": content })
             })
             .collect();
-        Ok(json!({ "messages": messages }))
+        // The device's own messages (by the id `POST …/messages` answered) the business read.
+        let read: Vec<&String> = d.read_by_business().iter().collect();
+        Ok(json!({ "messages": messages, "read_by_business": read }))
     }
     .await;
     reply(result)
@@ -1456,6 +1566,11 @@ pub async fn serve(
         hooks: Arc::new(Mutex::new(BTreeMap::new())),
         poster: sealpost_adapters::webhook::Poster::new(),
         limits: Arc::new(std::sync::Mutex::new(Limits::default())),
+        url_key: Arc::new({
+            let mut k = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut k);
+            k
+        }),
     };
     for (id, (_, _, _, url)) in known_apps {
         if let Some(url) = url {

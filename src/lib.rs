@@ -9,5 +9,6 @@ pub mod bootstrap;
 pub mod demo;
 pub mod http;
 pub mod identity;
+pub mod media;
 pub mod pipeline;
 pub mod webhooks;

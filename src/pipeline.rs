@@ -77,6 +77,8 @@ pub struct StepReport {
     pub refused: u64,
     /// Consumer identity changes recorded.
     pub identity_changes: u64,
+    /// Read receipts of the business sent back to consumers' devices.
+    pub reads_forwarded: u64,
 }
 
 impl StepReport {
@@ -92,6 +94,7 @@ impl StepReport {
         self.retransmitted += o.retransmitted;
         self.refused += o.refused;
         self.identity_changes += o.identity_changes;
+        self.reads_forwarded += o.reads_forwarded;
     }
 
     /// Whether the step did anything.
@@ -375,6 +378,25 @@ impl Pipeline {
                 break;
             }
             for e in batch {
+                if e.header.event_type == "StorageConfigured" {
+                    self.in_flight = e.position;
+                    let id = PhoneNumberId::parse(&e.header.stream.id)
+                        .map_err(|_| AppError::Inconsistent("phone number id"))?;
+                    self.relocate(&id).await?;
+                    continue;
+                }
+                if e.header.event_type == "InboundMessageRead" {
+                    self.in_flight = e.position;
+                    let id = MessageId::parse(&e.header.stream.id)
+                        .map_err(|_| AppError::Inconsistent("message id"))?;
+                    match self.forward_read(&id).await {
+                        Ok(r) => report.merge(r),
+                        Err(e @ AppError::Ledger(_)) => return Err(e),
+                        // A lost read receipt is not worth stalling delivery for.
+                        Err(e) => tracing::warn!(error = %e, "read receipt not forwarded"),
+                    }
+                    continue;
+                }
                 if e.header.event_type != "OutboundMessageAccepted" {
                     continue;
                 }
@@ -611,6 +633,79 @@ impl Pipeline {
         }
     }
 
+    /// Follows a number's Local Storage election: from now on its consumers, messages and Signal
+    /// account live (and are wrapped) in the elected region.
+    async fn relocate(&mut self, id: &PhoneNumberId) -> Result<(), AppError> {
+        let Some(region) = self.app.phone_number(id).await?.storage_region() else {
+            return Ok(());
+        };
+        let Some(number) = self.numbers.values_mut().find(|n| &n.id == id) else {
+            return Ok(());
+        };
+        if number.region == region {
+            return Ok(());
+        }
+        number.region = region;
+        number.save(&self.app).await?;
+        if let Some(r) = &self.integrity {
+            r.register(&number.handle, number.business.clone(), region, id.clone());
+        }
+        tracing::info!(
+            region = region.code(),
+            "number relocated to its elected region"
+        );
+        Ok(())
+    }
+
+    /// Sends the business's read receipt for an inbound message back to the consumer's device.
+    async fn forward_read(&mut self, id: &MessageId) -> Result<StepReport, AppError> {
+        let Some((subject, envelope_id)) = self
+            .app
+            .inbound_envelope(&principal(), Purpose::Delivery, id)
+            .await?
+        else {
+            return Ok(StepReport::default());
+        };
+        let Opened::Plain(phone) = self
+            .app
+            .read_phone(&principal(), Purpose::Delivery, &subject)
+            .await?
+        else {
+            return Ok(StepReport::default());
+        };
+        let number_id = self.app.message(id).await?.phone_number_id;
+        let Some(handle) = self
+            .numbers
+            .values()
+            .find(|n| Some(&n.id) == number_id.as_ref())
+            .map(|n| n.handle.clone())
+        else {
+            return Err(AppError::Inconsistent(
+                "message for a number that is not attached",
+            ));
+        };
+        let receipt = Envelope {
+            id: format!("rcpt-{}", uuid::Uuid::new_v4()),
+            from: Address { handle, device: 1 },
+            to: Address {
+                handle: phone,
+                device: CONSUMER_DEVICE,
+            },
+            payload: Payload::Receipt {
+                receipt: Receipt::Read,
+                of: envelope_id,
+            },
+        };
+        self.transport
+            .send(receipt)
+            .await
+            .map_err(transport_error)?;
+        Ok(StepReport {
+            reads_forwarded: 1,
+            ..StepReport::default()
+        })
+    }
+
     async fn retry_later(
         &mut self,
         id: &MessageId,
@@ -773,7 +868,7 @@ impl Pipeline {
             .ok_or(AppError::Inconsistent("subject key missing"))?;
         let new = self
             .app
-            .receive_ciphertext(&number_id, &subject, &id, ciphertext)
+            .receive_ciphertext(&number_id, &subject, &id, ciphertext, Some(envelope_id))
             .await?;
         if !new && self.app.message(&id).await?.status != Some(MessageStatus::Received) {
             return Ok(StepReport {

@@ -15,13 +15,13 @@ use sealpost_adapters::crypto;
 use sealpost_adapters::ledger::{OpenedEvent, PlainEvent};
 use sealpost_adapters::store::StreamId;
 use sealpost_adapters::webhook::Poster;
-use sealpost_audit::{AccessRequest, FieldRef};
+use sealpost_audit::FieldRef;
 use sealpost_domain::aggregates::message::PricingCategory;
 use sealpost_domain::apps::{AppEvent, APP_STREAM_TYPE};
 use sealpost_domain::time::DAY_MS;
 use sealpost_domain::{
-    BusinessId, Category, FieldScope, MessageEvent, MessageId, Opened, PhoneNumberId, Principal,
-    Purpose, Region, SubjectId, Timestamp, E164,
+    BusinessId, FieldScope, MessageEvent, MessageId, Opened, PhoneNumberId, Principal, Purpose,
+    Region, SubjectId, Timestamp, E164,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -145,24 +145,20 @@ async fn open(
     field: &str,
     sealed: &sealpost_domain::Sealed,
 ) -> Result<Opened<String>, AppError> {
-    let req = AccessRequest {
-        principal: &principal(),
-        category: Category::MessageContent,
-        purpose: Purpose::Delivery,
-        object,
-        owner: Some(&hook.business),
-        region: hook.region,
+    let field = FieldRef {
+        scope,
+        field,
+        sealed,
     };
     Ok(
         match app
-            .gate()
-            .open(
-                &req,
-                FieldRef {
-                    scope,
-                    field,
-                    sealed,
-                },
+            .open_content(
+                &principal(),
+                Purpose::Delivery,
+                &hook.business,
+                hook.region,
+                object,
+                field,
             )
             .await?
         {

@@ -6,6 +6,7 @@ mod common;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
+use base64::Engine as _;
 use common::canary;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -135,6 +136,16 @@ async fn post(url: String, token: Option<&str>, body: Value) -> (u16, Value) {
 }
 
 /// Accepted notifications, de-duplicated by notification id, parsed.
+async fn get_json(url: &str) -> Value {
+    let body = reqwest::get(url)
+        .await
+        .expect("get")
+        .bytes()
+        .await
+        .expect("body");
+    serde_json::from_slice(&body).unwrap_or(Value::Null)
+}
+
 fn accepted(l: &Shared) -> Vec<Value> {
     let l = l.lock().expect("lock");
     let mut seen = std::collections::HashSet::new();
@@ -192,13 +203,14 @@ async fn signed_webhooks_are_retried_deduplicated_and_survive_a_crash() {
 
     // An inbound message: the endpoint answers 500 twice, then 200.
     hook.lock().expect("lock").script = vec![500, 500];
-    let (st, _) = post(
+    let (st, sent) = post(
         format!("{base}/sim/v1/devices/{CONSUMER}/messages"),
         None,
         json!({"to": s("display_phone_number"), "type": "text", "text": {"body": canary(0, "in")}}),
     )
     .await;
     assert_eq!(st, 200);
+    let device_id = sent["id"].as_str().expect("device's message id").to_owned();
     let got = wait_for(&hook, |v| !v.is_empty()).await;
     let value = &got[0]["entry"][0]["changes"][0]["value"];
     assert_eq!(got[0]["object"], "whatsapp_business_account");
@@ -272,6 +284,23 @@ async fn signed_webhooks_are_retried_deduplicated_and_survive_a_crash() {
         .await
         .expect("put");
     assert_eq!(put.status().as_u16(), 200);
+    // The read receipt reaches the consumer's phone (under the id the phone sent it with).
+    let mut receipted = Value::Null;
+    for _ in 0..200 {
+        receipted = get_json(&format!("{base}/sim/v1/devices/{CONSUMER}/inbox")).await;
+        if receipted["read_by_business"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|x| x == device_id.as_str()))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(
+        receipted["read_by_business"],
+        json!([device_id]),
+        "the business's read receipt reached the device"
+    );
     let unknown = post(messages.clone(), Some(&s("access_token")), json!({"messaging_product": "whatsapp", "status": "read", "message_id": "wamid.doesnotexist"})).await;
     assert_eq!(
         (unknown.0, unknown.1["error"]["code"].clone()),
@@ -347,6 +376,63 @@ async fn signed_webhooks_are_retried_deduplicated_and_survive_a_crash() {
         "the message addressed by user id reached the device"
     );
 
+    // A photo from the phone: the webhook carries a media id, MIME type and SHA-256; the
+    // business fetches the description, then the bytes through the short-lived URL.
+    let photo: Vec<u8> = canary(2, "photo")
+        .into_bytes()
+        .into_iter()
+        .chain(0..=255u8)
+        .collect();
+    let (st, _) = post(
+        format!("{base}/sim/v1/devices/{CONSUMER}/messages"),
+        None,
+        json!({"to": s("display_phone_number"), "type": "image", "image": {"data": base64::engine::general_purpose::STANDARD.encode(&photo), "mime_type": "image/jpeg", "caption": "my bike"}}),
+    )
+    .await;
+    assert_eq!(st, 200);
+    let got = wait_for(&hook, |v| {
+        v.iter().any(|n| n.to_string().contains("my bike"))
+    })
+    .await;
+    let image = got
+        .iter()
+        .map(|n| &n["entry"][0]["changes"][0]["value"]["messages"][0])
+        .find(|m| m["type"] == "image")
+        .expect("image notification")["image"]
+        .clone();
+    let sha = hex::encode(sealpost_adapters::crypto::sha256(&photo));
+    assert_eq!(
+        (
+            image["mime_type"].as_str(),
+            image["sha256"].as_str(),
+            image["caption"].as_str()
+        ),
+        (Some("image/jpeg"), Some(sha.as_str()), Some("my bike"))
+    );
+    assert!(
+        image.get("data").is_none(),
+        "the bytes stay behind the media id"
+    );
+    let media_id = image["id"].as_str().expect("media id");
+    let meta = reqwest::Client::new()
+        .get(format!("{base}/v21.0/{media_id}"))
+        .bearer_auth(s("access_token"))
+        .send()
+        .await
+        .expect("media");
+    let meta: Value = serde_json::from_slice(&meta.bytes().await.expect("body")).expect("json");
+    assert_eq!(meta["sha256"], sha.as_str());
+    let bytes = reqwest::Client::new()
+        .get(meta["url"].as_str().expect("url"))
+        .bearer_auth(s("access_token"))
+        .send()
+        .await
+        .expect("download")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(bytes.as_ref(), photo.as_slice());
+
     // A crash while the endpoint is down loses nothing.
     hook.lock().expect("lock").down = true;
     let (st, _) = post(
@@ -386,5 +472,5 @@ async fn signed_webhooks_are_retried_deduplicated_and_survive_a_crash() {
         .collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 2);
+    assert_eq!(ids.len(), 3);
 }

@@ -13,7 +13,9 @@
 use crate::crypto::{self, CryptoError, SecretKey};
 use crate::store::{Destruction, KeyKind, KeyState, KeyStore, StoreError, WrappedKey};
 use base64::Engine as _;
-use sealpost_domain::{EpochId, FieldScope, Opened, Region, Sealed, SubjectId, Timestamp, E164};
+use sealpost_domain::{
+    EpochId, FieldScope, MediaId, Opened, Region, Sealed, SubjectId, Timestamp, E164,
+};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -164,9 +166,23 @@ pub fn epoch_key_id(business: &str, region: Region, epoch: EpochId) -> String {
     key_id(KeyKind::Epoch, region, business, &epoch.index().to_string())
 }
 
+/// The key id of a media object's own key.
+pub fn media_key_id(business: &str, region: Region, media: &MediaId) -> String {
+    key_id(KeyKind::Media, region, business, media.as_str())
+}
+
 /// The key id of a subject key.
 pub fn subject_key_id(business: &str, region: Region, subject: &SubjectId) -> String {
     key_id(KeyKind::Subject, region, business, subject.as_str())
+}
+
+/// A field key from two keys that must both exist: HKDF(a ‖ b, salt = the object's id).
+/// Destroying either shreds what it sealed.
+fn combine(a: &SecretKey, b: &SecretKey, salt: &str, info: &[u8]) -> SecretKey {
+    let mut ikm = zeroize::Zeroizing::new([0u8; 64]);
+    ikm[..32].copy_from_slice(a.expose());
+    ikm[32..].copy_from_slice(b.expose());
+    crypto::derive(ikm.as_slice(), salt.as_bytes(), info)
 }
 
 fn wrap_aad(key_id: &str) -> Vec<u8> {
@@ -201,6 +217,11 @@ fn field_aad(field: &str, scope: &FieldScope) -> Vec<u8> {
             b"sealpost/field/v1/subject",
             field.as_bytes(),
             subject.as_str().as_bytes(),
+        ]),
+        FieldScope::Media { media, .. } => crypto::aad(&[
+            b"sealpost/field/v1/media",
+            field.as_bytes(),
+            media.as_str().as_bytes(),
         ]),
     }
 }
@@ -465,16 +486,49 @@ impl Vault {
                 let Some(ek) = self.epoch_key(business, region, *epoch, create_at).await? else {
                     return Ok(None);
                 };
-                let mut ikm = zeroize::Zeroizing::new([0u8; 64]);
-                ikm[..32].copy_from_slice(ek.expose());
-                ikm[32..].copy_from_slice(sk.expose());
-                Ok(Some(crypto::derive(
-                    ikm.as_slice(),
-                    message.as_str().as_bytes(),
+                Ok(Some(combine(
+                    &ek,
+                    &sk,
+                    message.as_str(),
                     b"sealpost/message-key/v1",
                 )))
             }
+            FieldScope::Media { epoch, media } => {
+                let id = media_key_id(business, region, media);
+                let spec = KeySpec {
+                    kind: KeyKind::Media,
+                    business,
+                    region,
+                    epoch: None,
+                    subject: None,
+                    version: 1,
+                };
+                let Some(mk) = self.load(&id, create_at.map(|now| (spec, now))).await? else {
+                    return Ok(None);
+                };
+                let Some(ek) = self.epoch_key(business, region, *epoch, create_at).await? else {
+                    return Ok(None);
+                };
+                Ok(Some(combine(
+                    &ek,
+                    &mk,
+                    media.as_str(),
+                    b"sealpost/media-key/v1",
+                )))
+            }
         }
+    }
+
+    /// Destroys a media object's own key: its bytes and description are gone for good.
+    pub async fn destroy_media(
+        &self,
+        business: &str,
+        region: Region,
+        media: &MediaId,
+        now: Timestamp,
+    ) -> Result<u64, VaultError> {
+        self.destroy_keys(vec![media_key_id(business, region, media)], vec![], now)
+            .await
     }
 
     /// An app's secret (base64url of 32 random bytes, wrapped at rest like every key);
@@ -532,6 +586,7 @@ impl Vault {
                     FieldScope::Subject { subject } | FieldScope::Message { subject, .. } => {
                         subject
                     }
+                    FieldScope::Media { .. } => return Err(VaultError::KeyDestroyed),
                 };
                 return Err(
                     match self
@@ -799,10 +854,12 @@ impl Vault {
         Ok(Some(sealpost_domain::MessageId::from_random(id)))
     }
 
-    /// Destroys epoch keys (retention). Returns how many existed.
-    pub async fn destroy_epoch_keys(
+    /// Destroys keys (and the routing of `index_subjects`) in one transaction, forgetting any
+    /// cached copy before and after. Returns how many existed.
+    async fn destroy_keys(
         &self,
         ids: Vec<String>,
+        index_subjects: Vec<String>,
         now: Timestamp,
     ) -> Result<u64, VaultError> {
         self.forget(&ids);
@@ -810,12 +867,21 @@ impl Vault {
             .keys
             .destroy(&Destruction {
                 key_ids: ids.clone(),
-                index_subjects: vec![],
+                index_subjects,
                 at: now.millis(),
             })
             .await?;
         self.forget(&ids);
         Ok(n)
+    }
+
+    /// Destroys epoch keys (retention). Returns how many existed.
+    pub async fn destroy_epoch_keys(
+        &self,
+        ids: Vec<String>,
+        now: Timestamp,
+    ) -> Result<u64, VaultError> {
+        self.destroy_keys(ids, vec![], now).await
     }
 
     /// Destroys a subject's key and its routing entry in one transaction (erasure or expiry).
@@ -826,17 +892,11 @@ impl Vault {
         subject: &SubjectId,
         now: Timestamp,
     ) -> Result<u64, VaultError> {
-        let ids = vec![subject_key_id(business, region, subject)];
-        self.forget(&ids);
-        let n = self
-            .keys
-            .destroy(&Destruction {
-                key_ids: ids.clone(),
-                index_subjects: vec![subject.as_str().to_owned()],
-                at: now.millis(),
-            })
-            .await?;
-        self.forget(&ids);
-        Ok(n)
+        self.destroy_keys(
+            vec![subject_key_id(business, region, subject)],
+            vec![subject.as_str().to_owned()],
+            now,
+        )
+        .await
     }
 }

@@ -293,3 +293,70 @@ async fn signal_state_is_wrapped_or_sealed_and_erased_with_the_subject() {
         "erasure destroys the session"
     );
 }
+
+#[tokio::test]
+async fn media_opens_until_it_is_deleted_or_its_epoch_expires() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (vault, _stores) = vault(dir.path()).await;
+    let now = Timestamp::from_millis(1_000);
+    let scope = |media: u64, epoch: i64| FieldScope::Media {
+        epoch: EpochId::new(epoch),
+        media: sealpost_domain::MediaId::from_random(media),
+    };
+    let (deleted, expiring, other) = (scope(1, 7), scope(2, 8), scope(3, 7));
+    let mut sealed = Vec::new();
+    for s in [&deleted, &expiring, &other] {
+        let bytes = vault
+            .seal_field(B, Region::Eu, s, "media-bytes", b"picture", now)
+            .await
+            .expect("sealed");
+        assert_eq!(
+            vault
+                .open_field(B, Region::Eu, s, "media-bytes", &bytes)
+                .await
+                .expect("open"),
+            Opened::Plain(b"picture".to_vec())
+        );
+        // Bound to its field name: the description's key does not open the bytes.
+        assert!(vault
+            .open_field(B, Region::Eu, s, "media-meta", &bytes)
+            .await
+            .is_err());
+        sealed.push(bytes);
+    }
+    // Deleting one object destroys its own key only.
+    vault
+        .destroy_media(
+            B,
+            Region::Eu,
+            &sealpost_domain::MediaId::from_random(1),
+            now,
+        )
+        .await
+        .expect("destroyed");
+    // Retention destroys the epoch of another.
+    vault
+        .destroy_epoch_keys(vec![epoch_key_id(B, Region::Eu, EpochId::new(8))], now)
+        .await
+        .expect("destroyed");
+    let opened = |i: usize, s: FieldScope| {
+        let vault = vault.clone();
+        let sealed = sealed[i].clone();
+        async move {
+            vault
+                .open_field(B, Region::Eu, &s, "media-bytes", &sealed)
+                .await
+                .expect("open")
+        }
+    };
+    assert!(opened(0, deleted.clone()).await.is_shredded(), "deleted");
+    assert!(opened(1, expiring.clone()).await.is_shredded(), "expired");
+    assert_eq!(opened(2, other).await, Opened::Plain(b"picture".to_vec()));
+    // Nothing is ever sealed again under a destroyed key.
+    assert!(matches!(
+        vault
+            .seal_field(B, Region::Eu, &deleted, "media-bytes", b"again", now)
+            .await,
+        Err(VaultError::KeyDestroyed)
+    ));
+}

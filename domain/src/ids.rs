@@ -80,6 +80,11 @@ numeric_id!(
     PhoneNumberId,
     "phone number"
 );
+numeric_id!(
+    /// A media object (`POST /{version}/{phone-number-id}/media`, or an inbound attachment).
+    MediaId,
+    "media"
+);
 
 /// One consumer as seen by one business. Random; the only link to a phone number is the sealed
 /// field in `SubjectCreated` and the blind index, both destroyed with the subject's key.

@@ -16,6 +16,7 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod integrity;
+pub mod media;
 pub mod phone;
 pub mod region;
 pub mod sealed;
@@ -32,7 +33,7 @@ pub use aggregates::phone_number::{PhoneNumber, PhoneNumberCommand, PhoneNumberE
 pub use aggregates::retention::{RetentionCommand, RetentionEvent, RetentionLedger};
 pub use aggregates::subject::{Subject, SubjectCommand, SubjectEvent};
 pub use error::DomainError;
-pub use ids::{BusinessId, IdError, MessageId, PhoneNumberId, SubjectId};
+pub use ids::{BusinessId, IdError, MediaId, MessageId, PhoneNumberId, SubjectId};
 pub use phone::E164;
 pub use region::Region;
 pub use sealed::{FieldScope, Opened, Sealed};

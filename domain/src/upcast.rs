@@ -19,8 +19,22 @@ pub struct Upcaster {
     pub apply: fn(Value) -> Value,
 }
 
-/// Every upcaster. Empty while every event type is at its first version.
-pub const UPCASTERS: &[Upcaster] = &[];
+/// Every upcaster.
+pub const UPCASTERS: &[Upcaster] = &[Upcaster {
+    // v2 seals the transport's envelope id beside the ciphertext; v1 events have none.
+    event_type: "InboundMessageReceived",
+    from: 1,
+    apply: |mut v| {
+        // Stored payloads are externally tagged: `{"InboundMessageReceived": {...}}`.
+        if let Some(o) = v
+            .get_mut("InboundMessageReceived")
+            .and_then(Value::as_object_mut)
+        {
+            o.entry("envelope").or_insert(Value::Null);
+        }
+        v
+    },
+}];
 
 /// Why a stored event could not be brought to its current version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

@@ -389,11 +389,13 @@ mod message {
         let received = MessageEvent::InboundMessageReceived {
             header: inbound_header(),
             ciphertext: sealed(4),
+            envelope: None,
             at: t(1),
         };
         let receive = MessageCommand::ReceiveInbound {
             header: inbound_header(),
             ciphertext: sealed(4),
+            envelope: None,
         };
         F::with(())
             .given_no_previous_events()
@@ -447,6 +449,7 @@ mod message {
         let received = MessageEvent::InboundMessageReceived {
             header: inbound_header(),
             ciphertext: sealed(4),
+            envelope: None,
             at: t(1),
         };
         F::with(())

@@ -54,7 +54,26 @@ fn samples() -> Vec<Sample> {
     let k = sealpost_domain::identity::TokenEvent::TYPES;
     let ap = sealpost_domain::apps::AppEvent::TYPES;
     let tp = sealpost_domain::aggregates::templates::TemplateEvent::TYPES;
+    let md = sealpost_domain::media::MediaEvent::TYPES;
     vec![
+        row(
+            md,
+            sealpost_domain::media::MediaEvent::MediaStored {
+                media_id: MediaId::parse("400000000000001").expect("id"),
+                business_id: business(),
+                phone_number_id: PhoneNumberId::parse("106540352242922").expect("id"),
+                epoch: EpochId::new(3),
+                origin: sealpost_domain::media::MediaOrigin::Upload,
+                meta: Sealed::from_bytes(vec![7; 12]),
+                bytes: Sealed::from_bytes(vec![9; 16]),
+                expires_at: t(70 + 30 * 86_400),
+                at: t(70),
+            },
+        ),
+        row(
+            md,
+            sealpost_domain::media::MediaEvent::MediaDeleted { at: t(71) },
+        ),
         row(
             tp,
             sealpost_domain::aggregates::templates::TemplateEvent::TemplateSubmitted {
@@ -234,6 +253,7 @@ fn samples() -> Vec<Sample> {
             MessageEvent::InboundMessageReceived {
                 header: inbound_header(),
                 ciphertext: sealed(4),
+                envelope: Some(sealed(9)),
                 at: t(20),
             },
         ),
@@ -335,4 +355,41 @@ fn every_event_type_has_a_pinned_serialized_form() {
     }
     let all: BTreeSet<String> = all_types.into_iter().map(str::to_owned).collect();
     assert_eq!(covered, all, "every event type needs a golden sample");
+}
+
+#[test]
+fn golden_files_of_older_versions_still_decode() {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let current: std::collections::BTreeMap<String, (u32, Reread)> = samples()
+        .into_iter()
+        .map(|(_, t, v, _, reread)| (t, (v.parse().expect("numeric version"), reread)))
+        .collect();
+    let mut older = 0;
+    for entry in std::fs::read_dir(&dir).expect("golden directory") {
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8");
+        let (event_type, version) = name
+            .strip_suffix(".json")
+            .and_then(|n| n.rsplit_once(".v"))
+            .expect("<Type>.v<N>.json");
+        let version: u32 = version.parse().expect("numeric version");
+        let (now, reread) = current
+            .get(event_type)
+            .unwrap_or_else(|| panic!("golden file {name} names no current event type"));
+        if version < *now {
+            older += 1;
+            let stored: serde_json::Value =
+                serde_json::from_str(&std::fs::read_to_string(dir.join(&name)).expect("read"))
+                    .expect("golden JSON");
+            let read = reread(event_type, version, stored);
+            assert!(read.is_ok(), "{name} no longer upcasts to v{now}: {read:?}");
+        }
+    }
+    assert!(
+        older >= 1,
+        "the v1 InboundMessageReceived file is still checked"
+    );
 }

@@ -398,6 +398,8 @@ pub enum KeyKind {
     Index,
     /// An app's secret (signs its webhooks).
     App,
+    /// A media object's own key (destroyed when the business deletes the object).
+    Media,
 }
 
 impl KeyKind {
@@ -409,6 +411,7 @@ impl KeyKind {
             KeyKind::Subject => "subject",
             KeyKind::Index => "index",
             KeyKind::App => "app",
+            KeyKind::Media => "media",
         }
     }
 
@@ -420,6 +423,7 @@ impl KeyKind {
             "subject" => Ok(KeyKind::Subject),
             "index" => Ok(KeyKind::Index),
             "app" => Ok(KeyKind::App),
+            "media" => Ok(KeyKind::Media),
             _ => Err(StoreError::Corrupt("unknown key kind")),
         }
     }

@@ -80,6 +80,12 @@ impl BusinessIntegrity {
         self.throttled
     }
 
+    /// Whether a send to `user` would be refused now: the throttle is on and `user` is neither
+    /// in a service window nor already reached (read-only; the transport decides on send).
+    pub fn refuses(&self, user: &str) -> bool {
+        self.throttled && !self.last_inbound.contains_key(user) && !self.reached.contains_key(user)
+    }
+
     /// Unique users reached outside a service window in the moving 24 hours.
     pub fn unique_users(&self) -> u64 {
         self.reached.len() as u64

@@ -13,7 +13,7 @@ use crate::signal::{Account, Bundle, DirectoryEntry, Peer, Session, SignalEngine
 use async_trait::async_trait;
 use sealpost_domain::aggregates::business::MessagingLimitTier;
 use sealpost_domain::integrity::IntegrityEvent;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -248,6 +248,8 @@ pub struct SimDevice {
     inbox: Vec<Received>,
     /// What the device sent, by envelope id, so it can send it again on a resend request.
     sent: BTreeMap<String, Vec<u8>>,
+    /// Envelope ids of the device's own messages the business marked read.
+    read_by_business: BTreeSet<String>,
     /// Whether the device answers `read` after `delivered`.
     pub reads: bool,
     /// Whether the device is offline (its queue grows; it takes nothing).
@@ -279,6 +281,7 @@ impl SimDevice {
             seen: HashSet::new(),
             inbox: Vec::new(),
             sent: BTreeMap::new(),
+            read_by_business: BTreeSet::new(),
             reads: true,
             offline: false,
             decrypt_failures: 0,
@@ -293,6 +296,11 @@ impl SimDevice {
     /// Everything the device decrypted, each message once.
     pub fn inbox(&self) -> &[Received] {
         &self.inbox
+    }
+
+    /// The device's own messages (by the id it sent them under) that the business read.
+    pub fn read_by_business(&self) -> &BTreeSet<String> {
+        &self.read_by_business
     }
 
     /// Messages that could not be decrypted.
@@ -423,6 +431,16 @@ impl SimDevice {
                         &plaintext,
                     )
                     .await?;
+                }
+                continue;
+            }
+            if let Payload::Receipt {
+                receipt: Receipt::Read,
+                of,
+            } = &envelope.payload
+            {
+                if self.sent.contains_key(of) {
+                    self.read_by_business.insert(of.clone());
                 }
                 continue;
             }

@@ -198,6 +198,8 @@ pub enum MessageCommand {
         header: InboundHeader,
         /// The Signal ciphertext, sealed under the message key.
         ciphertext: Sealed,
+        /// The transport's envelope id, sealed under the message key.
+        envelope: Option<Sealed>,
     },
     /// Decrypted with the Signal session.
     RecordDecrypted {
@@ -276,6 +278,9 @@ pub enum MessageEvent {
         header: InboundHeader,
         /// The Signal ciphertext, sealed.
         ciphertext: Sealed,
+        /// The transport's envelope id, sealed: the business's read receipt goes back under
+        /// it (since v2; `None` in v1 events).
+        envelope: Option<Sealed>,
         /// When.
         at: Timestamp,
     },
@@ -318,7 +323,7 @@ domain_event!(MessageEvent {
     MessageFailed => "1",
     MessageRetransmitted => "1",
     RetransmissionRefused => "1",
-    InboundMessageReceived => "1",
+    InboundMessageReceived => "2",
     InboundMessageDecrypted => "1",
     InboundDecryptionFailed => "1",
     InboundMessageForwarded => "1",
@@ -409,7 +414,11 @@ impl Decider for Message {
                 }
                 Ok(vec![E::RetransmissionRefused { at: now }])
             }
-            C::ReceiveInbound { header, ciphertext } => {
+            C::ReceiveInbound {
+                header,
+                ciphertext,
+                envelope,
+            } => {
                 if self.id.is_some() {
                     // The same message id again: a duplicate from the transport, not shown twice.
                     return if self.direction == Some(Direction::Inbound) {
@@ -421,6 +430,7 @@ impl Decider for Message {
                 Ok(vec![E::InboundMessageReceived {
                     header,
                     ciphertext,
+                    envelope,
                     at: now,
                 }])
             }

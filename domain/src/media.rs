@@ -1,0 +1,136 @@
+//! Media objects: an upload of a business (`POST /{version}/{phone-number-id}/media`) or an
+//! attachment a consumer sent. The bytes and their description (MIME type, size, SHA-256, file
+//! name) are sealed under the media key (HKDF of the retention-epoch key and the object's own
+//! key): retention shreds them with the epoch, deleting the object shreds them at once.
+
+use crate::ids::{BusinessId, MediaId, PhoneNumberId};
+use crate::sealed::Sealed;
+use crate::time::{EpochId, Timestamp, DAY_MS};
+use serde::{Deserialize, Serialize};
+
+/// The stream type of media events (one stream per media id).
+pub const MEDIA_STREAM_TYPE: &str = "media";
+/// Sealed field names (bound into the AEAD associated data).
+pub mod fields {
+    /// The description: `{"mime_type","sha256","file_size","filename"}` as JSON.
+    pub const META: &str = "media-meta";
+    /// The bytes.
+    pub const BYTES: &str = "media-bytes";
+}
+/// How long the id of an attachment a consumer sent stays usable (as the Cloud API says).
+pub const INBOUND_MEDIA_TTL_MS: i64 = 7 * DAY_MS;
+
+/// Where a media object came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MediaOrigin {
+    /// Uploaded by the business.
+    Upload,
+    /// Sent by a consumer, stored when the message was decrypted.
+    Inbound,
+}
+
+/// What happened to a media object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MediaEvent {
+    /// The object was stored, sealed.
+    MediaStored {
+        /// The object.
+        media_id: MediaId,
+        /// Its business.
+        business_id: BusinessId,
+        /// The business number it was uploaded to or received on.
+        phone_number_id: PhoneNumberId,
+        /// The retention epoch whose key it is sealed under.
+        epoch: EpochId,
+        /// Upload or inbound attachment.
+        origin: MediaOrigin,
+        /// The sealed description ([`fields::META`]).
+        meta: Sealed,
+        /// The sealed bytes ([`fields::BYTES`]).
+        bytes: Sealed,
+        /// After this the id no longer answers (its keys go with the epoch at the latest).
+        expires_at: Timestamp,
+        /// When.
+        at: Timestamp,
+    },
+    /// The business deleted the object; its key was destroyed.
+    MediaDeleted {
+        /// When.
+        at: Timestamp,
+    },
+}
+
+crate::shim::domain_event!(MediaEvent {
+    MediaStored => "1",
+    MediaDeleted => "1",
+});
+
+/// A media object folded from its events.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MediaObject {
+    /// The stored object, if any.
+    pub stored: Option<MediaEvent>,
+    /// Whether it was deleted.
+    pub deleted: bool,
+}
+
+impl MediaObject {
+    /// Folds one event.
+    pub fn apply(&mut self, event: MediaEvent) {
+        match event {
+            e @ MediaEvent::MediaStored { .. } => self.stored = Some(e),
+            MediaEvent::MediaDeleted { .. } => self.deleted = true,
+        }
+    }
+
+    /// The business that owns it.
+    pub fn business(&self) -> Option<&BusinessId> {
+        match &self.stored {
+            Some(MediaEvent::MediaStored { business_id, .. }) => Some(business_id),
+            _ => None,
+        }
+    }
+
+    /// Whether the id still answers at `now`: stored, not deleted, not expired.
+    pub fn available(&self, now: Timestamp) -> bool {
+        match &self.stored {
+            Some(MediaEvent::MediaStored { expires_at, .. }) => {
+                !self.deleted && now.millis() < expires_at.millis()
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(expires: i64) -> MediaEvent {
+        MediaEvent::MediaStored {
+            media_id: MediaId::from_random(1),
+            business_id: BusinessId::from_random(2),
+            phone_number_id: PhoneNumberId::from_random(3),
+            epoch: EpochId::new(0),
+            origin: MediaOrigin::Upload,
+            meta: Sealed::from_bytes(vec![1]),
+            bytes: Sealed::from_bytes(vec![2]),
+            expires_at: Timestamp::from_millis(expires),
+            at: Timestamp::from_millis(0),
+        }
+    }
+
+    #[test]
+    fn available_until_expiry_or_deletion() {
+        let mut m = MediaObject::default();
+        assert!(!m.available(Timestamp::from_millis(0)), "nothing stored");
+        m.apply(stored(1_000));
+        assert!(m.available(Timestamp::from_millis(999)));
+        assert!(!m.available(Timestamp::from_millis(1_000)), "expired");
+        m.apply(MediaEvent::MediaDeleted {
+            at: Timestamp::from_millis(10),
+        });
+        assert!(!m.available(Timestamp::from_millis(10)), "deleted");
+        assert_eq!(m.business(), Some(&BusinessId::from_random(2)));
+    }
+}

@@ -1,0 +1,290 @@
+//! Media over the Cloud API: upload (multipart), description with a short-lived download URL,
+//! download, delete; and attaching an uploaded object to a message sent by id.
+//!
+//! An id that is unknown, expired, deleted or another business's gets one and the same answer,
+//! so a token never learns whether someone else's media exists.
+
+use super::{authenticate, check_version, owned_number, reply, ApiError, Shared};
+use crate::app::AppError;
+use crate::identity::Grant;
+use crate::media::{acceptable_mime, MediaMeta, MAX_MEDIA_BYTES};
+use axum::body::Body;
+use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use sealpost_audit::GateError;
+use sealpost_domain::identity::SCOPE_MESSAGING;
+use sealpost_domain::media::MediaOrigin;
+use sealpost_domain::{DomainError, MediaId};
+use serde_json::{json, Value};
+
+/// How long a download URL works (the Cloud API says 5 minutes).
+pub const DOWNLOAD_URL_TTL_S: i64 = 300;
+/// The request body limit of an upload: the largest object plus room for the form around it.
+pub const UPLOAD_BODY_LIMIT: usize = MAX_MEDIA_BYTES + 64 * 1024;
+
+/// Unknown, expired, deleted and foreign objects all answer this.
+fn absent() -> ApiError {
+    ApiError::denied()
+}
+
+fn media_error(e: AppError) -> ApiError {
+    match e {
+        AppError::Domain(DomainError::NotFound) | AppError::Gate(GateError::Denied(_)) => absent(),
+        other => ApiError::from(other),
+    }
+}
+
+fn messaging_grant(s: &Shared, headers: &HeaderMap) -> Result<Grant, ApiError> {
+    let grant = authenticate(s, headers)?;
+    if !grant.scopes.iter().any(|sc| sc == SCOPE_MESSAGING) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            10,
+            "The access token lacks whatsapp_business_messaging.",
+        ));
+    }
+    Ok(grant)
+}
+
+/// `POST /{version}/{phone-number-id}/media` (multipart: `messaging_product`, `file`, optional
+/// `type`) → `{"id": "<media-id>"}`.
+pub(super) async fn upload(
+    State(s): State<Shared>,
+    Path((version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    reply(
+        async {
+            check_version(&version)?;
+            let (grant, number, _) = owned_number(&s, &id, &headers, false).await?;
+            let mut form = multipart
+                .map_err(|_| ApiError::invalid("The upload must be a multipart/form-data body."))?;
+            let (mut product, mut declared, mut file) = (None, None, None);
+            loop {
+                let field = form.next_field().await.map_err(|_| {
+                    ApiError::invalid(format!(
+                        "The form is malformed or larger than {MAX_MEDIA_BYTES} bytes."
+                    ))
+                })?;
+                let Some(field) = field else { break };
+                match field.name().unwrap_or_default() {
+                    "messaging_product" => product = field.text().await.ok(),
+                    "type" => declared = field.text().await.ok(),
+                    "file" => {
+                        let mime = field.content_type().map(str::to_owned);
+                        let name = field.file_name().map(str::to_owned);
+                        let bytes = field.bytes().await.map_err(|_| {
+                            ApiError::invalid(format!(
+                                "The file is unreadable or larger than {MAX_MEDIA_BYTES} bytes."
+                            ))
+                        })?;
+                        file = Some((mime, name, bytes));
+                    }
+                    _ => {}
+                }
+            }
+            match product.as_deref() {
+                None => return Err(ApiError::missing("messaging_product")),
+                Some("whatsapp") => {}
+                Some(_) => return Err(ApiError::not_valid("messaging_product")),
+            }
+            let (part_mime, filename, bytes) = file.ok_or_else(|| ApiError::missing("file"))?;
+            if bytes.is_empty() {
+                return Err(ApiError::not_valid("file"));
+            }
+            if bytes.len() > MAX_MEDIA_BYTES {
+                return Err(ApiError::invalid(format!(
+                    "The file is larger than {MAX_MEDIA_BYTES} bytes."
+                )));
+            }
+            let mime = declared
+                .or(part_mime)
+                .ok_or_else(|| ApiError::missing("type"))?;
+            if !acceptable_mime(&mime) {
+                return Err(ApiError::not_valid("type"));
+            }
+            let media = s
+                .app
+                .store_media(
+                    &grant.principal,
+                    &number,
+                    MediaOrigin::Upload,
+                    &mime,
+                    filename.as_deref(),
+                    &bytes,
+                )
+                .await?;
+            Ok(json!({ "id": media.as_str() }))
+        }
+        .await,
+    )
+}
+
+/// The signature of a download URL: binds the object, the expiry and the token that asked.
+fn signature(s: &Shared, media: &str, expires: i64, token_id: &str) -> String {
+    sealpost_adapters::crypto::hmac_hex(
+        s.url_key.as_slice(),
+        format!("{media}|{expires}|{token_id}").as_bytes(),
+    )
+}
+
+/// The `Host` the client used, if it is a plain host[:port].
+fn host(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
+        .map(str::to_owned)
+}
+
+/// `GET /{version}/{media-id}` for a media object of the token's business; `None` when the id
+/// is no such object (the caller then answers as for a phone number).
+pub(super) async fn describe(
+    s: &Shared,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Option<Value>, ApiError> {
+    let Ok(media) = MediaId::parse(id) else {
+        return Ok(None);
+    };
+    let grant = authenticate(s, headers)?;
+    let meta: MediaMeta = match s.app.media_meta(&grant.principal, &media).await {
+        Ok(m) => m,
+        Err(AppError::Domain(DomainError::NotFound) | AppError::Gate(GateError::Denied(_))) => {
+            return Ok(None)
+        }
+        Err(other) => return Err(other.into()),
+    };
+    if !grant.scopes.iter().any(|sc| sc == SCOPE_MESSAGING) {
+        return Err(absent());
+    }
+    let expires = s.app.now().unix_seconds() + DOWNLOAD_URL_TTL_S;
+    let sig = signature(s, media.as_str(), expires, &grant.token_id);
+    let base = host(headers).unwrap_or_else(|| "127.0.0.1".into());
+    Ok(Some(json!({
+        "messaging_product": "whatsapp",
+        "url": format!("http://{base}/sealpost/v1/media/{media}?expires={expires}&signature={sig}"),
+        "mime_type": meta.mime_type,
+        "sha256": meta.sha256,
+        "file_size": meta.file_size.to_string(),
+        "id": media.as_str(),
+    })))
+}
+
+/// The query of a download URL.
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct Signed {
+    expires: i64,
+    signature: String,
+}
+
+/// `GET /sealpost/v1/media/{media-id}?expires=…&signature=…` with the same bearer token: the
+/// bytes, with their MIME type.
+pub(super) async fn download(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<Signed>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let result: Result<Response, ApiError> = async {
+        let grant = messaging_grant(&s, &headers)?;
+        let Query(q) = query.map_err(|_| ApiError::invalid("The download URL is incomplete."))?;
+        let media = MediaId::parse(&id).map_err(|_| absent())?;
+        let expected = signature(&s, media.as_str(), q.expires, &grant.token_id);
+        if !sealpost_adapters::crypto::ct_eq(expected.as_bytes(), q.signature.as_bytes()) {
+            return Err(ApiError::invalid(
+                "The download URL's signature is not valid for this token.",
+            ));
+        }
+        if q.expires < s.app.now().unix_seconds() {
+            return Err(ApiError::invalid(
+                "The download URL has expired; ask for the media again.",
+            ));
+        }
+        let (meta, bytes) = s
+            .app
+            .media_bytes(&grant.principal, &media)
+            .await
+            .map_err(media_error)?;
+        Ok((
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, meta.mime_type),
+                (header::CACHE_CONTROL, "no-store".to_owned()),
+            ],
+            Body::from(bytes),
+        )
+            .into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `DELETE /{version}/{media-id}` → `{"success":true}`; the object's key is destroyed.
+pub(super) async fn delete(
+    State(s): State<Shared>,
+    Path((version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    reply(
+        async {
+            check_version(&version)?;
+            let grant = messaging_grant(&s, &headers)?;
+            let media = MediaId::parse(&id).map_err(|_| absent())?;
+            s.app
+                .delete_media(&grant.principal, &media)
+                .await
+                .map_err(media_error)?;
+            Ok(json!({ "success": true }))
+        }
+        .await,
+    )
+}
+
+/// A send by media id carries the object itself to the device: its bytes (base64), MIME type
+/// and SHA-256 join the sealed content. Ids that are not the business's answer 131009.
+pub(super) async fn attach(s: &Shared, grant: &Grant, content: String) -> Result<String, ApiError> {
+    let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(&content) else {
+        return Ok(content);
+    };
+    let Some(kind) = obj.get("type").and_then(Value::as_str).map(str::to_owned) else {
+        return Ok(content);
+    };
+    let Some(Value::Object(payload)) = obj.get_mut(&kind) else {
+        return Ok(content);
+    };
+    let Some(raw) = payload.get("id").and_then(Value::as_str) else {
+        return Ok(content);
+    };
+    let field = format!("{kind}.id");
+    let media = MediaId::parse(raw).map_err(|_| ApiError::not_valid(&field))?;
+    let (meta, bytes) = s
+        .app
+        .media_bytes(&grant.principal, &media)
+        .await
+        .map_err(|e| match media_error(e) {
+            e if e.code == 200 => ApiError::not_valid(&field),
+            other => other,
+        })?;
+    payload.insert("mime_type".into(), meta.mime_type.into());
+    payload.insert("sha256".into(), meta.sha256.into());
+    if let Some(name) = meta.filename {
+        payload.entry("filename").or_insert(name.into());
+    }
+    payload.insert(
+        "data".into(),
+        base64::engine::general_purpose::STANDARD
+            .encode(&bytes)
+            .into(),
+    );
+    Ok(Value::Object(obj).to_string())
+}

@@ -1,0 +1,362 @@
+//! Media objects: uploads of a business and attachments consumers send. The bytes and their
+//! description are sealed under the media key (see [`sealpost_domain::media`]); reading either
+//! goes through the access gate as message content, deleting destroys the object's key.
+
+use crate::app::{region_of, AppError, Sealpost};
+use rand::RngCore as _;
+use sealpost_adapters::ledger::{EventContext, PlainEvent};
+use sealpost_adapters::store::StreamId;
+use sealpost_audit::{FieldRef, GateError};
+use sealpost_domain::access::DenyReason;
+use sealpost_domain::media::{
+    fields, MediaEvent, MediaObject, MediaOrigin, INBOUND_MEDIA_TTL_MS, MEDIA_STREAM_TYPE,
+};
+use sealpost_domain::{
+    BusinessId, DomainError, FieldScope, MediaId, Opened, PhoneNumberId, Principal, PrincipalKind,
+    Purpose, Region, Timestamp,
+};
+use serde::{Deserialize, Serialize};
+
+/// The largest media object accepted (the Cloud API's video and sticker-pack limits are below).
+pub const MAX_MEDIA_BYTES: usize = 16 * 1024 * 1024;
+
+/// What describes a media object (sealed beside its bytes).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MediaMeta {
+    /// `type/subtype`.
+    pub mime_type: String,
+    /// Hex SHA-256 of the bytes.
+    pub sha256: String,
+    /// Size in bytes.
+    pub file_size: u64,
+    /// The uploaded file's name, if it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+impl std::fmt::Debug for MediaMeta {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaMeta")
+            .field("mime_type", &self.mime_type)
+            .field("file_size", &self.file_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a MIME type is syntactically `type/subtype` of a kind media messages carry.
+pub fn acceptable_mime(mime: &str) -> bool {
+    let Some((top, sub)) = mime.split_once('/') else {
+        return false;
+    };
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 100
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    };
+    matches!(top, "image" | "audio" | "video" | "application" | "text") && token(sub)
+}
+
+/// A stored object, with where it lives.
+struct Found {
+    business: BusinessId,
+    region: Region,
+    epoch: sealpost_domain::EpochId,
+    meta: sealpost_domain::Sealed,
+    bytes: sealpost_domain::Sealed,
+}
+
+impl Sealpost {
+    /// Seals and stores a media object on a business number; returns its id. An upload by the
+    /// business (`actor` must be of the number's business) lives until its retention epoch
+    /// expires; an inbound attachment's id answers for 7 days at most.
+    pub async fn store_media(
+        &self,
+        actor: &Principal,
+        number: &PhoneNumberId,
+        origin: MediaOrigin,
+        mime_type: &str,
+        filename: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<MediaId, AppError> {
+        let (business, region) = self.number_home(number).await?;
+        if origin == MediaOrigin::Upload && actor.business.as_ref() != Some(&business) {
+            return Err(GateError::Denied(DenyReason::NotOwner).into());
+        }
+        let now = self.now();
+        let epoch = self.policy().epoch_of(now);
+        let media = MediaId::from_random(rand::rng().next_u64());
+        let meta = MediaMeta {
+            mime_type: mime_type.to_owned(),
+            sha256: hex::encode(sealpost_adapters::crypto::sha256(bytes)),
+            file_size: bytes.len() as u64,
+            filename: filename.map(str::to_owned),
+        };
+        let meta_json = serde_json::to_vec(&meta).map_err(|_| AppError::Inconsistent("media"))?;
+        let scope = FieldScope::Media {
+            epoch,
+            media: media.clone(),
+        };
+        let vault = self.store().vault();
+        let seal = |field: &'static str, plain: &[u8]| {
+            let scope = scope.clone();
+            let plain = plain.to_vec();
+            let business = business.clone();
+            async move {
+                vault
+                    .seal_field(business.as_str(), region, &scope, field, &plain, now)
+                    .await
+            }
+        };
+        let sealed_meta = seal(fields::META, &meta_json).await?;
+        let sealed_bytes = seal(fields::BYTES, bytes).await?;
+        let retention_end = self.policy().expiry_of(epoch);
+        let expires_at = match origin {
+            MediaOrigin::Upload => retention_end,
+            MediaOrigin::Inbound => Timestamp::from_millis(
+                retention_end
+                    .millis()
+                    .min(now.millis() + INBOUND_MEDIA_TTL_MS),
+            ),
+        };
+        let event = MediaEvent::MediaStored {
+            media_id: media.clone(),
+            business_id: business.clone(),
+            phone_number_id: number.clone(),
+            epoch,
+            origin,
+            meta: sealed_meta,
+            bytes: sealed_bytes,
+            expires_at,
+            at: now,
+        };
+        self.append_media(&media, &business, region, Some(epoch), actor, &event)
+            .await?;
+        Ok(media)
+    }
+
+    async fn append_media(
+        &self,
+        media: &MediaId,
+        business: &BusinessId,
+        region: Region,
+        epoch: Option<sealpost_domain::EpochId>,
+        actor: &Principal,
+        event: &MediaEvent,
+    ) -> Result<(), AppError> {
+        let mut meta = sealpost_adapters::exec::CommandMeta::new(business.as_str(), region, actor);
+        if let Some(e) = epoch {
+            meta = meta.with_epoch(e);
+        }
+        let ctx = EventContext {
+            business_id: business.as_str().to_owned(),
+            region,
+            epoch,
+        };
+        self.store()
+            .append_at_end(
+                &StreamId::new(MEDIA_STREAM_TYPE, media.as_str()),
+                &ctx,
+                vec![PlainEvent::of(event, meta.to_map())?],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The object, if it is stored and still answers now.
+    async fn find_media(&self, media: &MediaId) -> Result<Found, AppError> {
+        let events = self
+            .store()
+            .read_stream(&StreamId::new(MEDIA_STREAM_TYPE, media.as_str()), 0)
+            .await?;
+        let mut object = MediaObject::default();
+        let mut region = None;
+        for e in events {
+            region = Some(region_of(&e)?);
+            object.apply(e.decode::<MediaEvent>()?);
+        }
+        if !object.available(self.now()) {
+            return Err(DomainError::NotFound.into());
+        }
+        match (object.stored, region) {
+            (
+                Some(MediaEvent::MediaStored {
+                    business_id,
+                    epoch,
+                    meta,
+                    bytes,
+                    ..
+                }),
+                Some(region),
+            ) => Ok(Found {
+                business: business_id,
+                region,
+                epoch,
+                meta,
+                bytes,
+            }),
+            _ => Err(DomainError::NotFound.into()),
+        }
+    }
+
+    async fn open_media(
+        &self,
+        principal: &Principal,
+        media: &MediaId,
+        found: &Found,
+        field: &'static str,
+    ) -> Result<Vec<u8>, AppError> {
+        let sealed = if field == fields::META {
+            &found.meta
+        } else {
+            &found.bytes
+        };
+        let scope = FieldScope::Media {
+            epoch: found.epoch,
+            media: media.clone(),
+        };
+        let field = FieldRef {
+            scope,
+            field,
+            sealed,
+        };
+        match self
+            .open_content(
+                principal,
+                Purpose::BusinessApi,
+                &found.business,
+                found.region,
+                media.as_str(),
+                field,
+            )
+            .await?
+        {
+            Opened::Plain(p) => Ok(p),
+            // Its key went (deleted, or retention ran before the expiry check saw it).
+            Opened::Shredded => Err(DomainError::NotFound.into()),
+        }
+    }
+
+    /// The description of a media object, read through the gate (recorded).
+    pub async fn media_meta(
+        &self,
+        principal: &Principal,
+        media: &MediaId,
+    ) -> Result<MediaMeta, AppError> {
+        let found = self.find_media(media).await?;
+        let raw = self
+            .open_media(principal, media, &found, fields::META)
+            .await?;
+        serde_json::from_slice(&raw).map_err(|_| AppError::Inconsistent("media description"))
+    }
+
+    /// The bytes of a media object with their description, read through the gate (recorded).
+    pub async fn media_bytes(
+        &self,
+        principal: &Principal,
+        media: &MediaId,
+    ) -> Result<(MediaMeta, Vec<u8>), AppError> {
+        let meta = self.media_meta(principal, media).await?;
+        let found = self.find_media(media).await?;
+        let bytes = self
+            .open_media(principal, media, &found, fields::BYTES)
+            .await?;
+        Ok((meta, bytes))
+    }
+
+    /// Deletes a media object of the principal's business: records it and destroys its key,
+    /// so its bytes are gone for good. Deleting an already deleted object is `NotFound`.
+    pub async fn delete_media(
+        &self,
+        principal: &Principal,
+        media: &MediaId,
+    ) -> Result<(), AppError> {
+        let found = self.find_media(media).await?;
+        if principal.kind != PrincipalKind::Business
+            || principal.business.as_ref() != Some(&found.business)
+        {
+            return Err(GateError::Denied(DenyReason::NotOwner).into());
+        }
+        let now = self.now();
+        self.append_media(
+            media,
+            &found.business,
+            found.region,
+            None,
+            principal,
+            &MediaEvent::MediaDeleted { at: now },
+        )
+        .await?;
+        self.store()
+            .vault()
+            .destroy_media(found.business.as_str(), found.region, media, now)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Message kinds whose payload is a media object.
+pub const MEDIA_KINDS: [&str; 5] = ["image", "audio", "video", "document", "sticker"];
+
+impl Sealpost {
+    /// An attachment arrives inline (`"<type>":{"data":"<base64>","mime_type":…}`) in what a
+    /// consumer's device sent: store it as a media object and hand the business its id,
+    /// MIME type and SHA-256 instead, as Cloud API webhooks do. Anything else is unchanged.
+    pub(crate) async fn ingest_inbound_media(
+        &self,
+        number: &PhoneNumberId,
+        body: &str,
+    ) -> Result<String, AppError> {
+        use base64::Engine as _;
+        let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str(body) else {
+            return Ok(body.to_owned());
+        };
+        let Some(kind) = obj
+            .get("type")
+            .and_then(serde_json::Value::as_str)
+            .filter(|k| MEDIA_KINDS.contains(k))
+            .map(str::to_owned)
+        else {
+            return Ok(body.to_owned());
+        };
+        let Some(serde_json::Value::Object(payload)) = obj.get_mut(&kind) else {
+            return Ok(body.to_owned());
+        };
+        let Some(serde_json::Value::String(data)) = payload.remove("data") else {
+            return Ok(body.to_owned());
+        };
+        let mime = payload
+            .get("mime_type")
+            .and_then(serde_json::Value::as_str)
+            .filter(|m| acceptable_mime(m))
+            .unwrap_or("application/octet-stream")
+            .to_owned();
+        let filename = payload
+            .get("filename")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned);
+        match base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
+            Ok(bytes) if bytes.len() <= MAX_MEDIA_BYTES => {
+                let id = self
+                    .store_media(
+                        &Principal::processor("inbound"),
+                        number,
+                        MediaOrigin::Inbound,
+                        &mime,
+                        filename.as_deref(),
+                        &bytes,
+                    )
+                    .await?;
+                payload.insert("id".into(), id.as_str().into());
+                payload.insert("mime_type".into(), mime.into());
+                payload.insert(
+                    "sha256".into(),
+                    hex::encode(sealpost_adapters::crypto::sha256(&bytes)).into(),
+                );
+            }
+            // Unreadable or too large: the business gets the message without the attachment.
+            _ => {}
+        }
+        Ok(serde_json::Value::Object(obj).to_string())
+    }
+}
