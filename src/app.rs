@@ -221,6 +221,16 @@ impl Sealpost {
         Ok(id)
     }
 
+    /// A business's home region (where its own records, tokens among them, are kept).
+    pub async fn business_region(&self, id: &BusinessId) -> Result<Region, AppError> {
+        let events = self
+            .store
+            .read_stream(&StreamId::new("business", id.as_str()), 0)
+            .await?;
+        let first = events.first().ok_or(DomainError::NotFound)?;
+        region_of(first)
+    }
+
     /// Adds a phone number to a business.
     pub async fn add_phone_number(
         &self,
@@ -530,7 +540,7 @@ impl Sealpost {
             return Err(DomainError::NotFound.into());
         };
         let (_, region) = self.number_home(&number).await?;
-        let body = self.ingest_inbound_media(&number, body).await?;
+        let body = self.ingest_inbound_media(&number, &subject, body).await?;
         let body = body.as_str();
         let now = self.now();
         let scope = FieldScope::Message {

@@ -5,6 +5,7 @@
 //! client. Request paths carry ids only; nothing here logs a body, a number or a token.
 
 mod media;
+mod tokens;
 
 use crate::app::{AppError, Sealpost};
 use crate::bootstrap::{bootstrap, BOOTSTRAP_FILE};
@@ -53,6 +54,8 @@ pub struct ServeConfig {
     pub database_url: Option<String>,
     /// A simulated clock that `POST /sim/v1/clock/advance` moves.
     pub sim_clock: bool,
+    /// Messages per second per business number: standard and upgraded.
+    pub throughput: (f64, f64),
 }
 
 /// A Cloud API error.
@@ -222,6 +225,11 @@ pub fn router(shared: Shared) -> Router {
             )),
         )
         .route("/sealpost/v1/media/{id}", get(media::download))
+        .route("/sealpost/v1/tokens", get(tokens::list).post(tokens::issue))
+        .route(
+            "/sealpost/v1/tokens/{token_id}",
+            axum::routing::delete(tokens::revoke),
+        )
         .route(
             "/{version}/{id}/settings",
             get(get_settings).post(post_settings),
@@ -1226,6 +1234,11 @@ pub fn openapi() -> Value {
                 "delete": op("Delete a template (?name=)", true),
             },
             "/{version}/{app_id}/subscriptions": { "parameters": [version, id("app_id")], "post": op("Subscribe a webhook callback (verified by hub.challenge); JSON or form-encoded", true) },
+            "/sealpost/v1/tokens": {
+                "get": op("The business's live system-user tokens (ids and scopes; management scope)", true),
+                "post": op("Issue a system-user token with a subset of the caller's scopes ({scopes: [...]}); shown once", true),
+            },
+            "/sealpost/v1/tokens/{token_id}": { "parameters": [id("token_id")], "delete": op("Revoke one of the business's tokens, with immediate effect", true) },
             "/sim/v1/devices/{wa_id}/messages": { "parameters": [id("wa_id")], "post": op("A simulated device sends a message to a business number", false) },
             "/sim/v1/devices/{wa_id}/inbox": { "parameters": [id("wa_id")], "get": op("What a simulated device received and decrypted, and which of its messages the business read", false) },
             "/sim/v1/devices/{wa_id}/report": { "parameters": [id("wa_id")], "post": op("A simulated device reports a business number as spam or blocks it ({to, type: spam|block})", false) },
@@ -1251,10 +1264,18 @@ pub fn openapi() -> Value {
 
 /// Token buckets: messages per second per business number (80, or 1,000 when upgraded) and
 /// the pair rate (about one message per 6 s from a number to a user, bursts up to 45).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Limits {
+    standard: f64,
+    high: f64,
     numbers: BTreeMap<String, (f64, i64)>,
     pairs: BTreeMap<(String, String), (f64, i64)>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new(THROUGHPUT_STANDARD, THROUGHPUT_HIGH)
+    }
 }
 
 /// Standard throughput of a business number, messages per second.
@@ -1279,6 +1300,16 @@ fn take(bucket: &mut (f64, i64), rate: f64, burst: f64, now_ms: i64) -> bool {
 }
 
 impl Limits {
+    /// Limits with these throughputs (messages per second: standard, upgraded).
+    pub fn new(standard: f64, high: f64) -> Self {
+        Self {
+            standard,
+            high,
+            numbers: BTreeMap::new(),
+            pairs: BTreeMap::new(),
+        }
+    }
+
     /// Admits one message or says which limit it hit.
     pub fn admit(
         &mut self,
@@ -1288,10 +1319,8 @@ impl Limits {
         now: sealpost_domain::Timestamp,
     ) -> Result<(), ApiError> {
         let rate = match tier {
-            Some(sealpost_domain::aggregates::phone_number::ThroughputTier::High) => {
-                THROUGHPUT_HIGH
-            }
-            _ => THROUGHPUT_STANDARD,
+            Some(sealpost_domain::aggregates::phone_number::ThroughputTier::High) => self.high,
+            _ => self.standard,
         };
         let now_ms = now.millis();
         let n = self
@@ -1565,7 +1594,10 @@ pub async fn serve(
         )),
         hooks: Arc::new(Mutex::new(BTreeMap::new())),
         poster: sealpost_adapters::webhook::Poster::new(),
-        limits: Arc::new(std::sync::Mutex::new(Limits::default())),
+        limits: Arc::new(std::sync::Mutex::new(Limits::new(
+            config.throughput.0,
+            config.throughput.1,
+        ))),
         url_key: Arc::new({
             let mut k = [0u8; 32];
             rand::RngCore::fill_bytes(&mut rand::rng(), &mut k);

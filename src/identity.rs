@@ -178,6 +178,31 @@ impl Tokens {
         Ok(())
     }
 
+    /// The live tokens of a business (ids and scopes; the tokens themselves are never kept).
+    pub fn of_business(&self, business: &sealpost_domain::BusinessId) -> Vec<Grant> {
+        let index = self
+            .by_hash
+            .read()
+            .expect("token index lock is never poisoned");
+        let mut grants: Vec<Grant> = index
+            .values()
+            .filter(|g| g.principal.business.as_ref() == Some(business))
+            .cloned()
+            .collect();
+        grants.sort_by(|a, b| a.token_id.cmp(&b.token_id));
+        grants
+    }
+
+    /// The grant of a live token by its id.
+    pub fn by_id(&self, token_id: &str) -> Option<Grant> {
+        self.by_hash
+            .read()
+            .expect("token index lock is never poisoned")
+            .values()
+            .find(|g| g.token_id == token_id)
+            .cloned()
+    }
+
     /// The grant of a bearer token, if it is live. The final comparison is constant time.
     pub fn authenticate(&self, bearer: &str) -> Option<Grant> {
         let hash = crypto::sha256(bearer.as_bytes());

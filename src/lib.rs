@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod bootstrap;
+pub mod config;
 pub mod demo;
 pub mod http;
 pub mod identity;

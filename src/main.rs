@@ -31,17 +31,24 @@ enum Command {
     /// devices in process. On an empty store it bootstraps a development tenant and writes
     /// `<data-dir>/bootstrap.json` (mode 0600).
     Serve {
+        /// A TOML configuration file (keys: listen, data_dir, database_url, sim_clock,
+        /// throughput_per_second, upgraded_throughput_per_second). Flags and environment
+        /// variables override it.
+        #[arg(long, env = "SEALPOST_CONFIG")]
+        config: Option<PathBuf>,
         /// Address to listen on; port 0 picks a free one. The bound address is printed.
-        #[arg(long, default_value = "127.0.0.1:8080")]
-        listen: std::net::SocketAddr,
+        /// [default: 127.0.0.1:8080]
+        #[arg(long, env = "SEALPOST_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
         /// The data directory (embedded SQLite store, root keys, bootstrap.json).
-        #[arg(long, default_value = "./sealpost-data")]
-        data_dir: PathBuf,
+        /// [default: ./sealpost-data]
+        #[arg(long, env = "SEALPOST_DATA_DIR")]
+        data_dir: Option<PathBuf>,
         /// Use Postgres at this URL instead of the embedded store.
         #[arg(long, env = "SEALPOST_DATABASE_URL")]
         database_url: Option<String>,
         /// Run on a simulated clock that `POST /sim/v1/clock/advance` moves (for tests).
-        #[arg(long)]
+        #[arg(long, env = "SEALPOST_SIM_CLOCK")]
         sim_clock: bool,
     },
     /// Run the simulated transport (the WhatsApp role: key directory and routing of
@@ -52,6 +59,9 @@ enum Command {
         listen: std::net::SocketAddr,
     },
 }
+
+/// The port `sealpost serve` listens on by default.
+const DEFAULT_PORT: u16 = 8080;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -100,16 +110,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }),
         Command::Serve {
+            config,
             listen,
             data_dir,
             database_url,
             sim_clock,
         } => runtime.block_on(async {
+            let file = match &config {
+                Some(path) => sealpost::config::FileConfig::load(path)?,
+                None => sealpost::config::FileConfig::default(),
+            };
             let config = sealpost::http::ServeConfig {
-                listen,
-                data_dir,
-                database_url,
-                sim_clock,
+                listen: listen
+                    .or(file.listen)
+                    .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT))),
+                data_dir: data_dir
+                    .or(file.data_dir)
+                    .unwrap_or_else(|| PathBuf::from("./sealpost-data")),
+                database_url: database_url.or(file.database_url),
+                sim_clock: sim_clock || file.sim_clock.unwrap_or(false),
+                throughput: (
+                    file.throughput_per_second
+                        .unwrap_or(sealpost::http::THROUGHPUT_STANDARD),
+                    file.upgraded_throughput_per_second
+                        .unwrap_or(sealpost::http::THROUGHPUT_HIGH),
+                ),
             };
             sealpost::http::serve(config, shutdown_signal(), |bound| {
                 let mut out = std::io::stdout().lock();

@@ -13,7 +13,7 @@ use sealpost_domain::media::{
 };
 use sealpost_domain::{
     BusinessId, DomainError, FieldScope, MediaId, Opened, PhoneNumberId, Principal, PrincipalKind,
-    Purpose, Region, Timestamp,
+    Purpose, Region, SubjectId, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,7 @@ pub fn acceptable_mime(mime: &str) -> bool {
 /// A stored object, with where it lives.
 struct Found {
     business: BusinessId,
+    subject: Option<SubjectId>,
     region: Region,
     epoch: sealpost_domain::EpochId,
     meta: sealpost_domain::Sealed,
@@ -69,12 +70,15 @@ struct Found {
 impl Sealpost {
     /// Seals and stores a media object on a business number; returns its id. An upload by the
     /// business (`actor` must be of the number's business) lives until its retention epoch
-    /// expires; an inbound attachment's id answers for 7 days at most.
+    /// expires; an inbound attachment's id answers for 7 days at most and is sealed under the
+    /// sending consumer's key too (`subject`), so erasing them shreds it.
+    #[allow(clippy::too_many_arguments)]
     pub async fn store_media(
         &self,
         actor: &Principal,
         number: &PhoneNumberId,
         origin: MediaOrigin,
+        subject: Option<&SubjectId>,
         mime_type: &str,
         filename: Option<&str>,
         bytes: &[u8],
@@ -96,6 +100,7 @@ impl Sealpost {
         let scope = FieldScope::Media {
             epoch,
             media: media.clone(),
+            subject: subject.cloned(),
         };
         let vault = self.store().vault();
         let seal = |field: &'static str, plain: &[u8]| {
@@ -123,6 +128,7 @@ impl Sealpost {
             media_id: media.clone(),
             business_id: business.clone(),
             phone_number_id: number.clone(),
+            subject_id: subject.cloned(),
             epoch,
             origin,
             meta: sealed_meta,
@@ -182,6 +188,7 @@ impl Sealpost {
             (
                 Some(MediaEvent::MediaStored {
                     business_id,
+                    subject_id,
                     epoch,
                     meta,
                     bytes,
@@ -190,6 +197,7 @@ impl Sealpost {
                 Some(region),
             ) => Ok(Found {
                 business: business_id,
+                subject: subject_id,
                 region,
                 epoch,
                 meta,
@@ -214,6 +222,7 @@ impl Sealpost {
         let scope = FieldScope::Media {
             epoch: found.epoch,
             media: media.clone(),
+            subject: found.subject.clone(),
         };
         let field = FieldRef {
             scope,
@@ -305,6 +314,7 @@ impl Sealpost {
     pub(crate) async fn ingest_inbound_media(
         &self,
         number: &PhoneNumberId,
+        subject: &SubjectId,
         body: &str,
     ) -> Result<String, AppError> {
         use base64::Engine as _;
@@ -342,6 +352,7 @@ impl Sealpost {
                         &Principal::processor("inbound"),
                         number,
                         MediaOrigin::Inbound,
+                        Some(subject),
                         &mime,
                         filename.as_deref(),
                         &bytes,

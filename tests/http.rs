@@ -31,12 +31,11 @@ fn start() -> Server {
 /// Starts the server on the embedded store, or on Postgres at `database_url`.
 fn start_on(database_url: Option<String>) -> Server {
     let dir = tempfile::tempdir().expect("dir");
-    let log = dir.path().join("server.log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
     if let Some(url) = database_url {
         command.env("SEALPOST_DATABASE_URL", url);
     }
-    let mut child = command
+    command
         .args([
             "serve",
             "--listen",
@@ -44,7 +43,16 @@ fn start_on(database_url: Option<String>) -> Server {
             "--sim-clock",
             "--data-dir",
         ])
-        .arg(dir.path().join("data"))
+        .arg(dir.path().join("data"));
+    let data = dir.path().join("data");
+    spawn(command, dir, &data)
+}
+
+/// Runs `command` (a `sealpost serve`) with JSON trace logs into `dir`/server.log, waits for
+/// its address, and reads the bootstrap file from `data`.
+fn spawn(mut command: Command, dir: tempfile::TempDir, data: &std::path::Path) -> Server {
+    let log = dir.path().join("server.log");
+    let mut child = command
         .env("RUST_LOG", "trace")
         .env("SEALPOST_LOG_FORMAT", "json")
         .stdout(Stdio::piped())
@@ -58,13 +66,13 @@ fn start_on(database_url: Option<String>) -> Server {
     let base = line.trim().rsplit(' ').next().expect("url").to_owned();
     assert!(base.starts_with("http://127.0.0.1:"), "{line}");
     let boot: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("data/bootstrap.json")).expect("bootstrap.json"),
+        &std::fs::read(data.join("bootstrap.json")).expect("bootstrap.json"),
     )
     .expect("json");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(dir.path().join("data/bootstrap.json"))
+        let mode = std::fs::metadata(data.join("bootstrap.json"))
             .expect("meta")
             .permissions()
             .mode()
@@ -137,6 +145,27 @@ impl Server {
             .await
             .expect("upload");
         answer(resp).await
+    }
+
+    /// Submits a marketing template and moves the simulated clock past its review.
+    async fn approved_template(&self, name: &str) {
+        let templates = format!("/v21.0/{}/message_templates", self.s("waba_id"));
+        let (st, v) = self
+            .post(
+                &templates,
+                Some(&self.s("access_token")),
+                &json!({"name": name, "language": "en_US", "category": "MARKETING"}).to_string(),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let (st, _) = self
+            .post(
+                "/sim/v1/clock/advance",
+                None,
+                &json!({"seconds": 61}).to_string(),
+            )
+            .await;
+        assert_eq!(st, 200);
     }
 
     async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
@@ -776,23 +805,7 @@ async fn phone_number_management_and_rate_limits() {
     );
 
     // Throughput: 80 messages per second per number (the simulated clock stands still).
-    let templates = format!("/v21.0/{}/message_templates", s.s("waba_id"));
-    let (st, _) = s
-        .post(
-            &templates,
-            Some(&token),
-            &json!({"name": "hello", "language": "en_US", "category": "MARKETING"}).to_string(),
-        )
-        .await;
-    assert_eq!(st, 200);
-    let (st, _) = s
-        .post(
-            "/sim/v1/clock/advance",
-            None,
-            &json!({"seconds": 61}).to_string(),
-        )
-        .await;
-    assert_eq!(st, 200);
+    s.approved_template("hello").await;
     let template = |to: String| json!({"messaging_product": "whatsapp", "to": to, "type": "template", "template": {"name": "hello", "language": {"code": "en_US"}}});
     for i in 0..80 {
         let (st, v) = s.send(template(format!("4915112{:06}", i))).await;
@@ -853,7 +866,15 @@ async fn phone_number_management_and_rate_limits() {
     let got = refused.expect("the throttle came on");
     assert!(sent >= 170, "not before the limit: refused after {sent}");
     assert_error(&got, 429, 131_048);
-    // A user in a service window may still be answered.
+    // A user in a service window may still be answered (a second later: throughput refills).
+    let (st, _) = s
+        .post(
+            "/sim/v1/clock/advance",
+            None,
+            &json!({"seconds": 1}).to_string(),
+        )
+        .await;
+    assert_eq!(st, 200);
     let (answered, _) = s.converse("hi", text(CONSUMER, "still here")).await;
     assert_eq!(answered, 200, "the throttle spares service-window replies");
     // (All of this after the number moved to Local Storage in DE: the pipeline followed it.)
@@ -890,6 +911,121 @@ async fn phone_number_management_and_rate_limits() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert_eq!(rating, "YELLOW");
+}
+
+/// `--config`: the file's settings apply (simulated clock, a throughput of 2 messages per
+/// second), an environment variable overrides the file (the data directory), and a file with
+/// a typo is refused with a message that names the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_sets_up_serve_and_the_environment_overrides_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("sealpost.toml");
+    let ignored = dir.path().join("from-file");
+    let data = dir.path().join("from-env");
+    std::fs::write(
+        &file,
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nsim_clock = true\nthroughput_per_second = 2\n",
+            ignored.display()
+        ),
+    )
+    .expect("config");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
+    command
+        .args(["serve", "--config"])
+        .arg(&file)
+        .env("SEALPOST_DATA_DIR", &data);
+    let s = spawn(command, dir, &data);
+    assert!(!ignored.exists(), "the environment overrode the file");
+    // The simulated clock came from the file: it moves, so the template gets approved.
+    s.approved_template("hello").await;
+    let template = json!({"messaging_product": "whatsapp", "to": "4915112000001", "type": "template", "template": {"name": "hello", "language": {"code": "en_US"}}});
+    for _ in 0..2 {
+        let (st, v) = s.send(template.clone()).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    assert_error(&s.send(template).await, 429, 130_429);
+
+    let bad = tempfile::tempdir().expect("dir");
+    let typo = bad.path().join("typo.toml");
+    std::fs::write(&typo, "lissten = \"127.0.0.1:0\"\n").expect("config");
+    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["serve", "--config"])
+        .arg(&typo)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("lissten"), "{stderr}");
+}
+
+/// System-user tokens: issued with at most the caller's scopes, listed without secrets, and
+/// revoked with immediate effect; only the business's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_issued_and_revoked_with_immediate_effect() {
+    let s = start();
+    let admin = s.s("access_token");
+    let number = format!("/v21.0/{}", s.s("phone_number_id"));
+    let (st, issued) = s
+        .post(
+            "/sealpost/v1/tokens",
+            Some(&admin),
+            &json!({"scopes": ["whatsapp_business_messaging"]}).to_string(),
+        )
+        .await;
+    assert_eq!(st, 200, "{issued}");
+    let (id, token) = (
+        issued["id"].as_str().expect("id").to_owned(),
+        issued["access_token"].as_str().expect("token").to_owned(),
+    );
+    assert!(token.len() >= 43, "at least 32 random bytes");
+    assert_eq!(s.get(&number, &token).await.0, 200, "the new token works");
+    let (st, list) = s.get("/sealpost/v1/tokens", &admin).await;
+    assert_eq!(st, 200);
+    assert_eq!(list["data"].as_array().map(Vec::len), Some(2));
+    assert!(
+        !list.to_string().contains(&token) && !list.to_string().contains(&admin),
+        "listing never shows a token"
+    );
+    // A messaging-only token cannot manage tokens; nobody gets more than they hold.
+    assert_error(&s.get("/sealpost/v1/tokens", &token).await, 403, 10);
+    assert_error(
+        &s.post("/sealpost/v1/tokens", Some(&token), "{}").await,
+        403,
+        10,
+    );
+    assert_error(
+        &s.post(
+            "/sealpost/v1/tokens",
+            Some(&admin),
+            &json!({"scopes": ["ads_management"]}).to_string(),
+        )
+        .await,
+        400,
+        131_009,
+    );
+    assert_error(
+        &s.get("/sealpost/v1/tokens", &s.s("auditor_token")).await,
+        403,
+        200,
+    );
+    // Revocation takes effect at once.
+    assert_eq!(
+        s.delete(&format!("/sealpost/v1/tokens/{id}"), &admin).await,
+        (200, json!({"success": true}))
+    );
+    assert_error(&s.get(&number, &token).await, 401, 190);
+    assert_error(
+        &s.delete(&format!("/sealpost/v1/tokens/{id}"), &admin).await,
+        400,
+        100,
+    );
+    assert_error(
+        &s.delete("/sealpost/v1/tokens/tok_unknown", &admin).await,
+        400,
+        100,
+    );
+    assert_eq!(s.get(&number, &admin).await.0, 200, "the others still work");
 }
 
 /// Under `serve`, the retention process runs beside the pipeline: once the simulated clock has

@@ -493,7 +493,11 @@ impl Vault {
                     b"sealpost/message-key/v1",
                 )))
             }
-            FieldScope::Media { epoch, media } => {
+            FieldScope::Media {
+                epoch,
+                media,
+                subject,
+            } => {
                 let id = media_key_id(business, region, media);
                 let spec = KeySpec {
                     kind: KeyKind::Media,
@@ -509,12 +513,20 @@ impl Vault {
                 let Some(ek) = self.epoch_key(business, region, *epoch, create_at).await? else {
                     return Ok(None);
                 };
-                Ok(Some(combine(
-                    &ek,
-                    &mk,
-                    media.as_str(),
-                    b"sealpost/media-key/v1",
-                )))
+                let key = combine(&ek, &mk, media.as_str(), b"sealpost/media-key/v1");
+                match subject {
+                    None => Ok(Some(key)),
+                    // A consumer's attachment goes with the consumer's erasure too.
+                    Some(s) => match self.subject_key(business, region, s, None).await? {
+                        None => Ok(None),
+                        Some(sk) => Ok(Some(combine(
+                            &key,
+                            &sk,
+                            media.as_str(),
+                            b"sealpost/media-key/consumer/v1",
+                        ))),
+                    },
+                }
             }
         }
     }

@@ -302,6 +302,7 @@ async fn media_opens_until_it_is_deleted_or_its_epoch_expires() {
     let scope = |media: u64, epoch: i64| FieldScope::Media {
         epoch: EpochId::new(epoch),
         media: sealpost_domain::MediaId::from_random(media),
+        subject: None,
     };
     let (deleted, expiring, other) = (scope(1, 7), scope(2, 8), scope(3, 7));
     let mut sealed = Vec::new();
@@ -359,4 +360,40 @@ async fn media_opens_until_it_is_deleted_or_its_epoch_expires() {
             .await,
         Err(VaultError::KeyDestroyed)
     ));
+    // A consumer's attachment is sealed under their subject key too: erasing them shreds it.
+    let consumer = SubjectId::from_random([9; 16]);
+    vault
+        .create_subject_key(B, Region::Eu, &consumer, now)
+        .await
+        .expect("subject key");
+    let attachment = FieldScope::Media {
+        epoch: EpochId::new(7),
+        media: sealpost_domain::MediaId::from_random(4),
+        subject: Some(consumer.clone()),
+    };
+    let photo = vault
+        .seal_field(B, Region::Eu, &attachment, "media-bytes", b"photo", now)
+        .await
+        .expect("sealed");
+    let without_subject = FieldScope::Media {
+        epoch: EpochId::new(7),
+        media: sealpost_domain::MediaId::from_random(4),
+        subject: None,
+    };
+    assert!(
+        vault
+            .open_field(B, Region::Eu, &without_subject, "media-bytes", &photo)
+            .await
+            .is_err(),
+        "the epoch and media keys alone do not open it"
+    );
+    vault
+        .destroy_subject(B, Region::Eu, &consumer, now)
+        .await
+        .expect("erased");
+    assert!(vault
+        .open_field(B, Region::Eu, &attachment, "media-bytes", &photo)
+        .await
+        .expect("open")
+        .is_shredded());
 }

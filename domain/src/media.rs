@@ -3,7 +3,7 @@
 //! name) are sealed under the media key (HKDF of the retention-epoch key and the object's own
 //! key): retention shreds them with the epoch, deleting the object shreds them at once.
 
-use crate::ids::{BusinessId, MediaId, PhoneNumberId};
+use crate::ids::{BusinessId, MediaId, PhoneNumberId, SubjectId};
 use crate::sealed::Sealed;
 use crate::time::{EpochId, Timestamp, DAY_MS};
 use serde::{Deserialize, Serialize};
@@ -40,6 +40,8 @@ pub enum MediaEvent {
         business_id: BusinessId,
         /// The business number it was uploaded to or received on.
         phone_number_id: PhoneNumberId,
+        /// For an attachment a consumer sent: that consumer (their key seals it too).
+        subject_id: Option<SubjectId>,
         /// The retention epoch whose key it is sealed under.
         epoch: EpochId,
         /// Upload or inbound attachment.
@@ -111,6 +113,7 @@ mod tests {
             media_id: MediaId::from_random(1),
             business_id: BusinessId::from_random(2),
             phone_number_id: PhoneNumberId::from_random(3),
+            subject_id: None,
             epoch: EpochId::new(0),
             origin: MediaOrigin::Upload,
             meta: Sealed::from_bytes(vec![1]),

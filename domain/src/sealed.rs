@@ -59,13 +59,16 @@ pub enum FieldScope {
         /// The message.
         message: MessageId,
     },
-    /// A field of one media object: media key = HKDF(epoch key ‖ the media object's own key).
-    /// Retention (the epoch key) or deleting the media (its own key) shreds it.
+    /// A field of one media object: media key = HKDF(epoch key ‖ the media object's own key
+    /// [‖ the sending consumer's subject key]). Retention (the epoch key), deleting the media
+    /// (its own key) or erasing the consumer who sent it (the subject key) shreds it.
     Media {
         /// The retention epoch the upload belongs to.
         epoch: EpochId,
         /// The media object.
         media: crate::ids::MediaId,
+        /// For an attachment a consumer sent: that consumer.
+        subject: Option<SubjectId>,
     },
     /// A field that belongs to the consumer rather than to one message (routing phone number,
     /// Signal session, identity key): sealed under the subject key itself.

@@ -113,6 +113,7 @@ pub(super) async fn upload(
                     &grant.principal,
                     &number,
                     MediaOrigin::Upload,
+                    None,
                     &mime,
                     filename.as_deref(),
                     &bytes,
