@@ -60,11 +60,79 @@ pub async fn bootstrap(
     data_dir: &Path,
     base_url: &str,
 ) -> Result<(Bootstrap, BusinessId, PhoneNumberId), AppError> {
+    let made = tenant(
+        app,
+        tokens,
+        "Development tenant",
+        DEV_DISPLAY_NUMBER,
+        base_url,
+    )
+    .await?;
+    let json =
+        serde_json::to_vec_pretty(&made.0).map_err(|_| AppError::Inconsistent("bootstrap"))?;
+    sealpost_adapters::vault::write_private_file(&data_dir.join(BOOTSTRAP_FILE), &json)
+        .map_err(|_| AppError::Inconsistent("bootstrap.json could not be written"))?;
+    Ok(made)
+}
+
+/// `sealpost tenant add`: opens the store of `data_dir` (or Postgres), makes a tenant and
+/// writes its secrets to `<data_dir>/tenant-<business-id>.json` (mode 0600); returns the path.
+pub async fn add_tenant(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    name: &str,
+    display_number: &str,
+) -> anyhow::Result<std::path::PathBuf> {
+    use anyhow::Context as _;
+    let clock: std::sync::Arc<dyn sealpost_adapters::clock::Clock> =
+        std::sync::Arc::new(sealpost_adapters::clock::SystemClock);
+    let policy = sealpost_domain::RetentionPolicy::default();
+    if sealpost_domain::E164::parse(display_number).is_err() {
+        anyhow::bail!("--display-number must be a phone number in E.164 digits");
+    }
+    std::fs::create_dir_all(data_dir).context("data directory")?;
+    let app = match database_url {
+        None => Sealpost::open_sqlite(data_dir, clock, policy).await?,
+        Some(url) => {
+            let pool = sealpost_adapters::store::postgres::connect(url, None, 4).await?;
+            Sealpost::open_postgres(
+                pool,
+                Some(&data_dir.join(crate::app::ROOT_KEY_DIR)),
+                clock,
+                policy,
+            )
+            .await?
+        }
+    };
+    let tokens = Tokens::load(app.store().clone()).await?;
+    let base_url = std::fs::read(data_dir.join(BOOTSTRAP_FILE))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Bootstrap>(&b).ok())
+        .map(|b| b.base_url)
+        .unwrap_or_default();
+    let (made, business, _) = tenant(&app, &tokens, name, display_number, &base_url).await?;
+    let path = data_dir.join(format!("tenant-{business}.json"));
+    let json = serde_json::to_vec_pretty(&made).context("tenant file")?;
+    sealpost_adapters::vault::write_private_file(&path, &json).context("tenant file")?;
+    app.gate().flush().await?;
+    Ok(path)
+}
+
+/// Makes a tenant in Business Manager: a business, its WABA, a phone number, an app with its
+/// secret, a system-user token with both scopes, and tokens for Sealpost's own principals
+/// (auditor, DPO, internal analytics, transport). The returned secrets are the only copies.
+pub async fn tenant(
+    app: &Sealpost,
+    tokens: &Tokens,
+    name: &str,
+    display_number: &str,
+    base_url: &str,
+) -> Result<(Bootstrap, BusinessId, PhoneNumberId), AppError> {
     let region = Region::Eu;
     let now = app.now();
-    let business = app.register_business("Development tenant", region).await?;
+    let business = app.register_business(name, region).await?;
     let number = app
-        .add_phone_number(&business, DEV_DISPLAY_NUMBER, region)
+        .add_phone_number(&business, display_number, region)
         .await?;
     let access_token = tokens
         .issue(
@@ -118,15 +186,12 @@ pub async fn bootstrap(
         app_id,
         app_secret,
         phone_number_id: number.to_string(),
-        display_phone_number: DEV_DISPLAY_NUMBER.to_owned(),
+        display_phone_number: display_number.to_owned(),
         access_token,
         auditor_token,
         dpo_token,
         internal_token,
         transport_token,
     };
-    let json = serde_json::to_vec_pretty(&b).map_err(|_| AppError::Inconsistent("bootstrap"))?;
-    sealpost_adapters::vault::write_private_file(&data_dir.join(BOOTSTRAP_FILE), &json)
-        .map_err(|_| AppError::Inconsistent("bootstrap.json could not be written"))?;
     Ok((b, business, number))
 }

@@ -511,6 +511,11 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         ),
     )?;
 
+    // The same, as an existing Cloud API client sees it: over HTTP, with a webhook listener.
+    let (http_checks, http_plaintexts) =
+        crate::demo_http::run(&data_dir.join("serve"), &mut *d.out).await?;
+    d.outcome.checks.extend(http_checks);
+
     // Nothing personal in transit, at rest, or left of a destroyed key.
     let mut needles: Vec<Vec<u8>> = canaries.iter().map(|c| c.as_bytes().to_vec()).collect();
     let routed = serde_json::to_vec(&d.net.routed())?;
@@ -525,6 +530,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         !in_transit,
     )?;
     needles.extend(phones.iter().map(|p| p.expose_digits().as_bytes().to_vec()));
+    needles.extend(http_plaintexts.iter().map(|p| p.as_bytes().to_vec()));
     needles.extend(
         CONSUMERS
             .iter()

@@ -8,6 +8,7 @@ pub mod app;
 pub mod bootstrap;
 pub mod config;
 pub mod demo;
+pub mod demo_http;
 pub mod http;
 pub mod identity;
 pub mod media;

@@ -51,6 +51,13 @@ enum Command {
         #[arg(long, env = "SEALPOST_SIM_CLOCK")]
         sim_clock: bool,
     },
+    /// Business Manager: add a tenant (business, WABA, phone number, app, system-user token)
+    /// to a stopped server's store; its secrets go to `<data-dir>/tenant-<business-id>.json`
+    /// (mode 0600). Start `serve` again to serve the new number.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
     /// Run the simulated transport (the WhatsApp role: key directory and routing of
     /// ciphertext) as its own process, over HTTP on a local socket.
     Transport {
@@ -62,6 +69,25 @@ enum Command {
 
 /// The port `sealpost serve` listens on by default.
 const DEFAULT_PORT: u16 = 8080;
+
+#[derive(Debug, Subcommand)]
+enum TenantAction {
+    /// Add a tenant.
+    Add {
+        /// The business's display name.
+        #[arg(long)]
+        name: String,
+        /// Its phone number (digits, E.164 without +).
+        #[arg(long)]
+        display_number: String,
+        /// The data directory of the store (embedded SQLite, root keys).
+        #[arg(long, env = "SEALPOST_DATA_DIR", default_value = "./sealpost-data")]
+        data_dir: PathBuf,
+        /// Use Postgres at this URL instead of the embedded store.
+        #[arg(long, env = "SEALPOST_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -142,6 +168,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let _ = out.flush();
             })
             .await?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Tenant {
+            action:
+                TenantAction::Add {
+                    name,
+                    display_number,
+                    data_dir,
+                    database_url,
+                },
+        } => runtime.block_on(async {
+            let path = sealpost::bootstrap::add_tenant(
+                &data_dir,
+                database_url.as_deref(),
+                &name,
+                &display_number,
+            )
+            .await?;
+            writeln!(std::io::stdout(), "{}", path.display())?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Transport { listen } => runtime.block_on(async {

@@ -31,10 +31,17 @@ fn start() -> Server {
 /// Starts the server on the embedded store, or on Postgres at `database_url`.
 fn start_on(database_url: Option<String>) -> Server {
     let dir = tempfile::tempdir().expect("dir");
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
+    let data = dir.path().join("data");
+    let mut command = serve_command(&data);
     if let Some(url) = database_url {
         command.env("SEALPOST_DATABASE_URL", url);
     }
+    spawn(command, dir, &data)
+}
+
+/// `sealpost serve` on a free port with the simulated clock and this data directory.
+fn serve_command(data: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
     command
         .args([
             "serve",
@@ -43,9 +50,8 @@ fn start_on(database_url: Option<String>) -> Server {
             "--sim-clock",
             "--data-dir",
         ])
-        .arg(dir.path().join("data"));
-    let data = dir.path().join("data");
-    spawn(command, dir, &data)
+        .arg(data);
+    command
 }
 
 /// Runs `command` (a `sealpost serve`) with JSON trace logs into `dir`/server.log, waits for
@@ -112,6 +118,12 @@ impl Server {
 
     /// `POST /{v}/{phone-number-id}/media` as multipart/form-data, built by hand.
     async fn upload(&self, token: &str, parts: &[Part<'_>]) -> (u16, Value) {
+        self.upload_to(&self.s("phone_number_id"), token, parts)
+            .await
+    }
+
+    /// An upload to a given business number.
+    async fn upload_to(&self, phone: &str, token: &str, parts: &[Part<'_>]) -> (u16, Value) {
         const BOUNDARY: &str = "sealpost-test-boundary-7MA4YWxk";
         let mut body = Vec::new();
         for (name, file, bytes) in parts {
@@ -130,11 +142,7 @@ impl Server {
         }
         body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
         let resp = reqwest::Client::new()
-            .post(format!(
-                "{}/v21.0/{}/media",
-                self.base,
-                self.s("phone_number_id")
-            ))
+            .post(format!("{}/v21.0/{phone}/media", self.base))
             .bearer_auth(token)
             .header(
                 "content-type",
@@ -1069,4 +1077,316 @@ async fn retention_runs_under_serve() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(shredded >= 1, "the retention process ran");
+}
+
+/// One tenant as the tenancy test sees it: its ids and its system-user token.
+#[derive(Clone, Debug)]
+struct Tenant {
+    token: String,
+    phone: String,
+    waba: String,
+    app: String,
+    media: String,
+    message: String,
+    token_id: String,
+    template: String,
+}
+
+/// A request of the tenancy property: method, path, JSON body (or none).
+type Probe = (&'static str, String, Option<Value>);
+
+/// The requests a token of `attacker` makes against `target`'s data (or a fabricated tenant).
+fn probes(attacker: &Tenant, target: &Tenant) -> Vec<Probe> {
+    let t = target;
+    vec![
+        ("GET", format!("/v21.0/{}", t.phone), None),
+        (
+            "POST",
+            format!("/v21.0/{}/messages", t.phone),
+            Some(text(CONSUMER, "x")),
+        ),
+        ("GET", format!("/v21.0/{}/settings", t.phone), None),
+        (
+            "POST",
+            format!("/v21.0/{}/settings", t.phone),
+            Some(
+                json!({"storage_configuration": {"status": "IN_COUNTRY_STORAGE_ENABLED", "data_localization_region": "DE"}}),
+            ),
+        ),
+        (
+            "POST",
+            format!("/v21.0/{}/register", t.phone),
+            Some(json!({"messaging_product": "whatsapp", "pin": "123456"})),
+        ),
+        (
+            "POST",
+            format!("/v21.0/{}/deregister", t.phone),
+            Some(json!({"messaging_product": "whatsapp"})),
+        ),
+        ("GET", format!("/v21.0/{}/message_templates", t.waba), None),
+        (
+            "POST",
+            format!("/v21.0/{}/message_templates", t.waba),
+            Some(json!({"name": "intruder", "language": "en_US", "category": "MARKETING"})),
+        ),
+        (
+            "DELETE",
+            format!("/v21.0/{}/message_templates?name={}", t.waba, t.template),
+            None,
+        ),
+        (
+            "POST",
+            format!("/v21.0/{}/subscriptions", t.app),
+            Some(
+                json!({"object": "whatsapp_business_account", "callback_url": "http://127.0.0.1:9/hook", "verify_token": "x"}),
+            ),
+        ),
+        ("GET", format!("/v21.0/{}", t.media), None),
+        ("DELETE", format!("/v21.0/{}", t.media), None),
+        (
+            "GET",
+            format!(
+                "/sealpost/v1/media/{}?expires=9999999999&signature=00",
+                t.media
+            ),
+            None,
+        ),
+        (
+            "POST",
+            format!("/v21.0/{}/messages", attacker.phone),
+            Some(
+                json!({"messaging_product": "whatsapp", "to": CONSUMER, "type": "image", "image": {"id": t.media}}),
+            ),
+        ),
+        (
+            "POST",
+            format!("/v21.0/{}/messages", attacker.phone),
+            Some(
+                json!({"messaging_product": "whatsapp", "status": "read", "message_id": t.message}),
+            ),
+        ),
+        (
+            "POST",
+            format!("/v21.0/{}/messages", attacker.phone),
+            Some(
+                json!({"messaging_product": "whatsapp", "type": "reaction", "to": CONSUMER, "reaction": {"message_id": t.message, "emoji": "👍"}}),
+            ),
+        ),
+        (
+            "DELETE",
+            format!("/sealpost/v1/tokens/{}", t.token_id),
+            None,
+        ),
+        ("POST", format!("/v21.0/{}/media", t.phone), Some(json!({}))),
+    ]
+}
+
+async fn call(base: &str, token: &str, probe: &Probe) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let url = format!("{base}{}", probe.1);
+    let req = match probe.0 {
+        "GET" => client.get(url),
+        "DELETE" => client.delete(url),
+        _ => client.post(url),
+    };
+    let req = match &probe.2 {
+        Some(b) => req
+            .header("content-type", "application/json")
+            .body(b.to_string()),
+        None => req,
+    };
+    let (status, mut body) = answer(req.bearer_auth(token).send().await.expect("request")).await;
+    if let Some(e) = body.get_mut("error").and_then(Value::as_object_mut) {
+        e.remove("fbtrace_id"); // random per answer
+    }
+    (status, body)
+}
+
+/// For random pairs of businesses and random endpoints, a token of one business never reads,
+/// changes or learns the existence of the other's data: every answer about the other's real
+/// number, WABA, app, media, message, template or token is a refusal, and the very same answer
+/// as about ids that exist nowhere. Afterwards every business's data is as it was.
+#[test]
+fn a_business_token_never_reaches_another_business() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Three tenants: the development tenant, then two added by `sealpost tenant add`.
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let bin = env!("CARGO_BIN_EXE_sealpost");
+    let mut first = serve_command(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("serve");
+    let mut line = String::new();
+    BufReader::new(first.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("started");
+    let _ = first.kill();
+    let _ = first.wait();
+    let mut files = Vec::new();
+    for (name, number) in [("Tenant B", "15550001111"), ("Tenant C", "15550002222")] {
+        let out = Command::new(bin)
+            .args([
+                "tenant",
+                "add",
+                "--name",
+                name,
+                "--display-number",
+                number,
+                "--data-dir",
+            ])
+            .arg(&data)
+            .output()
+            .expect("tenant add");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        files.push(std::path::PathBuf::from(
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        ));
+    }
+    let s = spawn(serve_command(&data), dir, &data);
+    let mut boots = vec![s.boot.clone()];
+    for f in &files {
+        boots.push(serde_json::from_slice(&std::fs::read(f).expect("tenant file")).expect("json"));
+    }
+    let tenants: Vec<Tenant> = rt.block_on(async {
+        let mut out = Vec::new();
+        for (i, b) in boots.iter().enumerate() {
+            let f = |k: &str| b[k].as_str().expect("field").to_owned();
+            let token = f("access_token");
+            let template = format!("greeting_{i}");
+            let (st, _) = s
+                .post(
+                    &format!("/v21.0/{}/message_templates", f("waba_id")),
+                    Some(&token),
+                    &json!({"name": template, "language": "en_US", "category": "UTILITY"}).to_string(),
+                )
+                .await;
+            assert_eq!(st, 200);
+            let picture = canary(10 + i, "tenant media").into_bytes();
+            let upload = s
+                .upload_to(&f("phone_number_id"), &token, &[("messaging_product", None, b"whatsapp"), ("file", Some(("p.png", "image/png")), &picture)])
+                .await;
+            assert_eq!(upload.0, 200, "{}", upload.1);
+            let (_, tokens) = s.get("/sealpost/v1/tokens", &token).await;
+            out.push(Tenant {
+                token,
+                phone: f("phone_number_id"),
+                waba: f("waba_id"),
+                app: f("app_id"),
+                media: upload.1["id"].as_str().expect("media").to_owned(),
+                message: String::new(),
+                token_id: tokens["data"][0]["id"].as_str().expect("token id").to_owned(),
+                template,
+            });
+        }
+        let (st, _) = s
+            .post("/sim/v1/clock/advance", None, &json!({"seconds": 61}).to_string())
+            .await;
+        assert_eq!(st, 200);
+        for t in &mut out {
+            let (st, v) = s
+                .post(
+                    &format!("/v21.0/{}/messages", t.phone),
+                    Some(&t.token),
+                    &json!({"messaging_product": "whatsapp", "to": CONSUMER, "type": "template", "template": {"name": t.template, "language": {"code": "en_US"}}}).to_string(),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+            t.message = v["messages"][0]["id"].as_str().expect("id").to_owned();
+        }
+        out
+    });
+    let nowhere = |n: u64| Tenant {
+        token: String::new(),
+        phone: format!("{}", 190_000_000_000_000 + n),
+        waba: format!("{}", 290_000_000_000_000 + n),
+        app: format!("{}", 390_000_000_000_000 + n),
+        media: format!("{}", 490_000_000_000_000 + n),
+        message: format!("wamid.AAAAAAAAAAAAAAAAAAAAAAA{}", n % 10),
+        token_id: format!("tok_{n:032x}"),
+        template: "greeting_9".into(),
+    };
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 96,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    });
+    let endpoints = probes(&tenants[0], &tenants[1]).len();
+    runner
+        .run(
+            &(0..3usize, 1..3usize, 0..endpoints, proptest::num::u64::ANY),
+            |(a, offset, e, n)| {
+                let (attacker, victim) = (&tenants[a], &tenants[(a + offset) % 3]);
+                let real = &probes(attacker, victim)[e];
+                let fake = &probes(attacker, &nowhere(n))[e];
+                let (got, control) = rt.block_on(async {
+                    (
+                        call(&s.base, &attacker.token, real).await,
+                        call(&s.base, &attacker.token, fake).await,
+                    )
+                });
+                proptest::prop_assert!(
+                    (400..500).contains(&got.0),
+                    "{} {} answered {}: {}",
+                    real.0,
+                    real.1,
+                    got.0,
+                    got.1
+                );
+                proptest::prop_assert_eq!(
+                    &got,
+                    &control,
+                    "{} {} tells the other business's data from none",
+                    real.0,
+                    real.1
+                );
+                Ok(())
+            },
+        )
+        .expect("no business reaches another's data");
+    // Nothing of anyone's changed.
+    rt.block_on(async {
+        for t in &tenants {
+            let (st, number) = s.get(&format!("/v21.0/{}", t.phone), &t.token).await;
+            assert_eq!(
+                (st, number["platform_type"].as_str()),
+                (200, Some("NOT_APPLICABLE"))
+            );
+            assert_eq!(
+                s.get(&format!("/v21.0/{}/settings", t.phone), &t.token)
+                    .await
+                    .1,
+                json!({"storage_configuration": {"status": "IN_COUNTRY_STORAGE_DISABLED"}})
+            );
+            let (_, list) = s
+                .get(&format!("/v21.0/{}/message_templates", t.waba), &t.token)
+                .await;
+            let names: Vec<&str> = list["data"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .filter_map(|x| x["name"].as_str())
+                .collect();
+            assert_eq!(names, [t.template.as_str()]);
+            assert_eq!(
+                s.get(&format!("/v21.0/{}", t.media), &t.token).await.0,
+                200,
+                "media intact"
+            );
+            assert_eq!(
+                s.get("/sealpost/v1/tokens", &t.token).await.0,
+                200,
+                "token intact"
+            );
+        }
+    });
 }
