@@ -524,7 +524,7 @@ async fn send_inner(
         let mut sim = s.sim.lock().await;
         device(&s, &mut sim, to.expose_digits()).await?;
     }
-    let message = s
+    let message = match s
         .app
         .send(
             &grant.principal,
@@ -534,7 +534,17 @@ async fn send_inner(
             &content,
             callback.as_deref(),
         )
-        .await?;
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => {
+            s.limits
+                .lock()
+                .expect("limits lock is never poisoned")
+                .refund(number.as_str(), to.expose_digits());
+            return Err(e.into());
+        }
+    };
     let contact = if by_user {
         json!({ "input": to_raw, "user_id": to_raw })
     } else {
@@ -1310,6 +1320,18 @@ impl Limits {
         }
     }
 
+    /// Gives back what [`Limits::admit`] took for a message that was then refused (outside the
+    /// window, an erased consumer …): only messages accepted for sending count.
+    pub fn refund(&mut self, number: &str, to: &str) {
+        let (standard, high) = (self.standard, self.high);
+        if let Some(n) = self.numbers.get_mut(number) {
+            n.0 = (n.0 + 1.0).min(standard.max(high));
+        }
+        if let Some(p) = self.pairs.get_mut(&(number.to_owned(), to.to_owned())) {
+            p.0 = (p.0 + 1.0).min(PAIR_BURST);
+        }
+    }
+
     /// Admits one message or says which limit it hit.
     pub fn admit(
         &mut self,
@@ -1662,5 +1684,26 @@ async fn run_pipeline(mut pipeline: Pipeline, s: Shared, mut stop: watch::Receiv
             _ = stop.changed() => {}
             () = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_message_gives_its_tokens_back() {
+        let mut limits = Limits::new(3.0, 10.0);
+        let now = sealpost_domain::Timestamp::from_millis(1_000);
+        for _ in 0..3 {
+            assert!(limits.admit("n", "u", None, now).is_ok());
+        }
+        assert_eq!(
+            limits.admit("n", "u", None, now).map_err(|e| e.code),
+            Err(130_429)
+        );
+        limits.refund("n", "u");
+        assert!(limits.admit("n", "u", None, now).is_ok(), "refunded");
+        assert!(limits.admit("n", "u", None, now).is_err(), "only one");
     }
 }

@@ -18,9 +18,44 @@ struct Server {
 }
 
 impl Drop for Server {
+    /// Stops the server, then greps everything it logged (at TRACE, as JSON) for the secrets
+    /// and personal data of the suite: canary bodies, consumer numbers, tokens, the app secret.
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            return;
+        }
+        let log = std::fs::read_to_string(&self.log).expect("the server log");
+        assert!(
+            log.contains("telemetry initialised"),
+            "the log capture works"
+        );
+        let mut needles: Vec<String> = [
+            "CANARY-", "-e1b2", CONSUMER, "4915112", "4915113", "4915114",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        for key in [
+            "access_token",
+            "auditor_token",
+            "dpo_token",
+            "internal_token",
+            "transport_token",
+            "app_secret",
+        ] {
+            if let Some(v) = self.boot[key].as_str() {
+                needles.push(v.to_owned());
+            }
+        }
+        for n in &needles {
+            assert!(
+                !log.contains(n.as_str()),
+                "the server logged a secret or personal datum ({} bytes of log)",
+                log.len()
+            );
+        }
     }
 }
 
