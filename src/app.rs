@@ -144,6 +144,24 @@ impl Sealpost {
         .await
     }
 
+    /// What `serve` and `tenant add` open: Postgres at `database_url` (root keys from the
+    /// environment or `data_dir`), else the embedded default in `data_dir`.
+    pub async fn open(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        pool_size: u32,
+        clock: Arc<dyn Clock>,
+        policy: RetentionPolicy,
+    ) -> Result<Self, AppError> {
+        match database_url {
+            None => Self::open_sqlite(data_dir, clock, policy).await,
+            Some(url) => {
+                let pool = postgres::connect(url, None, pool_size).await?;
+                Self::open_postgres(pool, Some(&data_dir.join(ROOT_KEY_DIR)), clock, policy).await
+            }
+        }
+    }
+
     /// Starts over given stores and root keys.
     pub async fn start(
         stores: Stores,

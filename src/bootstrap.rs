@@ -91,19 +91,7 @@ pub async fn add_tenant(
         anyhow::bail!("--display-number must be a phone number in E.164 digits");
     }
     std::fs::create_dir_all(data_dir).context("data directory")?;
-    let app = match database_url {
-        None => Sealpost::open_sqlite(data_dir, clock, policy).await?,
-        Some(url) => {
-            let pool = sealpost_adapters::store::postgres::connect(url, None, 4).await?;
-            Sealpost::open_postgres(
-                pool,
-                Some(&data_dir.join(crate::app::ROOT_KEY_DIR)),
-                clock,
-                policy,
-            )
-            .await?
-        }
-    };
+    let app = Sealpost::open(data_dir, database_url, 4, clock, policy).await?;
     let tokens = Tokens::load(app.store().clone()).await?;
     let base_url = std::fs::read(data_dir.join(BOOTSTRAP_FILE))
         .ok()

@@ -425,27 +425,7 @@ async fn send_inner(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Value, ApiError> {
-    let grant = authenticate(&s, &headers)?;
-    let number = PhoneNumberId::parse(&id).map_err(|_| ApiError::denied())?;
-    if !s.numbers.contains_key(number.as_str()) {
-        return Err(ApiError::denied());
-    }
-    let owner = s
-        .app
-        .phone_number(&number)
-        .await
-        .map_err(|_| ApiError::denied())?
-        .business_id;
-    if grant.principal.kind != PrincipalKind::Business || grant.principal.business != owner {
-        return Err(ApiError::denied());
-    }
-    if !grant.scopes.iter().any(|sc| sc == SCOPE_MESSAGING) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            10,
-            "The access token lacks whatsapp_business_messaging.",
-        ));
-    }
+    let (grant, number, state) = owned_number(&s, &id, &headers, false).await?;
     let body = read_json(body).await?;
     if body.get("status").is_some() {
         return mark_read(&s, &number, &body).await;
@@ -513,7 +493,7 @@ async fn send_inner(
             "Message failed to send because there are restrictions on how many messages can be sent from this phone number.",
         ));
     }
-    let tier = s.app.phone_number(&number).await?.throughput;
+    let tier = state.throughput;
     s.limits
         .lock()
         .expect("limits lock is never poisoned")
@@ -612,17 +592,7 @@ async fn subscribe(
         {
             return Err(ApiError::denied());
         }
-        if !grant
-            .scopes
-            .iter()
-            .any(|sc| sc == sealpost_domain::identity::SCOPE_MANAGEMENT)
-        {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                10,
-                "The access token lacks whatsapp_business_management.",
-            ));
-        }
+        require_scope(&grant, sealpost_domain::identity::SCOPE_MANAGEMENT)?;
         let form = headers
             .get("content-type")
             .and_then(|h| h.to_str().ok())
@@ -730,6 +700,19 @@ async fn mark_read(s: &Shared, number: &PhoneNumberId, body: &Value) -> Result<V
     Ok(json!({ "success": true }))
 }
 
+/// Error 10 unless the token carries `scope`.
+fn require_scope(grant: &Grant, scope: &str) -> Result<(), ApiError> {
+    if grant.scopes.iter().any(|sc| sc == scope) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            10,
+            format!("The access token lacks {scope}."),
+        ))
+    }
+}
+
 /// Authenticates and checks that the token's business owns the number (management scope
 /// when `manage`); another business's or an unknown number is the same 403.
 async fn owned_number(
@@ -758,13 +741,7 @@ async fn owned_number(
     } else {
         SCOPE_MESSAGING
     };
-    if !grant.scopes.iter().any(|sc| sc == scope) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            10,
-            format!("The access token lacks {scope}."),
-        ));
-    }
+    require_scope(&grant, scope)?;
     Ok((grant, number, state))
 }
 
@@ -1036,17 +1013,7 @@ async fn owned_waba(
     {
         return Err(ApiError::denied());
     }
-    if !grant
-        .scopes
-        .iter()
-        .any(|sc| sc == sealpost_domain::identity::SCOPE_MANAGEMENT)
-    {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            10,
-            "The access token lacks whatsapp_business_management.",
-        ));
-    }
+    require_scope(&grant, sealpost_domain::identity::SCOPE_MANAGEMENT)?;
     Ok((grant, business, region))
 }
 
@@ -1560,22 +1527,14 @@ pub async fn serve(
         None => Arc::new(SystemClock),
     };
     std::fs::create_dir_all(&config.data_dir).context("data directory")?;
-    let app = match &config.database_url {
-        None => {
-            Sealpost::open_sqlite(&config.data_dir, clock.clone(), RetentionPolicy::default())
-                .await?
-        }
-        Some(url) => {
-            let pool = sealpost_adapters::store::postgres::connect(url, None, 16).await?;
-            Sealpost::open_postgres(
-                pool,
-                Some(&config.data_dir.join(crate::app::ROOT_KEY_DIR)),
-                clock.clone(),
-                RetentionPolicy::default(),
-            )
-            .await?
-        }
-    };
+    let app = Sealpost::open(
+        &config.data_dir,
+        config.database_url.as_deref(),
+        16,
+        clock.clone(),
+        RetentionPolicy::default(),
+    )
+    .await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .context("bind")?;

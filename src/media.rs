@@ -253,8 +253,17 @@ impl Sealpost {
         media: &MediaId,
     ) -> Result<MediaMeta, AppError> {
         let found = self.find_media(media).await?;
+        self.open_meta(principal, media, &found).await
+    }
+
+    async fn open_meta(
+        &self,
+        principal: &Principal,
+        media: &MediaId,
+        found: &Found,
+    ) -> Result<MediaMeta, AppError> {
         let raw = self
-            .open_media(principal, media, &found, fields::META)
+            .open_media(principal, media, found, fields::META)
             .await?;
         serde_json::from_slice(&raw).map_err(|_| AppError::Inconsistent("media description"))
     }
@@ -265,8 +274,8 @@ impl Sealpost {
         principal: &Principal,
         media: &MediaId,
     ) -> Result<(MediaMeta, Vec<u8>), AppError> {
-        let meta = self.media_meta(principal, media).await?;
         let found = self.find_media(media).await?;
+        let meta = self.open_meta(principal, media, &found).await?;
         let bytes = self
             .open_media(principal, media, &found, fields::BYTES)
             .await?;

@@ -515,16 +515,7 @@ impl Pipeline {
         else {
             return Err(AppError::Inconsistent("message without subject or number"));
         };
-        let Some(handle) = self
-            .numbers
-            .values()
-            .find(|n| n.id == number_id)
-            .map(|n| n.handle.clone())
-        else {
-            return Err(AppError::Inconsistent(
-                "message for a number that is not attached",
-            ));
-        };
+        let handle = self.handle_of(Some(&number_id))?;
         let content = self
             .app
             .read_content(&principal(), Purpose::Delivery, id)
@@ -633,6 +624,17 @@ impl Pipeline {
         }
     }
 
+    /// The transport handle of an attached business number.
+    fn handle_of(&self, number: Option<&PhoneNumberId>) -> Result<String, AppError> {
+        self.numbers
+            .values()
+            .find(|n| Some(&n.id) == number)
+            .map(|n| n.handle.clone())
+            .ok_or(AppError::Inconsistent(
+                "message for a number that is not attached",
+            ))
+    }
+
     /// Follows a number's Local Storage election: from now on its consumers, messages and Signal
     /// account live (and are wrapped) in the elected region.
     async fn relocate(&mut self, id: &PhoneNumberId) -> Result<(), AppError> {
@@ -674,16 +676,7 @@ impl Pipeline {
             return Ok(StepReport::default());
         };
         let number_id = self.app.message(id).await?.phone_number_id;
-        let Some(handle) = self
-            .numbers
-            .values()
-            .find(|n| Some(&n.id) == number_id.as_ref())
-            .map(|n| n.handle.clone())
-        else {
-            return Err(AppError::Inconsistent(
-                "message for a number that is not attached",
-            ));
-        };
+        let handle = self.handle_of(number_id.as_ref())?;
         let receipt = Envelope {
             id: format!("rcpt-{}", uuid::Uuid::new_v4()),
             from: Address { handle, device: 1 },

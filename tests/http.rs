@@ -190,6 +190,18 @@ impl Server {
         answer(resp).await
     }
 
+    /// Moves the simulated clock on.
+    async fn advance(&self, seconds: i64) {
+        let (st, v) = self
+            .post(
+                "/sim/v1/clock/advance",
+                None,
+                &json!({ "seconds": seconds }).to_string(),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+
     /// Submits a marketing template and moves the simulated clock past its review.
     async fn approved_template(&self, name: &str) {
         let templates = format!("/v21.0/{}/message_templates", self.s("waba_id"));
@@ -201,14 +213,7 @@ impl Server {
             )
             .await;
         assert_eq!(st, 200, "{v}");
-        let (st, _) = self
-            .post(
-                "/sim/v1/clock/advance",
-                None,
-                &json!({"seconds": 61}).to_string(),
-            )
-            .await;
-        assert_eq!(st, 200);
+        self.advance(61).await;
     }
 
     async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
@@ -535,14 +540,7 @@ async fn cloud_api_surface(s: Server) {
     );
     let template_send = json!({"messaging_product": "whatsapp", "to": CONSUMER, "type": "template", "template": {"name": "order_update", "language": {"code": "en_US"}}});
     assert_error(&s.send(template_send.clone()).await, 404, 132_001);
-    let (st, _) = s
-        .post(
-            "/sim/v1/clock/advance",
-            None,
-            &json!({"seconds": 61}).to_string(),
-        )
-        .await;
-    assert_eq!(st, 200);
+    s.advance(61).await;
     let (st, list) = s.post_get(&templates).await;
     assert_eq!(st, 200);
     assert_eq!(list["data"][0]["status"], "APPROVED");
@@ -860,14 +858,7 @@ async fn phone_number_management_and_rate_limits() {
         130_429,
     );
     // Pair rate: after a second the number may send again, but 45 is the burst to one user.
-    let (st, _) = s
-        .post(
-            "/sim/v1/clock/advance",
-            None,
-            &json!({"seconds": 1}).to_string(),
-        )
-        .await;
-    assert_eq!(st, 200);
+    s.advance(1).await;
     for i in 0..45 {
         let (st, v) = s.send(template("4915112888888".into())).await;
         assert_eq!(st, 200, "pair message {i}: {v}");
@@ -886,14 +877,7 @@ async fn phone_number_management_and_rate_limits() {
     let mut refused = None;
     for i in 0..2_000 {
         if i % 70 == 0 {
-            let (st, _) = s
-                .post(
-                    "/sim/v1/clock/advance",
-                    None,
-                    &json!({"seconds": 1}).to_string(),
-                )
-                .await;
-            assert_eq!(st, 200);
+            s.advance(1).await;
         }
         let got = s.send(template(format!("4915113{:06}", i))).await;
         if got.0 != 200 {
@@ -910,14 +894,7 @@ async fn phone_number_management_and_rate_limits() {
     assert!(sent >= 170, "not before the limit: refused after {sent}");
     assert_error(&got, 429, 131_048);
     // A user in a service window may still be answered (a second later: throughput refills).
-    let (st, _) = s
-        .post(
-            "/sim/v1/clock/advance",
-            None,
-            &json!({"seconds": 1}).to_string(),
-        )
-        .await;
-    assert_eq!(st, 200);
+    s.advance(1).await;
     let (answered, _) = s.converse("hi", text(CONSUMER, "still here")).await;
     assert_eq!(answered, 200, "the throttle spares service-window replies");
     // (All of this after the number moved to Local Storage in DE: the pipeline followed it.)
@@ -1080,14 +1057,7 @@ async fn retention_runs_under_serve() {
     let (sent, _) = s.converse("hi", text(CONSUMER, "hello")).await;
     assert_eq!(sent, 200);
     s.wait_inbox(CONSUMER, 1).await;
-    let (st, _) = s
-        .post(
-            "/sim/v1/clock/advance",
-            None,
-            &json!({"seconds": 31 * 86_400}).to_string(),
-        )
-        .await;
-    assert_eq!(st, 200);
+    s.advance(31 * 86_400).await;
     let db = s._dir.path().join("data/events.db");
     let options = sqlx::sqlite::SqliteConnectOptions::new()
         .filename(&db)
@@ -1323,10 +1293,7 @@ fn a_business_token_never_reaches_another_business() {
                 template,
             });
         }
-        let (st, _) = s
-            .post("/sim/v1/clock/advance", None, &json!({"seconds": 61}).to_string())
-            .await;
-        assert_eq!(st, 200);
+        s.advance(61).await;
         for t in &mut out {
             let (st, v) = s
                 .post(

@@ -85,14 +85,6 @@ impl MediaObject {
         }
     }
 
-    /// The business that owns it.
-    pub fn business(&self) -> Option<&BusinessId> {
-        match &self.stored {
-            Some(MediaEvent::MediaStored { business_id, .. }) => Some(business_id),
-            _ => None,
-        }
-    }
-
     /// Whether the id still answers at `now`: stored, not deleted, not expired.
     pub fn available(&self, now: Timestamp) -> bool {
         match &self.stored {
@@ -134,6 +126,5 @@ mod tests {
             at: Timestamp::from_millis(10),
         });
         assert!(!m.available(Timestamp::from_millis(10)), "deleted");
-        assert_eq!(m.business(), Some(&BusinessId::from_random(2)));
     }
 }

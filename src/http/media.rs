@@ -4,7 +4,7 @@
 //! An id that is unknown, expired, deleted or another business's gets one and the same answer,
 //! so a token never learns whether someone else's media exists.
 
-use super::{authenticate, check_version, owned_number, reply, ApiError, Shared};
+use super::{authenticate, check_version, owned_number, reply, require_scope, ApiError, Shared};
 use crate::app::AppError;
 use crate::identity::Grant;
 use crate::media::{acceptable_mime, MediaMeta, MAX_MEDIA_BYTES};
@@ -39,13 +39,7 @@ fn media_error(e: AppError) -> ApiError {
 
 fn messaging_grant(s: &Shared, headers: &HeaderMap) -> Result<Grant, ApiError> {
     let grant = authenticate(s, headers)?;
-    if !grant.scopes.iter().any(|sc| sc == SCOPE_MESSAGING) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            10,
-            "The access token lacks whatsapp_business_messaging.",
-        ));
-    }
+    require_scope(&grant, SCOPE_MESSAGING)?;
     Ok(grant)
 }
 
@@ -272,9 +266,11 @@ pub(super) async fn attach(s: &Shared, grant: &Grant, content: String) -> Result
         .app
         .media_bytes(&grant.principal, &media)
         .await
-        .map_err(|e| match media_error(e) {
-            e if e.code == 200 => ApiError::not_valid(&field),
-            other => other,
+        .map_err(|e| match e {
+            AppError::Domain(DomainError::NotFound) | AppError::Gate(GateError::Denied(_)) => {
+                ApiError::not_valid(&field)
+            }
+            other => ApiError::from(other),
         })?;
     payload.insert("mime_type".into(), meta.mime_type.into());
     payload.insert("sha256".into(), meta.sha256.into());

@@ -3,10 +3,10 @@
 //! revokes any of its own with immediate effect. Another business's token id answers exactly as
 //! an unknown one.
 
-use super::{authenticate, reply, ApiError, Shared};
+use super::{authenticate, reply, require_scope, ApiError, Shared};
 use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use sealpost_domain::identity::{SCOPE_MANAGEMENT, SCOPE_MESSAGING};
 use sealpost_domain::{BusinessId, Principal, PrincipalKind};
@@ -19,13 +19,7 @@ fn manager(s: &Shared, headers: &HeaderMap) -> Result<(BusinessId, Vec<String>),
         (PrincipalKind::Business, Some(b)) => b.clone(),
         _ => return Err(ApiError::denied()),
     };
-    if !grant.scopes.iter().any(|sc| sc == SCOPE_MANAGEMENT) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            10,
-            "The access token lacks whatsapp_business_management.",
-        ));
-    }
+    require_scope(&grant, SCOPE_MANAGEMENT)?;
     Ok((business, grant.scopes))
 }
 
