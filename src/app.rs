@@ -7,6 +7,7 @@ use sealpost_adapters::exec::{CommandMeta, ExecError, Executor};
 use sealpost_adapters::ledger::{EventStore, LedgerError};
 use sealpost_adapters::store::{postgres, StoreError, Stores, StreamId};
 use sealpost_adapters::vault::{RootKeys, Vault, VaultError};
+use sealpost_audit::log::{witness_path, AuditLog};
 use sealpost_audit::{AccessGate, AccessRequest, FieldRef, GateError};
 use sealpost_domain::aggregates::message::{InboundHeader, OutboundHeader, PricingCategory};
 use sealpost_domain::{
@@ -15,8 +16,12 @@ use sealpost_domain::{
     PhoneNumberId, Principal, Purpose, Region, RetentionPolicy, Sealed, Subject, SubjectCommand,
     SubjectEvent, SubjectId, Timestamp, E164,
 };
+use sealpost_projections::evidence::EvidenceView;
 use sealpost_projections::retention::{erase_subject, RetentionError, RetentionProcess};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The name of this deployment's tamper-evident log (the checkpoints' origin line).
+pub const AUDIT_ORIGIN: &str = "sealpost/audit/v1";
 use std::sync::Arc;
 
 /// Field names bound into each sealed field's associated data.
@@ -53,6 +58,9 @@ pub enum AppError {
     /// The retention process failed: it resumes on its next pass.
     #[error(transparent)]
     Retention(#[from] RetentionError),
+    /// The tamper-evident log failed.
+    #[error(transparent)]
+    Audit(#[from] sealpost_audit::log::AuditError),
     /// Stored content is not what it should be (corruption): alert.
     #[error("stored data is inconsistent: {0}")]
     Inconsistent(&'static str),
@@ -97,6 +105,12 @@ pub struct Sealpost {
     gate: Arc<AccessGate>,
     clock: Arc<dyn Clock>,
     policy: RetentionPolicy,
+    /// The tamper-evident log, opened on first use (so `audit verify` can read a damaged store).
+    audit: Arc<tokio::sync::OnceCell<Arc<AuditLog>>>,
+    /// Where checkpoints are also written, outside the database.
+    witness: Option<PathBuf>,
+    /// The evidence projections (access, statistics, billing, retention facts).
+    evidence: Arc<tokio::sync::Mutex<EvidenceView>>,
 }
 
 fn random_u64() -> u64 {
@@ -124,7 +138,9 @@ impl Sealpost {
             "embedded default: region root keys are read from SEALPOST_ROOT_KEY_<REGION> or kept in files under the data directory ({ROOT_KEY_DIR}/); in production keep them apart from the data"
         );
         let roots = RootKeys::from_dir_or_env(Some(&data_dir.join(ROOT_KEY_DIR)));
-        Self::start(stores, roots, clock, policy).await
+        Ok(Self::start(stores, roots, clock, policy)
+            .await?
+            .with_witness(witness_path(data_dir)))
     }
 
     /// Postgres: a migrated database; root keys from the environment (or `key_dir`).
@@ -157,7 +173,11 @@ impl Sealpost {
             None => Self::open_sqlite(data_dir, clock, policy).await,
             Some(url) => {
                 let pool = postgres::connect(url, None, pool_size).await?;
-                Self::open_postgres(pool, Some(&data_dir.join(ROOT_KEY_DIR)), clock, policy).await
+                Ok(
+                    Self::open_postgres(pool, Some(&data_dir.join(ROOT_KEY_DIR)), clock, policy)
+                        .await?
+                        .with_witness(witness_path(data_dir)),
+                )
             }
         }
     }
@@ -179,7 +199,42 @@ impl Sealpost {
             gate,
             clock,
             policy,
+            audit: Arc::new(tokio::sync::OnceCell::new()),
+            witness: None,
+            evidence: Arc::new(tokio::sync::Mutex::new(EvidenceView::new())),
         })
+    }
+
+    /// Also appends every signed checkpoint to `path` (the witness outside the database).
+    pub fn with_witness(mut self, path: PathBuf) -> Self {
+        self.witness = Some(path);
+        self
+    }
+
+    /// The witness file, if any.
+    pub fn witness(&self) -> Option<&Path> {
+        self.witness.as_deref()
+    }
+
+    /// The tamper-evident log (opened, with its signing key, on first use).
+    pub async fn audit(&self) -> Result<&Arc<AuditLog>, AppError> {
+        self.audit
+            .get_or_try_init(|| {
+                AuditLog::open(
+                    self.stores.events.clone(),
+                    self.store.vault(),
+                    AUDIT_ORIGIN,
+                    self.witness.clone(),
+                    self.now(),
+                )
+            })
+            .await
+            .map_err(AppError::from)
+    }
+
+    /// The evidence projections.
+    pub(crate) fn evidence(&self) -> &Arc<tokio::sync::Mutex<EvidenceView>> {
+        &self.evidence
     }
 
     /// The stores.

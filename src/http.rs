@@ -4,6 +4,7 @@
 //! Every error is the Graph error envelope with a Cloud API code; nothing internal reaches a
 //! client. Request paths carry ids only; nothing here logs a body, a number or a token.
 
+mod evidence;
 mod media;
 mod tokens;
 
@@ -35,6 +36,10 @@ use tokio::sync::{watch, Mutex};
 
 /// How often (by the server's clock) the retention process runs under `serve`.
 pub const RETENTION_EVERY_MS: i64 = 60_000;
+/// How often (by the server's clock) `serve` signs an audit checkpoint of new rows.
+pub const CHECKPOINT_EVERY_MS: i64 = 60_000;
+/// How often the audit sequencer records leaves for new rows.
+const SEQUENCE_EVERY: Duration = Duration::from_millis(500);
 
 /// Largest request body accepted (bigger ones get error 100).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -226,6 +231,15 @@ pub fn router(shared: Shared) -> Router {
         )
         .route("/sealpost/v1/media/{id}", get(media::download))
         .route("/sealpost/v1/tokens", get(tokens::list).post(tokens::issue))
+        .route("/sealpost/v1/audit/access", get(evidence::access))
+        .route("/sealpost/v1/audit/public-key", get(evidence::public_key))
+        .route("/sealpost/v1/audit/checkpoint", get(evidence::checkpoint))
+        .route("/sealpost/v1/audit/proofs/{kind}", get(evidence::proof))
+        .route("/sealpost/v1/statistics", get(evidence::statistics))
+        .route("/sealpost/v1/billing", get(evidence::billing))
+        .route("/sealpost/v1/dpo/retention", get(evidence::retention))
+        .route("/sealpost/v1/dpo/erasures", post(evidence::erase))
+        .route("/sealpost/v1/messages/{id}", get(evidence::message))
         .route(
             "/sealpost/v1/tokens/{token_id}",
             axum::routing::delete(tokens::revoke),
@@ -1535,6 +1549,13 @@ pub async fn serve(
         RetentionPolicy::default(),
     )
     .await?;
+    // Finish what a crash interrupted before anyone can read: an erasure recorded but whose keys
+    // were not yet destroyed is completed now (and expired epochs are shredded).
+    app.retention()
+        .run_once(app.now())
+        .await
+        .context("retention recovery")?;
+    app.audit().await.context("audit log")?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .context("bind")?;
@@ -1605,6 +1626,7 @@ pub async fn serve(
         let _ = task.await;
     }
     app.gate().flush().await?;
+    app.checkpoint().await?;
     Ok(())
 }
 
@@ -1613,9 +1635,30 @@ async fn run_pipeline(mut pipeline: Pipeline, s: Shared, mut stop: watch::Receiv
     // Retention runs beside the pipeline: every message's keys go when it turns 30 days old.
     let mut retention = s.app.retention();
     let mut last_retention: Option<sealpost_domain::Timestamp> = None;
+    let mut last_checkpoint = s.app.now();
+    let mut last_sequenced = std::time::Instant::now();
     loop {
         let stopping = *stop.borrow();
         let now = s.app.now();
+        // The audit sequencer: leaves off the write path, a signed checkpoint at an interval.
+        if last_sequenced.elapsed() >= SEQUENCE_EVERY {
+            last_sequenced = std::time::Instant::now();
+            let audit = s.app.audit().await;
+            let result = match audit {
+                Ok(a) if now.millis() - last_checkpoint.millis() >= CHECKPOINT_EVERY_MS => {
+                    last_checkpoint = now;
+                    a.checkpoint(now).await.map(|_| ())
+                }
+                Ok(a) => a.sequence().await.map(|_| ()),
+                Err(e) => {
+                    tracing::error!(error = %e, "audit log unavailable");
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "audit sequencing failed");
+            }
+        }
         if last_retention.is_none_or(|t| now.millis() - t.millis() >= RETENTION_EVERY_MS) {
             if let Err(e) = retention.run_once(now).await {
                 tracing::error!(error = %e, "retention pass failed");

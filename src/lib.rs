@@ -6,9 +6,11 @@
 
 pub mod app;
 pub mod bootstrap;
+pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod demo_http;
+pub mod evidence;
 pub mod http;
 pub mod identity;
 pub mod media;

@@ -1,8 +1,11 @@
 //! The `sealpost` binary.
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use sealpost::cli::{StoreLocation, VerifyOptions};
+use sealpost::evidence::ErasureTarget;
 use sealpost_adapters::telemetry;
+use sealpost_projections::evidence::AccessQuery;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -58,6 +61,36 @@ enum Command {
         #[command(subcommand)]
         action: TenantAction,
     },
+    /// The tamper-evident log and the access log: verify, export, query.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+    /// The DPO's reports: retention (html, json, csv) and the record of processing.
+    Report {
+        #[command(subcommand)]
+        action: ReportAction,
+    },
+    /// Erase a data subject (GDPR Art. 17) as the DPO and print or write the certificate.
+    Erase {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The subject id (from a certificate or the access log).
+        #[arg(long, conflicts_with_all = ["wa_id", "user_id"])]
+        subject: Option<String>,
+        /// The business phone number id the consumer wrote to (with --wa-id or --user-id).
+        #[arg(long)]
+        phone_number_id: Option<String>,
+        /// The consumer's phone number.
+        #[arg(long, requires = "phone_number_id", conflicts_with = "user_id")]
+        wa_id: Option<String>,
+        /// The consumer's business-scoped user id.
+        #[arg(long, requires = "phone_number_id")]
+        user_id: Option<String>,
+        /// Write the certificate here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Run the simulated transport (the WhatsApp role: key directory and routing of
     /// ciphertext) as its own process, over HTTP on a local socket.
     Transport {
@@ -69,6 +102,139 @@ enum Command {
 
 /// The port `sealpost serve` listens on by default.
 const DEFAULT_PORT: u16 = 8080;
+
+/// Where the store is (as for `serve`).
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// The data directory (embedded store, root keys, audit witness file).
+    #[arg(long, env = "SEALPOST_DATA_DIR", default_value = "./sealpost-data")]
+    data_dir: PathBuf,
+    /// Use Postgres at this URL instead of the embedded store.
+    #[arg(long, env = "SEALPOST_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl StoreArgs {
+    fn location(self) -> StoreLocation {
+        StoreLocation {
+            data_dir: self.data_dir,
+            database_url: self.database_url,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditAction {
+    /// Recompute the Merkle log from the rows and check every signed checkpoint; exits 1 naming
+    /// the first position that was edited, deleted, reordered or truncated, or where an older
+    /// checkpoint was restored.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Verify an offline bundle (from `audit export`) instead of the store.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Checkpoints published outside the store [default: <data-dir>/audit/witness.jsonl].
+        #[arg(long)]
+        witness: Option<PathBuf>,
+        /// The published Ed25519 public key (hex) the checkpoints must verify under.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Print the verdict as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an offline evidence bundle: every row's header and payload hash, the leaves,
+    /// every checkpoint, consistency proofs and inclusion proofs of every key destruction.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The bundle file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Query the access log (every gate decision), one page at a time.
+    Access {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Principal id.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Principal kind: processor, operator, transport, business, auditor, dpo.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Category, e.g. message_content, consumer_phone_number, statistics.
+        #[arg(long)]
+        category: Option<String>,
+        /// Purpose, e.g. analytics, delivery, audit.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// allowed or denied.
+        #[arg(long, value_parser = ["allowed", "denied"])]
+        decision: Option<String>,
+        /// Object id.
+        #[arg(long)]
+        object: Option<String>,
+        /// Business id.
+        #[arg(long)]
+        business: Option<String>,
+        /// From (ms since the Unix epoch, inclusive).
+        #[arg(long)]
+        from: Option<i64>,
+        /// To (ms since the Unix epoch, exclusive).
+        #[arg(long)]
+        to: Option<i64>,
+        /// Cursor from the previous page.
+        #[arg(long)]
+        after: Option<u64>,
+        /// Page size (default 100, at most 1000).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// table or json.
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
+    /// Sign a checkpoint of every row now and print it.
+    Checkpoint {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the log's public key (hex Ed25519).
+    PublicKey {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ReportAction {
+    /// The retention report: created / live / shredded messages, oldest live message, keys
+    /// destroyed per day, erasures, overdue keys, residual risks, the checkpoint.
+    Retention {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// html, json or csv.
+        #[arg(long, default_value = "html", value_parser = ["html", "json", "csv"])]
+        format: String,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only this business.
+        #[arg(long)]
+        business: Option<String>,
+    },
+    /// The record of processing (GDPR Art. 30), generated from the matrix and configuration.
+    Ropa {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// md or json.
+        #[arg(long, default_value = "md", value_parser = ["md", "json"])]
+        format: String,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
 
 #[derive(Debug, Subcommand)]
 enum TenantAction {
@@ -189,6 +355,77 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             writeln!(std::io::stdout(), "{}", path.display())?;
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Audit { action } => runtime.block_on(audit(action)),
+        Command::Report { action } => runtime.block_on(async {
+            let mut out = std::io::stdout().lock();
+            match action {
+                ReportAction::Retention {
+                    store,
+                    format,
+                    out: file,
+                    business,
+                } => {
+                    let business = business
+                        .map(|b| sealpost_domain::BusinessId::parse(&b))
+                        .transpose()
+                        .map_err(|_| anyhow::anyhow!("--business is not a business id"))?;
+                    sealpost::cli::report_retention(
+                        &store.location(),
+                        &format,
+                        file.as_deref(),
+                        business.as_ref(),
+                        &mut out,
+                    )
+                    .await?
+                }
+                ReportAction::Ropa {
+                    store,
+                    format,
+                    out: file,
+                } => {
+                    sealpost::cli::report_ropa(
+                        &store.location(),
+                        &format,
+                        file.as_deref(),
+                        &mut out,
+                    )
+                    .await?
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Erase {
+            store,
+            subject,
+            phone_number_id,
+            wa_id,
+            user_id,
+            out: file,
+        } => runtime.block_on(async {
+            use sealpost_domain::{PhoneNumberId, SubjectId, E164};
+            let number = || {
+                PhoneNumberId::parse(phone_number_id.as_deref().unwrap_or_default())
+                    .map_err(|_| anyhow::anyhow!("--phone-number-id is not a phone number id"))
+            };
+            let target = match (subject, wa_id, user_id) {
+                (Some(s), None, None) => ErasureTarget::Subject(
+                    SubjectId::parse(&s)
+                        .map_err(|_| anyhow::anyhow!("--subject is not a subject id"))?,
+                ),
+                (None, Some(wa), None) => ErasureTarget::Phone(
+                    number()?,
+                    E164::parse(&wa)
+                        .map_err(|_| anyhow::anyhow!("--wa-id is not a phone number"))?,
+                ),
+                (None, None, Some(u)) => ErasureTarget::UserId(number()?, u),
+                _ => anyhow::bail!(
+                    "name the subject: --subject, or --phone-number-id with --wa-id or --user-id"
+                ),
+            };
+            let mut out = std::io::stdout().lock();
+            sealpost::cli::erase(&store.location(), target, file.as_deref(), &mut out).await?;
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Transport { listen } => runtime.block_on(async {
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
@@ -206,6 +443,91 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .context("transport server")?;
             Ok(ExitCode::SUCCESS)
         }),
+    }
+}
+
+async fn audit(action: AuditAction) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match action {
+        AuditAction::Verify {
+            store,
+            bundle,
+            witness,
+            public_key,
+            json,
+        } => {
+            let opts = VerifyOptions {
+                bundle,
+                witness,
+                public_key,
+                json,
+            };
+            let code = sealpost::cli::audit_verify(
+                &store.location(),
+                &opts,
+                &mut out,
+                &mut std::io::stderr(),
+            )
+            .await?;
+            Ok(ExitCode::from(code))
+        }
+        AuditAction::Export { store, out: file } => {
+            sealpost::cli::audit_export(&store.location(), &file, &mut out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditAction::Access {
+            store,
+            principal,
+            kind,
+            category,
+            purpose,
+            decision,
+            object,
+            business,
+            from,
+            to,
+            after,
+            limit,
+            format,
+        } => {
+            fn parse<T: serde::de::DeserializeOwned>(
+                v: Option<String>,
+                flag: &str,
+            ) -> anyhow::Result<Option<T>> {
+                v.map(|s| {
+                    serde_json::from_value(serde_json::Value::String(s))
+                        .map_err(|_| anyhow::anyhow!("--{flag}: unknown value"))
+                })
+                .transpose()
+            }
+            let query = AccessQuery {
+                principal,
+                principal_kind: parse(kind, "kind")?,
+                category: parse(category, "category")?,
+                purpose: parse(purpose, "purpose")?,
+                decision,
+                object,
+                business_id: business,
+                from,
+                to,
+                after,
+                limit,
+            };
+            sealpost::cli::audit_access(&store.location(), query, format == "json", &mut out)
+                .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditAction::Checkpoint { store } => {
+            let app = store.location().open().await?;
+            let c = app.checkpoint().await?;
+            writeln!(out, "{}", serde_json::to_string_pretty(&c)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditAction::PublicKey { store } => {
+            let app = store.location().open().await?;
+            writeln!(out, "{}", app.audit().await?.public_key_hex())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -19,6 +19,10 @@ use sealpost_domain::{
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use zeroize::Zeroizing;
+
+/// The owner recorded on the audit log's signing key: it belongs to no business.
+pub const AUDIT_OWNER: &str = "0";
 
 /// Vault failures. None carries key material or personal data.
 #[derive(Debug, thiserror::Error)]
@@ -564,6 +568,31 @@ impl Vault {
         };
         let key = self.load(&id, create_at.map(|now| (spec, now))).await?;
         Ok(key.map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.expose())))
+    }
+
+    /// The audit log's Ed25519 signing seed (32 random bytes, wrapped at rest under the
+    /// `region` root key like every key); made on first use.
+    pub async fn audit_signing_seed(
+        &self,
+        region: Region,
+        now: Timestamp,
+    ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        let id = key_id(KeyKind::Audit, region, AUDIT_OWNER, "signing");
+        let spec = KeySpec {
+            kind: KeyKind::Audit,
+            business: AUDIT_OWNER,
+            region,
+            epoch: None,
+            subject: None,
+            version: 1,
+        };
+        let key = self
+            .load(&id, Some((spec, now)))
+            .await?
+            .ok_or(VaultError::KeyDestroyed)?;
+        let mut seed = Zeroizing::new([0u8; 32]);
+        seed.copy_from_slice(&key.expose()[..]);
+        Ok(seed)
     }
 
     /// Makes the key of a new subject.

@@ -8,8 +8,8 @@ use sealpost_adapters::clock::SystemClock;
 use sealpost_adapters::crypto::SecretKey;
 use sealpost_adapters::ledger::{EventContext, EventStore, PlainEvent};
 use sealpost_adapters::store::{
-    AppendCommand, AppendOutcome, Conflict, Destruction, EventLog, KeyKind, KeyState, SnapshotRow,
-    StoreError, StoredRow, Stores, StreamId, TxHook, WrappedKey,
+    AppendCommand, AppendOutcome, AuditLeaf, CheckpointRow, Conflict, Destruction, EventLog,
+    KeyKind, KeyState, SnapshotRow, StoreError, StoredRow, Stores, StreamId, TxHook, WrappedKey,
 };
 use sealpost_adapters::vault::{RootKeys, Vault};
 use sealpost_domain::Region;
@@ -128,6 +128,18 @@ impl EventLog for CountingLog {
     }
     async fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
         self.inner.save_checkpoint(name, position).await
+    }
+    async fn audit_leaves(&self, after: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError> {
+        self.inner.audit_leaves(after, limit).await
+    }
+    async fn audit_append_leaves(&self, leaves: &[AuditLeaf]) -> Result<(), StoreError> {
+        self.inner.audit_append_leaves(leaves).await
+    }
+    async fn audit_put_checkpoint(&self, checkpoint: &CheckpointRow) -> Result<(), StoreError> {
+        self.inner.audit_put_checkpoint(checkpoint).await
+    }
+    async fn audit_checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError> {
+        self.inner.audit_checkpoints().await
     }
 }
 

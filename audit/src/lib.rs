@@ -1,7 +1,12 @@
-//! Evidence: the access gate that decides and records every read of classified data.
-//!
-//! Later: the tamper-evident Merkle log, auditor queries and DPO reports (issue 5).
+//! Evidence: the access gate that decides and records every read of classified data, the
+//! tamper-evident Merkle log over every stored row with its signed checkpoints and proofs,
+//! `audit verify`, and the record of processing.
 
+pub mod certificate;
 pub mod gate;
+pub mod log;
+pub mod merkle;
+pub mod ropa;
+pub mod verify;
 
 pub use gate::{AccessGate, AccessRequest, FieldRef, GateError};

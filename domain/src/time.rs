@@ -34,6 +34,49 @@ impl Timestamp {
     pub const fn plus_millis(self, ms: i64) -> Self {
         Self(self.0.saturating_add(ms))
     }
+
+    /// The UTC calendar date, `YYYY-MM-DD`, in the proleptic Gregorian calendar. Correct for
+    /// times before 1970 too (years before 1 are written astronomically, e.g. `-0001`).
+    pub fn utc_date(self) -> String {
+        let (y, m, d) = civil_from_days(self.0.div_euclid(DAY_MS));
+        format!("{}-{m:02}-{d:02}", format_year(y))
+    }
+
+    /// The UTC date and time to the second, RFC 3339 `YYYY-MM-DDTHH:MM:SSZ` (milliseconds
+    /// are truncated towards the past, so `-1` ms is `1969-12-31T23:59:59Z`).
+    pub fn utc_rfc3339(self) -> String {
+        let secs_of_day = self.0.rem_euclid(DAY_MS) / SECOND_MS;
+        let (hh, mm, ss) = (
+            secs_of_day / 3_600,
+            secs_of_day % 3_600 / 60,
+            secs_of_day % 60,
+        );
+        format!("{}T{hh:02}:{mm:02}:{ss:02}Z", self.utc_date())
+    }
+}
+
+/// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to a proleptic Gregorian
+/// (year, month, day). <http://howardhinnant.github.io/date_algorithms.html#civil_from_days>
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March-based
+    let d = doy - (153 * mp + 2) / 5 + 1; // [1, 31]
+    let m = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// A year as at least four digits, with a leading `-` before year 0.
+fn format_year(y: i64) -> String {
+    if y < 0 {
+        format!("-{:04}", y.unsigned_abs())
+    } else {
+        format!("{y:04}")
+    }
 }
 
 /// A retention epoch: one slot of `epoch_len_ms` (one UTC hour by default) counted from the
@@ -120,6 +163,23 @@ mod tests {
             p.epoch_of(Timestamp::from_millis(HOUR_MS * 5 + 1)),
             EpochId::new(5)
         );
+    }
+
+    #[test]
+    fn utc_formatting_matches_known_dates() {
+        let at = |ms: i64| Timestamp::from_millis(ms);
+        assert_eq!(at(0).utc_rfc3339(), "1970-01-01T00:00:00Z");
+        assert_eq!(at(0).utc_date(), "1970-01-01");
+        assert_eq!(at(951_782_400_000).utc_date(), "2000-02-29");
+        assert_eq!(at(1_800_000_000_000).utc_rfc3339(), "2027-01-15T08:00:00Z");
+        assert_eq!(at(-1).utc_rfc3339(), "1969-12-31T23:59:59Z");
+        assert_eq!(at(-31_536_000_001).utc_rfc3339(), "1968-12-31T23:59:59Z");
+        assert_eq!(
+            at(253_402_300_799_000).utc_rfc3339(),
+            "9999-12-31T23:59:59Z"
+        );
+        assert_eq!(at(-62_135_596_800_000).utc_date(), "0001-01-01");
+        assert_eq!(at(-62_135_596_800_001).utc_date(), "0000-12-31");
     }
 
     proptest! {

@@ -206,6 +206,44 @@ pub trait EventLog: Send + Sync + fmt::Debug {
 
     /// Saves a subscriber's checkpoint.
     async fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError>;
+
+    /// Leaves of the tamper-evident log with position > `after`, in order, at most `limit`.
+    async fn audit_leaves(&self, after: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError>;
+
+    /// Records leaves (idempotent: a position already recorded keeps its first hash).
+    async fn audit_append_leaves(&self, leaves: &[AuditLeaf]) -> Result<(), StoreError>;
+
+    /// Records a signed checkpoint (idempotent per size).
+    async fn audit_put_checkpoint(&self, checkpoint: &CheckpointRow) -> Result<(), StoreError>;
+
+    /// Every signed checkpoint, smallest first.
+    async fn audit_checkpoints(&self) -> Result<Vec<CheckpointRow>, StoreError>;
+}
+
+/// One leaf of the tamper-evident log: the hash the sequencer computed for the row at `position`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLeaf {
+    /// The event's global position (leaf index + 1).
+    pub position: u64,
+    /// RFC 6962 leaf hash of the row.
+    pub hash: [u8; 32],
+}
+
+/// A signed checkpoint (tree head) as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointRow {
+    /// Tree size (number of leaves).
+    pub size: u64,
+    /// Merkle root.
+    pub root: Vec<u8>,
+    /// When it was signed (ms).
+    pub signed_at: i64,
+    /// The log's name.
+    pub origin: String,
+    /// Ed25519 public key that signed it.
+    pub public_key: Vec<u8>,
+    /// Ed25519 signature.
+    pub signature: Vec<u8>,
 }
 
 /// One append transaction as the shared algorithm [`run_append`] sees it; each backend
@@ -400,6 +438,8 @@ pub enum KeyKind {
     App,
     /// A media object's own key (destroyed when the business deletes the object).
     Media,
+    /// The audit log's Ed25519 signing seed.
+    Audit,
 }
 
 impl KeyKind {
@@ -412,6 +452,7 @@ impl KeyKind {
             KeyKind::Index => "index",
             KeyKind::App => "app",
             KeyKind::Media => "media",
+            KeyKind::Audit => "audit",
         }
     }
 
@@ -424,6 +465,7 @@ impl KeyKind {
             "index" => Ok(KeyKind::Index),
             "app" => Ok(KeyKind::App),
             "media" => Ok(KeyKind::Media),
+            "audit" => Ok(KeyKind::Audit),
             _ => Err(StoreError::Corrupt("unknown key kind")),
         }
     }
@@ -501,6 +543,9 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         region: &str,
     ) -> Result<Option<WrappedKey>, StoreError>;
 
+    /// When a key was destroyed (from its tombstone), `None` if it was not.
+    async fn destroyed_at(&self, key_id: &str) -> Result<Option<i64>, StoreError>;
+
     /// Live epoch keys with epoch <= `up_to`, oldest first, at most `limit`.
     async fn expired_epochs(&self, up_to: i64, limit: u32) -> Result<Vec<WrappedKey>, StoreError>;
 
@@ -576,6 +621,15 @@ pub(crate) mod sql {
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (stream_type, stream_id) DO UPDATE SET \
          business_id = excluded.business_id, region = excluded.region, current_sequence = excluded.current_sequence, \
          snapshot_version = excluded.snapshot_version, payload = excluded.payload";
+    pub const AUDIT_LEAVES: &str =
+        "SELECT position, leaf_hash FROM sealpost_audit_leaves WHERE position > $1 ORDER BY position LIMIT $2";
+    pub const AUDIT_PUT_LEAF: &str =
+        "INSERT INTO sealpost_audit_leaves (position, leaf_hash) VALUES ($1, $2) \
+         ON CONFLICT (position) DO NOTHING";
+    pub const AUDIT_PUT_CHECKPOINT: &str = "INSERT INTO sealpost_audit_checkpoints (size, root, signed_at, origin, public_key, signature) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (size) DO NOTHING";
+    pub const AUDIT_CHECKPOINTS: &str =
+        "SELECT size, root, signed_at, origin, public_key, signature FROM sealpost_audit_checkpoints ORDER BY size";
     pub const LOAD_CHECKPOINT: &str = "SELECT position FROM sealpost_checkpoints WHERE name = $1";
     pub const SAVE_CHECKPOINT: &str =
         "INSERT INTO sealpost_checkpoints (name, position) VALUES ($1, $2) \
@@ -584,6 +638,8 @@ pub(crate) mod sql {
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key_id) DO NOTHING";
     pub const KEY_GET: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys WHERE key_id = $1";
     pub const KEY_TOMBSTONE: &str = "SELECT 1 FROM sealpost_destroyed_keys WHERE key_id = $1";
+    pub const KEY_DESTROYED_AT: &str =
+        "SELECT destroyed_at FROM sealpost_destroyed_keys WHERE key_id = $1";
     pub const KEY_LATEST_LEDGER: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys \
          WHERE kind = 'ledger' AND business_id = $1 AND region = $2 ORDER BY version DESC LIMIT 1";
     pub const KEY_EXPIRED_EPOCHS: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys \
@@ -720,6 +776,82 @@ macro_rules! impl_event_log {
                     .await?;
                 Ok(())
             }
+
+            async fn audit_leaves(
+                &self,
+                after: u64,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::AuditLeaf>, $crate::store::StoreError> {
+                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as($crate::store::sql::AUDIT_LEAVES)
+                    .bind(after as i64)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.reader)
+                    .await?;
+                rows.into_iter()
+                    .map(|(position, hash)| {
+                        Ok($crate::store::AuditLeaf {
+                            position: position as u64,
+                            hash: hash.try_into().map_err(|_| {
+                                $crate::store::StoreError::Corrupt("leaf hash length")
+                            })?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn audit_append_leaves(
+                &self,
+                leaves: &[$crate::store::AuditLeaf],
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                for leaf in leaves {
+                    sqlx::query($crate::store::sql::AUDIT_PUT_LEAF)
+                        .bind(leaf.position as i64)
+                        .bind(&leaf.hash[..])
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn audit_put_checkpoint(
+                &self,
+                c: &$crate::store::CheckpointRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::AUDIT_PUT_CHECKPOINT)
+                    .bind(c.size as i64)
+                    .bind(&c.root)
+                    .bind(c.signed_at)
+                    .bind(&c.origin)
+                    .bind(&c.public_key)
+                    .bind(&c.signature)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn audit_checkpoints(
+                &self,
+            ) -> Result<Vec<$crate::store::CheckpointRow>, $crate::store::StoreError> {
+                let rows: Vec<(i64, Vec<u8>, i64, String, Vec<u8>, Vec<u8>)> =
+                    sqlx::query_as($crate::store::sql::AUDIT_CHECKPOINTS)
+                        .fetch_all(&self.reader)
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(size, root, signed_at, origin, public_key, signature)| {
+                        $crate::store::CheckpointRow {
+                            size: size as u64,
+                            root,
+                            signed_at,
+                            origin,
+                            public_key,
+                            signature,
+                        }
+                    })
+                    .collect())
+            }
         }
     };
 }
@@ -739,6 +871,17 @@ macro_rules! impl_key_store {
                 let row = $crate::store::insert_key_in_tx!(tx, key);
                 tx.commit().await?;
                 row.try_into()
+            }
+
+            async fn destroyed_at(
+                &self,
+                key_id: &str,
+            ) -> Result<Option<i64>, $crate::store::StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as($crate::store::sql::KEY_DESTROYED_AT)
+                    .bind(key_id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(row.map(|(at,)| at))
             }
 
             async fn destroy(
@@ -984,6 +1127,8 @@ pub struct Stores {
     pub events: std::sync::Arc<dyn EventLog>,
     /// Keys.
     pub keys: std::sync::Arc<dyn KeyStore>,
+    /// Which backend: `sqlite` or `postgres`.
+    pub backend: &'static str,
 }
 
 impl Stores {
@@ -996,6 +1141,7 @@ impl Stores {
         Ok(Self {
             events: std::sync::Arc::new(events),
             keys: std::sync::Arc::new(keys),
+            backend: "sqlite",
         })
     }
 
@@ -1005,6 +1151,7 @@ impl Stores {
         Self {
             events: store.clone(),
             keys: store,
+            backend: "postgres",
         }
     }
 }

@@ -1,0 +1,461 @@
+//! The tamper-evident log: an RFC 6962 Merkle tree over every stored event row, built by a
+//! sequencer off the write path, with Ed25519-signed checkpoints.
+//!
+//! * A leaf commits to a row as stored: its plaintext header (stream, sequence, type, version,
+//!   business, region, epoch, time) and the SHA-256 of its sealed payload ([`row_leaf`]).
+//!   Never plaintext: shredding a key changes no byte of a row, so every proof stays valid.
+//!   Key destructions are events too (`EpochKeyShredded`, `SubjectErased`, `SubjectExpired`),
+//!   so they are leaves like any other row.
+//! * The appenders never touch the tree: [`AuditLog::sequence`] follows the log in position
+//!   order, records one leaf per row and extends an in-memory [`Frontier`]. One lock per append
+//!   on a chain row would cost 4–10× the append throughput on this machine (ADR 0009).
+//! * [`AuditLog::checkpoint`] signs `origin, size, root, time` ([`Checkpoint::body`]) with the
+//!   log's Ed25519 key, whose seed is wrapped under a region root key like every other key. Each
+//!   checkpoint is stored beside the rows *and* appended to a witness file outside the database,
+//!   so restoring an old database (or an old checkpoint table) is caught by `audit verify`.
+
+use crate::merkle::{self, Frontier, Hash};
+use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use sealpost_adapters::store::{
+    AuditLeaf, CheckpointRow, EventLog, RowHeader, StoreError, StoredRow,
+};
+use sealpost_adapters::vault::{Vault, VaultError};
+use sealpost_domain::{Region, Timestamp};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The region whose root key wraps the log's signing seed.
+pub const SIGNING_KEY_REGION: Region = Region::Eu;
+
+/// How many rows the sequencer reads per batch.
+const BATCH: u32 = 2_000;
+
+/// Why an audit-log operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// The database failed: retry later (HTTP 503).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The signing key could not be loaded (HTTP 500; check the root key).
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// The rows or leaves are not contiguous: run `sealpost audit verify`.
+    #[error("the log is not contiguous at position {0}: run `sealpost audit verify`")]
+    Gap(u64),
+    /// A proof was asked for a position or size the log does not have (HTTP 400).
+    #[error("position {position} is not in a tree of size {size}")]
+    OutOfRange {
+        /// The position asked for.
+        position: u64,
+        /// The tree size.
+        size: u64,
+    },
+    /// The witness file could not be read or written.
+    #[error("witness file: {0}")]
+    Witness(String),
+}
+
+/// The bytes a row's leaf commits to: every header field, length-prefixed, then the SHA-256 of
+/// the sealed payload. The position is not among them: it is the leaf's index in the tree.
+pub fn leaf_data(header: &RowHeader, payload_sha256: &Hash) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+        out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        out.extend_from_slice(bytes);
+    }
+    let mut out = Vec::with_capacity(160);
+    out.extend_from_slice(b"sealpost-row-v1");
+    field(&mut out, header.stream.kind.as_bytes());
+    field(&mut out, header.stream.id.as_bytes());
+    out.extend_from_slice(&header.sequence.to_be_bytes());
+    field(&mut out, header.event_type.as_bytes());
+    out.extend_from_slice(&header.event_version.to_be_bytes());
+    field(&mut out, header.business_id.as_bytes());
+    field(&mut out, header.region.as_bytes());
+    match header.epoch {
+        Some(e) => {
+            out.push(1);
+            out.extend_from_slice(&e.to_be_bytes());
+        }
+        None => out.push(0),
+    }
+    out.extend_from_slice(&header.recorded_at.to_be_bytes());
+    out.extend_from_slice(payload_sha256);
+    out
+}
+
+/// SHA-256 of bytes.
+pub fn sha256(bytes: &[u8]) -> Hash {
+    Sha256::digest(bytes).into()
+}
+
+/// The leaf hash of a stored row.
+pub fn row_leaf(row: &StoredRow) -> Hash {
+    merkle::leaf_hash(&leaf_data(&row.header, &sha256(&row.payload)))
+}
+
+/// A signed checkpoint (tree head). Hashes, keys and signatures are lowercase hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The log's name.
+    pub origin: String,
+    /// Number of leaves.
+    pub size: u64,
+    /// Merkle root of the first `size` leaves.
+    pub root: String,
+    /// When it was signed (ms since the Unix epoch).
+    pub signed_at: i64,
+    /// The Ed25519 public key that signed it.
+    pub public_key: String,
+    /// Ed25519 signature over [`Checkpoint::body`].
+    pub signature: String,
+}
+
+/// Why a checkpoint does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    /// A field is not valid hex of the right length.
+    #[error("malformed {0}")]
+    Malformed(&'static str),
+    /// It was signed by another key than the one trusted.
+    #[error("signed by an untrusted key")]
+    UntrustedKey,
+    /// The signature does not match.
+    #[error("bad signature")]
+    BadSignature,
+}
+
+impl Checkpoint {
+    /// The signed text: `origin`, size, hex root and time, one per line (a C2SP-style note body).
+    pub fn body(origin: &str, size: u64, root: &Hash, signed_at: i64) -> String {
+        format!("{origin}\n{size}\n{}\n{signed_at}\n", hex::encode(root))
+    }
+
+    /// The root as bytes.
+    pub fn root_hash(&self) -> Result<Hash, CheckpointError> {
+        decode_hash(&self.root).ok_or(CheckpointError::Malformed("root"))
+    }
+
+    /// Checks the signature, and that it was made by `trusted` when given.
+    pub fn verify(&self, trusted: Option<&VerifyingKey>) -> Result<(), CheckpointError> {
+        let key = parse_public_key(&self.public_key).ok_or(CheckpointError::Malformed("key"))?;
+        if trusted.is_some_and(|t| t.as_bytes() != key.as_bytes()) {
+            return Err(CheckpointError::UntrustedKey);
+        }
+        let sig: [u8; 64] = hex::decode(&self.signature)
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or(CheckpointError::Malformed("signature"))?;
+        let root = self.root_hash()?;
+        key.verify(
+            Self::body(&self.origin, self.size, &root, self.signed_at).as_bytes(),
+            &Signature::from_bytes(&sig),
+        )
+        .map_err(|_| CheckpointError::BadSignature)
+    }
+
+    fn from_row(row: CheckpointRow) -> Self {
+        Self {
+            origin: row.origin,
+            size: row.size,
+            root: hex::encode(row.root),
+            signed_at: row.signed_at,
+            public_key: hex::encode(row.public_key),
+            signature: hex::encode(row.signature),
+        }
+    }
+}
+
+/// Parses a hex Ed25519 public key.
+pub fn parse_public_key(s: &str) -> Option<VerifyingKey> {
+    let bytes: [u8; 32] = hex::decode(s.trim()).ok()?.try_into().ok()?;
+    VerifyingKey::from_bytes(&bytes).ok()
+}
+
+fn decode_hash(s: &str) -> Option<Hash> {
+    hex::decode(s).ok()?.try_into().ok()
+}
+
+/// Proof that the leaf at `position` is in the tree of `size` leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InclusionProof {
+    /// The event's position (leaf index + 1).
+    pub position: u64,
+    /// Its leaf hash.
+    pub leaf: String,
+    /// The tree size the proof is for.
+    pub size: u64,
+    /// The audit path, leaf to root.
+    pub path: Vec<String>,
+}
+
+impl InclusionProof {
+    /// Whether the proof leads from its leaf to `root`.
+    pub fn verify(&self, root: &Hash) -> bool {
+        let (Some(leaf), Some(path)) = (decode_hash(&self.leaf), decode_all(&self.path)) else {
+            return false;
+        };
+        self.position >= 1
+            && merkle::verify_inclusion(&leaf, self.position - 1, self.size, &path, root)
+    }
+}
+
+/// Proof that the tree of `old_size` leaves is a prefix of the tree of `new_size` leaves.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsistencyProof {
+    /// The older size.
+    pub old_size: u64,
+    /// The newer size.
+    pub new_size: u64,
+    /// The proof nodes.
+    pub path: Vec<String>,
+}
+
+impl ConsistencyProof {
+    /// Whether the proof links `old_root` to `new_root`.
+    pub fn verify(&self, old_root: &Hash, new_root: &Hash) -> bool {
+        let Some(path) = decode_all(&self.path) else {
+            return false;
+        };
+        merkle::verify_consistency(self.old_size, self.new_size, old_root, new_root, &path)
+    }
+}
+
+fn decode_all(hexes: &[String]) -> Option<Vec<Hash>> {
+    hexes.iter().map(|h| decode_hash(h)).collect()
+}
+
+fn encode_all(hashes: &[Hash]) -> Vec<String> {
+    hashes.iter().map(hex::encode).collect()
+}
+
+/// Reads the witness file: one checkpoint per line. A missing file is an empty witness.
+pub fn read_witness(path: &Path) -> Result<Vec<Checkpoint>, AuditError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(AuditError::Witness(e.kind().to_string())),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|_| AuditError::Witness(format!("line {} is not a checkpoint", i + 1)))
+        })
+        .collect()
+}
+
+fn append_witness(path: &Path, checkpoint: &Checkpoint) -> Result<(), AuditError> {
+    let io = |e: std::io::Error| AuditError::Witness(e.kind().to_string());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let mut line = serde_json::to_string(checkpoint).expect("a checkpoint serialises");
+    line.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(line.as_bytes()).map_err(io)?;
+    f.sync_all().map_err(io)
+}
+
+/// The default witness file of a data directory.
+pub fn witness_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("audit").join("witness.jsonl")
+}
+
+/// Reads every leaf hash recorded by the sequencer, in order, checking they are contiguous.
+pub async fn read_leaves(events: &dyn EventLog, up_to: u64) -> Result<Vec<Hash>, AuditError> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    while after < up_to {
+        let batch = events
+            .audit_leaves(after, BATCH.min((up_to - after) as u32))
+            .await?;
+        if batch.is_empty() {
+            break;
+        }
+        for leaf in batch {
+            if leaf.position != after + 1 {
+                return Err(AuditError::Gap(after + 1));
+            }
+            out.push(leaf.hash);
+            after = leaf.position;
+        }
+    }
+    Ok(out)
+}
+
+/// The log: sequencer, signer and prover.
+#[derive(Debug)]
+pub struct AuditLog {
+    events: Arc<dyn EventLog>,
+    signer: SigningKey,
+    origin: String,
+    witness: Option<PathBuf>,
+    frontier: tokio::sync::Mutex<Frontier>,
+}
+
+impl AuditLog {
+    /// Opens the log over `events`: loads (or makes) the signing key and replays the recorded
+    /// leaves. Checkpoints are also appended to `witness` when given.
+    pub async fn open(
+        events: Arc<dyn EventLog>,
+        vault: &Vault,
+        origin: &str,
+        witness: Option<PathBuf>,
+        now: Timestamp,
+    ) -> Result<Arc<Self>, AuditError> {
+        let seed = vault.audit_signing_seed(SIGNING_KEY_REGION, now).await?;
+        let signer = SigningKey::from_bytes(&seed);
+        let mut frontier = Frontier::new();
+        for leaf in read_leaves(events.as_ref(), u64::MAX).await? {
+            frontier.push(leaf);
+        }
+        Ok(Arc::new(Self {
+            events,
+            signer,
+            origin: origin.to_owned(),
+            witness,
+            frontier: tokio::sync::Mutex::new(frontier),
+        }))
+    }
+
+    /// The log's name.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The public key checkpoints verify under.
+    pub fn public_key(&self) -> VerifyingKey {
+        self.signer.verifying_key()
+    }
+
+    /// The public key, hex.
+    pub fn public_key_hex(&self) -> String {
+        hex::encode(self.public_key().as_bytes())
+    }
+
+    /// Records a leaf for every row not yet in the tree; returns the tree size.
+    pub async fn sequence(&self) -> Result<u64, AuditError> {
+        let mut frontier = self.frontier.lock().await;
+        self.sequence_locked(&mut frontier).await
+    }
+
+    async fn sequence_locked(&self, frontier: &mut Frontier) -> Result<u64, AuditError> {
+        loop {
+            let rows = self.events.read_all(frontier.size(), BATCH).await?;
+            if rows.is_empty() {
+                return Ok(frontier.size());
+            }
+            let mut leaves = Vec::with_capacity(rows.len());
+            let mut next = frontier.size();
+            for row in &rows {
+                next += 1;
+                if row.position != next {
+                    return Err(AuditError::Gap(next));
+                }
+                leaves.push(AuditLeaf {
+                    position: row.position,
+                    hash: row_leaf(row),
+                });
+            }
+            self.events.audit_append_leaves(&leaves).await?;
+            for leaf in leaves {
+                frontier.push(leaf.hash);
+            }
+        }
+    }
+
+    /// Sequences, then signs a checkpoint of the whole tree unless the newest one already
+    /// covers it (then returns that one).
+    pub async fn checkpoint(&self, now: Timestamp) -> Result<Checkpoint, AuditError> {
+        let mut frontier = self.frontier.lock().await;
+        let size = self.sequence_locked(&mut frontier).await?;
+        if let Some(latest) = self.latest_checkpoint().await? {
+            if latest.size == size {
+                return Ok(latest);
+            }
+        }
+        let root = frontier.root();
+        let body = Checkpoint::body(&self.origin, size, &root, now.millis());
+        let signature = self.signer.sign(body.as_bytes());
+        let row = CheckpointRow {
+            size,
+            root: root.to_vec(),
+            signed_at: now.millis(),
+            origin: self.origin.clone(),
+            public_key: self.public_key().as_bytes().to_vec(),
+            signature: signature.to_bytes().to_vec(),
+        };
+        self.events.audit_put_checkpoint(&row).await?;
+        let checkpoint = Checkpoint::from_row(row);
+        if let Some(path) = &self.witness {
+            append_witness(path, &checkpoint)?;
+        }
+        tracing::info!(size, "audit checkpoint signed");
+        Ok(checkpoint)
+    }
+
+    /// Every stored checkpoint, smallest first.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, AuditError> {
+        Ok(stored_checkpoints(self.events.as_ref()).await?)
+    }
+
+    /// The newest stored checkpoint.
+    pub async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
+        Ok(self.checkpoints().await?.pop())
+    }
+
+    /// Inclusion proof of the event at `position` in the tree of `size` leaves.
+    pub async fn inclusion(&self, position: u64, size: u64) -> Result<InclusionProof, AuditError> {
+        if position == 0 || position > size {
+            return Err(AuditError::OutOfRange { position, size });
+        }
+        let leaves = read_leaves(self.events.as_ref(), size).await?;
+        let path = merkle::inclusion_proof(&leaves, position - 1)
+            .filter(|_| leaves.len() as u64 == size)
+            .ok_or(AuditError::OutOfRange { position, size })?;
+        Ok(InclusionProof {
+            position,
+            leaf: hex::encode(leaves[(position - 1) as usize]),
+            size,
+            path: encode_all(&path),
+        })
+    }
+
+    /// Consistency proof between two tree sizes.
+    pub async fn consistency(
+        &self,
+        old_size: u64,
+        new_size: u64,
+    ) -> Result<ConsistencyProof, AuditError> {
+        let leaves = read_leaves(self.events.as_ref(), new_size).await?;
+        let path = merkle::consistency_proof(&leaves, old_size)
+            .filter(|_| leaves.len() as u64 == new_size)
+            .ok_or(AuditError::OutOfRange {
+                position: old_size,
+                size: new_size,
+            })?;
+        Ok(ConsistencyProof {
+            old_size,
+            new_size,
+            path: encode_all(&path),
+        })
+    }
+}
+
+/// Every checkpoint stored beside the rows, smallest first.
+pub async fn stored_checkpoints(events: &dyn EventLog) -> Result<Vec<Checkpoint>, StoreError> {
+    Ok(events
+        .audit_checkpoints()
+        .await?
+        .into_iter()
+        .map(Checkpoint::from_row)
+        .collect())
+}

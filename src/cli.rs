@@ -1,0 +1,364 @@
+//! The evidence commands of the `sealpost` binary: `audit verify | export | access |
+//! checkpoint | public-key`, `report retention | ropa` and `erase`. They open the store like
+//! `serve` does (embedded data directory or `--database-url`) and act as a command-line auditor
+//! or DPO principal, so every read they make is decided and recorded by the access gate.
+
+use crate::app::{Sealpost, ROOT_KEY_DIR};
+use crate::evidence::{ErasureOutcome, ErasureTarget};
+use anyhow::Context as _;
+use sealpost_adapters::clock::SystemClock;
+use sealpost_adapters::store::{postgres, Stores};
+use sealpost_audit::log::{parse_public_key, read_witness, witness_path};
+use sealpost_audit::verify::{self, Bundle, Verdict};
+use sealpost_domain::{Principal, PrincipalKind, RetentionPolicy};
+use sealpost_projections::evidence::{AccessEntry, AccessQuery};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The principal `sealpost audit …` acts as.
+pub fn cli_auditor() -> Principal {
+    Principal::of_kind(PrincipalKind::Auditor, "cli-auditor")
+}
+
+/// The principal `sealpost report …` and `sealpost erase` act as.
+pub fn cli_dpo() -> Principal {
+    Principal::of_kind(PrincipalKind::Dpo, "cli-dpo")
+}
+
+/// Where the store is.
+#[derive(Debug, Clone)]
+pub struct StoreLocation {
+    /// The data directory (embedded store, root keys, witness file).
+    pub data_dir: PathBuf,
+    /// Postgres instead of the embedded store.
+    pub database_url: Option<String>,
+}
+
+impl StoreLocation {
+    /// Opens the whole application over the store.
+    pub async fn open(&self) -> anyhow::Result<Sealpost> {
+        if self.database_url.is_none() && !self.data_dir.join("events.db").exists() {
+            anyhow::bail!(
+                "no store in {} (pass --data-dir or --database-url)",
+                self.data_dir.display()
+            );
+        }
+        Ok(Sealpost::open(
+            &self.data_dir,
+            self.database_url.as_deref(),
+            4,
+            Arc::new(SystemClock),
+            RetentionPolicy::default(),
+        )
+        .await?)
+    }
+
+    /// Opens only the raw stores (what `audit verify` reads: no keys are needed).
+    pub async fn stores(&self) -> anyhow::Result<Stores> {
+        match &self.database_url {
+            Some(url) => {
+                let pool = postgres::connect(url, None, 2).await?;
+                postgres::migrate(&pool).await?;
+                Ok(Stores::postgres(pool))
+            }
+            None => {
+                if !self.data_dir.join("events.db").exists() {
+                    anyhow::bail!("no store in {}", self.data_dir.display());
+                }
+                Ok(Stores::sqlite(&self.data_dir).await?)
+            }
+        }
+    }
+
+    /// The default witness file.
+    pub fn witness(&self) -> PathBuf {
+        witness_path(&self.data_dir)
+    }
+}
+
+/// Options of `audit verify`.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions {
+    /// Verify this offline bundle instead of the store.
+    pub bundle: Option<PathBuf>,
+    /// Checkpoints published outside the store (default: the data directory's witness file).
+    pub witness: Option<PathBuf>,
+    /// The published public key (hex).
+    pub public_key: Option<String>,
+    /// Print JSON instead of text.
+    pub json: bool,
+}
+
+/// `sealpost audit verify`: 0 when everything verifies, 1 when tampering was found.
+pub async fn audit_verify(
+    at: &StoreLocation,
+    opts: &VerifyOptions,
+    out: &mut dyn Write,
+    err: &mut (dyn Write + Send),
+) -> anyhow::Result<u8> {
+    let key = match &opts.public_key {
+        Some(k) => Some(parse_public_key(k).context("--public-key is not a hex Ed25519 key")?),
+        None => None,
+    };
+    let witness_file = opts.witness.clone().unwrap_or_else(|| at.witness());
+    let witness = read_witness(&witness_file)?;
+    if key.is_none() {
+        writeln!(
+            err,
+            "note: no --public-key given; trusting the key of the {} checkpoint",
+            if witness.is_empty() {
+                "store's"
+            } else {
+                "witness's"
+            }
+        )?;
+    }
+    let verdict = match &opts.bundle {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("read {}", path.display()))?;
+            let bundle: Bundle = serde_json::from_str(&text).context("not an audit bundle")?;
+            if bundle.format != verify::BUNDLE_FORMAT {
+                anyhow::bail!("unknown bundle format {:?}", bundle.format);
+            }
+            verify::verify_bundle(&bundle, &witness, key.as_ref())
+        }
+        None => {
+            let stores = at.stores().await?;
+            let mut progress = |n: u64| {
+                if n % 50_000 == 0 {
+                    let _ = writeln!(std::io::stderr(), "… {n} rows read");
+                }
+            };
+            verify::verify_store(
+                stores.events.as_ref(),
+                &witness,
+                key.as_ref(),
+                &mut progress,
+            )
+            .await?
+        }
+    };
+    print_verdict(&verdict, opts.json, out)?;
+    Ok(if verdict.is_ok() { 0 } else { 1 })
+}
+
+fn print_verdict(v: &Verdict, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(v)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "rows: {}  leaves: {}  checkpoints: {}",
+        v.rows, v.leaves, v.checkpoints
+    )?;
+    if let Some(c) = &v.latest_good {
+        writeln!(
+            out,
+            "newest verified checkpoint: size {} root {} signed {}",
+            c.size,
+            c.root,
+            sealpost_domain::Timestamp::from_millis(c.signed_at).utc_rfc3339()
+        )?;
+    }
+    if v.is_ok() {
+        writeln!(out, "OK: the log verifies")?;
+    } else {
+        for f in &v.findings {
+            writeln!(out, "TAMPERED {f}")?;
+        }
+        if let Some(p) = v.first_bad_position() {
+            writeln!(out, "FAILED: first bad position {p}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `sealpost audit export --out FILE`.
+pub async fn audit_export(
+    at: &StoreLocation,
+    file: &Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let app = at.open().await?;
+    let audit = app.audit().await?;
+    let mut progress = |n: u64| {
+        if n % 50_000 == 0 {
+            let _ = writeln!(std::io::stderr(), "… {n} rows exported");
+        }
+    };
+    let bundle = verify::export(
+        audit,
+        app.stores().events.as_ref(),
+        app.now(),
+        &mut progress,
+    )
+    .await?;
+    write_file(file, serde_json::to_string_pretty(&bundle)?.as_bytes())?;
+    writeln!(
+        out,
+        "{} rows, {} checkpoints, {} destruction proofs → {}",
+        bundle.rows.len(),
+        bundle.checkpoints.len(),
+        bundle.destructions.len(),
+        file.display()
+    )?;
+    Ok(())
+}
+
+/// `sealpost audit access …`: one page, as a table or JSON.
+pub async fn audit_access(
+    at: &StoreLocation,
+    query: AccessQuery,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let app = at.open().await?;
+    let (page, checkpoint) = app.access_log(&cli_auditor(), query).await?;
+    app.gate().flush().await?;
+    if json {
+        let v = serde_json::json!({
+            "data": page.entries,
+            "paging": { "next": page.next },
+            "checkpoint": checkpoint,
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:>8}  {:<20}  {:<10} {:<18} {:<30} {:<16} {:<8} {:>6}  object",
+        "position", "time", "kind", "principal", "category", "purpose", "decision", "count"
+    )?;
+    for e in &page.entries {
+        writeln!(out, "{}", table_row(e))?;
+    }
+    writeln!(
+        out,
+        "{} entries; consistent with checkpoint size {} root {}{}",
+        page.entries.len(),
+        checkpoint.size,
+        checkpoint.root,
+        page.next
+            .map(|n| format!("; next page: --after {n}"))
+            .unwrap_or_default()
+    )?;
+    Ok(())
+}
+
+/// The snake_case serde name of an enum value.
+fn name<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn table_row(e: &AccessEntry) -> String {
+    format!(
+        "{:>8}  {:<20}  {:<10} {:<18} {:<30} {:<16} {:<8} {:>6}  {}",
+        e.position,
+        sealpost_domain::Timestamp::from_millis(e.at).utc_rfc3339(),
+        name(&e.principal_kind),
+        e.principal,
+        e.category.label(),
+        name(&e.purpose),
+        e.decision,
+        e.count,
+        e.object.as_deref().unwrap_or("-")
+    )
+}
+
+/// `sealpost report retention --format html|json|csv --out FILE`.
+pub async fn report_retention(
+    at: &StoreLocation,
+    format: &str,
+    file: Option<&Path>,
+    business: Option<&sealpost_domain::BusinessId>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let app = at.open().await?;
+    let report = app.retention_report(&cli_dpo(), business).await?;
+    app.gate().flush().await?;
+    let text = match format {
+        "html" => report.to_html(),
+        "csv" => report.to_csv(),
+        "json" => report.to_json(),
+        other => anyhow::bail!("unknown format {other:?} (html, json or csv)"),
+    };
+    emit(file, &text, out)
+}
+
+/// `sealpost report ropa --format md|json --out FILE`.
+pub async fn report_ropa(
+    at: &StoreLocation,
+    format: &str,
+    file: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let app = at.open().await?;
+    let root_keys = if at.database_url.is_some()
+        && std::env::var_os("SEALPOST_ROOT_KEY_EU").is_some()
+    {
+        "environment (SEALPOST_ROOT_KEY_<REGION>)".to_owned()
+    } else {
+        format!("key files in the data directory ({ROOT_KEY_DIR}/, mode 0600) unless SEALPOST_ROOT_KEY_<REGION> is set")
+    };
+    let ropa = app
+        .record_of_processing("Sealpost (self-hosted)", &root_keys)
+        .await?;
+    let text = match format {
+        "md" | "markdown" => ropa.to_markdown(),
+        "json" => ropa.to_json(),
+        other => anyhow::bail!("unknown format {other:?} (md or json)"),
+    };
+    emit(file, &text, out)
+}
+
+/// `sealpost erase …`: erases a subject as the DPO and writes the certificate.
+pub async fn erase(
+    at: &StoreLocation,
+    target: ErasureTarget,
+    file: Option<&Path>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let app = at.open().await?;
+    match app.erase_with_certificate(&cli_dpo(), target).await? {
+        ErasureOutcome::Erased(cert) => emit(file, &serde_json::to_string_pretty(&cert)?, out),
+        ErasureOutcome::NothingHeld => {
+            writeln!(
+                out,
+                "nothing is held for this consumer on this number (never known, expired or already erased)"
+            )?;
+            Ok(())
+        }
+    }
+}
+
+fn emit(file: Option<&Path>, text: &str, out: &mut dyn Write) -> anyhow::Result<()> {
+    match file {
+        Some(path) => {
+            write_file(path, text.as_bytes())?;
+            writeln!(out, "{}", path.display())?;
+        }
+        None => out.write_all(text.as_bytes())?,
+    }
+    Ok(())
+}
+
+/// Writes a file atomically (temporary file, then rename), so a crash never leaves half a report.
+fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("write {}", path.display()))?;
+    Ok(())
+}

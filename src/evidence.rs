@@ -1,0 +1,372 @@
+//! Evidence for the auditor and the DPO: access-log queries, statistics, billing, the retention
+//! report, erasure certificates and the record of processing. Every answer is read through the
+//! access gate (recorded like any read) and names the signed checkpoint it is consistent with:
+//! the log is checkpointed first, then the projections are folded up to exactly that size.
+
+use crate::app::{AppError, Sealpost};
+use sealpost_adapters::store::StreamId;
+use sealpost_adapters::vault::subject_key_id;
+use sealpost_audit::certificate::{ErasureCertificate, CERTIFICATE_FORMAT, METHOD};
+use sealpost_audit::log::Checkpoint;
+use sealpost_audit::ropa::{Ropa, RopaInput, TenantInput};
+use sealpost_audit::verify::BundleRow;
+use sealpost_audit::AccessRequest;
+use sealpost_domain::access::{DenyReason, MATRIX};
+use sealpost_domain::{
+    BusinessId, Category, PhoneNumberId, Principal, PrincipalKind, Purpose, Region, SubjectId, E164,
+};
+use sealpost_projections::evidence::{
+    AccessPage, AccessQuery, BillingRow, StatRow, DEFAULT_MIN_GROUP,
+};
+use sealpost_projections::report::{CheckpointRef, RetentionReport};
+
+/// How long billing lines are kept (tax records: ten years).
+pub const BILLING_RETENTION_DAYS: u32 = 3_650;
+
+/// The purpose a principal of this kind reads evidence for.
+pub fn evidence_purpose(kind: PrincipalKind) -> Purpose {
+    match kind {
+        PrincipalKind::Processor => Purpose::Billing,
+        PrincipalKind::Operator => Purpose::Analytics,
+        PrincipalKind::Transport => Purpose::Integrity,
+        PrincipalKind::Business => Purpose::BusinessApi,
+        PrincipalKind::Auditor => Purpose::Audit,
+        PrincipalKind::Dpo => Purpose::DataProtection,
+    }
+}
+
+/// Who a business's erasure request may name.
+#[derive(Debug, Clone)]
+pub enum ErasureTarget {
+    /// A subject id (from an earlier certificate or the access log).
+    Subject(SubjectId),
+    /// The consumer's phone number on one of the business's numbers.
+    Phone(PhoneNumberId, E164),
+    /// A business-scoped user id on one of the business's numbers.
+    UserId(PhoneNumberId, String),
+}
+
+/// What an erasure request produced.
+#[derive(Debug, Clone)]
+pub enum ErasureOutcome {
+    /// Erased (now or before): the certificate.
+    Erased(Box<ErasureCertificate>),
+    /// Nothing is held for that number or user id (never known, expired or already erased).
+    NothingHeld,
+}
+
+impl Sealpost {
+    /// Sequences the log and signs a checkpoint (or returns the newest, if it covers every row).
+    pub async fn checkpoint(&self) -> Result<Checkpoint, AppError> {
+        Ok(self.audit().await?.checkpoint(self.now()).await?)
+    }
+
+    async fn authorize_evidence(
+        &self,
+        principal: &Principal,
+        category: Category,
+        object: &str,
+        owner: Option<&BusinessId>,
+    ) -> Result<(), AppError> {
+        let region = match owner {
+            Some(b) => self.business_region(b).await?,
+            None => Region::Eu,
+        };
+        self.gate()
+            .authorize(&AccessRequest {
+                principal,
+                category,
+                purpose: evidence_purpose(principal.kind),
+                object,
+                owner,
+                region,
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Checkpoints, then folds the projections up to that checkpoint.
+    async fn consistent(
+        &self,
+    ) -> Result<
+        (
+            Checkpoint,
+            tokio::sync::MutexGuard<'_, sealpost_projections::evidence::EvidenceView>,
+        ),
+        AppError,
+    > {
+        self.gate().flush().await?;
+        let checkpoint = self.checkpoint().await?;
+        let mut view = self.evidence().lock().await;
+        if view.position() > checkpoint.size {
+            // Never answer from further than the checkpoint: rebuild.
+            *view = sealpost_projections::evidence::EvidenceView::new();
+        }
+        view.catch_up(self.store(), checkpoint.size).await?;
+        Ok((checkpoint, view))
+    }
+
+    /// The access log, as the auditor, the DPO or a business (its own entries only) may read it.
+    pub async fn access_log(
+        &self,
+        principal: &Principal,
+        mut query: AccessQuery,
+    ) -> Result<(AccessPage, Checkpoint), AppError> {
+        let own = (principal.kind == PrincipalKind::Business)
+            .then(|| principal.business.clone())
+            .flatten();
+        self.authorize_evidence(principal, Category::AccessLog, "access-log", own.as_ref())
+            .await?;
+        if let Some(b) = &own {
+            query.business_id = Some(b.as_str().to_owned());
+        }
+        let (checkpoint, view) = self.consistent().await?;
+        Ok((view.access(&query), checkpoint))
+    }
+
+    /// Non-identifiable statistics (of the principal's own business, for a business).
+    pub async fn statistics(
+        &self,
+        principal: &Principal,
+        business: Option<&BusinessId>,
+    ) -> Result<(Vec<StatRow>, Checkpoint), AppError> {
+        let scope = scope_of(principal, business)?;
+        self.authorize_evidence(
+            principal,
+            Category::Statistics,
+            "statistics",
+            scope.as_ref(),
+        )
+        .await?;
+        let (checkpoint, view) = self.consistent().await?;
+        Ok((
+            view.statistics(scope.as_ref(), DEFAULT_MIN_GROUP),
+            checkpoint,
+        ))
+    }
+
+    /// Billing lines (of the principal's own business, for a business).
+    pub async fn billing(
+        &self,
+        principal: &Principal,
+        business: Option<&BusinessId>,
+    ) -> Result<(Vec<BillingRow>, Checkpoint), AppError> {
+        let scope = scope_of(principal, business)?;
+        self.authorize_evidence(principal, Category::Billing, "billing", scope.as_ref())
+            .await?;
+        let (checkpoint, view) = self.consistent().await?;
+        Ok((view.billing(scope.as_ref()), checkpoint))
+    }
+
+    /// The DPO's retention report (a business gets its own).
+    pub async fn retention_report(
+        &self,
+        principal: &Principal,
+        business: Option<&BusinessId>,
+    ) -> Result<RetentionReport, AppError> {
+        let scope = scope_of(principal, business)?;
+        self.authorize_evidence(
+            principal,
+            Category::Statistics,
+            "retention-report",
+            scope.as_ref(),
+        )
+        .await?;
+        let (checkpoint, view) = self.consistent().await?;
+        let mut report = view
+            .retention_report(
+                self.stores().keys.as_ref(),
+                self.policy(),
+                self.now(),
+                self.stores().backend,
+                scope.as_ref(),
+            )
+            .await?;
+        report.checkpoint = Some(CheckpointRef {
+            size: checkpoint.size,
+            root: checkpoint.root.clone(),
+            signed_at: checkpoint.signed_at,
+            public_key: checkpoint.public_key.clone(),
+        });
+        Ok(report)
+    }
+
+    /// Erases a data subject (GDPR Art. 17) for the business or the DPO and returns the
+    /// certificate. Repeating it is safe: by subject id it returns the same erasure (same log
+    /// position) under the newest checkpoint; by number or user id, once erased, nothing is held.
+    pub async fn erase_with_certificate(
+        &self,
+        principal: &Principal,
+        target: ErasureTarget,
+    ) -> Result<ErasureOutcome, AppError> {
+        let (subject, phone_number_id) = match target {
+            ErasureTarget::Subject(s) => (s, None),
+            ErasureTarget::Phone(number, phone) => {
+                let (business, region) = self.number_home(&number).await?;
+                self.require_owner_or_dpo(principal, &business)?;
+                match self
+                    .store()
+                    .vault()
+                    .find_subject(business.as_str(), region, &phone, self.now())
+                    .await?
+                {
+                    Some(s) => (s, Some(number)),
+                    None => return Ok(ErasureOutcome::NothingHeld),
+                }
+            }
+            ErasureTarget::UserId(number, user) => {
+                let (business, region) = self.number_home(&number).await?;
+                self.require_owner_or_dpo(principal, &business)?;
+                match self
+                    .store()
+                    .vault()
+                    .find_user(business.as_str(), region, &user, self.now())
+                    .await?
+                {
+                    Some(s) => (s, Some(number)),
+                    None => return Ok(ErasureOutcome::NothingHeld),
+                }
+            }
+        };
+        self.erase(principal, &subject).await?;
+        let certificate = self.certificate(&subject, phone_number_id).await?;
+        tracing::info!(position = certificate.event.position, "erasure certified");
+        Ok(ErasureOutcome::Erased(Box::new(certificate)))
+    }
+
+    fn require_owner_or_dpo(
+        &self,
+        principal: &Principal,
+        business: &BusinessId,
+    ) -> Result<(), AppError> {
+        let ok = principal.kind == PrincipalKind::Dpo
+            || (principal.kind == PrincipalKind::Business
+                && principal.business.as_ref() == Some(business));
+        if ok {
+            Ok(())
+        } else {
+            Err(sealpost_audit::GateError::Denied(DenyReason::NotOwner).into())
+        }
+    }
+
+    /// The certificate of an erased subject, proven under a fresh checkpoint.
+    async fn certificate(
+        &self,
+        subject: &SubjectId,
+        phone_number_id: Option<PhoneNumberId>,
+    ) -> Result<ErasureCertificate, AppError> {
+        let stream = StreamId::new("subject", subject.as_str());
+        let rows = self.stores().events.read_stream(&stream, 0).await?;
+        let row = rows
+            .iter()
+            .find(|r| r.header.event_type == "SubjectErased")
+            .ok_or(AppError::Inconsistent(
+                "erased subject without SubjectErased",
+            ))?;
+        let opened = self.store().open_row(row.clone()).await?;
+        let (requested_by, requested_kind) =
+            match opened.decode::<sealpost_domain::SubjectEvent>()? {
+                sealpost_domain::SubjectEvent::SubjectErased { requested_by, .. } => {
+                    let kind = opened
+                        .metadata
+                        .get(sealpost_adapters::ledger::meta::ACTOR)
+                        .and_then(|a| a.split(':').next())
+                        .unwrap_or("unknown")
+                        .to_owned();
+                    (requested_by, kind)
+                }
+                _ => return Err(AppError::Inconsistent("SubjectErased row")),
+            };
+        let business = BusinessId::parse(&row.header.business_id)
+            .map_err(|_| AppError::Inconsistent("business id"))?;
+        let region: Region = row
+            .header
+            .region
+            .parse()
+            .map_err(|_| AppError::Inconsistent("region"))?;
+        let completed_at = self
+            .stores()
+            .keys
+            .destroyed_at(&subject_key_id(business.as_str(), region, subject))
+            .await?;
+        let audit = self.audit().await?;
+        let checkpoint = audit.checkpoint(self.now()).await?;
+        let proof = audit.inclusion(row.position, checkpoint.size).await?;
+        Ok(ErasureCertificate {
+            format: CERTIFICATE_FORMAT.to_owned(),
+            business_id: business.as_str().to_owned(),
+            phone_number_id: phone_number_id.map(|p| p.as_str().to_owned()),
+            subject_id: subject.as_str().to_owned(),
+            requested_by_kind: requested_kind,
+            requested_by,
+            categories: MATRIX
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.category,
+                        Category::MessageContent | Category::ConsumerPhoneNumber
+                    )
+                })
+                .map(|r| r.category.label().to_owned())
+                .chain(["Signal session with the consumer's device".to_owned()])
+                .collect(),
+            method: METHOD.to_owned(),
+            requested_at: row.header.recorded_at,
+            completed_at,
+            event: BundleRow::of(row, None),
+            inclusion_proof: proof,
+            checkpoint,
+        })
+    }
+
+    /// The record of processing (GDPR Art. 30) from the matrix, the configuration and the
+    /// tenants in the store.
+    pub async fn record_of_processing(
+        &self,
+        processor_name: &str,
+        root_key_source: &str,
+    ) -> Result<Ropa, AppError> {
+        let tenants = crate::bootstrap::tenants(self).await?;
+        let policy = self.policy();
+        let input = RopaInput {
+            generated_at: self.now().millis(),
+            processor_name: processor_name.to_owned(),
+            retention_days: (policy.retention_ms / sealpost_domain::time::DAY_MS) as u32,
+            epoch_hours: (policy.epoch_len_ms / sealpost_domain::time::HOUR_MS).max(1) as u32,
+            billing_retention_days: BILLING_RETENTION_DAYS,
+            statistics_min_group: DEFAULT_MIN_GROUP,
+            store: match self.stores().backend {
+                "postgres" => "postgres".to_owned(),
+                other => format!("{other} (embedded)"),
+            },
+            root_key_source: root_key_source.to_owned(),
+            tenants: tenants
+                .into_iter()
+                .map(|t| TenantInput {
+                    business_id: t.business_id,
+                    name: t.name,
+                    phone_number_ids: t.phone_number_ids,
+                    regions: t.regions,
+                    webhook_hosts: t.webhook_hosts,
+                })
+                .collect(),
+        };
+        Ok(sealpost_audit::ropa::build(&input))
+    }
+}
+
+/// The business an evidence read is about: a business principal always reads its own.
+fn scope_of(
+    principal: &Principal,
+    asked: Option<&BusinessId>,
+) -> Result<Option<BusinessId>, AppError> {
+    match (principal.kind, &principal.business) {
+        (PrincipalKind::Business, Some(own)) => match asked {
+            Some(b) if b != own => {
+                Err(sealpost_audit::GateError::Denied(DenyReason::NotOwner).into())
+            }
+            _ => Ok(Some(own.clone())),
+        },
+        _ => Ok(asked.cloned()),
+    }
+}

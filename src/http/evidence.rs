@@ -1,0 +1,360 @@
+//! Evidence over HTTP: the auditor's access-log queries, the published checkpoint, key and
+//! proofs, statistics and billing, the DPO's retention report and erasure requests, and a
+//! business's read of one of its own messages. Every read goes through the access gate, so a
+//! principal the matrix refuses gets the same 403 as everywhere and the refusal is recorded.
+
+use super::{authenticate, read_json, reply, ApiError, Shared};
+use crate::evidence::{ErasureOutcome, ErasureTarget};
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sealpost_audit::log::Checkpoint;
+use sealpost_domain::{BusinessId, MessageId, Opened, PhoneNumberId, Purpose, SubjectId, E164};
+use sealpost_projections::evidence::AccessQuery;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+fn checkpoint_json(c: &Checkpoint) -> Value {
+    json!({
+        "origin": c.origin,
+        "size": c.size,
+        "root": c.root,
+        "signed_at": c.signed_at,
+        "public_key": c.public_key,
+        "signature": c.signature,
+    })
+}
+
+fn parse_enum<T: serde::de::DeserializeOwned>(
+    q: &BTreeMap<String, String>,
+    field: &str,
+) -> Result<Option<T>, ApiError> {
+    q.get(field)
+        .map(|v| {
+            serde_json::from_value(Value::String(v.clone())).map_err(|_| ApiError::not_valid(field))
+        })
+        .transpose()
+}
+
+fn parse_num<T: std::str::FromStr>(
+    q: &BTreeMap<String, String>,
+    field: &str,
+) -> Result<Option<T>, ApiError> {
+    q.get(field)
+        .map(|v| v.parse().map_err(|_| ApiError::not_valid(field)))
+        .transpose()
+}
+
+fn business_param(q: &BTreeMap<String, String>) -> Result<Option<BusinessId>, ApiError> {
+    q.get("business_id")
+        .map(|b| BusinessId::parse(b).map_err(|_| ApiError::not_valid("business_id")))
+        .transpose()
+}
+
+/// `GET /sealpost/v1/audit/access?principal=&principal_kind=&category=&purpose=&decision=&object=&business_id=&from=&to=&after=&limit=`
+pub(super) async fn access(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    reply(
+        async {
+            let grant = authenticate(&s, &headers)?;
+            let known = [
+                "principal",
+                "principal_kind",
+                "category",
+                "purpose",
+                "decision",
+                "object",
+                "business_id",
+                "from",
+                "to",
+                "after",
+                "limit",
+            ];
+            if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
+                return Err(ApiError::invalid(format!("Unknown parameter {k}.")));
+            }
+            if let Some(d) = q.get("decision") {
+                if d != "allowed" && d != "denied" {
+                    return Err(ApiError::not_valid("decision"));
+                }
+            }
+            let query = AccessQuery {
+                principal: q.get("principal").cloned(),
+                principal_kind: parse_enum(&q, "principal_kind")?,
+                category: parse_enum(&q, "category")?,
+                purpose: parse_enum(&q, "purpose")?,
+                decision: q.get("decision").cloned(),
+                object: q.get("object").cloned(),
+                business_id: q.get("business_id").cloned(),
+                from: parse_num(&q, "from")?,
+                to: parse_num(&q, "to")?,
+                after: parse_num(&q, "after")?,
+                limit: parse_num(&q, "limit")?,
+            };
+            let (page, checkpoint) = s.app.access_log(&grant.principal, query).await?;
+            Ok(json!({
+                "data": page.entries,
+                "paging": { "next": page.next.map(|n| n.to_string()) },
+                "checkpoint": checkpoint_json(&checkpoint),
+            }))
+        }
+        .await,
+    )
+}
+
+/// `GET /sealpost/v1/audit/public-key`: the key checkpoints verify under (published, no token).
+pub(super) async fn public_key(State(s): State<Shared>) -> Response {
+    reply(
+        async {
+            let audit = s.app.audit().await?;
+            Ok(json!({ "origin": audit.origin(), "public_key": audit.public_key_hex(), "algorithm": "Ed25519" }))
+        }
+        .await,
+    )
+}
+
+/// `GET /sealpost/v1/audit/checkpoint`: the newest checkpoint (signed now if rows are newer).
+pub(super) async fn checkpoint(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    reply(
+        async {
+            authenticate(&s, &headers)?;
+            Ok(checkpoint_json(&s.app.checkpoint().await?))
+        }
+        .await,
+    )
+}
+
+/// `GET /sealpost/v1/audit/proofs/inclusion?position=&size=` and
+/// `GET /sealpost/v1/audit/proofs/consistency?old=&new=`.
+pub(super) async fn proof(
+    State(s): State<Shared>,
+    Path(kind): Path<String>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    reply(
+        async {
+            authenticate(&s, &headers)?;
+            let audit = s.app.audit().await?;
+            let latest = s.app.checkpoint().await?;
+            let out_of_range = |_| ApiError::invalid("The position or size is not in the log.");
+            match kind.as_str() {
+                "inclusion" => {
+                    let position: u64 =
+                        parse_num(&q, "position")?.ok_or_else(|| ApiError::missing("position"))?;
+                    let size = parse_num(&q, "size")?.unwrap_or(latest.size);
+                    let p = audit
+                        .inclusion(position, size)
+                        .await
+                        .map_err(out_of_range)?;
+                    Ok(serde_json::to_value(p).unwrap_or(Value::Null))
+                }
+                "consistency" => {
+                    let old: u64 = parse_num(&q, "old")?.ok_or_else(|| ApiError::missing("old"))?;
+                    let new = parse_num(&q, "new")?.unwrap_or(latest.size);
+                    if old > new || new > latest.size {
+                        return Err(ApiError::invalid("The position or size is not in the log."));
+                    }
+                    let p = audit.consistency(old, new).await.map_err(out_of_range)?;
+                    Ok(serde_json::to_value(p).unwrap_or(Value::Null))
+                }
+                _ => Err(ApiError::invalid("Unknown path or method.")),
+            }
+        }
+        .await,
+    )
+}
+
+/// `GET /sealpost/v1/statistics?business_id=`
+pub(super) async fn statistics(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    reply(
+        async {
+            let grant = authenticate(&s, &headers)?;
+            let business = business_param(&q)?;
+            let (rows, checkpoint) = s
+                .app
+                .statistics(&grant.principal, business.as_ref())
+                .await?;
+            Ok(json!({
+                "data": rows,
+                "min_group": sealpost_projections::evidence::DEFAULT_MIN_GROUP,
+                "checkpoint": checkpoint_json(&checkpoint),
+            }))
+        }
+        .await,
+    )
+}
+
+/// `GET /sealpost/v1/billing?business_id=`
+pub(super) async fn billing(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    reply(
+        async {
+            let grant = authenticate(&s, &headers)?;
+            let business = business_param(&q)?;
+            let (rows, checkpoint) = s.app.billing(&grant.principal, business.as_ref()).await?;
+            Ok(json!({ "data": rows, "checkpoint": checkpoint_json(&checkpoint) }))
+        }
+        .await,
+    )
+}
+
+/// `GET /sealpost/v1/dpo/retention?format=json|html|csv&business_id=`
+pub(super) async fn retention(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    let result = async {
+        let grant = authenticate(&s, &headers)?;
+        let business = business_param(&q)?;
+        let format = q.get("format").map_or("json", String::as_str);
+        if !["json", "html", "csv"].contains(&format) {
+            return Err(ApiError::not_valid("format"));
+        }
+        let report = s
+            .app
+            .retention_report(&grant.principal, business.as_ref())
+            .await?;
+        Ok(match format {
+            "html" => (
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                report.to_html(),
+            )
+                .into_response(),
+            "csv" => (
+                [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+                report.to_csv(),
+            )
+                .into_response(),
+            _ => (
+                [(header::CONTENT_TYPE, "application/json")],
+                report.to_json(),
+            )
+                .into_response(),
+        })
+    }
+    .await;
+    match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ErasureRequest {
+    subject_id: Option<String>,
+    phone_number_id: Option<String>,
+    wa_id: Option<String>,
+    user_id: Option<String>,
+}
+
+/// `POST /sealpost/v1/dpo/erasures` with `{"subject_id"}`, `{"phone_number_id", "wa_id"}` or
+/// `{"phone_number_id", "user_id"}` → the erasure certificate (201), or 200 with
+/// `"erased": false` when nothing is held for that number.
+pub(super) async fn erase(State(s): State<Shared>, headers: HeaderMap, body: Body) -> Response {
+    let result = async {
+        let grant = authenticate(&s, &headers)?;
+        let body = read_json(body).await?;
+        let req: ErasureRequest = serde_json::from_value(body).map_err(|_| {
+            ApiError::invalid(
+                "Expected {\"subject_id\"}, {\"phone_number_id\", \"wa_id\"} or {\"phone_number_id\", \"user_id\"}.",
+            )
+        })?;
+        let number = || {
+            let id = req
+                .phone_number_id
+                .as_deref()
+                .ok_or_else(|| ApiError::missing("phone_number_id"))?;
+            PhoneNumberId::parse(id).map_err(|_| ApiError::not_valid("phone_number_id"))
+        };
+        let target = match (&req.subject_id, &req.wa_id, &req.user_id) {
+            (Some(subject), None, None) => ErasureTarget::Subject(
+                SubjectId::parse(subject).map_err(|_| ApiError::not_valid("subject_id"))?,
+            ),
+            (None, Some(wa), None) => ErasureTarget::Phone(
+                number()?,
+                E164::parse(wa).map_err(|_| ApiError::not_valid("wa_id"))?,
+            ),
+            (None, None, Some(user)) => ErasureTarget::UserId(number()?, user.clone()),
+            _ => {
+                return Err(ApiError::invalid(
+                    "Name exactly one of subject_id, wa_id or user_id.",
+                ))
+            }
+        };
+        match s.app.erase_with_certificate(&grant.principal, target).await {
+            Ok(ErasureOutcome::Erased(cert)) => Ok((
+                StatusCode::CREATED,
+                axum::Json(json!({ "erased": true, "certificate": cert })),
+            )
+                .into_response()),
+            Ok(ErasureOutcome::NothingHeld) => Ok((
+                StatusCode::OK,
+                axum::Json(json!({
+                    "erased": false,
+                    "reason": "No data is held for this consumer on this number (never known, expired or already erased)."
+                })),
+            )
+                .into_response()),
+            // An unknown subject answers like a foreign one.
+            Err(crate::app::AppError::Domain(sealpost_domain::DomainError::NotFound)) => {
+                Err(ApiError::denied())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+    .await;
+    match result {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `GET /sealpost/v1/messages/{message-id}`: a business reads one of its own messages (within
+/// retention). Anyone else — the operator's analytics, the transport, an auditor, a DPO, another
+/// business — is refused by the matrix, and the refusal is in the access log.
+pub(super) async fn message(
+    State(s): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    reply(
+        async {
+            let grant = authenticate(&s, &headers)?;
+            let id = MessageId::parse(&id).map_err(|_| ApiError::denied())?;
+            let content = s
+                .app
+                .read_content(&grant.principal, Purpose::BusinessApi, &id)
+                .await
+                .map_err(|e| match e {
+                    crate::app::AppError::Domain(sealpost_domain::DomainError::NotFound) => {
+                        ApiError::denied()
+                    }
+                    other => other.into(),
+                })?;
+            Ok(match content {
+                Opened::Plain(c) => json!({
+                    "id": id.as_str(),
+                    "type": serde_json::to_value(c.kind).unwrap_or(Value::Null),
+                    "content": c.body,
+                }),
+                Opened::Shredded => json!({ "id": id.as_str(), "shredded": true }),
+            })
+        }
+        .await,
+    )
+}
