@@ -384,9 +384,22 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         d.day()
     ))?;
     let carol = subject_of(&d.app, &carol_template).await?;
-    d.app
-        .erase(&Principal::of_kind(PrincipalKind::Dpo, "dpo"), &carol)
-        .await?;
+    let certificate = match d
+        .app
+        .erase_with_certificate(
+            &Principal::of_kind(PrincipalKind::Dpo, "dpo"),
+            crate::evidence::ErasureTarget::Subject(carol.clone()),
+        )
+        .await?
+    {
+        crate::evidence::ErasureOutcome::Erased(c) => Some(c),
+        crate::evidence::ErasureOutcome::NothingHeld => None,
+    };
+    let published = d.app.audit().await?.public_key();
+    d.check(
+        "Carol's erasure certificate (log position, inclusion proof, signed checkpoint) verifies against the published key",
+        certificate.is_some_and(|c| c.verify(&published).is_ok()),
+    )?;
     let carol_read = d.readable(&me, Purpose::BusinessApi, &carol_template).await;
     d.check(
         "Carol's message is shredded at once, even for the business",
@@ -545,6 +558,62 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     d.check(
         "the destroyed key's wrapped bytes are in no file of the data directory",
         key_hits == 0,
+    )?;
+
+    d.say("\nthe evidence: the auditor and the DPO")?;
+    let auditor = Principal::of_kind(PrincipalKind::Auditor, "auditor");
+    let (denials, checkpoint) = d
+        .app
+        .access_log(
+            &auditor,
+            sealpost_projections::evidence::AccessQuery {
+                principal_kind: Some(PrincipalKind::Operator),
+                decision: Some("denied".into()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    d.check(
+        &format!(
+            "the auditor lists the operator's refused reads ({}) at checkpoint {}",
+            denials.entries.len(),
+            checkpoint.size
+        ),
+        !denials.entries.is_empty()
+            && denials
+                .entries
+                .iter()
+                .all(|e| e.decision == "denied" && e.principal_kind == PrincipalKind::Operator),
+    )?;
+    let auditor_read = d.readable(&auditor, Purpose::Audit, &carol_again).await;
+    d.check("message content, auditor: denied", auditor_read == "denied")?;
+    let dpo = Principal::of_kind(PrincipalKind::Dpo, "dpo");
+    let report = d.app.retention_report(&dpo, None).await?;
+    d.check(
+        &format!(
+            "retention report: {} created = {} live + {} shredded, no overdue key, oldest live message ≤ 30 days",
+            report.messages.created, report.messages.live, report.messages.shredded
+        ),
+        report.messages.reconciles()
+            && report.overdue_keys == 0
+            && report
+                .oldest_live_message_age_ms
+                .is_none_or(|a| a <= 30 * DAY_MS),
+    )?;
+    let key = d.app.audit().await?.public_key();
+    let verdict = sealpost_audit::verify::verify_store(
+        d.app.stores().events.as_ref(),
+        &sealpost_audit::log::read_witness(&sealpost_audit::log::witness_path(data_dir))?,
+        Some(&key),
+        &mut |_| {},
+    )
+    .await?;
+    d.check(
+        &format!(
+            "audit verify: {} rows match the tamper-evident log and its signed checkpoints",
+            verdict.rows
+        ),
+        verdict.is_ok(),
     )?;
 
     let head = d.app.store().log().head().await?;

@@ -305,3 +305,95 @@ async fn an_exported_bundle_verifies_offline_and_an_edited_bundle_does_not() {
     let other = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
     assert!(!verify::verify_bundle(&bundle, &[], Some(&other)).is_ok());
 }
+
+/// A crash between recording an erasure and destroying the keys: the process that starts next
+/// finishes the erasure before anything can read (as `serve` runs the retention pass before it
+/// binds), so the subject is erased fully; a crash before the record leaves it untouched.
+#[tokio::test]
+async fn a_crash_in_the_middle_of_an_erasure_leaves_the_subject_fully_erased() {
+    use sealpost_adapters::exec::CommandMeta;
+    use sealpost_adapters::vault::subject_key_id;
+    use sealpost_domain::{
+        Opened, Principal, PrincipalKind, Purpose, Subject, SubjectCommand, E164,
+    };
+    let env = sqlite_env().await;
+    let dir = env.dir.as_ref().expect("dir").path().to_path_buf();
+    let b = env
+        .app
+        .register_business("Crash", Region::Eu)
+        .await
+        .expect("business");
+    let phone = E164::parse("+4915112340000").expect("number");
+    let subject = env
+        .app
+        .subject_for(&b, Region::Eu, &phone)
+        .await
+        .expect("subject");
+    let pipeline = Principal::processor("delivery");
+    let read = |app: Sealpost| {
+        let (subject, pipeline) = (subject.clone(), pipeline.clone());
+        async move {
+            app.read_phone(&pipeline, Purpose::Delivery, &subject)
+                .await
+                .expect("read")
+        }
+    };
+    // Crash before the record: nothing happened.
+    assert!(matches!(read(env.app.clone()).await, Opened::Plain(_)));
+
+    // The record is written, then the process dies before the key store transaction.
+    let dpo = Principal::of_kind(PrincipalKind::Dpo, "dpo");
+    env.app
+        .executor()
+        .execute::<Subject>(
+            subject.as_str(),
+            SubjectCommand::Erase {
+                requested_by: dpo.id.clone(),
+            },
+            &CommandMeta::new(b.as_str(), Region::Eu, &dpo),
+            env.app.now(),
+        )
+        .await
+        .expect("record the erasure");
+    let key = subject_key_id(b.as_str(), Region::Eu, &subject);
+    assert_eq!(
+        env.app
+            .stores()
+            .keys
+            .destroyed_at(&key)
+            .await
+            .expect("tomb"),
+        None,
+        "the key outlived the crash"
+    );
+
+    // The next process finishes it before serving.
+    let next = Sealpost::open_sqlite(
+        &dir,
+        std::sync::Arc::new(env.clock.clone()),
+        Default::default(),
+    )
+    .await
+    .expect("reopen");
+    next.retention()
+        .run_once(next.now())
+        .await
+        .expect("recovery pass");
+    assert!(next
+        .stores()
+        .keys
+        .destroyed_at(&key)
+        .await
+        .expect("tomb")
+        .is_some());
+    assert!(matches!(read(next.clone()).await, Opened::Shredded));
+    assert_eq!(
+        next.store()
+            .vault()
+            .find_subject(b.as_str(), Region::Eu, &phone, next.now())
+            .await
+            .expect("index"),
+        None,
+        "the routing entry went with the key"
+    );
+}

@@ -350,7 +350,9 @@ pub(super) async fn message(
                 Opened::Plain(c) => json!({
                     "id": id.as_str(),
                     "type": serde_json::to_value(c.kind).unwrap_or(Value::Null),
-                    "content": c.body,
+                    // Outbound content is stored as the Cloud API message object it was sent as.
+                    "message": serde_json::from_str::<Value>(&c.body)
+                        .unwrap_or(Value::String(c.body)),
                 }),
                 Opened::Shredded => json!({ "id": id.as_str(), "shredded": true }),
             })
