@@ -626,6 +626,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     let passed = d.outcome.checks.iter().filter(|c| c.passed).count();
     let total = d.outcome.checks.len();
     d.say(&format!("{passed} of {total} privacy checks passed"))?;
+    crate::claims::print(&mut *d.out, &d.outcome.checks)?;
     Ok(d.outcome)
 }
 

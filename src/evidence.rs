@@ -182,6 +182,14 @@ impl Sealpost {
                 scope.as_ref(),
             )
             .await?;
+        if !matches!(
+            principal.kind,
+            PrincipalKind::Dpo | PrincipalKind::Auditor | PrincipalKind::Business
+        ) {
+            // Which subjects were erased is the DPO's business, not the operator's or the
+            // transport's: they get the counts only.
+            report.erasure_list.clear();
+        }
         report.checkpoint = Some(CheckpointRef {
             size: checkpoint.size,
             root: checkpoint.root.clone(),

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod bootstrap;
+pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod demo;

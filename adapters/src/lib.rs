@@ -1,6 +1,7 @@
 pub mod clock;
 pub mod crypto;
 pub mod exec;
+pub mod jsonl;
 pub mod ledger;
 pub mod repository;
 pub mod scan;

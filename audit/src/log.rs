@@ -23,7 +23,6 @@ use sealpost_adapters::vault::{Vault, VaultError};
 use sealpost_domain::{Region, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -233,13 +232,9 @@ fn encode_all(hashes: &[Hash]) -> Vec<String> {
 
 /// Reads the witness file: one checkpoint per line. A missing file is an empty witness.
 pub fn read_witness(path: &Path) -> Result<Vec<Checkpoint>, AuditError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(AuditError::Witness(e.kind().to_string())),
-    };
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
+    sealpost_adapters::jsonl::read_lines(path)
+        .map_err(|e| AuditError::Witness(e.kind().to_string()))?
+        .iter()
         .enumerate()
         .map(|(i, l)| {
             serde_json::from_str(l)
@@ -249,19 +244,9 @@ pub fn read_witness(path: &Path) -> Result<Vec<Checkpoint>, AuditError> {
 }
 
 fn append_witness(path: &Path, checkpoint: &Checkpoint) -> Result<(), AuditError> {
-    let io = |e: std::io::Error| AuditError::Witness(e.kind().to_string());
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let mut line = serde_json::to_string(checkpoint).expect("a checkpoint serialises");
-    line.push('\n');
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .map_err(io)?;
-    f.write_all(line.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)
+    let line = serde_json::to_string(checkpoint).expect("a checkpoint serialises");
+    sealpost_adapters::jsonl::append_line(path, &line)
+        .map_err(|e| AuditError::Witness(e.kind().to_string()))
 }
 
 /// The default witness file of a data directory.
