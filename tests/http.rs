@@ -1618,6 +1618,20 @@ async fn thirty_five_days_of_traffic_give_a_retention_report_that_reconciles() {
     if let Some(out) = std::env::var_os("SEALPOST_REPORT_OUT") {
         std::fs::write(out, &html).expect("write the report for rendering");
     }
+    // Billing outlives the messages: every delivered answer is a (free, service) line.
+    let (st, bill) = s
+        .get_as("/sealpost/v1/billing", &s.s("internal_token"))
+        .await;
+    assert_eq!(st, 200, "{bill}");
+    let free: u64 = bill["data"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter(|l| l["category"] == "service" && l["pricing_model"] == "PMP")
+        .map(|l| l["free"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(free, 35, "{bill}");
+    assert!(!bill.to_string().contains(CONSUMER));
     let (st, csv) = s
         .get_text("/sealpost/v1/dpo/retention?format=csv", &dpo)
         .await;
