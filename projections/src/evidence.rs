@@ -523,7 +523,7 @@ impl EvidenceView {
         let limit = q.limit.unwrap_or(100).clamp(1, 1_000);
         let after = q.after.unwrap_or(0);
         let start = self.access.partition_point(|e| e.position <= after);
-        let mut entries = Vec::new();
+        let mut entries: Vec<AccessEntry> = Vec::new();
         let mut next = None;
         for e in &self.access[start..] {
             let keep = q.principal.as_ref().is_none_or(|p| *p == e.principal)
@@ -542,26 +542,15 @@ impl EvidenceView {
             if !keep {
                 continue;
             }
-            if entries.len() == limit {
-                next = entries.last().map(|l: &AccessEntry| l.position);
-                break;
-            }
-            entries.push(e.clone());
-        }
-        // Entries of one pipeline count share a position: never split them across pages.
-        if let Some(cursor) = next {
-            while entries.last().is_some_and(|l| l.position == cursor) && entries.len() > 1 {
-                if entries
-                    .iter()
-                    .rev()
-                    .nth(1)
-                    .is_some_and(|p| p.position == cursor)
-                {
-                    entries.pop();
-                } else {
+            // A page ends only between log positions: the allowed and denied entries of one
+            // pipeline count share a position, and the cursor is a position.
+            if let Some(last) = entries.last().filter(|_| entries.len() >= limit) {
+                if last.position != e.position {
+                    next = Some(last.position);
                     break;
                 }
             }
+            entries.push(e.clone());
         }
         AccessPage { entries, next }
     }
@@ -722,4 +711,56 @@ pub fn residual_risks(store: &str) -> Vec<ResidualRisk> {
     };
     risks.push(r("Root key", "Wrapped keys are useless without the region root key; a root key copied elsewhere with an old key table copy re-opens it.", "Keep root keys in a KMS or off the data host; never back them up beside the data."));
     risks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(position: u64, decision: &str) -> AccessEntry {
+        AccessEntry {
+            position,
+            at: 0,
+            principal_kind: PrincipalKind::Processor,
+            principal: "delivery".into(),
+            business_id: None,
+            category: Category::MessageContent,
+            purpose: Purpose::Delivery,
+            decision: decision.into(),
+            reason: None,
+            object: None,
+            count: 1,
+        }
+    }
+
+    #[test]
+    fn paging_never_splits_one_pipeline_count_and_loses_nothing() {
+        let mut view = EvidenceView::new();
+        view.access = vec![
+            entry(3, "allowed"),
+            entry(5, "allowed"),
+            entry(5, "denied"),
+            entry(8, "allowed"),
+        ];
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = view.access(&AccessQuery {
+                after,
+                limit: Some(1),
+                ..Default::default()
+            });
+            seen.extend(
+                page.entries
+                    .iter()
+                    .map(|e| (e.position, e.decision.clone())),
+            );
+            match page.next {
+                Some(n) => after = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        assert_eq!(seen[1..3], [(5, "allowed".into()), (5, "denied".into())]);
+    }
 }
