@@ -921,16 +921,7 @@ impl Sealpost {
         subject: &SubjectId,
     ) -> Result<(), AppError> {
         let (business, region, _) = self.subject_origin(subject).await?;
-        let allowed = match requested_by.kind {
-            sealpost_domain::PrincipalKind::Dpo => true,
-            sealpost_domain::PrincipalKind::Business => {
-                requested_by.business.as_ref() == Some(&business)
-            }
-            _ => false,
-        };
-        if !allowed {
-            return Err(GateError::Denied(sealpost_domain::access::DenyReason::NotOwner).into());
-        }
+        require_owner_or_dpo(requested_by, &business)?;
         erase_subject(
             &self.exec,
             requested_by,
@@ -941,6 +932,23 @@ impl Sealpost {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// Only the DPO, or the business for its own consumers, may ask for an erasure.
+pub(crate) fn require_owner_or_dpo(
+    principal: &Principal,
+    business: &BusinessId,
+) -> Result<(), AppError> {
+    let allowed = match principal.kind {
+        sealpost_domain::PrincipalKind::Dpo => true,
+        sealpost_domain::PrincipalKind::Business => principal.business.as_ref() == Some(business),
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(GateError::Denied(sealpost_domain::access::DenyReason::NotOwner).into())
     }
 }
 

@@ -209,20 +209,16 @@ pub async fn tenants(app: &Sealpost) -> Result<Vec<TenantSummary>, AppError> {
         .scan(|h| h.stream.kind == "business" || h.stream.kind == "phone_number")
         .await?
     {
-        let region = e.header.region.clone();
-        let entry = |out: &mut BTreeMap<String, TenantSummary>, b: &str| {
-            out.entry(b.to_owned())
-                .or_insert_with(|| TenantSummary {
-                    business_id: b.to_owned(),
-                    name: String::new(),
-                    phone_number_ids: Vec::new(),
-                    regions: Vec::new(),
-                    webhook_hosts: Vec::new(),
-                })
-                .clone()
-        };
-        let business = e.header.business_id.clone();
-        let mut t = entry(&mut out, &business);
+        let business = &e.header.business_id;
+        let t = out
+            .entry(business.clone())
+            .or_insert_with(|| TenantSummary {
+                business_id: business.clone(),
+                name: String::new(),
+                phone_number_ids: Vec::new(),
+                regions: Vec::new(),
+                webhook_hosts: Vec::new(),
+            });
         if e.header.stream.kind == "business" {
             if let Ok(BusinessEvent::BusinessRegistered { name, .. }) = e.decode::<BusinessEvent>()
             {
@@ -234,10 +230,9 @@ pub async fn tenants(app: &Sealpost) -> Result<Vec<TenantSummary>, AppError> {
         {
             t.phone_number_ids.push(phone_number_id.as_str().to_owned());
         }
-        if !t.regions.contains(&region) {
-            t.regions.push(region);
+        if !t.regions.contains(&e.header.region) {
+            t.regions.push(e.header.region.clone());
         }
-        out.insert(business, t);
     }
     for (business, _, _, url) in crate::webhooks::apps(app).await?.into_values() {
         let host = url.as_deref().and_then(|u| {

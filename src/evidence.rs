@@ -3,7 +3,7 @@
 //! access gate (recorded like any read) and names the signed checkpoint it is consistent with:
 //! the log is checkpointed first, then the projections are folded up to exactly that size.
 
-use crate::app::{AppError, Sealpost};
+use crate::app::{require_owner_or_dpo, AppError, Sealpost};
 use sealpost_adapters::store::StreamId;
 use sealpost_adapters::vault::subject_key_id;
 use sealpost_audit::certificate::{ErasureCertificate, CERTIFICATE_FORMAT, METHOD};
@@ -44,6 +44,44 @@ pub enum ErasureTarget {
     Phone(PhoneNumberId, E164),
     /// A business-scoped user id on one of the business's numbers.
     UserId(PhoneNumberId, String),
+}
+
+/// Why an erasure request's fields do not name a subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetError {
+    /// This field is needed and absent.
+    Missing(&'static str),
+    /// This field is not valid.
+    Invalid(&'static str),
+    /// Not exactly one of subject id, phone number or user id.
+    NotExactlyOne,
+}
+
+impl ErasureTarget {
+    /// The target named by a request's fields (HTTP body or command-line flags): exactly one of
+    /// `subject_id`, `wa_id` or `user_id`, the latter two with `phone_number_id`.
+    pub fn from_fields(
+        subject_id: Option<&str>,
+        phone_number_id: Option<&str>,
+        wa_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Self, TargetError> {
+        let number = || {
+            let id = phone_number_id.ok_or(TargetError::Missing("phone_number_id"))?;
+            PhoneNumberId::parse(id).map_err(|_| TargetError::Invalid("phone_number_id"))
+        };
+        match (subject_id, wa_id, user_id) {
+            (Some(subject), None, None) => Ok(ErasureTarget::Subject(
+                SubjectId::parse(subject).map_err(|_| TargetError::Invalid("subject_id"))?,
+            )),
+            (None, Some(wa), None) => Ok(ErasureTarget::Phone(
+                number()?,
+                E164::parse(wa).map_err(|_| TargetError::Invalid("wa_id"))?,
+            )),
+            (None, None, Some(user)) => Ok(ErasureTarget::UserId(number()?, user.to_owned())),
+            _ => Err(TargetError::NotExactlyOne),
+        }
+    }
 }
 
 /// What an erasure request produced.
@@ -207,34 +245,26 @@ impl Sealpost {
         principal: &Principal,
         target: ErasureTarget,
     ) -> Result<ErasureOutcome, AppError> {
-        let (subject, phone_number_id) = match target {
-            ErasureTarget::Subject(s) => (s, None),
+        let vault = self.store().vault();
+        let (found, phone_number_id) = match target {
+            ErasureTarget::Subject(s) => (Some(s), None),
             ErasureTarget::Phone(number, phone) => {
-                let (business, region) = self.number_home(&number).await?;
-                self.require_owner_or_dpo(principal, &business)?;
-                match self
-                    .store()
-                    .vault()
+                let (business, region) = self.erasure_home(principal, &number).await?;
+                let found = vault
                     .find_subject(business.as_str(), region, &phone, self.now())
-                    .await?
-                {
-                    Some(s) => (s, Some(number)),
-                    None => return Ok(ErasureOutcome::NothingHeld),
-                }
+                    .await?;
+                (found, Some(number))
             }
             ErasureTarget::UserId(number, user) => {
-                let (business, region) = self.number_home(&number).await?;
-                self.require_owner_or_dpo(principal, &business)?;
-                match self
-                    .store()
-                    .vault()
+                let (business, region) = self.erasure_home(principal, &number).await?;
+                let found = vault
                     .find_user(business.as_str(), region, &user, self.now())
-                    .await?
-                {
-                    Some(s) => (s, Some(number)),
-                    None => return Ok(ErasureOutcome::NothingHeld),
-                }
+                    .await?;
+                (found, Some(number))
             }
+        };
+        let Some(subject) = found else {
+            return Ok(ErasureOutcome::NothingHeld);
         };
         self.erase(principal, &subject).await?;
         let certificate = self.certificate(&subject, phone_number_id).await?;
@@ -242,19 +272,15 @@ impl Sealpost {
         Ok(ErasureOutcome::Erased(Box::new(certificate)))
     }
 
-    fn require_owner_or_dpo(
+    /// Where a number named by an erasure request lives, if the principal may erase there.
+    async fn erasure_home(
         &self,
         principal: &Principal,
-        business: &BusinessId,
-    ) -> Result<(), AppError> {
-        let ok = principal.kind == PrincipalKind::Dpo
-            || (principal.kind == PrincipalKind::Business
-                && principal.business.as_ref() == Some(business));
-        if ok {
-            Ok(())
-        } else {
-            Err(sealpost_audit::GateError::Denied(DenyReason::NotOwner).into())
-        }
+        number: &PhoneNumberId,
+    ) -> Result<(BusinessId, Region), AppError> {
+        let (business, region) = self.number_home(number).await?;
+        require_owner_or_dpo(principal, &business)?;
+        Ok((business, region))
     }
 
     /// The certificate of an erased subject, proven under a fresh checkpoint.

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use sealpost::cli::{StoreLocation, VerifyOptions};
-use sealpost::evidence::ErasureTarget;
+use sealpost::evidence::{ErasureTarget, TargetError};
 use sealpost_adapters::telemetry;
 use sealpost_projections::evidence::AccessQuery;
 use std::io::Write as _;
@@ -402,26 +402,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             user_id,
             out: file,
         } => runtime.block_on(async {
-            use sealpost_domain::{PhoneNumberId, SubjectId, E164};
-            let number = || {
-                PhoneNumberId::parse(phone_number_id.as_deref().unwrap_or_default())
-                    .map_err(|_| anyhow::anyhow!("--phone-number-id is not a phone number id"))
-            };
-            let target = match (subject, wa_id, user_id) {
-                (Some(s), None, None) => ErasureTarget::Subject(
-                    SubjectId::parse(&s)
-                        .map_err(|_| anyhow::anyhow!("--subject is not a subject id"))?,
-                ),
-                (None, Some(wa), None) => ErasureTarget::Phone(
-                    number()?,
-                    E164::parse(&wa)
-                        .map_err(|_| anyhow::anyhow!("--wa-id is not a phone number"))?,
-                ),
-                (None, None, Some(u)) => ErasureTarget::UserId(number()?, u),
-                _ => anyhow::bail!(
-                    "name the subject: --subject, or --phone-number-id with --wa-id or --user-id"
-                ),
-            };
+            let target = ErasureTarget::from_fields(
+                subject.as_deref(),
+                phone_number_id.as_deref(),
+                wa_id.as_deref(),
+                user_id.as_deref(),
+            )
+            .map_err(|e| {
+                // The request's field names, as this command's flags.
+                let flag = |field: &str| match field {
+                    "subject_id" => "--subject".to_owned(),
+                    other => format!("--{}", other.replace('_', "-")),
+                };
+                match e {
+                    TargetError::Missing(field) => anyhow::anyhow!("{} is needed", flag(field)),
+                    TargetError::Invalid(field) => anyhow::anyhow!("{} is not valid", flag(field)),
+                    TargetError::NotExactlyOne => anyhow::anyhow!(
+                        "name the subject: --subject, or --phone-number-id with --wa-id or --user-id"
+                    ),
+                }
+            })?;
             let mut out = std::io::stdout().lock();
             sealpost::cli::erase(&store.location(), target, file.as_deref(), &mut out).await?;
             Ok(ExitCode::SUCCESS)

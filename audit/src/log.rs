@@ -283,7 +283,15 @@ pub struct AuditLog {
     signer: SigningKey,
     origin: String,
     witness: Option<PathBuf>,
-    frontier: tokio::sync::Mutex<Frontier>,
+    state: tokio::sync::Mutex<Sequencer>,
+}
+
+/// What the sequencer holds between runs: the tree's right edge and the newest checkpoint
+/// (so deciding whether to sign reads no table).
+#[derive(Debug)]
+struct Sequencer {
+    frontier: Frontier,
+    latest: Option<Checkpoint>,
 }
 
 impl AuditLog {
@@ -302,12 +310,13 @@ impl AuditLog {
         for leaf in read_leaves(events.as_ref(), u64::MAX).await? {
             frontier.push(leaf);
         }
+        let latest = stored_checkpoints(events.as_ref()).await?.pop();
         Ok(Arc::new(Self {
             events,
             signer,
             origin: origin.to_owned(),
             witness,
-            frontier: tokio::sync::Mutex::new(frontier),
+            state: tokio::sync::Mutex::new(Sequencer { frontier, latest }),
         }))
     }
 
@@ -328,8 +337,8 @@ impl AuditLog {
 
     /// Records a leaf for every row not yet in the tree; returns the tree size.
     pub async fn sequence(&self) -> Result<u64, AuditError> {
-        let mut frontier = self.frontier.lock().await;
-        self.sequence_locked(&mut frontier).await
+        let mut state = self.state.lock().await;
+        self.sequence_locked(&mut state.frontier).await
     }
 
     async fn sequence_locked(&self, frontier: &mut Frontier) -> Result<u64, AuditError> {
@@ -360,14 +369,12 @@ impl AuditLog {
     /// Sequences, then signs a checkpoint of the whole tree unless the newest one already
     /// covers it (then returns that one).
     pub async fn checkpoint(&self, now: Timestamp) -> Result<Checkpoint, AuditError> {
-        let mut frontier = self.frontier.lock().await;
-        let size = self.sequence_locked(&mut frontier).await?;
-        if let Some(latest) = self.latest_checkpoint().await? {
-            if latest.size == size {
-                return Ok(latest);
-            }
+        let mut state = self.state.lock().await;
+        let size = self.sequence_locked(&mut state.frontier).await?;
+        if let Some(latest) = state.latest.as_ref().filter(|l| l.size == size) {
+            return Ok(latest.clone());
         }
-        let root = frontier.root();
+        let root = state.frontier.root();
         let body = Checkpoint::body(&self.origin, size, &root, now.millis());
         let signature = self.signer.sign(body.as_bytes());
         let row = CheckpointRow {
@@ -384,17 +391,13 @@ impl AuditLog {
             append_witness(path, &checkpoint)?;
         }
         tracing::info!(size, "audit checkpoint signed");
+        state.latest = Some(checkpoint.clone());
         Ok(checkpoint)
     }
 
     /// Every stored checkpoint, smallest first.
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, AuditError> {
         Ok(stored_checkpoints(self.events.as_ref()).await?)
-    }
-
-    /// The newest stored checkpoint.
-    pub async fn latest_checkpoint(&self) -> Result<Option<Checkpoint>, AuditError> {
-        Ok(self.checkpoints().await?.pop())
     }
 
     /// Inclusion proof of the event at `position` in the tree of `size` leaves.

@@ -147,7 +147,7 @@ struct StatKey {
     business: String,
     phone: String,
     day: String,
-    kind: String,
+    kind: MessageKind,
     metric: &'static str,
 }
 
@@ -157,6 +157,19 @@ struct Group {
     subjects: HashSet<SubjectId>,
 }
 
+/// The facts of a new message, outbound or inbound.
+#[derive(Debug)]
+struct NewMessage {
+    business: BusinessId,
+    phone: String,
+    subject: SubjectId,
+    epoch: i64,
+    kind: MessageKind,
+    category: Option<PricingCategory>,
+}
+
+/// Per UTC day. The fold keeps only the key destructions here; the report counts messages
+/// created and shredded per day from the message facts.
 #[derive(Debug, Clone, Default)]
 struct DayFacts {
     created: u64,
@@ -180,7 +193,7 @@ pub struct EvidenceView {
     position: u64,
     access: Vec<AccessEntry>,
     stats: BTreeMap<StatKey, Group>,
-    billing: BTreeMap<(String, String, String), (u64, u64)>,
+    billing: BTreeMap<(String, String, PricingCategory), (u64, u64)>,
     facts: Vec<MessageFact>,
     messages: HashMap<String, MessageMeta>,
     by_epoch: HashMap<(String, String, i64), Vec<usize>>,
@@ -192,20 +205,6 @@ pub struct EvidenceView {
 
 fn day(ms: i64) -> String {
     Timestamp::from_millis(ms).utc_date()
-}
-
-fn kind_name(kind: MessageKind) -> String {
-    serde_json::to_value(kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-fn category_name(c: PricingCategory) -> String {
-    serde_json::to_value(c)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
 }
 
 impl EvidenceView {
@@ -344,70 +343,58 @@ impl EvidenceView {
         }
     }
 
-    fn add_fact(
-        &mut self,
-        business: BusinessId,
-        region: &str,
-        epoch: i64,
-        subject: SubjectId,
-        at: i64,
-    ) -> usize {
-        let index = self.facts.len();
+    /// Records a new message: its retention fact (indexed by epoch key and by subject) and
+    /// what its later status events are counted under.
+    fn add_message(&mut self, id: &str, region: &str, at: i64, m: NewMessage) {
+        let fact = self.facts.len();
         self.by_epoch
-            .entry((business.as_str().to_owned(), region.to_owned(), epoch))
+            .entry((m.business.as_str().to_owned(), region.to_owned(), m.epoch))
             .or_default()
-            .push(index);
+            .push(fact);
         self.by_subject
-            .entry(subject.clone())
+            .entry(m.subject.clone())
             .or_default()
-            .push(index);
+            .push(fact);
         self.facts.push(MessageFact {
-            business,
-            subject,
+            business: m.business,
+            subject: m.subject,
             created_at: at,
             shredded_at: None,
         });
-        self.days.entry(day(at)).or_default().created += 1;
-        index
+        self.messages.insert(
+            id.to_owned(),
+            MessageMeta {
+                fact,
+                phone: m.phone,
+                kind: m.kind,
+                category: m.category,
+            },
+        );
     }
 
     fn observe_message(&mut self, id: &str, region: &str, at: i64, event: MessageEvent) {
         match event {
             MessageEvent::OutboundMessageAccepted { header, .. } => {
-                let fact = self.add_fact(
-                    header.business_id,
-                    region,
-                    header.epoch.index(),
-                    header.subject_id,
-                    at,
-                );
-                self.messages.insert(
-                    id.to_owned(),
-                    MessageMeta {
-                        fact,
-                        phone: header.phone_number_id.as_str().to_owned(),
-                        kind: header.kind,
-                        category: Some(header.category),
-                    },
-                );
+                let message = NewMessage {
+                    business: header.business_id,
+                    phone: header.phone_number_id.as_str().to_owned(),
+                    subject: header.subject_id,
+                    epoch: header.epoch.index(),
+                    kind: header.kind,
+                    category: Some(header.category),
+                };
+                self.add_message(id, region, at, message);
             }
             MessageEvent::InboundMessageReceived { header, .. } => {
-                let fact = self.add_fact(
-                    header.business_id,
-                    region,
-                    header.epoch.index(),
-                    header.subject_id,
-                    at,
-                );
-                self.messages.insert(
-                    id.to_owned(),
-                    MessageMeta {
-                        fact,
-                        phone: header.phone_number_id.as_str().to_owned(),
-                        kind: MessageKind::Unknown,
-                        category: None,
-                    },
-                );
+                let message = NewMessage {
+                    business: header.business_id,
+                    phone: header.phone_number_id.as_str().to_owned(),
+                    subject: header.subject_id,
+                    epoch: header.epoch.index(),
+                    kind: MessageKind::Unknown,
+                    category: None,
+                };
+                self.add_message(id, region, at, message);
             }
             MessageEvent::MessageSent { .. } => self.count(id, at, "sent", None),
             MessageEvent::MessageDelivered { .. } => {
@@ -440,7 +427,7 @@ impl EvidenceView {
             business: fact.business.as_str().to_owned(),
             phone: meta.phone.clone(),
             day: day(at),
-            kind: kind_name(meta.kind),
+            kind: meta.kind,
             metric,
         };
         let group = self.stats.entry(key).or_default();
@@ -458,11 +445,7 @@ impl EvidenceView {
         let month = day(at).chars().take(7).collect::<String>();
         let line = self
             .billing
-            .entry((
-                fact.business.as_str().to_owned(),
-                month,
-                category_name(category),
-            ))
+            .entry((fact.business.as_str().to_owned(), month, category))
             .or_default();
         if category == PricingCategory::Service {
             line.1 += 1;
@@ -504,17 +487,10 @@ impl EvidenceView {
     }
 
     fn shred(&mut self, ids: &[usize], at: i64) {
-        let mut n = 0;
         for i in ids {
             if let Some(f) = self.facts.get_mut(*i) {
-                if f.shredded_at.is_none() {
-                    f.shredded_at = Some(at);
-                    n += 1;
-                }
+                f.shredded_at.get_or_insert(at);
             }
-        }
-        if n > 0 {
-            self.days.entry(day(at)).or_default().shredded += n;
         }
     }
 
@@ -565,8 +541,7 @@ impl EvidenceView {
                 business_id: k.business.clone(),
                 phone_number_id: k.phone.clone(),
                 day: k.day.clone(),
-                kind: serde_json::from_value(serde_json::Value::String(k.kind.clone()))
-                    .unwrap_or(MessageKind::Unknown),
+                kind: k.kind,
                 metric: k.metric.to_owned(),
                 count: (g.subjects.len() as u64 >= u64::from(min_group)).then_some(g.count),
             })
@@ -581,8 +556,7 @@ impl EvidenceView {
             .map(|((b, month, category), (billable, free))| BillingRow {
                 business_id: b.clone(),
                 month: month.clone(),
-                category: serde_json::from_value(serde_json::Value::String(category.clone()))
-                    .unwrap_or(PricingCategory::Service),
+                category: *category,
                 pricing_model: PRICING_MODEL.to_owned(),
                 billable: *billable,
                 free: *free,

@@ -4,28 +4,16 @@
 //! principal the matrix refuses gets the same 403 as everywhere and the refusal is recorded.
 
 use super::{authenticate, read_json, reply, ApiError, Shared};
-use crate::evidence::{ErasureOutcome, ErasureTarget};
+use crate::evidence::{ErasureOutcome, ErasureTarget, TargetError};
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use sealpost_audit::log::Checkpoint;
-use sealpost_domain::{BusinessId, MessageId, Opened, PhoneNumberId, Purpose, SubjectId, E164};
+use sealpost_domain::{BusinessId, MessageId, Opened, Purpose};
 use sealpost_projections::evidence::AccessQuery;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-
-fn checkpoint_json(c: &Checkpoint) -> Value {
-    json!({
-        "origin": c.origin,
-        "size": c.size,
-        "root": c.root,
-        "signed_at": c.signed_at,
-        "public_key": c.public_key,
-        "signature": c.signature,
-    })
-}
 
 fn parse_enum<T: serde::de::DeserializeOwned>(
     q: &BTreeMap<String, String>,
@@ -100,7 +88,7 @@ pub(super) async fn access(
             Ok(json!({
                 "data": page.entries,
                 "paging": { "next": page.next.map(|n| n.to_string()) },
-                "checkpoint": checkpoint_json(&checkpoint),
+                "checkpoint": checkpoint,
             }))
         }
         .await,
@@ -123,7 +111,7 @@ pub(super) async fn checkpoint(State(s): State<Shared>, headers: HeaderMap) -> R
     reply(
         async {
             authenticate(&s, &headers)?;
-            Ok(checkpoint_json(&s.app.checkpoint().await?))
+            Ok(json!(s.app.checkpoint().await?))
         }
         .await,
     )
@@ -187,7 +175,7 @@ pub(super) async fn statistics(
             Ok(json!({
                 "data": rows,
                 "min_group": sealpost_projections::evidence::DEFAULT_MIN_GROUP,
-                "checkpoint": checkpoint_json(&checkpoint),
+                "checkpoint": checkpoint,
             }))
         }
         .await,
@@ -205,7 +193,7 @@ pub(super) async fn billing(
             let grant = authenticate(&s, &headers)?;
             let business = business_param(&q)?;
             let (rows, checkpoint) = s.app.billing(&grant.principal, business.as_ref()).await?;
-            Ok(json!({ "data": rows, "checkpoint": checkpoint_json(&checkpoint) }))
+            Ok(json!({ "data": rows, "checkpoint": checkpoint }))
         }
         .await,
     )
@@ -274,28 +262,19 @@ pub(super) async fn erase(State(s): State<Shared>, headers: HeaderMap, body: Bod
                 "Expected {\"subject_id\"}, {\"phone_number_id\", \"wa_id\"} or {\"phone_number_id\", \"user_id\"}.",
             )
         })?;
-        let number = || {
-            let id = req
-                .phone_number_id
-                .as_deref()
-                .ok_or_else(|| ApiError::missing("phone_number_id"))?;
-            PhoneNumberId::parse(id).map_err(|_| ApiError::not_valid("phone_number_id"))
-        };
-        let target = match (&req.subject_id, &req.wa_id, &req.user_id) {
-            (Some(subject), None, None) => ErasureTarget::Subject(
-                SubjectId::parse(subject).map_err(|_| ApiError::not_valid("subject_id"))?,
-            ),
-            (None, Some(wa), None) => ErasureTarget::Phone(
-                number()?,
-                E164::parse(wa).map_err(|_| ApiError::not_valid("wa_id"))?,
-            ),
-            (None, None, Some(user)) => ErasureTarget::UserId(number()?, user.clone()),
-            _ => {
-                return Err(ApiError::invalid(
-                    "Name exactly one of subject_id, wa_id or user_id.",
-                ))
+        let target = ErasureTarget::from_fields(
+            req.subject_id.as_deref(),
+            req.phone_number_id.as_deref(),
+            req.wa_id.as_deref(),
+            req.user_id.as_deref(),
+        )
+        .map_err(|e| match e {
+            TargetError::Missing(field) => ApiError::missing(field),
+            TargetError::Invalid(field) => ApiError::not_valid(field),
+            TargetError::NotExactlyOne => {
+                ApiError::invalid("Name exactly one of subject_id, wa_id or user_id.")
             }
-        };
+        })?;
         match s.app.erase_with_certificate(&grant.principal, target).await {
             Ok(ErasureOutcome::Erased(cert)) => Ok((
                 StatusCode::CREATED,

@@ -13,7 +13,7 @@ use crate::time::{EpochId, Timestamp};
 use serde::{Deserialize, Serialize};
 
 /// The Cloud API message types.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     /// Plain text.
@@ -50,7 +50,7 @@ impl MessageKind {
 }
 
 /// Pricing category of a conversation (billing, not personal).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PricingCategory {
     /// Marketing template.
