@@ -43,7 +43,7 @@ fn main() {
         let data = dir.path().join("data");
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let config = sealpost::http::ServeConfig { listen: "127.0.0.1:0".parse().expect("addr"), data_dir: data.clone(), database_url: None, sim_clock: true, throughput: (sealpost::http::THROUGHPUT_STANDARD, sealpost::http::THROUGHPUT_HIGH) };
+        let config = sealpost::http::ServeConfig { listen: "127.0.0.1:0".parse().expect("addr"), data_dir: data.clone(), database_url: None, connect_timeout: sealpost_adapters::store::postgres::DEFAULT_CONNECT_TIMEOUT, sim_clock: true, throughput: (sealpost::http::THROUGHPUT_STANDARD, sealpost::http::THROUGHPUT_HIGH) };
         let server = tokio::spawn(sealpost::http::serve(config, async { let _ = stop_rx.await; }, move |a| {
             let _ = addr_tx.send(a);
         }));

@@ -46,10 +46,10 @@ pub enum AppError {
     /// A domain rule refused the command: answer with its Cloud API code.
     #[error(transparent)]
     Domain(#[from] DomainError),
-    /// The access gate refused the read (recorded).
+    /// The access gate refused the read (recorded), or could not record its decision.
     #[error(transparent)]
     Gate(#[from] GateError),
-    /// Storage failed: retry later.
+    /// Storage failed: retry later when [`AppError::is_unavailable`] (HTTP 503), else alert.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     /// Keys failed (destroyed keys on write map to [`DomainError::SubjectErased`] first).
@@ -64,6 +64,22 @@ pub enum AppError {
     /// Stored content is not what it should be (corruption): alert.
     #[error("stored data is inconsistent: {0}")]
     Inconsistent(&'static str),
+}
+
+impl AppError {
+    /// Whether the failure is transient: the database (event or key store) is down,
+    /// unreachable or busy, or the store is shutting down. HTTP answers 503 with the Cloud API's
+    /// retryable code 131016; the client retries and the server reconnects by itself.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            AppError::Domain(_) | AppError::Inconsistent(_) => false,
+            AppError::Gate(e) => e.is_unavailable(),
+            AppError::Ledger(e) => e.is_unavailable(),
+            AppError::Vault(e) => e.is_unavailable(),
+            AppError::Retention(e) => e.is_unavailable(),
+            AppError::Audit(e) => e.is_unavailable(),
+        }
+    }
 }
 
 impl From<ExecError> for AppError {
@@ -169,10 +185,31 @@ impl Sealpost {
         clock: Arc<dyn Clock>,
         policy: RetentionPolicy,
     ) -> Result<Self, AppError> {
+        Self::open_within(
+            data_dir,
+            database_url,
+            pool_size,
+            postgres::DEFAULT_CONNECT_TIMEOUT,
+            clock,
+            policy,
+        )
+        .await
+    }
+
+    /// [`Sealpost::open`], waiting at most `connect_timeout` for Postgres at start and for a
+    /// pooled connection later (a request then fails as unavailable instead of hanging).
+    pub async fn open_within(
+        data_dir: &Path,
+        database_url: Option<&str>,
+        pool_size: u32,
+        connect_timeout: std::time::Duration,
+        clock: Arc<dyn Clock>,
+        policy: RetentionPolicy,
+    ) -> Result<Self, AppError> {
         match database_url {
             None => Self::open_sqlite(data_dir, clock, policy).await,
             Some(url) => {
-                let pool = postgres::connect(url, None, pool_size).await?;
+                let pool = postgres::connect_within(url, None, pool_size, connect_timeout).await?;
                 Ok(
                     Self::open_postgres(pool, Some(&data_dir.join(ROOT_KEY_DIR)), clock, policy)
                         .await?
@@ -334,6 +371,23 @@ impl Sealpost {
         let (state, _) = self.exec.load::<PhoneNumber>(id.as_str()).await?;
         state.id.as_ref().ok_or(DomainError::NotFound)?;
         Ok(state)
+    }
+
+    /// What the transport reported about a business number (rating, lowered tier, throttle),
+    /// folded from the number's integrity stream. The caller authorizes the read.
+    pub async fn integrity(
+        &self,
+        id: &PhoneNumberId,
+    ) -> Result<sealpost_domain::integrity::IntegrityView, AppError> {
+        let stream = sealpost_adapters::store::StreamId::new(
+            sealpost_domain::integrity::INTEGRITY_STREAM_TYPE,
+            id.as_str(),
+        );
+        let mut view = sealpost_domain::integrity::IntegrityView::default();
+        for e in self.store().read_stream(&stream, 0).await? {
+            view.apply(&e.decode::<sealpost_domain::integrity::IntegrityEvent>()?);
+        }
+        Ok(view)
     }
 
     /// Where a phone number's data lives, and its business.
@@ -651,6 +705,25 @@ impl Sealpost {
                 now,
             )
             .await?;
+        self.forward_inbound(message_id).await
+    }
+
+    /// Queues a decrypted inbound message for the business and opens or extends the subject's
+    /// service window. Also what finishes a message a crash left decrypted but not forwarded.
+    pub async fn forward_inbound(&self, message_id: &MessageId) -> Result<(), AppError> {
+        let (state, _) = self.exec.load::<Message>(message_id.as_str()).await?;
+        let (Some(business), Some(number), Some(subject), Some(epoch)) = (
+            state.business_id,
+            state.phone_number_id,
+            state.subject_id,
+            state.epoch,
+        ) else {
+            return Err(DomainError::NotFound.into());
+        };
+        let (_, region) = self.number_home(&number).await?;
+        let pipeline = Principal::processor("inbound");
+        let meta = CommandMeta::new(business.as_str(), region, &pipeline).with_epoch(epoch);
+        let now = self.now();
         self.exec
             .execute::<Message>(
                 message_id.as_str(),

@@ -90,7 +90,7 @@ pub async fn add_tenant(
     if sealpost_domain::E164::parse(display_number).is_err() {
         anyhow::bail!("--display-number must be a phone number in E.164 digits");
     }
-    std::fs::create_dir_all(data_dir).context("data directory")?;
+    sealpost_adapters::files::create_private_dir_all(data_dir).context("data directory")?;
     let app = Sealpost::open(data_dir, database_url, 4, clock, policy).await?;
     let tokens = Tokens::load(app.store().clone()).await?;
     let base_url = std::fs::read(data_dir.join(BOOTSTRAP_FILE))

@@ -8,6 +8,7 @@
 //! sim_clock = false
 //! throughput_per_second = 80            # a business number's standard throughput
 //! upgraded_throughput_per_second = 1000 # after an upgrade
+//! connect_timeout_seconds = 10          # wait for Postgres at start and per request
 //! ```
 
 use serde::Deserialize;
@@ -30,6 +31,9 @@ pub struct FileConfig {
     pub throughput_per_second: Option<f64>,
     /// Messages per second after a throughput upgrade (Cloud API 1,000).
     pub upgraded_throughput_per_second: Option<f64>,
+    /// How long to wait for Postgres: at start (then `serve` exits naming the host and port it
+    /// tried) and for a pooled connection per request (then 503, code 131016). Default 10.
+    pub connect_timeout_seconds: Option<u64>,
 }
 
 /// Why the configuration file could not be used.
@@ -55,6 +59,9 @@ pub enum ConfigError {
 
 /// The accepted range of a throughput setting, messages per second.
 pub const THROUGHPUT_RANGE: std::ops::RangeInclusive<f64> = 1.0..=100_000.0;
+
+/// The accepted range of the connect timeout, seconds.
+pub const CONNECT_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=600;
 
 impl FileConfig {
     /// Reads and checks a configuration file.
@@ -87,6 +94,16 @@ impl FileConfig {
                 ));
             }
         }
+        if config
+            .connect_timeout_seconds
+            .is_some_and(|s| !CONNECT_TIMEOUT_RANGE.contains(&s))
+        {
+            return Err(format!(
+                "connect_timeout_seconds must be between {} and {} seconds",
+                CONNECT_TIMEOUT_RANGE.start(),
+                CONNECT_TIMEOUT_RANGE.end()
+            ));
+        }
         Ok(config)
     }
 }
@@ -98,7 +115,7 @@ mod tests {
     #[test]
     fn a_full_file_parses() {
         let c = FileConfig::parse(
-            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\nsim_clock = true\nthroughput_per_second = 20\n",
+            "listen = \"127.0.0.1:9000\"\ndata_dir = \"/tmp/x\"\nsim_clock = true\nthroughput_per_second = 20\nconnect_timeout_seconds = 3\n",
         )
         .expect("valid");
         assert_eq!(c.listen, Some("127.0.0.1:9000".parse().expect("addr")));
@@ -106,6 +123,7 @@ mod tests {
         assert_eq!(c.sim_clock, Some(true));
         assert_eq!(c.throughput_per_second, Some(20.0));
         assert_eq!(c.upgraded_throughput_per_second, None);
+        assert_eq!(c.connect_timeout_seconds, Some(3));
     }
 
     #[test]
@@ -116,6 +134,8 @@ mod tests {
         assert!(FileConfig::parse("listen = \"not an address\"").is_err());
         assert!(FileConfig::parse("throughput_per_second = 0").is_err());
         assert!(FileConfig::parse("upgraded_throughput_per_second = -5").is_err());
+        assert!(FileConfig::parse("connect_timeout_seconds = 0").is_err());
+        assert!(FileConfig::parse("connect_timeout_seconds = 601").is_err());
         assert_eq!(FileConfig::parse(""), Ok(FileConfig::default()));
     }
 }

@@ -136,12 +136,59 @@ impl Sealpost {
         self.gate().flush().await?;
         let checkpoint = self.checkpoint().await?;
         let mut view = self.evidence().lock().await;
+        if view.position() == 0 {
+            // The first query of this process: start from the persisted fold, not from 0.
+            if let Some(saved) = self.saved_evidence().await? {
+                *view = saved;
+            }
+        }
         if view.position() > checkpoint.size {
             // Never answer from further than the checkpoint: rebuild.
             *view = sealpost_projections::evidence::EvidenceView::new();
         }
         view.catch_up(self.store(), checkpoint.size).await?;
         Ok((checkpoint, view))
+    }
+
+    /// The evidence fold as last persisted (sealed, with the position it reached).
+    async fn saved_evidence(
+        &self,
+    ) -> Result<Option<sealpost_projections::evidence::EvidenceView>, AppError> {
+        let Some((value, _, version)) = self.store().load_snapshot(&evidence_stream()).await?
+        else {
+            return Ok(None);
+        };
+        if version != EVIDENCE_VERSION {
+            return Ok(None);
+        }
+        Ok(serde_json::from_value(value).ok())
+    }
+
+    /// Folds the evidence projections up to the newest signed checkpoint and persists them
+    /// with their position, so that the first evidence query after a start folds only what came
+    /// since (called every few minutes by `serve`).
+    pub async fn persist_evidence(&self) -> Result<(), AppError> {
+        let (_, view) = self.consistent().await?;
+        if view.position() == 0 {
+            return Ok(());
+        }
+        let value = serde_json::to_value(&*view)
+            .map_err(|_| AppError::Inconsistent("evidence fold does not serialize"))?;
+        let ctx = sealpost_adapters::ledger::EventContext {
+            business_id: "0".to_owned(),
+            region: sealpost_domain::Region::Eu,
+            epoch: None,
+        };
+        self.store()
+            .save_snapshot(
+                &evidence_stream(),
+                &ctx,
+                &value,
+                view.position(),
+                EVIDENCE_VERSION,
+            )
+            .await?;
+        Ok(())
     }
 
     /// The access log, as the auditor, the DPO or a business (its own entries only) may read it.
@@ -403,4 +450,14 @@ fn scope_of(
         },
         _ => Ok(asked.cloned()),
     }
+}
+
+/// The shape of the persisted evidence fold; another version is ignored and folded again.
+const EVIDENCE_VERSION: u64 = 1;
+
+fn evidence_stream() -> StreamId {
+    StreamId::new(
+        sealpost_adapters::projection::PROJECTION_STREAM_TYPE,
+        "evidence",
+    )
 }

@@ -5,6 +5,7 @@
 //! client. Request paths carry ids only; nothing here logs a body, a number or a token.
 
 mod evidence;
+mod extract;
 mod media;
 mod tokens;
 
@@ -13,14 +14,16 @@ use crate::bootstrap::{bootstrap, BOOTSTRAP_FILE};
 use crate::identity::{Grant, Tokens};
 use crate::pipeline::{IntegrityRecorder, Pipeline};
 use axum::body::{to_bytes, Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use extract::{Path, Query};
 use sealpost_adapters::clock::{Clock, SimClock, SystemClock};
 use sealpost_adapters::signal::{Libsignal, SignalEngine};
 use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
+use sealpost_adapters::transport::world::{WorldStore, WORLD_DIR};
 use sealpost_audit::GateError;
 use sealpost_domain::identity::SCOPE_MESSAGING;
 use sealpost_domain::{
@@ -57,6 +60,8 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// Postgres instead of the embedded store.
     pub database_url: Option<String>,
+    /// How long to wait for Postgres at start and for a pooled connection per request.
+    pub connect_timeout: Duration,
     /// A simulated clock that `POST /sim/v1/clock/advance` moves.
     pub sim_clock: bool,
     /// Messages per second per business number: standard and upgraded.
@@ -108,6 +113,26 @@ impl ApiError {
         )
     }
 
+    /// The database is down, unreachable or busy: 503 with the Cloud API's retryable code
+    /// 131016 and nothing internal in the message.
+    fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            131_016,
+            "Service temporarily unavailable. Please retry.",
+        )
+    }
+
+    /// `denied()` for a lookup that failed, unless it failed because the database is
+    /// unavailable: an outage must not look like a missing permission.
+    fn denied_unless_unavailable(e: AppError) -> Self {
+        if e.is_unavailable() {
+            Self::from(e)
+        } else {
+            Self::denied()
+        }
+    }
+
     fn title(code: u32) -> &'static str {
         match code {
             0 | 190 => "Invalid OAuth access token",
@@ -116,9 +141,11 @@ impl ApiError {
             100 => "Invalid parameter",
             131_008 => "Required parameter is missing",
             131_009 => "Parameter value is not valid",
+            131_016 => "Service unavailable",
             131_026 => "Message undeliverable",
             131_047 => "Re-engagement message",
             131_048 => "Spam rate limit hit",
+            131_053 => "Media upload error",
             131_056 => "(Business Account, Consumer Account) pair rate limit hit",
             132_001 => "Template name does not exist in the translation",
             130_429 => "Rate limit hit",
@@ -139,7 +166,14 @@ impl IntoResponse for ApiError {
                 "fbtrace_id": format!("A{}", uuid::Uuid::new_v4().simple()),
             }
         });
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 
@@ -160,6 +194,12 @@ impl From<AppError> for ApiError {
                 ApiError::new(status, code, details)
             }
             AppError::Gate(GateError::Denied(_)) => ApiError::denied(),
+            other if other.is_unavailable() => {
+                // Transient: the database is down or busy. The cause stays in the log (no
+                // personal data in it); the client is told to retry.
+                tracing::warn!(error = %other, "database unavailable; answered 503");
+                ApiError::unavailable()
+            }
             other => {
                 // The detail stays in the log (no personal data in it); the client gets none.
                 tracing::error!(error = %other, "request failed");
@@ -331,47 +371,150 @@ async fn send(s: Shared, id: String, headers: HeaderMap, body: Body) -> Response
 
 use crate::media::MEDIA_KINDS as MEDIA;
 
+/// The members of one JSON object of a request, each read as the JSON type it must have:
+/// absent or `null` is `None`, any other type is error 100 naming the parameter. Names in
+/// errors are the API's own (`text.preview_url`), never anything the client sent.
+struct Params<'a> {
+    obj: &'a serde_json::Map<String, Value>,
+    prefix: String,
+}
+
+impl<'a> Params<'a> {
+    fn root(obj: &'a serde_json::Map<String, Value>) -> Self {
+        Self {
+            obj,
+            prefix: String::new(),
+        }
+    }
+
+    fn name(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.prefix)
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.obj.get(key).filter(|v| !v.is_null())
+    }
+
+    fn wrong_type(&self, key: &str, expected: &str) -> ApiError {
+        ApiError::invalid(format!(
+            "The parameter {} must be {expected}.",
+            self.name(key)
+        ))
+    }
+
+    fn string(&self, key: &str) -> Result<Option<&'a str>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.wrong_type(key, "a string")),
+        }
+    }
+
+    /// A string that must be present and not empty (else 131008).
+    fn required_string(&self, key: &str) -> Result<&'a str, ApiError> {
+        self.string(key)?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::missing(&self.name(key)))
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(self.wrong_type(key, "a boolean")),
+        }
+    }
+
+    fn object(&self, key: &str) -> Result<Option<Params<'a>>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Object(obj)) => Ok(Some(Params {
+                obj,
+                prefix: self.name(key),
+            })),
+            Some(_) => Err(self.wrong_type(key, "an object")),
+        }
+    }
+
+    /// An object that must be present (else 131008).
+    fn required_object(&self, key: &str) -> Result<Params<'a>, ApiError> {
+        self.object(key)?
+            .ok_or_else(|| ApiError::missing(&self.name(key)))
+    }
+
+    fn array(&self, key: &str) -> Result<Option<&'a Vec<Value>>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            Some(_) => Err(self.wrong_type(key, "an array")),
+        }
+    }
+}
+
+/// Whether a media `link` is an absolute `https://` or `http://` URL with a host.
+fn web_link(link: &str) -> bool {
+    let lower = link.get(..8).unwrap_or(link).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &link[8..]
+    } else if lower.starts_with("http://") {
+        &link[7..]
+    } else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    !host.is_empty() && !link.chars().any(char::is_whitespace)
+}
+
 /// Validates a send request; returns the kind, the content to seal, the callback data.
 fn parse_send(body: &Value) -> Result<(MessageKind, String, Option<String>), ApiError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::invalid("The request body must be a JSON object."))?;
-    match obj.get("messaging_product") {
+    let top = Params::root(obj);
+    match top.string("messaging_product")? {
         None => return Err(ApiError::missing("messaging_product")),
-        Some(Value::String(p)) if p == "whatsapp" => {}
+        Some("whatsapp") => {}
         Some(_) => return Err(ApiError::not_valid("messaging_product")),
     }
-    if let Some(r) = obj.get("recipient_type") {
+    if let Some(r) = top.string("recipient_type")? {
         if r != "individual" {
             return Err(ApiError::not_valid("recipient_type"));
         }
     }
-    let kind_name = match obj.get("type") {
+    // Only a known type names a member to read (and appears in an error).
+    let kind_name = match top.string("type")? {
         None => "text",
-        Some(Value::String(t)) => t.as_str(),
-        Some(_) => return Err(ApiError::not_valid("type")),
+        Some(t) => ["text", "template", "interactive", "reaction"]
+            .into_iter()
+            .chain(MEDIA)
+            .find(|k| *k == t)
+            .ok_or_else(|| ApiError::not_valid("type"))?,
     };
-    let payload = obj
-        .get(kind_name)
-        .ok_or_else(|| ApiError::missing(kind_name))?;
-    let field = |name: &str| {
-        payload
-            .get(name)
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-    };
+    let p = top.required_object(kind_name)?;
     let kind = match kind_name {
         "text" => {
-            let text = field("body").ok_or_else(|| ApiError::missing("text.body"))?;
+            let text = p.required_string("body")?;
             if text.chars().count() > MAX_TEXT {
                 return Err(ApiError::not_valid("text.body"));
             }
+            p.boolean("preview_url")?;
             MessageKind::Text
         }
         m if MEDIA.contains(&m) => {
-            if field("id").is_none() && field("link").is_none() {
+            let id = p.string("id")?.filter(|v| !v.is_empty());
+            let link = p.string("link")?.filter(|v| !v.is_empty());
+            if id.is_none() && link.is_none() {
                 return Err(ApiError::missing(&format!("{m}.id or {m}.link")));
             }
+            if link.is_some_and(|l| !web_link(l)) {
+                return Err(ApiError::not_valid(&format!("{m}.link")));
+            }
+            p.string("caption")?;
+            p.string("filename")?;
             match m {
                 "image" => MessageKind::Image,
                 "audio" => MessageKind::Audio,
@@ -381,56 +524,48 @@ fn parse_send(body: &Value) -> Result<(MessageKind, String, Option<String>), Api
             }
         }
         "template" => {
-            field("name").ok_or_else(|| ApiError::missing("template.name"))?;
-            payload
-                .get("language")
-                .and_then(|l| l.get("code"))
-                .and_then(Value::as_str)
-                .ok_or_else(|| ApiError::missing("template.language.code"))?;
+            p.required_string("name")?;
+            let language = p.required_object("language")?;
+            language.required_string("code")?;
+            language.string("policy")?;
+            p.array("components")?;
             MessageKind::Template
         }
         "interactive" => {
-            match field("type") {
+            match p.string("type")? {
                 Some("button" | "list") => {}
                 Some(_) => return Err(ApiError::not_valid("interactive.type")),
                 None => return Err(ApiError::missing("interactive.type")),
             }
-            payload
-                .get("action")
-                .filter(|a| a.is_object())
-                .ok_or_else(|| ApiError::missing("interactive.action"))?;
+            p.required_object("action")?;
+            for part in ["header", "body", "footer"] {
+                p.object(part)?;
+            }
             MessageKind::Interactive
         }
-        "reaction" => {
-            field("message_id").ok_or_else(|| ApiError::missing("reaction.message_id"))?;
-            payload
-                .get("emoji")
-                .and_then(Value::as_str)
+        _ => {
+            p.required_string("message_id")?;
+            p.string("emoji")?
                 .ok_or_else(|| ApiError::missing("reaction.emoji"))?;
             MessageKind::Reaction
         }
-        _ => return Err(ApiError::not_valid("type")),
     };
-    let callback = match obj.get("biz_opaque_callback_data") {
+    let callback = match top.string("biz_opaque_callback_data")? {
         None => None,
-        Some(Value::String(c)) if c.len() <= 512 => Some(c.clone()),
+        Some(c) if c.len() <= 512 => Some(c.to_owned()),
         Some(_) => return Err(ApiError::not_valid("biz_opaque_callback_data")),
     };
-    let content = if kind == MessageKind::Text {
-        let mut c = json!({"type": "text", "text": payload});
-        if let Some(ctx) = obj.get("context") {
-            c["context"] = ctx.clone();
-        }
-        c.to_string()
-    } else {
-        let mut c = json!({"type": kind_name});
-        c[kind_name] = payload.clone();
-        if let Some(ctx) = obj.get("context") {
-            c["context"] = ctx.clone();
-        }
-        c.to_string()
-    };
-    Ok((kind, content, callback))
+    let context = top.object("context")?;
+    if let Some(ctx) = &context {
+        ctx.required_string("message_id")?;
+    }
+    let payload = Value::Object(p.obj.clone());
+    let mut content = json!({ "type": kind_name });
+    content[kind_name] = payload;
+    if let Some(ctx) = context {
+        content["context"] = Value::Object(ctx.obj.clone());
+    }
+    Ok((kind, content.to_string(), callback))
 }
 
 async fn send_inner(
@@ -473,13 +608,17 @@ async fn send_inner(
     }
     // Addressed by number (`to`) or by business-scoped user id (`recipient`), which lets a
     // business answer a user without ever holding the number.
-    let (to_raw, to, by_user) = match (body.get("to"), body.get("recipient")) {
-        (Some(Value::String(t)), _) => (
-            t.clone(),
+    let top = body
+        .as_object()
+        .map(Params::root)
+        .ok_or_else(|| ApiError::invalid("The request body must be a JSON object."))?;
+    let (to_raw, to, by_user) = match (top.string("to")?, top.string("recipient")?) {
+        (Some(t), _) => (
+            t.to_owned(),
             E164::parse(t).map_err(|_| ApiError::not_valid("to"))?,
             false,
         ),
-        (None, Some(Value::String(r))) => {
+        (None, Some(r)) => {
             let phone = s
                 .app
                 .subject_by_user_id(&grant.principal, &number, r)
@@ -488,10 +627,9 @@ async fn send_inner(
                     AppError::Domain(_) => ApiError::not_valid("recipient"),
                     other => ApiError::from(other),
                 })?;
-            (r.clone(), phone, true)
+            (r.to_owned(), phone, true)
         }
         (None, None) => return Err(ApiError::missing("to")),
-        _ => return Err(ApiError::not_valid("to")),
     };
     // The integrity throttle (messaging limit reached) is answered at once, as the Cloud API
     // does; the transport would refuse the message anyway.
@@ -508,10 +646,22 @@ async fn send_inner(
         ));
     }
     let tier = state.throughput;
+    let pair = {
+        let business = state.business_id.clone().ok_or_else(ApiError::denied)?;
+        let region = state
+            .storage_region()
+            .unwrap_or(sealpost_domain::Region::Eu);
+        s.app
+            .store()
+            .vault()
+            .blind_index(business.as_str(), region, &to, s.app.now())
+            .await
+            .map_err(AppError::from)?
+    };
     s.limits
         .lock()
         .expect("limits lock is never poisoned")
-        .admit(number.as_str(), to.expose_digits(), tier, s.app.now())?;
+        .admit(number.as_str(), &pair, tier, s.app.now())?;
     // With the simulated transport a device exists for every number the first time it is
     // addressed, as a real phone would already be registered.
     {
@@ -535,7 +685,7 @@ async fn send_inner(
             s.limits
                 .lock()
                 .expect("limits lock is never poisoned")
-                .refund(number.as_str(), to.expose_digits());
+                .refund(number.as_str(), &pair);
             return Err(e.into());
         }
     };
@@ -681,28 +831,37 @@ async fn subscribe(
 
 /// Marks an inbound message read (POST or PUT, optionally with a typing indicator).
 async fn mark_read(s: &Shared, number: &PhoneNumberId, body: &Value) -> Result<Value, ApiError> {
-    match body.get("messaging_product") {
+    let top = body
+        .as_object()
+        .map(Params::root)
+        .ok_or_else(|| ApiError::invalid("The request body must be a JSON object."))?;
+    match top.string("messaging_product")? {
         None => return Err(ApiError::missing("messaging_product")),
-        Some(Value::String(p)) if p == "whatsapp" => {}
+        Some("whatsapp") => {}
         Some(_) => return Err(ApiError::not_valid("messaging_product")),
     }
-    if body.get("status").and_then(Value::as_str) != Some("read") {
+    if top.string("status")? != Some("read") {
         return Err(ApiError::not_valid("status"));
     }
-    if let Some(t) = body.get("typing_indicator") {
-        if t.get("type").and_then(Value::as_str) != Some("text") {
+    if let Some(t) = top.object("typing_indicator")? {
+        if t.string("type")? != Some("text") {
             return Err(ApiError::not_valid("typing_indicator.type"));
         }
     }
-    let raw = body
-        .get("message_id")
-        .and_then(Value::as_str)
+    let raw = top
+        .string("message_id")?
         .ok_or_else(|| ApiError::missing("message_id"))?;
     let id =
         sealpost_domain::MessageId::parse(raw).map_err(|_| ApiError::not_valid("message_id"))?;
     let unknown =
         || ApiError::invalid("The message does not exist or belongs to another phone number.");
-    let message = s.app.message(&id).await.map_err(|_| unknown())?;
+    let message = s.app.message(&id).await.map_err(|e| {
+        if e.is_unavailable() {
+            ApiError::from(e)
+        } else {
+            unknown()
+        }
+    })?;
     if message.phone_number_id.as_ref() != Some(number)
         || message.direction != Some(sealpost_domain::Direction::Inbound)
     {
@@ -744,7 +903,7 @@ async fn owned_number(
         .app
         .phone_number(&number)
         .await
-        .map_err(|_| ApiError::denied())?;
+        .map_err(ApiError::denied_unless_unavailable)?;
     if grant.principal.kind != PrincipalKind::Business
         || grant.principal.business != state.business_id
     {
@@ -793,19 +952,15 @@ async fn get_number(
                 region,
             };
             s.app.gate().authorize(&req).await.map_err(AppError::from)?;
-            let rating = s
-                .net
-                .integrity(&state.display_number)
-                .map_or(sealpost_domain::integrity::QualityRating::Green, |i| {
-                    i.rating()
-                });
+            let integrity = s.app.integrity(&number).await?;
+            let rating = integrity.rating;
             let (b, _) = s
                 .app
                 .executor()
                 .load::<sealpost_domain::Business>(business.as_str())
                 .await
                 .map_err(AppError::from)?;
-            let tier = match b.tier {
+            let tier = match integrity.lowered_tier.or(b.tier) {
                 Some(sealpost_domain::aggregates::business::MessagingLimitTier::Tier2K) => {
                     "TIER_2K"
                 }
@@ -1146,7 +1301,7 @@ async fn list_templates(
 async fn delete_template(
     State(s): State<Shared>,
     Path((version, waba)): Path<(String, String)>,
-    axum::extract::Query(q): axum::extract::Query<BTreeMap<String, String>>,
+    Query(q): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     reply(
@@ -1177,7 +1332,7 @@ pub fn openapi() -> Value {
     let ok = |description: &str| json!({ "description": description, "content": { "application/json": { "schema": { "type": "object" } } } });
     let bearer = json!([{ "bearer": [] }]);
     let op = |summary: &str, secured: bool| {
-        let mut o = json!({ "summary": summary, "responses": { "200": ok(summary), "400": error, "401": error, "403": error, "429": error, "500": error } });
+        let mut o = json!({ "summary": summary, "responses": { "200": ok(summary), "400": error, "401": error, "403": error, "429": error, "500": error, "503": error } });
         if secured {
             o["security"] = bearer.clone();
         }
@@ -1204,7 +1359,7 @@ pub fn openapi() -> Value {
                 "summary": "Upload media (multipart/form-data: messaging_product, file, optional type); at most 16 MiB",
                 "security": bearer.clone(),
                 "requestBody": { "required": true, "content": { "multipart/form-data": { "schema": { "type": "object", "required": ["messaging_product", "file"], "properties": { "messaging_product": { "type": "string", "const": "whatsapp" }, "file": { "type": "string", "format": "binary" }, "type": { "type": "string" } } } } } },
-                "responses": { "200": ok("{id}"), "400": error, "401": error, "403": error, "500": error },
+                "responses": { "200": ok("{id}"), "400": error, "401": error, "403": error, "500": error, "503": error },
             } },
             "/sealpost/v1/media/{media_id}": { "parameters": [id("media_id"), { "name": "expires", "in": "query", "required": true, "schema": { "type": "integer" } }, { "name": "signature", "in": "query", "required": true, "schema": { "type": "string" } }], "get": {
                 "summary": "Download a media object through the signed URL of its description (same bearer token)",
@@ -1260,8 +1415,18 @@ pub struct Limits {
     standard: f64,
     high: f64,
     numbers: BTreeMap<String, (f64, i64)>,
-    pairs: BTreeMap<(String, String), (f64, i64)>,
+    /// Pair buckets by phone number id and the consumer's blind index (never a number); a
+    /// bucket that has refilled is forgotten, so memory follows the active pairs.
+    pairs: std::collections::HashMap<(String, Pair), (f64, i64)>,
+    last_pruned_ms: i64,
 }
+
+/// A consumer as the pair limit knows it: the blind index of their number (an HMAC under the
+/// business's index key).
+pub type Pair = [u8; 32];
+
+/// How often the pair buckets are pruned, at most.
+const PRUNE_EVERY_MS: i64 = 10_000;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -1297,30 +1462,50 @@ impl Limits {
             standard,
             high,
             numbers: BTreeMap::new(),
-            pairs: BTreeMap::new(),
+            pairs: std::collections::HashMap::new(),
+            last_pruned_ms: 0,
         }
     }
 
     /// Gives back what [`Limits::admit`] took for a message that was then refused (outside the
     /// window, an erased consumer …): only messages accepted for sending count.
-    pub fn refund(&mut self, number: &str, to: &str) {
+    pub fn refund(&mut self, number: &str, to: &Pair) {
         let (standard, high) = (self.standard, self.high);
         if let Some(n) = self.numbers.get_mut(number) {
             n.0 = (n.0 + 1.0).min(standard.max(high));
         }
-        if let Some(p) = self.pairs.get_mut(&(number.to_owned(), to.to_owned())) {
+        if let Some(p) = self.pairs.get_mut(&(number.to_owned(), *to)) {
             p.0 = (p.0 + 1.0).min(PAIR_BURST);
         }
+    }
+
+    /// Forgets pair buckets that have refilled to their burst: they would start full anyway.
+    fn prune(&mut self, now_ms: i64) {
+        if now_ms - self.last_pruned_ms < PRUNE_EVERY_MS {
+            return;
+        }
+        self.last_pruned_ms = now_ms;
+        let refill_ms = (PAIR_BURST / PAIR_RATE_PER_S * 1_000.0) as i64;
+        self.pairs.retain(|_, (tokens, at)| {
+            let missing_ms = ((PAIR_BURST - *tokens) / PAIR_RATE_PER_S * 1_000.0) as i64;
+            now_ms - *at < missing_ms.min(refill_ms)
+        });
+    }
+
+    /// Pair buckets held (for tests: memory follows the active pairs).
+    pub fn pairs_held(&self) -> usize {
+        self.pairs.len()
     }
 
     /// Admits one message or says which limit it hit.
     pub fn admit(
         &mut self,
         number: &str,
-        to: &str,
+        to: &Pair,
         tier: Option<sealpost_domain::aggregates::phone_number::ThroughputTier>,
         now: sealpost_domain::Timestamp,
     ) -> Result<(), ApiError> {
+        self.prune(now.millis());
         let rate = match tier {
             Some(sealpost_domain::aggregates::phone_number::ThroughputTier::High) => self.high,
             _ => self.standard,
@@ -1335,7 +1520,7 @@ impl Limits {
         }
         let p = self
             .pairs
-            .entry((number.to_owned(), to.to_owned()))
+            .entry((number.to_owned(), *to))
             .or_insert((PAIR_BURST, now_ms));
         if !take(p, PAIR_RATE_PER_S, PAIR_BURST, now_ms) {
             return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, 131_056, "Too many messages sent from the sender phone number to the same recipient phone number in a short period of time."));
@@ -1353,25 +1538,23 @@ async fn device<'a>(
     sim: &'a mut Sim,
     digits: &str,
 ) -> Result<&'a mut SimDevice, ApiError> {
-    if !sim.devices.contains_key(digits) {
-        let d = SimDevice::join(s.engine.clone(), &s.net, digits)
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    131_000,
-                    "An unknown error occurred.",
-                )
-            })?;
-        sim.devices.insert(digits.to_owned(), d);
-    }
-    sim.devices.get_mut(digits).ok_or_else(|| {
+    let unknown = || {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             131_000,
             "An unknown error occurred.",
         )
-    })
+    };
+    if !sim.devices.contains_key(digits) {
+        let mut d = SimDevice::join(s.engine.clone(), &s.net, digits)
+            .await
+            .map_err(|_| unknown())?;
+        if let Some(world) = s.net.world() {
+            d = d.kept_in(world.clone()).await.map_err(|_| unknown())?;
+        }
+        sim.devices.insert(digits.to_owned(), d);
+    }
+    sim.devices.get_mut(digits).ok_or_else(unknown)
 }
 
 async fn sim_send(State(s): State<Shared>, Path(wa_id): Path<String>, body: Body) -> Response {
@@ -1456,6 +1639,7 @@ async fn sim_presence(State(s): State<Shared>, Path(wa_id): Path<String>, body: 
         let mut sim = s.sim.lock().await;
         let d = device(&s, &mut sim, phone.expose_digits()).await?;
         d.offline = !online;
+        d.save().await.map_err(|_| ApiError::unavailable())?;
         Ok(json!({ "success": true, "online": online }))
     }
     .await;
@@ -1505,24 +1689,43 @@ async fn sim_advance(State(s): State<Shared>, body: Body) -> Response {
     reply(result)
 }
 
-/// Every business phone number in the store: id → display number.
+/// Every business phone number in the store: id → display number (the persisted
+/// `business-numbers` projection, caught up with the log).
 async fn business_numbers(app: &Sealpost) -> Result<BTreeMap<String, String>, AppError> {
-    let mut out = BTreeMap::new();
-    for e in app
-        .store()
-        .scan(|h| h.event_type == "PhoneNumberAdded")
-        .await?
-    {
+    Ok(
+        sealpost_adapters::projection::Persisted::<BusinessNumbers>::refresh(app.store())
+            .await?
+            .state
+            .0,
+    )
+}
+
+/// Business phone numbers: id → display number (business information, nothing personal).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct BusinessNumbers(pub BTreeMap<String, String>);
+
+impl sealpost_adapters::projection::Fold for BusinessNumbers {
+    const NAME: &'static str = "business-numbers";
+    const VERSION: u64 = 1;
+
+    fn wants(header: &sealpost_adapters::store::RowHeader) -> bool {
+        header.event_type == "PhoneNumberAdded"
+    }
+
+    fn apply(
+        &mut self,
+        e: &sealpost_adapters::ledger::OpenedEvent,
+    ) -> Result<(), sealpost_adapters::store::StoreError> {
         if let PhoneNumberEvent::PhoneNumberAdded {
             phone_number_id,
             display_number,
             ..
         } = e.decode::<PhoneNumberEvent>()?
         {
-            out.insert(phone_number_id.to_string(), display_number);
+            self.0.insert(phone_number_id.to_string(), display_number);
         }
+        Ok(())
     }
-    Ok(out)
 }
 
 /// Runs `sealpost serve` until `shutdown` completes; `ready` gets the bound address once the
@@ -1540,15 +1743,18 @@ pub async fn serve(
         Some(c) => Arc::new(c.clone()),
         None => Arc::new(SystemClock),
     };
-    std::fs::create_dir_all(&config.data_dir).context("data directory")?;
-    let app = Sealpost::open(
+    // Created 0700 if missing; paths an operator opened to others are named in a warning.
+    sealpost_adapters::files::prepare_data_dir(&config.data_dir).context("data directory")?;
+    let app = Sealpost::open_within(
         &config.data_dir,
         config.database_url.as_deref(),
         16,
+        config.connect_timeout,
         clock.clone(),
         RetentionPolicy::default(),
     )
-    .await?;
+    .await
+    .context("open the store")?;
     // Finish what a crash interrupted before anyone can read: an erasure recorded but whose keys
     // were not yet destroyed is completed now (and expired epochs are shredded).
     app.retention()
@@ -1567,8 +1773,23 @@ pub async fn serve(
     }
     let numbers = business_numbers(&app).await?;
     let recorder = IntegrityRecorder::new(&app);
-    let net = SimNetwork::with(clock.clone(), Some(recorder.clone()));
+    // The simulated outside world (network and phones) outlives this process, as the real
+    // one would: it is kept in its own sealed store beside Sealpost's.
+    let world = Arc::new(
+        WorldStore::open(&config.data_dir.join(WORLD_DIR))
+            .await
+            .context("the simulated world's store")?,
+    );
+    let net = SimNetwork::open(clock.clone(), Some(recorder.clone()), world.clone())
+        .await
+        .context("the simulated network")?;
     let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
+    let devices: BTreeMap<String, SimDevice> = SimDevice::load_all(engine.clone(), &world)
+        .await
+        .context("the simulated phones")?
+        .into_iter()
+        .map(|d| (d.address().handle.clone(), d))
+        .collect();
     let mut pipeline = Pipeline::start(app.clone(), engine.clone(), Arc::new(net.clone()))
         .await?
         .with_integrity(recorder);
@@ -1581,9 +1802,7 @@ pub async fn serve(
     let shared = Shared {
         app: app.clone(),
         tokens,
-        sim: Arc::new(Mutex::new(Sim {
-            devices: BTreeMap::new(),
-        })),
+        sim: Arc::new(Mutex::new(Sim { devices })),
         net: net.clone(),
         engine,
         clock: sim_clock,
@@ -1612,22 +1831,75 @@ pub async fn serve(
         }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(run_pipeline(pipeline, shared.clone(), stop_rx));
+    let worker = tokio::spawn(run_pipeline(pipeline, shared.clone(), stop_rx.clone()));
     ready(bound);
-    axum::serve(listener, router(shared.clone()))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("server")?;
+    // On the signal: stop accepting, and tell the background work to stop at once (all of it
+    // is durable and resumes on the next start); then give each stage a bounded time, so the
+    // process exits within SHUTDOWN_GRACE whatever the backlog.
+    let signalled = {
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        }
+    };
+    let server = axum::serve(listener, router(shared.clone())).with_graceful_shutdown(signalled);
+    let mut stopped = stop_rx;
+    tokio::select! {
+        result = server => result.context("server")?,
+        () = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(REQUEST_GRACE).await;
+        } => tracing::warn!("requests still running at shutdown were cut off"),
+    }
     let _ = stop_tx.send(true);
-    let _ = worker.await;
+    if tokio::time::timeout(WORK_GRACE, worker).await.is_err() {
+        tracing::warn!("the pipeline did not stop in time; its work resumes on the next start");
+    }
     let hooks = std::mem::take(&mut *shared.hooks.lock().await);
-    for (_, (stop, task)) in hooks {
+    for (stop, _) in hooks.values() {
         let _ = stop.send(true);
+    }
+    let tasks = join_tasks(hooks.into_values().map(|(_, task)| task));
+    if tokio::time::timeout(WORK_GRACE, tasks).await.is_err() {
+        tracing::warn!("a webhook worker did not stop in time; its notification is sent again");
+    }
+    tokio::time::timeout(WORK_GRACE, async {
+        app.gate().flush().await?;
+        app.checkpoint().await?;
+        crate::projections::refresh_all(app.store()).await?;
+        Ok::<(), AppError>(())
+    })
+    .await
+    .context("the final access counts and audit checkpoint took too long")??;
+    // Best effort: the evidence fold as far as this process got, so the next start's first
+    // evidence query folds only what is new (otherwise the last periodic save serves).
+    match tokio::time::timeout(WORK_GRACE, app.persist_evidence()).await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "evidence projections not saved at stop"),
+        Err(_) => tracing::warn!("evidence projections not saved at stop: out of time"),
+        Ok(Ok(())) => {}
+    }
+    Ok(())
+}
+
+/// How often the persisted projections are caught up and saved while serving.
+pub const PROJECTIONS_EVERY: Duration = Duration::from_secs(60);
+
+/// How often the evidence projections are caught up and persisted while serving.
+pub const EVIDENCE_EVERY: Duration = Duration::from_secs(300);
+
+/// How long requests in flight may finish after the stop signal.
+pub const REQUEST_GRACE: Duration = Duration::from_millis(1_000);
+/// How long each background stage (pipeline, webhook workers, final checkpoint, evidence
+/// snapshot) may take to stop; with [`REQUEST_GRACE`] the process exits within 5 s of the
+/// signal.
+pub const WORK_GRACE: Duration = Duration::from_millis(1_000);
+
+/// Waits for every task (a task that panicked or was cancelled counts as done).
+async fn join_tasks(tasks: impl Iterator<Item = tokio::task::JoinHandle<()>>) {
+    for task in tasks {
         let _ = task.await;
     }
-    app.gate().flush().await?;
-    app.checkpoint().await?;
-    Ok(())
 }
 
 /// The pipeline and the simulated devices, stepping until told to stop; a last step runs after.
@@ -1637,8 +1909,14 @@ async fn run_pipeline(mut pipeline: Pipeline, s: Shared, mut stop: watch::Receiv
     let mut last_retention: Option<sealpost_domain::Timestamp> = None;
     let mut last_checkpoint = s.app.now();
     let mut last_sequenced = std::time::Instant::now();
+    let mut failing: u32 = 0;
+    let mut last_refreshed = std::time::Instant::now();
+    let mut last_evidence = std::time::Instant::now();
     loop {
-        let stopping = *stop.borrow();
+        if *stop.borrow() {
+            // Everything is durable: what is left waits for the next start.
+            return;
+        }
         let now = s.app.now();
         // The audit sequencer: leaves off the write path, a signed checkpoint at an interval.
         if last_sequenced.elapsed() >= SEQUENCE_EVERY {
@@ -1658,6 +1936,24 @@ async fn run_pipeline(mut pipeline: Pipeline, s: Shared, mut stop: watch::Receiv
             if let Err(e) = result {
                 tracing::error!(error = %e, "audit sequencing failed");
             }
+            // The persisted projections keep up, so the next start folds only what is new.
+            if last_refreshed.elapsed() >= PROJECTIONS_EVERY {
+                last_refreshed = std::time::Instant::now();
+                if let Err(e) = crate::projections::refresh_all(s.app.store()).await {
+                    tracing::warn!(error = %e, "projections not saved yet");
+                }
+            }
+            if last_evidence.elapsed() >= EVIDENCE_EVERY {
+                last_evidence = std::time::Instant::now();
+                if let Err(e) = s.app.persist_evidence().await {
+                    tracing::warn!(error = %e, "evidence projections not saved yet");
+                }
+            }
+            // Processor access counts of a minute that is over are written now, not when the
+            // next decision happens to come.
+            if let Err(e) = s.app.gate().flush_due(now).await {
+                tracing::warn!(error = %e, "access counts not written yet");
+            }
         }
         if last_retention.is_none_or(|t| now.millis() - t.millis() >= RETENTION_EVERY_MS) {
             if let Err(e) = retention.run_once(now).await {
@@ -1665,9 +1961,7 @@ async fn run_pipeline(mut pipeline: Pipeline, s: Shared, mut stop: watch::Receiv
             }
             last_retention = Some(now);
         }
-        if let Err(e) = pipeline.step().await {
-            tracing::error!(error = %e, "pipeline step failed");
-        }
+        let first = pipeline.step().await;
         {
             let mut sim = s.sim.lock().await;
             for d in sim.devices.values_mut() {
@@ -1676,15 +1970,22 @@ async fn run_pipeline(mut pipeline: Pipeline, s: Shared, mut stop: watch::Receiv
                 }
             }
         }
-        if let Err(e) = pipeline.step().await {
-            tracing::error!(error = %e, "pipeline step failed");
+        let second = pipeline.step().await;
+        match first.and(second) {
+            Ok(_) => failing = 0,
+            Err(e) => {
+                failing += 1;
+                // A store that is down fails every step: say so when it starts, then sparingly.
+                if failing.is_power_of_two() {
+                    tracing::error!(error = %e, failing, "pipeline step failed");
+                }
+            }
         }
-        if stopping {
-            return;
-        }
+        // Back off while steps fail (at most 2 s), so an outage is not a busy loop.
+        let pause = Duration::from_millis(20u64 << failing.min(7)).min(Duration::from_secs(2));
         tokio::select! {
             _ = stop.changed() => {}
-            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+            () = tokio::time::sleep(pause) => {}
         }
     }
 }
@@ -1693,19 +1994,34 @@ async fn run_pipeline(mut pipeline: Pipeline, s: Shared, mut stop: watch::Receiv
 mod tests {
     use super::*;
 
+    const U: Pair = [7; 32];
+
+    #[test]
+    fn pair_buckets_are_forgotten_once_refilled() {
+        let mut limits = Limits::new(1_000.0, 1_000.0);
+        let t = sealpost_domain::Timestamp::from_millis;
+        for i in 0..100u8 {
+            assert!(limits.admit("n", &[i; 32], None, t(1_000)).is_ok());
+        }
+        assert_eq!(limits.pairs_held(), 100);
+        // One token each was taken: refilled after 6 s; pruned at the next admit after that.
+        assert!(limits.admit("n", &[200; 32], None, t(20_000)).is_ok());
+        assert_eq!(limits.pairs_held(), 1, "only the active pair is held");
+    }
+
     #[test]
     fn a_refused_message_gives_its_tokens_back() {
         let mut limits = Limits::new(3.0, 10.0);
         let now = sealpost_domain::Timestamp::from_millis(1_000);
         for _ in 0..3 {
-            assert!(limits.admit("n", "u", None, now).is_ok());
+            assert!(limits.admit("n", &U, None, now).is_ok());
         }
         assert_eq!(
-            limits.admit("n", "u", None, now).map_err(|e| e.code),
+            limits.admit("n", &U, None, now).map_err(|e| e.code),
             Err(130_429)
         );
-        limits.refund("n", "u");
-        assert!(limits.admit("n", "u", None, now).is_ok(), "refunded");
-        assert!(limits.admit("n", "u", None, now).is_err(), "only one");
+        limits.refund("n", &U);
+        assert!(limits.admit("n", &U, None, now).is_ok(), "refunded");
+        assert!(limits.admit("n", &U, None, now).is_err(), "only one");
     }
 }

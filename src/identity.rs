@@ -6,15 +6,16 @@ use crate::app::AppError;
 use base64::Engine as _;
 use rand::RngCore as _;
 use sealpost_adapters::crypto;
-use sealpost_adapters::ledger::{EventContext, EventStore, PlainEvent};
+use sealpost_adapters::ledger::{EventContext, EventStore, OpenedEvent, PlainEvent};
+use sealpost_adapters::projection::{Fold, Persisted};
 use sealpost_adapters::store::StreamId;
 use sealpost_domain::identity::{TokenEvent, TOKEN_STREAM_TYPE};
 use sealpost_domain::{Principal, Region, Timestamp};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 /// What a valid token stands for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grant {
     /// The token's id (safe to log).
     pub token_id: String,
@@ -35,40 +36,21 @@ pub struct Tokens {
 const NO_BUSINESS: &str = "0";
 
 impl Tokens {
-    /// Rebuilds the index from the log.
+    /// The index as the persisted `tokens` projection has it, caught up with the log (O(new
+    /// events), not O(log)).
     pub async fn load(store: Arc<EventStore>) -> Result<Arc<Self>, AppError> {
-        let mut issued: HashMap<String, ([u8; 32], Grant)> = HashMap::new();
-        for e in store.scan(|h| h.stream.kind == TOKEN_STREAM_TYPE).await? {
-            match e.decode::<TokenEvent>()? {
-                TokenEvent::TokenIssued {
-                    token_id,
-                    hash,
-                    principal,
-                    scopes,
-                    ..
-                } => {
-                    let bytes: [u8; 32] = hex::decode(&hash)
-                        .ok()
-                        .and_then(|b| b.try_into().ok())
-                        .ok_or(AppError::Inconsistent("token hash"))?;
-                    issued.insert(
-                        token_id.clone(),
-                        (
-                            bytes,
-                            Grant {
-                                token_id,
-                                principal,
-                                scopes,
-                            },
-                        ),
-                    );
-                }
-                TokenEvent::TokenRevoked { .. } => {
-                    issued.remove(&e.header.stream.id);
-                }
-            }
-        }
-        let by_hash = issued.into_values().collect();
+        let index = Persisted::<TokenIndex>::refresh(&store).await?.state;
+        let by_hash = index
+            .0
+            .into_values()
+            .map(|(hash, grant)| {
+                hex::decode(&hash)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .map(|h| (h, grant))
+                    .ok_or(AppError::Inconsistent("token hash"))
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Arc::new(Self {
             store,
             by_hash: RwLock::new(by_hash),
@@ -212,5 +194,42 @@ impl Tokens {
             .expect("token index lock is never poisoned");
         let (stored, grant) = index.get_key_value(&hash)?;
         crypto::ct_eq(stored, &hash).then(|| grant.clone())
+    }
+}
+
+/// The live tokens by id: (SHA-256 of the token in hex, grant). Hashes only: a token is never
+/// stored. Persisted as the `tokens` projection.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct TokenIndex(pub BTreeMap<String, (String, Grant)>);
+
+impl Fold for TokenIndex {
+    const NAME: &'static str = "tokens";
+    const VERSION: u64 = 1;
+
+    fn wants(header: &sealpost_adapters::store::RowHeader) -> bool {
+        header.stream.kind == TOKEN_STREAM_TYPE
+    }
+
+    fn apply(&mut self, e: &OpenedEvent) -> Result<(), sealpost_adapters::store::StoreError> {
+        match e.decode::<TokenEvent>()? {
+            TokenEvent::TokenIssued {
+                token_id,
+                hash,
+                principal,
+                scopes,
+                ..
+            } => {
+                let grant = Grant {
+                    token_id: token_id.clone(),
+                    principal,
+                    scopes,
+                };
+                self.0.insert(token_id, (hash, grant));
+            }
+            TokenEvent::TokenRevoked { .. } => {
+                self.0.remove(&e.header.stream.id);
+            }
+        }
+        Ok(())
     }
 }

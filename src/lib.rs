@@ -16,4 +16,5 @@ pub mod http;
 pub mod identity;
 pub mod media;
 pub mod pipeline;
+pub mod projections;
 pub mod webhooks;

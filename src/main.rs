@@ -35,8 +35,8 @@ enum Command {
     /// `<data-dir>/bootstrap.json` (mode 0600).
     Serve {
         /// A TOML configuration file (keys: listen, data_dir, database_url, sim_clock,
-        /// throughput_per_second, upgraded_throughput_per_second). Flags and environment
-        /// variables override it.
+        /// throughput_per_second, upgraded_throughput_per_second, connect_timeout_seconds).
+        /// Flags and environment variables override it.
         #[arg(long, env = "SEALPOST_CONFIG")]
         config: Option<PathBuf>,
         /// Address to listen on; port 0 picks a free one. The bound address is printed.
@@ -50,6 +50,10 @@ enum Command {
         /// Use Postgres at this URL instead of the embedded store.
         #[arg(long, env = "SEALPOST_DATABASE_URL")]
         database_url: Option<String>,
+        /// Seconds to wait for Postgres: at start (then exit, naming the host and port tried)
+        /// and for a connection per request (then 503, code 131016). [default: 10]
+        #[arg(long, env = "SEALPOST_CONNECT_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=600))]
+        connect_timeout: Option<u64>,
         /// Run on a simulated clock that `POST /sim/v1/clock/advance` moves (for tests).
         #[arg(long, env = "SEALPOST_SIM_CLOCK")]
         sim_clock: bool,
@@ -91,12 +95,29 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The projections a node folds from the log and persists with their checkpoint.
+    Projections {
+        #[command(subcommand)]
+        action: ProjectionAction,
+    },
     /// Run the simulated transport (the WhatsApp role: key directory and routing of
     /// ciphertext) as its own process, over HTTP on a local socket.
     Transport {
         /// Address to listen on; port 0 picks a free one. The bound address is printed.
         #[arg(long, default_value = "127.0.0.1:7301")]
         listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProjectionAction {
+    /// Fold a projection again from position 0 and save it (idempotent; safe while `serve`
+    /// runs). NAME: business-numbers, apps, tokens.
+    Rebuild {
+        /// Which projection.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -306,6 +327,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             data_dir,
             database_url,
+            connect_timeout,
             sim_clock,
         } => runtime.block_on(async {
             let file = match &config {
@@ -320,6 +342,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .or(file.data_dir)
                     .unwrap_or_else(|| PathBuf::from("./sealpost-data")),
                 database_url: database_url.or(file.database_url),
+                connect_timeout: connect_timeout
+                    .or(file.connect_timeout_seconds)
+                    .map_or(
+                        sealpost_adapters::store::postgres::DEFAULT_CONNECT_TIMEOUT,
+                        std::time::Duration::from_secs,
+                    ),
                 sim_clock: sim_clock || file.sim_clock.unwrap_or(false),
                 throughput: (
                     file.throughput_per_second
@@ -392,6 +420,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await?
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Projections {
+            action: ProjectionAction::Rebuild { name, store },
+        } => runtime.block_on(async {
+            if !sealpost::projections::NAMES.contains(&name.as_str()) {
+                anyhow::bail!(
+                    "no projection named {name:?}; one of: {}",
+                    sealpost::projections::NAMES.join(", ")
+                );
+            }
+            let app = store.location().open().await?;
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template(
+                    "{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)",
+                )
+                .map_err(|e| anyhow::anyhow!("progress bar: {e}"))?
+                .progress_chars("=> "),
+            );
+            bar.set_message(format!("rebuilding {name}"));
+            let reached = sealpost::projections::rebuild(app.store(), &name, &mut |at, head| {
+                bar.set_length(head);
+                bar.set_position(at);
+            })
+            .await?
+            .unwrap_or_default();
+            bar.finish_and_clear();
+            writeln!(
+                std::io::stdout(),
+                "rebuilt {name} up to log position {reached}"
+            )?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Erase {
@@ -531,24 +590,32 @@ async fn audit(action: AuditAction) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed when this is called (inside the
+/// runtime), not when the future is first polled: a SIGTERM that arrives as soon as `serve`
+/// printed its address still stops it gracefully instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }

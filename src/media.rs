@@ -4,12 +4,14 @@
 
 use crate::app::{region_of, AppError, Sealpost};
 use rand::RngCore as _;
+use sealpost_adapters::exec::CommandMeta;
 use sealpost_adapters::ledger::{EventContext, PlainEvent};
 use sealpost_adapters::store::StreamId;
 use sealpost_audit::{FieldRef, GateError};
 use sealpost_domain::access::DenyReason;
 use sealpost_domain::media::{
-    fields, MediaEvent, MediaObject, MediaOrigin, INBOUND_MEDIA_TTL_MS, MEDIA_STREAM_TYPE,
+    fields, MediaCommand, MediaEvent, MediaObject, MediaOrigin, INBOUND_MEDIA_TTL_MS,
+    MEDIA_STREAM_TYPE,
 };
 use sealpost_domain::{
     BusinessId, DomainError, FieldScope, MediaId, Opened, PhoneNumberId, Principal, PrincipalKind,
@@ -55,6 +57,122 @@ pub fn acceptable_mime(mime: &str) -> bool {
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
     };
     matches!(top, "image" | "audio" | "video" | "application" | "text") && token(sub)
+}
+
+/// What the first bytes of an object must show for a declared type.
+#[derive(Debug, Clone, Copy)]
+enum Magic {
+    /// The signature `infer` knows for this MIME type.
+    Sniffed(&'static str),
+    /// An ISO base media file (`ftyp` box first): MP4, 3GPP, M4A. `infer` knows only some of
+    /// their brands.
+    IsoMedia,
+}
+
+impl Magic {
+    fn matches(self, bytes: &[u8]) -> bool {
+        match self {
+            Magic::Sniffed(mime) => infer::is_mime(bytes, mime),
+            Magic::IsoMedia => bytes.get(4..8) == Some(b"ftyp".as_slice()),
+        }
+    }
+}
+
+/// The signatures a declared type may show: the Cloud API's media types and their aliases.
+fn magic_of(declared: &str) -> Option<&'static [Magic]> {
+    use Magic::{IsoMedia, Sniffed};
+    Some(match declared {
+        "image/jpeg" | "image/jpg" | "image/pjpeg" => &[Sniffed("image/jpeg")],
+        "image/png" => &[Sniffed("image/png")],
+        "image/webp" => &[Sniffed("image/webp")],
+        "video/mp4" | "video/3gpp" | "audio/mp4" | "audio/m4a" | "audio/x-m4a" | "audio/3gpp" => {
+            &[IsoMedia]
+        }
+        "audio/aac" | "audio/x-aac" => &[Sniffed("audio/aac"), IsoMedia],
+        "audio/mpeg" | "audio/mp3" => &[Sniffed("audio/mpeg")],
+        "audio/amr" => &[Sniffed("audio/amr")],
+        "audio/ogg" | "audio/opus" => &[Sniffed("audio/ogg")],
+        "application/pdf" => &[Sniffed("application/pdf")],
+        // Office 97-2003: an OLE compound file (which application wrote it is not sniffed).
+        "application/msword" | "application/vnd.ms-excel" | "application/vnd.ms-powerpoint" => {
+            &[Sniffed("application/x-ole-storage")]
+        }
+        // Office Open XML is a ZIP container; `infer` recognises only some layouts of it.
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => &[
+            Sniffed("application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            Sniffed("application/zip"),
+        ],
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" => &[
+            Sniffed("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
+            Sniffed("application/zip"),
+        ],
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation" => &[
+            Sniffed("application/vnd.openxmlformats-officedocument.presentationml.presentation"),
+            Sniffed("application/zip"),
+        ],
+        _ => return None,
+    })
+}
+
+/// Programs: never media, whatever the upload says it is. (`infer`'s weaker two-byte
+/// signatures of object files and bitcode are left out: text and other data can start so.)
+const EXECUTABLES: [&str; 7] = [
+    "application/vnd.microsoft.portable-executable",
+    "application/x-executable",
+    "application/x-mach-binary",
+    "application/java",
+    "application/vnd.android.dex",
+    "application/vnd.android.dey",
+    "application/wasm",
+];
+
+/// Whether the bytes read as text: UTF-8 without control characters other than whitespace.
+/// Programs and archives always hold bytes that text does not.
+fn looks_like_text(bytes: &[u8]) -> bool {
+    const PREFIX: usize = 8 * 1024;
+    let head = &bytes[..bytes.len().min(PREFIX)];
+    let valid = match std::str::from_utf8(head) {
+        Ok(s) => s,
+        // A character cut off by the prefix is fine; anything else is not UTF-8.
+        Err(e) if e.error_len().is_none() && bytes.len() > PREFIX => {
+            std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default()
+        }
+        Err(_) => return false,
+    };
+    valid
+        .chars()
+        .all(|c| !c.is_control() || matches!(c, '\t' | '\n' | '\r' | '\x0c'))
+}
+
+/// Whether an upload's bytes can be what its declared MIME type says, by their magic number.
+/// A type with a signature (the Cloud API's images, video, audio, PDF and Office documents,
+/// and whatever else `infer` knows) must show it; a type without one (`text/plain`,
+/// `text/csv` …) takes anything but bytes that sniff as a program, an archive or an office
+/// document of another type. A program is refused under every declaration.
+pub fn content_matches(declared: &str, bytes: &[u8]) -> bool {
+    let declared = declared.to_ascii_lowercase();
+    let sniffed = infer::get(bytes);
+    let program = sniffed.is_some_and(|t| EXECUTABLES.contains(&t.mime_type()));
+    if let Some(magic) = magic_of(&declared) {
+        return !program && magic.iter().any(|m| m.matches(bytes));
+    }
+    let has_magic = infer::is_mime_supported(&declared)
+        && !declared.starts_with("text/")
+        && declared != "application/octet-stream";
+    if has_magic {
+        return !program && infer::is_mime(bytes, &declared);
+    }
+    if looks_like_text(bytes) {
+        return true;
+    }
+    !sniffed.is_some_and(|t| {
+        program
+            || (t.mime_type() != declared
+                && matches!(
+                    t.matcher_type(),
+                    infer::MatcherType::Archive | infer::MatcherType::Doc
+                ))
+    })
 }
 
 /// A stored object, with where it lives.
@@ -283,7 +401,10 @@ impl Sealpost {
     }
 
     /// Deletes a media object of the principal's business: records it and destroys its key,
-    /// so its bytes are gone for good. Deleting an already deleted object is `NotFound`.
+    /// so its bytes are gone for good. Deleting an already deleted object is `NotFound`, also
+    /// when two deletes race: the deletion is decided by the [`MediaObject`] aggregate and
+    /// appended at the stream version it was decided on, so the loser is re-decided against
+    /// the deleted object.
     pub async fn delete_media(
         &self,
         principal: &Principal,
@@ -296,15 +417,10 @@ impl Sealpost {
             return Err(GateError::Denied(DenyReason::NotOwner).into());
         }
         let now = self.now();
-        self.append_media(
-            media,
-            &found.business,
-            found.region,
-            None,
-            principal,
-            &MediaEvent::MediaDeleted { at: now },
-        )
-        .await?;
+        let meta = CommandMeta::new(found.business.as_str(), found.region, principal);
+        self.executor()
+            .execute::<MediaObject>(media.as_str(), MediaCommand::Delete, &meta, now)
+            .await?;
         self.store()
             .vault()
             .destroy_media(found.business.as_str(), found.region, media, now)
@@ -378,5 +494,117 @@ impl Sealpost {
             _ => {}
         }
         Ok(serde_json::Value::Object(obj).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 1x1 grayscale PNG.
+    const PNG: &[u8] = &[
+        0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
+        0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x00, 0x00, 0x00, 0x00, 0x3a,
+        0x7e, 0x9b, 0x55, 0x00, 0x00, 0x00, 0x0a, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x60,
+        0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x48, 0xaf, 0xa4, 0x71, 0x00, 0x00, 0x00, 0x00, 0x49,
+        0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    ];
+
+    /// The start of a Windows program (DOS header, then zeros).
+    fn exe() -> Vec<u8> {
+        [
+            b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00".as_slice(),
+            &[0; 64],
+        ]
+        .concat()
+    }
+
+    fn pdf() -> Vec<u8> {
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
+            .to_vec()
+    }
+
+    fn zip() -> Vec<u8> {
+        [b"PK\x03\x04\x14\x00\x00\x00\x08\x00".as_slice(), &[0; 40]].concat()
+    }
+
+    fn iso(brand: &[u8; 4]) -> Vec<u8> {
+        [
+            b"\x00\x00\x00\x18ftyp".as_slice(),
+            brand,
+            b"\x00\x00\x00\x00isommp42",
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn a_declared_type_with_a_signature_must_show_it() {
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("image/png", PNG.to_vec()),
+            ("IMAGE/PNG", PNG.to_vec()),
+            (
+                "image/jpeg",
+                b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01".to_vec(),
+            ),
+            ("image/webp", b"RIFF\x24\x00\x00\x00WEBPVP8 ".to_vec()),
+            ("video/mp4", iso(b"isom")),
+            ("video/3gpp", iso(b"3gp4")),
+            ("audio/mp4", iso(b"M4A ")),
+            ("audio/aac", b"\xff\xf1\x50\x80\x02\x1f\xfc".to_vec()),
+            ("audio/mpeg", b"ID3\x04\x00\x00\x00\x00\x00\x00".to_vec()),
+            ("audio/amr", b"#!AMR\n\x3c\x00\x00\x00\x00\x00".to_vec()),
+            ("audio/ogg", b"OggS\x00\x02\x00\x00\x00\x00".to_vec()),
+            ("application/pdf", pdf()),
+            (
+                "application/msword",
+                b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00".to_vec(),
+            ),
+            (
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                zip(),
+            ),
+        ];
+        for (mime, bytes) in cases {
+            assert!(content_matches(mime, &bytes), "{mime} with its own bytes");
+        }
+        let refused: Vec<(&str, Vec<u8>)> = vec![
+            ("image/png", exe()),
+            ("image/png", pdf()),
+            ("image/png", b"not a picture".to_vec()),
+            ("image/jpeg", PNG.to_vec()),
+            ("image/webp", PNG.to_vec()),
+            ("video/mp4", exe()),
+            ("audio/ogg", zip()),
+            ("application/pdf", PNG.to_vec()),
+            // A program with a PDF header inside its first kilobyte is still a program.
+            ("application/pdf", [exe(), pdf()].concat()),
+            ("application/vnd.ms-excel", zip()),
+            ("image/gif", PNG.to_vec()),
+            ("application/vnd.microsoft.portable-executable", exe()),
+        ];
+        for (mime, bytes) in refused {
+            assert!(!content_matches(mime, &bytes), "{mime} refuses other bytes");
+        }
+    }
+
+    #[test]
+    fn a_type_without_a_signature_refuses_only_programs_and_archives() {
+        assert!(content_matches("text/plain", b"hello\r\nworld\t!\n"));
+        // Text that begins with a weak two-byte signature ("MZ", "BC") is still text.
+        assert!(content_matches("text/csv", b"MZ Holdings,42\nBC Hydro,7\n"));
+        assert!(content_matches("text/plain", "Grüße 👍".as_bytes()));
+        assert!(
+            content_matches("text/plain", PNG),
+            "a picture is no program"
+        );
+        assert!(!content_matches("text/plain", &exe()));
+        assert!(!content_matches("text/csv", &zip()));
+        assert!(!content_matches("text/plain", &pdf()));
+        assert!(!content_matches("application/octet-stream", &exe()));
+        assert!(!content_matches("application/x-msdownload", &exe()));
+        assert!(content_matches("application/octet-stream", &[0, 1, 2, 3]));
+        // Past the sniffed prefix a cut character does not make text binary.
+        let long = format!("a{}", "é".repeat(5_000));
+        assert!(content_matches("text/plain", long.as_bytes()));
     }
 }

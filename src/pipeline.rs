@@ -49,6 +49,10 @@ pub const PREKEY_TARGET: u32 = 50;
 pub const PREKEY_LOW: usize = 10;
 /// How old a signed prekey may get before it is rotated: 7 days.
 pub const SIGNED_PREKEY_ROTATION_MS: i64 = 7 * 24 * 3_600 * SECOND_MS;
+/// How long one pipeline step works on a backlog before it yields (to a stop, to the devices).
+pub const STEP_BUDGET: Duration = Duration::from_millis(200);
+/// Inbound envelopes taken (leased) at a time.
+pub const INBOX_CHUNK: usize = 32;
 /// First retry delay of a failed hand-off; doubled per attempt, capped at [`RETRY_MAX_MS`].
 pub const RETRY_BASE_MS: i64 = SECOND_MS;
 /// Longest retry delay.
@@ -243,6 +247,8 @@ pub struct Pipeline {
     in_flight: u64,
     /// The checkpoint last saved.
     committed: u64,
+    /// How long one step works on a backlog ([`STEP_BUDGET`]; unbounded in `run_until_idle`).
+    budget: Duration,
 }
 
 fn system_time(t: Timestamp) -> SystemTime {
@@ -272,6 +278,7 @@ impl Pipeline {
             integrity: None,
             in_flight: 0,
             committed,
+            budget: STEP_BUDGET,
         })
     }
 
@@ -298,12 +305,24 @@ impl Pipeline {
             .storage_region()
             .ok_or(AppError::Inconsistent("phone number without region"))?;
         let vault = self.app.store().vault().clone();
-        let (account, fresh) = match vault.load_signal_account(id.as_str(), region).await? {
-            Some(bytes) => (
-                Account::from_bytes(&bytes)
-                    .map_err(|_| AppError::Inconsistent("stored Signal account"))?,
-                false,
-            ),
+        // An election the delivery projection has not followed yet leaves the account in the
+        // home region: serve it from there until `relocate` moves it.
+        let mut stored = None;
+        for r in std::iter::once(region).chain(n.home_region.filter(|h| *h != region)) {
+            if let Some(bytes) = vault.load_signal_account(id.as_str(), r).await? {
+                stored = Some((bytes, r));
+                break;
+            }
+        }
+        let region = stored.as_ref().map_or(region, |(_, r)| *r);
+        let account = match stored {
+            Some((bytes, _)) => {
+                let mut account = Account::from_bytes(&bytes)
+                    .map_err(|_| AppError::Inconsistent("stored Signal account"))?;
+                self.reestablish(id, &business, region, &n.display_number, &mut account)
+                    .await?;
+                account
+            }
             None => {
                 let account = self
                     .engine
@@ -313,30 +332,18 @@ impl Pipeline {
                         system_time(self.app.now()),
                     )
                     .map_err(|_| AppError::Inconsistent("Signal account could not be made"))?;
-                vault
-                    .save_signal_account(
-                        id.as_str(),
-                        business.as_str(),
-                        region,
-                        &account.to_bytes(),
-                        self.app.now(),
-                    )
-                    .await?;
-                (account, true)
+                self.save_account(id, &business, region, &account).await?;
+                let entry = self
+                    .engine
+                    .directory_entry(&account)
+                    .map_err(|_| AppError::Inconsistent("Signal account"))?;
+                self.transport
+                    .publish(&n.display_number, entry)
+                    .await
+                    .map_err(transport_error)?;
+                account
             }
         };
-        if fresh {
-            // A known account's prekeys are already in the directory (some handed out); publishing
-            // them again would hand the same one-time prekey out twice.
-            let entry = self
-                .engine
-                .directory_entry(&account)
-                .map_err(|_| AppError::Inconsistent("Signal account"))?;
-            self.transport
-                .publish(&n.display_number, entry)
-                .await
-                .map_err(transport_error)?;
-        }
         let (tier_state, _) = self
             .app
             .executor()
@@ -367,56 +374,104 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Stores a number's Signal account, wrapped by its region's root key.
+    async fn save_account(
+        &self,
+        id: &PhoneNumberId,
+        business: &BusinessId,
+        region: Region,
+        account: &Account,
+    ) -> Result<(), AppError> {
+        self.app
+            .store()
+            .vault()
+            .save_signal_account(
+                id.as_str(),
+                business.as_str(),
+                region,
+                &account.to_bytes(),
+                self.app.now(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a number with a stored Signal account back on the network, idempotently: a
+    /// transport that still knows it keeps its entry (its handed-out one-time prekeys must not be
+    /// handed out twice) and gets the current signed prekey; one that lost it, or ran dry, gets
+    /// the entry again with fresh one-time prekeys only.
+    async fn reestablish(
+        &self,
+        id: &PhoneNumberId,
+        business: &BusinessId,
+        region: Region,
+        handle: &str,
+        account: &mut Account,
+    ) -> Result<(), AppError> {
+        let left = self
+            .transport
+            .prekeys_left(handle)
+            .await
+            .map_err(transport_error)?;
+        if left > 0 {
+            let entry = self
+                .engine
+                .directory_entry(account)
+                .map_err(|_| AppError::Inconsistent("Signal account"))?;
+            return self
+                .transport
+                .update_signed_prekey(handle, entry.signed_prekey)
+                .await
+                .map_err(transport_error);
+        }
+        let target = account.one_time_prekeys() as u32 + PREKEY_TARGET;
+        let fresh = self
+            .engine
+            .replenish(account, target)
+            .map_err(|_| AppError::Inconsistent("Signal account"))?;
+        self.save_account(id, business, region, account).await?;
+        let mut entry = self
+            .engine
+            .directory_entry(account)
+            .map_err(|_| AppError::Inconsistent("Signal account"))?;
+        entry.one_time = fresh;
+        self.transport
+            .publish(handle, entry)
+            .await
+            .map_err(transport_error)?;
+        tracing::info!("business number re-established with the transport");
+        Ok(())
+    }
+
     /// One pass: deliver what was accepted, retry what is due, take what arrived, keep the
     /// prekey pool full. Returns what it did.
     #[tracing::instrument(skip_all)]
     pub async fn step(&mut self) -> Result<StepReport, AppError> {
+        let started = std::time::Instant::now();
         let mut report = StepReport::default();
-        loop {
+        // Outbound work until the step's budget is spent; what is left waits, durably, for the
+        // next step (so a stop never waits for a backlog to drain).
+        'outbound: while started.elapsed() < self.budget {
+            let start = self.delivery.position();
             let batch = self.delivery.try_next_batch().await?;
             if batch.is_empty() {
                 break;
             }
+            let mut done = start;
             for e in batch {
-                if e.header.event_type == "StorageConfigured" {
-                    self.in_flight = e.position;
-                    let id = PhoneNumberId::parse(&e.header.stream.id)
-                        .map_err(|_| AppError::Inconsistent("phone number id"))?;
-                    self.relocate(&id).await?;
-                    continue;
+                if started.elapsed() >= self.budget {
+                    self.delivery.seek(done);
+                    self.commit_checkpoint().await?;
+                    break 'outbound;
                 }
-                if e.header.event_type == "InboundMessageRead" {
-                    self.in_flight = e.position;
-                    let id = MessageId::parse(&e.header.stream.id)
-                        .map_err(|_| AppError::Inconsistent("message id"))?;
-                    match self.forward_read(&id).await {
-                        Ok(r) => report.merge(r),
-                        Err(e @ AppError::Ledger(_)) => return Err(e),
-                        // A lost read receipt is not worth stalling delivery for.
-                        Err(e) => tracing::warn!(error = %e, "read receipt not forwarded"),
-                    }
-                    continue;
+                if let Err(err) = self.follow(&e, &mut report).await {
+                    // Storage trouble is transient: resume at this event next time (the
+                    // checkpoint never passes it) instead of skipping the rest of the batch.
+                    self.delivery.seek(done);
+                    self.commit_checkpoint().await.ok();
+                    return Err(err);
                 }
-                if e.header.event_type != "OutboundMessageAccepted" {
-                    continue;
-                }
-                if let MessageEvent::OutboundMessageAccepted { header, .. } =
-                    e.decode::<MessageEvent>()?
-                {
-                    self.in_flight = e.position;
-                    match self.deliver(&header.message_id, 0, false).await {
-                        Ok(r) => report.merge(r),
-                        // Storage trouble is transient: stop before the checkpoint and retry.
-                        Err(e @ AppError::Ledger(_)) => return Err(e),
-                        // Anything else is this message's problem: it must not stall the rest.
-                        Err(e) => {
-                            tracing::error!(error = %e, "outbound message could not be delivered");
-                            if self.fail(&header.message_id, 131_000).await.is_ok() {
-                                report.failed += 1;
-                            }
-                        }
-                    }
-                }
+                done = e.position;
             }
             self.commit_checkpoint().await?;
         }
@@ -424,20 +479,7 @@ impl Pipeline {
         self.commit_checkpoint().await?;
         let handles: Vec<String> = self.numbers.keys().cloned().collect();
         for handle in handles {
-            for envelope in self
-                .transport
-                .take_inbox(&handle, 1_000)
-                .await
-                .map_err(transport_error)?
-            {
-                match self.inbound(&handle, envelope).await {
-                    Ok(r) => report.merge(r),
-                    // One envelope's failure must not lose the ones after it.
-                    Err(e) => {
-                        tracing::error!(error = %e, "inbound envelope could not be processed")
-                    }
-                }
-            }
+            self.take_arrivals(&handle, started, &mut report).await?;
             self.keep_prekeys(&handle).await?;
             self.rotate_signed_prekey(&handle).await?;
         }
@@ -453,17 +495,121 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// Steps until a step does nothing (at most `max` steps).
-    pub async fn run_until_idle(&mut self, max: usize) -> Result<StepReport, AppError> {
-        let mut total = StepReport::default();
-        for _ in 0..max {
-            let r = self.step().await?;
-            if r.is_idle() {
-                break;
+    /// Takes what arrived for `handle` in small leased chunks, at least one chunk a step and
+    /// more while the step's budget lasts; acknowledges each chunk once recorded.
+    async fn take_arrivals(
+        &mut self,
+        handle: &str,
+        started: std::time::Instant,
+        report: &mut StepReport,
+    ) -> Result<(), AppError> {
+        loop {
+            let envelopes = self
+                .transport
+                .take_inbox(handle, INBOX_CHUNK)
+                .await
+                .map_err(transport_error)?;
+            let more = envelopes.len() == INBOX_CHUNK;
+            let mut recorded = Vec::new();
+            for envelope in envelopes {
+                let id = envelope.id.clone();
+                match self.inbound(handle, envelope).await {
+                    Ok(r) => {
+                        report.merge(r);
+                        recorded.push(id);
+                    }
+                    // Not recorded: the transport hands it out again when its lease ends.
+                    Err(e) if transient(&e) => {
+                        tracing::warn!(error = %e, "inbound envelope left for a retry")
+                    }
+                    // One envelope's failure must not hold up the ones after it, nor come back
+                    // for ever.
+                    Err(e) => {
+                        tracing::error!(error = %e, "inbound envelope could not be processed");
+                        recorded.push(id);
+                    }
+                }
             }
-            total.merge(r);
+            // Acknowledged only once recorded: a crash before this redelivers them.
+            self.transport
+                .ack(handle, &recorded)
+                .await
+                .map_err(transport_error)?;
+            if !more || started.elapsed() >= self.budget {
+                return Ok(());
+            }
         }
-        Ok(total)
+    }
+
+    /// Acts on one event of the delivery projection; an error is transient (the event must be
+    /// handed out again), anything else is settled here.
+    async fn follow(
+        &mut self,
+        e: &sealpost_adapters::ledger::OpenedEvent,
+        report: &mut StepReport,
+    ) -> Result<(), AppError> {
+        self.in_flight = e.position;
+        match e.header.event_type.as_str() {
+            "StorageConfigured" => {
+                let id = PhoneNumberId::parse(&e.header.stream.id)
+                    .map_err(|_| AppError::Inconsistent("phone number id"))?;
+                self.relocate(&id).await
+            }
+            "InboundMessageRead" => {
+                let id = MessageId::parse(&e.header.stream.id)
+                    .map_err(|_| AppError::Inconsistent("message id"))?;
+                match self.forward_read(&id).await {
+                    Ok(r) => report.merge(r),
+                    Err(e) if transient(&e) => return Err(e),
+                    // A lost read receipt is not worth stalling delivery for.
+                    Err(e) => tracing::warn!(error = %e, "read receipt not forwarded"),
+                }
+                Ok(())
+            }
+            "OutboundMessageAccepted" => {
+                let MessageEvent::OutboundMessageAccepted { header, .. } =
+                    e.decode::<MessageEvent>()?
+                else {
+                    return Ok(());
+                };
+                match self.deliver(&header.message_id, 0, false).await {
+                    Ok(r) => report.merge(r),
+                    Err(e) if transient(&e) => return Err(e),
+                    // Anything else is this message's problem: it must not stall the rest, and
+                    // it ends with a final status.
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbound message could not be delivered");
+                        match self.fail(&header.message_id, 131_000).await {
+                            Ok(r) => report.merge(r),
+                            Err(e) if transient(&e) => return Err(e),
+                            Err(e) => tracing::error!(error = %e, "failure not recorded"),
+                        }
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Steps until a step does nothing (at most `max` steps).
+    /// Each of these steps works off the whole backlog (no step budget).
+    pub async fn run_until_idle(&mut self, max: usize) -> Result<StepReport, AppError> {
+        let budget = std::mem::replace(&mut self.budget, Duration::MAX);
+        let mut total = StepReport::default();
+        let mut result = Ok(());
+        for _ in 0..max {
+            match self.step().await {
+                Ok(r) if r.is_idle() => break,
+                Ok(r) => total.merge(r),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.budget = budget;
+        result.map(|()| total)
     }
 
     async fn fail(&self, id: &MessageId, code: u32) -> Result<StepReport, AppError> {
@@ -741,9 +887,18 @@ impl Pipeline {
             .partition(|r| r.due <= now);
         self.retries = later;
         let mut report = StepReport::default();
-        for r in due {
+        let mut due = due.into_iter();
+        while let Some(r) = due.next() {
             self.in_flight = r.position;
-            report.merge(self.deliver(&r.message, r.attempt, false).await?);
+            match self.deliver(&r.message, r.attempt, false).await {
+                Ok(done) => report.merge(done),
+                Err(e) => {
+                    // Not lost: this retry and the ones after it stay pending.
+                    self.retries.push(r);
+                    self.retries.extend(due);
+                    return Err(e);
+                }
+            }
         }
         Ok(report)
     }
@@ -863,11 +1018,25 @@ impl Pipeline {
             .app
             .receive_ciphertext(&number_id, &subject, &id, ciphertext, Some(envelope_id))
             .await?;
-        if !new && self.app.message(&id).await?.status != Some(MessageStatus::Received) {
-            return Ok(StepReport {
-                duplicates: 1,
-                ..StepReport::default()
-            });
+        if !new {
+            match self.app.message(&id).await?.status {
+                // A crash left it undecrypted: decrypt it now.
+                Some(MessageStatus::Received) => {}
+                // A crash left it decrypted but not handed to the business: finish that.
+                Some(MessageStatus::Decrypted) => {
+                    self.app.forward_inbound(&id).await?;
+                    return Ok(StepReport {
+                        received: 1,
+                        ..StepReport::default()
+                    });
+                }
+                _ => {
+                    return Ok(StepReport {
+                        duplicates: 1,
+                        ..StepReport::default()
+                    })
+                }
+            }
         }
         let link = match vault
             .load_session(business.as_str(), region, &subject, from.device)
@@ -884,7 +1053,7 @@ impl Pipeline {
             .numbers
             .get_mut(handle)
             .ok_or(AppError::Inconsistent("number"))?;
-        let prekeys_before = number.account.one_time_prekeys();
+        let before = number.account.clone();
         let result = self.engine.decrypt(
             &mut number.account,
             &peer,
@@ -892,7 +1061,7 @@ impl Pipeline {
             link.as_ref().map(|l| l.identity.as_slice()),
             ciphertext,
         );
-        number.dirty |= number.account.one_time_prekeys() != prekeys_before;
+        number.dirty |= number.account.one_time_prekeys() != before.one_time_prekeys();
         let decrypted = match result {
             Ok(d) => d,
             Err(e) => {
@@ -934,32 +1103,41 @@ impl Pipeline {
                 });
             }
         };
-        if number.dirty {
-            vault
-                .save_signal_account(
-                    number.id.as_str(),
-                    business.as_str(),
-                    region,
-                    &number.account.to_bytes(),
-                    self.app.now(),
-                )
-                .await?;
-            number.dirty = false;
+        // The message is recorded before the session and the account move on: a crash or a
+        // store failure in between leaves the old session, which opens the redelivered envelope
+        // again (or its id marks it a duplicate once recorded). Never the other way round, which
+        // would lose the message.
+        match self
+            .record_received(handle, &subject, &id, &decrypted, from.device)
+            .await
+        {
+            Ok(report) => Ok(report),
+            Err(e) => {
+                if let Some(number) = self.numbers.get_mut(handle) {
+                    number.account = before;
+                    number.dirty = false;
+                }
+                Err(e)
+            }
         }
-        let stored = Link {
-            identity: decrypted.peer_identity.clone(),
-            session: decrypted.session.clone(),
+    }
+
+    /// Records a decrypted inbound message, then keeps the session and account it left.
+    async fn record_received(
+        &mut self,
+        handle: &str,
+        subject: &SubjectId,
+        id: &MessageId,
+        decrypted: &sealpost_adapters::signal::Decrypted,
+        device: u8,
+    ) -> Result<StepReport, AppError> {
+        let (number_id, business, region) = {
+            let n = self
+                .numbers
+                .get(handle)
+                .ok_or(AppError::Inconsistent("number"))?;
+            (n.id.clone(), n.business.clone(), n.region)
         };
-        vault
-            .save_session(
-                business.as_str(),
-                region,
-                &subject,
-                from.device,
-                &stored.to_bytes(),
-                self.app.now(),
-            )
-            .await?;
         let mut report = StepReport {
             received: 1,
             ..StepReport::default()
@@ -979,7 +1157,38 @@ impl Pipeline {
             report.identity_changes = 1;
         }
         let (kind, body) = inbound_content(&decrypted.plaintext);
-        self.app.record_decrypted(&id, kind, &body, None).await?;
+        self.app.record_decrypted(id, kind, &body, None).await?;
+        let vault = self.app.store().vault().clone();
+        let number = self
+            .numbers
+            .get_mut(handle)
+            .ok_or(AppError::Inconsistent("number"))?;
+        if number.dirty {
+            vault
+                .save_signal_account(
+                    number_id.as_str(),
+                    business.as_str(),
+                    region,
+                    &number.account.to_bytes(),
+                    self.app.now(),
+                )
+                .await?;
+            number.dirty = false;
+        }
+        let stored = Link {
+            identity: decrypted.peer_identity.clone(),
+            session: decrypted.session.clone(),
+        };
+        vault
+            .save_session(
+                business.as_str(),
+                region,
+                subject,
+                device,
+                &stored.to_bytes(),
+                self.app.now(),
+            )
+            .await?;
         Ok(report)
     }
 
@@ -1050,6 +1259,11 @@ impl Pipeline {
             .subject_id
             .ok_or(AppError::Inconsistent("message without subject"))
     }
+}
+
+/// Whether a failure is the store's passing trouble: the work is tried again, never settled.
+fn transient(e: &AppError) -> bool {
+    matches!(e, AppError::Ledger(_)) || e.is_unavailable()
 }
 
 fn transport_error(e: TransportError) -> AppError {

@@ -69,21 +69,38 @@ fn principal() -> Principal {
     Principal::processor(WEBHOOK_PRINCIPAL)
 }
 
-/// Everything recorded about apps: app id → (business, waba, callback url if subscribed).
-pub async fn apps(
-    app: &Sealpost,
-) -> Result<BTreeMap<String, (BusinessId, String, Region, Option<String>)>, AppError> {
-    let mut out = BTreeMap::new();
-    for e in app
-        .store()
-        .scan(|h| h.stream.kind == APP_STREAM_TYPE)
-        .await?
-    {
+/// Everything recorded about apps: app id → (business, waba, callback url if subscribed); the
+/// persisted `apps` projection, caught up with the log.
+pub async fn apps(app: &Sealpost) -> Result<BTreeMap<String, AppRow>, AppError> {
+    Ok(
+        sealpost_adapters::projection::Persisted::<Apps>::refresh(app.store())
+            .await?
+            .state
+            .0,
+    )
+}
+
+/// An app: its business, WABA id, region and callback URL once subscribed.
+pub type AppRow = (BusinessId, String, Region, Option<String>);
+
+/// Apps by id (business information, nothing personal).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Apps(pub BTreeMap<String, AppRow>);
+
+impl sealpost_adapters::projection::Fold for Apps {
+    const NAME: &'static str = "apps";
+    const VERSION: u64 = 1;
+
+    fn wants(header: &sealpost_adapters::store::RowHeader) -> bool {
+        header.stream.kind == APP_STREAM_TYPE
+    }
+
+    fn apply(&mut self, e: &OpenedEvent) -> Result<(), sealpost_adapters::store::StoreError> {
         let region: Region = e
             .header
             .region
             .parse()
-            .map_err(|_| AppError::Inconsistent("region"))?;
+            .map_err(|_| sealpost_adapters::store::StoreError::Corrupt("region"))?;
         match e.decode::<AppEvent>()? {
             AppEvent::AppRegistered {
                 app_id,
@@ -91,17 +108,17 @@ pub async fn apps(
                 waba_id,
                 ..
             } => {
-                out.insert(app_id, (business_id, waba_id, region, None));
+                self.0.insert(app_id, (business_id, waba_id, region, None));
             }
             AppEvent::WebhookSubscribed { callback_url, .. } => {
-                if let Some(a) = out.get_mut(&e.header.stream.id) {
+                if let Some(a) = self.0.get_mut(&e.header.stream.id) {
                     a.3 = Some(callback_url);
                 }
             }
             AppEvent::WebhookDeliveryExhausted { .. } => {}
         }
+        Ok(())
     }
-    Ok(out)
 }
 
 /// Records an app event.
@@ -134,12 +151,16 @@ struct Built {
     id: String,
     body: Vec<u8>,
     expires: Timestamp,
+    /// When the event it tells of was recorded: the 7-day retry window runs from here, so a
+    /// restart does not open a new one.
+    since: Timestamp,
 }
 
 /// Opens a sealed field of a message through the gate, as the webhook pipeline.
 async fn open(
     app: &Sealpost,
     hook: &Hook,
+    region: Region,
     object: &str,
     scope: FieldScope,
     field: &str,
@@ -156,7 +177,7 @@ async fn open(
                 &principal(),
                 Purpose::Delivery,
                 &hook.business,
-                hook.region,
+                region,
                 object,
                 field,
             )
@@ -171,6 +192,7 @@ async fn open(
 async fn contact(
     app: &Sealpost,
     hook: &Hook,
+    region: Region,
     subject: &SubjectId,
 ) -> Result<Option<(String, String)>, AppError> {
     let Opened::Plain(phone) = app
@@ -183,7 +205,7 @@ async fn contact(
     let user_id = app
         .store()
         .vault()
-        .user_id(hook.business.as_str(), hook.region, &e164, app.now())
+        .user_id(hook.business.as_str(), region, &e164, app.now())
         .await?;
     Ok(Some((phone, user_id)))
 }
@@ -216,6 +238,12 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
     };
     let id =
         MessageId::parse(&e.header.stream.id).map_err(|_| AppError::Inconsistent("message id"))?;
+    // A Local Storage number's messages are sealed under its elected region's keys.
+    let region: Region = e
+        .header
+        .region
+        .parse()
+        .map_err(|_| AppError::Inconsistent("event region"))?;
     let history = app
         .store()
         .read_stream(&StreamId::new("message", id.as_str()), 0)
@@ -253,6 +281,7 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
             let Opened::Plain(body) = open(
                 app,
                 hook,
+                region,
                 id.as_str(),
                 scope.clone(),
                 fields::CONTENT,
@@ -263,13 +292,22 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
                 return Ok(None);
             };
             let name = match &profile {
-                Some(p) => open(app, hook, id.as_str(), scope, fields::PROFILE_NAME, p)
-                    .await?
-                    .plain()
-                    .unwrap_or_default(),
+                Some(p) => open(
+                    app,
+                    hook,
+                    region,
+                    id.as_str(),
+                    scope,
+                    fields::PROFILE_NAME,
+                    p,
+                )
+                .await?
+                .plain()
+                .unwrap_or_default(),
                 None => String::new(),
             };
-            let Some((wa_id, user_id)) = contact(app, hook, &header.subject_id).await? else {
+            let Some((wa_id, user_id)) = contact(app, hook, region, &header.subject_id).await?
+            else {
                 return Ok(None);
             };
             let kind_name = serde_json::to_value(kind)
@@ -296,6 +334,7 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
                 id: notification_id,
                 body,
                 expires: expires_for(header.epoch),
+                since: Timestamp::from_millis(e.header.recorded_at),
             }))
         }
         Some(status) => {
@@ -311,7 +350,8 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
             else {
                 return Ok(None);
             };
-            let Some((wa_id, user_id)) = contact(app, hook, &header.subject_id).await? else {
+            let Some((wa_id, user_id)) = contact(app, hook, region, &header.subject_id).await?
+            else {
                 return Ok(None);
             };
             let category = match header.category {
@@ -333,8 +373,16 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
                     subject: header.subject_id.clone(),
                     message: id.clone(),
                 };
-                if let Opened::Plain(v) =
-                    open(app, hook, id.as_str(), scope, fields::CALLBACK_DATA, cb).await?
+                if let Opened::Plain(v) = open(
+                    app,
+                    hook,
+                    region,
+                    id.as_str(),
+                    scope,
+                    fields::CALLBACK_DATA,
+                    cb,
+                )
+                .await?
                 {
                     s["biz_opaque_callback_data"] = json!(v);
                 }
@@ -356,6 +404,7 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
                 id: notification_id,
                 body,
                 expires: expires_for(header.epoch),
+                since: Timestamp::from_millis(e.header.recorded_at),
             }))
         }
     }
@@ -370,7 +419,7 @@ async fn deliver(
     n: &Built,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<bool>, AppError> {
-    let first = app.now();
+    let first = n.since;
     let signature = format!(
         "sha256={}",
         crypto::hmac_hex(hook.secret.as_bytes(), &n.body)
@@ -438,6 +487,14 @@ pub fn checkpoint_name(app_id: &str) -> String {
     format!("webhook:{app_id}")
 }
 
+/// Waits a second before trying again; whether the worker was told to stop meanwhile.
+async fn pause(stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = stop.changed() => true,
+        () = tokio::time::sleep(Duration::from_secs(1)) => false,
+    }
+}
+
 /// Runs one app's webhook worker until `stop` turns true.
 pub async fn run(app: Sealpost, hook: Hook, mut stop: watch::Receiver<bool>) {
     let checkpoint = checkpoint_name(&hook.app_id);
@@ -475,33 +532,37 @@ pub async fn run(app: Sealpost, hook: Hook, mut stop: watch::Receiver<bool>) {
                     Ok(b) => break b,
                     Err(err) => {
                         tracing::error!(error = %err, "webhook notification could not be built; trying again");
-                        tokio::select! {
-                            _ = stop.changed() => return,
-                            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        if pause(&mut stop).await {
+                            return;
                         }
                     }
                 }
             };
-            let outcome = match built {
-                Some(n) => deliver(&app, &hook, &client, &n, &mut stop).await,
-                None => Ok(Some(true)),
-            };
-            match outcome {
-                Ok(Some(_)) => {
-                    if let Err(err) = app
-                        .store()
-                        .log()
-                        .save_checkpoint(&checkpoint, e.position)
-                        .await
-                    {
-                        tracing::error!(error = %err, "webhook checkpoint not saved");
-                        return;
+            // Delivered (or given up on and recorded) before the checkpoint moves; a store that
+            // is down delays the worker, it never ends it.
+            if let Some(n) = built {
+                loop {
+                    match deliver(&app, &hook, &client, &n, &mut stop).await {
+                        Ok(Some(_)) => break,
+                        // Stopped mid-delivery: the checkpoint stays before this event.
+                        Ok(None) => return,
+                        Err(err) => {
+                            tracing::error!(error = %err, "webhook outcome not recorded; trying again");
+                            if pause(&mut stop).await {
+                                return;
+                            }
+                        }
                     }
                 }
-                // Stopped mid-delivery: the checkpoint stays before this event, so it is re-sent.
-                Ok(None) => return,
-                Err(err) => {
-                    tracing::error!(error = %err, "webhook worker stopped");
+            }
+            while let Err(err) = app
+                .store()
+                .log()
+                .save_checkpoint(&checkpoint, e.position)
+                .await
+            {
+                tracing::error!(error = %err, "webhook checkpoint not saved; trying again");
+                if pause(&mut stop).await {
                     return;
                 }
             }

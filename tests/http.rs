@@ -258,7 +258,8 @@ impl Server {
     }
 
     async fn wait_inbox(&self, wa_id: &str, n: usize) -> Vec<Value> {
-        for _ in 0..200 {
+        // A liveness bound, not a speed target: the pipeline may have a backlog to work off.
+        for _ in 0..2_400 {
             let got = self.inbox(wa_id).await;
             if got.len() >= n {
                 return got;
@@ -286,6 +287,53 @@ type Part<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
 
 fn text(to: &str, body: &str) -> Value {
     json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "text", "text": {"preview_url": false, "body": body}})
+}
+
+/// CRC-32 (ISO-HDLC, as PNG chunks carry it).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// A valid 1x1 grayscale PNG carrying `text` in a `tEXt` chunk and, when there are any,
+/// `extra` bytes in a private ancillary chunk (which decoders skip).
+fn png(text: &str, extra: &[u8]) -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&u32::try_from(data.len()).expect("small").to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut out, b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 0, 0, 0, 0]);
+    chunk(
+        &mut out,
+        b"tEXt",
+        &[b"Comment\0".as_slice(), text.as_bytes()].concat(),
+    );
+    if !extra.is_empty() {
+        chunk(&mut out, b"seAl", extra);
+    }
+    // zlib of one scanline: filter byte 0, one black pixel.
+    chunk(
+        &mut out,
+        b"IDAT",
+        &[0x78, 0x9c, 0x63, 0x60, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01],
+    );
+    chunk(&mut out, b"IEND", &[]);
+    out
 }
 
 fn assert_error(got: &(u16, Value), status: u16, code: u64) {
@@ -374,11 +422,7 @@ async fn cloud_api_surface(s: Server) {
 
     // Media: upload (multipart), description, download through the short-lived URL.
     let token = s.s("access_token");
-    let picture: Vec<u8> = canary(2, "media")
-        .into_bytes()
-        .into_iter()
-        .chain(0..=255u8)
-        .collect();
+    let picture = png(&canary(2, "media"), &(0..=255u8).collect::<Vec<u8>>());
     let (st, up) = s
         .upload(
             &token,
@@ -1276,7 +1320,7 @@ fn a_business_token_never_reaches_another_business() {
                 )
                 .await;
             assert_eq!(st, 200);
-            let picture = canary(10 + i, "tenant media").into_bytes();
+            let picture = png(&canary(10 + i, "tenant media"), &[]);
             let upload = s
                 .upload_to(&f("phone_number_id"), &token, &[("messaging_product", None, b"whatsapp"), ("file", Some(("p.png", "image/png")), &picture)])
                 .await;
@@ -1734,4 +1778,302 @@ async fn an_erasure_mid_conversation_is_certified_and_the_next_message_is_a_new_
         403,
         200,
     );
+}
+
+/// What a fuzzing pass found (issue 10, item 8): every bad input gets the Graph error envelope
+/// with its Cloud API code, and a media object is deleted once however many clients race.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_the_graph_envelope_and_a_racing_delete_succeeds_once() {
+    bad_input(start()).await;
+}
+
+/// The same on Postgres (a schema of its own).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_on_postgres() {
+    let Some(pg) = sealpost_adapters::testkit::postgres_test_db("http bad input").await else {
+        return;
+    };
+    let url = format!("{}?options=-csearch_path%3D{}", pg.url, pg.schema);
+    bad_input(start_on(Some(url))).await;
+    pg.drop_schema().await;
+}
+
+/// An error envelope with what varies per answer (trace id, details) blanked out.
+fn envelope_shape(v: &Value) -> Value {
+    let mut v = v.clone();
+    v["error"]["fbtrace_id"] = json!("…");
+    v["error"]["error_data"]["details"] = json!("…");
+    v
+}
+
+impl Server {
+    /// A request with a raw (already percent-encoded) path: status, content type, JSON body.
+    async fn raw(&self, method: &str, path: &str) -> (u16, String, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let resp = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(self.s("access_token"))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .await
+            .expect("request");
+        let ctype = resp
+            .headers()
+            .get("content-type")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let (status, body) = answer(resp).await;
+        (status, ctype, body)
+    }
+}
+
+async fn bad_input(s: Server) {
+    let token = s.s("access_token");
+    let send = |extra: Value| {
+        let mut body = json!({"messaging_product": "whatsapp", "to": CONSUMER, "type": "text", "text": {"body": "x"}});
+        for (k, v) in extra.as_object().expect("object") {
+            if v.is_null() {
+                body.as_object_mut().expect("object").remove(k);
+            } else {
+                body[k] = v.clone();
+            }
+        }
+        s.send(body)
+    };
+    // The 131009 the server already gives for a bad number: the reference envelope.
+    let reference = s.send(text("12ab", "x")).await;
+    assert_error(&reference, 400, 131_009);
+    let keys: Vec<&String> = reference.1["error"]
+        .as_object()
+        .expect("error")
+        .keys()
+        .collect();
+    assert_eq!(
+        keys,
+        ["code", "error_data", "fbtrace_id", "message", "type"]
+    );
+    assert_eq!(
+        reference.1["error"]["message"],
+        "(#131009) Parameter value is not valid"
+    );
+
+    // 1. A media link that is not an http(s) URL is 131009, in exactly that envelope.
+    for link in [
+        "ftp://x/y.png",
+        "file:///etc/passwd",
+        "javascript:alert(1)",
+        "picture",
+        "https://",
+        "http:///no-host",
+        "data:image/png;base64,iVBORw0KGgo=",
+        " https://example.com/a.png",
+    ] {
+        for kind in ["image", "document", "sticker"] {
+            let got = send(json!({"type": kind, kind: {"link": link}})).await;
+            assert_error(&got, 400, 131_009);
+            assert_eq!(
+                envelope_shape(&got.1),
+                envelope_shape(&reference.1),
+                "{link}"
+            );
+            assert_eq!(
+                got.1["error"]["error_data"]["details"],
+                format!("The value of {kind}.link is not valid."),
+            );
+        }
+    }
+    // An http(s) link passes the check (and meets the closed service window: no conversation).
+    for link in ["https://example.com/a.png", "HTTP://example.com/a.png"] {
+        assert_error(
+            &send(json!({"type": "image", "image": {"link": link}})).await,
+            400,
+            131_047,
+        );
+    }
+
+    // 2. A parameter of the wrong JSON type is error 100 naming it; nothing is echoed.
+    let wrong_types = [
+        (
+            json!({"text": {"body": "x", "preview_url": "true"}}),
+            "text.preview_url",
+        ),
+        (json!({"context": {"message_id": 42}}), "context.message_id"),
+        (json!({"context": "wamid.x"}), "context"),
+        (json!({"text": {"body": 5}}), "text.body"),
+        (json!({"text": "hello"}), "text"),
+        (json!({"type": 7}), "type"),
+        (json!({"recipient_type": 1}), "recipient_type"),
+        (json!({"messaging_product": true}), "messaging_product"),
+        (
+            json!({"biz_opaque_callback_data": {"order": 42}}),
+            "biz_opaque_callback_data",
+        ),
+        (json!({"to": 4_915_112_345_678_u64}), "to"),
+        (json!({"to": null, "recipient": 5}), "recipient"),
+        (
+            json!({"type": "image", "image": {"link": "https://example.com/a.png", "caption": 3}}),
+            "image.caption",
+        ),
+        (
+            json!({"type": "document", "document": {"id": "1", "filename": ["a"]}}),
+            "document.filename",
+        ),
+        (json!({"type": "image", "image": {"id": 123}}), "image.id"),
+        (
+            json!({"type": "template", "template": {"name": "x", "language": "en_US"}}),
+            "template.language",
+        ),
+        (
+            json!({"type": "template", "template": {"name": "x", "language": {"code": "en_US"}, "components": {}}}),
+            "template.components",
+        ),
+        (
+            json!({"type": "interactive", "interactive": {"type": "button", "body": "Pick", "action": {}}}),
+            "interactive.body",
+        ),
+        (
+            json!({"type": "interactive", "interactive": {"type": "button", "action": []}}),
+            "interactive.action",
+        ),
+        (
+            json!({"type": "reaction", "reaction": {"message_id": "wamid.x", "emoji": 1}}),
+            "reaction.emoji",
+        ),
+    ];
+    for (extra, field) in wrong_types {
+        let got = send(extra.clone()).await;
+        assert_error(&got, 400, 100);
+        let details = got.1["error"]["error_data"]["details"]
+            .as_str()
+            .expect("details");
+        assert!(
+            details.starts_with(&format!("The parameter {field} must be ")),
+            "{extra} -> {details}"
+        );
+        assert!(!details.contains("4915112"), "no number in an error");
+    }
+    // Mark-read reads its parameters the same way.
+    let read = s
+        .send(json!({"messaging_product": "whatsapp", "status": "read", "message_id": 42}))
+        .await;
+    assert_error(&read, 400, 100);
+    assert_eq!(
+        read.1["error"]["error_data"]["details"],
+        "The parameter message_id must be a string."
+    );
+
+    // 3. A path segment that is not UTF-8 is a bad parameter in the envelope, on every route.
+    let phone = s.s("phone_number_id");
+    for (method, path) in [
+        ("GET", "/v21.0/%FF%FE".to_owned()),
+        ("DELETE", "/v21.0/%FF%FE".to_owned()),
+        ("POST", "/v21.0/%C3%28/messages".to_owned()),
+        ("POST", "/%C3%28/messages".to_owned()),
+        ("POST", "/v21.0/%FF/media".to_owned()),
+        ("GET", "/v21.0/%FF/settings".to_owned()),
+        ("POST", "/v21.0/%FF/register".to_owned()),
+        ("GET", "/v21.0/%FF/message_templates".to_owned()),
+        ("POST", "/v21.0/%FF/subscriptions".to_owned()),
+        ("POST", format!("/%FF/{phone}/messages")),
+        ("GET", "/sealpost/v1/media/%FF".to_owned()),
+        ("DELETE", "/sealpost/v1/tokens/%FF".to_owned()),
+        ("GET", "/sealpost/v1/messages/%FF".to_owned()),
+        ("GET", "/sealpost/v1/audit/proofs/%FF".to_owned()),
+        ("GET", "/sim/v1/devices/%FF/inbox".to_owned()),
+        ("POST", "/sim/v1/devices/%C3%28/messages".to_owned()),
+    ] {
+        let (status, ctype, body) = s.raw(method, &path).await;
+        assert_eq!(
+            (status, ctype.as_str()),
+            (400, "application/json"),
+            "{method} {path}: {body}"
+        );
+        assert_error(&(status, body), 400, 100);
+    }
+
+    // 4. Uploaded bytes must be what their declared type says (131053, Media upload error).
+    let exe: Vec<u8> = [
+        b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00".as_slice(),
+        &[0u8; 48],
+        b"PE\x00\x00".as_slice(),
+    ]
+    .concat();
+    let pdf = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n".to_vec();
+    let zip = [b"PK\x03\x04\x14\x00\x00\x00\x08\x00".as_slice(), &[0u8; 40]].concat();
+    let upload = |mime: &'static str, bytes: Vec<u8>| {
+        let token = token.clone();
+        let s = &s;
+        async move {
+            s.upload(
+                &token,
+                &[
+                    ("messaging_product", None, b"whatsapp"),
+                    ("file", Some(("f", mime)), &bytes),
+                ],
+            )
+            .await
+        }
+    };
+    for (mime, bytes) in [
+        ("image/png", exe.clone()),
+        ("image/png", pdf.clone()),
+        ("image/jpeg", png("a picture", &[])),
+        ("video/mp4", exe.clone()),
+        ("application/pdf", exe.clone()),
+        ("text/plain", exe.clone()),
+        ("text/csv", zip.clone()),
+    ] {
+        let got = upload(mime, bytes).await;
+        assert_error(&got, 400, 131_053);
+        assert_eq!(got.1["error"]["message"], "(#131053) Media upload error");
+    }
+    // The `type` field declares it too.
+    assert_error(
+        &s.upload(
+            &token,
+            &[
+                ("messaging_product", None, b"whatsapp"),
+                ("type", None, b"image/png"),
+                ("file", Some(("f", "application/octet-stream")), &exe),
+            ],
+        )
+        .await,
+        400,
+        131_053,
+    );
+    for (mime, bytes) in [
+        ("image/png", png("a picture", &[])),
+        ("application/pdf", pdf.clone()),
+        ("text/csv", b"MZ Holdings,42\nBC Hydro,7\n".to_vec()),
+        ("text/plain", "Grüße\n".as_bytes().to_vec()),
+    ] {
+        let (st, v) = upload(mime, bytes).await;
+        assert_eq!(st, 200, "{mime}: {v}");
+    }
+
+    // 5. Racing deletes of one object: exactly one succeeds, the others answer as for an
+    // unknown id. Several rounds, so that the race really happens.
+    let unknown = s.delete("/v21.0/999999999999999", &token).await;
+    assert_error(&unknown, 403, 200);
+    for round in 0..3 {
+        let (st, up) = upload("image/png", png(&format!("round {round}"), &[])).await;
+        assert_eq!(st, 200, "{up}");
+        let path = format!("/v21.0/{}", up["id"].as_str().expect("media id"));
+        let answers = futures::future::join_all((0..8).map(|_| s.delete(&path, &token))).await;
+        let successes = answers
+            .iter()
+            .filter(|a| **a == (200, json!({"success": true})))
+            .count();
+        assert_eq!(successes, 1, "round {round}: {answers:?}");
+        for a in answers.iter().filter(|a| a.0 != 200) {
+            assert_error(a, 403, 200);
+            assert_eq!(envelope_shape(&a.1), envelope_shape(&unknown.1));
+            assert_eq!(
+                a.1["error"]["error_data"]["details"],
+                unknown.1["error"]["error_data"]["details"]
+            );
+        }
+    }
 }

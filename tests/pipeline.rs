@@ -775,6 +775,9 @@ impl sealpost_adapters::transport::Transport for Flaky {
     ) -> Result<Vec<sealpost_adapters::transport::Envelope>, TransportError> {
         self.inner.take_inbox(h, m).await
     }
+    async fn ack(&self, h: &str, ids: &[String]) -> Result<(), TransportError> {
+        self.inner.ack(h, ids).await
+    }
 }
 
 use sealpost_adapters::transport::TransportError;

@@ -19,9 +19,17 @@ pub enum ExecError {
     /// The domain refused it: return the Cloud API code of the [`DomainError`] to the client.
     #[error(transparent)]
     Domain(#[from] DomainError),
-    /// Storage failed, or the command kept losing races: retry later (HTTP 503).
+    /// Storage failed, or the command kept losing races: retry later (HTTP 503) when
+    /// [`LedgerError::is_unavailable`], else alert (HTTP 500).
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+}
+
+impl ExecError {
+    /// Whether the failure is transient: the database is down or busy.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, ExecError::Ledger(e) if e.is_unavailable())
+    }
 }
 
 /// The metadata of a command: where its events belong and who caused them.
@@ -162,7 +170,8 @@ impl Executor {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(LedgerError::Store(StoreError::Database(
+        // Contention, not a fault: the client may retry (503).
+        Err(LedgerError::Store(StoreError::Unavailable(
             "command kept losing races on its stream".into(),
         ))
         .into())

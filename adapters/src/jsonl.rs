@@ -17,13 +17,13 @@ pub fn read_lines(path: &Path) -> std::io::Result<Vec<String>> {
     }
 }
 
-/// Appends one line (a newline is added) and syncs it to disk, creating the file and its
-/// directory if needed.
+/// Appends one line (a newline is added) and syncs it to disk, creating the file (0600) and
+/// its directory (0700) if needed.
 pub fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::files::create_private_dir_all(dir)?;
     }
-    let mut f = std::fs::OpenOptions::new()
+    let mut f = crate::files::private_open_options()
         .create(true)
         .append(true)
         .open(path)?;

@@ -45,7 +45,7 @@ pub enum LedgerError {
     /// See [`VaultError`].
     #[error(transparent)]
     Vault(#[from] VaultError),
-    /// The store is shutting down: retry on another instance.
+    /// The store is shutting down: retry on another instance (HTTP 503, code 131016).
     #[error("event store is shut down")]
     ShutDown,
 }
@@ -54,6 +54,16 @@ impl LedgerError {
     /// Whether this is an optimistic-concurrency conflict.
     pub fn is_conflict(&self) -> bool {
         matches!(self, LedgerError::Store(StoreError::Conflict(_)))
+    }
+
+    /// Whether the failure is transient (database down, unreachable or busy; the store
+    /// shutting down): answer 503 and retry later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            LedgerError::Store(e) => e.is_unavailable(),
+            LedgerError::Vault(e) => e.is_unavailable(),
+            LedgerError::ShutDown => true,
+        }
     }
 }
 
@@ -274,7 +284,7 @@ impl EventStore {
                 other => return other,
             }
         }
-        Err(StoreError::Database("stream kept conflicting".into()).into())
+        Err(StoreError::Unavailable("stream kept conflicting".into()).into())
     }
 
     /// Every event whose row header passes `keep`, from the start of the log, in order.
@@ -494,6 +504,12 @@ impl Subscription {
         Ok(batch)
     }
 
+    /// Moves back (or forward) to just after `position`: a consumer that could not finish an
+    /// event it was handed resumes there instead of skipping the rest of its batch.
+    pub fn seek(&mut self, position: u64) {
+        self.position = position;
+    }
+
     /// Saves the current position as the durable checkpoint `name`.
     pub async fn commit(&self, name: &str) -> Result<(), LedgerError> {
         self.store.log.save_checkpoint(name, self.position).await?;
@@ -555,6 +571,12 @@ async fn commit_group(log: &dyn EventLog, jobs: Vec<Job>, head: &watch::Sender<u
             .map(|_| Err(StoreError::Database("transaction rolled back".into())))
             .collect(),
         Err(e) if commands.len() == 1 => vec![Err(e)],
+        // The database is down or busy: every command would fail alone too (after its own
+        // acquire timeout), so fail them all at once.
+        Err(StoreError::Unavailable(why)) => commands
+            .iter()
+            .map(|_| Err(StoreError::Unavailable(why.clone())))
+            .collect(),
         Err(_) => {
             // One bad command must not fail its neighbours: retry each on its own.
             let mut out = Vec::with_capacity(commands.len());

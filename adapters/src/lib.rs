@@ -1,8 +1,10 @@
 pub mod clock;
 pub mod crypto;
 pub mod exec;
+pub mod files;
 pub mod jsonl;
 pub mod ledger;
+pub mod projection;
 pub mod repository;
 pub mod scan;
 pub mod signal;

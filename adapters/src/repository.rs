@@ -29,9 +29,8 @@ impl SealedRepository {
 fn to_persistence(e: LedgerError) -> PersistenceError {
     match e {
         LedgerError::Store(StoreError::Conflict(_)) => PersistenceError::OptimisticLockError,
-        LedgerError::Store(StoreError::Database(_)) | LedgerError::ShutDown => {
-            PersistenceError::ConnectionError(Box::new(e))
-        }
+        LedgerError::Store(StoreError::Unavailable(_) | StoreError::Database(_))
+        | LedgerError::ShutDown => PersistenceError::ConnectionError(Box::new(e)),
         LedgerError::Store(StoreError::Corrupt(_)) => {
             PersistenceError::DeserializationError(Box::new(e))
         }

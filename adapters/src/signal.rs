@@ -166,7 +166,7 @@ impl Account {
 }
 
 /// A serialized session record with one peer. Secret: callers seal it under the subject key.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session(pub Vec<u8>);
 
 impl fmt::Debug for Session {

@@ -34,7 +34,8 @@ pub enum VaultError {
     /// A key needed to write does not exist (a subject that was never created): a caller bug.
     #[error("key does not exist")]
     KeyMissing,
-    /// The key store failed: retry later.
+    /// The key store failed: retry later if [`StoreError::is_unavailable`] (HTTP 503), else
+    /// alert (HTTP 500).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// A wrapped key or a sealed value would not open: corruption, tampering or the wrong root
@@ -44,6 +45,13 @@ pub enum VaultError {
     /// No root key could be loaded or created for a region: fix the configuration.
     #[error("root key unavailable for region {0}: {1}")]
     RootKey(Region, String),
+}
+
+impl VaultError {
+    /// Whether the failure is transient (the key store is down, unreachable or busy).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, VaultError::Store(e) if e.is_unavailable())
+    }
 }
 
 /// Where region root keys come from.
@@ -125,20 +133,17 @@ impl RootKeys {
     }
 }
 
-/// Creates a file readable and writable by its owner only (0600), failing if it exists.
+/// Creates a file readable and writable by its owner only (0600), failing if it exists; a
+/// missing directory is created 0700.
 pub fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::files::create_private_dir_all(parent)?;
     }
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
+    let mut f = crate::files::private_open_options()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
     f.write_all(contents)?;
     f.sync_all()
 }

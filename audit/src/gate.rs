@@ -32,9 +32,22 @@ pub enum GateError {
     /// The decision could not be recorded, so the read did not happen. Retry later (HTTP 503).
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    /// The field could not be opened: corruption or tampering. Alert (HTTP 500).
+    /// The field could not be opened: corruption or tampering. Alert (HTTP 500). Unless the
+    /// key store was unavailable ([`VaultError::is_unavailable`]): retry later (HTTP 503).
     #[error(transparent)]
     Vault(#[from] VaultError),
+}
+
+impl GateError {
+    /// Whether the failure is transient (the database is down or busy): answer 503, code
+    /// 131016, and let the client retry. A denial never is.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            GateError::Denied(_) => false,
+            GateError::Ledger(e) => e.is_unavailable(),
+            GateError::Vault(e) => e.is_unavailable(),
+        }
+    }
 }
 
 /// One read to decide.
@@ -191,16 +204,22 @@ impl AccessGate {
                 c.1 += 1;
             }
             // Minutes that are over are written out now.
-            let rest = counters.split_off(&CounterKey {
-                minute,
-                principal: String::new(),
-                category: Category::MessageContent,
-                purpose: Purpose::Delivery,
-                owner: None,
-                region: Region::Na,
-            });
-            std::mem::replace(&mut *counters, rest)
+            take_before(&mut counters, minute)
         };
+        self.write_counts(due).await
+    }
+
+    /// Writes the counters of every minute that is over by `now`: called at least once a
+    /// minute, so no count waits in memory past its minute for the next decision to come.
+    pub async fn flush_due(&self, now: Timestamp) -> Result<(), GateError> {
+        let minute = now.millis().div_euclid(MINUTE_MS) * MINUTE_MS;
+        let due = take_before(
+            &mut self
+                .counters
+                .lock()
+                .expect("counter lock is never poisoned"),
+            minute,
+        );
         self.write_counts(due).await
     }
 
@@ -247,4 +266,20 @@ impl AccessGate {
         }
         Ok(())
     }
+}
+
+/// Takes the counters of minutes before `minute` out of `counters`.
+fn take_before(
+    counters: &mut BTreeMap<CounterKey, (u64, u64)>,
+    minute: i64,
+) -> BTreeMap<CounterKey, (u64, u64)> {
+    let rest = counters.split_off(&CounterKey {
+        minute,
+        principal: String::new(),
+        category: Category::MessageContent,
+        purpose: Purpose::Delivery,
+        owner: None,
+        region: Region::Na,
+    });
+    std::mem::replace(counters, rest)
 }

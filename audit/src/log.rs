@@ -35,7 +35,8 @@ const BATCH: u32 = 2_000;
 /// Why an audit-log operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    /// The database failed: retry later (HTTP 503).
+    /// The database failed: retry later (HTTP 503) when [`StoreError::is_unavailable`], else
+    /// alert (HTTP 500).
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The signing key could not be loaded (HTTP 500; check the root key).
@@ -55,6 +56,17 @@ pub enum AuditError {
     /// The witness file could not be read or written.
     #[error("witness file: {0}")]
     Witness(String),
+}
+
+impl AuditError {
+    /// Whether the failure is transient (the database is down or busy): retry later.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            AuditError::Store(e) => e.is_unavailable(),
+            AuditError::Vault(e) => e.is_unavailable(),
+            AuditError::Gap(_) | AuditError::OutOfRange { .. } | AuditError::Witness(_) => false,
+        }
+    }
 }
 
 /// The bytes a row's leaf commits to: every header field, length-prefixed, then the SHA-256 of

@@ -80,3 +80,77 @@ crate::shim::domain_event!(IntegrityEvent {
     QualityRatingChanged => "1",
     MessagingTierLowered => "1",
 });
+
+/// Sealpost's view of one business number's integrity signals, folded from the number's
+/// integrity stream (so it is the same after a restart, and on any node).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntegrityView {
+    /// The quality rating the transport last reported.
+    pub rating: QualityRating,
+    /// The tier the transport lowered the number to, if it did.
+    pub lowered_tier: Option<MessagingLimitTier>,
+    /// Whether sends outside a service window are refused (131048).
+    pub throttled: bool,
+}
+
+impl Default for IntegrityView {
+    fn default() -> Self {
+        Self {
+            rating: QualityRating::Green,
+            lowered_tier: None,
+            throttled: false,
+        }
+    }
+}
+
+impl IntegrityView {
+    /// Folds one event.
+    pub fn apply(&mut self, event: &IntegrityEvent) {
+        match event {
+            IntegrityEvent::QualityRatingChanged { to, .. } => self.rating = *to,
+            IntegrityEvent::MessagingTierLowered { to, .. } => self.lowered_tier = Some(*to),
+            IntegrityEvent::ThrottleApplied { .. } => self.throttled = true,
+            IntegrityEvent::ThrottleLifted { .. } => self.throttled = false,
+            IntegrityEvent::MessagingLimitReached { .. }
+            | IntegrityEvent::SpamReported { .. }
+            | IntegrityEvent::BusinessBlocked { .. } => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_view_follows_the_last_rating_tier_and_throttle() {
+        let at = Timestamp::from_millis(1);
+        let mut v = IntegrityView::default();
+        for e in [
+            IntegrityEvent::SpamReported { at },
+            IntegrityEvent::QualityRatingChanged {
+                from: QualityRating::Green,
+                to: QualityRating::Red,
+                at,
+            },
+            IntegrityEvent::MessagingTierLowered {
+                to: MessagingLimitTier::Tier2K,
+                at,
+            },
+            IntegrityEvent::ThrottleApplied { at },
+        ] {
+            v.apply(&e);
+        }
+        assert_eq!(v.rating, QualityRating::Red);
+        assert_eq!(v.lowered_tier, Some(MessagingLimitTier::Tier2K));
+        assert!(v.throttled);
+        v.apply(&IntegrityEvent::ThrottleLifted { at });
+        v.apply(&IntegrityEvent::QualityRatingChanged {
+            from: QualityRating::Red,
+            to: QualityRating::Yellow,
+            at,
+        });
+        assert!(!v.throttled);
+        assert_eq!(v.rating, QualityRating::Yellow);
+    }
+}

@@ -3,8 +3,10 @@
 //! name) are sealed under the media key (HKDF of the retention-epoch key and the object's own
 //! key): retention shreds them with the epoch, deleting the object shreds them at once.
 
+use crate::error::DomainError;
 use crate::ids::{BusinessId, MediaId, PhoneNumberId, SubjectId};
 use crate::sealed::Sealed;
+use crate::shim::{cqrs_aggregate, Decider};
 use crate::time::{EpochId, Timestamp, DAY_MS};
 use serde::{Deserialize, Serialize};
 
@@ -67,8 +69,11 @@ crate::shim::domain_event!(MediaEvent {
     MediaDeleted => "1",
 });
 
-/// A media object folded from its events.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A media object folded from its events. Storing one happens outside [`Decider::decide`]
+/// (its fields are sealed first, under a fresh id); deleting goes through `decide`, so the
+/// executor appends the deletion at the version it was decided on and a second, concurrent
+/// delete is re-decided against the deleted object and refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaObject {
     /// The stored object, if any.
     pub stored: Option<MediaEvent>,
@@ -95,6 +100,38 @@ impl MediaObject {
         }
     }
 }
+
+/// What a media object can be asked to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MediaCommand {
+    /// Delete it (its key is destroyed after the event is recorded). `NotFound` unless the
+    /// object is stored, not deleted and not expired.
+    Delete,
+}
+
+impl Decider for MediaObject {
+    type Command = MediaCommand;
+    type Event = MediaEvent;
+
+    fn decide(
+        &self,
+        command: MediaCommand,
+        now: Timestamp,
+    ) -> Result<Vec<MediaEvent>, DomainError> {
+        match command {
+            MediaCommand::Delete if self.available(now) => {
+                Ok(vec![MediaEvent::MediaDeleted { at: now }])
+            }
+            MediaCommand::Delete => Err(DomainError::NotFound),
+        }
+    }
+
+    fn apply(&mut self, event: MediaEvent) {
+        MediaObject::apply(self, event);
+    }
+}
+
+cqrs_aggregate!(MediaObject, "media");
 
 #[cfg(test)]
 mod tests {
@@ -126,5 +163,36 @@ mod tests {
             at: Timestamp::from_millis(10),
         });
         assert!(!m.available(Timestamp::from_millis(10)), "deleted");
+    }
+
+    #[test]
+    fn a_media_object_is_deleted_once() {
+        let now = Timestamp::from_millis(10);
+        let stored_object = MediaObject::replay([stored(1_000)]);
+        assert_eq!(
+            stored_object.decide(MediaCommand::Delete, now),
+            Ok(vec![MediaEvent::MediaDeleted { at: now }])
+        );
+        let deleted = MediaObject::replay([stored(1_000), MediaEvent::MediaDeleted { at: now }]);
+        assert_eq!(
+            deleted.decide(MediaCommand::Delete, now),
+            Err(DomainError::NotFound),
+            "a second delete is refused"
+        );
+        assert_eq!(
+            MediaObject::default().decide(MediaCommand::Delete, now),
+            Err(DomainError::NotFound),
+            "nothing stored"
+        );
+        assert_eq!(
+            stored_object.decide(MediaCommand::Delete, Timestamp::from_millis(1_000)),
+            Err(DomainError::NotFound),
+            "expired"
+        );
+    }
+
+    #[test]
+    fn the_aggregate_type_is_the_media_stream_type() {
+        assert_eq!(<MediaObject as cqrs_es::Aggregate>::TYPE, MEDIA_STREAM_TYPE);
     }
 }

@@ -126,7 +126,7 @@ pub struct BillingRow {
     pub free: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct MessageFact {
     business: BusinessId,
     subject: SubjectId,
@@ -134,7 +134,7 @@ struct MessageFact {
     shredded_at: Option<i64>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct MessageMeta {
     fact: usize,
     phone: String,
@@ -142,16 +142,16 @@ struct MessageMeta {
     category: Option<PricingCategory>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 struct StatKey {
     business: String,
     phone: String,
     day: String,
     kind: MessageKind,
-    metric: &'static str,
+    metric: String,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Group {
     count: u64,
     subjects: HashSet<SubjectId>,
@@ -170,7 +170,7 @@ struct NewMessage {
 
 /// Per UTC day. The fold keeps only the key destructions here; the report counts messages
 /// created and shredded per day from the message facts.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct DayFacts {
     created: u64,
     shredded: u64,
@@ -179,7 +179,7 @@ struct DayFacts {
     erasures: u64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Erasure {
     business: BusinessId,
     region: Region,
@@ -187,20 +187,51 @@ struct Erasure {
     requested_at: i64,
 }
 
-/// The fold.
-#[derive(Debug, Default)]
+/// The fold. Serializable, so that it is persisted with its position (maps with composite
+/// keys as lists of pairs) and a start folds only what came after.
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct EvidenceView {
     position: u64,
     access: Vec<AccessEntry>,
+    #[serde(with = "pairs")]
     stats: BTreeMap<StatKey, Group>,
+    #[serde(with = "pairs")]
     billing: BTreeMap<(String, String, PricingCategory), (u64, u64)>,
     facts: Vec<MessageFact>,
     messages: HashMap<String, MessageMeta>,
+    #[serde(with = "pairs")]
     by_epoch: HashMap<(String, String, i64), Vec<usize>>,
+    #[serde(with = "pairs")]
     by_subject: HashMap<SubjectId, Vec<usize>>,
+    #[serde(with = "pairs")]
     subjects: HashMap<SubjectId, (BusinessId, Region)>,
     days: BTreeMap<String, DayFacts>,
     erasures: Vec<Erasure>,
+}
+
+/// A map as a list of `(key, value)` pairs, for keys JSON cannot take as object keys.
+mod pairs {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<'a, M, K, V, S>(map: &'a M, s: S) -> Result<S::Ok, S::Error>
+    where
+        &'a M: IntoIterator<Item = (&'a K, &'a V)>,
+        K: Serialize + 'a,
+        V: Serialize + 'a,
+        S: Serializer,
+    {
+        s.collect_seq(map)
+    }
+
+    pub fn deserialize<'de, M, K, V, D>(d: D) -> Result<M, D::Error>
+    where
+        M: FromIterator<(K, V)>,
+        K: Deserialize<'de>,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
+    }
 }
 
 fn day(ms: i64) -> String {
@@ -428,7 +459,7 @@ impl EvidenceView {
             phone: meta.phone.clone(),
             day: day(at),
             kind: meta.kind,
-            metric,
+            metric: metric.to_owned(),
         };
         let group = self.stats.entry(key).or_default();
         group.count += 1;
@@ -542,7 +573,7 @@ impl EvidenceView {
                 phone_number_id: k.phone.clone(),
                 day: k.day.clone(),
                 kind: k.kind,
-                metric: k.metric.to_owned(),
+                metric: k.metric.clone(),
                 count: (g.subjects.len() as u64 >= u64::from(min_group)).then_some(g.count),
             })
             .collect()
@@ -705,6 +736,41 @@ mod tests {
             object: None,
             count: 1,
         }
+    }
+
+    #[test]
+    fn the_view_survives_its_persisted_form() {
+        let mut view = EvidenceView::new();
+        view.position = 42;
+        view.access = vec![entry(3, "allowed"), entry(5, "denied")];
+        let subject = SubjectId::from_random([7; 16]);
+        view.stats.insert(
+            StatKey {
+                business: "b1".into(),
+                phone: "p1".into(),
+                day: "2026-12-01".into(),
+                kind: MessageKind::Text,
+                metric: "sent".into(),
+            },
+            Group {
+                count: 7,
+                subjects: [subject.clone()].into_iter().collect(),
+            },
+        );
+        view.billing.insert(
+            ("b1".into(), "2026-12".into(), PricingCategory::Service),
+            (0, 7),
+        );
+        view.by_epoch
+            .insert(("b1".into(), "EU".into(), 3), vec![0, 1]);
+        view.subjects
+            .insert(subject, (BusinessId::from_random(1), Region::Eu));
+        let json = serde_json::to_value(&view).expect("serializes");
+        let back: EvidenceView = serde_json::from_value(json.clone()).expect("deserializes");
+        assert_eq!(back.position(), 42);
+        assert_eq!(serde_json::to_value(&back).expect("again"), json);
+        assert_eq!(back.statistics(None, 1), view.statistics(None, 1));
+        assert_eq!(back.billing(None), view.billing(None));
     }
 
     #[test]

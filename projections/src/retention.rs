@@ -36,6 +36,17 @@ pub enum RetentionError {
     Vault(#[from] VaultError),
 }
 
+impl RetentionError {
+    /// Whether the failure is transient (the database is down or busy): the next pass resumes.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            RetentionError::Exec(e) => e.is_unavailable(),
+            RetentionError::Ledger(e) => e.is_unavailable(),
+            RetentionError::Vault(e) => e.is_unavailable(),
+        }
+    }
+}
+
 /// What one run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RetentionReport {

@@ -3,10 +3,11 @@
 //! business's read of one of its own messages. Every read goes through the access gate, so a
 //! principal the matrix refuses gets the same 403 as everywhere and the refusal is recorded.
 
+use super::extract::{Path, Query};
 use super::{authenticate, read_json, reply, ApiError, Shared};
 use crate::evidence::{ErasureOutcome, ErasureTarget, TargetError};
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use sealpost_domain::{BusinessId, MessageId, Opened, Purpose};
@@ -130,7 +131,13 @@ pub(super) async fn proof(
             authenticate(&s, &headers)?;
             let audit = s.app.audit().await?;
             let latest = s.app.checkpoint().await?;
-            let out_of_range = |_| ApiError::invalid("The position or size is not in the log.");
+            let out_of_range = |e: sealpost_audit::log::AuditError| {
+                if e.is_unavailable() {
+                    ApiError::from(crate::app::AppError::from(e))
+                } else {
+                    ApiError::invalid("The position or size is not in the log.")
+                }
+            };
             match kind.as_str() {
                 "inclusion" => {
                     let position: u64 =

@@ -4,13 +4,14 @@
 //! An id that is unknown, expired, deleted or another business's gets one and the same answer,
 //! so a token never learns whether someone else's media exists.
 
+use super::extract::Path;
 use super::{authenticate, check_version, owned_number, reply, require_scope, ApiError, Shared};
 use crate::app::AppError;
 use crate::identity::Grant;
-use crate::media::{acceptable_mime, MediaMeta, MAX_MEDIA_BYTES};
+use crate::media::{acceptable_mime, content_matches, MediaMeta, MAX_MEDIA_BYTES};
 use axum::body::Body;
 use axum::extract::multipart::{Multipart, MultipartRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
@@ -100,6 +101,13 @@ pub(super) async fn upload(
                 .ok_or_else(|| ApiError::missing("type"))?;
             if !acceptable_mime(&mime) {
                 return Err(ApiError::not_valid("type"));
+            }
+            if !content_matches(&mime, &bytes) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    131_053,
+                    "The file's contents do not match its declared MIME type.",
+                ));
             }
             let media = s
                 .app

@@ -3,9 +3,10 @@
 //! revokes any of its own with immediate effect. Another business's token id answers exactly as
 //! an unknown one.
 
+use super::extract::Path;
 use super::{authenticate, reply, require_scope, ApiError, Shared};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use sealpost_domain::identity::{SCOPE_MANAGEMENT, SCOPE_MESSAGING};

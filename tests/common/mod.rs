@@ -1,6 +1,9 @@
 //! A Sealpost over a real store with a simulated clock, for the end-to-end tests.
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod server;
+
 use sealpost::app::Sealpost;
 use sealpost_adapters::clock::SimClock;
 use sealpost_adapters::crypto::SecretKey;

@@ -17,22 +17,102 @@ use std::time::Duration;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-/// Connects a pool, optionally confined to one schema (tests use a schema each).
+/// How long to wait for the database, at start and for a pooled connection, unless configured
+/// (`connect_timeout_seconds`, `--connect-timeout`, `SEALPOST_CONNECT_TIMEOUT`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects a pool, optionally confined to one schema (tests use a schema each), waiting at
+/// most [`DEFAULT_CONNECT_TIMEOUT`] for the database.
 pub async fn connect(
     url: &str,
     schema: Option<&str>,
     max_connections: u32,
 ) -> Result<PgPool, StoreError> {
-    let mut options = PgConnectOptions::from_str(url)?;
+    connect_within(url, schema, max_connections, DEFAULT_CONNECT_TIMEOUT).await
+}
+
+/// Where a connection goes, for messages: `host:port` or the socket directory. Never the user,
+/// password or database.
+pub fn target(options: &PgConnectOptions) -> String {
+    match options.get_socket() {
+        Some(dir) => format!("{} (port {})", dir.display(), options.get_port()),
+        None => format!("{}:{}", options.get_host(), options.get_port()),
+    }
+}
+
+/// Connects a pool, waiting at most `timeout` for the first connection (a database that is
+/// starting up is waited for; one that refuses the login fails at once). The error names the
+/// host and port tried, never the URL's user information.
+///
+/// The same `timeout` bounds every later wait for a pooled connection, so while the database
+/// is down a request fails within it ([`StoreError::Unavailable`], HTTP 503) instead of
+/// hanging. Each connection is checked before use (`test_before_acquire`): one the server
+/// dropped (a restart) is discarded and a new one opened, so the pool recovers by itself once
+/// the database is back.
+pub async fn connect_within(
+    url: &str,
+    schema: Option<&str>,
+    max_connections: u32,
+    timeout: Duration,
+) -> Result<PgPool, StoreError> {
+    // sqlx's parse errors may quote the URL: say only that it is not valid.
+    let mut options = PgConnectOptions::from_str(url)
+        .map_err(|_| StoreError::Invalid("the database URL is not a valid postgres:// URL"))?;
     if let Some(schema) = schema {
         options = options.options([("search_path", schema)]);
     }
+    first_connection(&options, timeout).await?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options)
-        .await?;
+        .acquire_timeout(timeout)
+        .test_before_acquire(true)
+        .connect_lazy_with(options);
     Ok(pool)
+}
+
+/// Opens and closes one connection, retrying with backoff while the failure is transient,
+/// until `timeout` has passed.
+async fn first_connection(options: &PgConnectOptions, timeout: Duration) -> Result<(), StoreError> {
+    use sqlx::Connection as _;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let secs = timeout.as_secs_f64();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let attempt = tokio::time::timeout(left, sqlx::PgConnection::connect_with(options)).await;
+        let error = match attempt {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                return Ok(());
+            }
+            Err(_) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot connect to Postgres at {}: no answer within {secs} s",
+                    target(options)
+                )))
+            }
+            Ok(Err(e)) => StoreError::from(e),
+        };
+        let now = tokio::time::Instant::now();
+        match error {
+            StoreError::Unavailable(_) if now + backoff < deadline => {
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+            StoreError::Unavailable(why) => {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot connect to Postgres at {} within {secs} s: {why}",
+                    target(options)
+                )))
+            }
+            other => {
+                return Err(StoreError::Database(format!(
+                    "Postgres at {} refused the connection: {other}",
+                    target(options)
+                )))
+            }
+        }
+    }
 }
 
 /// Runs the embedded migrations.

@@ -23,6 +23,9 @@ pub const EVENTS_FILE: &str = "events.db";
 pub const KEYS_FILE: &str = "keys.db";
 
 async fn open_pools(path: &Path, readers: u32) -> Result<(SqlitePool, SqlitePool), StoreError> {
+    // Created 0600 before SQLite opens it; SQLite gives the -wal and -shm files the same mode.
+    crate::files::ensure_private_file(path)
+        .map_err(|e| StoreError::Database(format!("database file: {}", e.kind())))?;
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
@@ -176,7 +179,7 @@ impl SqliteKeyStore {
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        Err(StoreError::Database("WAL checkpoint stayed busy".into()))
+        Err(StoreError::Unavailable("WAL checkpoint stayed busy".into()))
     }
 
     /// Closes both pools.

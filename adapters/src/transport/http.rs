@@ -51,6 +51,12 @@ struct InboxRequest {
 }
 
 #[derive(Serialize, Deserialize)]
+struct Ack {
+    handle: String,
+    ids: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize)]
 struct Business {
     handle: String,
     tier: MessagingLimitTier,
@@ -153,6 +159,14 @@ pub fn router(net: SimNetwork) -> Router {
                         .map(Json)
                         .map_err(status);
                     r
+                },
+            ),
+        )
+        .route(
+            "/v1/ack",
+            post(
+                |State(n): State<SimNetwork>, Json(a): Json<Ack>| async move {
+                    n.ack(&a.handle, &a.ids).await.map(Json).map_err(status)
                 },
             ),
         )
@@ -313,6 +327,17 @@ impl Transport for HttpTransport {
             &InboxRequest {
                 handle: handle.to_owned(),
                 max,
+            },
+        )
+        .await
+    }
+
+    async fn ack(&self, handle: &str, ids: &[String]) -> Result<(), TransportError> {
+        self.call(
+            "/v1/ack",
+            &Ack {
+                handle: handle.to_owned(),
+                ids: ids.to_vec(),
             },
         )
         .await

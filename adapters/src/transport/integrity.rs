@@ -31,8 +31,9 @@ pub enum Report {
     Block,
 }
 
-/// The transport's integrity state for one business number.
-#[derive(Debug, Clone)]
+/// The transport's integrity state for one business number (kept sealed by the simulated
+/// world across restarts).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct BusinessIntegrity {
     tier: MessagingLimitTier,
     /// Users reached outside a service window, with when they were first reached in the window.

@@ -8,6 +8,7 @@
 pub mod http;
 pub mod integrity;
 pub mod sim;
+pub mod world;
 
 use crate::signal::{Bundle, DirectoryEntry};
 use async_trait::async_trait;
@@ -154,6 +155,11 @@ pub trait Transport: Send + Sync + fmt::Debug {
     ) -> Result<Option<Bundle>, TransportError>;
     /// Routes an envelope (queued while the recipient is offline).
     async fn send(&self, envelope: Envelope) -> Result<(), TransportError>;
-    /// Takes up to `max` envelopes waiting for `handle`.
+    /// Takes up to `max` envelopes waiting for `handle`, with a lease: they are not handed out
+    /// again while it lasts, and are handed out again after it unless acknowledged
+    /// (at-least-once; a receiver recognises a redelivered envelope by its id).
     async fn take_inbox(&self, handle: &str, max: usize) -> Result<Vec<Envelope>, TransportError>;
+    /// Acknowledges taken envelopes of `handle` by id once the receiver has recorded them: the
+    /// transport forgets them. Ids not taken, or unknown, are ignored.
+    async fn ack(&self, handle: &str, ids: &[String]) -> Result<(), TransportError>;
 }

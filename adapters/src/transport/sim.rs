@@ -7,30 +7,51 @@
 //! duplicates by id.
 
 use super::integrity::{BusinessIntegrity, Report};
+use super::world::{Kind, WorldError, WorldStore};
 use super::{Address, Envelope, IntegritySink, Payload, Receipt, Transport, TransportError};
 use crate::clock::{Clock, SystemClock};
 use crate::signal::{Account, Bundle, DirectoryEntry, Peer, Session, SignalEngine, SignalError};
 use async_trait::async_trait;
 use sealpost_domain::aggregates::business::MessagingLimitTier;
 use sealpost_domain::integrity::IntegrityEvent;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long a taken inbox envelope stays invisible to other takers before it is handed out
+/// again unless acknowledged (the receiver crashed or failed before recording it).
+pub const INBOX_LEASE: Duration = Duration::from_secs(30);
+/// Envelopes a phone takes in one step.
+pub const DEVICE_CHUNK: usize = 256;
+
+/// An envelope waiting for its recipient; `leased_until` is set while a taker holds it.
+#[derive(Debug)]
+struct Queued {
+    row: u64,
+    envelope: Envelope,
+    leased_until: Option<Instant>,
+}
 
 #[derive(Debug, Default)]
 struct Net {
     directory: HashMap<String, DirectoryEntry>,
-    inboxes: HashMap<String, VecDeque<Envelope>>,
+    inboxes: HashMap<String, VecDeque<Queued>>,
     routed: Vec<Envelope>,
     integrity: HashMap<String, BusinessIntegrity>,
+    next_row: u64,
 }
 
-/// The simulated network. Cloning shares it.
+/// The simulated network. Cloning shares it. Opened with a [`WorldStore`] it keeps its
+/// directory, queues and integrity state across restarts; otherwise it lives in memory.
 #[derive(Debug, Clone)]
 pub struct SimNetwork {
     net: Arc<Mutex<Net>>,
     clock: Arc<dyn Clock>,
     sink: Option<Arc<dyn IntegritySink>>,
+    store: Option<Arc<WorldStore>>,
+    /// Orders writes to the store as the state changed in memory.
+    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Default for SimNetwork {
@@ -39,8 +60,14 @@ impl Default for SimNetwork {
             net: Arc::default(),
             clock: Arc::new(SystemClock),
             sink: None,
+            store: None,
+            writes: Arc::default(),
         }
     }
+}
+
+fn unavailable(e: WorldError) -> TransportError {
+    TransportError::Unavailable(e.to_string())
 }
 
 impl SimNetwork {
@@ -52,10 +79,71 @@ impl SimNetwork {
     /// An empty network on `clock` that records its integrity signals in `sink`.
     pub fn with(clock: Arc<dyn Clock>, sink: Option<Arc<dyn IntegritySink>>) -> Self {
         Self {
-            net: Arc::default(),
             clock,
             sink,
+            ..Self::default()
         }
+    }
+
+    /// The network kept in `store`: what it held when the process stopped (directory, queued
+    /// envelopes, integrity state) is there again; every change is written before it counts.
+    pub async fn open(
+        clock: Arc<dyn Clock>,
+        sink: Option<Arc<dyn IntegritySink>>,
+        store: Arc<WorldStore>,
+    ) -> Result<Self, WorldError> {
+        let mut net = Net::default();
+        for (handle, entry) in store
+            .all::<(String, DirectoryEntry)>(Kind::Directory)
+            .await?
+        {
+            net.directory.insert(handle, entry);
+        }
+        for (handle, state) in store
+            .all::<(String, BusinessIntegrity)>(Kind::Integrity)
+            .await?
+        {
+            net.integrity.insert(handle, state);
+        }
+        for (row, envelope) in store.queued::<Envelope>().await? {
+            net.next_row = net.next_row.max(row + 1);
+            net.inboxes
+                .entry(envelope.to.handle.clone())
+                .or_default()
+                .push_back(Queued {
+                    row,
+                    envelope,
+                    leased_until: None,
+                });
+        }
+        Ok(Self {
+            net: Arc::new(Mutex::new(net)),
+            clock,
+            sink,
+            store: Some(store),
+            writes: Arc::default(),
+        })
+    }
+
+    /// The store the network keeps its state in, if any (devices keep theirs there too).
+    pub fn world(&self) -> Option<&Arc<WorldStore>> {
+        self.store.as_ref()
+    }
+
+    /// Writes `handle`'s directory entry as it is now.
+    async fn save_entry(&self, handle: &str) -> Result<(), TransportError> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let _order = self.writes.lock().await;
+        let entry = self.lock().directory.get(handle).cloned();
+        if let Some(entry) = entry {
+            store
+                .put(Kind::Directory, handle, &(handle, entry))
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     /// The id of the signed prekey the directory hands out for `handle`.
@@ -98,16 +186,28 @@ impl Transport for SimNetwork {
         handle: &str,
         tier: MessagingLimitTier,
     ) -> Result<(), TransportError> {
-        self.lock()
-            .integrity
-            .entry(handle.to_owned())
-            .or_insert_with(|| BusinessIntegrity::new(tier));
+        let fresh = {
+            let mut net = self.lock();
+            let fresh = !net.integrity.contains_key(handle);
+            net.integrity
+                .entry(handle.to_owned())
+                .or_insert_with(|| BusinessIntegrity::new(tier));
+            fresh
+        };
+        if let (Some(store), true) = (&self.store, fresh) {
+            let _order = self.writes.lock().await;
+            let state = self.lock().integrity.get(handle).cloned();
+            store
+                .put(Kind::Integrity, handle, &(handle, state))
+                .await
+                .map_err(unavailable)?;
+        }
         Ok(())
     }
 
     async fn publish(&self, handle: &str, entry: DirectoryEntry) -> Result<(), TransportError> {
         self.lock().directory.insert(handle.to_owned(), entry);
-        Ok(())
+        self.save_entry(handle).await
     }
 
     async fn add_prekeys(
@@ -115,13 +215,13 @@ impl Transport for SimNetwork {
         handle: &str,
         prekeys: Vec<(u32, Vec<u8>)>,
     ) -> Result<(), TransportError> {
-        let mut net = self.lock();
-        let entry = net
+        self.lock()
             .directory
             .get_mut(handle)
-            .ok_or(TransportError::UnknownRecipient)?;
-        entry.one_time.extend(prekeys);
-        Ok(())
+            .ok_or(TransportError::UnknownRecipient)?
+            .one_time
+            .extend(prekeys);
+        self.save_entry(handle).await
     }
 
     async fn update_signed_prekey(
@@ -129,13 +229,12 @@ impl Transport for SimNetwork {
         handle: &str,
         signed: (u32, Vec<u8>, Vec<u8>),
     ) -> Result<(), TransportError> {
-        let mut net = self.lock();
-        let entry = net
+        self.lock()
             .directory
             .get_mut(handle)
-            .ok_or(TransportError::UnknownRecipient)?;
-        entry.signed_prekey = signed;
-        Ok(())
+            .ok_or(TransportError::UnknownRecipient)?
+            .signed_prekey = signed;
+        self.save_entry(handle).await
     }
 
     async fn prekeys_left(&self, handle: &str) -> Result<usize, TransportError> {
@@ -151,16 +250,24 @@ impl Transport for SimNetwork {
         handle: &str,
         device: u8,
     ) -> Result<Option<Bundle>, TransportError> {
-        Ok(self
+        let bundle = self
             .lock()
             .directory
             .get_mut(handle)
-            .map(|e| e.take_bundle(device)))
+            .map(|e| e.take_bundle(device));
+        if bundle.as_ref().is_some_and(|b| b.one_time.is_some()) {
+            // A one-time prekey is handed out at most once, restarts included.
+            self.save_entry(handle).await?;
+        }
+        Ok(bundle)
     }
 
     async fn send(&self, envelope: Envelope) -> Result<(), TransportError> {
         let now = self.clock.now();
-        let (result, business, events) = {
+        // Decided in memory, written before it counts, queued only once written: an envelope
+        // the transport accepted survives a crash, and none is handed out before it is kept.
+        let _order = self.writes.lock().await;
+        let (result, business, events, deliver, row, integrity) = {
             let mut net = self.lock();
             if !net.directory.contains_key(&envelope.to.handle) {
                 return Err(TransportError::UnknownRecipient);
@@ -168,9 +275,10 @@ impl Transport for SimNetwork {
             let (from, to) = (envelope.from.handle.clone(), envelope.to.handle.clone());
             let mut events = Vec::new();
             let mut result = Ok(());
-            let mut business = to.clone();
+            let mut business = None;
             let mut deliver = true;
             if let Some(b) = net.integrity.get_mut(&to) {
+                business = Some(to.clone());
                 match envelope.payload {
                     Payload::Message { .. } => b.on_inbound(&from, now),
                     Payload::SpamReport => {
@@ -181,12 +289,12 @@ impl Transport for SimNetwork {
                         events = b.on_report(Report::Block, now);
                         deliver = false;
                     }
-                    _ => {}
+                    _ => business = None,
                 }
             } else if let (Some(b), Payload::Message { .. }) =
                 (net.integrity.get_mut(&from), &envelope.payload)
             {
-                business = from.clone();
+                business = Some(from.clone());
                 let (r, e) = b.on_outbound(&to, now);
                 events = e;
                 if r.is_err() {
@@ -195,12 +303,40 @@ impl Transport for SimNetwork {
                 }
             }
             net.routed.push(envelope.clone());
+            let row = net.next_row;
             if deliver {
-                net.inboxes.entry(to).or_default().push_back(envelope);
+                net.next_row += 1;
             }
-            (result, business, events)
+            let integrity = business
+                .as_ref()
+                .and_then(|b| net.integrity.get(b).cloned().map(|s| (b.clone(), s)));
+            (result, business, events, deliver, row, integrity)
         };
-        self.emit(&business, events).await;
+        if let Some(store) = &self.store {
+            if let Some((handle, state)) = &integrity {
+                store
+                    .put(Kind::Integrity, handle, &(handle, state))
+                    .await
+                    .map_err(unavailable)?;
+            }
+            if deliver {
+                store.enqueue(row, &envelope).await.map_err(unavailable)?;
+            }
+        }
+        if deliver {
+            self.lock()
+                .inboxes
+                .entry(envelope.to.handle.clone())
+                .or_default()
+                .push_back(Queued {
+                    row,
+                    envelope,
+                    leased_until: None,
+                });
+        }
+        if let Some(business) = business {
+            self.emit(&business, events).await;
+        }
         result
     }
 
@@ -209,13 +345,51 @@ impl Transport for SimNetwork {
         let Some(q) = net.inboxes.get_mut(handle) else {
             return Ok(vec![]);
         };
-        let n = max.min(q.len());
-        Ok(q.drain(..n).collect())
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for item in q.iter_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if item.leased_until.is_some_and(|until| until > now) {
+                continue;
+            }
+            item.leased_until = Some(now + INBOX_LEASE);
+            out.push(item.envelope.clone());
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, handle: &str, ids: &[String]) -> Result<(), TransportError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let _order = self.writes.lock().await;
+        let rows: Vec<u64> = {
+            let mut net = self.lock();
+            let Some(q) = net.inboxes.get_mut(handle) else {
+                return Ok(());
+            };
+            let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
+            let mut rows = Vec::new();
+            q.retain(|item| {
+                let done = item.leased_until.is_some() && ids.contains(item.envelope.id.as_str());
+                if done {
+                    rows.push(item.row);
+                }
+                !done
+            });
+            rows
+        };
+        if let Some(store) = &self.store {
+            store.dequeue(&rows).await.map_err(unavailable)?;
+        }
+        Ok(())
     }
 }
 
 /// What a device received and decrypted itself.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Received {
     /// The message id.
     pub id: String,
@@ -231,16 +405,15 @@ impl std::fmt::Debug for Received {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 struct Link {
     session: Option<Session>,
     identity: Option<Vec<u8>>,
 }
 
-/// A simulated consumer device.
-#[derive(Debug)]
-pub struct SimDevice {
-    engine: Arc<dyn SignalEngine>,
+/// What a phone keeps (sealed in the world store when there is one).
+#[derive(Debug, Serialize, Deserialize)]
+struct DeviceState {
     account: Account,
     me: Address,
     links: BTreeMap<String, Link>,
@@ -250,15 +423,26 @@ pub struct SimDevice {
     sent: BTreeMap<String, Vec<u8>>,
     /// Envelope ids of the device's own messages the business marked read.
     read_by_business: BTreeSet<String>,
+    reads: bool,
+    offline: bool,
+    decrypt_failures: u64,
+}
+
+/// A simulated consumer device.
+#[derive(Debug)]
+pub struct SimDevice {
+    engine: Arc<dyn SignalEngine>,
+    store: Option<Arc<WorldStore>>,
+    state: DeviceState,
     /// Whether the device answers `read` after `delivered`.
     pub reads: bool,
     /// Whether the device is offline (its queue grows; it takes nothing).
     pub offline: bool,
-    decrypt_failures: u64,
 }
 
 impl SimDevice {
-    /// A device for `handle` (a consumer number's digits), registered with the network.
+    /// A device for `handle` (a consumer number's digits), registered with the network; kept
+    /// in the network's world store, if it has one.
     pub async fn join(
         engine: Arc<dyn SignalEngine>,
         network: &dyn Transport,
@@ -272,40 +456,83 @@ impl SimDevice {
             .map_err(|_| SignalError::InvalidBundle)?;
         Ok(Self {
             engine,
-            account,
-            me: Address {
-                handle: handle.to_owned(),
-                device: 1,
+            store: None,
+            state: DeviceState {
+                account,
+                me: Address {
+                    handle: handle.to_owned(),
+                    device: 1,
+                },
+                links: BTreeMap::new(),
+                seen: HashSet::new(),
+                inbox: Vec::new(),
+                sent: BTreeMap::new(),
+                read_by_business: BTreeSet::new(),
+                reads: true,
+                offline: false,
+                decrypt_failures: 0,
             },
-            links: BTreeMap::new(),
-            seen: HashSet::new(),
-            inbox: Vec::new(),
-            sent: BTreeMap::new(),
-            read_by_business: BTreeSet::new(),
             reads: true,
             offline: false,
-            decrypt_failures: 0,
         })
+    }
+
+    /// Keeps the device in `store` from now on (and writes it there now).
+    pub async fn kept_in(mut self, store: Arc<WorldStore>) -> Result<Self, WorldError> {
+        self.store = Some(store);
+        self.save().await?;
+        Ok(self)
+    }
+
+    /// Every device kept in `store`, as it was last saved.
+    pub async fn load_all(
+        engine: Arc<dyn SignalEngine>,
+        store: &Arc<WorldStore>,
+    ) -> Result<Vec<Self>, WorldError> {
+        Ok(store
+            .all::<DeviceState>(Kind::Device)
+            .await?
+            .into_iter()
+            .map(|state| Self {
+                engine: engine.clone(),
+                store: Some(store.clone()),
+                reads: state.reads,
+                offline: state.offline,
+                state,
+            })
+            .collect())
+    }
+
+    /// Writes the device's state to its store (nothing without one).
+    pub async fn save(&mut self) -> Result<(), WorldError> {
+        self.state.reads = self.reads;
+        self.state.offline = self.offline;
+        if let Some(store) = &self.store {
+            store
+                .put(Kind::Device, &self.state.me.handle, &self.state)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The device's address.
     pub fn address(&self) -> &Address {
-        &self.me
+        &self.state.me
     }
 
     /// Everything the device decrypted, each message once.
     pub fn inbox(&self) -> &[Received] {
-        &self.inbox
+        &self.state.inbox
     }
 
     /// The device's own messages (by the id it sent them under) that the business read.
     pub fn read_by_business(&self) -> &BTreeSet<String> {
-        &self.read_by_business
+        &self.state.read_by_business
     }
 
     /// Messages that could not be decrypted.
     pub fn decrypt_failures(&self) -> u64 {
-        self.decrypt_failures
+        self.state.decrypt_failures
     }
 
     /// Encrypts `plaintext` for a business number and sends it with id `id`.
@@ -320,8 +547,8 @@ impl SimDevice {
             name: business.to_owned(),
             device: 1,
         };
-        self.sent.insert(id.to_owned(), plaintext.to_vec());
-        let link = self.links.entry(business.to_owned()).or_default();
+        self.state.sent.insert(id.to_owned(), plaintext.to_vec());
+        let link = self.state.links.entry(business.to_owned()).or_default();
         let bundle = if link.session.is_none() {
             network.fetch_bundle(business, 1).await?
         } else {
@@ -330,7 +557,7 @@ impl SimDevice {
         let out = self
             .engine
             .encrypt(
-                &self.account,
+                &self.state.account,
                 &peer,
                 link.session.as_ref(),
                 bundle.as_ref(),
@@ -341,9 +568,11 @@ impl SimDevice {
             .map_err(|e| TransportError::Unavailable(e.to_string()))?;
         link.session = Some(out.session);
         link.identity = Some(out.peer_identity);
+        // Kept before it leaves: a session that moved on is never rolled back by a crash.
+        self.save().await.map_err(unavailable)?;
         let envelope = Envelope {
             id: id.to_owned(),
-            from: self.me.clone(),
+            from: self.state.me.clone(),
             to: Address {
                 handle: business.to_owned(),
                 device: 1,
@@ -364,7 +593,7 @@ impl SimDevice {
     ) -> Result<(), TransportError> {
         let envelope = Envelope {
             id: format!("rtx-{}", uuid::Uuid::new_v4()),
-            from: self.me.clone(),
+            from: self.state.me.clone(),
             to: Address {
                 handle: business.to_owned(),
                 device: 1,
@@ -383,7 +612,7 @@ impl SimDevice {
     ) -> Result<(), TransportError> {
         let envelope = Envelope {
             id: format!("rpt-{}", uuid::Uuid::new_v4()),
-            from: self.me.clone(),
+            from: self.state.me.clone(),
             to: Address {
                 handle: business.to_owned(),
                 device: 1,
@@ -400,15 +629,16 @@ impl SimDevice {
     /// Takes a new identity and forgets every session, as a re-installed app would (same
     /// number, new keys); what it already showed stays in its inbox.
     pub async fn reinstall(&mut self, network: &dyn Transport) -> Result<(), SignalError> {
-        self.account = self
-            .engine
-            .new_account(rand::random::<u32>(), 20, SystemTime::now())?;
-        let entry = self.engine.directory_entry(&self.account)?;
+        self.state.account =
+            self.engine
+                .new_account(rand::random::<u32>(), 20, SystemTime::now())?;
+        let entry = self.engine.directory_entry(&self.state.account)?;
         network
-            .publish(&self.me.handle, entry)
+            .publish(&self.state.me.handle, entry)
             .await
             .map_err(|_| SignalError::InvalidBundle)?;
-        self.links.clear();
+        self.state.links.clear();
+        self.save().await.map_err(|_| SignalError::CorruptState)?;
         Ok(())
     }
 
@@ -418,83 +648,103 @@ impl SimDevice {
         if self.offline {
             return Ok(0);
         }
+        let handle = self.state.me.handle.clone();
+        let envelopes = network.take_inbox(&handle, DEVICE_CHUNK).await?;
+        if envelopes.is_empty() {
+            return Ok(0);
+        }
         let mut new = 0;
-        for envelope in network.take_inbox(&self.me.handle, usize::MAX).await? {
-            if let Payload::Resend { of } = &envelope.payload {
-                // Start over with a fresh session and send the message again under a new id.
-                if let Some(plaintext) = self.sent.get(of).cloned() {
-                    self.links.remove(&envelope.from.handle);
-                    self.send(
-                        network,
-                        &envelope.from.handle,
-                        &format!("{of}-resent"),
-                        &plaintext,
-                    )
-                    .await?;
-                }
-                continue;
-            }
-            if let Payload::Receipt {
-                receipt: Receipt::Read,
-                of,
-            } = &envelope.payload
-            {
-                if self.sent.contains_key(of) {
-                    self.read_by_business.insert(of.clone());
-                }
-                continue;
-            }
-            let Payload::Message { ciphertext } = &envelope.payload else {
-                continue;
-            };
-            let peer = Peer {
-                name: envelope.from.handle.clone(),
-                device: envelope.from.device,
-            };
-            let link = self.links.entry(envelope.from.handle.clone()).or_default();
-            match self.engine.decrypt(
-                &mut self.account,
-                &peer,
-                link.session.as_ref(),
-                link.identity.as_deref(),
-                ciphertext,
-            ) {
-                Ok(d) => {
-                    link.session = Some(d.session);
-                    link.identity = Some(d.peer_identity);
-                    if self.seen.insert(envelope.id.clone()) {
-                        self.inbox.push(Received {
-                            id: envelope.id.clone(),
-                            from: envelope.from.handle.clone(),
-                            plaintext: d.plaintext,
-                        });
-                        new += 1;
+        let mut taken = Vec::with_capacity(envelopes.len());
+        let mut receipts = Vec::new();
+        let mut resends = Vec::new();
+        for envelope in envelopes {
+            taken.push(envelope.id.clone());
+            match &envelope.payload {
+                Payload::Resend { of } => {
+                    // Start over with a fresh session and send the message again under a new id.
+                    if let Some(plaintext) = self.state.sent.get(of).cloned() {
+                        resends.push((
+                            envelope.from.handle.clone(),
+                            format!("{of}-resent"),
+                            plaintext,
+                        ));
                     }
                 }
-                Err(SignalError::Duplicate) => {}
-                Err(_) => {
-                    self.decrypt_failures += 1;
-                    continue;
+                Payload::Receipt {
+                    receipt: Receipt::Read,
+                    of,
+                } if self.state.sent.contains_key(of) => {
+                    self.state.read_by_business.insert(of.clone());
                 }
-            }
-            let mut receipts = vec![Receipt::Delivered];
-            if self.reads {
-                receipts.push(Receipt::Read);
-            }
-            for receipt in receipts {
-                network
-                    .send(Envelope {
+                Payload::Message { ciphertext } if self.open(&envelope, ciphertext, &mut new) => {
+                    let kinds: &[Receipt] = if self.reads {
+                        &[Receipt::Delivered, Receipt::Read]
+                    } else {
+                        &[Receipt::Delivered]
+                    };
+                    receipts.extend(kinds.iter().map(|receipt| Envelope {
                         id: format!("rcpt-{}", uuid::Uuid::new_v4()),
-                        from: self.me.clone(),
+                        from: self.state.me.clone(),
                         to: envelope.from.clone(),
                         payload: Payload::Receipt {
-                            receipt,
+                            receipt: *receipt,
                             of: envelope.id.clone(),
                         },
-                    })
-                    .await?;
+                    }));
+                }
+                _ => {}
             }
         }
+        // What the phone showed is kept before anything leaves it or is acknowledged: a crash
+        // from here on redelivers, and a redelivered message is recognised by its id.
+        self.save().await.map_err(unavailable)?;
+        for receipt in receipts {
+            network.send(receipt).await?;
+        }
+        for (to, id, plaintext) in resends {
+            self.state.links.remove(&to);
+            self.send(network, &to, &id, &plaintext).await?;
+        }
+        network.ack(&handle, &taken).await?;
         Ok(new)
+    }
+
+    /// Decrypts one message; whether it is to be answered with receipts (new or a duplicate).
+    fn open(&mut self, envelope: &Envelope, ciphertext: &[u8], new: &mut usize) -> bool {
+        let peer = Peer {
+            name: envelope.from.handle.clone(),
+            device: envelope.from.device,
+        };
+        let link = self
+            .state
+            .links
+            .entry(envelope.from.handle.clone())
+            .or_default();
+        match self.engine.decrypt(
+            &mut self.state.account,
+            &peer,
+            link.session.as_ref(),
+            link.identity.as_deref(),
+            ciphertext,
+        ) {
+            Ok(d) => {
+                link.session = Some(d.session);
+                link.identity = Some(d.peer_identity);
+                if self.state.seen.insert(envelope.id.clone()) {
+                    self.state.inbox.push(Received {
+                        id: envelope.id.clone(),
+                        from: envelope.from.handle.clone(),
+                        plaintext: d.plaintext,
+                    });
+                    *new += 1;
+                }
+                true
+            }
+            Err(SignalError::Duplicate) => true,
+            Err(_) => {
+                self.state.decrypt_failures += 1;
+                false
+            }
+        }
     }
 }

@@ -1,0 +1,141 @@
+//! Projections persisted with their checkpoint: a fold over the log whose state is kept as a
+//! sealed snapshot in the event store's database (the aggregate snapshot table, stream
+//! `projection/<name>`), together with the log position it was folded up to. Loading one reads
+//! the snapshot and folds only what came after it, so start-up does not grow with the log.
+//! Rebuilding one from position 0 gives the same state (folds are idempotent) and is always
+//! possible: `sealpost projections rebuild NAME`.
+
+use crate::ledger::{EventContext, EventStore, LedgerError, OpenedEvent};
+use crate::store::{RowHeader, StoreError, StreamId};
+use sealpost_domain::Region;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The stream type of projection snapshots.
+pub const PROJECTION_STREAM_TYPE: &str = "projection";
+/// The owner projection snapshots are sealed for: the operator, no business.
+const OWNER: &str = "0";
+/// Rows read at a time while catching up.
+const PAGE: u32 = 1_000;
+
+/// A fold over the log.
+pub trait Fold: Default + Serialize + DeserializeOwned + Send {
+    /// Its name (the snapshot's stream id; what `projections rebuild` takes).
+    const NAME: &'static str;
+    /// The shape of its state: a snapshot of another version is ignored and the fold rebuilt.
+    const VERSION: u64;
+    /// Whether it needs the event in this row (only those are opened).
+    fn wants(header: &RowHeader) -> bool;
+    /// Folds one event it wanted. Must be idempotent with respect to the state before it.
+    fn apply(&mut self, e: &OpenedEvent) -> Result<(), StoreError>;
+}
+
+/// A fold with the position it has reached and the position last saved.
+#[derive(Debug)]
+pub struct Persisted<F> {
+    /// The state.
+    pub state: F,
+    position: u64,
+    saved: u64,
+}
+
+fn stream<F: Fold>() -> StreamId {
+    StreamId::new(PROJECTION_STREAM_TYPE, F::NAME)
+}
+
+impl<F: Fold> Persisted<F> {
+    /// The fold as last saved (or empty), caught up with the log.
+    pub async fn load(store: &EventStore) -> Result<Self, LedgerError> {
+        let mut p = match store.load_snapshot(&stream::<F>()).await? {
+            Some((value, position, version)) if version == F::VERSION => Self {
+                state: serde_json::from_value(value)
+                    .map_err(|_| StoreError::Corrupt("projection snapshot"))?,
+                position,
+                saved: position,
+            },
+            _ => Self::empty(),
+        };
+        p.catch_up(store, &mut |_, _| {}).await?;
+        Ok(p)
+    }
+
+    /// An empty fold at position 0.
+    pub fn empty() -> Self {
+        Self {
+            state: F::default(),
+            position: 0,
+            saved: 0,
+        }
+    }
+
+    /// The last position folded in.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Folds everything after its position; `progress(position, head)` after each page.
+    pub async fn catch_up(
+        &mut self,
+        store: &EventStore,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<u64, LedgerError> {
+        let mut folded = 0;
+        let head = store.log().head().await?;
+        loop {
+            let rows = store.log().read_all(self.position, PAGE).await?;
+            if rows.is_empty() {
+                return Ok(folded);
+            }
+            for row in rows {
+                let position = row.position;
+                if F::wants(&row.header) {
+                    let e = store.open_row(row).await?;
+                    self.state.apply(&e)?;
+                    folded += 1;
+                }
+                self.position = position;
+            }
+            progress(self.position, head.max(self.position));
+        }
+    }
+
+    /// Saves the state with its position (nothing if nothing changed since the last save).
+    pub async fn save(&mut self, store: &EventStore) -> Result<(), LedgerError> {
+        if self.position == self.saved {
+            return Ok(());
+        }
+        let value = serde_json::to_value(&self.state)
+            .map_err(|_| StoreError::Invalid("projection state does not serialize"))?;
+        let ctx = EventContext {
+            business_id: OWNER.to_owned(),
+            region: Region::Eu,
+            epoch: None,
+        };
+        store
+            .save_snapshot(&stream::<F>(), &ctx, &value, self.position, F::VERSION)
+            .await?;
+        self.saved = self.position;
+        Ok(())
+    }
+
+    /// Loads, catches up and saves: what a node does at start, periodically and at stop, so
+    /// that the next start folds only what came after.
+    pub async fn refresh(store: &EventStore) -> Result<Self, LedgerError> {
+        let mut p = Self::load(store).await?;
+        p.save(store).await?;
+        Ok(p)
+    }
+
+    /// Folds the whole log again from position 0 and saves it.
+    pub async fn rebuild(
+        store: &EventStore,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<Self, LedgerError> {
+        let mut p = Self::empty();
+        p.catch_up(store, progress).await?;
+        // Saved even when the log is empty, so a later load does not fold again.
+        p.saved = u64::MAX;
+        p.save(store).await?;
+        Ok(p)
+    }
+}

@@ -1,0 +1,341 @@
+//! Restart is an ordinary event: the real `sealpost serve` is stopped (SIGTERM) and started
+//! again on the same data between every step of a conversation, on SQLite and on Postgres, and
+//! the conversation goes on: inbound, answer, receipts, mark-read, media, and the phone writing
+//! again. Every message is shown once at the phone and reaches the webhook.
+
+mod common;
+
+use base64::Engine as _;
+use common::server::{eventually, start, Data, Hook, Node};
+use serde_json::{json, Value};
+
+const PHONE: &str = "4915112345678";
+/// A real 1x1 PNG.
+const PNG_B64: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
+
+async fn upload_png(node: &Node) -> String {
+    const BOUNDARY: &str = "sealpost-restart-boundary";
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(PNG_B64)
+        .expect("png");
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"messaging_product\"\r\n\r\nwhatsapp\r\n\
+             --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"dot.png\"\r\nContent-Type: image/png\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(&png);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "{}/v21.0/{}/media",
+            node.base,
+            node.s("phone_number_id")
+        ))
+        .bearer_auth(node.s("access_token"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: Value = serde_json::from_slice(&resp.bytes().await.expect("body")).expect("json");
+    v["id"].as_str().expect("media id").to_owned()
+}
+
+/// The statistics as the auditor reads them.
+async fn statistics(node: &Node) -> Value {
+    let token = node.s("auditor_token");
+    let (st, v) = node
+        .call(
+            reqwest::Method::GET,
+            "/sealpost/v1/statistics",
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    v["data"].clone()
+}
+
+/// The number's quality rating as its business reads it.
+async fn rating(node: &Node) -> String {
+    let (path, token) = (
+        format!("/v21.0/{}", node.s("phone_number_id")),
+        node.s("access_token"),
+    );
+    let (_, v) = node
+        .call(reqwest::Method::GET, &path, Some(&token), None)
+        .await;
+    v["quality_rating"].as_str().unwrap_or_default().to_owned()
+}
+
+fn message_id(v: &Value) -> String {
+    v["messages"][0]["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no message id in {v}"))
+        .to_owned()
+}
+
+/// What the phone shows, by id; asserts nothing is shown twice.
+async fn shown(node: &Node) -> Vec<Value> {
+    let (messages, _) = node.inbox(PHONE).await;
+    let mut ids: Vec<&str> = messages.iter().filter_map(|m| m["id"].as_str()).collect();
+    let n = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), n, "the phone shows a message twice");
+    messages
+}
+
+async fn conversation_across_restarts(data: Data) {
+    let hook = Hook::default();
+    let callback = hook.listen().await;
+    let mut node = start(&data);
+    let display = node.s("display_phone_number");
+    node.subscribe(&callback).await;
+    node = node.restart();
+
+    // The consumer writes first.
+    let (st, v) = node
+        .device_send(
+            PHONE,
+            json!({"to": display, "type": "text", "text": {"body": "hi"}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let device_message = v["id"].as_str().expect("dev id").to_owned();
+    node = node.restart();
+    let inbound = eventually(60, "the inbound message at the webhook", || async {
+        hook.messages()
+            .into_iter()
+            .find(|(_, body)| body == "hi")
+            .map(|(id, _)| id)
+    })
+    .await;
+    node = node.restart();
+
+    // The business answers.
+    let (st, v) = node.send_text(PHONE, "hello after a restart").await;
+    assert_eq!(st, 200, "{v}");
+    let answer = message_id(&v);
+    node = node.restart();
+    eventually(60, "the answer at the phone", || async {
+        shown(&node)
+            .await
+            .iter()
+            .any(|m| m["id"].as_str() == Some(answer.as_str()))
+            .then_some(())
+    })
+    .await;
+    node = node.restart();
+    eventually(60, "delivered and read statuses at the webhook", || async {
+        let s = hook.statuses(&answer);
+        (s.iter().any(|x| x == "delivered") && s.iter().any(|x| x == "read")).then_some(())
+    })
+    .await;
+    node = node.restart();
+
+    // The business marks the consumer's message read; the receipt reaches the phone.
+    let (st, v) = node
+        .send(json!({"messaging_product": "whatsapp", "status": "read", "message_id": inbound}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    node = node.restart();
+    eventually(60, "the read receipt at the phone", || async {
+        let (_, read) = node.inbox(PHONE).await;
+        read.contains(&device_message).then_some(())
+    })
+    .await;
+    node = node.restart();
+
+    // Media: uploaded, restart, sent by id, restart, shown at the phone.
+    let media = upload_png(&node).await;
+    node = node.restart();
+    let (st, v) = node
+        .send(json!({
+            "messaging_product": "whatsapp", "to": PHONE, "type": "image",
+            "image": {"id": media, "caption": "a dot"}
+        }))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let image = message_id(&v);
+    node = node.restart();
+    eventually(60, "the image at the phone", || async {
+        shown(&node)
+            .await
+            .iter()
+            .find(|m| m["id"].as_str() == Some(image.as_str()))
+            .map(|m| assert_eq!(m["content"]["type"], "image", "{m}"))
+    })
+    .await;
+
+    // The phone writes again after all these restarts, and the business hears it once.
+    let (st, v) = node
+        .device_send(
+            PHONE,
+            json!({"to": display, "type": "text", "text": {"body": "still here"}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    eventually(60, "the second inbound message at the webhook", || async {
+        hook.messages()
+            .iter()
+            .any(|(_, body)| body == "still here")
+            .then_some(())
+    })
+    .await;
+    let shown_now = shown(&node).await;
+    assert_eq!(shown_now.len(), 2, "the answer and the image, once each");
+
+    // The evidence projections are persisted at stop and caught up at the next query: the
+    // statistics after a restart are the statistics before it.
+    let before = statistics(&node).await;
+    assert!(
+        before.as_array().is_some_and(|rows| !rows.is_empty()),
+        "statistics: {before}"
+    );
+    node = node.restart();
+    assert_eq!(
+        statistics(&node).await,
+        before,
+        "the same figures after a restart"
+    );
+    node.stop().expect("a clean stop at the end");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_conversation_survives_a_restart_between_every_step() {
+    let root = tempfile::tempdir().expect("dir");
+    conversation_across_restarts(Data::new(root.path(), None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_conversation_survives_a_restart_between_every_step() {
+    let Some(pg) = sealpost_adapters::testkit::postgres_test_db("restart conversation").await
+    else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("dir");
+    conversation_across_restarts(Data::new(root.path(), Some(&pg))).await;
+    pg.drop_schema().await;
+}
+
+/// A Local Storage (DE) number: its consumers' messages reach the webhook, before and after a
+/// restart, and it keeps taking them after the restart.
+async fn local_storage_across_restarts(data: Data) {
+    let hook = Hook::default();
+    let callback = hook.listen().await;
+    let mut node = start(&data);
+    let display = node.s("display_phone_number");
+    let (id, token) = (node.s("phone_number_id"), node.s("access_token"));
+    node.subscribe(&callback).await;
+    let (st, v) = node
+        .call(
+            reqwest::Method::POST,
+            &format!("/v21.0/{id}/settings"),
+            Some(&token),
+            Some(json!({"storage_configuration": {
+                "status": "IN_COUNTRY_STORAGE_ENABLED", "data_localization_region": "DE"}})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = node
+        .call(
+            reqwest::Method::POST,
+            &format!("/v21.0/{id}/register"),
+            Some(&token),
+            Some(json!({"messaging_product": "whatsapp", "pin": "123456"})),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    for (round, text) in ["hallo", "nach dem Neustart", "noch einmal"]
+        .iter()
+        .enumerate()
+    {
+        let (st, v) = node
+            .device_send(
+                PHONE,
+                json!({"to": display, "type": "text", "text": {"body": text}}),
+            )
+            .await;
+        assert_eq!(st, 200, "round {round}: {v}");
+        eventually(
+            60,
+            "the Local Storage number's inbound message at the webhook",
+            || async {
+                hook.messages()
+                    .iter()
+                    .any(|(_, body)| body == text)
+                    .then_some(())
+            },
+        )
+        .await;
+        let (st, v) = node.send_text(PHONE, &format!("antwort {round}")).await;
+        assert_eq!(st, 200, "{v}");
+        let answer = message_id(&v);
+        eventually(60, "the answer at the phone", || async {
+            shown(&node)
+                .await
+                .iter()
+                .any(|m| m["id"].as_str() == Some(answer.as_str()))
+                .then_some(())
+        })
+        .await;
+        node = node.restart();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_local_storage_number_keeps_its_messages_across_restarts() {
+    let root = tempfile::tempdir().expect("dir");
+    local_storage_across_restarts(Data::new(root.path(), None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_local_storage_number_keeps_its_messages_across_restarts() {
+    let Some(pg) = sealpost_adapters::testkit::postgres_test_db("restart local storage").await
+    else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("dir");
+    local_storage_across_restarts(Data::new(root.path(), Some(&pg))).await;
+    pg.drop_schema().await;
+}
+
+/// Integrity signals are folded from the transport's recorded events: a number reported as
+/// spam three times is YELLOW, and still YELLOW after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quality_rating_survives_a_restart() {
+    let root = tempfile::tempdir().expect("dir");
+    let data = Data::new(root.path(), None);
+    let mut node = start(&data);
+    let display = node.s("display_phone_number");
+    for i in 0..3 {
+        let (st, v) = node
+            .call(
+                reqwest::Method::POST,
+                &format!("/sim/v1/devices/49151123456{i:02}/report"),
+                None,
+                Some(json!({"to": display, "type": "spam"})),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    eventually(30, "YELLOW after three reports", || async {
+        (rating(&node).await == "YELLOW").then_some(())
+    })
+    .await;
+    node = node.restart();
+    assert_eq!(
+        rating(&node).await,
+        "YELLOW",
+        "the rating survives a restart"
+    );
+}
