@@ -4,7 +4,8 @@
 //! and on one of 200,000 (the peer), in the same run. SQLite, the embedded default.
 //!
 //! `cargo bench --bench startup` (figures in docs/benchmarks.md). `SEALPOST_STARTUP_EVENTS`
-//! sets the large store's size.
+//! sets the large store's size; `SEALPOST_STARTUP_KEEP=DIR` only fills a store of that size in
+//! DIR (for a look with `RUST_LOG=sealpost=info sealpost serve --data-dir DIR`).
 
 use sealpost::app::Sealpost;
 use sealpost_adapters::clock::SystemClock;
@@ -131,6 +132,11 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200_000);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
+    if let Ok(dir) = std::env::var("SEALPOST_STARTUP_KEEP") {
+        // Only fill a store of the large size there and stop (to look at it by hand).
+        rt.block_on(fill(Path::new(&dir), large));
+        return;
+    }
     let small_dir = tempfile::tempdir().expect("dir");
     let large_dir = tempfile::tempdir().expect("dir");
     let t = Instant::now();

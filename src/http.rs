@@ -1744,6 +1744,14 @@ pub async fn serve(
         None => Arc::new(SystemClock),
     };
     // Created 0700 if missing; paths an operator opened to others are named in a warning.
+    let started = std::time::Instant::now();
+    let phase = |name: &'static str| {
+        tracing::info!(
+            phase = name,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "start-up"
+        );
+    };
     sealpost_adapters::files::prepare_data_dir(&config.data_dir).context("data directory")?;
     let app = Sealpost::open_within(
         &config.data_dir,
@@ -1761,7 +1769,9 @@ pub async fn serve(
         .run_once(app.now())
         .await
         .context("retention recovery")?;
+    phase("store opened, retention pass done");
     app.audit().await.context("audit log")?;
+    phase("audit log opened");
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .context("bind")?;
@@ -1771,6 +1781,7 @@ pub async fn serve(
         bootstrap(&app, &tokens, &config.data_dir, &format!("http://{bound}")).await?;
         tracing::info!(file = BOOTSTRAP_FILE, "bootstrapped a development tenant");
     }
+    phase("token index loaded");
     let numbers = business_numbers(&app).await?;
     let recorder = IntegrityRecorder::new(&app);
     // The simulated outside world (network and phones) outlives this process, as the real
@@ -1798,6 +1809,7 @@ pub async fn serve(
             .attach_number(&PhoneNumberId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?)
             .await?;
     }
+    phase("numbers attached");
     let known_apps = crate::webhooks::apps(&app).await?;
     let shared = Shared {
         app: app.clone(),
@@ -1832,6 +1844,7 @@ pub async fn serve(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let worker = tokio::spawn(run_pipeline(pipeline, shared.clone(), stop_rx.clone()));
+    phase("listening");
     ready(bound);
     // On the signal: stop accepting, and tell the background work to stop at once (all of it
     // is durable and resumes on the next start); then give each stage a bounded time, so the
