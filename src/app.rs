@@ -309,6 +309,12 @@ impl Sealpost {
         RetentionProcess::new(self.exec.clone(), self.policy)
     }
 
+    /// The retention process resumed from its persisted fold (what `serve` runs, so a start
+    /// does not fold the whole log).
+    pub async fn retention_resumed(&self) -> Result<RetentionProcess, AppError> {
+        Ok(RetentionProcess::resume(self.exec.clone(), self.policy).await?)
+    }
+
     /// Registers a business.
     pub async fn register_business(
         &self,

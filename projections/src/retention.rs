@@ -58,7 +58,7 @@ pub struct RetentionReport {
     pub erasures_completed: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 enum Life {
     Active,
     /// Erased; `keys_gone` once this process has seen its keys destroyed.
@@ -71,7 +71,7 @@ enum Life {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 struct Track {
     business: BusinessId,
     region: Region,
@@ -86,6 +86,24 @@ pub struct RetentionProcess {
     policy: RetentionPolicy,
     subscription: Subscription,
     subjects: BTreeMap<SubjectId, Track>,
+    /// The position of the fold last persisted.
+    saved: u64,
+}
+
+/// The persisted form of the retention process's fold (`projection/retention`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Saved {
+    subjects: BTreeMap<SubjectId, Track>,
+}
+
+/// The shape of [`Saved`]; a snapshot of another version is ignored and the fold rebuilt.
+const SAVED_VERSION: u64 = 1;
+
+fn saved_stream() -> sealpost_adapters::store::StreamId {
+    sealpost_adapters::store::StreamId::new(
+        sealpost_adapters::projection::PROJECTION_STREAM_TYPE,
+        "retention",
+    )
 }
 
 fn principal() -> Principal {
@@ -101,7 +119,46 @@ impl RetentionProcess {
             policy,
             subscription,
             subjects: BTreeMap::new(),
+            saved: 0,
         }
+    }
+
+    /// A retention process that resumes from its persisted fold (and folds only what came
+    /// after), or from position 0 when there is none.
+    pub async fn resume(exec: Executor, policy: RetentionPolicy) -> Result<Self, RetentionError> {
+        let saved = exec.store().load_snapshot(&saved_stream()).await?;
+        let mut process = Self::new(exec, policy);
+        if let Some((value, position, SAVED_VERSION)) = saved {
+            if let Ok(saved) = serde_json::from_value::<Saved>(value) {
+                process.subjects = saved.subjects;
+                process.subscription.seek(position);
+                process.saved = position;
+            }
+        }
+        Ok(process)
+    }
+
+    /// Persists the fold with its position, if it moved since the last save.
+    async fn save(&mut self) -> Result<(), RetentionError> {
+        let position = self.subscription.position();
+        if position == self.saved {
+            return Ok(());
+        }
+        let value = serde_json::to_value(Saved {
+            subjects: self.subjects.clone(),
+        })
+        .map_err(|_| LedgerError::Store(StoreError::Invalid("retention fold")))?;
+        let ctx = sealpost_adapters::ledger::EventContext {
+            business_id: "0".to_owned(),
+            region: Region::Eu,
+            epoch: None,
+        };
+        self.exec
+            .store()
+            .save_snapshot(&saved_stream(), &ctx, &value, position, SAVED_VERSION)
+            .await?;
+        self.saved = position;
+        Ok(())
     }
 
     /// The policy.
@@ -194,6 +251,7 @@ impl RetentionProcess {
             erasures_completed: self.complete_erasures(now).await?,
         };
         self.catch_up().await?;
+        self.save().await?;
         tracing::info!(
             epoch_keys = report.epoch_keys_destroyed,
             subjects_expired = report.subjects_expired,
