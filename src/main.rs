@@ -106,6 +106,14 @@ enum Command {
         /// Address to listen on; port 0 picks a free one. The bound address is printed.
         #[arg(long, default_value = "127.0.0.1:7301")]
         listen: std::net::SocketAddr,
+        /// Where the network keeps its state (directory, queued envelopes, integrity signals)
+        /// across restarts, sealed under its own key.
+        #[arg(
+            long,
+            env = "SEALPOST_TRANSPORT_DATA_DIR",
+            default_value = "./sealpost-transport-data"
+        )]
+        data_dir: PathBuf,
     },
 }
 
@@ -485,7 +493,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sealpost::cli::erase(&store.location(), target, file.as_deref(), &mut out).await?;
             Ok(ExitCode::SUCCESS)
         }),
-        Command::Transport { listen } => runtime.block_on(async {
+        Command::Transport { listen, data_dir } => runtime.block_on(async {
+            // The network outlives this process: what it accepted is there after a restart.
+            let store = std::sync::Arc::new(
+                sealpost_adapters::transport::world::WorldStore::open(&data_dir)
+                    .await
+                    .context("the transport's store")?,
+            );
+            let network = sealpost_adapters::transport::sim::SimNetwork::open(
+                std::sync::Arc::new(sealpost_adapters::clock::SystemClock),
+                None,
+                store,
+            )
+            .await
+            .context("the transport's network")?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .context("bind the transport's address")?;
@@ -496,7 +517,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.flush()?;
             }
             tracing::info!(%bound, "transport listening");
-            let network = sealpost_adapters::transport::sim::SimNetwork::new();
             sealpost_adapters::transport::http::serve(listener, network, shutdown_signal())
                 .await
                 .context("transport server")?;

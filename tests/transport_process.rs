@@ -22,10 +22,12 @@ impl Drop for Process {
     }
 }
 
-/// Starts `sealpost transport` on a free port and returns it with its base URL.
-fn start_transport() -> (Process, String) {
+/// Starts `sealpost transport` on a free port, keeping its state in `dir`, and returns it with
+/// its base URL.
+fn start_transport(dir: &std::path::Path) -> (Process, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
-        .args(["transport", "--listen", "127.0.0.1:0"])
+        .args(["transport", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -45,7 +47,8 @@ fn start_transport() -> (Process, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_cross_a_separate_transport_process() {
-    let (_process, url) = start_transport();
+    let dir = tempfile::tempdir().expect("dir");
+    let (_process, url) = start_transport(dir.path());
     let transport = HttpTransport::new(&url);
     let env = sqlite_env().await;
     let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
@@ -95,4 +98,56 @@ async fn messages_cross_a_separate_transport_process() {
         Some(MessageStatus::Read)
     );
     env.finish().await;
+}
+
+/// The transport is the outside world: killed and started again on its data, it still has the
+/// directory entries and the envelopes it accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transport_process_keeps_its_network_across_a_kill() {
+    use sealpost_adapters::transport::{Address, Envelope, Payload, Transport as _};
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = Libsignal;
+    let account = engine
+        .new_account(7, 5, std::time::SystemTime::now())
+        .expect("account");
+    let entry = engine.directory_entry(&account).expect("entry");
+    let envelope = Envelope {
+        id: "env-1".into(),
+        from: Address {
+            handle: "4915112345678".into(),
+            device: 1,
+        },
+        to: Address {
+            handle: "15550783881".into(),
+            device: 1,
+        },
+        payload: Payload::Message {
+            ciphertext: b"opaque".to_vec(),
+        },
+    };
+    {
+        let (process, url) = start_transport(dir.path());
+        let t = HttpTransport::new(&url);
+        t.publish("15550783881", entry.clone())
+            .await
+            .expect("publish");
+        t.send(envelope.clone()).await.expect("send");
+        drop(process); // SIGKILL
+    }
+    let (_process, url) = start_transport(dir.path());
+    let t = HttpTransport::new(&url);
+    assert_eq!(
+        t.prekeys_left("15550783881").await.expect("left"),
+        entry.one_time.len(),
+        "the directory entry is still there"
+    );
+    let inbox = t.take_inbox("15550783881", 10).await.expect("inbox");
+    assert_eq!(
+        inbox,
+        vec![envelope],
+        "the accepted envelope is still there"
+    );
+    t.ack("15550783881", &["env-1".to_owned()])
+        .await
+        .expect("ack");
 }
