@@ -154,14 +154,11 @@ impl Sealpost {
     async fn saved_evidence(
         &self,
     ) -> Result<Option<sealpost_projections::evidence::EvidenceView>, AppError> {
-        let Some((value, _, version)) = self.store().load_snapshot(&evidence_stream()).await?
-        else {
-            return Ok(None);
-        };
-        if version != EVIDENCE_VERSION {
-            return Ok(None);
-        }
-        Ok(serde_json::from_value(value).ok())
+        Ok(
+            sealpost_adapters::projection::load_state(self.store(), EVIDENCE, EVIDENCE_VERSION)
+                .await?
+                .map(|(view, _)| view),
+        )
     }
 
     /// Folds the evidence projections up to the newest signed checkpoint and persists them
@@ -172,22 +169,14 @@ impl Sealpost {
         if view.position() == 0 {
             return Ok(());
         }
-        let value = serde_json::to_value(&*view)
-            .map_err(|_| AppError::Inconsistent("evidence fold does not serialize"))?;
-        let ctx = sealpost_adapters::ledger::EventContext {
-            business_id: "0".to_owned(),
-            region: sealpost_domain::Region::Eu,
-            epoch: None,
-        };
-        self.store()
-            .save_snapshot(
-                &evidence_stream(),
-                &ctx,
-                &value,
-                view.position(),
-                EVIDENCE_VERSION,
-            )
-            .await?;
+        sealpost_adapters::projection::save_state(
+            self.store(),
+            EVIDENCE,
+            EVIDENCE_VERSION,
+            &*view,
+            view.position(),
+        )
+        .await?;
         Ok(())
     }
 
@@ -455,9 +444,5 @@ fn scope_of(
 /// The shape of the persisted evidence fold; another version is ignored and folded again.
 const EVIDENCE_VERSION: u64 = 1;
 
-fn evidence_stream() -> StreamId {
-    StreamId::new(
-        sealpost_adapters::projection::PROJECTION_STREAM_TYPE,
-        "evidence",
-    )
-}
+/// The persisted evidence fold's name.
+const EVIDENCE: &str = "evidence";

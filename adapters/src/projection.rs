@@ -39,21 +39,55 @@ pub struct Persisted<F> {
     saved: u64,
 }
 
-fn stream<F: Fold>() -> StreamId {
-    StreamId::new(PROJECTION_STREAM_TYPE, F::NAME)
+/// Loads the persisted state of projection `name` and the log position it reached, if a
+/// snapshot of shape `version` exists (another shape, or one that does not parse, is `None`:
+/// the caller folds again).
+pub async fn load_state<T: DeserializeOwned>(
+    store: &EventStore,
+    name: &str,
+    version: u64,
+) -> Result<Option<(T, u64)>, LedgerError> {
+    let stream = StreamId::new(PROJECTION_STREAM_TYPE, name);
+    Ok(match store.load_snapshot(&stream).await? {
+        Some((value, position, v)) if v == version => serde_json::from_value(value)
+            .ok()
+            .map(|state| (state, position)),
+        _ => None,
+    })
+}
+
+/// Persists the state of projection `name` at log position `position`, sealed under the
+/// operator's ledger key.
+pub async fn save_state<T: Serialize>(
+    store: &EventStore,
+    name: &str,
+    version: u64,
+    state: &T,
+    position: u64,
+) -> Result<(), LedgerError> {
+    let value = serde_json::to_value(state)
+        .map_err(|_| StoreError::Invalid("projection state does not serialize"))?;
+    let ctx = EventContext {
+        business_id: OWNER.to_owned(),
+        region: Region::Eu,
+        epoch: None,
+    };
+    let stream = StreamId::new(PROJECTION_STREAM_TYPE, name);
+    store
+        .save_snapshot(&stream, &ctx, &value, position, version)
+        .await
 }
 
 impl<F: Fold> Persisted<F> {
     /// The fold as last saved (or empty), caught up with the log.
     pub async fn load(store: &EventStore) -> Result<Self, LedgerError> {
-        let mut p = match store.load_snapshot(&stream::<F>()).await? {
-            Some((value, position, version)) if version == F::VERSION => Self {
-                state: serde_json::from_value(value)
-                    .map_err(|_| StoreError::Corrupt("projection snapshot"))?,
+        let mut p = match load_state(store, F::NAME, F::VERSION).await? {
+            Some((state, position)) => Self {
+                state,
                 position,
                 saved: position,
             },
-            _ => Self::empty(),
+            None => Self::empty(),
         };
         p.catch_up(store, &mut |_, _| {}).await?;
         Ok(p)
@@ -104,16 +138,7 @@ impl<F: Fold> Persisted<F> {
         if self.position == self.saved {
             return Ok(());
         }
-        let value = serde_json::to_value(&self.state)
-            .map_err(|_| StoreError::Invalid("projection state does not serialize"))?;
-        let ctx = EventContext {
-            business_id: OWNER.to_owned(),
-            region: Region::Eu,
-            epoch: None,
-        };
-        store
-            .save_snapshot(&stream::<F>(), &ctx, &value, self.position, F::VERSION)
-            .await?;
+        save_state(store, F::NAME, F::VERSION, &self.state, self.position).await?;
         self.saved = self.position;
         Ok(())
     }

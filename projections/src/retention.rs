@@ -99,12 +99,8 @@ struct Saved {
 /// The shape of [`Saved`]; a snapshot of another version is ignored and the fold rebuilt.
 const SAVED_VERSION: u64 = 1;
 
-fn saved_stream() -> sealpost_adapters::store::StreamId {
-    sealpost_adapters::store::StreamId::new(
-        sealpost_adapters::projection::PROJECTION_STREAM_TYPE,
-        "retention",
-    )
-}
+/// The persisted retention fold's name.
+const SAVED: &str = "retention";
 
 fn principal() -> Principal {
     Principal::processor(RETENTION_PRINCIPAL)
@@ -126,14 +122,14 @@ impl RetentionProcess {
     /// A retention process that resumes from its persisted fold (and folds only what came
     /// after), or from position 0 when there is none.
     pub async fn resume(exec: Executor, policy: RetentionPolicy) -> Result<Self, RetentionError> {
-        let saved = exec.store().load_snapshot(&saved_stream()).await?;
+        let saved =
+            sealpost_adapters::projection::load_state::<Saved>(exec.store(), SAVED, SAVED_VERSION)
+                .await?;
         let mut process = Self::new(exec, policy);
-        if let Some((value, position, SAVED_VERSION)) = saved {
-            if let Ok(saved) = serde_json::from_value::<Saved>(value) {
-                process.subjects = saved.subjects;
-                process.subscription.seek(position);
-                process.saved = position;
-            }
+        if let Some((saved, position)) = saved {
+            process.subjects = saved.subjects;
+            process.subscription.seek(position);
+            process.saved = position;
         }
         Ok(process)
     }
@@ -144,19 +140,17 @@ impl RetentionProcess {
         if position == self.saved {
             return Ok(());
         }
-        let value = serde_json::to_value(Saved {
+        let saved = Saved {
             subjects: self.subjects.clone(),
-        })
-        .map_err(|_| LedgerError::Store(StoreError::Invalid("retention fold")))?;
-        let ctx = sealpost_adapters::ledger::EventContext {
-            business_id: "0".to_owned(),
-            region: Region::Eu,
-            epoch: None,
         };
-        self.exec
-            .store()
-            .save_snapshot(&saved_stream(), &ctx, &value, position, SAVED_VERSION)
-            .await?;
+        sealpost_adapters::projection::save_state(
+            self.exec.store(),
+            SAVED,
+            SAVED_VERSION,
+            &saved,
+            position,
+        )
+        .await?;
         self.saved = position;
         Ok(())
     }
