@@ -388,18 +388,31 @@ impl EventStore {
         current_sequence: u64,
         snapshot_version: u64,
     ) -> Result<(), LedgerError> {
+        let plain = serde_json::to_vec(aggregate)
+            .map_err(|_| StoreError::Invalid("snapshot does not serialize"))?;
+        self.save_snapshot_bytes(stream, ctx, &plain, current_sequence, snapshot_version)
+            .await
+    }
+
+    /// Seals and saves a snapshot given as bytes (a persisted projection's own encoding).
+    pub async fn save_snapshot_bytes(
+        &self,
+        stream: &StreamId,
+        ctx: &EventContext,
+        plain: &[u8],
+        current_sequence: u64,
+        snapshot_version: u64,
+    ) -> Result<(), LedgerError> {
         let now = self.clock.now();
         let (version, key) = self
             .vault
             .ledger_key(&ctx.business_id, ctx.region, now)
             .await?;
         let region = ctx.region.code();
-        let plain = serde_json::to_vec(aggregate)
-            .map_err(|_| StoreError::Invalid("snapshot does not serialize"))?;
         let mut payload = version.to_be_bytes().to_vec();
         payload.extend_from_slice(&crypto::seal(
             &key,
-            &plain,
+            plain,
             &snapshot_aad(stream, &ctx.business_id, region, current_sequence),
         ));
         self.log
@@ -420,6 +433,19 @@ impl EventStore {
         &self,
         stream: &StreamId,
     ) -> Result<Option<(Value, u64, u64)>, LedgerError> {
+        let Some((plain, sequence, version)) = self.load_snapshot_bytes(stream).await? else {
+            return Ok(None);
+        };
+        let value = serde_json::from_slice(&plain)
+            .map_err(|_| StoreError::Corrupt("snapshot is not JSON"))?;
+        Ok(Some((value, sequence, version)))
+    }
+
+    /// Loads and opens a snapshot: (its bytes, current sequence, snapshot version).
+    pub async fn load_snapshot_bytes(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<(Vec<u8>, u64, u64)>, LedgerError> {
         let Some(s) = self.log.load_snapshot(stream).await? else {
             return Ok(None);
         };
@@ -432,9 +458,7 @@ impl EventStore {
             &snapshot_aad(stream, &s.business_id, &s.region, s.current_sequence),
         )
         .map_err(|_| StoreError::Corrupt("snapshot does not open"))?;
-        let value = serde_json::from_slice(&plain)
-            .map_err(|_| StoreError::Corrupt("snapshot is not JSON"))?;
-        Ok(Some((value, s.current_sequence, s.snapshot_version)))
+        Ok(Some((plain, s.current_sequence, s.snapshot_version)))
     }
 
     /// A subscription from position `after`, with a live tail.

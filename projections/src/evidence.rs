@@ -765,10 +765,15 @@ mod tests {
             .insert(("b1".into(), "EU".into(), 3), vec![0, 1]);
         view.subjects
             .insert(subject, (BusinessId::from_random(1), Region::Eu));
-        let json = serde_json::to_value(&view).expect("serializes");
-        let back: EvidenceView = serde_json::from_value(json.clone()).expect("deserializes");
+        // The persisted form is postcard (`sealpost_adapters::projection::save_state`).
+        let bytes = postcard::to_allocvec(&view).expect("serializes");
+        let back: EvidenceView = postcard::from_bytes(&bytes).expect("deserializes");
         assert_eq!(back.position(), 42);
-        assert_eq!(serde_json::to_value(&back).expect("again"), json);
+        assert_eq!(postcard::to_allocvec(&back).expect("again"), bytes);
+        assert_eq!(
+            back.access(&AccessQuery::default()),
+            view.access(&AccessQuery::default())
+        );
         assert_eq!(back.statistics(None, 1), view.statistics(None, 1));
         assert_eq!(back.billing(None), view.billing(None));
     }
