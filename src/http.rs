@@ -230,7 +230,8 @@ pub struct Shared {
     sim: Arc<Mutex<Sim>>,
     net: SimNetwork,
     engine: Arc<dyn SignalEngine>,
-    clock: Option<SimClock>,
+    /// `--sim-clock`: the clock, and the file that keeps its time across restarts.
+    clock: Option<(SimClock, PathBuf)>,
     /// Business numbers served: phone number id → display number.
     numbers: Arc<BTreeMap<String, String>>,
     /// Apps: app id → (business, WABA id, region).
@@ -1669,7 +1670,7 @@ async fn sim_inbox(State(s): State<Shared>, Path(wa_id): Path<String>) -> Respon
 }
 
 async fn sim_advance(State(s): State<Shared>, body: Body) -> Response {
-    let Some(clock) = s.clock.clone() else {
+    let Some((clock, file)) = s.clock.clone() else {
         return ApiError::invalid(
             "The server runs on the system clock (start it with --sim-clock).",
         )
@@ -1682,11 +1683,51 @@ async fn sim_advance(State(s): State<Shared>, body: Body) -> Response {
             .and_then(Value::as_i64)
             .filter(|n| (0..=10 * 365 * 86_400).contains(n))
             .ok_or_else(|| ApiError::not_valid("seconds"))?;
+        // Under the simulated world's lock, so that two advances save their times in order.
+        let _world = s.sim.lock().await;
         clock.advance_secs(seconds);
+        save_sim_clock(&file, clock.now()).map_err(|e| {
+            tracing::error!(error = %e, "the simulated clock could not be saved");
+            ApiError::unavailable()
+        })?;
         Ok(json!({ "now": clock.now().unix_seconds() }))
     }
     .await;
     reply(result)
+}
+
+/// Where `--sim-clock` keeps its time, beside the simulated world. The simulated clock moves
+/// only when told to; a restart must not take it back (an expired service window would open
+/// again, a template in review would be pending again), so it starts at the later of the
+/// system clock and the time saved here by the last advance.
+const SIM_CLOCK_FILE: &str = "sim-clock";
+
+/// The simulated clock's saved time (milliseconds since the Unix epoch), if any.
+fn saved_sim_clock(file: &std::path::Path) -> anyhow::Result<Option<sealpost_domain::Timestamp>> {
+    use anyhow::Context as _;
+    match std::fs::read_to_string(file) {
+        Ok(text) => {
+            let ms = text
+                .trim()
+                .parse::<i64>()
+                .with_context(|| format!("{} is not a time", file.display()))?;
+            Ok(Some(sealpost_domain::Timestamp::from_millis(ms)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("read {}", file.display())),
+    }
+}
+
+/// Saves the simulated clock's time (written aside, then renamed over the old one).
+fn save_sim_clock(file: &std::path::Path, now: sealpost_domain::Timestamp) -> std::io::Result<()> {
+    let aside = file.with_extension("new");
+    if let Err(e) = std::fs::remove_file(&aside) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            return Err(e);
+        }
+    }
+    sealpost_adapters::vault::write_private_file(&aside, now.millis().to_string().as_bytes())?;
+    std::fs::rename(&aside, file)
 }
 
 /// Every business phone number in the store: id → display number (the persisted
@@ -1736,11 +1777,18 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
-    let sim_clock = config
-        .sim_clock
-        .then(|| SimClock::starting_at(SystemClock.now()));
+    let sim_clock = if config.sim_clock {
+        let file = config.data_dir.join(WORLD_DIR).join(SIM_CLOCK_FILE);
+        let start = match saved_sim_clock(&file)? {
+            Some(saved) if saved.millis() > SystemClock.now().millis() => saved,
+            _ => SystemClock.now(),
+        };
+        Some((SimClock::starting_at(start), file))
+    } else {
+        None
+    };
     let clock: Arc<dyn Clock> = match &sim_clock {
-        Some(c) => Arc::new(c.clone()),
+        Some((c, _)) => Arc::new(c.clone()),
         None => Arc::new(SystemClock),
     };
     // Created 0700 if missing; paths an operator opened to others are named in a warning.
