@@ -28,7 +28,7 @@ fn callers() -> u64 {
         .filter(|n| EVENTS % n == 0)
         .unwrap_or(64)
 }
-/// Rows per raw transaction, and raw clients, as in DESIGN.md's baseline.
+/// Rows per raw transaction, and raw clients, as in docs/design.md's baseline.
 const RAW_BATCH: usize = 100;
 const RAW_CLIENTS: usize = 4;
 /// Stored payload size of every row, sealed or raw.

@@ -1,4 +1,4 @@
-//! The key vault: the key hierarchy of DESIGN.md.
+//! The key vault: the key hierarchy of docs/design.md.
 //!
 //! 1. Region root key (KEK): from `SEALPOST_ROOT_KEY_<REGION>` (base64) or a 0600 key file.
 //! 2. Ledger key per business per region, versioned: seals every event payload (outer layer).

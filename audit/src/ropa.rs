@@ -20,7 +20,7 @@ use sealpost_domain::Region;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 
-/// How long data in use may sit outside its storage region (DESIGN.md, "Local Storage").
+/// How long data in use may sit outside its storage region (docs/design.md, "Local Storage").
 pub const DATA_IN_USE_MAX_MINUTES: u32 = 60;
 
 /// The processor's role, as stated in the record.

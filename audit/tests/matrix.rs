@@ -11,7 +11,7 @@ use sealpost_domain::access::{AccessEvent, DenyReason, ACCESS_STREAM_TYPE};
 use sealpost_domain::{BusinessId, Category, Decision, Principal, PrincipalKind, Purpose, Region};
 use std::sync::Arc;
 
-/// The matrix of DESIGN.md, written out independently of `MATRIX`:
+/// The matrix of docs/design.md, written out independently of `MATRIX`:
 /// rows in `Category::ALL` order; columns processor, operator, transport, business, auditor, DPO.
 const EXPECTED: [(&str, [&str; 6]); 7] = [
     ("message content", ["yes", "no", "no", "own", "no", "no"]),

@@ -1,8 +1,9 @@
 //! The data-availability matrix and the access decision it implies.
 //!
-//! [`MATRIX`] is the one place the matrix of DESIGN.md lives: the access gate decides by it, the
-//! documentation table is rendered from it ([`matrix_markdown`]) and so will be the record of
-//! processing. Deciding is pure; recording each decision is the gate's job (crate `audit`).
+//! [`MATRIX`] is the one place the matrix of docs/design.md lives: the access gate decides by
+//! it, the documentation table is rendered from it ([`matrix_markdown`]) and so will be the
+//! record of processing. Deciding is pure; recording each decision is the gate's job (crate
+//! `audit`).
 
 use crate::ids::BusinessId;
 use serde::{Deserialize, Serialize};
@@ -198,7 +199,7 @@ pub struct MatrixRow {
 
 use Availability::{No, Own, Yes};
 
-/// The data-availability matrix of DESIGN.md. Columns, in [`PrincipalKind::ALL`] order:
+/// The data-availability matrix of docs/design.md. Columns, in [`PrincipalKind::ALL`] order:
 /// processor, rest of the operator, transport, business (own), auditor, DPO.
 pub const MATRIX: [MatrixRow; 7] = [
     MatrixRow {

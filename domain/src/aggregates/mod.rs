@@ -1,5 +1,5 @@
-//! The aggregates of DESIGN.md: `Business`, `PhoneNumber`, `Subject`, `Message`, plus the
-//! per-business `RetentionLedger` that records every key destruction.
+//! The aggregates of docs/design.md: `Business`, `PhoneNumber`, `Subject`, `Message`, plus
+//! the per-business `RetentionLedger` that records every key destruction.
 
 pub mod business;
 pub mod message;
