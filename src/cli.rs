@@ -3,6 +3,8 @@
 //! `serve` does (embedded data directory or `--database-url`) and act as a command-line auditor
 //! or DPO principal, so every read they make is decided and recorded by the access gate.
 
+pub mod args;
+
 use crate::app::{Sealpost, ROOT_KEY_DIR};
 use crate::evidence::{ErasureOutcome, ErasureTarget};
 use anyhow::Context as _;

@@ -1,0 +1,473 @@
+//! Messages: accepted outbound, received and decrypted inbound, their content sealed under the
+//! message key and read back only through the access gate.
+
+use super::*;
+
+/// The content of a message as the business sees it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Content {
+    /// Its type.
+    pub kind: MessageKind,
+    /// The body (text, or the JSON of a non-text message).
+    pub body: String,
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Content({:?}, <redacted>)", self.kind)
+    }
+}
+
+impl Sealpost {
+    pub(super) async fn seal_message_field(
+        &self,
+        business: &BusinessId,
+        region: Region,
+        scope: &FieldScope,
+        field: &str,
+        value: &[u8],
+    ) -> Result<Sealed, AppError> {
+        self.store
+            .vault()
+            .seal_field(business.as_str(), region, scope, field, value, self.now())
+            .await
+            .map_err(|e| match e {
+                VaultError::KeyDestroyed => AppError::Domain(DomainError::SubjectErased),
+                other => AppError::Vault(other),
+            })
+    }
+
+    /// Accepts an outbound message from a business (the business's own principal) to a
+    /// consumer number. The content is sealed under the message key before the event exists.
+    pub async fn send(
+        &self,
+        actor: &Principal,
+        phone_number_id: &PhoneNumberId,
+        to: &E164,
+        kind: MessageKind,
+        body: &str,
+        callback_data: Option<&str>,
+    ) -> Result<MessageId, AppError> {
+        let (business, region) = self.number_home(phone_number_id).await?;
+        if actor.business.as_ref() != Some(&business) {
+            return Err(GateError::Denied(sealpost_domain::access::DenyReason::NotOwner).into());
+        }
+        let subject = self.subject_for(&business, region, to).await?;
+        let (subject_state, _) = self.exec.load::<Subject>(subject.as_str()).await?;
+        let now = self.now();
+        let message_id = MessageId::from_random(random_bytes());
+        let epoch = self.policy.epoch_of(now);
+        let scope = FieldScope::Message {
+            epoch,
+            subject: subject.clone(),
+            message: message_id.clone(),
+        };
+        let content = self
+            .seal_message_field(&business, region, &scope, fields::CONTENT, body.as_bytes())
+            .await?;
+        let callback_data = match callback_data {
+            Some(c) => Some(
+                self.seal_message_field(
+                    &business,
+                    region,
+                    &scope,
+                    fields::CALLBACK_DATA,
+                    c.as_bytes(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let header = OutboundHeader {
+            message_id: message_id.clone(),
+            business_id: business.clone(),
+            phone_number_id: phone_number_id.clone(),
+            subject_id: subject,
+            epoch,
+            kind,
+            category: if kind == MessageKind::Template {
+                PricingCategory::Utility
+            } else {
+                PricingCategory::Service
+            },
+        };
+        let cmd = MessageCommand::AcceptOutbound {
+            header,
+            content,
+            callback_data,
+            service_window_open: subject_state.service_window_open(now),
+        };
+        let meta = CommandMeta::new(business.as_str(), region, actor).with_epoch(epoch);
+        self.exec
+            .execute::<Message>(message_id.as_str(), cmd, &meta, now)
+            .await?;
+        Ok(message_id)
+    }
+
+    /// Records an inbound message from a consumer whose content is already known (a test or a
+    /// caller without Signal): the ciphertext, what decrypting it produced, the hand-over to the
+    /// business; opens the service window.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn receive(
+        &self,
+        phone_number_id: &PhoneNumberId,
+        from: &E164,
+        ciphertext: &[u8],
+        kind: MessageKind,
+        body: &str,
+        profile_name: Option<&str>,
+    ) -> Result<MessageId, AppError> {
+        let (business, region) = self.number_home(phone_number_id).await?;
+        let subject = self.subject_for(&business, region, from).await?;
+        let message_id = MessageId::from_random(random_bytes());
+        self.receive_ciphertext(phone_number_id, &subject, &message_id, ciphertext, None)
+            .await?;
+        self.record_decrypted(&message_id, kind, body, profile_name)
+            .await?;
+        Ok(message_id)
+    }
+
+    /// Records the ciphertext of an inbound message (sealed under the message key). Returns
+    /// `false` when the message id is already known: a duplicate from the transport.
+    pub async fn receive_ciphertext(
+        &self,
+        phone_number_id: &PhoneNumberId,
+        subject: &SubjectId,
+        message_id: &MessageId,
+        ciphertext: &[u8],
+        envelope_id: Option<&str>,
+    ) -> Result<bool, AppError> {
+        let (business, region) = self.number_home(phone_number_id).await?;
+        let now = self.now();
+        let epoch = self.policy.epoch_of(now);
+        let scope = FieldScope::Message {
+            epoch,
+            subject: subject.clone(),
+            message: message_id.clone(),
+        };
+        let meta = CommandMeta::new(business.as_str(), region, &Principal::processor("inbound"))
+            .with_epoch(epoch);
+        let sealed_ct = self
+            .seal_message_field(&business, region, &scope, fields::CIPHERTEXT, ciphertext)
+            .await?;
+        let envelope = match envelope_id {
+            Some(e) => Some(
+                self.seal_message_field(&business, region, &scope, fields::ENVELOPE, e.as_bytes())
+                    .await?,
+            ),
+            None => None,
+        };
+        let header = InboundHeader {
+            message_id: message_id.clone(),
+            business_id: business.clone(),
+            phone_number_id: phone_number_id.clone(),
+            subject_id: subject.clone(),
+            epoch,
+        };
+        let events = self
+            .exec
+            .execute::<Message>(
+                message_id.as_str(),
+                MessageCommand::ReceiveInbound {
+                    header,
+                    ciphertext: sealed_ct,
+                    envelope,
+                },
+                &meta,
+                now,
+            )
+            .await?;
+        Ok(!events.is_empty())
+    }
+
+    /// Records what decrypting an inbound message produced (sealed under the message key),
+    /// queues it for the business, and opens or extends the subject's service window.
+    pub async fn record_decrypted(
+        &self,
+        message_id: &MessageId,
+        kind: MessageKind,
+        body: &str,
+        profile_name: Option<&str>,
+    ) -> Result<(), AppError> {
+        let (state, _) = self.exec.load::<Message>(message_id.as_str()).await?;
+        let (Some(business), Some(number), Some(subject), Some(epoch)) = (
+            state.business_id,
+            state.phone_number_id,
+            state.subject_id,
+            state.epoch,
+        ) else {
+            return Err(DomainError::NotFound.into());
+        };
+        let (_, region) = self.number_home(&number).await?;
+        let body = self.ingest_inbound_media(&number, &subject, body).await?;
+        let body = body.as_str();
+        let now = self.now();
+        let scope = FieldScope::Message {
+            epoch,
+            subject: subject.clone(),
+            message: message_id.clone(),
+        };
+        let pipeline = Principal::processor("inbound");
+        let meta = CommandMeta::new(business.as_str(), region, &pipeline).with_epoch(epoch);
+        let content = self
+            .seal_message_field(&business, region, &scope, fields::CONTENT, body.as_bytes())
+            .await?;
+        let profile_name = match profile_name {
+            Some(p) => Some(
+                self.seal_message_field(
+                    &business,
+                    region,
+                    &scope,
+                    fields::PROFILE_NAME,
+                    p.as_bytes(),
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        self.exec
+            .execute::<Message>(
+                message_id.as_str(),
+                MessageCommand::RecordDecrypted {
+                    kind,
+                    content,
+                    profile_name,
+                },
+                &meta,
+                now,
+            )
+            .await?;
+        self.forward_inbound(message_id).await
+    }
+
+    /// Queues a decrypted inbound message for the business and opens or extends the subject's
+    /// service window. Also what finishes a message a crash left decrypted but not forwarded.
+    pub async fn forward_inbound(&self, message_id: &MessageId) -> Result<(), AppError> {
+        let (state, _) = self.exec.load::<Message>(message_id.as_str()).await?;
+        let (Some(business), Some(number), Some(subject), Some(epoch)) = (
+            state.business_id,
+            state.phone_number_id,
+            state.subject_id,
+            state.epoch,
+        ) else {
+            return Err(DomainError::NotFound.into());
+        };
+        let (_, region) = self.number_home(&number).await?;
+        let pipeline = Principal::processor("inbound");
+        let meta = CommandMeta::new(business.as_str(), region, &pipeline).with_epoch(epoch);
+        let now = self.now();
+        self.exec
+            .execute::<Message>(
+                message_id.as_str(),
+                MessageCommand::RecordForwarded,
+                &meta,
+                now,
+            )
+            .await?;
+        let subject_meta = CommandMeta::new(business.as_str(), region, &pipeline);
+        self.exec
+            .execute::<Subject>(
+                subject.as_str(),
+                SubjectCommand::RecordInboundActivity,
+                &subject_meta,
+                now,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Records a lifecycle step of a message (sent, delivered, read, failed …).
+    pub async fn record(
+        &self,
+        message_id: &MessageId,
+        command: MessageCommand,
+    ) -> Result<Vec<MessageEvent>, AppError> {
+        let (state, _) = self.exec.load::<Message>(message_id.as_str()).await?;
+        let business = state.business_id.clone().ok_or(DomainError::NotFound)?;
+        let number = state
+            .phone_number_id
+            .clone()
+            .ok_or(AppError::Inconsistent("message without number"))?;
+        let (_, region) = self.number_home(&number).await?;
+        let mut meta =
+            CommandMeta::new(business.as_str(), region, &Principal::processor("delivery"));
+        if let Some(e) = state.epoch {
+            meta = meta.with_epoch(e);
+        }
+        Ok(self
+            .exec
+            .execute::<Message>(message_id.as_str(), command, &meta, self.now())
+            .await?)
+    }
+
+    /// A message's non-personal state (status, type, epoch): readable after shredding.
+    pub async fn message(&self, id: &MessageId) -> Result<Message, AppError> {
+        let (state, _) = self.exec.load::<Message>(id.as_str()).await?;
+        state.id.as_ref().ok_or(DomainError::NotFound)?;
+        Ok(state)
+    }
+
+    /// The consumer and the transport's envelope id of an inbound message, read through the
+    /// gate (recorded): where the business's read receipt goes. `None` for messages recorded
+    /// without one, or once the message's keys are gone.
+    pub async fn inbound_envelope(
+        &self,
+        principal: &Principal,
+        purpose: Purpose,
+        id: &MessageId,
+    ) -> Result<Option<(SubjectId, String)>, AppError> {
+        let events = self
+            .store
+            .read_stream(&StreamId::new("message", id.as_str()), 0)
+            .await?;
+        for e in events {
+            let region = region_of(&e)?;
+            if let MessageEvent::InboundMessageReceived {
+                header,
+                envelope: Some(envelope),
+                ..
+            } = e.decode::<MessageEvent>()?
+            {
+                let scope = FieldScope::Message {
+                    epoch: header.epoch,
+                    subject: header.subject_id.clone(),
+                    message: id.clone(),
+                };
+                let field = FieldRef {
+                    scope,
+                    field: fields::ENVELOPE,
+                    sealed: &envelope,
+                };
+                let opened = self
+                    .open_content(
+                        principal,
+                        purpose,
+                        &header.business_id,
+                        region,
+                        id.as_str(),
+                        field,
+                    )
+                    .await?;
+                return Ok(text(opened, "envelope id is not UTF-8")?
+                    .plain()
+                    .map(|env| (header.subject_id, env)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Opens a sealed field of message content (a message's or a media object's) through the
+    /// gate: decided and recorded as `principal` reading `object` of `owner` for `purpose`.
+    pub(crate) async fn open_content(
+        &self,
+        principal: &Principal,
+        purpose: Purpose,
+        owner: &BusinessId,
+        region: Region,
+        object: &str,
+        field: FieldRef<'_>,
+    ) -> Result<Opened<Vec<u8>>, AppError> {
+        let req = AccessRequest {
+            principal,
+            category: Category::MessageContent,
+            purpose,
+            object,
+            owner: Some(owner),
+            region,
+        };
+        Ok(self.gate.open(&req, field).await?)
+    }
+
+    /// Reads a message's content through the access gate: the plaintext, `Shredded` once its
+    /// keys are gone, or a recorded denial.
+    pub async fn read_content(
+        &self,
+        principal: &Principal,
+        purpose: Purpose,
+        id: &MessageId,
+    ) -> Result<Opened<Content>, AppError> {
+        let events = self
+            .store
+            .read_stream(&StreamId::new("message", id.as_str()), 0)
+            .await?;
+        let mut found = None;
+        for e in events {
+            let region = region_of(&e)?;
+            match e.decode::<MessageEvent>()? {
+                MessageEvent::OutboundMessageAccepted {
+                    header, content, ..
+                } => {
+                    found = Some((
+                        header.business_id,
+                        region,
+                        header.epoch,
+                        header.subject_id,
+                        header.kind,
+                        content,
+                    ))
+                }
+                MessageEvent::InboundMessageReceived { header, .. } => {
+                    found = Some((
+                        header.business_id,
+                        region,
+                        header.epoch,
+                        header.subject_id,
+                        MessageKind::Unknown,
+                        Sealed::from_bytes(vec![]),
+                    ))
+                }
+                MessageEvent::InboundMessageDecrypted { kind, content, .. } => {
+                    if let Some(f) = found.as_mut() {
+                        f.4 = kind;
+                        f.5 = content;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let (business, region, epoch, subject, kind, content) =
+            found.ok_or(DomainError::NotFound)?;
+        let req = AccessRequest {
+            principal,
+            category: Category::MessageContent,
+            purpose,
+            object: id.as_str(),
+            owner: Some(&business),
+            region,
+        };
+        if content.as_bytes().is_empty() {
+            // Not decrypted (yet): nothing to open, but the request is still decided and recorded.
+            self.gate.authorize(&req).await?;
+            return Err(AppError::Domain(DomainError::NotFound));
+        }
+        let scope = FieldScope::Message {
+            epoch,
+            subject,
+            message: id.clone(),
+        };
+        let opened = self
+            .gate
+            .open(
+                &req,
+                FieldRef {
+                    scope,
+                    field: fields::CONTENT,
+                    sealed: &content,
+                },
+            )
+            .await?;
+        Ok(text(opened, "content is not UTF-8")?.map(|body| Content { kind, body }))
+    }
+}
+
+pub(crate) fn text(
+    opened: Opened<Vec<u8>>,
+    what: &'static str,
+) -> Result<Opened<String>, AppError> {
+    Ok(match opened {
+        Opened::Shredded => Opened::Shredded,
+        Opened::Plain(b) => {
+            Opened::Plain(String::from_utf8(b).map_err(|_| AppError::Inconsistent(what))?)
+        }
+    })
+}

@@ -1,0 +1,184 @@
+//! Consumers as subjects: found by blind index, named by business-scoped user id, their
+//! number read through the gate, erased (GDPR Art. 17).
+
+use super::*;
+
+impl Sealpost {
+    /// The live subject a consumer's number routes to for a business, created (key, sealed
+    /// number, blind-index entry) if there is none.
+    pub async fn subject_for(
+        &self,
+        business: &BusinessId,
+        region: Region,
+        phone: &E164,
+    ) -> Result<SubjectId, AppError> {
+        let vault = self.store.vault();
+        let now = self.now();
+        if let Some(existing) = vault
+            .find_subject(business.as_str(), region, phone, now)
+            .await?
+        {
+            let (s, _) = self.exec.load::<Subject>(existing.as_str()).await?;
+            if s.lifecycle == sealpost_domain::aggregates::subject::SubjectLifecycle::Active {
+                return Ok(existing);
+            }
+        }
+        let subject = SubjectId::from_random(random_bytes());
+        vault
+            .create_subject_key(business.as_str(), region, &subject, now)
+            .await?;
+        let sealed_phone = vault
+            .seal_field(
+                business.as_str(),
+                region,
+                &FieldScope::Subject {
+                    subject: subject.clone(),
+                },
+                fields::PHONE,
+                phone.expose_digits().as_bytes(),
+                now,
+            )
+            .await?;
+        let meta = CommandMeta::new(business.as_str(), region, &Principal::processor("routing"));
+        let cmd = SubjectCommand::Create {
+            subject_id: subject.clone(),
+            business_id: business.clone(),
+            phone: sealed_phone,
+        };
+        self.exec
+            .execute::<Subject>(subject.as_str(), cmd, &meta, now)
+            .await?;
+        // The first route wins if two requests raced to create a subject for the same number.
+        let routed = vault
+            .route_subject(business.as_str(), region, phone, &subject, now)
+            .await?;
+        // The business-scoped user id routes to the subject too (and goes with it).
+        vault
+            .route_user_id(business.as_str(), region, phone, &routed, now)
+            .await?;
+        Ok(routed)
+    }
+
+    /// The live subject a business-scoped user id routes to, and its phone number read through
+    /// the gate as the business itself (so answering by user id needs no number from the caller).
+    pub async fn subject_by_user_id(
+        &self,
+        actor: &Principal,
+        phone_number_id: &PhoneNumberId,
+        user_id: &str,
+    ) -> Result<E164, AppError> {
+        let (business, region) = self.number_home(phone_number_id).await?;
+        let subject = self
+            .store
+            .vault()
+            .find_user(business.as_str(), region, user_id, self.now())
+            .await?
+            .ok_or(DomainError::InvalidParameter("recipient"))?;
+        match self
+            .read_phone(actor, Purpose::BusinessApi, &subject)
+            .await?
+        {
+            Opened::Plain(p) => {
+                Ok(E164::parse(&p).map_err(|_| AppError::Inconsistent("stored number"))?)
+            }
+            Opened::Shredded => Err(DomainError::SubjectErased.into()),
+        }
+    }
+
+    /// A subject's state.
+    pub async fn subject(&self, id: &SubjectId) -> Result<Subject, AppError> {
+        let (state, _) = self.exec.load::<Subject>(id.as_str()).await?;
+        state.id.as_ref().ok_or(DomainError::NotFound)?;
+        Ok(state)
+    }
+
+    /// Where a subject belongs and its sealed routing number, from its first event.
+    pub(super) async fn subject_origin(
+        &self,
+        id: &SubjectId,
+    ) -> Result<(BusinessId, Region, Sealed), AppError> {
+        let events = self
+            .store
+            .read_stream(&StreamId::new("subject", id.as_str()), 0)
+            .await?;
+        let first = events.into_iter().next().ok_or(DomainError::NotFound)?;
+        let region = region_of(&first)?;
+        match first.decode::<SubjectEvent>()? {
+            SubjectEvent::SubjectCreated {
+                business_id, phone, ..
+            } => Ok((business_id, region, phone)),
+            _ => Err(AppError::Inconsistent(
+                "subject stream does not start with SubjectCreated",
+            )),
+        }
+    }
+
+    /// Reads a subject's phone number through the access gate.
+    pub async fn read_phone(
+        &self,
+        principal: &Principal,
+        purpose: Purpose,
+        id: &SubjectId,
+    ) -> Result<Opened<String>, AppError> {
+        let (business_id, region, phone) = self.subject_origin(id).await?;
+        let req = AccessRequest {
+            principal,
+            category: Category::ConsumerPhoneNumber,
+            purpose,
+            object: id.as_str(),
+            owner: Some(&business_id),
+            region,
+        };
+        let opened = self
+            .gate
+            .open(
+                &req,
+                FieldRef {
+                    scope: FieldScope::Subject {
+                        subject: id.clone(),
+                    },
+                    field: fields::PHONE,
+                    sealed: &phone,
+                },
+            )
+            .await?;
+        text(opened, "phone is not UTF-8")
+    }
+
+    /// Erases a subject (GDPR Art. 17) on behalf of `requested_by` (the business or the DPO).
+    pub async fn erase(
+        &self,
+        requested_by: &Principal,
+        subject: &SubjectId,
+    ) -> Result<(), AppError> {
+        let (business, region, _) = self.subject_origin(subject).await?;
+        require_owner_or_dpo(requested_by, &business)?;
+        erase_subject(
+            &self.exec,
+            requested_by,
+            &business,
+            region,
+            subject,
+            self.now(),
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// Only the DPO, or the business for its own consumers, may ask for an erasure.
+pub(crate) fn require_owner_or_dpo(
+    principal: &Principal,
+    business: &BusinessId,
+) -> Result<(), AppError> {
+    let allowed = match principal.kind {
+        sealpost_domain::PrincipalKind::Dpo => true,
+        sealpost_domain::PrincipalKind::Business => principal.business.as_ref() == Some(business),
+        _ => false,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(GateError::Denied(sealpost_domain::access::DenyReason::NotOwner).into())
+    }
+}

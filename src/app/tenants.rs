@@ -1,0 +1,102 @@
+//! Businesses and their phone numbers: registration, home region, integrity state.
+
+use super::*;
+
+impl Sealpost {
+    /// Registers a business.
+    pub async fn register_business(
+        &self,
+        name: &str,
+        home_region: Region,
+    ) -> Result<BusinessId, AppError> {
+        let id = BusinessId::from_random(random_u64());
+        let meta = CommandMeta::new(
+            id.as_str(),
+            home_region,
+            &Principal::processor("business-manager"),
+        );
+        let cmd = BusinessCommand::Register {
+            business_id: id.clone(),
+            name: name.to_owned(),
+        };
+        self.exec
+            .execute::<Business>(id.as_str(), cmd, &meta, self.now())
+            .await?;
+        Ok(id)
+    }
+
+    /// A business's home region (where its own records, tokens among them, are kept).
+    pub async fn business_region(&self, id: &BusinessId) -> Result<Region, AppError> {
+        let events = self
+            .store
+            .read_stream(&StreamId::new("business", id.as_str()), 0)
+            .await?;
+        let first = events.first().ok_or(DomainError::NotFound)?;
+        region_of(first)
+    }
+
+    /// Adds a phone number to a business.
+    pub async fn add_phone_number(
+        &self,
+        business: &BusinessId,
+        display_number: &str,
+        home_region: Region,
+    ) -> Result<PhoneNumberId, AppError> {
+        let id = PhoneNumberId::from_random(random_u64());
+        let meta = CommandMeta::new(
+            business.as_str(),
+            home_region,
+            &Principal::processor("business-manager"),
+        );
+        let cmd = PhoneNumberCommand::Add {
+            phone_number_id: id.clone(),
+            business_id: business.clone(),
+            display_number: display_number.to_owned(),
+            home_region,
+        };
+        self.exec
+            .execute::<PhoneNumber>(id.as_str(), cmd, &meta, self.now())
+            .await?;
+        Ok(id)
+    }
+
+    /// A phone number's state.
+    pub async fn phone_number(&self, id: &PhoneNumberId) -> Result<PhoneNumber, AppError> {
+        let (state, _) = self.exec.load::<PhoneNumber>(id.as_str()).await?;
+        state.id.as_ref().ok_or(DomainError::NotFound)?;
+        Ok(state)
+    }
+
+    /// What the transport reported about a business number (rating, lowered tier, throttle),
+    /// folded from the number's integrity stream. The caller authorizes the read.
+    pub async fn integrity(
+        &self,
+        id: &PhoneNumberId,
+    ) -> Result<sealpost_domain::integrity::IntegrityView, AppError> {
+        let stream = sealpost_adapters::store::StreamId::new(
+            sealpost_domain::integrity::INTEGRITY_STREAM_TYPE,
+            id.as_str(),
+        );
+        let mut view = sealpost_domain::integrity::IntegrityView::default();
+        for e in self.store().read_stream(&stream, 0).await? {
+            view.apply(&e.decode::<sealpost_domain::integrity::IntegrityEvent>()?);
+        }
+        Ok(view)
+    }
+
+    /// Where a phone number's data lives, and its business.
+    pub(crate) async fn number_home(
+        &self,
+        id: &PhoneNumberId,
+    ) -> Result<(BusinessId, Region), AppError> {
+        let n = self.phone_number(id).await?;
+        let business = n
+            .business_id
+            .clone()
+            .ok_or(AppError::Inconsistent("phone number without business"))?;
+        let region = n
+            .storage_region()
+            .ok_or(AppError::Inconsistent("phone number without region"))?;
+        Ok((business, region))
+    }
+}

@@ -1,0 +1,279 @@
+//! The command line of the `sealpost` binary: its subcommands and flags (clap).
+
+use super::StoreLocation;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "sealpost",
+    version,
+    about = "Self-hostable, privacy-by-construction business messaging processor"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a scripted scenario on the embedded store with a simulated clock and check the
+    /// privacy promises; exits non-zero if any check fails.
+    Demo {
+        /// Keep the data directory here instead of a temporary one (must be empty or absent).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Serve the Cloud-API-compatible HTTP API with the pipeline, the simulated transport and
+    /// devices in process. On an empty store it bootstraps a development tenant and writes
+    /// `<data-dir>/bootstrap.json` (mode 0600).
+    Serve {
+        /// A TOML configuration file (keys: listen, data_dir, database_url, sim_clock,
+        /// throughput_per_second, upgraded_throughput_per_second, connect_timeout_seconds).
+        /// Flags and environment variables override it.
+        #[arg(long, env = "SEALPOST_CONFIG")]
+        config: Option<PathBuf>,
+        /// Address to listen on; port 0 picks a free one. The bound address is printed.
+        /// [default: 127.0.0.1:8080]
+        #[arg(long, env = "SEALPOST_LISTEN")]
+        listen: Option<std::net::SocketAddr>,
+        /// The data directory (embedded SQLite store, root keys, bootstrap.json).
+        /// [default: ./sealpost-data]
+        #[arg(long, env = "SEALPOST_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// Use Postgres at this URL instead of the embedded store.
+        #[arg(long, env = "SEALPOST_DATABASE_URL")]
+        database_url: Option<String>,
+        /// Seconds to wait for Postgres: at start (then exit, naming the host and port tried)
+        /// and for a connection per request (then 503, code 131016). [default: 10]
+        #[arg(long, env = "SEALPOST_CONNECT_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=600))]
+        connect_timeout: Option<u64>,
+        /// Run on a simulated clock that `POST /sim/v1/clock/advance` moves (for tests).
+        #[arg(long, env = "SEALPOST_SIM_CLOCK")]
+        sim_clock: bool,
+    },
+    /// Business Manager: add a tenant (business, WABA, phone number, app, system-user token)
+    /// to a stopped server's store; its secrets go to `<data-dir>/tenant-<business-id>.json`
+    /// (mode 0600). Start `serve` again to serve the new number.
+    Tenant {
+        #[command(subcommand)]
+        action: TenantAction,
+    },
+    /// The tamper-evident log and the access log: verify, export, query.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+    /// The DPO's reports: retention (html, json, csv) and the record of processing.
+    Report {
+        #[command(subcommand)]
+        action: ReportAction,
+    },
+    /// Erase a data subject (GDPR Art. 17) as the DPO and print or write the certificate.
+    Erase {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The subject id (from a certificate or the access log).
+        #[arg(long, conflicts_with_all = ["wa_id", "user_id"])]
+        subject: Option<String>,
+        /// The business phone number id the consumer wrote to (with --wa-id or --user-id).
+        #[arg(long)]
+        phone_number_id: Option<String>,
+        /// The consumer's phone number.
+        #[arg(long, requires = "phone_number_id", conflicts_with = "user_id")]
+        wa_id: Option<String>,
+        /// The consumer's business-scoped user id.
+        #[arg(long, requires = "phone_number_id")]
+        user_id: Option<String>,
+        /// Write the certificate here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The projections a node folds from the log and persists with their checkpoint.
+    Projections {
+        #[command(subcommand)]
+        action: ProjectionAction,
+    },
+    /// Run the simulated transport (the WhatsApp role: key directory and routing of
+    /// ciphertext) as its own process, over HTTP on a local socket.
+    Transport {
+        /// Address to listen on; port 0 picks a free one. The bound address is printed.
+        #[arg(long, default_value = "127.0.0.1:7301")]
+        listen: std::net::SocketAddr,
+        /// Where the network keeps its state (directory, queued envelopes, integrity signals)
+        /// across restarts, sealed under its own key.
+        #[arg(
+            long,
+            env = "SEALPOST_TRANSPORT_DATA_DIR",
+            default_value = "./sealpost-transport-data"
+        )]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProjectionAction {
+    /// Fold a projection again from position 0 and save it (idempotent; safe while `serve`
+    /// runs). NAME: business-numbers, apps, tokens.
+    Rebuild {
+        /// Which projection.
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// The port `sealpost serve` listens on by default.
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// Where the store is (as for `serve`).
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// The data directory (embedded store, root keys, audit witness file).
+    #[arg(long, env = "SEALPOST_DATA_DIR", default_value = "./sealpost-data")]
+    pub data_dir: PathBuf,
+    /// Use Postgres at this URL instead of the embedded store.
+    #[arg(long, env = "SEALPOST_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+impl StoreArgs {
+    pub fn location(self) -> StoreLocation {
+        StoreLocation {
+            data_dir: self.data_dir,
+            database_url: self.database_url,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Recompute the Merkle log from the rows and check every signed checkpoint; exits 1 naming
+    /// the first position that was edited, deleted, reordered or truncated, or where an older
+    /// checkpoint was restored.
+    Verify {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Verify an offline bundle (from `audit export`) instead of the store.
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+        /// Checkpoints published outside the store [default: <data-dir>/audit/witness.jsonl].
+        #[arg(long)]
+        witness: Option<PathBuf>,
+        /// The published Ed25519 public key (hex) the checkpoints must verify under.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Print the verdict as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write an offline evidence bundle: every row's header and payload hash, the leaves,
+    /// every checkpoint, consistency proofs and inclusion proofs of every key destruction.
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The bundle file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Query the access log (every gate decision), one page at a time.
+    Access {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Principal id.
+        #[arg(long)]
+        principal: Option<String>,
+        /// Principal kind: processor, operator, transport, business, auditor, dpo.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Category, e.g. message_content, consumer_phone_number, statistics.
+        #[arg(long)]
+        category: Option<String>,
+        /// Purpose, e.g. analytics, delivery, audit.
+        #[arg(long)]
+        purpose: Option<String>,
+        /// allowed or denied.
+        #[arg(long, value_parser = ["allowed", "denied"])]
+        decision: Option<String>,
+        /// Object id.
+        #[arg(long)]
+        object: Option<String>,
+        /// Business id.
+        #[arg(long)]
+        business: Option<String>,
+        /// From (ms since the Unix epoch, inclusive).
+        #[arg(long)]
+        from: Option<i64>,
+        /// To (ms since the Unix epoch, exclusive).
+        #[arg(long)]
+        to: Option<i64>,
+        /// Cursor from the previous page.
+        #[arg(long)]
+        after: Option<u64>,
+        /// Page size (default 100, at most 1000).
+        #[arg(long)]
+        limit: Option<usize>,
+        /// table or json.
+        #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+        format: String,
+    },
+    /// Sign a checkpoint of every row now and print it.
+    Checkpoint {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print the log's public key (hex Ed25519).
+    PublicKey {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportAction {
+    /// The retention report: created / live / shredded messages, oldest live message, keys
+    /// destroyed per day, erasures, overdue keys, residual risks, the checkpoint.
+    Retention {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// html, json or csv.
+        #[arg(long, default_value = "html", value_parser = ["html", "json", "csv"])]
+        format: String,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Only this business.
+        #[arg(long)]
+        business: Option<String>,
+    },
+    /// The record of processing (GDPR Art. 30), generated from the matrix and configuration.
+    Ropa {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// md or json.
+        #[arg(long, default_value = "md", value_parser = ["md", "json"])]
+        format: String,
+        /// Write here instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantAction {
+    /// Add a tenant.
+    Add {
+        /// The business's display name.
+        #[arg(long)]
+        name: String,
+        /// Its phone number (digits, E.164 without +).
+        #[arg(long)]
+        display_number: String,
+        /// The data directory of the store (embedded SQLite, root keys).
+        #[arg(long, env = "SEALPOST_DATA_DIR", default_value = "./sealpost-data")]
+        data_dir: PathBuf,
+        /// Use Postgres at this URL instead of the embedded store.
+        #[arg(long, env = "SEALPOST_DATABASE_URL")]
+        database_url: Option<String>,
+    },
+}

@@ -1,0 +1,415 @@
+//! Inbound: envelopes taken from the transport with a lease, recorded before the session moves,
+//! decrypted, recorded again and forwarded; retransmission requests and receipts.
+
+use super::*;
+
+/// A consumer session as stored: the pinned identity key and the session record.
+pub(super) struct Link {
+    pub(super) identity: Vec<u8>,
+    pub(super) session: Session,
+}
+
+impl Link {
+    pub(super) fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(4 + self.identity.len() + self.session.0.len());
+        out.extend_from_slice(&(self.identity.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.identity);
+        out.extend_from_slice(&self.session.0);
+        out
+    }
+
+    pub(super) fn from_bytes(b: &[u8]) -> Option<Self> {
+        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        let identity = b.get(4..4 + len)?.to_vec();
+        let session = Session(b.get(4 + len..)?.to_vec());
+        Some(Self { identity, session })
+    }
+}
+
+impl Pipeline {
+    /// Takes what arrived for `handle` in small leased chunks, at least one chunk a step and
+    /// more while the step's budget lasts; acknowledges each chunk once recorded.
+    pub(super) async fn take_arrivals(
+        &mut self,
+        handle: &str,
+        started: std::time::Instant,
+        report: &mut StepReport,
+    ) -> Result<(), AppError> {
+        loop {
+            let envelopes = self
+                .transport
+                .take_inbox(handle, INBOX_CHUNK)
+                .await
+                .map_err(transport_error)?;
+            let more = envelopes.len() == INBOX_CHUNK;
+            let mut recorded = Vec::new();
+            for envelope in envelopes {
+                let id = envelope.id.clone();
+                match self.inbound(handle, envelope).await {
+                    Ok(r) => {
+                        report.merge(r);
+                        recorded.push(id);
+                    }
+                    // Not recorded: the transport hands it out again when its lease ends.
+                    Err(e) if transient(&e) => {
+                        tracing::warn!(error = %e, "inbound envelope left for a retry")
+                    }
+                    // One envelope's failure must not hold up the ones after it, nor come back
+                    // for ever.
+                    Err(e) => {
+                        tracing::error!(error = %e, "inbound envelope could not be processed");
+                        recorded.push(id);
+                    }
+                }
+            }
+            // Acknowledged only once recorded: a crash before this redelivers them.
+            self.transport
+                .ack(handle, &recorded)
+                .await
+                .map_err(transport_error)?;
+            if !more || started.elapsed() >= self.budget {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Handles one envelope addressed to a business number.
+    pub(super) async fn inbound(
+        &mut self,
+        handle: &str,
+        envelope: Envelope,
+    ) -> Result<StepReport, AppError> {
+        match envelope.payload {
+            Payload::Receipt { receipt, of } => {
+                let Ok(id) = MessageId::parse(&of) else {
+                    return Ok(StepReport::default());
+                };
+                let command = match receipt {
+                    Receipt::Delivered => MessageCommand::RecordDelivered,
+                    Receipt::Read => MessageCommand::RecordRead,
+                };
+                match self.app.record(&id, command).await {
+                    Ok(events) => Ok(StepReport {
+                        receipts: u64::from(!events.is_empty()),
+                        ..StepReport::default()
+                    }),
+                    // A receipt for a message this store does not know: ignore it.
+                    Err(AppError::Domain(DomainError::NotFound)) => Ok(StepReport::default()),
+                    Err(e) => Err(e),
+                }
+            }
+            Payload::Retransmit { of } => self.retransmit(&of, &envelope.from).await,
+            Payload::Message { ciphertext } => {
+                self.receive(handle, &envelope.id, &envelope.from, &ciphertext)
+                    .await
+            }
+            // Reports stay with the transport; none reach a business. A business never asks a
+            // business to resend.
+            Payload::SpamReport | Payload::Block | Payload::Resend { .. } => {
+                Ok(StepReport::default())
+            }
+        }
+    }
+
+    /// A device asks for a message again: only the message's own consumer may, and only for an
+    /// outbound message.
+    pub(super) async fn retransmit(
+        &mut self,
+        of: &str,
+        requester: &Address,
+    ) -> Result<StepReport, AppError> {
+        let Ok(id) = MessageId::parse(of) else {
+            return Ok(StepReport::default());
+        };
+        let message = match self.app.message(&id).await {
+            Ok(m) => m,
+            Err(AppError::Domain(DomainError::NotFound)) => return Ok(StepReport::default()),
+            Err(e) => return Err(e),
+        };
+        let (Some(sealpost_domain::Direction::Outbound), Some(subject)) =
+            (message.direction, message.subject_id)
+        else {
+            return Ok(StepReport::default());
+        };
+        match self
+            .app
+            .read_phone(&principal(), Purpose::Delivery, &subject)
+            .await?
+        {
+            Opened::Plain(phone) if phone == requester.handle => self.deliver(&id, 0, true).await,
+            // Its keys are gone: `deliver` records the refusal.
+            Opened::Shredded => self.deliver(&id, 0, true).await,
+            Opened::Plain(_) => {
+                tracing::warn!("retransmission requested by a device that is not the recipient");
+                Ok(StepReport::default())
+            }
+        }
+    }
+
+    pub(super) async fn receive(
+        &mut self,
+        handle: &str,
+        envelope_id: &str,
+        from: &Address,
+        ciphertext: &[u8],
+    ) -> Result<StepReport, AppError> {
+        let Ok(phone) = E164::parse(&from.handle) else {
+            tracing::warn!("dropped an envelope from an invalid sender address");
+            return Ok(StepReport::default());
+        };
+        let (number_id, business, region) = {
+            let n = self
+                .numbers
+                .get(handle)
+                .ok_or(AppError::Inconsistent("number"))?;
+            (n.id.clone(), n.business.clone(), n.region)
+        };
+        let vault = self.app.store().vault().clone();
+        let subject = self.app.subject_for(&business, region, &phone).await?;
+        let id = vault
+            .inbound_message_id(business.as_str(), region, &subject, envelope_id)
+            .await?
+            .ok_or(AppError::Inconsistent("subject key missing"))?;
+        let new = self
+            .app
+            .receive_ciphertext(&number_id, &subject, &id, ciphertext, Some(envelope_id))
+            .await?;
+        if !new {
+            match self.app.message(&id).await?.status {
+                // A crash left it undecrypted: decrypt it now.
+                Some(MessageStatus::Received) => {}
+                // A crash left it decrypted but not handed to the business: finish that.
+                Some(MessageStatus::Decrypted) => {
+                    self.app.forward_inbound(&id).await?;
+                    return Ok(StepReport {
+                        received: 1,
+                        ..StepReport::default()
+                    });
+                }
+                _ => {
+                    return Ok(StepReport {
+                        duplicates: 1,
+                        ..StepReport::default()
+                    })
+                }
+            }
+        }
+        let link = match vault
+            .load_session(business.as_str(), region, &subject, from.device)
+            .await?
+        {
+            Opened::Plain(bytes) => bytes.and_then(|b| Link::from_bytes(&b)),
+            Opened::Shredded => None,
+        };
+        let peer = Peer {
+            name: from.handle.clone(),
+            device: from.device,
+        };
+        let number = self
+            .numbers
+            .get_mut(handle)
+            .ok_or(AppError::Inconsistent("number"))?;
+        let before = number.account.clone();
+        let result = self.engine.decrypt(
+            &mut number.account,
+            &peer,
+            link.as_ref().map(|l| &l.session),
+            link.as_ref().map(|l| l.identity.as_slice()),
+            ciphertext,
+        );
+        number.dirty |= number.account.one_time_prekeys() != before.one_time_prekeys();
+        let decrypted = match result {
+            Ok(d) => d,
+            Err(e) => {
+                let reason = match e {
+                    SignalError::Duplicate => "duplicate",
+                    SignalError::UnknownPreKey => "unknown_prekey",
+                    SignalError::NoSession => "no_session",
+                    _ => "invalid_message",
+                };
+                self.app
+                    .record(
+                        &id,
+                        MessageCommand::RecordDecryptionFailed {
+                            reason: reason.into(),
+                        },
+                    )
+                    .await?;
+                if e != SignalError::Duplicate {
+                    // Ask the device to start a new session and send it again (the session may
+                    // have been erased with an earlier subject).
+                    let resend = Envelope {
+                        id: format!("resend-{}", uuid::Uuid::new_v4()),
+                        from: Address {
+                            handle: handle.to_owned(),
+                            device: 1,
+                        },
+                        to: from.clone(),
+                        payload: Payload::Resend {
+                            of: envelope_id.to_owned(),
+                        },
+                    };
+                    if let Err(err) = self.transport.send(resend).await {
+                        tracing::warn!(error = %err, "resend request not sent");
+                    }
+                }
+                return Ok(StepReport {
+                    decrypt_failures: 1,
+                    ..StepReport::default()
+                });
+            }
+        };
+        // The message is recorded before the session and the account move on: a crash or a
+        // store failure in between leaves the old session, which opens the redelivered envelope
+        // again (or its id marks it a duplicate once recorded). Never the other way round, which
+        // would lose the message.
+        match self
+            .record_received(handle, &subject, &id, &decrypted, from.device)
+            .await
+        {
+            Ok(report) => Ok(report),
+            Err(e) => {
+                if let Some(number) = self.numbers.get_mut(handle) {
+                    number.account = before;
+                    number.dirty = false;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Records a decrypted inbound message, then keeps the session and account it left.
+    pub(super) async fn record_received(
+        &mut self,
+        handle: &str,
+        subject: &SubjectId,
+        id: &MessageId,
+        decrypted: &sealpost_adapters::signal::Decrypted,
+        device: u8,
+    ) -> Result<StepReport, AppError> {
+        let (number_id, business, region) = {
+            let n = self
+                .numbers
+                .get(handle)
+                .ok_or(AppError::Inconsistent("number"))?;
+            (n.id.clone(), n.business.clone(), n.region)
+        };
+        let mut report = StepReport {
+            received: 1,
+            ..StepReport::default()
+        };
+        if decrypted.identity_changed {
+            let meta =
+                sealpost_adapters::exec::CommandMeta::new(business.as_str(), region, &principal());
+            self.app
+                .executor()
+                .execute::<Subject>(
+                    subject.as_str(),
+                    SubjectCommand::RecordIdentityChange,
+                    &meta,
+                    self.app.now(),
+                )
+                .await?;
+            report.identity_changes = 1;
+        }
+        let (kind, body) = inbound_content(&decrypted.plaintext);
+        self.app.record_decrypted(id, kind, &body, None).await?;
+        let vault = self.app.store().vault().clone();
+        let number = self
+            .numbers
+            .get_mut(handle)
+            .ok_or(AppError::Inconsistent("number"))?;
+        if number.dirty {
+            vault
+                .save_signal_account(
+                    number_id.as_str(),
+                    business.as_str(),
+                    region,
+                    &number.account.to_bytes(),
+                    self.app.now(),
+                )
+                .await?;
+            number.dirty = false;
+        }
+        let stored = Link {
+            identity: decrypted.peer_identity.clone(),
+            session: decrypted.session.clone(),
+        };
+        vault
+            .save_session(
+                business.as_str(),
+                region,
+                subject,
+                device,
+                &stored.to_bytes(),
+                self.app.now(),
+            )
+            .await?;
+        Ok(report)
+    }
+}
+
+/// What a device sent, as the business will see it: a Cloud-API-shaped JSON object with a
+/// `type` (`{"type":"text","text":{"body":"hi"}}`, `{"type":"image","image":{"id":"…"}}`,
+/// `{"type":"reaction","reaction":{"message_id":"…","emoji":"👍"}}` …) gives the kind, and a
+/// text message's body is its text; anything else is kept as text.
+pub fn inbound_content(plaintext: &[u8]) -> (MessageKind, String) {
+    let raw = String::from_utf8_lossy(plaintext).into_owned();
+    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(&raw) else {
+        return (MessageKind::Text, raw);
+    };
+    let kind = match obj.get("type").and_then(serde_json::Value::as_str) {
+        Some("text") => {
+            if let Some(body) = obj
+                .get("text")
+                .and_then(|t| t.get("body"))
+                .and_then(serde_json::Value::as_str)
+            {
+                return (MessageKind::Text, body.to_owned());
+            }
+            MessageKind::Text
+        }
+        Some("image") => MessageKind::Image,
+        Some("audio") => MessageKind::Audio,
+        Some("video") => MessageKind::Video,
+        Some("document") => MessageKind::Document,
+        Some("sticker") => MessageKind::Sticker,
+        Some("reaction") => MessageKind::Reaction,
+        Some("button") => MessageKind::Button,
+        Some("interactive") => MessageKind::Interactive,
+        _ => return (MessageKind::Text, raw),
+    };
+    (kind, raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_content_is_typed_like_the_cloud_api() {
+        assert_eq!(
+            inbound_content(br#"{"type":"text","text":{"body":"hi"}}"#),
+            (MessageKind::Text, "hi".into())
+        );
+        let image = r#"{"type":"image","image":{"id":"media-1","caption":"my bike"}}"#;
+        assert_eq!(
+            inbound_content(image.as_bytes()),
+            (MessageKind::Image, image.into())
+        );
+        let reaction = r#"{"type":"reaction","reaction":{"message_id":"wamid.x","emoji":"👍"}}"#;
+        assert_eq!(
+            inbound_content(reaction.as_bytes()).0,
+            MessageKind::Reaction
+        );
+        assert_eq!(
+            inbound_content(b"plain words"),
+            (MessageKind::Text, "plain words".into())
+        );
+        assert_eq!(
+            inbound_content(br#"{"type":"hologram"}"#).0,
+            MessageKind::Text
+        );
+        assert_eq!(inbound_content(&[0xff, 0xfe]).0, MessageKind::Text);
+    }
+}

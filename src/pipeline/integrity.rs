@@ -1,0 +1,79 @@
+//! The transport's integrity signals, written to its own streams (`integrity/<phone number id>`).
+
+use super::*;
+
+/// Writes the transport's integrity signals to the transport's own streams in the event store
+/// (`integrity/<phone number id>`), classified `integrity signals`.
+#[derive(Debug)]
+pub struct IntegrityRecorder {
+    store: Arc<sealpost_adapters::ledger::EventStore>,
+    numbers: std::sync::Mutex<BTreeMap<String, (BusinessId, Region, PhoneNumberId)>>,
+}
+
+impl IntegrityRecorder {
+    /// A recorder writing into `app`'s store.
+    pub fn new(app: &Sealpost) -> Arc<Self> {
+        Arc::new(Self {
+            store: app.store().clone(),
+            numbers: std::sync::Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    pub(super) fn register(
+        &self,
+        handle: &str,
+        business: BusinessId,
+        region: Region,
+        id: PhoneNumberId,
+    ) {
+        self.numbers
+            .lock()
+            .expect("recorder lock is never poisoned")
+            .insert(handle.to_owned(), (business, region, id));
+    }
+
+    pub(super) async fn append(
+        &self,
+        business: &str,
+        events: Vec<IntegrityEvent>,
+    ) -> Result<(), AppError> {
+        let Some((business_id, region, id)) = self
+            .numbers
+            .lock()
+            .expect("recorder lock is never poisoned")
+            .get(business)
+            .cloned()
+        else {
+            return Err(AppError::Inconsistent(
+                "integrity signal for an unknown business number",
+            ));
+        };
+        let stream = sealpost_adapters::store::StreamId::new(INTEGRITY_STREAM_TYPE, id.as_str());
+        let metadata = sealpost_adapters::exec::CommandMeta::new(
+            business_id.as_str(),
+            region,
+            &Principal::of_kind(PrincipalKind::Transport, "whatsapp"),
+        )
+        .to_map();
+        let plain = events
+            .iter()
+            .map(|e| sealpost_adapters::ledger::PlainEvent::of(e, metadata.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ctx = sealpost_adapters::ledger::EventContext {
+            business_id: business_id.as_str().to_owned(),
+            region,
+            epoch: None,
+        };
+        self.store.append_at_end(&stream, &ctx, plain).await?;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl IntegritySink for IntegrityRecorder {
+    async fn record(&self, business: &str, events: Vec<IntegrityEvent>) {
+        if let Err(e) = self.append(business, events).await {
+            tracing::warn!(error = %e, "integrity signals not recorded");
+        }
+    }
+}
