@@ -258,5 +258,5 @@ pub(crate) fn region_of(e: &sealpost_adapters::ledger::OpenedEvent) -> Result<Re
     e.header
         .region
         .parse()
-        .map_err(|_| AppError::Inconsistent("region"))
+        .map_err(|_| AppError::Corrupt("region"))
 }

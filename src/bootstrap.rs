@@ -68,10 +68,13 @@ pub async fn bootstrap(
         base_url,
     )
     .await?;
-    let json =
-        serde_json::to_vec_pretty(&made.0).map_err(|_| AppError::Inconsistent("bootstrap"))?;
-    sealpost_adapters::vault::write_private_file(&data_dir.join(BOOTSTRAP_FILE), &json)
-        .map_err(|_| AppError::Inconsistent("bootstrap.json could not be written"))?;
+    let json = serde_json::to_vec_pretty(&made.0).map_err(|_| AppError::Encode("bootstrap"))?;
+    sealpost_adapters::vault::write_private_file(&data_dir.join(BOOTSTRAP_FILE), &json).map_err(
+        |source| AppError::File {
+            what: "bootstrap.json",
+            source,
+        },
+    )?;
     Ok(made)
 }
 
@@ -145,7 +148,7 @@ pub async fn tenant(
     }
     let [auditor_token, dpo_token, internal_token, transport_token]: [String; 4] = others
         .try_into()
-        .map_err(|_| AppError::Inconsistent("four tokens"))?;
+        .map_err(|_| AppError::Encode("four tokens"))?;
     let app_id = BusinessId::from_random(rand::rng().next_u64()).to_string();
     let waba_id = BusinessId::from_random(rand::rng().next_u64()).to_string();
     crate::webhooks::record(
@@ -166,7 +169,7 @@ pub async fn tenant(
         .vault()
         .app_secret(business.as_str(), region, &app_id, Some(now))
         .await?
-        .ok_or(AppError::Inconsistent("app secret"))?;
+        .ok_or(AppError::KeyMissing("app secret"))?;
     let b = Bootstrap {
         base_url: base_url.to_owned(),
         business_id: business.to_string(),

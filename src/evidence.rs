@@ -330,9 +330,7 @@ impl Sealpost {
         let row = rows
             .iter()
             .find(|r| r.header.event_type == "SubjectErased")
-            .ok_or(AppError::Inconsistent(
-                "erased subject without SubjectErased",
-            ))?;
+            .ok_or(AppError::Incomplete("erased subject without SubjectErased"))?;
         let opened = self.store().open_row(row.clone()).await?;
         let (requested_by, requested_kind) =
             match opened.decode::<sealpost_domain::SubjectEvent>()? {
@@ -345,15 +343,15 @@ impl Sealpost {
                         .to_owned();
                     (requested_by, kind)
                 }
-                _ => return Err(AppError::Inconsistent("SubjectErased row")),
+                _ => return Err(AppError::Corrupt("SubjectErased row")),
             };
         let business = BusinessId::parse(&row.header.business_id)
-            .map_err(|_| AppError::Inconsistent("business id"))?;
+            .map_err(|_| AppError::Corrupt("business id"))?;
         let region: Region = row
             .header
             .region
             .parse()
-            .map_err(|_| AppError::Inconsistent("region"))?;
+            .map_err(|_| AppError::Corrupt("region"))?;
         let completed_at = self
             .stores()
             .keys

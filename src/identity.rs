@@ -48,7 +48,7 @@ impl Tokens {
                     .ok()
                     .and_then(|b| <[u8; 32]>::try_from(b).ok())
                     .map(|h| (h, grant))
-                    .ok_or(AppError::Inconsistent("token hash"))
+                    .ok_or(AppError::Corrupt("token hash"))
             })
             .collect::<Result<_, _>>()?;
         Ok(Arc::new(Self {

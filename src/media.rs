@@ -214,7 +214,7 @@ impl Sealpost {
             file_size: bytes.len() as u64,
             filename: filename.map(str::to_owned),
         };
-        let meta_json = serde_json::to_vec(&meta).map_err(|_| AppError::Inconsistent("media"))?;
+        let meta_json = serde_json::to_vec(&meta).map_err(|_| AppError::Encode("media"))?;
         let scope = FieldScope::Media {
             epoch,
             media: media.clone(),
@@ -383,7 +383,7 @@ impl Sealpost {
         let raw = self
             .open_media(principal, media, found, fields::META)
             .await?;
-        serde_json::from_slice(&raw).map_err(|_| AppError::Inconsistent("media description"))
+        serde_json::from_slice(&raw).map_err(|_| AppError::Corrupt("media description"))
     }
 
     /// The bytes of a media object with their description, read through the gate (recorded).

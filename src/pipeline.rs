@@ -240,12 +240,12 @@ impl Pipeline {
         match e.header.event_type.as_str() {
             "StorageConfigured" => {
                 let id = PhoneNumberId::parse(&e.header.stream.id)
-                    .map_err(|_| AppError::Inconsistent("phone number id"))?;
+                    .map_err(|_| AppError::Corrupt("phone number id"))?;
                 self.relocate(&id).await
             }
             "InboundMessageRead" => {
                 let id = MessageId::parse(&e.header.stream.id)
-                    .map_err(|_| AppError::Inconsistent("message id"))?;
+                    .map_err(|_| AppError::Corrupt("message id"))?;
                 match self.forward_read(&id).await {
                     Ok(r) => report.merge(r),
                     Err(e) if transient(&e) => return Err(e),
@@ -328,19 +328,11 @@ impl Pipeline {
             .message(message)
             .await?
             .subject_id
-            .ok_or(AppError::Inconsistent("message without subject"))
+            .ok_or(AppError::Incomplete("message without subject"))
     }
 }
 
 /// Whether a failure is the store's passing trouble: the work is tried again, never settled.
 fn transient(e: &AppError) -> bool {
     matches!(e, AppError::Ledger(_)) || e.is_unavailable()
-}
-
-fn transport_error(e: TransportError) -> AppError {
-    AppError::Inconsistent(match e {
-        TransportError::UnknownRecipient => "transport: unknown recipient",
-        TransportError::Throttled => "transport: throttled",
-        TransportError::Unavailable(_) => "transport unavailable",
-    })
 }

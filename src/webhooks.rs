@@ -201,7 +201,7 @@ async fn contact(
     else {
         return Ok(None);
     };
-    let e164 = E164::parse(&phone).map_err(|_| AppError::Inconsistent("stored number"))?;
+    let e164 = E164::parse(&phone).map_err(|_| AppError::Corrupt("stored number"))?;
     let user_id = app
         .store()
         .vault()
@@ -236,14 +236,13 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
         "MessageFailed" => Some("failed"),
         _ => return Ok(None),
     };
-    let id =
-        MessageId::parse(&e.header.stream.id).map_err(|_| AppError::Inconsistent("message id"))?;
+    let id = MessageId::parse(&e.header.stream.id).map_err(|_| AppError::Corrupt("message id"))?;
     // A Local Storage number's messages are sealed under its elected region's keys.
     let region: Region = e
         .header
         .region
         .parse()
-        .map_err(|_| AppError::Inconsistent("event region"))?;
+        .map_err(|_| AppError::Corrupt("event region"))?;
     let history = app
         .store()
         .read_stream(&StreamId::new("message", id.as_str()), 0)
@@ -329,7 +328,7 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
                 "messages": [message],
             });
             let body = serde_json::to_vec(&envelope(hook, &header.phone_number_id, value))
-                .map_err(|_| AppError::Inconsistent("json"))?;
+                .map_err(|_| AppError::Encode("json"))?;
             Ok(Some(Built {
                 id: notification_id,
                 body,
@@ -399,7 +398,7 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
             let value =
                 json!({ "contacts": [{ "wa_id": wa_id, "user_id": user_id }], "statuses": [s] });
             let body = serde_json::to_vec(&envelope(hook, &header.phone_number_id, value))
-                .map_err(|_| AppError::Inconsistent("json"))?;
+                .map_err(|_| AppError::Encode("json"))?;
             Ok(Some(Built {
                 id: notification_id,
                 body,

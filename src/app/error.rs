@@ -1,6 +1,8 @@
 //! What the application layer's operations fail with.
 
 use super::*;
+use sealpost_adapters::signal::SignalError;
+use sealpost_adapters::transport::TransportError;
 
 /// Application errors. `Display` never contains personal data.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,37 @@ pub enum AppError {
     /// The tamper-evident log failed.
     #[error(transparent)]
     Audit(#[from] sealpost_audit::log::AuditError),
+    /// Stored data does not parse as what it must be (an id, a number, Signal state, a
+    /// description): corruption. Alert; retrying does not help.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(&'static str),
+    /// A stream lacks what its first events must have given it (a message without its number,
+    /// a number without its business): an earlier partial write or a bug. Alert.
+    #[error("state is incomplete: {0}")]
+    Incomplete(&'static str),
+    /// Our own data would not encode (JSON): a bug. Alert.
+    #[error("could not encode {0}")]
+    Encode(&'static str),
+    /// The Signal library refused an operation on a business account or session.
+    #[error(transparent)]
+    Signal(#[from] SignalError),
+    /// The transport refused the message or could not be reached; the pipeline retries.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// A number this pipeline or recorder does not serve (not attached yet): attach it first.
+    #[error("the phone number is not attached")]
+    NotAttached,
+    /// A key that must exist is missing or destroyed: the data it guards is gone.
+    #[error("key missing: {0}")]
+    KeyMissing(&'static str),
+    /// A file of the data directory could not be written.
+    #[error("{what} could not be written: {source}")]
+    File {
+        /// Which file.
+        what: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
     /// Stored content is not what it should be (corruption): alert.
     #[error("stored data is inconsistent: {0}")]
     Inconsistent(&'static str),
@@ -34,7 +67,16 @@ impl AppError {
     /// retryable code 131016; the client retries and the server reconnects by itself.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            AppError::Domain(_) | AppError::Inconsistent(_) => false,
+            AppError::Domain(_)
+            | AppError::Corrupt(_)
+            | AppError::Incomplete(_)
+            | AppError::Encode(_)
+            | AppError::Signal(_)
+            | AppError::Transport(_)
+            | AppError::NotAttached
+            | AppError::KeyMissing(_)
+            | AppError::File { .. }
+            | AppError::Inconsistent(_) => false,
             AppError::Gate(e) => e.is_unavailable(),
             AppError::Ledger(e) => e.is_unavailable(),
             AppError::Vault(e) => e.is_unavailable(),

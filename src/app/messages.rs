@@ -287,7 +287,7 @@ impl Sealpost {
         let number = state
             .phone_number_id
             .clone()
-            .ok_or(AppError::Inconsistent("message without number"))?;
+            .ok_or(AppError::Incomplete("message without number"))?;
         let (_, region) = self.number_home(&number).await?;
         let mut meta =
             CommandMeta::new(business.as_str(), region, &Principal::processor("delivery"));
@@ -467,7 +467,7 @@ pub(crate) fn text(
     Ok(match opened {
         Opened::Shredded => Opened::Shredded,
         Opened::Plain(b) => {
-            Opened::Plain(String::from_utf8(b).map_err(|_| AppError::Inconsistent(what))?)
+            Opened::Plain(String::from_utf8(b).map_err(|_| AppError::Corrupt(what))?)
         }
     })
 }

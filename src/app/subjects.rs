@@ -79,7 +79,7 @@ impl Sealpost {
             .await?
         {
             Opened::Plain(p) => {
-                Ok(E164::parse(&p).map_err(|_| AppError::Inconsistent("stored number"))?)
+                Ok(E164::parse(&p).map_err(|_| AppError::Corrupt("stored number"))?)
             }
             Opened::Shredded => Err(DomainError::SubjectErased.into()),
         }
@@ -107,7 +107,7 @@ impl Sealpost {
             SubjectEvent::SubjectCreated {
                 business_id, phone, ..
             } => Ok((business_id, region, phone)),
-            _ => Err(AppError::Inconsistent(
+            _ => Err(AppError::Incomplete(
                 "subject stream does not start with SubjectCreated",
             )),
         }

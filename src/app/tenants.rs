@@ -93,10 +93,10 @@ impl Sealpost {
         let business = n
             .business_id
             .clone()
-            .ok_or(AppError::Inconsistent("phone number without business"))?;
+            .ok_or(AppError::Incomplete("phone number without business"))?;
         let region = n
             .storage_region()
-            .ok_or(AppError::Inconsistent("phone number without region"))?;
+            .ok_or(AppError::Incomplete("phone number without region"))?;
         Ok((business, region))
     }
 }

@@ -36,11 +36,7 @@ impl Pipeline {
         report: &mut StepReport,
     ) -> Result<(), AppError> {
         loop {
-            let envelopes = self
-                .transport
-                .take_inbox(handle, INBOX_CHUNK)
-                .await
-                .map_err(transport_error)?;
+            let envelopes = self.transport.take_inbox(handle, INBOX_CHUNK).await?;
             let more = envelopes.len() == INBOX_CHUNK;
             let mut recorded = Vec::new();
             for envelope in envelopes {
@@ -63,10 +59,7 @@ impl Pipeline {
                 }
             }
             // Acknowledged only once recorded: a crash before this redelivers them.
-            self.transport
-                .ack(handle, &recorded)
-                .await
-                .map_err(transport_error)?;
+            self.transport.ack(handle, &recorded).await?;
             if !more || started.elapsed() >= self.budget {
                 return Ok(());
             }
@@ -158,10 +151,7 @@ impl Pipeline {
             return Ok(StepReport::default());
         };
         let (number_id, business, region) = {
-            let n = self
-                .numbers
-                .get(handle)
-                .ok_or(AppError::Inconsistent("number"))?;
+            let n = self.numbers.get(handle).ok_or(AppError::NotAttached)?;
             (n.id.clone(), n.business.clone(), n.region)
         };
         let vault = self.app.store().vault().clone();
@@ -169,7 +159,7 @@ impl Pipeline {
         let id = vault
             .inbound_message_id(business.as_str(), region, &subject, envelope_id)
             .await?
-            .ok_or(AppError::Inconsistent("subject key missing"))?;
+            .ok_or(AppError::KeyMissing("subject key missing"))?;
         let new = self
             .app
             .receive_ciphertext(&number_id, &subject, &id, ciphertext, Some(envelope_id))
@@ -205,10 +195,7 @@ impl Pipeline {
             name: from.handle.clone(),
             device: from.device,
         };
-        let number = self
-            .numbers
-            .get_mut(handle)
-            .ok_or(AppError::Inconsistent("number"))?;
+        let number = self.numbers.get_mut(handle).ok_or(AppError::NotAttached)?;
         let before = number.account.clone();
         let result = self.engine.decrypt(
             &mut number.account,
@@ -288,10 +275,7 @@ impl Pipeline {
         device: u8,
     ) -> Result<StepReport, AppError> {
         let (number_id, business, region) = {
-            let n = self
-                .numbers
-                .get(handle)
-                .ok_or(AppError::Inconsistent("number"))?;
+            let n = self.numbers.get(handle).ok_or(AppError::NotAttached)?;
             (n.id.clone(), n.business.clone(), n.region)
         };
         let mut report = StepReport {
@@ -315,10 +299,7 @@ impl Pipeline {
         let (kind, body) = inbound_content(&decrypted.plaintext);
         self.app.record_decrypted(id, kind, &body, None).await?;
         let vault = self.app.store().vault().clone();
-        let number = self
-            .numbers
-            .get_mut(handle)
-            .ok_or(AppError::Inconsistent("number"))?;
+        let number = self.numbers.get_mut(handle).ok_or(AppError::NotAttached)?;
         if number.dirty {
             vault
                 .save_signal_account(

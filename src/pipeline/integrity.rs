@@ -44,9 +44,7 @@ impl IntegrityRecorder {
             .get(business)
             .cloned()
         else {
-            return Err(AppError::Inconsistent(
-                "integrity signal for an unknown business number",
-            ));
+            return Err(AppError::NotAttached);
         };
         let stream = sealpost_adapters::store::StreamId::new(INTEGRITY_STREAM_TYPE, id.as_str());
         let metadata = sealpost_adapters::exec::CommandMeta::new(

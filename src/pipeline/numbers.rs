@@ -38,10 +38,10 @@ impl Pipeline {
         let business = n
             .business_id
             .clone()
-            .ok_or(AppError::Inconsistent("phone number without business"))?;
+            .ok_or(AppError::Incomplete("phone number without business"))?;
         let region = n
             .storage_region()
-            .ok_or(AppError::Inconsistent("phone number without region"))?;
+            .ok_or(AppError::Incomplete("phone number without region"))?;
         let vault = self.app.store().vault().clone();
         // An election the delivery projection has not followed yet leaves the account in the
         // home region: serve it from there until `relocate` moves it.
@@ -56,29 +56,20 @@ impl Pipeline {
         let account = match stored {
             Some((bytes, _)) => {
                 let mut account = Account::from_bytes(&bytes)
-                    .map_err(|_| AppError::Inconsistent("stored Signal account"))?;
+                    .map_err(|_| AppError::Corrupt("stored Signal account"))?;
                 self.reestablish(id, &business, region, &n.display_number, &mut account)
                     .await?;
                 account
             }
             None => {
-                let account = self
-                    .engine
-                    .new_account(
-                        rand::rng().random(),
-                        PREKEY_TARGET,
-                        system_time(self.app.now()),
-                    )
-                    .map_err(|_| AppError::Inconsistent("Signal account could not be made"))?;
+                let account = self.engine.new_account(
+                    rand::rng().random(),
+                    PREKEY_TARGET,
+                    system_time(self.app.now()),
+                )?;
                 self.save_account(id, &business, region, &account).await?;
-                let entry = self
-                    .engine
-                    .directory_entry(&account)
-                    .map_err(|_| AppError::Inconsistent("Signal account"))?;
-                self.transport
-                    .publish(&n.display_number, entry)
-                    .await
-                    .map_err(transport_error)?;
+                let entry = self.engine.directory_entry(&account)?;
+                self.transport.publish(&n.display_number, entry).await?;
                 account
             }
         };
@@ -92,8 +83,7 @@ impl Pipeline {
             .unwrap_or(sealpost_domain::aggregates::business::MessagingLimitTier::Tier250);
         self.transport
             .register_business(&n.display_number, tier)
-            .await
-            .map_err(transport_error)?;
+            .await?;
         if let Some(r) = &self.integrity {
             r.register(&n.display_number, business.clone(), region, id.clone());
         }
@@ -146,37 +136,21 @@ impl Pipeline {
         handle: &str,
         account: &mut Account,
     ) -> Result<(), AppError> {
-        let left = self
-            .transport
-            .prekeys_left(handle)
-            .await
-            .map_err(transport_error)?;
+        let left = self.transport.prekeys_left(handle).await?;
         if left > 0 {
-            let entry = self
-                .engine
-                .directory_entry(account)
-                .map_err(|_| AppError::Inconsistent("Signal account"))?;
+            let entry = self.engine.directory_entry(account)?;
             return self
                 .transport
                 .update_signed_prekey(handle, entry.signed_prekey)
                 .await
-                .map_err(transport_error);
+                .map_err(AppError::from);
         }
         let target = account.one_time_prekeys() as u32 + PREKEY_TARGET;
-        let fresh = self
-            .engine
-            .replenish(account, target)
-            .map_err(|_| AppError::Inconsistent("Signal account"))?;
+        let fresh = self.engine.replenish(account, target)?;
         self.save_account(id, business, region, account).await?;
-        let mut entry = self
-            .engine
-            .directory_entry(account)
-            .map_err(|_| AppError::Inconsistent("Signal account"))?;
+        let mut entry = self.engine.directory_entry(account)?;
         entry.one_time = fresh;
-        self.transport
-            .publish(handle, entry)
-            .await
-            .map_err(transport_error)?;
+        self.transport.publish(handle, entry).await?;
         tracing::info!("business number re-established with the transport");
         Ok(())
     }
@@ -187,9 +161,7 @@ impl Pipeline {
             .values()
             .find(|n| Some(&n.id) == number)
             .map(|n| n.handle.clone())
-            .ok_or(AppError::Inconsistent(
-                "message for a number that is not attached",
-            ))
+            .ok_or(AppError::NotAttached)
     }
 
     /// Follows a number's Local Storage election: from now on its consumers, messages and Signal
@@ -220,10 +192,7 @@ impl Pipeline {
     /// previous one keeps serving messages in flight) and publishes the new one.
     pub(super) async fn rotate_signed_prekey(&mut self, handle: &str) -> Result<(), AppError> {
         let now = self.app.now();
-        let number = self
-            .numbers
-            .get_mut(handle)
-            .ok_or(AppError::Inconsistent("number"))?;
+        let number = self.numbers.get_mut(handle).ok_or(AppError::NotAttached)?;
         let made = number.account.signed_prekey_made_at();
         if system_time(now).duration_since(made).unwrap_or_default()
             < Duration::from_millis(SIGNED_PREKEY_ROTATION_MS as u64)
@@ -231,47 +200,29 @@ impl Pipeline {
             return Ok(());
         }
         self.engine
-            .rotate_signed_prekey(&mut number.account, system_time(now))
-            .map_err(|_| AppError::Inconsistent("Signal account"))?;
-        let entry = self
-            .engine
-            .directory_entry(&number.account)
-            .map_err(|_| AppError::Inconsistent("Signal account"))?;
+            .rotate_signed_prekey(&mut number.account, system_time(now))?;
+        let entry = self.engine.directory_entry(&number.account)?;
         number.save(&self.app).await?;
         self.transport
             .update_signed_prekey(handle, entry.signed_prekey)
-            .await
-            .map_err(transport_error)?;
+            .await?;
         tracing::info!("signed prekey rotated");
         Ok(())
     }
 
     /// Publishes new one-time prekeys when the directory runs low.
     pub(super) async fn keep_prekeys(&mut self, handle: &str) -> Result<(), AppError> {
-        let left = self
-            .transport
-            .prekeys_left(handle)
-            .await
-            .map_err(transport_error)?;
+        let left = self.transport.prekeys_left(handle).await?;
         if left >= PREKEY_LOW {
             return Ok(());
         }
-        let number = self
-            .numbers
-            .get_mut(handle)
-            .ok_or(AppError::Inconsistent("number"))?;
+        let number = self.numbers.get_mut(handle).ok_or(AppError::NotAttached)?;
         // Add what the directory lacks; handed-out keys stay in the account until used.
         let target = (number.account.one_time_prekeys()
             + (PREKEY_TARGET as usize).saturating_sub(left)) as u32;
-        let fresh = self
-            .engine
-            .replenish(&mut number.account, target)
-            .map_err(|_| AppError::Inconsistent("Signal account"))?;
+        let fresh = self.engine.replenish(&mut number.account, target)?;
         number.save(&self.app).await?;
-        self.transport
-            .add_prekeys(handle, fresh)
-            .await
-            .map_err(transport_error)?;
+        self.transport.add_prekeys(handle, fresh).await?;
         Ok(())
     }
 }

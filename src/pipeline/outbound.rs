@@ -61,7 +61,7 @@ impl Pipeline {
         let (Some(subject), Some(number_id)) =
             (message.subject_id.clone(), message.phone_number_id.clone())
         else {
-            return Err(AppError::Inconsistent("message without subject or number"));
+            return Err(AppError::Incomplete("message without subject or number"));
         };
         let handle = self.handle_of(Some(&number_id))?;
         let content = self
@@ -76,10 +76,7 @@ impl Pipeline {
             // The keys are gone (retention or erasure): nothing can be sent any more.
             return self.give_up(id, 131_026, retransmission).await;
         };
-        let number = self
-            .numbers
-            .get(&handle)
-            .ok_or(AppError::Inconsistent("number"))?;
+        let number = self.numbers.get(&handle).ok_or(AppError::NotAttached)?;
         let (business, region) = (number.business.clone(), number.region);
         let vault = self.app.store().vault().clone();
         let link = match vault
@@ -114,7 +111,7 @@ impl Pipeline {
             Err(SignalError::InvalidBundle) => {
                 return self.give_up(id, 131_026, retransmission).await
             }
-            Err(_) => return Err(AppError::Inconsistent("Signal encryption failed")),
+            Err(e) => return Err(AppError::Signal(e)),
         };
         let stored = Link {
             identity: encrypted.peer_identity.clone(),
@@ -202,10 +199,7 @@ impl Pipeline {
                 of: envelope_id,
             },
         };
-        self.transport
-            .send(receipt)
-            .await
-            .map_err(transport_error)?;
+        self.transport.send(receipt).await?;
         Ok(StepReport {
             reads_forwarded: 1,
             ..StepReport::default()
