@@ -10,8 +10,9 @@ use sealpost_domain::{Decider, DomainError, EpochId, Principal, Region, Timestam
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// How many times a command is re-decided after losing a race.
-pub const MAX_ATTEMPTS: usize = 16;
+/// How many times a command is re-decided after losing a race (defined by the ledger, which
+/// retries its own appends by the same bound).
+pub use crate::ledger::MAX_ATTEMPTS;
 
 /// Why a command did not take effect.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,154 @@
+//! The outer layer: event rows sealed under their business's ledger key (the associated data
+//! binds the row header) and opened on every read (`read_stream`, `read_all`, `scan`).
+
+use super::{EventContext, EventStore, LedgerError, OpenedEvent, PlainEvent};
+use crate::crypto;
+use crate::store::{AppendCommand, NewRow, RowHeader, StoreError, StoredRow, StreamId};
+use sealpost_domain::{EpochId, Region};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Envelope {
+    payload: Value,
+    metadata: BTreeMap<String, String>,
+}
+
+fn event_aad(h: &RowHeader) -> Vec<u8> {
+    crypto::aad(&[
+        b"sealpost/event/v1",
+        h.stream.kind.as_bytes(),
+        h.stream.id.as_bytes(),
+        &h.sequence.to_be_bytes(),
+        h.event_type.as_bytes(),
+        &h.event_version.to_be_bytes(),
+        h.business_id.as_bytes(),
+        h.region.as_bytes(),
+    ])
+}
+
+impl EventStore {
+    /// Seals events into rows for `stream` after version `expected`.
+    pub async fn seal(
+        &self,
+        stream: &StreamId,
+        expected: u64,
+        ctx: &EventContext,
+        events: Vec<PlainEvent>,
+    ) -> Result<AppendCommand, LedgerError> {
+        let now = self.clock.now();
+        let (version, key) = self
+            .vault
+            .ledger_key(&ctx.business_id, ctx.region, now)
+            .await?;
+        let mut rows = Vec::with_capacity(events.len());
+        for (i, e) in events.into_iter().enumerate() {
+            let header = RowHeader {
+                stream: stream.clone(),
+                sequence: expected + i as u64 + 1,
+                event_type: e.event_type,
+                event_version: e.event_version,
+                business_id: ctx.business_id.clone(),
+                region: ctx.region.code().to_owned(),
+                epoch: ctx.epoch.map(EpochId::index),
+                recorded_at: now.millis(),
+            };
+            let plain = serde_json::to_vec(&Envelope {
+                payload: e.payload,
+                metadata: e.metadata,
+            })
+            .map_err(|_| StoreError::Invalid("event does not serialize"))?;
+            let mut payload = version.to_be_bytes().to_vec();
+            payload.extend_from_slice(&crypto::seal(&key, &plain, &event_aad(&header)));
+            rows.push(NewRow { header, payload });
+        }
+        Ok(AppendCommand {
+            stream: stream.clone(),
+            expected,
+            rows,
+        })
+    }
+
+    /// Every event whose row header passes `keep`, from the start of the log, in order.
+    pub async fn scan(
+        &self,
+        keep: impl Fn(&RowHeader) -> bool,
+    ) -> Result<Vec<OpenedEvent>, LedgerError> {
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let rows = self.log.read_all(after, 1_000).await?;
+            let Some(last) = rows.last() else {
+                return Ok(out);
+            };
+            after = last.position;
+            for row in rows {
+                if keep(&row.header) {
+                    out.push(self.open_row(row).await?);
+                }
+            }
+        }
+    }
+
+    pub(super) async fn ledger_key_for(
+        &self,
+        business: &str,
+        region: &str,
+        payload: &[u8],
+    ) -> Result<(Arc<crypto::SecretKey>, usize), LedgerError> {
+        let region: Region = region
+            .parse()
+            .map_err(|_| StoreError::Corrupt("unknown region"))?;
+        let version_bytes: [u8; 4] = payload
+            .get(..4)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(StoreError::Corrupt("payload too short"))?;
+        let key = self
+            .vault
+            .ledger_key_version(business, region, u32::from_be_bytes(version_bytes), None)
+            .await?;
+        Ok((key, 4))
+    }
+
+    /// Opens one stored row's outer layer.
+    pub async fn open_row(&self, row: StoredRow) -> Result<OpenedEvent, LedgerError> {
+        let (key, skip) = self
+            .ledger_key_for(&row.header.business_id, &row.header.region, &row.payload)
+            .await?;
+        let plain = crypto::open(&key, &row.payload[skip..], &event_aad(&row.header))
+            .map_err(|_| StoreError::Corrupt("event payload does not open"))?;
+        let env: Envelope = serde_json::from_slice(&plain)
+            .map_err(|_| StoreError::Corrupt("event payload is not JSON"))?;
+        Ok(OpenedEvent {
+            position: row.position,
+            header: row.header,
+            payload: env.payload,
+            metadata: env.metadata,
+        })
+    }
+
+    async fn open_rows(&self, rows: Vec<StoredRow>) -> Result<Vec<OpenedEvent>, LedgerError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(self.open_row(r).await?);
+        }
+        Ok(out)
+    }
+
+    /// Events of one stream after sequence `after`.
+    pub async fn read_stream(
+        &self,
+        stream: &StreamId,
+        after: u64,
+    ) -> Result<Vec<OpenedEvent>, LedgerError> {
+        let rows = self.log.read_stream(stream, after).await?;
+        self.open_rows(rows).await
+    }
+
+    /// Up to `limit` events after global position `after`.
+    pub async fn read_all(&self, after: u64, limit: u32) -> Result<Vec<OpenedEvent>, LedgerError> {
+        let rows = self.log.read_all(after, limit).await?;
+        self.open_rows(rows).await
+    }
+}

@@ -1,0 +1,83 @@
+//! Catch-up subscriptions: page through history from a position or a durable checkpoint, then
+//! tail new commits.
+
+use super::{EventStore, LedgerError, OpenedEvent};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+impl EventStore {
+    /// A subscription from position `after`, with a live tail.
+    pub fn subscribe(self: &Arc<Self>, after: u64) -> Subscription {
+        Subscription {
+            store: self.clone(),
+            position: after,
+            head: self.head.clone(),
+            page: 256,
+        }
+    }
+
+    /// A subscription resuming from the durable checkpoint `name`.
+    pub async fn subscribe_durable(
+        self: &Arc<Self>,
+        name: &str,
+    ) -> Result<Subscription, LedgerError> {
+        let after = self.log.load_checkpoint(name).await?;
+        Ok(self.subscribe(after))
+    }
+}
+
+/// A catch-up subscription: pages through history, then tails new commits (woken by local
+/// commits, and polling for other processes' commits).
+#[derive(Debug)]
+pub struct Subscription {
+    store: Arc<EventStore>,
+    position: u64,
+    head: watch::Receiver<u64>,
+    page: u32,
+}
+
+/// How often a tailing subscription looks for commits made by other processes.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+impl Subscription {
+    /// The position of the last event handed out.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The next events, waiting until there is at least one.
+    pub async fn next_batch(&mut self) -> Result<Vec<OpenedEvent>, LedgerError> {
+        loop {
+            let batch = self.try_next_batch().await?;
+            if !batch.is_empty() {
+                return Ok(batch);
+            }
+            tokio::select! {
+                _ = self.head.changed() => {}
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+            }
+        }
+    }
+
+    /// The next events, or none if caught up.
+    pub async fn try_next_batch(&mut self) -> Result<Vec<OpenedEvent>, LedgerError> {
+        let batch = self.store.read_all(self.position, self.page).await?;
+        if let Some(last) = batch.last() {
+            self.position = last.position;
+        }
+        Ok(batch)
+    }
+
+    /// Moves back (or forward) to just after `position`: a consumer that could not finish an
+    /// event it was handed resumes there instead of skipping the rest of its batch.
+    pub fn seek(&mut self, position: u64) {
+        self.position = position;
+    }
+
+    /// Saves the current position as the durable checkpoint `name`.
+    pub async fn commit(&self, name: &str) -> Result<(), LedgerError> {
+        self.store.log.save_checkpoint(name, self.position).await?;
+        Ok(())
+    }
+}

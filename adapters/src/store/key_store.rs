@@ -1,0 +1,189 @@
+//! The [`KeyStore`] port: wrapped keys, destroyed-key tombstones, the blind routing index and
+//! stored Signal state, with the key types ([`KeyKind`], [`WrappedKey`], [`KeyState`]).
+
+use super::StoreError;
+use async_trait::async_trait;
+use std::fmt;
+
+/// Which key a row of the key table is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// Ledger key (outer layer), versioned.
+    Ledger,
+    /// Retention-epoch key.
+    Epoch,
+    /// Subject key.
+    Subject,
+    /// Blind-index key.
+    Index,
+    /// An app's secret (signs its webhooks).
+    App,
+    /// A media object's own key (destroyed when the business deletes the object).
+    Media,
+    /// The audit log's Ed25519 signing seed.
+    Audit,
+}
+
+impl KeyKind {
+    /// The stored name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Ledger => "ledger",
+            KeyKind::Epoch => "epoch",
+            KeyKind::Subject => "subject",
+            KeyKind::Index => "index",
+            KeyKind::App => "app",
+            KeyKind::Media => "media",
+            KeyKind::Audit => "audit",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "ledger" => Ok(KeyKind::Ledger),
+            "epoch" => Ok(KeyKind::Epoch),
+            "subject" => Ok(KeyKind::Subject),
+            "index" => Ok(KeyKind::Index),
+            "app" => Ok(KeyKind::App),
+            "media" => Ok(KeyKind::Media),
+            "audit" => Ok(KeyKind::Audit),
+            _ => Err(StoreError::Corrupt("unknown key kind")),
+        }
+    }
+}
+
+/// A wrapped key as stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WrappedKey {
+    /// `kind/region/business/...`
+    pub key_id: String,
+    /// Kind.
+    pub kind: KeyKind,
+    /// The business.
+    pub business_id: String,
+    /// Region code.
+    pub region: String,
+    /// The epoch, for epoch keys.
+    pub epoch: Option<i64>,
+    /// The subject, for subject keys.
+    pub subject_id: Option<String>,
+    /// Version (ledger keys rotate).
+    pub version: u32,
+    /// The key sealed under the region root key.
+    pub wrapped: Vec<u8>,
+    /// When it was made.
+    pub created_at: i64,
+}
+
+impl fmt::Debug for WrappedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WrappedKey")
+            .field("key_id", &self.key_id)
+            .field("kind", &self.kind)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A stored key's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyState {
+    /// It exists.
+    Live(WrappedKey),
+    /// It was destroyed; it will never exist again.
+    Destroyed,
+    /// It was never made.
+    Missing,
+}
+
+/// What to destroy in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct Destruction {
+    /// Keys to delete (tombstoned so they are never made again).
+    pub key_ids: Vec<String>,
+    /// Subjects whose blind-index entries and Signal sessions go with them.
+    pub index_subjects: Vec<String>,
+    /// When.
+    pub at: i64,
+}
+
+/// Wrapped keys, tombstones and the blind index. Separate from the events.
+#[async_trait]
+pub trait KeyStore: Send + Sync + fmt::Debug {
+    /// Inserts a key unless one with the same id exists (then returns the existing one: the
+    /// first writer wins). Fails with [`StoreError::KeyDestroyed`] if the id was destroyed.
+    async fn insert_if_absent(&self, key: &WrappedKey) -> Result<WrappedKey, StoreError>;
+
+    /// Looks a key up.
+    async fn get(&self, key_id: &str) -> Result<KeyState, StoreError>;
+
+    /// The newest version of the ledger key of a business in a region.
+    async fn latest_ledger(
+        &self,
+        business_id: &str,
+        region: &str,
+    ) -> Result<Option<WrappedKey>, StoreError>;
+
+    /// When a key was destroyed (from its tombstone), `None` if it was not.
+    async fn destroyed_at(&self, key_id: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Live epoch keys with epoch <= `up_to`, oldest first, at most `limit`.
+    async fn expired_epochs(&self, up_to: i64, limit: u32) -> Result<Vec<WrappedKey>, StoreError>;
+
+    /// Destroys keys and index entries in one transaction, then scrubs the storage so the
+    /// wrapped bytes are gone from the database files (SQLite: secure_delete + WAL truncate;
+    /// Postgres: VACUUM of the key tables). Returns how many keys were deleted.
+    async fn destroy(&self, destruction: &Destruction) -> Result<u64, StoreError>;
+
+    /// Records `blind → subject` unless the blind value is already taken; returns the subject
+    /// it maps to.
+    async fn index_put(
+        &self,
+        business_id: &str,
+        region: &str,
+        blind: &[u8],
+        subject_id: &str,
+    ) -> Result<String, StoreError>;
+
+    /// Looks a blind value up.
+    async fn index_get(
+        &self,
+        business_id: &str,
+        region: &str,
+        blind: &[u8],
+    ) -> Result<Option<String>, StoreError>;
+
+    /// Loads a wrapped Signal account by owner (a phone number id or a device handle).
+    async fn signal_account(&self, owner: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Writes (replaces) a wrapped Signal account.
+    async fn put_signal_account(
+        &self,
+        owner: &str,
+        business_id: &str,
+        region: &str,
+        wrapped: &[u8],
+        at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Loads a sealed Signal session with one device of a subject.
+    async fn signal_session(
+        &self,
+        business_id: &str,
+        subject_id: &str,
+        device: u8,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Writes (replaces) a sealed Signal session. Erasure deletes it with the subject's key.
+    #[allow(clippy::too_many_arguments)]
+    async fn put_signal_session(
+        &self,
+        business_id: &str,
+        region: &str,
+        subject_id: &str,
+        device: u8,
+        sealed: &[u8],
+        at: i64,
+    ) -> Result<(), StoreError>;
+}

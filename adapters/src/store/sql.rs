@@ -1,0 +1,154 @@
+//! SQL shared by both backends (sqlx binds `$N` on SQLite too): the statements, and the rows
+//! they return ([`DbRow`], [`DbSnapshot`], [`DbKey`]) with their conversions.
+
+use super::{KeyKind, RowHeader, SnapshotRow, StoreError, StoredRow, StreamId, WrappedKey};
+
+pub const READ_STREAM: &str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
+     FROM sealpost_events WHERE stream_type = $1 AND stream_id = $2 AND sequence > $3 ORDER BY sequence";
+pub const READ_ALL: &str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
+     FROM sealpost_events WHERE position > $1 ORDER BY position LIMIT $2";
+pub const HEAD: &str = "SELECT COALESCE(MAX(position), 0) FROM sealpost_events";
+pub const STREAM_VERSION: &str =
+    "SELECT COALESCE(MAX(sequence), 0) FROM sealpost_events WHERE stream_type = $1 AND stream_id = $2";
+pub const LOAD_SNAPSHOT: &str = "SELECT stream_type, stream_id, business_id, region, current_sequence, snapshot_version, payload \
+     FROM sealpost_snapshots WHERE stream_type = $1 AND stream_id = $2";
+pub const SAVE_SNAPSHOT: &str = "INSERT INTO sealpost_snapshots (stream_type, stream_id, business_id, region, current_sequence, snapshot_version, payload) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (stream_type, stream_id) DO UPDATE SET \
+     business_id = excluded.business_id, region = excluded.region, current_sequence = excluded.current_sequence, \
+     snapshot_version = excluded.snapshot_version, payload = excluded.payload";
+pub const AUDIT_LEAVES: &str =
+    "SELECT position, leaf_hash FROM sealpost_audit_leaves WHERE position > $1 ORDER BY position LIMIT $2";
+pub const AUDIT_PUT_LEAF: &str =
+    "INSERT INTO sealpost_audit_leaves (position, leaf_hash) VALUES ($1, $2) \
+     ON CONFLICT (position) DO NOTHING";
+pub const AUDIT_PUT_CHECKPOINT: &str = "INSERT INTO sealpost_audit_checkpoints (size, root, signed_at, origin, public_key, signature) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (size) DO NOTHING";
+pub const AUDIT_CHECKPOINTS: &str =
+    "SELECT size, root, signed_at, origin, public_key, signature FROM sealpost_audit_checkpoints ORDER BY size";
+pub const LOAD_CHECKPOINT: &str = "SELECT position FROM sealpost_checkpoints WHERE name = $1";
+pub const SAVE_CHECKPOINT: &str =
+    "INSERT INTO sealpost_checkpoints (name, position) VALUES ($1, $2) \
+     ON CONFLICT (name) DO UPDATE SET position = excluded.position";
+pub const KEY_INSERT: &str = "INSERT INTO sealpost_keys (key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key_id) DO NOTHING";
+pub const KEY_GET: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys WHERE key_id = $1";
+pub const KEY_TOMBSTONE: &str = "SELECT 1 FROM sealpost_destroyed_keys WHERE key_id = $1";
+pub const KEY_DESTROYED_AT: &str =
+    "SELECT destroyed_at FROM sealpost_destroyed_keys WHERE key_id = $1";
+pub const KEY_LATEST_LEDGER: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys \
+     WHERE kind = 'ledger' AND business_id = $1 AND region = $2 ORDER BY version DESC LIMIT 1";
+pub const KEY_EXPIRED_EPOCHS: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys \
+     WHERE kind = 'epoch' AND epoch <= $1 ORDER BY epoch, key_id LIMIT $2";
+pub const KEY_DELETE: &str =
+    "DELETE FROM sealpost_keys WHERE key_id = $1 RETURNING business_id, kind";
+pub const KEY_ADD_TOMBSTONE: &str = "INSERT INTO sealpost_destroyed_keys (key_id, business_id, kind, destroyed_at) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (key_id) DO NOTHING";
+pub const INDEX_DELETE_SUBJECT: &str = "DELETE FROM sealpost_subject_index WHERE subject_id = $1";
+pub const INDEX_PUT: &str = "INSERT INTO sealpost_subject_index (business_id, region, blind, subject_id) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (business_id, region, blind) DO NOTHING";
+pub const INDEX_GET: &str = "SELECT subject_id FROM sealpost_subject_index WHERE business_id = $1 AND region = $2 AND blind = $3";
+pub const SESSION_DELETE_SUBJECT: &str =
+    "DELETE FROM sealpost_signal_sessions WHERE subject_id = $1";
+pub const ACCOUNT_GET: &str = "SELECT wrapped FROM sealpost_signal_accounts WHERE owner = $1";
+pub const ACCOUNT_PUT: &str = "INSERT INTO sealpost_signal_accounts (owner, business_id, region, wrapped, updated_at) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (owner) DO UPDATE SET wrapped = excluded.wrapped, updated_at = excluded.updated_at";
+pub const SESSION_GET: &str = "SELECT sealed FROM sealpost_signal_sessions WHERE business_id = $1 AND subject_id = $2 AND device = $3";
+pub const SESSION_PUT: &str = "INSERT INTO sealpost_signal_sessions (business_id, region, subject_id, device, sealed, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (business_id, subject_id, device) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";
+
+/// A stored row as both backends return it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct DbRow {
+    pub position: i64,
+    pub stream_type: String,
+    pub stream_id: String,
+    pub sequence: i64,
+    pub event_type: String,
+    pub event_version: i32,
+    pub business_id: String,
+    pub region: String,
+    pub epoch: Option<i64>,
+    pub recorded_at: i64,
+    pub payload: Vec<u8>,
+}
+
+impl From<DbRow> for StoredRow {
+    fn from(r: DbRow) -> Self {
+        StoredRow {
+            position: r.position as u64,
+            header: RowHeader {
+                stream: StreamId {
+                    kind: r.stream_type,
+                    id: r.stream_id,
+                },
+                sequence: r.sequence as u64,
+                event_type: r.event_type,
+                event_version: r.event_version as u32,
+                business_id: r.business_id,
+                region: r.region,
+                epoch: r.epoch,
+                recorded_at: r.recorded_at,
+            },
+            payload: r.payload,
+        }
+    }
+}
+
+/// A snapshot row as both backends return it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct DbSnapshot {
+    pub stream_type: String,
+    pub stream_id: String,
+    pub business_id: String,
+    pub region: String,
+    pub current_sequence: i64,
+    pub snapshot_version: i64,
+    pub payload: Vec<u8>,
+}
+
+impl From<DbSnapshot> for SnapshotRow {
+    fn from(r: DbSnapshot) -> Self {
+        SnapshotRow {
+            stream: StreamId {
+                kind: r.stream_type,
+                id: r.stream_id,
+            },
+            business_id: r.business_id,
+            region: r.region,
+            current_sequence: r.current_sequence as u64,
+            snapshot_version: r.snapshot_version as u64,
+            payload: r.payload,
+        }
+    }
+}
+
+/// A key row as both backends return it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct DbKey {
+    pub key_id: String,
+    pub kind: String,
+    pub business_id: String,
+    pub region: String,
+    pub epoch: Option<i64>,
+    pub subject_id: Option<String>,
+    pub version: i32,
+    pub wrapped: Vec<u8>,
+    pub created_at: i64,
+}
+
+impl TryFrom<DbKey> for WrappedKey {
+    type Error = StoreError;
+    fn try_from(r: DbKey) -> Result<Self, StoreError> {
+        Ok(WrappedKey {
+            key_id: r.key_id,
+            kind: KeyKind::parse(&r.kind)?,
+            business_id: r.business_id,
+            region: r.region,
+            epoch: r.epoch,
+            subject_id: r.subject_id,
+            version: r.version as u32,
+            wrapped: r.wrapped,
+            created_at: r.created_at,
+        })
+    }
+}

@@ -1,0 +1,196 @@
+//! `impl_event_log!`: the [`EventLog`](super::EventLog) implementation both SQL backends
+//! share; only the append statements differ, behind [`AppendTx`](super::AppendTx).
+
+/// Implements [`EventLog`](super::EventLog) for a backend type with `reader` and `writer` pools, a
+/// `BEGIN_WRITE` statement and an inherent `append_tx(tx)` that wraps its transaction in an
+/// [`AppendTx`](super::AppendTx). All SQL but the append statements is identical on both backends.
+macro_rules! impl_event_log {
+    ($ty:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::EventLog for $ty {
+            async fn append(
+                &self,
+                commands: &[$crate::store::AppendCommand],
+                hook: Option<&dyn $crate::store::TxHook>,
+            ) -> Result<$crate::store::AppendOutcome, $crate::store::StoreError> {
+                let tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                $crate::store::run_append(Self::append_tx(tx), commands, hook).await
+            }
+
+            async fn read_stream(
+                &self,
+                stream: &$crate::store::StreamId,
+                after: u64,
+            ) -> Result<Vec<$crate::store::StoredRow>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::DbRow> =
+                    sqlx::query_as($crate::store::sql::READ_STREAM)
+                        .bind(&stream.kind)
+                        .bind(&stream.id)
+                        .bind(after as i64)
+                        .fetch_all(&self.reader)
+                        .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn read_all(
+                &self,
+                after: u64,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::StoredRow>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::DbRow> = sqlx::query_as($crate::store::sql::READ_ALL)
+                    .bind(after as i64)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.reader)
+                    .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
+            async fn head(&self) -> Result<u64, $crate::store::StoreError> {
+                let (h,): (i64,) = sqlx::query_as($crate::store::sql::HEAD)
+                    .fetch_one(&self.reader)
+                    .await?;
+                Ok(h as u64)
+            }
+
+            async fn stream_version(
+                &self,
+                stream: &$crate::store::StreamId,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let (v,): (i64,) = sqlx::query_as($crate::store::sql::STREAM_VERSION)
+                    .bind(&stream.kind)
+                    .bind(&stream.id)
+                    .fetch_one(&self.reader)
+                    .await?;
+                Ok(v as u64)
+            }
+
+            async fn load_snapshot(
+                &self,
+                stream: &$crate::store::StreamId,
+            ) -> Result<Option<$crate::store::SnapshotRow>, $crate::store::StoreError> {
+                let row: Option<$crate::store::DbSnapshot> =
+                    sqlx::query_as($crate::store::sql::LOAD_SNAPSHOT)
+                        .bind(&stream.kind)
+                        .bind(&stream.id)
+                        .fetch_optional(&self.reader)
+                        .await?;
+                Ok(row.map(Into::into))
+            }
+
+            async fn save_snapshot(
+                &self,
+                s: &$crate::store::SnapshotRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::SAVE_SNAPSHOT)
+                    .bind(&s.stream.kind)
+                    .bind(&s.stream.id)
+                    .bind(&s.business_id)
+                    .bind(&s.region)
+                    .bind(s.current_sequence as i64)
+                    .bind(s.snapshot_version as i64)
+                    .bind(&s.payload)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn load_checkpoint(&self, name: &str) -> Result<u64, $crate::store::StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as($crate::store::sql::LOAD_CHECKPOINT)
+                    .bind(name)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(row.map_or(0, |(p,)| p as u64))
+            }
+
+            async fn save_checkpoint(
+                &self,
+                name: &str,
+                position: u64,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::SAVE_CHECKPOINT)
+                    .bind(name)
+                    .bind(position as i64)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn audit_leaves(
+                &self,
+                after: u64,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::AuditLeaf>, $crate::store::StoreError> {
+                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as($crate::store::sql::AUDIT_LEAVES)
+                    .bind(after as i64)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.reader)
+                    .await?;
+                rows.into_iter()
+                    .map(|(position, hash)| {
+                        Ok($crate::store::AuditLeaf {
+                            position: position as u64,
+                            hash: hash.try_into().map_err(|_| {
+                                $crate::store::StoreError::Corrupt("leaf hash length")
+                            })?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn audit_append_leaves(
+                &self,
+                leaves: &[$crate::store::AuditLeaf],
+            ) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                for leaf in leaves {
+                    sqlx::query($crate::store::sql::AUDIT_PUT_LEAF)
+                        .bind(leaf.position as i64)
+                        .bind(&leaf.hash[..])
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn audit_put_checkpoint(
+                &self,
+                c: &$crate::store::CheckpointRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::AUDIT_PUT_CHECKPOINT)
+                    .bind(c.size as i64)
+                    .bind(&c.root)
+                    .bind(c.signed_at)
+                    .bind(&c.origin)
+                    .bind(&c.public_key)
+                    .bind(&c.signature)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn audit_checkpoints(
+                &self,
+            ) -> Result<Vec<$crate::store::CheckpointRow>, $crate::store::StoreError> {
+                let rows: Vec<(i64, Vec<u8>, i64, String, Vec<u8>, Vec<u8>)> =
+                    sqlx::query_as($crate::store::sql::AUDIT_CHECKPOINTS)
+                        .fetch_all(&self.reader)
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(size, root, signed_at, origin, public_key, signature)| {
+                        $crate::store::CheckpointRow {
+                            size: size as u64,
+                            root,
+                            signed_at,
+                            origin,
+                            public_key,
+                            signature,
+                        }
+                    })
+                    .collect())
+            }
+        }
+    };
+}
+pub(crate) use impl_event_log;

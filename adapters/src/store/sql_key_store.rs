@@ -1,0 +1,265 @@
+//! `impl_key_store!`: the [`KeyStore`](super::KeyStore) implementation both SQL backends share,
+//! with `insert_key_in_tx!` and `destroy_in_tx!` (insert checks tombstones; destroy writes them).
+
+/// Implements [`KeyStore`](super::KeyStore) for a backend type with `reader` and `writer` pools, a
+/// `BEGIN_WRITE` statement and an inherent `scrub()` that removes deleted bytes from storage.
+macro_rules! impl_key_store {
+    ($ty:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::KeyStore for $ty {
+            async fn insert_if_absent(
+                &self,
+                key: &$crate::store::WrappedKey,
+            ) -> Result<$crate::store::WrappedKey, $crate::store::StoreError> {
+                let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                let row = $crate::store::insert_key_in_tx!(tx, key);
+                tx.commit().await?;
+                row.try_into()
+            }
+
+            async fn destroyed_at(
+                &self,
+                key_id: &str,
+            ) -> Result<Option<i64>, $crate::store::StoreError> {
+                let row: Option<(i64,)> = sqlx::query_as($crate::store::sql::KEY_DESTROYED_AT)
+                    .bind(key_id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(row.map(|(at,)| at))
+            }
+
+            async fn destroy(
+                &self,
+                d: &$crate::store::Destruction,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                let deleted = $crate::store::destroy_in_tx!(tx, d);
+                tx.commit().await?;
+                self.scrub().await?;
+                Ok(deleted)
+            }
+
+            async fn get(
+                &self,
+                key_id: &str,
+            ) -> Result<$crate::store::KeyState, $crate::store::StoreError> {
+                let row: Option<$crate::store::DbKey> = sqlx::query_as($crate::store::sql::KEY_GET)
+                    .bind(key_id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                if let Some(row) = row {
+                    return Ok($crate::store::KeyState::Live(row.try_into()?));
+                }
+                let tomb: Option<(i32,)> = sqlx::query_as($crate::store::sql::KEY_TOMBSTONE)
+                    .bind(key_id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(if tomb.is_some() {
+                    $crate::store::KeyState::Destroyed
+                } else {
+                    $crate::store::KeyState::Missing
+                })
+            }
+
+            async fn latest_ledger(
+                &self,
+                business_id: &str,
+                region: &str,
+            ) -> Result<Option<$crate::store::WrappedKey>, $crate::store::StoreError> {
+                let row: Option<$crate::store::DbKey> =
+                    sqlx::query_as($crate::store::sql::KEY_LATEST_LEDGER)
+                        .bind(business_id)
+                        .bind(region)
+                        .fetch_optional(&self.reader)
+                        .await?;
+                row.map(TryInto::try_into).transpose()
+            }
+
+            async fn expired_epochs(
+                &self,
+                up_to: i64,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::WrappedKey>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::DbKey> =
+                    sqlx::query_as($crate::store::sql::KEY_EXPIRED_EPOCHS)
+                        .bind(up_to)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.reader)
+                        .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
+            async fn index_put(
+                &self,
+                business_id: &str,
+                region: &str,
+                blind: &[u8],
+                subject_id: &str,
+            ) -> Result<String, $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::INDEX_PUT)
+                    .bind(business_id)
+                    .bind(region)
+                    .bind(blind)
+                    .bind(subject_id)
+                    .execute(&self.writer)
+                    .await?;
+                let (s,): (String,) = sqlx::query_as($crate::store::sql::INDEX_GET)
+                    .bind(business_id)
+                    .bind(region)
+                    .bind(blind)
+                    .fetch_one(&self.writer)
+                    .await?;
+                Ok(s)
+            }
+
+            async fn index_get(
+                &self,
+                business_id: &str,
+                region: &str,
+                blind: &[u8],
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                let row: Option<(String,)> = sqlx::query_as($crate::store::sql::INDEX_GET)
+                    .bind(business_id)
+                    .bind(region)
+                    .bind(blind)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(row.map(|(s,)| s))
+            }
+
+            async fn signal_account(
+                &self,
+                owner: &str,
+            ) -> Result<Option<Vec<u8>>, $crate::store::StoreError> {
+                let row: Option<(Vec<u8>,)> = sqlx::query_as($crate::store::sql::ACCOUNT_GET)
+                    .bind(owner)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(row.map(|(w,)| w))
+            }
+
+            async fn put_signal_account(
+                &self,
+                owner: &str,
+                business_id: &str,
+                region: &str,
+                wrapped: &[u8],
+                at: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::ACCOUNT_PUT)
+                    .bind(owner)
+                    .bind(business_id)
+                    .bind(region)
+                    .bind(wrapped)
+                    .bind(at)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn signal_session(
+                &self,
+                business_id: &str,
+                subject_id: &str,
+                device: u8,
+            ) -> Result<Option<Vec<u8>>, $crate::store::StoreError> {
+                let row: Option<(Vec<u8>,)> = sqlx::query_as($crate::store::sql::SESSION_GET)
+                    .bind(business_id)
+                    .bind(subject_id)
+                    .bind(i32::from(device))
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(row.map(|(s,)| s))
+            }
+
+            async fn put_signal_session(
+                &self,
+                business_id: &str,
+                region: &str,
+                subject_id: &str,
+                device: u8,
+                sealed: &[u8],
+                at: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::SESSION_PUT)
+                    .bind(business_id)
+                    .bind(region)
+                    .bind(subject_id)
+                    .bind(i32::from(device))
+                    .bind(sealed)
+                    .bind(at)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use impl_key_store;
+
+/// Inserts a key unless present, inside a transaction that first checks the tombstones.
+macro_rules! insert_key_in_tx {
+    ($tx:expr, $key:expr) => {{
+        let tomb: Option<(i32,)> = sqlx::query_as($crate::store::sql::KEY_TOMBSTONE)
+            .bind(&$key.key_id)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        if tomb.is_some() {
+            return Err($crate::store::StoreError::KeyDestroyed);
+        }
+        sqlx::query($crate::store::sql::KEY_INSERT)
+            .bind(&$key.key_id)
+            .bind($key.kind.as_str())
+            .bind(&$key.business_id)
+            .bind(&$key.region)
+            .bind($key.epoch)
+            .bind(&$key.subject_id)
+            .bind($key.version as i32)
+            .bind(&$key.wrapped)
+            .bind($key.created_at)
+            .execute(&mut *$tx)
+            .await?;
+        let row: $crate::store::DbKey = sqlx::query_as($crate::store::sql::KEY_GET)
+            .bind(&$key.key_id)
+            .fetch_one(&mut *$tx)
+            .await?;
+        row
+    }};
+}
+pub(crate) use insert_key_in_tx;
+
+/// Deletes keys, writes their tombstones and drops index entries inside a transaction;
+/// evaluates to the number of keys deleted.
+macro_rules! destroy_in_tx {
+    ($tx:expr, $d:expr) => {{
+        let mut deleted = 0u64;
+        for key_id in &$d.key_ids {
+            let row: Option<(String, String)> = sqlx::query_as($crate::store::sql::KEY_DELETE)
+                .bind(key_id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            if let Some((business_id, kind)) = row {
+                deleted += 1;
+                sqlx::query($crate::store::sql::KEY_ADD_TOMBSTONE)
+                    .bind(key_id)
+                    .bind(business_id)
+                    .bind(kind)
+                    .bind($d.at)
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+        }
+        for subject in &$d.index_subjects {
+            sqlx::query($crate::store::sql::INDEX_DELETE_SUBJECT)
+                .bind(subject)
+                .execute(&mut *$tx)
+                .await?;
+            sqlx::query($crate::store::sql::SESSION_DELETE_SUBJECT)
+                .bind(subject)
+                .execute(&mut *$tx)
+                .await?;
+        }
+        deleted
+    }};
+}
+pub(crate) use destroy_in_tx;

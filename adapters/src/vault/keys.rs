@@ -1,0 +1,283 @@
+//! Each kind of key of the hierarchy: its id, how it is made on first use (ledger, epoch,
+//! subject, index, app, audit), and its destruction, which tombstones it for good.
+
+use super::{key_id, KeySpec, Vault, VaultError, AUDIT_OWNER};
+use crate::crypto::SecretKey;
+use crate::store::{Destruction, KeyKind};
+use sealpost_domain::{EpochId, MediaId, Region, SubjectId, Timestamp};
+use std::sync::Arc;
+use zeroize::Zeroizing;
+
+/// The key id of a retention-epoch key.
+pub fn epoch_key_id(business: &str, region: Region, epoch: EpochId) -> String {
+    key_id(KeyKind::Epoch, region, business, &epoch.index().to_string())
+}
+
+/// The key id of a media object's own key.
+pub fn media_key_id(business: &str, region: Region, media: &MediaId) -> String {
+    key_id(KeyKind::Media, region, business, media.as_str())
+}
+
+/// The key id of a subject key.
+pub fn subject_key_id(business: &str, region: Region, subject: &SubjectId) -> String {
+    key_id(KeyKind::Subject, region, business, subject.as_str())
+}
+
+impl Vault {
+    /// The current ledger key of a business in a region (made at version 1 on first use).
+    pub async fn ledger_key(
+        &self,
+        business: &str,
+        region: Region,
+        now: Timestamp,
+    ) -> Result<(u32, Arc<SecretKey>), VaultError> {
+        let slot = (business.to_owned(), region);
+        if let Some(current) = self
+            .current_ledger
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .get(&slot)
+        {
+            return Ok(current.clone());
+        }
+        let current = match self.keys.latest_ledger(business, region.code()).await? {
+            Some(w) => (w.version, self.unwrap_key(&w)?),
+            None => (
+                1,
+                self.ledger_key_version(business, region, 1, Some(now))
+                    .await?,
+            ),
+        };
+        self.current_ledger
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .insert(slot, current.clone());
+        Ok(current)
+    }
+
+    /// A specific version of a ledger key (old versions stay readable after rotation).
+    pub async fn ledger_key_version(
+        &self,
+        business: &str,
+        region: Region,
+        version: u32,
+        create: Option<Timestamp>,
+    ) -> Result<Arc<SecretKey>, VaultError> {
+        let id = key_id(KeyKind::Ledger, region, business, &format!("v{version}"));
+        let spec = KeySpec {
+            kind: KeyKind::Ledger,
+            business,
+            region,
+            epoch: None,
+            subject: None,
+            version,
+        };
+        self.load(&id, create.map(|now| (spec, now)))
+            .await?
+            .ok_or(VaultError::KeyMissing)
+    }
+
+    /// Makes a new ledger key version; new events are sealed under it, old ones still open.
+    pub async fn rotate_ledger_key(
+        &self,
+        business: &str,
+        region: Region,
+        now: Timestamp,
+    ) -> Result<u32, VaultError> {
+        let current = self
+            .keys
+            .latest_ledger(business, region.code())
+            .await?
+            .map_or(0, |w| w.version);
+        let next = current + 1;
+        let key = self
+            .ledger_key_version(business, region, next, Some(now))
+            .await?;
+        self.current_ledger
+            .lock()
+            .expect("ledger lock is never poisoned")
+            .insert((business.to_owned(), region), (next, key));
+        Ok(next)
+    }
+
+    /// A retention-epoch key; `create_at` makes it if it was never made. `None` when it was
+    /// destroyed (or never made and not asked to create).
+    pub async fn epoch_key(
+        &self,
+        business: &str,
+        region: Region,
+        epoch: EpochId,
+        create_at: Option<Timestamp>,
+    ) -> Result<Option<Arc<SecretKey>>, VaultError> {
+        let id = epoch_key_id(business, region, epoch);
+        let spec = KeySpec {
+            kind: KeyKind::Epoch,
+            business,
+            region,
+            epoch: Some(epoch.index()),
+            subject: None,
+            version: 1,
+        };
+        self.load(&id, create_at.map(|now| (spec, now))).await
+    }
+
+    /// A subject key; `create_at` makes it if it was never made. `None` when destroyed.
+    pub async fn subject_key(
+        &self,
+        business: &str,
+        region: Region,
+        subject: &SubjectId,
+        create_at: Option<Timestamp>,
+    ) -> Result<Option<Arc<SecretKey>>, VaultError> {
+        let id = subject_key_id(business, region, subject);
+        let spec = KeySpec {
+            kind: KeyKind::Subject,
+            business,
+            region,
+            epoch: None,
+            subject: Some(subject.as_str()),
+            version: 1,
+        };
+        self.load(&id, create_at.map(|now| (spec, now))).await
+    }
+
+    pub(super) async fn index_key(
+        &self,
+        business: &str,
+        region: Region,
+        now: Timestamp,
+    ) -> Result<Arc<SecretKey>, VaultError> {
+        let id = key_id(KeyKind::Index, region, business, "v1");
+        let spec = KeySpec {
+            kind: KeyKind::Index,
+            business,
+            region,
+            epoch: None,
+            subject: None,
+            version: 1,
+        };
+        self.load(&id, Some((spec, now)))
+            .await?
+            .ok_or(VaultError::KeyDestroyed)
+    }
+
+    /// Makes the key of a new subject.
+    pub async fn create_subject_key(
+        &self,
+        business: &str,
+        region: Region,
+        subject: &SubjectId,
+        now: Timestamp,
+    ) -> Result<(), VaultError> {
+        self.subject_key(business, region, subject, Some(now))
+            .await?
+            .ok_or(VaultError::KeyDestroyed)?;
+        Ok(())
+    }
+
+    /// An app's secret (base64url of 32 random bytes, wrapped at rest like every key);
+    /// `create_at` makes it if it was never made.
+    pub async fn app_secret(
+        &self,
+        business: &str,
+        region: Region,
+        app_id: &str,
+        create_at: Option<Timestamp>,
+    ) -> Result<Option<String>, VaultError> {
+        use base64::Engine as _;
+        let id = key_id(KeyKind::App, region, business, app_id);
+        let spec = KeySpec {
+            kind: KeyKind::App,
+            business,
+            region,
+            epoch: None,
+            subject: None,
+            version: 1,
+        };
+        let key = self.load(&id, create_at.map(|now| (spec, now))).await?;
+        Ok(key.map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.expose())))
+    }
+
+    /// The audit log's Ed25519 signing seed (32 random bytes, wrapped at rest under the
+    /// `region` root key like every key); made on first use.
+    pub async fn audit_signing_seed(
+        &self,
+        region: Region,
+        now: Timestamp,
+    ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        let id = key_id(KeyKind::Audit, region, AUDIT_OWNER, "signing");
+        let spec = KeySpec {
+            kind: KeyKind::Audit,
+            business: AUDIT_OWNER,
+            region,
+            epoch: None,
+            subject: None,
+            version: 1,
+        };
+        let key = self
+            .load(&id, Some((spec, now)))
+            .await?
+            .ok_or(VaultError::KeyDestroyed)?;
+        let mut seed = Zeroizing::new([0u8; 32]);
+        seed.copy_from_slice(&key.expose()[..]);
+        Ok(seed)
+    }
+
+    /// Destroys a media object's own key: its bytes and description are gone for good.
+    pub async fn destroy_media(
+        &self,
+        business: &str,
+        region: Region,
+        media: &MediaId,
+        now: Timestamp,
+    ) -> Result<u64, VaultError> {
+        self.destroy_keys(vec![media_key_id(business, region, media)], vec![], now)
+            .await
+    }
+
+    /// Destroys keys (and the routing of `index_subjects`) in one transaction, forgetting any
+    /// cached copy before and after. Returns how many existed.
+    async fn destroy_keys(
+        &self,
+        ids: Vec<String>,
+        index_subjects: Vec<String>,
+        now: Timestamp,
+    ) -> Result<u64, VaultError> {
+        self.forget(&ids);
+        let n = self
+            .keys
+            .destroy(&Destruction {
+                key_ids: ids.clone(),
+                index_subjects,
+                at: now.millis(),
+            })
+            .await?;
+        self.forget(&ids);
+        Ok(n)
+    }
+
+    /// Destroys epoch keys (retention). Returns how many existed.
+    pub async fn destroy_epoch_keys(
+        &self,
+        ids: Vec<String>,
+        now: Timestamp,
+    ) -> Result<u64, VaultError> {
+        self.destroy_keys(ids, vec![], now).await
+    }
+
+    /// Destroys a subject's key and its routing entry in one transaction (erasure or expiry).
+    pub async fn destroy_subject(
+        &self,
+        business: &str,
+        region: Region,
+        subject: &SubjectId,
+        now: Timestamp,
+    ) -> Result<u64, VaultError> {
+        self.destroy_keys(
+            vec![subject_key_id(business, region, subject)],
+            vec![subject.as_str().to_owned()],
+            now,
+        )
+        .await
+    }
+}

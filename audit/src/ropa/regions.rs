@@ -1,0 +1,79 @@
+//! Regions and transfers: configured region codes parsed and ordered, Local Storage marked,
+//! unknown codes flagged, and the transfer statement.
+
+use super::record::{RegionKind, RegionRecord};
+use super::DATA_IN_USE_MAX_MINUTES;
+use sealpost_domain::Region;
+use std::fmt::Write as _;
+
+/// One region code, parsed and normalised.
+fn region_record(code: &str) -> RegionRecord {
+    match code.trim().parse::<Region>() {
+        Ok(region) => RegionRecord {
+            code: region.code().to_owned(),
+            kind: if region.is_local_storage() {
+                RegionKind::LocalStorage
+            } else {
+                RegionKind::Default
+            },
+        },
+        Err(_) => RegionRecord {
+            code: code.trim().to_uppercase(),
+            kind: RegionKind::Unrecognised,
+        },
+    }
+}
+
+/// The regions named by `codes`: known ones in [`Region::ALL`] order (defaults first), then
+/// unrecognised codes alphabetically; no repeats.
+pub(super) fn regions<'a>(codes: impl Iterator<Item = &'a str>) -> Vec<RegionRecord> {
+    let mut out: Vec<RegionRecord> = codes.map(region_record).collect();
+    let rank = |r: &RegionRecord| {
+        Region::ALL
+            .iter()
+            .position(|k| k.code() == r.code && r.kind != RegionKind::Unrecognised)
+            .unwrap_or(Region::ALL.len())
+    };
+    out.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.code.cmp(&b.code)));
+    out.dedup();
+    out
+}
+
+/// The codes of `regions` of one kind, comma-separated, or `"none"`.
+fn codes_of(regions: &[RegionRecord], kind: RegionKind) -> String {
+    let codes: Vec<&str> = regions
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| r.code.as_str())
+        .collect();
+    if codes.is_empty() {
+        "none".to_owned()
+    } else {
+        codes.join(", ")
+    }
+}
+
+pub(super) fn transfer_statement(regions: &[RegionRecord]) -> String {
+    let defaults: Vec<&str> = Region::ALL
+        .iter()
+        .filter(|r| !r.is_local_storage())
+        .map(|r| r.code())
+        .collect();
+    let mut s = format!(
+        "Default regions (no Local Storage election): {}; in use: {}. In-country Local Storage \
+         regions in use: {}. Each region has its own store and its own root key; content and \
+         sealed metadata of a phone number that elected Local Storage are written only in its \
+         region. Data in use may sit elsewhere for at most {DATA_IN_USE_MAX_MINUTES} minutes.",
+        defaults.join(" and "),
+        codes_of(regions, RegionKind::Default),
+        codes_of(regions, RegionKind::LocalStorage),
+    );
+    if regions.iter().any(|r| r.kind == RegionKind::Unrecognised) {
+        let _ = write!(
+            s,
+            " Unrecognised region codes in the configuration: {}.",
+            codes_of(regions, RegionKind::Unrecognised)
+        );
+    }
+    s
+}
