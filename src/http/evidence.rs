@@ -2,14 +2,18 @@
 //! proofs, statistics and billing, the DPO's retention report and erasure requests, and a
 //! business's read of one of its own messages. Every read goes through the access gate, so a
 //! principal the matrix refuses gets the same 403 as everywhere and the refusal is recorded.
+//!
+//! A query string is read before the token, as the routes always have.
 
-use super::extract::{Path, Query};
-use super::{authenticate, read_json, reply, ApiError, Shared};
+use super::extract::{Auth, JsonBody, Path, Query};
+use super::{ApiError, Shared};
+use crate::app::AppError;
 use crate::evidence::{ErasureOutcome, ErasureTarget, TargetError};
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
+use sealpost_domain::DomainError;
 use sealpost_domain::{BusinessId, MessageId, Opened, Purpose};
 use sealpost_projections::evidence::AccessQuery;
 use serde::Deserialize;
@@ -42,210 +46,161 @@ fn business_param(q: &BTreeMap<String, String>) -> Result<Option<BusinessId>, Ap
         .transpose()
 }
 
+/// The parameters `GET /sealpost/v1/audit/access` knows.
+const ACCESS_PARAMS: [&str; 11] = [
+    "principal",
+    "principal_kind",
+    "category",
+    "purpose",
+    "decision",
+    "object",
+    "business_id",
+    "from",
+    "to",
+    "after",
+    "limit",
+];
+
 /// `GET /sealpost/v1/audit/access?principal=&principal_kind=&category=&purpose=&decision=&object=&business_id=&from=&to=&after=&limit=`
 pub(super) async fn access(
     State(s): State<Shared>,
-    headers: HeaderMap,
     Query(q): Query<BTreeMap<String, String>>,
-) -> Response {
-    reply(
-        async {
-            let grant = authenticate(&s, &headers)?;
-            let known = [
-                "principal",
-                "principal_kind",
-                "category",
-                "purpose",
-                "decision",
-                "object",
-                "business_id",
-                "from",
-                "to",
-                "after",
-                "limit",
-            ];
-            if let Some(k) = q.keys().find(|k| !known.contains(&k.as_str())) {
-                return Err(ApiError::invalid(format!("Unknown parameter {k}.")));
-            }
-            if let Some(d) = q.get("decision") {
-                if d != "allowed" && d != "denied" {
-                    return Err(ApiError::not_valid("decision"));
-                }
-            }
-            let query = AccessQuery {
-                principal: q.get("principal").cloned(),
-                principal_kind: parse_enum(&q, "principal_kind")?,
-                category: parse_enum(&q, "category")?,
-                purpose: parse_enum(&q, "purpose")?,
-                decision: q.get("decision").cloned(),
-                object: q.get("object").cloned(),
-                business_id: q.get("business_id").cloned(),
-                from: parse_num(&q, "from")?,
-                to: parse_num(&q, "to")?,
-                after: parse_num(&q, "after")?,
-                limit: parse_num(&q, "limit")?,
-            };
-            let (page, checkpoint) = s.app.access_log(&grant.principal, query).await?;
-            Ok(json!({
-                "data": page.entries,
-                "paging": { "next": page.next.map(|n| n.to_string()) },
-                "checkpoint": checkpoint,
-            }))
+    Auth { grant, .. }: Auth,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(k) = q.keys().find(|k| !ACCESS_PARAMS.contains(&k.as_str())) {
+        return Err(ApiError::invalid(format!("Unknown parameter {k}.")));
+    }
+    if let Some(d) = q.get("decision") {
+        if d != "allowed" && d != "denied" {
+            return Err(ApiError::not_valid("decision"));
         }
-        .await,
-    )
+    }
+    let query = AccessQuery {
+        principal: q.get("principal").cloned(),
+        principal_kind: parse_enum(&q, "principal_kind")?,
+        category: parse_enum(&q, "category")?,
+        purpose: parse_enum(&q, "purpose")?,
+        decision: q.get("decision").cloned(),
+        object: q.get("object").cloned(),
+        business_id: q.get("business_id").cloned(),
+        from: parse_num(&q, "from")?,
+        to: parse_num(&q, "to")?,
+        after: parse_num(&q, "after")?,
+        limit: parse_num(&q, "limit")?,
+    };
+    let (page, checkpoint) = s.app.access_log(&grant.principal, query).await?;
+    Ok(Json(json!({
+        "data": page.entries,
+        "paging": { "next": page.next.map(|n| n.to_string()) },
+        "checkpoint": checkpoint,
+    })))
 }
 
 /// `GET /sealpost/v1/audit/public-key`: the key checkpoints verify under (published, no token).
-pub(super) async fn public_key(State(s): State<Shared>) -> Response {
-    reply(
-        async {
-            let audit = s.app.audit().await?;
-            Ok(json!({ "origin": audit.origin(), "public_key": audit.public_key_hex(), "algorithm": "Ed25519" }))
-        }
-        .await,
-    )
+pub(super) async fn public_key(State(s): State<Shared>) -> Result<Json<Value>, ApiError> {
+    let audit = s.app.audit().await?;
+    Ok(Json(
+        json!({ "origin": audit.origin(), "public_key": audit.public_key_hex(), "algorithm": "Ed25519" }),
+    ))
 }
 
 /// `GET /sealpost/v1/audit/checkpoint`: the newest checkpoint (signed now if rows are newer).
-pub(super) async fn checkpoint(State(s): State<Shared>, headers: HeaderMap) -> Response {
-    reply(
-        async {
-            authenticate(&s, &headers)?;
-            Ok(json!(s.app.checkpoint().await?))
-        }
-        .await,
-    )
+pub(super) async fn checkpoint(State(s): State<Shared>, _: Auth) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!(s.app.checkpoint().await?)))
 }
 
 /// `GET /sealpost/v1/audit/proofs/inclusion?position=&size=` and
-/// `GET /sealpost/v1/audit/proofs/consistency?old=&new=`.
+/// `GET /sealpost/v1/audit/proofs/consistency?old=&new=`; any other kind is an unknown path.
 pub(super) async fn proof(
     State(s): State<Shared>,
     Path(kind): Path<String>,
-    headers: HeaderMap,
     Query(q): Query<BTreeMap<String, String>>,
-) -> Response {
-    reply(
-        async {
-            authenticate(&s, &headers)?;
-            let audit = s.app.audit().await?;
-            let latest = s.app.checkpoint().await?;
-            let out_of_range = |e: sealpost_audit::log::AuditError| {
-                if e.is_unavailable() {
-                    ApiError::from(crate::app::AppError::from(e))
-                } else {
-                    ApiError::invalid("The position or size is not in the log.")
-                }
-            };
-            match kind.as_str() {
-                "inclusion" => {
-                    let position: u64 =
-                        parse_num(&q, "position")?.ok_or_else(|| ApiError::missing("position"))?;
-                    let size = parse_num(&q, "size")?.unwrap_or(latest.size);
-                    let p = audit
-                        .inclusion(position, size)
-                        .await
-                        .map_err(out_of_range)?;
-                    Ok(serde_json::to_value(p).unwrap_or(Value::Null))
-                }
-                "consistency" => {
-                    let old: u64 = parse_num(&q, "old")?.ok_or_else(|| ApiError::missing("old"))?;
-                    let new = parse_num(&q, "new")?.unwrap_or(latest.size);
-                    if old > new || new > latest.size {
-                        return Err(ApiError::invalid("The position or size is not in the log."));
-                    }
-                    let p = audit.consistency(old, new).await.map_err(out_of_range)?;
-                    Ok(serde_json::to_value(p).unwrap_or(Value::Null))
-                }
-                _ => Err(ApiError::invalid("Unknown path or method.")),
-            }
+    _: Auth,
+) -> Result<Json<Value>, ApiError> {
+    let audit = s.app.audit().await?;
+    let latest = s.app.checkpoint().await?;
+    let out_of_range = |e: sealpost_audit::log::AuditError| {
+        if e.is_unavailable() {
+            ApiError::from(AppError::from(e))
+        } else {
+            ApiError::invalid("The position or size is not in the log.")
         }
-        .await,
-    )
+    };
+    let proof = match kind.as_str() {
+        "inclusion" => {
+            let position: u64 =
+                parse_num(&q, "position")?.ok_or_else(|| ApiError::missing("position"))?;
+            let size = parse_num(&q, "size")?.unwrap_or(latest.size);
+            let p = audit
+                .inclusion(position, size)
+                .await
+                .map_err(out_of_range)?;
+            serde_json::to_value(p)
+        }
+        "consistency" => {
+            let old: u64 = parse_num(&q, "old")?.ok_or_else(|| ApiError::missing("old"))?;
+            let new = parse_num(&q, "new")?.unwrap_or(latest.size);
+            if old > new || new > latest.size {
+                return Err(ApiError::invalid("The position or size is not in the log."));
+            }
+            let p = audit.consistency(old, new).await.map_err(out_of_range)?;
+            serde_json::to_value(p)
+        }
+        _ => return Err(ApiError::unknown_path()),
+    };
+    Ok(Json(proof.unwrap_or(Value::Null)))
 }
 
 /// `GET /sealpost/v1/statistics?business_id=`
 pub(super) async fn statistics(
     State(s): State<Shared>,
-    headers: HeaderMap,
     Query(q): Query<BTreeMap<String, String>>,
-) -> Response {
-    reply(
-        async {
-            let grant = authenticate(&s, &headers)?;
-            let business = business_param(&q)?;
-            let (rows, checkpoint) = s
-                .app
-                .statistics(&grant.principal, business.as_ref())
-                .await?;
-            Ok(json!({
-                "data": rows,
-                "min_group": sealpost_projections::evidence::DEFAULT_MIN_GROUP,
-                "checkpoint": checkpoint,
-            }))
-        }
-        .await,
-    )
+    Auth { grant, .. }: Auth,
+) -> Result<Json<Value>, ApiError> {
+    let business = business_param(&q)?;
+    let (rows, checkpoint) = s
+        .app
+        .statistics(&grant.principal, business.as_ref())
+        .await?;
+    Ok(Json(json!({
+        "data": rows,
+        "min_group": sealpost_projections::evidence::DEFAULT_MIN_GROUP,
+        "checkpoint": checkpoint,
+    })))
 }
 
 /// `GET /sealpost/v1/billing?business_id=`
 pub(super) async fn billing(
     State(s): State<Shared>,
-    headers: HeaderMap,
     Query(q): Query<BTreeMap<String, String>>,
-) -> Response {
-    reply(
-        async {
-            let grant = authenticate(&s, &headers)?;
-            let business = business_param(&q)?;
-            let (rows, checkpoint) = s.app.billing(&grant.principal, business.as_ref()).await?;
-            Ok(json!({ "data": rows, "checkpoint": checkpoint }))
-        }
-        .await,
-    )
+    Auth { grant, .. }: Auth,
+) -> Result<Json<Value>, ApiError> {
+    let business = business_param(&q)?;
+    let (rows, checkpoint) = s.app.billing(&grant.principal, business.as_ref()).await?;
+    Ok(Json(json!({ "data": rows, "checkpoint": checkpoint })))
 }
 
 /// `GET /sealpost/v1/dpo/retention?format=json|html|csv&business_id=`
 pub(super) async fn retention(
     State(s): State<Shared>,
-    headers: HeaderMap,
     Query(q): Query<BTreeMap<String, String>>,
-) -> Response {
-    let result = async {
-        let grant = authenticate(&s, &headers)?;
-        let business = business_param(&q)?;
-        let format = q.get("format").map_or("json", String::as_str);
-        if !["json", "html", "csv"].contains(&format) {
-            return Err(ApiError::not_valid("format"));
-        }
-        let report = s
-            .app
-            .retention_report(&grant.principal, business.as_ref())
-            .await?;
-        Ok(match format {
-            "html" => (
-                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-                report.to_html(),
-            )
-                .into_response(),
-            "csv" => (
-                [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
-                report.to_csv(),
-            )
-                .into_response(),
-            _ => (
-                [(header::CONTENT_TYPE, "application/json")],
-                report.to_json(),
-            )
-                .into_response(),
-        })
+    Auth { grant, .. }: Auth,
+) -> Result<Response, ApiError> {
+    let business = business_param(&q)?;
+    let format = q.get("format").map_or("json", String::as_str);
+    if !["json", "html", "csv"].contains(&format) {
+        return Err(ApiError::not_valid("format"));
     }
-    .await;
-    match result {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    }
+    let report = s
+        .app
+        .retention_report(&grant.principal, business.as_ref())
+        .await?;
+    let (content_type, text) = match format {
+        "html" => ("text/html; charset=utf-8", report.to_html()),
+        "csv" => ("text/csv; charset=utf-8", report.to_csv()),
+        _ => ("application/json", report.to_json()),
+    };
+    Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -260,53 +215,43 @@ struct ErasureRequest {
 /// `POST /sealpost/v1/dpo/erasures` with `{"subject_id"}`, `{"phone_number_id", "wa_id"}` or
 /// `{"phone_number_id", "user_id"}` → the erasure certificate (201), or 200 with
 /// `"erased": false` when nothing is held for that number.
-pub(super) async fn erase(State(s): State<Shared>, headers: HeaderMap, body: Body) -> Response {
-    let result = async {
-        let grant = authenticate(&s, &headers)?;
-        let body = read_json(body).await?;
-        let req: ErasureRequest = serde_json::from_value(body).map_err(|_| {
-            ApiError::invalid(
-                "Expected {\"subject_id\"}, {\"phone_number_id\", \"wa_id\"} or {\"phone_number_id\", \"user_id\"}.",
-            )
-        })?;
-        let target = ErasureTarget::from_fields(
-            req.subject_id.as_deref(),
-            req.phone_number_id.as_deref(),
-            req.wa_id.as_deref(),
-            req.user_id.as_deref(),
+pub(super) async fn erase(
+    State(s): State<Shared>,
+    Auth { grant, .. }: Auth,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let req: ErasureRequest = serde_json::from_value(body).map_err(|_| {
+        ApiError::invalid(
+            "Expected {\"subject_id\"}, {\"phone_number_id\", \"wa_id\"} or {\"phone_number_id\", \"user_id\"}.",
         )
-        .map_err(|e| match e {
-            TargetError::Missing(field) => ApiError::missing(field),
-            TargetError::Invalid(field) => ApiError::not_valid(field),
-            TargetError::NotExactlyOne => {
-                ApiError::invalid("Name exactly one of subject_id, wa_id or user_id.")
-            }
-        })?;
-        match s.app.erase_with_certificate(&grant.principal, target).await {
-            Ok(ErasureOutcome::Erased(cert)) => Ok((
-                StatusCode::CREATED,
-                axum::Json(json!({ "erased": true, "certificate": cert })),
-            )
-                .into_response()),
-            Ok(ErasureOutcome::NothingHeld) => Ok((
-                StatusCode::OK,
-                axum::Json(json!({
-                    "erased": false,
-                    "reason": "No data is held for this consumer on this number (never known, expired or already erased)."
-                })),
-            )
-                .into_response()),
-            // An unknown subject answers like a foreign one.
-            Err(crate::app::AppError::Domain(sealpost_domain::DomainError::NotFound)) => {
-                Err(ApiError::denied())
-            }
-            Err(e) => Err(e.into()),
+    })?;
+    let target = ErasureTarget::from_fields(
+        req.subject_id.as_deref(),
+        req.phone_number_id.as_deref(),
+        req.wa_id.as_deref(),
+        req.user_id.as_deref(),
+    )
+    .map_err(|e| match e {
+        TargetError::Missing(field) => ApiError::missing(field),
+        TargetError::Invalid(field) => ApiError::not_valid(field),
+        TargetError::NotExactlyOne => {
+            ApiError::invalid("Name exactly one of subject_id, wa_id or user_id.")
         }
-    }
-    .await;
-    match result {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
+    })?;
+    match s.app.erase_with_certificate(&grant.principal, target).await {
+        Ok(ErasureOutcome::Erased(cert)) => Ok((
+            StatusCode::CREATED,
+            Json(json!({ "erased": true, "certificate": cert })),
+        )
+            .into_response()),
+        Ok(ErasureOutcome::NothingHeld) => Ok(Json(json!({
+            "erased": false,
+            "reason": "No data is held for this consumer on this number (never known, expired or already erased)."
+        }))
+        .into_response()),
+        // An unknown subject answers like a foreign one.
+        Err(AppError::Domain(DomainError::NotFound)) => Err(ApiError::denied()),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -316,33 +261,25 @@ pub(super) async fn erase(State(s): State<Shared>, headers: HeaderMap, body: Bod
 pub(super) async fn message(
     State(s): State<Shared>,
     Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    reply(
-        async {
-            let grant = authenticate(&s, &headers)?;
-            let id = MessageId::parse(&id).map_err(|_| ApiError::denied())?;
-            let content = s
-                .app
-                .read_content(&grant.principal, Purpose::BusinessApi, &id)
-                .await
-                .map_err(|e| match e {
-                    crate::app::AppError::Domain(sealpost_domain::DomainError::NotFound) => {
-                        ApiError::denied()
-                    }
-                    other => other.into(),
-                })?;
-            Ok(match content {
-                Opened::Plain(c) => json!({
-                    "id": id.as_str(),
-                    "type": serde_json::to_value(c.kind).unwrap_or(Value::Null),
-                    // Outbound content is stored as the Cloud API message object it was sent as.
-                    "message": serde_json::from_str::<Value>(&c.body)
-                        .unwrap_or(Value::String(c.body)),
-                }),
-                Opened::Shredded => json!({ "id": id.as_str(), "shredded": true }),
-            })
-        }
-        .await,
-    )
+    Auth { grant, .. }: Auth,
+) -> Result<Json<Value>, ApiError> {
+    let id = MessageId::parse(&id).map_err(|_| ApiError::denied())?;
+    let content = s
+        .app
+        .read_content(&grant.principal, Purpose::BusinessApi, &id)
+        .await
+        .map_err(|e| match e {
+            AppError::Domain(DomainError::NotFound) => ApiError::denied(),
+            other => other.into(),
+        })?;
+    Ok(Json(match content {
+        Opened::Plain(c) => json!({
+            "id": id.as_str(),
+            "type": serde_json::to_value(c.kind).unwrap_or(Value::Null),
+            // Outbound content is stored as the Cloud API message object it was sent as.
+            "message": serde_json::from_str::<Value>(&c.body)
+                .unwrap_or(Value::String(c.body)),
+        }),
+        Opened::Shredded => json!({ "id": id.as_str(), "shredded": true }),
+    }))
 }

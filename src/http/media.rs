@@ -4,8 +4,8 @@
 //! An id that is unknown, expired, deleted or another business's gets one and the same answer,
 //! so a token never learns whether someone else's media exists.
 
-use super::extract::Path;
-use super::{authenticate, check_version, owned_number, reply, require_scope, ApiError, Shared};
+use super::extract::{Auth, Id, Messaging, Number, Owned, OwnedNumber, Path};
+use super::{ApiError, Shared};
 use crate::app::AppError;
 use crate::identity::Grant;
 use crate::media::{acceptable_mime, content_matches, MediaMeta, MAX_MEDIA_BYTES};
@@ -14,6 +14,7 @@ use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use base64::Engine as _;
 use sealpost_audit::GateError;
 use sealpost_domain::identity::SCOPE_MESSAGING;
@@ -38,93 +39,96 @@ fn media_error(e: AppError) -> ApiError {
     }
 }
 
-fn messaging_grant(s: &Shared, headers: &HeaderMap) -> Result<Grant, ApiError> {
-    let grant = authenticate(s, headers)?;
-    require_scope(&grant, SCOPE_MESSAGING)?;
-    Ok(grant)
+/// What an upload's form holds: `messaging_product`, `type`, and the file (its part's MIME
+/// type, file name and bytes).
+type Form = (
+    Option<String>,
+    Option<String>,
+    Option<(Option<String>, Option<String>, axum::body::Bytes)>,
+);
+
+async fn read_form(mut form: Multipart) -> Result<Form, ApiError> {
+    let (mut product, mut declared, mut file) = (None, None, None);
+    loop {
+        let field = form.next_field().await.map_err(|_| {
+            ApiError::invalid(format!(
+                "The form is malformed or larger than {MAX_MEDIA_BYTES} bytes."
+            ))
+        })?;
+        let Some(field) = field else { break };
+        match field.name().unwrap_or_default() {
+            "messaging_product" => product = field.text().await.ok(),
+            "type" => declared = field.text().await.ok(),
+            "file" => {
+                let mime = field.content_type().map(str::to_owned);
+                let name = field.file_name().map(str::to_owned);
+                let bytes = field.bytes().await.map_err(|_| {
+                    ApiError::invalid(format!(
+                        "The file is unreadable or larger than {MAX_MEDIA_BYTES} bytes."
+                    ))
+                })?;
+                file = Some((mime, name, bytes));
+            }
+            _ => {}
+        }
+    }
+    Ok((product, declared, file))
 }
 
 /// `POST /{version}/{phone-number-id}/media` (multipart: `messaging_product`, `file`, optional
 /// `type`) → `{"id": "<media-id>"}`.
 pub(super) async fn upload(
     State(s): State<Shared>,
-    Path((version, id)): Path<(String, String)>,
-    headers: HeaderMap,
+    Owned {
+        grant,
+        resource: Number { id: number, .. },
+        ..
+    }: OwnedNumber<Messaging>,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Response {
-    reply(
-        async {
-            check_version(&version)?;
-            let (grant, number, _) = owned_number(&s, &id, &headers, false).await?;
-            let mut form = multipart
-                .map_err(|_| ApiError::invalid("The upload must be a multipart/form-data body."))?;
-            let (mut product, mut declared, mut file) = (None, None, None);
-            loop {
-                let field = form.next_field().await.map_err(|_| {
-                    ApiError::invalid(format!(
-                        "The form is malformed or larger than {MAX_MEDIA_BYTES} bytes."
-                    ))
-                })?;
-                let Some(field) = field else { break };
-                match field.name().unwrap_or_default() {
-                    "messaging_product" => product = field.text().await.ok(),
-                    "type" => declared = field.text().await.ok(),
-                    "file" => {
-                        let mime = field.content_type().map(str::to_owned);
-                        let name = field.file_name().map(str::to_owned);
-                        let bytes = field.bytes().await.map_err(|_| {
-                            ApiError::invalid(format!(
-                                "The file is unreadable or larger than {MAX_MEDIA_BYTES} bytes."
-                            ))
-                        })?;
-                        file = Some((mime, name, bytes));
-                    }
-                    _ => {}
-                }
-            }
-            match product.as_deref() {
-                None => return Err(ApiError::missing("messaging_product")),
-                Some("whatsapp") => {}
-                Some(_) => return Err(ApiError::not_valid("messaging_product")),
-            }
-            let (part_mime, filename, bytes) = file.ok_or_else(|| ApiError::missing("file"))?;
-            if bytes.is_empty() {
-                return Err(ApiError::not_valid("file"));
-            }
-            if bytes.len() > MAX_MEDIA_BYTES {
-                return Err(ApiError::invalid(format!(
-                    "The file is larger than {MAX_MEDIA_BYTES} bytes."
-                )));
-            }
-            let mime = declared
-                .or(part_mime)
-                .ok_or_else(|| ApiError::missing("type"))?;
-            if !acceptable_mime(&mime) {
-                return Err(ApiError::not_valid("type"));
-            }
-            if !content_matches(&mime, &bytes) {
-                return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    131_053,
-                    "The file's contents do not match its declared MIME type.",
-                ));
-            }
-            let media = s
-                .app
-                .store_media(
-                    &grant.principal,
-                    &number,
-                    MediaOrigin::Upload,
-                    None,
-                    &mime,
-                    filename.as_deref(),
-                    &bytes,
-                )
-                .await?;
-            Ok(json!({ "id": media.as_str() }))
-        }
-        .await,
-    )
+) -> Result<Json<Value>, ApiError> {
+    let form = multipart
+        .map_err(|_| ApiError::invalid("The upload must be a multipart/form-data body."))?;
+    let (product, declared, file) = read_form(form).await?;
+    match product.as_deref() {
+        None => return Err(ApiError::missing("messaging_product")),
+        Some("whatsapp") => {}
+        Some(_) => return Err(ApiError::not_valid("messaging_product")),
+    }
+    let (part_mime, filename, bytes) = file.ok_or_else(|| ApiError::missing("file"))?;
+    if bytes.is_empty() {
+        return Err(ApiError::not_valid("file"));
+    }
+    if bytes.len() > MAX_MEDIA_BYTES {
+        return Err(ApiError::invalid(format!(
+            "The file is larger than {MAX_MEDIA_BYTES} bytes."
+        )));
+    }
+    let mime = declared
+        .or(part_mime)
+        .ok_or_else(|| ApiError::missing("type"))?;
+    if !acceptable_mime(&mime) {
+        return Err(ApiError::not_valid("type"));
+    }
+    if !content_matches(&mime, &bytes) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            131_053,
+            "The file's contents do not match its declared MIME type.",
+        ));
+    }
+    let media = s
+        .app
+        .store_media(
+            &grant.principal,
+            &number,
+            MediaOrigin::Upload,
+            None,
+            &mime,
+            filename.as_deref(),
+            &bytes,
+        )
+        .await?;
+    Ok(Json(json!({ "id": media.as_str() })))
 }
 
 /// The signature of a download URL: binds the object, the expiry and the token that asked.
@@ -153,13 +157,13 @@ fn host(headers: &HeaderMap) -> Option<String> {
 /// is no such object (the caller then answers as for a phone number).
 pub(super) async fn describe(
     s: &Shared,
+    grant: &Grant,
     id: &str,
     headers: &HeaderMap,
 ) -> Result<Option<Value>, ApiError> {
     let Ok(media) = MediaId::parse(id) else {
         return Ok(None);
     };
-    let grant = authenticate(s, headers)?;
     let meta: MediaMeta = match s.app.media_meta(&grant.principal, &media).await {
         Ok(m) => m,
         Err(AppError::Domain(DomainError::NotFound) | AppError::Gate(GateError::Denied(_))) => {
@@ -195,62 +199,50 @@ pub(super) struct Signed {
 pub(super) async fn download(
     State(s): State<Shared>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    Auth { grant, .. }: Auth<Messaging>,
     query: Result<Query<Signed>, axum::extract::rejection::QueryRejection>,
-) -> Response {
-    let result: Result<Response, ApiError> = async {
-        let grant = messaging_grant(&s, &headers)?;
-        let Query(q) = query.map_err(|_| ApiError::invalid("The download URL is incomplete."))?;
-        let media = MediaId::parse(&id).map_err(|_| absent())?;
-        let expected = signature(&s, media.as_str(), q.expires, &grant.token_id);
-        if !sealpost_adapters::crypto::ct_eq(expected.as_bytes(), q.signature.as_bytes()) {
-            return Err(ApiError::invalid(
-                "The download URL's signature is not valid for this token.",
-            ));
-        }
-        if q.expires < s.app.now().unix_seconds() {
-            return Err(ApiError::invalid(
-                "The download URL has expired; ask for the media again.",
-            ));
-        }
-        let (meta, bytes) = s
-            .app
-            .media_bytes(&grant.principal, &media)
-            .await
-            .map_err(media_error)?;
-        Ok((
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, meta.mime_type),
-                (header::CACHE_CONTROL, "no-store".to_owned()),
-            ],
-            Body::from(bytes),
-        )
-            .into_response())
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|_| ApiError::invalid("The download URL is incomplete."))?;
+    let media = MediaId::parse(&id).map_err(|_| absent())?;
+    let expected = signature(&s, media.as_str(), q.expires, &grant.token_id);
+    if !sealpost_adapters::crypto::ct_eq(expected.as_bytes(), q.signature.as_bytes()) {
+        return Err(ApiError::invalid(
+            "The download URL's signature is not valid for this token.",
+        ));
     }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    if q.expires < s.app.now().unix_seconds() {
+        return Err(ApiError::invalid(
+            "The download URL has expired; ask for the media again.",
+        ));
+    }
+    let (meta, bytes) = s
+        .app
+        .media_bytes(&grant.principal, &media)
+        .await
+        .map_err(media_error)?;
+    Ok((
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, meta.mime_type),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        Body::from(bytes),
+    )
+        .into_response())
 }
 
 /// `DELETE /{version}/{media-id}` → `{"success":true}`; the object's key is destroyed.
 pub(super) async fn delete(
     State(s): State<Shared>,
-    Path((version, id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Response {
-    reply(
-        async {
-            check_version(&version)?;
-            let grant = messaging_grant(&s, &headers)?;
-            let media = MediaId::parse(&id).map_err(|_| absent())?;
-            s.app
-                .delete_media(&grant.principal, &media)
-                .await
-                .map_err(media_error)?;
-            Ok(json!({ "success": true }))
-        }
-        .await,
-    )
+    Path(Id { id }): Path<Id>,
+    Auth { grant, .. }: Auth<Messaging>,
+) -> Result<Json<Value>, ApiError> {
+    let media = MediaId::parse(&id).map_err(|_| absent())?;
+    s.app
+        .delete_media(&grant.principal, &media)
+        .await
+        .map_err(media_error)?;
+    Ok(Json(json!({ "success": true })))
 }
 
 /// A send by media id carries the object itself to the device: its bytes (base64), MIME type

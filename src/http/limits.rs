@@ -1,0 +1,165 @@
+//! Rate limits of sends: token buckets on the application clock, per business number (its
+//! throughput tier) and per number and recipient (the pair rate, keyed by blind index, never by
+//! number). In memory and per process.
+
+use super::ApiError;
+use axum::http::StatusCode;
+use sealpost_domain::aggregates::phone_number::ThroughputTier;
+use std::collections::{BTreeMap, HashMap};
+
+/// Token buckets: messages per second per business number (80, or 1,000 when upgraded) and
+/// the pair rate (about one message per 6 s from a number to a user, bursts up to 45).
+#[derive(Debug)]
+pub struct Limits {
+    standard: f64,
+    high: f64,
+    numbers: BTreeMap<String, (f64, i64)>,
+    /// Pair buckets by phone number id and the consumer's blind index (never a number); a
+    /// bucket that has refilled is forgotten, so memory follows the active pairs.
+    pairs: HashMap<(String, Pair), (f64, i64)>,
+    last_pruned_ms: i64,
+}
+
+/// A consumer as the pair limit knows it: the blind index of their number (an HMAC under the
+/// business's index key).
+pub type Pair = [u8; 32];
+
+/// How often the pair buckets are pruned, at most.
+const PRUNE_EVERY_MS: i64 = 10_000;
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self::new(THROUGHPUT_STANDARD, THROUGHPUT_HIGH)
+    }
+}
+
+/// Standard throughput of a business number, messages per second.
+pub const THROUGHPUT_STANDARD: f64 = 80.0;
+/// Upgraded throughput.
+pub const THROUGHPUT_HIGH: f64 = 1_000.0;
+/// Pair rate: one message per 6 seconds…
+pub const PAIR_RATE_PER_S: f64 = 1.0 / 6.0;
+/// …with bursts of up to 45.
+pub const PAIR_BURST: f64 = 45.0;
+
+fn take(bucket: &mut (f64, i64), rate: f64, burst: f64, now_ms: i64) -> bool {
+    let elapsed = (now_ms - bucket.1).max(0) as f64 / 1_000.0;
+    bucket.0 = (bucket.0 + elapsed * rate).min(burst);
+    bucket.1 = now_ms;
+    if bucket.0 >= 1.0 {
+        bucket.0 -= 1.0;
+        true
+    } else {
+        false
+    }
+}
+
+impl Limits {
+    /// Limits with these throughputs (messages per second: standard, upgraded).
+    pub fn new(standard: f64, high: f64) -> Self {
+        Self {
+            standard,
+            high,
+            numbers: BTreeMap::new(),
+            pairs: HashMap::new(),
+            last_pruned_ms: 0,
+        }
+    }
+
+    /// Gives back what [`Limits::admit`] took for a message that was then refused (outside the
+    /// window, an erased consumer …): only messages accepted for sending count.
+    pub fn refund(&mut self, number: &str, to: &Pair) {
+        let (standard, high) = (self.standard, self.high);
+        if let Some(n) = self.numbers.get_mut(number) {
+            n.0 = (n.0 + 1.0).min(standard.max(high));
+        }
+        if let Some(p) = self.pairs.get_mut(&(number.to_owned(), *to)) {
+            p.0 = (p.0 + 1.0).min(PAIR_BURST);
+        }
+    }
+
+    /// Forgets pair buckets that have refilled to their burst: they would start full anyway.
+    fn prune(&mut self, now_ms: i64) {
+        if now_ms - self.last_pruned_ms < PRUNE_EVERY_MS {
+            return;
+        }
+        self.last_pruned_ms = now_ms;
+        let refill_ms = (PAIR_BURST / PAIR_RATE_PER_S * 1_000.0) as i64;
+        self.pairs.retain(|_, (tokens, at)| {
+            let missing_ms = ((PAIR_BURST - *tokens) / PAIR_RATE_PER_S * 1_000.0) as i64;
+            now_ms - *at < missing_ms.min(refill_ms)
+        });
+    }
+
+    /// Pair buckets held (for tests: memory follows the active pairs).
+    pub fn pairs_held(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Admits one message or says which limit it hit.
+    pub fn admit(
+        &mut self,
+        number: &str,
+        to: &Pair,
+        tier: Option<ThroughputTier>,
+        now: sealpost_domain::Timestamp,
+    ) -> Result<(), ApiError> {
+        self.prune(now.millis());
+        let rate = match tier {
+            Some(ThroughputTier::High) => self.high,
+            _ => self.standard,
+        };
+        let now_ms = now.millis();
+        let n = self
+            .numbers
+            .entry(number.to_owned())
+            .or_insert((rate, now_ms));
+        if !take(n, rate, rate, now_ms) {
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, 130_429, "Message failed to send because there were too many messages sent from this phone number in a short period of time."));
+        }
+        let p = self
+            .pairs
+            .entry((number.to_owned(), *to))
+            .or_insert((PAIR_BURST, now_ms));
+        if !take(p, PAIR_RATE_PER_S, PAIR_BURST, now_ms) {
+            return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, 131_056, "Too many messages sent from the sender phone number to the same recipient phone number in a short period of time."));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const U: Pair = [7; 32];
+
+    #[test]
+    fn pair_buckets_are_forgotten_once_refilled() {
+        let mut limits = Limits::new(1_000.0, 1_000.0);
+        let t = sealpost_domain::Timestamp::from_millis;
+        for i in 0..100u8 {
+            assert!(limits.admit("n", &[i; 32], None, t(1_000)).is_ok());
+        }
+        assert_eq!(limits.pairs_held(), 100);
+        // One token each was taken: refilled after 6 s; pruned at the next admit after that.
+        assert!(limits.admit("n", &[200; 32], None, t(20_000)).is_ok());
+        assert_eq!(limits.pairs_held(), 1, "only the active pair is held");
+    }
+
+    #[test]
+    fn a_refused_message_gives_its_tokens_back() {
+        let mut limits = Limits::new(3.0, 10.0);
+        let now = sealpost_domain::Timestamp::from_millis(1_000);
+        for _ in 0..3 {
+            assert!(limits.admit("n", &U, None, now).is_ok());
+        }
+        assert_eq!(
+            limits.admit("n", &U, None, now).map_err(|e| e.code),
+            Err(130_429)
+        );
+        limits.refund("n", &U);
+        assert!(limits.admit("n", &U, None, now).is_ok(), "refunded");
+        assert!(limits.admit("n", &U, None, now).is_err(), "only one");
+    }
+}

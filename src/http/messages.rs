@@ -1,0 +1,414 @@
+//! Sending (`POST`/`PUT /{version}/{phone-number-id}/messages`, also unversioned) and marking
+//! an inbound message read (the same route, with `"status": "read"`).
+//!
+//! The send body's content is checked by [`parse_send`] (with [`Params`]) at the end of this
+//! file, one function apart from the handler: it returns the kind, the content to seal and the
+//! callback data. The handler reads only the addressee (`to` or `recipient`) and, for a
+//! template, its name and language.
+
+use super::extract::{JsonBody, Messaging, Number, Owned, OwnedNumber};
+use super::{media, templates, ApiError, Shared};
+use crate::app::AppError;
+use crate::identity::Grant;
+use crate::media::MEDIA_KINDS as MEDIA;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use sealpost_domain::{MessageKind, PhoneNumber, PhoneNumberId, E164};
+use serde_json::{json, Value};
+
+/// The most a text body may hold.
+pub const MAX_TEXT: usize = 4096;
+
+/// `POST`/`PUT …/messages`: a send → `{"contacts", "messages", "messaging_product"}`, or, with
+/// `status`, mark-as-read → `{"success": true}`.
+pub(super) async fn send(
+    State(s): State<Shared>,
+    Owned {
+        grant,
+        resource: Number { id: number, state },
+        ..
+    }: OwnedNumber<Messaging>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    if body.get("status").is_some() {
+        return mark_read(&s, &number, &body).await.map(Json);
+    }
+    let (kind, content, callback) = parse_send(&body)?;
+    let content = media::attach(&s, &grant, content).await?;
+    if kind == MessageKind::Template {
+        require_approved(&s, &grant, &body).await?;
+    }
+    let (to_raw, to, by_user) = recipient(&s, &grant, &number, &body).await?;
+    // The integrity throttle (messaging limit reached) is answered at once, as the Cloud API
+    // does; the transport would refuse the message anyway.
+    let throttled = s
+        .sim
+        .as_ref()
+        .zip(s.numbers.get(number.as_str()))
+        .and_then(|(sim, display)| sim.net().integrity(display))
+        .is_some_and(|i| i.refuses(to.expose_digits()));
+    if throttled {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            131_048,
+            "Message failed to send because there are restrictions on how many messages can be sent from this phone number.",
+        ));
+    }
+    let pair = pair(&s, &state, &to).await?;
+    s.limits
+        .lock()
+        .expect("limits lock is never poisoned")
+        .admit(number.as_str(), &pair, state.throughput, s.app.now())?;
+    // With the simulated transport a device exists for every number the first time it is
+    // addressed, as a real phone would already be registered.
+    if let Some(sim) = &s.sim {
+        sim.ensure_device(to.expose_digits()).await?;
+    }
+    let message = match s
+        .app
+        .send(
+            &grant.principal,
+            &number,
+            &to,
+            kind,
+            &content,
+            callback.as_deref(),
+        )
+        .await
+    {
+        Ok(m) => m,
+        Err(e) => {
+            s.limits
+                .lock()
+                .expect("limits lock is never poisoned")
+                .refund(number.as_str(), &pair);
+            return Err(e.into());
+        }
+    };
+    let contact = if by_user {
+        json!({ "input": to_raw, "user_id": to_raw })
+    } else {
+        json!({ "input": to_raw, "wa_id": to.expose_digits() })
+    };
+    Ok(Json(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [contact],
+        "messages": [{ "id": message.as_str() }],
+    })))
+}
+
+/// A template send names an APPROVED template of the business (else 132001/404).
+async fn require_approved(s: &Shared, grant: &Grant, body: &Value) -> Result<(), ApiError> {
+    let business = grant
+        .principal
+        .business
+        .clone()
+        .ok_or_else(ApiError::denied)?;
+    let t = &body["template"];
+    let (name, language) = (
+        t["name"].as_str().unwrap_or(""),
+        t["language"]["code"].as_str().unwrap_or(""),
+    );
+    let library = templates::library(s, &business).await?;
+    if library.approved(name, language, s.app.now()).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            132_001,
+            "Template name does not exist in the translation.",
+        ));
+    }
+    Ok(())
+}
+
+/// The consumer: what the client named, their number, and whether it was a user id.
+/// Addressed by number (`to`) or by business-scoped user id (`recipient`), which lets a
+/// business answer a user without ever holding the number.
+async fn recipient(
+    s: &Shared,
+    grant: &Grant,
+    number: &PhoneNumberId,
+    body: &Value,
+) -> Result<(String, E164, bool), ApiError> {
+    let top = body
+        .as_object()
+        .map(Params::root)
+        .ok_or_else(|| ApiError::invalid("The request body must be a JSON object."))?;
+    Ok(match (top.string("to")?, top.string("recipient")?) {
+        (Some(t), _) => (
+            t.to_owned(),
+            E164::parse(t).map_err(|_| ApiError::not_valid("to"))?,
+            false,
+        ),
+        (None, Some(r)) => {
+            let phone = s
+                .app
+                .subject_by_user_id(&grant.principal, number, r)
+                .await
+                .map_err(|e| match e {
+                    AppError::Domain(_) => ApiError::not_valid("recipient"),
+                    other => ApiError::from(other),
+                })?;
+            (r.to_owned(), phone, true)
+        }
+        (None, None) => return Err(ApiError::missing("to")),
+    })
+}
+
+/// The pair limit's key of the consumer: the blind index of their number, never the number.
+async fn pair(s: &Shared, state: &PhoneNumber, to: &E164) -> Result<super::Pair, ApiError> {
+    let business = state.business_id.clone().ok_or_else(ApiError::denied)?;
+    let region = state
+        .storage_region()
+        .unwrap_or(sealpost_domain::Region::Eu);
+    Ok(s.app
+        .store()
+        .vault()
+        .blind_index(business.as_str(), region, to, s.app.now())
+        .await
+        .map_err(AppError::from)?)
+}
+
+/// Marks an inbound message read (POST or PUT, optionally with a typing indicator).
+async fn mark_read(s: &Shared, number: &PhoneNumberId, body: &Value) -> Result<Value, ApiError> {
+    let top = body
+        .as_object()
+        .map(Params::root)
+        .ok_or_else(|| ApiError::invalid("The request body must be a JSON object."))?;
+    match top.string("messaging_product")? {
+        None => return Err(ApiError::missing("messaging_product")),
+        Some("whatsapp") => {}
+        Some(_) => return Err(ApiError::not_valid("messaging_product")),
+    }
+    if top.string("status")? != Some("read") {
+        return Err(ApiError::not_valid("status"));
+    }
+    if let Some(t) = top.object("typing_indicator")? {
+        if t.string("type")? != Some("text") {
+            return Err(ApiError::not_valid("typing_indicator.type"));
+        }
+    }
+    let raw = top
+        .string("message_id")?
+        .ok_or_else(|| ApiError::missing("message_id"))?;
+    let id =
+        sealpost_domain::MessageId::parse(raw).map_err(|_| ApiError::not_valid("message_id"))?;
+    let unknown =
+        || ApiError::invalid("The message does not exist or belongs to another phone number.");
+    let message = s.app.message(&id).await.map_err(|e| {
+        if e.is_unavailable() {
+            ApiError::from(e)
+        } else {
+            unknown()
+        }
+    })?;
+    if message.phone_number_id.as_ref() != Some(number)
+        || message.direction != Some(sealpost_domain::Direction::Inbound)
+    {
+        return Err(unknown());
+    }
+    s.app
+        .record(&id, sealpost_domain::MessageCommand::MarkReadByBusiness)
+        .await?;
+    Ok(json!({ "success": true }))
+}
+
+// The send body. Everything below reads the JSON of a send and nothing else; it is one
+// function, `parse_send`, so that typed domain content can replace it in one place.
+
+/// The members of one JSON object of a request, each read as the JSON type it must have:
+/// absent or `null` is `None`, any other type is error 100 naming the parameter. Names in
+/// errors are the API's own (`text.preview_url`), never anything the client sent.
+struct Params<'a> {
+    obj: &'a serde_json::Map<String, Value>,
+    prefix: String,
+}
+
+impl<'a> Params<'a> {
+    fn root(obj: &'a serde_json::Map<String, Value>) -> Self {
+        Self {
+            obj,
+            prefix: String::new(),
+        }
+    }
+
+    fn name(&self, key: &str) -> String {
+        if self.prefix.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{}.{key}", self.prefix)
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.obj.get(key).filter(|v| !v.is_null())
+    }
+
+    fn wrong_type(&self, key: &str, expected: &str) -> ApiError {
+        ApiError::invalid(format!(
+            "The parameter {} must be {expected}.",
+            self.name(key)
+        ))
+    }
+
+    fn string(&self, key: &str) -> Result<Option<&'a str>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(self.wrong_type(key, "a string")),
+        }
+    }
+
+    /// A string that must be present and not empty (else 131008).
+    fn required_string(&self, key: &str) -> Result<&'a str, ApiError> {
+        self.string(key)?
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::missing(&self.name(key)))
+    }
+
+    fn boolean(&self, key: &str) -> Result<Option<bool>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(_) => Err(self.wrong_type(key, "a boolean")),
+        }
+    }
+
+    fn object(&self, key: &str) -> Result<Option<Params<'a>>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Object(obj)) => Ok(Some(Params {
+                obj,
+                prefix: self.name(key),
+            })),
+            Some(_) => Err(self.wrong_type(key, "an object")),
+        }
+    }
+
+    /// An object that must be present (else 131008).
+    fn required_object(&self, key: &str) -> Result<Params<'a>, ApiError> {
+        self.object(key)?
+            .ok_or_else(|| ApiError::missing(&self.name(key)))
+    }
+
+    fn array(&self, key: &str) -> Result<Option<&'a Vec<Value>>, ApiError> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(a)) => Ok(Some(a)),
+            Some(_) => Err(self.wrong_type(key, "an array")),
+        }
+    }
+}
+
+/// Whether a media `link` is an absolute `https://` or `http://` URL with a host.
+fn web_link(link: &str) -> bool {
+    let lower = link.get(..8).unwrap_or(link).to_ascii_lowercase();
+    let rest = if lower.starts_with("https://") {
+        &link[8..]
+    } else if lower.starts_with("http://") {
+        &link[7..]
+    } else {
+        return false;
+    };
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    !host.is_empty() && !link.chars().any(char::is_whitespace)
+}
+
+/// Validates a send request; returns the kind, the content to seal, the callback data.
+fn parse_send(body: &Value) -> Result<(MessageKind, String, Option<String>), ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::invalid("The request body must be a JSON object."))?;
+    let top = Params::root(obj);
+    match top.string("messaging_product")? {
+        None => return Err(ApiError::missing("messaging_product")),
+        Some("whatsapp") => {}
+        Some(_) => return Err(ApiError::not_valid("messaging_product")),
+    }
+    if let Some(r) = top.string("recipient_type")? {
+        if r != "individual" {
+            return Err(ApiError::not_valid("recipient_type"));
+        }
+    }
+    // Only a known type names a member to read (and appears in an error).
+    let kind_name = match top.string("type")? {
+        None => "text",
+        Some(t) => ["text", "template", "interactive", "reaction"]
+            .into_iter()
+            .chain(MEDIA)
+            .find(|k| *k == t)
+            .ok_or_else(|| ApiError::not_valid("type"))?,
+    };
+    let p = top.required_object(kind_name)?;
+    let kind = match kind_name {
+        "text" => {
+            let text = p.required_string("body")?;
+            if text.chars().count() > MAX_TEXT {
+                return Err(ApiError::not_valid("text.body"));
+            }
+            p.boolean("preview_url")?;
+            MessageKind::Text
+        }
+        m if MEDIA.contains(&m) => {
+            let id = p.string("id")?.filter(|v| !v.is_empty());
+            let link = p.string("link")?.filter(|v| !v.is_empty());
+            if id.is_none() && link.is_none() {
+                return Err(ApiError::missing(&format!("{m}.id or {m}.link")));
+            }
+            if link.is_some_and(|l| !web_link(l)) {
+                return Err(ApiError::not_valid(&format!("{m}.link")));
+            }
+            p.string("caption")?;
+            p.string("filename")?;
+            match m {
+                "image" => MessageKind::Image,
+                "audio" => MessageKind::Audio,
+                "video" => MessageKind::Video,
+                "document" => MessageKind::Document,
+                _ => MessageKind::Sticker,
+            }
+        }
+        "template" => {
+            p.required_string("name")?;
+            let language = p.required_object("language")?;
+            language.required_string("code")?;
+            language.string("policy")?;
+            p.array("components")?;
+            MessageKind::Template
+        }
+        "interactive" => {
+            match p.string("type")? {
+                Some("button" | "list") => {}
+                Some(_) => return Err(ApiError::not_valid("interactive.type")),
+                None => return Err(ApiError::missing("interactive.type")),
+            }
+            p.required_object("action")?;
+            for part in ["header", "body", "footer"] {
+                p.object(part)?;
+            }
+            MessageKind::Interactive
+        }
+        _ => {
+            p.required_string("message_id")?;
+            p.string("emoji")?
+                .ok_or_else(|| ApiError::missing("reaction.emoji"))?;
+            MessageKind::Reaction
+        }
+    };
+    let callback = match top.string("biz_opaque_callback_data")? {
+        None => None,
+        Some(c) if c.len() <= 512 => Some(c.to_owned()),
+        Some(_) => return Err(ApiError::not_valid("biz_opaque_callback_data")),
+    };
+    let context = top.object("context")?;
+    if let Some(ctx) = &context {
+        ctx.required_string("message_id")?;
+    }
+    let payload = Value::Object(p.obj.clone());
+    let mut content = json!({ "type": kind_name });
+    content[kind_name] = payload;
+    if let Some(ctx) = context {
+        content["context"] = Value::Object(ctx.obj.clone());
+    }
+    Ok((kind, content.to_string(), callback))
+}

@@ -1,0 +1,184 @@
+//! A business phone number: its description (`GET /{version}/{phone-number-id}`, which also
+//! describes media objects by their id), Local Storage settings, register and deregister.
+
+use super::extract::{Auth, Id, JsonBody, Management, Messaging, Number, Owned, OwnedNumber, Path};
+use super::{media, ApiError, Shared};
+use crate::app::AppError;
+use crate::identity::Grant;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::Json;
+use sealpost_domain::aggregates::business::MessagingLimitTier;
+use sealpost_domain::aggregates::phone_number::ThroughputTier;
+use sealpost_domain::{PhoneNumber, PhoneNumberCommand, Region};
+use serde_json::{json, Value};
+
+/// `GET /{version}/{id}`: a media object of the business when `id` names one, else the phone
+/// number (display number, quality rating, throughput, messaging-limit tier).
+pub(super) async fn get(
+    State(s): State<Shared>,
+    Path(Id { id }): Path<Id>,
+    Auth { grant, .. }: Auth,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    // The same path names media objects too (`GET /{version}/{media-id}`).
+    if let Some(described) = media::describe(&s, &grant, &id, &headers).await? {
+        return Ok(Json(described));
+    }
+    let Owned {
+        grant,
+        resource: Number { id: number, state },
+        ..
+    } = OwnedNumber::<Messaging>::check(&s, grant, &id).await?;
+    let business = state.business_id.clone().ok_or_else(ApiError::denied)?;
+    let region = state.storage_region().unwrap_or(Region::Eu);
+    // The quality rating is an integrity signal: the business may read its own, recorded.
+    let req = sealpost_audit::AccessRequest {
+        principal: &grant.principal,
+        category: sealpost_domain::Category::IntegritySignals,
+        purpose: sealpost_domain::Purpose::BusinessApi,
+        object: number.as_str(),
+        owner: Some(&business),
+        region,
+    };
+    s.app.gate().authorize(&req).await.map_err(AppError::from)?;
+    let integrity = s.app.integrity(&number).await?;
+    let rating = integrity.rating;
+    let (b, _) = s
+        .app
+        .executor()
+        .load::<sealpost_domain::Business>(business.as_str())
+        .await
+        .map_err(AppError::from)?;
+    let tier = match integrity.lowered_tier.or(b.tier) {
+        Some(MessagingLimitTier::Tier2K) => "TIER_2K",
+        Some(MessagingLimitTier::Tier10K) => "TIER_10K",
+        Some(MessagingLimitTier::Tier100K) => "TIER_100K",
+        Some(MessagingLimitTier::Unlimited) => "TIER_UNLIMITED",
+        _ => "TIER_250",
+    };
+    let level = match state.throughput {
+        Some(ThroughputTier::High) => "HIGH",
+        _ => "STANDARD",
+    };
+    Ok(Json(json!({
+        "verified_name": b.name,
+        "display_phone_number": format!("+{}", state.display_number),
+        "id": number.as_str(),
+        "quality_rating": format!("{rating:?}").to_uppercase(),
+        "throughput": { "level": level },
+        "messaging_limit_tier": tier,
+        "code_verification_status": "VERIFIED",
+        "platform_type": if state.registered { "CLOUD_API" } else { "NOT_APPLICABLE" },
+    })))
+}
+
+fn storage_json(state: &PhoneNumber) -> Value {
+    match state.elected_region {
+        Some(r) => {
+            json!({ "storage_configuration": { "status": "IN_COUNTRY_STORAGE_ENABLED", "data_localization_region": r.code() } })
+        }
+        None => json!({ "storage_configuration": { "status": "IN_COUNTRY_STORAGE_DISABLED" } }),
+    }
+}
+
+/// `GET /{version}/{phone-number-id}/settings`: the Local Storage configuration.
+pub(super) async fn get_settings(number: OwnedNumber<Management>) -> Json<Value> {
+    Json(storage_json(&number.resource.state))
+}
+
+/// Runs a command of the number's aggregate as the token's principal.
+async fn number_command(
+    s: &Shared,
+    number: &Owned<Number, Management>,
+    command: PhoneNumberCommand,
+) -> Result<(), ApiError> {
+    let Number { id, state } = &number.resource;
+    let grant: &Grant = &number.grant;
+    let business = state.business_id.clone().ok_or_else(ApiError::denied)?;
+    let region = state.storage_region().unwrap_or(Region::Eu);
+    let meta =
+        sealpost_adapters::exec::CommandMeta::new(business.as_str(), region, &grant.principal);
+    s.app
+        .executor()
+        .execute::<PhoneNumber>(id.as_str(), command, &meta, s.app.now())
+        .await
+        .map_err(|e| ApiError::from(AppError::from(e)))?;
+    Ok(())
+}
+
+fn storage_region(value: &Value) -> Result<Option<Region>, ApiError> {
+    match value.get("status").and_then(Value::as_str) {
+        Some("IN_COUNTRY_STORAGE_DISABLED") => Ok(None),
+        Some("IN_COUNTRY_STORAGE_ENABLED") => {
+            let code = value
+                .get("data_localization_region")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::missing("data_localization_region"))?;
+            let region: Region = code
+                .parse()
+                .map_err(|_| ApiError::not_valid("data_localization_region"))?;
+            Ok(Some(region))
+        }
+        Some(_) => Err(ApiError::not_valid("storage_configuration.status")),
+        None => Err(ApiError::missing("storage_configuration.status")),
+    }
+}
+
+fn success() -> Json<Value> {
+    Json(json!({ "success": true }))
+}
+
+/// `POST /{version}/{phone-number-id}/settings` `{"storage_configuration": …}`.
+pub(super) async fn post_settings(
+    State(s): State<Shared>,
+    number: OwnedNumber<Management>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let config = body
+        .get("storage_configuration")
+        .ok_or_else(|| ApiError::missing("storage_configuration"))?;
+    let region = storage_region(config)?;
+    number_command(&s, &number, PhoneNumberCommand::ConfigureStorage { region }).await?;
+    Ok(success())
+}
+
+/// `POST /{version}/{phone-number-id}/register` `{"messaging_product", "pin"}` (and, as API
+/// v20 and older carried it, `data_localization_region`).
+pub(super) async fn register(
+    State(s): State<Shared>,
+    number: OwnedNumber<Management>,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    if body.get("messaging_product").and_then(Value::as_str) != Some("whatsapp") {
+        return Err(ApiError::not_valid("messaging_product"));
+    }
+    let pin = body
+        .get("pin")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::missing("pin"))?;
+    if pin.len() != 6 || !pin.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::not_valid("pin"));
+    }
+    // API v20 and older carry Local Storage in the register body.
+    if let Some(code) = body.get("data_localization_region").and_then(Value::as_str) {
+        let region: Region = code
+            .parse()
+            .map_err(|_| ApiError::not_valid("data_localization_region"))?;
+        let command = PhoneNumberCommand::ConfigureStorage {
+            region: Some(region),
+        };
+        number_command(&s, &number, command).await?;
+    }
+    number_command(&s, &number, PhoneNumberCommand::Register).await?;
+    Ok(success())
+}
+
+/// `POST /{version}/{phone-number-id}/deregister`.
+pub(super) async fn deregister(
+    State(s): State<Shared>,
+    number: OwnedNumber<Management>,
+) -> Result<Json<Value>, ApiError> {
+    number_command(&s, &number, PhoneNumberCommand::Deregister).await?;
+    Ok(success())
+}

@@ -1,0 +1,391 @@
+//! Start-up, shutdown and the background loop of `sealpost serve` (ADR 0007, ADR 0010).
+//!
+//! Start-up: data directory, store, one retention pass (finishing interrupted erasures), audit
+//! log, bind, bootstrap of an empty store, the simulated world in process, business numbers,
+//! webhook workers, the background loop ([`run_pipeline`]); only then `ready`. Shutdown is
+//! bounded: [`REQUEST_GRACE`] for requests, [`WORK_GRACE`] for each background stage.
+
+use super::simulator::{saved_sim_clock, Simulator, SIM_CLOCK_FILE};
+use super::subscriptions::start_hook;
+use super::{router, Limits, Shared};
+use crate::app::{AppError, Sealpost};
+use crate::bootstrap::{bootstrap, BOOTSTRAP_FILE};
+use crate::identity::Tokens;
+use crate::pipeline::{IntegrityRecorder, Pipeline};
+use anyhow::Context as _;
+use sealpost_adapters::clock::{Clock, SimClock, SystemClock};
+use sealpost_adapters::signal::{Libsignal, SignalEngine};
+use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
+use sealpost_adapters::transport::world::{WorldStore, WORLD_DIR};
+use sealpost_domain::{PhoneNumberEvent, PhoneNumberId, RetentionPolicy};
+use sealpost_projections::retention::RetentionProcess;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often (by the server's clock) the retention process runs under `serve`.
+pub const RETENTION_EVERY_MS: i64 = 60_000;
+/// How often (by the server's clock) `serve` signs an audit checkpoint of new rows.
+pub const CHECKPOINT_EVERY_MS: i64 = 60_000;
+/// How often the audit sequencer records leaves for new rows.
+const SEQUENCE_EVERY: Duration = Duration::from_millis(500);
+
+/// How `sealpost serve` is set up.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Where to listen (port 0 picks one).
+    pub listen: SocketAddr,
+    /// The data directory (the embedded store, root keys of the embedded default, bootstrap.json).
+    pub data_dir: PathBuf,
+    /// Postgres instead of the embedded store.
+    pub database_url: Option<String>,
+    /// How long to wait for Postgres at start and for a pooled connection per request.
+    pub connect_timeout: Duration,
+    /// A simulated clock that `POST /sim/v1/clock/advance` moves.
+    pub sim_clock: bool,
+    /// Messages per second per business number: standard and upgraded.
+    pub throughput: (f64, f64),
+}
+
+/// Every business phone number in the store: id → display number (the persisted
+/// `business-numbers` projection, caught up with the log).
+pub(super) async fn business_numbers(app: &Sealpost) -> Result<BTreeMap<String, String>, AppError> {
+    Ok(
+        sealpost_adapters::projection::Persisted::<BusinessNumbers>::refresh(app.store())
+            .await?
+            .state
+            .0,
+    )
+}
+
+/// Business phone numbers: id → display number (business information, nothing personal).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct BusinessNumbers(pub BTreeMap<String, String>);
+
+impl sealpost_adapters::projection::Fold for BusinessNumbers {
+    const NAME: &'static str = "business-numbers";
+    const VERSION: u64 = 1;
+
+    fn wants(header: &sealpost_adapters::store::RowHeader) -> bool {
+        header.event_type == "PhoneNumberAdded"
+    }
+
+    fn apply(
+        &mut self,
+        e: &sealpost_adapters::ledger::OpenedEvent,
+    ) -> Result<(), sealpost_adapters::store::StoreError> {
+        if let PhoneNumberEvent::PhoneNumberAdded {
+            phone_number_id,
+            display_number,
+            ..
+        } = e.decode::<PhoneNumberEvent>()?
+        {
+            self.0.insert(phone_number_id.to_string(), display_number);
+        }
+        Ok(())
+    }
+}
+
+/// `--sim-clock`: a simulated clock starting at the later of the system clock and the time the
+/// last run saved, and the file that keeps it.
+fn sim_clock(config: &ServeConfig) -> anyhow::Result<Option<(SimClock, PathBuf)>> {
+    if !config.sim_clock {
+        return Ok(None);
+    }
+    let file = config.data_dir.join(WORLD_DIR).join(SIM_CLOCK_FILE);
+    let start = match saved_sim_clock(&file)? {
+        Some(saved) if saved.millis() > SystemClock.now().millis() => saved,
+        _ => SystemClock.now(),
+    };
+    Ok(Some((SimClock::starting_at(start), file)))
+}
+
+/// Logs how long start-up has taken when it reaches a phase.
+fn phase(started: std::time::Instant, name: &'static str) {
+    tracing::info!(
+        phase = name,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "start-up"
+    );
+}
+
+/// The simulated outside world (network and phones), which outlives this process as the real
+/// one would: it is kept in its own sealed store beside Sealpost's.
+async fn open_world(
+    data_dir: &Path,
+    clock: Arc<dyn Clock>,
+    recorder: Arc<IntegrityRecorder>,
+    engine: Arc<dyn SignalEngine>,
+) -> anyhow::Result<Simulator> {
+    let world = Arc::new(
+        WorldStore::open(&data_dir.join(WORLD_DIR))
+            .await
+            .context("the simulated world's store")?,
+    );
+    let net = SimNetwork::open(clock, Some(recorder), world.clone())
+        .await
+        .context("the simulated network")?;
+    let devices: BTreeMap<String, SimDevice> = SimDevice::load_all(engine.clone(), &world)
+        .await
+        .context("the simulated phones")?
+        .into_iter()
+        .map(|d| (d.address().handle.clone(), d))
+        .collect();
+    Ok(Simulator::new(net, engine, devices))
+}
+
+/// Runs `sealpost serve` until `shutdown` completes; `ready` gets the bound address once the
+/// server accepts connections (and bootstrap.json exists).
+pub async fn serve(
+    config: ServeConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(SocketAddr),
+) -> anyhow::Result<()> {
+    let sim_clock = sim_clock(&config)?;
+    let clock: Arc<dyn Clock> = match &sim_clock {
+        Some((c, _)) => Arc::new(c.clone()),
+        None => Arc::new(SystemClock),
+    };
+    let started = std::time::Instant::now();
+    // Created 0700 if missing; paths an operator opened to others are named in a warning.
+    sealpost_adapters::files::prepare_data_dir(&config.data_dir).context("data directory")?;
+    let app = Sealpost::open_within(
+        &config.data_dir,
+        config.database_url.as_deref(),
+        16,
+        config.connect_timeout,
+        clock.clone(),
+        RetentionPolicy::default(),
+    )
+    .await
+    .context("open the store")?;
+    // Finish what a crash interrupted before anyone can read: an erasure recorded but whose keys
+    // were not yet destroyed is completed now (and expired epochs are shredded).
+    let mut retention = app.retention_resumed().await.context("retention process")?;
+    retention
+        .run_once(app.now())
+        .await
+        .context("retention recovery")?;
+    phase(started, "store opened, retention pass done");
+    app.audit().await.context("audit log")?;
+    phase(started, "audit log opened");
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .context("bind")?;
+    let bound = listener.local_addr().context("bound address")?;
+    let tokens = Tokens::load(app.store().clone()).await?;
+    if app.store().log().head().await? == 0 {
+        bootstrap(&app, &tokens, &config.data_dir, &format!("http://{bound}")).await?;
+        tracing::info!(file = BOOTSTRAP_FILE, "bootstrapped a development tenant");
+    }
+    phase(started, "token index loaded");
+    let numbers = business_numbers(&app).await?;
+    let recorder = IntegrityRecorder::new(&app);
+    let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
+    let sim = open_world(&config.data_dir, clock, recorder.clone(), engine.clone()).await?;
+    let mut pipeline = Pipeline::start(app.clone(), engine, Arc::new(sim.net().clone()))
+        .await?
+        .with_integrity(recorder);
+    for id in numbers.keys() {
+        pipeline
+            .attach_number(&PhoneNumberId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?)
+            .await?;
+    }
+    phase(started, "numbers attached");
+    let known_apps = crate::webhooks::apps(&app).await?;
+    let (standard, high) = config.throughput;
+    let shared = Shared::new(
+        app.clone(),
+        tokens,
+        numbers,
+        &known_apps,
+        Limits::new(standard, high),
+    )
+    .with_simulator(sim)
+    .with_clock(sim_clock);
+    for (id, (_, _, _, url)) in known_apps {
+        if let Some(url) = url {
+            start_hook(&shared, &id, url).await?;
+        }
+    }
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(run_pipeline(
+        pipeline,
+        shared.clone(),
+        stop_rx.clone(),
+        retention,
+    ));
+    phase(started, "listening");
+    ready(bound);
+    // On the signal: stop accepting, and tell the background work to stop at once (all of it
+    // is durable and resumes on the next start); then give each stage a bounded time, so the
+    // process exits within SHUTDOWN_GRACE whatever the backlog.
+    let signalled = {
+        let stop_tx = stop_tx.clone();
+        async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        }
+    };
+    let server = axum::serve(listener, router(shared.clone())).with_graceful_shutdown(signalled);
+    let mut stopped = stop_rx;
+    tokio::select! {
+        result = server => result.context("server")?,
+        () = async {
+            let _ = stopped.wait_for(|s| *s).await;
+            tokio::time::sleep(REQUEST_GRACE).await;
+        } => tracing::warn!("requests still running at shutdown were cut off"),
+    }
+    let _ = stop_tx.send(true);
+    stop(&shared, worker).await
+}
+
+/// The stages after the server stopped: pipeline, webhook workers, the final access counts,
+/// checkpoint and projections, the evidence snapshot; each within [`WORK_GRACE`].
+async fn stop(shared: &Shared, worker: tokio::task::JoinHandle<()>) -> anyhow::Result<()> {
+    let app = &shared.app;
+    if tokio::time::timeout(WORK_GRACE, worker).await.is_err() {
+        tracing::warn!("the pipeline did not stop in time; its work resumes on the next start");
+    }
+    let hooks = std::mem::take(&mut *shared.hooks.lock().await);
+    for (stop, _) in hooks.values() {
+        let _ = stop.send(true);
+    }
+    let tasks = join_tasks(hooks.into_values().map(|(_, task)| task));
+    if tokio::time::timeout(WORK_GRACE, tasks).await.is_err() {
+        tracing::warn!("a webhook worker did not stop in time; its notification is sent again");
+    }
+    // Out of time is not a failure: the counts, leaves and snapshots are written by the next
+    // start (or its first interval); a store error is.
+    match tokio::time::timeout(WORK_GRACE, async {
+        app.gate().flush().await?;
+        app.checkpoint().await?;
+        crate::projections::refresh_all(app.store()).await?;
+        Ok::<(), AppError>(())
+    })
+    .await
+    {
+        Ok(result) => result.context("the final access counts and audit checkpoint")?,
+        Err(_) => tracing::warn!(
+            "the final audit checkpoint did not finish in time; the next start signs it"
+        ),
+    }
+    // Best effort: the evidence fold as far as this process got, so the next start's first
+    // evidence query folds only what is new (otherwise the last periodic save serves).
+    match tokio::time::timeout(WORK_GRACE, app.persist_evidence()).await {
+        Ok(Err(e)) => tracing::warn!(error = %e, "evidence projections not saved at stop"),
+        Err(_) => tracing::warn!("evidence projections not saved at stop: out of time"),
+        Ok(Ok(())) => {}
+    }
+    Ok(())
+}
+
+/// How often the persisted projections are caught up and saved while serving.
+pub const PROJECTIONS_EVERY: Duration = Duration::from_secs(60);
+
+/// How often the evidence projections are caught up and persisted while serving.
+pub const EVIDENCE_EVERY: Duration = Duration::from_secs(300);
+
+/// How long requests in flight may finish after the stop signal.
+pub const REQUEST_GRACE: Duration = Duration::from_millis(1_000);
+/// How long each background stage (pipeline, webhook workers, final checkpoint, evidence
+/// snapshot) may take to stop; with [`REQUEST_GRACE`] the process exits within 5 s of the
+/// signal.
+pub const WORK_GRACE: Duration = Duration::from_millis(1_000);
+
+/// Waits for every task (a task that panicked or was cancelled counts as done).
+async fn join_tasks(tasks: impl Iterator<Item = tokio::task::JoinHandle<()>>) {
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+/// The pipeline and the simulated devices, stepping until told to stop; a last step runs after.
+async fn run_pipeline(
+    mut pipeline: Pipeline,
+    s: Shared,
+    mut stop: watch::Receiver<bool>,
+    mut retention: RetentionProcess,
+) {
+    // Retention runs beside the pipeline: every message's keys go when it turns 30 days old.
+    let mut last_retention: Option<sealpost_domain::Timestamp> = None;
+    let mut last_checkpoint = s.app.now();
+    let mut last_sequenced = std::time::Instant::now();
+    let mut failing: u32 = 0;
+    let mut last_refreshed = std::time::Instant::now();
+    let mut last_evidence = std::time::Instant::now();
+    loop {
+        if *stop.borrow() {
+            // Everything is durable: what is left waits for the next start.
+            return;
+        }
+        let now = s.app.now();
+        // The audit sequencer: leaves off the write path, a signed checkpoint at an interval.
+        if last_sequenced.elapsed() >= SEQUENCE_EVERY {
+            last_sequenced = std::time::Instant::now();
+            let audit = s.app.audit().await;
+            let result = match audit {
+                Ok(a) if now.millis() - last_checkpoint.millis() >= CHECKPOINT_EVERY_MS => {
+                    last_checkpoint = now;
+                    a.checkpoint(now).await.map(|_| ())
+                }
+                Ok(a) => a.sequence().await.map(|_| ()),
+                Err(e) => {
+                    tracing::error!(error = %e, "audit log unavailable");
+                    Ok(())
+                }
+            };
+            if let Err(e) = result {
+                tracing::error!(error = %e, "audit sequencing failed");
+            }
+            // The persisted projections keep up, so the next start folds only what is new.
+            if last_refreshed.elapsed() >= PROJECTIONS_EVERY {
+                last_refreshed = std::time::Instant::now();
+                if let Err(e) = crate::projections::refresh_all(s.app.store()).await {
+                    tracing::warn!(error = %e, "projections not saved yet");
+                }
+            }
+            if last_evidence.elapsed() >= EVIDENCE_EVERY {
+                last_evidence = std::time::Instant::now();
+                if let Err(e) = s.app.persist_evidence().await {
+                    tracing::warn!(error = %e, "evidence projections not saved yet");
+                }
+            }
+            // Processor access counts of a minute that is over are written now, not when the
+            // next decision happens to come.
+            if let Err(e) = s.app.gate().flush_due(now).await {
+                tracing::warn!(error = %e, "access counts not written yet");
+            }
+        }
+        if last_retention.is_none_or(|t| now.millis() - t.millis() >= RETENTION_EVERY_MS) {
+            if let Err(e) = retention.run_once(now).await {
+                tracing::error!(error = %e, "retention pass failed");
+            }
+            last_retention = Some(now);
+        }
+        let first = pipeline.step().await;
+        if let Some(sim) = &s.sim {
+            sim.step_devices().await;
+        }
+        let second = pipeline.step().await;
+        match first.and(second) {
+            Ok(_) => failing = 0,
+            Err(e) => {
+                failing += 1;
+                // A store that is down fails every step: say so when it starts, then sparingly.
+                if failing.is_power_of_two() {
+                    tracing::error!(error = %e, failing, "pipeline step failed");
+                }
+            }
+        }
+        // Back off while steps fail (at most 2 s), so an outage is not a busy loop.
+        let pause = Duration::from_millis(20u64 << failing.min(7)).min(Duration::from_secs(2));
+        tokio::select! {
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+}

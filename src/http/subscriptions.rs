@@ -1,0 +1,133 @@
+//! Webhook subscriptions (`POST /{version}/{app-id}/subscriptions`, JSON or form-encoded) and
+//! the app's webhook worker, (re)started on a subscription and at start-up.
+
+use super::extract::{App, BodyBytes, Management, OwnedApp};
+use super::{ApiError, Shared};
+use crate::app::AppError;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::Json;
+use sealpost_domain::apps::AppEvent;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use tokio::sync::watch;
+
+/// Starts (or restarts) the webhook worker of an app.
+pub(super) async fn start_hook(
+    s: &Shared,
+    app_id: &str,
+    callback_url: String,
+) -> Result<(), AppError> {
+    let Some((business, waba_id, region)) = s.apps.lock().await.get(app_id).cloned() else {
+        return Err(AppError::Inconsistent("unknown app"));
+    };
+    let secret = s
+        .app
+        .store()
+        .vault()
+        .app_secret(business.as_str(), region, app_id, None)
+        .await?
+        .ok_or(AppError::Inconsistent("app secret destroyed"))?;
+    let hook = crate::webhooks::Hook {
+        app_id: app_id.to_owned(),
+        business,
+        waba_id,
+        region,
+        callback_url,
+        secret,
+        numbers: s.numbers.clone(),
+    };
+    // Stop the app's old worker before the new one starts: one worker per app at a time.
+    let old = s.hooks.lock().await.remove(app_id);
+    if let Some((stop, handle)) = old {
+        let _ = stop.send(true);
+        let _ = handle.await;
+    }
+    // A new subscription gets what happens from now on, not the history still in retention.
+    let checkpoint = crate::webhooks::checkpoint_name(app_id);
+    let log = s.app.store().log();
+    if log.load_checkpoint(&checkpoint).await? == 0 {
+        log.save_checkpoint(&checkpoint, log.head().await?).await?;
+    }
+    let (tx, rx) = watch::channel(false);
+    let task = tokio::spawn(crate::webhooks::run(s.app.clone(), hook, rx));
+    s.hooks.lock().await.insert(app_id.to_owned(), (tx, task));
+    Ok(())
+}
+
+/// The parameters of a subscription body: form-encoded (every value a string) or JSON.
+fn params(headers: &HeaderMap, bytes: &[u8]) -> Result<BTreeMap<String, Value>, ApiError> {
+    let form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        Ok(serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes)
+            .map_err(|_| ApiError::invalid("The form body is malformed."))?
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect())
+    } else {
+        serde_json::from_slice(bytes)
+            .map_err(|_| ApiError::invalid("The request body is not valid JSON."))
+    }
+}
+
+/// `POST /{version}/{app-id}/subscriptions` (`object`, `callback_url`, `verify_token`,
+/// `fields`): verified by `hub.challenge`, recorded, and the app's worker (re)started.
+pub(super) async fn subscribe(
+    State(s): State<Shared>,
+    app: OwnedApp<Management>,
+    headers: HeaderMap,
+    BodyBytes(bytes): BodyBytes,
+) -> Result<Json<Value>, ApiError> {
+    let params = params(&headers, &bytes)?;
+    let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_owned);
+    if text("object").as_deref() != Some("whatsapp_business_account") {
+        return Err(ApiError::invalid(
+            "object must be whatsapp_business_account.",
+        ));
+    }
+    let callback_url =
+        text("callback_url").ok_or_else(|| ApiError::invalid("callback_url is required."))?;
+    if callback_url.starts_with("https://") {
+        return Err(ApiError::invalid("This build delivers webhooks over http only (no TLS client yet); use an http:// callback or a local TLS-terminating proxy."));
+    }
+    if !callback_url.starts_with("http://") {
+        return Err(ApiError::invalid("callback_url must be an http URL."));
+    }
+    let verify_token =
+        text("verify_token").ok_or_else(|| ApiError::invalid("verify_token is required."))?;
+    let fields: Vec<String> = match params.get("fields") {
+        Some(Value::String(f)) => f
+            .split(',')
+            .map(|x| x.trim().to_owned())
+            .filter(|x| !x.is_empty())
+            .collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => vec!["messages".to_owned()],
+    };
+    if !s.poster.verify(&callback_url, &verify_token).await {
+        return Err(ApiError::invalid(
+            "The callback URL did not answer the hub.challenge verification.",
+        ));
+    }
+    let App {
+        id: app_id,
+        business,
+        region,
+    } = app.resource;
+    let event = AppEvent::WebhookSubscribed {
+        object: "whatsapp_business_account".into(),
+        callback_url: callback_url.clone(),
+        fields,
+        at: s.app.now(),
+    };
+    crate::webhooks::record(&s.app, &app_id, &business, region, event).await?;
+    start_hook(&s, &app_id, callback_url).await?;
+    Ok(Json(json!({ "success": true })))
+}
