@@ -21,13 +21,15 @@ use sealpost_projections::retention::{erase_subject, RetentionError, RetentionPr
 use std::path::{Path, PathBuf};
 
 mod error;
+mod inbound;
 mod messages;
 mod subjects;
 mod tenants;
 
 pub use error::AppError;
+pub use inbound::Inbound;
 pub(crate) use messages::text;
-pub use messages::Content;
+pub use messages::{Content, Held};
 pub(crate) use subjects::require_owner_or_dpo;
 
 /// The name of this deployment's tamper-evident log (the checkpoints' origin line).

@@ -30,8 +30,7 @@ use sealpost_domain::time::SECOND_MS;
 use sealpost_domain::PrincipalKind;
 use sealpost_domain::{
     BusinessId, DomainError, MessageCommand, MessageEvent, MessageId, MessageKind, MessageStatus,
-    Opened, PhoneNumberId, Principal, Purpose, Region, Subject, SubjectCommand, SubjectId,
-    Timestamp, E164,
+    Opened, PhoneNumberId, Principal, Purpose, Region, SubjectId, Timestamp, E164,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;

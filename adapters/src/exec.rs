@@ -3,7 +3,7 @@
 //! first. This is the hot path (it goes straight to group commit); the `cqrs-es` framework
 //! runs on the same store through [`crate::repository::SealedRepository`].
 
-use crate::ledger::{meta, EventContext, EventStore, LedgerError, PlainEvent};
+use crate::ledger::{meta, EventContext, EventStore, LedgerError, OpenedEvent, PlainEvent};
 use crate::store::{StoreError, StreamId};
 use cqrs_es::Aggregate;
 use sealpost_domain::{Decider, DomainError, EpochId, Principal, Region, Timestamp};
@@ -127,15 +127,39 @@ impl Executor {
         A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
         <A as Aggregate>::Event: sealpost_domain::VersionedEvent,
     {
+        let loaded = self.loaded::<A>(id).await?;
+        Ok((loaded.state, loaded.version))
+    }
+
+    /// Loads an aggregate for the commands of one operation: hand it to [`Executor::execute_on`]
+    /// for each of them, and the stream is read once.
+    pub async fn loaded<A>(&self, id: &str) -> Result<Loaded<A>, ExecError>
+    where
+        A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
+        <A as Aggregate>::Event: sealpost_domain::VersionedEvent,
+    {
+        Ok(self.loaded_with_events::<A>(id).await?.0)
+    }
+
+    /// [`Executor::loaded`], with the opened events themselves, for a caller that also needs
+    /// what they carry sealed (a message's content): still one read of the stream.
+    pub async fn loaded_with_events<A>(
+        &self,
+        id: &str,
+    ) -> Result<(Loaded<A>, Vec<OpenedEvent>), ExecError>
+    where
+        A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
+        <A as Aggregate>::Event: sealpost_domain::VersionedEvent,
+    {
         let stream = StreamId::new(A::TYPE, id);
         let events = self.store.read_stream(&stream, 0).await?;
         let version = events.last().map_or(0, |e| e.header.sequence);
         let mut state = A::default();
-        for e in events {
+        for e in &events {
             let event: <A as Aggregate>::Event = e.decode().map_err(LedgerError::Store)?;
             Decider::apply(&mut state, event);
         }
-        Ok((state, version))
+        Ok((Loaded { state, version }, events))
     }
 
     /// Decides `command` at `now` and appends the events; returns them (empty when the command
@@ -152,11 +176,33 @@ impl Executor {
         <A as Aggregate>::Event: sealpost_domain::VersionedEvent,
         <A as Decider>::Command: Clone,
     {
+        let mut loaded = self.loaded::<A>(id).await?;
+        self.execute_on(id, &mut loaded, command, meta, now).await
+    }
+
+    /// Decides `command` on the state already loaded and appends at its version; on success
+    /// `loaded` holds the state after the events, ready for the next command of the same
+    /// operation. Only a lost race reads the stream again (then decides anew).
+    pub async fn execute_on<A>(
+        &self,
+        id: &str,
+        loaded: &mut Loaded<A>,
+        command: <A as Decider>::Command,
+        meta: &CommandMeta,
+        now: Timestamp,
+    ) -> Result<Vec<<A as Aggregate>::Event>, ExecError>
+    where
+        A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
+        <A as Aggregate>::Event: sealpost_domain::VersionedEvent,
+        <A as Decider>::Command: Clone,
+    {
         let stream = StreamId::new(A::TYPE, id);
         let metadata = meta.to_map();
-        for _ in 0..MAX_ATTEMPTS {
-            let (state, version) = self.load::<A>(id).await?;
-            let events = state.decide(command.clone(), now)?;
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                *loaded = self.loaded::<A>(id).await?;
+            }
+            let events = loaded.state.decide(command.clone(), now)?;
             if events.is_empty() {
                 return Ok(events);
             }
@@ -165,8 +211,18 @@ impl Executor {
                 .map(|e| PlainEvent::of(e, metadata.clone()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(LedgerError::Store)?;
-            match self.store.append(&stream, version, &meta.ctx, plain).await {
-                Ok(_) => return Ok(events),
+            match self
+                .store
+                .append(&stream, loaded.version, &meta.ctx, plain)
+                .await
+            {
+                Ok(_) => {
+                    loaded.version += events.len() as u64;
+                    for e in &events {
+                        Decider::apply(&mut loaded.state, e.clone());
+                    }
+                    return Ok(events);
+                }
                 Err(e) if e.is_conflict() => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -177,4 +233,13 @@ impl Executor {
         ))
         .into())
     }
+}
+
+/// An aggregate's state as loaded, and the version the next append follows.
+#[derive(Debug, Clone, Default)]
+pub struct Loaded<A> {
+    /// The state.
+    pub state: A,
+    /// The sequence of its last event (0 for none).
+    pub version: u64,
 }

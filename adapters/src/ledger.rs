@@ -4,11 +4,13 @@
 
 mod committer;
 mod event;
+mod reads;
 mod sealing;
 mod snapshot;
 mod subscription;
 
 pub use event::{EventContext, OpenedEvent, PlainEvent};
+pub use reads::traced;
 pub use subscription::{Subscription, POLL_INTERVAL};
 
 use crate::clock::Clock;

@@ -3,6 +3,22 @@
 
 use super::*;
 
+/// A message in hand: its state and its events, read once (see [`Sealpost::hold`]).
+#[derive(Debug)]
+pub struct Held {
+    /// The message.
+    pub id: MessageId,
+    loaded: sealpost_adapters::exec::Loaded<Message>,
+    events: Vec<sealpost_adapters::ledger::OpenedEvent>,
+}
+
+impl Held {
+    /// Its non-personal state.
+    pub fn state(&self) -> &Message {
+        &self.loaded.state
+    }
+}
+
 /// The content of a message as the business sees it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Content {
@@ -52,8 +68,8 @@ impl Sealpost {
         if actor.business.as_ref() != Some(&business) {
             return Err(GateError::Denied(sealpost_domain::access::DenyReason::NotOwner).into());
         }
-        let subject = self.subject_for(&business, region, to).await?;
-        let (subject_state, _) = self.exec.load::<Subject>(subject.as_str()).await?;
+        let (subject, loaded) = self.subject_loaded(&business, region, to).await?;
+        let subject_state = loaded.state;
         let now = self.now();
         let message_id = MessageId::from_random(random_bytes());
         let epoch = self.policy.epoch_of(now);
@@ -102,178 +118,6 @@ impl Sealpost {
             .execute::<Message>(message_id.as_str(), cmd, &meta, now)
             .await?;
         Ok(message_id)
-    }
-
-    /// Records an inbound message from a consumer whose content is already known (a test or a
-    /// caller without Signal): the ciphertext, what decrypting it produced, the hand-over to the
-    /// business; opens the service window.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn receive(
-        &self,
-        phone_number_id: &PhoneNumberId,
-        from: &E164,
-        ciphertext: &[u8],
-        kind: MessageKind,
-        body: &str,
-        profile_name: Option<&str>,
-    ) -> Result<MessageId, AppError> {
-        let (business, region) = self.number_home(phone_number_id).await?;
-        let subject = self.subject_for(&business, region, from).await?;
-        let message_id = MessageId::from_random(random_bytes());
-        self.receive_ciphertext(phone_number_id, &subject, &message_id, ciphertext, None)
-            .await?;
-        self.record_decrypted(&message_id, kind, body, profile_name)
-            .await?;
-        Ok(message_id)
-    }
-
-    /// Records the ciphertext of an inbound message (sealed under the message key). Returns
-    /// `false` when the message id is already known: a duplicate from the transport.
-    pub async fn receive_ciphertext(
-        &self,
-        phone_number_id: &PhoneNumberId,
-        subject: &SubjectId,
-        message_id: &MessageId,
-        ciphertext: &[u8],
-        envelope_id: Option<&str>,
-    ) -> Result<bool, AppError> {
-        let (business, region) = self.number_home(phone_number_id).await?;
-        let now = self.now();
-        let epoch = self.policy.epoch_of(now);
-        let scope = FieldScope::Message {
-            epoch,
-            subject: subject.clone(),
-            message: message_id.clone(),
-        };
-        let meta = CommandMeta::new(business.as_str(), region, &Principal::processor("inbound"))
-            .with_epoch(epoch);
-        let sealed_ct = self
-            .seal_message_field(&business, region, &scope, fields::CIPHERTEXT, ciphertext)
-            .await?;
-        let envelope = match envelope_id {
-            Some(e) => Some(
-                self.seal_message_field(&business, region, &scope, fields::ENVELOPE, e.as_bytes())
-                    .await?,
-            ),
-            None => None,
-        };
-        let header = InboundHeader {
-            message_id: message_id.clone(),
-            business_id: business.clone(),
-            phone_number_id: phone_number_id.clone(),
-            subject_id: subject.clone(),
-            epoch,
-        };
-        let events = self
-            .exec
-            .execute::<Message>(
-                message_id.as_str(),
-                MessageCommand::ReceiveInbound {
-                    header,
-                    ciphertext: sealed_ct,
-                    envelope,
-                },
-                &meta,
-                now,
-            )
-            .await?;
-        Ok(!events.is_empty())
-    }
-
-    /// Records what decrypting an inbound message produced (sealed under the message key),
-    /// queues it for the business, and opens or extends the subject's service window.
-    pub async fn record_decrypted(
-        &self,
-        message_id: &MessageId,
-        kind: MessageKind,
-        body: &str,
-        profile_name: Option<&str>,
-    ) -> Result<(), AppError> {
-        let (state, _) = self.exec.load::<Message>(message_id.as_str()).await?;
-        let (Some(business), Some(number), Some(subject), Some(epoch)) = (
-            state.business_id,
-            state.phone_number_id,
-            state.subject_id,
-            state.epoch,
-        ) else {
-            return Err(DomainError::NotFound.into());
-        };
-        let (_, region) = self.number_home(&number).await?;
-        let body = self.ingest_inbound_media(&number, &subject, body).await?;
-        let body = body.as_str();
-        let now = self.now();
-        let scope = FieldScope::Message {
-            epoch,
-            subject: subject.clone(),
-            message: message_id.clone(),
-        };
-        let pipeline = Principal::processor("inbound");
-        let meta = CommandMeta::new(business.as_str(), region, &pipeline).with_epoch(epoch);
-        let content = self
-            .seal_message_field(&business, region, &scope, fields::CONTENT, body.as_bytes())
-            .await?;
-        let profile_name = match profile_name {
-            Some(p) => Some(
-                self.seal_message_field(
-                    &business,
-                    region,
-                    &scope,
-                    fields::PROFILE_NAME,
-                    p.as_bytes(),
-                )
-                .await?,
-            ),
-            None => None,
-        };
-        self.exec
-            .execute::<Message>(
-                message_id.as_str(),
-                MessageCommand::RecordDecrypted {
-                    kind,
-                    content,
-                    profile_name,
-                },
-                &meta,
-                now,
-            )
-            .await?;
-        self.forward_inbound(message_id).await
-    }
-
-    /// Queues a decrypted inbound message for the business and opens or extends the subject's
-    /// service window. Also what finishes a message a crash left decrypted but not forwarded.
-    pub async fn forward_inbound(&self, message_id: &MessageId) -> Result<(), AppError> {
-        let (state, _) = self.exec.load::<Message>(message_id.as_str()).await?;
-        let (Some(business), Some(number), Some(subject), Some(epoch)) = (
-            state.business_id,
-            state.phone_number_id,
-            state.subject_id,
-            state.epoch,
-        ) else {
-            return Err(DomainError::NotFound.into());
-        };
-        let (_, region) = self.number_home(&number).await?;
-        let pipeline = Principal::processor("inbound");
-        let meta = CommandMeta::new(business.as_str(), region, &pipeline).with_epoch(epoch);
-        let now = self.now();
-        self.exec
-            .execute::<Message>(
-                message_id.as_str(),
-                MessageCommand::RecordForwarded,
-                &meta,
-                now,
-            )
-            .await?;
-        let subject_meta = CommandMeta::new(business.as_str(), region, &pipeline);
-        self.exec
-            .execute::<Subject>(
-                subject.as_str(),
-                SubjectCommand::RecordInboundActivity,
-                &subject_meta,
-                now,
-            )
-            .await?;
-        Ok(())
     }
 
     /// Records a lifecycle step of a message (sent, delivered, read, failed …).
@@ -386,13 +230,57 @@ impl Sealpost {
         purpose: Purpose,
         id: &MessageId,
     ) -> Result<Opened<Content>, AppError> {
-        let events = self
-            .store
-            .read_stream(&StreamId::new("message", id.as_str()), 0)
-            .await?;
+        let held = self.hold(id).await?;
+        self.read_held_content(principal, purpose, &held).await
+    }
+
+    /// A message in hand: its stream read once, for reading its content and recording the
+    /// steps of one operation on it.
+    pub async fn hold(&self, id: &MessageId) -> Result<Held, AppError> {
+        let (loaded, events) = self.exec.loaded_with_events::<Message>(id.as_str()).await?;
+        loaded.state.id.as_ref().ok_or(DomainError::NotFound)?;
+        Ok(Held {
+            id: id.clone(),
+            loaded,
+            events,
+        })
+    }
+
+    /// Records a step of a message in hand, for a number whose business and region (`home`)
+    /// the caller knows.
+    pub async fn record_held(
+        &self,
+        held: &mut Held,
+        home: (&BusinessId, Region),
+        command: MessageCommand,
+    ) -> Result<Vec<MessageEvent>, AppError> {
+        let mut meta = CommandMeta::new(home.0.as_str(), home.1, &Principal::processor("delivery"));
+        if let Some(e) = held.loaded.state.epoch {
+            meta = meta.with_epoch(e);
+        }
+        Ok(self
+            .exec
+            .execute_on(
+                held.id.as_str(),
+                &mut held.loaded,
+                command,
+                &meta,
+                self.now(),
+            )
+            .await?)
+    }
+
+    /// [`Sealpost::read_content`] of a message in hand.
+    pub async fn read_held_content(
+        &self,
+        principal: &Principal,
+        purpose: Purpose,
+        held: &Held,
+    ) -> Result<Opened<Content>, AppError> {
+        let id = &held.id;
         let mut found = None;
-        for e in events {
-            let region = region_of(&e)?;
+        for e in &held.events {
+            let region = region_of(e)?;
             match e.decode::<MessageEvent>()? {
                 MessageEvent::OutboundMessageAccepted {
                     header, content, ..

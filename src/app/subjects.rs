@@ -2,6 +2,7 @@
 //! number read through the gate, erased (GDPR Art. 17).
 
 use super::*;
+use sealpost_adapters::exec::Loaded;
 
 impl Sealpost {
     /// The live subject a consumer's number routes to for a business, created (key, sealed
@@ -12,15 +13,28 @@ impl Sealpost {
         region: Region,
         phone: &E164,
     ) -> Result<SubjectId, AppError> {
+        Ok(self.subject_loaded(business, region, phone).await?.0)
+    }
+
+    /// [`Sealpost::subject_for`], with the subject's stream as loaded, for the commands that
+    /// follow in the same operation.
+    pub async fn subject_loaded(
+        &self,
+        business: &BusinessId,
+        region: Region,
+        phone: &E164,
+    ) -> Result<(SubjectId, Loaded<Subject>), AppError> {
         let vault = self.store.vault();
         let now = self.now();
         if let Some(existing) = vault
             .find_subject(business.as_str(), region, phone, now)
             .await?
         {
-            let (s, _) = self.exec.load::<Subject>(existing.as_str()).await?;
-            if s.lifecycle == sealpost_domain::aggregates::subject::SubjectLifecycle::Active {
-                return Ok(existing);
+            let loaded = self.exec.loaded::<Subject>(existing.as_str()).await?;
+            if loaded.state.lifecycle
+                == sealpost_domain::aggregates::subject::SubjectLifecycle::Active
+            {
+                return Ok((existing, loaded));
             }
         }
         let subject = SubjectId::from_random(random_bytes());
@@ -45,8 +59,9 @@ impl Sealpost {
             business_id: business.clone(),
             phone: sealed_phone,
         };
+        let mut loaded = Loaded::<Subject>::default();
         self.exec
-            .execute::<Subject>(subject.as_str(), cmd, &meta, now)
+            .execute_on(subject.as_str(), &mut loaded, cmd, &meta, now)
             .await?;
         // The first route wins if two requests raced to create a subject for the same number.
         let routed = vault
@@ -56,7 +71,10 @@ impl Sealpost {
         vault
             .route_user_id(business.as_str(), region, phone, &routed, now)
             .await?;
-        Ok(routed)
+        if routed != subject {
+            loaded = self.exec.loaded::<Subject>(routed.as_str()).await?;
+        }
+        Ok((routed, loaded))
     }
 
     /// The live subject a business-scoped user id routes to, and its phone number read through

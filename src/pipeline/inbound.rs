@@ -2,6 +2,7 @@
 //! decrypted, recorded again and forwarded; retransmission requests and receipts.
 
 use super::*;
+use crate::app::Inbound;
 
 /// A consumer session as stored: the pinned identity key and the session record.
 pub(super) struct Link {
@@ -155,22 +156,29 @@ impl Pipeline {
             (n.id.clone(), n.business.clone(), n.region)
         };
         let vault = self.app.store().vault().clone();
-        let subject = self.app.subject_for(&business, region, &phone).await?;
+        let (subject, subject_state) = self.app.subject_loaded(&business, region, &phone).await?;
         let id = vault
             .inbound_message_id(business.as_str(), region, &subject, envelope_id)
             .await?
             .ok_or(AppError::KeyMissing("subject key missing"))?;
-        let new = self
+        let (new, mut inbound) = self
             .app
-            .receive_ciphertext(&number_id, &subject, &id, ciphertext, Some(envelope_id))
+            .receive_ciphertext(
+                (&business, region),
+                &number_id,
+                (subject.clone(), subject_state),
+                &id,
+                ciphertext,
+                Some(envelope_id),
+            )
             .await?;
         if !new {
-            match self.app.message(&id).await?.status {
+            match inbound.status() {
                 // A crash left it undecrypted: decrypt it now.
                 Some(MessageStatus::Received) => {}
                 // A crash left it decrypted but not handed to the business: finish that.
                 Some(MessageStatus::Decrypted) => {
-                    self.app.forward_inbound(&id).await?;
+                    self.app.forward_inbound(&mut inbound).await?;
                     return Ok(StepReport {
                         received: 1,
                         ..StepReport::default()
@@ -251,7 +259,7 @@ impl Pipeline {
         // again (or its id marks it a duplicate once recorded). Never the other way round, which
         // would lose the message.
         match self
-            .record_received(handle, &subject, &id, &decrypted, from.device)
+            .record_received(handle, &mut inbound, &decrypted, from.device)
             .await
         {
             Ok(report) => Ok(report),
@@ -269,8 +277,7 @@ impl Pipeline {
     pub(super) async fn record_received(
         &mut self,
         handle: &str,
-        subject: &SubjectId,
-        id: &MessageId,
+        inbound: &mut Inbound,
         decrypted: &sealpost_adapters::signal::Decrypted,
         device: u8,
     ) -> Result<StepReport, AppError> {
@@ -278,26 +285,21 @@ impl Pipeline {
             let n = self.numbers.get(handle).ok_or(AppError::NotAttached)?;
             (n.id.clone(), n.business.clone(), n.region)
         };
+        let subject = inbound.subject_id().clone();
         let mut report = StepReport {
             received: 1,
             ..StepReport::default()
         };
         if decrypted.identity_changed {
-            let meta =
-                sealpost_adapters::exec::CommandMeta::new(business.as_str(), region, &principal());
             self.app
-                .executor()
-                .execute::<Subject>(
-                    subject.as_str(),
-                    SubjectCommand::RecordIdentityChange,
-                    &meta,
-                    self.app.now(),
-                )
+                .record_identity_change(inbound, &principal())
                 .await?;
             report.identity_changes = 1;
         }
         let (kind, body) = inbound_content(&decrypted.plaintext);
-        self.app.record_decrypted(id, kind, &body, None).await?;
+        self.app
+            .record_decrypted(inbound, kind, &body, None)
+            .await?;
         let vault = self.app.store().vault().clone();
         let number = self.numbers.get_mut(handle).ok_or(AppError::NotAttached)?;
         if number.dirty {
@@ -320,7 +322,7 @@ impl Pipeline {
             .save_session(
                 business.as_str(),
                 region,
-                subject,
+                &subject,
                 device,
                 &stored.to_bytes(),
                 self.app.now(),

@@ -53,7 +53,8 @@ impl Pipeline {
         attempt: u32,
         retransmission: bool,
     ) -> Result<StepReport, AppError> {
-        let message = self.app.message(id).await?;
+        let mut held = self.app.hold(id).await?;
+        let message = held.state();
         let status = message.status.ok_or(DomainError::NotFound)?;
         if !retransmission && status >= MessageStatus::Sent {
             return Ok(StepReport::default()); // already handed over (a replay after restart)
@@ -66,7 +67,7 @@ impl Pipeline {
         let handle = self.handle_of(Some(&number_id))?;
         let content = self
             .app
-            .read_content(&principal(), Purpose::Delivery, id)
+            .read_held_content(&principal(), Purpose::Delivery, &held)
             .await?;
         let phone = self
             .app
@@ -128,7 +129,13 @@ impl Pipeline {
             )
             .await?;
         if !retransmission {
-            self.app.record(id, MessageCommand::RecordEncrypted).await?;
+            self.app
+                .record_held(
+                    &mut held,
+                    (&business, region),
+                    MessageCommand::RecordEncrypted,
+                )
+                .await?;
         }
         let envelope = Envelope {
             id: id.as_str().to_owned(),
@@ -147,7 +154,11 @@ impl Pipeline {
         match self.transport.send(envelope).await {
             Ok(()) if retransmission => {
                 self.app
-                    .record(id, MessageCommand::RecordRetransmitted)
+                    .record_held(
+                        &mut held,
+                        (&business, region),
+                        MessageCommand::RecordRetransmitted,
+                    )
                     .await?;
                 Ok(StepReport {
                     retransmitted: 1,
@@ -155,7 +166,9 @@ impl Pipeline {
                 })
             }
             Ok(()) => {
-                self.app.record(id, MessageCommand::RecordSent).await?;
+                self.app
+                    .record_held(&mut held, (&business, region), MessageCommand::RecordSent)
+                    .await?;
                 Ok(StepReport {
                     sent: 1,
                     ..StepReport::default()

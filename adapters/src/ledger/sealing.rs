@@ -142,6 +142,7 @@ impl EventStore {
         stream: &StreamId,
         after: u64,
     ) -> Result<Vec<OpenedEvent>, LedgerError> {
+        super::reads::note(stream);
         let rows = self.log.read_stream(stream, after).await?;
         self.open_rows(rows).await
     }
