@@ -9,7 +9,8 @@
 mod common;
 
 use common::cluster::PgCluster;
-use common::server::{eventually, start_with, Data, Hook, Node};
+use common::hook::Hook;
+use common::server::{eventually, start_with, Data, Node};
 use rand::Rng as _;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -173,31 +174,7 @@ async fn crash_under_load(data: Data, mut fault: Fault) {
     let acked = Arc::new(Mutex::new(Acked::default()));
     let cycles = cycles(&fault);
     for cycle in 0..cycles {
-        let stop = Arc::new(AtomicBool::new(false));
-        let tasks = load(&node, cycle, &stop, &acked);
-        let ms = rand::rng().random_range(300..1_500);
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-        match &mut fault {
-            Fault::KillServe => {
-                node.kill();
-                stop.store(true, Ordering::Relaxed);
-                for t in tasks {
-                    let _ = t.await;
-                }
-                node = start_with(&data, &env);
-            }
-            Fault::StopDatabase(pg) => {
-                pg.stop_immediate();
-                let ms = rand::rng().random_range(500..2_000);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                pg.start_again();
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                stop.store(true, Ordering::Relaxed);
-                for t in tasks {
-                    let _ = t.await;
-                }
-            }
-        }
+        node = fault_under_load(node, &data, &env, &mut fault, cycle, &acked).await;
     }
     let (outbound, inbound) = {
         let a = acked.lock().expect("lock");
@@ -207,13 +184,71 @@ async fn crash_under_load(data: Data, mut fault: Fault) {
         !outbound.is_empty() && !inbound.is_empty(),
         "the load was acknowledged at all"
     );
-    // Every acknowledged send is shown at its phone, exactly once.
+    every_acknowledged_send_is_shown_once(&node, &hook, &outbound, inbound.len()).await;
+    every_inbound_message_arrives_under_one_id(&node, &hook, &inbound).await;
+    let what = match fault {
+        Fault::KillServe => "kill -9",
+        Fault::StopDatabase(_) => "database stop",
+    };
+    eprintln!(
+        "crash test ({what}): {} cycles, {} sends and {} inbound messages acknowledged, none lost, none shown twice",
+        cycles,
+        outbound.len(),
+        inbound.len()
+    );
+    node.stop().expect("a clean stop at the end");
+}
+
+/// One cycle: load for a random while, then the fault; the node that runs afterwards.
+async fn fault_under_load(
+    mut node: Node,
+    data: &Data,
+    env: &[(&str, &str)],
+    fault: &mut Fault,
+    cycle: usize,
+    acked: &Arc<Mutex<Acked>>,
+) -> Node {
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = load(&node, cycle, &stop, acked);
+    let ms = rand::rng().random_range(300..1_500);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    match fault {
+        Fault::KillServe => {
+            node.kill();
+            stop.store(true, Ordering::Relaxed);
+            for t in tasks {
+                let _ = t.await;
+            }
+            node = start_with(data, env);
+        }
+        Fault::StopDatabase(pg) => {
+            pg.stop_immediate();
+            let ms = rand::rng().random_range(500..2_000);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            pg.start_again();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stop.store(true, Ordering::Relaxed);
+            for t in tasks {
+                let _ = t.await;
+            }
+        }
+    }
+    node
+}
+
+/// Every acknowledged send (message id → phone) is shown at its phone, exactly once.
+async fn every_acknowledged_send_is_shown_once(
+    node: &Node,
+    hook: &Hook,
+    outbound: &BTreeMap<String, String>,
+    inbound: usize,
+) {
     let by_phone: BTreeMap<String, BTreeSet<String>> =
         outbound.iter().fold(BTreeMap::new(), |mut m, (id, to)| {
             m.entry(to.clone()).or_default().insert(id.clone());
             m
         });
-    let deadline = std::time::Instant::now() + drain_bound(outbound.len() + inbound.len());
+    let deadline = std::time::Instant::now() + drain_bound(outbound.len() + inbound);
     loop {
         let mut missing = Vec::new();
         for (to, ids) in &by_phone {
@@ -244,7 +279,15 @@ async fn crash_under_load(data: Data, mut fault: Fault) {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // Every message the transport accepted from a phone reaches the webhook, under one id.
+}
+
+/// Every message the transport accepted from a phone (text → phone) reaches the webhook, under
+/// one id.
+async fn every_inbound_message_arrives_under_one_id(
+    node: &Node,
+    hook: &Hook,
+    inbound: &BTreeMap<String, String>,
+) {
     let deadline = std::time::Instant::now() + drain_bound(inbound.len());
     let seen = loop {
         let got = hook.messages();
@@ -276,17 +319,6 @@ async fn crash_under_load(data: Data, mut fault: Fault) {
             "an inbound message got two message ids"
         );
     }
-    let what = match fault {
-        Fault::KillServe => "kill -9",
-        Fault::StopDatabase(_) => "database stop",
-    };
-    eprintln!(
-        "crash test ({what}): {} cycles, {} sends and {} inbound messages acknowledged, none lost, none shown twice",
-        cycles,
-        outbound.len(),
-        inbound.len()
-    );
-    node.stop().expect("a clean stop at the end");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -314,9 +346,6 @@ async fn postgres_stopped_under_load_loses_nothing() {
         return;
     };
     let root = tempfile::tempdir().expect("dir");
-    let data = Data {
-        dir: root.path().join("data"),
-        database_url: Some(pg.url()),
-    };
+    let data = Data::new(root.path(), None).with_database_url(pg.url());
     crash_under_load(data, Fault::StopDatabase(pg)).await;
 }

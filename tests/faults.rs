@@ -5,219 +5,25 @@
 mod common;
 
 use common::cluster::PgCluster;
-use serde_json::{json, Value};
-use std::io::{BufRead as _, BufReader};
+use common::server::{eventually, tenant_add, Data, Node, Serve};
+use common::{text, CONSUMER};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CONSUMER: &str = "4915112345678";
-
-/// A `sealpost serve` process.
-struct Serve {
-    child: Child,
-    base: String,
-    boot: Value,
-    log: PathBuf,
-    data: PathBuf,
-    _dir: Option<tempfile::TempDir>,
+/// `serve` with JSON logs at TRACE; `args` after the harness's own.
+fn serve(data: &Data, args: &[&str]) -> Serve {
+    Serve::on(data).trace().args(args)
 }
 
-/// `sealpost serve` on a free port with the simulated clock, JSON trace logs into `log`.
-fn serve_command(data: &Path, log: &Path) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_sealpost"));
-    command
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--sim-clock",
-            "--data-dir",
-        ])
-        .arg(data)
-        .env_remove("SEALPOST_DATABASE_URL")
-        .env_remove("SEALPOST_CONNECT_TIMEOUT")
-        .env_remove("SEALPOST_CONFIG")
-        .env("RUST_LOG", "trace")
-        .env("SEALPOST_LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("log file"));
-    command
-}
-
-impl Serve {
-    /// Starts a server on a fresh data directory (Postgres at `database_url` if given).
-    fn start(database_url: Option<&str>, args: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("dir");
-        let data = dir.path().join("data");
-        let log = dir.path().join("server.log");
-        let mut s = Self::start_in(&data, &log, database_url, args);
-        s._dir = Some(dir);
-        s
-    }
-
-    /// Starts a server on `data`, logging into `log`.
-    fn start_in(data: &Path, log: &Path, database_url: Option<&str>, args: &[&str]) -> Self {
-        let mut command = serve_command(data, log);
-        command.args(args);
-        if let Some(url) = database_url {
-            command.arg("--database-url").arg(url);
-        }
-        let mut child = command.spawn().expect("spawn sealpost serve");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("first line");
-        if !line.starts_with("sealpost serving on ") {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "serve did not start: {line:?}\n{}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        let base = line.trim().rsplit(' ').next().expect("url").to_owned();
-        let boot: Value = serde_json::from_slice(
-            &std::fs::read(data.join("bootstrap.json")).expect("bootstrap.json"),
-        )
-        .expect("json");
-        Self {
-            child,
-            base,
-            boot,
-            log: log.to_path_buf(),
-            data: data.to_path_buf(),
-            _dir: None,
-        }
-    }
-
-    fn s(&self, key: &str) -> String {
-        self.boot[key].as_str().expect("bootstrap field").to_owned()
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-        let mut req = reqwest::Client::new()
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_string());
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        answer(req.send().await.expect("request")).await
-    }
-
-    async fn send(&self, body: &Value) -> (u16, Value) {
-        let path = format!("/v21.0/{}/messages", self.s("phone_number_id"));
-        self.post(&path, Some(&self.s("access_token")), body).await
-    }
-
-    /// `GET /{version}/{phone-number-id}`.
-    async fn get_number(&self) -> (u16, Value) {
-        let resp = reqwest::Client::new()
-            .get(format!("{}/v21.0/{}", self.base, self.s("phone_number_id")))
-            .bearer_auth(self.s("access_token"))
-            .send()
-            .await
-            .expect("request");
-        answer(resp).await
-    }
-
-    /// The consumer writes first; the business answers once the pipeline opened the window.
-    async fn converse(&self, first: &str, reply: &str) -> (u16, Value) {
-        let (st, v) = self
-            .post(
-                &format!("/sim/v1/devices/{CONSUMER}/messages"),
-                None,
-                &json!({"to": self.s("display_phone_number"), "type": "text", "text": {"body": first}}),
-            )
-            .await;
-        assert_eq!(st, 200, "{v}");
-        let mut got = (0, Value::Null);
-        for _ in 0..400 {
-            got = self.send(&text(reply)).await;
-            if got.0 == 200 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        got
-    }
-
-    async fn inbox_has(&self, body: &str) -> bool {
-        let resp = reqwest::get(format!("{}/sim/v1/devices/{CONSUMER}/inbox", self.base))
-            .await
-            .expect("inbox");
-        let v: Value = serde_json::from_slice(&resp.bytes().await.expect("body")).expect("json");
-        v["messages"]
-            .as_array()
-            .is_some_and(|m| m.iter().any(|m| m["content"]["text"]["body"] == body))
-    }
-
-    /// SIGTERM, then waits for a graceful exit.
-    fn stop(&mut self) {
-        let out = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .output()
-            .expect("kill");
-        assert!(out.status.success(), "kill -TERM");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "serve stopped cleanly: {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).expect("the server log")
-    }
-
-    /// Nothing personal or secret in the server's log: consumer numbers, message bodies,
-    /// tokens, the app secret.
-    fn assert_log_clean(&self, extra: &[&str]) {
-        let log = self.log_text();
-        assert!(
-            log.contains("telemetry initialised"),
-            "the log capture works"
-        );
-        let mut needles: Vec<String> = vec![CONSUMER.into(), "BODY-".into()];
-        needles.extend(extra.iter().map(|s| (*s).to_owned()));
-        for key in ["access_token", "auditor_token", "dpo_token", "app_secret"] {
-            if let Some(v) = self.boot[key].as_str() {
-                needles.push(v.to_owned());
-            }
-        }
-        for n in &needles {
-            assert!(
-                !log.contains(n.as_str()),
-                "the server logged a secret or personal datum ({} bytes of log)",
-                log.len()
-            );
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn answer(resp: reqwest::Response) -> (u16, Value) {
-    let status = resp.status().as_u16();
-    let bytes = resp.bytes().await.expect("body");
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-fn text(body: &str) -> Value {
-    json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": CONSUMER, "type": "text", "text": {"body": body}})
+/// Nothing personal or secret in the server's log: the consumer's number, message bodies,
+/// tokens, the app secret.
+fn assert_log_clean(s: &Node) {
+    s.assert_log_clean(
+        &[CONSUMER, "BODY-"],
+        &["access_token", "auditor_token", "dpo_token", "app_secret"],
+    );
 }
 
 /// 503 with the Cloud API's retryable 131016 in the Graph envelope, and nothing internal.
@@ -258,17 +64,24 @@ async fn a_database_outage_answers_503_and_the_server_recovers_by_itself() {
     let Some(mut pg) = PgCluster::start("outage") else {
         return;
     };
-    let s = Serve::start(Some(&pg.url()), &["--connect-timeout", "2"]);
-    let (st, v) = s.converse("BODY-hello", "BODY-before").await;
+    let url = pg.url();
+    let s = serve(
+        &Data::fresh(None),
+        &["--connect-timeout", "2", "--database-url", &url],
+    )
+    .start();
+    let (st, v) = s
+        .converse("BODY-hello", text(CONSUMER, "BODY-before"))
+        .await;
     assert_eq!(st, 200, "a send before the outage: {v}");
-    let (st, v) = s.get_number().await;
+    let (st, v) = s.number().await;
     assert_eq!(st, 200, "the number before the outage: {v}");
 
     pg.stop_immediate();
     for round in 0..3 {
         let started = Instant::now();
-        assert_unavailable("a send", &s.send(&text("BODY-during")).await);
-        assert_unavailable("GET of the phone number", &s.get_number().await);
+        assert_unavailable("a send", &s.send(text(CONSUMER, "BODY-during")).await);
+        assert_unavailable("GET of the phone number", &s.number().await);
         assert!(
             started.elapsed() < Duration::from_secs(12),
             "round {round}: the answers come within the connect timeout, not after a hang ({:?})",
@@ -279,7 +92,7 @@ async fn a_database_outage_answers_503_and_the_server_recovers_by_itself() {
     pg.start_again();
     let deadline = Instant::now() + Duration::from_secs(60);
     let sent = loop {
-        let got = s.send(&text("BODY-after")).await;
+        let got = s.send(text(CONSUMER, "BODY-after")).await;
         match got.0 {
             200 => break got,
             503 => assert_unavailable("a send while reconnecting", &got),
@@ -289,27 +102,20 @@ async fn a_database_outage_answers_503_and_the_server_recovers_by_itself() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(sent.1["messages"][0]["id"].is_string(), "{}", sent.1);
-    let (st, v) = s.get_number().await;
+    let (st, v) = s.number().await;
     assert_eq!(st, 200, "the number after the outage: {v}");
     assert_eq!(v["id"], s.s("phone_number_id"));
-    let mut delivered = false;
-    for _ in 0..600 {
-        if s.inbox_has("BODY-after").await {
-            delivered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(
-        delivered,
-        "the message sent after the outage reached the phone"
-    );
+    let what = "the message sent after the outage reached the phone";
+    eventually(30, what, || async {
+        s.shows_text(CONSUMER, "BODY-after").await.then_some(())
+    })
+    .await;
     let log = s.log_text();
     assert!(
         log.contains("database unavailable"),
         "the cause of each 503 is in the log"
     );
-    s.assert_log_clean(&[]);
+    assert_log_clean(&s);
 }
 
 /// Runs `serve` to its end (killed after `limit`), returning its status, stderr and how long
@@ -465,12 +271,12 @@ fn assert_private(data: &Path, expected: &[&str]) {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_data_directory_and_every_file_in_it_are_owner_only() {
-    let mut s = Serve::start(None, &[]);
-    let (st, v) = s.converse("BODY-hi", "BODY-hello").await;
+    let mut s = serve(&Data::fresh(None), &[]).start();
+    let (st, v) = s.converse("BODY-hi", text(CONSUMER, "BODY-hello")).await;
     assert_eq!(st, 200, "{v}");
     // While it runs, SQLite's WAL and shared-memory files exist beside each database.
     assert_private(
-        &s.data,
+        &s.data.dir,
         &[
             "events.db",
             "events.db-wal",
@@ -483,40 +289,21 @@ async fn the_data_directory_and_every_file_in_it_are_owner_only() {
             "root-keys/EU.key",
         ],
     );
-    s.stop();
+    s.stop().expect("serve stopped cleanly");
     // A graceful stop signs a last checkpoint into the witness file.
     assert_private(
-        &s.data,
+        &s.data.dir,
         &["events.db", "keys.db", "audit", "audit/witness.jsonl"],
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
-        .args([
-            "tenant",
-            "add",
-            "--name",
-            "Second Shop",
-            "--display-number",
-            "15550100200",
-            "--data-dir",
-        ])
-        .arg(&s.data)
-        .env_remove("SEALPOST_DATABASE_URL")
-        .output()
-        .expect("tenant add");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tenant = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let tenant = tenant_add(&s.data.dir, "Second Shop", "15550100200");
     let name = Path::new(&tenant)
         .file_name()
         .expect("tenant file")
         .to_string_lossy()
         .into_owned();
     assert!(name.starts_with("tenant-"), "{name}");
-    assert_private(&s.data, &[name.as_str()]);
-    s.assert_log_clean(&[]);
+    assert_private(&s.data.dir, &[name.as_str()]);
+    assert_log_clean(&s);
 }
 
 /// A file and the directory an operator opened to others are named in a warning at the next
@@ -527,8 +314,10 @@ async fn a_loosened_path_in_the_data_directory_is_named_in_a_warning() {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
-    let mut first = Serve::start_in(&data, &dir.path().join("first.log"), None, &[]);
-    first.stop();
+    let mut first = serve(&Data::at(data.clone()), &[])
+        .log_to(dir.path().join("first.log"))
+        .start();
+    first.stop().expect("serve stopped cleanly");
     let first_log = first.log_text();
     assert!(
         !first_log.contains("open to group or others"),
@@ -542,7 +331,7 @@ async fn a_loosened_path_in_the_data_directory_is_named_in_a_warning() {
     set(&data.join("root-keys").join("EU.key"), 0o640);
 
     let log = dir.path().join("second.log");
-    let second = Serve::start_in(&data, &log, None, &[]);
+    let second = serve(&Data::at(data.clone()), &[]).log_to(log).start();
     let text = second.log_text();
     let warnings: Vec<&str> = text
         .lines()
@@ -565,5 +354,5 @@ async fn a_loosened_path_in_the_data_directory_is_named_in_a_warning() {
     assert_eq!(mode(&data), 0o750, "left as it is");
     assert_eq!(mode(&data.join("events.db")), 0o644, "left as it is");
     assert_eq!(mode(&data.join("keys.db")), 0o600);
-    second.assert_log_clean(&[]);
+    assert_log_clean(&second);
 }

@@ -6,7 +6,8 @@
 mod common;
 
 use base64::Engine as _;
-use common::server::{eventually, start, Data, Hook, Node};
+use common::hook::Hook;
+use common::server::{eventually, start, Data, Node};
 use serde_json::{json, Value};
 
 const PHONE: &str = "4915112345678";
@@ -15,64 +16,33 @@ const PNG_B64: &str =
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==";
 
 async fn upload_png(node: &Node) -> String {
-    const BOUNDARY: &str = "sealpost-restart-boundary";
     let png = base64::engine::general_purpose::STANDARD
         .decode(PNG_B64)
         .expect("png");
-    let mut body = Vec::new();
-    body.extend_from_slice(
-        format!(
-            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"messaging_product\"\r\n\r\nwhatsapp\r\n\
-             --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"dot.png\"\r\nContent-Type: image/png\r\n\r\n"
+    let (st, v) = node
+        .upload(
+            &node.s("access_token"),
+            &[
+                ("messaging_product", None, b"whatsapp"),
+                ("file", Some(("dot.png", "image/png")), &png),
+            ],
         )
-        .as_bytes(),
-    );
-    body.extend_from_slice(&png);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    let resp = reqwest::Client::new()
-        .post(format!(
-            "{}/v21.0/{}/media",
-            node.base,
-            node.s("phone_number_id")
-        ))
-        .bearer_auth(node.s("access_token"))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("upload");
-    assert_eq!(resp.status().as_u16(), 200);
-    let v: Value = serde_json::from_slice(&resp.bytes().await.expect("body")).expect("json");
+        .await;
+    assert_eq!(st, 200, "{v}");
     v["id"].as_str().expect("media id").to_owned()
 }
 
 /// The statistics as the auditor reads them.
 async fn statistics(node: &Node) -> Value {
     let token = node.s("auditor_token");
-    let (st, v) = node
-        .call(
-            reqwest::Method::GET,
-            "/sealpost/v1/statistics",
-            Some(&token),
-            None,
-        )
-        .await;
+    let (st, v) = node.get("/sealpost/v1/statistics", &token).await;
     assert_eq!(st, 200, "{v}");
     v["data"].clone()
 }
 
 /// The number's quality rating as its business reads it.
 async fn rating(node: &Node) -> String {
-    let (path, token) = (
-        format!("/v21.0/{}", node.s("phone_number_id")),
-        node.s("access_token"),
-    );
-    let (_, v) = node
-        .call(reqwest::Method::GET, &path, Some(&token), None)
-        .await;
+    let (_, v) = node.number().await;
     v["quality_rating"].as_str().unwrap_or_default().to_owned()
 }
 
@@ -237,21 +207,19 @@ async fn local_storage_across_restarts(data: Data) {
     let (id, token) = (node.s("phone_number_id"), node.s("access_token"));
     node.subscribe(&callback).await;
     let (st, v) = node
-        .call(
-            reqwest::Method::POST,
+        .post(
             &format!("/v21.0/{id}/settings"),
             Some(&token),
-            Some(json!({"storage_configuration": {
-                "status": "IN_COUNTRY_STORAGE_ENABLED", "data_localization_region": "DE"}})),
+            json!({"storage_configuration": {
+                "status": "IN_COUNTRY_STORAGE_ENABLED", "data_localization_region": "DE"}}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
     let (st, v) = node
-        .call(
-            reqwest::Method::POST,
+        .post(
             &format!("/v21.0/{id}/register"),
             Some(&token),
-            Some(json!({"messaging_product": "whatsapp", "pin": "123456"})),
+            json!({"messaging_product": "whatsapp", "pin": "123456"}),
         )
         .await;
     assert_eq!(st, 200, "{v}");
@@ -319,11 +287,10 @@ async fn the_quality_rating_survives_a_restart() {
     let display = node.s("display_phone_number");
     for i in 0..3 {
         let (st, v) = node
-            .call(
-                reqwest::Method::POST,
+            .post(
                 &format!("/sim/v1/devices/49151123456{i:02}/report"),
                 None,
-                Some(json!({"to": display, "type": "spam"})),
+                json!({"to": display, "type": "spam"}),
             )
             .await;
         assert_eq!(st, 200, "{v}");

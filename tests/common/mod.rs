@@ -1,7 +1,10 @@
-//! A Sealpost over a real store with a simulated clock, for the end-to-end tests.
+//! A Sealpost over a real store with a simulated clock, for the end-to-end tests; the black-box
+//! harness around the real binary is `server` (with `hook`, a webhook listener), a private
+//! Postgres cluster `cluster`.
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod hook;
 pub mod server;
 
 use sealpost::app::Sealpost;
@@ -75,6 +78,14 @@ pub async fn postgres_env(label: &str) -> Option<Env> {
         dir: None,
         pg: Some(pg),
     })
+}
+
+/// The consumer of the black-box tests (a fixed test number, searched for in logs).
+pub const CONSUMER: &str = "4915112345678";
+
+/// A Cloud API text message to `to`.
+pub fn text(to: &str, body: &str) -> serde_json::Value {
+    serde_json::json!({"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "text", "text": {"preview_url": false, "body": body}})
 }
 
 /// A recognisable string that must never be found in storage or logs.

@@ -1,0 +1,196 @@
+//! A business's webhook endpoint for the black-box tests: a real listener on a free loopback
+//! port that answers the `hub.challenge` handshake, records every notification attempt with its
+//! signature and notification id, and answers as scripted (500s, or down) or with 200.
+
+use super::server::poll;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// One POST the webhook listener took.
+#[derive(Clone, Debug)]
+pub struct Attempt {
+    /// `X-Hub-Signature-256`.
+    pub signature: String,
+    /// `X-Sealpost-Notification-Id`.
+    pub notification_id: String,
+    pub body: Vec<u8>,
+    /// The status the listener answered.
+    pub answered: u16,
+}
+
+#[derive(Default)]
+struct Listener {
+    /// Answers to give to POSTs, front first; 200 once empty (unless `down`).
+    script: Vec<u16>,
+    down: bool,
+    attempts: Vec<Attempt>,
+    verifications: usize,
+}
+
+/// A business's webhook callback: answers the `hub.challenge` handshake for the verify token
+/// `my-verify-token`, and every notification with 200, or as scripted.
+#[derive(Clone, Default)]
+pub struct Hook {
+    state: Arc<Mutex<Listener>>,
+}
+
+async fn verify(
+    State(h): State<Hook>,
+    Query(q): Query<HashMap<String, String>>,
+) -> (StatusCode, String) {
+    h.lock().verifications += 1;
+    if q.get("hub.mode").map(String::as_str) == Some("subscribe")
+        && q.get("hub.verify_token").map(String::as_str) == Some("my-verify-token")
+    {
+        (
+            StatusCode::OK,
+            q.get("hub.challenge").cloned().unwrap_or_default(),
+        )
+    } else {
+        (StatusCode::FORBIDDEN, String::new())
+    }
+}
+
+async fn notify(State(h): State<Hook>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
+    let mut l = h.lock();
+    let answered = if l.down {
+        500
+    } else if l.script.is_empty() {
+        200
+    } else {
+        l.script.remove(0)
+    };
+    let header = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    l.attempts.push(Attempt {
+        signature: header("x-hub-signature-256"),
+        notification_id: header("x-sealpost-notification-id"),
+        body: body.to_vec(),
+        answered,
+    });
+    StatusCode::from_u16(answered).unwrap_or(StatusCode::OK)
+}
+
+impl Hook {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Listener> {
+        self.state.lock().expect("lock")
+    }
+
+    /// Listens on a free loopback port; the callback URL.
+    pub async fn listen(&self) -> String {
+        let app = axum::Router::new()
+            .route("/hook", get(verify).post(notify))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        format!("http://{addr}/hook")
+    }
+
+    /// The next POSTs are answered with `answers`, in order.
+    pub fn script(&self, answers: &[u16]) {
+        self.lock().script = answers.to_vec();
+    }
+
+    /// While down, every POST is answered 500.
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    /// How many handshakes (GETs) it answered.
+    pub fn verifications(&self) -> usize {
+        self.lock().verifications
+    }
+
+    /// Every POST so far.
+    pub fn attempts(&self) -> Vec<Attempt> {
+        self.lock().attempts.clone()
+    }
+
+    /// The notifications answered 200, as JSON.
+    fn taken(&self) -> Vec<(String, Value)> {
+        self.lock()
+            .attempts
+            .iter()
+            .filter(|a| a.answered == 200)
+            .filter_map(|a| {
+                let v = serde_json::from_slice(&a.body).ok()?;
+                Some((a.notification_id.clone(), v))
+            })
+            .collect()
+    }
+
+    /// The notifications answered 200, each notification id once.
+    pub fn accepted(&self) -> Vec<Value> {
+        let mut seen = std::collections::HashSet::new();
+        self.taken()
+            .into_iter()
+            .filter(|(id, _)| seen.insert(id.clone()))
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    /// [`Hook::accepted`] once `pred` holds of it (within 10 s).
+    pub async fn wait_for(&self, pred: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+        let what = "the webhook listener gets what the test waits for";
+        poll(Duration::from_millis(25), 10, what, || async {
+            let got = self.accepted();
+            pred(&got).then_some(got)
+        })
+        .await
+    }
+
+    /// Every `value` of every change of every notification answered 200.
+    pub fn values(&self) -> Vec<Value> {
+        self.taken()
+            .into_iter()
+            .flat_map(|(_, n)| {
+                n["entry"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .flat_map(|e| e["changes"].as_array().cloned().unwrap_or_default())
+                    .map(|c| c["value"].clone())
+            })
+            .collect()
+    }
+
+    /// Inbound messages received: `(wamid, text body)`.
+    pub fn messages(&self) -> Vec<(String, String)> {
+        self.values()
+            .iter()
+            .flat_map(|v| v["messages"].as_array().cloned().unwrap_or_default())
+            .map(|m| {
+                (
+                    m["id"].as_str().unwrap_or_default().to_owned(),
+                    m["text"]["body"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Statuses received for message `id`.
+    pub fn statuses(&self, id: &str) -> Vec<String> {
+        self.values()
+            .iter()
+            .flat_map(|v| v["statuses"].as_array().cloned().unwrap_or_default())
+            .filter(|s| s["id"].as_str() == Some(id))
+            .filter_map(|s| s["status"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
