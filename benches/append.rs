@@ -210,7 +210,7 @@ fn bench(c: &mut Criterion) {
     );
 
     // Postgres.
-    let pg = rt.block_on(sealpost_adapters::testkit::postgres_test_db("bench"));
+    let pg = rt.block_on(sealpost_testkit::postgres_test_db("bench"));
     if let Some(pg) = pg {
         let (store, raw) = rt.block_on(async {
             sqlx::query(

@@ -13,7 +13,7 @@ use sealpost_adapters::signal::{Libsignal, SignalEngine};
 use sealpost_adapters::store::Stores;
 use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
 use sealpost_adapters::vault::RootKeys;
-use sealpost_domain::{MessageKind, PhoneNumberId, Principal, Region, RetentionPolicy, E164};
+use sealpost_domain::{MessageContent, PhoneNumberId, Principal, Region, RetentionPolicy, E164};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -94,8 +94,7 @@ async fn round(r: &mut Rig) -> Duration {
                 &me,
                 &number,
                 &phone,
-                MessageKind::Text,
-                "your order has shipped",
+                &MessageContent::text("your order has shipped"),
                 None,
             )
             .await
@@ -144,7 +143,7 @@ fn bench(c: &mut Criterion) {
         },
     );
 
-    if let Some(pg) = rt.block_on(sealpost_adapters::testkit::postgres_test_db("lifecycle")) {
+    if let Some(pg) = rt.block_on(sealpost_testkit::postgres_test_db("lifecycle")) {
         let mut postgres = rt.block_on(rig(Stores::postgres(pg.pool.clone())));
         g.bench_function(
             BenchmarkId::new("postgres", "accept→signal→transport→delivered→read"),

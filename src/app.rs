@@ -29,7 +29,7 @@ mod tenants;
 pub use error::AppError;
 pub use inbound::Inbound;
 pub(crate) use messages::text;
-pub use messages::{Content, Held};
+pub use messages::Held;
 pub(crate) use subjects::require_owner_or_dpo;
 
 /// The name of this deployment's tamper-evident log (the checkpoints' origin line).

@@ -2,8 +2,18 @@
 //! (`docs/claims.md`, compiled in), and which of the demo's live checks exercise it, so that
 //! `sealpost demo` can end by printing each claim's status from its own run.
 
-use crate::demo::Check;
 use std::io::Write;
+
+/// One promise checked by the demo: the live evidence a claim's status is read from. It lives
+/// here, not in the demo, so that the claim map depends on nothing and the demo (with its HTTP
+/// act) depends on it, one way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked.
+    pub name: String,
+    /// Whether it held.
+    pub passed: bool,
+}
 
 /// `docs/claims.md`, the single written map of claim → tests.
 pub const CLAIMS_MD: &str = include_str!("../docs/claims.md");

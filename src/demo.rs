@@ -3,6 +3,7 @@
 //! see; the exit status is non-zero if any check failed.
 
 use crate::app::{AppError, Sealpost};
+use crate::claims::Check;
 use crate::pipeline::{IntegrityRecorder, Pipeline, StepReport};
 use sealpost_adapters::clock::SimClock;
 use sealpost_adapters::scan::scan_dir;
@@ -12,23 +13,14 @@ use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
 use sealpost_audit::GateError;
 use sealpost_domain::time::{DAY_MS, HOUR_MS};
 use sealpost_domain::{
-    DomainError, MessageId, MessageKind, MessageStatus, Opened, Principal, PrincipalKind, Purpose,
-    Region, RetentionPolicy, SubjectId, Timestamp, E164,
+    DomainError, MessageContent, MessageId, MessageStatus, Opened, Principal, PrincipalKind,
+    Purpose, Region, RetentionPolicy, SubjectId, Timestamp, E164,
 };
 use std::io::Write;
 use std::sync::Arc;
 
 /// 2026-01-01T00:00:00Z, where the simulated clock starts.
 pub const DEMO_START_MS: i64 = 1_767_225_600_000;
-
-/// One promise checked by the demo.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    /// What was checked.
-    pub name: String,
-    /// Whether it held.
-    pub passed: bool,
-}
 
 /// What the demo found.
 #[derive(Debug, Default)]
@@ -127,8 +119,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
                     &me,
                     &number,
                     &phones[i],
-                    MessageKind::Text,
-                    &body,
+                    &MessageContent::text(body.clone()),
                     Some("order-42"),
                 )
                 .await?,
@@ -137,6 +128,8 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     }
     d.run("outbound").await?;
     for (i, (id, body)) in replies.iter().enumerate() {
+        // The Signal plaintext is the message content in the Cloud API's shape.
+        let sent = MessageContent::text(body.as_str()).to_bytes();
         let shown: Vec<&[u8]> = d.devices[i]
             .inbox()
             .iter()
@@ -147,7 +140,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
                 "{}'s phone decrypted exactly the business's answer",
                 CONSUMERS[i].0
             ),
-            shown == vec![body.as_bytes()],
+            shown == vec![sent.as_slice()],
         )?;
         let status = d.app.message(id).await?.status;
         d.check(
@@ -171,8 +164,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
             &me,
             &number,
             &phones[2],
-            MessageKind::Text,
-            &canaries[2],
+            &MessageContent::text(canaries[2].clone()),
             None,
         )
         .await;
@@ -184,20 +176,17 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         "free-form message outside the 24-hour window is refused with 131047",
         code == Some(DomainError::OutsideServiceWindow.cloud_code()),
     )?;
-    let template = format!(
-        "{{\"name\":\"order_update\",\"param\":\"{}\"}}",
-        canaries[2]
-    );
+    let template: MessageContent = serde_json::from_value(serde_json::json!({
+        "type": "template",
+        "template": {
+            "name": "order_update",
+            "language": { "code": "en_US" },
+            "components": [{ "type": "body", "parameters": [{ "type": "text", "text": canaries[2] }] }],
+        },
+    }))?;
     let carol_template = d
         .app
-        .send(
-            &me,
-            &number,
-            &phones[2],
-            MessageKind::Template,
-            &template,
-            None,
-        )
+        .send(&me, &number, &phones[2], &template, None)
         .await?;
     d.run("template").await?;
 
@@ -352,8 +341,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
             &me,
             &number,
             &phones[1],
-            MessageKind::Text,
-            &format!("{} you're welcome", canaries[1]),
+            &MessageContent::text(format!("{} you're welcome", canaries[1])),
             None,
         )
         .await?;

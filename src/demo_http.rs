@@ -4,7 +4,7 @@
 //! webhook, the business answering by business-scoped user id (it never needs the number),
 //! the answer decrypted on the phone, and the business's read receipt reaching the phone.
 
-use crate::demo::Check;
+use crate::claims::Check;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;

@@ -27,8 +27,8 @@ pub use limits::{Limits, Pair, PAIR_BURST, PAIR_RATE_PER_S, THROUGHPUT_HIGH, THR
 pub use messages::MAX_TEXT;
 pub use openapi::openapi;
 pub use startup::{
-    serve, BusinessNumbers, ServeConfig, CHECKPOINT_EVERY_MS, EVIDENCE_EVERY, PROJECTIONS_EVERY,
-    REQUEST_GRACE, RETENTION_EVERY_MS, WORK_GRACE,
+    serve, ServeConfig, CHECKPOINT_EVERY_MS, EVIDENCE_EVERY, PROJECTIONS_EVERY, REQUEST_GRACE,
+    RETENTION_EVERY_MS, WORK_GRACE,
 };
 
 use crate::app::Sealpost;

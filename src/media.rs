@@ -13,6 +13,7 @@ use sealpost_domain::media::{
     fields, MediaCommand, MediaEvent, MediaObject, MediaOrigin, INBOUND_MEDIA_TTL_MS,
     MEDIA_STREAM_TYPE,
 };
+use sealpost_domain::MessageContent;
 use sealpost_domain::{
     BusinessId, DomainError, FieldScope, MediaId, Opened, PhoneNumberId, Principal, PrincipalKind,
     Purpose, Region, SubjectId, Timestamp,
@@ -440,36 +441,20 @@ impl Sealpost {
         &self,
         number: &PhoneNumberId,
         subject: &SubjectId,
-        body: &str,
-    ) -> Result<String, AppError> {
+        mut content: MessageContent,
+    ) -> Result<MessageContent, AppError> {
         use base64::Engine as _;
-        let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str(body) else {
-            return Ok(body.to_owned());
+        let Some(media) = content.media_mut() else {
+            return Ok(content);
         };
-        let Some(kind) = obj
-            .get("type")
-            .and_then(serde_json::Value::as_str)
-            .filter(|k| MEDIA_KINDS.contains(k))
-            .map(str::to_owned)
-        else {
-            return Ok(body.to_owned());
+        let Some(data) = media.data.take() else {
+            return Ok(content);
         };
-        let Some(serde_json::Value::Object(payload)) = obj.get_mut(&kind) else {
-            return Ok(body.to_owned());
-        };
-        let Some(serde_json::Value::String(data)) = payload.remove("data") else {
-            return Ok(body.to_owned());
-        };
-        let mime = payload
-            .get("mime_type")
-            .and_then(serde_json::Value::as_str)
+        let mime = media
+            .mime_type
+            .clone()
             .filter(|m| acceptable_mime(m))
-            .unwrap_or("application/octet-stream")
-            .to_owned();
-        let filename = payload
-            .get("filename")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned);
+            .unwrap_or_else(|| "application/octet-stream".to_owned());
         match base64::engine::general_purpose::STANDARD.decode(data.as_bytes()) {
             Ok(bytes) if bytes.len() <= MAX_MEDIA_BYTES => {
                 let id = self
@@ -479,21 +464,18 @@ impl Sealpost {
                         MediaOrigin::Inbound,
                         Some(subject),
                         &mime,
-                        filename.as_deref(),
+                        media.filename.as_deref(),
                         &bytes,
                     )
                     .await?;
-                payload.insert("id".into(), id.as_str().into());
-                payload.insert("mime_type".into(), mime.into());
-                payload.insert(
-                    "sha256".into(),
-                    hex::encode(sealpost_adapters::crypto::sha256(&bytes)).into(),
-                );
+                media.id = Some(id.as_str().to_owned());
+                media.mime_type = Some(mime);
+                media.sha256 = Some(hex::encode(sealpost_adapters::crypto::sha256(&bytes)));
             }
             // Unreadable or too large: the business gets the message without the attachment.
             _ => {}
         }
-        Ok(serde_json::Value::Object(obj).to_string())
+        Ok(content)
     }
 }
 

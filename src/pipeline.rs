@@ -29,8 +29,8 @@ use sealpost_domain::integrity::{IntegrityEvent, INTEGRITY_STREAM_TYPE};
 use sealpost_domain::time::SECOND_MS;
 use sealpost_domain::PrincipalKind;
 use sealpost_domain::{
-    BusinessId, DomainError, MessageCommand, MessageEvent, MessageId, MessageKind, MessageStatus,
-    Opened, PhoneNumberId, Principal, Purpose, Region, SubjectId, Timestamp, E164,
+    BusinessId, DomainError, MessageCommand, MessageEvent, MessageId, MessageStatus, Opened,
+    PhoneNumberId, Principal, Purpose, Region, Timestamp, E164,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -319,15 +319,6 @@ impl Pipeline {
             self.committed = safe;
         }
         Ok(())
-    }
-
-    /// A subject's id for tests and the demo.
-    pub async fn subject_of(&self, message: &MessageId) -> Result<SubjectId, AppError> {
-        self.app
-            .message(message)
-            .await?
-            .subject_id
-            .ok_or(AppError::Incomplete("message without subject"))
     }
 }
 

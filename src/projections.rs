@@ -3,11 +3,12 @@
 //! `sealpost projections rebuild NAME` folds again from position 0.
 
 use crate::app::AppError;
-use crate::http::BusinessNumbers;
 use crate::identity::TokenIndex;
 use crate::webhooks::Apps;
 use sealpost_adapters::ledger::EventStore;
 use sealpost_adapters::projection::{Fold, Persisted};
+use sealpost_domain::PhoneNumberEvent;
+use std::collections::BTreeMap;
 
 /// Every persisted projection by name.
 pub const NAMES: [&str; 3] = [BusinessNumbers::NAME, Apps::NAME, TokenIndex::NAME];
@@ -41,4 +42,32 @@ pub async fn rebuild(
             .position(),
         _ => return Ok(None),
     }))
+}
+
+/// Business phone numbers: id → display number (business information, nothing personal).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct BusinessNumbers(pub BTreeMap<String, String>);
+
+impl Fold for BusinessNumbers {
+    const NAME: &'static str = "business-numbers";
+    const VERSION: u64 = 1;
+
+    fn wants(header: &sealpost_adapters::store::RowHeader) -> bool {
+        header.event_type == "PhoneNumberAdded"
+    }
+
+    fn apply(
+        &mut self,
+        e: &sealpost_adapters::ledger::OpenedEvent,
+    ) -> Result<(), sealpost_adapters::store::StoreError> {
+        if let PhoneNumberEvent::PhoneNumberAdded {
+            phone_number_id,
+            display_number,
+            ..
+        } = e.decode::<PhoneNumberEvent>()?
+        {
+            self.0.insert(phone_number_id.to_string(), display_number);
+        }
+        Ok(())
+    }
 }

@@ -19,6 +19,7 @@ use sealpost_audit::FieldRef;
 use sealpost_domain::aggregates::message::PricingCategory;
 use sealpost_domain::apps::{AppEvent, APP_STREAM_TYPE};
 use sealpost_domain::time::DAY_MS;
+use sealpost_domain::MessageContent;
 use sealpost_domain::{
     BusinessId, FieldScope, MessageEvent, MessageId, Opened, PhoneNumberId, Principal, Purpose,
     Region, SubjectId, Timestamp, E164,
@@ -314,14 +315,17 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_else(|| "unknown".into());
             let mut message = json!({ "from": wa_id, "id": id.as_str(), "timestamp": at.unix_seconds().to_string(), "type": kind_name });
-            match serde_json::from_str::<Value>(&body) {
-                Ok(Value::Object(obj)) if obj.contains_key(&kind_name) => {
-                    message[&kind_name] = obj[&kind_name].clone();
-                    if let Some(ctx) = obj.get("context") {
-                        message["context"] = ctx.clone();
-                    }
+            // The typed content as sealed; the notification carries its object under its type.
+            let content = MessageContent::from_bytes(body.as_bytes());
+            if content.payload.type_name() == kind_name {
+                let wire =
+                    serde_json::to_value(&content).map_err(|_| AppError::Encode("content"))?;
+                message[&kind_name] = wire[&kind_name].clone();
+                if let Some(ctx) = wire.get("context") {
+                    message["context"] = ctx.clone();
                 }
-                _ => message["text"] = json!({ "body": body }),
+            } else {
+                message["text"] = json!({ "body": body });
             }
             let value = json!({
                 "contacts": [{ "profile": { "name": name }, "wa_id": wa_id, "user_id": user_id }],

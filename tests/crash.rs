@@ -329,7 +329,7 @@ async fn sqlite_kill_9_under_load_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_kill_9_under_load_loses_nothing() {
-    let Some(pg) = sealpost_adapters::testkit::postgres_test_db("crash under load").await else {
+    let Some(pg) = sealpost_testkit::postgres_test_db("crash under load").await else {
         return;
     };
     let root = tempfile::tempdir().expect("dir");

@@ -9,7 +9,7 @@ use sealpost_adapters::ledger::traced;
 use sealpost_adapters::signal::{Libsignal, SignalEngine};
 use sealpost_adapters::store::StreamId;
 use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
-use sealpost_domain::{MessageKind, Principal, Region, E164};
+use sealpost_domain::{MessageContent, Principal, Region, E164};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -67,7 +67,7 @@ async fn a_send_its_delivery_and_an_inbound_message_each_load_a_stream_once() {
     let (sent, reads) =
         traced(
             env.app
-                .send(&me, &number, &phone, MessageKind::Text, "hello", None),
+                .send(&me, &number, &phone, &MessageContent::text("hello"), None),
         )
         .await;
     sent.expect("send");

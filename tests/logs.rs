@@ -7,7 +7,7 @@ use common::{canary, sqlite_env};
 use sealpost::app::AppError;
 use sealpost_audit::GateError;
 use sealpost_domain::time::{DAY_MS, HOUR_MS};
-use sealpost_domain::{MessageKind, Principal, PrincipalKind, Purpose, Region, E164};
+use sealpost_domain::{MessageContent, Principal, PrincipalKind, Purpose, Region, E164};
 
 const PHONES: [&str; 2] = ["4915112345678", "447700900123"];
 
@@ -56,8 +56,7 @@ fn logs_and_spans_never_hold_personal_data() {
                         &me,
                         &number,
                         &phone,
-                        MessageKind::Text,
-                        &canary(i, "early"),
+                        &MessageContent::text(canary(i, "early")),
                         None,
                     )
                     .await;
@@ -66,12 +65,12 @@ fn logs_and_spans_never_hold_personal_data() {
                     "outside the window"
                 );
                 inbound.push(
-                    app.receive(
+                    common::receive(
+                        app,
                         &number,
                         &phone,
                         canary(i, "ct").as_bytes(),
-                        MessageKind::Text,
-                        &canary(i, "in"),
+                        &MessageContent::text(canary(i, "in")),
                         Some(&canary(i, "name")),
                     )
                     .await
@@ -81,8 +80,7 @@ fn logs_and_spans_never_hold_personal_data() {
                     &me,
                     &number,
                     &phone,
-                    MessageKind::Text,
-                    &canary(i, "out"),
+                    &MessageContent::text(canary(i, "out")),
                     Some(&canary(i, "cb")),
                 )
                 .await

@@ -9,7 +9,8 @@ use sealpost_adapters::signal::{Libsignal, SignalEngine};
 use sealpost_adapters::store::StreamId;
 use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
 use sealpost_domain::{
-    BusinessId, MessageId, MessageKind, MessageStatus, PhoneNumberId, Principal, Region, E164,
+    BusinessId, MessageContent, MessageId, MessageKind, MessageStatus, PhoneNumberId, Principal,
+    Region, E164,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +19,13 @@ const BUSINESS_NUMBER: &str = "15550783881";
 
 fn consumer(i: usize) -> String {
     format!("49151{:08}", 1000 + i)
+}
+
+/// The body of a text message as a device decrypted it: the Signal plaintext is the content in
+/// the Cloud API's shape, `{"type":"text","text":{"body":…}}`.
+fn text_of(plaintext: &[u8]) -> String {
+    let content: MessageContent = serde_json::from_slice(plaintext).expect("typed content");
+    content.text_body().expect("a text").to_owned()
 }
 
 struct World {
@@ -112,7 +120,13 @@ async fn hundred_out_fifty_in(env: Env) {
             let phone = E164::parse(&consumer(i)).expect("phone");
             let id = env
                 .app
-                .send(&w.me, &w.number, &phone, MessageKind::Text, &body, None)
+                .send(
+                    &w.me,
+                    &w.number,
+                    &phone,
+                    &MessageContent::text(body.as_str()),
+                    None,
+                )
                 .await
                 .expect("send");
             sent.entry(i).or_default().push((id, body));
@@ -140,14 +154,14 @@ async fn hundred_out_fifty_in(env: Env) {
 
     // Every device decrypted exactly what was sent to it, once each.
     for (i, d) in w.devices.iter().enumerate() {
-        let got: Vec<(String, Vec<u8>)> = d
+        let got: Vec<(String, String)> = d
             .inbox()
             .iter()
-            .map(|r| (r.id.clone(), r.plaintext.clone()))
+            .map(|r| (r.id.clone(), text_of(&r.plaintext)))
             .collect();
-        let want: Vec<(String, Vec<u8>)> = sent[&i]
+        let want: Vec<(String, String)> = sent[&i]
             .iter()
-            .map(|(id, b)| (id.to_string(), b.clone().into_bytes()))
+            .map(|(id, b)| (id.to_string(), b.clone()))
             .collect();
         assert_eq!(got, want, "device {i}");
         assert_eq!(d.decrypt_failures(), 0);
@@ -195,7 +209,9 @@ async fn hundred_out_fifty_in(env: Env) {
             .read_content(&w.me, sealpost_domain::Purpose::BusinessApi, id)
             .await
             .expect("read");
-        assert!(c.plain().is_some_and(|c| c.body.starts_with("CANARY-")));
+        assert!(c
+            .plain()
+            .is_some_and(|c| c.text_body().is_some_and(|b| b.starts_with("CANARY-"))));
     }
     // The transport never held a plaintext byte of any message.
     let routed = serde_json::to_vec(&w.net.routed()).expect("serialize");
@@ -261,8 +277,7 @@ async fn a_restart_in_the_middle_loses_nothing_and_sends_nothing_twice() {
                         &w.me,
                         &w.number,
                         &phone,
-                        MessageKind::Text,
-                        &format!("m{round}-{i}"),
+                        &MessageContent::text(format!("m{round}-{i}")),
                         None,
                     )
                     .await
@@ -308,11 +323,7 @@ async fn a_restart_in_the_middle_loses_nothing_and_sends_nothing_twice() {
         );
     }
     for (i, d) in w.devices.iter().enumerate() {
-        let bodies: Vec<String> = d
-            .inbox()
-            .iter()
-            .map(|r| String::from_utf8_lossy(&r.plaintext).into_owned())
-            .collect();
+        let bodies: Vec<String> = d.inbox().iter().map(|r| text_of(&r.plaintext)).collect();
         assert_eq!(
             bodies,
             vec![format!("m0-{i}"), format!("m1-{i}")],
@@ -352,8 +363,7 @@ async fn retransmission_works_until_the_keys_are_gone_then_is_refused() {
             &w.me,
             &w.number,
             &phone,
-            MessageKind::Text,
-            "your code is 4711",
+            &MessageContent::text("your code is 4711"),
             None,
         )
         .await
@@ -446,8 +456,7 @@ async fn a_reinstalled_device_is_an_identity_change_event_not_a_failure() {
             &w.me,
             &w.number,
             &phone,
-            MessageKind::Text,
-            "welcome back",
+            &MessageContent::text("welcome back"),
             None,
         )
         .await
@@ -455,10 +464,10 @@ async fn a_reinstalled_device_is_an_identity_change_event_not_a_failure() {
     pipeline.run_until_idle(5).await.expect("pipeline");
     devices_step(&mut w).await;
     assert_eq!(
-        w.devices[0].inbox().last().map(|r| r.plaintext.clone()),
-        Some(b"welcome back".to_vec())
+        w.devices[0].inbox().last().map(|r| text_of(&r.plaintext)),
+        Some("welcome back".to_owned())
     );
-    let subject = pipeline.subject_of(&id).await.expect("subject");
+    let subject = common::subject_of(&env.app, &id).await;
     let subject_events: Vec<String> = env
         .app
         .store()
@@ -495,10 +504,13 @@ async fn messaging_everyone_is_throttled_past_the_tier() {
     let mut ids = Vec::new();
     for i in 0..251 {
         let phone = E164::parse(&consumer(i)).expect("phone");
-        let body = r#"{"name":"spring_sale","language":{"code":"en_US"}}"#;
+        let template: MessageContent = serde_json::from_str(
+            r#"{"type":"template","template":{"name":"spring_sale","language":{"code":"en_US"}}}"#,
+        )
+        .expect("template");
         ids.push(
             env.app
-                .send(&w.me, &w.number, &phone, MessageKind::Template, body, None)
+                .send(&w.me, &w.number, &phone, &template, None)
                 .await
                 .expect("template"),
         );
@@ -637,15 +649,23 @@ async fn media_reactions_and_signed_prekey_rotation() {
             .await
             .expect("read");
         let c = c.plain().expect("readable");
-        kinds.push((c.kind, c.body));
+        kinds.push((c.kind(), serde_json::to_value(&c).expect("json")));
     }
+    let json = |s: &str| serde_json::from_str::<serde_json::Value>(s).expect("json");
     assert_eq!(
         kinds,
         vec![
-            (MessageKind::Image, image.to_owned()),
-            (MessageKind::Reaction, reaction.to_owned()),
-            (MessageKind::Text, "and hi".to_owned()),
-            (MessageKind::Text, "new session".to_owned()),
+            (MessageKind::Image, json(image)),
+            (MessageKind::Reaction, json(reaction)),
+            (
+                MessageKind::Text,
+                json(r#"{"type":"text","text":{"body":"and hi"}}"#)
+            ),
+            // Plain bytes from a device are text.
+            (
+                MessageKind::Text,
+                json(r#"{"type":"text","text":{"body":"new session"}}"#)
+            ),
         ]
     );
     let _ = &mut w;
@@ -668,12 +688,18 @@ async fn after_an_erasure_the_consumer_is_asked_to_start_a_new_session() {
     let phone = E164::parse(&consumer(0)).expect("phone");
     let id = env
         .app
-        .send(&w.me, &w.number, &phone, MessageKind::Text, "hello", None)
+        .send(
+            &w.me,
+            &w.number,
+            &phone,
+            &MessageContent::text("hello"),
+            None,
+        )
         .await
         .expect("send");
     pipeline.run_until_idle(5).await.expect("pipeline");
     devices_step(&mut w).await;
-    let old_subject = pipeline.subject_of(&id).await.expect("subject");
+    let old_subject = common::subject_of(&env.app, &id).await;
     env.app
         .erase(&Principal::of_kind(PrincipalKind::Dpo, "dpo"), &old_subject)
         .await
@@ -705,7 +731,7 @@ async fn after_an_erasure_the_consumer_is_asked_to_start_a_new_session() {
         .expect("inbound");
     let new_id = MessageId::parse(&last.header.stream.id).expect("id");
     assert_ne!(
-        pipeline.subject_of(&new_id).await.expect("subject"),
+        common::subject_of(&env.app, &new_id).await,
         old_subject,
         "a new subject"
     );
@@ -714,7 +740,10 @@ async fn after_an_erasure_the_consumer_is_asked_to_start_a_new_session() {
         .read_content(&w.me, sealpost_domain::Purpose::BusinessApi, &new_id)
         .await
         .expect("read");
-    assert_eq!(c.plain().map(|c| c.body), Some("still there?".to_owned()));
+    assert_eq!(
+        c.plain().and_then(|c| c.text_body().map(str::to_owned)),
+        Some("still there?".to_owned())
+    );
     env.finish().await;
 }
 
@@ -808,7 +837,13 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
     flaky.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let first = env
         .app
-        .send(&w.me, &w.number, &phone, MessageKind::Text, "first", None)
+        .send(
+            &w.me,
+            &w.number,
+            &phone,
+            &MessageContent::text("first"),
+            None,
+        )
         .await
         .expect("send");
     let r = pipeline.step().await.expect("step");
@@ -840,7 +875,13 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
     flaky.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let second = env
         .app
-        .send(&w.me, &w.number, &phone, MessageKind::Text, "second", None)
+        .send(
+            &w.me,
+            &w.number,
+            &phone,
+            &MessageContent::text("second"),
+            None,
+        )
         .await
         .expect("send");
     assert_eq!(pipeline.step().await.expect("step").retries_scheduled, 1);
@@ -857,11 +898,11 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
         Some(MessageStatus::Sent)
     );
     devices_step(&mut w).await;
-    let shown: Vec<Vec<u8>> = w.devices[0]
+    let shown: Vec<String> = w.devices[0]
         .inbox()
         .iter()
-        .map(|r| r.plaintext.clone())
+        .map(|r| text_of(&r.plaintext))
         .collect();
-    assert_eq!(shown, vec![b"first".to_vec(), b"second".to_vec()]);
+    assert_eq!(shown, vec!["first".to_owned(), "second".to_owned()]);
     env.finish().await;
 }

@@ -13,8 +13,8 @@ use sealpost_adapters::vault::{epoch_key_id, subject_key_id};
 use sealpost_audit::GateError;
 use sealpost_domain::time::{DAY_MS, HOUR_MS};
 use sealpost_domain::{
-    BusinessId, MessageCommand, MessageId, MessageKind, MessageStatus, Opened, PhoneNumberId,
-    Principal, PrincipalKind, Region, SubjectId, E164,
+    BusinessId, MessageCommand, MessageContent, MessageId, MessageKind, MessageStatus, Opened,
+    PhoneNumberId, Principal, PrincipalKind, Region, SubjectId, E164,
 };
 
 const PHONES: [&str; 4] = [
@@ -67,24 +67,22 @@ async fn traffic(env: &Env) -> Traffic {
     let mut old = Vec::new();
     for (i, p) in PHONES.iter().enumerate() {
         let phone = E164::parse(&format!("+{p}")).expect("phone");
-        let inbound = app
-            .receive(
-                &number,
-                &phone,
-                canary(i, "ct").as_bytes(),
-                MessageKind::Text,
-                &canary(i, "in"),
-                Some(&canary(i, "name")),
-            )
-            .await
-            .expect("receive");
+        let inbound = common::receive(
+            app,
+            &number,
+            &phone,
+            canary(i, "ct").as_bytes(),
+            &MessageContent::text(canary(i, "in")),
+            Some(&canary(i, "name")),
+        )
+        .await
+        .expect("receive");
         let outbound = app
             .send(
                 &me,
                 &number,
                 &phone,
-                MessageKind::Text,
-                &canary(i, "out"),
+                &MessageContent::text(canary(i, "out")),
                 Some(&canary(i, "cb")),
             )
             .await
@@ -110,12 +108,18 @@ async fn traffic(env: &Env) -> Traffic {
     }
     env.clock.advance_millis(20 * DAY_MS);
     let phone = E164::parse(PHONES[3]).expect("phone");
-    let recent_in = app
-        .receive(&number, &phone, b"ct", MessageKind::Text, "again", None)
-        .await
-        .expect("receive");
+    let recent_in = common::receive(
+        app,
+        &number,
+        &phone,
+        b"ct",
+        &MessageContent::text("again"),
+        None,
+    )
+    .await
+    .expect("receive");
     let recent_out = app
-        .send(&me, &number, &phone, MessageKind::Text, "answer", None)
+        .send(&me, &number, &phone, &MessageContent::text("answer"), None)
         .await
         .expect("send");
     Traffic {
@@ -135,7 +139,12 @@ async fn no_plaintext_before_and_after_shredding(env: Env) {
         .read_content(&t.me, sealpost_domain::Purpose::BusinessApi, &t.old[0].1)
         .await
         .expect("read");
-    assert_eq!(opened.plain().map(|c| c.body), Some(canary(0, "out")));
+    assert_eq!(
+        opened
+            .plain()
+            .and_then(|c| c.text_body().map(str::to_owned)),
+        Some(canary(0, "out"))
+    );
     assert_eq!(
         hits(&env).await,
         vec![],

@@ -188,8 +188,7 @@ async fn sqlite_a_conversation_survives_a_restart_between_every_step() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_conversation_survives_a_restart_between_every_step() {
-    let Some(pg) = sealpost_adapters::testkit::postgres_test_db("restart conversation").await
-    else {
+    let Some(pg) = sealpost_testkit::postgres_test_db("restart conversation").await else {
         return;
     };
     let root = tempfile::tempdir().expect("dir");
@@ -268,8 +267,7 @@ async fn sqlite_a_local_storage_number_keeps_its_messages_across_restarts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_local_storage_number_keeps_its_messages_across_restarts() {
-    let Some(pg) = sealpost_adapters::testkit::postgres_test_db("restart local storage").await
-    else {
+    let Some(pg) = sealpost_testkit::postgres_test_db("restart local storage").await else {
         return;
     };
     let root = tempfile::tempdir().expect("dir");

@@ -8,7 +8,7 @@ use sealpost::pipeline::Pipeline;
 use sealpost_adapters::signal::{Libsignal, SignalEngine};
 use sealpost_adapters::transport::http::HttpTransport;
 use sealpost_adapters::transport::sim::SimDevice;
-use sealpost_domain::{MessageKind, MessageStatus, Principal, Region, E164};
+use sealpost_domain::{MessageContent, MessageStatus, Principal, Region, E164};
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -86,12 +86,21 @@ async fn messages_cross_a_separate_transport_process() {
     let phone = E164::parse("4915112345678").expect("phone");
     let id = env
         .app
-        .send(&me, &number, &phone, MessageKind::Text, "and back", None)
+        .send(
+            &me,
+            &number,
+            &phone,
+            &MessageContent::text("and back"),
+            None,
+        )
         .await
         .expect("send");
     pipeline.run_until_idle(5).await.expect("pipeline");
     assert_eq!(device.step(&transport).await.expect("device"), 1);
-    assert_eq!(device.inbox()[0].plaintext, b"and back");
+    assert_eq!(
+        MessageContent::from_bytes(&device.inbox()[0].plaintext),
+        MessageContent::text("and back")
+    );
     pipeline.run_until_idle(5).await.expect("pipeline");
     assert_eq!(
         env.app.message(&id).await.expect("m").status,

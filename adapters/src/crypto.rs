@@ -96,8 +96,9 @@ pub fn seal(key: &SecretKey, plaintext: &[u8], aad: &[u8]) -> Vec<u8> {
     seal_with_nonce(key, &nonce, plaintext, aad)
 }
 
-/// Seals with a caller-chosen nonce. For known-answer tests; production code uses [`seal`].
-pub fn seal_with_nonce(
+/// Seals with a caller-chosen nonce: the body of [`seal`], private so that nothing outside this
+/// module can reuse a nonce; the known-answer tests below call it with the RFC's nonce.
+fn seal_with_nonce(
     key: &SecretKey,
     nonce: &[u8; NONCE_LEN],
     plaintext: &[u8],

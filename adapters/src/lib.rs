@@ -10,7 +10,6 @@ pub mod scan;
 pub mod signal;
 pub mod store;
 pub mod telemetry;
-pub mod testkit;
 pub mod transport;
 pub mod vault;
 pub mod webhook;

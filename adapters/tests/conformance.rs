@@ -23,7 +23,7 @@ use std::time::Duration;
 struct Fixture {
     stores: Stores,
     _dir: Option<tempfile::TempDir>,
-    pg: Option<sealpost_adapters::testkit::PgTestDb>,
+    pg: Option<sealpost_testkit::PgTestDb>,
 }
 
 impl Fixture {
@@ -45,7 +45,7 @@ async fn sqlite_fixture(_label: &str) -> Option<Fixture> {
 }
 
 async fn postgres_fixture(label: &str) -> Option<Fixture> {
-    let pg = sealpost_adapters::testkit::postgres_test_db(label).await?;
+    let pg = sealpost_testkit::postgres_test_db(label).await?;
     let stores = Stores::postgres(pg.pool.clone());
     Some(Fixture {
         stores,

@@ -3,7 +3,7 @@
 //! recovers by itself from a dropped connection; the embedded store's files are owner-only.
 
 use sealpost_adapters::store::{postgres, StoreError, Stores, StreamId};
-use sealpost_adapters::testkit::postgres_test_db;
+use sealpost_testkit::postgres_test_db;
 use std::time::{Duration, Instant};
 
 #[tokio::test]

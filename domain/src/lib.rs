@@ -12,6 +12,7 @@
 pub mod access;
 pub mod aggregates;
 pub mod apps;
+pub mod content;
 pub mod error;
 pub mod identity;
 pub mod ids;
@@ -32,6 +33,7 @@ pub use aggregates::message::{
 pub use aggregates::phone_number::{PhoneNumber, PhoneNumberCommand, PhoneNumberEvent};
 pub use aggregates::retention::{RetentionCommand, RetentionEvent, RetentionLedger};
 pub use aggregates::subject::{Subject, SubjectCommand, SubjectEvent};
+pub use content::MessageContent;
 pub use error::DomainError;
 pub use ids::{BusinessId, IdError, MediaId, MessageId, PhoneNumberId, SubjectId};
 pub use phone::E164;

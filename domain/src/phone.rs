@@ -4,7 +4,8 @@ use std::fmt;
 
 /// A valid E.164 number held as its digits (no `+`). Its `Debug` output is redacted and it has
 /// no `Display` and no `Serialize`: the only ways out are [`E164::expose_digits`], used by code
-/// that seals it or hands it to the transport, and [`E164::matches_digits`] for tests.
+/// that seals it or hands it to the transport, and [`E164::matches_digits`], a comparison that
+/// exposes nothing (the simulator finds a consumer's device by it).
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct E164(String);
 

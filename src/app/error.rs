@@ -56,9 +56,6 @@ pub enum AppError {
         /// Why.
         source: std::io::Error,
     },
-    /// Stored content is not what it should be (corruption): alert.
-    #[error("stored data is inconsistent: {0}")]
-    Inconsistent(&'static str),
 }
 
 impl AppError {
@@ -75,8 +72,7 @@ impl AppError {
             | AppError::Transport(_)
             | AppError::NotAttached
             | AppError::KeyMissing(_)
-            | AppError::File { .. }
-            | AppError::Inconsistent(_) => false,
+            | AppError::File { .. } => false,
             AppError::Gate(e) => e.is_unavailable(),
             AppError::Ledger(e) => e.is_unavailable(),
             AppError::Vault(e) => e.is_unavailable(),

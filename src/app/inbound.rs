@@ -5,7 +5,7 @@
 use super::*;
 use sealpost_adapters::exec::Loaded;
 use sealpost_domain::time::EpochId;
-use sealpost_domain::MessageStatus;
+use sealpost_domain::{MessageContent, MessageStatus};
 
 /// An inbound message in hand: where it belongs, and its message and subject streams as loaded
 /// (and kept current by each command it goes through).
@@ -58,37 +58,6 @@ fn recorder() -> Principal {
 }
 
 impl Sealpost {
-    /// Records an inbound message from a consumer whose content is already known (a caller
-    /// without Signal): the ciphertext, what decrypting it produced, the hand-over to the
-    /// business; opens the service window.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn receive(
-        &self,
-        phone_number_id: &PhoneNumberId,
-        from: &E164,
-        ciphertext: &[u8],
-        kind: MessageKind,
-        body: &str,
-        profile_name: Option<&str>,
-    ) -> Result<MessageId, AppError> {
-        let (business, region) = self.number_home(phone_number_id).await?;
-        let subject = self.subject_loaded(&business, region, from).await?;
-        let message_id = MessageId::from_random(random_bytes());
-        let (_, mut inbound) = self
-            .receive_ciphertext(
-                (&business, region),
-                phone_number_id,
-                subject,
-                &message_id,
-                ciphertext,
-                None,
-            )
-            .await?;
-        self.record_decrypted(&mut inbound, kind, body, profile_name)
-            .await?;
-        Ok(message_id)
-    }
-
     /// Records the ciphertext of an inbound message (sealed under the message key) for a number
     /// whose business and region (`home`) the caller knows, to a subject it has loaded. Returns
     /// whether it was new (`false`: the message id is known, a redelivery) and the message in
@@ -179,17 +148,23 @@ impl Sealpost {
     pub async fn record_decrypted(
         &self,
         inbound: &mut Inbound,
-        kind: MessageKind,
-        body: &str,
+        content: MessageContent,
         profile_name: Option<&str>,
     ) -> Result<(), AppError> {
-        let body = self
-            .ingest_inbound_media(&inbound.number, &inbound.subject_id, body)
+        let content = self
+            .ingest_inbound_media(&inbound.number, &inbound.subject_id, content)
             .await?;
+        let kind = content.kind();
         let scope = inbound.scope()?;
         let (business, region) = (inbound.business.clone(), inbound.region);
         let content = self
-            .seal_message_field(&business, region, &scope, fields::CONTENT, body.as_bytes())
+            .seal_message_field(
+                &business,
+                region,
+                &scope,
+                fields::CONTENT,
+                &content.to_bytes(),
+            )
             .await?;
         let profile_name = match profile_name {
             Some(p) => Some(

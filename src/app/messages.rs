@@ -2,6 +2,7 @@
 //! message key and read back only through the access gate.
 
 use super::*;
+use sealpost_domain::MessageContent;
 
 /// A message in hand: its state and its events, read once (see [`Sealpost::hold`]).
 #[derive(Debug)]
@@ -16,21 +17,6 @@ impl Held {
     /// Its non-personal state.
     pub fn state(&self) -> &Message {
         &self.loaded.state
-    }
-}
-
-/// The content of a message as the business sees it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Content {
-    /// Its type.
-    pub kind: MessageKind,
-    /// The body (text, or the JSON of a non-text message).
-    pub body: String,
-}
-
-impl std::fmt::Debug for Content {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Content({:?}, <redacted>)", self.kind)
     }
 }
 
@@ -60,10 +46,10 @@ impl Sealpost {
         actor: &Principal,
         phone_number_id: &PhoneNumberId,
         to: &E164,
-        kind: MessageKind,
-        body: &str,
+        content: &MessageContent,
         callback_data: Option<&str>,
     ) -> Result<MessageId, AppError> {
+        let kind = content.kind();
         let (business, region) = self.number_home(phone_number_id).await?;
         if actor.business.as_ref() != Some(&business) {
             return Err(GateError::Denied(sealpost_domain::access::DenyReason::NotOwner).into());
@@ -79,7 +65,13 @@ impl Sealpost {
             message: message_id.clone(),
         };
         let content = self
-            .seal_message_field(&business, region, &scope, fields::CONTENT, body.as_bytes())
+            .seal_message_field(
+                &business,
+                region,
+                &scope,
+                fields::CONTENT,
+                &content.to_bytes(),
+            )
             .await?;
         let callback_data = match callback_data {
             Some(c) => Some(
@@ -229,7 +221,7 @@ impl Sealpost {
         principal: &Principal,
         purpose: Purpose,
         id: &MessageId,
-    ) -> Result<Opened<Content>, AppError> {
+    ) -> Result<Opened<MessageContent>, AppError> {
         let held = self.hold(id).await?;
         self.read_held_content(principal, purpose, &held).await
     }
@@ -276,7 +268,7 @@ impl Sealpost {
         principal: &Principal,
         purpose: Purpose,
         held: &Held,
-    ) -> Result<Opened<Content>, AppError> {
+    ) -> Result<Opened<MessageContent>, AppError> {
         let id = &held.id;
         let mut found = None;
         for e in &held.events {
@@ -290,7 +282,6 @@ impl Sealpost {
                         region,
                         header.epoch,
                         header.subject_id,
-                        header.kind,
                         content,
                     ))
                 }
@@ -300,21 +291,18 @@ impl Sealpost {
                         region,
                         header.epoch,
                         header.subject_id,
-                        MessageKind::Unknown,
                         Sealed::from_bytes(vec![]),
                     ))
                 }
-                MessageEvent::InboundMessageDecrypted { kind, content, .. } => {
+                MessageEvent::InboundMessageDecrypted { content, .. } => {
                     if let Some(f) = found.as_mut() {
-                        f.4 = kind;
-                        f.5 = content;
+                        f.4 = content;
                     }
                 }
                 _ => {}
             }
         }
-        let (business, region, epoch, subject, kind, content) =
-            found.ok_or(DomainError::NotFound)?;
+        let (business, region, epoch, subject, content) = found.ok_or(DomainError::NotFound)?;
         let req = AccessRequest {
             principal,
             category: Category::MessageContent,
@@ -344,7 +332,9 @@ impl Sealpost {
                 },
             )
             .await?;
-        Ok(text(opened, "content is not UTF-8")?.map(|body| Content { kind, body }))
+        // One decoding for every reader: typed content as sealed, or (stored before it was
+        // typed) an inbound text's bare body.
+        Ok(opened.map(|bytes| MessageContent::from_bytes(&bytes)))
     }
 }
 

@@ -275,10 +275,9 @@ pub(super) async fn message(
     Ok(Json(match content {
         Opened::Plain(c) => json!({
             "id": id.as_str(),
-            "type": serde_json::to_value(c.kind).unwrap_or(Value::Null),
-            // Outbound content is stored as the Cloud API message object it was sent as.
-            "message": serde_json::from_str::<Value>(&c.body)
-                .unwrap_or(Value::String(c.body)),
+            "type": serde_json::to_value(c.kind()).unwrap_or(Value::Null),
+            // The Cloud API message object it was sent or received as.
+            "message": serde_json::to_value(&c).unwrap_or(Value::Null),
         }),
         Opened::Shredded => json!({ "id": id.as_str(), "shredded": true }),
     }))

@@ -91,11 +91,6 @@ impl Limits {
         });
     }
 
-    /// Pair buckets held (for tests: memory follows the active pairs).
-    pub fn pairs_held(&self) -> usize {
-        self.pairs.len()
-    }
-
     /// Admits one message or says which limit it hit.
     pub fn admit(
         &mut self,
@@ -141,10 +136,10 @@ mod tests {
         for i in 0..100u8 {
             assert!(limits.admit("n", &[i; 32], None, t(1_000)).is_ok());
         }
-        assert_eq!(limits.pairs_held(), 100);
+        assert_eq!(limits.pairs.len(), 100);
         // One token each was taken: refilled after 6 s; pruned at the next admit after that.
         assert!(limits.admit("n", &[200; 32], None, t(20_000)).is_ok());
-        assert_eq!(limits.pairs_held(), 1, "only the active pair is held");
+        assert_eq!(limits.pairs.len(), 1, "only the active pair is held");
     }
 
     #[test]

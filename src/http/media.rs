@@ -19,6 +19,7 @@ use base64::Engine as _;
 use sealpost_audit::GateError;
 use sealpost_domain::identity::SCOPE_MESSAGING;
 use sealpost_domain::media::MediaOrigin;
+use sealpost_domain::MessageContent;
 use sealpost_domain::{DomainError, MediaId};
 use serde_json::{json, Value};
 
@@ -245,26 +246,26 @@ pub(super) async fn delete(
     Ok(Json(json!({ "success": true })))
 }
 
-/// A send by media id carries the object itself to the device: its bytes (base64), MIME type
-/// and SHA-256 join the sealed content. Ids that are not the business's answer 131009.
-pub(super) async fn attach(s: &Shared, grant: &Grant, content: String) -> Result<String, ApiError> {
-    let Ok(Value::Object(mut obj)) = serde_json::from_str::<Value>(&content) else {
+/// A send that names an uploaded media object by id carries the file itself inside the Signal
+/// message (with its MIME type and hash), as the Cloud API delivers it; the id must be one the
+/// token's business may read (else 131009 naming `<type>.id`).
+pub(super) async fn attach(
+    s: &Shared,
+    grant: &Grant,
+    mut content: MessageContent,
+) -> Result<MessageContent, ApiError> {
+    let kind = content.payload.type_name();
+    let Some(media) = content.media_mut() else {
         return Ok(content);
     };
-    let Some(kind) = obj.get("type").and_then(Value::as_str).map(str::to_owned) else {
-        return Ok(content);
-    };
-    let Some(Value::Object(payload)) = obj.get_mut(&kind) else {
-        return Ok(content);
-    };
-    let Some(raw) = payload.get("id").and_then(Value::as_str) else {
+    let Some(raw) = media.id.clone() else {
         return Ok(content);
     };
     let field = format!("{kind}.id");
-    let media = MediaId::parse(raw).map_err(|_| ApiError::not_valid(&field))?;
+    let id = MediaId::parse(&raw).map_err(|_| ApiError::not_valid(&field))?;
     let (meta, bytes) = s
         .app
-        .media_bytes(&grant.principal, &media)
+        .media_bytes(&grant.principal, &id)
         .await
         .map_err(|e| match e {
             AppError::Domain(DomainError::NotFound) | AppError::Gate(GateError::Denied(_)) => {
@@ -272,16 +273,11 @@ pub(super) async fn attach(s: &Shared, grant: &Grant, content: String) -> Result
             }
             other => ApiError::from(other),
         })?;
-    payload.insert("mime_type".into(), meta.mime_type.into());
-    payload.insert("sha256".into(), meta.sha256.into());
-    if let Some(name) = meta.filename {
-        payload.entry("filename").or_insert(name.into());
+    media.mime_type = Some(meta.mime_type);
+    media.sha256 = Some(meta.sha256);
+    if media.filename.is_none() {
+        media.filename = meta.filename;
     }
-    payload.insert(
-        "data".into(),
-        base64::engine::general_purpose::STANDARD
-            .encode(&bytes)
-            .into(),
-    );
-    Ok(Value::Object(obj).to_string())
+    media.data = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
+    Ok(content)
 }

@@ -14,7 +14,8 @@ use crate::media::MEDIA_KINDS as MEDIA;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use sealpost_domain::{MessageKind, PhoneNumber, PhoneNumberId, E164};
+use sealpost_domain::content::Payload;
+use sealpost_domain::{MessageContent, PhoneNumber, PhoneNumberId, E164};
 use serde_json::{json, Value};
 
 /// The most a text body may hold.
@@ -34,10 +35,10 @@ pub(super) async fn send(
     if body.get("status").is_some() {
         return mark_read(&s, &number, &body).await.map(Json);
     }
-    let (kind, content, callback) = parse_send(&body)?;
+    let (content, callback) = parse_send(&body)?;
     let content = media::attach(&s, &grant, content).await?;
-    if kind == MessageKind::Template {
-        require_approved(&s, &grant, &body).await?;
+    if let Payload::Template(t) = &content.payload {
+        require_approved(&s, &grant, &t.name, &t.language.code).await?;
     }
     let (to_raw, to, by_user) = recipient(&s, &grant, &number, &body).await?;
     // The integrity throttle (messaging limit reached) is answered at once, as the Cloud API
@@ -71,7 +72,6 @@ pub(super) async fn send(
             &grant.principal,
             &number,
             &to,
-            kind,
             &content,
             callback.as_deref(),
         )
@@ -99,17 +99,17 @@ pub(super) async fn send(
 }
 
 /// A template send names an APPROVED template of the business (else 132001/404).
-async fn require_approved(s: &Shared, grant: &Grant, body: &Value) -> Result<(), ApiError> {
+async fn require_approved(
+    s: &Shared,
+    grant: &Grant,
+    name: &str,
+    language: &str,
+) -> Result<(), ApiError> {
     let business = grant
         .principal
         .business
         .clone()
         .ok_or_else(ApiError::denied)?;
-    let t = &body["template"];
-    let (name, language) = (
-        t["name"].as_str().unwrap_or(""),
-        t["language"]["code"].as_str().unwrap_or(""),
-    );
     let library = templates::library(s, &business).await?;
     if library.approved(name, language, s.app.now()).is_none() {
         return Err(ApiError::new(
@@ -314,8 +314,10 @@ fn web_link(link: &str) -> bool {
     !host.is_empty() && !link.chars().any(char::is_whitespace)
 }
 
-/// Validates a send request; returns the kind, the content to seal, the callback data.
-fn parse_send(body: &Value) -> Result<(MessageKind, String, Option<String>), ApiError> {
+/// Validates a send request; returns its typed content and the callback data. Each member is
+/// checked with the API's own error (100 naming the parameter, 131008 missing, 131009 not
+/// valid); the object is then read into the domain's `MessageContent` once.
+fn parse_send(body: &Value) -> Result<(MessageContent, Option<String>), ApiError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::invalid("The request body must be a JSON object."))?;
@@ -333,21 +335,59 @@ fn parse_send(body: &Value) -> Result<(MessageKind, String, Option<String>), Api
     // Only a known type names a member to read (and appears in an error).
     let kind_name = match top.string("type")? {
         None => "text",
-        Some(t) => ["text", "template", "interactive", "reaction"]
-            .into_iter()
-            .chain(MEDIA)
-            .find(|k| *k == t)
-            .ok_or_else(|| ApiError::not_valid("type"))?,
+        Some(t) => [
+            "text",
+            "template",
+            "interactive",
+            "reaction",
+            "location",
+            "contacts",
+        ]
+        .into_iter()
+        .chain(MEDIA)
+        .find(|k| *k == t)
+        .ok_or_else(|| ApiError::not_valid("type"))?,
     };
-    let p = top.required_object(kind_name)?;
-    let kind = match kind_name {
+    if kind_name == "contacts" {
+        let cards = top
+            .array("contacts")?
+            .ok_or_else(|| ApiError::missing("contacts"))?;
+        if cards.is_empty() {
+            return Err(ApiError::not_valid("contacts"));
+        }
+    } else {
+        check_payload(&top.required_object(kind_name)?, kind_name)?;
+    }
+    let callback = match top.string("biz_opaque_callback_data")? {
+        None => None,
+        Some(c) if c.len() <= 512 => Some(c.to_owned()),
+        Some(_) => return Err(ApiError::not_valid("biz_opaque_callback_data")),
+    };
+    let context = top.object("context")?;
+    if let Some(ctx) = &context {
+        ctx.required_string("message_id")?;
+    }
+    let mut content = json!({ "type": kind_name });
+    content[kind_name] = obj[kind_name].clone();
+    if let Some(ctx) = context {
+        content["context"] = Value::Object(ctx.obj.clone());
+    }
+    // Checked above member by member; what the typed reading still refuses (a button without
+    // its title, a coordinate that is not a number) is the type's object not being valid.
+    let content = serde_json::from_value::<MessageContent>(content)
+        .map_err(|_| ApiError::not_valid(kind_name))?;
+    Ok((content, callback))
+}
+
+/// Checks the object of a send's type, member by member.
+fn check_payload(p: &Params<'_>, kind_name: &str) -> Result<(), ApiError> {
+    match kind_name {
         "text" => {
             let text = p.required_string("body")?;
             if text.chars().count() > MAX_TEXT {
                 return Err(ApiError::not_valid("text.body"));
             }
             p.boolean("preview_url")?;
-            MessageKind::Text
         }
         m if MEDIA.contains(&m) => {
             let id = p.string("id")?.filter(|v| !v.is_empty());
@@ -360,13 +400,6 @@ fn parse_send(body: &Value) -> Result<(MessageKind, String, Option<String>), Api
             }
             p.string("caption")?;
             p.string("filename")?;
-            match m {
-                "image" => MessageKind::Image,
-                "audio" => MessageKind::Audio,
-                "video" => MessageKind::Video,
-                "document" => MessageKind::Document,
-                _ => MessageKind::Sticker,
-            }
         }
         "template" => {
             p.required_string("name")?;
@@ -374,7 +407,6 @@ fn parse_send(body: &Value) -> Result<(MessageKind, String, Option<String>), Api
             language.required_string("code")?;
             language.string("policy")?;
             p.array("components")?;
-            MessageKind::Template
         }
         "interactive" => {
             match p.string("type")? {
@@ -386,29 +418,21 @@ fn parse_send(body: &Value) -> Result<(MessageKind, String, Option<String>), Api
             for part in ["header", "body", "footer"] {
                 p.object(part)?;
             }
-            MessageKind::Interactive
+        }
+        "location" => {
+            for coordinate in ["latitude", "longitude"] {
+                if p.get(coordinate).is_none() {
+                    return Err(ApiError::missing(&p.name(coordinate)));
+                }
+            }
+            p.string("name")?;
+            p.string("address")?;
         }
         _ => {
             p.required_string("message_id")?;
             p.string("emoji")?
                 .ok_or_else(|| ApiError::missing("reaction.emoji"))?;
-            MessageKind::Reaction
         }
-    };
-    let callback = match top.string("biz_opaque_callback_data")? {
-        None => None,
-        Some(c) if c.len() <= 512 => Some(c.to_owned()),
-        Some(_) => return Err(ApiError::not_valid("biz_opaque_callback_data")),
-    };
-    let context = top.object("context")?;
-    if let Some(ctx) = &context {
-        ctx.required_string("message_id")?;
     }
-    let payload = Value::Object(p.obj.clone());
-    let mut content = json!({ "type": kind_name });
-    content[kind_name] = payload;
-    if let Some(ctx) = context {
-        content["context"] = Value::Object(ctx.obj.clone());
-    }
-    Ok((kind, content.to_string(), callback))
+    Ok(())
 }

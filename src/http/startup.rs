@@ -12,12 +12,13 @@ use crate::app::{AppError, Sealpost};
 use crate::bootstrap::{bootstrap, BOOTSTRAP_FILE};
 use crate::identity::Tokens;
 use crate::pipeline::{IntegrityRecorder, Pipeline};
+use crate::projections::BusinessNumbers;
 use anyhow::Context as _;
 use sealpost_adapters::clock::{Clock, SimClock, SystemClock};
 use sealpost_adapters::signal::{Libsignal, SignalEngine};
 use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
 use sealpost_adapters::transport::world::{WorldStore, WORLD_DIR};
-use sealpost_domain::{PhoneNumberEvent, PhoneNumberId, RetentionPolicy};
+use sealpost_domain::{PhoneNumberId, RetentionPolicy};
 use sealpost_projections::retention::RetentionProcess;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -59,34 +60,6 @@ pub(super) async fn business_numbers(app: &Sealpost) -> Result<BTreeMap<String, 
             .state
             .0,
     )
-}
-
-/// Business phone numbers: id → display number (business information, nothing personal).
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct BusinessNumbers(pub BTreeMap<String, String>);
-
-impl sealpost_adapters::projection::Fold for BusinessNumbers {
-    const NAME: &'static str = "business-numbers";
-    const VERSION: u64 = 1;
-
-    fn wants(header: &sealpost_adapters::store::RowHeader) -> bool {
-        header.event_type == "PhoneNumberAdded"
-    }
-
-    fn apply(
-        &mut self,
-        e: &sealpost_adapters::ledger::OpenedEvent,
-    ) -> Result<(), sealpost_adapters::store::StoreError> {
-        if let PhoneNumberEvent::PhoneNumberAdded {
-            phone_number_id,
-            display_number,
-            ..
-        } = e.decode::<PhoneNumberEvent>()?
-        {
-            self.0.insert(phone_number_id.to_string(), display_number);
-        }
-        Ok(())
-    }
 }
 
 /// `--sim-clock`: a simulated clock starting at the later of the system clock and the time the

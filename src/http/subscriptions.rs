@@ -19,7 +19,7 @@ pub(super) async fn start_hook(
     callback_url: String,
 ) -> Result<(), AppError> {
     let Some((business, waba_id, region)) = s.apps.lock().await.get(app_id).cloned() else {
-        return Err(AppError::Inconsistent("unknown app"));
+        return Err(AppError::Domain(sealpost_domain::DomainError::NotFound));
     };
     let secret = s
         .app
@@ -27,7 +27,7 @@ pub(super) async fn start_hook(
         .vault()
         .app_secret(business.as_str(), region, app_id, None)
         .await?
-        .ok_or(AppError::Inconsistent("app secret destroyed"))?;
+        .ok_or(AppError::KeyMissing("app secret"))?;
     let hook = crate::webhooks::Hook {
         app_id: app_id.to_owned(),
         business,

@@ -296,10 +296,9 @@ impl Pipeline {
                 .await?;
             report.identity_changes = 1;
         }
-        let (kind, body) = inbound_content(&decrypted.plaintext);
-        self.app
-            .record_decrypted(inbound, kind, &body, None)
-            .await?;
+        // What the device sent, parsed once into typed content (anything unreadable is text).
+        let content = sealpost_domain::MessageContent::from_bytes(&decrypted.plaintext);
+        self.app.record_decrypted(inbound, content, None).await?;
         let vault = self.app.store().vault().clone();
         let number = self.numbers.get_mut(handle).ok_or(AppError::NotAttached)?;
         if number.dirty {
@@ -329,70 +328,5 @@ impl Pipeline {
             )
             .await?;
         Ok(report)
-    }
-}
-
-/// What a device sent, as the business will see it: a Cloud-API-shaped JSON object with a
-/// `type` (`{"type":"text","text":{"body":"hi"}}`, `{"type":"image","image":{"id":"…"}}`,
-/// `{"type":"reaction","reaction":{"message_id":"…","emoji":"👍"}}` …) gives the kind, and a
-/// text message's body is its text; anything else is kept as text.
-pub fn inbound_content(plaintext: &[u8]) -> (MessageKind, String) {
-    let raw = String::from_utf8_lossy(plaintext).into_owned();
-    let Ok(serde_json::Value::Object(obj)) = serde_json::from_str::<serde_json::Value>(&raw) else {
-        return (MessageKind::Text, raw);
-    };
-    let kind = match obj.get("type").and_then(serde_json::Value::as_str) {
-        Some("text") => {
-            if let Some(body) = obj
-                .get("text")
-                .and_then(|t| t.get("body"))
-                .and_then(serde_json::Value::as_str)
-            {
-                return (MessageKind::Text, body.to_owned());
-            }
-            MessageKind::Text
-        }
-        Some("image") => MessageKind::Image,
-        Some("audio") => MessageKind::Audio,
-        Some("video") => MessageKind::Video,
-        Some("document") => MessageKind::Document,
-        Some("sticker") => MessageKind::Sticker,
-        Some("reaction") => MessageKind::Reaction,
-        Some("button") => MessageKind::Button,
-        Some("interactive") => MessageKind::Interactive,
-        _ => return (MessageKind::Text, raw),
-    };
-    (kind, raw)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn device_content_is_typed_like_the_cloud_api() {
-        assert_eq!(
-            inbound_content(br#"{"type":"text","text":{"body":"hi"}}"#),
-            (MessageKind::Text, "hi".into())
-        );
-        let image = r#"{"type":"image","image":{"id":"media-1","caption":"my bike"}}"#;
-        assert_eq!(
-            inbound_content(image.as_bytes()),
-            (MessageKind::Image, image.into())
-        );
-        let reaction = r#"{"type":"reaction","reaction":{"message_id":"wamid.x","emoji":"👍"}}"#;
-        assert_eq!(
-            inbound_content(reaction.as_bytes()).0,
-            MessageKind::Reaction
-        );
-        assert_eq!(
-            inbound_content(b"plain words"),
-            (MessageKind::Text, "plain words".into())
-        );
-        assert_eq!(
-            inbound_content(br#"{"type":"hologram"}"#).0,
-            MessageKind::Text
-        );
-        assert_eq!(inbound_content(&[0xff, 0xfe]).0, MessageKind::Text);
     }
 }

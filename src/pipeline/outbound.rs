@@ -105,7 +105,7 @@ impl Pipeline {
             link.as_ref().map(|l| &l.session),
             bundle.as_ref(),
             link.as_ref().map(|l| l.identity.as_slice()),
-            content.body.as_bytes(),
+            &content.to_bytes(),
             system_time(self.app.now()),
         ) {
             Ok(e) => e,

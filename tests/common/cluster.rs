@@ -8,7 +8,7 @@
 //! (`runuser -u postgres --`, or `su postgres`) in a directory handed to that user. Without the
 //! binaries the test is skipped with a loud message, or fails when `SEALPOST_REQUIRE_POSTGRES=1`.
 
-use sealpost_adapters::testkit::{postgres_required, REQUIRE_POSTGRES_ENV};
+use sealpost_testkit::{postgres_required, REQUIRE_POSTGRES_ENV};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

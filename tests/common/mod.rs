@@ -11,9 +11,9 @@ use sealpost::app::Sealpost;
 use sealpost_adapters::clock::SimClock;
 use sealpost_adapters::crypto::SecretKey;
 use sealpost_adapters::store::Stores;
-use sealpost_adapters::testkit::{postgres_test_db, PgTestDb};
 use sealpost_adapters::vault::RootKeys;
 use sealpost_domain::{Region, RetentionPolicy, Timestamp};
+use sealpost_testkit::{postgres_test_db, PgTestDb};
 use std::sync::Arc;
 
 /// 2026-03-01T00:00:00Z.
@@ -91,4 +91,39 @@ pub fn text(to: &str, body: &str) -> serde_json::Value {
 /// A recognisable string that must never be found in storage or logs.
 pub fn canary(i: usize, what: &str) -> String {
     format!("CANARY-{what}-{i}-e1b2")
+}
+
+/// Records an inbound message whose content is already known, without Signal: the ciphertext,
+/// what decrypting it produced and the hand-over to the business, as the pipeline does.
+pub async fn receive(
+    app: &Sealpost,
+    number: &sealpost_domain::PhoneNumberId,
+    from: &sealpost_domain::E164,
+    ciphertext: &[u8],
+    content: &sealpost_domain::MessageContent,
+    profile_name: Option<&str>,
+) -> Result<sealpost_domain::MessageId, sealpost::app::AppError> {
+    let state = app.phone_number(number).await?;
+    let business = state.business_id.clone().expect("a business's number");
+    let region = state.storage_region().expect("a home region");
+    let subject = app.subject_loaded(&business, region, from).await?;
+    let id = sealpost_domain::MessageId::from_random(rand::random());
+    let (_, mut inbound) = app
+        .receive_ciphertext((&business, region), number, subject, &id, ciphertext, None)
+        .await?;
+    app.record_decrypted(&mut inbound, content.clone(), profile_name)
+        .await?;
+    Ok(id)
+}
+
+/// The subject an (inbound or outbound) message belongs to.
+pub async fn subject_of(
+    app: &Sealpost,
+    message: &sealpost_domain::MessageId,
+) -> sealpost_domain::SubjectId {
+    app.message(message)
+        .await
+        .expect("message")
+        .subject_id
+        .expect("a subject")
 }

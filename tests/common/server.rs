@@ -38,7 +38,7 @@ pub struct Data {
 
 impl Data {
     /// A fresh data directory under `root`, on Postgres when `pg` is given.
-    pub fn new(root: &Path, pg: Option<&sealpost_adapters::testkit::PgTestDb>) -> Self {
+    pub fn new(root: &Path, pg: Option<&sealpost_testkit::PgTestDb>) -> Self {
         Self {
             dir: root.join("data"),
             database_url: pg.map(|pg| format!("{}?options=-csearch_path%3D{}", pg.url, pg.schema)),
@@ -48,7 +48,7 @@ impl Data {
 
     /// A fresh data directory in a temporary directory of its own (removed with the last
     /// clone), on Postgres (the test's own schema) when `pg` is given.
-    pub fn fresh(pg: Option<&sealpost_adapters::testkit::PgTestDb>) -> Self {
+    pub fn fresh(pg: Option<&sealpost_testkit::PgTestDb>) -> Self {
         let root = Arc::new(tempfile::tempdir().expect("temp dir"));
         let data = Self::new(root.path(), pg);
         Self {

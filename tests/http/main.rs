@@ -15,7 +15,7 @@ mod tenancy;
 
 use common::server::{Data, Node, Serve, SECRET_KEYS};
 use common::CONSUMER;
-use sealpost_adapters::testkit::PgTestDb;
+use sealpost_testkit::PgTestDb;
 use serde_json::Value;
 
 /// What no server of this suite may log (beside the bootstrap's secrets): canary bodies and
@@ -32,7 +32,7 @@ fn start() -> Node {
 /// A server on a schema of its own on the test database, and the schema (to drop once the
 /// test passed); `None` when Postgres is not there (a loud skip).
 async fn on_postgres(label: &str) -> Option<(Node, PgTestDb)> {
-    let pg = sealpost_adapters::testkit::postgres_test_db(label).await?;
+    let pg = sealpost_testkit::postgres_test_db(label).await?;
     Some((start_on(&Data::fresh(Some(&pg))), pg))
 }
 

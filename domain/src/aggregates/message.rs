@@ -34,6 +34,10 @@ pub enum MessageKind {
     Interactive,
     /// A reaction to another message.
     Reaction,
+    /// A place.
+    Location,
+    /// Contact cards.
+    Contacts,
     /// A reply to an interactive button.
     Button,
     /// A system message.

@@ -1,8 +1,10 @@
-//! Helpers for tests that run against the real stores: a Postgres schema per test, a SQLite
-//! data directory per test. Used by the conformance suite, the projections' tests and the
-//! end-to-end tests.
+//! Sealpost's test kits: helpers for tests and benchmarks that run against the real stores, a
+//! Postgres schema per test. A dev-only crate (`publish = false`): it is a `[dev-dependencies]`
+//! entry of the crates whose tests use it and never a dependency of a production crate, so no
+//! test helper ships in the product. Used by the adapters' conformance and outage suites, the
+//! root crate's end-to-end tests and the benchmarks.
 
-use crate::store::{postgres, StoreError};
+use sealpost_adapters::store::{postgres, StoreError};
 use sqlx::PgPool;
 
 /// Environment variable naming the Postgres server for tests.
