@@ -20,6 +20,7 @@ use sealpost_projections::evidence::EvidenceView;
 use sealpost_projections::retention::{erase_subject, RetentionError, RetentionProcess};
 use std::path::{Path, PathBuf};
 
+mod catalog;
 mod error;
 mod inbound;
 mod messages;
@@ -225,7 +226,7 @@ impl Sealpost {
     }
 
     /// The command executor.
-    pub fn executor(&self) -> &Executor {
+    pub(crate) fn executor(&self) -> &Executor {
         &self.exec
     }
 

@@ -263,6 +263,33 @@ fn path(graph: &BTreeMap<String, BTreeSet<String>>, from: &str, to: &str) -> Opt
     None
 }
 
+/// Handlers, the pipeline and the webhook workers go through the application service's
+/// operations; only the application layer (`src/app*`, and media, whose operations are
+/// `Sealpost`'s too) runs commands on the executor itself.
+#[test]
+fn only_the_application_layer_runs_commands() {
+    let src = root().join("src");
+    let mut offenders = Vec::new();
+    for file in rust_files(&src) {
+        let rel = file
+            .strip_prefix(&src)
+            .expect("under src")
+            .to_string_lossy()
+            .into_owned();
+        if rel.starts_with("app") || rel == "media.rs" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).expect("read");
+        if code(&text).contains(".executor()") {
+            offenders.push(rel);
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "outside the application layer, these call the executor: {offenders:?}"
+    );
+}
+
 #[test]
 fn modules_depend_one_way() {
     let mut cycles = Vec::new();

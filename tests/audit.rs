@@ -343,8 +343,7 @@ async fn a_crash_in_the_middle_of_an_erasure_leaves_the_subject_fully_erased() {
 
     // The record is written, then the process dies before the key store transaction.
     let dpo = Principal::of_kind(PrincipalKind::Dpo, "dpo");
-    env.app
-        .executor()
+    sealpost_adapters::exec::Executor::new(env.app.store().clone())
         .execute::<Subject>(
             subject.as_str(),
             SubjectCommand::Erase {

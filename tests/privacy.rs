@@ -341,7 +341,7 @@ async fn interrupted_destructions_are_finished_by_the_next_pass() {
     use sealpost_domain::{Subject, SubjectCommand};
     let env = sqlite_env().await;
     let t = traffic(&env).await;
-    let exec = env.app.executor();
+    let exec = sealpost_adapters::exec::Executor::new(env.app.store().clone());
     let keys = env.app.stores().keys.clone();
     let dpo = Principal::of_kind(PrincipalKind::Dpo, "dpo");
     let meta = CommandMeta::new(t.business.as_str(), Region::Eu, &dpo);

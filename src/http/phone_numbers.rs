@@ -44,12 +44,7 @@ pub(super) async fn get(
     s.app.gate().authorize(&req).await.map_err(AppError::from)?;
     let integrity = s.app.integrity(&number).await?;
     let rating = integrity.rating;
-    let (b, _) = s
-        .app
-        .executor()
-        .load::<sealpost_domain::Business>(business.as_str())
-        .await
-        .map_err(AppError::from)?;
+    let b = s.app.business(&business).await?;
     let tier = match integrity.lowered_tier.or(b.tier) {
         Some(MessagingLimitTier::Tier2K) => "TIER_2K",
         Some(MessagingLimitTier::Tier10K) => "TIER_10K",
@@ -97,13 +92,9 @@ async fn number_command(
     let grant: &Grant = &number.grant;
     let business = state.business_id.clone().ok_or_else(ApiError::denied)?;
     let region = state.storage_region().unwrap_or(Region::Eu);
-    let meta =
-        sealpost_adapters::exec::CommandMeta::new(business.as_str(), region, &grant.principal);
     s.app
-        .executor()
-        .execute::<PhoneNumber>(id.as_str(), command, &meta, s.app.now())
-        .await
-        .map_err(|e| ApiError::from(AppError::from(e)))?;
+        .number_command(&grant.principal, id, (&business, region), command)
+        .await?;
     Ok(())
 }
 

@@ -17,13 +17,7 @@ pub(super) async fn library(
     s: &Shared,
     business: &BusinessId,
 ) -> Result<TemplateLibrary, ApiError> {
-    let (library, _) = s
-        .app
-        .executor()
-        .load::<TemplateLibrary>(business.as_str())
-        .await
-        .map_err(|e| ApiError::from(AppError::from(e)))?;
-    Ok(library)
+    Ok(s.app.templates(business).await?)
 }
 
 /// Runs a command of the business's template library as the token's principal.
@@ -33,16 +27,10 @@ async fn template_command(
     command: TemplateCommand,
 ) -> Result<(), ApiError> {
     let Waba { business, region } = &waba.resource;
-    let meta = sealpost_adapters::exec::CommandMeta::new(
-        business.as_str(),
-        *region,
-        &waba.grant.principal,
-    );
     s.app
-        .executor()
-        .execute::<TemplateLibrary>(business.as_str(), command, &meta, s.app.now())
+        .template_command(&waba.grant.principal, business, *region, command)
         .await
-        .map_err(|e| match AppError::from(e) {
+        .map_err(|e| match e {
             AppError::Domain(DomainError::NotFound) => {
                 ApiError::invalid("The template does not exist.")
             }

@@ -73,11 +73,7 @@ impl Pipeline {
                 account
             }
         };
-        let (tier_state, _) = self
-            .app
-            .executor()
-            .load::<sealpost_domain::Business>(business.as_str())
-            .await?;
+        let tier_state = self.app.business(&business).await?;
         let tier = tier_state
             .tier
             .unwrap_or(sealpost_domain::aggregates::business::MessagingLimitTier::Tier250);
