@@ -32,6 +32,7 @@ pub use inbound::Inbound;
 pub(crate) use messages::text;
 pub use messages::Held;
 pub(crate) use subjects::require_owner_or_dpo;
+pub(crate) use tenants::home_of;
 
 /// The name of this deployment's tamper-evident log (the checkpoints' origin line).
 pub const AUDIT_ORIGIN: &str = "sealpost/audit/v1";

@@ -251,6 +251,17 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
     let at = Timestamp::from_millis(e.header.recorded_at);
     let notification_id = format!("ntf-{}-{}", id.as_str(), e.header.sequence);
     let expires_for = |epoch| app.policy().expiry_of(epoch);
+    // The notification of `value` for the number's webhook, kept as long as the message's epoch.
+    let built = move |number: &PhoneNumberId, epoch, value| -> Result<Option<Built>, AppError> {
+        let body = serde_json::to_vec(&envelope(hook, number, value))
+            .map_err(|_| AppError::Encode("json"))?;
+        Ok(Some(Built {
+            id: notification_id,
+            body,
+            expires: expires_for(epoch),
+            since: at,
+        }))
+    };
     match status {
         None => {
             let (mut header, mut content, mut kind, mut profile) = (None, None, None, None);
@@ -331,14 +342,7 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
                 "contacts": [{ "profile": { "name": name }, "wa_id": wa_id, "user_id": user_id }],
                 "messages": [message],
             });
-            let body = serde_json::to_vec(&envelope(hook, &header.phone_number_id, value))
-                .map_err(|_| AppError::Encode("json"))?;
-            Ok(Some(Built {
-                id: notification_id,
-                body,
-                expires: expires_for(header.epoch),
-                since: Timestamp::from_millis(e.header.recorded_at),
-            }))
+            built(&header.phone_number_id, header.epoch, value)
         }
         Some(status) => {
             let Some(MessageEvent::OutboundMessageAccepted {
@@ -401,14 +405,7 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
             }
             let value =
                 json!({ "contacts": [{ "wa_id": wa_id, "user_id": user_id }], "statuses": [s] });
-            let body = serde_json::to_vec(&envelope(hook, &header.phone_number_id, value))
-                .map_err(|_| AppError::Encode("json"))?;
-            Ok(Some(Built {
-                id: notification_id,
-                body,
-                expires: expires_for(header.epoch),
-                since: Timestamp::from_millis(e.header.recorded_at),
-            }))
+            built(&header.phone_number_id, header.epoch, value)
         }
     }
 }

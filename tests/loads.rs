@@ -4,17 +4,11 @@
 mod common;
 
 use common::sqlite_env;
-use sealpost::pipeline::{IntegrityRecorder, Pipeline};
+use common::world::{consumer, world, BUSINESS_NUMBER};
 use sealpost_adapters::ledger::traced;
-use sealpost_adapters::signal::{Libsignal, SignalEngine};
 use sealpost_adapters::store::StreamId;
-use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
-use sealpost_domain::{MessageContent, Principal, Region, E164};
+use sealpost_domain::{MessageContent, E164};
 use std::collections::BTreeMap;
-use std::sync::Arc;
-
-const BUSINESS_NUMBER: &str = "15550783881";
-const CONSUMER: &str = "4915112340001";
 
 /// Streams read more than once, with how often.
 fn repeated(reads: &[StreamId]) -> BTreeMap<String, usize> {
@@ -29,31 +23,12 @@ fn repeated(reads: &[StreamId]) -> BTreeMap<String, usize> {
 #[tokio::test]
 async fn a_send_its_delivery_and_an_inbound_message_each_load_a_stream_once() {
     let env = sqlite_env().await;
-    let recorder = IntegrityRecorder::new(&env.app);
-    let net = SimNetwork::with(Arc::new(env.clock.clone()), Some(recorder.clone()));
-    let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
-    let business = env
-        .app
-        .register_business("Bikes", Region::Eu)
-        .await
-        .expect("business");
-    let number = env
-        .app
-        .add_phone_number(&business, BUSINESS_NUMBER, Region::Eu)
-        .await
-        .expect("number");
-    let mut pipeline = Pipeline::start(env.app.clone(), engine.clone(), Arc::new(net.clone()))
-        .await
-        .expect("pipeline")
-        .with_integrity(recorder);
-    pipeline.attach_number(&number).await.expect("attach");
-    let mut device = SimDevice::join(engine, &net, CONSUMER)
-        .await
-        .expect("device");
+    let (mut w, mut pipeline) = world(&env, 1).await;
+    let mut device = w.devices.remove(0);
 
     // Inbound: the device writes first (opening the window); the pipeline records it.
     device
-        .send(&net, BUSINESS_NUMBER, "dev-1", b"hi")
+        .send(&w.net, BUSINESS_NUMBER, "dev-1", b"hi")
         .await
         .expect("device send");
     let (step, reads) = traced(pipeline.step()).await;
@@ -62,14 +37,15 @@ async fn a_send_its_delivery_and_an_inbound_message_each_load_a_stream_once() {
     assert_eq!(repeated(&reads), BTreeMap::new(), "inbound: {reads:?}");
 
     // Outbound: the business answers (one command) ...
-    let me = Principal::business(business, "system-user");
-    let phone = E164::parse(CONSUMER).expect("phone");
-    let (sent, reads) =
-        traced(
-            env.app
-                .send(&me, &number, &phone, &MessageContent::text("hello"), None),
-        )
-        .await;
+    let phone = E164::parse(&consumer(0)).expect("phone");
+    let (sent, reads) = traced(env.app.send(
+        &w.me,
+        &w.number,
+        &phone,
+        &MessageContent::text("hello"),
+        None,
+    ))
+    .await;
     sent.expect("send");
     assert_eq!(repeated(&reads), BTreeMap::new(), "send: {reads:?}");
 

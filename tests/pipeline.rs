@@ -3,23 +3,16 @@
 
 mod common;
 
+use common::world::{consumer, world, World, BUSINESS_NUMBER};
 use common::{canary, postgres_env, sqlite_env, Env};
-use sealpost::pipeline::{IntegrityRecorder, Pipeline};
-use sealpost_adapters::signal::{Libsignal, SignalEngine};
+use sealpost::pipeline::Pipeline;
 use sealpost_adapters::store::StreamId;
-use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
+use sealpost_adapters::transport::sim::SimNetwork;
 use sealpost_domain::{
-    BusinessId, MessageContent, MessageId, MessageKind, MessageStatus, PhoneNumberId, Principal,
-    Region, E164,
+    MessageContent, MessageId, MessageKind, MessageStatus, PhoneNumberId, Principal, E164,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-const BUSINESS_NUMBER: &str = "15550783881";
-
-fn consumer(i: usize) -> String {
-    format!("49151{:08}", 1000 + i)
-}
 
 /// The body of a text message as a device decrypted it: the Signal plaintext is the content in
 /// the Cloud API's shape, `{"type":"text","text":{"body":…}}`.
@@ -27,57 +20,6 @@ fn text_of(plaintext: &[u8]) -> String {
     let content: MessageContent = serde_json::from_slice(plaintext).expect("typed content");
     content.text_body().expect("a text").to_owned()
 }
-
-struct World {
-    net: SimNetwork,
-    engine: Arc<dyn SignalEngine>,
-    devices: Vec<SimDevice>,
-    business: BusinessId,
-    number: PhoneNumberId,
-    me: Principal,
-}
-
-async fn world(env: &Env, devices: usize) -> (World, Pipeline) {
-    let recorder = IntegrityRecorder::new(&env.app);
-    let net = SimNetwork::with(Arc::new(env.clock.clone()), Some(recorder.clone()));
-    let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
-    let business = env
-        .app
-        .register_business("Bikes", Region::Eu)
-        .await
-        .expect("business");
-    let number = env
-        .app
-        .add_phone_number(&business, BUSINESS_NUMBER, Region::Eu)
-        .await
-        .expect("number");
-    let mut pipeline = Pipeline::start(env.app.clone(), engine.clone(), Arc::new(net.clone()))
-        .await
-        .expect("pipeline")
-        .with_integrity(recorder);
-    pipeline.attach_number(&number).await.expect("attach");
-    let mut list = Vec::new();
-    for i in 0..devices {
-        list.push(
-            SimDevice::join(engine.clone(), &net, &consumer(i))
-                .await
-                .expect("device"),
-        );
-    }
-    let me = Principal::business(business.clone(), "system-user");
-    (
-        World {
-            net,
-            engine,
-            devices: list,
-            business,
-            number,
-            me,
-        },
-        pipeline,
-    )
-}
-
 async fn devices_step(w: &mut World) {
     for d in &mut w.devices {
         d.step(&w.net).await.expect("device step");

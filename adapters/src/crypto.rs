@@ -193,18 +193,24 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// RFC 8452, Appendix C.2 (AEAD_AES_256_GCM_SIV), the first vector with 8-byte plaintext.
-    #[test]
-    fn rfc8452_known_answer() {
+    /// The key and nonce of the RFC 8452 Appendix C.2 vectors used here.
+    fn rfc8452_key_and_nonce() -> (SecretKey, [u8; 12]) {
         let key = SecretKey::from_slice(
             &hex::decode("0100000000000000000000000000000000000000000000000000000000000000")
                 .unwrap(),
         )
         .unwrap();
-        let nonce: [u8; 12] = hex::decode("030000000000000000000000")
+        let nonce = hex::decode("030000000000000000000000")
             .unwrap()
             .try_into()
             .unwrap();
+        (key, nonce)
+    }
+
+    /// RFC 8452, Appendix C.2 (AEAD_AES_256_GCM_SIV), the first vector with 8-byte plaintext.
+    #[test]
+    fn rfc8452_known_answer() {
+        let (key, nonce) = rfc8452_key_and_nonce();
         let pt = hex::decode("0100000000000000").unwrap();
         let sealed = seal_with_nonce(&key, &nonce, &pt, b"");
         assert_eq!(
@@ -217,15 +223,7 @@ mod tests {
     /// RFC 8452, Appendix C.2, a vector with associated data.
     #[test]
     fn rfc8452_known_answer_with_aad() {
-        let key = SecretKey::from_slice(
-            &hex::decode("0100000000000000000000000000000000000000000000000000000000000000")
-                .unwrap(),
-        )
-        .unwrap();
-        let nonce: [u8; 12] = hex::decode("030000000000000000000000")
-            .unwrap()
-            .try_into()
-            .unwrap();
+        let (key, nonce) = rfc8452_key_and_nonce();
         let pt = hex::decode("0200000000000000").unwrap();
         let aad = hex::decode("01").unwrap();
         let sealed = seal_with_nonce(&key, &nonce, &pt, &aad);

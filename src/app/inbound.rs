@@ -157,28 +157,16 @@ impl Sealpost {
         let kind = content.kind();
         let scope = inbound.scope()?;
         let (business, region) = (inbound.business.clone(), inbound.region);
-        let content = self
-            .seal_message_field(
+        let (content, profile_name) = self
+            .seal_message(
                 &business,
                 region,
                 &scope,
-                fields::CONTENT,
-                &content.to_bytes(),
+                &content,
+                fields::PROFILE_NAME,
+                profile_name,
             )
             .await?;
-        let profile_name = match profile_name {
-            Some(p) => Some(
-                self.seal_message_field(
-                    &business,
-                    region,
-                    &scope,
-                    fields::PROFILE_NAME,
-                    p.as_bytes(),
-                )
-                .await?,
-            ),
-            None => None,
-        };
         let meta = inbound.meta(&recorder())?;
         self.exec
             .execute_on(

@@ -39,6 +39,36 @@ impl Sealpost {
             })
     }
 
+    /// Seals a message's content and its one optional text field (a send's callback data, an
+    /// inbound message's profile name) under the message's scope.
+    pub(super) async fn seal_message(
+        &self,
+        business: &BusinessId,
+        region: Region,
+        scope: &FieldScope,
+        content: &MessageContent,
+        field: &str,
+        value: Option<&str>,
+    ) -> Result<(Sealed, Option<Sealed>), AppError> {
+        let content = self
+            .seal_message_field(
+                business,
+                region,
+                scope,
+                fields::CONTENT,
+                &content.to_bytes(),
+            )
+            .await?;
+        let value = match value {
+            Some(v) => Some(
+                self.seal_message_field(business, region, scope, field, v.as_bytes())
+                    .await?,
+            ),
+            None => None,
+        };
+        Ok((content, value))
+    }
+
     /// Accepts an outbound message from a business (the business's own principal) to a
     /// consumer number. The content is sealed under the message key before the event exists.
     pub async fn send(
@@ -64,28 +94,16 @@ impl Sealpost {
             subject: subject.clone(),
             message: message_id.clone(),
         };
-        let content = self
-            .seal_message_field(
+        let (content, callback_data) = self
+            .seal_message(
                 &business,
                 region,
                 &scope,
-                fields::CONTENT,
-                &content.to_bytes(),
+                content,
+                fields::CALLBACK_DATA,
+                callback_data,
             )
             .await?;
-        let callback_data = match callback_data {
-            Some(c) => Some(
-                self.seal_message_field(
-                    &business,
-                    region,
-                    &scope,
-                    fields::CALLBACK_DATA,
-                    c.as_bytes(),
-                )
-                .await?,
-            ),
-            None => None,
-        };
         let header = OutboundHeader {
             message_id: message_id.clone(),
             business_id: business.clone(),

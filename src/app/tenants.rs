@@ -89,14 +89,18 @@ impl Sealpost {
         &self,
         id: &PhoneNumberId,
     ) -> Result<(BusinessId, Region), AppError> {
-        let n = self.phone_number(id).await?;
-        let business = n
-            .business_id
-            .clone()
-            .ok_or(AppError::Incomplete("phone number without business"))?;
-        let region = n
-            .storage_region()
-            .ok_or(AppError::Incomplete("phone number without region"))?;
-        Ok((business, region))
+        home_of(&self.phone_number(id).await?)
     }
+}
+
+/// A loaded phone number's business, and the region where its data lives.
+pub(crate) fn home_of(n: &PhoneNumber) -> Result<(BusinessId, Region), AppError> {
+    let business = n
+        .business_id
+        .clone()
+        .ok_or(AppError::Incomplete("phone number without business"))?;
+    let region = n
+        .storage_region()
+        .ok_or(AppError::Incomplete("phone number without region"))?;
+    Ok((business, region))
 }

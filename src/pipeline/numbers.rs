@@ -35,13 +35,7 @@ impl Pipeline {
     /// wrapped by the region root key) and publishes its prekeys to the key directory.
     pub async fn attach_number(&mut self, id: &PhoneNumberId) -> Result<(), AppError> {
         let n = self.app.phone_number(id).await?;
-        let business = n
-            .business_id
-            .clone()
-            .ok_or(AppError::Incomplete("phone number without business"))?;
-        let region = n
-            .storage_region()
-            .ok_or(AppError::Incomplete("phone number without region"))?;
+        let (business, region) = crate::app::home_of(&n)?;
         let vault = self.app.store().vault().clone();
         // An election the delivery projection has not followed yet leaves the account in the
         // home region: serve it from there until `relocate` moves it.

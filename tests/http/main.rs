@@ -8,6 +8,7 @@
 mod common;
 
 mod bad_input;
+mod content;
 mod evidence;
 mod numbers;
 mod surface;

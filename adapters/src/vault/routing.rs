@@ -77,16 +77,8 @@ impl Vault {
         now: Timestamp,
     ) -> Result<Option<SubjectId>, VaultError> {
         let key = self.index_key(business, region, now).await?;
-        match self
-            .keys
-            .index_get(business, region.code(), &Self::user_index(&key, user_id))
-            .await?
-        {
-            None => Ok(None),
-            Some(s) => Ok(Some(
-                SubjectId::parse(&s).map_err(|_| StoreError::Corrupt("subject id in index"))?,
-            )),
-        }
+        self.indexed_subject(business, region, &Self::user_index(&key, user_id))
+            .await
     }
 
     /// Finds the subject a phone number routes to, if one is live.
@@ -98,11 +90,19 @@ impl Vault {
         now: Timestamp,
     ) -> Result<Option<SubjectId>, VaultError> {
         let blind = self.blind_index(business, region, phone, now).await?;
-        match self.keys.index_get(business, region.code(), &blind).await? {
+        self.indexed_subject(business, region, &blind).await
+    }
+
+    /// The subject an index entry (blind phone index or user index) routes to, if any.
+    async fn indexed_subject(
+        &self,
+        business: &str,
+        region: Region,
+        index: &[u8],
+    ) -> Result<Option<SubjectId>, VaultError> {
+        match self.keys.index_get(business, region.code(), index).await? {
             None => Ok(None),
-            Some(s) => Ok(Some(
-                SubjectId::parse(&s).map_err(|_| StoreError::Corrupt("subject id in index"))?,
-            )),
+            Some(s) => Ok(Some(subject_of(&s)?)),
         }
     }
 
@@ -121,7 +121,7 @@ impl Vault {
             .keys
             .index_put(business, region.code(), &blind, subject.as_str())
             .await?;
-        Ok(SubjectId::parse(&s).map_err(|_| StoreError::Corrupt("subject id in index"))?)
+        Ok(subject_of(&s)?)
     }
 
     /// The message id of an inbound message: keyed by the subject key over the transport's
@@ -145,4 +145,9 @@ impl Vault {
         id.copy_from_slice(&tag[..18]);
         Ok(Some(sealpost_domain::MessageId::from_random(id)))
     }
+}
+
+/// A subject id as an index entry holds it.
+fn subject_of(s: &str) -> Result<SubjectId, StoreError> {
+    SubjectId::parse(s).map_err(|_| StoreError::Corrupt("subject id in index"))
 }

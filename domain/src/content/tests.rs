@@ -112,3 +112,61 @@ fn debug_never_shows_the_content() {
     assert_eq!(format!("{c:?}"), "MessageContent(text, <redacted>)");
     assert!(!format!("{:?}", c.payload).contains("secret"));
 }
+
+/// Every optional member present, in declaration order: written back to the byte.
+#[test]
+fn every_member_written_back_to_the_byte() {
+    let media = r#"{"id":"1","link":"https://x/y","data":"AA==","mime_type":"image/png","sha256":"ab","caption":"c","filename":"f","voice":true,"animated":false}"#;
+    for json in [
+        r#"{"type":"text","text":{"body":"hi","preview_url":true},"context":{"message_id":"m","id":"i","from":"f"}}"#.to_owned(),
+        format!(r#"{{"type":"image","image":{media}}}"#),
+        format!(r#"{{"type":"sticker","sticker":{media}}}"#),
+        r#"{"type":"location","location":{"latitude":52.52,"longitude":13.4,"name":"n","address":"a"}}"#.to_owned(),
+        r#"{"type":"button","button":{"text":"t","payload":"p"}}"#.to_owned(),
+        r#"{"type":"system","system":{"body":"b","type":"user_changed_number"}}"#.to_owned(),
+        r#"{"type":"contacts","contacts":[{"name":{"formatted_name":"A B","first_name":"A","last_name":"B","middle_name":"M","prefix":"Dr","suffix":"Jr"},"phones":[{"phone":"+1","type":"CELL","wa_id":"1"}],"emails":[{"email":"a@b.c","type":"WORK"}],"urls":[{"url":"https://b.c","type":"WORK"}],"addresses":[{"street":"s","city":"c","state":"st","zip":"z","country":"co","country_code":"CC","type":"HOME"}],"org":{"company":"c","department":"d","title":"t"},"birthday":"2000-01-02"}]}"#.to_owned(),
+        format!(r#"{{"type":"template","template":{{"name":"n","language":{{"code":"en","policy":"deterministic"}},"components":[{{"type":"button","sub_type":"url","index":0,"parameters":[{{"type":"text","parameter_name":"p","text":"t","payload":"y","coupon_code":"c","currency":{{"fallback_value":"$1","code":"USD","amount_1000":1000}},"date_time":{{"fallback_value":"today"}},"image":{media},"document":{media},"video":{media}}}]}}]}}}}"#),
+        format!(r#"{{"type":"interactive","interactive":{{"type":"cta_url","header":{{"type":"image","text":"t","image":{media},"video":{media},"document":{media}}},"body":{{"text":"b"}},"footer":{{"text":"f"}},"action":{{"button":"b","buttons":[{{"type":"reply","reply":{{"id":"i","title":"t","description":"d"}}}}],"sections":[{{"title":"s","rows":[{{"id":"r","title":"t","description":"d"}}]}}],"name":"cta_url","parameters":{{"display_text":"d","url":"https://u"}}}},"button_reply":{{"id":"i","title":"t","description":"d"}},"list_reply":{{"id":"i","title":"t","description":"d"}}}}}}"#),
+    ] {
+        let content = MessageContent::from_bytes(json.as_bytes());
+        assert_eq!(String::from_utf8(content.to_bytes()).expect("utf-8"), json);
+    }
+}
+
+/// Every optional member absent: none is written, not even as `null`.
+#[test]
+fn absent_members_are_left_out() {
+    for json in [
+        r#"{"type":"text","text":{"body":"hi"}}"#,
+        r#"{"type":"image","image":{}}"#,
+        r#"{"type":"location","location":{"latitude":1.5,"longitude":2.5}}"#,
+        r#"{"type":"button","button":{"text":"t"}}"#,
+        r#"{"type":"system","system":{}}"#,
+        r#"{"type":"text","text":{"body":"hi"},"context":{}}"#,
+        r#"{"type":"contacts","contacts":[{"name":{"formatted_name":"A"},"phones":[{"phone":"+1"}],"emails":[{"email":"e"}],"urls":[{"url":"u"}],"addresses":[{}],"org":{}}]}"#,
+        r#"{"type":"template","template":{"name":"n","language":{"code":"en"},"components":[{"type":"body","parameters":[{"type":"text"}]}]}}"#,
+        r#"{"type":"interactive","interactive":{"type":"list","header":{"type":"text"},"action":{"sections":[{"rows":[{"id":"r","title":"t"}]}],"parameters":{}}}}"#,
+    ] {
+        let content = MessageContent::from_bytes(json.as_bytes());
+        assert_eq!(String::from_utf8(content.to_bytes()).expect("utf-8"), json);
+    }
+}
+
+/// A required member missing makes the object unreadable (so the payload reads as text).
+#[test]
+fn a_missing_required_member_is_refused() {
+    assert!(serde_json::from_str::<Text>(r#"{"preview_url":true}"#).is_err());
+    assert!(serde_json::from_str::<Reaction>(r#"{"emoji":"x"}"#).is_err());
+    assert!(serde_json::from_str::<Location>(r#"{"latitude":1}"#).is_err());
+    assert!(serde_json::from_str::<ButtonReply>(r#"{"payload":"p"}"#).is_err());
+    assert!(serde_json::from_str::<Contact>(r#"{"phones":[]}"#).is_err());
+    assert!(serde_json::from_str::<ContactPhone>(r#"{"type":"CELL"}"#).is_err());
+    assert!(serde_json::from_str::<Template>(r#"{"language":{"code":"en"}}"#).is_err());
+    assert!(serde_json::from_str::<Language>(r#"{"policy":"deterministic"}"#).is_err());
+    assert!(serde_json::from_str::<Choice>(r#"{"id":"i","description":"d"}"#).is_err());
+    let raw = r#"{"type":"text","text":{"preview_url":true}}"#;
+    assert_eq!(
+        MessageContent::from_bytes(raw.as_bytes()),
+        MessageContent::text(raw)
+    );
+}

@@ -1,0 +1,69 @@
+//! A business with one number, a running pipeline over the simulated transport and simulated
+//! consumer devices with real Signal sessions: the set-up of the message-path tests.
+
+use super::Env;
+use sealpost::pipeline::{IntegrityRecorder, Pipeline};
+use sealpost_adapters::signal::{Libsignal, SignalEngine};
+use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
+use sealpost_domain::{BusinessId, PhoneNumberId, Principal, Region};
+use std::sync::Arc;
+
+/// The business's number.
+pub const BUSINESS_NUMBER: &str = "15550783881";
+
+/// The phone number of the `i`-th consumer device.
+pub fn consumer(i: usize) -> String {
+    format!("49151{:08}", 1000 + i)
+}
+
+pub struct World {
+    pub net: SimNetwork,
+    pub engine: Arc<dyn SignalEngine>,
+    pub devices: Vec<SimDevice>,
+    pub business: BusinessId,
+    pub number: PhoneNumberId,
+    pub me: Principal,
+}
+
+/// Registers the business and its number, starts the pipeline (with an integrity recorder) on
+/// it and joins `devices` consumer devices (`consumer(0)`, …) to the network.
+pub async fn world(env: &Env, devices: usize) -> (World, Pipeline) {
+    let recorder = IntegrityRecorder::new(&env.app);
+    let net = SimNetwork::with(Arc::new(env.clock.clone()), Some(recorder.clone()));
+    let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
+    let business = env
+        .app
+        .register_business("Bikes", Region::Eu)
+        .await
+        .expect("business");
+    let number = env
+        .app
+        .add_phone_number(&business, BUSINESS_NUMBER, Region::Eu)
+        .await
+        .expect("number");
+    let mut pipeline = Pipeline::start(env.app.clone(), engine.clone(), Arc::new(net.clone()))
+        .await
+        .expect("pipeline")
+        .with_integrity(recorder);
+    pipeline.attach_number(&number).await.expect("attach");
+    let mut list = Vec::new();
+    for i in 0..devices {
+        list.push(
+            SimDevice::join(engine.clone(), &net, &consumer(i))
+                .await
+                .expect("device"),
+        );
+    }
+    let me = Principal::business(business.clone(), "system-user");
+    (
+        World {
+            net,
+            engine,
+            devices: list,
+            business,
+            number,
+            me,
+        },
+        pipeline,
+    )
+}
