@@ -72,7 +72,8 @@ pub struct Shared {
     hooks: Arc<Mutex<BTreeMap<String, Worker>>>,
     poster: sealpost_adapters::webhook::Poster,
     limits: Arc<std::sync::Mutex<Limits>>,
-    /// Signs short-lived media download URLs (per process: a URL lives 5 minutes).
+    /// Signs short-lived media download URLs (a URL lives 5 minutes): the vault's
+    /// `media_url_key` under `serve`, so a URL survives a restart; random in unit tests.
     url_key: Arc<[u8; 32]>,
 }
 
@@ -127,6 +128,14 @@ impl Shared {
     /// With `--sim-clock`: the clock and the file that keeps its time.
     fn with_clock(self, clock: Option<(SimClock, PathBuf)>) -> Self {
         Self { clock, ..self }
+    }
+
+    /// Media download URLs signed with `key` (the store's, shared by restarts and nodes).
+    fn with_url_key(self, key: [u8; 32]) -> Self {
+        Self {
+            url_key: Arc::new(key),
+            ..self
+        }
     }
 }
 

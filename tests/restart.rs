@@ -304,3 +304,33 @@ async fn the_quality_rating_survives_a_restart() {
         "the rating survives a restart"
     );
 }
+
+/// A media download URL (good for 5 minutes) is signed with the store's key, not the process's:
+/// it still works after a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_media_url_survives_a_restart() {
+    let root = tempfile::tempdir().expect("dir");
+    let data = Data::new(root.path(), None);
+    let mut node = start(&data);
+    let media = upload_png(&node).await;
+    let token = node.s("access_token");
+    let (st, v) = node.get(&format!("/v21.0/{media}"), &token).await;
+    assert_eq!(st, 200, "{v}");
+    let url = v["url"].as_str().expect("url").to_owned();
+    let (st, _, before) = common::server::download(&url, Some(&token)).await;
+    assert_eq!(st, 200);
+    let old_base = node.base.clone();
+    node = node.restart();
+    // The same URL, at wherever the restarted server listens.
+    let url = url.replacen(&old_base, &node.base, 1);
+    let (st, _, after) = common::server::download(&url, Some(&token)).await;
+    assert_eq!(
+        (st, after),
+        (200, before),
+        "the URL signed before the restart"
+    );
+    // Still bound to its signature: a changed one is refused.
+    let forged = format!("{}0", url.trim_end_matches(|c: char| c.is_ascii_hexdigit()));
+    let (st, _, _) = common::server::download(&forged, Some(&token)).await;
+    assert_ne!(st, 200, "a forged signature");
+}

@@ -178,7 +178,13 @@ pub async fn serve(
         Limits::new(standard, high),
     )
     .with_simulator(sim)
-    .with_clock(sim_clock);
+    .with_clock(sim_clock)
+    .with_url_key(
+        *app.store()
+            .vault()
+            .media_url_key(sealpost_domain::Region::Eu, app.now())
+            .await?,
+    );
     for (id, (_, _, _, url)) in known_apps {
         if let Some(url) = url {
             start_hook(&shared, &id, url).await?;

@@ -205,7 +205,27 @@ impl Vault {
         region: Region,
         now: Timestamp,
     ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
-        let id = key_id(KeyKind::Audit, region, AUDIT_OWNER, "signing");
+        self.operator_secret(region, "signing", now).await
+    }
+
+    /// The key that signs short-lived media download URLs: the operator's, kept like the audit
+    /// seed, so that a URL stays good across a restart and on every node of one store.
+    pub async fn media_url_key(
+        &self,
+        region: Region,
+        now: Timestamp,
+    ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        self.operator_secret(region, "media-urls", now).await
+    }
+
+    /// A 32-byte secret of the operator's own (no business), named `name`; made on first use.
+    async fn operator_secret(
+        &self,
+        region: Region,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        let id = key_id(KeyKind::Audit, region, AUDIT_OWNER, name);
         let spec = KeySpec {
             kind: KeyKind::Audit,
             business: AUDIT_OWNER,
