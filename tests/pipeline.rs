@@ -293,23 +293,9 @@ async fn retransmission_works_until_the_keys_are_gone_then_is_refused() {
     use sealpost_domain::time::{DAY_MS, HOUR_MS};
     let env = sqlite_env().await;
     let (mut w, mut pipeline) = world(&env, 2).await;
-    w.devices[0]
-        .send(&w.net, BUSINESS_NUMBER, "dev-0", b"hi")
-        .await
-        .expect("send");
+    w.device_writes(0, "dev-0", b"hi").await;
     pipeline.run_until_idle(5).await.expect("pipeline");
-    let phone = E164::parse(&consumer(0)).expect("phone");
-    let id = env
-        .app
-        .send(
-            &w.me,
-            &w.number,
-            &phone,
-            &MessageContent::text("your code is 4711"),
-            None,
-        )
-        .await
-        .expect("send");
+    let id = w.answer(&env.app, 0, "your code is 4711").await;
     pipeline.run_until_idle(5).await.expect("pipeline");
     devices_step(&mut w).await;
 
@@ -376,33 +362,16 @@ async fn retransmission_works_until_the_keys_are_gone_then_is_refused() {
 async fn a_reinstalled_device_is_an_identity_change_event_not_a_failure() {
     let env = sqlite_env().await;
     let (mut w, mut pipeline) = world(&env, 1).await;
-    w.devices[0]
-        .send(&w.net, BUSINESS_NUMBER, "dev-0", b"hi")
-        .await
-        .expect("send");
+    w.device_writes(0, "dev-0", b"hi").await;
     pipeline.run_until_idle(5).await.expect("pipeline");
     w.devices[0].reinstall(&w.net).await.expect("reinstall");
-    w.devices[0]
-        .send(&w.net, BUSINESS_NUMBER, "dev-1", b"new phone")
-        .await
-        .expect("send");
+    w.device_writes(0, "dev-1", b"new phone").await;
     let r = pipeline.run_until_idle(5).await.expect("pipeline");
     assert_eq!(
         (r.received, r.identity_changes, r.decrypt_failures),
         (1, 1, 0)
     );
-    let phone = E164::parse(&consumer(0)).expect("phone");
-    let id = env
-        .app
-        .send(
-            &w.me,
-            &w.number,
-            &phone,
-            &MessageContent::text("welcome back"),
-            None,
-        )
-        .await
-        .expect("send");
+    let id = w.answer(&env.app, 0, "welcome back").await;
     pipeline.run_until_idle(5).await.expect("pipeline");
     devices_step(&mut w).await;
     assert_eq!(
@@ -548,14 +517,8 @@ async fn media_reactions_and_signed_prekey_rotation() {
     let (mut w, mut pipeline) = world(&env, 3).await;
     let image = r#"{"type":"image","image":{"id":"media-77","caption":"my bike"}}"#;
     let reaction = r#"{"type":"reaction","reaction":{"message_id":"wamid.x","emoji":"👍"}}"#;
-    w.devices[0]
-        .send(&w.net, BUSINESS_NUMBER, "d0-0", image.as_bytes())
-        .await
-        .expect("send");
-    w.devices[0]
-        .send(&w.net, BUSINESS_NUMBER, "d0-1", reaction.as_bytes())
-        .await
-        .expect("send");
+    w.device_writes(0, "d0-0", image.as_bytes()).await;
+    w.device_writes(0, "d0-1", reaction.as_bytes()).await;
     w.devices[0]
         .send(
             &w.net,
@@ -571,10 +534,7 @@ async fn media_reactions_and_signed_prekey_rotation() {
     pipeline.run_until_idle(5).await.expect("pipeline");
     let after = w.net.signed_prekey_id(BUSINESS_NUMBER).expect("published");
     assert_ne!(before, after, "rotated after a week");
-    w.devices[1]
-        .send(&w.net, BUSINESS_NUMBER, "d1-0", b"new session")
-        .await
-        .expect("send");
+    w.device_writes(1, "d1-0", b"new session").await;
     let r = pipeline.run_until_idle(5).await.expect("pipeline");
     assert_eq!((r.received, r.decrypt_failures), (1, 0));
 
@@ -622,23 +582,9 @@ async fn after_an_erasure_the_consumer_is_asked_to_start_a_new_session() {
     use sealpost_domain::PrincipalKind;
     let env = sqlite_env().await;
     let (mut w, mut pipeline) = world(&env, 1).await;
-    w.devices[0]
-        .send(&w.net, BUSINESS_NUMBER, "dev-0", b"hi")
-        .await
-        .expect("send");
+    w.device_writes(0, "dev-0", b"hi").await;
     pipeline.run_until_idle(5).await.expect("pipeline");
-    let phone = E164::parse(&consumer(0)).expect("phone");
-    let id = env
-        .app
-        .send(
-            &w.me,
-            &w.number,
-            &phone,
-            &MessageContent::text("hello"),
-            None,
-        )
-        .await
-        .expect("send");
+    let id = w.answer(&env.app, 0, "hello").await;
     pipeline.run_until_idle(5).await.expect("pipeline");
     devices_step(&mut w).await;
     let old_subject = common::subject_of(&env.app, &id).await;
@@ -647,10 +593,7 @@ async fn after_an_erasure_the_consumer_is_asked_to_start_a_new_session() {
         .await
         .expect("erase");
 
-    w.devices[0]
-        .send(&w.net, BUSINESS_NUMBER, "dev-1", b"still there?")
-        .await
-        .expect("send");
+    w.device_writes(0, "dev-1", b"still there?").await;
     let r = pipeline.run_until_idle(5).await.expect("pipeline");
     assert_eq!(
         (r.decrypt_failures, r.received),
@@ -769,10 +712,7 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
         .await
         .expect("pipeline");
     pipeline.attach_number(&w.number).await.expect("attach");
-    w.devices[0]
-        .send(&w.net, BUSINESS_NUMBER, "dev-0", b"hi")
-        .await
-        .expect("send");
+    w.device_writes(0, "dev-0", b"hi").await;
     pipeline.run_until_idle(5).await.expect("pipeline");
     let phone = E164::parse(&consumer(0)).expect("phone");
 

@@ -5,7 +5,9 @@ use super::Env;
 use sealpost::pipeline::{IntegrityRecorder, Pipeline};
 use sealpost_adapters::signal::{Libsignal, SignalEngine};
 use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
-use sealpost_domain::{BusinessId, PhoneNumberId, Principal, Region};
+use sealpost_domain::{
+    BusinessId, MessageContent, MessageId, PhoneNumberId, Principal, Region, E164,
+};
 use std::sync::Arc;
 
 /// The business's number.
@@ -66,4 +68,29 @@ pub async fn world(env: &Env, devices: usize) -> (World, Pipeline) {
         },
         pipeline,
     )
+}
+
+impl World {
+    /// Device `i` writes `body` to the business (envelope id `envelope`), which opens its
+    /// service window once the pipeline takes it.
+    pub async fn device_writes(&mut self, i: usize, envelope: &str, body: &[u8]) {
+        self.devices[i]
+            .send(&self.net, BUSINESS_NUMBER, envelope, body)
+            .await
+            .expect("device send");
+    }
+
+    /// The business sends the text `body` to consumer `i`.
+    pub async fn answer(&self, app: &sealpost::app::Sealpost, i: usize, body: &str) -> MessageId {
+        let phone = E164::parse(&consumer(i)).expect("phone");
+        app.send(
+            &self.me,
+            &self.number,
+            &phone,
+            &MessageContent::text(body),
+            None,
+        )
+        .await
+        .expect("send")
+    }
 }
