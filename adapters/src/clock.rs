@@ -1,15 +1,11 @@
-//! The clock port: the system clock in production, a simulated clock for tests and the demo,
-//! so that a test can cross 30 days in milliseconds.
+//! The clock port's implementations: the system clock in production, a simulated clock for
+//! tests and the demo, so that a test can cross 30 days in milliseconds. The port itself is
+//! `sealpost_domain::ports::Clock` (re-exported here).
 
+pub use sealpost_domain::ports::Clock;
 use sealpost_domain::Timestamp;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-
-/// Where "now" comes from.
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// The current moment.
-    fn now(&self) -> Timestamp;
-}
 
 /// The operating system's wall clock.
 #[derive(Debug, Clone, Copy, Default)]

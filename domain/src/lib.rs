@@ -19,6 +19,7 @@ pub mod ids;
 pub mod integrity;
 pub mod media;
 pub mod phone;
+pub mod ports;
 pub mod region;
 pub mod sealed;
 pub mod shim;
