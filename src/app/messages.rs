@@ -130,28 +130,27 @@ impl Sealpost {
         Ok(message_id)
     }
 
-    /// Records a lifecycle step of a message (sent, delivered, read, failed …).
+    /// Records a lifecycle step of a message (sent, delivered, read, failed …): [`Sealpost::hold`]
+    /// and [`Sealpost::record_held`], so its stream is read once.
     pub async fn record(
         &self,
         message_id: &MessageId,
         command: MessageCommand,
     ) -> Result<Vec<MessageEvent>, AppError> {
-        let (state, _) = self.exec.load::<Message>(message_id.as_str()).await?;
-        let business = state.business_id.clone().ok_or(DomainError::NotFound)?;
-        let number = state
+        let mut held = self.hold(message_id).await?;
+        let business = held
+            .state()
+            .business_id
+            .clone()
+            .ok_or(DomainError::NotFound)?;
+        let number = held
+            .state()
             .phone_number_id
             .clone()
             .ok_or(AppError::Incomplete("message without number"))?;
         let (_, region) = self.number_home(&number).await?;
-        let mut meta =
-            CommandMeta::new(business.as_str(), region, &Principal::processor("delivery"));
-        if let Some(e) = state.epoch {
-            meta = meta.with_epoch(e);
-        }
-        Ok(self
-            .exec
-            .execute::<Message>(message_id.as_str(), command, &meta, self.now())
-            .await?)
+        self.record_held(&mut held, (&business, region), command)
+            .await
     }
 
     /// A message's non-personal state (status, type, epoch): readable after shredding.
