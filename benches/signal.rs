@@ -6,10 +6,10 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use futures::FutureExt as _;
 use libsignal_protocol as lib;
+use sealpost_adapters::clock::{Clock as _, SystemClock};
 use sealpost_adapters::signal::{Account, Libsignal, Peer, Session, SignalEngine};
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::SystemTime;
 
 const MESSAGE: [u8; 200] = [42; 200];
 
@@ -79,7 +79,7 @@ fn bare_encrypt(from: &mut lib::InMemSignalProtocolStore, to: &str) -> lib::Ciph
         &addr(to),
         &mut from.session_store,
         &mut from.identity_store,
-        SystemTime::now(),
+        std::time::SystemTime::now(),
         &mut rand::rng(),
     ))
     .expect("encrypt")
@@ -112,7 +112,7 @@ fn bare_pair() -> (lib::InMemSignalProtocolStore, lib::InMemSignalProtocolStore)
         &mut alice.session_store,
         &mut alice.identity_store,
         &b,
-        SystemTime::now(),
+        std::time::SystemTime::now(),
         &mut rand::rng(),
     ))
     .expect("bundle");
@@ -130,8 +130,8 @@ struct Side {
 
 /// The same through Sealpost's port, with every state serialized between calls.
 fn engine_pair(e: &Libsignal) -> (Side, Side) {
-    let business = e.new_account(1, 5, SystemTime::now()).expect("account");
-    let mut device = e.new_account(2, 5, SystemTime::now()).expect("account");
+    let business = e.new_account(1, 5, SystemClock.now()).expect("account");
+    let mut device = e.new_account(2, 5, SystemClock.now()).expect("account");
     let bundle = e.directory_entry(&device).expect("entry").take_bundle(1);
     let first = e
         .encrypt(
@@ -141,7 +141,7 @@ fn engine_pair(e: &Libsignal) -> (Side, Side) {
             Some(&bundle),
             None,
             &MESSAGE,
-            SystemTime::now(),
+            SystemClock.now(),
         )
         .expect("encrypt");
     let d = e
@@ -193,7 +193,7 @@ fn bench(c: &mut Criterion) {
                     None,
                     None,
                     &MESSAGE,
-                    SystemTime::now(),
+                    SystemClock.now(),
                 )
                 .expect("encrypt");
             biz.session = Some(out.session);
@@ -224,7 +224,7 @@ fn bench(c: &mut Criterion) {
                         None,
                         None,
                         &MESSAGE,
-                        SystemTime::now(),
+                        SystemClock.now(),
                     )
                     .expect("encrypt");
                 s.session = Some(out.session);

@@ -2,7 +2,6 @@
 //! field sealed on the way in and opened only through the access gate on the way out.
 
 use rand::RngCore;
-use sealpost_adapters::clock::Clock;
 use sealpost_adapters::exec::{CommandMeta, ExecError, Executor};
 use sealpost_adapters::ledger::{EventStore, LedgerError};
 use sealpost_adapters::store::{postgres, StoreError, Stores, StreamId};
@@ -10,6 +9,7 @@ use sealpost_adapters::vault::{RootKeys, Vault, VaultError};
 use sealpost_audit::log::{witness_path, AuditLog};
 use sealpost_audit::{AccessGate, AccessRequest, FieldRef, GateError};
 use sealpost_domain::aggregates::message::{InboundHeader, OutboundHeader, PricingCategory};
+use sealpost_domain::ports::Clock;
 use sealpost_domain::{
     Business, BusinessCommand, BusinessId, Category, DomainError, FieldScope, Message,
     MessageCommand, MessageEvent, MessageId, MessageKind, Opened, PhoneNumber, PhoneNumberCommand,

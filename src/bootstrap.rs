@@ -87,7 +87,7 @@ pub async fn add_tenant(
     display_number: &str,
 ) -> anyhow::Result<std::path::PathBuf> {
     use anyhow::Context as _;
-    let clock: std::sync::Arc<dyn sealpost_adapters::clock::Clock> =
+    let clock: std::sync::Arc<dyn sealpost_domain::ports::Clock> =
         std::sync::Arc::new(sealpost_adapters::clock::SystemClock);
     let policy = sealpost_domain::RetentionPolicy::default();
     if sealpost_domain::E164::parse(display_number).is_err() {

@@ -7,10 +7,11 @@ use crate::claims::Check;
 use crate::pipeline::{IntegrityRecorder, Pipeline, StepReport};
 use sealpost_adapters::clock::SimClock;
 use sealpost_adapters::scan::scan_dir;
-use sealpost_adapters::signal::{Libsignal, SignalEngine};
+use sealpost_adapters::signal::Libsignal;
 use sealpost_adapters::store::KeyState;
 use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
 use sealpost_audit::GateError;
+use sealpost_domain::ports::signal::SignalEngine;
 use sealpost_domain::time::{DAY_MS, HOUR_MS};
 use sealpost_domain::{
     DomainError, MessageContent, MessageId, MessageStatus, Opened, Principal, PrincipalKind,

@@ -21,11 +21,11 @@
 use crate::app::{AppError, Sealpost};
 use rand::Rng as _;
 use sealpost_adapters::ledger::Subscription;
-use sealpost_adapters::signal::{Account, Peer, Session, SignalEngine, SignalError};
-use sealpost_adapters::transport::{
+use sealpost_domain::integrity::{IntegrityEvent, INTEGRITY_STREAM_TYPE};
+use sealpost_domain::ports::signal::{Account, Peer, Session, SignalEngine, SignalError};
+use sealpost_domain::ports::transport::{
     Address, Envelope, IntegritySink, Payload, Receipt, Transport, TransportError,
 };
-use sealpost_domain::integrity::{IntegrityEvent, INTEGRITY_STREAM_TYPE};
 use sealpost_domain::time::SECOND_MS;
 use sealpost_domain::PrincipalKind;
 use sealpost_domain::{
@@ -34,7 +34,7 @@ use sealpost_domain::{
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 mod inbound;
 mod integrity;
@@ -132,10 +132,6 @@ pub struct Pipeline {
     committed: u64,
     /// How long one step works on a backlog ([`STEP_BUDGET`]; unbounded in `run_until_idle`).
     budget: Duration,
-}
-
-fn system_time(t: Timestamp) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(t.millis().max(0) as u64)
 }
 
 fn principal() -> Principal {

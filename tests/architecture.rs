@@ -99,6 +99,7 @@ fn the_domain_does_no_io_reads_no_clock_and_draws_no_randomness() {
         "serde_json",
         "thiserror",
         "base64",
+        "zeroize",
     ];
     for line in deps.lines().filter(|l| l.contains('=')) {
         let name = line.split(['.', '=', ' ']).next().expect("name");
@@ -288,6 +289,40 @@ fn only_the_application_layer_runs_commands() {
         offenders.is_empty(),
         "outside the application layer, these call the executor: {offenders:?}"
     );
+}
+
+#[test]
+fn the_application_names_its_ports_from_the_domain() {
+    // ADR 0011: the ports the application drives are declared in `domain::ports`; the
+    // application and the pipeline name them there, so a fake needs no adapter. Implementations
+    // (`Libsignal`, `SimNetwork`, `SystemClock`, …) are wired in by start-up code only.
+    let adapter_ports = [
+        "sealpost_adapters::clock::Clock",
+        "sealpost_adapters::clock::{Clock",
+        "sealpost_adapters::signal::{Account",
+        "sealpost_adapters::signal::SignalEngine",
+        "sealpost_adapters::signal::SignalError",
+        "sealpost_adapters::transport::{",
+        "sealpost_adapters::transport::Transport",
+        "sealpost_adapters::transport::TransportError",
+    ];
+    let mut offenders = Vec::new();
+    for (path, text) in sources().into_iter().filter(|(p, _)| p.starts_with("src/")) {
+        let text = code(&text);
+        for port in adapter_ports {
+            if text.contains(port) {
+                offenders.push(format!("{path}: {port}"));
+            }
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "these name a port at its adapter: {offenders:?}"
+    );
+    let ports = std::fs::read_to_string(root().join("domain/src/ports/mod.rs")).expect("ports");
+    for port in ["trait Clock", "pub mod signal", "pub mod transport"] {
+        assert!(ports.contains(port), "domain::ports declares {port}");
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@ mod common;
 
 use common::sqlite_env;
 use sealpost::pipeline::Pipeline;
+use sealpost_adapters::clock::{Clock as _, SystemClock};
 use sealpost_adapters::signal::{Libsignal, SignalEngine};
 use sealpost_adapters::transport::http::HttpTransport;
 use sealpost_adapters::transport::sim::SimDevice;
@@ -117,7 +118,7 @@ async fn the_transport_process_keeps_its_network_across_a_kill() {
     let dir = tempfile::tempdir().expect("dir");
     let engine = Libsignal;
     let account = engine
-        .new_account(7, 5, std::time::SystemTime::now())
+        .new_account(7, 5, SystemClock.now())
         .expect("account");
     let entry = engine.directory_entry(&account).expect("entry");
     let envelope = Envelope {

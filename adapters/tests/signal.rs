@@ -3,10 +3,10 @@
 //! replenishment, signed-prekey rotation, and garbage that must not panic.
 
 use proptest::prelude::*;
+use sealpost_adapters::clock::{Clock as _, SystemClock};
 use sealpost_adapters::signal::{
     Account, Bundle, DirectoryEntry, Libsignal, Peer, Session, SignalEngine, SignalError,
 };
-use std::time::SystemTime;
 
 const E: Libsignal = Libsignal;
 
@@ -18,7 +18,7 @@ struct Party {
 
 fn party(name: &str, prekeys: u32) -> Party {
     let account = E
-        .new_account(1234, prekeys, SystemTime::now())
+        .new_account(1234, prekeys, SystemClock.now())
         .expect("account");
     let entry = E.directory_entry(&account).expect("entry");
     // Round-trip through bytes as a store would.
@@ -49,7 +49,7 @@ fn send(from: &Party, link: &mut Link, to: &Peer, bundle: Option<&Bundle>, text:
             bundle,
             link.identity.as_deref(),
             text,
-            SystemTime::now(),
+            SystemClock.now(),
         )
         .expect("encrypt");
     link.session = Some(out.session);
@@ -233,7 +233,7 @@ fn replenished_and_rotated_prekeys_keep_working() {
         Some(&entry.take_bundle(1)),
         b"in flight",
     );
-    E.rotate_signed_prekey(&mut business.account, SystemTime::now())
+    E.rotate_signed_prekey(&mut business.account, SystemClock.now())
         .expect("rotate");
     let mut b = Link::default();
     assert_eq!(

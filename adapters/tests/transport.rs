@@ -1,11 +1,11 @@
 //! The simulated transport and devices around real Signal sessions: routing both ways, receipts,
 //! offline queues, duplicates shown once, and a network that never carries plaintext.
 
+use sealpost_adapters::clock::{Clock as _, SystemClock};
 use sealpost_adapters::signal::{Libsignal, Peer, Session, SignalEngine};
 use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
 use sealpost_adapters::transport::{Address, Envelope, Payload, Receipt, Transport};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 const BUSINESS: &str = "15550783881";
 
@@ -17,7 +17,7 @@ fn engine() -> Arc<dyn SignalEngine> {
 async fn messages_and_receipts_flow_and_the_network_sees_only_ciphertext() {
     let net = SimNetwork::new();
     let e = engine();
-    let mut business = e.new_account(7, 10, SystemTime::now()).expect("account");
+    let mut business = e.new_account(7, 10, SystemClock.now()).expect("account");
     net.publish(BUSINESS, e.directory_entry(&business).expect("entry"))
         .await
         .expect("publish");
@@ -70,7 +70,7 @@ async fn messages_and_receipts_flow_and_the_network_sees_only_ciphertext() {
                 bundle.as_ref(),
                 None,
                 text.as_bytes(),
-                SystemTime::now(),
+                SystemClock.now(),
             )
             .expect("encrypt");
         if to == "4915112345678" {

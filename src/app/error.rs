@@ -1,8 +1,8 @@
 //! What the application layer's operations fail with.
 
 use super::*;
-use sealpost_adapters::signal::SignalError;
-use sealpost_adapters::transport::TransportError;
+use sealpost_domain::ports::signal::SignalError;
+use sealpost_domain::ports::transport::TransportError;
 
 /// Application errors. `Display` never contains personal data.
 #[derive(Debug, thiserror::Error)]

@@ -97,7 +97,7 @@ pub(super) trait NowMs {
 
 impl NowMs for SimClock {
     fn now_ms(&self) -> i64 {
-        sealpost_adapters::clock::Clock::now(self).millis()
+        sealpost_domain::ports::Clock::now(self).millis()
     }
 }
 

@@ -278,7 +278,7 @@ impl Pipeline {
         &mut self,
         handle: &str,
         inbound: &mut Inbound,
-        decrypted: &sealpost_adapters::signal::Decrypted,
+        decrypted: &sealpost_domain::ports::signal::Decrypted,
         device: u8,
     ) -> Result<StepReport, AppError> {
         let (number_id, business, region) = {

@@ -56,11 +56,9 @@ impl Pipeline {
                 account
             }
             None => {
-                let account = self.engine.new_account(
-                    rand::rng().random(),
-                    PREKEY_TARGET,
-                    system_time(self.app.now()),
-                )?;
+                let account =
+                    self.engine
+                        .new_account(rand::rng().random(), PREKEY_TARGET, self.app.now())?;
                 self.save_account(id, &business, region, &account).await?;
                 let entry = self.engine.directory_entry(&account)?;
                 self.transport.publish(&n.display_number, entry).await?;
@@ -184,13 +182,10 @@ impl Pipeline {
         let now = self.app.now();
         let number = self.numbers.get_mut(handle).ok_or(AppError::NotAttached)?;
         let made = number.account.signed_prekey_made_at();
-        if system_time(now).duration_since(made).unwrap_or_default()
-            < Duration::from_millis(SIGNED_PREKEY_ROTATION_MS as u64)
-        {
+        if now.millis().saturating_sub(made.millis()) < SIGNED_PREKEY_ROTATION_MS {
             return Ok(());
         }
-        self.engine
-            .rotate_signed_prekey(&mut number.account, system_time(now))?;
+        self.engine.rotate_signed_prekey(&mut number.account, now)?;
         let entry = self.engine.directory_entry(&number.account)?;
         number.save(&self.app).await?;
         self.transport

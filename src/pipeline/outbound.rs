@@ -106,7 +106,7 @@ impl Pipeline {
             bundle.as_ref(),
             link.as_ref().map(|l| l.identity.as_slice()),
             &content.to_bytes(),
-            system_time(self.app.now()),
+            self.app.now(),
         ) {
             Ok(e) => e,
             Err(SignalError::InvalidBundle) => {

@@ -13,8 +13,9 @@ use libsignal_protocol::{
     SessionStore as _, SignalMessage, SignalProtocolError, SignedPreKeyId, SignedPreKeyRecord,
     SignedPreKeyStore as _, Timestamp as SignalTimestamp,
 };
+use sealpost_domain::time::Timestamp;
 use std::collections::BTreeMap;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn classify(e: SignalProtocolError) -> SignalError {
     match e {
@@ -38,20 +39,16 @@ fn classify(e: SignalProtocolError) -> SignalError {
     }
 }
 
-impl Peer {
-    fn address(&self) -> Result<ProtocolAddress, SignalError> {
-        let device = DeviceId::new(self.device).map_err(|_| SignalError::InvalidBundle)?;
-        Ok(ProtocolAddress::new(self.name.clone(), device))
-    }
+fn address(peer: &Peer) -> Result<ProtocolAddress, SignalError> {
+    let device = DeviceId::new(peer.device).map_err(|_| SignalError::InvalidBundle)?;
+    Ok(ProtocolAddress::new(peer.name.clone(), device))
 }
 
-impl Account {
-    /// The public identity key (what a peer pins).
-    pub fn identity_key(&self) -> Result<Vec<u8>, SignalError> {
-        let pair = IdentityKeyPair::try_from(self.identity.as_slice())
-            .map_err(|_| SignalError::CorruptState)?;
-        Ok(pair.identity_key().serialize().to_vec())
-    }
+/// The account's public identity key (what a peer pins).
+fn identity_key(account: &Account) -> Result<Vec<u8>, SignalError> {
+    let pair = IdentityKeyPair::try_from(account.identity.as_slice())
+        .map_err(|_| SignalError::CorruptState)?;
+    Ok(pair.identity_key().serialize().to_vec())
 }
 
 /// The official protocol code.
@@ -61,10 +58,13 @@ pub struct Libsignal;
 /// Signed prekeys kept: the current one and the one before it.
 const SIGNED_PREKEYS_KEPT: usize = 2;
 
-fn millis(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+fn millis(t: Timestamp) -> u64 {
+    t.millis().max(0) as u64
+}
+
+/// The port speaks [`Timestamp`]; libsignal's session calls take a `SystemTime`.
+fn system_time(t: Timestamp) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(millis(t))
 }
 
 /// Completes a libsignal future over in-memory stores, which never wait.
@@ -88,7 +88,7 @@ impl Libsignal {
     fn new_signed_prekey(
         identity: &IdentityKeyPair,
         id: u32,
-        now: SystemTime,
+        now: Timestamp,
     ) -> Result<Vec<u8>, SignalError> {
         let mut rng = rand::rng();
         let pair = KeyPair::generate(&mut rng);
@@ -184,7 +184,7 @@ impl SignalEngine for Libsignal {
         &self,
         registration_id: u32,
         one_time_prekeys: u32,
-        now_t: SystemTime,
+        now_t: Timestamp,
     ) -> Result<Account, SignalError> {
         let mut rng = rand::rng();
         let identity = IdentityKeyPair::generate(&mut rng);
@@ -203,7 +203,7 @@ impl SignalEngine for Libsignal {
             kyber_id,
             one_time: BTreeMap::new(),
             next_prekey_id: 1,
-            signed_at_ms: millis(now_t),
+            signed_at: now_t,
         };
         self.replenish(&mut account, one_time_prekeys)?;
         Ok(account)
@@ -224,7 +224,7 @@ impl SignalEngine for Libsignal {
         }
         Ok(DirectoryEntry {
             registration_id: account.registration_id,
-            identity_key: account.identity_key()?,
+            identity_key: identity_key(account)?,
             signed_prekey: (
                 *signed_id,
                 corrupt(signed.public_key())?.serialize().to_vec(),
@@ -260,7 +260,7 @@ impl SignalEngine for Libsignal {
     fn rotate_signed_prekey(
         &self,
         account: &mut Account,
-        now_t: SystemTime,
+        now_t: Timestamp,
     ) -> Result<(), SignalError> {
         let identity = Self::identity(account)?;
         let next = account
@@ -277,7 +277,7 @@ impl SignalEngine for Libsignal {
         while account.signed.len() > SIGNED_PREKEYS_KEPT {
             account.signed.pop_first();
         }
-        account.signed_at_ms = millis(now_t);
+        account.signed_at = now_t;
         Ok(())
     }
 
@@ -289,9 +289,9 @@ impl SignalEngine for Libsignal {
         bundle: Option<&Bundle>,
         known_identity: Option<&[u8]>,
         plaintext: &[u8],
-        now_t: SystemTime,
+        now_t: Timestamp,
     ) -> Result<Encrypted, SignalError> {
-        let address = peer.address()?;
+        let address = address(peer)?;
         // The known identity is checked here, not by the store: a change is reported, not refused.
         let mut store = Self::store(account, &address, session, None, false)?;
         let mut rng = rand::rng();
@@ -302,7 +302,7 @@ impl SignalEngine for Libsignal {
                 &mut store.session_store,
                 &mut store.identity_store,
                 &bundle,
-                now_t,
+                system_time(now_t),
                 &mut rng,
             ))?;
         }
@@ -311,7 +311,7 @@ impl SignalEngine for Libsignal {
             &address,
             &mut store.session_store,
             &mut store.identity_store,
-            now_t,
+            system_time(now_t),
             &mut rng,
         ))?;
         let mut ciphertext = Vec::with_capacity(message.serialize().len() + 1);
@@ -335,7 +335,7 @@ impl SignalEngine for Libsignal {
         known_identity: Option<&[u8]>,
         ciphertext: &[u8],
     ) -> Result<Decrypted, SignalError> {
-        let address = peer.address()?;
+        let address = address(peer)?;
         let (kind, body) = ciphertext
             .split_first()
             .ok_or(SignalError::InvalidMessage("empty"))?;

@@ -2,13 +2,13 @@
 //! what it receives, answering receipts, sending, and recognising duplicates by id.
 
 use super::unavailable;
+use crate::clock::{Clock as _, SystemClock};
 use crate::signal::{Account, Peer, Session, SignalEngine, SignalError};
 use crate::transport::world::{Kind, WorldError, WorldStore};
 use crate::transport::{Address, Envelope, Payload, Receipt, Transport, TransportError};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 /// Envelopes a phone takes in one step.
 pub const DEVICE_CHUNK: usize = 256;
@@ -73,7 +73,7 @@ impl SimDevice {
         network: &dyn Transport,
         handle: &str,
     ) -> Result<Self, SignalError> {
-        let account = engine.new_account(rand::random::<u32>(), 20, SystemTime::now())?;
+        let account = engine.new_account(rand::random::<u32>(), 20, SystemClock.now())?;
         let entry = engine.directory_entry(&account)?;
         network
             .publish(handle, entry)
@@ -188,7 +188,7 @@ impl SimDevice {
                 bundle.as_ref(),
                 link.identity.as_deref(),
                 plaintext,
-                SystemTime::now(),
+                SystemClock.now(),
             )
             .map_err(|e| TransportError::Unavailable(e.to_string()))?;
         link.session = Some(out.session);
@@ -256,7 +256,7 @@ impl SimDevice {
     pub async fn reinstall(&mut self, network: &dyn Transport) -> Result<(), SignalError> {
         self.state.account =
             self.engine
-                .new_account(rand::random::<u32>(), 20, SystemTime::now())?;
+                .new_account(rand::random::<u32>(), 20, SystemClock.now())?;
         let entry = self.engine.directory_entry(&self.state.account)?;
         network
             .publish(&self.state.me.handle, entry)
