@@ -48,10 +48,12 @@ async fn rig(stores: Stores) -> Rig {
     let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
     let net = SimNetwork::new();
     let business = app
+        .catalog()
         .register_business("Bench", Region::Eu)
         .await
         .expect("business");
     let number = app
+        .catalog()
         .add_phone_number(&business, NUMBER, Region::Eu)
         .await
         .expect("number");
@@ -90,14 +92,15 @@ async fn round(r: &mut Rig) -> Duration {
         let (app, me, number) = (r.app.clone(), r.me.clone(), r.number.clone());
         let phone = E164::parse(&consumer(m % DEVICES)).expect("phone");
         sends.push(tokio::spawn(async move {
-            app.send(
-                &me,
-                &number,
-                &phone,
-                &MessageContent::text("your order has shipped"),
-                None,
-            )
-            .await
+            app.messaging()
+                .send(
+                    &me,
+                    &number,
+                    &phone,
+                    &MessageContent::text("your order has shipped"),
+                    None,
+                )
+                .await
         }));
     }
     for s in sends {

@@ -20,18 +20,56 @@ use sealpost_projections::evidence::EvidenceView;
 use sealpost_projections::retention::{erase_subject, RetentionError, RetentionProcess};
 use std::path::{Path, PathBuf};
 
+/// Declares a service (ADR 0011): a `Copy` view holding just the parts it uses, with `now()`
+/// from its clock and, for each service it reaches, an accessor handing that service the
+/// subset of these parts it needs.
+macro_rules! service {
+    (
+        $(#[$doc:meta])*
+        $name:ident<$lt:lifetime> { $($field:ident: $ty:ty),* $(,)? }
+        $(reaches { $($other:ident: $Other:ident { $($part:ident),* }),* $(,)? })?
+    ) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name<$lt> {
+            $(pub(crate) $field: $ty,)*
+        }
+
+        impl<$lt> $name<$lt> {
+            /// Now, from the service's clock.
+            pub(crate) fn now(&self) -> Timestamp {
+                self.clock.now()
+            }
+            $($(
+                pub(crate) fn $other(&self) -> $Other<$lt> {
+                    $Other { $($part: self.$part),* }
+                }
+            )*)?
+        }
+    };
+}
+
 mod catalog;
 mod error;
+pub mod evidence;
 mod inbound;
+pub mod media;
 mod messages;
 mod subjects;
 mod tenants;
+#[cfg(test)]
+mod tests;
 
+pub use catalog::{apps, AppRow, Apps, Catalog};
 pub use error::AppError;
+pub use evidence::{Evidence, TenantSummary};
 pub use inbound::Inbound;
-pub(crate) use messages::text;
+pub use media::Media;
 pub use messages::Held;
+pub use messages::Messaging;
+pub(crate) use messages::{open_content, text};
 pub(crate) use subjects::require_owner_or_dpo;
+pub use subjects::Subjects;
 pub(crate) use tenants::home_of;
 
 /// The name of this deployment's tamper-evident log (the checkpoints' origin line).
@@ -197,23 +235,55 @@ impl Sealpost {
 
     /// The tamper-evident log (opened, with its signing key, on first use).
     pub async fn audit(&self) -> Result<&Arc<AuditLog>, AppError> {
-        self.audit
-            .get_or_try_init(|| {
-                AuditLog::open(
-                    self.stores.events.clone(),
-                    self.store.vault(),
-                    AUDIT_ORIGIN,
-                    self.witness.clone(),
-                    self.now(),
-                )
-            })
-            .await
-            .map_err(AppError::from)
+        open_audit(
+            &self.audit,
+            &self.stores,
+            &self.store,
+            self.witness.as_deref(),
+            self.now(),
+        )
+        .await
     }
 
-    /// The evidence projections.
-    pub(crate) fn evidence(&self) -> &Arc<tokio::sync::Mutex<EvidenceView>> {
-        &self.evidence
+    /// Templates, numbers and businesses: what a business offers and how it is set up.
+    pub fn catalog(&self) -> Catalog<'_> {
+        self.messaging().catalog()
+    }
+
+    /// Consumers as subjects: routing, their numbers through the gate, erasure.
+    pub fn subjects(&self) -> Subjects<'_> {
+        self.messaging().subjects()
+    }
+
+    /// Messages, outbound and inbound.
+    pub fn messaging(&self) -> Messaging<'_> {
+        Messaging {
+            exec: &self.exec,
+            store: &self.store,
+            gate: &self.gate,
+            clock: &*self.clock,
+            policy: self.policy,
+        }
+    }
+
+    /// Media objects.
+    pub fn media(&self) -> Media<'_> {
+        self.messaging().media()
+    }
+
+    /// Evidence for the auditor and the DPO.
+    pub fn evidence(&self) -> Evidence<'_> {
+        Evidence {
+            exec: &self.exec,
+            stores: &self.stores,
+            store: &self.store,
+            gate: &self.gate,
+            clock: &*self.clock,
+            policy: self.policy,
+            audit: &self.audit,
+            witness: self.witness.as_deref(),
+            view: &self.evidence,
+        }
     }
 
     /// The stores.
@@ -224,11 +294,6 @@ impl Sealpost {
     /// The sealed event store.
     pub fn store(&self) -> &Arc<EventStore> {
         &self.store
-    }
-
-    /// The command executor.
-    pub(crate) fn executor(&self) -> &Executor {
-        &self.exec
     }
 
     /// The access gate.
@@ -256,6 +321,27 @@ impl Sealpost {
     pub async fn retention_resumed(&self) -> Result<RetentionProcess, AppError> {
         Ok(RetentionProcess::resume(self.exec.clone(), self.policy).await?)
     }
+}
+
+/// Opens the tamper-evident log into `cell` on first use.
+pub(super) async fn open_audit<'c>(
+    cell: &'c tokio::sync::OnceCell<Arc<AuditLog>>,
+    stores: &Stores,
+    store: &EventStore,
+    witness: Option<&Path>,
+    now: Timestamp,
+) -> Result<&'c Arc<AuditLog>, AppError> {
+    cell.get_or_try_init(|| {
+        AuditLog::open(
+            stores.events.clone(),
+            store.vault(),
+            AUDIT_ORIGIN,
+            witness.map(Path::to_path_buf),
+            now,
+        )
+    })
+    .await
+    .map_err(AppError::from)
 }
 
 pub(crate) fn region_of(e: &sealpost_adapters::ledger::OpenedEvent) -> Result<Region, AppError> {

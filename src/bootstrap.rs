@@ -121,8 +121,9 @@ pub async fn tenant(
 ) -> Result<(Bootstrap, BusinessId, PhoneNumberId), AppError> {
     let region = Region::Eu;
     let now = app.now();
-    let business = app.register_business(name, region).await?;
+    let business = app.catalog().register_business(name, region).await?;
     let number = app
+        .catalog()
         .add_phone_number(&business, display_number, region)
         .await?;
     let access_token = tokens
@@ -185,68 +186,4 @@ pub async fn tenant(
         transport_token,
     };
     Ok((b, business, number))
-}
-
-/// One tenant as the record of processing lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TenantSummary {
-    /// The business id.
-    pub business_id: String,
-    /// Its name.
-    pub name: String,
-    /// Its phone number ids.
-    pub phone_number_ids: Vec<String>,
-    /// Regions its data is stored in.
-    pub regions: Vec<String>,
-    /// Hosts of its webhook endpoints.
-    pub webhook_hosts: Vec<String>,
-}
-
-/// Every tenant in the store, from the business, phone-number and app streams.
-pub async fn tenants(app: &Sealpost) -> Result<Vec<TenantSummary>, AppError> {
-    use sealpost_domain::{BusinessEvent, PhoneNumberEvent};
-    use std::collections::BTreeMap;
-    let mut out: BTreeMap<String, TenantSummary> = BTreeMap::new();
-    for e in app
-        .store()
-        .scan(|h| h.stream.kind == "business" || h.stream.kind == "phone_number")
-        .await?
-    {
-        let business = &e.header.business_id;
-        let t = out
-            .entry(business.clone())
-            .or_insert_with(|| TenantSummary {
-                business_id: business.clone(),
-                name: String::new(),
-                phone_number_ids: Vec::new(),
-                regions: Vec::new(),
-                webhook_hosts: Vec::new(),
-            });
-        if e.header.stream.kind == "business" {
-            if let Ok(BusinessEvent::BusinessRegistered { name, .. }) = e.decode::<BusinessEvent>()
-            {
-                t.name = name;
-            }
-        } else if let Ok(PhoneNumberEvent::PhoneNumberAdded {
-            phone_number_id, ..
-        }) = e.decode::<PhoneNumberEvent>()
-        {
-            t.phone_number_ids.push(phone_number_id.as_str().to_owned());
-        }
-        if !t.regions.contains(&e.header.region) {
-            t.regions.push(e.header.region.clone());
-        }
-    }
-    for (business, _, _, url) in crate::webhooks::apps(app).await?.into_values() {
-        let host = url.as_deref().and_then(|u| {
-            let rest = u.split_once("://")?.1;
-            Some(rest.split(['/', '?']).next()?.to_owned())
-        });
-        if let (Some(t), Some(h)) = (out.get_mut(business.as_str()), host) {
-            if !t.webhook_hosts.contains(&h) {
-                t.webhook_hosts.push(h);
-            }
-        }
-    }
-    Ok(out.into_values().filter(|t| !t.name.is_empty()).collect())
 }

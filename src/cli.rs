@@ -5,8 +5,8 @@
 
 pub mod args;
 
+use crate::app::evidence::{ErasureOutcome, ErasureTarget};
 use crate::app::{Sealpost, ROOT_KEY_DIR};
-use crate::evidence::{ErasureOutcome, ErasureTarget};
 use anyhow::Context as _;
 use sealpost_adapters::clock::SystemClock;
 use sealpost_adapters::store::{postgres, Stores};
@@ -218,7 +218,7 @@ pub async fn audit_access(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let app = at.open().await?;
-    let (page, checkpoint) = app.access_log(&cli_auditor(), query).await?;
+    let (page, checkpoint) = app.evidence().access_log(&cli_auditor(), query).await?;
     app.gate().flush().await?;
     if json {
         let v = serde_json::json!({
@@ -282,7 +282,10 @@ pub async fn report_retention(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let app = at.open().await?;
-    let report = app.retention_report(&cli_dpo(), business).await?;
+    let report = app
+        .evidence()
+        .retention_report(&cli_dpo(), business)
+        .await?;
     app.gate().flush().await?;
     let text = match format {
         "html" => report.to_html(),
@@ -309,6 +312,7 @@ pub async fn report_ropa(
         format!("key files in the data directory ({ROOT_KEY_DIR}/, mode 0600) unless SEALPOST_ROOT_KEY_<REGION> is set")
     };
     let ropa = app
+        .evidence()
         .record_of_processing("Sealpost (self-hosted)", &root_keys)
         .await?;
     let text = match format {
@@ -327,7 +331,11 @@ pub async fn erase(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let app = at.open().await?;
-    match app.erase_with_certificate(&cli_dpo(), target).await? {
+    match app
+        .evidence()
+        .erase_with_certificate(&cli_dpo(), target)
+        .await?
+    {
         ErasureOutcome::Erased(cert) => emit(file, &serde_json::to_string_pretty(&cert)?, out),
         ErasureOutcome::NothingHeld => {
             writeln!(

@@ -74,9 +74,14 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     )?;
     d.say(&format!("data directory: {}", data_dir.display()))?;
 
-    let business = d.app.register_business("Acme Bikes", Region::Eu).await?;
+    let business = d
+        .app
+        .catalog()
+        .register_business("Acme Bikes", Region::Eu)
+        .await?;
     let number = d
         .app
+        .catalog()
         .add_phone_number(&business, BUSINESS_NUMBER, Region::Eu)
         .await?;
     d.pipeline.attach_number(&number).await?;
@@ -116,6 +121,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         let body = format!("{} yes, ready at 5pm", canaries[i]);
         replies.push((
             d.app
+                .messaging()
                 .send(
                     &me,
                     &number,
@@ -143,7 +149,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
             ),
             shown == vec![sent.as_slice()],
         )?;
-        let status = d.app.message(id).await?.status;
+        let status = d.app.messaging().message(id).await?.status;
         d.check(
             &format!(
                 "the answer to {} reads 'read' from the phone's receipts",
@@ -161,6 +167,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     d.say("\nday 0: the business messages Carol, who never wrote")?;
     let refused = d
         .app
+        .messaging()
         .send(
             &me,
             &number,
@@ -187,6 +194,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     }))?;
     let carol_template = d
         .app
+        .messaging()
         .send(&me, &number, &phones[2], &template, None)
         .await?;
     d.run("template").await?;
@@ -195,14 +203,14 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     d.say("\nwho may read Alice's message (each decision is recorded in the access log):")?;
     let alice_in = {
         let all = d.app.store().read_all(0, u32::MAX).await?;
-        let alice_subject = d.app.message(&replies[0].0).await?.subject_id;
+        let alice_subject = d.app.messaging().message(&replies[0].0).await?.subject_id;
         let mut found = None;
         for e in all
             .iter()
             .filter(|e| e.header.event_type == "InboundMessageReceived")
         {
             let id = MessageId::parse(&e.header.stream.id).map_err(|e| anyhow::anyhow!("{e}"))?;
-            if d.app.message(&id).await?.subject_id == alice_subject {
+            if d.app.messaging().message(&id).await?.subject_id == alice_subject {
                 found = Some(id);
             }
         }
@@ -248,6 +256,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     let alice_subject = subject_of(&d.app, &alice_in).await?;
     let transport_reads_phone = matches!(
         d.app
+            .subjects()
             .read_phone(
                 &Principal::of_kind(PrincipalKind::Transport, "whatsapp"),
                 Purpose::Delivery,
@@ -262,6 +271,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     )?;
     let analytics_phone = d
         .app
+        .subjects()
         .read_phone(
             &Principal::of_kind(PrincipalKind::Operator, "analytics"),
             Purpose::Analytics,
@@ -282,14 +292,15 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     let carol = subject_of(&d.app, &carol_template).await?;
     let certificate = match d
         .app
+        .evidence()
         .erase_with_certificate(
             &Principal::of_kind(PrincipalKind::Dpo, "dpo"),
-            crate::evidence::ErasureTarget::Subject(carol.clone()),
+            crate::app::evidence::ErasureTarget::Subject(carol.clone()),
         )
         .await?
     {
-        crate::evidence::ErasureOutcome::Erased(c) => Some(c),
-        crate::evidence::ErasureOutcome::NothingHeld => None,
+        crate::app::evidence::ErasureOutcome::Erased(c) => Some(c),
+        crate::app::evidence::ErasureOutcome::NothingHeld => None,
     };
     let published = d.app.audit().await?.public_key();
     d.check(
@@ -301,7 +312,11 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         "Carol's message is shredded at once, even for the business",
         carol_read == "shredded",
     )?;
-    let carol_phone = d.app.read_phone(&me, Purpose::BusinessApi, &carol).await;
+    let carol_phone = d
+        .app
+        .subjects()
+        .read_phone(&me, Purpose::BusinessApi, &carol)
+        .await;
     d.check(
         "Carol's phone number and Signal session are gone",
         matches!(carol_phone, Ok(Opened::Shredded)),
@@ -338,6 +353,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     d.run("inbound").await?;
     let bob_day10 = d
         .app
+        .messaging()
         .send(
             &me,
             &number,
@@ -351,6 +367,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     // Capture what the retention process must destroy, then cross 30 days.
     let day0_epoch = d
         .app
+        .messaging()
         .message(&replies[0].0)
         .await?
         .epoch
@@ -398,13 +415,14 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         "Bob's day-10 answer (21 days old) is still readable by the business",
         bob_live == "readable",
     )?;
-    let status = d.app.message(&replies[0].0).await?.status;
+    let status = d.app.messaging().message(&replies[0].0).await?.status;
     d.check(
         "statuses survive shredding (Alice's day-0 answer still reads as 'read')",
         status == Some(MessageStatus::Read),
     )?;
     let alice_phone = d
         .app
+        .subjects()
         .read_phone(&me, Purpose::BusinessApi, &alice_subject)
         .await;
     d.check(
@@ -459,6 +477,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     let auditor = Principal::of_kind(PrincipalKind::Auditor, "auditor");
     let (denials, checkpoint) = d
         .app
+        .evidence()
         .access_log(
             &auditor,
             sealpost_projections::evidence::AccessQuery {
@@ -483,7 +502,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     let auditor_read = d.readable(&auditor, Purpose::Audit, &carol_again).await;
     d.check("message content, auditor: denied", auditor_read == "denied")?;
     let dpo = Principal::of_kind(PrincipalKind::Dpo, "dpo");
-    let report = d.app.retention_report(&dpo, None).await?;
+    let report = d.app.evidence().retention_report(&dpo, None).await?;
     d.check(
         &format!(
             "retention report: {} created = {} live + {} shredded, no overdue key, oldest live message ≤ 30 days",
@@ -529,7 +548,8 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
 pub const BUSINESS_NUMBER: &str = "15550783881";
 
 async fn subject_of(app: &Sealpost, message: &MessageId) -> anyhow::Result<SubjectId> {
-    app.message(message)
+    app.messaging()
+        .message(message)
         .await?
         .subject_id
         .ok_or_else(|| anyhow::anyhow!("message without subject"))

@@ -31,9 +31,9 @@ pub use startup::{
     RETENTION_EVERY_MS, WORK_GRACE,
 };
 
+use crate::app::AppRow;
 use crate::app::Sealpost;
 use crate::identity::Tokens;
-use crate::webhooks::AppRow;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_extractor;
 use axum::routing::{delete, get, post};

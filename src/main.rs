@@ -2,8 +2,8 @@
 
 use anyhow::Context as _;
 use clap::Parser as _;
+use sealpost::app::evidence::{ErasureTarget, TargetError};
 use sealpost::cli::VerifyOptions;
-use sealpost::evidence::{ErasureTarget, TargetError};
 use sealpost_adapters::telemetry;
 use sealpost_projections::evidence::AccessQuery;
 use std::io::Write as _;
@@ -326,7 +326,7 @@ async fn audit(action: AuditAction) -> anyhow::Result<ExitCode> {
         }
         AuditAction::Checkpoint { store } => {
             let app = store.location().open().await?;
-            let c = app.checkpoint().await?;
+            let c = app.evidence().checkpoint().await?;
             writeln!(out, "{}", serde_json::to_string_pretty(&c)?)?;
             Ok(ExitCode::SUCCESS)
         }

@@ -3,8 +3,8 @@
 //! `sealpost projections rebuild NAME` folds again from position 0.
 
 use crate::app::AppError;
+use crate::app::Apps;
 use crate::identity::TokenIndex;
-use crate::webhooks::Apps;
 use sealpost_adapters::ledger::EventStore;
 use sealpost_adapters::projection::{Fold, Persisted};
 use sealpost_domain::PhoneNumberEvent;

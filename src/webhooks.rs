@@ -70,58 +70,6 @@ fn principal() -> Principal {
     Principal::processor(WEBHOOK_PRINCIPAL)
 }
 
-/// Everything recorded about apps: app id → (business, waba, callback url if subscribed); the
-/// persisted `apps` projection, caught up with the log.
-pub async fn apps(app: &Sealpost) -> Result<BTreeMap<String, AppRow>, AppError> {
-    Ok(
-        sealpost_adapters::projection::Persisted::<Apps>::refresh(app.store())
-            .await?
-            .state
-            .0,
-    )
-}
-
-/// An app: its business, WABA id, region and callback URL once subscribed.
-pub type AppRow = (BusinessId, String, Region, Option<String>);
-
-/// Apps by id (business information, nothing personal).
-#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
-pub struct Apps(pub BTreeMap<String, AppRow>);
-
-impl sealpost_adapters::projection::Fold for Apps {
-    const NAME: &'static str = "apps";
-    const VERSION: u64 = 1;
-
-    fn wants(header: &sealpost_adapters::store::RowHeader) -> bool {
-        header.stream.kind == APP_STREAM_TYPE
-    }
-
-    fn apply(&mut self, e: &OpenedEvent) -> Result<(), sealpost_adapters::store::StoreError> {
-        let region: Region = e
-            .header
-            .region
-            .parse()
-            .map_err(|_| sealpost_adapters::store::StoreError::Corrupt("region"))?;
-        match e.decode::<AppEvent>()? {
-            AppEvent::AppRegistered {
-                app_id,
-                business_id,
-                waba_id,
-                ..
-            } => {
-                self.0.insert(app_id, (business_id, waba_id, region, None));
-            }
-            AppEvent::WebhookSubscribed { callback_url, .. } => {
-                if let Some(a) = self.0.get_mut(&e.header.stream.id) {
-                    a.3 = Some(callback_url);
-                }
-            }
-            AppEvent::WebhookDeliveryExhausted { .. } => {}
-        }
-        Ok(())
-    }
-}
-
 /// Records an app event.
 pub async fn record(
     app: &Sealpost,
@@ -173,16 +121,16 @@ async fn open(
         sealed,
     };
     Ok(
-        match app
-            .open_content(
-                &principal(),
-                Purpose::Delivery,
-                &hook.business,
-                region,
-                object,
-                field,
-            )
-            .await?
+        match crate::app::open_content(
+            app.gate(),
+            &principal(),
+            Purpose::Delivery,
+            &hook.business,
+            region,
+            object,
+            field,
+        )
+        .await?
         {
             Opened::Shredded => Opened::Shredded,
             Opened::Plain(b) => Opened::Plain(String::from_utf8_lossy(&b).into_owned()),
@@ -197,6 +145,7 @@ async fn contact(
     subject: &SubjectId,
 ) -> Result<Option<(String, String)>, AppError> {
     let Opened::Plain(phone) = app
+        .subjects()
         .read_phone(&principal(), Purpose::Delivery, subject)
         .await?
     else {

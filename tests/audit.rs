@@ -17,14 +17,16 @@ use std::process::Command;
 async fn history(app: &Sealpost, businesses: usize) -> u64 {
     for i in 0..businesses {
         let b = app
+            .catalog()
             .register_business(&format!("Tamper {i}"), Region::Eu)
             .await
             .expect("business");
-        app.add_phone_number(&b, &format!("1555000{i:04}"), Region::Eu)
+        app.catalog()
+            .add_phone_number(&b, &format!("1555000{i:04}"), Region::Eu)
             .await
             .expect("number");
     }
-    app.checkpoint().await.expect("checkpoint").size
+    app.evidence().checkpoint().await.expect("checkpoint").size
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -320,12 +322,14 @@ async fn a_crash_in_the_middle_of_an_erasure_leaves_the_subject_fully_erased() {
     let dir = env.dir.as_ref().expect("dir").path().to_path_buf();
     let b = env
         .app
+        .catalog()
         .register_business("Crash", Region::Eu)
         .await
         .expect("business");
     let phone = E164::parse("+4915112340000").expect("number");
     let subject = env
         .app
+        .subjects()
         .subject_for(&b, Region::Eu, &phone)
         .await
         .expect("subject");
@@ -333,7 +337,8 @@ async fn a_crash_in_the_middle_of_an_erasure_leaves_the_subject_fully_erased() {
     let read = |app: Sealpost| {
         let (subject, pipeline) = (subject.clone(), pipeline.clone());
         async move {
-            app.read_phone(&pipeline, Purpose::Delivery, &subject)
+            app.subjects()
+                .read_phone(&pipeline, Purpose::Delivery, &subject)
                 .await
                 .expect("read")
         }

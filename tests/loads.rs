@@ -38,7 +38,7 @@ async fn a_send_its_delivery_and_an_inbound_message_each_load_a_stream_once() {
 
     // Outbound: the business answers (one command) ...
     let phone = E164::parse(&consumer(0)).expect("phone");
-    let (sent, reads) = traced(env.app.send(
+    let (sent, reads) = traced(env.app.messaging().send(
         &w.me,
         &w.number,
         &phone,

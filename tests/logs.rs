@@ -40,10 +40,12 @@ fn logs_and_spans_never_hold_personal_data() {
             let env = sqlite_env().await;
             let app = &env.app;
             let business = app
+                .catalog()
                 .register_business("Canary Shop", Region::Eu)
                 .await
                 .expect("business");
             let number = app
+                .catalog()
                 .add_phone_number(&business, "15550783881", Region::Eu)
                 .await
                 .expect("number");
@@ -52,6 +54,7 @@ fn logs_and_spans_never_hold_personal_data() {
             for (i, p) in PHONES.iter().enumerate() {
                 let phone = E164::parse(p).expect("phone");
                 let refused = app
+                    .messaging()
                     .send(
                         &me,
                         &number,
@@ -76,29 +79,33 @@ fn logs_and_spans_never_hold_personal_data() {
                     .await
                     .expect("receive"),
                 );
-                app.send(
-                    &me,
-                    &number,
-                    &phone,
-                    &MessageContent::text(canary(i, "out")),
-                    Some(&canary(i, "cb")),
-                )
-                .await
-                .expect("send");
+                app.messaging()
+                    .send(
+                        &me,
+                        &number,
+                        &phone,
+                        &MessageContent::text(canary(i, "out")),
+                        Some(&canary(i, "cb")),
+                    )
+                    .await
+                    .expect("send");
             }
             let analytics = Principal::of_kind(PrincipalKind::Operator, "analytics");
             let denied = app
+                .messaging()
                 .read_content(&analytics, Purpose::Analytics, &inbound[0])
                 .await;
             assert!(matches!(denied, Err(AppError::Gate(GateError::Denied(_)))));
             let subject = app
+                .messaging()
                 .message(&inbound[0])
                 .await
                 .expect("m")
                 .subject_id
                 .expect("s");
             env.clock.advance_millis(30 * DAY_MS + HOUR_MS);
-            app.erase(&Principal::of_kind(PrincipalKind::Dpo, "dpo"), &subject)
+            app.subjects()
+                .erase(&Principal::of_kind(PrincipalKind::Dpo, "dpo"), &subject)
                 .await
                 .expect("erase");
             app.retention()

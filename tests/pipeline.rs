@@ -62,6 +62,7 @@ async fn hundred_out_fifty_in(env: Env) {
             let phone = E164::parse(&consumer(i)).expect("phone");
             let id = env
                 .app
+                .messaging()
                 .send(
                     &w.me,
                     &w.number,
@@ -111,7 +112,7 @@ async fn hundred_out_fifty_in(env: Env) {
     // Every outbound message tells its whole story and ends read.
     for (id, _) in sent.values().flatten() {
         assert_eq!(
-            env.app.message(id).await.expect("m").status,
+            env.app.messaging().message(id).await.expect("m").status,
             Some(MessageStatus::Read)
         );
         assert_eq!(
@@ -135,7 +136,7 @@ async fn hundred_out_fifty_in(env: Env) {
     assert_eq!(inbound_ids.len(), 50);
     for id in &inbound_ids {
         assert_eq!(
-            env.app.message(id).await.expect("m").status,
+            env.app.messaging().message(id).await.expect("m").status,
             Some(MessageStatus::Forwarded)
         );
         assert_eq!(
@@ -148,6 +149,7 @@ async fn hundred_out_fifty_in(env: Env) {
         );
         let c = env
             .app
+            .messaging()
             .read_content(&w.me, sealpost_domain::Purpose::BusinessApi, id)
             .await
             .expect("read");
@@ -215,6 +217,7 @@ async fn a_restart_in_the_middle_loses_nothing_and_sends_nothing_twice() {
             let phone = E164::parse(&consumer(i)).expect("phone");
             ids.push(
                 env.app
+                    .messaging()
                     .send(
                         &w.me,
                         &w.number,
@@ -260,7 +263,7 @@ async fn a_restart_in_the_middle_loses_nothing_and_sends_nothing_twice() {
             "each message left exactly once"
         );
         assert_eq!(
-            reopened.message(id).await.expect("m").status,
+            reopened.messaging().message(id).await.expect("m").status,
             Some(MessageStatus::Read)
         );
     }
@@ -421,6 +424,7 @@ async fn messaging_everyone_is_throttled_past_the_tier() {
         .expect("template");
         ids.push(
             env.app
+                .messaging()
                 .send(&w.me, &w.number, &phone, &template, None)
                 .await
                 .expect("template"),
@@ -436,7 +440,7 @@ async fn messaging_everyone_is_throttled_past_the_tier() {
         *statuses
             .entry(format!(
                 "{:?}",
-                env.app.message(id).await.expect("m").status
+                env.app.messaging().message(id).await.expect("m").status
             ))
             .or_insert(0) += 1;
     }
@@ -547,6 +551,7 @@ async fn media_reactions_and_signed_prekey_rotation() {
         let id = MessageId::parse(&e.header.stream.id).expect("id");
         let c = env
             .app
+            .messaging()
             .read_content(&w.me, sealpost_domain::Purpose::BusinessApi, &id)
             .await
             .expect("read");
@@ -589,6 +594,7 @@ async fn after_an_erasure_the_consumer_is_asked_to_start_a_new_session() {
     devices_step(&mut w).await;
     let old_subject = common::subject_of(&env.app, &id).await;
     env.app
+        .subjects()
         .erase(&Principal::of_kind(PrincipalKind::Dpo, "dpo"), &old_subject)
         .await
         .expect("erase");
@@ -622,6 +628,7 @@ async fn after_an_erasure_the_consumer_is_asked_to_start_a_new_session() {
     );
     let c = env
         .app
+        .messaging()
         .read_content(&w.me, sealpost_domain::Purpose::BusinessApi, &new_id)
         .await
         .expect("read");
@@ -719,6 +726,7 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
     flaky.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let first = env
         .app
+        .messaging()
         .send(
             &w.me,
             &w.number,
@@ -749,7 +757,7 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
         "the retry goes through"
     );
     assert_eq!(
-        env.app.message(&first).await.expect("m").status,
+        env.app.messaging().message(&first).await.expect("m").status,
         Some(MessageStatus::Sent)
     );
 
@@ -757,6 +765,7 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
     flaky.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let second = env
         .app
+        .messaging()
         .send(
             &w.me,
             &w.number,
@@ -776,7 +785,12 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
     let r = pipeline.run_until_idle(5).await.expect("pipeline");
     assert_eq!(r.sent, 1, "only the pending message is sent again");
     assert_eq!(
-        env.app.message(&second).await.expect("m").status,
+        env.app
+            .messaging()
+            .message(&second)
+            .await
+            .expect("m")
+            .status,
         Some(MessageStatus::Sent)
     );
     devices_step(&mut w).await;

@@ -56,10 +56,12 @@ struct Traffic {
 async fn traffic(env: &Env) -> Traffic {
     let app = &env.app;
     let business = app
+        .catalog()
         .register_business("Canary Shop", Region::Eu)
         .await
         .expect("business");
     let number: PhoneNumberId = app
+        .catalog()
         .add_phone_number(&business, "15550783881", Region::Eu)
         .await
         .expect("number");
@@ -78,6 +80,7 @@ async fn traffic(env: &Env) -> Traffic {
         .await
         .expect("receive");
         let outbound = app
+            .messaging()
             .send(
                 &me,
                 &number,
@@ -92,14 +95,18 @@ async fn traffic(env: &Env) -> Traffic {
             MessageCommand::RecordDelivered,
             MessageCommand::RecordRead,
         ] {
-            app.record(&outbound, step).await.expect("status");
+            app.messaging()
+                .record(&outbound, step)
+                .await
+                .expect("status");
         }
         old.push((inbound, outbound));
     }
     let mut old_subjects = Vec::new();
     for (inbound, _) in &old[..3] {
         old_subjects.push(
-            app.message(inbound)
+            app.messaging()
+                .message(inbound)
                 .await
                 .expect("message")
                 .subject_id
@@ -119,6 +126,7 @@ async fn traffic(env: &Env) -> Traffic {
     .await
     .expect("receive");
     let recent_out = app
+        .messaging()
         .send(&me, &number, &phone, &MessageContent::text("answer"), None)
         .await
         .expect("send");
@@ -136,6 +144,7 @@ async fn no_plaintext_before_and_after_shredding(env: Env) {
     // The business can read its own message: the canary really went in.
     let opened = env
         .app
+        .messaging()
         .read_content(&t.me, sealpost_domain::Purpose::BusinessApi, &t.old[0].1)
         .await
         .expect("read");
@@ -155,12 +164,14 @@ async fn no_plaintext_before_and_after_shredding(env: Env) {
     env.clock.advance_millis(10 * DAY_MS + HOUR_MS);
     let subject = env
         .app
+        .messaging()
         .message(&t.recent[0])
         .await
         .expect("m")
         .subject_id
         .expect("s");
     env.app
+        .subjects()
         .erase(&Principal::of_kind(PrincipalKind::Dpo, "dpo"), &subject)
         .await
         .expect("erase");
@@ -200,6 +211,7 @@ async fn nothing_older_than_30_days_opens(env: Env) {
     let keys = env.app.stores().keys.clone();
     let epoch = env
         .app
+        .messaging()
         .message(&t.old[0].0)
         .await
         .expect("m")
@@ -239,7 +251,7 @@ async fn nothing_older_than_30_days_opens(env: Env) {
     for (inbound, outbound) in &t.old {
         for id in [inbound, outbound] {
             for (who, purpose) in everyone(&t.business) {
-                match env.app.read_content(&who, purpose, id).await {
+                match env.app.messaging().read_content(&who, purpose, id).await {
                     Ok(Opened::Shredded) | Err(AppError::Gate(GateError::Denied(_))) => {}
                     Ok(Opened::Plain(_)) => panic!(
                         "{}: {:?} opened a message older than 30 days",
@@ -251,13 +263,14 @@ async fn nothing_older_than_30_days_opens(env: Env) {
             }
         }
         // Non-personal facts survive.
-        let m = env.app.message(outbound).await.expect("status");
+        let m = env.app.messaging().message(outbound).await.expect("status");
         assert_eq!(m.status, Some(MessageStatus::Read));
         assert_eq!(m.kind, Some(MessageKind::Text));
     }
     for s in &t.old_subjects {
         assert!(env
             .app
+            .subjects()
             .read_phone(&t.me, sealpost_domain::Purpose::BusinessApi, s)
             .await
             .expect("phone")
@@ -266,6 +279,7 @@ async fn nothing_older_than_30_days_opens(env: Env) {
     for id in &t.recent {
         let c = env
             .app
+            .messaging()
             .read_content(&t.me, sealpost_domain::Purpose::BusinessApi, id)
             .await
             .expect("recent");
@@ -388,6 +402,7 @@ async fn interrupted_destructions_are_finished_by_the_next_pass() {
         );
         assert!(env
             .app
+            .subjects()
             .read_phone(&t.me, sealpost_domain::Purpose::BusinessApi, s)
             .await
             .expect("phone")

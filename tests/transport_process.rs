@@ -55,11 +55,13 @@ async fn messages_cross_a_separate_transport_process() {
     let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
     let business = env
         .app
+        .catalog()
         .register_business("Remote", Region::Eu)
         .await
         .expect("business");
     let number = env
         .app
+        .catalog()
         .add_phone_number(&business, "15550783881", Region::Eu)
         .await
         .expect("number");
@@ -87,6 +89,7 @@ async fn messages_cross_a_separate_transport_process() {
     let phone = E164::parse("4915112345678").expect("phone");
     let id = env
         .app
+        .messaging()
         .send(
             &me,
             &number,
@@ -104,7 +107,7 @@ async fn messages_cross_a_separate_transport_process() {
     );
     pipeline.run_until_idle(5).await.expect("pipeline");
     assert_eq!(
-        env.app.message(&id).await.expect("m").status,
+        env.app.messaging().message(&id).await.expect("m").status,
         Some(MessageStatus::Read)
     );
     env.finish().await;

@@ -3,9 +3,22 @@
 //! streams through here, never through the executor.
 
 use super::*;
+use sealpost_adapters::ledger::OpenedEvent;
+use sealpost_adapters::projection::{Fold, Persisted};
 use sealpost_domain::aggregates::templates::{TemplateCommand, TemplateLibrary};
+use sealpost_domain::apps::{AppEvent, APP_STREAM_TYPE};
+use std::collections::BTreeMap;
 
-impl Sealpost {
+service! {
+    /// Templates, numbers and businesses, over the executor and the clock.
+    Catalog<'a> {
+        exec: &'a Executor,
+        store: &'a Arc<EventStore>,
+        clock: &'a dyn Clock,
+    }
+}
+
+impl Catalog<'_> {
     /// A business's template library.
     pub async fn templates(&self, business: &BusinessId) -> Result<TemplateLibrary, AppError> {
         Ok(self
@@ -49,6 +62,53 @@ impl Sealpost {
         self.exec
             .execute::<PhoneNumber>(number.as_str(), command, &meta, self.now())
             .await?;
+        Ok(())
+    }
+}
+
+/// Everything recorded about apps: app id → (business, waba, callback url if subscribed); the
+/// persisted `apps` projection, caught up with the log.
+pub async fn apps(store: &EventStore) -> Result<BTreeMap<String, AppRow>, AppError> {
+    Ok(Persisted::<Apps>::refresh(store).await?.state.0)
+}
+
+/// An app: its business, WABA id, region and callback URL once subscribed.
+pub type AppRow = (BusinessId, String, Region, Option<String>);
+
+/// Apps by id (business information, nothing personal).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct Apps(pub BTreeMap<String, AppRow>);
+
+impl Fold for Apps {
+    const NAME: &'static str = "apps";
+    const VERSION: u64 = 1;
+
+    fn wants(header: &sealpost_adapters::store::RowHeader) -> bool {
+        header.stream.kind == APP_STREAM_TYPE
+    }
+
+    fn apply(&mut self, e: &OpenedEvent) -> Result<(), sealpost_adapters::store::StoreError> {
+        let region: Region = e
+            .header
+            .region
+            .parse()
+            .map_err(|_| sealpost_adapters::store::StoreError::Corrupt("region"))?;
+        match e.decode::<AppEvent>()? {
+            AppEvent::AppRegistered {
+                app_id,
+                business_id,
+                waba_id,
+                ..
+            } => {
+                self.0.insert(app_id, (business_id, waba_id, region, None));
+            }
+            AppEvent::WebhookSubscribed { callback_url, .. } => {
+                if let Some(a) = self.0.get_mut(&e.header.stream.id) {
+                    a.3 = Some(callback_url);
+                }
+            }
+            AppEvent::WebhookDeliveryExhausted { .. } => {}
+        }
         Ok(())
     }
 }

@@ -57,7 +57,7 @@ fn recorder() -> Principal {
     Principal::processor("inbound")
 }
 
-impl Sealpost {
+impl Messaging<'_> {
     /// Records the ciphertext of an inbound message (sealed under the message key) for a number
     /// whose business and region (`home`) the caller knows, to a subject it has loaded. Returns
     /// whether it was new (`false`: the message id is known, a redelivery) and the message in
@@ -152,6 +152,7 @@ impl Sealpost {
         profile_name: Option<&str>,
     ) -> Result<(), AppError> {
         let content = self
+            .media()
             .ingest_inbound_media(&inbound.number, &inbound.subject_id, content)
             .await?;
         let kind = content.kind();

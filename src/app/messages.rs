@@ -20,7 +20,24 @@ impl Held {
     }
 }
 
-impl Sealpost {
+service! {
+    /// Messages, outbound and inbound, over the executor, the sealed store, the access gate and
+    /// the clock.
+    Messaging<'a> {
+        exec: &'a Executor,
+        store: &'a Arc<EventStore>,
+        gate: &'a Arc<AccessGate>,
+        clock: &'a dyn Clock,
+        policy: RetentionPolicy,
+    }
+    reaches {
+        catalog: Catalog { exec, store, clock },
+        subjects: Subjects { exec, store, gate, clock },
+        media: Media { exec, store, gate, clock, policy },
+    }
+}
+
+impl Messaging<'_> {
     pub(super) async fn seal_message_field(
         &self,
         business: &BusinessId,
@@ -80,11 +97,14 @@ impl Sealpost {
         callback_data: Option<&str>,
     ) -> Result<MessageId, AppError> {
         let kind = content.kind();
-        let (business, region) = self.number_home(phone_number_id).await?;
+        let (business, region) = self.catalog().number_home(phone_number_id).await?;
         if actor.business.as_ref() != Some(&business) {
             return Err(GateError::Denied(sealpost_domain::access::DenyReason::NotOwner).into());
         }
-        let (subject, loaded) = self.subject_loaded(&business, region, to).await?;
+        let (subject, loaded) = self
+            .subjects()
+            .subject_loaded(&business, region, to)
+            .await?;
         let subject_state = loaded.state;
         let now = self.now();
         let message_id = MessageId::from_random(random_bytes());
@@ -148,7 +168,7 @@ impl Sealpost {
             .phone_number_id
             .clone()
             .ok_or(AppError::Incomplete("message without number"))?;
-        let (_, region) = self.number_home(&number).await?;
+        let (_, region) = self.catalog().number_home(&number).await?;
         self.record_held(&mut held, (&business, region), command)
             .await
     }
@@ -191,44 +211,22 @@ impl Sealpost {
                     field: fields::ENVELOPE,
                     sealed: &envelope,
                 };
-                let opened = self
-                    .open_content(
-                        principal,
-                        purpose,
-                        &header.business_id,
-                        region,
-                        id.as_str(),
-                        field,
-                    )
-                    .await?;
+                let opened = open_content(
+                    self.gate,
+                    principal,
+                    purpose,
+                    &header.business_id,
+                    region,
+                    id.as_str(),
+                    field,
+                )
+                .await?;
                 return Ok(text(opened, "envelope id is not UTF-8")?
                     .plain()
                     .map(|env| (header.subject_id, env)));
             }
         }
         Ok(None)
-    }
-
-    /// Opens a sealed field of message content (a message's or a media object's) through the
-    /// gate: decided and recorded as `principal` reading `object` of `owner` for `purpose`.
-    pub(crate) async fn open_content(
-        &self,
-        principal: &Principal,
-        purpose: Purpose,
-        owner: &BusinessId,
-        region: Region,
-        object: &str,
-        field: FieldRef<'_>,
-    ) -> Result<Opened<Vec<u8>>, AppError> {
-        let req = AccessRequest {
-            principal,
-            category: Category::MessageContent,
-            purpose,
-            object,
-            owner: Some(owner),
-            region,
-        };
-        Ok(self.gate.open(&req, field).await?)
     }
 
     /// Reads a message's content through the access gate: the plaintext, `Shredded` once its
@@ -353,6 +351,28 @@ impl Sealpost {
         // typed) an inbound text's bare body.
         Ok(opened.map(|bytes| MessageContent::from_bytes(&bytes)))
     }
+}
+
+/// Opens a sealed field of message content (a message's or a media object's) through the
+/// gate: decided and recorded as `principal` reading `object` of `owner` for `purpose`.
+pub(crate) async fn open_content(
+    gate: &AccessGate,
+    principal: &Principal,
+    purpose: Purpose,
+    owner: &BusinessId,
+    region: Region,
+    object: &str,
+    field: FieldRef<'_>,
+) -> Result<Opened<Vec<u8>>, AppError> {
+    let req = AccessRequest {
+        principal,
+        category: Category::MessageContent,
+        purpose,
+        object,
+        owner: Some(owner),
+        region,
+    };
+    Ok(gate.open(&req, field).await?)
 }
 
 pub(crate) fn text(

@@ -4,7 +4,20 @@
 use super::*;
 use sealpost_adapters::exec::Loaded;
 
-impl Sealpost {
+service! {
+    /// Consumers as subjects, over the executor, the sealed store (its vault) and the clock.
+    Subjects<'a> {
+        exec: &'a Executor,
+        store: &'a Arc<EventStore>,
+        gate: &'a Arc<AccessGate>,
+        clock: &'a dyn Clock,
+    }
+    reaches {
+        catalog: Catalog { exec, store, clock },
+    }
+}
+
+impl Subjects<'_> {
     /// The live subject a consumer's number routes to for a business, created (key, sealed
     /// number, blind-index entry) if there is none.
     pub async fn subject_for(
@@ -85,7 +98,7 @@ impl Sealpost {
         phone_number_id: &PhoneNumberId,
         user_id: &str,
     ) -> Result<E164, AppError> {
-        let (business, region) = self.number_home(phone_number_id).await?;
+        let (business, region) = self.catalog().number_home(phone_number_id).await?;
         let subject = self
             .store
             .vault()
@@ -172,7 +185,7 @@ impl Sealpost {
         let (business, region, _) = self.subject_origin(subject).await?;
         require_owner_or_dpo(requested_by, &business)?;
         erase_subject(
-            &self.exec,
+            self.exec,
             requested_by,
             &business,
             region,

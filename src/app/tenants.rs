@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Sealpost {
+impl Catalog<'_> {
     /// Registers a business.
     pub async fn register_business(
         &self,
@@ -78,7 +78,7 @@ impl Sealpost {
             id.as_str(),
         );
         let mut view = sealpost_domain::integrity::IntegrityView::default();
-        for e in self.store().read_stream(&stream, 0).await? {
+        for e in self.store.read_stream(&stream, 0).await? {
             view.apply(&e.decode::<sealpost_domain::integrity::IntegrityEvent>()?);
         }
         Ok(view)

@@ -82,7 +82,7 @@ impl Demo<'_> {
         purpose: Purpose,
         id: &MessageId,
     ) -> &'static str {
-        match self.app.read_content(who, purpose, id).await {
+        match self.app.messaging().read_content(who, purpose, id).await {
             Ok(Opened::Plain(_)) => "readable",
             Ok(Opened::Shredded) => "shredded",
             Err(AppError::Gate(GateError::Denied(_))) => "denied",

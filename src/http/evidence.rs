@@ -7,8 +7,8 @@
 
 use super::extract::{Auth, JsonBody, Path, Query};
 use super::{ApiError, Shared};
+use crate::app::evidence::{ErasureOutcome, ErasureTarget, TargetError};
 use crate::app::AppError;
-use crate::evidence::{ErasureOutcome, ErasureTarget, TargetError};
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -88,7 +88,7 @@ pub(super) async fn access(
         after: parse_num(&q, "after")?,
         limit: parse_num(&q, "limit")?,
     };
-    let (page, checkpoint) = s.app.access_log(&grant.principal, query).await?;
+    let (page, checkpoint) = s.app.evidence().access_log(&grant.principal, query).await?;
     Ok(Json(json!({
         "data": page.entries,
         "paging": { "next": page.next.map(|n| n.to_string()) },
@@ -106,7 +106,7 @@ pub(super) async fn public_key(State(s): State<Shared>) -> Result<Json<Value>, A
 
 /// `GET /sealpost/v1/audit/checkpoint`: the newest checkpoint (signed now if rows are newer).
 pub(super) async fn checkpoint(State(s): State<Shared>, _: Auth) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(s.app.checkpoint().await?)))
+    Ok(Json(json!(s.app.evidence().checkpoint().await?)))
 }
 
 /// `GET /sealpost/v1/audit/proofs/inclusion?position=&size=` and
@@ -118,7 +118,7 @@ pub(super) async fn proof(
     _: Auth,
 ) -> Result<Json<Value>, ApiError> {
     let audit = s.app.audit().await?;
-    let latest = s.app.checkpoint().await?;
+    let latest = s.app.evidence().checkpoint().await?;
     let out_of_range = |e: sealpost_audit::log::AuditError| {
         if e.is_unavailable() {
             ApiError::from(AppError::from(e))
@@ -160,6 +160,7 @@ pub(super) async fn statistics(
     let business = business_param(&q)?;
     let (rows, checkpoint) = s
         .app
+        .evidence()
         .statistics(&grant.principal, business.as_ref())
         .await?;
     Ok(Json(json!({
@@ -176,7 +177,11 @@ pub(super) async fn billing(
     Auth { grant, .. }: Auth,
 ) -> Result<Json<Value>, ApiError> {
     let business = business_param(&q)?;
-    let (rows, checkpoint) = s.app.billing(&grant.principal, business.as_ref()).await?;
+    let (rows, checkpoint) = s
+        .app
+        .evidence()
+        .billing(&grant.principal, business.as_ref())
+        .await?;
     Ok(Json(json!({ "data": rows, "checkpoint": checkpoint })))
 }
 
@@ -193,6 +198,7 @@ pub(super) async fn retention(
     }
     let report = s
         .app
+        .evidence()
         .retention_report(&grant.principal, business.as_ref())
         .await?;
     let (content_type, text) = match format {
@@ -238,7 +244,7 @@ pub(super) async fn erase(
             ApiError::invalid("Name exactly one of subject_id, wa_id or user_id.")
         }
     })?;
-    match s.app.erase_with_certificate(&grant.principal, target).await {
+    match s.app.evidence().erase_with_certificate(&grant.principal, target).await {
         Ok(ErasureOutcome::Erased(cert)) => Ok((
             StatusCode::CREATED,
             Json(json!({ "erased": true, "certificate": cert })),
@@ -266,6 +272,7 @@ pub(super) async fn message(
     let id = MessageId::parse(&id).map_err(|_| ApiError::denied())?;
     let content = s
         .app
+        .messaging()
         .read_content(&grant.principal, Purpose::BusinessApi, &id)
         .await
         .map_err(|e| match e {

@@ -286,6 +286,7 @@ impl Resource for Number {
         }
         let state = s
             .app
+            .catalog()
             .phone_number(&id)
             .await
             .map_err(ApiError::denied_unless_unavailable)?;

@@ -6,9 +6,9 @@
 
 use super::extract::{Auth, Id, Messaging, Number, Owned, OwnedNumber, Path};
 use super::{ApiError, Shared};
+use crate::app::media::{acceptable_mime, content_matches, MediaMeta, MAX_MEDIA_BYTES};
 use crate::app::AppError;
 use crate::identity::Grant;
-use crate::media::{acceptable_mime, content_matches, MediaMeta, MAX_MEDIA_BYTES};
 use axum::body::Body;
 use axum::extract::multipart::{Multipart, MultipartRejection};
 use axum::extract::{Query, State};
@@ -119,6 +119,7 @@ pub(super) async fn upload(
     }
     let media = s
         .app
+        .media()
         .store_media(
             &grant.principal,
             &number,
@@ -165,7 +166,7 @@ pub(super) async fn describe(
     let Ok(media) = MediaId::parse(id) else {
         return Ok(None);
     };
-    let meta: MediaMeta = match s.app.media_meta(&grant.principal, &media).await {
+    let meta: MediaMeta = match s.app.media().media_meta(&grant.principal, &media).await {
         Ok(m) => m,
         Err(AppError::Domain(DomainError::NotFound) | AppError::Gate(GateError::Denied(_))) => {
             return Ok(None)
@@ -218,6 +219,7 @@ pub(super) async fn download(
     }
     let (meta, bytes) = s
         .app
+        .media()
         .media_bytes(&grant.principal, &media)
         .await
         .map_err(media_error)?;
@@ -240,6 +242,7 @@ pub(super) async fn delete(
 ) -> Result<Json<Value>, ApiError> {
     let media = MediaId::parse(&id).map_err(|_| absent())?;
     s.app
+        .media()
         .delete_media(&grant.principal, &media)
         .await
         .map_err(media_error)?;
@@ -265,6 +268,7 @@ pub(super) async fn attach(
     let id = MediaId::parse(&raw).map_err(|_| ApiError::not_valid(&field))?;
     let (meta, bytes) = s
         .app
+        .media()
         .media_bytes(&grant.principal, &id)
         .await
         .map_err(|e| match e {

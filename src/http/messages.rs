@@ -8,9 +8,9 @@
 
 use super::extract::{JsonBody, Messaging, Number, Owned, OwnedNumber};
 use super::{media, templates, ApiError, Shared};
+use crate::app::media::MEDIA_KINDS as MEDIA;
 use crate::app::AppError;
 use crate::identity::Grant;
-use crate::media::MEDIA_KINDS as MEDIA;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -68,6 +68,7 @@ pub(super) async fn send(
     }
     let message = match s
         .app
+        .messaging()
         .send(
             &grant.principal,
             &number,
@@ -143,6 +144,7 @@ async fn recipient(
         (None, Some(r)) => {
             let phone = s
                 .app
+                .subjects()
                 .subject_by_user_id(&grant.principal, number, r)
                 .await
                 .map_err(|e| match e {
@@ -195,7 +197,7 @@ async fn mark_read(s: &Shared, number: &PhoneNumberId, body: &Value) -> Result<V
         sealpost_domain::MessageId::parse(raw).map_err(|_| ApiError::not_valid("message_id"))?;
     let unknown =
         || ApiError::invalid("The message does not exist or belongs to another phone number.");
-    let message = s.app.message(&id).await.map_err(|e| {
+    let message = s.app.messaging().message(&id).await.map_err(|e| {
         if e.is_unavailable() {
             ApiError::from(e)
         } else {
@@ -208,6 +210,7 @@ async fn mark_read(s: &Shared, number: &PhoneNumberId, body: &Value) -> Result<V
         return Err(unknown());
     }
     s.app
+        .messaging()
         .record(&id, sealpost_domain::MessageCommand::MarkReadByBusiness)
         .await?;
     Ok(json!({ "success": true }))

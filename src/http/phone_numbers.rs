@@ -42,9 +42,9 @@ pub(super) async fn get(
         region,
     };
     s.app.gate().authorize(&req).await.map_err(AppError::from)?;
-    let integrity = s.app.integrity(&number).await?;
+    let integrity = s.app.catalog().integrity(&number).await?;
     let rating = integrity.rating;
-    let b = s.app.business(&business).await?;
+    let b = s.app.catalog().business(&business).await?;
     let tier = match integrity.lowered_tier.or(b.tier) {
         Some(MessagingLimitTier::Tier2K) => "TIER_2K",
         Some(MessagingLimitTier::Tier10K) => "TIER_10K",
@@ -93,6 +93,7 @@ async fn number_command(
     let business = state.business_id.clone().ok_or_else(ApiError::denied)?;
     let region = state.storage_region().unwrap_or(Region::Eu);
     s.app
+        .catalog()
         .number_command(&grant.principal, id, (&business, region), command)
         .await?;
     Ok(())

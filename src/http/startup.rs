@@ -170,7 +170,7 @@ pub async fn serve(
             .await?;
     }
     phase(started, "numbers attached");
-    let known_apps = crate::webhooks::apps(&app).await?;
+    let known_apps = crate::app::apps(app.store()).await?;
     let (standard, high) = config.throughput;
     let shared = Shared::new(
         app.clone(),
@@ -243,7 +243,7 @@ async fn stop(shared: &Shared, worker: tokio::task::JoinHandle<()>) -> anyhow::R
     // start (or its first interval); a store error is.
     match tokio::time::timeout(WORK_GRACE, async {
         app.gate().flush().await?;
-        app.checkpoint().await?;
+        app.evidence().checkpoint().await?;
         crate::projections::refresh_all(app.store()).await?;
         Ok::<(), AppError>(())
     })
@@ -256,7 +256,7 @@ async fn stop(shared: &Shared, worker: tokio::task::JoinHandle<()>) -> anyhow::R
     }
     // Best effort: the evidence fold as far as this process got, so the next start's first
     // evidence query folds only what is new (otherwise the last periodic save serves).
-    match tokio::time::timeout(WORK_GRACE, app.persist_evidence()).await {
+    match tokio::time::timeout(WORK_GRACE, app.evidence().persist_evidence()).await {
         Ok(Err(e)) => tracing::warn!(error = %e, "evidence projections not saved at stop"),
         Err(_) => tracing::warn!("evidence projections not saved at stop: out of time"),
         Ok(Ok(())) => {}
@@ -331,7 +331,7 @@ async fn run_pipeline(
             }
             if last_evidence.elapsed() >= EVIDENCE_EVERY {
                 last_evidence = std::time::Instant::now();
-                if let Err(e) = s.app.persist_evidence().await {
+                if let Err(e) = s.app.evidence().persist_evidence().await {
                     tracing::warn!(error = %e, "evidence projections not saved yet");
                 }
             }

@@ -17,7 +17,7 @@ pub(super) async fn library(
     s: &Shared,
     business: &BusinessId,
 ) -> Result<TemplateLibrary, ApiError> {
-    Ok(s.app.templates(business).await?)
+    Ok(s.app.catalog().templates(business).await?)
 }
 
 /// Runs a command of the business's template library as the token's principal.
@@ -28,6 +28,7 @@ async fn template_command(
 ) -> Result<(), ApiError> {
     let Waba { business, region } = &waba.resource;
     s.app
+        .catalog()
         .template_command(&waba.grant.principal, business, *region, command)
         .await
         .map_err(|e| match e {

@@ -63,7 +63,7 @@ async fn fixture() -> Fixture {
         scoped(SCOPE_MANAGEMENT).await,
     );
     let numbers = business_numbers(&app).await.expect("numbers");
-    let apps = crate::webhooks::apps(&app).await.expect("apps");
+    let apps = crate::app::apps(app.store()).await.expect("apps");
     let shared = Shared::new(app, tokens, numbers, &apps, Limits::default());
     Fixture {
         router: router(shared),

@@ -50,7 +50,7 @@ pub(super) async fn issue(
         return Err(ApiError::not_valid("scopes"));
     }
     let business = manager.business;
-    let region = s.app.business_region(&business).await?;
+    let region = s.app.catalog().business_region(&business).await?;
     let refs: Vec<&str> = scopes.iter().map(String::as_str).collect();
     let token = s
         .tokens
@@ -84,7 +84,7 @@ pub(super) async fn revoke(
     if !owned {
         return Err(unknown());
     }
-    let region = s.app.business_region(&manager.business).await?;
+    let region = s.app.catalog().business_region(&manager.business).await?;
     if !s.tokens.revoke(&token_id, region, s.app.now()).await? {
         return Err(unknown());
     }

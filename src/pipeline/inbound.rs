@@ -82,7 +82,7 @@ impl Pipeline {
                     Receipt::Delivered => MessageCommand::RecordDelivered,
                     Receipt::Read => MessageCommand::RecordRead,
                 };
-                match self.app.record(&id, command).await {
+                match self.app.messaging().record(&id, command).await {
                     Ok(events) => Ok(StepReport {
                         receipts: u64::from(!events.is_empty()),
                         ..StepReport::default()
@@ -115,7 +115,7 @@ impl Pipeline {
         let Ok(id) = MessageId::parse(of) else {
             return Ok(StepReport::default());
         };
-        let message = match self.app.message(&id).await {
+        let message = match self.app.messaging().message(&id).await {
             Ok(m) => m,
             Err(AppError::Domain(DomainError::NotFound)) => return Ok(StepReport::default()),
             Err(e) => return Err(e),
@@ -127,6 +127,7 @@ impl Pipeline {
         };
         match self
             .app
+            .subjects()
             .read_phone(&principal(), Purpose::Delivery, &subject)
             .await?
         {
@@ -156,13 +157,18 @@ impl Pipeline {
             (n.id.clone(), n.business.clone(), n.region)
         };
         let vault = self.app.store().vault().clone();
-        let (subject, subject_state) = self.app.subject_loaded(&business, region, &phone).await?;
+        let (subject, subject_state) = self
+            .app
+            .subjects()
+            .subject_loaded(&business, region, &phone)
+            .await?;
         let id = vault
             .inbound_message_id(business.as_str(), region, &subject, envelope_id)
             .await?
             .ok_or(AppError::KeyMissing("subject key missing"))?;
         let (new, mut inbound) = self
             .app
+            .messaging()
             .receive_ciphertext(
                 (&business, region),
                 &number_id,
@@ -178,7 +184,7 @@ impl Pipeline {
                 Some(MessageStatus::Received) => {}
                 // A crash left it decrypted but not handed to the business: finish that.
                 Some(MessageStatus::Decrypted) => {
-                    self.app.forward_inbound(&mut inbound).await?;
+                    self.app.messaging().forward_inbound(&mut inbound).await?;
                     return Ok(StepReport {
                         received: 1,
                         ..StepReport::default()
@@ -223,6 +229,7 @@ impl Pipeline {
                     _ => "invalid_message",
                 };
                 self.app
+                    .messaging()
                     .record(
                         &id,
                         MessageCommand::RecordDecryptionFailed {
@@ -292,13 +299,17 @@ impl Pipeline {
         };
         if decrypted.identity_changed {
             self.app
+                .messaging()
                 .record_identity_change(inbound, &principal())
                 .await?;
             report.identity_changes = 1;
         }
         // What the device sent, parsed once into typed content (anything unreadable is text).
         let content = sealpost_domain::MessageContent::from_bytes(&decrypted.plaintext);
-        self.app.record_decrypted(inbound, content, None).await?;
+        self.app
+            .messaging()
+            .record_decrypted(inbound, content, None)
+            .await?;
         let vault = self.app.store().vault().clone();
         let number = self.numbers.get_mut(handle).ok_or(AppError::NotAttached)?;
         if number.dirty {

@@ -34,7 +34,7 @@ impl Pipeline {
     /// Puts a business phone number on the network: loads its Signal account (or makes one,
     /// wrapped by the region root key) and publishes its prekeys to the key directory.
     pub async fn attach_number(&mut self, id: &PhoneNumberId) -> Result<(), AppError> {
-        let n = self.app.phone_number(id).await?;
+        let n = self.app.catalog().phone_number(id).await?;
         let (business, region) = crate::app::home_of(&n)?;
         let vault = self.app.store().vault().clone();
         // An election the delivery projection has not followed yet leaves the account in the
@@ -65,7 +65,7 @@ impl Pipeline {
                 account
             }
         };
-        let tier_state = self.app.business(&business).await?;
+        let tier_state = self.app.catalog().business(&business).await?;
         let tier = tier_state
             .tier
             .unwrap_or(sealpost_domain::aggregates::business::MessagingLimitTier::Tier250);
@@ -155,7 +155,7 @@ impl Pipeline {
     /// Follows a number's Local Storage election: from now on its consumers, messages and Signal
     /// account live (and are wrapped) in the elected region.
     pub(super) async fn relocate(&mut self, id: &PhoneNumberId) -> Result<(), AppError> {
-        let Some(region) = self.app.phone_number(id).await?.storage_region() else {
+        let Some(region) = self.app.catalog().phone_number(id).await?.storage_region() else {
             return Ok(());
         };
         let Some(number) = self.numbers.values_mut().find(|n| &n.id == id) else {

@@ -16,6 +16,7 @@ pub(super) struct Retry {
 impl Pipeline {
     pub(super) async fn fail(&self, id: &MessageId, code: u32) -> Result<StepReport, AppError> {
         self.app
+            .messaging()
             .record(id, MessageCommand::RecordFailed { code })
             .await?;
         Ok(StepReport {
@@ -35,6 +36,7 @@ impl Pipeline {
         if retransmission {
             let events = self
                 .app
+                .messaging()
                 .record(id, MessageCommand::RefuseRetransmission)
                 .await?;
             return Ok(StepReport {
@@ -53,7 +55,7 @@ impl Pipeline {
         attempt: u32,
         retransmission: bool,
     ) -> Result<StepReport, AppError> {
-        let mut held = self.app.hold(id).await?;
+        let mut held = self.app.messaging().hold(id).await?;
         let message = held.state();
         let status = message.status.ok_or(DomainError::NotFound)?;
         if !retransmission && status >= MessageStatus::Sent {
@@ -67,10 +69,12 @@ impl Pipeline {
         let handle = self.handle_of(Some(&number_id))?;
         let content = self
             .app
+            .messaging()
             .read_held_content(&principal(), Purpose::Delivery, &held)
             .await?;
         let phone = self
             .app
+            .subjects()
             .read_phone(&principal(), Purpose::Delivery, &subject)
             .await?;
         let (Opened::Plain(content), Opened::Plain(phone)) = (content, phone) else {
@@ -130,6 +134,7 @@ impl Pipeline {
             .await?;
         if !retransmission {
             self.app
+                .messaging()
                 .record_held(
                     &mut held,
                     (&business, region),
@@ -154,6 +159,7 @@ impl Pipeline {
         match self.transport.send(envelope).await {
             Ok(()) if retransmission => {
                 self.app
+                    .messaging()
                     .record_held(
                         &mut held,
                         (&business, region),
@@ -167,6 +173,7 @@ impl Pipeline {
             }
             Ok(()) => {
                 self.app
+                    .messaging()
                     .record_held(&mut held, (&business, region), MessageCommand::RecordSent)
                     .await?;
                 Ok(StepReport {
@@ -186,6 +193,7 @@ impl Pipeline {
     pub(super) async fn forward_read(&mut self, id: &MessageId) -> Result<StepReport, AppError> {
         let Some((subject, envelope_id)) = self
             .app
+            .messaging()
             .inbound_envelope(&principal(), Purpose::Delivery, id)
             .await?
         else {
@@ -193,12 +201,13 @@ impl Pipeline {
         };
         let Opened::Plain(phone) = self
             .app
+            .subjects()
             .read_phone(&principal(), Purpose::Delivery, &subject)
             .await?
         else {
             return Ok(StepReport::default());
         };
-        let number_id = self.app.message(id).await?.phone_number_id;
+        let number_id = self.app.messaging().message(id).await?.phone_number_id;
         let handle = self.handle_of(number_id.as_ref())?;
         let receipt = Envelope {
             id: format!("rcpt-{}", uuid::Uuid::new_v4()),
@@ -232,7 +241,7 @@ impl Pipeline {
             return Ok(StepReport::default());
         }
         let now = self.app.now();
-        let message = self.app.message(id).await?;
+        let message = self.app.messaging().message(id).await?;
         let expiry = message.epoch.map(|e| self.app.policy().expiry_of(e));
         if expiry.is_some_and(|x| now >= x) {
             return self.fail(id, 131_026).await;

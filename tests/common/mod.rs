@@ -105,15 +105,20 @@ pub async fn receive(
     content: &sealpost_domain::MessageContent,
     profile_name: Option<&str>,
 ) -> Result<sealpost_domain::MessageId, sealpost::app::AppError> {
-    let state = app.phone_number(number).await?;
+    let state = app.catalog().phone_number(number).await?;
     let business = state.business_id.clone().expect("a business's number");
     let region = state.storage_region().expect("a home region");
-    let subject = app.subject_loaded(&business, region, from).await?;
+    let subject = app
+        .subjects()
+        .subject_loaded(&business, region, from)
+        .await?;
     let id = sealpost_domain::MessageId::from_random(rand::random());
     let (_, mut inbound) = app
+        .messaging()
         .receive_ciphertext((&business, region), number, subject, &id, ciphertext, None)
         .await?;
-    app.record_decrypted(&mut inbound, content.clone(), profile_name)
+    app.messaging()
+        .record_decrypted(&mut inbound, content.clone(), profile_name)
         .await?;
     Ok(id)
 }
@@ -123,7 +128,8 @@ pub async fn subject_of(
     app: &Sealpost,
     message: &sealpost_domain::MessageId,
 ) -> sealpost_domain::SubjectId {
-    app.message(message)
+    app.messaging()
+        .message(message)
         .await
         .expect("message")
         .subject_id

@@ -35,11 +35,13 @@ pub async fn world(env: &Env, devices: usize) -> (World, Pipeline) {
     let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
     let business = env
         .app
+        .catalog()
         .register_business("Bikes", Region::Eu)
         .await
         .expect("business");
     let number = env
         .app
+        .catalog()
         .add_phone_number(&business, BUSINESS_NUMBER, Region::Eu)
         .await
         .expect("number");
@@ -83,14 +85,15 @@ impl World {
     /// The business sends the text `body` to consumer `i`.
     pub async fn answer(&self, app: &sealpost::app::Sealpost, i: usize, body: &str) -> MessageId {
         let phone = E164::parse(&consumer(i)).expect("phone");
-        app.send(
-            &self.me,
-            &self.number,
-            &phone,
-            &MessageContent::text(body),
-            None,
-        )
-        .await
-        .expect("send")
+        app.messaging()
+            .send(
+                &self.me,
+                &self.number,
+                &phone,
+                &MessageContent::text(body),
+                None,
+            )
+            .await
+            .expect("send")
     }
 }

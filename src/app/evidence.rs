@@ -3,22 +3,32 @@
 //! access gate (recorded like any read) and names the signed checkpoint it is consistent with:
 //! the log is checkpointed first, then the projections are folded up to exactly that size.
 
-use crate::app::{require_owner_or_dpo, AppError, Sealpost};
+use super::{require_owner_or_dpo, AppError, Catalog, Subjects};
+use sealpost_adapters::exec::Executor;
+use sealpost_adapters::ledger::EventStore;
+use sealpost_adapters::store::Stores;
 use sealpost_adapters::store::StreamId;
 use sealpost_adapters::vault::subject_key_id;
 use sealpost_audit::certificate::{ErasureCertificate, CERTIFICATE_FORMAT, METHOD};
+use sealpost_audit::log::AuditLog;
 use sealpost_audit::log::Checkpoint;
 use sealpost_audit::ropa::{Ropa, RopaInput, TenantInput};
 use sealpost_audit::verify::BundleRow;
+use sealpost_audit::AccessGate;
 use sealpost_audit::AccessRequest;
 use sealpost_domain::access::{DenyReason, MATRIX};
+use sealpost_domain::ports::Clock;
 use sealpost_domain::{
     BusinessId, Category, PhoneNumberId, Principal, PrincipalKind, Purpose, Region, SubjectId, E164,
 };
+use sealpost_domain::{RetentionPolicy, Timestamp};
+use sealpost_projections::evidence::EvidenceView;
 use sealpost_projections::evidence::{
     AccessPage, AccessQuery, BillingRow, StatRow, DEFAULT_MIN_GROUP,
 };
 use sealpost_projections::report::{CheckpointRef, RetentionReport};
+use std::path::Path;
+use std::sync::Arc;
 
 /// How long billing lines are kept (tax records: ten years).
 pub const BILLING_RETENTION_DAYS: u32 = 3_650;
@@ -93,7 +103,41 @@ pub enum ErasureOutcome {
     NothingHeld,
 }
 
-impl Sealpost {
+service! {
+    /// Evidence for the auditor and the DPO, over the stores, the access gate, the
+    /// tamper-evident log and the evidence projections.
+    Evidence<'a> {
+        exec: &'a Executor,
+        stores: &'a Stores,
+        store: &'a Arc<EventStore>,
+        gate: &'a Arc<AccessGate>,
+        clock: &'a dyn Clock,
+        policy: RetentionPolicy,
+        audit: &'a tokio::sync::OnceCell<Arc<AuditLog>>,
+        witness: Option<&'a Path>,
+        view: &'a Arc<tokio::sync::Mutex<EvidenceView>>,
+    }
+    reaches {
+        catalog: Catalog { exec, store, clock },
+        subjects: Subjects { exec, store, gate, clock },
+    }
+}
+
+impl<'a> Evidence<'a> {
+    /// The tamper-evident log (opened, with its signing key, on first use).
+    pub async fn audit(&self) -> Result<&'a Arc<AuditLog>, AppError> {
+        super::open_audit(
+            self.audit,
+            self.stores,
+            self.store,
+            self.witness,
+            self.now(),
+        )
+        .await
+    }
+}
+
+impl Evidence<'_> {
     /// Sequences the log and signs a checkpoint (or returns the newest, if it covers every row).
     pub async fn checkpoint(&self) -> Result<Checkpoint, AppError> {
         Ok(self.audit().await?.checkpoint(self.now()).await?)
@@ -107,10 +151,10 @@ impl Sealpost {
         owner: Option<&BusinessId>,
     ) -> Result<(), AppError> {
         let region = match owner {
-            Some(b) => self.business_region(b).await?,
+            Some(b) => self.catalog().business_region(b).await?,
             None => Region::Eu,
         };
-        self.gate()
+        self.gate
             .authorize(&AccessRequest {
                 principal,
                 category,
@@ -133,9 +177,9 @@ impl Sealpost {
         ),
         AppError,
     > {
-        self.gate().flush().await?;
+        self.gate.flush().await?;
         let checkpoint = self.checkpoint().await?;
-        let mut view = self.evidence().lock().await;
+        let mut view = self.view.lock().await;
         if view.position() == 0 {
             // The first query of this process: start from the persisted fold, not from 0.
             if let Some(saved) = self.saved_evidence().await? {
@@ -146,7 +190,7 @@ impl Sealpost {
             // Never answer from further than the checkpoint: rebuild.
             *view = sealpost_projections::evidence::EvidenceView::new();
         }
-        view.catch_up(self.store(), checkpoint.size).await?;
+        view.catch_up(self.store, checkpoint.size).await?;
         Ok((checkpoint, view))
     }
 
@@ -155,7 +199,7 @@ impl Sealpost {
         &self,
     ) -> Result<Option<sealpost_projections::evidence::EvidenceView>, AppError> {
         Ok(
-            sealpost_adapters::projection::load_state(self.store(), EVIDENCE, EVIDENCE_VERSION)
+            sealpost_adapters::projection::load_state(self.store, EVIDENCE, EVIDENCE_VERSION)
                 .await?
                 .map(|(view, _)| view),
         )
@@ -170,7 +214,7 @@ impl Sealpost {
             return Ok(());
         }
         sealpost_adapters::projection::save_state(
-            self.store(),
+            self.store,
             EVIDENCE,
             EVIDENCE_VERSION,
             &*view,
@@ -249,10 +293,10 @@ impl Sealpost {
         let (checkpoint, view) = self.consistent().await?;
         let mut report = view
             .retention_report(
-                self.stores().keys.as_ref(),
-                self.policy(),
+                self.stores.keys.as_ref(),
+                self.policy,
                 self.now(),
-                self.stores().backend,
+                self.stores.backend,
                 scope.as_ref(),
             )
             .await?;
@@ -281,7 +325,7 @@ impl Sealpost {
         principal: &Principal,
         target: ErasureTarget,
     ) -> Result<ErasureOutcome, AppError> {
-        let vault = self.store().vault();
+        let vault = self.store.vault();
         let (found, phone_number_id) = match target {
             ErasureTarget::Subject(s) => (Some(s), None),
             ErasureTarget::Phone(number, phone) => {
@@ -302,7 +346,7 @@ impl Sealpost {
         let Some(subject) = found else {
             return Ok(ErasureOutcome::NothingHeld);
         };
-        self.erase(principal, &subject).await?;
+        self.subjects().erase(principal, &subject).await?;
         let certificate = self.certificate(&subject, phone_number_id).await?;
         tracing::info!(position = certificate.event.position, "erasure certified");
         Ok(ErasureOutcome::Erased(Box::new(certificate)))
@@ -314,7 +358,7 @@ impl Sealpost {
         principal: &Principal,
         number: &PhoneNumberId,
     ) -> Result<(BusinessId, Region), AppError> {
-        let (business, region) = self.number_home(number).await?;
+        let (business, region) = self.catalog().number_home(number).await?;
         require_owner_or_dpo(principal, &business)?;
         Ok((business, region))
     }
@@ -326,12 +370,12 @@ impl Sealpost {
         phone_number_id: Option<PhoneNumberId>,
     ) -> Result<ErasureCertificate, AppError> {
         let stream = StreamId::new("subject", subject.as_str());
-        let rows = self.stores().events.read_stream(&stream, 0).await?;
+        let rows = self.stores.events.read_stream(&stream, 0).await?;
         let row = rows
             .iter()
             .find(|r| r.header.event_type == "SubjectErased")
             .ok_or(AppError::Incomplete("erased subject without SubjectErased"))?;
-        let opened = self.store().open_row(row.clone()).await?;
+        let opened = self.store.open_row(row.clone()).await?;
         let (requested_by, requested_kind) =
             match opened.decode::<sealpost_domain::SubjectEvent>()? {
                 sealpost_domain::SubjectEvent::SubjectErased { requested_by, .. } => {
@@ -353,7 +397,7 @@ impl Sealpost {
             .parse()
             .map_err(|_| AppError::Corrupt("region"))?;
         let completed_at = self
-            .stores()
+            .stores
             .keys
             .destroyed_at(&subject_key_id(business.as_str(), region, subject))
             .await?;
@@ -394,8 +438,8 @@ impl Sealpost {
         processor_name: &str,
         root_key_source: &str,
     ) -> Result<Ropa, AppError> {
-        let tenants = crate::bootstrap::tenants(self).await?;
-        let policy = self.policy();
+        let tenants = tenants(self.store).await?;
+        let policy = self.policy;
         let input = RopaInput {
             generated_at: self.now().millis(),
             processor_name: processor_name.to_owned(),
@@ -403,7 +447,7 @@ impl Sealpost {
             epoch_hours: (policy.epoch_len_ms / sealpost_domain::time::HOUR_MS).max(1) as u32,
             billing_retention_days: BILLING_RETENTION_DAYS,
             statistics_min_group: DEFAULT_MIN_GROUP,
-            store: match self.stores().backend {
+            store: match self.stores.backend {
                 "postgres" => "postgres".to_owned(),
                 other => format!("{other} (embedded)"),
             },
@@ -444,3 +488,66 @@ const EVIDENCE_VERSION: u64 = 1;
 
 /// The persisted evidence fold's name.
 const EVIDENCE: &str = "evidence";
+
+/// One tenant as the record of processing lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantSummary {
+    /// The business id.
+    pub business_id: String,
+    /// Its name.
+    pub name: String,
+    /// Its phone number ids.
+    pub phone_number_ids: Vec<String>,
+    /// Regions its data is stored in.
+    pub regions: Vec<String>,
+    /// Hosts of its webhook endpoints.
+    pub webhook_hosts: Vec<String>,
+}
+
+/// Every tenant in the store, from the business, phone-number and app streams.
+pub async fn tenants(store: &EventStore) -> Result<Vec<TenantSummary>, AppError> {
+    use sealpost_domain::{BusinessEvent, PhoneNumberEvent};
+    use std::collections::BTreeMap;
+    let mut out: BTreeMap<String, TenantSummary> = BTreeMap::new();
+    for e in store
+        .scan(|h| h.stream.kind == "business" || h.stream.kind == "phone_number")
+        .await?
+    {
+        let business = &e.header.business_id;
+        let t = out
+            .entry(business.clone())
+            .or_insert_with(|| TenantSummary {
+                business_id: business.clone(),
+                name: String::new(),
+                phone_number_ids: Vec::new(),
+                regions: Vec::new(),
+                webhook_hosts: Vec::new(),
+            });
+        if e.header.stream.kind == "business" {
+            if let Ok(BusinessEvent::BusinessRegistered { name, .. }) = e.decode::<BusinessEvent>()
+            {
+                t.name = name;
+            }
+        } else if let Ok(PhoneNumberEvent::PhoneNumberAdded {
+            phone_number_id, ..
+        }) = e.decode::<PhoneNumberEvent>()
+        {
+            t.phone_number_ids.push(phone_number_id.as_str().to_owned());
+        }
+        if !t.regions.contains(&e.header.region) {
+            t.regions.push(e.header.region.clone());
+        }
+    }
+    for (business, _, _, url) in super::apps(store).await?.into_values() {
+        let host = url.as_deref().and_then(|u| {
+            let rest = u.split_once("://")?.1;
+            Some(rest.split(['/', '?']).next()?.to_owned())
+        });
+        if let (Some(t), Some(h)) = (out.get_mut(business.as_str()), host) {
+            if !t.webhook_hosts.contains(&h) {
+                t.webhook_hosts.push(h);
+            }
+        }
+    }
+    Ok(out.into_values().filter(|t| !t.name.is_empty()).collect())
+}

@@ -2,23 +2,28 @@
 //! description are sealed under the media key (see [`sealpost_domain::media`]); reading either
 //! goes through the access gate as message content, deleting destroys the object's key.
 
-use crate::app::{region_of, AppError, Sealpost};
+use super::{region_of, AppError, Catalog};
 use rand::RngCore as _;
 use sealpost_adapters::exec::CommandMeta;
+use sealpost_adapters::exec::Executor;
+use sealpost_adapters::ledger::EventStore;
 use sealpost_adapters::ledger::{EventContext, PlainEvent};
 use sealpost_adapters::store::StreamId;
-use sealpost_audit::{FieldRef, GateError};
+use sealpost_audit::{AccessGate, FieldRef, GateError};
 use sealpost_domain::access::DenyReason;
 use sealpost_domain::media::{
     fields, MediaCommand, MediaEvent, MediaObject, MediaOrigin, INBOUND_MEDIA_TTL_MS,
     MEDIA_STREAM_TYPE,
 };
+use sealpost_domain::ports::Clock;
 use sealpost_domain::MessageContent;
+use sealpost_domain::RetentionPolicy;
 use sealpost_domain::{
     BusinessId, DomainError, FieldScope, MediaId, Opened, PhoneNumberId, Principal, PrincipalKind,
     Purpose, Region, SubjectId, Timestamp,
 };
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 /// The largest media object accepted (the Cloud API's video and sticker-pack limits are below).
 pub const MAX_MEDIA_BYTES: usize = 16 * 1024 * 1024;
@@ -186,7 +191,21 @@ struct Found {
     bytes: sealpost_domain::Sealed,
 }
 
-impl Sealpost {
+service! {
+    /// Media objects, over the executor, the sealed store and the clock.
+    Media<'a> {
+        exec: &'a Executor,
+        store: &'a Arc<EventStore>,
+        gate: &'a Arc<AccessGate>,
+        clock: &'a dyn Clock,
+        policy: RetentionPolicy,
+    }
+    reaches {
+        catalog: Catalog { exec, store, clock },
+    }
+}
+
+impl Media<'_> {
     /// Seals and stores a media object on a business number; returns its id. An upload by the
     /// business (`actor` must be of the number's business) lives until its retention epoch
     /// expires; an inbound attachment's id answers for 7 days at most and is sealed under the
@@ -202,12 +221,12 @@ impl Sealpost {
         filename: Option<&str>,
         bytes: &[u8],
     ) -> Result<MediaId, AppError> {
-        let (business, region) = self.number_home(number).await?;
+        let (business, region) = self.catalog().number_home(number).await?;
         if origin == MediaOrigin::Upload && actor.business.as_ref() != Some(&business) {
             return Err(GateError::Denied(DenyReason::NotOwner).into());
         }
         let now = self.now();
-        let epoch = self.policy().epoch_of(now);
+        let epoch = self.policy.epoch_of(now);
         let media = MediaId::from_random(rand::rng().next_u64());
         let meta = MediaMeta {
             mime_type: mime_type.to_owned(),
@@ -221,7 +240,7 @@ impl Sealpost {
             media: media.clone(),
             subject: subject.cloned(),
         };
-        let vault = self.store().vault();
+        let vault = self.store.vault();
         let seal = |field: &'static str, plain: &[u8]| {
             let scope = scope.clone();
             let plain = plain.to_vec();
@@ -234,7 +253,7 @@ impl Sealpost {
         };
         let sealed_meta = seal(fields::META, &meta_json).await?;
         let sealed_bytes = seal(fields::BYTES, bytes).await?;
-        let retention_end = self.policy().expiry_of(epoch);
+        let retention_end = self.policy.expiry_of(epoch);
         let expires_at = match origin {
             MediaOrigin::Upload => retention_end,
             MediaOrigin::Inbound => Timestamp::from_millis(
@@ -278,7 +297,7 @@ impl Sealpost {
             region,
             epoch,
         };
-        self.store()
+        self.store
             .append_at_end(
                 &StreamId::new(MEDIA_STREAM_TYPE, media.as_str()),
                 &ctx,
@@ -291,7 +310,7 @@ impl Sealpost {
     /// The object, if it is stored and still answers now.
     async fn find_media(&self, media: &MediaId) -> Result<Found, AppError> {
         let events = self
-            .store()
+            .store
             .read_stream(&StreamId::new(MEDIA_STREAM_TYPE, media.as_str()), 0)
             .await?;
         let mut object = MediaObject::default();
@@ -348,16 +367,16 @@ impl Sealpost {
             field,
             sealed,
         };
-        match self
-            .open_content(
-                principal,
-                Purpose::BusinessApi,
-                &found.business,
-                found.region,
-                media.as_str(),
-                field,
-            )
-            .await?
+        match super::messages::open_content(
+            self.gate,
+            principal,
+            Purpose::BusinessApi,
+            &found.business,
+            found.region,
+            media.as_str(),
+            field,
+        )
+        .await?
         {
             Opened::Plain(p) => Ok(p),
             // Its key went (deleted, or retention ran before the expiry check saw it).
@@ -419,10 +438,10 @@ impl Sealpost {
         }
         let now = self.now();
         let meta = CommandMeta::new(found.business.as_str(), found.region, principal);
-        self.executor()
+        self.exec
             .execute::<MediaObject>(media.as_str(), MediaCommand::Delete, &meta, now)
             .await?;
-        self.store()
+        self.store
             .vault()
             .destroy_media(found.business.as_str(), found.region, media, now)
             .await?;
@@ -433,7 +452,7 @@ impl Sealpost {
 /// Message kinds whose payload is a media object.
 pub const MEDIA_KINDS: [&str; 5] = ["image", "audio", "video", "document", "sticker"];
 
-impl Sealpost {
+impl Media<'_> {
     /// An attachment arrives inline (`"<type>":{"data":"<base64>","mime_type":…}`) in what a
     /// consumer's device sent: store it as a media object and hand the business its id,
     /// MIME type and SHA-256 instead, as Cloud API webhooks do. Anything else is unchanged.
