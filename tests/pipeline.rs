@@ -26,6 +26,22 @@ async fn devices_step(w: &mut World) {
     }
 }
 
+/// Consumer 0 writes first (opening the service window), the business answers `text`, and the
+/// answer reaches the device.
+async fn opened_and_answered(
+    env: &Env,
+    w: &mut World,
+    pipeline: &mut Pipeline,
+    text: &str,
+) -> MessageId {
+    w.device_writes(0, "dev-0", b"hi").await;
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    let id = w.answer(&env.app, 0, text).await;
+    pipeline.run_until_idle(5).await.expect("pipeline");
+    devices_step(w).await;
+    id
+}
+
 async fn event_types(env: &Env, id: &MessageId) -> Vec<String> {
     env.app
         .store()
@@ -296,11 +312,7 @@ async fn retransmission_works_until_the_keys_are_gone_then_is_refused() {
     use sealpost_domain::time::{DAY_MS, HOUR_MS};
     let env = sqlite_env().await;
     let (mut w, mut pipeline) = world(&env, 2).await;
-    w.device_writes(0, "dev-0", b"hi").await;
-    pipeline.run_until_idle(5).await.expect("pipeline");
-    let id = w.answer(&env.app, 0, "your code is 4711").await;
-    pipeline.run_until_idle(5).await.expect("pipeline");
-    devices_step(&mut w).await;
+    let id = opened_and_answered(&env, &mut w, &mut pipeline, "your code is 4711").await;
 
     w.devices[0]
         .request_retransmission(&w.net, BUSINESS_NUMBER, id.as_str())
@@ -587,11 +599,7 @@ async fn after_an_erasure_the_consumer_is_asked_to_start_a_new_session() {
     use sealpost_domain::PrincipalKind;
     let env = sqlite_env().await;
     let (mut w, mut pipeline) = world(&env, 1).await;
-    w.device_writes(0, "dev-0", b"hi").await;
-    pipeline.run_until_idle(5).await.expect("pipeline");
-    let id = w.answer(&env.app, 0, "hello").await;
-    pipeline.run_until_idle(5).await.expect("pipeline");
-    devices_step(&mut w).await;
+    let id = opened_and_answered(&env, &mut w, &mut pipeline, "hello").await;
     let old_subject = common::subject_of(&env.app, &id).await;
     env.app
         .subjects()

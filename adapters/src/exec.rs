@@ -104,6 +104,19 @@ fn current_traceparent() -> Option<String> {
     })
 }
 
+/// What the executor runs: a `cqrs_es` aggregate whose decisions are its (versioned) events.
+pub trait Stream:
+    Aggregate<Event: sealpost_domain::VersionedEvent>
+    + Decider<Event = <Self as Aggregate>::Event, Command: Clone>
+{
+}
+
+impl<A> Stream for A where
+    A: Aggregate<Event: sealpost_domain::VersionedEvent>
+        + Decider<Event = <A as Aggregate>::Event, Command: Clone>
+{
+}
+
 /// Executes commands against aggregates stored in an [`EventStore`].
 #[derive(Debug, Clone)]
 pub struct Executor {
@@ -122,35 +135,23 @@ impl Executor {
     }
 
     /// Loads an aggregate: its state and version (0 if it has no events).
-    pub async fn load<A>(&self, id: &str) -> Result<(A, u64), ExecError>
-    where
-        A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
-        <A as Aggregate>::Event: sealpost_domain::VersionedEvent,
-    {
+    pub async fn load<A: Stream>(&self, id: &str) -> Result<(A, u64), ExecError> {
         let loaded = self.loaded::<A>(id).await?;
         Ok((loaded.state, loaded.version))
     }
 
     /// Loads an aggregate for the commands of one operation: hand it to [`Executor::execute_on`]
     /// for each of them, and the stream is read once.
-    pub async fn loaded<A>(&self, id: &str) -> Result<Loaded<A>, ExecError>
-    where
-        A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
-        <A as Aggregate>::Event: sealpost_domain::VersionedEvent,
-    {
+    pub async fn loaded<A: Stream>(&self, id: &str) -> Result<Loaded<A>, ExecError> {
         Ok(self.loaded_with_events::<A>(id).await?.0)
     }
 
     /// [`Executor::loaded`], with the opened events themselves, for a caller that also needs
     /// what they carry sealed (a message's content): still one read of the stream.
-    pub async fn loaded_with_events<A>(
+    pub async fn loaded_with_events<A: Stream>(
         &self,
         id: &str,
-    ) -> Result<(Loaded<A>, Vec<OpenedEvent>), ExecError>
-    where
-        A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
-        <A as Aggregate>::Event: sealpost_domain::VersionedEvent,
-    {
+    ) -> Result<(Loaded<A>, Vec<OpenedEvent>), ExecError> {
         let stream = StreamId::new(A::TYPE, id);
         let events = self.store.read_stream(&stream, 0).await?;
         let version = events.last().map_or(0, |e| e.header.sequence);
@@ -164,18 +165,13 @@ impl Executor {
 
     /// Decides `command` at `now` and appends the events; returns them (empty when the command
     /// changed nothing, such as a repeated receipt).
-    pub async fn execute<A>(
+    pub async fn execute<A: Stream>(
         &self,
         id: &str,
         command: <A as Decider>::Command,
         meta: &CommandMeta,
         now: Timestamp,
-    ) -> Result<Vec<<A as Aggregate>::Event>, ExecError>
-    where
-        A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
-        <A as Aggregate>::Event: sealpost_domain::VersionedEvent,
-        <A as Decider>::Command: Clone,
-    {
+    ) -> Result<Vec<<A as Aggregate>::Event>, ExecError> {
         let mut loaded = self.loaded::<A>(id).await?;
         self.execute_on(id, &mut loaded, command, meta, now).await
     }
@@ -183,19 +179,14 @@ impl Executor {
     /// Decides `command` on the state already loaded and appends at its version; on success
     /// `loaded` holds the state after the events, ready for the next command of the same
     /// operation. Only a lost race reads the stream again (then decides anew).
-    pub async fn execute_on<A>(
+    pub async fn execute_on<A: Stream>(
         &self,
         id: &str,
         loaded: &mut Loaded<A>,
         command: <A as Decider>::Command,
         meta: &CommandMeta,
         now: Timestamp,
-    ) -> Result<Vec<<A as Aggregate>::Event>, ExecError>
-    where
-        A: Aggregate + Decider<Event = <A as Aggregate>::Event>,
-        <A as Aggregate>::Event: sealpost_domain::VersionedEvent,
-        <A as Decider>::Command: Clone,
-    {
+    ) -> Result<Vec<<A as Aggregate>::Event>, ExecError> {
         let stream = StreamId::new(A::TYPE, id);
         let metadata = meta.to_map();
         for attempt in 0..MAX_ATTEMPTS {

@@ -201,43 +201,25 @@ use Availability::{No, Own, Yes};
 
 /// The data-availability matrix of docs/design.md. Columns, in [`PrincipalKind::ALL`] order:
 /// processor, rest of the operator, transport, business (own), auditor, DPO.
+#[rustfmt::skip] // a table: one row a category
 pub const MATRIX: [MatrixRow; 7] = [
-    MatrixRow {
-        category: Category::MessageContent,
-        held_by: "Cloud API (Sealpost)",
-        cells: [Yes, No, No, Own, No, No],
-    },
-    MatrixRow {
-        category: Category::ConsumerPhoneNumber,
-        held_by: "Cloud API (Sealpost)",
-        cells: [Yes, No, Yes, Own, No, No],
-    },
-    MatrixRow {
-        category: Category::Statistics,
-        held_by: "Cloud API (Sealpost)",
-        cells: [Yes, Yes, Yes, Yes, Yes, Yes],
-    },
-    MatrixRow {
-        category: Category::IntegritySignals,
-        held_by: "WhatsApp client (transport)",
-        cells: [No, No, Yes, Own, No, No],
-    },
-    MatrixRow {
-        category: Category::BusinessInformation,
-        held_by: "Business Manager",
-        cells: [Yes, Yes, Yes, Yes, Yes, Yes],
-    },
-    MatrixRow {
-        category: Category::Billing,
-        held_by: "WhatsApp",
-        cells: [Yes, Yes, Yes, Yes, Yes, Yes],
-    },
-    MatrixRow {
-        category: Category::AccessLog,
-        held_by: "audit",
-        cells: [No, No, No, Own, Yes, Yes],
-    },
+    // category                          held by                         processor, rest, transport, business, auditor, DPO
+    row(Category::MessageContent,           "Cloud API (Sealpost)",         [Yes, No, No, Own, No, No]),
+    row(Category::ConsumerPhoneNumber,      "Cloud API (Sealpost)",         [Yes, No, Yes, Own, No, No]),
+    row(Category::Statistics,               "Cloud API (Sealpost)",         [Yes, Yes, Yes, Yes, Yes, Yes]),
+    row(Category::IntegritySignals,         "WhatsApp client (transport)",  [No, No, Yes, Own, No, No]),
+    row(Category::BusinessInformation,      "Business Manager",             [Yes, Yes, Yes, Yes, Yes, Yes]),
+    row(Category::Billing,                  "WhatsApp",                     [Yes, Yes, Yes, Yes, Yes, Yes]),
+    row(Category::AccessLog,                "audit",                        [No, No, No, Own, Yes, Yes]),
 ];
+
+const fn row(category: Category, held_by: &'static str, cells: [Availability; 6]) -> MatrixRow {
+    MatrixRow {
+        category,
+        held_by,
+        cells,
+    }
+}
 
 /// The matrix cell for a principal kind and a category.
 pub fn availability(kind: PrincipalKind, category: Category) -> Availability {

@@ -43,6 +43,19 @@ struct Net {
     next_row: u64,
 }
 
+impl Net {
+    /// Queues `envelope` (stored as `row`) for its recipient, not leased.
+    fn enqueue(&mut self, row: u64, envelope: Envelope) {
+        let queued = Queued {
+            row,
+            envelope,
+            leased_until: None,
+        };
+        let inbox = self.inboxes.entry(queued.envelope.to.handle.clone());
+        inbox.or_default().push_back(queued);
+    }
+}
+
 /// The simulated network. Cloning shares it. Opened with a [`WorldStore`] it keeps its
 /// directory, queues and integrity state across restarts; otherwise it lives in memory.
 #[derive(Debug, Clone)]
@@ -108,14 +121,7 @@ impl SimNetwork {
         }
         for (row, envelope) in store.queued::<Envelope>().await? {
             net.next_row = net.next_row.max(row + 1);
-            net.inboxes
-                .entry(envelope.to.handle.clone())
-                .or_default()
-                .push_back(Queued {
-                    row,
-                    envelope,
-                    leased_until: None,
-                });
+            net.enqueue(row, envelope);
         }
         Ok(Self {
             net: Arc::new(Mutex::new(net)),
@@ -325,15 +331,7 @@ impl Transport for SimNetwork {
             }
         }
         if deliver {
-            self.lock()
-                .inboxes
-                .entry(envelope.to.handle.clone())
-                .or_default()
-                .push_back(Queued {
-                    row,
-                    envelope,
-                    leased_until: None,
-                });
+            self.lock().enqueue(row, envelope);
         }
         if let Some(business) = business {
             self.emit(&business, events).await;
