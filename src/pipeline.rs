@@ -29,22 +29,32 @@ use sealpost_domain::ports::transport::{
 use sealpost_domain::time::SECOND_MS;
 use sealpost_domain::PrincipalKind;
 use sealpost_domain::{
-    BusinessId, DomainError, MessageCommand, MessageEvent, MessageId, MessageStatus, Opened,
-    PhoneNumberId, Principal, Purpose, Region, Timestamp, E164,
+    BusinessId, DomainError, MessageCommand, MessageId, MessageStatus, Opened, PhoneNumberId,
+    Principal, Purpose, Region, Timestamp, E164,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod handover;
 mod inbound;
 mod integrity;
 mod numbers;
 mod outbound;
 
+use handover::Job;
+pub use handover::LANES;
 use inbound::Link;
 pub use integrity::IntegrityRecorder;
 use numbers::Number;
 use outbound::Retry;
+
+/// The events the pipeline acts on; the rest of the log is passed over unopened.
+const FOLLOWED: [&str; 3] = [
+    "OutboundMessageAccepted",
+    "InboundMessageRead",
+    "StorageConfigured",
+];
 
 /// The delivery projection's durable checkpoint.
 pub const DELIVERY_CHECKPOINT: &str = "delivery";
@@ -61,7 +71,7 @@ pub const SIGNED_PREKEY_ROTATION_MS: i64 = 7 * 24 * 3_600 * SECOND_MS;
 /// How long one pipeline step works on a backlog before it yields (to a stop, to the devices).
 pub const STEP_BUDGET: Duration = Duration::from_millis(200);
 /// Inbound envelopes taken (leased) at a time.
-pub const INBOX_CHUNK: usize = 32;
+pub const INBOX_CHUNK: usize = 256;
 /// First retry delay of a failed hand-off; doubled per attempt, capped at [`RETRY_MAX_MS`].
 pub const RETRY_BASE_MS: i64 = SECOND_MS;
 /// Longest retry delay.
@@ -145,7 +155,11 @@ impl Pipeline {
         engine: Arc<dyn SignalEngine>,
         transport: Arc<dyn Transport>,
     ) -> Result<Self, AppError> {
-        let delivery = app.store().subscribe_durable(DELIVERY_CHECKPOINT).await?;
+        let delivery = app
+            .store()
+            .subscribe_durable(DELIVERY_CHECKPOINT)
+            .await?
+            .only(|h| FOLLOWED.contains(&h.event_type.as_str()));
         let committed = delivery.position();
         Ok(Self {
             app,
@@ -186,21 +200,41 @@ impl Pipeline {
             if batch.is_empty() {
                 break;
             }
+            // Accepted messages are handed over a run at a time (ADR 0012); anything else in
+            // between is followed on its own, in log order.
             let mut done = start;
+            let mut run: Vec<Job> = Vec::new();
             for e in batch {
+                if e.header.event_type == "OutboundMessageAccepted" {
+                    if let Ok(id) = MessageId::parse(&e.header.stream.id) {
+                        run.push(Job {
+                            id,
+                            attempt: 0,
+                            position: e.position,
+                        });
+                    }
+                    continue;
+                }
+                let last = run.last().map_or(done, |j| j.position);
+                if let Err(err) = self
+                    .deliver_run(std::mem::take(&mut run), &mut report)
+                    .await
+                {
+                    return self.resume_at(done, err).await;
+                }
+                done = last;
                 if started.elapsed() >= self.budget {
                     self.delivery.seek(done);
                     self.commit_checkpoint().await?;
                     break 'outbound;
                 }
                 if let Err(err) = self.follow(&e, &mut report).await {
-                    // Storage trouble is transient: resume at this event next time (the
-                    // checkpoint never passes it) instead of skipping the rest of the batch.
-                    self.delivery.seek(done);
-                    self.commit_checkpoint().await.ok();
-                    return Err(err);
+                    return self.resume_at(done, err).await;
                 }
                 done = e.position;
+            }
+            if let Err(err) = self.deliver_run(run, &mut report).await {
+                return self.resume_at(done, err).await;
             }
             self.commit_checkpoint().await?;
         }
@@ -249,30 +283,52 @@ impl Pipeline {
                 }
                 Ok(())
             }
-            "OutboundMessageAccepted" => {
-                let MessageEvent::OutboundMessageAccepted { header, .. } =
-                    e.decode::<MessageEvent>()?
-                else {
-                    return Ok(());
-                };
-                match self.deliver(&header.message_id, 0, false).await {
-                    Ok(r) => report.merge(r),
-                    Err(e) if transient(&e) => return Err(e),
-                    // Anything else is this message's problem: it must not stall the rest, and
-                    // it ends with a final status.
-                    Err(e) => {
-                        tracing::error!(error = %e, "outbound message could not be delivered");
-                        match self.fail(&header.message_id, 131_000).await {
-                            Ok(r) => report.merge(r),
-                            Err(e) if transient(&e) => return Err(e),
-                            Err(e) => tracing::error!(error = %e, "failure not recorded"),
-                        }
-                    }
-                }
-                Ok(())
-            }
             _ => Ok(()),
         }
+    }
+
+    /// Hands a run of accepted messages over as one batch. A failure that is not the store's
+    /// passing trouble belongs to some message of the run: each is then tried alone, and the
+    /// one that fails ends with a final status instead of stalling the rest.
+    async fn deliver_run(
+        &mut self,
+        run: Vec<Job>,
+        report: &mut StepReport,
+    ) -> Result<(), AppError> {
+        if run.is_empty() {
+            return Ok(());
+        }
+        let alone = run.len() == 1;
+        let err = match self.hand_over(run.clone(), false).await {
+            Ok(r) => {
+                report.merge(r);
+                return Ok(());
+            }
+            Err(e) if transient(&e) => return Err(e),
+            Err(e) => e,
+        };
+        if !alone {
+            for job in run {
+                self.in_flight = job.position;
+                Box::pin(self.deliver_run(vec![job], report)).await?;
+            }
+            return Ok(());
+        }
+        tracing::error!(error = %err, "outbound message could not be delivered");
+        match self.fail(&run[0].id, 131_000).await {
+            Ok(r) => report.merge(r),
+            Err(e) if transient(&e) => return Err(e),
+            Err(e) => tracing::error!(error = %e, "failure not recorded"),
+        }
+        Ok(())
+    }
+
+    /// Storage trouble is transient: resume after `done` next time (the checkpoint never
+    /// passes an event not settled) instead of skipping the rest of the batch.
+    async fn resume_at(&mut self, done: u64, err: AppError) -> Result<StepReport, AppError> {
+        self.delivery.seek(done);
+        self.commit_checkpoint().await.ok();
+        Err(err)
     }
 
     /// Steps until a step does nothing (at most `max` steps).

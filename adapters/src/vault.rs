@@ -18,6 +18,7 @@ mod signal_state;
 
 pub use keys::{epoch_key_id, media_key_id, subject_key_id};
 pub use root::{write_private_file, RootKeys, ROOT_KEY_ENV_PREFIX};
+pub use signal_state::SessionSave;
 
 use crate::crypto::{self, CryptoError, SecretKey};
 use crate::store::{KeyKind, KeyState, KeyStore, StoreError, WrappedKey};

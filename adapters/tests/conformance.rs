@@ -9,7 +9,8 @@ use sealpost_adapters::crypto::SecretKey;
 use sealpost_adapters::ledger::{EventContext, EventStore, PlainEvent};
 use sealpost_adapters::store::{
     AppendCommand, AppendOutcome, AuditLeaf, CheckpointRow, Conflict, Destruction, EventLog,
-    KeyKind, KeyState, SnapshotRow, StoreError, StoredRow, Stores, StreamId, TxHook, WrappedKey,
+    KeyKind, KeyState, SessionRow, SnapshotRow, StoreError, StoredRow, Stores, StreamId, TxHook,
+    WrappedKey,
 };
 use sealpost_adapters::vault::{RootKeys, Vault};
 use sealpost_domain::Region;
@@ -634,18 +635,28 @@ async fn signal_state_contract(f: &Fixture) {
         Some(vec![2; 40])
     );
 
-    keys.put_signal_session("b1", "EU", "sub_a", 1, &[3; 50], 1)
+    let row = |subject: &str, device: u8, byte: u8, at: i64| SessionRow {
+        business_id: "b1".into(),
+        region: "EU".into(),
+        subject_id: subject.into(),
+        device,
+        sealed: vec![byte; 50],
+        at,
+    };
+    keys.put_signal_sessions(&[row("sub_a", 1, 3, 1), row("sub_a", 2, 4, 1)])
+        .await
+        .expect("put two in one transaction");
+    keys.put_signal_sessions(&[row("sub_b", 1, 5, 1)])
         .await
         .expect("put");
-    keys.put_signal_session("b1", "EU", "sub_a", 2, &[4; 50], 1)
-        .await
-        .expect("put");
-    keys.put_signal_session("b1", "EU", "sub_b", 1, &[5; 50], 1)
-        .await
-        .expect("put");
-    keys.put_signal_session("b1", "EU", "sub_a", 1, &[6; 50], 2)
+    keys.put_signal_sessions(&[row("sub_a", 1, 6, 2)])
         .await
         .expect("replace");
+    assert_eq!(
+        keys.signal_session("b1", "sub_a", 2).await.expect("get"),
+        Some(vec![4; 50]),
+        "the second row of a batch is written too"
+    );
     assert_eq!(
         keys.signal_session("b1", "sub_a", 1).await.expect("get"),
         Some(vec![6; 50])

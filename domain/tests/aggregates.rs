@@ -342,6 +342,32 @@ mod message {
     }
 
     #[test]
+    fn a_hand_over_records_what_is_missing_of_encrypted_and_sent() {
+        let accepted_only = vec![accepted(MessageKind::Text)];
+        F::with(())
+            .given(accepted_only.clone())
+            .when(at(MessageCommand::RecordHandedOver, 2))
+            .then_expect_events(vec![
+                MessageEvent::MessageEncrypted { at: t(2) },
+                MessageEvent::MessageSent { at: t(2) },
+            ]);
+        let encrypted = [
+            accepted_only,
+            vec![MessageEvent::MessageEncrypted { at: t(2) }],
+        ]
+        .concat();
+        F::with(())
+            .given(encrypted.clone())
+            .when(at(MessageCommand::RecordHandedOver, 3))
+            .then_expect_events(vec![MessageEvent::MessageSent { at: t(3) }]);
+        let sent = [encrypted, vec![MessageEvent::MessageSent { at: t(3) }]].concat();
+        F::with(())
+            .given(sent)
+            .when(at(MessageCommand::RecordHandedOver, 4))
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
     fn outbound_lifecycle_moves_forward_only() {
         let sent = vec![
             accepted(MessageKind::Text),

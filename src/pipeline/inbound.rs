@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::app::Inbound;
+use futures::StreamExt as _;
 
 /// A consumer session as stored: the pinned identity key and the session record.
 pub(super) struct Link {
@@ -40,9 +41,45 @@ impl Pipeline {
             let envelopes = self.transport.take_inbox(handle, INBOX_CHUNK).await?;
             let more = envelopes.len() == INBOX_CHUNK;
             let mut recorded = Vec::new();
-            for envelope in envelopes {
+            // Receipts touch one message stream each: recorded concurrently, so the group
+            // committer packs them into a few commits. Everything else follows in order.
+            let (receipts, others): (Vec<Envelope>, Vec<Envelope>) = envelopes
+                .into_iter()
+                .partition(|e| matches!(e.payload, Payload::Receipt { .. }));
+            // The receipts of one message stay in order (delivered before read).
+            let mut by_message: Vec<(String, Vec<Envelope>)> = Vec::new();
+            for e in receipts {
+                let Payload::Receipt { of, .. } = &e.payload else {
+                    continue;
+                };
+                match by_message.iter_mut().find(|(m, _)| m == of) {
+                    Some((_, list)) => list.push(e),
+                    None => by_message.push((of.clone(), vec![e])),
+                }
+            }
+            let this = &*self;
+            let receipts: Vec<Vec<(String, Result<StepReport, AppError>)>> =
+                futures::stream::iter(by_message)
+                    .map(|(of, list)| async move {
+                        let mut out = Vec::with_capacity(list.len());
+                        for e in list {
+                            let Payload::Receipt { receipt, .. } = e.payload else {
+                                continue;
+                            };
+                            out.push((e.id, this.receipt(receipt, &of).await));
+                        }
+                        out
+                    })
+                    .buffer_unordered(super::LANES * 4)
+                    .collect()
+                    .await;
+            let mut results: Vec<_> = receipts.into_iter().flatten().collect();
+            for envelope in others {
                 let id = envelope.id.clone();
-                match self.inbound(handle, envelope).await {
+                results.push((id, self.inbound(handle, envelope).await));
+            }
+            for (id, result) in results {
+                match result {
                     Ok(r) => {
                         report.merge(r);
                         recorded.push(id);
@@ -74,24 +111,7 @@ impl Pipeline {
         envelope: Envelope,
     ) -> Result<StepReport, AppError> {
         match envelope.payload {
-            Payload::Receipt { receipt, of } => {
-                let Ok(id) = MessageId::parse(&of) else {
-                    return Ok(StepReport::default());
-                };
-                let command = match receipt {
-                    Receipt::Delivered => MessageCommand::RecordDelivered,
-                    Receipt::Read => MessageCommand::RecordRead,
-                };
-                match self.app.messaging().record(&id, command).await {
-                    Ok(events) => Ok(StepReport {
-                        receipts: u64::from(!events.is_empty()),
-                        ..StepReport::default()
-                    }),
-                    // A receipt for a message this store does not know: ignore it.
-                    Err(AppError::Domain(DomainError::NotFound)) => Ok(StepReport::default()),
-                    Err(e) => Err(e),
-                }
-            }
+            Payload::Receipt { receipt, of } => self.receipt(receipt, &of).await,
             Payload::Retransmit { of } => self.retransmit(&of, &envelope.from).await,
             Payload::Message { ciphertext } => {
                 self.receive(handle, &envelope.id, &envelope.from, &ciphertext)
@@ -103,6 +123,33 @@ impl Pipeline {
                 Ok(StepReport::default())
             }
         }
+    }
+
+    /// Records a delivery or read receipt for one of the business's messages.
+    pub(super) async fn receipt(&self, receipt: Receipt, of: &str) -> Result<StepReport, AppError> {
+        let Ok(id) = MessageId::parse(of) else {
+            return Ok(StepReport::default());
+        };
+        let command = match receipt {
+            Receipt::Delivered => MessageCommand::RecordDelivered,
+            Receipt::Read => MessageCommand::RecordRead,
+        };
+        let messaging = self.app.messaging();
+        let mut held = match messaging.hold(&id).await {
+            Ok(h) => h,
+            // A receipt for a message this store does not know: ignore it.
+            Err(AppError::Domain(DomainError::NotFound)) => return Ok(StepReport::default()),
+            Err(e) => return Err(e),
+        };
+        // The number's home is known to the pipeline: no read of its stream per receipt.
+        let handle = self.handle_of(held.state().phone_number_id.as_ref())?;
+        let number = &self.numbers[&handle];
+        let home = (&number.business, number.region);
+        let events = messaging.record_held(&mut held, home, command).await?;
+        Ok(StepReport {
+            receipts: u64::from(!events.is_empty()),
+            ..StepReport::default()
+        })
     }
 
     /// A device asks for a message again: only the message's own consumer may, and only for an

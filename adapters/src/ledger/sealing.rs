@@ -128,7 +128,10 @@ impl EventStore {
         })
     }
 
-    async fn open_rows(&self, rows: Vec<StoredRow>) -> Result<Vec<OpenedEvent>, LedgerError> {
+    pub(super) async fn open_rows(
+        &self,
+        rows: Vec<StoredRow>,
+    ) -> Result<Vec<OpenedEvent>, LedgerError> {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
             out.push(self.open_row(r).await?);

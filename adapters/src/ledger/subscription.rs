@@ -2,6 +2,7 @@
 //! tail new commits.
 
 use super::{EventStore, LedgerError, OpenedEvent};
+use crate::store::RowHeader;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -14,6 +15,7 @@ impl EventStore {
             position: after,
             head: self.head.clone(),
             page: 256,
+            keep: |_| true,
         }
     }
 
@@ -35,12 +37,22 @@ pub struct Subscription {
     position: u64,
     head: watch::Receiver<u64>,
     page: u32,
+    /// Which rows the subscriber wants, judged by their plaintext header: the others are passed
+    /// over without being opened.
+    keep: fn(&RowHeader) -> bool,
 }
 
 /// How often a tailing subscription looks for commits made by other processes.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 impl Subscription {
+    /// Hands out only the rows `keep` accepts; the rest are skipped unopened (the position
+    /// still moves past them).
+    pub fn only(mut self, keep: fn(&RowHeader) -> bool) -> Self {
+        self.keep = keep;
+        self
+    }
+
     /// The position of the last event handed out.
     pub fn position(&self) -> u64 {
         self.position
@@ -62,11 +74,20 @@ impl Subscription {
 
     /// The next events, or none if caught up.
     pub async fn try_next_batch(&mut self) -> Result<Vec<OpenedEvent>, LedgerError> {
-        let batch = self.store.read_all(self.position, self.page).await?;
-        if let Some(last) = batch.last() {
+        loop {
+            let rows = self.store.log.read_all(self.position, self.page).await?;
+            let Some(last) = rows.last() else {
+                return Ok(Vec::new());
+            };
             self.position = last.position;
+            let kept: Vec<_> = rows
+                .into_iter()
+                .filter(|r| (self.keep)(&r.header))
+                .collect();
+            if !kept.is_empty() {
+                return self.store.open_rows(kept).await;
+            }
         }
-        Ok(batch)
     }
 
     /// Moves back (or forward) to just after `position`: a consumer that could not finish an

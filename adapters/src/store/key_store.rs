@@ -175,15 +175,24 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         device: u8,
     ) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Writes (replaces) a sealed Signal session. Erasure deletes it with the subject's key.
-    #[allow(clippy::too_many_arguments)]
-    async fn put_signal_session(
-        &self,
-        business_id: &str,
-        region: &str,
-        subject_id: &str,
-        device: u8,
-        sealed: &[u8],
-        at: i64,
-    ) -> Result<(), StoreError>;
+    /// Writes (replaces) sealed Signal sessions, all in one transaction. Erasure deletes them
+    /// with the subject's key.
+    async fn put_signal_sessions(&self, sessions: &[SessionRow]) -> Result<(), StoreError>;
+}
+
+/// One sealed Signal session to write: a subject's session with one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// The business.
+    pub business_id: String,
+    /// Its region code.
+    pub region: String,
+    /// The subject (consumer).
+    pub subject_id: String,
+    /// The consumer's device.
+    pub device: u8,
+    /// The session, sealed under the subject key.
+    pub sealed: Vec<u8>,
+    /// When it was written (ms).
+    pub at: i64,
 }

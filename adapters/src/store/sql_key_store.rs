@@ -172,24 +172,23 @@ macro_rules! impl_key_store {
                 Ok(row.map(|(s,)| s))
             }
 
-            async fn put_signal_session(
+            async fn put_signal_sessions(
                 &self,
-                business_id: &str,
-                region: &str,
-                subject_id: &str,
-                device: u8,
-                sealed: &[u8],
-                at: i64,
+                sessions: &[$crate::store::SessionRow],
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query($crate::store::sql::SESSION_PUT)
-                    .bind(business_id)
-                    .bind(region)
-                    .bind(subject_id)
-                    .bind(i32::from(device))
-                    .bind(sealed)
-                    .bind(at)
-                    .execute(&self.writer)
-                    .await?;
+                let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                for r in sessions {
+                    sqlx::query($crate::store::sql::SESSION_PUT)
+                        .bind(&r.business_id)
+                        .bind(&r.region)
+                        .bind(&r.subject_id)
+                        .bind(i32::from(r.device))
+                        .bind(&r.sealed)
+                        .bind(r.at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
                 Ok(())
             }
         }

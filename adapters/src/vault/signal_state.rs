@@ -3,6 +3,7 @@
 
 use super::{Vault, VaultError};
 use crate::crypto;
+use crate::store::SessionRow;
 use sealpost_domain::{Opened, Region, SubjectId, Timestamp};
 
 fn signal_account_aad(owner: &str, region: Region) -> Vec<u8> {
@@ -20,6 +21,32 @@ fn session_aad(business: &str, subject: &SubjectId, device: u8) -> Vec<u8> {
         subject.as_str().as_bytes(),
         &[device],
     ])
+}
+
+/// One session to store: the subject's session with one device, in plaintext until sealed.
+#[derive(Clone, Copy)]
+pub struct SessionSave<'a> {
+    /// The business.
+    pub business: &'a str,
+    /// Its region.
+    pub region: Region,
+    /// The consumer.
+    pub subject: &'a SubjectId,
+    /// The consumer's device.
+    pub device: u8,
+    /// The serialized session (secret).
+    pub session: &'a [u8],
+}
+
+impl std::fmt::Debug for SessionSave<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SessionSave(device {}, {} bytes)",
+            self.device,
+            self.session.len()
+        )
+    }
 }
 
 impl Vault {
@@ -60,7 +87,6 @@ impl Vault {
 
     /// Stores the Signal session with one device of a subject, sealed under the subject key.
     /// Fails with [`VaultError::KeyDestroyed`] once the subject is erased or expired.
-    #[allow(clippy::too_many_arguments)]
     pub async fn save_session(
         &self,
         business: &str,
@@ -70,21 +96,43 @@ impl Vault {
         session: &[u8],
         now: Timestamp,
     ) -> Result<(), VaultError> {
-        let key = self
-            .subject_key(business, region, subject, None)
-            .await?
-            .ok_or(VaultError::KeyDestroyed)?;
-        let sealed = crypto::seal(&key, session, &session_aad(business, subject, device));
-        self.keys
-            .put_signal_session(
-                business,
-                region.code(),
-                subject.as_str(),
-                device,
-                &sealed,
-                now.millis(),
-            )
-            .await?;
+        let save = SessionSave {
+            business,
+            region,
+            subject,
+            device,
+            session,
+        };
+        self.save_sessions(&[save], now).await
+    }
+
+    /// Stores several sessions in one key-store transaction (a pipeline batch's). Fails with
+    /// [`VaultError::KeyDestroyed`], writing none, if any of their subjects is gone.
+    pub async fn save_sessions(
+        &self,
+        sessions: &[SessionSave<'_>],
+        now: Timestamp,
+    ) -> Result<(), VaultError> {
+        let mut rows = Vec::with_capacity(sessions.len());
+        for s in sessions {
+            let key = self
+                .subject_key(s.business, s.region, s.subject, None)
+                .await?
+                .ok_or(VaultError::KeyDestroyed)?;
+            rows.push(SessionRow {
+                business_id: s.business.to_owned(),
+                region: s.region.code().to_owned(),
+                subject_id: s.subject.as_str().to_owned(),
+                device: s.device,
+                sealed: crypto::seal(
+                    &key,
+                    s.session,
+                    &session_aad(s.business, s.subject, s.device),
+                ),
+                at: now.millis(),
+            });
+        }
+        self.keys.put_signal_sessions(&rows).await?;
         Ok(())
     }
 

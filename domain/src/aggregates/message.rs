@@ -183,6 +183,10 @@ pub enum MessageCommand {
     RecordEncrypted,
     /// Handed to the transport.
     RecordSent,
+    /// Encrypted and handed to the transport, recorded together once the transport took it
+    /// (one commit for both transitions; a crash before it re-sends under the same id, which
+    /// the device recognises).
+    RecordHandedOver,
     /// Delivery receipt.
     RecordDelivered,
     /// Read receipt.
@@ -394,6 +398,16 @@ impl Decider for Message {
             }
             C::RecordEncrypted => self.advance(S::Encrypted, E::MessageEncrypted { at: now }),
             C::RecordSent => self.advance(S::Sent, E::MessageSent { at: now }),
+            C::RecordHandedOver => {
+                let mut events = self.advance(S::Encrypted, E::MessageEncrypted { at: now })?;
+                if !self
+                    .advance(S::Sent, E::MessageSent { at: now })?
+                    .is_empty()
+                {
+                    events.push(E::MessageSent { at: now });
+                }
+                Ok(events)
+            }
             C::RecordDelivered => self.advance(S::Delivered, E::MessageDelivered { at: now }),
             C::RecordRead => self.advance(S::Read, E::MessageRead { at: now }),
             C::RecordFailed { code } => {
