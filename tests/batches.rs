@@ -6,7 +6,6 @@ mod common;
 
 use common::world::{consumer, world};
 use common::{postgres_env, sqlite_env, Env};
-use sealpost_adapters::store::StreamId;
 use sealpost_domain::{MessageContent, MessageId, MessageStatus, Principal, PrincipalKind, E164};
 
 const CONSUMERS: usize = 3;
@@ -94,15 +93,7 @@ async fn one_batch_many_consumers(env: Env) {
     let back = pipeline.run_until_idle(5).await.expect("pipeline");
     assert_eq!(back.receipts, ((CONSUMERS - 1) * EACH * 2) as u64);
     for id in sent[0].iter().chain(&sent[2]) {
-        let types: Vec<String> = env
-            .app
-            .store()
-            .read_stream(&StreamId::new("message", id.as_str()), 0)
-            .await
-            .expect("read")
-            .into_iter()
-            .map(|e| e.header.event_type)
-            .collect();
+        let types = common::event_types(&env.app, id).await;
         assert_eq!(
             types,
             [

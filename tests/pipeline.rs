@@ -43,14 +43,7 @@ async fn opened_and_answered(
 }
 
 async fn event_types(env: &Env, id: &MessageId) -> Vec<String> {
-    env.app
-        .store()
-        .read_stream(&StreamId::new("message", id.as_str()), 0)
-        .await
-        .expect("read")
-        .into_iter()
-        .map(|e| e.header.event_type)
-        .collect()
+    common::event_types(&env.app, id).await
 }
 
 /// A business sends 100 messages to 10 devices and receives 50 replies.

@@ -2,6 +2,7 @@
 //! message key and read back only through the access gate.
 
 use super::*;
+use sealpost_adapters::exec::Loaded;
 use sealpost_domain::MessageContent;
 
 /// A message in hand: its state and its events, read once (see [`Sealpost::hold`]).
@@ -144,8 +145,11 @@ impl Messaging<'_> {
             service_window_open: subject_state.service_window_open(now),
         };
         let meta = CommandMeta::new(business.as_str(), region, actor).with_epoch(epoch);
+        // The id was just drawn at random: its stream is empty, so there is nothing to read
+        // (were it taken after all, the append conflicts and the executor reads it then).
+        let mut fresh = Loaded::<Message>::default();
         self.exec
-            .execute::<Message>(message_id.as_str(), cmd, &meta, now)
+            .execute_on(message_id.as_str(), &mut fresh, cmd, &meta, now)
             .await?;
         Ok(message_id)
     }

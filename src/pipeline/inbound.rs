@@ -58,31 +58,33 @@ impl Pipeline {
                 }
             }
             let this = &*self;
-            let receipts: Vec<Vec<(String, Result<StepReport, AppError>)>> =
-                futures::stream::iter(by_message)
-                    .map(|(of, list)| async move {
-                        let mut out = Vec::with_capacity(list.len());
-                        for e in list {
-                            let Payload::Receipt { receipt, .. } = e.payload else {
-                                continue;
-                            };
-                            out.push((e.id, this.receipt(receipt, &of).await));
-                        }
-                        out
-                    })
-                    .buffer_unordered(super::LANES * 4)
-                    .collect()
-                    .await;
-            let mut results: Vec<_> = receipts.into_iter().flatten().collect();
+            // Each entry: the envelopes it settles (a message's receipts are recorded
+            // together, or left together) and how it went.
+            type Settled = (Vec<String>, Result<StepReport, AppError>);
+            let mut results: Vec<Settled> = futures::stream::iter(by_message)
+                .map(|(of, list)| async move {
+                    let kinds: Vec<Receipt> = list
+                        .iter()
+                        .filter_map(|e| match e.payload {
+                            Payload::Receipt { receipt, .. } => Some(receipt),
+                            _ => None,
+                        })
+                        .collect();
+                    let ids = list.into_iter().map(|e| e.id).collect();
+                    (ids, this.receipts(&of, &kinds).await)
+                })
+                .buffer_unordered(super::LANES * 4)
+                .collect()
+                .await;
             for envelope in others {
                 let id = envelope.id.clone();
-                results.push((id, self.inbound(handle, envelope).await));
+                results.push((vec![id], self.inbound(handle, envelope).await));
             }
-            for (id, result) in results {
+            for (ids, result) in results {
                 match result {
                     Ok(r) => {
                         report.merge(r);
-                        recorded.push(id);
+                        recorded.extend(ids);
                     }
                     // Not recorded: the transport hands it out again when its lease ends.
                     Err(e) if transient(&e) => {
@@ -92,7 +94,7 @@ impl Pipeline {
                     // for ever.
                     Err(e) => {
                         tracing::error!(error = %e, "inbound envelope could not be processed");
-                        recorded.push(id);
+                        recorded.extend(ids);
                     }
                 }
             }
@@ -111,7 +113,7 @@ impl Pipeline {
         envelope: Envelope,
     ) -> Result<StepReport, AppError> {
         match envelope.payload {
-            Payload::Receipt { receipt, of } => self.receipt(receipt, &of).await,
+            Payload::Receipt { receipt, of } => self.receipts(&of, &[receipt]).await,
             Payload::Retransmit { of } => self.retransmit(&of, &envelope.from).await,
             Payload::Message { ciphertext } => {
                 self.receive(handle, &envelope.id, &envelope.from, &ciphertext)
@@ -125,14 +127,15 @@ impl Pipeline {
         }
     }
 
-    /// Records a delivery or read receipt for one of the business's messages.
-    pub(super) async fn receipt(&self, receipt: Receipt, of: &str) -> Result<StepReport, AppError> {
+    /// Records delivery and read receipts for one of the business's messages, in order, on one
+    /// read of its stream.
+    pub(super) async fn receipts(
+        &self,
+        of: &str,
+        receipts: &[Receipt],
+    ) -> Result<StepReport, AppError> {
         let Ok(id) = MessageId::parse(of) else {
             return Ok(StepReport::default());
-        };
-        let command = match receipt {
-            Receipt::Delivered => MessageCommand::RecordDelivered,
-            Receipt::Read => MessageCommand::RecordRead,
         };
         let messaging = self.app.messaging();
         let mut held = match messaging.hold(&id).await {
@@ -145,11 +148,16 @@ impl Pipeline {
         let handle = self.handle_of(held.state().phone_number_id.as_ref())?;
         let number = &self.numbers[&handle];
         let home = (&number.business, number.region);
-        let events = messaging.record_held(&mut held, home, command).await?;
-        Ok(StepReport {
-            receipts: u64::from(!events.is_empty()),
-            ..StepReport::default()
-        })
+        let mut report = StepReport::default();
+        for receipt in receipts {
+            let command = match receipt {
+                Receipt::Delivered => MessageCommand::RecordDelivered,
+                Receipt::Read => MessageCommand::RecordRead,
+            };
+            let events = messaging.record_held(&mut held, home, command).await?;
+            report.receipts += u64::from(!events.is_empty());
+        }
+        Ok(report)
     }
 
     /// A device asks for a message again: only the message's own consumer may, and only for an

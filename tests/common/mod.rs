@@ -124,6 +124,20 @@ pub async fn receive(
 }
 
 /// The subject an (inbound or outbound) message belongs to.
+/// The event types of a message's stream, in order.
+pub async fn event_types(app: &Sealpost, message: &sealpost_domain::MessageId) -> Vec<String> {
+    app.store()
+        .read_stream(
+            &sealpost_adapters::store::StreamId::new("message", message.as_str()),
+            0,
+        )
+        .await
+        .expect("read")
+        .into_iter()
+        .map(|e| e.header.event_type)
+        .collect()
+}
+
 pub async fn subject_of(
     app: &Sealpost,
     message: &sealpost_domain::MessageId,
