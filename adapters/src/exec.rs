@@ -154,13 +154,33 @@ impl Executor {
     ) -> Result<(Loaded<A>, Vec<OpenedEvent>), ExecError> {
         let stream = StreamId::new(A::TYPE, id);
         let events = self.store.read_stream(&stream, 0).await?;
+        Ok((Self::fold::<A>(&events)?, events))
+    }
+
+    /// [`Executor::loaded_with_events`] for several streams of one type, in one read of the log;
+    /// in the order of `ids`.
+    #[allow(clippy::type_complexity)]
+    pub async fn loaded_many<A: Stream>(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<(Loaded<A>, Vec<OpenedEvent>)>, ExecError> {
+        let mut found = self.store.read_streams(A::TYPE, ids).await?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let events = found.remove(id).unwrap_or_default();
+            out.push((Self::fold::<A>(&events)?, events));
+        }
+        Ok(out)
+    }
+
+    fn fold<A: Stream>(events: &[OpenedEvent]) -> Result<Loaded<A>, ExecError> {
         let version = events.last().map_or(0, |e| e.header.sequence);
         let mut state = A::default();
-        for e in &events {
+        for e in events {
             let event: <A as Aggregate>::Event = e.decode().map_err(LedgerError::Store)?;
             Decider::apply(&mut state, event);
         }
-        Ok((Loaded { state, version }, events))
+        Ok(Loaded { state, version })
     }
 
     /// Decides `command` at `now` and appends the events; returns them (empty when the command

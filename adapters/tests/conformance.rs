@@ -109,6 +109,9 @@ impl EventLog for CountingLog {
     ) -> Result<Vec<StoredRow>, StoreError> {
         self.inner.read_stream(stream, after).await
     }
+    async fn read_streams(&self, kind: &str, ids: &[String]) -> Result<Vec<StoredRow>, StoreError> {
+        self.inner.read_streams(kind, ids).await
+    }
     async fn read_all(&self, after: u64, limit: u32) -> Result<Vec<StoredRow>, StoreError> {
         self.inner.read_all(after, limit).await
     }
@@ -169,6 +172,56 @@ async fn round_trip(f: &Fixture) {
         f.stores.events.stream_version(&s).await.expect("version"),
         2
     );
+}
+
+async fn several_streams_in_one_read(f: &Fixture) {
+    let store = sealed_store(&f.stores).await;
+    let (a, b) = (
+        StreamId::new("message", "m-a"),
+        StreamId::new("message", "m-b"),
+    );
+    store
+        .append(&a, 0, &ctx(), vec![event(1, "a1"), event(2, "a2")])
+        .await
+        .expect("append");
+    store
+        .append(&b, 0, &ctx(), vec![event(3, "b1")])
+        .await
+        .expect("append");
+    // Same id, other type: not read.
+    store
+        .append(
+            &StreamId::new("subject", "m-a"),
+            0,
+            &ctx(),
+            vec![event(4, "s")],
+        )
+        .await
+        .expect("append");
+    store
+        .append(&a, 2, &ctx(), vec![event(5, "a3")])
+        .await
+        .expect("append");
+    let ids = ["m-b", "m-a", "m-none"].map(String::from);
+    let found = store.read_streams("message", &ids).await.expect("read");
+    let tags = |id: &str| -> Vec<String> {
+        found[id]
+            .iter()
+            .map(|e| e.payload["tag"].as_str().expect("tag").to_owned())
+            .collect()
+    };
+    assert_eq!(tags("m-a"), ["a1", "a2", "a3"], "in sequence order");
+    assert_eq!(tags("m-b"), ["b1"]);
+    assert!(
+        found["m-none"].is_empty(),
+        "a stream with no events is empty"
+    );
+    assert_eq!(found.len(), 3);
+    assert!(store
+        .read_streams("message", &[])
+        .await
+        .expect("none")
+        .is_empty());
 }
 
 async fn conflicts_are_typed(f: &Fixture) {
@@ -702,6 +755,7 @@ macro_rules! conformance {
             }
 
             case!(round_trip);
+            case!(several_streams_in_one_read);
             case!(conflicts_are_typed);
             case!(one_winner_per_sequence);
             case!(subscriber_sees_every_commit_in_order);

@@ -257,6 +257,28 @@ impl Messaging<'_> {
         })
     }
 
+    /// [`Messaging::hold`] for several messages, in one read of the log; in the order of `ids`,
+    /// each `NotFound` if there is no such message.
+    pub async fn hold_many(
+        &self,
+        ids: &[MessageId],
+    ) -> Result<Vec<Result<Held, AppError>>, AppError> {
+        let keys: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
+        let loaded = self.exec.loaded_many::<Message>(&keys).await?;
+        Ok(ids
+            .iter()
+            .zip(loaded)
+            .map(|(id, (loaded, events))| {
+                loaded.state.id.as_ref().ok_or(DomainError::NotFound)?;
+                Ok(Held {
+                    id: id.clone(),
+                    loaded,
+                    events,
+                })
+            })
+            .collect())
+    }
+
     /// Records a step of a message in hand, for a number whose business and region (`home`)
     /// the caller knows.
     pub async fn record_held(

@@ -73,18 +73,19 @@ impl Pipeline {
         retransmission: bool,
     ) -> Result<StepReport, AppError> {
         let mut report = StepReport::default();
-        let messaging = self.app.messaging();
-        let held: Vec<(Job, Held)> = futures::stream::iter(jobs)
-            .map(|job| async move {
-                let held = messaging.hold(&job.id).await?;
-                Ok::<_, AppError>((job, held))
-            })
-            .buffered(LANES)
-            .try_collect()
-            .await?;
+        let ids: Vec<MessageId> = jobs.iter().map(|j| j.id.clone()).collect();
+        let held = self.app.messaging().hold_many(&ids).await?;
         let mut lanes: Vec<(SubjectId, Vec<Ready>)> = Vec::new();
         let mut settled = Vec::new();
-        for (job, held) in held {
+        for (job, held) in jobs.into_iter().zip(held) {
+            let held = match held {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::error!(error = %e, "outbound message could not be delivered");
+                    settled.push(Settle::GiveUp(job.id, 131_000));
+                    continue;
+                }
+            };
             match self.ready(job, held, retransmission) {
                 Ok(Some((subject, ready))) => match lanes.iter_mut().find(|(s, _)| *s == subject) {
                     Some((_, l)) => l.push(ready),

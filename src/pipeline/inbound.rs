@@ -2,7 +2,7 @@
 //! decrypted, recorded again and forwarded; retransmission requests and receipts.
 
 use super::*;
-use crate::app::Inbound;
+use crate::app::{Held, Inbound};
 use futures::StreamExt as _;
 
 /// A consumer session as stored: the pinned identity key and the session record.
@@ -61,8 +61,25 @@ impl Pipeline {
             // Each entry: the envelopes it settles (a message's receipts are recorded
             // together, or left together) and how it went.
             type Settled = (Vec<String>, Result<StepReport, AppError>);
-            let mut results: Vec<Settled> = futures::stream::iter(by_message)
-                .map(|(of, list)| async move {
+            // One read of the log for every message the chunk has receipts for.
+            let ids: Vec<MessageId> = by_message
+                .iter()
+                .filter_map(|(of, _)| MessageId::parse(of).ok())
+                .collect();
+            let mut held: std::collections::HashMap<MessageId, Result<Held, AppError>> = ids
+                .iter()
+                .cloned()
+                .zip(self.app.messaging().hold_many(&ids).await?)
+                .collect();
+            let lanes: Vec<_> = by_message
+                .into_iter()
+                .map(|(of, list)| {
+                    let held = MessageId::parse(&of).ok().and_then(|id| held.remove(&id));
+                    (held, list)
+                })
+                .collect();
+            let mut results: Vec<Settled> = futures::stream::iter(lanes)
+                .map(|(held, list)| async move {
                     let kinds: Vec<Receipt> = list
                         .iter()
                         .filter_map(|e| match e.payload {
@@ -71,7 +88,7 @@ impl Pipeline {
                         })
                         .collect();
                     let ids = list.into_iter().map(|e| e.id).collect();
-                    (ids, this.receipts(&of, &kinds).await)
+                    (ids, this.receipts_on(held, &kinds).await)
                 })
                 .buffer_unordered(super::LANES * 4)
                 .collect()
@@ -137,17 +154,29 @@ impl Pipeline {
         let Ok(id) = MessageId::parse(of) else {
             return Ok(StepReport::default());
         };
-        let messaging = self.app.messaging();
-        let mut held = match messaging.hold(&id).await {
-            Ok(h) => h,
+        let held = self.app.messaging().hold(&id).await;
+        self.receipts_on(Some(held), receipts).await
+    }
+
+    /// Records receipts on a message in hand (`None`: the receipt named no message id).
+    async fn receipts_on(
+        &self,
+        held: Option<Result<Held, AppError>>,
+        receipts: &[Receipt],
+    ) -> Result<StepReport, AppError> {
+        let mut held = match held {
+            Some(Ok(h)) => h,
             // A receipt for a message this store does not know: ignore it.
-            Err(AppError::Domain(DomainError::NotFound)) => return Ok(StepReport::default()),
-            Err(e) => return Err(e),
+            None | Some(Err(AppError::Domain(DomainError::NotFound))) => {
+                return Ok(StepReport::default())
+            }
+            Some(Err(e)) => return Err(e),
         };
         // The number's home is known to the pipeline: no read of its stream per receipt.
         let handle = self.handle_of(held.state().phone_number_id.as_ref())?;
         let number = &self.numbers[&handle];
         let home = (&number.business, number.region);
+        let messaging = self.app.messaging();
         let mut report = StepReport::default();
         for receipt in receipts {
             let command = match receipt {

@@ -150,6 +150,29 @@ impl EventStore {
         self.open_rows(rows).await
     }
 
+    /// Every event of the streams of type `kind` named by `ids`, in one read of the log, by id
+    /// (a stream with no events maps to an empty list).
+    pub async fn read_streams(
+        &self,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<OpenedEvent>>, LedgerError> {
+        let mut out: std::collections::HashMap<String, Vec<OpenedEvent>> = ids
+            .iter()
+            .map(|id| {
+                super::reads::note(&StreamId::new(kind, id.as_str()));
+                (id.clone(), Vec::new())
+            })
+            .collect();
+        for row in self.log.read_streams(kind, ids).await? {
+            let event = self.open_row(row).await?;
+            out.entry(event.header.stream.id.clone())
+                .or_default()
+                .push(event);
+        }
+        Ok(out)
+    }
+
     /// Up to `limit` events after global position `after`.
     pub async fn read_all(&self, after: u64, limit: u32) -> Result<Vec<OpenedEvent>, LedgerError> {
         let rows = self.log.read_all(after, limit).await?;

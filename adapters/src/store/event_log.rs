@@ -131,6 +131,10 @@ pub trait EventLog: Send + Sync + fmt::Debug {
         after: u64,
     ) -> Result<Vec<StoredRow>, StoreError>;
 
+    /// Every row of the streams of type `kind` named by `ids`, in one query: grouped by stream,
+    /// each stream in sequence order (streams with no rows are absent).
+    async fn read_streams(&self, kind: &str, ids: &[String]) -> Result<Vec<StoredRow>, StoreError>;
+
     /// Up to `limit` rows with position > `after`, in order. Never skips a row that commits
     /// later with a smaller position: positions are assigned in commit order.
     async fn read_all(&self, after: u64, limit: u32) -> Result<Vec<StoredRow>, StoreError>;

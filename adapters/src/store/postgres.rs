@@ -245,6 +245,10 @@ impl AppendTx for PgAppendTx {
 
 impl PostgresStore {
     const BEGIN_WRITE: &'static str = "BEGIN";
+    /// Several streams of one type: `$2` is a JSON array of their ids.
+    const READ_STREAMS: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
+     FROM sealpost_events WHERE stream_type = $1 AND stream_id IN (SELECT jsonb_array_elements_text($2::jsonb)) \
+     ORDER BY stream_id, sequence";
 
     fn append_tx(tx: Transaction<'static, Postgres>) -> Box<dyn AppendTx> {
         Box::new(PgAppendTx { tx })

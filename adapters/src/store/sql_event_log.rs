@@ -32,6 +32,24 @@ macro_rules! impl_event_log {
                 Ok(rows.into_iter().map(Into::into).collect())
             }
 
+            async fn read_streams(
+                &self,
+                kind: &str,
+                ids: &[String],
+            ) -> Result<Vec<$crate::store::StoredRow>, $crate::store::StoreError> {
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let ids = serde_json::to_string(ids)
+                    .map_err(|e| $crate::store::StoreError::Database(e.to_string()))?;
+                let rows: Vec<$crate::store::DbRow> = sqlx::query_as(Self::READ_STREAMS)
+                    .bind(kind)
+                    .bind(ids)
+                    .fetch_all(&self.reader)
+                    .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
             async fn read_all(
                 &self,
                 after: u64,

@@ -141,6 +141,10 @@ impl AppendTx for SqliteAppendTx {
 impl SqliteEventLog {
     /// Takes the database's write lock at once, so the transaction is the sequencer.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+    /// Several streams of one type: `$2` is a JSON array of their ids.
+    const READ_STREAMS: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
+     FROM sealpost_events WHERE stream_type = $1 AND stream_id IN (SELECT value FROM json_each($2)) \
+     ORDER BY stream_id, sequence";
 
     fn append_tx(tx: Transaction<'static, Sqlite>) -> Box<dyn AppendTx> {
         Box::new(SqliteAppendTx { tx })
