@@ -97,8 +97,29 @@ impl Messaging<'_> {
         content: &MessageContent,
         callback_data: Option<&str>,
     ) -> Result<MessageId, AppError> {
+        let number = self.catalog().phone_number(phone_number_id).await?;
+        self.send_on(
+            (phone_number_id, &number),
+            actor,
+            to,
+            content,
+            callback_data,
+        )
+        .await
+    }
+
+    /// [`Messaging::send`] from a number the caller has loaded already (the HTTP layer's
+    /// `OwnedNumber`), so its stream is not read again.
+    pub async fn send_on(
+        &self,
+        (phone_number_id, number): (&PhoneNumberId, &PhoneNumber),
+        actor: &Principal,
+        to: &E164,
+        content: &MessageContent,
+        callback_data: Option<&str>,
+    ) -> Result<MessageId, AppError> {
         let kind = content.kind();
-        let (business, region) = self.catalog().number_home(phone_number_id).await?;
+        let (business, region) = home_of(number)?;
         if actor.business.as_ref() != Some(&business) {
             return Err(GateError::Denied(sealpost_domain::access::DenyReason::NotOwner).into());
         }

@@ -69,9 +69,9 @@ pub(super) async fn send(
     let message = match s
         .app
         .messaging()
-        .send(
+        .send_on(
+            (&number, &state),
             &grant.principal,
-            &number,
             &to,
             &content,
             callback.as_deref(),

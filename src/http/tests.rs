@@ -423,3 +423,39 @@ async fn the_owner_passes_every_check() {
         .await;
     assert_envelope(&got, 400, 131_008, "The parameter to is required.");
 }
+
+#[tokio::test]
+async fn a_send_over_http_reads_each_stream_once() {
+    let f = fixture().await;
+    let token = Some(f.a.access_token.as_str());
+    let number = &f.a.phone_number_id;
+    let send = json!({
+        "messaging_product": "whatsapp",
+        "to": "4915100000042",
+        "type": "text",
+        "text": {"body": "hello"}
+    });
+    let ((status, body), reads) = sealpost_adapters::ledger::traced(f.post(
+        &format!("/v21.0/{number}/messages"),
+        token,
+        &send.to_string(),
+    ))
+    .await;
+    // Outside the service window a text is refused (131047), after the number was read and the
+    // consumer routed: each stream the decision needed, once.
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!(131_047)),
+        "{body}"
+    );
+    let mut seen = std::collections::BTreeMap::new();
+    for r in &reads {
+        *seen.entry(format!("{}/{}", r.kind, r.id)).or_insert(0) += 1;
+    }
+    assert!(
+        seen.keys().any(|k| k.starts_with("phone_number/")),
+        "{seen:?}"
+    );
+    let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "read more than once: {repeated:?}");
+}
