@@ -308,6 +308,36 @@ async fn one_winner_per_sequence(f: &Fixture) {
     assert!(wins.len() >= 1_000, "each round has at least one winner");
 }
 
+/// A filtered subscription hands out only what it keeps, passes over whole pages of rows it
+/// does not keep (never reporting "caught up" while a kept row is still ahead), and moves its
+/// position past what it skipped.
+async fn a_filtered_subscription_skips_what_it_does_not_follow(f: &Fixture) {
+    let store = sealed_store(&f.stores).await;
+    let skipped = StreamId::new("noise", "n");
+    // More than one page (256) of rows nobody follows, then one that is followed.
+    let noise: Vec<PlainEvent> = (1..=300).map(|n| event(n, "noise")).collect();
+    store
+        .append(&skipped, 0, &ctx(), noise)
+        .await
+        .expect("append");
+    let mut wanted = event(301, "wanted");
+    wanted.event_type = "Wanted".into();
+    let p = store
+        .append(&StreamId::new("kept", "k"), 0, &ctx(), vec![wanted])
+        .await
+        .expect("append");
+    let mut sub = store.subscribe(0).only(|h| h.event_type == "Wanted");
+    let batch = sub.try_next_batch().await.expect("batch");
+    assert_eq!(
+        batch.len(),
+        1,
+        "only the followed row, past a page of others"
+    );
+    assert_eq!(batch[0].payload["tag"], "wanted");
+    assert_eq!(sub.position(), p[0]);
+    assert!(sub.try_next_batch().await.expect("caught up").is_empty());
+}
+
 struct DelayHook {
     rollback: bool,
     delay: Duration,
@@ -756,6 +786,7 @@ macro_rules! conformance {
 
             case!(round_trip);
             case!(several_streams_in_one_read);
+            case!(a_filtered_subscription_skips_what_it_does_not_follow);
             case!(conflicts_are_typed);
             case!(one_winner_per_sequence);
             case!(subscriber_sees_every_commit_in_order);
