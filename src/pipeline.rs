@@ -136,8 +136,6 @@ pub struct Pipeline {
     numbers: BTreeMap<String, Number>,
     retries: Vec<Retry>,
     integrity: Option<Arc<IntegrityRecorder>>,
-    /// The log position of the message being delivered (for the retry it may schedule).
-    in_flight: u64,
     /// The checkpoint last saved.
     committed: u64,
     /// How long one step works on a backlog ([`STEP_BUDGET`]; unbounded in `run_until_idle`).
@@ -169,7 +167,6 @@ impl Pipeline {
             numbers: BTreeMap::new(),
             retries: Vec::new(),
             integrity: None,
-            in_flight: 0,
             committed,
             budget: STEP_BUDGET,
         })
@@ -265,7 +262,6 @@ impl Pipeline {
         e: &sealpost_adapters::ledger::OpenedEvent,
         report: &mut StepReport,
     ) -> Result<(), AppError> {
-        self.in_flight = e.position;
         match e.header.event_type.as_str() {
             "StorageConfigured" => {
                 let id = PhoneNumberId::parse(&e.header.stream.id)
@@ -309,7 +305,6 @@ impl Pipeline {
         };
         if !alone {
             for job in run {
-                self.in_flight = job.position;
                 Box::pin(self.deliver_run(vec![job], report)).await?;
             }
             return Ok(());
@@ -357,7 +352,7 @@ impl Pipeline {
         let pending = self
             .retries
             .iter()
-            .map(|r| r.position.saturating_sub(1))
+            .map(|r| r.job.position.saturating_sub(1))
             .min();
         let safe = pending.map_or(self.delivery.position(), |p| {
             p.min(self.delivery.position())

@@ -1,4 +1,4 @@
-//! The outbound hand-off, a batch at a time (ADR 0012): messages are read concurrently, grouped
+//! The outbound hand-off, a batch at a time (ADR 0012): messages are read in one query, grouped
 //! by consumer so each Signal session is loaded once and advanced by one task, the sessions of
 //! the whole batch are written in one key-store transaction before anything reaches the
 //! transport, and the hand-overs are recorded concurrently so the group committer packs them
@@ -10,8 +10,8 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use sealpost_adapters::vault::{SessionSave, VaultError};
 use sealpost_domain::{Direction, SubjectId};
 
-/// How many messages of a batch are read at once, and how many consumers are worked on at
-/// once (each consumer's messages in order, by one task).
+/// How many consumers are worked on at once (each consumer's messages in order, by one task);
+/// records are settled `4 × LANES` at a time.
 pub const LANES: usize = 16;
 
 /// One message to hand over: which, its attempt, and where its acceptance is in the log (the

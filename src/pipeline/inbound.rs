@@ -215,9 +215,9 @@ impl Pipeline {
             .read_phone(&principal(), Purpose::Delivery, &subject)
             .await?
         {
-            Opened::Plain(phone) if phone == requester.handle => self.deliver(&id, 0, true).await,
-            // Its keys are gone: `deliver` records the refusal.
-            Opened::Shredded => self.deliver(&id, 0, true).await,
+            Opened::Plain(phone) if phone == requester.handle => self.retransmit_now(&id).await,
+            // Its keys are gone: the hand-over records the refusal.
+            Opened::Shredded => self.retransmit_now(&id).await,
             Opened::Plain(_) => {
                 tracing::warn!("retransmission requested by a device that is not the recipient");
                 Ok(StepReport::default())

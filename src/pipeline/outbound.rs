@@ -4,14 +4,12 @@
 use super::handover::Job;
 use super::*;
 
+/// A hand-off to try again: the job (its position keeps the durable checkpoint before it while
+/// the retry is pending, so a restart retries it) and when.
 #[derive(Debug, Clone)]
 pub(super) struct Retry {
-    pub(super) message: MessageId,
-    pub(super) attempt: u32,
+    pub(super) job: Job,
     pub(super) due: Timestamp,
-    /// The log position of the message's acceptance: the durable checkpoint stays before it
-    /// while the retry is pending, so a restart retries it.
-    pub(super) position: u64,
 }
 
 impl Pipeline {
@@ -48,20 +46,16 @@ impl Pipeline {
         self.fail(id, code).await
     }
 
-    /// Encrypts and hands one outbound message to the transport (a batch of one: see
-    /// [`Pipeline::hand_over`]). `retransmission` sends it again on a device's request.
-    pub(super) async fn deliver(
-        &mut self,
-        id: &MessageId,
-        attempt: u32,
-        retransmission: bool,
-    ) -> Result<StepReport, AppError> {
+    /// Encrypts and hands one outbound message to the transport again, on its device's
+    /// request (a batch of one: see [`Pipeline::hand_over`]). A retransmission is never
+    /// retried, so its job holds no log position.
+    pub(super) async fn retransmit_now(&mut self, id: &MessageId) -> Result<StepReport, AppError> {
         let job = Job {
             id: id.clone(),
-            attempt,
-            position: self.in_flight,
+            attempt: 0,
+            position: 0,
         };
-        self.hand_over(vec![job], retransmission).await
+        self.hand_over(vec![job], true).await
     }
 
     /// Sends the business's read receipt for an inbound message back to the consumer's device.
@@ -127,10 +121,11 @@ impl Pipeline {
         let jitter = rand::rng().random_range(0..=backoff / 2);
         tracing::warn!(attempt = job.attempt, error = %error, "hand-off to the transport failed; retrying later");
         let retry = Retry {
-            message: job.id,
-            attempt: job.attempt + 1,
+            job: Job {
+                attempt: job.attempt + 1,
+                ..job
+            },
             due: now.plus_millis(backoff + jitter),
-            position: job.position,
         };
         Ok((
             StepReport {
@@ -141,26 +136,24 @@ impl Pipeline {
         ))
     }
 
+    /// Hands over, as one batch, the retries that are due. On an error none is lost: they all
+    /// stay pending (any already handed over is recognised as sent next time).
     pub(super) async fn run_due_retries(&mut self) -> Result<StepReport, AppError> {
         let now = self.app.now();
         let (due, later): (Vec<Retry>, Vec<Retry>) = std::mem::take(&mut self.retries)
             .into_iter()
             .partition(|r| r.due <= now);
         self.retries = later;
-        let mut report = StepReport::default();
-        let mut due = due.into_iter();
-        while let Some(r) = due.next() {
-            self.in_flight = r.position;
-            match self.deliver(&r.message, r.attempt, false).await {
-                Ok(done) => report.merge(done),
-                Err(e) => {
-                    // Not lost: this retry and the ones after it stay pending.
-                    self.retries.push(r);
-                    self.retries.extend(due);
-                    return Err(e);
-                }
+        if due.is_empty() {
+            return Ok(StepReport::default());
+        }
+        let jobs = due.iter().map(|r| r.job.clone()).collect();
+        match self.hand_over(jobs, false).await {
+            Ok(report) => Ok(report),
+            Err(e) => {
+                self.retries.extend(due);
+                Err(e)
             }
         }
-        Ok(report)
     }
 }
