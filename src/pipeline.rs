@@ -369,7 +369,37 @@ impl Pipeline {
     }
 }
 
+/// Groups items by key: groups in the order their keys first appear, items in their order.
+fn grouped<K: Eq + std::hash::Hash + Clone, V>(
+    items: impl IntoIterator<Item = (K, V)>,
+) -> Vec<(K, Vec<V>)> {
+    let mut index: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    let mut out: Vec<(K, Vec<V>)> = Vec::new();
+    for (key, item) in items {
+        match index.get(&key) {
+            Some(&i) => out[i].1.push(item),
+            None => {
+                index.insert(key.clone(), out.len());
+                out.push((key, vec![item]));
+            }
+        }
+    }
+    out
+}
+
 /// Whether a failure is the store's passing trouble: the work is tried again, never settled.
 fn transient(e: &AppError) -> bool {
     matches!(e, AppError::Ledger(_)) || e.is_unavailable()
+}
+
+#[cfg(test)]
+mod grouping {
+    #[test]
+    fn groups_keep_first_appearance_and_item_order() {
+        let items = [("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5)];
+        assert_eq!(
+            super::grouped(items),
+            vec![("b", vec![1, 3]), ("a", vec![2, 5]), ("c", vec![4])]
+        );
+    }
 }

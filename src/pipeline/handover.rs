@@ -75,7 +75,7 @@ impl Pipeline {
         let mut report = StepReport::default();
         let ids: Vec<MessageId> = jobs.iter().map(|j| j.id.clone()).collect();
         let held = self.app.messaging().hold_many(&ids).await?;
-        let mut lanes: Vec<(SubjectId, Vec<Ready>)> = Vec::new();
+        let mut ready = Vec::new();
         let mut settled = Vec::new();
         for (job, held) in jobs.into_iter().zip(held) {
             let held = match held {
@@ -87,10 +87,7 @@ impl Pipeline {
                 }
             };
             match self.ready(job, held, retransmission) {
-                Ok(Some((subject, ready))) => match lanes.iter_mut().find(|(s, _)| *s == subject) {
-                    Some((_, l)) => l.push(ready),
-                    None => lanes.push((subject, vec![ready])),
-                },
+                Ok(Some(lane_and_message)) => ready.push(lane_and_message),
                 Ok(None) => {}
                 Err((id, e)) => {
                     tracing::error!(error = %e, "outbound message could not be delivered");
@@ -99,7 +96,7 @@ impl Pipeline {
             }
         }
         let this = &*self;
-        let lanes: Vec<Lane> = futures::stream::iter(lanes)
+        let lanes: Vec<Lane> = futures::stream::iter(grouped(ready))
             .map(|(subject, ready)| this.encrypt_lane(subject, ready))
             .buffer_unordered(LANES)
             .try_collect()

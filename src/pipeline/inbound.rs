@@ -47,16 +47,10 @@ impl Pipeline {
                 .into_iter()
                 .partition(|e| matches!(e.payload, Payload::Receipt { .. }));
             // The receipts of one message stay in order (delivered before read).
-            let mut by_message: Vec<(String, Vec<Envelope>)> = Vec::new();
-            for e in receipts {
-                let Payload::Receipt { of, .. } = &e.payload else {
-                    continue;
-                };
-                match by_message.iter_mut().find(|(m, _)| m == of) {
-                    Some((_, list)) => list.push(e),
-                    None => by_message.push((of.clone(), vec![e])),
-                }
-            }
+            let by_message = grouped(receipts.into_iter().filter_map(|e| match &e.payload {
+                Payload::Receipt { of, .. } => Some((of.clone(), e)),
+                _ => None,
+            }));
             let this = &*self;
             // Each entry: the envelopes it settles (a message's receipts are recorded
             // together, or left together) and how it went.
