@@ -15,6 +15,20 @@ pub struct Held {
 }
 
 impl Held {
+    /// A message as read, or `NotFound` when its stream held none.
+    fn found(
+        id: &MessageId,
+        loaded: sealpost_adapters::exec::Loaded<Message>,
+        events: Vec<sealpost_adapters::ledger::OpenedEvent>,
+    ) -> Result<Self, AppError> {
+        loaded.state.id.as_ref().ok_or(DomainError::NotFound)?;
+        Ok(Self {
+            id: id.clone(),
+            loaded,
+            events,
+        })
+    }
+
     /// Its non-personal state.
     pub fn state(&self) -> &Message {
         &self.loaded.state
@@ -270,12 +284,7 @@ impl Messaging<'_> {
     /// steps of one operation on it.
     pub async fn hold(&self, id: &MessageId) -> Result<Held, AppError> {
         let (loaded, events) = self.exec.loaded_with_events::<Message>(id.as_str()).await?;
-        loaded.state.id.as_ref().ok_or(DomainError::NotFound)?;
-        Ok(Held {
-            id: id.clone(),
-            loaded,
-            events,
-        })
+        Held::found(id, loaded, events)
     }
 
     /// [`Messaging::hold`] for several messages, in one read of the log; in the order of `ids`,
@@ -289,14 +298,7 @@ impl Messaging<'_> {
         Ok(ids
             .iter()
             .zip(loaded)
-            .map(|(id, (loaded, events))| {
-                loaded.state.id.as_ref().ok_or(DomainError::NotFound)?;
-                Ok(Held {
-                    id: id.clone(),
-                    loaded,
-                    events,
-                })
-            })
+            .map(|(id, (loaded, events))| Held::found(id, loaded, events))
             .collect())
     }
 
