@@ -72,6 +72,8 @@ pub struct Shared {
     hooks: Arc<Mutex<BTreeMap<String, Worker>>>,
     poster: sealpost_adapters::webhook::Poster,
     limits: Arc<std::sync::Mutex<Limits>>,
+    /// Places for the sends in progress ([`limits::SENDS_IN_FLIGHT`]).
+    sends: Arc<tokio::sync::Semaphore>,
     /// Signs short-lived media download URLs (a URL lives 5 minutes): the vault's
     /// `media_url_key` under `serve`, so a URL survives a restart; random in unit tests.
     url_key: Arc<[u8; 32]>,
@@ -109,6 +111,7 @@ impl Shared {
             hooks: Arc::new(Mutex::new(BTreeMap::new())),
             poster: sealpost_adapters::webhook::Poster::new(),
             limits: Arc::new(std::sync::Mutex::new(limits)),
+            sends: Arc::new(tokio::sync::Semaphore::new(limits::SENDS_IN_FLIGHT)),
             url_key: Arc::new({
                 let mut k = [0u8; 32];
                 rand::RngCore::fill_bytes(&mut rand::rng(), &mut k);

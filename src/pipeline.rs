@@ -370,7 +370,7 @@ impl Pipeline {
 }
 
 /// Groups items by key: groups in the order their keys first appear, items in their order.
-fn grouped<K: Eq + std::hash::Hash + Clone, V>(
+pub(crate) fn grouped<K: Eq + std::hash::Hash + Clone, V>(
     items: impl IntoIterator<Item = (K, V)>,
 ) -> Vec<(K, Vec<V>)> {
     let mut index: std::collections::HashMap<K, usize> = std::collections::HashMap::new();

@@ -97,6 +97,8 @@ pub async fn record(
 }
 
 struct Built {
+    /// The consumer it tells of: one consumer's notifications are posted in log order.
+    lane: SubjectId,
     id: String,
     body: Vec<u8>,
     expires: Timestamp,
@@ -201,10 +203,15 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
     let notification_id = format!("ntf-{}-{}", id.as_str(), e.header.sequence);
     let expires_for = |epoch| app.policy().expiry_of(epoch);
     // The notification of `value` for the number's webhook, kept as long as the message's epoch.
-    let built = move |number: &PhoneNumberId, epoch, value| -> Result<Option<Built>, AppError> {
+    let built = move |number: &PhoneNumberId,
+                      subject: &SubjectId,
+                      epoch,
+                      value|
+          -> Result<Option<Built>, AppError> {
         let body = serde_json::to_vec(&envelope(hook, number, value))
             .map_err(|_| AppError::Encode("json"))?;
         Ok(Some(Built {
+            lane: subject.clone(),
             id: notification_id,
             body,
             expires: expires_for(epoch),
@@ -291,7 +298,12 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
                 "contacts": [{ "profile": { "name": name }, "wa_id": wa_id, "user_id": user_id }],
                 "messages": [message],
             });
-            built(&header.phone_number_id, header.epoch, value)
+            built(
+                &header.phone_number_id,
+                &header.subject_id,
+                header.epoch,
+                value,
+            )
         }
         Some(status) => {
             let Some(MessageEvent::OutboundMessageAccepted {
@@ -354,7 +366,12 @@ async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Bu
             }
             let value =
                 json!({ "contacts": [{ "wa_id": wa_id, "user_id": user_id }], "statuses": [s] });
-            built(&header.phone_number_id, header.epoch, value)
+            built(
+                &header.phone_number_id,
+                &header.subject_id,
+                header.epoch,
+                value,
+            )
         }
     }
 }
@@ -444,12 +461,84 @@ async fn pause(stop: &mut watch::Receiver<bool>) -> bool {
     }
 }
 
-/// Runs one app's webhook worker until `stop` turns true.
+/// The events a webhook tells of; the rest of the log is passed over unopened.
+fn notifiable(h: &sealpost_adapters::store::RowHeader) -> bool {
+    h.stream.kind == "message"
+        && matches!(
+            h.event_type.as_str(),
+            "InboundMessageForwarded"
+                | "MessageSent"
+                | "MessageDelivered"
+                | "MessageRead"
+                | "MessageFailed"
+        )
+}
+
+/// Notifications of one app built at once.
+pub const BUILDS_IN_FLIGHT: usize = 16;
+/// Notifications of one app posted at once (each consumer's one at a time, in log order).
+pub const POSTS_IN_FLIGHT: usize = 16;
+
+/// Builds a notification, trying again while the store or the gate is in trouble (the
+/// checkpoint must not pass it). `None`: told to stop.
+async fn build_retrying(
+    app: &Sealpost,
+    hook: &Hook,
+    e: &OpenedEvent,
+    mut stop: watch::Receiver<bool>,
+) -> Option<Option<Built>> {
+    loop {
+        match build(app, hook, e).await {
+            Ok(b) => return Some(b),
+            Err(err) => {
+                tracing::error!(error = %err, "webhook notification could not be built; trying again");
+                if pause(&mut stop).await {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Posts one consumer's notifications in order, each until delivered or given up on and
+/// recorded. `false`: told to stop.
+async fn post_lane(
+    app: &Sealpost,
+    hook: &Hook,
+    client: &Poster,
+    lane: Vec<Built>,
+    mut stop: watch::Receiver<bool>,
+) -> bool {
+    for n in lane {
+        loop {
+            match deliver(app, hook, client, &n, &mut stop).await {
+                Ok(Some(_)) => break,
+                Ok(None) => return false,
+                Err(err) => {
+                    tracing::error!(error = %err, "webhook outcome not recorded; trying again");
+                    if pause(&mut stop).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Runs one app's webhook worker until `stop` turns true. A batch of the log is built
+/// ([`BUILDS_IN_FLIGHT`] at once) and posted ([`POSTS_IN_FLIGHT`] consumers at once, each
+/// consumer's notifications in order); the checkpoint moves past the batch once every one of
+/// them was delivered or given up on and recorded. A stop mid-batch leaves the checkpoint
+/// before it: its notifications are posted again on the next start (at least once, with the
+/// same notification ids).
 pub async fn run(app: Sealpost, hook: Hook, mut stop: watch::Receiver<bool>) {
+    use futures::StreamExt as _;
+    let hook = Arc::new(hook);
     let checkpoint = checkpoint_name(&hook.app_id);
     let client = Poster::new();
     let mut sub = match app.store().subscribe_durable(&checkpoint).await {
-        Ok(s) => s,
+        Ok(s) => s.only(notifiable),
         Err(e) => {
             tracing::error!(error = %e, "webhook worker could not start");
             return;
@@ -473,47 +562,40 @@ pub async fn run(app: Sealpost, hook: Hook, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
-        for e in batch {
-            // A notification that cannot be built now (storage or gate trouble) is tried again
-            // rather than skipped: the checkpoint must not pass it.
-            let built = loop {
-                match build(&app, &hook, &e).await {
-                    Ok(b) => break b,
-                    Err(err) => {
-                        tracing::error!(error = %err, "webhook notification could not be built; trying again");
-                        if pause(&mut stop).await {
-                            return;
-                        }
-                    }
-                }
-            };
-            // Delivered (or given up on and recorded) before the checkpoint moves; a store that
-            // is down delays the worker, it never ends it.
-            if let Some(n) = built {
-                loop {
-                    match deliver(&app, &hook, &client, &n, &mut stop).await {
-                        Ok(Some(_)) => break,
-                        // Stopped mid-delivery: the checkpoint stays before this event.
-                        Ok(None) => return,
-                        Err(err) => {
-                            tracing::error!(error = %err, "webhook outcome not recorded; trying again");
-                            if pause(&mut stop).await {
-                                return;
-                            }
-                        }
-                    }
-                }
-            }
-            while let Err(err) = app
-                .store()
-                .log()
-                .save_checkpoint(&checkpoint, e.position)
-                .await
-            {
-                tracing::error!(error = %err, "webhook checkpoint not saved; trying again");
-                if pause(&mut stop).await {
-                    return;
-                }
+        let builds = batch.into_iter().map(|e| {
+            let (app, hook, stop) = (app.clone(), hook.clone(), stop.clone());
+            async move { build_retrying(&app, &hook, &e, stop).await }
+        });
+        let built: Vec<Option<Option<Built>>> = futures::stream::iter(builds)
+            .buffered(BUILDS_IN_FLIGHT)
+            .collect()
+            .await;
+        let Some(built) = built.into_iter().collect::<Option<Vec<_>>>() else {
+            return;
+        };
+        let lanes =
+            crate::pipeline::grouped(built.into_iter().flatten().map(|n| (n.lane.clone(), n)));
+        let posts = lanes.into_iter().map(|(_, lane)| {
+            let (app, hook, client, stop) =
+                (app.clone(), hook.clone(), client.clone(), stop.clone());
+            async move { post_lane(&app, &hook, &client, lane, stop).await }
+        });
+        let posted: Vec<bool> = futures::stream::iter(posts)
+            .buffer_unordered(POSTS_IN_FLIGHT)
+            .collect()
+            .await;
+        if posted.contains(&false) {
+            return;
+        }
+        while let Err(err) = app
+            .store()
+            .log()
+            .save_checkpoint(&checkpoint, sub.position())
+            .await
+        {
+            tracing::error!(error = %err, "webhook checkpoint not saved; trying again");
+            if pause(&mut stop).await {
+                return;
             }
         }
     }

@@ -123,6 +123,32 @@ impl Limits {
     }
 }
 
+/// How many sends may be in progress at once in one process. One more is answered at once
+/// with 131016 (503, retryable) instead of queueing: under overload the answer stays fast and
+/// the memory bounded (ADR 0012).
+pub const SENDS_IN_FLIGHT: usize = 128;
+
+/// A place among the [`SENDS_IN_FLIGHT`] sends in progress, held for the request's life.
+#[derive(Debug)]
+pub(crate) struct Admitted {
+    _place: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl axum::extract::FromRequestParts<super::Shared> for Admitted {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        _: &mut axum::http::request::Parts,
+        s: &super::Shared,
+    ) -> Result<Self, ApiError> {
+        s.sends
+            .clone()
+            .try_acquire_owned()
+            .map(|place| Admitted { _place: place })
+            .map_err(|_| ApiError::unavailable())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 //! template, its name and language.
 
 use super::extract::{JsonBody, Messaging, Number, Owned, OwnedNumber};
+use super::limits::Admitted;
 use super::{media, templates, ApiError, Shared};
 use crate::app::media::MEDIA_KINDS as MEDIA;
 use crate::app::AppError;
@@ -25,6 +26,8 @@ pub const MAX_TEXT: usize = 4096;
 /// `status`, mark-as-read → `{"success": true}`.
 pub(super) async fn send(
     State(s): State<Shared>,
+    // First: a send over the limit is answered before any work is done for it.
+    _admitted: Admitted,
     Owned {
         grant,
         resource: Number { id: number, state },
@@ -47,8 +50,7 @@ pub(super) async fn send(
         .sim
         .as_ref()
         .zip(s.numbers.get(number.as_str()))
-        .and_then(|(sim, display)| sim.net().integrity(display))
-        .is_some_and(|i| i.refuses(to.expose_digits()));
+        .is_some_and(|(sim, display)| sim.net().refuses(display, to.expose_digits()));
     if throttled {
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,

@@ -27,6 +27,9 @@ pub(crate) struct Simulator {
     engine: Arc<dyn SignalEngine>,
     /// The phones by number; also the world's lock (clock advances save in order under it).
     devices: Mutex<BTreeMap<String, SimDevice>>,
+    /// The numbers of the phones that exist, so that a send to one of them does not wait for
+    /// the phones' step (which holds `devices`).
+    joined: std::sync::RwLock<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Simulator {
@@ -45,6 +48,7 @@ impl Simulator {
         Self {
             net,
             engine,
+            joined: std::sync::RwLock::new(devices.keys().cloned().collect()),
             devices: Mutex::new(devices),
         }
     }
@@ -71,24 +75,40 @@ impl Simulator {
                     .map_err(|_| ApiError::unknown())?;
             }
             devices.insert(digits.to_owned(), d);
+            self.joined
+                .write()
+                .expect("joined lock is never poisoned")
+                .insert(digits.to_owned());
         }
         devices.get_mut(digits).ok_or_else(ApiError::unknown)
     }
 
     /// Makes the phone of `digits` exist, as a real one addressed by a send already would.
     pub(crate) async fn ensure_device(&self, digits: &str) -> Result<(), ApiError> {
+        if self
+            .joined
+            .read()
+            .expect("joined lock is never poisoned")
+            .contains(digits)
+        {
+            return Ok(());
+        }
         let mut devices = self.devices.lock().await;
         self.device(&mut devices, digits).await.map(|_| ())
     }
 
     /// One step of every phone: take what arrived, decrypt, acknowledge, answer receipts.
-    pub(crate) async fn step_devices(&self) {
+    /// Returns how many envelopes the phones took.
+    pub(crate) async fn step_devices(&self) -> usize {
         let mut devices = self.devices.lock().await;
+        let mut taken = 0;
         for d in devices.values_mut() {
-            if let Err(e) = d.step(&self.net).await {
-                tracing::warn!(error = %e, "device step failed");
+            match d.step(&self.net).await {
+                Ok(n) => taken += n,
+                Err(e) => tracing::warn!(error = %e, "device step failed"),
             }
         }
+        taken
     }
 }
 

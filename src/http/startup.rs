@@ -199,6 +199,11 @@ pub async fn serve(
         stop_rx.clone(),
         retention,
     ));
+    // The simulated phones are the outside world: they step on their own, beside the pipeline.
+    let phones = shared
+        .sim
+        .clone()
+        .map(|sim| tokio::spawn(run_phones(sim, stop_rx.clone())));
     phase(started, "listening");
     ready(bound);
     // On the signal: stop accepting, and tell the background work to stop at once (all of it
@@ -221,14 +226,24 @@ pub async fn serve(
         } => tracing::warn!("requests still running at shutdown were cut off"),
     }
     let _ = stop_tx.send(true);
-    stop(&shared, worker).await
+    stop(&shared, worker, phones).await
 }
 
 /// The stages after the server stopped: pipeline, webhook workers, the final access counts,
 /// checkpoint and projections, the evidence snapshot; each within [`WORK_GRACE`].
-async fn stop(shared: &Shared, worker: tokio::task::JoinHandle<()>) -> anyhow::Result<()> {
+async fn stop(
+    shared: &Shared,
+    worker: tokio::task::JoinHandle<()>,
+    phones: Option<tokio::task::JoinHandle<()>>,
+) -> anyhow::Result<()> {
     let app = &shared.app;
-    if tokio::time::timeout(WORK_GRACE, worker).await.is_err() {
+    let stopped = async {
+        let _ = worker.await;
+        if let Some(phones) = phones {
+            let _ = phones.await;
+        }
+    };
+    if tokio::time::timeout(WORK_GRACE, stopped).await.is_err() {
         tracing::warn!("the pipeline did not stop in time; its work resumes on the next start");
     }
     let hooks = std::mem::take(&mut *shared.hooks.lock().await);
@@ -347,26 +362,45 @@ async fn run_pipeline(
             }
             last_retention = Some(now);
         }
-        let first = pipeline.step().await;
-        if let Some(sim) = &s.sim {
-            sim.step_devices().await;
-        }
-        let second = pipeline.step().await;
-        match first.and(second) {
-            Ok(_) => failing = 0,
+        let busy = match pipeline.step().await {
+            Ok(report) => {
+                failing = 0;
+                !report.is_idle()
+            }
             Err(e) => {
                 failing += 1;
                 // A store that is down fails every step: say so when it starts, then sparingly.
                 if failing.is_power_of_two() {
                     tracing::error!(error = %e, failing, "pipeline step failed");
                 }
+                false
             }
+        };
+        // A step that did work is followed by the next at once; an idle one waits a little,
+        // and failing ones back off (at most 2 s), so an outage is not a busy loop.
+        if busy {
+            tokio::task::yield_now().await;
+            continue;
         }
-        // Back off while steps fail (at most 2 s), so an outage is not a busy loop.
         let pause = Duration::from_millis(20u64 << failing.min(7)).min(Duration::from_secs(2));
         tokio::select! {
             _ = stop.changed() => {}
             () = tokio::time::sleep(pause) => {}
+        }
+    }
+}
+
+/// The simulated phones, stepping until told to stop: at once again while envelopes arrive,
+/// every 20 ms while none do.
+async fn run_phones(sim: Arc<super::simulator::Simulator>, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if sim.step_devices().await > 0 {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
     }
 }

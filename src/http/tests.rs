@@ -26,6 +26,8 @@ struct Fixture {
     /// A's tokens with one scope each: messaging, management.
     a_messaging: String,
     a_management: String,
+    /// The places of sends in progress ([`super::limits::SENDS_IN_FLIGHT`]).
+    sends: Arc<tokio::sync::Semaphore>,
     _dir: tempfile::TempDir,
 }
 
@@ -66,6 +68,7 @@ async fn fixture() -> Fixture {
     let apps = crate::app::apps(app.store()).await.expect("apps");
     let shared = Shared::new(app, tokens, numbers, &apps, Limits::default());
     Fixture {
+        sends: shared.sends.clone(),
         router: router(shared),
         a,
         b,
@@ -458,4 +461,30 @@ async fn a_send_over_http_reads_each_stream_once() {
     );
     let repeated: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(repeated.is_empty(), "read more than once: {repeated:?}");
+}
+
+#[tokio::test]
+async fn a_send_beyond_the_sends_in_progress_is_answered_131016_at_once() {
+    let f = fixture().await;
+    let token = Some(f.a.access_token.as_str());
+    let uri = format!("/v21.0/{}/messages", f.a.phone_number_id);
+    let send = json!({"messaging_product": "whatsapp", "type": "text", "text": {"body": "x"}});
+    let all = u32::try_from(super::limits::SENDS_IN_FLIGHT).expect("fits");
+    let held = f
+        .sends
+        .clone()
+        .acquire_many_owned(all)
+        .await
+        .expect("places");
+    let got = f.post(&uri, token, &send.to_string()).await;
+    assert_envelope(
+        &got,
+        503,
+        131_016,
+        "Service temporarily unavailable. Please retry.",
+    );
+    // A place free again: the send is taken in and reaches its own checks.
+    drop(held);
+    let got = f.post(&uri, token, &send.to_string()).await;
+    assert_envelope(&got, 400, 131_008, "The parameter to is required.");
 }

@@ -40,15 +40,20 @@ pub fn target(options: &PgConnectOptions) -> String {
     }
 }
 
+/// How long a pooled connection may sit idle before it is checked again before use.
+pub const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// Connects a pool, waiting at most `timeout` for the first connection (a database that is
 /// starting up is waited for; one that refuses the login fails at once). The error names the
 /// host and port tried, never the URL's user information.
 ///
 /// The same `timeout` bounds every later wait for a pooled connection, so while the database
 /// is down a request fails within it ([`StoreError::Unavailable`], HTTP 503) instead of
-/// hanging. Each connection is checked before use (`test_before_acquire`): one the server
-/// dropped (a restart) is discarded and a new one opened, so the pool recovers by itself once
-/// the database is back.
+/// hanging. sqlx checks every connection as it goes back to the pool (a round trip); one that
+/// sat idle for longer than [`CHECK_IDLE_AFTER`] is checked again before use: one the server
+/// dropped meanwhile (a restart) is discarded and a new one opened, so the pool recovers by
+/// itself once the database is back. (Checking every connection before every use as well cost
+/// a third round trip per query: docs/benchmarks.md, issue 12.)
 pub async fn connect_within(
     url: &str,
     schema: Option<&str>,
@@ -65,7 +70,15 @@ pub async fn connect_within(
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(timeout)
-        .test_before_acquire(true)
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > CHECK_IDLE_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_lazy_with(options);
     Ok(pool)
 }

@@ -17,6 +17,12 @@ pub const REPORT_WINDOW_MS: i64 = 7 * DAY_MS;
 pub const YELLOW_REPORTS: usize = 3;
 /// Reports in the window from which the rating is RED.
 pub const RED_REPORTS: usize = 6;
+/// How often the moving windows are pruned, at most (on the transport's clock): pruning walks
+/// every user, so it is not done on every send.
+pub const PRUNE_EVERY_MS: i64 = 60_000;
+/// A consumer's last inbound time must be kept again once it moved by this much; a move
+/// smaller than that changes nothing a reader of the 24-hour window needs.
+pub const INBOUND_KEEP_EVERY_MS: i64 = HOUR_MS;
 
 /// A send the transport refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +48,15 @@ pub struct BusinessIntegrity {
     reports: VecDeque<i64>,
     rating: QualityRating,
     throttled: bool,
+    /// When the windows were last pruned.
+    #[serde(skip)]
+    pruned_at: i64,
+    /// Whether the state changed in a way that must be kept (see [`BusinessIntegrity::take_dirty`]).
+    #[serde(skip)]
+    dirty: bool,
+    /// `last_inbound` as it was last kept (what a restart would read).
+    #[serde(skip)]
+    kept_inbound: HashMap<String, i64>,
 }
 
 fn lower(tier: MessagingLimitTier) -> MessagingLimitTier {
@@ -63,7 +78,22 @@ impl BusinessIntegrity {
             reports: VecDeque::new(),
             rating: QualityRating::Green,
             throttled: false,
+            pruned_at: i64::MIN,
+            dirty: true,
+            kept_inbound: HashMap::new(),
         }
+    }
+
+    /// Whether the state changed in a way that must be kept since the last call (a new user
+    /// reached or writing, a window that moved by [`INBOUND_KEEP_EVERY_MS`], a pruned entry, a
+    /// report, the throttle or the tier), and clears the mark. The transport writes the state
+    /// only then, instead of on every envelope.
+    pub fn take_dirty(&mut self) -> bool {
+        let dirty = std::mem::take(&mut self.dirty);
+        if dirty {
+            self.kept_inbound.clone_from(&self.last_inbound);
+        }
+        dirty
     }
 
     /// The current tier.
@@ -95,14 +125,29 @@ impl BusinessIntegrity {
     /// A consumer wrote to the business (opening a service window).
     pub fn on_inbound(&mut self, user: &str, now: Timestamp) {
         self.last_inbound.insert(user.to_owned(), now.millis());
+        let kept = self.kept_inbound.get(user);
+        if kept.is_none_or(|t| now.millis() - t >= INBOUND_KEEP_EVERY_MS) {
+            self.dirty = true;
+        }
     }
 
+    /// Drops what left the moving windows (at most every [`PRUNE_EVERY_MS`]) and lifts the
+    /// throttle once the business is under its tier again.
     fn prune(&mut self, now: Timestamp, events: &mut Vec<IntegrityEvent>) {
+        if now.millis().saturating_sub(self.pruned_at) < PRUNE_EVERY_MS {
+            return;
+        }
+        self.pruned_at = now.millis();
         let cutoff = now.millis() - WINDOW_MS;
+        let before = self.reached.len() + self.last_inbound.len();
         self.reached.retain(|_, t| *t > cutoff);
         self.last_inbound.retain(|_, t| *t > cutoff);
+        if self.reached.len() + self.last_inbound.len() != before {
+            self.dirty = true;
+        }
         if self.throttled && self.tier.limit().is_none_or(|l| self.unique_users() < l) {
             self.throttled = false;
+            self.dirty = true;
             events.push(IntegrityEvent::ThrottleLifted { at: now });
         }
     }
@@ -125,6 +170,7 @@ impl BusinessIntegrity {
         if let Some(limit) = self.tier.limit() {
             if self.unique_users() + 1 > limit {
                 self.throttled = true;
+                self.dirty = true;
                 events.push(IntegrityEvent::MessagingLimitReached {
                     tier: self.tier,
                     unique_users: self.unique_users() + 1,
@@ -135,11 +181,13 @@ impl BusinessIntegrity {
             }
         }
         self.reached.insert(user.to_owned(), now.millis());
+        self.dirty = true;
         (Ok(()), events)
     }
 
     /// A consumer reported or blocked the business.
     pub fn on_report(&mut self, report: Report, now: Timestamp) -> Vec<IntegrityEvent> {
+        self.dirty = true;
         let mut events = vec![match report {
             Report::Spam => IntegrityEvent::SpamReported { at: now },
             Report::Block => IntegrityEvent::BusinessBlocked { at: now },
@@ -243,5 +291,26 @@ mod tests {
             to: QualityRating::Green,
             at: t(REPORT_WINDOW_MS + 10)
         }));
+    }
+
+    #[test]
+    fn only_changes_a_reader_needs_are_kept() {
+        let mut b = BusinessIntegrity::new(MessagingLimitTier::Tier250);
+        assert!(b.take_dirty(), "a new state is kept");
+        b.on_inbound("fan", t(1_000));
+        assert!(b.take_dirty(), "a window opened");
+        b.on_inbound("fan", t(2_000));
+        assert!(!b.take_dirty(), "the same window, a second later");
+        assert_eq!(b.on_outbound("fan", t(3_000)).0, Ok(()));
+        assert!(
+            !b.take_dirty(),
+            "a send inside the window changes nothing kept"
+        );
+        b.on_inbound("fan", t(1_000 + INBOUND_KEEP_EVERY_MS));
+        assert!(b.take_dirty(), "the window moved by an hour");
+        assert_eq!(b.on_outbound("stranger", t(4_000)).0, Ok(()));
+        assert!(b.take_dirty(), "a user reached outside a window");
+        b.on_report(Report::Spam, t(5_000));
+        assert!(b.take_dirty(), "a report");
     }
 }

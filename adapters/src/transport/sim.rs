@@ -38,7 +38,9 @@ struct Queued {
 struct Net {
     directory: HashMap<String, DirectoryEntry>,
     inboxes: HashMap<String, VecDeque<Queued>>,
-    routed: Vec<Envelope>,
+    /// Every envelope routed, in order, for a network that lives in memory (tests, the demo);
+    /// `None` for one kept in a world store, which runs for as long as `serve` does.
+    routed: Option<Vec<Envelope>>,
     integrity: HashMap<String, BusinessIntegrity>,
     next_row: u64,
 }
@@ -70,8 +72,12 @@ pub struct SimNetwork {
 
 impl Default for SimNetwork {
     fn default() -> Self {
+        let net = Net {
+            routed: Some(Vec::new()),
+            ..Net::default()
+        };
         Self {
-            net: Arc::default(),
+            net: Arc::new(Mutex::new(net)),
             clock: Arc::new(SystemClock),
             sink: None,
             store: None,
@@ -175,9 +181,18 @@ impl SimNetwork {
             .expect("network lock is never poisoned: no panics inside")
     }
 
-    /// Every envelope routed so far, in order.
+    /// Every envelope routed so far, in order (none for a network kept in a world store).
     pub fn routed(&self) -> Vec<Envelope> {
-        self.lock().routed.clone()
+        self.lock().routed.clone().unwrap_or_default()
+    }
+
+    /// Whether the integrity state of `business` refuses a send to `user` now (read-only; the
+    /// transport decides on send).
+    pub fn refuses(&self, business: &str, user: &str) -> bool {
+        self.lock()
+            .integrity
+            .get(business)
+            .is_some_and(|i| i.refuses(user))
     }
 
     /// Envelopes waiting for `handle`.
@@ -309,14 +324,18 @@ impl Transport for SimNetwork {
                     deliver = false;
                 }
             }
-            net.routed.push(envelope.clone());
+            if let Some(routed) = &mut net.routed {
+                routed.push(envelope.clone());
+            }
             let row = net.next_row;
             if deliver {
                 net.next_row += 1;
             }
-            let integrity = business
-                .as_ref()
-                .and_then(|b| net.integrity.get(b).cloned().map(|s| (b.clone(), s)));
+            // The state is written only when it changed in a way that must be kept.
+            let integrity = business.as_ref().and_then(|b| {
+                let state = net.integrity.get_mut(b)?;
+                state.take_dirty().then(|| (b.clone(), state.clone()))
+            });
             (result, business, events, deliver, row, integrity)
         };
         if let Some(store) = &self.store {
