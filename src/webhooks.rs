@@ -2,33 +2,30 @@
 //! inbound messages and message statuses.
 //!
 //! Each app has its own worker and its own durable checkpoint (`webhook:<app id>`), so a slow or
-//! dead endpoint of one business never delays another's. A worker posts one notification at a
-//! time and moves its checkpoint past an event only once the endpoint answered 200: delivery is
-//! at-least-once and survives a restart (re-sent notifications carry the same
+//! dead endpoint of one business never delays another's. A worker builds a batch of
+//! notifications ([`notification`]: what each says), posts them several consumers at a time,
+//! each consumer's in log order, and moves its checkpoint past the batch only once every one was
+//! answered 200 or given up on and recorded: delivery is at-least-once and survives a restart (re-sent notifications carry the same
 //! `X-Sealpost-Notification-Id`, and the Cloud API ids inside let the business de-duplicate).
 //! A non-200 answer is retried with exponential backoff and jitter for up to 7 days, never
 //! beyond the message's retention; an exhausted delivery is recorded.
 
-use crate::app::{fields, AppError, Sealpost};
+use crate::app::{AppError, Sealpost};
 use rand::Rng as _;
 use sealpost_adapters::crypto;
 use sealpost_adapters::ledger::{OpenedEvent, PlainEvent};
 use sealpost_adapters::store::StreamId;
 use sealpost_adapters::webhook::Poster;
-use sealpost_audit::FieldRef;
-use sealpost_domain::aggregates::message::PricingCategory;
 use sealpost_domain::apps::{AppEvent, APP_STREAM_TYPE};
 use sealpost_domain::time::DAY_MS;
-use sealpost_domain::MessageContent;
-use sealpost_domain::{
-    BusinessId, FieldScope, MessageEvent, MessageId, Opened, PhoneNumberId, Principal, Purpose,
-    Region, SubjectId, Timestamp, E164,
-};
-use serde_json::{json, Value};
+use sealpost_domain::{BusinessId, Principal, Region};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
+
+mod notification;
+use notification::{build, notifiable, Built};
 
 /// How long a notification is retried: 7 days.
 pub const RETRY_WINDOW_MS: i64 = 7 * DAY_MS;
@@ -94,286 +91,6 @@ pub async fn record(
         .append_at_end(&stream, &ctx, vec![PlainEvent::of(&event, metadata)?])
         .await?;
     Ok(())
-}
-
-struct Built {
-    /// The consumer it tells of: one consumer's notifications are posted in log order.
-    lane: SubjectId,
-    id: String,
-    body: Vec<u8>,
-    expires: Timestamp,
-    /// When the event it tells of was recorded: the 7-day retry window runs from here, so a
-    /// restart does not open a new one.
-    since: Timestamp,
-}
-
-/// Opens a sealed field of a message through the gate, as the webhook pipeline.
-async fn open(
-    app: &Sealpost,
-    hook: &Hook,
-    region: Region,
-    object: &str,
-    scope: FieldScope,
-    field: &str,
-    sealed: &sealpost_domain::Sealed,
-) -> Result<Opened<String>, AppError> {
-    let field = FieldRef {
-        scope,
-        field,
-        sealed,
-    };
-    Ok(
-        match crate::app::open_content(
-            app.gate(),
-            &principal(),
-            Purpose::Delivery,
-            &hook.business,
-            region,
-            object,
-            field,
-        )
-        .await?
-        {
-            Opened::Shredded => Opened::Shredded,
-            Opened::Plain(b) => Opened::Plain(String::from_utf8_lossy(&b).into_owned()),
-        },
-    )
-}
-
-async fn contact(
-    app: &Sealpost,
-    hook: &Hook,
-    region: Region,
-    subject: &SubjectId,
-) -> Result<Option<(String, String)>, AppError> {
-    let Opened::Plain(phone) = app
-        .subjects()
-        .read_phone(&principal(), Purpose::Delivery, subject)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let e164 = E164::parse(&phone).map_err(|_| AppError::Corrupt("stored number"))?;
-    let user_id = app
-        .store()
-        .vault()
-        .user_id(hook.business.as_str(), region, &e164, app.now())
-        .await?;
-    Ok(Some((phone, user_id)))
-}
-
-fn envelope(hook: &Hook, number: &PhoneNumberId, value: Value) -> Value {
-    let display = hook
-        .numbers
-        .get(number.as_str())
-        .cloned()
-        .unwrap_or_default();
-    let mut value = value;
-    value["messaging_product"] = json!("whatsapp");
-    value["metadata"] =
-        json!({ "display_phone_number": display, "phone_number_id": number.as_str() });
-    json!({ "object": "whatsapp_business_account", "entry": [{ "id": hook.waba_id, "changes": [{ "field": "messages", "value": value }] }] })
-}
-
-/// The notification for one event, if it makes one (and its content still exists).
-async fn build(app: &Sealpost, hook: &Hook, e: &OpenedEvent) -> Result<Option<Built>, AppError> {
-    if e.header.stream.kind != "message" || e.header.business_id != hook.business.as_str() {
-        return Ok(None);
-    }
-    let status = match e.header.event_type.as_str() {
-        "InboundMessageForwarded" => None,
-        "MessageSent" => Some("sent"),
-        "MessageDelivered" => Some("delivered"),
-        "MessageRead" => Some("read"),
-        "MessageFailed" => Some("failed"),
-        _ => return Ok(None),
-    };
-    let id = MessageId::parse(&e.header.stream.id).map_err(|_| AppError::Corrupt("message id"))?;
-    // A Local Storage number's messages are sealed under its elected region's keys.
-    let region: Region = e
-        .header
-        .region
-        .parse()
-        .map_err(|_| AppError::Corrupt("event region"))?;
-    let history = app
-        .store()
-        .read_stream(&StreamId::new("message", id.as_str()), 0)
-        .await?;
-    let at = Timestamp::from_millis(e.header.recorded_at);
-    let notification_id = format!("ntf-{}-{}", id.as_str(), e.header.sequence);
-    let expires_for = |epoch| app.policy().expiry_of(epoch);
-    // The notification of `value` for the number's webhook, kept as long as the message's epoch.
-    let built = move |number: &PhoneNumberId,
-                      subject: &SubjectId,
-                      epoch,
-                      value|
-          -> Result<Option<Built>, AppError> {
-        let body = serde_json::to_vec(&envelope(hook, number, value))
-            .map_err(|_| AppError::Encode("json"))?;
-        Ok(Some(Built {
-            lane: subject.clone(),
-            id: notification_id,
-            body,
-            expires: expires_for(epoch),
-            since: at,
-        }))
-    };
-    match status {
-        None => {
-            let (mut header, mut content, mut kind, mut profile) = (None, None, None, None);
-            for h in &history {
-                match h.decode::<MessageEvent>()? {
-                    MessageEvent::InboundMessageReceived { header: hd, .. } => header = Some(hd),
-                    MessageEvent::InboundMessageDecrypted {
-                        kind: k,
-                        content: c,
-                        profile_name,
-                        ..
-                    } => {
-                        kind = Some(k);
-                        content = Some(c);
-                        profile = profile_name;
-                    }
-                    _ => {}
-                }
-            }
-            let (Some(header), Some(content), Some(kind)) = (header, content, kind) else {
-                return Ok(None);
-            };
-            let scope = FieldScope::Message {
-                epoch: header.epoch,
-                subject: header.subject_id.clone(),
-                message: id.clone(),
-            };
-            let Opened::Plain(body) = open(
-                app,
-                hook,
-                region,
-                id.as_str(),
-                scope.clone(),
-                fields::CONTENT,
-                &content,
-            )
-            .await?
-            else {
-                return Ok(None);
-            };
-            let name = match &profile {
-                Some(p) => open(
-                    app,
-                    hook,
-                    region,
-                    id.as_str(),
-                    scope,
-                    fields::PROFILE_NAME,
-                    p,
-                )
-                .await?
-                .plain()
-                .unwrap_or_default(),
-                None => String::new(),
-            };
-            let Some((wa_id, user_id)) = contact(app, hook, region, &header.subject_id).await?
-            else {
-                return Ok(None);
-            };
-            let kind_name = serde_json::to_value(kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "unknown".into());
-            let mut message = json!({ "from": wa_id, "id": id.as_str(), "timestamp": at.unix_seconds().to_string(), "type": kind_name });
-            // The typed content as sealed; the notification carries its object under its type.
-            let content = MessageContent::from_bytes(body.as_bytes());
-            if content.payload.type_name() == kind_name {
-                let wire =
-                    serde_json::to_value(&content).map_err(|_| AppError::Encode("content"))?;
-                message[&kind_name] = wire[&kind_name].clone();
-                if let Some(ctx) = wire.get("context") {
-                    message["context"] = ctx.clone();
-                }
-            } else {
-                message["text"] = json!({ "body": body });
-            }
-            let value = json!({
-                "contacts": [{ "profile": { "name": name }, "wa_id": wa_id, "user_id": user_id }],
-                "messages": [message],
-            });
-            built(
-                &header.phone_number_id,
-                &header.subject_id,
-                header.epoch,
-                value,
-            )
-        }
-        Some(status) => {
-            let Some(MessageEvent::OutboundMessageAccepted {
-                header,
-                callback_data,
-                ..
-            }) = history.iter().find_map(|h| {
-                h.decode::<MessageEvent>()
-                    .ok()
-                    .filter(|m| matches!(m, MessageEvent::OutboundMessageAccepted { .. }))
-            })
-            else {
-                return Ok(None);
-            };
-            let Some((wa_id, user_id)) = contact(app, hook, region, &header.subject_id).await?
-            else {
-                return Ok(None);
-            };
-            let category = match header.category {
-                PricingCategory::Marketing => "marketing",
-                PricingCategory::Utility => "utility",
-                PricingCategory::Authentication => "authentication",
-                PricingCategory::Service => "service",
-            };
-            let mut s = json!({
-                "id": id.as_str(),
-                "status": status,
-                "timestamp": at.unix_seconds().to_string(),
-                "recipient_id": wa_id,
-                "pricing": { "billable": true, "pricing_model": "PMP", "category": category, "type": "regular" },
-            });
-            if let Some(cb) = &callback_data {
-                let scope = FieldScope::Message {
-                    epoch: header.epoch,
-                    subject: header.subject_id.clone(),
-                    message: id.clone(),
-                };
-                if let Opened::Plain(v) = open(
-                    app,
-                    hook,
-                    region,
-                    id.as_str(),
-                    scope,
-                    fields::CALLBACK_DATA,
-                    cb,
-                )
-                .await?
-                {
-                    s["biz_opaque_callback_data"] = json!(v);
-                }
-            }
-            if let Ok(MessageEvent::MessageFailed { code, .. }) = e.decode::<MessageEvent>() {
-                let title = match code {
-                    131_048 => "Spam rate limit hit",
-                    131_000 => "Something went wrong",
-                    _ => "Message undeliverable",
-                };
-                s["errors"] = json!([{ "code": code, "title": title, "message": title,
-                    "error_data": { "details": "The message could not be delivered." } }]);
-            }
-            let value =
-                json!({ "contacts": [{ "wa_id": wa_id, "user_id": user_id }], "statuses": [s] });
-            built(
-                &header.phone_number_id,
-                &header.subject_id,
-                header.epoch,
-                value,
-            )
-        }
-    }
 }
 
 /// Posts one notification until the endpoint answers 200, the retry window closes or the
@@ -459,19 +176,6 @@ async fn pause(stop: &mut watch::Receiver<bool>) -> bool {
         _ = stop.changed() => true,
         () = tokio::time::sleep(Duration::from_secs(1)) => false,
     }
-}
-
-/// The events a webhook tells of; the rest of the log is passed over unopened.
-fn notifiable(h: &sealpost_adapters::store::RowHeader) -> bool {
-    h.stream.kind == "message"
-        && matches!(
-            h.event_type.as_str(),
-            "InboundMessageForwarded"
-                | "MessageSent"
-                | "MessageDelivered"
-                | "MessageRead"
-                | "MessageFailed"
-        )
 }
 
 /// Notifications of one app built at once.
