@@ -331,11 +331,13 @@ pub async fn erase(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let app = at.open().await?;
-    match app
+    let outcome = app
         .evidence()
         .erase_with_certificate(&cli_dpo(), target)
-        .await?
-    {
+        .await?;
+    // The command is the whole erasure: the key's bytes leave the files before it ends.
+    app.store().vault().scrub().await?;
+    match outcome {
         ErasureOutcome::Erased(cert) => emit(file, &serde_json::to_string_pretty(&cert)?, out),
         ErasureOutcome::NothingHeld => {
             writeln!(

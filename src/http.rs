@@ -9,6 +9,7 @@
 mod error;
 mod evidence;
 mod extract;
+mod housekeeping;
 mod limits;
 mod media;
 mod messages;
@@ -23,13 +24,13 @@ mod tests;
 mod tokens;
 
 pub use error::ApiError;
+pub use housekeeping::{
+    CHECKPOINT_EVERY_MS, EVIDENCE_EVERY, PROJECTIONS_EVERY, RETENTION_EVERY_MS, SCRUB_EVERY,
+};
 pub use limits::{Limits, Pair, PAIR_BURST, PAIR_RATE_PER_S, THROUGHPUT_HIGH, THROUGHPUT_STANDARD};
 pub use messages::MAX_TEXT;
 pub use openapi::openapi;
-pub use startup::{
-    serve, ServeConfig, CHECKPOINT_EVERY_MS, EVIDENCE_EVERY, PROJECTIONS_EVERY, REQUEST_GRACE,
-    RETENTION_EVERY_MS, WORK_GRACE,
-};
+pub use startup::{serve, ServeConfig, REQUEST_GRACE, WORK_GRACE};
 
 use crate::app::AppRow;
 use crate::app::Sealpost;

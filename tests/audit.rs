@@ -94,6 +94,7 @@ macro_rules! restore_to {
         for sql in [
             "DELETE FROM sealpost_events WHERE position > $1",
             "DELETE FROM sealpost_audit_leaves WHERE position > $1",
+            "DELETE FROM sealpost_audit_nodes WHERE (idx + 1) * (1 << level) > $1",
             "DELETE FROM sealpost_audit_checkpoints WHERE size > $1",
         ] {
             sqlx::query(sql)
@@ -400,4 +401,98 @@ async fn a_crash_in_the_middle_of_an_erasure_leaves_the_subject_fully_erased() {
         None,
         "the routing entry went with the key"
     );
+}
+
+/// A tree of 70,000 leaves (one node of height 16, 273 of height 8) stored as the sequencer
+/// stores it: every proof and the restarted right edge read from its tiles equal the ones
+/// computed from all the leaves, and a store without the nodes (written before they were kept)
+/// gets them filled in.
+async fn tiles_answer_like_the_whole_tree(env: Env) {
+    use sealpost_adapters::store::{AuditLeaf, EventLog};
+    use sealpost_audit::merkle::{self, Frontier};
+    use sealpost_audit::tiles::{self, SubtreeReader};
+    let events: &dyn EventLog = env.app.stores().events.as_ref();
+    let all: Vec<merkle::Hash> = (0..70_000u64)
+        .map(|i| merkle::leaf_hash(&i.to_be_bytes()))
+        .collect();
+    let mut frontier = Frontier::new();
+    for (k, chunk) in all.chunks(4_999).enumerate() {
+        let mut nodes = Vec::new();
+        let leaves: Vec<AuditLeaf> = chunk
+            .iter()
+            .zip(k * 4_999 + 1..)
+            .map(|(hash, position)| {
+                tiles::push(&mut frontier, *hash, &mut nodes);
+                AuditLeaf {
+                    position: position as u64,
+                    hash: *hash,
+                }
+            })
+            .collect();
+        events
+            .audit_append_leaves(&leaves, &nodes)
+            .await
+            .expect("leaves");
+    }
+    let all = &all;
+    let check = |label: &'static str| async move {
+        let size = events.audit_size().await.expect("size");
+        assert_eq!(size, 70_000, "{label}");
+        let restored = tiles::frontier(events, size).await.expect("frontier");
+        assert_eq!(restored.root(), merkle::root(all), "{label}");
+        for (index, size) in [
+            (0, 70_000),
+            (69_999, 70_000),
+            (65_535, 65_537),
+            (300, 4_097),
+        ] {
+            let ranges = tiles::inclusion_ranges(index, size).expect("ranges");
+            let path = SubtreeReader::new(events)
+                .ranges(&ranges)
+                .await
+                .expect("path");
+            let whole = merkle::inclusion_proof(&all[..size as usize], index).expect("proof");
+            assert_eq!(path, whole, "{label}: inclusion of {index} in {size}");
+        }
+        for (old, size) in [(1, 70_000), (65_536, 70_000), (12_345, 66_000), (255, 257)] {
+            let ranges = tiles::consistency_ranges(old, size).expect("ranges");
+            let path = SubtreeReader::new(events)
+                .ranges(&ranges)
+                .await
+                .expect("path");
+            let whole = merkle::consistency_proof(&all[..size as usize], old).expect("proof");
+            assert_eq!(path, whole, "{label}: consistency of {old} in {size}");
+        }
+    };
+    check("as sequenced").await;
+    assert_eq!(tiles::fill_in(events, 70_000).await.expect("fill in"), 0);
+    let wipe = "DELETE FROM sealpost_audit_nodes";
+    match &env.pg {
+        Some(pg) => sqlx::query(wipe).execute(&pg.pool).await.map(|_| ()),
+        None => {
+            let pool = sqlite_pool(env.dir.as_ref().expect("dir").path()).await;
+            sqlx::query(wipe).execute(&pool).await.map(|_| ())
+        }
+    }
+    .expect("wipe the nodes");
+    assert!(SubtreeReader::new(events)
+        .ranges(&tiles::inclusion_ranges(0, 70_000).expect("ranges"))
+        .await
+        .is_err());
+    assert_eq!(tiles::fill_in(events, 70_000).await.expect("fill in"), 274);
+    check("filled in").await;
+    env.finish().await;
+}
+
+#[tokio::test]
+async fn sqlite_tiles_answer_like_the_whole_tree() {
+    tiles_answer_like_the_whole_tree(sqlite_env().await).await;
+}
+
+#[tokio::test]
+async fn postgres_tiles_answer_like_the_whole_tree() {
+    let Some(env) = postgres_env("tiles").await else {
+        return;
+    };
+    tiles_answer_like_the_whole_tree(env).await;
 }

@@ -24,6 +24,7 @@ use crate::crypto::{self, CryptoError, SecretKey};
 use crate::store::{KeyKind, KeyState, KeyStore, StoreError, WrappedKey};
 use sealpost_domain::{Region, Timestamp};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The owner recorded on the audit log's signing key: it belongs to no business.
@@ -75,6 +76,9 @@ pub struct Vault {
     /// A rotation by this process updates it; one by another process is picked up on restart
     /// (events sealed under the older version stay valid and readable).
     current_ledger: Mutex<HashMap<(String, Region), VersionedKey>>,
+    /// Whether destroyed key bytes may still be in the key store's files: set by every
+    /// destruction, and at start (a crash may have come between a destruction and its scrub).
+    scrub_owed: AtomicBool,
 }
 
 fn key_id(kind: KeyKind, region: Region, business: &str, rest: &str) -> String {
@@ -103,7 +107,23 @@ impl Vault {
             roots,
             cache: Mutex::new(HashMap::new()),
             current_ledger: Mutex::new(HashMap::new()),
+            scrub_owed: AtomicBool::new(true),
         }
+    }
+
+    /// Removes destroyed keys' bytes from the key store's files if a destruction since the last
+    /// scrub (or a start) left them there; returns whether it scrubbed. A destruction commits
+    /// at once and is unreadable from then on; this physical step is batched off the request
+    /// path (`serve` runs it every second, retention after each pass; ADR 0013).
+    pub async fn scrub(&self) -> Result<bool, VaultError> {
+        if !self.scrub_owed.swap(false, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        if let Err(e) = self.keys.scrub().await {
+            self.scrub_owed.store(true, Ordering::Release);
+            return Err(e.into());
+        }
+        Ok(true)
     }
 
     /// The key store.

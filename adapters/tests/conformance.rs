@@ -8,9 +8,9 @@ use sealpost_adapters::clock::SystemClock;
 use sealpost_adapters::crypto::SecretKey;
 use sealpost_adapters::ledger::{EventContext, EventStore, PlainEvent};
 use sealpost_adapters::store::{
-    AppendCommand, AppendOutcome, AuditLeaf, CheckpointRow, Conflict, Destruction, EventLog,
-    KeyKind, KeyState, SessionRow, SnapshotRow, StoreError, StoredRow, Stores, StreamId, TxHook,
-    WrappedKey,
+    AppendCommand, AppendOutcome, AuditLeaf, AuditNode, CheckpointRow, Conflict, Destruction,
+    EventLog, KeyKind, KeyState, SessionRow, SnapshotRow, StoreError, StoredRow, Stores, StreamId,
+    TxHook, WrappedKey,
 };
 use sealpost_adapters::vault::{RootKeys, Vault};
 use sealpost_domain::Region;
@@ -136,8 +136,23 @@ impl EventLog for CountingLog {
     async fn audit_leaves(&self, after: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError> {
         self.inner.audit_leaves(after, limit).await
     }
-    async fn audit_append_leaves(&self, leaves: &[AuditLeaf]) -> Result<(), StoreError> {
-        self.inner.audit_append_leaves(leaves).await
+    async fn audit_size(&self) -> Result<u64, StoreError> {
+        self.inner.audit_size().await
+    }
+    async fn audit_nodes(
+        &self,
+        level: u32,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditNode>, StoreError> {
+        self.inner.audit_nodes(level, from, limit).await
+    }
+    async fn audit_append_leaves(
+        &self,
+        leaves: &[AuditLeaf],
+        nodes: &[AuditNode],
+    ) -> Result<(), StoreError> {
+        self.inner.audit_append_leaves(leaves, nodes).await
     }
     async fn audit_put_checkpoint(&self, checkpoint: &CheckpointRow) -> Result<(), StoreError> {
         self.inner.audit_put_checkpoint(checkpoint).await

@@ -397,3 +397,53 @@ async fn media_opens_until_it_is_deleted_or_its_epoch_expires() {
         .expect("open")
         .is_shredded());
 }
+
+/// A destruction is final at once (nothing opens the key) and its bytes leave the key store's
+/// files at the next scrub, which only runs when a destruction (or a start) left some.
+#[tokio::test]
+async fn a_destroyed_keys_bytes_leave_the_files_at_the_next_scrub() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (vault, stores) = vault(dir.path()).await;
+    let now = Timestamp::from_millis(1);
+    assert!(vault.scrub().await.expect("scrub"), "a start owes a scrub");
+    assert!(
+        !vault.scrub().await.expect("scrub"),
+        "nothing destroyed since"
+    );
+    let subject = SubjectId::from_random([3; 16]);
+    vault
+        .create_subject_key(B, Region::Eu, &subject, now)
+        .await
+        .expect("key");
+    let id = subject_key_id(B, Region::Eu, &subject);
+    let KeyState::Live(key) = stores.keys.get(&id).await.expect("get") else {
+        panic!("the key is live");
+    };
+    let on_disk = || {
+        ["keys.db", "keys.db-wal"].iter().any(|f| {
+            std::fs::read(dir.path().join(f)).is_ok_and(|bytes| {
+                bytes
+                    .windows(key.wrapped.len())
+                    .any(|w| w == key.wrapped.as_slice())
+            })
+        })
+    };
+    assert!(on_disk(), "the wrapped key is in the files while it lives");
+    vault
+        .destroy_subject(B, Region::Eu, &subject, now)
+        .await
+        .expect("destroy");
+    assert!(matches!(
+        stores.keys.get(&id).await.expect("get"),
+        KeyState::Destroyed
+    ));
+    assert!(
+        vault.scrub().await.expect("scrub"),
+        "the destruction owes one"
+    );
+    assert!(
+        !on_disk(),
+        "no byte of the destroyed key is left in keys.db or its WAL"
+    );
+    drop(stores);
+}

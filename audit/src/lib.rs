@@ -3,10 +3,12 @@
 //! `audit verify`, and the record of processing.
 
 pub mod certificate;
+mod error;
 pub mod gate;
 pub mod log;
 pub mod merkle;
 pub mod ropa;
+pub mod tiles;
 pub mod verify;
 
 pub use gate::{AccessGate, AccessRequest, FieldRef, GateError};

@@ -14,12 +14,14 @@
 //!   checkpoint is stored beside the rows *and* appended to a witness file outside the database,
 //!   so restoring an old database (or an old checkpoint table) is caught by `audit verify`.
 
+pub use crate::error::AuditError;
 use crate::merkle::{self, Frontier, Hash};
+use crate::tiles::{self, Subtree, SubtreeReader};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sealpost_adapters::store::{
     AuditLeaf, CheckpointRow, EventLog, RowHeader, StoreError, StoredRow,
 };
-use sealpost_adapters::vault::{Vault, VaultError};
+use sealpost_adapters::vault::Vault;
 use sealpost_domain::{Region, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -31,43 +33,6 @@ pub const SIGNING_KEY_REGION: Region = Region::Eu;
 
 /// How many rows the sequencer reads per batch.
 const BATCH: u32 = 2_000;
-
-/// Why an audit-log operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum AuditError {
-    /// The database failed: retry later (HTTP 503) when [`StoreError::is_unavailable`], else
-    /// alert (HTTP 500).
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The signing key could not be loaded (HTTP 500; check the root key).
-    #[error(transparent)]
-    Vault(#[from] VaultError),
-    /// The rows or leaves are not contiguous: run `sealpost audit verify`.
-    #[error("the log is not contiguous at position {0}: run `sealpost audit verify`")]
-    Gap(u64),
-    /// A proof was asked for a position or size the log does not have (HTTP 400).
-    #[error("position {position} is not in a tree of size {size}")]
-    OutOfRange {
-        /// The position asked for.
-        position: u64,
-        /// The tree size.
-        size: u64,
-    },
-    /// The witness file could not be read or written.
-    #[error("witness file: {0}")]
-    Witness(String),
-}
-
-impl AuditError {
-    /// Whether the failure is transient (the database is down or busy): retry later.
-    pub fn is_unavailable(&self) -> bool {
-        match self {
-            AuditError::Store(e) => e.is_unavailable(),
-            AuditError::Vault(e) => e.is_unavailable(),
-            AuditError::Gap(_) | AuditError::OutOfRange { .. } | AuditError::Witness(_) => false,
-        }
-    }
-}
 
 /// The bytes a row's leaf commits to: every header field, length-prefixed, then the SHA-256 of
 /// the sealed payload. The position is not among them: it is the leaf's index in the tree.
@@ -318,10 +283,13 @@ impl AuditLog {
     ) -> Result<Arc<Self>, AuditError> {
         let seed = vault.audit_signing_seed(SIGNING_KEY_REGION, now).await?;
         let signer = SigningKey::from_bytes(&seed);
-        let mut frontier = Frontier::new();
-        for leaf in read_leaves(events.as_ref(), u64::MAX).await? {
-            frontier.push(leaf);
+        // The right edge from the stored tiles: a few queries, not every leaf (ADR 0013).
+        let size = events.audit_size().await?;
+        let filled = tiles::fill_in(events.as_ref(), size).await?;
+        if filled > 0 {
+            tracing::info!(nodes = filled, "audit tree: stored subtree roots filled in");
         }
+        let frontier = tiles::frontier(events.as_ref(), size).await?;
         let latest = stored_checkpoints(events.as_ref()).await?.pop();
         Ok(Arc::new(Self {
             events,
@@ -371,10 +339,14 @@ impl AuditLog {
                     hash: row_leaf(row),
                 });
             }
-            self.events.audit_append_leaves(&leaves).await?;
-            for leaf in leaves {
-                frontier.push(leaf.hash);
+            // The frontier moves only once the leaves and the nodes they finish are stored.
+            let mut grown = frontier.clone();
+            let mut nodes = Vec::new();
+            for leaf in &leaves {
+                tiles::push(&mut grown, leaf.hash, &mut nodes);
             }
+            self.events.audit_append_leaves(&leaves, &nodes).await?;
+            *frontier = grown;
         }
     }
 
@@ -417,16 +389,35 @@ impl AuditLog {
         if position == 0 || position > size {
             return Err(AuditError::OutOfRange { position, size });
         }
-        let leaves = read_leaves(self.events.as_ref(), size).await?;
-        let path = merkle::inclusion_proof(&leaves, position - 1)
-            .filter(|_| leaves.len() as u64 == size)
+        self.require_sequenced(size).await?;
+        let ranges = tiles::inclusion_ranges(position - 1, size)
             .ok_or(AuditError::OutOfRange { position, size })?;
+        let mut reader = SubtreeReader::new(self.events.as_ref());
+        let leaf = reader
+            .root(Subtree {
+                level: 0,
+                index: position - 1,
+            })
+            .await?;
+        let path = reader.ranges(&ranges).await?;
         Ok(InclusionProof {
             position,
-            leaf: hex::encode(leaves[(position - 1) as usize]),
+            leaf: hex::encode(leaf),
             size,
             path: encode_all(&path),
         })
+    }
+
+    /// A proof is only asked of a tree whose leaves are recorded.
+    async fn require_sequenced(&self, size: u64) -> Result<(), AuditError> {
+        let recorded = self.events.audit_size().await?;
+        if size > recorded {
+            return Err(AuditError::OutOfRange {
+                position: size,
+                size: recorded,
+            });
+        }
+        Ok(())
     }
 
     /// Consistency proof between two tree sizes.
@@ -435,13 +426,15 @@ impl AuditLog {
         old_size: u64,
         new_size: u64,
     ) -> Result<ConsistencyProof, AuditError> {
-        let leaves = read_leaves(self.events.as_ref(), new_size).await?;
-        let path = merkle::consistency_proof(&leaves, old_size)
-            .filter(|_| leaves.len() as u64 == new_size)
-            .ok_or(AuditError::OutOfRange {
+        self.require_sequenced(new_size).await?;
+        let ranges =
+            tiles::consistency_ranges(old_size, new_size).ok_or(AuditError::OutOfRange {
                 position: old_size,
                 size: new_size,
             })?;
+        let path = SubtreeReader::new(self.events.as_ref())
+            .ranges(&ranges)
+            .await?;
         Ok(ConsistencyProof {
             old_size,
             new_size,

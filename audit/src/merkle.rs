@@ -293,6 +293,13 @@ impl Frontier {
     /// Merges the new leaf with every perfect subtree of its own size to its left, as binary
     /// addition carries: amortised one node hash per push, `O(log n)` at worst.
     pub fn push(&mut self, leaf: Hash) {
+        self.push_merging(leaf);
+    }
+
+    /// [`Frontier::push`], returning the subtree roots the push completed, lowest first: entry
+    /// `j` is the root of the perfect subtree of height `j + 1` that ends with this leaf.
+    pub fn push_merging(&mut self, leaf: Hash) -> Vec<Hash> {
+        let mut merged = Vec::new();
         let mut carry = leaf;
         let mut size = self.size;
         while size & 1 == 1 {
@@ -301,10 +308,19 @@ impl Frontier {
                 break;
             };
             carry = node_hash(&left, &carry);
+            merged.push(carry);
             size >>= 1;
         }
         self.peaks.push(carry);
         self.size += 1;
+        merged
+    }
+
+    /// The frontier of a tree of `size` leaves from the roots of the perfect subtrees it splits
+    /// into, largest (leftmost) first, as [`crate::tiles::frontier`] reads them.
+    pub fn from_peaks(size: u64, peaks: Vec<Hash>) -> Self {
+        debug_assert_eq!(peaks.len() as u32, size.count_ones());
+        Self { peaks, size }
     }
 
     /// The root of the tree of every leaf pushed so far: equal to [`root`] over them, and

@@ -15,7 +15,9 @@
 //! `SEALPOST_BENCH_STORES` (default `postgres,sqlite`) which stores run,
 //! `SEALPOST_BENCH_CONSUMERS` (default 1,000) how many consumers share the load (the pair limit
 //! lets each take 45 at once and one per 6 s), `SEALPOST_BENCH_BIN` another `sealpost` binary
-//! to measure (an earlier tree's build, for a before/after pair). Figures: docs/benchmarks.md.
+//! to measure (an earlier tree's build, for a before/after pair); `SEALPOST_SOAK=1` adds a soak
+//! at 1,000/s (`SEALPOST_SOAK_MINUTES`, default 10) with memory each minute. Figures:
+//! docs/benchmarks.md.
 
 mod load;
 mod peer;
@@ -194,7 +196,41 @@ async fn run(database_url: Option<&str>, consumers: usize, length: Duration) {
     sampler.abort();
     let peak = *peak.lock().expect("peak");
     println!("server RSS: idle {idle_rss:.1} MiB, peak {peak:.1} MiB, after the loads {after:.1} MiB ({:+.1} %)", 100.0 * (after - idle_rss) / idle_rss);
+    if std::env::var("SEALPOST_SOAK").is_ok_and(|v| v == "1") {
+        soak(&s, &target, first).await;
+    }
     s.stop();
+}
+
+/// `SEALPOST_SOAK=1`: 1,000 messages/s for `SEALPOST_SOAK_MINUTES` (default 10), a line a
+/// minute with what was accepted, its latency and the server's memory; memory is flat when the
+/// last minute's RSS is within 10 % of the first's.
+#[allow(clippy::print_stdout)]
+async fn soak(s: &Serve, target: &Target, mut first: u64) {
+    let minutes = env("SEALPOST_SOAK_MINUTES", 10);
+    println!("soak: 1,000/s for {minutes} minutes");
+    let mut rss = Vec::new();
+    for minute in 1..=minutes {
+        first += 100_000_000;
+        let f = load::open_loop(target, 1_000, Duration::from_secs(60), first).await;
+        rss.push(s.rss_mib());
+        println!(
+            "soak minute {minute}: {}  RSS {:.1} MiB",
+            f.line(),
+            rss[rss.len() - 1]
+        );
+    }
+    if let (Some(head), Some(tail)) = (rss.first(), rss.last()) {
+        println!(
+            "soak RSS: first minute {head:.1} MiB, last {tail:.1} MiB ({:+.1} %, {})",
+            100.0 * (tail - head) / head,
+            if (tail - head).abs() <= 0.1 * head {
+                "flat"
+            } else {
+                "NOT flat"
+            }
+        );
+    }
 }
 
 /// Waits until the webhook has been quiet for `quiet` (the server caught up), at most `cap`.

@@ -244,6 +244,8 @@ impl RetentionProcess {
             subjects_expired: self.expire_subjects(now).await?,
             erasures_completed: self.complete_erasures(now).await?,
         };
+        // The destroyed keys' bytes leave the key store's files before the pass reports done.
+        self.exec.store().vault().scrub().await?;
         self.catch_up().await?;
         self.save().await?;
         tracing::info!(

@@ -21,20 +21,12 @@ use sealpost_adapters::transport::world::{WorldStore, WORLD_DIR};
 use sealpost_domain::ports::signal::SignalEngine;
 use sealpost_domain::ports::Clock;
 use sealpost_domain::{PhoneNumberId, RetentionPolicy};
-use sealpost_projections::retention::RetentionProcess;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
-
-/// How often (by the server's clock) the retention process runs under `serve`.
-pub const RETENTION_EVERY_MS: i64 = 60_000;
-/// How often (by the server's clock) `serve` signs an audit checkpoint of new rows.
-pub const CHECKPOINT_EVERY_MS: i64 = 60_000;
-/// How often the audit sequencer records leaves for new rows.
-const SEQUENCE_EVERY: Duration = Duration::from_millis(500);
 
 /// How `sealpost serve` is set up.
 #[derive(Debug, Clone)]
@@ -193,8 +185,8 @@ pub async fn serve(
         }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(run_pipeline(
-        pipeline,
+    let worker = tokio::spawn(run_pipeline(pipeline, stop_rx.clone()));
+    let chores = tokio::spawn(super::housekeeping::run(
         shared.clone(),
         stop_rx.clone(),
         retention,
@@ -226,23 +218,17 @@ pub async fn serve(
         } => tracing::warn!("requests still running at shutdown were cut off"),
     }
     let _ = stop_tx.send(true);
-    stop(&shared, worker, phones).await
+    stop(&shared, [Some(worker), Some(chores), phones]).await
 }
 
 /// The stages after the server stopped: pipeline, webhook workers, the final access counts,
 /// checkpoint and projections, the evidence snapshot; each within [`WORK_GRACE`].
 async fn stop(
     shared: &Shared,
-    worker: tokio::task::JoinHandle<()>,
-    phones: Option<tokio::task::JoinHandle<()>>,
+    background: [Option<tokio::task::JoinHandle<()>>; 3],
 ) -> anyhow::Result<()> {
     let app = &shared.app;
-    let stopped = async {
-        let _ = worker.await;
-        if let Some(phones) = phones {
-            let _ = phones.await;
-        }
-    };
+    let stopped = join_tasks(background.into_iter().flatten());
     if tokio::time::timeout(WORK_GRACE, stopped).await.is_err() {
         tracing::warn!("the pipeline did not stop in time; its work resumes on the next start");
     }
@@ -259,6 +245,7 @@ async fn stop(
     match tokio::time::timeout(WORK_GRACE, async {
         app.gate().flush().await?;
         app.evidence().checkpoint().await?;
+        app.store().vault().scrub().await?;
         crate::projections::refresh_all(app.store()).await?;
         Ok::<(), AppError>(())
     })
@@ -279,12 +266,6 @@ async fn stop(
     Ok(())
 }
 
-/// How often the persisted projections are caught up and saved while serving.
-pub const PROJECTIONS_EVERY: Duration = Duration::from_secs(60);
-
-/// How often the evidence projections are caught up and persisted while serving.
-pub const EVIDENCE_EVERY: Duration = Duration::from_secs(300);
-
 /// How long requests in flight may finish after the stop signal.
 pub const REQUEST_GRACE: Duration = Duration::from_millis(1_000);
 /// How long each background stage (pipeline, webhook workers, final checkpoint, evidence
@@ -299,68 +280,14 @@ async fn join_tasks(tasks: impl Iterator<Item = tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// The pipeline and the simulated devices, stepping until told to stop; a last step runs after.
-async fn run_pipeline(
-    mut pipeline: Pipeline,
-    s: Shared,
-    mut stop: watch::Receiver<bool>,
-    mut retention: RetentionProcess,
-) {
-    // Retention runs beside the pipeline: every message's keys go when it turns 30 days old.
-    let mut last_retention: Option<sealpost_domain::Timestamp> = None;
-    let mut last_checkpoint = s.app.now();
-    let mut last_sequenced = std::time::Instant::now();
+/// The pipeline, stepping until told to stop (the housekeeping runs beside it, in
+/// [`super::housekeeping`], so a checkpoint or a retention pass never holds up a step).
+async fn run_pipeline(mut pipeline: Pipeline, mut stop: watch::Receiver<bool>) {
     let mut failing: u32 = 0;
-    let mut last_refreshed = std::time::Instant::now();
-    let mut last_evidence = std::time::Instant::now();
     loop {
         if *stop.borrow() {
             // Everything is durable: what is left waits for the next start.
             return;
-        }
-        let now = s.app.now();
-        // The audit sequencer: leaves off the write path, a signed checkpoint at an interval.
-        if last_sequenced.elapsed() >= SEQUENCE_EVERY {
-            last_sequenced = std::time::Instant::now();
-            let audit = s.app.audit().await;
-            let result = match audit {
-                Ok(a) if now.millis() - last_checkpoint.millis() >= CHECKPOINT_EVERY_MS => {
-                    last_checkpoint = now;
-                    a.checkpoint(now).await.map(|_| ())
-                }
-                Ok(a) => a.sequence().await.map(|_| ()),
-                Err(e) => {
-                    tracing::error!(error = %e, "audit log unavailable");
-                    Ok(())
-                }
-            };
-            if let Err(e) = result {
-                tracing::error!(error = %e, "audit sequencing failed");
-            }
-            // The persisted projections keep up, so the next start folds only what is new.
-            if last_refreshed.elapsed() >= PROJECTIONS_EVERY {
-                last_refreshed = std::time::Instant::now();
-                if let Err(e) = crate::projections::refresh_all(s.app.store()).await {
-                    tracing::warn!(error = %e, "projections not saved yet");
-                }
-            }
-            if last_evidence.elapsed() >= EVIDENCE_EVERY {
-                last_evidence = std::time::Instant::now();
-                if let Err(e) = s.app.evidence().persist_evidence().await {
-                    tracing::warn!(error = %e, "evidence projections not saved yet");
-                }
-            }
-            // Processor access counts of a minute that is over are written now, not when the
-            // next decision happens to come.
-            if let Err(e) = s.app.gate().flush_due(now).await {
-                tracing::warn!(error = %e, "access counts not written yet");
-            }
-        }
-        if last_retention.is_none_or(|t| now.millis() - t.millis() >= RETENTION_EVERY_MS) {
-            if let Err(e) = retention.run_once(now).await {
-                tracing::error!(error = %e, "retention pass failed");
-            }
-            last_retention = Some(now);
         }
         let busy = match pipeline.step().await {
             Ok(report) => {

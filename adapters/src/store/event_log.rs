@@ -160,8 +160,24 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     /// Leaves of the tamper-evident log with position > `after`, in order, at most `limit`.
     async fn audit_leaves(&self, after: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError>;
 
-    /// Records leaves (idempotent: a position already recorded keeps its first hash).
-    async fn audit_append_leaves(&self, leaves: &[AuditLeaf]) -> Result<(), StoreError>;
+    /// How many leaves the tamper-evident log has (the highest position recorded).
+    async fn audit_size(&self) -> Result<u64, StoreError>;
+
+    /// Stored subtree roots of height `level` with index ≥ `from`, in order, at most `limit`.
+    async fn audit_nodes(
+        &self,
+        level: u32,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<AuditNode>, StoreError>;
+
+    /// Records leaves and the subtree roots they complete, in one transaction (a position
+    /// already recorded keeps its first hash; a node is replaced).
+    async fn audit_append_leaves(
+        &self,
+        leaves: &[AuditLeaf],
+        nodes: &[AuditNode],
+    ) -> Result<(), StoreError>;
 
     /// Records a signed checkpoint (idempotent per size).
     async fn audit_put_checkpoint(&self, checkpoint: &CheckpointRow) -> Result<(), StoreError>;
@@ -176,6 +192,17 @@ pub struct AuditLeaf {
     /// The event's global position (leaf index + 1).
     pub position: u64,
     /// RFC 6962 leaf hash of the row.
+    pub hash: [u8; 32],
+}
+
+/// The stored root of a perfect subtree of the tamper-evident log (heights 8, 16, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditNode {
+    /// Height of the subtree.
+    pub level: u32,
+    /// Its place among the subtrees of that height, from 0.
+    pub index: u64,
+    /// RFC 6962 hash of the subtree.
     pub hash: [u8; 32],
 }
 

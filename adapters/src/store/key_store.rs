@@ -131,10 +131,15 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     /// Live epoch keys with epoch <= `up_to`, oldest first, at most `limit`.
     async fn expired_epochs(&self, up_to: i64, limit: u32) -> Result<Vec<WrappedKey>, StoreError>;
 
-    /// Destroys keys and index entries in one transaction, then scrubs the storage so the
-    /// wrapped bytes are gone from the database files (SQLite: secure_delete + WAL truncate;
-    /// Postgres: VACUUM of the key tables). Returns how many keys were deleted.
+    /// Destroys keys and index entries in one transaction: from its commit on, nothing opens
+    /// them. Their bytes leave the database files at the next [`KeyStore::scrub`]. Returns how
+    /// many keys were deleted.
     async fn destroy(&self, destruction: &Destruction) -> Result<u64, StoreError>;
+
+    /// Removes the bytes of destroyed keys and index entries from the database files (SQLite:
+    /// secure_delete + WAL truncate; Postgres: `VACUUM FULL` of the key and index tables).
+    /// Sessions need none: they are sealed under the subject key destroyed with them.
+    async fn scrub(&self) -> Result<(), StoreError>;
 
     /// Records `blind → subject` unless the blind value is already taken; returns the subject
     /// it maps to.

@@ -23,7 +23,7 @@ pub mod sqlite;
 pub(crate) use append::{run_append, unique_to_conflict, AppendTx};
 pub use error::{Conflict, StoreError};
 pub use event_log::{
-    AppendCommand, AppendOutcome, AuditLeaf, CheckpointRow, EventLog, NewRow, RowHeader,
+    AppendCommand, AppendOutcome, AuditLeaf, AuditNode, CheckpointRow, EventLog, NewRow, RowHeader,
     SnapshotRow, StoredRow, StreamId, TxHook,
 };
 pub use key_store::{Destruction, KeyKind, KeyState, KeyStore, SessionRow, WrappedKey};

@@ -267,9 +267,10 @@ impl PostgresStore {
         Box::new(PgAppendTx { tx })
     }
 
-    /// Rewrites the key tables so the deleted tuples' bytes leave the table files.
-    async fn scrub(&self) -> Result<(), StoreError> {
-        sqlx::query("VACUUM FULL sealpost_keys, sealpost_subject_index, sealpost_signal_sessions")
+    /// Rewrites the key and index tables so the deleted tuples' bytes leave the table files.
+    /// (Session rows are sealed under the subject key they are destroyed with.)
+    async fn scrub_storage(&self) -> Result<(), StoreError> {
+        sqlx::query("VACUUM FULL sealpost_keys, sealpost_subject_index")
             .execute(&self.writer)
             .await?;
         Ok(())

@@ -18,9 +18,41 @@ pub const SAVE_SNAPSHOT: &str = "INSERT INTO sealpost_snapshots (stream_type, st
      snapshot_version = excluded.snapshot_version, payload = excluded.payload";
 pub const AUDIT_LEAVES: &str =
     "SELECT position, leaf_hash FROM sealpost_audit_leaves WHERE position > $1 ORDER BY position LIMIT $2";
-pub const AUDIT_PUT_LEAF: &str =
-    "INSERT INTO sealpost_audit_leaves (position, leaf_hash) VALUES ($1, $2) \
-     ON CONFLICT (position) DO NOTHING";
+pub const AUDIT_SIZE: &str = "SELECT COALESCE(MAX(position), 0) FROM sealpost_audit_leaves";
+pub const AUDIT_NODES: &str =
+    "SELECT idx, hash FROM sealpost_audit_nodes WHERE level = $1 AND idx >= $2 ORDER BY idx LIMIT $3";
+
+/// Rows per multi-row leaf or node insert (2 parameters each).
+pub const AUDIT_ROWS_PER_INSERT: usize = 500;
+
+/// `INSERT … VALUES ($1, $2), ($3, $4), …` for `rows` leaves.
+pub fn audit_put_leaves(rows: usize) -> String {
+    format!(
+        "INSERT INTO sealpost_audit_leaves (position, leaf_hash) VALUES {} \
+         ON CONFLICT (position) DO NOTHING",
+        value_pairs(rows)
+    )
+}
+
+/// `INSERT … VALUES ($1, $2, $3), …` for `rows` nodes of one height (`$1`).
+pub fn audit_put_nodes(rows: usize) -> String {
+    format!(
+        "INSERT INTO sealpost_audit_nodes (level, idx, hash) VALUES {} \
+         ON CONFLICT (level, idx) DO UPDATE SET hash = excluded.hash",
+        (0..rows)
+            .map(|i| format!("($1, ${}, ${})", 2 * i + 2, 2 * i + 3))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// `($1, $2), ($3, $4), …`: `rows` pairs of parameters.
+fn value_pairs(rows: usize) -> String {
+    (0..rows)
+        .map(|i| format!("(${}, ${})", 2 * i + 1, 2 * i + 2))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 pub const AUDIT_PUT_CHECKPOINT: &str = "INSERT INTO sealpost_audit_checkpoints (size, root, signed_at, origin, public_key, signature) \
      VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (size) DO NOTHING";
 pub const AUDIT_CHECKPOINTS: &str =

@@ -155,17 +155,66 @@ macro_rules! impl_event_log {
                     .collect()
             }
 
+            async fn audit_size(&self) -> Result<u64, $crate::store::StoreError> {
+                let (size,): (i64,) = sqlx::query_as($crate::store::sql::AUDIT_SIZE)
+                    .fetch_one(&self.reader)
+                    .await?;
+                Ok(size as u64)
+            }
+
+            async fn audit_nodes(
+                &self,
+                level: u32,
+                from: u64,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::AuditNode>, $crate::store::StoreError> {
+                let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as($crate::store::sql::AUDIT_NODES)
+                    .bind(level as i32)
+                    .bind(from as i64)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.reader)
+                    .await?;
+                rows.into_iter()
+                    .map(|(index, hash)| {
+                        Ok($crate::store::AuditNode {
+                            level,
+                            index: index as u64,
+                            hash: hash.try_into().map_err(|_| {
+                                $crate::store::StoreError::Corrupt("node hash length")
+                            })?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn audit_append_leaves(
                 &self,
                 leaves: &[$crate::store::AuditLeaf],
+                nodes: &[$crate::store::AuditNode],
             ) -> Result<(), $crate::store::StoreError> {
+                use $crate::store::sql::{
+                    audit_put_leaves, audit_put_nodes, AUDIT_ROWS_PER_INSERT,
+                };
                 let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
-                for leaf in leaves {
-                    sqlx::query($crate::store::sql::AUDIT_PUT_LEAF)
-                        .bind(leaf.position as i64)
-                        .bind(&leaf.hash[..])
-                        .execute(&mut *tx)
-                        .await?;
+                for chunk in leaves.chunks(AUDIT_ROWS_PER_INSERT) {
+                    let sql = audit_put_leaves(chunk.len());
+                    let mut query = sqlx::query(&sql);
+                    for leaf in chunk {
+                        query = query.bind(leaf.position as i64).bind(&leaf.hash[..]);
+                    }
+                    query.execute(&mut *tx).await?;
+                }
+                for (level, chunk) in nodes
+                    .chunk_by(|a, b| a.level == b.level)
+                    .flat_map(|same| same.chunks(AUDIT_ROWS_PER_INSERT))
+                    .map(|chunk| (chunk[0].level, chunk))
+                {
+                    let sql = audit_put_nodes(chunk.len());
+                    let mut query = sqlx::query(&sql).bind(level as i32);
+                    for node in chunk {
+                        query = query.bind(node.index as i64).bind(&node.hash[..]);
+                    }
+                    query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -2,7 +2,7 @@
 //! with `insert_key_in_tx!` and `destroy_in_tx!` (insert checks tombstones; destroy writes them).
 
 /// Implements [`KeyStore`](super::KeyStore) for a backend type with `reader` and `writer` pools, a
-/// `BEGIN_WRITE` statement and an inherent `scrub()` that removes deleted bytes from storage.
+/// `BEGIN_WRITE` statement and an inherent `scrub_storage()` that removes deleted bytes from storage.
 macro_rules! impl_key_store {
     ($ty:ty) => {
         #[async_trait::async_trait]
@@ -35,8 +35,11 @@ macro_rules! impl_key_store {
                 let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
                 let deleted = $crate::store::destroy_in_tx!(tx, d);
                 tx.commit().await?;
-                self.scrub().await?;
                 Ok(deleted)
+            }
+
+            async fn scrub(&self) -> Result<(), $crate::store::StoreError> {
+                self.scrub_storage().await
             }
 
             async fn get(

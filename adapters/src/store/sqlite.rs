@@ -2,8 +2,8 @@
 //!
 //! `events.db` holds events, snapshots and checkpoints; `keys.db` holds wrapped keys,
 //! tombstones and the blind index, with `secure_delete=ON` so that a destroyed key's bytes are
-//! overwritten, and a `wal_checkpoint(TRUNCATE)` after every destruction so no copy stays in
-//! the WAL. Each file has a single-connection writer pool (SQLite has one writer anyway; one
+//! overwritten, and a `wal_checkpoint(TRUNCATE)` after destructions (`KeyStore::scrub`, batched
+//! by `Vault::scrub`) so no copy stays in the WAL. Each file has a single-connection writer pool (SQLite has one writer anyway; one
 //! connection makes `BEGIN IMMEDIATE` the sequencer lock) and a small reader pool.
 
 use super::{impl_event_log, impl_key_store, AppendTx, NewRow, StoreError, StreamId};
@@ -172,7 +172,7 @@ impl SqliteKeyStore {
     /// Copies every WAL frame into the main file and truncates the WAL to zero bytes, retrying
     /// while readers hold old snapshots. With `secure_delete=ON` the main file then holds zeros
     /// where a deleted key was, and the WAL holds nothing.
-    pub async fn scrub(&self) -> Result<(), StoreError> {
+    pub async fn scrub_storage(&self) -> Result<(), StoreError> {
         for _ in 0..200 {
             let (busy, _log, _done): (i64, i64, i64) =
                 sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")

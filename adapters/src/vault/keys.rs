@@ -5,6 +5,7 @@ use super::{key_id, KeySpec, Vault, VaultError, AUDIT_OWNER};
 use crate::crypto::SecretKey;
 use crate::store::{Destruction, KeyKind};
 use sealpost_domain::{EpochId, MediaId, Region, SubjectId, Timestamp};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
@@ -272,6 +273,8 @@ impl Vault {
                 at: now.millis(),
             })
             .await?;
+        // After the commit, so a scrub that clears this flag starts after the deletion.
+        self.scrub_owed.store(true, Ordering::Release);
         self.forget(&ids);
         Ok(n)
     }

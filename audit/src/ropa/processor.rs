@@ -165,9 +165,9 @@ pub(super) fn activities(matrix: &[MatrixRow]) -> Vec<ProcessingActivity> {
 pub(super) fn security_measures(matrix: &[MatrixRow], input: &RopaInput) -> Vec<String> {
     let store = input.store.to_lowercase();
     let key_removal = if store.contains("postgres") {
-        "the key table is vacuumed (VACUUM) after shredding"
+        "the key table is vacuumed (VACUUM FULL) within a second of shredding"
     } else if store.contains("sqlite") {
-        "SQLite secure_delete is on and the WAL is checkpointed after shredding"
+        "SQLite secure_delete is on and the WAL is checkpointed within a second of shredding"
     } else {
         "SQLite secure_delete with a WAL checkpoint, or VACUUM of the Postgres key table, after \
          shredding"

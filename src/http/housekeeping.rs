@@ -1,0 +1,118 @@
+//! What `serve` does beside the pipeline, on intervals, in a task of its own: the audit
+//! sequencer and checkpoints, retention, the scrub of destroyed keys' bytes, the persisted
+//! projections and evidence, the access counts of a minute that is over.
+//!
+//! Each duty fails on its own: an error is logged and the next interval tries again; none of
+//! them holds up a pipeline step or a request.
+
+use super::Shared;
+use sealpost_domain::Timestamp;
+use sealpost_projections::retention::RetentionProcess;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How often (by the server's clock) the retention process runs under `serve`.
+pub const RETENTION_EVERY_MS: i64 = 60_000;
+/// How often (by the server's clock) `serve` signs an audit checkpoint of new rows.
+pub const CHECKPOINT_EVERY_MS: i64 = 60_000;
+/// How often the audit sequencer records leaves for new rows.
+const SEQUENCE_EVERY: Duration = Duration::from_millis(500);
+/// How often destroyed keys' bytes are scrubbed from the key store's files, when a
+/// destruction left some (an erasure answers before; ADR 0013).
+pub const SCRUB_EVERY: Duration = Duration::from_secs(1);
+/// How often the persisted projections are caught up and saved while serving.
+pub const PROJECTIONS_EVERY: Duration = Duration::from_secs(60);
+/// How often the evidence projections are caught up and persisted while serving.
+pub const EVIDENCE_EVERY: Duration = Duration::from_secs(300);
+
+/// When each duty last ran.
+struct Due {
+    retention: Option<Timestamp>,
+    checkpoint: Timestamp,
+    sequenced: Instant,
+    scrubbed: Instant,
+    refreshed: Instant,
+    evidence: Instant,
+}
+
+/// Runs the duties until told to stop.
+pub(super) async fn run(
+    s: Shared,
+    mut stop: watch::Receiver<bool>,
+    mut retention: RetentionProcess,
+) {
+    let mut due = Due {
+        retention: None,
+        checkpoint: s.app.now(),
+        sequenced: Instant::now(),
+        scrubbed: Instant::now(),
+        refreshed: Instant::now(),
+        evidence: Instant::now(),
+    };
+    while !*stop.borrow() {
+        let now = s.app.now();
+        if due.sequenced.elapsed() >= SEQUENCE_EVERY {
+            due.sequenced = Instant::now();
+            sequence(&s, now, &mut due.checkpoint).await;
+            // Processor access counts of a minute that is over are written now, not when the
+            // next decision happens to come.
+            if let Err(e) = s.app.gate().flush_due(now).await {
+                tracing::warn!(error = %e, "access counts not written yet");
+            }
+        }
+        if due.scrubbed.elapsed() >= SCRUB_EVERY {
+            due.scrubbed = Instant::now();
+            if let Err(e) = s.app.store().vault().scrub().await {
+                tracing::warn!(error = %e, "destroyed keys not scrubbed from storage yet");
+            }
+        }
+        // The persisted projections keep up, so the next start folds only what is new.
+        if due.refreshed.elapsed() >= PROJECTIONS_EVERY {
+            due.refreshed = Instant::now();
+            if let Err(e) = crate::projections::refresh_all(s.app.store()).await {
+                tracing::warn!(error = %e, "projections not saved yet");
+            }
+        }
+        if due.evidence.elapsed() >= EVIDENCE_EVERY {
+            due.evidence = Instant::now();
+            if let Err(e) = s.app.evidence().persist_evidence().await {
+                tracing::warn!(error = %e, "evidence projections not saved yet");
+            }
+        }
+        // Retention: every message's keys go when it turns 30 days old.
+        if due
+            .retention
+            .is_none_or(|t| now.millis() - t.millis() >= RETENTION_EVERY_MS)
+        {
+            if let Err(e) = retention.run_once(now).await {
+                tracing::error!(error = %e, "retention pass failed");
+            }
+            due.retention = Some(now);
+        }
+        tokio::select! {
+            _ = stop.changed() => {}
+            () = tokio::time::sleep(SEQUENCE_EVERY) => {}
+        }
+    }
+}
+
+/// The audit sequencer: leaves for new rows, and a signed checkpoint once its interval (by the
+/// server's clock) is over.
+async fn sequence(s: &Shared, now: Timestamp, last_checkpoint: &mut Timestamp) {
+    let audit = match s.app.audit().await {
+        Ok(audit) => audit,
+        Err(e) => {
+            tracing::error!(error = %e, "audit log unavailable");
+            return;
+        }
+    };
+    let result = if now.millis() - last_checkpoint.millis() >= CHECKPOINT_EVERY_MS {
+        *last_checkpoint = now;
+        audit.checkpoint(now).await.map(|_| ())
+    } else {
+        audit.sequence().await.map(|_| ())
+    };
+    if let Err(e) = result {
+        tracing::error!(error = %e, "audit sequencing failed");
+    }
+}
