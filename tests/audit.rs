@@ -94,7 +94,7 @@ macro_rules! restore_to {
         for sql in [
             "DELETE FROM sealpost_events WHERE position > $1",
             "DELETE FROM sealpost_audit_leaves WHERE position > $1",
-            "DELETE FROM sealpost_audit_nodes WHERE (idx + 1) * (1 << level) > $1",
+            "DELETE FROM sealpost_audit_nodes WHERE ((idx + 1) << level) > $1",
             "DELETE FROM sealpost_audit_checkpoints WHERE size > $1",
         ] {
             sqlx::query(sql)

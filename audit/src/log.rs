@@ -372,7 +372,11 @@ impl AuditLog {
         self.events.audit_put_checkpoint(&row).await?;
         let checkpoint = Checkpoint::from_row(row);
         if let Some(path) = &self.witness {
-            append_witness(path, &checkpoint)?;
+            // A synced file write: off the runtime's worker threads.
+            let (path, line) = (path.clone(), checkpoint.clone());
+            tokio::task::spawn_blocking(move || append_witness(&path, &line))
+                .await
+                .map_err(|e| AuditError::Witness(e.to_string()))??;
         }
         tracing::info!(size, "audit checkpoint signed");
         state.latest = Some(checkpoint.clone());

@@ -15,8 +15,9 @@ use tokio::sync::watch;
 pub const RETENTION_EVERY_MS: i64 = 60_000;
 /// How often (by the server's clock) `serve` signs an audit checkpoint of new rows.
 pub const CHECKPOINT_EVERY_MS: i64 = 60_000;
-/// How often the audit sequencer records leaves for new rows.
-const SEQUENCE_EVERY: Duration = Duration::from_millis(500);
+/// How often the audit sequencer records leaves for new rows (often, so a checkpoint signed on
+/// demand, an erasure certificate's, has little left to sequence).
+const SEQUENCE_EVERY: Duration = Duration::from_millis(100);
 /// How often destroyed keys' bytes are scrubbed from the key store's files, when a
 /// destruction left some (an erasure answers before; ADR 0013).
 pub const SCRUB_EVERY: Duration = Duration::from_secs(1);

@@ -22,6 +22,9 @@ pub const EVENTS_FILE: &str = "events.db";
 /// File name of the key database inside the data directory.
 pub const KEYS_FILE: &str = "keys.db";
 
+/// How long a statement waits for a lock held by another connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn open_pools(path: &Path, readers: u32) -> Result<(SqlitePool, SqlitePool), StoreError> {
     // Created 0600 before SQLite opens it; SQLite gives the -wal and -shm files the same mode.
     crate::files::ensure_private_file(path)
@@ -31,7 +34,7 @@ async fn open_pools(path: &Path, readers: u32) -> Result<(SqlitePool, SqlitePool
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full)
-        .busy_timeout(Duration::from_secs(30))
+        .busy_timeout(BUSY_TIMEOUT)
         .pragma("secure_delete", "ON")
         .foreign_keys(true);
     let writer = SqlitePoolOptions::new()
@@ -172,18 +175,44 @@ impl SqliteKeyStore {
     /// Copies every WAL frame into the main file and truncates the WAL to zero bytes, retrying
     /// while readers hold old snapshots. With `secure_delete=ON` the main file then holds zeros
     /// where a deleted key was, and the WAL holds nothing.
+    ///
+    /// A truncating checkpoint that waits for readers holds back every writer meanwhile, so each
+    /// attempt waits for nobody (busy timeout 0) and the writer connection is free between
+    /// attempts: a busy store keeps saving sessions while the scrub looks for a quiet moment.
     pub async fn scrub_storage(&self) -> Result<(), StoreError> {
-        for _ in 0..200 {
-            let (busy, _log, _done): (i64, i64, i64) =
-                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .fetch_one(&self.writer)
-                    .await?;
-            if busy == 0 {
+        for _ in 0..500 {
+            if !self.try_checkpoint().await? {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         Err(StoreError::Unavailable("WAL checkpoint stayed busy".into()))
+    }
+
+    /// One truncating checkpoint that does not wait; whether it was blocked.
+    async fn try_checkpoint(&self) -> Result<bool, StoreError> {
+        let mut conn = self.writer.acquire().await?;
+        sqlx::query("PRAGMA busy_timeout = 0")
+            .execute(&mut *conn)
+            .await?;
+        let attempt: Result<(i64, i64, i64), sqlx::Error> =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&mut *conn)
+                .await;
+        sqlx::query(&format!(
+            "PRAGMA busy_timeout = {}",
+            BUSY_TIMEOUT.as_millis()
+        ))
+        .execute(&mut *conn)
+        .await?;
+        match attempt {
+            Ok((busy, _log, _done)) => Ok(busy != 0),
+            // SQLITE_BUSY or SQLITE_LOCKED: another connection holds what it needs.
+            Err(sqlx::Error::Database(e)) if matches!(e.code().as_deref(), Some("5" | "6")) => {
+                Ok(true)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Closes both pools.
