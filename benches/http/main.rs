@@ -213,7 +213,9 @@ async fn run(database_url: Option<&str>, consumers: usize, length: Duration) {
 
 /// `SEALPOST_SOAK=1`: 1,000 messages/s for `SEALPOST_SOAK_MINUTES` (default 10), a line a
 /// minute with what was accepted, its latency and the server's memory; memory is flat when the
-/// last minute's RSS is within 10 % of the first's.
+/// last minute's RSS is within 10 % of the first's. Give it at least 6,000 consumers
+/// (`SEALPOST_BENCH_CONSUMERS`): the pair limit lets a consumer take one message per 6 s, so
+/// fewer would be refused 131056 rather than soaked.
 #[allow(clippy::print_stdout)]
 async fn soak(s: &Serve, target: &Target, mut first: u64) {
     let minutes = env("SEALPOST_SOAK_MINUTES", 10);
