@@ -496,3 +496,34 @@ async fn postgres_tiles_answer_like_the_whole_tree() {
     };
     tiles_answer_like_the_whole_tree(env).await;
 }
+
+/// Each row's leaf is recorded by its append, before any sequencing, and is the leaf the
+/// verifier computes from the row (RFC 6962 `leaf_hash` of the row's `leaf_data`).
+#[tokio::test]
+async fn appends_record_each_rows_leaf_as_the_verifier_computes_it() {
+    use sealpost_audit::log::{leaf_data, sha256};
+    use sealpost_audit::merkle;
+    let env = sqlite_env().await;
+    let events = env.app.stores().events.clone();
+    let before = events.audit_size().await.expect("size");
+    let b = env
+        .app
+        .catalog()
+        .register_business("Leaves", Region::Eu)
+        .await
+        .expect("business");
+    env.app
+        .catalog()
+        .add_phone_number(&b, "15550009999", Region::Eu)
+        .await
+        .expect("number");
+    let rows = events.read_all(before, 1_000).await.expect("rows");
+    let leaves = events.audit_leaves(before, 1_000).await.expect("leaves");
+    assert!(!rows.is_empty());
+    assert_eq!(rows.len(), leaves.len(), "a leaf per appended row");
+    for (row, leaf) in rows.iter().zip(&leaves) {
+        assert_eq!(row.position, leaf.position);
+        let expected = merkle::leaf_hash(&leaf_data(&row.header, &sha256(&row.payload)));
+        assert_eq!(leaf.hash, expected, "row {}", row.position);
+    }
+}

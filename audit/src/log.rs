@@ -6,9 +6,11 @@
 //!   Never plaintext: shredding a key changes no byte of a row, so every proof stays valid.
 //!   Key destructions are events too (`EpochKeyShredded`, `SubjectErased`, `SubjectExpired`),
 //!   so they are leaves like any other row.
-//! * The appenders never touch the tree: [`AuditLog::sequence`] follows the log in position
-//!   order, records one leaf per row and extends an in-memory [`Frontier`]. One lock per append
-//!   on a chain row would cost 4–10× the append throughput on this machine (ADR 0009).
+//! * The appenders record each row's leaf in the row's own transaction (a leaf depends on its
+//!   row alone) and never touch the tree: [`AuditLog::sequence`] follows the leaves in position
+//!   order, extends an in-memory [`Frontier`] and stores the subtree roots of `tiles`. One lock
+//!   per append on a chain row would cost 4–10× the append throughput on this machine (ADR
+//!   0009); rows of a store written before appenders recorded leaves are hashed here (ADR 0013).
 //! * [`AuditLog::checkpoint`] signs `origin, size, root, time` ([`Checkpoint::body`]) with the
 //!   log's Ed25519 key, whose seed is wrapped under a region root key like every other key. Each
 //!   checkpoint is stored beside the rows *and* appended to a witness file outside the database,
@@ -18,9 +20,7 @@ pub use crate::error::AuditError;
 use crate::merkle::{self, Frontier, Hash};
 use crate::tiles::{self, Subtree, SubtreeReader};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
-use sealpost_adapters::store::{
-    AuditLeaf, CheckpointRow, EventLog, RowHeader, StoreError, StoredRow,
-};
+use sealpost_adapters::store::{AuditLeaf, CheckpointRow, EventLog, StoreError, StoredRow};
 use sealpost_adapters::vault::Vault;
 use sealpost_domain::{Region, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -34,42 +34,19 @@ pub const SIGNING_KEY_REGION: Region = Region::Eu;
 /// How many rows the sequencer reads per batch.
 const BATCH: u32 = 2_000;
 
-/// The bytes a row's leaf commits to: every header field, length-prefixed, then the SHA-256 of
-/// the sealed payload. The position is not among them: it is the leaf's index in the tree.
-pub fn leaf_data(header: &RowHeader, payload_sha256: &Hash) -> Vec<u8> {
-    fn field(out: &mut Vec<u8>, bytes: &[u8]) {
-        out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-        out.extend_from_slice(bytes);
-    }
-    let mut out = Vec::with_capacity(160);
-    out.extend_from_slice(b"sealpost-row-v1");
-    field(&mut out, header.stream.kind.as_bytes());
-    field(&mut out, header.stream.id.as_bytes());
-    out.extend_from_slice(&header.sequence.to_be_bytes());
-    field(&mut out, header.event_type.as_bytes());
-    out.extend_from_slice(&header.event_version.to_be_bytes());
-    field(&mut out, header.business_id.as_bytes());
-    field(&mut out, header.region.as_bytes());
-    match header.epoch {
-        Some(e) => {
-            out.push(1);
-            out.extend_from_slice(&e.to_be_bytes());
-        }
-        None => out.push(0),
-    }
-    out.extend_from_slice(&header.recorded_at.to_be_bytes());
-    out.extend_from_slice(payload_sha256);
-    out
-}
+/// The bytes a row's leaf commits to (kept beside the store, whose appenders record each row's
+/// leaf in the row's own transaction: ADR 0013).
+pub use sealpost_adapters::store::leaf::leaf_data;
 
 /// SHA-256 of bytes.
 pub fn sha256(bytes: &[u8]) -> Hash {
     Sha256::digest(bytes).into()
 }
 
-/// The leaf hash of a stored row.
+/// The leaf hash of a stored row: RFC 6962's `leaf_hash` of [`leaf_data`], as the appender
+/// recorded it.
 pub fn row_leaf(row: &StoredRow) -> Hash {
-    merkle::leaf_hash(&leaf_data(&row.header, &sha256(&row.payload)))
+    sealpost_adapters::store::leaf::row_leaf(&row.header, &row.payload)
 }
 
 /// A signed checkpoint (tree head). Hashes, keys and signatures are lowercase hex.
@@ -323,29 +300,45 @@ impl AuditLog {
 
     async fn sequence_locked(&self, frontier: &mut Frontier) -> Result<u64, AuditError> {
         loop {
-            let rows = self.events.read_all(frontier.size(), BATCH).await?;
-            if rows.is_empty() {
-                return Ok(frontier.size());
-            }
-            let mut leaves = Vec::with_capacity(rows.len());
-            let mut next = frontier.size();
-            for row in &rows {
-                next += 1;
-                if row.position != next {
-                    return Err(AuditError::Gap(next));
+            let size = frontier.size();
+            // The appenders recorded each row's leaf with the row (ADR 0013): read the hashes.
+            let mut recorded = self.events.audit_leaves(size, BATCH).await?;
+            let contiguous = recorded
+                .iter()
+                .zip(size + 1..)
+                .take_while(|(leaf, expected)| leaf.position == *expected)
+                .count();
+            recorded.truncate(contiguous);
+            let (leaves, from_rows) = if recorded.is_empty() {
+                // Rows of a store written before the appenders recorded leaves: hash the rows.
+                let rows = self.events.read_all(size, BATCH).await?;
+                if rows.is_empty() {
+                    return Ok(size);
                 }
-                leaves.push(AuditLeaf {
-                    position: row.position,
-                    hash: row_leaf(row),
-                });
-            }
+                let mut leaves = Vec::with_capacity(rows.len());
+                for (row, expected) in rows.iter().zip(size + 1..) {
+                    if row.position != expected {
+                        return Err(AuditError::Gap(expected));
+                    }
+                    leaves.push(AuditLeaf {
+                        position: row.position,
+                        hash: row_leaf(row),
+                    });
+                }
+                (leaves, true)
+            } else {
+                (recorded, false)
+            };
             // The frontier moves only once the leaves and the nodes they finish are stored.
             let mut grown = frontier.clone();
             let mut nodes = Vec::new();
             for leaf in &leaves {
                 tiles::push(&mut grown, leaf.hash, &mut nodes);
             }
-            self.events.audit_append_leaves(&leaves, &nodes).await?;
+            let new_leaves: &[AuditLeaf] = if from_rows { &leaves } else { &[] };
+            if !new_leaves.is_empty() || !nodes.is_empty() {
+                self.events.audit_append_leaves(new_leaves, &nodes).await?;
+            }
             *frontier = grown;
         }
     }

@@ -1,7 +1,9 @@
 //! The append algorithm both backends share ([`run_append`] over an [`AppendTx`]): per-command
-//! version checks and gap-free positions under the sequencer lock.
+//! version checks and gap-free positions under the sequencer lock, each row's audit leaf with it.
 
-use super::{AppendCommand, AppendOutcome, Conflict, NewRow, StoreError, StreamId, TxHook};
+use super::{
+    AppendCommand, AppendOutcome, AuditLeaf, Conflict, NewRow, StoreError, StreamId, TxHook,
+};
 use async_trait::async_trait;
 
 /// One append transaction as the shared algorithm [`run_append`] sees it; each backend
@@ -17,6 +19,8 @@ pub(crate) trait AppendTx: Send {
     ) -> Result<std::collections::HashMap<StreamId, u64>, StoreError>;
     /// Inserts rows at the given positions.
     async fn insert(&mut self, rows: &[(u64, &NewRow)]) -> Result<(), StoreError>;
+    /// Records the rows' leaves of the tamper-evident log (`sealpost_audit_leaves`).
+    async fn insert_leaves(&mut self, leaves: &[AuditLeaf]) -> Result<(), StoreError>;
     /// Records the new head (where the backend keeps one), then commits or rolls back.
     async fn finish(self: Box<Self>, new_head: u64, commit: bool) -> Result<(), StoreError>;
 }
@@ -62,6 +66,16 @@ pub(crate) async fn run_append(
     }
     if !accepted.is_empty() {
         tx.insert(&accepted).await?;
+        // Each row's leaf in the row's own transaction: the sequencer then builds the tree from
+        // 32-byte hashes instead of reading every row again (ADR 0013).
+        let leaves: Vec<AuditLeaf> = accepted
+            .iter()
+            .map(|(position, row)| AuditLeaf {
+                position: *position,
+                hash: super::leaf::row_leaf(&row.header, &row.payload),
+            })
+            .collect();
+        tx.insert_leaves(&leaves).await?;
     }
     let commit = match hook {
         Some(h) => h.before_commit().await,

@@ -14,6 +14,7 @@ mod append;
 mod error;
 mod event_log;
 mod key_store;
+pub mod leaf;
 pub mod postgres;
 pub(crate) mod sql;
 mod sql_event_log;

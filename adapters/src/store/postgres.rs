@@ -7,7 +7,7 @@
 //! `position > checkpoint` can never skip a late commit. Group commit keeps the lock cheap: one
 //! transaction carries many commands.
 
-use super::{impl_event_log, impl_key_store, AppendTx, NewRow, StoreError, StreamId};
+use super::{impl_event_log, impl_key_store, AppendTx, AuditLeaf, NewRow, StoreError, StreamId};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -239,6 +239,20 @@ impl AppendTx for PgAppendTx {
         .execute(&mut *self.tx)
         .await
         .map_err(super::unique_to_conflict)?;
+        Ok(())
+    }
+
+    async fn insert_leaves(&mut self, leaves: &[AuditLeaf]) -> Result<(), StoreError> {
+        let positions: Vec<i64> = leaves.iter().map(|l| l.position as i64).collect();
+        let hashes: Vec<&[u8]> = leaves.iter().map(|l| &l.hash[..]).collect();
+        sqlx::query(
+            "INSERT INTO sealpost_audit_leaves (position, leaf_hash) \
+             SELECT * FROM UNNEST($1::bigint[], $2::bytea[]) ON CONFLICT (position) DO NOTHING",
+        )
+        .bind(&positions)
+        .bind(&hashes)
+        .execute(&mut *self.tx)
+        .await?;
         Ok(())
     }
 

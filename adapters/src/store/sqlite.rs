@@ -6,7 +6,7 @@
 //! by `Vault::scrub`) so no copy stays in the WAL. Each file has a single-connection writer pool (SQLite has one writer anyway; one
 //! connection makes `BEGIN IMMEDIATE` the sequencer lock) and a small reader pool.
 
-use super::{impl_event_log, impl_key_store, AppendTx, NewRow, StoreError, StreamId};
+use super::{impl_event_log, impl_key_store, AppendTx, AuditLeaf, NewRow, StoreError, StreamId};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
@@ -127,6 +127,18 @@ impl AppendTx for SqliteAppendTx {
             .execute(&mut *self.tx)
             .await
             .map_err(super::unique_to_conflict)?;
+        }
+        Ok(())
+    }
+
+    async fn insert_leaves(&mut self, leaves: &[AuditLeaf]) -> Result<(), StoreError> {
+        for chunk in leaves.chunks(super::sql::AUDIT_ROWS_PER_INSERT) {
+            let sql = super::sql::audit_put_leaves(chunk.len());
+            let mut query = sqlx::query(&sql);
+            for leaf in chunk {
+                query = query.bind(leaf.position as i64).bind(&leaf.hash[..]);
+            }
+            query.execute(&mut *self.tx).await?;
         }
         Ok(())
     }
