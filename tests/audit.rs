@@ -527,3 +527,37 @@ async fn appends_record_each_rows_leaf_as_the_verifier_computes_it() {
         assert_eq!(leaf.hash, expected, "row {}", row.position);
     }
 }
+
+/// Rows without leaves (appended by a version before appenders recorded them, then a crash
+/// before its sequencer ran) are hashed by the next sequencer from the rows themselves, and
+/// the log verifies.
+#[tokio::test]
+async fn rows_an_older_version_left_without_leaves_are_sequenced_from_the_rows() {
+    use sealpost_audit::log::AuditLog;
+    let env = sqlite_env().await;
+    let size = history(&env.app, 3).await;
+    let pool = sqlite_pool(env.dir.as_ref().expect("dir").path()).await;
+    sqlx::query("DELETE FROM sealpost_audit_leaves WHERE position > 2")
+        .execute(&pool)
+        .await
+        .expect("forget leaves");
+    let events = env.app.stores().events.clone();
+    assert_eq!(events.audit_size().await.expect("size"), 2);
+    let log = AuditLog::open(
+        events.clone(),
+        env.app.store().vault(),
+        "sealpost/audit/v1",
+        None,
+        env.app.now(),
+    )
+    .await
+    .expect("open");
+    assert_eq!(log.sequence().await.expect("sequence"), size);
+    let leaves = events.audit_leaves(0, 1_000).await.expect("leaves");
+    assert_eq!(leaves.len() as u64, size, "every row has its leaf again");
+    let key = log.public_key();
+    let v = verify::verify_store(events.as_ref(), &[], Some(&key), &mut |_| {})
+        .await
+        .expect("verify");
+    assert!(v.is_ok(), "{v:?}");
+}

@@ -249,8 +249,8 @@ struct Sequencer {
 }
 
 impl AuditLog {
-    /// Opens the log over `events`: loads (or makes) the signing key and replays the recorded
-    /// leaves. Checkpoints are also appended to `witness` when given.
+    /// Opens the log over `events`: loads (or makes) the signing key and reads the tree's right
+    /// edge from its tiles. Checkpoints are also appended to `witness` when given.
     pub async fn open(
         events: Arc<dyn EventLog>,
         vault: &Vault,
