@@ -446,7 +446,7 @@ async fn tiles_answer_like_the_whole_tree(env: Env) {
             (65_535, 65_537),
             (300, 4_097),
         ] {
-            let ranges = tiles::inclusion_ranges(index, size).expect("ranges");
+            let ranges = merkle::inclusion_ranges(index, size).expect("ranges");
             let path = SubtreeReader::new(events)
                 .ranges(&ranges)
                 .await
@@ -455,7 +455,7 @@ async fn tiles_answer_like_the_whole_tree(env: Env) {
             assert_eq!(path, whole, "{label}: inclusion of {index} in {size}");
         }
         for (old, size) in [(1, 70_000), (65_536, 70_000), (12_345, 66_000), (255, 257)] {
-            let ranges = tiles::consistency_ranges(old, size).expect("ranges");
+            let ranges = merkle::consistency_ranges(old, size).expect("ranges");
             let path = SubtreeReader::new(events)
                 .ranges(&ranges)
                 .await
@@ -476,7 +476,7 @@ async fn tiles_answer_like_the_whole_tree(env: Env) {
     }
     .expect("wipe the nodes");
     assert!(SubtreeReader::new(events)
-        .ranges(&tiles::inclusion_ranges(0, 70_000).expect("ranges"))
+        .ranges(&merkle::inclusion_ranges(0, 70_000).expect("ranges"))
         .await
         .is_err());
     assert_eq!(tiles::fill_in(events, 70_000).await.expect("fill in"), 274);

@@ -387,7 +387,7 @@ impl AuditLog {
             return Err(AuditError::OutOfRange { position, size });
         }
         self.require_sequenced(size).await?;
-        let ranges = tiles::inclusion_ranges(position - 1, size)
+        let ranges = merkle::inclusion_ranges(position - 1, size)
             .ok_or(AuditError::OutOfRange { position, size })?;
         let mut reader = SubtreeReader::new(self.events.as_ref());
         let leaf = reader
@@ -425,7 +425,7 @@ impl AuditLog {
     ) -> Result<ConsistencyProof, AuditError> {
         self.require_sequenced(new_size).await?;
         let ranges =
-            tiles::consistency_ranges(old_size, new_size).ok_or(AuditError::OutOfRange {
+            merkle::consistency_ranges(old_size, new_size).ok_or(AuditError::OutOfRange {
                 position: old_size,
                 size: new_size,
             })?;

@@ -74,11 +74,11 @@ pub fn node_hash(left: &Hash, right: &Hash) -> Hash {
 
 /// The largest power of two strictly less than `n`: where RFC 6962 splits a tree of `n`
 /// leaves. Only meaningful for `n >= 2`; gives 0 below that.
-fn split_point(n: usize) -> usize {
+fn split_point(n: u64) -> u64 {
     if n < 2 {
         return 0;
     }
-    1 << (usize::BITS - 1 - (n - 1).leading_zeros())
+    1 << (u64::BITS - 1 - (n - 1).leading_zeros())
 }
 
 /// The Merkle tree hash `MTH(D[n])` of a list of leaf hashes; [`EMPTY_ROOT`] for no leaves.
@@ -90,7 +90,7 @@ pub fn root(leaves: &[Hash]) -> Hash {
         [] => EMPTY_ROOT,
         [only] => *only,
         _ => {
-            let (left, right) = leaves.split_at(split_point(leaves.len()));
+            let (left, right) = leaves.split_at(split_point(leaves.len() as u64) as usize);
             node_hash(&root(left), &root(right))
         }
     }
@@ -101,27 +101,43 @@ pub fn root(leaves: &[Hash]) -> Hash {
 ///
 /// The subtrees whose roots form the path are disjoint, so this hashes at most `n` nodes.
 pub fn inclusion_proof(leaves: &[Hash], index: u64) -> Option<Vec<Hash>> {
-    let mut m = usize::try_from(index).ok()?;
-    if m >= leaves.len() {
+    Some(roots_of(
+        leaves,
+        &inclusion_ranges(index, leaves.len() as u64)?,
+    ))
+}
+
+/// The leaf ranges whose roots form `PATH(index, D[size])`, bottom first: what
+/// [`inclusion_proof`] hashes, and what the stored tiles are read for (`crate::tiles`). `None`
+/// if `index` is not a leaf of the tree.
+pub fn inclusion_ranges(index: u64, size: u64) -> Option<Vec<(u64, u64)>> {
+    if index >= size {
         return None;
     }
-    // Walk from the root down to the leaf, recording each sibling subtree's root; the proof
-    // lists them from the leaf up, so reverse at the end.
+    // Walk from the root down to the leaf, recording each sibling subtree; the proof lists
+    // them from the leaf up, so reverse at the end.
+    let (mut lo, mut hi) = (0, size);
     let mut path = Vec::new();
-    let mut sub = leaves;
-    while sub.len() > 1 {
-        let (left, right) = sub.split_at(split_point(sub.len()));
-        if m < left.len() {
-            path.push(root(right));
-            sub = left;
+    while hi - lo > 1 {
+        let k = split_point(hi - lo);
+        if index < lo + k {
+            path.push((lo + k, hi));
+            hi = lo + k;
         } else {
-            path.push(root(left));
-            m -= left.len();
-            sub = right;
+            path.push((lo, lo + k));
+            lo += k;
         }
     }
     path.reverse();
     Some(path)
+}
+
+/// The root of each range of `leaves`, in order.
+fn roots_of(leaves: &[Hash], ranges: &[(u64, u64)]) -> Vec<Hash> {
+    ranges
+        .iter()
+        .map(|&(start, end)| root(&leaves[start as usize..end as usize]))
+        .collect()
 }
 
 /// Whether `proof` shows that `leaf` is leaf number `index` of the tree of `size` leaves whose
@@ -163,35 +179,44 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
 /// equals it (nothing to prove). The subtrees whose roots form the proof are disjoint, so this
 /// hashes at most `n` nodes.
 pub fn consistency_proof(leaves: &[Hash], old_size: u64) -> Option<Vec<Hash>> {
-    let mut m = usize::try_from(old_size).ok()?;
-    if m > leaves.len() {
+    Some(roots_of(
+        leaves,
+        &consistency_ranges(old_size, leaves.len() as u64)?,
+    ))
+}
+
+/// The leaf ranges whose roots form `PROOF(old_size, D[size])`: what [`consistency_proof`]
+/// hashes, and what the stored tiles are read for. `None` if `old_size` exceeds `size`, none
+/// when there is nothing to prove.
+pub fn consistency_ranges(old_size: u64, size: u64) -> Option<Vec<(u64, u64)>> {
+    if old_size > size {
         return None;
     }
-    if m == 0 || m == leaves.len() {
+    if old_size == 0 || old_size == size {
         return Some(Vec::new());
     }
     // SUBPROOF(m, D[n], b), unrolled: walk down while the old tree is a strict prefix of the
-    // current subtree (0 < m < sub.len() holds at the top of each turn), recording sibling
-    // roots top-down, then reverse.
+    // current subtree (0 < m < hi - lo holds at the top of each turn), recording sibling
+    // subtrees top-down, then reverse.
+    let (mut m, mut lo, mut hi) = (old_size, 0, size);
     let mut proof = Vec::new();
     let mut old_root_is_a_node = true;
-    let mut sub = leaves;
-    while m != sub.len() {
-        let (left, right) = sub.split_at(split_point(sub.len()));
-        if m <= left.len() {
-            proof.push(root(right));
-            sub = left;
+    while m != hi - lo {
+        let k = split_point(hi - lo);
+        if m <= k {
+            proof.push((lo + k, hi));
+            hi = lo + k;
         } else {
-            proof.push(root(left));
-            m -= left.len();
-            sub = right;
+            proof.push((lo, lo + k));
+            m -= k;
+            lo += k;
             old_root_is_a_node = false;
         }
     }
     // The old tree's root is a node of the new tree only if the walk never went right; if it
     // did, the verifier needs the subtree it stopped at.
     if !old_root_is_a_node {
-        proof.push(root(sub));
+        proof.push((lo, hi));
     }
     proof.reverse();
     Some(proof)
@@ -263,6 +288,17 @@ pub fn verify_consistency(
     f_r == *old_root && s_r == *new_root && s_n == 0
 }
 
+/// The root over consecutive perfect subtrees, largest (leftmost) first, from their roots: the
+/// right fold RFC 6962's split gives (`node(r0, node(r1, … r_last))`); [`EMPTY_ROOT`] for none.
+/// A [`Frontier`]'s root, and the root of any range a proof names from its pieces.
+pub fn join(roots: &[Hash]) -> Hash {
+    let mut it = roots.iter().rev();
+    match it.next() {
+        None => EMPTY_ROOT,
+        Some(last) => it.fold(*last, |right, left| node_hash(left, &right)),
+    }
+}
+
 /// The right edge of a growing tree: the roots of the perfect subtrees the leaves so far
 /// split into (a "compact range"), enough to append leaves and compute the root without the
 /// earlier leaves.
@@ -326,11 +362,7 @@ impl Frontier {
     /// The root of the tree of every leaf pushed so far: equal to [`root`] over them, and
     /// [`EMPTY_ROOT`] before the first push. Hashes one node per peak after the first.
     pub fn root(&self) -> Hash {
-        let mut peaks = self.peaks.iter().rev();
-        match peaks.next() {
-            None => EMPTY_ROOT,
-            Some(last) => peaks.fold(*last, |right, left| node_hash(left, &right)),
-        }
+        join(&self.peaks)
     }
 }
 

@@ -39,7 +39,7 @@ impl Subtree {
 }
 
 /// The perfect subtrees, left to right, that leaves `start..end` split into (largest first);
-/// for a range RFC 6962 ever hashes, `MTH` of the range is [`fold`] of their roots.
+/// for a range RFC 6962 ever hashes, `MTH` of the range is [`merkle::join`] of their roots.
 pub fn pieces(start: u64, end: u64) -> Vec<Subtree> {
     let mut out = Vec::new();
     let mut at = start;
@@ -55,73 +55,6 @@ pub fn pieces(start: u64, end: u64) -> Vec<Subtree> {
         at += 1 << level;
     }
     out
-}
-
-/// `MTH` of a range from the roots of its [`pieces`]: the right fold RFC 6962's split gives.
-pub fn fold(roots: &[Hash]) -> Hash {
-    let mut it = roots.iter().rev();
-    match it.next() {
-        None => merkle::EMPTY_ROOT,
-        Some(last) => it.fold(*last, |right, left| merkle::node_hash(left, &right)),
-    }
-}
-
-/// The leaf ranges whose `MTH`s form `PATH(index, D[size])`, bottom first (RFC 6962 §2.1.1);
-/// `None` if `index` is not a leaf of the tree.
-pub fn inclusion_ranges(index: u64, size: u64) -> Option<Vec<(u64, u64)>> {
-    if index >= size {
-        return None;
-    }
-    let (mut lo, mut hi) = (0, size);
-    let mut path = Vec::new();
-    while hi - lo > 1 {
-        let k = split_point(hi - lo);
-        if index < lo + k {
-            path.push((lo + k, hi));
-            hi = lo + k;
-        } else {
-            path.push((lo, lo + k));
-            lo += k;
-        }
-    }
-    path.reverse();
-    Some(path)
-}
-
-/// The leaf ranges whose `MTH`s form `PROOF(old, D[size])` (RFC 6962 §2.1.2); `None` if `old`
-/// exceeds `size`, none when there is nothing to prove.
-pub fn consistency_ranges(old: u64, size: u64) -> Option<Vec<(u64, u64)>> {
-    if old > size {
-        return None;
-    }
-    if old == 0 || old == size {
-        return Some(Vec::new());
-    }
-    let (mut m, mut lo, mut hi) = (old, 0, size);
-    let mut proof = Vec::new();
-    let mut old_root_is_a_node = true;
-    while m != hi - lo {
-        let k = split_point(hi - lo);
-        if m <= k {
-            proof.push((lo + k, hi));
-            hi = lo + k;
-        } else {
-            proof.push((lo, lo + k));
-            m -= k;
-            lo += k;
-            old_root_is_a_node = false;
-        }
-    }
-    if !old_root_is_a_node {
-        proof.push((lo, hi));
-    }
-    proof.reverse();
-    Some(proof)
-}
-
-/// The largest power of two strictly below `n >= 2`.
-fn split_point(n: u64) -> u64 {
-    1 << (63 - (n - 1).leading_zeros())
 }
 
 /// The completed stored subtrees a push of the leaf at `index` finishes, given the hashes
@@ -188,7 +121,7 @@ impl<'a> SubtreeReader<'a> {
             for piece in pieces(start, end) {
                 roots.push(self.root(piece).await?);
             }
-            out.push(fold(&roots));
+            out.push(merkle::join(&roots));
         }
         Ok(out)
     }

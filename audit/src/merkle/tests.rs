@@ -131,7 +131,7 @@ fn ref_path(leaves: &[Hash], m: usize) -> Vec<Hash> {
     if n <= 1 {
         return Vec::new();
     }
-    let k = split_point(n);
+    let k = split_point(n as u64) as usize;
     let (left, right) = leaves.split_at(k);
     let mut path;
     if m < k {
@@ -153,7 +153,7 @@ fn ref_subproof(leaves: &[Hash], m: usize, complete: bool) -> Vec<Hash> {
             vec![root(leaves)]
         };
     }
-    let k = split_point(n);
+    let k = split_point(n as u64) as usize;
     let (left, right) = leaves.split_at(k);
     let mut proof;
     if m <= k {

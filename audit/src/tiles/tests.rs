@@ -1,5 +1,7 @@
 use super::*;
-use crate::merkle::{consistency_proof, inclusion_proof, leaf_hash, root};
+use crate::merkle::{
+    self, consistency_proof, consistency_ranges, inclusion_proof, inclusion_ranges, leaf_hash, root,
+};
 use proptest::prelude::*;
 
 fn leaves(n: u64) -> Vec<Hash> {
@@ -18,7 +20,7 @@ fn by_pieces(all: &[Hash], ranges: &[(u64, u64)]) -> Vec<Hash> {
                     root(&all[first..first + (1 << p.level)])
                 })
                 .collect();
-            fold(&roots)
+            merkle::join(&roots)
         })
         .collect()
 }
