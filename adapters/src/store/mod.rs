@@ -29,7 +29,7 @@ pub use event_log::{
 };
 pub use key_store::{Destruction, KeyKind, KeyState, KeyStore, SessionRow, WrappedKey};
 pub(crate) use sql::{DbKey, DbRow, DbSnapshot};
-pub(crate) use sql_event_log::impl_event_log;
+pub(crate) use sql_event_log::{impl_event_log, put_leaves_in_tx};
 pub(crate) use sql_key_store::{destroy_in_tx, impl_key_store, insert_key_in_tx};
 
 /// The event log and key store of one deployment.

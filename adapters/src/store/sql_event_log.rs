@@ -192,18 +192,9 @@ macro_rules! impl_event_log {
                 leaves: &[$crate::store::AuditLeaf],
                 nodes: &[$crate::store::AuditNode],
             ) -> Result<(), $crate::store::StoreError> {
-                use $crate::store::sql::{
-                    audit_put_leaves, audit_put_nodes, AUDIT_ROWS_PER_INSERT,
-                };
+                use $crate::store::sql::{audit_put_nodes, AUDIT_ROWS_PER_INSERT};
                 let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
-                for chunk in leaves.chunks(AUDIT_ROWS_PER_INSERT) {
-                    let sql = audit_put_leaves(chunk.len());
-                    let mut query = sqlx::query(&sql);
-                    for leaf in chunk {
-                        query = query.bind(leaf.position as i64).bind(&leaf.hash[..]);
-                    }
-                    query.execute(&mut *tx).await?;
-                }
+                $crate::store::put_leaves_in_tx!(tx, leaves);
                 for (level, chunk) in nodes
                     .chunk_by(|a, b| a.level == b.level)
                     .flat_map(|same| same.chunks(AUDIT_ROWS_PER_INSERT))
@@ -261,3 +252,20 @@ macro_rules! impl_event_log {
     };
 }
 pub(crate) use impl_event_log;
+
+/// Inserts audit leaves inside a transaction, `AUDIT_ROWS_PER_INSERT` to a statement (a
+/// position already recorded keeps its first hash): the sequencer's and SQLite's appenders'.
+macro_rules! put_leaves_in_tx {
+    ($tx:expr, $leaves:expr) => {{
+        for chunk in $leaves.chunks($crate::store::sql::AUDIT_ROWS_PER_INSERT) {
+            let sql = $crate::store::sql::audit_put_leaves(chunk.len());
+            let mut query = sqlx::query(&sql);
+            for leaf in chunk {
+                query = query.bind(leaf.position as i64).bind(&leaf.hash[..]);
+            }
+            query.execute(&mut *$tx).await?;
+        }
+    }};
+}
+
+pub(crate) use put_leaves_in_tx;

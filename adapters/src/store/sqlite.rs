@@ -132,14 +132,7 @@ impl AppendTx for SqliteAppendTx {
     }
 
     async fn insert_leaves(&mut self, leaves: &[AuditLeaf]) -> Result<(), StoreError> {
-        for chunk in leaves.chunks(super::sql::AUDIT_ROWS_PER_INSERT) {
-            let sql = super::sql::audit_put_leaves(chunk.len());
-            let mut query = sqlx::query(&sql);
-            for leaf in chunk {
-                query = query.bind(leaf.position as i64).bind(&leaf.hash[..]);
-            }
-            query.execute(&mut *self.tx).await?;
-        }
+        super::put_leaves_in_tx!(self.tx, leaves);
         Ok(())
     }
 
