@@ -26,17 +26,26 @@ pub const PROJECTIONS_EVERY: Duration = Duration::from_secs(60);
 /// How often the evidence projections are caught up and persisted while serving.
 pub const EVIDENCE_EVERY: Duration = Duration::from_secs(300);
 
-/// When each duty last ran.
+/// When each duty on a fixed interval last ran.
 struct Due {
     retention: Option<Timestamp>,
     checkpoint: Timestamp,
-    sequenced: Instant,
     scrubbed: Instant,
     refreshed: Instant,
     evidence: Instant,
 }
 
-/// Runs the duties until told to stop.
+/// Whether `every` has passed since `last`; if so, `last` becomes now.
+fn elapsed(last: &mut Instant, every: Duration) -> bool {
+    let due = last.elapsed() >= every;
+    if due {
+        *last = Instant::now();
+    }
+    due
+}
+
+/// Runs the duties until told to stop: the sequencer on every turn (one each
+/// [`SEQUENCE_EVERY`]), the others when their interval is over.
 pub(super) async fn run(
     s: Shared,
     mut stop: watch::Receiver<bool>,
@@ -45,37 +54,30 @@ pub(super) async fn run(
     let mut due = Due {
         retention: None,
         checkpoint: s.app.now(),
-        sequenced: Instant::now(),
         scrubbed: Instant::now(),
         refreshed: Instant::now(),
         evidence: Instant::now(),
     };
     while !*stop.borrow() {
         let now = s.app.now();
-        if due.sequenced.elapsed() >= SEQUENCE_EVERY {
-            due.sequenced = Instant::now();
-            sequence(&s, now, &mut due.checkpoint).await;
-            // Processor access counts of a minute that is over are written now, not when the
-            // next decision happens to come.
-            if let Err(e) = s.app.gate().flush_due(now).await {
-                tracing::warn!(error = %e, "access counts not written yet");
-            }
+        sequence(&s, now, &mut due.checkpoint).await;
+        // Processor access counts of a minute that is over are written now, not when the next
+        // decision happens to come.
+        if let Err(e) = s.app.gate().flush_due(now).await {
+            tracing::warn!(error = %e, "access counts not written yet");
         }
-        if due.scrubbed.elapsed() >= SCRUB_EVERY {
-            due.scrubbed = Instant::now();
+        if elapsed(&mut due.scrubbed, SCRUB_EVERY) {
             if let Err(e) = s.app.store().vault().scrub().await {
                 tracing::warn!(error = %e, "destroyed keys not scrubbed from storage yet");
             }
         }
         // The persisted projections keep up, so the next start folds only what is new.
-        if due.refreshed.elapsed() >= PROJECTIONS_EVERY {
-            due.refreshed = Instant::now();
+        if elapsed(&mut due.refreshed, PROJECTIONS_EVERY) {
             if let Err(e) = crate::projections::refresh_all(s.app.store()).await {
                 tracing::warn!(error = %e, "projections not saved yet");
             }
         }
-        if due.evidence.elapsed() >= EVIDENCE_EVERY {
-            due.evidence = Instant::now();
+        if elapsed(&mut due.evidence, EVIDENCE_EVERY) {
             if let Err(e) = s.app.evidence().persist_evidence().await {
                 tracing::warn!(error = %e, "evidence projections not saved yet");
             }
