@@ -137,11 +137,8 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     for (i, (id, body)) in replies.iter().enumerate() {
         // The Signal plaintext is the message content in the Cloud API's shape.
         let sent = MessageContent::text(body.as_str()).to_bytes();
-        let shown: Vec<&[u8]> = d.devices[i]
-            .inbox()
-            .iter()
-            .map(|r| r.plaintext.as_slice())
-            .collect();
+        let inbox = d.devices[i].inbox().await?;
+        let shown: Vec<&[u8]> = inbox.iter().map(|r| r.plaintext.as_slice()).collect();
         d.check(
             &format!(
                 "{}'s phone decrypted exactly the business's answer",

@@ -76,6 +76,8 @@ async fn one_batch_many_consumers(env: Env) {
         d.step(&w.net).await.expect("device step");
         let shown: Vec<String> = d
             .inbox()
+            .await
+            .expect("inbox")
             .iter()
             .filter_map(|r| {
                 let content: MessageContent = serde_json::from_slice(&r.plaintext).ok()?;

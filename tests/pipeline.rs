@@ -7,12 +7,22 @@ use common::world::{consumer, world, World, BUSINESS_NUMBER};
 use common::{canary, postgres_env, sqlite_env, Env};
 use sealpost::pipeline::Pipeline;
 use sealpost_adapters::store::StreamId;
-use sealpost_adapters::transport::sim::SimNetwork;
+use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
 use sealpost_domain::{
     MessageContent, MessageId, MessageKind, MessageStatus, PhoneNumberId, Principal, E164,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+/// The texts a phone showed, in order.
+async fn shown(d: &SimDevice) -> Vec<String> {
+    d.inbox()
+        .await
+        .expect("inbox")
+        .iter()
+        .map(|r| text_of(&r.plaintext))
+        .collect()
+}
 
 /// The body of a text message as a device decrypted it: the Signal plaintext is the content in
 /// the Cloud API's shape, `{"type":"text","text":{"body":…}}`.
@@ -108,6 +118,8 @@ async fn hundred_out_fifty_in(env: Env) {
     for (i, d) in w.devices.iter().enumerate() {
         let got: Vec<(String, String)> = d
             .inbox()
+            .await
+            .expect("inbox")
             .iter()
             .map(|r| (r.id.clone(), text_of(&r.plaintext)))
             .collect();
@@ -277,7 +289,7 @@ async fn a_restart_in_the_middle_loses_nothing_and_sends_nothing_twice() {
         );
     }
     for (i, d) in w.devices.iter().enumerate() {
-        let bodies: Vec<String> = d.inbox().iter().map(|r| text_of(&r.plaintext)).collect();
+        let bodies = shown(d).await;
         assert_eq!(
             bodies,
             vec![format!("m0-{i}"), format!("m1-{i}")],
@@ -316,7 +328,7 @@ async fn retransmission_works_until_the_keys_are_gone_then_is_refused() {
     assert_eq!(count_message_envelopes(&w.net, &id), 2);
     devices_step(&mut w).await;
     assert_eq!(
-        w.devices[0].inbox().len(),
+        w.devices[0].inbox().await.expect("inbox").len(),
         1,
         "the retransmitted copy is recognised, not shown twice"
     );
@@ -383,7 +395,12 @@ async fn a_reinstalled_device_is_an_identity_change_event_not_a_failure() {
     pipeline.run_until_idle(5).await.expect("pipeline");
     devices_step(&mut w).await;
     assert_eq!(
-        w.devices[0].inbox().last().map(|r| text_of(&r.plaintext)),
+        w.devices[0]
+            .inbox()
+            .await
+            .expect("inbox")
+            .last()
+            .map(|r| text_of(&r.plaintext)),
         Some("welcome back".to_owned())
     );
     let subject = common::subject_of(&env.app, &id).await;
@@ -795,11 +812,7 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
         Some(MessageStatus::Sent)
     );
     devices_step(&mut w).await;
-    let shown: Vec<String> = w.devices[0]
-        .inbox()
-        .iter()
-        .map(|r| text_of(&r.plaintext))
-        .collect();
+    let shown = shown(&w.devices[0]).await;
     assert_eq!(shown, vec!["first".to_owned(), "second".to_owned()]);
     env.finish().await;
 }

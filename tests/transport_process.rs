@@ -102,7 +102,7 @@ async fn messages_cross_a_separate_transport_process() {
     pipeline.run_until_idle(5).await.expect("pipeline");
     assert_eq!(device.step(&transport).await.expect("device"), 1);
     assert_eq!(
-        MessageContent::from_bytes(&device.inbox()[0].plaintext),
+        MessageContent::from_bytes(&device.inbox().await.expect("inbox")[0].plaintext),
         MessageContent::text("and back")
     );
     pipeline.run_until_idle(5).await.expect("pipeline");

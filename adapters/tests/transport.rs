@@ -100,7 +100,10 @@ async fn messages_and_receipts_flow_and_the_network_sees_only_ciphertext() {
         1,
         "the duplicate is not shown twice"
     );
-    assert_eq!(alice.inbox()[0].plaintext, b"CANARY-out-alice ready");
+    assert_eq!(
+        alice.inbox().await.expect("inbox")[0].plaintext,
+        b"CANARY-out-alice ready"
+    );
     assert_eq!(bob.step(&net).await.expect("step"), 0, "offline");
     assert_eq!(
         net.queued("447700900123"),
@@ -109,7 +112,10 @@ async fn messages_and_receipts_flow_and_the_network_sees_only_ciphertext() {
     );
     bob.offline = false;
     assert_eq!(bob.step(&net).await.expect("step"), 1);
-    assert_eq!(bob.inbox()[0].plaintext, b"CANARY-out-bob hello");
+    assert_eq!(
+        bob.inbox().await.expect("inbox")[0].plaintext,
+        b"CANARY-out-bob hello"
+    );
 
     let receipts: Vec<(Receipt, String)> = net
         .take_inbox(BUSINESS, 100)

@@ -13,6 +13,7 @@ use axum::{Json, Router};
 use sealpost_adapters::clock::SimClock;
 use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
 use sealpost_domain::ports::signal::SignalEngine;
+use sealpost_domain::ports::transport::Transport;
 use sealpost_domain::ports::Clock as _;
 use sealpost_domain::{Timestamp, E164};
 use serde_json::{json, Value};
@@ -20,6 +21,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::Mutex;
+
+/// Phones that step at once.
+const PHONES_AT_ONCE: usize = 64;
 
 /// The simulated outside world in this process: the network and the consumers' phones.
 pub(crate) struct Simulator {
@@ -100,15 +104,28 @@ impl Simulator {
     /// One step of every phone: take what arrived, decrypt, acknowledge, answer receipts.
     /// Returns how many envelopes the phones took.
     pub(crate) async fn step_devices(&self) -> usize {
+        use futures::StreamExt as _;
         let mut devices = self.devices.lock().await;
-        let mut taken = 0;
-        for d in devices.values_mut() {
-            match d.step(&self.net).await {
-                Ok(n) => taken += n,
-                Err(e) => tracing::warn!(error = %e, "device step failed"),
-            }
-        }
-        taken
+        // Phones are independent: they step at once, and the world's writer commits their
+        // saves, receipts and acknowledgements together.
+        let net: &dyn Transport = &self.net;
+        let steps: Vec<futures::future::BoxFuture<'_, _>> = devices
+            .iter_mut()
+            .filter(|(handle, _)| self.net.queued(handle) > 0)
+            .map(|(_, d)| Box::pin(d.step(net)) as futures::future::BoxFuture<'_, _>)
+            .collect();
+        futures::stream::iter(steps)
+            .buffer_unordered(PHONES_AT_ONCE)
+            .fold(0, |taken, r| async move {
+                match r {
+                    Ok(n) => taken + n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "device step failed");
+                        taken
+                    }
+                }
+            })
+            .await
     }
 }
 
@@ -255,8 +272,8 @@ async fn presence(
 async fn inbox(World(sim): World, Phone(phone): Phone) -> Result<Json<Value>, ApiError> {
     let mut devices = sim.devices.lock().await;
     let d = sim.device(&mut devices, phone.expose_digits()).await?;
-    let messages: Vec<Value> = d
-        .inbox()
+    let inbox = d.inbox().await.map_err(|_| ApiError::unavailable())?;
+    let messages: Vec<Value> = inbox
         .iter()
         .map(|r| {
             let text = String::from_utf8_lossy(&r.plaintext).into_owned();
@@ -265,7 +282,12 @@ async fn inbox(World(sim): World, Phone(phone): Phone) -> Result<Json<Value>, Ap
         })
         .collect();
     // The device's own messages (by the id `POST …/messages` answered) the business read.
-    let read: Vec<&String> = d.read_by_business().iter().collect();
+    let read: Vec<String> = d
+        .read_by_business()
+        .await
+        .map_err(|_| ApiError::unavailable())?
+        .into_iter()
+        .collect();
     Ok(Json(
         json!({ "messages": messages, "read_by_business": read }),
     ))

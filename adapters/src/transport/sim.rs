@@ -26,12 +26,14 @@ use std::time::{Duration, Instant};
 /// again unless acknowledged (the receiver crashed or failed before recording it).
 pub const INBOX_LEASE: Duration = Duration::from_secs(30);
 
-/// An envelope waiting for its recipient; `leased_until` is set while a taker holds it.
+/// An envelope waiting for its recipient; `leased_until` is set while a taker holds it. One not
+/// yet `kept` (its write not yet committed) holds its place in the queue but is not handed out.
 #[derive(Debug)]
 struct Queued {
     row: u64,
     envelope: Envelope,
     leased_until: Option<Instant>,
+    kept: bool,
 }
 
 #[derive(Debug, Default)]
@@ -46,15 +48,30 @@ struct Net {
 }
 
 impl Net {
-    /// Queues `envelope` (stored as `row`) for its recipient, not leased.
-    fn enqueue(&mut self, row: u64, envelope: Envelope) {
+    /// Queues `envelope` (stored as `row`, or to be) for its recipient, not leased.
+    fn enqueue(&mut self, row: u64, envelope: Envelope, kept: bool) {
         let queued = Queued {
             row,
             envelope,
             leased_until: None,
+            kept,
         };
         let inbox = self.inboxes.entry(queued.envelope.to.handle.clone());
         inbox.or_default().push_back(queued);
+    }
+
+    /// Marks `handle`'s envelope of `row` kept (its write committed), or drops it (it failed).
+    fn settle(&mut self, handle: &str, row: u64, kept: bool) {
+        let Some(q) = self.inboxes.get_mut(handle) else {
+            return;
+        };
+        if let Some(at) = q.iter().rposition(|item| item.row == row) {
+            if kept {
+                q[at].kept = true;
+            } else {
+                q.remove(at);
+            }
+        }
     }
 }
 
@@ -65,9 +82,9 @@ pub struct SimNetwork {
     net: Arc<Mutex<Net>>,
     clock: Arc<dyn Clock>,
     sink: Option<Arc<dyn IntegritySink>>,
+    /// Writes are submitted to it under the network's lock, so they reach the file in the order
+    /// the state changed in memory.
     store: Option<Arc<WorldStore>>,
-    /// Orders writes to the store as the state changed in memory.
-    writes: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Default for SimNetwork {
@@ -81,7 +98,6 @@ impl Default for SimNetwork {
             clock: Arc::new(SystemClock),
             sink: None,
             store: None,
-            writes: Arc::default(),
         }
     }
 }
@@ -127,14 +143,13 @@ impl SimNetwork {
         }
         for (row, envelope) in store.queued::<Envelope>().await? {
             net.next_row = net.next_row.max(row + 1);
-            net.enqueue(row, envelope);
+            net.enqueue(row, envelope, true);
         }
         Ok(Self {
             net: Arc::new(Mutex::new(net)),
             clock,
             sink,
             store: Some(store),
-            writes: Arc::default(),
         })
     }
 
@@ -148,15 +163,18 @@ impl SimNetwork {
         let Some(store) = &self.store else {
             return Ok(());
         };
-        let _order = self.writes.lock().await;
-        let entry = self.lock().directory.get(handle).cloned();
-        if let Some(entry) = entry {
-            store
+        let pending = {
+            let net = self.lock();
+            let Some(entry) = net.directory.get(handle) else {
+                return Ok(());
+            };
+            let mut batch = store.batch();
+            batch
                 .put(Kind::Directory, handle, &(handle, entry))
-                .await
                 .map_err(unavailable)?;
-        }
-        Ok(())
+            batch.submit()
+        };
+        pending.done().await.map(drop).map_err(unavailable)
     }
 
     /// The id of the signed prekey the directory hands out for `handle`.
@@ -208,21 +226,26 @@ impl Transport for SimNetwork {
         handle: &str,
         tier: MessagingLimitTier,
     ) -> Result<(), TransportError> {
-        let fresh = {
+        let pending = {
             let mut net = self.lock();
             let fresh = !net.integrity.contains_key(handle);
-            net.integrity
+            let state = net
+                .integrity
                 .entry(handle.to_owned())
                 .or_insert_with(|| BusinessIntegrity::new(tier));
-            fresh
+            match (&self.store, fresh) {
+                (Some(store), true) => {
+                    let mut batch = store.batch();
+                    batch
+                        .put(Kind::Integrity, handle, &(handle, &*state))
+                        .map_err(unavailable)?;
+                    Some(batch.submit())
+                }
+                _ => None,
+            }
         };
-        if let (Some(store), true) = (&self.store, fresh) {
-            let _order = self.writes.lock().await;
-            let state = self.lock().integrity.get(handle).cloned();
-            store
-                .put(Kind::Integrity, handle, &(handle, state))
-                .await
-                .map_err(unavailable)?;
+        if let Some(pending) = pending {
+            pending.done().await.map_err(unavailable)?;
         }
         Ok(())
     }
@@ -286,10 +309,10 @@ impl Transport for SimNetwork {
 
     async fn send(&self, envelope: Envelope) -> Result<(), TransportError> {
         let now = self.clock.now();
-        // Decided in memory, written before it counts, queued only once written: an envelope
-        // the transport accepted survives a crash, and none is handed out before it is kept.
-        let _order = self.writes.lock().await;
-        let (result, business, events, deliver, row, integrity) = {
+        // Decided in memory, written before it counts, handed out only once written: an
+        // envelope the transport accepted survives a crash, and none is handed out before it is
+        // kept. Its place in the queue is taken at once, so the queue keeps the order of sends.
+        let (result, business, events, pending) = {
             let mut net = self.lock();
             if !net.directory.contains_key(&envelope.to.handle) {
                 return Err(TransportError::UnknownRecipient);
@@ -332,25 +355,35 @@ impl Transport for SimNetwork {
                 net.next_row += 1;
             }
             // The state is written only when it changed in a way that must be kept.
-            let integrity = business.as_ref().and_then(|b| {
-                let state = net.integrity.get_mut(b)?;
-                state.take_dirty().then(|| (b.clone(), state.clone()))
-            });
-            (result, business, events, deliver, row, integrity)
-        };
-        if let Some(store) = &self.store {
-            if let Some((handle, state)) = &integrity {
-                store
-                    .put(Kind::Integrity, handle, &(handle, state))
-                    .await
-                    .map_err(unavailable)?;
+            let mut pending = None;
+            if let Some(store) = &self.store {
+                let mut batch = store.batch();
+                if let Some(b) = &business {
+                    if let Some(state) = net.integrity.get_mut(b) {
+                        if state.take_dirty() {
+                            batch
+                                .put(Kind::Integrity, b, &(b, &*state))
+                                .map_err(unavailable)?;
+                        }
+                    }
+                }
+                if deliver {
+                    batch.enqueue(row, &envelope).map_err(unavailable)?;
+                }
+                pending = Some((batch.submit(), deliver.then_some(row)));
             }
             if deliver {
-                store.enqueue(row, &envelope).await.map_err(unavailable)?;
+                net.enqueue(row, envelope.clone(), self.store.is_none());
             }
-        }
-        if deliver {
-            self.lock().enqueue(row, envelope);
+            (result, business, events, pending)
+        };
+        if let Some((pending, row)) = pending {
+            let written = pending.done().await;
+            if let Some(row) = row {
+                self.lock()
+                    .settle(&envelope.to.handle, row, written.is_ok());
+            }
+            written.map_err(unavailable)?;
         }
         if let Some(business) = business {
             self.emit(&business, events).await;
@@ -369,7 +402,7 @@ impl Transport for SimNetwork {
             if out.len() >= max {
                 break;
             }
-            if item.leased_until.is_some_and(|until| until > now) {
+            if !item.kept || item.leased_until.is_some_and(|until| until > now) {
                 continue;
             }
             item.leased_until = Some(now + INBOX_LEASE);
@@ -382,8 +415,7 @@ impl Transport for SimNetwork {
         if ids.is_empty() {
             return Ok(());
         }
-        let _order = self.writes.lock().await;
-        let rows: Vec<u64> = {
+        let pending = {
             let mut net = self.lock();
             let Some(q) = net.inboxes.get_mut(handle) else {
                 return Ok(());
@@ -397,10 +429,14 @@ impl Transport for SimNetwork {
                 }
                 !done
             });
-            rows
+            self.store.as_ref().map(|store| {
+                let mut batch = store.batch();
+                batch.dequeue(&rows);
+                batch.submit()
+            })
         };
-        if let Some(store) = &self.store {
-            store.dequeue(&rows).await.map_err(unavailable)?;
+        if let Some(pending) = pending {
+            pending.done().await.map_err(unavailable)?;
         }
         Ok(())
     }

@@ -5,20 +5,33 @@
 //!
 //! It is not Sealpost's data and never uses Sealpost's keys: the world has its own key
 //! (`world.key`, 0600), as a phone has its own storage key. Every row is sealed under it
-//! (AES-256-GCM-SIV, bound to its kind and row), and a phone number appears on disk only as an
-//! HMAC under a key derived from it. A phone's inbox holds plaintext, so it is never on disk in
-//! clear. Commits use WAL with `synchronous=NORMAL`: they survive a crash of the process (the
-//! failure the simulation stands in for), not a power cut.
+//! (AES-256-GCM-SIV, bound to its kind and row), and a phone number or message id appears on
+//! disk only as an HMAC under a key derived from it. A phone's inbox holds plaintext, so it is
+//! never on disk in clear. A phone's history is a row per message ([`Item`]), not part of the
+//! record rewritten at every step. Commits use WAL with `synchronous=NORMAL`: they survive a
+//! crash of the process (the failure the simulation stands in for), not a power cut. Every write
+//! goes through one writer task that commits whatever waits in one transaction
+//! ([`writer`]), in the order submitted.
 
 use crate::crypto::{self, SecretKey};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row as _, SqlitePool};
+use sqlx::{Connection as _, Row as _, SqliteConnection, SqlitePool};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio::sync::mpsc;
+
+mod writer;
+
+use writer::{item_aad, write_loop, Job};
+pub use writer::{Batch, Item, Pending};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite_world");
+
+/// The first byte of a row in the binary encoding (postcard); rows of earlier versions are JSON.
+/// A phone's keys and sessions are mostly bytes, which JSON writes as lists of numbers.
+const BINARY: u8 = b'P';
 
 /// The folder of the simulated world inside the data directory.
 pub const WORLD_DIR: &str = "world";
@@ -69,12 +82,20 @@ impl Kind {
     }
 }
 
-/// The sealed SQLite file of the simulated world.
-#[derive(Debug)]
+/// The sealed SQLite file of the simulated world. Reads go through a pool; every write goes
+/// to one writer task, which commits whatever waits in one transaction (group commit), in the
+/// order the writes were submitted.
 pub struct WorldStore {
     pool: SqlitePool,
+    writer: mpsc::UnboundedSender<Job>,
     key: SecretKey,
     index: SecretKey,
+}
+
+impl std::fmt::Debug for WorldStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorldStore").finish_non_exhaustive()
+    }
 }
 
 fn key_file(dir: &Path) -> Result<SecretKey, WorldError> {
@@ -107,14 +128,29 @@ impl WorldStore {
             .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| WorldError::Io(e.to_string()))?;
+        let (writer, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(write_loop(
+            SqliteConnection::connect_with(&options).await?,
+            jobs,
+        ));
         let index = crypto::derive(key.expose(), b"sealpost-world", b"phone number index");
-        Ok(Self { pool, key, index })
+        Ok(Self {
+            pool,
+            writer,
+            key,
+            index,
+        })
+    }
+
+    /// Writes to be committed together.
+    pub fn batch(&self) -> Batch<'_> {
+        Batch::new(self)
     }
 
     fn blind(&self, handle: &str) -> Vec<u8> {
@@ -122,14 +158,20 @@ impl WorldStore {
     }
 
     fn seal<T: Serialize>(&self, aad: &[u8], value: &T) -> Result<Vec<u8>, WorldError> {
-        let plain = serde_json::to_vec(value).map_err(|_| WorldError::Corrupt("serialize"))?;
+        let plain = postcard::to_extend(value, vec![BINARY])
+            .map_err(|_| WorldError::Corrupt("serialize"))?;
         Ok(crypto::seal(&self.key, &plain, aad))
     }
 
     fn open_sealed<T: DeserializeOwned>(&self, aad: &[u8], sealed: &[u8]) -> Result<T, WorldError> {
         let plain = crypto::open(&self.key, sealed, aad)
             .map_err(|_| WorldError::Corrupt("a row does not open under the world key"))?;
-        serde_json::from_slice(&plain).map_err(|_| WorldError::Corrupt("a row is not what it was"))
+        let value = match plain.split_first() {
+            Some((&BINARY, body)) => postcard::from_bytes(body).ok(),
+            // An earlier version's row, in JSON (which never starts with the binary mark).
+            _ => serde_json::from_slice(&plain).ok(),
+        };
+        value.ok_or(WorldError::Corrupt("a row is not what it was"))
     }
 
     /// Writes (replaces) the record of `kind` for `handle`.
@@ -139,18 +181,21 @@ impl WorldStore {
         handle: &str,
         value: &T,
     ) -> Result<(), WorldError> {
-        let k = self.blind(handle);
-        let sealed = self.seal(&crypto::aad(&[kind.as_str().as_bytes(), &k]), value)?;
-        sqlx::query(
-            "INSERT INTO world_records (kind, k, sealed) VALUES (?, ?, ?) \
-             ON CONFLICT (kind, k) DO UPDATE SET sealed = excluded.sealed",
-        )
-        .bind(kind.as_str())
-        .bind(k)
-        .bind(sealed)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut batch = self.batch();
+        batch.put(kind, handle, value)?;
+        batch.submit().done().await.map(drop)
+    }
+
+    /// The sealed size of `handle`'s record of `kind`, if it has one.
+    #[cfg(test)]
+    pub(crate) async fn record_len(&self, kind: Kind, handle: &str) -> Result<usize, WorldError> {
+        let sealed: Vec<u8> =
+            sqlx::query_scalar("SELECT sealed FROM world_records WHERE kind = ? AND k = ?")
+                .bind(kind.as_str())
+                .bind(self.blind(handle))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(sealed.len())
     }
 
     /// Every record of `kind`.
@@ -170,29 +215,59 @@ impl WorldStore {
 
     /// Keeps an accepted envelope (or anything serializable) as row `row` of the inbox table.
     pub async fn enqueue<T: Serialize>(&self, row: u64, value: &T) -> Result<(), WorldError> {
-        let sealed = self.seal(&row.to_be_bytes(), value)?;
-        sqlx::query("INSERT OR REPLACE INTO world_inbox (row, sealed) VALUES (?, ?)")
-            .bind(row as i64)
-            .bind(sealed)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let mut batch = self.batch();
+        batch.enqueue(row, value)?;
+        batch.submit().done().await.map(drop)
     }
 
     /// Forgets acknowledged inbox rows.
     pub async fn dequeue(&self, rows: &[u64]) -> Result<(), WorldError> {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut tx = self.pool.begin().await?;
-        for row in rows {
-            sqlx::query("DELETE FROM world_inbox WHERE row = ?")
-                .bind(*row as i64)
-                .execute(&mut *tx)
+        let mut batch = self.batch();
+        batch.dequeue(rows);
+        batch.submit().done().await.map(drop)
+    }
+
+    /// `handle`'s items of kind `item`, in the order they were kept.
+    pub async fn items<T: DeserializeOwned>(
+        &self,
+        handle: &str,
+        item: Item,
+    ) -> Result<Vec<T>, WorldError> {
+        let k = self.blind(handle);
+        let rows =
+            sqlx::query("SELECT id, sealed FROM world_items WHERE k = ? AND item = ? ORDER BY row")
+                .bind(&k)
+                .bind(item.as_str())
+                .fetch_all(&self.pool)
                 .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        rows.iter()
+            .map(|r| {
+                let id: Vec<u8> = r.get(0);
+                let sealed: Vec<u8> = r.get(1);
+                self.open_sealed(&item_aad(item, &k, &id), &sealed)
+            })
+            .collect()
+    }
+
+    /// `handle`'s item of kind `item` and id `id`, if it kept one.
+    pub async fn item<T: DeserializeOwned>(
+        &self,
+        handle: &str,
+        item: Item,
+        id: &str,
+    ) -> Result<Option<T>, WorldError> {
+        let (k, id) = (self.blind(handle), self.blind(id));
+        let sealed: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT sealed FROM world_items WHERE k = ? AND item = ? AND id = ?",
+        )
+        .bind(&k)
+        .bind(item.as_str())
+        .bind(&id)
+        .fetch_optional(&self.pool)
+        .await?;
+        sealed
+            .map(|s| self.open_sealed(&item_aad(item, &k, &id), &s))
+            .transpose()
     }
 
     /// Every queued row, in order.
@@ -252,6 +327,57 @@ mod tests {
                 assert_eq!(mode & 0o077, 0, "{} is readable by others", path.display());
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_row_an_earlier_version_wrote_in_json_still_opens() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let w = WorldStore::open(dir.path()).await.expect("open");
+        let k = w.blind("1555");
+        let aad = crypto::aad(&[Kind::Directory.as_str().as_bytes(), &k]);
+        sqlx::query("INSERT INTO world_records (kind, k, sealed) VALUES (?, ?, ?)")
+            .bind(Kind::Directory.as_str())
+            .bind(&k)
+            .bind(crypto::seal(&w.key, b"[1,2,3]", &aad))
+            .execute(&w.pool)
+            .await
+            .expect("an earlier row");
+        let rows: Vec<Vec<u32>> = w.all(Kind::Directory).await.expect("all");
+        assert_eq!(rows, vec![vec![1, 2, 3]]);
+        w.put(Kind::Directory, "1555", &vec![4u32])
+            .await
+            .expect("put");
+        let rows: Vec<Vec<u32>> = w.all(Kind::Directory).await.expect("all");
+        assert_eq!(rows, vec![vec![4]]);
+    }
+
+    #[tokio::test]
+    async fn batches_submitted_at_once_commit_in_order_and_items_are_kept_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let w = WorldStore::open(dir.path()).await.expect("open");
+        let pending: Vec<Pending> = (0..50u64)
+            .map(|i| {
+                let mut b = w.batch();
+                b.enqueue(i, &i).expect("enqueue");
+                b.put(Kind::Device, "4915112345678", &i).expect("put");
+                b.remember("4915112345678", Item::Shown, &format!("m-{}", i % 10), &i)
+                    .expect("remember");
+                b.submit()
+            })
+            .collect();
+        let mut new = 0;
+        for p in pending {
+            let changed = p.done().await.expect("committed");
+            assert_eq!(changed.len(), 3);
+            new += usize::from(changed[2]);
+        }
+        assert_eq!(new, 10, "each item id is kept once");
+        let last: Vec<u64> = w.all(Kind::Device).await.expect("all");
+        assert_eq!(last, vec![49], "the last write of a record wins");
+        let queued: Vec<(u64, u64)> = w.queued().await.expect("queued");
+        assert_eq!(queued.len(), 50);
+        let shown: Vec<u64> = w.items("4915112345678", Item::Shown).await.expect("items");
+        assert_eq!(shown, (0..10).collect::<Vec<_>>(), "in the order kept");
     }
 
     #[tokio::test]
