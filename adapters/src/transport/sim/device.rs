@@ -393,12 +393,14 @@ impl SimDevice {
                     receipt: Receipt::Read,
                     of,
                 } => {
-                    if self.sent(of).await.map_err(unavailable)?.is_some() {
-                        if self.store.is_some() {
-                            self.pending.push(Remembered::Read(of.clone()));
-                        } else {
+                    // Only the device's own messages are marked read.
+                    let mine = self.sent(of).await.map_err(unavailable)?.is_some();
+                    match (mine, self.store.is_some()) {
+                        (true, true) => self.pending.push(Remembered::Read(of.clone())),
+                        (true, false) => {
                             self.state.read_by_business.insert(of.clone());
                         }
+                        (false, _) => {}
                     }
                 }
                 Payload::Message { ciphertext } if self.open(&envelope, ciphertext, &mut new) => {

@@ -223,7 +223,7 @@ async fn commit(conn: &mut SqliteConnection, jobs: &[Job]) -> Result<Vec<Vec<boo
     let mut tx = conn.begin().await?;
     let mut out = Vec::with_capacity(jobs.len());
     for job in jobs {
-        out.push(apply(&mut *tx, &job.writes).await?);
+        out.push(apply(&mut tx, &job.writes).await?);
     }
     tx.commit().await?;
     Ok(out)
