@@ -69,7 +69,7 @@ pub use messages::Held;
 pub use messages::Messaging;
 pub(crate) use messages::{open_content, text};
 pub(crate) use subjects::require_owner_or_dpo;
-pub use subjects::Subjects;
+pub use subjects::{Origin, Subjects};
 pub(crate) use tenants::home_of;
 
 /// The name of this deployment's tamper-evident log (the checkpoints' origin line).

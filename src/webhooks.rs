@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 mod notification;
-use notification::{build, notifiable, Built};
+use notification::{build, notifiable, Built, Known};
 
 /// How long a notification is retried: 7 days.
 pub const RETRY_WINDOW_MS: i64 = 7 * DAY_MS;
@@ -189,10 +189,11 @@ async fn build_retrying(
     app: &Sealpost,
     hook: &Hook,
     e: &OpenedEvent,
+    known: &Known,
     mut stop: watch::Receiver<bool>,
 ) -> Option<Option<Built>> {
     loop {
-        match build(app, hook, e).await {
+        match build(app, hook, e, known).await {
             Ok(b) => return Some(b),
             Err(err) => {
                 tracing::error!(error = %err, "webhook notification could not be built; trying again");
@@ -231,7 +232,7 @@ async fn post_lane(
 }
 
 /// Runs one app's webhook worker until `stop` turns true. A batch of the log is built
-/// ([`BUILDS_IN_FLIGHT`] at once) and posted ([`POSTS_IN_FLIGHT`] consumers at once, each
+/// ([`BUILDS_IN_FLIGHT`] at once, the batch's messages and consumers read in one query each) and posted ([`POSTS_IN_FLIGHT`] consumers at once, each
 /// consumer's notifications in order); the checkpoint moves past the batch once every one of
 /// them was delivered or given up on and recorded. A stop mid-batch leaves the checkpoint
 /// before it: its notifications are posted again on the next start (at least once, with the
@@ -266,9 +267,15 @@ pub async fn run(app: Sealpost, hook: Hook, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
+        // The batch's messages and consumers read once; a notification reads its own only if
+        // that read failed.
+        let known = Arc::new(Known::read(&app, &batch).await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "webhook batch not read at once; reading per notification");
+            Known::default()
+        }));
         let builds = batch.into_iter().map(|e| {
-            let (app, hook, stop) = (app.clone(), hook.clone(), stop.clone());
-            async move { build_retrying(&app, &hook, &e, stop).await }
+            let (app, hook, known, stop) = (app.clone(), hook.clone(), known.clone(), stop.clone());
+            async move { build_retrying(&app, &hook, &e, &known, stop).await }
         });
         let built: Vec<Option<Option<Built>>> = futures::stream::iter(builds)
             .buffered(BUILDS_IN_FLIGHT)

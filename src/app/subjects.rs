@@ -3,6 +3,7 @@
 
 use super::*;
 use sealpost_adapters::exec::Loaded;
+use sealpost_adapters::ledger::OpenedEvent;
 
 service! {
     /// Consumers as subjects, over the executor, the sealed store (its vault) and the clock.
@@ -14,6 +15,21 @@ service! {
     }
     reaches {
         catalog: Catalog { exec, store, clock },
+    }
+}
+
+/// Where a subject belongs and its sealed routing number (from its `SubjectCreated`).
+pub type Origin = (BusinessId, Region, Sealed);
+
+fn origin_of(first: OpenedEvent) -> Result<Origin, AppError> {
+    let region = region_of(&first)?;
+    match first.decode::<SubjectEvent>()? {
+        SubjectEvent::SubjectCreated {
+            business_id, phone, ..
+        } => Ok((business_id, region, phone)),
+        _ => Err(AppError::Incomplete(
+            "subject stream does not start with SubjectCreated",
+        )),
     }
 }
 
@@ -124,24 +140,29 @@ impl Subjects<'_> {
     }
 
     /// Where a subject belongs and its sealed routing number, from its first event.
-    pub(super) async fn subject_origin(
-        &self,
-        id: &SubjectId,
-    ) -> Result<(BusinessId, Region, Sealed), AppError> {
+    pub(super) async fn subject_origin(&self, id: &SubjectId) -> Result<Origin, AppError> {
         let events = self
             .store
             .read_stream(&StreamId::new("subject", id.as_str()), 0)
             .await?;
-        let first = events.into_iter().next().ok_or(DomainError::NotFound)?;
-        let region = region_of(&first)?;
-        match first.decode::<SubjectEvent>()? {
-            SubjectEvent::SubjectCreated {
-                business_id, phone, ..
-            } => Ok((business_id, region, phone)),
-            _ => Err(AppError::Incomplete(
-                "subject stream does not start with SubjectCreated",
-            )),
+        origin_of(events.into_iter().next().ok_or(DomainError::NotFound)?)
+    }
+
+    /// [`Subjects::subject_origin`] of every subject of `ids`, in one read of the log (a subject
+    /// without events is left out).
+    pub async fn origins(
+        &self,
+        ids: &[SubjectId],
+    ) -> Result<std::collections::HashMap<SubjectId, Origin>, AppError> {
+        let names: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
+        let mut out = std::collections::HashMap::new();
+        for (name, events) in self.store.read_streams("subject", &names).await? {
+            if let Some(first) = events.into_iter().next() {
+                let id = SubjectId::parse(&name).map_err(|_| AppError::Corrupt("subject id"))?;
+                out.insert(id, origin_of(first)?);
+            }
         }
+        Ok(out)
     }
 
     /// Reads a subject's phone number through the access gate.
@@ -151,14 +172,25 @@ impl Subjects<'_> {
         purpose: Purpose,
         id: &SubjectId,
     ) -> Result<Opened<String>, AppError> {
-        let (business_id, region, phone) = self.subject_origin(id).await?;
+        let origin = self.subject_origin(id).await?;
+        self.open_phone(principal, purpose, id, &origin).await
+    }
+
+    /// Reads a subject's phone number through the access gate, from its origin as already read.
+    pub async fn open_phone(
+        &self,
+        principal: &Principal,
+        purpose: Purpose,
+        id: &SubjectId,
+        (business_id, region, phone): &Origin,
+    ) -> Result<Opened<String>, AppError> {
         let req = AccessRequest {
             principal,
             category: Category::ConsumerPhoneNumber,
             purpose,
             object: id.as_str(),
-            owner: Some(&business_id),
-            region,
+            owner: Some(business_id),
+            region: *region,
         };
         let opened = self
             .gate
@@ -169,7 +201,7 @@ impl Subjects<'_> {
                         subject: id.clone(),
                     },
                     field: fields::PHONE,
-                    sealed: &phone,
+                    sealed: phone,
                 },
             )
             .await?;

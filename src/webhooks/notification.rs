@@ -2,7 +2,7 @@
 //! its content and the consumer read through the gate as the webhook pipeline.
 
 use super::{principal, Hook};
-use crate::app::{fields, AppError, Sealpost};
+use crate::app::{fields, AppError, Origin, Sealpost};
 use sealpost_adapters::ledger::OpenedEvent;
 use sealpost_adapters::store::StreamId;
 use sealpost_audit::FieldRef;
@@ -13,6 +13,41 @@ use sealpost_domain::{
     Timestamp, E164,
 };
 use serde_json::{json, Value};
+use std::collections::{BTreeSet, HashMap};
+
+/// What a batch of notifications reads of the log, read once for the whole batch: each
+/// message's events and each consumer's origin (where the sealed number is). A notification
+/// whose message or consumer is not here reads its own.
+#[derive(Default)]
+pub(super) struct Known {
+    histories: HashMap<String, Vec<OpenedEvent>>,
+    origins: HashMap<SubjectId, Origin>,
+}
+
+impl Known {
+    /// Reads what the notifications of `batch` need, in two reads of the log.
+    pub(super) async fn read(app: &Sealpost, batch: &[OpenedEvent]) -> Result<Self, AppError> {
+        let ids: BTreeSet<&str> = batch
+            .iter()
+            .filter(|e| e.header.stream.kind == "message")
+            .map(|e| e.header.stream.id.as_str())
+            .collect();
+        let ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
+        let histories = app.store().read_streams("message", &ids).await?;
+        // A message stream starts with the event that names its consumer.
+        let subjects: BTreeSet<SubjectId> = histories
+            .values()
+            .filter_map(|h| match h.first()?.decode::<MessageEvent>().ok()? {
+                MessageEvent::OutboundMessageAccepted { header, .. } => Some(header.subject_id),
+                MessageEvent::InboundMessageReceived { header, .. } => Some(header.subject_id),
+                _ => None,
+            })
+            .collect();
+        let subjects: Vec<SubjectId> = subjects.into_iter().collect();
+        let origins = app.subjects().origins(&subjects).await?;
+        Ok(Self { histories, origins })
+    }
+}
 
 /// The events a webhook tells of; the rest of the log is passed over unopened.
 pub(super) fn notifiable(h: &sealpost_adapters::store::RowHeader) -> bool {
@@ -77,12 +112,22 @@ async fn contact(
     hook: &Hook,
     region: Region,
     subject: &SubjectId,
+    known: &Known,
 ) -> Result<Option<(String, String)>, AppError> {
-    let Opened::Plain(phone) = app
-        .subjects()
-        .read_phone(&principal(), Purpose::Delivery, subject)
-        .await?
-    else {
+    let subjects = app.subjects();
+    let phone = match known.origins.get(subject) {
+        Some(origin) => {
+            subjects
+                .open_phone(&principal(), Purpose::Delivery, subject, origin)
+                .await?
+        }
+        None => {
+            subjects
+                .read_phone(&principal(), Purpose::Delivery, subject)
+                .await?
+        }
+    };
+    let Opened::Plain(phone) = phone else {
         return Ok(None);
     };
     let e164 = E164::parse(&phone).map_err(|_| AppError::Corrupt("stored number"))?;
@@ -112,6 +157,7 @@ pub(super) async fn build(
     app: &Sealpost,
     hook: &Hook,
     e: &OpenedEvent,
+    known: &Known,
 ) -> Result<Option<Built>, AppError> {
     if e.header.stream.kind != "message" || e.header.business_id != hook.business.as_str() {
         return Ok(None);
@@ -131,10 +177,17 @@ pub(super) async fn build(
         .region
         .parse()
         .map_err(|_| AppError::Corrupt("event region"))?;
-    let history = app
-        .store()
-        .read_stream(&StreamId::new("message", id.as_str()), 0)
-        .await?;
+    let read;
+    let history = match known.histories.get(id.as_str()) {
+        Some(h) => h,
+        None => {
+            read = app
+                .store()
+                .read_stream(&StreamId::new("message", id.as_str()), 0)
+                .await?;
+            &read
+        }
+    };
     let at = Timestamp::from_millis(e.header.recorded_at);
     let notification_id = format!("ntf-{}-{}", id.as_str(), e.header.sequence);
     let expires_for = |epoch| app.policy().expiry_of(epoch);
@@ -157,7 +210,7 @@ pub(super) async fn build(
     match status {
         None => {
             let (mut header, mut content, mut kind, mut profile) = (None, None, None, None);
-            for h in &history {
+            for h in history {
                 match h.decode::<MessageEvent>()? {
                     MessageEvent::InboundMessageReceived { header: hd, .. } => header = Some(hd),
                     MessageEvent::InboundMessageDecrypted {
@@ -209,7 +262,8 @@ pub(super) async fn build(
                 .unwrap_or_default(),
                 None => String::new(),
             };
-            let Some((wa_id, user_id)) = contact(app, hook, region, &header.subject_id).await?
+            let Some((wa_id, user_id)) =
+                contact(app, hook, region, &header.subject_id, known).await?
             else {
                 return Ok(None);
             };
@@ -254,7 +308,8 @@ pub(super) async fn build(
             else {
                 return Ok(None);
             };
-            let Some((wa_id, user_id)) = contact(app, hook, region, &header.subject_id).await?
+            let Some((wa_id, user_id)) =
+                contact(app, hook, region, &header.subject_id, known).await?
             else {
                 return Ok(None);
             };
