@@ -232,11 +232,11 @@ async fn post_lane(
 }
 
 /// Runs one app's webhook worker until `stop` turns true. A batch of the log is built
-/// ([`BUILDS_IN_FLIGHT`] at once, the batch's messages and consumers read in one query each) and posted ([`POSTS_IN_FLIGHT`] consumers at once, each
-/// consumer's notifications in order); the checkpoint moves past the batch once every one of
-/// them was delivered or given up on and recorded. A stop mid-batch leaves the checkpoint
-/// before it: its notifications are posted again on the next start (at least once, with the
-/// same notification ids).
+/// ([`BUILDS_IN_FLIGHT`] at once, its messages and consumers read in one query each) and
+/// posted ([`POSTS_IN_FLIGHT`] consumers at once, each consumer's notifications in order); the
+/// checkpoint moves past the batch once every one of them was delivered or given up on and
+/// recorded. A stop mid-batch leaves the checkpoint before it: its notifications are posted
+/// again on the next start (at least once, with the same notification ids).
 pub async fn run(app: Sealpost, hook: Hook, mut stop: watch::Receiver<bool>) {
     use futures::StreamExt as _;
     let hook = Arc::new(hook);

@@ -312,7 +312,7 @@ impl Transport for SimNetwork {
         // Decided in memory, written before it counts, handed out only once written: an
         // envelope the transport accepted survives a crash, and none is handed out before it is
         // kept. Its place in the queue is taken at once, so the queue keeps the order of sends.
-        let (result, business, events, pending) = {
+        let (result, business, events, pending, to) = {
             let mut net = self.lock();
             if !net.directory.contains_key(&envelope.to.handle) {
                 return Err(TransportError::UnknownRecipient);
@@ -373,15 +373,14 @@ impl Transport for SimNetwork {
                 pending = Some((batch.submit(), deliver.then_some(row)));
             }
             if deliver {
-                net.enqueue(row, envelope.clone(), self.store.is_none());
+                net.enqueue(row, envelope, self.store.is_none());
             }
-            (result, business, events, pending)
+            (result, business, events, pending, to)
         };
         if let Some((pending, row)) = pending {
             let written = pending.done().await;
             if let Some(row) = row {
-                self.lock()
-                    .settle(&envelope.to.handle, row, written.is_ok());
+                self.lock().settle(&to, row, written.is_ok());
             }
             written.map_err(unavailable)?;
         }

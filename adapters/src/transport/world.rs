@@ -174,18 +174,6 @@ impl WorldStore {
         value.ok_or(WorldError::Corrupt("a row is not what it was"))
     }
 
-    /// Writes (replaces) the record of `kind` for `handle`.
-    pub async fn put<T: Serialize>(
-        &self,
-        kind: Kind,
-        handle: &str,
-        value: &T,
-    ) -> Result<(), WorldError> {
-        let mut batch = self.batch();
-        batch.put(kind, handle, value)?;
-        batch.submit().done().await.map(drop)
-    }
-
     /// The sealed size of `handle`'s record of `kind`, if it has one.
     #[cfg(test)]
     pub(crate) async fn record_len(&self, kind: Kind, handle: &str) -> Result<usize, WorldError> {
@@ -211,20 +199,6 @@ impl WorldStore {
                 self.open_sealed(&crypto::aad(&[kind.as_str().as_bytes(), &k]), &sealed)
             })
             .collect()
-    }
-
-    /// Keeps an accepted envelope (or anything serializable) as row `row` of the inbox table.
-    pub async fn enqueue<T: Serialize>(&self, row: u64, value: &T) -> Result<(), WorldError> {
-        let mut batch = self.batch();
-        batch.enqueue(row, value)?;
-        batch.submit().done().await.map(drop)
-    }
-
-    /// Forgets acknowledged inbox rows.
-    pub async fn dequeue(&self, rows: &[u64]) -> Result<(), WorldError> {
-        let mut batch = self.batch();
-        batch.dequeue(rows);
-        batch.submit().done().await.map(drop)
     }
 
     /// `handle`'s items of kind `item`, in the order they were kept.
@@ -295,14 +269,15 @@ mod tests {
         let world = dir.path().join(WORLD_DIR);
         {
             let w = WorldStore::open(&world).await.expect("open");
-            w.put(Kind::Device, "4915112345678", &"hello canary-plaintext")
-                .await
+            let mut b = w.batch();
+            b.put(Kind::Device, "4915112345678", &"hello canary-plaintext")
                 .expect("put");
-            w.enqueue(7, &"queued canary-plaintext")
-                .await
-                .expect("enqueue");
-            w.enqueue(8, &"second").await.expect("enqueue");
-            w.dequeue(&[8]).await.expect("dequeue");
+            b.enqueue(7, &"queued canary-plaintext").expect("enqueue");
+            b.enqueue(8, &"second").expect("enqueue");
+            b.submit().done().await.expect("written");
+            let mut b = w.batch();
+            b.dequeue(&[8]);
+            b.submit().done().await.expect("dequeued");
         }
         let w = WorldStore::open(&world).await.expect("reopen");
         let devices: Vec<String> = w.all(Kind::Device).await.expect("all");
@@ -344,9 +319,9 @@ mod tests {
             .expect("an earlier row");
         let rows: Vec<Vec<u32>> = w.all(Kind::Directory).await.expect("all");
         assert_eq!(rows, vec![vec![1, 2, 3]]);
-        w.put(Kind::Directory, "1555", &vec![4u32])
-            .await
-            .expect("put");
+        let mut b = w.batch();
+        b.put(Kind::Directory, "1555", &vec![4u32]).expect("put");
+        b.submit().done().await.expect("written");
         let rows: Vec<Vec<u32>> = w.all(Kind::Directory).await.expect("all");
         assert_eq!(rows, vec![vec![4]]);
     }
@@ -384,7 +359,9 @@ mod tests {
     async fn a_row_sealed_under_another_world_key_is_refused() {
         let a = tempfile::tempdir().expect("temp dir");
         let w = WorldStore::open(a.path()).await.expect("open");
-        w.put(Kind::Directory, "1555", &1u32).await.expect("put");
+        let mut b = w.batch();
+        b.put(Kind::Directory, "1555", &1u32).expect("put");
+        b.submit().done().await.expect("written");
         drop(w);
         std::fs::remove_file(a.path().join(KEY_FILE)).expect("rm key");
         let w = WorldStore::open(a.path())

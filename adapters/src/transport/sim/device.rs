@@ -490,24 +490,28 @@ mod tests {
         (store, net)
     }
 
+    async fn kept_phone(
+        engine: &Arc<dyn SignalEngine>,
+        net: &SimNetwork,
+        store: &Arc<WorldStore>,
+        handle: &str,
+    ) -> SimDevice {
+        SimDevice::join(engine.clone(), net, handle)
+            .await
+            .expect("phone")
+            .kept_in(store.clone())
+            .await
+            .expect("kept")
+    }
+
     #[tokio::test]
     async fn a_kept_phones_history_is_rows_that_outlive_a_restart_and_its_record_does_not_grow() {
         let dir = tempfile::tempdir().expect("dir");
         let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
         let (a, b) = ("4915112345678", "447700900123");
         let (store, net) = world(dir.path()).await;
-        let mut alice = SimDevice::join(engine.clone(), &net, a)
-            .await
-            .expect("alice")
-            .kept_in(store.clone())
-            .await
-            .expect("kept");
-        let mut bob = SimDevice::join(engine.clone(), &net, b)
-            .await
-            .expect("bob")
-            .kept_in(store.clone())
-            .await
-            .expect("kept");
+        let mut alice = kept_phone(&engine, &net, &store, a).await;
+        let mut bob = kept_phone(&engine, &net, &store, b).await;
         alice.send(&net, b, "m-0", b"hello 0").await.expect("send");
         assert_eq!(bob.step(&net).await.expect("step"), 1);
         let first = store.record_len(Kind::Device, b).await.expect("record");
@@ -567,10 +571,10 @@ mod tests {
         phone.state.seen.insert("old-1".into());
         phone.state.sent.insert("mine-1".into(), b"mine".to_vec());
         phone.state.read_by_business.insert("mine-1".into());
-        store
-            .put(Kind::Device, "4915112345678", &phone.state)
-            .await
+        let mut b = store.batch();
+        b.put(Kind::Device, "4915112345678", &phone.state)
             .expect("put");
+        b.submit().done().await.expect("written");
         let loaded = SimDevice::load_all(engine, &store).await.expect("load");
         let [phone] = &loaded[..] else {
             panic!("one phone")
