@@ -16,7 +16,6 @@ use sealpost_domain::{
     PhoneNumberId, Principal, Purpose, Region, RetentionPolicy, Sealed, Subject, SubjectCommand,
     SubjectEvent, SubjectId, Timestamp, E164,
 };
-use sealpost_projections::evidence::EvidenceView;
 use sealpost_projections::retention::{erase_subject, RetentionError, RetentionProcess};
 use std::path::{Path, PathBuf};
 
@@ -105,8 +104,8 @@ pub struct Sealpost {
     audit: Arc<tokio::sync::OnceCell<Arc<AuditLog>>>,
     /// Where checkpoints are also written, outside the database.
     witness: Option<PathBuf>,
-    /// The evidence projections (access, statistics, billing, retention facts).
-    evidence: Arc<tokio::sync::Mutex<EvidenceView>>,
+    /// Held while this process folds the evidence projections (their rows are in the store).
+    evidence: Arc<tokio::sync::Mutex<()>>,
 }
 
 fn random_u64() -> u64 {
@@ -218,7 +217,7 @@ impl Sealpost {
             policy,
             audit: Arc::new(tokio::sync::OnceCell::new()),
             witness: None,
-            evidence: Arc::new(tokio::sync::Mutex::new(EvidenceView::new())),
+            evidence: Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -282,7 +281,7 @@ impl Sealpost {
             policy: self.policy,
             audit: &self.audit,
             witness: self.witness.as_deref(),
-            view: &self.evidence,
+            folding: &self.evidence,
         }
     }
 

@@ -24,9 +24,7 @@ mod tests;
 mod tokens;
 
 pub use error::ApiError;
-pub use housekeeping::{
-    CHECKPOINT_EVERY_MS, EVIDENCE_EVERY, PROJECTIONS_EVERY, RETENTION_EVERY_MS, SCRUB_EVERY,
-};
+pub use housekeeping::{CHECKPOINT_EVERY_MS, PROJECTIONS_EVERY, RETENTION_EVERY_MS, SCRUB_EVERY};
 pub use limits::{Limits, Pair, PAIR_BURST, PAIR_RATE_PER_S, THROUGHPUT_HIGH, THROUGHPUT_STANDARD};
 pub use messages::MAX_TEXT;
 pub use openapi::openapi;

@@ -176,12 +176,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .progress_chars("=> "),
             );
             bar.set_message(format!("rebuilding {name}"));
-            let reached = sealpost::projections::rebuild(app.store(), &name, &mut |at, head| {
+            let mut progress = |at, head| {
                 bar.set_length(head);
                 bar.set_position(at);
-            })
-            .await?
-            .unwrap_or_default();
+            };
+            let reached = if name == sealpost::projections::EVIDENCE {
+                app.evidence().rebuild_evidence(&mut progress).await?
+            } else {
+                sealpost::projections::rebuild(app.store(), &name, &mut progress)
+                    .await?
+                    .unwrap_or_default()
+            };
             bar.finish_and_clear();
             writeln!(
                 std::io::stdout(),

@@ -10,8 +10,17 @@ use sealpost_adapters::projection::{Fold, Persisted};
 use sealpost_domain::PhoneNumberEvent;
 use std::collections::BTreeMap;
 
-/// Every persisted projection by name.
-pub const NAMES: [&str; 3] = [BusinessNumbers::NAME, Apps::NAME, TokenIndex::NAME];
+/// The evidence projections' name (rows of their own, folded up to a signed checkpoint:
+/// `crate::app::evidence`).
+pub const EVIDENCE: &str = "evidence";
+
+/// Every projection `projections rebuild` takes, by name.
+pub const NAMES: [&str; 4] = [
+    BusinessNumbers::NAME,
+    Apps::NAME,
+    TokenIndex::NAME,
+    EVIDENCE,
+];
 
 /// Catches every projection up with the log and saves it, so the next start folds only what
 /// comes after.

@@ -2,24 +2,27 @@
 //! (non-identifiable counts), billing (billable messages per business and category) and the
 //! retention facts behind the DPO's retention report.
 //!
-//! One catch-up fold over the log's outer layer: no inner (personal) field is ever opened, so
-//! every figure here survives shredding and none of it can identify a consumer. Subject ids are
-//! kept in memory only to count distinct consumers per statistics group (groups with fewer than
-//! the minimum are suppressed); no output carries them except the DPO's erasure list, where the
-//! random subject id is the object of the erasure. Rebuildable from position 0 at any time.
+//! A catch-up fold over the log's outer layer, a page at a time: no inner (personal) field is
+//! ever opened, so every figure here survives shredding and none of it can identify a consumer.
+//! The results are rows in the event store's database ([`EvidenceRows`]), written with the
+//! position they reach in one transaction, so the server's memory does not grow with the
+//! messages in retention (ADR 0015). A consumer appears in them only as a keyed tag, to count
+//! distinct consumers per statistics group (groups with fewer than the minimum are suppressed)
+//! and to find its messages when its key goes; the tag is cleared then. No output carries it;
+//! the DPO's erasure list names the random subject id that is the object of the erasure.
+//! Rebuildable from position 0 at any time.
 
 mod fold;
 mod queries;
 mod rows;
 
 pub use queries::residual_risks;
-pub use rows::{AccessEntry, AccessPage, AccessQuery, BillingRow, StatRow};
+pub use rows::{AccessPage, BillingRow, StatRow};
+pub use sealpost_adapters::store::{AccessEntry, AccessQuery};
 
 use sealpost_adapters::ledger::{EventStore, LedgerError};
-use sealpost_domain::aggregates::message::PricingCategory;
-use sealpost_domain::{BusinessId, MessageKind, Region, SubjectId, Timestamp};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use sealpost_adapters::store::EvidenceRows;
+use sealpost_domain::Timestamp;
 
 /// The default minimum group size below which a statistic is suppressed.
 pub const DEFAULT_MIN_GROUP: u32 = 5;
@@ -27,146 +30,68 @@ pub const DEFAULT_MIN_GROUP: u32 = 5;
 /// The pricing model every billing line is under (Cloud API per-message pricing).
 pub const PRICING_MODEL: &str = "PMP";
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct MessageFact {
-    business: BusinessId,
-    subject: SubjectId,
-    created_at: i64,
-    shredded_at: Option<i64>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct MessageMeta {
-    fact: usize,
-    phone: String,
-    kind: MessageKind,
-    category: Option<PricingCategory>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-struct StatKey {
-    business: String,
-    phone: String,
-    day: String,
-    kind: MessageKind,
-    metric: String,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Group {
-    count: u64,
-    subjects: HashSet<SubjectId>,
-}
-
-/// The facts of a new message, outbound or inbound.
-#[derive(Debug)]
-struct NewMessage {
-    business: BusinessId,
-    phone: String,
-    subject: SubjectId,
-    epoch: i64,
-    kind: MessageKind,
-    category: Option<PricingCategory>,
-}
-
-/// Per UTC day. The fold keeps only the key destructions here; the report counts messages
-/// created and shredded per day from the message facts.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct DayFacts {
-    created: u64,
-    shredded: u64,
-    epoch_keys: u64,
-    subject_keys: u64,
-    erasures: u64,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Erasure {
-    business: BusinessId,
-    region: Region,
-    subject: SubjectId,
-    requested_at: i64,
-}
-
-/// The fold. Serializable, so that it is persisted with its position (maps with composite
-/// keys as lists of pairs) and a start folds only what came after.
-#[derive(Debug, Default, Serialize, Deserialize)]
-pub struct EvidenceView {
-    position: u64,
-    access: Vec<AccessEntry>,
-    #[serde(with = "pairs")]
-    stats: BTreeMap<StatKey, Group>,
-    #[serde(with = "pairs")]
-    billing: BTreeMap<(String, String, PricingCategory), (u64, u64)>,
-    facts: Vec<MessageFact>,
-    messages: HashMap<String, MessageMeta>,
-    #[serde(with = "pairs")]
-    by_epoch: HashMap<(String, String, i64), Vec<usize>>,
-    #[serde(with = "pairs")]
-    by_subject: HashMap<SubjectId, Vec<usize>>,
-    #[serde(with = "pairs")]
-    subjects: HashMap<SubjectId, (BusinessId, Region)>,
-    days: BTreeMap<String, DayFacts>,
-    erasures: Vec<Erasure>,
-}
-
-/// A map as a list of `(key, value)` pairs, for keys JSON cannot take as object keys.
-mod pairs {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn serialize<'a, M, K, V, S>(map: &'a M, s: S) -> Result<S::Ok, S::Error>
-    where
-        &'a M: IntoIterator<Item = (&'a K, &'a V)>,
-        K: Serialize + 'a,
-        V: Serialize + 'a,
-        S: Serializer,
-    {
-        s.collect_seq(map)
-    }
-
-    pub fn deserialize<'de, M, K, V, D>(d: D) -> Result<M, D::Error>
-    where
-        M: FromIterator<(K, V)>,
-        K: Deserialize<'de>,
-        V: Deserialize<'de>,
-        D: Deserializer<'de>,
-    {
-        Ok(Vec::<(K, V)>::deserialize(d)?.into_iter().collect())
-    }
-}
+/// Events read and folded per transaction.
+const PAGE: u64 = 1_000;
 
 fn day(ms: i64) -> String {
     Timestamp::from_millis(ms).utc_date()
 }
 
-impl EvidenceView {
-    /// An empty view (at position 0).
-    pub fn new() -> Self {
-        Self::default()
+/// The evidence projections of one store: the fold that fills their rows and the questions
+/// they answer.
+#[derive(Debug, Clone, Copy)]
+pub struct EvidenceProjection<'a> {
+    store: &'a EventStore,
+    rows: &'a dyn EvidenceRows,
+}
+
+impl<'a> EvidenceProjection<'a> {
+    /// The projections of `store`, kept in `rows`.
+    pub fn new(store: &'a EventStore, rows: &'a dyn EvidenceRows) -> Self {
+        Self { store, rows }
     }
 
     /// The last position folded in.
-    pub fn position(&self) -> u64 {
-        self.position
+    pub async fn position(&self) -> Result<u64, LedgerError> {
+        Ok(self.rows.evidence_position().await?)
     }
 
     /// Folds events up to and including `up_to` (e.g. a checkpoint's size), so that an answer
-    /// is exactly consistent with that checkpoint.
-    pub async fn catch_up(&mut self, store: &EventStore, up_to: u64) -> Result<(), LedgerError> {
-        while self.position < up_to {
-            let limit = (up_to - self.position).min(1_000) as u32;
-            let batch = store.read_all(self.position, limit).await?;
-            if batch.is_empty() {
-                return Ok(());
-            }
-            for e in &batch {
-                if e.position > up_to {
-                    return Ok(());
-                }
-                self.observe(e);
-            }
+    /// is exactly consistent with that checkpoint; returns the position reached. Each page is
+    /// one transaction; if another node folded meanwhile, it goes on from where that one got.
+    /// `progress(position, up_to)` after each page.
+    pub async fn catch_up(
+        &self,
+        up_to: u64,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<u64, LedgerError> {
+        let mut position = self.position().await?;
+        while position < up_to {
+            let limit = (up_to - position).min(PAGE) as u32;
+            let rows = self.store.log().read_all(position, limit).await?;
+            let rows: Vec<_> = rows.into_iter().filter(|r| r.position <= up_to).collect();
+            let Some(to) = rows.last().map(|r| r.position) else {
+                break;
+            };
+            let write = fold::page(self.store, self.rows, position, to, rows).await?;
+            position = if self.rows.evidence_write(&write).await? {
+                to
+            } else {
+                self.position().await?
+            };
+            progress(position, up_to);
         }
-        Ok(())
+        Ok(position)
+    }
+
+    /// Empties the rows and folds the log again up to `up_to`.
+    pub async fn rebuild(
+        &self,
+        up_to: u64,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<u64, LedgerError> {
+        self.rows.evidence_reset().await?;
+        self.catch_up(up_to, progress).await
     }
 }
 

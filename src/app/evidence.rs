@@ -22,9 +22,8 @@ use sealpost_domain::{
     BusinessId, Category, PhoneNumberId, Principal, PrincipalKind, Purpose, Region, SubjectId, E164,
 };
 use sealpost_domain::{RetentionPolicy, Timestamp};
-use sealpost_projections::evidence::EvidenceView;
 use sealpost_projections::evidence::{
-    AccessPage, AccessQuery, BillingRow, StatRow, DEFAULT_MIN_GROUP,
+    AccessPage, AccessQuery, BillingRow, EvidenceProjection, StatRow, DEFAULT_MIN_GROUP,
 };
 use sealpost_projections::report::{CheckpointRef, RetentionReport};
 use std::path::Path;
@@ -115,7 +114,7 @@ service! {
         policy: RetentionPolicy,
         audit: &'a tokio::sync::OnceCell<Arc<AuditLog>>,
         witness: Option<&'a Path>,
-        view: &'a Arc<tokio::sync::Mutex<EvidenceView>>,
+        folding: &'a Arc<tokio::sync::Mutex<()>>,
     }
     reaches {
         catalog: Catalog { exec, store, clock },
@@ -168,60 +167,48 @@ impl Evidence<'_> {
     }
 
     /// Checkpoints, then folds the projections up to that checkpoint.
-    async fn consistent(
-        &self,
-    ) -> Result<
-        (
-            Checkpoint,
-            tokio::sync::MutexGuard<'_, sealpost_projections::evidence::EvidenceView>,
-        ),
-        AppError,
-    > {
+    async fn consistent(&self) -> Result<(Checkpoint, EvidenceProjection<'_>), AppError> {
         self.gate.flush().await?;
-        let checkpoint = self.checkpoint().await?;
-        let mut view = self.view.lock().await;
-        if view.position() == 0 {
-            // The first query of this process: start from the persisted fold, not from 0.
-            if let Some(saved) = self.saved_evidence().await? {
-                *view = saved;
+        let projection = self.projection();
+        for _ in 0..3 {
+            let checkpoint = self.checkpoint().await?;
+            let _folding = self.folding.lock().await;
+            // Another node may have folded past this checkpoint meanwhile: take a newer one.
+            if projection.catch_up(checkpoint.size, &mut |_, _| {}).await? == checkpoint.size {
+                return Ok((checkpoint, projection));
             }
         }
-        if view.position() > checkpoint.size {
-            // Never answer from further than the checkpoint: rebuild.
-            *view = sealpost_projections::evidence::EvidenceView::new();
-        }
-        view.catch_up(self.store, checkpoint.size).await?;
-        Ok((checkpoint, view))
+        Err(AppError::Ledger(
+            sealpost_adapters::store::StoreError::Unavailable(
+                "the evidence projections are ahead of every checkpoint".into(),
+            )
+            .into(),
+        ))
     }
 
-    /// The evidence fold as last persisted (sealed, with the position it reached).
-    async fn saved_evidence(
+    fn projection(&self) -> EvidenceProjection<'_> {
+        EvidenceProjection::new(self.store, self.stores.evidence.as_ref())
+    }
+
+    /// Folds the evidence projections up to `checkpoint` (called by `serve` after each signed
+    /// checkpoint, so a query folds only what came since).
+    pub async fn fold_evidence(&self, checkpoint: &Checkpoint) -> Result<u64, AppError> {
+        let _folding = self.folding.lock().await;
+        Ok(self
+            .projection()
+            .catch_up(checkpoint.size, &mut |_, _| {})
+            .await?)
+    }
+
+    /// Empties the evidence projections and folds them again up to a fresh checkpoint
+    /// (`sealpost projections rebuild evidence`); returns the position reached.
+    pub async fn rebuild_evidence(
         &self,
-    ) -> Result<Option<sealpost_projections::evidence::EvidenceView>, AppError> {
-        Ok(
-            sealpost_adapters::projection::load_state(self.store, EVIDENCE, EVIDENCE_VERSION)
-                .await?
-                .map(|(view, _)| view),
-        )
-    }
-
-    /// Folds the evidence projections up to the newest signed checkpoint and persists them
-    /// with their position, so that the first evidence query after a start folds only what came
-    /// since (called every few minutes by `serve`).
-    pub async fn persist_evidence(&self) -> Result<(), AppError> {
-        let (_, view) = self.consistent().await?;
-        if view.position() == 0 {
-            return Ok(());
-        }
-        sealpost_adapters::projection::save_state(
-            self.store,
-            EVIDENCE,
-            EVIDENCE_VERSION,
-            &*view,
-            view.position(),
-        )
-        .await?;
-        Ok(())
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<u64, AppError> {
+        let checkpoint = self.checkpoint().await?;
+        let _folding = self.folding.lock().await;
+        Ok(self.projection().rebuild(checkpoint.size, progress).await?)
     }
 
     /// The access log, as the auditor, the DPO or a business (its own entries only) may read it.
@@ -239,7 +226,7 @@ impl Evidence<'_> {
             query.business_id = Some(b.as_str().to_owned());
         }
         let (checkpoint, view) = self.consistent().await?;
-        Ok((view.access(&query), checkpoint))
+        Ok((view.access(&query).await?, checkpoint))
     }
 
     /// Non-identifiable statistics (of the principal's own business, for a business).
@@ -258,7 +245,7 @@ impl Evidence<'_> {
         .await?;
         let (checkpoint, view) = self.consistent().await?;
         Ok((
-            view.statistics(scope.as_ref(), DEFAULT_MIN_GROUP),
+            view.statistics(scope.as_ref(), DEFAULT_MIN_GROUP).await?,
             checkpoint,
         ))
     }
@@ -273,7 +260,7 @@ impl Evidence<'_> {
         self.authorize_evidence(principal, Category::Billing, "billing", scope.as_ref())
             .await?;
         let (checkpoint, view) = self.consistent().await?;
-        Ok((view.billing(scope.as_ref()), checkpoint))
+        Ok((view.billing(scope.as_ref()).await?, checkpoint))
     }
 
     /// The DPO's retention report (a business gets its own).
@@ -482,12 +469,6 @@ fn scope_of(
         _ => Ok(asked.cloned()),
     }
 }
-
-/// The shape of the persisted evidence fold; another version is ignored and folded again.
-const EVIDENCE_VERSION: u64 = 1;
-
-/// The persisted evidence fold's name.
-const EVIDENCE: &str = "evidence";
 
 /// One tenant as the record of processing lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -114,7 +114,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum ProjectionAction {
     /// Fold a projection again from position 0 and save it (idempotent; safe while `serve`
-    /// runs). NAME: business-numbers, apps, tokens.
+    /// runs). NAME: business-numbers, apps, tokens, evidence.
     Rebuild {
         /// Which projection.
         name: String,

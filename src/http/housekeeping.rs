@@ -23,8 +23,6 @@ const SEQUENCE_EVERY: Duration = Duration::from_millis(100);
 pub const SCRUB_EVERY: Duration = Duration::from_secs(1);
 /// How often the persisted projections are caught up and saved while serving.
 pub const PROJECTIONS_EVERY: Duration = Duration::from_secs(60);
-/// How often the evidence projections are caught up and persisted while serving.
-pub const EVIDENCE_EVERY: Duration = Duration::from_secs(300);
 
 /// When each duty on a fixed interval last ran.
 struct Due {
@@ -32,7 +30,6 @@ struct Due {
     checkpoint: Timestamp,
     scrubbed: Instant,
     refreshed: Instant,
-    evidence: Instant,
 }
 
 /// Whether `every` has passed since `last`; if so, `last` becomes now.
@@ -56,7 +53,6 @@ pub(super) async fn run(
         checkpoint: s.app.now(),
         scrubbed: Instant::now(),
         refreshed: Instant::now(),
-        evidence: Instant::now(),
     };
     while !*stop.borrow() {
         let now = s.app.now();
@@ -75,11 +71,6 @@ pub(super) async fn run(
         if elapsed(&mut due.refreshed, PROJECTIONS_EVERY) {
             if let Err(e) = crate::projections::refresh_all(s.app.store()).await {
                 tracing::warn!(error = %e, "projections not saved yet");
-            }
-        }
-        if elapsed(&mut due.evidence, EVIDENCE_EVERY) {
-            if let Err(e) = s.app.evidence().persist_evidence().await {
-                tracing::warn!(error = %e, "evidence projections not saved yet");
             }
         }
         // Retention: every message's keys go when it turns 30 days old.
@@ -109,13 +100,21 @@ async fn sequence(s: &Shared, now: Timestamp, last_checkpoint: &mut Timestamp) {
             return;
         }
     };
-    let result = if now.millis() - last_checkpoint.millis() >= CHECKPOINT_EVERY_MS {
-        *last_checkpoint = now;
-        audit.checkpoint(now).await.map(|_| ())
-    } else {
-        audit.sequence().await.map(|_| ())
-    };
-    if let Err(e) = result {
-        tracing::error!(error = %e, "audit sequencing failed");
+    if now.millis() - last_checkpoint.millis() < CHECKPOINT_EVERY_MS {
+        if let Err(e) = audit.sequence().await {
+            tracing::error!(error = %e, "audit sequencing failed");
+        }
+        return;
+    }
+    *last_checkpoint = now;
+    match audit.checkpoint(now).await {
+        // The evidence projections follow the signed checkpoints, a minute's events at a time,
+        // so a query folds only what came since.
+        Ok(checkpoint) => {
+            if let Err(e) = s.app.evidence().fold_evidence(&checkpoint).await {
+                tracing::warn!(error = %e, "evidence projections not caught up yet");
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "audit sequencing failed"),
     }
 }

@@ -256,20 +256,13 @@ async fn stop(
             "the final audit checkpoint did not finish in time; the next start signs it"
         ),
     }
-    // Best effort: the evidence fold as far as this process got, so the next start's first
-    // evidence query folds only what is new (otherwise the last periodic save serves).
-    match tokio::time::timeout(WORK_GRACE, app.evidence().persist_evidence()).await {
-        Ok(Err(e)) => tracing::warn!(error = %e, "evidence projections not saved at stop"),
-        Err(_) => tracing::warn!("evidence projections not saved at stop: out of time"),
-        Ok(Ok(())) => {}
-    }
     Ok(())
 }
 
 /// How long requests in flight may finish after the stop signal.
 pub const REQUEST_GRACE: Duration = Duration::from_millis(1_000);
-/// How long each background stage (pipeline, webhook workers, final checkpoint, evidence
-/// snapshot) may take to stop; with [`REQUEST_GRACE`] the process exits within 5 s of the
+/// How long each background stage (pipeline, webhook workers, final checkpoint) may take to
+/// stop; with [`REQUEST_GRACE`] the process exits within 5 s of the
 /// signal.
 pub const WORK_GRACE: Duration = Duration::from_millis(1_000);
 

@@ -13,11 +13,13 @@
 mod append;
 mod error;
 mod event_log;
+pub mod evidence;
 mod key_store;
 pub mod leaf;
 pub mod postgres;
 pub(crate) mod sql;
 mod sql_event_log;
+pub(crate) mod sql_evidence;
 mod sql_key_store;
 pub mod sqlite;
 
@@ -27,9 +29,14 @@ pub use event_log::{
     AppendCommand, AppendOutcome, AuditLeaf, AuditNode, CheckpointRow, EventLog, NewRow, RowHeader,
     SnapshotRow, StoredRow, StreamId, TxHook,
 };
+pub use evidence::{
+    AccessEntry, AccessQuery, BillingKey, DayKeys, ErasureFact, EvidenceRows, EvidenceWrite,
+    MessageFacts, MessageTotals, Shred, StatCount, StatKey, SubjectTag,
+};
 pub use key_store::{Destruction, KeyKind, KeyState, KeyStore, SessionRow, WrappedKey};
 pub(crate) use sql::{DbKey, DbRow, DbSnapshot};
 pub(crate) use sql_event_log::{impl_event_log, put_leaves_in_tx};
+pub(crate) use sql_evidence::impl_evidence_rows;
 pub(crate) use sql_key_store::{destroy_in_tx, impl_key_store, insert_key_in_tx};
 
 /// The event log and key store of one deployment.
@@ -39,6 +46,8 @@ pub struct Stores {
     pub events: std::sync::Arc<dyn EventLog>,
     /// Keys.
     pub keys: std::sync::Arc<dyn KeyStore>,
+    /// The evidence projections' rows (beside the events).
+    pub evidence: std::sync::Arc<dyn EvidenceRows>,
     /// Which backend: `sqlite` or `postgres`.
     pub backend: &'static str,
 }
@@ -48,10 +57,11 @@ impl Stores {
     pub async fn sqlite(dir: &std::path::Path) -> Result<Self, StoreError> {
         crate::files::create_private_dir_all(dir)
             .map_err(|e| StoreError::Database(format!("data directory: {}", e.kind())))?;
-        let events = sqlite::SqliteEventLog::open(dir).await?;
+        let events = std::sync::Arc::new(sqlite::SqliteEventLog::open(dir).await?);
         let keys = sqlite::SqliteKeyStore::open(dir).await?;
         Ok(Self {
-            events: std::sync::Arc::new(events),
+            evidence: events.clone(),
+            events,
             keys: std::sync::Arc::new(keys),
             backend: "sqlite",
         })
@@ -62,6 +72,7 @@ impl Stores {
         let store = std::sync::Arc::new(postgres::PostgresStore::new(pool));
         Self {
             events: store.clone(),
+            evidence: store.clone(),
             keys: store,
             backend: "postgres",
         }

@@ -7,7 +7,10 @@
 //! `position > checkpoint` can never skip a late commit. Group commit keeps the lock cheap: one
 //! transaction carries many commands.
 
-use super::{impl_event_log, impl_key_store, AppendTx, AuditLeaf, NewRow, StoreError, StreamId};
+use super::{
+    impl_event_log, impl_evidence_rows, impl_key_store, AppendTx, AuditLeaf, NewRow, StoreError,
+    StreamId,
+};
 use async_trait::async_trait;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -276,6 +279,12 @@ impl PostgresStore {
     const READ_STREAMS: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
      FROM sealpost_events WHERE stream_type = $1 AND stream_id IN (SELECT jsonb_array_elements_text($2::jsonb)) \
      ORDER BY stream_id, sequence";
+    /// The evidence fold's position, locked until the page's transaction ends.
+    const EV_POSITION_FOR_UPDATE: &'static str =
+        "SELECT position FROM sealpost_checkpoints WHERE name = $1 FOR UPDATE";
+    /// Evidence messages whose id is in the JSON array `$1`.
+    const EV_MESSAGES_IN: &'static str = "SELECT message_id, business_id, region, epoch, subject_tag, phone_number_id, kind, category, created_at \
+     FROM sealpost_ev_messages WHERE message_id IN (SELECT jsonb_array_elements_text($1::jsonb))";
 
     fn append_tx(tx: Transaction<'static, Postgres>) -> Box<dyn AppendTx> {
         Box::new(PgAppendTx { tx })
@@ -292,4 +301,5 @@ impl PostgresStore {
 }
 
 impl_event_log!(PostgresStore);
+impl_evidence_rows!(PostgresStore, Postgres);
 impl_key_store!(PostgresStore);

@@ -153,6 +153,12 @@ impl SqliteEventLog {
     const READ_STREAMS: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
      FROM sealpost_events WHERE stream_type = $1 AND stream_id IN (SELECT value FROM json_each($2)) \
      ORDER BY stream_id, sequence";
+    /// The evidence fold's position (`BEGIN IMMEDIATE` already holds the write lock).
+    const EV_POSITION_FOR_UPDATE: &'static str =
+        "SELECT position FROM sealpost_checkpoints WHERE name = $1";
+    /// Evidence messages whose id is in the JSON array `$1`.
+    const EV_MESSAGES_IN: &'static str = "SELECT message_id, business_id, region, epoch, subject_tag, phone_number_id, kind, category, created_at \
+     FROM sealpost_ev_messages WHERE message_id IN (SELECT value FROM json_each($1))";
 
     fn append_tx(tx: Transaction<'static, Sqlite>) -> Box<dyn AppendTx> {
         Box::new(SqliteAppendTx { tx })
@@ -160,6 +166,7 @@ impl SqliteEventLog {
 }
 
 impl_event_log!(SqliteEventLog);
+super::impl_evidence_rows!(SqliteEventLog, Sqlite);
 
 /// The SQLite key store (`keys.db`).
 #[derive(Debug, Clone)]

@@ -19,6 +19,24 @@ impl Vault {
         Ok(crypto::mac(&key, phone.expose_digits().as_bytes()))
     }
 
+    /// A subject as the evidence rows know it: a tag under the business's index key, so the
+    /// rows link a consumer's messages to each other only for who holds that key, and never to
+    /// the subject's stream id.
+    pub async fn evidence_tag(
+        &self,
+        business: &str,
+        region: Region,
+        subject: &SubjectId,
+        now: Timestamp,
+    ) -> Result<[u8; 16], VaultError> {
+        let key = self.index_key(business, region, now).await?;
+        let tag = crypto::mac(
+            &key,
+            &crypto::aad(&[b"sealpost/evidence-subject/v1", subject.as_str().as_bytes()]),
+        );
+        Ok(tag[..16].try_into().expect("16 bytes"))
+    }
+
     /// The business-scoped user id of a consumer (`CC.<20 digits>`): stable per business and
     /// consumer, not derivable from the number without the business's index key.
     pub async fn user_id(

@@ -1,271 +1,402 @@
-//! The fold itself: each access decision, message, subject and epoch shredding of the log's
-//! outer layer, counted into access entries, statistics groups, billing and retention facts.
+//! The fold of one page of the log: each access decision, message, status, subject and epoch
+//! shredding of the log's outer layer, summed per group into one [`EvidenceWrite`].
 
-use super::{
-    day, AccessEntry, Erasure, EvidenceView, MessageFact, MessageMeta, NewMessage, StatKey,
+use super::day;
+use sealpost_adapters::ledger::{EventStore, LedgerError, OpenedEvent};
+use sealpost_adapters::store::{
+    AccessEntry, BillingKey, DayKeys, ErasureFact, EvidenceRows, EvidenceWrite, MessageFacts,
+    Shred, StatKey, StoredRow, SubjectTag,
 };
-use sealpost_adapters::ledger::OpenedEvent;
 use sealpost_domain::access::{AccessEvent, DenyReason, ACCESS_STREAM_TYPE};
 use sealpost_domain::aggregates::message::PricingCategory;
 use sealpost_domain::{
-    Decision, MessageEvent, MessageKind, Region, RetentionEvent, SubjectEvent, SubjectId,
+    Decision, MessageEvent, MessageKind, Region, RetentionEvent, SubjectEvent, SubjectId, Timestamp,
 };
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-impl EvidenceView {
-    /// Folds one event.
-    pub fn observe(&mut self, e: &OpenedEvent) {
-        self.position = self.position.max(e.position);
-        let at = e.header.recorded_at;
-        match e.header.stream.kind.as_str() {
-            ACCESS_STREAM_TYPE => {
-                if let Ok(event) = e.decode::<AccessEvent>() {
-                    self.observe_access(e.position, event);
-                }
-            }
-            "message" => {
-                if let Ok(event) = e.decode::<MessageEvent>() {
-                    self.observe_message(&e.header.stream.id, &e.header.region, at, event);
-                }
-            }
-            "subject" => {
-                let (Ok(event), Ok(id)) = (
-                    e.decode::<SubjectEvent>(),
-                    SubjectId::parse(&e.header.stream.id),
-                ) else {
-                    return;
-                };
-                self.observe_subject(id, &e.header.region, at, event);
-            }
-            "retention" => {
-                if let Ok(RetentionEvent::EpochKeyShredded {
-                    business_id,
-                    region,
-                    epoch,
-                    ..
-                }) = e.decode::<RetentionEvent>()
-                {
-                    self.days.entry(day(at)).or_default().epoch_keys += 1;
-                    let key = (
-                        business_id.as_str().to_owned(),
-                        region.code().to_owned(),
-                        epoch.index(),
-                    );
-                    let ids = self.by_epoch.remove(&key).unwrap_or_default();
-                    self.shred(&ids, at);
-                }
-            }
-            _ => {}
+/// The message events the projections count.
+const MESSAGE_EVENTS: &[&str] = &[
+    "OutboundMessageAccepted",
+    "InboundMessageReceived",
+    "MessageSent",
+    "MessageDelivered",
+    "MessageRead",
+    "MessageFailed",
+    "InboundMessageDecrypted",
+    "InboundDecryptionFailed",
+];
+
+/// Whether the fold needs the event in this row (only those are opened).
+fn wanted(row: &StoredRow) -> bool {
+    match row.header.stream.kind.as_str() {
+        ACCESS_STREAM_TYPE | "retention" => true,
+        "subject" => matches!(
+            row.header.event_type.as_str(),
+            "SubjectErased" | "SubjectExpired"
+        ),
+        "message" => MESSAGE_EVENTS.contains(&row.header.event_type.as_str()),
+        _ => false,
+    }
+}
+
+/// A status of a message, counted under the message's group.
+struct Status {
+    id: String,
+    at: i64,
+    metric: &'static str,
+    kind: Option<MessageKind>,
+    bill: bool,
+}
+
+/// What one event adds, with the subject tags already computed.
+enum Fact {
+    Access(Vec<AccessEntry>),
+    Message(MessageFacts),
+    Status(Status),
+    Epoch(Shred, i64),
+    SubjectGone {
+        tag: SubjectTag,
+        at: i64,
+        erasure: Option<ErasureFact>,
+    },
+}
+
+/// Folds the rows after position `from` up to `to` into one write.
+pub(super) async fn page(
+    store: &EventStore,
+    rows: &dyn EvidenceRows,
+    from: u64,
+    to: u64,
+    page: Vec<StoredRow>,
+) -> Result<EvidenceWrite, LedgerError> {
+    let mut facts = Vec::new();
+    for row in page.into_iter().filter(wanted) {
+        let e = store.open_row(row).await?;
+        if let Some(fact) = fact(store, &e).await? {
+            facts.push(fact);
         }
     }
+    // Statuses of messages recorded before this page: their groups, in one read.
+    let new: HashSet<&str> = facts
+        .iter()
+        .filter_map(|f| match f {
+            Fact::Message(m) => Some(m.message_id.as_str()),
+            _ => None,
+        })
+        .collect();
+    let mut earlier: Vec<String> = facts
+        .iter()
+        .filter_map(|f| match f {
+            Fact::Status(s) if !new.contains(s.id.as_str()) => Some(s.id.clone()),
+            _ => None,
+        })
+        .collect();
+    earlier.sort_unstable();
+    earlier.dedup();
+    let known = rows.evidence_messages(&earlier).await?;
+    let mut fold = PageFold {
+        known: known
+            .into_iter()
+            .map(|m| (m.message_id.clone(), m))
+            .collect(),
+        ..PageFold::default()
+    };
+    for f in facts {
+        fold.apply(f);
+    }
+    Ok(fold.into_write(from, to))
+}
 
-    fn observe_access(&mut self, position: u64, event: AccessEvent) {
-        match event {
-            AccessEvent::AccessDecided {
-                principal,
-                category,
-                purpose,
-                object,
-                owner,
-                decision,
+/// The facts of one opened event.
+async fn fact(store: &EventStore, e: &OpenedEvent) -> Result<Option<Fact>, LedgerError> {
+    let at = e.header.recorded_at;
+    let region = e.header.region.as_str();
+    Ok(match e.header.stream.kind.as_str() {
+        ACCESS_STREAM_TYPE => e
+            .decode::<AccessEvent>()
+            .ok()
+            .map(|a| Fact::Access(access(e.position, a))),
+        "message" => match e.decode::<MessageEvent>() {
+            Ok(event) => message(store, &e.header.stream.id, region, at, event).await?,
+            Err(_) => None,
+        },
+        "subject" => {
+            let (Ok(event), Ok(subject), Ok(r)) = (
+                e.decode::<SubjectEvent>(),
+                SubjectId::parse(&e.header.stream.id),
+                region.parse::<Region>(),
+            ) else {
+                return Ok(None);
+            };
+            let business = e.header.business_id.as_str();
+            let erasure = match event {
+                SubjectEvent::SubjectErased { .. } => Some(ErasureFact {
+                    position: e.position,
+                    business_id: business.to_owned(),
+                    region: region.to_owned(),
+                    subject_id: subject.as_str().to_owned(),
+                    requested_at: at,
+                }),
+                SubjectEvent::SubjectExpired { .. } => None,
+                _ => return Ok(None),
+            };
+            let tag = tag(store, business, r, &subject, at).await?;
+            Some(Fact::SubjectGone { tag, at, erasure })
+        }
+        "retention" => match e.decode::<RetentionEvent>() {
+            Ok(RetentionEvent::EpochKeyShredded {
+                business_id,
+                region,
+                epoch,
+                ..
+            }) => Some(Fact::Epoch(
+                Shred::Epoch {
+                    business_id: business_id.as_str().to_owned(),
+                    region: region.code().to_owned(),
+                    epoch: epoch.index(),
+                    at,
+                },
                 at,
-            } => {
-                let (decision, reason) = match decision {
-                    Decision::Allowed => ("allowed", None),
-                    Decision::Denied(r) => ("denied", Some(r)),
-                };
-                self.access.push(AccessEntry {
-                    position,
-                    at: at.millis(),
-                    principal_kind: principal.kind,
-                    principal: principal.id,
-                    business_id: owner.map(|b| b.as_str().to_owned()),
-                    category,
-                    purpose,
-                    decision: decision.to_owned(),
-                    reason,
-                    object: Some(object),
-                    count: 1,
-                });
-            }
-            AccessEvent::AccessCounted {
-                principal,
+            )),
+            Err(_) => None,
+        },
+        _ => None,
+    })
+}
+
+async fn tag(
+    store: &EventStore,
+    business: &str,
+    region: Region,
+    subject: &SubjectId,
+    at: i64,
+) -> Result<SubjectTag, LedgerError> {
+    Ok(store
+        .vault()
+        .evidence_tag(business, region, subject, Timestamp::from_millis(at))
+        .await?)
+}
+
+fn access(position: u64, event: AccessEvent) -> Vec<AccessEntry> {
+    match event {
+        AccessEvent::AccessDecided {
+            principal,
+            category,
+            purpose,
+            object,
+            owner,
+            decision,
+            at,
+        } => {
+            let (decision, reason) = match decision {
+                Decision::Allowed => ("allowed", None),
+                Decision::Denied(r) => ("denied", Some(r)),
+            };
+            vec![AccessEntry {
+                position,
+                at: at.millis(),
+                principal_kind: principal.kind,
+                principal: principal.id,
+                business_id: owner.map(|b| b.as_str().to_owned()),
                 category,
                 purpose,
-                owner,
-                minute,
-                allowed,
-                denied,
-            } => {
-                for (decision, count) in [("allowed", allowed), ("denied", denied)] {
-                    if count == 0 {
-                        continue;
-                    }
-                    self.access.push(AccessEntry {
-                        position,
-                        at: minute.millis(),
-                        principal_kind: principal.kind,
-                        principal: principal.id.clone(),
-                        business_id: owner.as_ref().map(|b| b.as_str().to_owned()),
-                        category,
-                        purpose,
-                        decision: decision.to_owned(),
-                        reason: (decision == "denied").then_some(DenyReason::Matrix),
-                        object: None,
-                        count,
-                    });
+                decision: decision.to_owned(),
+                reason,
+                object: Some(object),
+                count: 1,
+            }]
+        }
+        AccessEvent::AccessCounted {
+            principal,
+            category,
+            purpose,
+            owner,
+            minute,
+            allowed,
+            denied,
+        } => [("allowed", allowed), ("denied", denied)]
+            .into_iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|(decision, count)| AccessEntry {
+                position,
+                at: minute.millis(),
+                principal_kind: principal.kind,
+                principal: principal.id.clone(),
+                business_id: owner.as_ref().map(|b| b.as_str().to_owned()),
+                category,
+                purpose,
+                decision: decision.to_owned(),
+                reason: (decision == "denied").then_some(DenyReason::Matrix),
+                object: None,
+                count,
+            })
+            .collect(),
+    }
+}
+
+async fn message(
+    store: &EventStore,
+    id: &str,
+    region: &str,
+    at: i64,
+    event: MessageEvent,
+) -> Result<Option<Fact>, LedgerError> {
+    let status = |metric, kind, bill| {
+        Some(Fact::Status(Status {
+            id: id.to_owned(),
+            at,
+            metric,
+            kind,
+            bill,
+        }))
+    };
+    let (business, phone, subject, epoch, kind, category) = match event {
+        MessageEvent::OutboundMessageAccepted { header, .. } => (
+            header.business_id,
+            header.phone_number_id,
+            header.subject_id,
+            header.epoch,
+            header.kind,
+            Some(header.category),
+        ),
+        MessageEvent::InboundMessageReceived { header, .. } => (
+            header.business_id,
+            header.phone_number_id,
+            header.subject_id,
+            header.epoch,
+            MessageKind::Unknown,
+            None,
+        ),
+        MessageEvent::MessageSent { .. } => return Ok(status("sent", None, false)),
+        MessageEvent::MessageDelivered { .. } => return Ok(status("delivered", None, true)),
+        MessageEvent::MessageRead { .. } => return Ok(status("read", None, false)),
+        MessageEvent::MessageFailed { .. } => return Ok(status("failed", None, false)),
+        MessageEvent::InboundMessageDecrypted { kind, .. } => {
+            return Ok(status("inbound", Some(kind), false))
+        }
+        MessageEvent::InboundDecryptionFailed { .. } => {
+            return Ok(status("undecryptable", None, false))
+        }
+        _ => return Ok(None),
+    };
+    let Ok(r) = region.parse::<Region>() else {
+        return Ok(None);
+    };
+    let tag = tag(store, business.as_str(), r, &subject, at).await?;
+    Ok(Some(Fact::Message(MessageFacts {
+        message_id: id.to_owned(),
+        business_id: business.as_str().to_owned(),
+        region: region.to_owned(),
+        epoch: epoch.index(),
+        subject: Some(tag),
+        phone_number_id: phone.as_str().to_owned(),
+        kind,
+        category,
+        created_at: at,
+    })))
+}
+
+/// One page's sums.
+#[derive(Default)]
+struct PageFold {
+    /// Every message this page may count under: those it records and those read before it.
+    known: HashMap<String, MessageFacts>,
+    /// Ids of the messages this page records, in order.
+    new: Vec<String>,
+    /// Stored messages whose type this page learnt.
+    kinds: BTreeMap<String, MessageKind>,
+    access: Vec<AccessEntry>,
+    stats: HashMap<StatKey, u64>,
+    stat_subjects: HashSet<(StatKey, SubjectTag)>,
+    billing: HashMap<BillingKey, (u64, u64)>,
+    days: BTreeMap<String, DayKeys>,
+    shreds: Vec<Shred>,
+    erasures: Vec<ErasureFact>,
+}
+
+impl PageFold {
+    fn apply(&mut self, fact: Fact) {
+        match fact {
+            Fact::Access(entries) => self.access.extend(entries),
+            Fact::Message(m) => {
+                if !self.known.contains_key(&m.message_id) {
+                    self.new.push(m.message_id.clone());
+                    self.known.insert(m.message_id.clone(), m);
                 }
             }
-        }
-    }
-
-    /// Records a new message: its retention fact (indexed by epoch key and by subject) and
-    /// what its later status events are counted under.
-    fn add_message(&mut self, id: &str, region: &str, at: i64, m: NewMessage) {
-        let fact = self.facts.len();
-        self.by_epoch
-            .entry((m.business.as_str().to_owned(), region.to_owned(), m.epoch))
-            .or_default()
-            .push(fact);
-        self.by_subject
-            .entry(m.subject.clone())
-            .or_default()
-            .push(fact);
-        self.facts.push(MessageFact {
-            business: m.business,
-            subject: m.subject,
-            created_at: at,
-            shredded_at: None,
-        });
-        self.messages.insert(
-            id.to_owned(),
-            MessageMeta {
-                fact,
-                phone: m.phone,
-                kind: m.kind,
-                category: m.category,
-            },
-        );
-    }
-
-    fn observe_message(&mut self, id: &str, region: &str, at: i64, event: MessageEvent) {
-        match event {
-            MessageEvent::OutboundMessageAccepted { header, .. } => {
-                let message = NewMessage {
-                    business: header.business_id,
-                    phone: header.phone_number_id.as_str().to_owned(),
-                    subject: header.subject_id,
-                    epoch: header.epoch.index(),
-                    kind: header.kind,
-                    category: Some(header.category),
-                };
-                self.add_message(id, region, at, message);
+            Fact::Status(s) => self.status(s),
+            Fact::Epoch(shred, at) => {
+                self.days.entry(day(at)).or_default().epoch_keys += 1;
+                self.shreds.push(shred);
             }
-            MessageEvent::InboundMessageReceived { header, .. } => {
-                let message = NewMessage {
-                    business: header.business_id,
-                    phone: header.phone_number_id.as_str().to_owned(),
-                    subject: header.subject_id,
-                    epoch: header.epoch.index(),
-                    kind: MessageKind::Unknown,
-                    category: None,
-                };
-                self.add_message(id, region, at, message);
-            }
-            MessageEvent::MessageSent { .. } => self.count(id, at, "sent", None),
-            MessageEvent::MessageDelivered { .. } => {
-                self.count(id, at, "delivered", None);
-                self.bill(id, at);
-            }
-            MessageEvent::MessageRead { .. } => self.count(id, at, "read", None),
-            MessageEvent::MessageFailed { .. } => self.count(id, at, "failed", None),
-            MessageEvent::InboundMessageDecrypted { kind, .. } => {
-                self.count(id, at, "inbound", Some(kind))
-            }
-            MessageEvent::InboundDecryptionFailed { .. } => {
-                self.count(id, at, "undecryptable", None)
-            }
-            _ => {}
-        }
-    }
-
-    fn count(&mut self, id: &str, at: i64, metric: &'static str, kind: Option<MessageKind>) {
-        let Some(meta) = self.messages.get_mut(id) else {
-            return;
-        };
-        if let Some(k) = kind {
-            meta.kind = k;
-        }
-        let Some(fact) = self.facts.get(meta.fact) else {
-            return;
-        };
-        let key = StatKey {
-            business: fact.business.as_str().to_owned(),
-            phone: meta.phone.clone(),
-            day: day(at),
-            kind: meta.kind,
-            metric: metric.to_owned(),
-        };
-        let group = self.stats.entry(key).or_default();
-        group.count += 1;
-        group.subjects.insert(fact.subject.clone());
-    }
-
-    fn bill(&mut self, id: &str, at: i64) {
-        let Some(meta) = self.messages.get(id) else {
-            return;
-        };
-        let (Some(category), Some(fact)) = (meta.category, self.facts.get(meta.fact)) else {
-            return;
-        };
-        let month = day(at).chars().take(7).collect::<String>();
-        let line = self
-            .billing
-            .entry((fact.business.as_str().to_owned(), month, category))
-            .or_default();
-        if category == PricingCategory::Service {
-            line.1 += 1;
-        } else {
-            line.0 += 1;
-        }
-    }
-
-    fn observe_subject(&mut self, id: SubjectId, region: &str, at: i64, event: SubjectEvent) {
-        match event {
-            SubjectEvent::SubjectCreated { business_id, .. } => {
-                if let Ok(region) = region.parse::<Region>() {
-                    self.subjects.insert(id, (business_id, region));
-                }
-            }
-            SubjectEvent::SubjectErased { .. } => {
+            Fact::SubjectGone { tag, at, erasure } => {
                 let d = self.days.entry(day(at)).or_default();
                 d.subject_keys += 1;
-                d.erasures += 1;
-                if let Some((business, region)) = self.subjects.get(&id) {
-                    self.erasures.push(Erasure {
-                        business: business.clone(),
-                        region: *region,
-                        subject: id.clone(),
-                        requested_at: at,
-                    });
+                if let Some(e) = erasure {
+                    d.erasures += 1;
+                    self.erasures.push(e);
                 }
-                let ids = self.by_subject.remove(&id).unwrap_or_default();
-                self.shred(&ids, at);
+                self.shreds.push(Shred::Subject { tag, at });
             }
-            SubjectEvent::SubjectExpired { .. } => {
-                self.days.entry(day(at)).or_default().subject_keys += 1;
-                let ids = self.by_subject.remove(&id).unwrap_or_default();
-                self.shred(&ids, at);
-            }
-            SubjectEvent::ServiceWindowOpened { .. }
-            | SubjectEvent::ConsumerIdentityChanged { .. } => {}
         }
     }
 
-    fn shred(&mut self, ids: &[usize], at: i64) {
-        for i in ids {
-            if let Some(f) = self.facts.get_mut(*i) {
-                f.shredded_at.get_or_insert(at);
+    fn status(&mut self, s: Status) {
+        let Some(m) = self.known.get_mut(&s.id) else {
+            return;
+        };
+        if let Some(k) = s.kind {
+            m.kind = k;
+            self.kinds.insert(s.id.clone(), k);
+        }
+        let key = StatKey {
+            business_id: m.business_id.clone(),
+            phone_number_id: m.phone_number_id.clone(),
+            day: day(s.at),
+            kind: m.kind,
+            metric: s.metric.to_owned(),
+        };
+        if let Some(tag) = m.subject {
+            self.stat_subjects.insert((key.clone(), tag));
+        }
+        *self.stats.entry(key).or_default() += 1;
+        if let (true, Some(category)) = (s.bill, m.category) {
+            let month = day(s.at).chars().take(7).collect::<String>();
+            let line = self
+                .billing
+                .entry((m.business_id.clone(), month, category))
+                .or_default();
+            if category == PricingCategory::Service {
+                line.1 += 1;
+            } else {
+                line.0 += 1;
             }
+        }
+    }
+
+    fn into_write(mut self, from: u64, to: u64) -> EvidenceWrite {
+        let new: HashSet<String> = self.new.iter().cloned().collect();
+        let messages = self
+            .new
+            .iter()
+            .filter_map(|id| self.known.remove(id))
+            .collect();
+        EvidenceWrite {
+            from,
+            to,
+            access: self.access,
+            messages,
+            kinds: self
+                .kinds
+                .into_iter()
+                .filter(|(id, _)| !new.contains(id))
+                .collect(),
+            stats: self.stats.into_iter().collect(),
+            stat_subjects: self.stat_subjects.into_iter().collect(),
+            billing: self.billing.into_iter().collect(),
+            days: self.days.into_iter().collect(),
+            shreds: self.shreds,
+            erasures: self.erasures,
         }
     }
 }

@@ -1,87 +1,73 @@
 //! The questions the fold answers: a page of the access log, statistics (small groups
 //! suppressed), billing lines, and the retention report's figures with its residual risks.
 
-use super::{
-    day, AccessEntry, AccessPage, AccessQuery, BillingRow, DayFacts, EvidenceView, StatRow,
-    PRICING_MODEL,
-};
+use super::{day, AccessPage, BillingRow, EvidenceProjection, StatRow, PRICING_MODEL};
 use crate::report::{
     DayRow, ErasureRow, ErasureSummary, MessageCounts, ResidualRisk, RetentionReport,
 };
-use sealpost_adapters::store::{KeyStore, StoreError};
+use sealpost_adapters::store::{AccessEntry, AccessQuery, KeyStore, StoreError};
 use sealpost_adapters::vault::subject_key_id;
-use sealpost_domain::{BusinessId, RetentionPolicy, Timestamp};
+use sealpost_domain::time::DAY_MS;
+use sealpost_domain::{BusinessId, Region, RetentionPolicy, SubjectId, Timestamp};
 use std::collections::BTreeMap;
 
-impl EvidenceView {
+impl EvidenceProjection<'_> {
     /// Access entries matching `q`, one page.
-    pub fn access(&self, q: &AccessQuery) -> AccessPage {
+    pub async fn access(&self, q: &AccessQuery) -> Result<AccessPage, StoreError> {
         let limit = q.limit.unwrap_or(100).clamp(1, 1_000);
-        let after = q.after.unwrap_or(0);
-        let start = self.access.partition_point(|e| e.position <= after);
-        let mut entries: Vec<AccessEntry> = Vec::new();
-        let mut next = None;
-        for e in &self.access[start..] {
-            let keep = q.principal.as_ref().is_none_or(|p| *p == e.principal)
-                && q.principal_kind.is_none_or(|k| k == e.principal_kind)
-                && q.category.is_none_or(|c| c == e.category)
-                && q.purpose.is_none_or(|p| p == e.purpose)
-                && q.decision.as_ref().is_none_or(|d| *d == e.decision)
-                && q.object
-                    .as_ref()
-                    .is_none_or(|o| e.object.as_ref() == Some(o))
-                && q.business_id
-                    .as_ref()
-                    .is_none_or(|b| e.business_id.as_ref() == Some(b))
-                && q.from.is_none_or(|f| e.at >= f)
-                && q.to.is_none_or(|t| e.at < t);
-            if !keep {
-                continue;
-            }
-            // A page ends only between log positions: the allowed and denied entries of one
-            // pipeline count share a position, and the cursor is a position.
-            if let Some(last) = entries.last().filter(|_| entries.len() >= limit) {
-                if last.position != e.position {
-                    next = Some(last.position);
-                    break;
-                }
-            }
-            entries.push(e.clone());
-        }
-        AccessPage { entries, next }
+        // A page ends only between log positions: the allowed and denied entries of one
+        // pipeline count share a position, and the cursor is a position. Two more rows than
+        // the page tell both whether one of them belongs to it and whether a next page exists.
+        let rows = self.rows.evidence_access(q, limit + 2).await?;
+        Ok(page(rows, limit))
     }
 
     /// Statistics groups (of one business, when given); groups with fewer than `min_group`
     /// distinct consumers have their count suppressed.
-    pub fn statistics(&self, business: Option<&BusinessId>, min_group: u32) -> Vec<StatRow> {
-        self.stats
-            .iter()
-            .filter(|(k, _)| business.is_none_or(|b| b.as_str() == k.business))
+    pub async fn statistics(
+        &self,
+        business: Option<&BusinessId>,
+        min_group: u32,
+    ) -> Result<Vec<StatRow>, StoreError> {
+        let groups = self
+            .rows
+            .evidence_stats(business.map(BusinessId::as_str))
+            .await?;
+        Ok(groups
+            .into_iter()
             .map(|(k, g)| StatRow {
-                business_id: k.business.clone(),
-                phone_number_id: k.phone.clone(),
-                day: k.day.clone(),
+                business_id: k.business_id,
+                phone_number_id: k.phone_number_id,
+                day: k.day,
                 kind: k.kind,
-                metric: k.metric.clone(),
-                count: (g.subjects.len() as u64 >= u64::from(min_group)).then_some(g.count),
+                metric: k.metric,
+                count: (g.subjects >= u64::from(min_group)).then_some(g.count),
             })
-            .collect()
+            .collect())
     }
 
     /// Billing lines (of one business, when given).
-    pub fn billing(&self, business: Option<&BusinessId>) -> Vec<BillingRow> {
-        self.billing
-            .iter()
-            .filter(|((b, _, _), _)| business.is_none_or(|x| x.as_str() == b))
-            .map(|((b, month, category), (billable, free))| BillingRow {
-                business_id: b.clone(),
-                month: month.clone(),
-                category: *category,
-                pricing_model: PRICING_MODEL.to_owned(),
-                billable: *billable,
-                free: *free,
-            })
-            .collect()
+    pub async fn billing(
+        &self,
+        business: Option<&BusinessId>,
+    ) -> Result<Vec<BillingRow>, StoreError> {
+        let lines = self
+            .rows
+            .evidence_billing(business.map(BusinessId::as_str))
+            .await?;
+        Ok(lines
+            .into_iter()
+            .map(
+                |((business_id, month, category), (billable, free))| BillingRow {
+                    business_id,
+                    month,
+                    category,
+                    pricing_model: PRICING_MODEL.to_owned(),
+                    billable,
+                    free,
+                },
+            )
+            .collect())
     }
 
     /// The retention report's figures at `now` (of one business, when given). Overdue keys and
@@ -94,35 +80,22 @@ impl EvidenceView {
         store: &str,
         business: Option<&BusinessId>,
     ) -> Result<RetentionReport, StoreError> {
-        let mine = |b: &BusinessId| business.is_none_or(|x| x == b);
-        let mut counts = MessageCounts {
-            created: 0,
-            live: 0,
-            shredded: 0,
-        };
-        let mut oldest: Option<i64> = None;
-        let mut days: BTreeMap<String, DayFacts> = BTreeMap::new();
-        for f in self.facts.iter().filter(|f| mine(&f.business)) {
-            counts.created += 1;
-            days.entry(day(f.created_at)).or_default().created += 1;
-            match f.shredded_at {
-                Some(at) => {
-                    counts.shredded += 1;
-                    days.entry(day(at)).or_default().shredded += 1;
-                }
-                None => {
-                    counts.live += 1;
-                    oldest = Some(oldest.map_or(f.created_at, |o| o.min(f.created_at)));
-                }
-            }
+        let scope = business.map(BusinessId::as_str);
+        let totals = self.rows.evidence_totals(scope).await?;
+        let mut days: BTreeMap<String, DayRow> = BTreeMap::new();
+        for (d, n) in &totals.created_per_day {
+            day_row(&mut days, day(d * DAY_MS)).messages_created += n;
+        }
+        for (d, n) in &totals.shredded_per_day {
+            day_row(&mut days, day(d * DAY_MS)).messages_shredded += n;
         }
         if business.is_none() {
             // Key destructions are per business too, but counted from the whole log only.
-            for (d, facts) in &self.days {
-                let row = days.entry(d.clone()).or_default();
-                row.epoch_keys = facts.epoch_keys;
-                row.subject_keys = facts.subject_keys;
-                row.erasures = facts.erasures;
+            for (d, k) in self.rows.evidence_days().await? {
+                let row = day_row(&mut days, d);
+                row.epoch_keys_destroyed = k.epoch_keys;
+                row.subject_keys_destroyed = k.subject_keys;
+                row.erasures = k.erasures;
             }
         }
         let up_to = policy.last_expired_epoch(now).index();
@@ -133,12 +106,17 @@ impl EvidenceView {
             .filter(|k| business.is_none_or(|b| b.as_str() == k.business_id))
             .count() as u64;
         let mut erasure_list = Vec::new();
-        for e in self.erasures.iter().filter(|e| mine(&e.business)) {
-            let key = subject_key_id(e.business.as_str(), e.region, &e.subject);
+        for e in self.rows.evidence_erasures(scope).await? {
+            let (Ok(region), Ok(subject)) =
+                (e.region.parse::<Region>(), SubjectId::parse(&e.subject_id))
+            else {
+                return Err(StoreError::Invalid("an erasure row names no subject"));
+            };
+            let key = subject_key_id(&e.business_id, region, &subject);
             let completed_at = keys.destroyed_at(&key).await?;
             erasure_list.push(ErasureRow {
-                subject_id: e.subject.as_str().to_owned(),
-                business_id: e.business.as_str().to_owned(),
+                subject_id: e.subject_id,
+                business_id: e.business_id,
                 requested_at: e.requested_at,
                 completed_at,
                 latency_ms: completed_at.map(|c| (c - e.requested_at).max(0)),
@@ -156,32 +134,56 @@ impl EvidenceView {
         };
         Ok(RetentionReport {
             generated_at: now.millis(),
-            retention_days: (policy.retention_ms / sealpost_domain::time::DAY_MS) as u32,
+            retention_days: (policy.retention_ms / DAY_MS) as u32,
             store: store.to_owned(),
             scope: business.map_or_else(
                 || "all businesses".to_owned(),
                 |b| format!("business {}", b.as_str()),
             ),
-            messages: counts,
-            oldest_live_message_age_ms: oldest.map(|o| (now.millis() - o).max(0)),
+            messages: MessageCounts {
+                created: totals.created,
+                live: totals.created - totals.shredded,
+                shredded: totals.shredded,
+            },
+            oldest_live_message_age_ms: totals.oldest_live.map(|o| (now.millis() - o).max(0)),
             overdue_keys: overdue,
-            days: days
-                .into_iter()
-                .map(|(day, f)| DayRow {
-                    day,
-                    messages_created: f.created,
-                    messages_shredded: f.shredded,
-                    epoch_keys_destroyed: f.epoch_keys,
-                    subject_keys_destroyed: f.subject_keys,
-                    erasures: f.erasures,
-                })
-                .collect(),
+            days: days.into_values().collect(),
             erasures,
             erasure_list,
             residual_risks: residual_risks(store),
             checkpoint: None,
         })
     }
+}
+
+/// The report's row of day `d`, added if absent.
+fn day_row(days: &mut BTreeMap<String, DayRow>, d: String) -> &mut DayRow {
+    days.entry(d.clone()).or_insert_with(|| DayRow {
+        day: d,
+        messages_created: 0,
+        messages_shredded: 0,
+        epoch_keys_destroyed: 0,
+        subject_keys_destroyed: 0,
+        erasures: 0,
+    })
+}
+
+/// The page of `limit` entries that `rows` (matching entries in log order, at least two more
+/// than `limit` if there are that many) begins with: it may run over by the entries that share
+/// the last one's position, and names the next page's cursor if more follow.
+pub(super) fn page(rows: Vec<AccessEntry>, limit: usize) -> AccessPage {
+    let mut entries: Vec<AccessEntry> = Vec::new();
+    let mut next = None;
+    for e in rows {
+        if let Some(last) = entries.last().filter(|_| entries.len() >= limit) {
+            if last.position != e.position {
+                next = Some(last.position);
+                break;
+            }
+        }
+        entries.push(e);
+    }
+    AccessPage { entries, next }
 }
 
 /// Where a destroyed key may still linger on this backend, and what the operator must do.

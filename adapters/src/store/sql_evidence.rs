@@ -1,0 +1,535 @@
+//! `impl_evidence_rows!`: the [`EvidenceRows`](super::EvidenceRows) implementation both SQL
+//! backends share. A folded page is one transaction of multi-row statements: the fold sums
+//! per group before it writes, so a page of a thousand events is a handful of round trips.
+
+/// Rows per multi-row statement (at most 12 parameters a row: well under either backend's
+/// limit on parameters per statement).
+pub(crate) const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// Implements [`EvidenceRows`](super::EvidenceRows) for a backend type with `writer` and `reader`
+/// pools of database `$db`, a `BEGIN_WRITE` statement, `EV_POSITION_FOR_UPDATE` (the position
+/// row, locked where the backend can) and `EV_MESSAGES_IN` (messages whose id is in the JSON
+/// array `$1`).
+macro_rules! impl_evidence_rows {
+    ($ty:ty, $db:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::EvidenceRows for $ty {
+            async fn evidence_position(&self) -> Result<u64, $crate::store::StoreError> {
+                let p: Option<i64> =
+                    sqlx::query_scalar("SELECT position FROM sealpost_checkpoints WHERE name = $1")
+                        .bind($crate::store::evidence::EVIDENCE_POSITION)
+                        .fetch_optional(&self.reader)
+                        .await?;
+                Ok(p.unwrap_or(0) as u64)
+            }
+
+            async fn evidence_messages(
+                &self,
+                ids: &[String],
+            ) -> Result<Vec<$crate::store::MessageFacts>, $crate::store::StoreError> {
+                let mut out = Vec::new();
+                for chunk in ids.chunks($crate::store::sql_evidence::ROWS_PER_STATEMENT) {
+                    let ids = serde_json::to_string(chunk)
+                        .map_err(|e| $crate::store::StoreError::Database(e.to_string()))?;
+                    let rows = sqlx::query(Self::EV_MESSAGES_IN)
+                        .bind(ids)
+                        .fetch_all(&self.reader)
+                        .await?;
+                    for r in rows {
+                        use sqlx::Row as _;
+                        let tag: Option<Vec<u8>> = r.try_get(4)?;
+                        let kind: String = r.try_get(6)?;
+                        let category: Option<String> = r.try_get(7)?;
+                        out.push($crate::store::MessageFacts {
+                            message_id: r.try_get(0)?,
+                            business_id: r.try_get(1)?,
+                            region: r.try_get(2)?,
+                            epoch: r.try_get(3)?,
+                            subject: tag.and_then(|t| t.try_into().ok()),
+                            phone_number_id: r.try_get(5)?,
+                            kind: $crate::store::evidence::unlabel(&kind)?,
+                            category: category
+                                .map(|c| $crate::store::evidence::unlabel(&c))
+                                .transpose()?,
+                            created_at: r.try_get(8)?,
+                        });
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn evidence_write(
+                &self,
+                w: &$crate::store::EvidenceWrite,
+            ) -> Result<bool, $crate::store::StoreError> {
+                use $crate::store::evidence::label;
+                use $crate::store::sql_evidence::ROWS_PER_STATEMENT as N;
+                use sqlx::Row as _;
+                let name = $crate::store::evidence::EVIDENCE_POSITION;
+                let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                sqlx::query(
+                    "INSERT INTO sealpost_checkpoints (name, position) VALUES ($1, 0) \
+                     ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+                let at: i64 = sqlx::query_scalar(Self::EV_POSITION_FOR_UPDATE)
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                if at as u64 != w.from {
+                    tx.rollback().await?;
+                    return Ok(false);
+                }
+                let mut seq = (0u64, 0i32);
+                for chunk in w.access.chunks(N) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO sealpost_ev_access (position, seq, at, principal_kind, principal, \
+                         business_id, category, purpose, decision, reason, object, count) ",
+                    );
+                    q.push_values(chunk, |mut b, e| {
+                        seq = if seq.0 == e.position { (seq.0, seq.1 + 1) } else { (e.position, 0) };
+                        b.push_bind(e.position as i64)
+                            .push_bind(seq.1)
+                            .push_bind(e.at)
+                            .push_bind(label(&e.principal_kind))
+                            .push_bind(e.principal.clone())
+                            .push_bind(e.business_id.clone())
+                            .push_bind(label(&e.category))
+                            .push_bind(label(&e.purpose))
+                            .push_bind(e.decision.clone())
+                            .push_bind(e.reason.as_ref().map(label))
+                            .push_bind(e.object.clone())
+                            .push_bind(e.count as i64);
+                    });
+                    q.push(" ON CONFLICT (position, seq) DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
+                }
+                for chunk in w.messages.chunks(N) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO sealpost_ev_messages (message_id, business_id, region, epoch, \
+                         subject_tag, phone_number_id, kind, category, created_at) ",
+                    );
+                    q.push_values(chunk, |mut b, m| {
+                        b.push_bind(m.message_id.clone())
+                            .push_bind(m.business_id.clone())
+                            .push_bind(m.region.clone())
+                            .push_bind(m.epoch)
+                            .push_bind(m.subject.map(|t| t.to_vec()))
+                            .push_bind(m.phone_number_id.clone())
+                            .push_bind(label(&m.kind))
+                            .push_bind(m.category.as_ref().map(label))
+                            .push_bind(m.created_at);
+                    });
+                    q.push(" ON CONFLICT (message_id) DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
+                }
+                for chunk in w.kinds.chunks(N) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "UPDATE sealpost_ev_messages SET kind = v.column2 FROM (",
+                    );
+                    q.push_values(chunk, |mut b, (id, kind)| {
+                        b.push_bind(id.clone()).push_bind(label(kind));
+                    });
+                    q.push(") AS v WHERE sealpost_ev_messages.message_id = v.column1");
+                    q.build().execute(&mut *tx).await?;
+                }
+                // A group's distinct consumers grow by the pairs it did not have yet.
+                let mut new_subjects: std::collections::HashMap<$crate::store::StatKey, u64> =
+                    std::collections::HashMap::new();
+                for chunk in w.stat_subjects.chunks(N) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO sealpost_ev_stat_subjects (business_id, phone_number_id, day, \
+                         kind, metric, subject_tag) ",
+                    );
+                    q.push_values(chunk, |mut b, (k, tag)| {
+                        b.push_bind(k.business_id.clone())
+                            .push_bind(k.phone_number_id.clone())
+                            .push_bind(k.day.clone())
+                            .push_bind(label(&k.kind))
+                            .push_bind(k.metric.clone())
+                            .push_bind(tag.to_vec());
+                    });
+                    q.push(
+                        " ON CONFLICT DO NOTHING \
+                         RETURNING business_id, phone_number_id, day, kind, metric",
+                    );
+                    for r in q.build().fetch_all(&mut *tx).await? {
+                        let kind: String = r.try_get(3)?;
+                        let key = $crate::store::StatKey {
+                            business_id: r.try_get(0)?,
+                            phone_number_id: r.try_get(1)?,
+                            day: r.try_get(2)?,
+                            kind: $crate::store::evidence::unlabel(&kind)?,
+                            metric: r.try_get(4)?,
+                        };
+                        *new_subjects.entry(key).or_default() += 1;
+                    }
+                }
+                for chunk in w.stats.chunks(N) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO sealpost_ev_stats (business_id, phone_number_id, day, kind, \
+                         metric, count, subjects) ",
+                    );
+                    q.push_values(chunk, |mut b, (k, count)| {
+                        b.push_bind(k.business_id.clone())
+                            .push_bind(k.phone_number_id.clone())
+                            .push_bind(k.day.clone())
+                            .push_bind(label(&k.kind))
+                            .push_bind(k.metric.clone())
+                            .push_bind(*count as i64)
+                            .push_bind(new_subjects.get(k).copied().unwrap_or(0) as i64);
+                    });
+                    q.push(
+                        " ON CONFLICT (business_id, phone_number_id, day, kind, metric) DO UPDATE SET \
+                         count = sealpost_ev_stats.count + excluded.count, \
+                         subjects = sealpost_ev_stats.subjects + excluded.subjects",
+                    );
+                    q.build().execute(&mut *tx).await?;
+                }
+                for chunk in w.billing.chunks(N) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO sealpost_ev_billing (business_id, month, category, billable, free) ",
+                    );
+                    q.push_values(chunk, |mut b, ((business, month, category), (billable, free))| {
+                        b.push_bind(business.clone())
+                            .push_bind(month.clone())
+                            .push_bind(label(category))
+                            .push_bind(*billable as i64)
+                            .push_bind(*free as i64);
+                    });
+                    q.push(
+                        " ON CONFLICT (business_id, month, category) DO UPDATE SET \
+                         billable = sealpost_ev_billing.billable + excluded.billable, \
+                         free = sealpost_ev_billing.free + excluded.free",
+                    );
+                    q.build().execute(&mut *tx).await?;
+                }
+                for chunk in w.days.chunks(N) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO sealpost_ev_days (day, epoch_keys, subject_keys, erasures) ",
+                    );
+                    q.push_values(chunk, |mut b, (day, d)| {
+                        b.push_bind(day.clone())
+                            .push_bind(d.epoch_keys as i64)
+                            .push_bind(d.subject_keys as i64)
+                            .push_bind(d.erasures as i64);
+                    });
+                    q.push(
+                        " ON CONFLICT (day) DO UPDATE SET \
+                         epoch_keys = sealpost_ev_days.epoch_keys + excluded.epoch_keys, \
+                         subject_keys = sealpost_ev_days.subject_keys + excluded.subject_keys, \
+                         erasures = sealpost_ev_days.erasures + excluded.erasures",
+                    );
+                    q.build().execute(&mut *tx).await?;
+                }
+                for shred in &w.shreds {
+                    match shred {
+                        $crate::store::Shred::Epoch {
+                            business_id,
+                            region,
+                            epoch,
+                            at,
+                        } => {
+                            sqlx::query(
+                                "UPDATE sealpost_ev_messages SET shredded_at = $4, subject_tag = NULL \
+                                 WHERE business_id = $1 AND region = $2 AND epoch = $3 \
+                                 AND shredded_at IS NULL",
+                            )
+                            .bind(business_id)
+                            .bind(region)
+                            .bind(*epoch)
+                            .bind(*at)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        $crate::store::Shred::Subject { tag, at } => {
+                            sqlx::query(
+                                "UPDATE sealpost_ev_messages SET \
+                                 shredded_at = COALESCE(shredded_at, $2), subject_tag = NULL \
+                                 WHERE subject_tag = $1",
+                            )
+                            .bind(tag.to_vec())
+                            .bind(*at)
+                            .execute(&mut *tx)
+                            .await?;
+                            sqlx::query("DELETE FROM sealpost_ev_stat_subjects WHERE subject_tag = $1")
+                                .bind(tag.to_vec())
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                }
+                for chunk in w.erasures.chunks(N) {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(
+                        "INSERT INTO sealpost_ev_erasures (position, business_id, region, subject_id, \
+                         requested_at) ",
+                    );
+                    q.push_values(chunk, |mut b, e| {
+                        b.push_bind(e.position as i64)
+                            .push_bind(e.business_id.clone())
+                            .push_bind(e.region.clone())
+                            .push_bind(e.subject_id.clone())
+                            .push_bind(e.requested_at);
+                    });
+                    q.push(" ON CONFLICT (position) DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
+                }
+                sqlx::query("UPDATE sealpost_checkpoints SET position = $2 WHERE name = $1")
+                    .bind(name)
+                    .bind(w.to as i64)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn evidence_reset(&self) -> Result<(), $crate::store::StoreError> {
+                let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                for table in [
+                    "sealpost_ev_access",
+                    "sealpost_ev_messages",
+                    "sealpost_ev_stats",
+                    "sealpost_ev_stat_subjects",
+                    "sealpost_ev_billing",
+                    "sealpost_ev_days",
+                    "sealpost_ev_erasures",
+                ] {
+                    sqlx::query(&format!("DELETE FROM {table}"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                sqlx::query("DELETE FROM sealpost_checkpoints WHERE name = $1")
+                    .bind($crate::store::evidence::EVIDENCE_POSITION)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn evidence_access(
+                &self,
+                f: &$crate::store::AccessQuery,
+                limit: usize,
+            ) -> Result<Vec<$crate::store::AccessEntry>, $crate::store::StoreError> {
+                use $crate::store::evidence::{label, unlabel};
+                use sqlx::Row as _;
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT position, at, principal_kind, principal, business_id, category, purpose, \
+                     decision, reason, object, count FROM sealpost_ev_access WHERE position > ",
+                );
+                q.push_bind(f.after.unwrap_or(0) as i64);
+                let text = |q: &mut sqlx::QueryBuilder<'_, $db>, column: &str, v: Option<String>| {
+                    if let Some(v) = v {
+                        q.push(format!(" AND {column} = ")).push_bind(v);
+                    }
+                };
+                text(&mut q, "principal", f.principal.clone());
+                text(&mut q, "principal_kind", f.principal_kind.as_ref().map(label));
+                text(&mut q, "category", f.category.as_ref().map(label));
+                text(&mut q, "purpose", f.purpose.as_ref().map(label));
+                text(&mut q, "decision", f.decision.clone());
+                text(&mut q, "object", f.object.clone());
+                text(&mut q, "business_id", f.business_id.clone());
+                if let Some(from) = f.from {
+                    q.push(" AND at >= ").push_bind(from);
+                }
+                if let Some(to) = f.to {
+                    q.push(" AND at < ").push_bind(to);
+                }
+                q.push(" ORDER BY position, seq LIMIT ").push_bind(limit as i64);
+                let mut out = Vec::new();
+                for r in q.build().fetch_all(&self.reader).await? {
+                    let kind: String = r.try_get(2)?;
+                    let category: String = r.try_get(5)?;
+                    let purpose: String = r.try_get(6)?;
+                    let reason: Option<String> = r.try_get(8)?;
+                    let position: i64 = r.try_get(0)?;
+                    let count: i64 = r.try_get(10)?;
+                    out.push($crate::store::AccessEntry {
+                        position: position as u64,
+                        at: r.try_get(1)?,
+                        principal_kind: unlabel(&kind)?,
+                        principal: r.try_get(3)?,
+                        business_id: r.try_get(4)?,
+                        category: unlabel(&category)?,
+                        purpose: unlabel(&purpose)?,
+                        decision: r.try_get(7)?,
+                        reason: reason.map(|r| unlabel(&r)).transpose()?,
+                        object: r.try_get(9)?,
+                        count: count as u64,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn evidence_stats(
+                &self,
+                business: Option<&str>,
+            ) -> Result<
+                Vec<($crate::store::StatKey, $crate::store::StatCount)>,
+                $crate::store::StoreError,
+            > {
+                use sqlx::Row as _;
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT business_id, phone_number_id, day, kind, metric, count, subjects \
+                     FROM sealpost_ev_stats",
+                );
+                if let Some(b) = business {
+                    q.push(" WHERE business_id = ").push_bind(b.to_owned());
+                }
+                let mut out = Vec::new();
+                for r in q.build().fetch_all(&self.reader).await? {
+                    let kind: String = r.try_get(3)?;
+                    let (count, subjects): (i64, i64) = (r.try_get(5)?, r.try_get(6)?);
+                    out.push((
+                        $crate::store::StatKey {
+                            business_id: r.try_get(0)?,
+                            phone_number_id: r.try_get(1)?,
+                            day: r.try_get(2)?,
+                            kind: $crate::store::evidence::unlabel(&kind)?,
+                            metric: r.try_get(4)?,
+                        },
+                        $crate::store::StatCount {
+                            count: count as u64,
+                            subjects: subjects as u64,
+                        },
+                    ));
+                }
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(out)
+            }
+
+            async fn evidence_billing(
+                &self,
+                business: Option<&str>,
+            ) -> Result<Vec<($crate::store::BillingKey, (u64, u64))>, $crate::store::StoreError>
+            {
+                use sqlx::Row as _;
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT business_id, month, category, billable, free FROM sealpost_ev_billing",
+                );
+                if let Some(b) = business {
+                    q.push(" WHERE business_id = ").push_bind(b.to_owned());
+                }
+                let mut out = Vec::new();
+                for r in q.build().fetch_all(&self.reader).await? {
+                    let category: String = r.try_get(2)?;
+                    let (billable, free): (i64, i64) = (r.try_get(3)?, r.try_get(4)?);
+                    out.push((
+                        (
+                            r.try_get(0)?,
+                            r.try_get(1)?,
+                            $crate::store::evidence::unlabel(&category)?,
+                        ),
+                        (billable as u64, free as u64),
+                    ));
+                }
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(out)
+            }
+
+            async fn evidence_totals(
+                &self,
+                business: Option<&str>,
+            ) -> Result<$crate::store::MessageTotals, $crate::store::StoreError> {
+                let scoped = |sql: &str| {
+                    let mut q = sqlx::QueryBuilder::<$db>::new(sql);
+                    if let Some(b) = business {
+                        q.push(" WHERE business_id = ").push_bind(b.to_owned());
+                    }
+                    q
+                };
+                let (created, shredded, oldest): (i64, i64, Option<i64>) = scoped(
+                    "SELECT COUNT(*), COUNT(shredded_at), \
+                     MIN(CASE WHEN shredded_at IS NULL THEN created_at END) FROM sealpost_ev_messages",
+                )
+                .build_query_as()
+                .fetch_one(&self.reader)
+                .await?;
+                let per_day = |column: &str| {
+                    let mut q = scoped(&format!(
+                        "SELECT {column} / 86400000 AS d, COUNT(*) FROM sealpost_ev_messages"
+                    ));
+                    q.push(if business.is_some() { " AND " } else { " WHERE " });
+                    q.push(format!("{column} IS NOT NULL GROUP BY d ORDER BY d"));
+                    q
+                };
+                let days = |rows: Vec<(i64, i64)>| -> Vec<(i64, u64)> {
+                    rows.into_iter().map(|(d, n)| (d, n as u64)).collect()
+                };
+                let created_per_day: Vec<(i64, i64)> = per_day("created_at")
+                    .build_query_as()
+                    .fetch_all(&self.reader)
+                    .await?;
+                let shredded_per_day: Vec<(i64, i64)> = per_day("shredded_at")
+                    .build_query_as()
+                    .fetch_all(&self.reader)
+                    .await?;
+                Ok($crate::store::MessageTotals {
+                    created: created as u64,
+                    shredded: shredded as u64,
+                    oldest_live: oldest,
+                    created_per_day: days(created_per_day),
+                    shredded_per_day: days(shredded_per_day),
+                })
+            }
+
+            async fn evidence_days(
+                &self,
+            ) -> Result<Vec<(String, $crate::store::DayKeys)>, $crate::store::StoreError> {
+                let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+                    "SELECT day, epoch_keys, subject_keys, erasures FROM sealpost_ev_days ORDER BY day",
+                )
+                .fetch_all(&self.reader)
+                .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(day, e, s, x)| {
+                        (
+                            day,
+                            $crate::store::DayKeys {
+                                epoch_keys: e as u64,
+                                subject_keys: s as u64,
+                                erasures: x as u64,
+                            },
+                        )
+                    })
+                    .collect())
+            }
+
+            async fn evidence_erasures(
+                &self,
+                business: Option<&str>,
+            ) -> Result<Vec<$crate::store::ErasureFact>, $crate::store::StoreError> {
+                let mut q = sqlx::QueryBuilder::<$db>::new(
+                    "SELECT position, business_id, region, subject_id, requested_at \
+                     FROM sealpost_ev_erasures",
+                );
+                if let Some(b) = business {
+                    q.push(" WHERE business_id = ").push_bind(b.to_owned());
+                }
+                q.push(" ORDER BY position");
+                let rows: Vec<(i64, String, String, String, i64)> =
+                    q.build_query_as().fetch_all(&self.reader).await?;
+                Ok(rows
+                    .into_iter()
+                    .map(
+                        |(position, business_id, region, subject_id, requested_at)| {
+                            $crate::store::ErasureFact {
+                                position: position as u64,
+                                business_id,
+                                region,
+                                subject_id,
+                                requested_at,
+                            }
+                        },
+                    )
+                    .collect())
+            }
+        }
+    };
+}
+
+pub(crate) use impl_evidence_rows;
