@@ -232,6 +232,44 @@ async fn rows_port(env: Env) {
     assert_eq!((stats[0].1.count, stats[0].1.subjects), (1, 1));
     let totals = rows.evidence_totals(Some("b1")).await.expect("totals");
     assert_eq!((totals.created, totals.shredded), (1, 1));
+
+    // A group counts distinct consumers up to the cap (a page may pass it), then no more.
+    let busy = StatKey {
+        metric: "sent".into(),
+        ..key
+    };
+    let cap = sealpost_adapters::store::evidence::DISTINCT_CAP;
+    let members = |from: u64, n: u64| -> Vec<(StatKey, [u8; 16])> {
+        (from..from + n)
+            .map(|i| {
+                let mut tag = [0u8; 16];
+                tag[..8].copy_from_slice(&i.to_be_bytes());
+                (busy.clone(), tag)
+            })
+            .collect()
+    };
+    let third = EvidenceWrite {
+        from: 20,
+        to: 30,
+        stats: vec![(busy.clone(), cap + 1)],
+        stat_subjects: members(0, cap + 1),
+        ..EvidenceWrite::default()
+    };
+    assert!(rows.evidence_write(&third).await.expect("third page"));
+    let fourth = EvidenceWrite {
+        from: 30,
+        to: 40,
+        stats: vec![(busy.clone(), 1)],
+        stat_subjects: members(1_000, 1),
+        ..EvidenceWrite::default()
+    };
+    assert!(rows.evidence_write(&fourth).await.expect("fourth page"));
+    let stats = rows.evidence_stats(Some("b1")).await.expect("stats");
+    let group = stats
+        .iter()
+        .find(|(k, _)| *k == busy)
+        .expect("the busy group");
+    assert_eq!((group.1.count, group.1.subjects), (cap + 2, cap + 1));
     env.finish().await;
 }
 

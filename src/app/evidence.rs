@@ -200,6 +200,22 @@ impl Evidence<'_> {
             .await?)
     }
 
+    /// [`Self::fold_evidence`] unless a fold is already running in this process (then `None`:
+    /// the next checkpoint's fold takes what this one would have).
+    pub async fn fold_evidence_unless_busy(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> Result<Option<u64>, AppError> {
+        let Ok(_folding) = self.folding.try_lock() else {
+            return Ok(None);
+        };
+        Ok(Some(
+            self.projection()
+                .catch_up(checkpoint.size, &mut |_, _| {})
+                .await?,
+        ))
+    }
+
     /// Empties the evidence projections and folds them again up to a fresh checkpoint
     /// (`sealpost projections rebuild evidence`); returns the position reached.
     pub async fn rebuild_evidence(

@@ -109,11 +109,15 @@ async fn sequence(s: &Shared, now: Timestamp, last_checkpoint: &mut Timestamp) {
     *last_checkpoint = now;
     match audit.checkpoint(now).await {
         // The evidence projections follow the signed checkpoints, a minute's events at a time,
-        // so a query folds only what came since.
+        // so a query folds only what came since; in a task of their own, so the sequencer and
+        // the other duties do not wait for a fold.
         Ok(checkpoint) => {
-            if let Err(e) = s.app.evidence().fold_evidence(&checkpoint).await {
-                tracing::warn!(error = %e, "evidence projections not caught up yet");
-            }
+            let app = s.app.clone();
+            tokio::spawn(async move {
+                if let Err(e) = app.evidence().fold_evidence_unless_busy(&checkpoint).await {
+                    tracing::warn!(error = %e, "evidence projections not caught up yet");
+                }
+            });
         }
         Err(e) => tracing::error!(error = %e, "audit sequencing failed"),
     }

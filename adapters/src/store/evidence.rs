@@ -110,7 +110,13 @@ pub struct StatKey {
     pub metric: String,
 }
 
-/// A statistics group: its count and how many distinct consumers it counted.
+/// Distinct consumers are counted per statistics group up to this many (a page may pass it by
+/// what it adds): enough to tell any minimum group size up to it, and a group's memberships
+/// stay few however busy the group is.
+pub const DISTINCT_CAP: u64 = 100;
+
+/// A statistics group: its count and how many distinct consumers it counted (up to about
+/// [`DISTINCT_CAP`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StatCount {
     /// Messages.

@@ -135,10 +135,42 @@ macro_rules! impl_evidence_rows {
                     q.push(") AS v WHERE sealpost_ev_messages.message_id = v.column1");
                     q.build().execute(&mut *tx).await?;
                 }
+                // Groups that have counted enough distinct consumers take no more members.
+                let mut days = std::collections::BTreeSet::new();
+                for (k, _) in &w.stat_subjects {
+                    days.insert((k.business_id.as_str(), k.day.as_str()));
+                }
+                let mut full = std::collections::HashSet::new();
+                for (business, day) in days {
+                    let rows: Vec<(String, String, String, String, String, i64)> = sqlx::query_as(
+                        "SELECT business_id, phone_number_id, day, kind, metric, subjects \
+                         FROM sealpost_ev_stats WHERE business_id = $1 AND day = $2",
+                    )
+                    .bind(business)
+                    .bind(day)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    for (business_id, phone_number_id, day, kind, metric, subjects) in rows {
+                        if subjects as u64 >= $crate::store::evidence::DISTINCT_CAP {
+                            full.insert($crate::store::StatKey {
+                                business_id,
+                                phone_number_id,
+                                day,
+                                kind: $crate::store::evidence::unlabel(&kind)?,
+                                metric,
+                            });
+                        }
+                    }
+                }
+                let members: Vec<_> = w
+                    .stat_subjects
+                    .iter()
+                    .filter(|(k, _)| !full.contains(k))
+                    .collect();
                 // A group's distinct consumers grow by the pairs it did not have yet.
                 let mut new_subjects: std::collections::HashMap<$crate::store::StatKey, u64> =
                     std::collections::HashMap::new();
-                for chunk in w.stat_subjects.chunks(N) {
+                for chunk in members.chunks(N) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
                         "INSERT INTO sealpost_ev_stat_subjects (business_id, phone_number_id, day, \
                          kind, metric, subject_tag) ",
