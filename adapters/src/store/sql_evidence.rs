@@ -1,6 +1,9 @@
 //! `impl_evidence_rows!`: the [`EvidenceRows`](super::EvidenceRows) implementation both SQL
 //! backends share. A folded page is one transaction of multi-row statements: the fold sums
 //! per group before it writes, so a page of a thousand events is a handful of round trips.
+//! Those statements are not kept prepared (`persistent(false)`): each row count is another
+//! statement text, and every connection's statement cache would keep each one with its
+//! parameter list, thousands of entries long, for as long as the connection lives.
 
 /// Rows per multi-row statement (at most 12 parameters a row: well under either backend's
 /// limit on parameters per statement).
@@ -104,7 +107,7 @@ macro_rules! impl_evidence_rows {
                             .push_bind(e.count as i64);
                     });
                     q.push(" ON CONFLICT (position, seq) DO NOTHING");
-                    q.build().execute(&mut *tx).await?;
+                    q.build().persistent(false).execute(&mut *tx).await?;
                 }
                 for chunk in w.messages.chunks(N) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
@@ -123,7 +126,7 @@ macro_rules! impl_evidence_rows {
                             .push_bind(m.created_at);
                     });
                     q.push(" ON CONFLICT (message_id) DO NOTHING");
-                    q.build().execute(&mut *tx).await?;
+                    q.build().persistent(false).execute(&mut *tx).await?;
                 }
                 for chunk in w.kinds.chunks(N) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
@@ -133,7 +136,7 @@ macro_rules! impl_evidence_rows {
                         b.push_bind(id.clone()).push_bind(label(kind));
                     });
                     q.push(") AS v WHERE sealpost_ev_messages.message_id = v.column1");
-                    q.build().execute(&mut *tx).await?;
+                    q.build().persistent(false).execute(&mut *tx).await?;
                 }
                 // Groups that have counted enough distinct consumers take no more members.
                 let mut days = std::collections::BTreeSet::new();
@@ -187,7 +190,7 @@ macro_rules! impl_evidence_rows {
                         " ON CONFLICT DO NOTHING \
                          RETURNING business_id, phone_number_id, day, kind, metric",
                     );
-                    for r in q.build().fetch_all(&mut *tx).await? {
+                    for r in q.build().persistent(false).fetch_all(&mut *tx).await? {
                         let kind: String = r.try_get(3)?;
                         let key = $crate::store::StatKey {
                             business_id: r.try_get(0)?,
@@ -218,7 +221,7 @@ macro_rules! impl_evidence_rows {
                          count = sealpost_ev_stats.count + excluded.count, \
                          subjects = sealpost_ev_stats.subjects + excluded.subjects",
                     );
-                    q.build().execute(&mut *tx).await?;
+                    q.build().persistent(false).execute(&mut *tx).await?;
                 }
                 for chunk in w.billing.chunks(N) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
@@ -236,7 +239,7 @@ macro_rules! impl_evidence_rows {
                          billable = sealpost_ev_billing.billable + excluded.billable, \
                          free = sealpost_ev_billing.free + excluded.free",
                     );
-                    q.build().execute(&mut *tx).await?;
+                    q.build().persistent(false).execute(&mut *tx).await?;
                 }
                 for chunk in w.days.chunks(N) {
                     let mut q = sqlx::QueryBuilder::<$db>::new(
@@ -254,7 +257,7 @@ macro_rules! impl_evidence_rows {
                          subject_keys = sealpost_ev_days.subject_keys + excluded.subject_keys, \
                          erasures = sealpost_ev_days.erasures + excluded.erasures",
                     );
-                    q.build().execute(&mut *tx).await?;
+                    q.build().persistent(false).execute(&mut *tx).await?;
                 }
                 for shred in &w.shreds {
                     match shred {
@@ -306,7 +309,7 @@ macro_rules! impl_evidence_rows {
                             .push_bind(e.requested_at);
                     });
                     q.push(" ON CONFLICT (position) DO NOTHING");
-                    q.build().execute(&mut *tx).await?;
+                    q.build().persistent(false).execute(&mut *tx).await?;
                 }
                 sqlx::query("UPDATE sealpost_checkpoints SET position = $2 WHERE name = $1")
                     .bind(name)
