@@ -25,7 +25,7 @@ fn callers() -> u64 {
     std::env::var("SEALPOST_BENCH_CALLERS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .filter(|n| EVENTS % n == 0)
+        .filter(|n| EVENTS.is_multiple_of(*n))
         .unwrap_or(64)
 }
 /// Rows per raw transaction, and raw clients, as in docs/design.md's baseline.

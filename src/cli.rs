@@ -129,7 +129,7 @@ pub async fn audit_verify(
         None => {
             let stores = at.stores().await?;
             let mut progress = |n: u64| {
-                if n % 50_000 == 0 {
+                if n.is_multiple_of(50_000) {
                     let _ = writeln!(std::io::stderr(), "… {n} rows read");
                 }
             };
@@ -187,7 +187,7 @@ pub async fn audit_export(
     let app = at.open().await?;
     let audit = app.audit().await?;
     let mut progress = |n: u64| {
-        if n % 50_000 == 0 {
+        if n.is_multiple_of(50_000) {
             let _ = writeln!(std::io::stderr(), "… {n} rows exported");
         }
     };

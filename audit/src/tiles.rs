@@ -34,7 +34,7 @@ pub struct Subtree {
 impl Subtree {
     /// Whether the sequencer stores this subtree's root (heights 8, 16, …).
     pub fn is_stored(self) -> bool {
-        self.level > 0 && self.level % TILE_HEIGHT == 0
+        self.level > 0 && self.level.is_multiple_of(TILE_HEIGHT)
     }
 }
 

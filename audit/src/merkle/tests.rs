@@ -83,7 +83,7 @@ const REF_CONSISTENCY: [(u64, u64, &[&str]); 5] = [
 ];
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd-length hex {s:?}");
+    assert!(s.len().is_multiple_of(2), "odd-length hex {s:?}");
     (0..s.len())
         .step_by(2)
         .map(|i| {
