@@ -9,6 +9,8 @@
 //! throughput_per_second = 80            # a business number's standard throughput
 //! upgraded_throughput_per_second = 1000 # after an upgrade
 //! connect_timeout_seconds = 10          # wait for Postgres at start and per request
+//! lease_ttl_seconds = 10                # a node's leases on background work last this long
+//! lease_renew_seconds = 3               # and are renewed this often (at most half the TTL)
 //! ```
 
 use serde::Deserialize;
@@ -34,6 +36,10 @@ pub struct FileConfig {
     /// How long to wait for Postgres: at start (then `serve` exits naming the host and port it
     /// tried) and for a pooled connection per request (then 503, code 131016). Default 10.
     pub connect_timeout_seconds: Option<u64>,
+    /// How long a node's lease on background work lasts unless renewed (ADR 0016). Default 10.
+    pub lease_ttl_seconds: Option<u64>,
+    /// How often a node renews its leases; at most half the TTL. Default 3.
+    pub lease_renew_seconds: Option<u64>,
 }
 
 /// Why the configuration file could not be used.
@@ -59,6 +65,13 @@ pub enum ConfigError {
 
 /// The accepted range of a throughput setting, messages per second.
 pub const THROUGHPUT_RANGE: std::ops::RangeInclusive<f64> = 1.0..=100_000.0;
+
+/// The accepted range of a lease's time to live, seconds.
+pub const LEASE_TTL_RANGE: std::ops::RangeInclusive<u64> = 2..=300;
+
+/// The accepted range of a lease's renewal interval, seconds (at most half the TTL, checked
+/// with the TTL).
+pub const LEASE_RENEW_RANGE: std::ops::RangeInclusive<u64> = 1..=150;
 
 /// The accepted range of the connect timeout, seconds.
 pub const CONNECT_TIMEOUT_RANGE: std::ops::RangeInclusive<u64> = 1..=600;
@@ -94,15 +107,30 @@ impl FileConfig {
                 ));
             }
         }
-        if config
-            .connect_timeout_seconds
-            .is_some_and(|s| !CONNECT_TIMEOUT_RANGE.contains(&s))
-        {
-            return Err(format!(
-                "connect_timeout_seconds must be between {} and {} seconds",
-                CONNECT_TIMEOUT_RANGE.start(),
-                CONNECT_TIMEOUT_RANGE.end()
-            ));
+        for (key, value, range) in [
+            (
+                "connect_timeout_seconds",
+                config.connect_timeout_seconds,
+                CONNECT_TIMEOUT_RANGE,
+            ),
+            (
+                "lease_ttl_seconds",
+                config.lease_ttl_seconds,
+                LEASE_TTL_RANGE,
+            ),
+            (
+                "lease_renew_seconds",
+                config.lease_renew_seconds,
+                LEASE_RENEW_RANGE,
+            ),
+        ] {
+            if value.is_some_and(|v| !range.contains(&v)) {
+                return Err(format!(
+                    "{key} must be between {} and {} seconds",
+                    range.start(),
+                    range.end()
+                ));
+            }
         }
         Ok(config)
     }
@@ -136,6 +164,9 @@ mod tests {
         assert!(FileConfig::parse("upgraded_throughput_per_second = -5").is_err());
         assert!(FileConfig::parse("connect_timeout_seconds = 0").is_err());
         assert!(FileConfig::parse("connect_timeout_seconds = 601").is_err());
+        assert!(FileConfig::parse("lease_ttl_seconds = 1").is_err());
+        assert!(FileConfig::parse("lease_renew_seconds = 0").is_err());
+        assert!(FileConfig::parse("lease_ttl_seconds = 4\nlease_renew_seconds = 2").is_ok());
         assert_eq!(FileConfig::parse(""), Ok(FileConfig::default()));
     }
 }

@@ -166,6 +166,7 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> anyhow::Result<(Vec<Check>,
             crate::http::THROUGHPUT_STANDARD,
             crate::http::THROUGHPUT_HIGH,
         ),
+        leases: crate::nodes::LeaseTiming::default(),
     };
     let server = tokio::spawn(crate::http::serve(
         config,

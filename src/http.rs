@@ -9,6 +9,7 @@
 mod error;
 mod evidence;
 mod extract;
+mod health;
 mod housekeeping;
 mod limits;
 mod media;
@@ -76,6 +77,9 @@ pub struct Shared {
     /// Signs short-lived media download URLs (a URL lives 5 minutes): the vault's
     /// `media_url_key` under `serve`, so a URL survives a restart; random in unit tests.
     url_key: Arc<[u8; 32]>,
+    /// This node among the others over the store (leases on background work); none when the
+    /// service runs alone (unit tests).
+    node: Option<crate::nodes::Node>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -116,7 +120,23 @@ impl Shared {
                 rand::RngCore::fill_bytes(&mut rand::rng(), &mut k);
                 k
             }),
+            node: None,
         }
+    }
+
+    /// As one node among others over the store: background work runs under its leases.
+    fn with_node(self, node: crate::nodes::Node) -> Self {
+        Self {
+            node: Some(node),
+            ..self
+        }
+    }
+
+    /// The claim on lease `name` of this node, or [`crate::nodes::Claim::Alone`].
+    fn claim(&self, name: &str) -> crate::nodes::Claim {
+        self.node
+            .as_ref()
+            .map_or(crate::nodes::Claim::Alone, |n| n.want(name))
     }
 
     /// With the simulated transport and phones in process: `/sim/v1/` is served.
@@ -197,7 +217,9 @@ pub fn router(shared: Shared) -> Router {
         .route(
             "/sealpost/v1/openapi.json",
             get(|| async { Json(openapi()) }),
-        );
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
     let mut routes = versioned.merge(unversioned);
     if shared.sim.is_some() {
         routes = routes.merge(simulator::routes());

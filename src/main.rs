@@ -65,6 +65,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             database_url,
             connect_timeout,
             sim_clock,
+            lease_ttl,
+            lease_renew,
         } => runtime.block_on(async {
             let file = match &config {
                 Some(path) => sealpost::config::FileConfig::load(path)?,
@@ -91,6 +93,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     file.upgraded_throughput_per_second
                         .unwrap_or(sealpost::http::THROUGHPUT_HIGH),
                 ),
+                leases: {
+                    let default = sealpost::nodes::LeaseTiming::default();
+                    sealpost::nodes::LeaseTiming::new(
+                        lease_ttl
+                            .or(file.lease_ttl_seconds)
+                            .map_or(default.ttl, std::time::Duration::from_secs),
+                        lease_renew
+                            .or(file.lease_renew_seconds)
+                            .map_or(default.renew_every, std::time::Duration::from_secs),
+                    )
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                },
             };
             sealpost::http::serve(config, shutdown_signal(), |bound| {
                 let mut out = std::io::stdout().lock();
@@ -156,6 +170,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await?
                 }
             }
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Nodes { store } => runtime.block_on(async {
+            let stores = store.location().stores().await?;
+            let rows = stores.leases.leases().await?;
+            write!(
+                std::io::stdout(),
+                "{}",
+                sealpost::nodes::describe(&rows, sealpost::nodes::wall_clock_ms())
+            )?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Projections {

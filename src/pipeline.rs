@@ -21,6 +21,7 @@
 use crate::app::{AppError, Sealpost};
 use rand::Rng as _;
 use sealpost_adapters::ledger::Subscription;
+use sealpost_adapters::store::Fence;
 use sealpost_domain::integrity::{IntegrityEvent, INTEGRITY_STREAM_TYPE};
 use sealpost_domain::ports::signal::{Account, Peer, Session, SignalEngine, SignalError};
 use sealpost_domain::ports::transport::{
@@ -140,6 +141,9 @@ pub struct Pipeline {
     committed: u64,
     /// How long one step works on a backlog ([`STEP_BUDGET`]; unbounded in `run_until_idle`).
     budget: Duration,
+    /// The pipeline lease's fence, carried by the checkpoint and session writes (ADR 0016);
+    /// none when the process is alone over its store.
+    fence: Option<Fence>,
 }
 
 fn principal() -> Principal {
@@ -169,7 +173,26 @@ impl Pipeline {
             integrity: None,
             committed,
             budget: STEP_BUDGET,
+            fence: None,
         })
+    }
+
+    /// Works under a new grant of the pipeline lease from now on: resumes from the durable
+    /// checkpoint (another node may have moved it while this one did not hold the lease) and
+    /// forgets the retries it had scheduled (they are before the checkpoint, so they come
+    /// again), and its writes carry the grant's fence.
+    pub async fn hold(&mut self, fence: Option<Fence>) -> Result<(), AppError> {
+        let position = self
+            .app
+            .store()
+            .log()
+            .load_checkpoint(DELIVERY_CHECKPOINT)
+            .await?;
+        self.delivery.seek(position);
+        self.committed = position;
+        self.retries.clear();
+        self.fence = fence;
+        Ok(())
     }
 
     /// Records the transport's integrity signals for the numbers this pipeline attaches.
@@ -361,7 +384,7 @@ impl Pipeline {
             self.app
                 .store()
                 .log()
-                .save_checkpoint(DELIVERY_CHECKPOINT, safe)
+                .save_checkpoint(DELIVERY_CHECKPOINT, safe, self.fence.as_ref())
                 .await?;
             self.committed = safe;
         }

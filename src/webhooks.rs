@@ -231,13 +231,20 @@ async fn post_lane(
     true
 }
 
-/// Runs one app's webhook worker until `stop` turns true. A batch of the log is built
+/// Runs one app's webhook worker until `stop` turns true, while this node holds the app's
+/// webhook lease (`claim`; ADR 0016). A batch of the log is built
 /// ([`BUILDS_IN_FLIGHT`] at once, its messages and consumers read in one query each) and
 /// posted ([`POSTS_IN_FLIGHT`] consumers at once, each consumer's notifications in order); the
 /// checkpoint moves past the batch once every one of them was delivered or given up on and
-/// recorded. A stop mid-batch leaves the checkpoint before it: its notifications are posted
-/// again on the next start (at least once, with the same notification ids).
-pub async fn run(app: Sealpost, hook: Hook, mut stop: watch::Receiver<bool>) {
+/// recorded, fenced by the lease. A stop mid-batch, or a lease taken over, leaves the
+/// checkpoint before it: its notifications are posted again (at least once, with the same
+/// notification ids) by whoever holds the lease next.
+pub async fn run(
+    app: Sealpost,
+    hook: Hook,
+    mut claim: crate::nodes::Claim,
+    mut stop: watch::Receiver<bool>,
+) {
     use futures::StreamExt as _;
     let hook = Arc::new(hook);
     let checkpoint = checkpoint_name(&hook.app_id);
@@ -249,9 +256,32 @@ pub async fn run(app: Sealpost, hook: Hook, mut stop: watch::Receiver<bool>) {
             return;
         }
     };
+    let mut epoch = None;
     loop {
         if *stop.borrow() {
             return;
+        }
+        let Some(grant) = claim.grant() else {
+            epoch = None;
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = claim.changed() => {}
+            }
+            continue;
+        };
+        // Held anew: another node may have moved the checkpoint meanwhile.
+        if epoch != Some(grant.epoch) {
+            match app.store().log().load_checkpoint(&checkpoint).await {
+                Ok(position) => sub.seek(position),
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook worker could not read its checkpoint");
+                    if pause(&mut stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            epoch = Some(grant.epoch);
         }
         let batch = match sub.try_next_batch().await {
             Ok(b) => b,
@@ -301,9 +331,19 @@ pub async fn run(app: Sealpost, hook: Hook, mut stop: watch::Receiver<bool>) {
         while let Err(err) = app
             .store()
             .log()
-            .save_checkpoint(&checkpoint, sub.position())
+            .save_checkpoint(&checkpoint, sub.position(), grant.fence.as_ref())
             .await
         {
+            if crate::nodes::is_fenced(&err) {
+                // Another node holds the app's webhooks now; it posts this batch again.
+                tracing::warn!(app = %hook.app_id, "webhook lease taken over; this node stops posting");
+                epoch = None;
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    () = claim.changed() => {}
+                }
+                break;
+            }
             tracing::error!(error = %err, "webhook checkpoint not saved; trying again");
             if pause(&mut stop).await {
                 return;

@@ -92,7 +92,12 @@ async fn a_batch_of_webhook_notifications_loads_each_message_and_consumer_once()
         stop.send(true).expect("stop");
     };
     let (((), reads), ()) = tokio::join!(
-        traced(sealpost::webhooks::run(env.app.clone(), hook, stopped)),
+        traced(sealpost::webhooks::run(
+            env.app.clone(),
+            hook,
+            sealpost::nodes::Claim::Alone,
+            stopped,
+        )),
         watcher
     );
     assert_eq!(

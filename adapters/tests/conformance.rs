@@ -9,8 +9,8 @@ use sealpost_adapters::crypto::SecretKey;
 use sealpost_adapters::ledger::{EventContext, EventStore, PlainEvent};
 use sealpost_adapters::store::{
     AppendCommand, AppendOutcome, AuditLeaf, AuditNode, CheckpointRow, Conflict, Destruction,
-    EventLog, KeyKind, KeyState, SessionRow, SnapshotRow, StoreError, StoredRow, Stores, StreamId,
-    TxHook, WrappedKey,
+    EventLog, Fence, KeyKind, KeyState, SessionRow, SnapshotRow, StoreError, StoredRow, Stores,
+    StreamId, TxHook, WrappedKey,
 };
 use sealpost_adapters::vault::{RootKeys, Vault};
 use sealpost_domain::Region;
@@ -20,40 +20,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// A store under test plus what to do when the test is over.
-struct Fixture {
-    stores: Stores,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<sealpost_testkit::PgTestDb>,
-}
-
-impl Fixture {
-    async fn finish(self) {
-        if let Some(pg) = self.pg {
-            pg.drop_schema().await;
-        }
-    }
-}
-
-async fn sqlite_fixture(_label: &str) -> Option<Fixture> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let stores = Stores::sqlite(dir.path()).await.expect("open sqlite");
-    Some(Fixture {
-        stores,
-        _dir: Some(dir),
-        pg: None,
-    })
-}
-
-async fn postgres_fixture(label: &str) -> Option<Fixture> {
-    let pg = sealpost_testkit::postgres_test_db(label).await?;
-    let stores = Stores::postgres(pg.pool.clone());
-    Some(Fixture {
-        stores,
-        _dir: None,
-        pg: Some(pg),
-    })
-}
+#[macro_use]
+mod common;
+use common::{postgres_fixture, sqlite_fixture, Fixture};
 
 fn vault(stores: &Stores) -> Arc<Vault> {
     Arc::new(Vault::new(
@@ -130,8 +99,13 @@ impl EventLog for CountingLog {
     async fn load_checkpoint(&self, name: &str) -> Result<u64, StoreError> {
         self.inner.load_checkpoint(name).await
     }
-    async fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError> {
-        self.inner.save_checkpoint(name, position).await
+    async fn save_checkpoint(
+        &self,
+        name: &str,
+        position: u64,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
+        self.inner.save_checkpoint(name, position, fence).await
     }
     async fn audit_leaves(&self, after: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError> {
         self.inner.audit_leaves(after, limit).await
@@ -741,13 +715,13 @@ async fn signal_state_contract(f: &Fixture) {
         sealed: vec![byte; 50],
         at,
     };
-    keys.put_signal_sessions(&[row("sub_a", 1, 3, 1), row("sub_a", 2, 4, 1)])
+    keys.put_signal_sessions(&[row("sub_a", 1, 3, 1), row("sub_a", 2, 4, 1)], None)
         .await
         .expect("put two in one transaction");
-    keys.put_signal_sessions(&[row("sub_b", 1, 5, 1)])
+    keys.put_signal_sessions(&[row("sub_b", 1, 5, 1)], None)
         .await
         .expect("put");
-    keys.put_signal_sessions(&[row("sub_a", 1, 6, 2)])
+    keys.put_signal_sessions(&[row("sub_a", 1, 6, 2)], None)
         .await
         .expect("replace");
     assert_eq!(
@@ -781,39 +755,17 @@ async fn signal_state_contract(f: &Fixture) {
     );
 }
 
-macro_rules! conformance {
-    ($backend:ident, $fixture:ident) => {
-        mod $backend {
-            use super::*;
-
-            macro_rules! case {
-                ($name:ident) => {
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                    async fn $name() {
-                        let Some(f) = $fixture(stringify!($name)).await else {
-                            return;
-                        };
-                        super::$name(&f).await;
-                        f.finish().await;
-                    }
-                };
-            }
-
-            case!(round_trip);
-            case!(several_streams_in_one_read);
-            case!(a_filtered_subscription_skips_what_it_does_not_follow);
-            case!(conflicts_are_typed);
-            case!(one_winner_per_sequence);
-            case!(subscriber_sees_every_commit_in_order);
-            case!(group_commit_batches_concurrent_commands);
-            case!(snapshots_and_checkpoints);
-            case!(live_tail_wakes_on_commit);
-            case!(key_store_contract);
-            case!(cqrs_framework_runs_on_the_sealed_store);
-            case!(signal_state_contract);
-        }
-    };
-}
-
-conformance!(sqlite, sqlite_fixture);
-conformance!(postgres, postgres_fixture);
+on_every_store!(
+    round_trip,
+    several_streams_in_one_read,
+    a_filtered_subscription_skips_what_it_does_not_follow,
+    conflicts_are_typed,
+    one_winner_per_sequence,
+    subscriber_sees_every_commit_in_order,
+    group_commit_batches_concurrent_commands,
+    snapshots_and_checkpoints,
+    live_tail_wakes_on_commit,
+    key_store_contract,
+    cqrs_framework_runs_on_the_sealed_store,
+    signal_state_contract,
+);

@@ -29,7 +29,8 @@ pub enum Command {
     /// `<data-dir>/bootstrap.json` (mode 0600).
     Serve {
         /// A TOML configuration file (keys: listen, data_dir, database_url, sim_clock,
-        /// throughput_per_second, upgraded_throughput_per_second, connect_timeout_seconds).
+        /// throughput_per_second, upgraded_throughput_per_second, connect_timeout_seconds,
+        /// lease_ttl_seconds, lease_renew_seconds).
         /// Flags and environment variables override it.
         #[arg(long, env = "SEALPOST_CONFIG")]
         config: Option<PathBuf>,
@@ -51,6 +52,14 @@ pub enum Command {
         /// Run on a simulated clock that `POST /sim/v1/clock/advance` moves (for tests).
         #[arg(long, env = "SEALPOST_SIM_CLOCK")]
         sim_clock: bool,
+        /// Seconds a node's lease on background work (pipeline, webhooks, audit, retention)
+        /// lasts unless renewed; another node takes over a dead node's work within twice
+        /// this. [default: 10]
+        #[arg(long, env = "SEALPOST_LEASE_TTL", value_parser = clap::value_parser!(u64).range(2..=300))]
+        lease_ttl: Option<u64>,
+        /// Seconds between renewals of a node's leases, at most half the TTL. [default: 3]
+        #[arg(long, env = "SEALPOST_LEASE_RENEW", value_parser = clap::value_parser!(u64).range(1..=150))]
+        lease_renew: Option<u64>,
     },
     /// Business Manager: add a tenant (business, WABA, phone number, app, system-user token)
     /// to a stopped server's store; its secrets go to `<data-dir>/tenant-<business-id>.json`
@@ -88,6 +97,11 @@ pub enum Command {
         /// Write the certificate here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// The nodes serving a store and the leases each holds on background work.
+    Nodes {
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// The projections a node folds from the log and persists with their checkpoint.
     Projections {

@@ -3,7 +3,9 @@
 //! projections and evidence, the access counts of a minute that is over.
 //!
 //! Each duty fails on its own: an error is logged and the next interval tries again; none of
-//! them holds up a pipeline step or a request.
+//! them holds up a pipeline step or a request. All but the access counts (which are this
+//! process's own) run only while this node holds the `housekeeping` lease (ADR 0016): one
+//! sequencer, one checkpoint signer, one retention process at a time over a store.
 
 use super::Shared;
 use sealpost_domain::Timestamp;
@@ -48,6 +50,7 @@ pub(super) async fn run(
     mut stop: watch::Receiver<bool>,
     mut retention: RetentionProcess,
 ) {
+    let claim = s.claim(crate::nodes::HOUSEKEEPING);
     let mut due = Due {
         retention: None,
         checkpoint: s.app.now(),
@@ -56,12 +59,19 @@ pub(super) async fn run(
     };
     while !*stop.borrow() {
         let now = s.app.now();
-        sequence(&s, now, &mut due.checkpoint).await;
         // Processor access counts of a minute that is over are written now, not when the next
         // decision happens to come.
         if let Err(e) = s.app.gate().flush_due(now).await {
             tracing::warn!(error = %e, "access counts not written yet");
         }
+        if claim.grant().is_none() {
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = tokio::time::sleep(SEQUENCE_EVERY) => {}
+            }
+            continue;
+        }
+        sequence(&s, now, &mut due.checkpoint).await;
         if elapsed(&mut due.scrubbed, SCRUB_EVERY) {
             if let Err(e) = s.app.store().vault().scrub().await {
                 tracing::warn!(error = %e, "destroyed keys not scrubbed from storage yet");

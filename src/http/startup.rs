@@ -11,6 +11,7 @@ use super::{router, Limits, Shared};
 use crate::app::{AppError, Sealpost};
 use crate::bootstrap::{bootstrap, BOOTSTRAP_FILE};
 use crate::identity::Tokens;
+use crate::nodes::{Claim, LeaseTiming, Node};
 use crate::pipeline::{IntegrityRecorder, Pipeline};
 use crate::projections::BusinessNumbers;
 use anyhow::Context as _;
@@ -43,6 +44,8 @@ pub struct ServeConfig {
     pub sim_clock: bool,
     /// Messages per second per business number: standard and upgraded.
     pub throughput: (f64, f64),
+    /// How long the leases on background work last and how often they are renewed.
+    pub leases: LeaseTiming,
 }
 
 /// Every business phone number in the store: id → display number (the persisted
@@ -119,6 +122,11 @@ pub async fn serve(
     let started = std::time::Instant::now();
     // Created 0700 if missing; paths an operator opened to others are named in a warning.
     sealpost_adapters::files::prepare_data_dir(&config.data_dir).context("data directory")?;
+    // The embedded store serves one process; several nodes share a Postgres (ADR 0016).
+    let _alone = match config.database_url {
+        None => Some(lock_data_dir(&config.data_dir)?),
+        Some(_) => None,
+    };
     let app = Sealpost::open_within(
         &config.data_dir,
         config.database_url.as_deref(),
@@ -129,8 +137,15 @@ pub async fn serve(
     )
     .await
     .context("open the store")?;
+    // This node's leases, taken at once: a node alone holds them all before it serves.
+    let node = Node::new(app.stores().leases.clone(), config.leases);
+    let pipeline_claim = node.want(crate::nodes::PIPELINE);
+    node.want(crate::nodes::HOUSEKEEPING);
+    node.round().await;
+    tracing::info!(node = node.id(), "node started");
     // Finish what a crash interrupted before anyone can read: an erasure recorded but whose keys
-    // were not yet destroyed is completed now (and expired epochs are shredded).
+    // were not yet destroyed is completed now (and expired epochs are shredded). Every node
+    // does this once before it serves, whoever holds the housekeeping: each step is idempotent.
     let mut retention = app.retention_resumed().await.context("retention process")?;
     retention
         .run_once(app.now())
@@ -172,6 +187,7 @@ pub async fn serve(
         Limits::new(standard, high),
     )
     .with_simulator(sim)
+    .with_node(node.clone())
     .with_clock(sim_clock)
     .with_url_key(
         *app.store()
@@ -185,7 +201,8 @@ pub async fn serve(
         }
     }
     let (stop_tx, stop_rx) = watch::channel(false);
-    let worker = tokio::spawn(run_pipeline(pipeline, stop_rx.clone()));
+    let renewer = tokio::spawn(node.clone().run(stop_rx.clone()));
+    let worker = tokio::spawn(run_pipeline(pipeline, pipeline_claim, stop_rx.clone()));
     let chores = tokio::spawn(super::housekeeping::run(
         shared.clone(),
         stop_rx.clone(),
@@ -218,8 +235,39 @@ pub async fn serve(
         } => tracing::warn!("requests still running at shutdown were cut off"),
     }
     let _ = stop_tx.send(true);
-    stop(&shared, [Some(worker), Some(chores), phones]).await
+    let stopped = stop(&shared, [Some(worker), Some(chores), phones]).await;
+    // Only now, with the work stopped, are the leases given up: the others take over at once.
+    let _ = renewer.await;
+    node.release_all().await;
+    stopped
 }
+
+/// The lock file that keeps a second `serve` off an embedded store's data directory (the
+/// embedded store serves one process); held until the returned file is dropped.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join(LOCK_FILE);
+    // Private from birth, as every file of the data directory.
+    let file = sealpost_adapters::files::private_open_options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another sealpost serve is using {} (the embedded store serves one process; \
+             run several nodes over Postgres with --database-url)",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
+}
+
+/// The data directory's lock file (see [`lock_data_dir`]).
+pub const LOCK_FILE: &str = "serve.lock";
 
 /// The stages after the server stopped: pipeline, webhook workers, the final access counts,
 /// checkpoint and projections, the evidence snapshot; each within [`WORK_GRACE`].
@@ -242,11 +290,14 @@ async fn stop(
     }
     // Out of time is not a failure: the counts, leaves and snapshots are written by the next
     // start (or its first interval); a store error is.
+    let housekeeper = shared.claim(crate::nodes::HOUSEKEEPING).grant().is_some();
     match tokio::time::timeout(WORK_GRACE, async {
         app.gate().flush().await?;
-        app.evidence().checkpoint().await?;
-        app.store().vault().scrub().await?;
-        crate::projections::refresh_all(app.store()).await?;
+        if housekeeper {
+            app.evidence().checkpoint().await?;
+            app.store().vault().scrub().await?;
+            crate::projections::refresh_all(app.store()).await?;
+        }
         Ok::<(), AppError>(())
     })
     .await
@@ -273,19 +324,52 @@ async fn join_tasks(tasks: impl Iterator<Item = tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// The pipeline, stepping until told to stop (the housekeeping runs beside it, in
-/// [`super::housekeeping`], so a checkpoint or a retention pass never holds up a step).
-async fn run_pipeline(mut pipeline: Pipeline, mut stop: watch::Receiver<bool>) {
+/// The pipeline, stepping until told to stop while this node holds the pipeline lease (the
+/// housekeeping runs beside it, in [`super::housekeeping`], so a checkpoint or a retention
+/// pass never holds up a step).
+async fn run_pipeline(mut pipeline: Pipeline, mut claim: Claim, mut stop: watch::Receiver<bool>) {
     let mut failing: u32 = 0;
+    let mut epoch = None;
     loop {
         if *stop.borrow() {
             // Everything is durable: what is left waits for the next start.
             return;
         }
+        let Some(grant) = claim.grant() else {
+            if epoch.take().is_some() {
+                tracing::info!("pipeline paused: another node holds it");
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = claim.changed() => {}
+            }
+            continue;
+        };
+        if epoch != Some(grant.epoch) {
+            if let Err(e) = pipeline.hold(grant.fence).await {
+                tracing::error!(error = %e, "pipeline could not resume from its checkpoint");
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                continue;
+            }
+            epoch = Some(grant.epoch);
+        }
         let busy = match pipeline.step().await {
             Ok(report) => {
                 failing = 0;
                 !report.is_idle()
+            }
+            Err(e) if e.is_fenced() => {
+                // Taken over: stop until the lease says what next (resumed under a new grant).
+                tracing::warn!("pipeline lease taken over; this node stops delivering");
+                epoch = None;
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    () = claim.changed() => {}
+                }
+                continue;
             }
             Err(e) => {
                 failing += 1;

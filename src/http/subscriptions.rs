@@ -47,10 +47,12 @@ pub(super) async fn start_hook(
     let checkpoint = crate::webhooks::checkpoint_name(app_id);
     let log = s.app.store().log();
     if log.load_checkpoint(&checkpoint).await? == 0 {
-        log.save_checkpoint(&checkpoint, log.head().await?).await?;
+        log.save_checkpoint(&checkpoint, log.head().await?, None)
+            .await?;
     }
     let (tx, rx) = watch::channel(false);
-    let task = tokio::spawn(crate::webhooks::run(s.app.clone(), hook, rx));
+    let claim = s.claim(&crate::nodes::webhook(app_id));
+    let task = tokio::spawn(crate::webhooks::run(s.app.clone(), hook, claim, rx));
     s.hooks.lock().await.insert(app_id.to_owned(), (tx, task));
     Ok(())
 }

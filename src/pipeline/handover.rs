@@ -326,7 +326,10 @@ impl Pipeline {
             .zip(&bytes)
             .filter_map(|(l, b)| Some(l.save(b.as_ref()?)))
             .collect();
-        match vault.save_sessions(&all, self.app.now()).await {
+        match vault
+            .save_sessions(&all, self.app.now(), self.fence.as_ref())
+            .await
+        {
             Ok(()) => return Ok(vec![true; lanes.len()]),
             Err(VaultError::KeyDestroyed) => {}
             Err(e) => return Err(e.into()),
@@ -337,7 +340,10 @@ impl Pipeline {
                 saved.push(true);
                 continue;
             };
-            match vault.save_sessions(&[lane.save(b)], self.app.now()).await {
+            match vault
+                .save_sessions(&[lane.save(b)], self.app.now(), self.fence.as_ref())
+                .await
+            {
                 Ok(()) => saved.push(true),
                 Err(VaultError::KeyDestroyed) => saved.push(false),
                 Err(e) => return Err(e.into()),

@@ -4,6 +4,7 @@
 use super::*;
 use crate::app::{Held, Inbound};
 use futures::StreamExt as _;
+use sealpost_adapters::vault::SessionSave;
 
 /// A consumer session as stored: the pinned identity key and the session record.
 pub(super) struct Link {
@@ -406,15 +407,16 @@ impl Pipeline {
             identity: decrypted.peer_identity.clone(),
             session: decrypted.session.clone(),
         };
+        let session = stored.to_bytes();
+        let save = SessionSave {
+            business: business.as_str(),
+            region,
+            subject: &subject,
+            device,
+            session: &session,
+        };
         vault
-            .save_session(
-                business.as_str(),
-                region,
-                &subject,
-                device,
-                &stored.to_bytes(),
-                self.app.now(),
-            )
+            .save_sessions(&[save], self.app.now(), self.fence.as_ref())
             .await?;
         Ok(report)
     }

@@ -98,7 +98,10 @@ impl Subscription {
 
     /// Saves the current position as the durable checkpoint `name`.
     pub async fn commit(&self, name: &str) -> Result<(), LedgerError> {
-        self.store.log.save_checkpoint(name, self.position).await?;
+        self.store
+            .log
+            .save_checkpoint(name, self.position, None)
+            .await?;
         Ok(())
     }
 }

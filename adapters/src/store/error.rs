@@ -37,6 +37,11 @@ pub enum StoreError {
     /// The request itself was malformed (a bug in the caller).
     #[error("invalid store request: {0}")]
     Invalid(&'static str),
+    /// A write guarded by a lease ([`super::Fence`]) whose lease another node has taken over
+    /// since: nothing was written; the writer stops that work (ADR 0016). Holds the lease's
+    /// name (a role and ids, never personal).
+    #[error("lease {0} is held by another node now")]
+    Fenced(String),
 }
 
 impl StoreError {

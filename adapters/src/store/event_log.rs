@@ -154,8 +154,15 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     /// A subscriber's durable checkpoint (0 if none).
     async fn load_checkpoint(&self, name: &str) -> Result<u64, StoreError>;
 
-    /// Saves a subscriber's checkpoint.
-    async fn save_checkpoint(&self, name: &str, position: u64) -> Result<(), StoreError>;
+    /// Saves a subscriber's checkpoint. With a `fence`, nothing is written
+    /// ([`StoreError::Fenced`]) unless its lease is still held at its epoch, checked in the same
+    /// transaction.
+    async fn save_checkpoint(
+        &self,
+        name: &str,
+        position: u64,
+        fence: Option<&super::Fence>,
+    ) -> Result<(), StoreError>;
 
     /// Leaves of the tamper-evident log with position > `after`, in order, at most `limit`.
     async fn audit_leaves(&self, after: u64, limit: u32) -> Result<Vec<AuditLeaf>, StoreError>;

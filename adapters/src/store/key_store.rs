@@ -181,8 +181,13 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     ) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Writes (replaces) sealed Signal sessions, all in one transaction. Erasure deletes them
-    /// with the subject's key.
-    async fn put_signal_sessions(&self, sessions: &[SessionRow]) -> Result<(), StoreError>;
+    /// with the subject's key. With a `fence`, nothing is written ([`StoreError::Fenced`])
+    /// unless its lease is still held at its epoch, checked in the same transaction.
+    async fn put_signal_sessions(
+        &self,
+        sessions: &[SessionRow],
+        fence: Option<&super::Fence>,
+    ) -> Result<(), StoreError>;
 }
 
 /// One sealed Signal session to write: a subject's session with one device.

@@ -286,6 +286,10 @@ impl PostgresStore {
     const EV_MESSAGES_IN: &'static str = "SELECT message_id, business_id, region, epoch, subject_tag, phone_number_id, kind, category, created_at \
      FROM sealpost_ev_messages WHERE message_id IN (SELECT jsonb_array_elements_text($1::jsonb))";
 
+    /// A lease's owner and epoch, the row locked against a takeover until the transaction ends.
+    const LEASE_FOR_SHARE: &'static str =
+        "SELECT owner, epoch FROM sealpost_leases WHERE name = $1 FOR SHARE";
+
     fn append_tx(tx: Transaction<'static, Postgres>) -> Box<dyn AppendTx> {
         Box::new(PgAppendTx { tx })
     }
@@ -303,3 +307,4 @@ impl PostgresStore {
 impl_event_log!(PostgresStore);
 impl_evidence_rows!(PostgresStore, Postgres);
 impl_key_store!(PostgresStore);
+super::impl_leases!(PostgresStore, Postgres);

@@ -2,8 +2,8 @@
 //! share; only the append statements differ, behind [`AppendTx`](super::AppendTx).
 
 /// Implements [`EventLog`](super::EventLog) for a backend type with `reader` and `writer` pools, a
-/// `BEGIN_WRITE` statement and an inherent `append_tx(tx)` that wraps its transaction in an
-/// [`AppendTx`](super::AppendTx). All SQL but the append statements is identical on both backends.
+/// `BEGIN_WRITE` statement, an inherent `append_tx(tx)` that wraps its transaction in an
+/// [`AppendTx`](super::AppendTx) and `check_fence` (from `impl_leases!`). All SQL but the append statements is identical on both backends.
 macro_rules! impl_event_log {
     ($ty:ty) => {
         #[async_trait::async_trait]
@@ -124,12 +124,19 @@ macro_rules! impl_event_log {
                 &self,
                 name: &str,
                 position: u64,
+                fence: Option<&$crate::store::Fence>,
             ) -> Result<(), $crate::store::StoreError> {
-                sqlx::query($crate::store::sql::SAVE_CHECKPOINT)
+                let save = sqlx::query($crate::store::sql::SAVE_CHECKPOINT)
                     .bind(name)
-                    .bind(position as i64)
-                    .execute(&self.writer)
-                    .await?;
+                    .bind(position as i64);
+                let Some(fence) = fence else {
+                    save.execute(&self.writer).await?;
+                    return Ok(());
+                };
+                let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                Self::check_fence(&mut *tx, fence).await?;
+                save.execute(&mut *tx).await?;
+                tx.commit().await?;
                 Ok(())
             }
 

@@ -2,7 +2,8 @@
 //! with `insert_key_in_tx!` and `destroy_in_tx!` (insert checks tombstones; destroy writes them).
 
 /// Implements [`KeyStore`](super::KeyStore) for a backend type with `reader` and `writer` pools, a
-/// `BEGIN_WRITE` statement and an inherent `scrub_storage()` that removes deleted bytes from storage.
+/// `BEGIN_WRITE` statement, an inherent `scrub_storage()` that removes deleted bytes from storage
+/// and an inherent `check_fence(conn, fence)` (the lease check of a fenced session write).
 macro_rules! impl_key_store {
     ($ty:ty) => {
         #[async_trait::async_trait]
@@ -178,8 +179,12 @@ macro_rules! impl_key_store {
             async fn put_signal_sessions(
                 &self,
                 sessions: &[$crate::store::SessionRow],
+                fence: Option<&$crate::store::Fence>,
             ) -> Result<(), $crate::store::StoreError> {
                 let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
+                if let Some(fence) = fence {
+                    Self::check_fence(&mut *tx, fence).await?;
+                }
                 for r in sessions {
                     sqlx::query($crate::store::sql::SESSION_PUT)
                         .bind(&r.business_id)

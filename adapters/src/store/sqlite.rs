@@ -160,6 +160,10 @@ impl SqliteEventLog {
     const EV_MESSAGES_IN: &'static str = "SELECT message_id, business_id, region, epoch, subject_tag, phone_number_id, kind, category, created_at \
      FROM sealpost_ev_messages WHERE message_id IN (SELECT value FROM json_each($1))";
 
+    /// A lease's owner and epoch (`BEGIN IMMEDIATE` already holds the write lock).
+    const LEASE_FOR_SHARE: &'static str =
+        "SELECT owner, epoch FROM sealpost_leases WHERE name = $1";
+
     fn append_tx(tx: Transaction<'static, Sqlite>) -> Box<dyn AppendTx> {
         Box::new(SqliteAppendTx { tx })
     }
@@ -167,6 +171,7 @@ impl SqliteEventLog {
 
 impl_event_log!(SqliteEventLog);
 super::impl_evidence_rows!(SqliteEventLog, Sqlite);
+super::impl_leases!(SqliteEventLog, Sqlite);
 
 /// The SQLite key store (`keys.db`).
 #[derive(Debug, Clone)]
@@ -236,6 +241,15 @@ impl SqliteKeyStore {
 
 impl SqliteKeyStore {
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
+
+    /// Session writes are not fenced in the key file: the embedded store serves one process
+    /// (`serve` holds the data directory's lock file), so no other node can hold a lease on it.
+    async fn check_fence(
+        _conn: &mut sqlx::SqliteConnection,
+        _fence: &super::Fence,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 impl_key_store!(SqliteKeyStore);

@@ -3,7 +3,7 @@
 
 use super::{Vault, VaultError};
 use crate::crypto;
-use crate::store::SessionRow;
+use crate::store::{Fence, SessionRow};
 use sealpost_domain::{Opened, Region, SubjectId, Timestamp};
 
 fn signal_account_aad(owner: &str, region: Region) -> Vec<u8> {
@@ -86,7 +86,8 @@ impl Vault {
     }
 
     /// Stores the Signal session with one device of a subject, sealed under the subject key.
-    /// Fails with [`VaultError::KeyDestroyed`] once the subject is erased or expired.
+    /// Fails with [`VaultError::KeyDestroyed`] once the subject is erased or expired. Not
+    /// fenced: the pipeline saves through [`Vault::save_sessions`] with its lease's fence.
     pub async fn save_session(
         &self,
         business: &str,
@@ -103,15 +104,17 @@ impl Vault {
             device,
             session,
         };
-        self.save_sessions(&[save], now).await
+        self.save_sessions(&[save], now, None).await
     }
 
     /// Stores several sessions in one key-store transaction (a pipeline batch's). Fails with
-    /// [`VaultError::KeyDestroyed`], writing none, if any of their subjects is gone.
+    /// [`VaultError::KeyDestroyed`], writing none, if any of their subjects is gone, and with
+    /// `StoreError::Fenced`, writing none, if `fence`'s lease was taken over.
     pub async fn save_sessions(
         &self,
         sessions: &[SessionSave<'_>],
         now: Timestamp,
+        fence: Option<&Fence>,
     ) -> Result<(), VaultError> {
         let mut rows = Vec::with_capacity(sessions.len());
         for s in sessions {
@@ -132,7 +135,7 @@ impl Vault {
                 at: now.millis(),
             });
         }
-        self.keys.put_signal_sessions(&rows).await?;
+        self.keys.put_signal_sessions(&rows, fence).await?;
         Ok(())
     }
 

@@ -1,0 +1,66 @@
+//! What the adapters' store suites share: a store under test on each backend (Postgres: a
+//! schema of its own on `SEALPOST_TEST_DATABASE_URL`).
+
+use sealpost_adapters::store::Stores;
+
+/// A store under test plus what to do when the test is over.
+pub struct Fixture {
+    pub stores: Stores,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<sealpost_testkit::PgTestDb>,
+}
+
+impl Fixture {
+    pub async fn finish(self) {
+        if let Some(pg) = self.pg {
+            pg.drop_schema().await;
+        }
+    }
+}
+
+pub async fn sqlite_fixture(_label: &str) -> Option<Fixture> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let stores = Stores::sqlite(dir.path()).await.expect("open sqlite");
+    Some(Fixture {
+        stores,
+        _dir: Some(dir),
+        pg: None,
+    })
+}
+
+pub async fn postgres_fixture(label: &str) -> Option<Fixture> {
+    let pg = sealpost_testkit::postgres_test_db(label).await?;
+    let stores = Stores::postgres(pg.pool.clone());
+    Some(Fixture {
+        stores,
+        _dir: None,
+        pg: Some(pg),
+    })
+}
+
+/// For each suite function named (`async fn name(f: &Fixture)`), one test on each store:
+/// `sqlite::name` and `postgres::name` (skipped without a test database, unless
+/// `SEALPOST_REQUIRE_POSTGRES=1`).
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            on_every_store!(@backend sqlite_fixture; $($name),*);
+        }
+        mod postgres {
+            on_every_store!(@backend postgres_fixture; $($name),*);
+        }
+    };
+    (@backend $fixture:ident; $($name:ident),*) => {
+        use super::*;
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $name() {
+                let Some(f) = $fixture(stringify!($name)).await else {
+                    return;
+                };
+                super::$name(&f).await;
+                f.finish().await;
+            }
+        )*
+    };
+}

@@ -1,0 +1,305 @@
+//! This node among the others over one store (issue 13, ADR 0016): its id, and the leases it
+//! wants for background work that must have one owner at a time: `pipeline`, `housekeeping`,
+//! `webhook:<app id>`, and its own presence `node:<id>`. One task ([`Node::run`]) takes and
+//! renews them every [`LeaseTiming::renew_every`]; each worker reads its [`Claim`] before it
+//! works and passes the lease's fence to the writes that need one.
+//!
+//! A lease is given up when the node stops, and counted as lost as soon as its expiry passes
+//! without a renewal (the database is down, the process was paused): a worker stops before
+//! another node may take the lease over. Every change is logged with the lease's name and
+//! epoch only: names are roles and random ids, never personal.
+
+use sealpost_adapters::store::{Fence, Lease, LeaseRow, Leases, StoreError};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The lease on the message pipeline (delivery, inbound, receipts).
+pub const PIPELINE: &str = "pipeline";
+/// The lease on the housekeeping duties: audit sequencer and checkpoints, retention, the
+/// scrub of destroyed keys, the persisted projections and the evidence fold.
+pub const HOUSEKEEPING: &str = "housekeeping";
+
+/// The lease on one app's webhook worker.
+pub fn webhook(app_id: &str) -> String {
+    format!("webhook:{app_id}")
+}
+
+/// The prefix of the lease each live node holds on itself.
+pub const NODE_PREFIX: &str = "node:";
+
+/// How long a lease lasts and how often it is renewed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeaseTiming {
+    /// Time to live of a lease not renewed.
+    pub ttl: Duration,
+    /// How often held leases are renewed and wanted ones tried.
+    pub renew_every: Duration,
+}
+
+impl Default for LeaseTiming {
+    /// 10 s, renewed every 3 s: a dead node's work is taken over within 13 s (2 × the TTL at
+    /// most), and a renewal may fail twice before the lease is lost.
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(10),
+            renew_every: Duration::from_secs(3),
+        }
+    }
+}
+
+impl LeaseTiming {
+    /// A timing from seconds, refused unless the renewal comes well within the TTL.
+    pub fn new(ttl: Duration, renew_every: Duration) -> Result<Self, &'static str> {
+        if renew_every.is_zero() || renew_every * 2 > ttl {
+            return Err("the lease renewal interval must be above zero and at most half the TTL");
+        }
+        Ok(Self { ttl, renew_every })
+    }
+}
+
+/// What a worker may do now under its lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// The lease's epoch (0 for a process that runs alone without leases).
+    pub epoch: u64,
+    /// The fence its writes carry (none for a process alone).
+    pub fence: Option<Fence>,
+}
+
+/// A lease this node wants: the holding, while it has it.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// No leases: the process is alone over its store (tests, `demo`); always granted.
+    Alone,
+    /// Kept by the node's lease task.
+    Leased(watch::Receiver<Option<Lease>>),
+}
+
+impl Claim {
+    /// What may be done now: `None` while another node holds the lease (or nobody does yet).
+    pub fn grant(&self) -> Option<Grant> {
+        match self {
+            Claim::Alone => Some(Grant {
+                epoch: 0,
+                fence: None,
+            }),
+            Claim::Leased(rx) => rx.borrow().as_ref().map(|l| Grant {
+                epoch: l.epoch,
+                fence: Some(l.fence()),
+            }),
+        }
+    }
+
+    /// Waits until the holding changes (taken, taken again at another epoch, lost); never
+    /// returns for [`Claim::Alone`].
+    pub async fn changed(&mut self) {
+        if let Claim::Leased(rx) = self {
+            if rx.changed().await.is_ok() {
+                return;
+            }
+        }
+        // Alone, or the node stopped: nothing will change any more.
+        std::future::pending::<()>().await
+    }
+}
+
+/// This node: its id and the leases it wants.
+#[derive(Debug, Clone)]
+pub struct Node {
+    id: String,
+    leases: Arc<dyn Leases>,
+    timing: LeaseTiming,
+    wanted: Arc<Mutex<BTreeMap<String, watch::Sender<Option<Lease>>>>>,
+    /// Wakes the lease task when a new lease is wanted, so it is tried at once.
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl Node {
+    /// A node with a fresh id (`<host>-<pid>-<random>`: no two processes share one, and a
+    /// restarted process is a new owner, so its leases get a new epoch).
+    pub fn new(leases: Arc<dyn Leases>, timing: LeaseTiming) -> Self {
+        let host = std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map(|h| {
+                h.trim()
+                    .chars()
+                    .filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.')
+                    .take(64)
+                    .collect::<String>()
+            })
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".to_owned());
+        let random: u32 = rand::random();
+        let id = format!("{host}-{}-{random:08x}", std::process::id());
+        let node = Self {
+            id,
+            leases,
+            timing,
+            wanted: Arc::default(),
+            wake: Arc::default(),
+        };
+        let _ = node.want(&format!("{NODE_PREFIX}{}", node.id));
+        node
+    }
+
+    /// The node's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The lease timing.
+    pub fn timing(&self) -> LeaseTiming {
+        self.timing
+    }
+
+    /// Asks for the lease `name` from the next round on (the same [`Claim`] for a name already
+    /// wanted).
+    pub fn want(&self, name: &str) -> Claim {
+        let mut wanted = self.wanted.lock().unwrap_or_else(|p| p.into_inner());
+        let sender = wanted.entry(name.to_owned()).or_insert_with(|| {
+            self.wake.notify_one();
+            watch::channel(None).0
+        });
+        Claim::Leased(sender.subscribe())
+    }
+
+    /// Takes and renews the wanted leases every `renew_every` until `stop` (then
+    /// [`Node::release_all`] once the work has stopped).
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = tokio::time::sleep(self.timing.renew_every) => self.round().await,
+                () = self.wake.notified() => self.round().await,
+            }
+        }
+    }
+
+    /// One round: every wanted lease taken or renewed; one that could not be renewed is
+    /// counted lost once its expiry has passed.
+    pub async fn round(&self) {
+        let wanted: Vec<(String, watch::Sender<Option<Lease>>)> = self
+            .wanted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(name, tx)| (name.clone(), tx.clone()))
+            .collect();
+        let ttl = i64::try_from(self.timing.ttl.as_millis()).unwrap_or(i64::MAX);
+        for (name, tx) in wanted {
+            let now = wall_clock_ms();
+            let before = tx.borrow().clone();
+            let after = match self.leases.acquire(&name, &self.id, now, ttl).await {
+                Ok(lease) => lease,
+                Err(e) => {
+                    // Keep working until the lease would have expired; then stop, because
+                    // another node may take it over from then on.
+                    let still = before.clone().filter(|l| l.expires_at > wall_clock_ms());
+                    if still.is_none() && before.is_some() {
+                        tracing::warn!(lease = %name, error = %e, "lease not renewed in time: given up");
+                    }
+                    still
+                }
+            };
+            log_change(&name, before.as_ref(), after.as_ref());
+            tx.send_if_modified(|held| {
+                let changed = held.as_ref().map(|l| l.epoch) != after.as_ref().map(|l| l.epoch);
+                *held = after;
+                changed
+            });
+        }
+    }
+
+    /// Gives up every lease held (on shutdown, once the work has stopped), so the others take
+    /// over at once.
+    pub async fn release_all(&self) {
+        let held: Vec<Lease> = self
+            .wanted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .filter_map(|tx| tx.send_replace(None))
+            .collect();
+        for lease in held {
+            match self.leases.release(&lease).await {
+                Ok(()) => {
+                    tracing::info!(lease = %lease.name, epoch = lease.epoch, "lease released")
+                }
+                Err(e) => {
+                    tracing::warn!(lease = %lease.name, error = %e, "lease not released; it expires")
+                }
+            }
+        }
+    }
+}
+
+/// Logs a change of holding (never a renewal).
+fn log_change(name: &str, before: Option<&Lease>, after: Option<&Lease>) {
+    match (before, after) {
+        (None, Some(l)) => tracing::info!(lease = %name, epoch = l.epoch, "lease taken"),
+        (Some(b), Some(a)) if b.epoch != a.epoch => {
+            tracing::info!(lease = %name, epoch = a.epoch, "lease taken again after a takeover")
+        }
+        (Some(b), None) => tracing::warn!(lease = %name, epoch = b.epoch, "lease lost"),
+        _ => {}
+    }
+}
+
+/// Milliseconds since the Unix epoch by this machine's clock (leases never follow a
+/// `--sim-clock`).
+pub fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Whether an error means this node's lease was taken over (stop that work; no alert).
+pub fn is_fenced(e: &StoreError) -> bool {
+    matches!(e, StoreError::Fenced(_))
+}
+
+/// What `sealpost nodes` prints: the live nodes with the leases each holds, then every lease
+/// (held, or free with its last holder). `now` is the wall clock in ms.
+pub fn describe(rows: &[LeaseRow], now: i64) -> String {
+    use std::fmt::Write as _;
+    let live = |r: &LeaseRow| r.expires_at > now;
+    let mut out = String::from("nodes (live):\n");
+    let nodes: Vec<&LeaseRow> = rows
+        .iter()
+        .filter(|r| r.name.starts_with(NODE_PREFIX) && live(r))
+        .collect();
+    if nodes.is_empty() {
+        out.push_str("  none\n");
+    }
+    for node in &nodes {
+        let holds: Vec<String> = rows
+            .iter()
+            .filter(|r| !r.name.starts_with(NODE_PREFIX) && live(r) && r.owner == node.owner)
+            .map(|r| format!("{} (epoch {})", r.name, r.epoch))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {}  up {} s  holds: {}",
+            node.owner,
+            (now - node.acquired_at).max(0) / 1000,
+            if holds.is_empty() {
+                "nothing".to_owned()
+            } else {
+                holds.join(", ")
+            }
+        );
+    }
+    out.push_str("leases:\n");
+    for r in rows.iter().filter(|r| !r.name.starts_with(NODE_PREFIX)) {
+        let state = if live(r) {
+            format!("held by {}, expires in {} ms", r.owner, r.expires_at - now)
+        } else {
+            format!("free (last held by {})", r.owner)
+        };
+        let _ = writeln!(out, "  {}  epoch {}  {}", r.name, r.epoch, state);
+    }
+    out
+}

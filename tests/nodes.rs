@@ -1,0 +1,205 @@
+//! Several `sealpost serve` nodes over one Postgres (issue 13, ADR 0016), as an operator runs
+//! them: the background work runs on one node at a time under leases, any node answers
+//! requests, a node killed with SIGKILL has its work taken over within twice the lease's time
+//! to live, and one stopped with SIGTERM hands its work over at once. The embedded store
+//! refuses a second process on its data directory.
+
+mod common;
+
+use base64::Engine as _;
+use common::hook::Hook;
+use common::server::{eventually, Data, Node, Serve};
+use common::{text, CONSUMER};
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Lease timing of these nodes: a 2 s lease renewed every second.
+const LEASE_ARGS: [&str; 4] = ["--lease-ttl", "2", "--lease-renew", "1"];
+const TTL: Duration = Duration::from_secs(2);
+
+/// `sealpost nodes` on the database at `url`.
+fn nodes(url: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["nodes", "--database-url", url])
+        .env_remove("SEALPOST_DATABASE_URL")
+        .output()
+        .expect("sealpost nodes");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The live nodes `sealpost nodes` lists.
+fn live(listing: &str) -> Vec<String> {
+    listing
+        .lines()
+        .skip_while(|l| !l.starts_with("nodes (live):"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  ") && !l.contains("none"))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
+/// Who holds lease `name`, by `sealpost nodes`.
+fn holder(listing: &str, name: &str) -> Option<String> {
+    let line = listing
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{name}  ")))?;
+    let (_, rest) = line.split_once("  held by ")?;
+    rest.split(',').next().map(str::to_owned)
+}
+
+/// A node on `data` (a data directory of its own, the shared database) with the test's lease
+/// timing and root key.
+fn serve(data: &Data, root_key: &str) -> Serve {
+    Serve::on(data)
+        .args(LEASE_ARGS)
+        .env("SEALPOST_ROOT_KEY_EU", root_key)
+}
+
+/// A second data directory on the same database, with the first's bootstrap file (the store
+/// is bootstrapped once, by the first node).
+fn beside(first: &Node, root: &Path) -> Data {
+    let data = Data::new(root, None).with_database_url(
+        first
+            .data
+            .database_url
+            .clone()
+            .expect("the nodes share Postgres"),
+    );
+    std::fs::create_dir_all(&data.dir).expect("data dir");
+    std::fs::copy(
+        first.data.dir.join("bootstrap.json"),
+        data.dir.join("bootstrap.json"),
+    )
+    .expect("bootstrap file");
+    data
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_share_the_work_and_a_killed_node_is_taken_over() {
+    let Some(pg) = sealpost_testkit::postgres_test_db("nodes").await else {
+        return;
+    };
+    let root_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let first = Data::fresh(Some(&pg));
+    let url = first.database_url.clone().expect("url");
+    let a = serve(&first, &root_key).start();
+    let hook = Hook::default();
+    a.subscribe(&hook.listen().await).await;
+    let second_root = tempfile::tempdir().expect("temp dir");
+    let b = serve(&beside(&a, second_root.path()), &root_key).start();
+
+    // Both are live; the first holds the pipeline and the housekeeping, and neither twice.
+    let listing = nodes(&url);
+    let members = live(&listing);
+    assert_eq!(members.len(), 2, "{listing}");
+    let node_a = holder(&listing, "pipeline").expect("the pipeline is held");
+    assert_eq!(
+        holder(&listing, "housekeeping").as_deref(),
+        Some(node_a.as_str())
+    );
+    let node_b = members
+        .iter()
+        .find(|m| **m != node_a)
+        .expect("the other node")
+        .clone();
+    for probe in ["/healthz", "/readyz"] {
+        for node in [&a, &b] {
+            let resp = reqwest::get(node.url(probe)).await.expect("probe");
+            assert_eq!(resp.status(), 200, "{probe}");
+        }
+    }
+
+    // Any node answers: the consumer writes (through the first node's simulated phone), the
+    // business answers through each node; both answers are delivered by the one pipeline and
+    // displayed once, and the inbound message reaches the webhook once.
+    let (st, v) = a
+        .converse("hello both", text(CONSUMER, "through the first node"))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let (st, v) = b.send(text(CONSUMER, "through the second node")).await;
+    assert_eq!(st, 200, "{v}");
+    let shown = a.wait_inbox(CONSUMER, 2).await;
+    let mut bodies: Vec<&str> = shown
+        .iter()
+        .filter_map(|m| m["content"]["text"]["body"].as_str())
+        .collect();
+    bodies.sort_unstable();
+    assert_eq!(
+        bodies,
+        vec!["through the first node", "through the second node"],
+        "each send displayed exactly once"
+    );
+    hook.wait_for(|vs| vs.iter().any(|v| v.to_string().contains("hello both")))
+        .await;
+    // Give a second worker, if there were one, the time to post the same notifications.
+    tokio::time::sleep(2 * TTL).await;
+    let mut posted: Vec<String> = hook
+        .attempts()
+        .into_iter()
+        .filter(|a| a.answered == 200)
+        .map(|a| a.notification_id)
+        .collect();
+    let all = posted.len();
+    posted.sort();
+    posted.dedup();
+    assert!(
+        all >= 3,
+        "statuses and the inbound message were posted: {all}"
+    );
+    assert_eq!(posted.len(), all, "no notification posted by both nodes");
+
+    // SIGKILL the holder: the other takes the pipeline and the housekeeping over within 2 × TTL.
+    let killed = Instant::now();
+    a.kill();
+    let took = eventually(10, "the second node takes the work over", || async {
+        let listing = nodes(&url);
+        (holder(&listing, "pipeline").as_deref() == Some(node_b.as_str())
+            && holder(&listing, "housekeeping").as_deref() == Some(node_b.as_str()))
+        .then(|| killed.elapsed())
+    })
+    .await;
+    eprintln!(
+        "takeover after SIGKILL: {} ms (TTL {} ms)",
+        took.as_millis(),
+        TTL.as_millis()
+    );
+    assert!(
+        took <= 2 * TTL + Duration::from_millis(1_500),
+        "took {took:?}"
+    );
+    assert_eq!(live(&nodes(&url)), vec![node_b.clone()]);
+
+    // SIGTERM: the leases are given up at once, not left to expire.
+    let mut b = b;
+    b.stop().expect("clean stop");
+    let listing = nodes(&url);
+    assert!(live(&listing).is_empty(), "{listing}");
+    assert_eq!(holder(&listing, "pipeline"), None, "{listing}");
+    assert!(b.log_text().contains("lease released"));
+    pg.drop_schema().await;
+}
+
+#[test]
+fn the_embedded_store_refuses_a_second_process_on_its_data_directory() {
+    let data = Data::fresh(None);
+    let mut first = Serve::on(&data).start();
+    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data.dir)
+        .env_remove("SEALPOST_DATABASE_URL")
+        .output()
+        .expect("second serve");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("another sealpost serve is using"),
+        "{stderr}"
+    );
+    first.stop().expect("the first still stops cleanly");
+}
