@@ -1,6 +1,8 @@
 //! Access tokens: ≥ 32 random bytes, handed out once, stored only as a SHA-256 hash (in a
 //! `TokenIssued` event), compared in constant time, revocable with immediate effect, never
-//! logged. The index of live tokens is rebuilt from the log on start.
+//! logged. The index of live tokens is rebuilt from the log on start and follows the token
+//! events other nodes record ([`Tokens::follow`]), so a token issued or revoked on one node
+//! works or stops working on every node within the follow interval (ADR 0016).
 
 use crate::app::AppError;
 use base64::Engine as _;
@@ -30,7 +32,12 @@ pub struct Grant {
 pub struct Tokens {
     store: Arc<EventStore>,
     by_hash: RwLock<HashMap<[u8; 32], Grant>>,
+    /// The log position the index has folded up to (token events only).
+    followed: tokio::sync::Mutex<u64>,
 }
+
+/// Token events read per [`Tokens::follow`] round at most.
+const FOLLOW_PAGE: u32 = 1_000;
 
 /// Where token events are recorded when the principal belongs to no business.
 const NO_BUSINESS: &str = "0";
@@ -39,22 +46,52 @@ impl Tokens {
     /// The index as the persisted `tokens` projection has it, caught up with the log (O(new
     /// events), not O(log)).
     pub async fn load(store: Arc<EventStore>) -> Result<Arc<Self>, AppError> {
-        let index = Persisted::<TokenIndex>::refresh(&store).await?.state;
-        let by_hash = index
+        let persisted = Persisted::<TokenIndex>::refresh(&store).await?;
+        let followed = persisted.position();
+        let by_hash = persisted
+            .state
             .0
             .into_values()
-            .map(|(hash, grant)| {
-                hex::decode(&hash)
-                    .ok()
-                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                    .map(|h| (h, grant))
-                    .ok_or(AppError::Corrupt("token hash"))
-            })
-            .collect::<Result<_, _>>()?;
+            .map(|(hash, grant)| Ok((parse_hash(&hash)?, grant)))
+            .collect::<Result<_, AppError>>()?;
         Ok(Arc::new(Self {
             store,
             by_hash: RwLock::new(by_hash),
+            followed: tokio::sync::Mutex::new(followed),
         }))
+    }
+
+    /// Folds the token events recorded since the last call (by any node) into the index: a
+    /// token issued elsewhere starts working here, one revoked elsewhere stops. Returns how
+    /// many events it folded. Events this node recorded itself fold to what it already has.
+    pub async fn follow(&self) -> Result<usize, AppError> {
+        let mut followed = self.followed.lock().await;
+        let mut folded = 0;
+        loop {
+            let events = self
+                .store
+                .read_kind(TOKEN_STREAM_TYPE, *followed, FOLLOW_PAGE)
+                .await?;
+            let Some(last) = events.last().map(|e| e.position) else {
+                return Ok(folded);
+            };
+            for e in &events {
+                match Change::of(e)? {
+                    Change::Issued(hash, grant) => {
+                        self.write().insert(parse_hash(&hash)?, grant);
+                    }
+                    Change::Revoked(id) => self.write().retain(|_, g| g.token_id != id),
+                }
+            }
+            folded += events.len();
+            *followed = last;
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<[u8; 32], Grant>> {
+        self.by_hash
+            .write()
+            .expect("token index lock is never poisoned")
     }
 
     /// Issues a token; the returned string is the only copy.
@@ -197,6 +234,14 @@ impl Tokens {
     }
 }
 
+/// A stored token hash (hex of 32 bytes).
+fn parse_hash(hex_hash: &str) -> Result<[u8; 32], AppError> {
+    hex::decode(hex_hash)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or(AppError::Corrupt("token hash"))
+}
+
 /// The live tokens by id: (SHA-256 of the token in hex, grant). Hashes only: a token is never
 /// stored. Persisted as the `tokens` projection.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
@@ -211,25 +256,44 @@ impl Fold for TokenIndex {
     }
 
     fn apply(&mut self, e: &OpenedEvent) -> Result<(), sealpost_adapters::store::StoreError> {
-        match e.decode::<TokenEvent>()? {
+        match Change::of(e)? {
+            Change::Issued(hash, grant) => {
+                self.0.insert(grant.token_id.clone(), (hash, grant));
+            }
+            Change::Revoked(id) => {
+                self.0.remove(&id);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a token event changes in an index of live tokens.
+enum Change {
+    /// A token (its hash in hex) now stands for a grant.
+    Issued(String, Grant),
+    /// The token with this id stopped working.
+    Revoked(String),
+}
+
+impl Change {
+    fn of(e: &OpenedEvent) -> Result<Self, sealpost_adapters::store::StoreError> {
+        Ok(match e.decode::<TokenEvent>()? {
             TokenEvent::TokenIssued {
                 token_id,
                 hash,
                 principal,
                 scopes,
                 ..
-            } => {
-                let grant = Grant {
-                    token_id: token_id.clone(),
+            } => Change::Issued(
+                hash,
+                Grant {
+                    token_id,
                     principal,
                     scopes,
-                };
-                self.0.insert(token_id, (hash, grant));
-            }
-            TokenEvent::TokenRevoked { .. } => {
-                self.0.remove(&e.header.stream.id);
-            }
-        }
-        Ok(())
+                },
+            ),
+            TokenEvent::TokenRevoked { .. } => Change::Revoked(e.header.stream.id.clone()),
+        })
     }
 }

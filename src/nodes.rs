@@ -114,6 +114,8 @@ pub struct Node {
     wanted: Arc<Mutex<BTreeMap<String, watch::Sender<Option<Lease>>>>>,
     /// Wakes the lease task when a new lease is wanted, so it is tried at once.
     wake: Arc<tokio::sync::Notify>,
+    /// How many nodes were live at the last round (this one included).
+    live: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Node {
@@ -140,6 +142,7 @@ impl Node {
             timing,
             wanted: Arc::default(),
             wake: Arc::default(),
+            live: Arc::new(std::sync::atomic::AtomicUsize::new(1)),
         };
         let _ = node.want(&format!("{NODE_PREFIX}{}", node.id));
         node
@@ -148,6 +151,11 @@ impl Node {
     /// The node's id.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// How many nodes serve the store (this one included), as of the last round.
+    pub fn live_nodes(&self) -> usize {
+        self.live.load(std::sync::atomic::Ordering::Relaxed).max(1)
     }
 
     /// The lease timing.
@@ -210,6 +218,16 @@ impl Node {
                 *held = after;
                 changed
             });
+        }
+        // Unknown while the store is down: keep the last count.
+        if let Ok(rows) = self.leases.leases().await {
+            let now = wall_clock_ms();
+            let live = rows
+                .iter()
+                .filter(|r| r.name.starts_with(NODE_PREFIX) && r.expires_at > now)
+                .count();
+            self.live
+                .store(live.max(1), std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -1,6 +1,6 @@
 //! Several `sealpost serve` nodes over one Postgres (issue 13, ADR 0016), as an operator runs
 //! them: the background work runs on one node at a time under leases, any node answers
-//! requests, a node killed with SIGKILL has its work taken over within twice the lease's time
+//! requests, a token issued or revoked on one is honoured by the other, a node killed with SIGKILL has its work taken over within twice the lease's time
 //! to live, and one stopped with SIGTERM hands its work over at once. The embedded store
 //! refuses a second process on its data directory.
 
@@ -153,6 +153,56 @@ async fn two_nodes_share_the_work_and_a_killed_node_is_taken_over() {
         "statuses and the inbound message were posted: {all}"
     );
     assert_eq!(posted.len(), all, "no notification posted by both nodes");
+
+    // A token issued through one node works on the other; revoked through the other, it stops
+    // working on the first.
+    let number = format!("/v21.0/{}", a.s("phone_number_id"));
+    let (st, issued) = a
+        .post(
+            "/sealpost/v1/tokens",
+            Some(&a.s("access_token")),
+            serde_json::json!({"scopes": ["whatsapp_business_messaging"]}),
+        )
+        .await;
+    assert_eq!(st, 200, "{issued}");
+    let (id, token) = (
+        issued["id"].as_str().expect("id").to_owned(),
+        issued["access_token"].as_str().expect("token").to_owned(),
+    );
+    let issued_at = Instant::now();
+    eventually(
+        10,
+        "the other node accepts a token issued on the first",
+        || async { (b.get(&number, &token).await.0 == 200).then_some(()) },
+    )
+    .await;
+    let seen = issued_at.elapsed();
+    let (st, v) = b
+        .delete(&format!("/sealpost/v1/tokens/{id}"), &b.s("access_token"))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let revoked_at = Instant::now();
+    assert_eq!(
+        b.get(&number, &token).await.0,
+        401,
+        "at once where it was revoked"
+    );
+    eventually(
+        10,
+        "the first node refuses a token revoked on the other",
+        || async { (a.get(&number, &token).await.0 == 401).then_some(()) },
+    )
+    .await;
+    let refused = revoked_at.elapsed();
+    eprintln!(
+        "token issued on one node works on the other after {} ms; revoked, refused after {} ms",
+        seen.as_millis(),
+        refused.as_millis()
+    );
+    assert!(
+        refused < Duration::from_secs(3),
+        "revocation took {refused:?}"
+    );
 
     // SIGKILL the holder: the other takes the pipeline and the housekeeping over within 2 × TTL.
     let killed = Instant::now();

@@ -84,6 +84,14 @@ impl EventLog for CountingLog {
     async fn read_all(&self, after: u64, limit: u32) -> Result<Vec<StoredRow>, StoreError> {
         self.inner.read_all(after, limit).await
     }
+    async fn read_kind(
+        &self,
+        kind: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredRow>, StoreError> {
+        self.inner.read_kind(kind, after, limit).await
+    }
     async fn head(&self) -> Result<u64, StoreError> {
         self.inner.head().await
     }
@@ -208,6 +216,38 @@ async fn several_streams_in_one_read(f: &Fixture) {
     assert_eq!(found.len(), 3);
     assert!(store
         .read_streams("message", &[])
+        .await
+        .expect("none")
+        .is_empty());
+    // One kind after a position, in log order, a page at a time (how nodes follow tokens).
+    let of_kind = |after: u64, limit: u32| {
+        let store = store.clone();
+        async move {
+            store
+                .read_kind("message", after, limit)
+                .await
+                .expect("read kind")
+                .iter()
+                .map(|e| {
+                    (
+                        e.position,
+                        e.payload["tag"].as_str().expect("tag").to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = of_kind(0, 100).await;
+    let tags: Vec<&str> = all.iter().map(|(_, t)| t.as_str()).collect();
+    assert_eq!(tags, ["a1", "a2", "b1", "a3"], "log order, no other kind");
+    assert_eq!(of_kind(0, 2).await, all[..2].to_vec(), "a page");
+    assert_eq!(
+        of_kind(all[2].0, 100).await,
+        all[3..].to_vec(),
+        "after a position"
+    );
+    assert!(store
+        .read_kind("media", 0, 100)
         .await
         .expect("none")
         .is_empty());

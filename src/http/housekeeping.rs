@@ -4,8 +4,9 @@
 //!
 //! Each duty fails on its own: an error is logged and the next interval tries again; none of
 //! them holds up a pipeline step or a request. All but the access counts (which are this
-//! process's own) run only while this node holds the `housekeeping` lease (ADR 0016): one
-//! sequencer, one checkpoint signer, one retention process at a time over a store.
+//! process's own), the token index and the rate limits' share (every node follows them) run
+//! only while this node holds the `housekeeping` lease (ADR 0016): one sequencer, one
+//! checkpoint signer, one retention process at a time over a store.
 
 use super::Shared;
 use sealpost_domain::Timestamp;
@@ -63,6 +64,16 @@ pub(super) async fn run(
         // decision happens to come.
         if let Err(e) = s.app.gate().flush_due(now).await {
             tracing::warn!(error = %e, "access counts not written yet");
+        }
+        // Tokens issued or revoked on another node, and the rate limits' share of this node.
+        if let Err(e) = s.tokens.follow().await {
+            tracing::warn!(error = %e, "token events of other nodes not read yet");
+        }
+        if let Some(node) = &s.node {
+            s.limits
+                .lock()
+                .expect("limits lock is never poisoned")
+                .set_nodes(node.live_nodes());
         }
         if claim.grant().is_none() {
             tokio::select! {

@@ -1,6 +1,8 @@
 //! Rate limits of sends: token buckets on the application clock, per business number (its
 //! throughput tier) and per number and recipient (the pair rate, keyed by blind index, never by
-//! number). In memory and per process.
+//! number). In memory and per node: with several nodes over one store, each admits its share
+//! (1/n of every rate and burst, n the live nodes), so a number stays within its limit across
+//! nodes when the load balancer spreads its sends (ADR 0016).
 
 use super::ApiError;
 use axum::http::StatusCode;
@@ -18,6 +20,8 @@ pub struct Limits {
     /// bucket that has refilled is forgotten, so memory follows the active pairs.
     pairs: HashMap<(String, Pair), (f64, i64)>,
     last_pruned_ms: i64,
+    /// This node's share of every limit: 1 / live nodes.
+    share: f64,
 }
 
 /// A consumer as the pair limit knows it: the blind index of their number (an HMAC under the
@@ -63,7 +67,13 @@ impl Limits {
             numbers: BTreeMap::new(),
             pairs: HashMap::new(),
             last_pruned_ms: 0,
+            share: 1.0,
         }
+    }
+
+    /// `nodes` serve the store now: this one admits 1/`nodes` of each limit.
+    pub fn set_nodes(&mut self, nodes: usize) {
+        self.share = 1.0 / nodes.max(1) as f64;
     }
 
     /// Gives back what [`Limits::admit`] took for a message that was then refused (outside the
@@ -100,23 +110,29 @@ impl Limits {
         now: sealpost_domain::Timestamp,
     ) -> Result<(), ApiError> {
         self.prune(now.millis());
-        let rate = match tier {
-            Some(ThroughputTier::High) => self.high,
-            _ => self.standard,
-        };
+        let rate = self.share
+            * match tier {
+                Some(ThroughputTier::High) => self.high,
+                _ => self.standard,
+            };
+        // Never below one message of burst, so a node admits something.
+        let (pair_rate, pair_burst) = (
+            PAIR_RATE_PER_S * self.share,
+            (PAIR_BURST * self.share).max(1.0),
+        );
         let now_ms = now.millis();
         let n = self
             .numbers
             .entry(number.to_owned())
-            .or_insert((rate, now_ms));
-        if !take(n, rate, rate, now_ms) {
+            .or_insert((rate.max(1.0), now_ms));
+        if !take(n, rate, rate.max(1.0), now_ms) {
             return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, 130_429, "Message failed to send because there were too many messages sent from this phone number in a short period of time."));
         }
         let p = self
             .pairs
             .entry((number.to_owned(), *to))
-            .or_insert((PAIR_BURST, now_ms));
-        if !take(p, PAIR_RATE_PER_S, PAIR_BURST, now_ms) {
+            .or_insert((pair_burst, now_ms));
+        if !take(p, pair_rate, pair_burst, now_ms) {
             return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, 131_056, "Too many messages sent from the sender phone number to the same recipient phone number in a short period of time."));
         }
         Ok(())
@@ -166,6 +182,31 @@ mod tests {
         // One token each was taken: refilled after 6 s; pruned at the next admit after that.
         assert!(limits.admit("n", &[200; 32], None, t(20_000)).is_ok());
         assert_eq!(limits.pairs.len(), 1, "only the active pair is held");
+    }
+
+    #[test]
+    fn with_several_nodes_each_admits_its_share() {
+        let now = sealpost_domain::Timestamp::from_millis(1_000);
+        let burst = |nodes: usize| {
+            let mut limits = Limits::new(80.0, 1_000.0);
+            limits.set_nodes(nodes);
+            (0..=255u8)
+                .take_while(|i| limits.admit("n", &[*i; 32], None, now).is_ok())
+                .count()
+        };
+        assert_eq!(burst(1), 80);
+        assert_eq!(burst(2), 40, "two nodes: 40 each, 80 together");
+        assert_eq!(
+            burst(3),
+            26,
+            "three nodes: 26 each, 78 together, never over 80"
+        );
+        let mut limits = Limits::default();
+        limits.set_nodes(3);
+        let pair = (0..100)
+            .take_while(|_| limits.admit("n", &U, None, now).is_ok())
+            .count();
+        assert_eq!(pair, 15, "the pair burst of 45 shared by three nodes");
     }
 
     #[test]

@@ -173,6 +173,17 @@ impl EventStore {
         Ok(out)
     }
 
+    /// Up to `limit` events of streams of type `kind` after global position `after`.
+    pub async fn read_kind(
+        &self,
+        kind: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<OpenedEvent>, LedgerError> {
+        let rows = self.log.read_kind(kind, after, limit).await?;
+        self.open_rows(rows).await
+    }
+
     /// Up to `limit` events after global position `after`.
     pub async fn read_all(&self, after: u64, limit: u32) -> Result<Vec<OpenedEvent>, LedgerError> {
         let rows = self.log.read_all(after, limit).await?;

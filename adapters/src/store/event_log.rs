@@ -139,6 +139,15 @@ pub trait EventLog: Send + Sync + fmt::Debug {
     /// later with a smaller position: positions are assigned in commit order.
     async fn read_all(&self, after: u64, limit: u32) -> Result<Vec<StoredRow>, StoreError>;
 
+    /// Up to `limit` rows of streams of type `kind` with position > `after`, in order: how a
+    /// node follows a rare kind (tokens) written by the others without paging the whole log.
+    async fn read_kind(
+        &self,
+        kind: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredRow>, StoreError>;
+
     /// The highest committed position (0 when empty).
     async fn head(&self) -> Result<u64, StoreError>;
 

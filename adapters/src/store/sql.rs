@@ -7,6 +7,9 @@ pub const READ_STREAM: &str = "SELECT position, stream_type, stream_id, sequence
      FROM sealpost_events WHERE stream_type = $1 AND stream_id = $2 AND sequence > $3 ORDER BY sequence";
 pub const READ_ALL: &str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
      FROM sealpost_events WHERE position > $1 ORDER BY position LIMIT $2";
+/// Rows of one stream type after a position (the unique index on the stream type leads).
+pub const READ_KIND: &str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
+     FROM sealpost_events WHERE stream_type = $1 AND position > $2 ORDER BY position LIMIT $3";
 pub const HEAD: &str = "SELECT COALESCE(MAX(position), 0) FROM sealpost_events";
 pub const STREAM_VERSION: &str =
     "SELECT COALESCE(MAX(sequence), 0) FROM sealpost_events WHERE stream_type = $1 AND stream_id = $2";

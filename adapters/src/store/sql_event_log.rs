@@ -63,6 +63,21 @@ macro_rules! impl_event_log {
                 Ok(rows.into_iter().map(Into::into).collect())
             }
 
+            async fn read_kind(
+                &self,
+                kind: &str,
+                after: u64,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::StoredRow>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::DbRow> = sqlx::query_as($crate::store::sql::READ_KIND)
+                    .bind(kind)
+                    .bind(after as i64)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.reader)
+                    .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
             async fn head(&self) -> Result<u64, $crate::store::StoreError> {
                 let (h,): (i64,) = sqlx::query_as($crate::store::sql::HEAD)
                     .fetch_one(&self.reader)
