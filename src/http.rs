@@ -52,8 +52,8 @@ pub const VERSIONS: std::ops::RangeInclusive<u32> = 17..=26;
 
 /// An app's business, WABA id and region.
 type AppInfo = (sealpost_domain::BusinessId, String, sealpost_domain::Region);
-/// A running webhook worker: its stop switch and task.
-type Worker = (watch::Sender<bool>, tokio::task::JoinHandle<()>);
+/// A running webhook worker: its stop switch, task and callback URL.
+type Worker = (watch::Sender<bool>, tokio::task::JoinHandle<()>, String);
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -70,6 +70,9 @@ pub struct Shared {
     apps: Arc<Mutex<BTreeMap<String, AppInfo>>>,
     /// Running webhook workers: app id → (stop switch, task).
     hooks: Arc<Mutex<BTreeMap<String, Worker>>>,
+    /// The log position up to which app events were followed (subscriptions made on other
+    /// nodes; [`subscriptions::follow_subscriptions`]).
+    apps_followed: Arc<Mutex<u64>>,
     poster: sealpost_adapters::webhook::Poster,
     limits: Arc<std::sync::Mutex<Limits>>,
     /// Places for the sends in progress ([`limits::SENDS_IN_FLIGHT`]).
@@ -112,6 +115,7 @@ impl Shared {
             numbers: Arc::new(numbers),
             apps: Arc::new(Mutex::new(apps)),
             hooks: Arc::new(Mutex::new(BTreeMap::new())),
+            apps_followed: Arc::new(Mutex::new(0)),
             poster: sealpost_adapters::webhook::Poster::new(),
             limits: Arc::new(std::sync::Mutex::new(limits)),
             sends: Arc::new(tokio::sync::Semaphore::new(limits::SENDS_IN_FLIGHT)),

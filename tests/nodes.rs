@@ -154,6 +154,42 @@ async fn two_nodes_share_the_work_and_a_killed_node_is_taken_over() {
     );
     assert_eq!(posted.len(), all, "no notification posted by both nodes");
 
+    // The business moves its callback through the second node: the first, which holds the
+    // app's webhooks, posts to the new one from then on (it follows subscriptions made
+    // elsewhere within a fraction of a second, so the consumer writes until one arrives).
+    let moved = Hook::default();
+    b.subscribe(&moved.listen().await).await;
+    let write = |body: String| {
+        let a = &a;
+        async move {
+            let (st, v) = a
+                .device_send(
+                    CONSUMER,
+                    serde_json::json!({"to": a.s("display_phone_number"), "type": "text", "text": {"body": body}}),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+        }
+    };
+    let got = |hook: &Hook, body: &str| hook.messages().iter().any(|(_, b)| b == body);
+    let since = Instant::now();
+    let mut written = 0;
+    while !(1..=written).any(|k| got(&moved, &format!("after the move {k}"))) {
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "the new callback gets nothing"
+        );
+        written += 1;
+        write(format!("after the move {written}")).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    write("last".to_owned()).await;
+    moved.wait_for(|_| got(&moved, "last")).await;
+    assert!(
+        !got(&hook, "last"),
+        "the old callback is not posted to after the move"
+    );
+
     // A token issued through one node works on the other; revoked through the other, it stops
     // working on the first.
     let number = format!("/v21.0/{}", a.s("phone_number_id"));

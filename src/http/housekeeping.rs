@@ -4,7 +4,8 @@
 //!
 //! Each duty fails on its own: an error is logged and the next interval tries again; none of
 //! them holds up a pipeline step or a request. All but the access counts (which are this
-//! process's own), the token index and the rate limits' share (every node follows them) run
+//! process's own), the token index, the webhook subscriptions and the rate limits' share
+//! (every node follows them) run
 //! only while this node holds the `housekeeping` lease (ADR 0016): one sequencer, one
 //! checkpoint signer, one retention process at a time over a store.
 
@@ -68,6 +69,9 @@ pub(super) async fn run(
         // Tokens issued or revoked on another node, and the rate limits' share of this node.
         if let Err(e) = s.tokens.follow().await {
             tracing::warn!(error = %e, "token events of other nodes not read yet");
+        }
+        if let Err(e) = super::subscriptions::follow_subscriptions(&s).await {
+            tracing::warn!(error = %e, "webhook subscriptions of other nodes not read yet");
         }
         if let Some(node) = &s.node {
             s.limits

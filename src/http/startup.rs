@@ -177,6 +177,9 @@ pub async fn serve(
             .await?;
     }
     phase(started, "numbers attached");
+    // Subscriptions recorded after this are followed from the log ([`super::subscriptions`]);
+    // the apps read next include every one before it.
+    let apps_from = app.store().log().head().await?;
     let known_apps = crate::app::apps(app.store()).await?;
     let (standard, high) = config.throughput;
     let shared = Shared::new(
@@ -195,6 +198,7 @@ pub async fn serve(
             .media_url_key(sealpost_domain::Region::Eu, app.now())
             .await?,
     );
+    *shared.apps_followed.lock().await = apps_from;
     for (id, (_, _, _, url)) in known_apps {
         if let Some(url) = url {
             start_hook(&shared, &id, url).await?;
@@ -281,10 +285,10 @@ async fn stop(
         tracing::warn!("the pipeline did not stop in time; its work resumes on the next start");
     }
     let hooks = std::mem::take(&mut *shared.hooks.lock().await);
-    for (stop, _) in hooks.values() {
+    for (stop, _, _) in hooks.values() {
         let _ = stop.send(true);
     }
-    let tasks = join_tasks(hooks.into_values().map(|(_, task)| task));
+    let tasks = join_tasks(hooks.into_values().map(|(_, task, _)| task));
     if tokio::time::timeout(WORK_GRACE, tasks).await.is_err() {
         tracing::warn!("a webhook worker did not stop in time; its notification is sent again");
     }

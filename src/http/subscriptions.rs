@@ -1,5 +1,6 @@
 //! Webhook subscriptions (`POST /{version}/{app-id}/subscriptions`, JSON or form-encoded) and
-//! the app's webhook worker, (re)started on a subscription and at start-up.
+//! the app's webhook worker, (re)started on a subscription, at start-up, and when another node
+//! recorded a subscription ([`follow_subscriptions`]).
 
 use super::extract::{App, BodyBytes, Management, OwnedApp};
 use super::{ApiError, Shared};
@@ -28,6 +29,7 @@ pub(super) async fn start_hook(
         .app_secret(business.as_str(), region, app_id, None)
         .await?
         .ok_or(AppError::KeyMissing("app secret"))?;
+    let url = callback_url.clone();
     let hook = crate::webhooks::Hook {
         app_id: app_id.to_owned(),
         business,
@@ -39,7 +41,7 @@ pub(super) async fn start_hook(
     };
     // Stop the app's old worker before the new one starts: one worker per app at a time.
     let old = s.hooks.lock().await.remove(app_id);
-    if let Some((stop, handle)) = old {
+    if let Some((stop, handle, _)) = old {
         let _ = stop.send(true);
         let _ = handle.await;
     }
@@ -53,8 +55,58 @@ pub(super) async fn start_hook(
     let (tx, rx) = watch::channel(false);
     let claim = s.claim(&crate::nodes::webhook(app_id));
     let task = tokio::spawn(crate::webhooks::run(s.app.clone(), hook, claim, rx));
-    s.hooks.lock().await.insert(app_id.to_owned(), (tx, task));
+    s.hooks
+        .lock()
+        .await
+        .insert(app_id.to_owned(), (tx, task, url));
     Ok(())
+}
+
+/// App events read per round at most.
+const FOLLOW_PAGE: u32 = 1_000;
+
+/// Starts the worker of every app whose newest subscription (recorded by any node since the
+/// last call) names a callback this node's worker does not post to, so that whichever node
+/// holds an app's webhook lease posts to its current callback.
+pub(super) async fn follow_subscriptions(s: &Shared) -> Result<(), AppError> {
+    let mut followed = s.apps_followed.lock().await;
+    loop {
+        let events = s
+            .app
+            .store()
+            .read_kind(
+                sealpost_domain::apps::APP_STREAM_TYPE,
+                *followed,
+                FOLLOW_PAGE,
+            )
+            .await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            return Ok(());
+        };
+        // Each app's newest subscription of the page: a worker never starts on a callback
+        // that was already replaced.
+        let mut newest = BTreeMap::new();
+        for e in &events {
+            if let AppEvent::WebhookSubscribed { callback_url, .. } = e.decode::<AppEvent>()? {
+                newest.insert(e.header.stream.id.clone(), callback_url);
+            }
+        }
+        for (app_id, callback_url) in newest {
+            let current = s
+                .hooks
+                .lock()
+                .await
+                .get(&app_id)
+                .map(|(_, _, url)| url.clone());
+            if current.as_deref() != Some(callback_url.as_str())
+                && s.apps.lock().await.contains_key(&app_id)
+            {
+                tracing::info!(app = %app_id, "webhook subscription recorded elsewhere: worker restarted");
+                start_hook(s, &app_id, callback_url).await?;
+            }
+        }
+        *followed = last;
+    }
 }
 
 /// The parameters of a subscription body: form-encoded (every value a string) or JSON.

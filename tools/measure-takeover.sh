@@ -1,0 +1,35 @@
+#!/bin/bash
+# Lease takeover after SIGKILL, measured from outside (issue 13, docs/benchmarks.md): two
+# `sealpost serve` nodes with the default lease over one Postgres schema; the holder of the
+# pipeline is killed; `sealpost nodes` is asked every 100 ms until the other holds it.
+# Usage: tools/measure-takeover.sh [path to sealpost] (default target/debug/sealpost).
+set -e
+BIN=${1:-target/debug/sealpost}
+psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP SCHEMA IF EXISTS takeover CASCADE; CREATE SCHEMA takeover;" 2>/dev/null
+URL="postgres://postgres@127.0.0.1:5432/postgres?options=-csearch_path%3Dtakeover"
+export SEALPOST_ROOT_KEY_EU=$(head -c32 /dev/urandom | base64)
+D=$(mktemp -d)
+mkdir -p $D/a $D/b
+$BIN serve --listen 127.0.0.1:0 --data-dir $D/a --database-url "$URL" > $D/a.out 2>$D/a.log &
+A=$!
+for i in $(seq 100); do grep -q serving $D/a.out 2>/dev/null && break; sleep 0.2; done
+cp $D/a/bootstrap.json $D/b/
+$BIN serve --listen 127.0.0.1:0 --data-dir $D/b --database-url "$URL" > $D/b.out 2>$D/b.log &
+B=$!
+for i in $(seq 100); do grep -q serving $D/b.out 2>/dev/null && break; sleep 0.2; done
+$BIN nodes --database-url "$URL"
+sleep 2
+kill -9 $A
+T0=$(date +%s%N)
+ANODE=$($BIN nodes --database-url "$URL" | awk '/^  pipeline/ {print $6}' | tr -d ,)
+while true; do
+  H=$($BIN nodes --database-url "$URL" | awk '/^  pipeline/ && /  held by/ {print $6}' | tr -d ,)
+  if [ -n "$H" ] && [ "$H" != "$ANODE" ]; then break; fi
+  sleep 0.1
+done
+T1=$(date +%s%N)
+echo "takeover after SIGKILL with the default lease (10 s, renewed every 3 s): $(( (T1-T0)/1000000 )) ms"
+$BIN nodes --database-url "$URL"
+kill -TERM $B; wait $B || true
+psql -h 127.0.0.1 -U postgres -d postgres -qc "DROP SCHEMA takeover CASCADE;" 2>/dev/null
+rm -rf $D
