@@ -1,6 +1,9 @@
 //! What the adapters' store suites share: a store under test on each backend (Postgres: a
 //! schema of its own on `SEALPOST_TEST_DATABASE_URL`).
 
+// Each suite compiles this module on its own and uses only some of it.
+#![allow(dead_code)]
+
 use sealpost_adapters::store::Stores;
 
 /// A store under test plus what to do when the test is over.
@@ -11,6 +14,16 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// The Postgres schema and its pool, on Postgres.
+    pub fn pg(&self) -> Option<&sealpost_testkit::PgTestDb> {
+        self.pg.as_ref()
+    }
+
+    /// The data directory, on SQLite.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        self._dir.as_ref().map(|d| d.path())
+    }
+
     pub async fn finish(self) {
         if let Some(pg) = self.pg {
             pg.drop_schema().await;
