@@ -254,15 +254,21 @@ impl Node {
     }
 }
 
-/// Logs a change of holding (never a renewal).
+/// Logs and traces a change of holding (never a renewal): a span of its own per change, so an
+/// exporter sees every takeover and loss and nothing while leases are merely renewed.
 fn log_change(name: &str, before: Option<&Lease>, after: Option<&Lease>) {
-    match (before, after) {
-        (None, Some(l)) => tracing::info!(lease = %name, epoch = l.epoch, "lease taken"),
-        (Some(b), Some(a)) if b.epoch != a.epoch => {
-            tracing::info!(lease = %name, epoch = a.epoch, "lease taken again after a takeover")
-        }
-        (Some(b), None) => tracing::warn!(lease = %name, epoch = b.epoch, "lease lost"),
-        _ => {}
+    let (epoch, what) = match (before, after) {
+        (None, Some(l)) => (l.epoch, "lease taken"),
+        (Some(b), Some(a)) if b.epoch != a.epoch => (a.epoch, "lease taken again after a takeover"),
+        (Some(b), None) => (b.epoch, "lease lost"),
+        _ => return,
+    };
+    let span = tracing::info_span!("lease change", lease = %name, epoch);
+    let _entered = span.enter();
+    if after.is_some() {
+        tracing::info!(lease = %name, epoch, "{what}");
+    } else {
+        tracing::warn!(lease = %name, epoch, "{what}");
     }
 }
 

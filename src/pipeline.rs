@@ -177,11 +177,17 @@ impl Pipeline {
         })
     }
 
-    /// Works under a new grant of the pipeline lease from now on: resumes from the durable
-    /// checkpoint (another node may have moved it while this one did not hold the lease) and
-    /// forgets the retries it had scheduled (they are before the checkpoint, so they come
-    /// again), and its writes carry the grant's fence.
-    pub async fn hold(&mut self, fence: Option<Fence>) -> Result<(), AppError> {
+    /// Works under a new grant of the pipeline lease from now on, for the business `numbers`:
+    /// resumes from the durable checkpoint (another node may have moved it while this one did
+    /// not hold the lease), forgets the retries it had scheduled (they are before the
+    /// checkpoint, so they come again), attaches the numbers anew from their stored Signal
+    /// accounts (another holder may have rotated their prekeys), and its writes carry the
+    /// grant's fence.
+    pub async fn hold(
+        &mut self,
+        fence: Option<Fence>,
+        numbers: &[PhoneNumberId],
+    ) -> Result<(), AppError> {
         let position = self
             .app
             .store()
@@ -192,6 +198,10 @@ impl Pipeline {
         self.committed = position;
         self.retries.clear();
         self.fence = fence;
+        self.numbers.clear();
+        for id in numbers {
+            self.attach_number(id).await?;
+        }
         Ok(())
     }
 

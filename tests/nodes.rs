@@ -260,6 +260,20 @@ async fn two_nodes_share_the_work_and_a_killed_node_is_taken_over() {
         "took {took:?}"
     );
     assert_eq!(live(&nodes(&url)), vec![node_b.clone()]);
+    // The second node's pipeline works: it attached the business number when it took over (its
+    // own simulated phones stand in for the world until nodes share a transport).
+    let (st, v) = b
+        .converse(
+            "after the takeover",
+            text(CONSUMER, "answered by the second node"),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let shown = b.wait_inbox(CONSUMER, 1).await;
+    assert_eq!(
+        shown[0]["content"]["text"]["body"], "answered by the second node",
+        "{shown:?}"
+    );
 
     // SIGTERM: the leases are given up at once, not left to expire.
     let mut b = b;

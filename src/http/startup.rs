@@ -171,11 +171,19 @@ pub async fn serve(
     let mut pipeline = Pipeline::start(app.clone(), engine, Arc::new(sim.net().clone()))
         .await?
         .with_integrity(recorder);
-    for id in numbers.keys() {
-        pipeline
-            .attach_number(&PhoneNumberId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?)
-            .await?;
-    }
+    let ids = numbers
+        .keys()
+        .map(|id| PhoneNumberId::parse(id).map_err(|e| anyhow::anyhow!("{e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    // The numbers are attached by the node that holds the pipeline, and again by whichever
+    // node takes it over (from the stored accounts, which the last holder kept up to date).
+    let held = match pipeline_claim.grant() {
+        Some(grant) => {
+            pipeline.hold(grant.fence, &ids).await?;
+            Some(grant.epoch)
+        }
+        None => None,
+    };
     phase(started, "numbers attached");
     // Subscriptions recorded after this are followed from the log ([`super::subscriptions`]);
     // the apps read next include every one before it.
@@ -206,7 +214,15 @@ pub async fn serve(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let renewer = tokio::spawn(node.clone().run(stop_rx.clone()));
-    let worker = tokio::spawn(run_pipeline(pipeline, pipeline_claim, stop_rx.clone()));
+    let worker = tokio::spawn(run_pipeline(
+        pipeline,
+        PipelineLease {
+            claim: pipeline_claim,
+            numbers: ids,
+            epoch: held,
+        },
+        stop_rx.clone(),
+    ));
     let chores = tokio::spawn(super::housekeeping::run(
         shared.clone(),
         stop_rx.clone(),
@@ -328,12 +344,28 @@ async fn join_tasks(tasks: impl Iterator<Item = tokio::task::JoinHandle<()>>) {
     }
 }
 
+/// What the pipeline task works under: the claim on the pipeline lease, the numbers it
+/// attaches when it gets the lease, and the epoch it already holds (attached at start).
+struct PipelineLease {
+    claim: Claim,
+    numbers: Vec<PhoneNumberId>,
+    epoch: Option<u64>,
+}
+
 /// The pipeline, stepping until told to stop while this node holds the pipeline lease (the
 /// housekeeping runs beside it, in [`super::housekeeping`], so a checkpoint or a retention
 /// pass never holds up a step).
-async fn run_pipeline(mut pipeline: Pipeline, mut claim: Claim, mut stop: watch::Receiver<bool>) {
+async fn run_pipeline(
+    mut pipeline: Pipeline,
+    held: PipelineLease,
+    mut stop: watch::Receiver<bool>,
+) {
+    let PipelineLease {
+        mut claim,
+        numbers,
+        mut epoch,
+    } = held;
     let mut failing: u32 = 0;
-    let mut epoch = None;
     loop {
         if *stop.borrow() {
             // Everything is durable: what is left waits for the next start.
@@ -350,8 +382,8 @@ async fn run_pipeline(mut pipeline: Pipeline, mut claim: Claim, mut stop: watch:
             continue;
         };
         if epoch != Some(grant.epoch) {
-            if let Err(e) = pipeline.hold(grant.fence).await {
-                tracing::error!(error = %e, "pipeline could not resume from its checkpoint");
+            if let Err(e) = pipeline.hold(grant.fence, &numbers).await {
+                tracing::error!(error = %e, "pipeline could not take over: checkpoint or numbers not loaded");
                 tokio::select! {
                     _ = stop.changed() => {}
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
