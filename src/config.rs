@@ -11,6 +11,7 @@
 //! connect_timeout_seconds = 10          # wait for Postgres at start and per request
 //! lease_ttl_seconds = 10                # a node's leases on background work last this long
 //! lease_renew_seconds = 3               # and are renewed this often (at most half the TTL)
+//! # transport_url = "http://127.0.0.1:9100" # a shared `sealpost transport` instead of the world in process
 //! ```
 
 use serde::Deserialize;
@@ -40,6 +41,8 @@ pub struct FileConfig {
     pub lease_ttl_seconds: Option<u64>,
     /// How often a node renews its leases; at most half the TTL. Default 3.
     pub lease_renew_seconds: Option<u64>,
+    /// A `sealpost transport` shared by the nodes, instead of the simulated world in process.
+    pub transport_url: Option<String>,
 }
 
 /// Why the configuration file could not be used.

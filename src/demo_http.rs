@@ -167,6 +167,7 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> anyhow::Result<(Vec<Check>,
             crate::http::THROUGHPUT_HIGH,
         ),
         leases: crate::nodes::LeaseTiming::default(),
+        transport_url: None,
     };
     let server = tokio::spawn(crate::http::serve(
         config,

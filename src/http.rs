@@ -143,10 +143,10 @@ impl Shared {
             .map_or(crate::nodes::Claim::Alone, |n| n.want(name))
     }
 
-    /// With the simulated transport and phones in process: `/sim/v1/` is served.
-    fn with_simulator(self, sim: Simulator) -> Self {
+    /// With the simulated transport and phones in process, if any: `/sim/v1/` is served.
+    fn with_simulator(self, sim: Option<Simulator>) -> Self {
         Self {
-            sim: Some(Arc::new(sim)),
+            sim: sim.map(Arc::new),
             ..self
         }
     }

@@ -67,6 +67,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             sim_clock,
             lease_ttl,
             lease_renew,
+            transport_url,
         } => runtime.block_on(async {
             let file = match &config {
                 Some(path) => sealpost::config::FileConfig::load(path)?,
@@ -105,6 +106,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     )
                     .map_err(|e| anyhow::anyhow!("{e}"))?
                 },
+                transport_url: transport_url.or(file.transport_url),
             };
             sealpost::http::serve(config, shutdown_signal(), |bound| {
                 let mut out = std::io::stdout().lock();

@@ -8,7 +8,7 @@ mod common;
 
 use base64::Engine as _;
 use common::hook::Hook;
-use common::server::{eventually, Data, Node, Serve};
+use common::server::{eventually, poll, Data, Node, Serve};
 use common::{text, CONSUMER};
 use std::path::Path;
 use std::process::Command;
@@ -20,17 +20,7 @@ const TTL: Duration = Duration::from_secs(2);
 
 /// `sealpost nodes` on the database at `url`.
 fn nodes(url: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
-        .args(["nodes", "--database-url", url])
-        .env_remove("SEALPOST_DATABASE_URL")
-        .output()
-        .expect("sealpost nodes");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::server::sealpost(["nodes", "--database-url", url])
 }
 
 /// The live nodes `sealpost nodes` lists.
@@ -260,20 +250,6 @@ async fn two_nodes_share_the_work_and_a_killed_node_is_taken_over() {
         "took {took:?}"
     );
     assert_eq!(live(&nodes(&url)), vec![node_b.clone()]);
-    // The second node's pipeline works: it attached the business number when it took over (its
-    // own simulated phones stand in for the world until nodes share a transport).
-    let (st, v) = b
-        .converse(
-            "after the takeover",
-            text(CONSUMER, "answered by the second node"),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
-    let shown = b.wait_inbox(CONSUMER, 1).await;
-    assert_eq!(
-        shown[0]["content"]["text"]["body"], "answered by the second node",
-        "{shown:?}"
-    );
 
     // SIGTERM: the leases are given up at once, not left to expire.
     let mut b = b;
@@ -302,4 +278,165 @@ fn the_embedded_store_refuses_a_second_process_on_its_data_directory() {
         "{stderr}"
     );
     first.stop().expect("the first still stops cleanly");
+}
+
+/// Sends `send {i}` to the consumer through `node`: the body if it was acknowledged. A limit
+/// (the nodes share it out) may refuse some; only what is acknowledged must be displayed.
+async fn send_one(node: &Node, i: usize) -> Option<String> {
+    let body = format!("send {i}");
+    let (st, v) = node.send(text(CONSUMER, &body)).await;
+    assert!(st == 200 || st == 429, "{st}: {v}");
+    (st == 200).then_some(body)
+}
+
+/// Three nodes and one `sealpost transport` (the consumer's phone talks to it from this test),
+/// as the issue's operator would run them: sends through every node while the pipeline's
+/// holder is killed with SIGKILL and another node is stopped with SIGTERM and started again.
+/// Every acknowledged send is displayed at the phone exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_over_one_transport_display_every_acknowledged_send_once() {
+    use sealpost_adapters::signal::{Libsignal, SignalEngine};
+    use sealpost_adapters::transport::http::HttpTransport;
+    use sealpost_adapters::transport::sim::SimDevice;
+    use std::sync::Arc;
+
+    let Some(pg) = sealpost_testkit::postgres_test_db("nodes3").await else {
+        return;
+    };
+    let world = tempfile::tempdir().expect("temp dir");
+    let (_transport_process, transport_url) = common::server::start_transport(world.path());
+    let root_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let first = Data::fresh(Some(&pg));
+    let on_transport =
+        |data: &Data| serve(data, &root_key).args(["--transport-url", transport_url.as_str()]);
+    let a = on_transport(&first).start();
+    let hook = Hook::default();
+    a.subscribe(&hook.listen().await).await;
+    let (rb, rc) = (
+        tempfile::tempdir().expect("temp dir"),
+        tempfile::tempdir().expect("temp dir"),
+    );
+    let mut b = on_transport(&beside(&a, rb.path())).start();
+    let c = on_transport(&beside(&a, rc.path())).start();
+    for node in [&a, &b, &c] {
+        let (st, _) = node
+            .call(reqwest::Method::GET, "/sim/v1/devices/1/inbox", None, None)
+            .await;
+        assert_ne!(st, 200, "no simulated world in a node that has a transport");
+    }
+
+    // The consumer's phone, stepping on its own against the shared transport.
+    let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
+    let transport = HttpTransport::new(&transport_url);
+    let phone = Arc::new(tokio::sync::Mutex::new(
+        SimDevice::join(engine, &transport, CONSUMER)
+            .await
+            .expect("the phone joins"),
+    ));
+    let stepping = {
+        let (phone, transport) = (phone.clone(), transport.clone());
+        tokio::spawn(async move {
+            loop {
+                let _ = phone.lock().await.step(&transport).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let business = a.s("display_phone_number");
+    phone
+        .lock()
+        .await
+        .send(
+            &transport,
+            &business,
+            "dev-hello",
+            br#"{"type":"text","text":{"body":"hello three"}}"#,
+        )
+        .await
+        .expect("the phone writes");
+    hook.wait_for(|vs| vs.iter().any(|v| v.to_string().contains("hello three")))
+        .await;
+
+    let mut acknowledged = Vec::new();
+    for i in 0..15 {
+        let node = [&a, &b, &c][i % 3];
+        acknowledged.extend(send_one(node, i).await);
+    }
+    // The pipeline's holder (the first node) dies mid-load; the others go on.
+    a.kill();
+    for i in 15..30 {
+        let node = [&b, &c][i % 2];
+        acknowledged.extend(send_one(node, i).await);
+    }
+    // Another is stopped and started again.
+    b = b.restart();
+    for i in 30..45 {
+        let node = [&b, &c][i % 2];
+        acknowledged.extend(send_one(node, i).await);
+    }
+    assert!(
+        acknowledged.len() >= 20,
+        "{} acknowledged",
+        acknowledged.len()
+    );
+
+    let shown: Vec<String> = poll(
+        Duration::from_millis(200),
+        90,
+        "every acknowledged send is shown",
+        || {
+            let phone = phone.clone();
+            let acknowledged = &acknowledged;
+            async move {
+                let shown: Vec<String> = phone
+                    .lock()
+                    .await
+                    .inbox()
+                    .await
+                    .expect("inbox")
+                    .iter()
+                    .filter_map(|r| {
+                        serde_json::from_slice::<serde_json::Value>(&r.plaintext)
+                            .ok()
+                            .and_then(|v| v["text"]["body"].as_str().map(str::to_owned))
+                    })
+                    .collect();
+                acknowledged
+                    .iter()
+                    .all(|a| shown.contains(a))
+                    .then_some(shown)
+            }
+        },
+    )
+    .await;
+    stepping.abort();
+    let mut once = shown.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(
+        once.len(),
+        shown.len(),
+        "nothing displayed twice: {shown:?}"
+    );
+    eprintln!(
+        "{} sends acknowledged of 45, all displayed once",
+        acknowledged.len()
+    );
+    let mut b = b;
+    b.stop().expect("clean stop");
+    let mut c = c;
+    c.stop().expect("clean stop");
+    // One sequencer at a time: the log verifies, whichever nodes signed its checkpoints.
+    let url = c.data.database_url.clone().expect("url");
+    let dir = c.data.dir.to_string_lossy().into_owned();
+    let verdict = common::server::sealpost([
+        "audit",
+        "verify",
+        "--database-url",
+        url.as_str(),
+        "--data-dir",
+        &dir,
+    ]);
+    assert!(verdict.contains("OK: the log verifies"), "{verdict}");
+    pg.drop_schema().await;
 }

@@ -3,6 +3,7 @@
 
 mod common;
 
+use common::server::start_transport;
 use common::sqlite_env;
 use sealpost::pipeline::Pipeline;
 use sealpost_adapters::clock::{Clock as _, SystemClock};
@@ -10,41 +11,7 @@ use sealpost_adapters::signal::{Libsignal, SignalEngine};
 use sealpost_adapters::transport::http::HttpTransport;
 use sealpost_adapters::transport::sim::SimDevice;
 use sealpost_domain::{MessageContent, MessageStatus, Principal, Region, E164};
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `sealpost transport` on a free port, keeping its state in `dir`, and returns it with
-/// its base URL.
-fn start_transport(dir: &std::path::Path) -> (Process, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
-        .args(["transport", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn sealpost transport");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read the address");
-    let url = line.trim().rsplit(' ').next().expect("url").to_owned();
-    assert!(
-        url.starts_with("http://127.0.0.1:"),
-        "unexpected first line: {line}"
-    );
-    (Process(child), url)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_cross_a_separate_transport_process() {

@@ -30,7 +30,7 @@ pub enum Command {
     Serve {
         /// A TOML configuration file (keys: listen, data_dir, database_url, sim_clock,
         /// throughput_per_second, upgraded_throughput_per_second, connect_timeout_seconds,
-        /// lease_ttl_seconds, lease_renew_seconds).
+        /// lease_ttl_seconds, lease_renew_seconds, transport_url).
         /// Flags and environment variables override it.
         #[arg(long, env = "SEALPOST_CONFIG")]
         config: Option<PathBuf>,
@@ -60,6 +60,11 @@ pub enum Command {
         /// Seconds between renewals of a node's leases, at most half the TTL. [default: 3]
         #[arg(long, env = "SEALPOST_LEASE_RENEW", value_parser = clap::value_parser!(u64).range(1..=150))]
         lease_renew: Option<u64>,
+        /// Talk to a `sealpost transport` at this URL instead of running the simulated world
+        /// (network and phones) in process: what several nodes share. Without it, `/sim/v1/`
+        /// is served.
+        #[arg(long, env = "SEALPOST_TRANSPORT_URL")]
+        transport_url: Option<String>,
     },
     /// Business Manager: add a tenant (business, WABA, phone number, app, system-user token)
     /// to a stopped server's store; its secrets go to `<data-dir>/tenant-<business-id>.json`

@@ -17,9 +17,11 @@ use crate::projections::BusinessNumbers;
 use anyhow::Context as _;
 use sealpost_adapters::clock::{SimClock, SystemClock};
 use sealpost_adapters::signal::Libsignal;
+use sealpost_adapters::transport::http::HttpTransport;
 use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
 use sealpost_adapters::transport::world::{WorldStore, WORLD_DIR};
 use sealpost_domain::ports::signal::SignalEngine;
+use sealpost_domain::ports::transport::Transport;
 use sealpost_domain::ports::Clock;
 use sealpost_domain::{PhoneNumberId, RetentionPolicy};
 use std::collections::BTreeMap;
@@ -46,6 +48,9 @@ pub struct ServeConfig {
     pub throughput: (f64, f64),
     /// How long the leases on background work last and how often they are renewed.
     pub leases: LeaseTiming,
+    /// A `sealpost transport` to talk to instead of the simulated world in process (what
+    /// several nodes share).
+    pub transport_url: Option<String>,
 }
 
 /// Every business phone number in the store: id → display number (the persisted
@@ -167,10 +172,25 @@ pub async fn serve(
     let numbers = business_numbers(&app).await?;
     let recorder = IntegrityRecorder::new(&app);
     let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
-    let sim = open_world(&config.data_dir, clock, recorder.clone(), engine.clone()).await?;
-    let mut pipeline = Pipeline::start(app.clone(), engine, Arc::new(sim.net().clone()))
-        .await?
-        .with_integrity(recorder);
+    // The outside world: a `sealpost transport` every node talks to, or the simulated network
+    // and phones in this process (the single-node default, with the `/sim/v1/` routes).
+    let (transport, sim): (Arc<dyn Transport>, Option<Simulator>) = match &config.transport_url {
+        Some(url) => {
+            anyhow::ensure!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "the transport URL must be an http:// or https:// URL"
+            );
+            (Arc::new(HttpTransport::new(url)), None)
+        }
+        None => {
+            let sim = open_world(&config.data_dir, clock, recorder.clone(), engine.clone()).await?;
+            (Arc::new(sim.net().clone()), Some(sim))
+        }
+    };
+    let mut pipeline = Pipeline::start(app.clone(), engine, transport).await?;
+    if sim.is_some() {
+        pipeline = pipeline.with_integrity(recorder);
+    }
     let ids = numbers
         .keys()
         .map(|id| PhoneNumberId::parse(id).map_err(|e| anyhow::anyhow!("{e}")))

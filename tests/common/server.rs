@@ -219,6 +219,39 @@ impl Serve {
     }
 }
 
+/// A running `sealpost transport`, killed when dropped.
+pub struct TransportProcess(Child);
+
+impl Drop for TransportProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `sealpost transport` on a free port, keeping its state in `dir`, and returns it with
+/// its base URL.
+pub fn start_transport(dir: &std::path::Path) -> (TransportProcess, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["transport", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn sealpost transport");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read the address");
+    let url = line.trim().rsplit(' ').next().expect("url").to_owned();
+    assert!(
+        url.starts_with("http://127.0.0.1:"),
+        "unexpected first line: {line}"
+    );
+    (TransportProcess(child), url)
+}
+
 /// Starts `sealpost serve` on `data` ([`Serve`]'s defaults) and waits until it listens.
 pub fn start(data: &Data) -> Node {
     Serve::on(data).start()
@@ -268,22 +301,37 @@ pub fn content_type(resp: &reqwest::Response) -> String {
         .to_owned()
 }
 
-/// `sealpost tenant add` on the data directory `dir`: the new tenant's bootstrap file.
-pub fn tenant_add(dir: &Path, name: &str, display_number: &str) -> PathBuf {
+/// Runs a `sealpost` command (not the environment's database) to its end; its standard
+/// output, or a panic with its output if it failed.
+pub fn sealpost<S: AsRef<std::ffi::OsStr>>(args: impl IntoIterator<Item = S>) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
-        .args(["tenant", "add", "--name", name, "--display-number"])
-        .arg(display_number)
-        .arg("--data-dir")
-        .arg(dir)
+        .args(args)
         .env_remove("SEALPOST_DATABASE_URL")
         .output()
-        .expect("tenant add");
+        .expect("run sealpost");
     assert!(
         out.status.success(),
-        "{}",
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `sealpost tenant add` on the data directory `dir`: the new tenant's bootstrap file.
+pub fn tenant_add(dir: &Path, name: &str, display_number: &str) -> PathBuf {
+    let dir = dir.to_string_lossy();
+    let out = sealpost([
+        "tenant",
+        "add",
+        "--name",
+        name,
+        "--display-number",
+        display_number,
+        "--data-dir",
+        &dir,
+    ]);
+    PathBuf::from(out.trim().to_owned())
 }
 
 /// Sends `req` with a bearer `token` and a body sent as `application/json`, if any; the
