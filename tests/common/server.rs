@@ -419,6 +419,14 @@ impl Node {
         let _ = self.child.wait();
     }
 
+    /// SIGKILL, then a start again on the same data, the same way (a new process, so a new
+    /// node id).
+    pub fn kill_and_start(mut self) -> Node {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.serve.clone().start()
+    }
+
     /// Stops it gracefully and starts it again on the same data, the same way.
     pub fn restart(mut self) -> Node {
         if let Err(e) = self.stop() {
