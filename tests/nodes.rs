@@ -489,3 +489,141 @@ async fn three_nodes_over_one_transport_display_every_acknowledged_send_once() {
     eprintln!("{}", verdict.trim());
     pg.drop_schema().await;
 }
+
+/// A node frozen with SIGSTOP past its lease, then resumed, writes nothing a newer holder owns:
+/// the other node took the pipeline over and delivered meanwhile; once resumed, the frozen node
+/// learns it lost the lease (its stale writes would be refused by the fence), the delivery
+/// checkpoint never goes back, and every send is displayed once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_frozen_past_its_lease_writes_nothing_when_it_resumes() {
+    use sealpost_adapters::signal::{Libsignal, SignalEngine};
+    use sealpost_adapters::transport::http::HttpTransport;
+    use sealpost_adapters::transport::sim::SimDevice;
+    use std::sync::Arc;
+
+    let Some(pg) = sealpost_testkit::postgres_test_db("frozen").await else {
+        return;
+    };
+    let world = tempfile::tempdir().expect("temp dir");
+    let (_transport_process, transport_url) = common::server::start_transport(world.path());
+    let root_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let first = Data::fresh(Some(&pg));
+    let url = first.database_url.clone().expect("url");
+    let on_transport =
+        |data: &Data| serve(data, &root_key).args(["--transport-url", transport_url.as_str()]);
+    let mut a = on_transport(&first).start();
+    let second = tempfile::tempdir().expect("temp dir");
+    let mut b = on_transport(&beside(&a, second.path())).start();
+    let a_id = holder(&nodes(&url), "pipeline").expect("the first node holds the pipeline");
+
+    let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
+    let transport = HttpTransport::new(&transport_url);
+    let phone = Arc::new(tokio::sync::Mutex::new(
+        SimDevice::join(engine, &transport, CONSUMER)
+            .await
+            .expect("the phone joins"),
+    ));
+    phone
+        .lock()
+        .await
+        .send(
+            &transport,
+            &a.s("display_phone_number"),
+            "dev-hello",
+            br#"{"type":"text","text":{"body":"hello"}}"#,
+        )
+        .await
+        .expect("the phone writes");
+    let stepping = {
+        let (phone, transport) = (phone.clone(), transport.clone());
+        tokio::spawn(async move {
+            loop {
+                let _ = phone.lock().await.step(&transport).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    let shown = |n: usize| {
+        let phone = phone.clone();
+        async move {
+            let inbox = phone.lock().await.inbox().await.expect("inbox");
+            (inbox.len() >= n).then(|| {
+                inbox
+                    .iter()
+                    .map(|r| String::from_utf8_lossy(&r.plaintext).into_owned())
+                    .collect::<Vec<_>>()
+            })
+        }
+    };
+    // The window opens once the pipeline has taken the phone's message.
+    eventually(30, "a send is accepted once the window is open", || async {
+        (a.send(text(CONSUMER, "before the freeze")).await.0 == 200).then_some(())
+    })
+    .await;
+    eventually(30, "the first send is shown", || shown(1)).await;
+
+    // Freeze the holder past its lease; the other takes the pipeline over and delivers.
+    let pid = a.child.id().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill")
+            .args([sig, pid.as_str()])
+            .status()
+            .expect("kill")
+            .success();
+        assert!(ok, "kill {sig}");
+    };
+    signal("-STOP");
+    eventually(10, "the other node takes the pipeline over", || async {
+        holder(&nodes(&url), "pipeline").filter(|h| *h != a_id)
+    })
+    .await;
+    for i in 0..5 {
+        let (st, v) = b.send(text(CONSUMER, &format!("while frozen {i}"))).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    eventually(30, "the sends through the other node are shown", || {
+        shown(6)
+    })
+    .await;
+    let delivery = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT position FROM sealpost_checkpoints WHERE name = 'delivery'",
+        )
+        .fetch_one(&pg.pool)
+        .await
+        .expect("delivery checkpoint")
+    };
+    let before = delivery().await;
+
+    // Resumed, the frozen node stops delivering instead of writing over the new holder.
+    signal("-CONT");
+    eventually(
+        10,
+        "the resumed node knows it lost the pipeline",
+        || async { a.log_text().contains("lease lost").then_some(()) },
+    )
+    .await;
+    tokio::time::sleep(3 * TTL).await;
+    let listing = nodes(&url);
+    assert_ne!(
+        holder(&listing, "pipeline"),
+        Some(a_id.clone()),
+        "{listing}"
+    );
+    assert!(
+        delivery().await >= before,
+        "the delivery checkpoint never goes back"
+    );
+    // It still answers requests; what it accepts is delivered by the holder, once.
+    let (st, v) = a.send(text(CONSUMER, "after the thaw")).await;
+    assert_eq!(st, 200, "{v}");
+    let all = eventually(30, "the send through the thawed node is shown", || shown(7)).await;
+    stepping.abort();
+    let mut once = all.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!(once.len(), all.len(), "nothing displayed twice: {all:?}");
+    a.stop().expect("clean stop");
+    b.stop().expect("clean stop");
+    pg.drop_schema().await;
+}
