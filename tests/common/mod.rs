@@ -1,11 +1,12 @@
 //! A Sealpost over a real store with a simulated clock, for the end-to-end tests; the black-box
 //! harness around the real binary is `server` (with `hook`, a webhook listener), a private
 //! Postgres cluster `cluster`; the message path's set-up (a business, a pipeline, devices)
-//! `world`.
+//! `world`; several nodes over one store `nodes`.
 #![allow(dead_code)]
 
 pub mod cluster;
 pub mod hook;
+pub mod nodes;
 pub mod server;
 pub mod world;
 
