@@ -85,6 +85,12 @@ async fn a_released_lease_is_free_at_once_and_its_epoch_rises(f: &Fixture) {
     // Releasing again what node-b now holds, as node-a, does nothing.
     f.stores.leases.release(&a).await.expect("release");
     assert_eq!(take(f, "webhook:app1", "node-a", T0 + 3).await, None);
+    // Freeing every lease (a process that alone holds the store, after a crash): taken at once.
+    f.stores.leases.free_all().await.expect("free all");
+    let c = take(f, "webhook:app1", "node-c", T0 + 4)
+        .await
+        .expect("free at once");
+    assert_eq!(c.epoch, 3);
 }
 
 async fn of_nodes_racing_for_a_free_lease_exactly_one_wins(f: &Fixture) {

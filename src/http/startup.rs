@@ -142,7 +142,12 @@ pub async fn serve(
     )
     .await
     .context("open the store")?;
-    // This node's leases, taken at once: a node alone holds them all before it serves.
+    // This node's leases, taken at once: a node alone holds them all before it serves. On the
+    // embedded store the lock proves the last holder dead (a crash): its leases are freed
+    // rather than waited out.
+    if config.database_url.is_none() {
+        app.stores().leases.free_all().await?;
+    }
     let node = Node::new(app.stores().leases.clone(), config.leases);
     let pipeline_claim = node.want(crate::nodes::PIPELINE);
     node.want(crate::nodes::HOUSEKEEPING);

@@ -80,6 +80,11 @@ pub trait Leases: Send + Sync + std::fmt::Debug {
     /// happens if it was taken over meanwhile.
     async fn release(&self, lease: &Lease) -> Result<(), StoreError>;
 
+    /// Frees every lease at once (epochs kept, so each next owner's is higher). Only for a
+    /// store that one process holds exclusively, which proves every earlier holder dead: the
+    /// embedded store under its data directory's lock, after a crash.
+    async fn free_all(&self) -> Result<(), StoreError>;
+
     /// Every lease, by name.
     async fn leases(&self) -> Result<Vec<LeaseRow>, StoreError>;
 

@@ -18,6 +18,8 @@ pub(crate) const LEASE_ACQUIRE: &str = "INSERT INTO sealpost_leases (name, owner
 /// Gives a lease up if it is still the caller's at that epoch.
 pub(crate) const LEASE_RELEASE: &str =
     "UPDATE sealpost_leases SET expires_at = 0 WHERE name = $1 AND owner = $2 AND epoch = $3";
+/// Frees every lease.
+pub(crate) const LEASE_FREE_ALL: &str = "UPDATE sealpost_leases SET expires_at = 0";
 /// Every lease.
 pub(crate) const LEASE_LIST: &str =
     "SELECT name, owner, epoch, acquired_at, expires_at FROM sealpost_leases ORDER BY name";
@@ -80,6 +82,13 @@ macro_rules! impl_leases {
                     .bind(&lease.name)
                     .bind(&lease.owner)
                     .bind(lease.epoch as i64)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn free_all(&self) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql_lease::LEASE_FREE_ALL)
                     .execute(&self.writer)
                     .await?;
                 Ok(())
