@@ -224,3 +224,62 @@ fn the_embedded_store_refuses_a_second_process_on_its_data_directory() {
     );
     first.stop().expect("the first still stops cleanly");
 }
+
+/// A business number's limit holds across nodes: two nodes over one store, the number at 10
+/// messages/s, a burst of sends to 24 consumers (whose windows are open, each one message:
+/// the pair limit stays out of it) spread over both nodes on a clock that does not move. The
+/// nodes together accept the number's 10, not 10 each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_numbers_limit_holds_across_nodes() {
+    let Some(pg) = sealpost_testkit::postgres_test_db("limits").await else {
+        return;
+    };
+    let root_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let first = Data::fresh(Some(&pg));
+    let url = first.database_url.clone().expect("url");
+    let config = first.dir.with_file_name("sealpost.toml");
+    std::fs::write(&config, "throughput_per_second = 10\n").expect("config");
+    let with_limit = |data: &Data| serve(data, &root_key).args(["--config"]).args([&config]);
+    let a = with_limit(&first).start();
+    let hook = Hook::default();
+    a.subscribe(&hook.listen().await).await;
+    let second_root = tempfile::tempdir().expect("temp dir");
+    let b = with_limit(&beside(&a, second_root.path())).start();
+    let consumers: Vec<String> = (0..24).map(|k| format!("4915199000{k:03}")).collect();
+    for c in &consumers {
+        let (st, v) = a
+            .device_send(
+                c,
+                serde_json::json!({"to": a.s("display_phone_number"), "type": "text", "text": {"body": "open"}}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    hook.wait_for(|_| hook.messages().len() >= consumers.len())
+        .await;
+    // Both nodes count each other before the burst.
+    eventually(10, "both nodes are live", || async {
+        (live(&nodes(&url)).len() == 2).then_some(())
+    })
+    .await;
+    tokio::time::sleep(2 * TTL).await;
+
+    let mut accepted = 0;
+    for (i, c) in consumers.iter().enumerate() {
+        let node = [&a, &b][i % 2];
+        let (st, v) = node.send(text(c, "within the limit?")).await;
+        match st {
+            200 => accepted += 1,
+            429 => assert_eq!(v["error"]["code"], 130_429, "{v}"),
+            _ => panic!("{st}: {v}"),
+        }
+    }
+    assert!(
+        (9..=11).contains(&accepted),
+        "the nodes together accepted {accepted} of the number's 10"
+    );
+    let (mut a, mut b) = (a, b);
+    a.stop().expect("clean stop");
+    b.stop().expect("clean stop");
+    pg.drop_schema().await;
+}
