@@ -36,9 +36,6 @@ pub struct Tokens {
     followed: tokio::sync::Mutex<u64>,
 }
 
-/// Token events read per [`Tokens::follow`] round at most.
-const FOLLOW_PAGE: u32 = 1_000;
-
 /// Where token events are recorded when the principal belongs to no business.
 const NO_BUSINESS: &str = "0";
 
@@ -66,26 +63,20 @@ impl Tokens {
     /// many events it folded. Events this node recorded itself fold to what it already has.
     pub async fn follow(&self) -> Result<usize, AppError> {
         let mut followed = self.followed.lock().await;
-        let mut folded = 0;
-        loop {
-            let events = self
-                .store
-                .read_kind(TOKEN_STREAM_TYPE, *followed, FOLLOW_PAGE)
-                .await?;
-            let Some(last) = events.last().map(|e| e.position) else {
-                return Ok(folded);
-            };
-            for e in &events {
-                match Change::of(e)? {
-                    Change::Issued(hash, grant) => {
-                        self.write().insert(parse_hash(&hash)?, grant);
-                    }
-                    Change::Revoked(id) => self.write().retain(|_, g| g.token_id != id),
+        let events = self
+            .store
+            .read_kind_since(TOKEN_STREAM_TYPE, *followed)
+            .await?;
+        for e in &events {
+            match Change::of(e)? {
+                Change::Issued(hash, grant) => {
+                    self.write().insert(parse_hash(&hash)?, grant);
                 }
+                Change::Revoked(id) => self.write().retain(|_, g| g.token_id != id),
             }
-            folded += events.len();
-            *followed = last;
+            *followed = e.position;
         }
+        Ok(events.len())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<[u8; 32], Grant>> {

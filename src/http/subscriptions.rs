@@ -62,51 +62,43 @@ pub(super) async fn start_hook(
     Ok(())
 }
 
-/// App events read per round at most.
-const FOLLOW_PAGE: u32 = 1_000;
-
 /// Starts the worker of every app whose newest subscription (recorded by any node since the
 /// last call) names a callback this node's worker does not post to, so that whichever node
 /// holds an app's webhook lease posts to its current callback.
 pub(super) async fn follow_subscriptions(s: &Shared) -> Result<(), AppError> {
     let mut followed = s.apps_followed.lock().await;
-    loop {
-        let events = s
-            .app
-            .store()
-            .read_kind(
-                sealpost_domain::apps::APP_STREAM_TYPE,
-                *followed,
-                FOLLOW_PAGE,
-            )
-            .await?;
-        let Some(last) = events.last().map(|e| e.position) else {
-            return Ok(());
-        };
-        // Each app's newest subscription of the page: a worker never starts on a callback
-        // that was already replaced.
-        let mut newest = BTreeMap::new();
-        for e in &events {
-            if let AppEvent::WebhookSubscribed { callback_url, .. } = e.decode::<AppEvent>()? {
-                newest.insert(e.header.stream.id.clone(), callback_url);
-            }
+    let events = s
+        .app
+        .store()
+        .read_kind_since(sealpost_domain::apps::APP_STREAM_TYPE, *followed)
+        .await?;
+    let Some(last) = events.last().map(|e| e.position) else {
+        return Ok(());
+    };
+    // Each app's newest subscription: a worker never starts on a callback that was already
+    // replaced.
+    let mut newest = BTreeMap::new();
+    for e in &events {
+        if let AppEvent::WebhookSubscribed { callback_url, .. } = e.decode::<AppEvent>()? {
+            newest.insert(e.header.stream.id.clone(), callback_url);
         }
-        for (app_id, callback_url) in newest {
-            let current = s
-                .hooks
-                .lock()
-                .await
-                .get(&app_id)
-                .map(|(_, _, url)| url.clone());
-            if current.as_deref() != Some(callback_url.as_str())
-                && s.apps.lock().await.contains_key(&app_id)
-            {
-                tracing::info!(app = %app_id, "webhook subscription recorded elsewhere: worker restarted");
-                start_hook(s, &app_id, callback_url).await?;
-            }
-        }
-        *followed = last;
     }
+    for (app_id, callback_url) in newest {
+        let current = s
+            .hooks
+            .lock()
+            .await
+            .get(&app_id)
+            .map(|(_, _, url)| url.clone());
+        if current.as_deref() != Some(callback_url.as_str())
+            && s.apps.lock().await.contains_key(&app_id)
+        {
+            tracing::info!(app = %app_id, "webhook subscription recorded elsewhere: worker restarted");
+            start_hook(s, &app_id, callback_url).await?;
+        }
+    }
+    *followed = last;
+    Ok(())
 }
 
 /// The parameters of a subscription body: form-encoded (every value a string) or JSON.

@@ -184,6 +184,27 @@ impl EventStore {
         self.open_rows(rows).await
     }
 
+    /// Every event of streams of type `kind` after global position `after`, in log order, read
+    /// a page at a time: how a node follows a rare kind (tokens, apps) that others write. The
+    /// caller moves its own position to the last event's once it has folded them.
+    pub async fn read_kind_since(
+        &self,
+        kind: &str,
+        after: u64,
+    ) -> Result<Vec<OpenedEvent>, LedgerError> {
+        const PAGE: u32 = 1_000;
+        let mut events = Vec::new();
+        let mut position = after;
+        loop {
+            let page = self.read_kind(kind, position, PAGE).await?;
+            let Some(last) = page.last().map(|e| e.position) else {
+                return Ok(events);
+            };
+            position = last;
+            events.extend(page);
+        }
+    }
+
     /// Up to `limit` events after global position `after`.
     pub async fn read_all(&self, after: u64, limit: u32) -> Result<Vec<OpenedEvent>, LedgerError> {
         let rows = self.log.read_all(after, limit).await?;
