@@ -9,7 +9,7 @@
 //! another node may take the lease over. Every change is logged with the lease's name and
 //! epoch only: names are roles and random ids, never personal.
 
-use sealpost_adapters::store::{Fence, Lease, LeaseRow, Leases, StoreError};
+use sealpost_adapters::store::{Fence, Lease, LeaseRow, Leases};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -158,11 +158,6 @@ impl Node {
         self.live.load(std::sync::atomic::Ordering::Relaxed).max(1)
     }
 
-    /// The lease timing.
-    pub fn timing(&self) -> LeaseTiming {
-        self.timing
-    }
-
     /// Asks for the lease `name` from the next round on (the same [`Claim`] for a name already
     /// wanted).
     pub fn want(&self, name: &str) -> Claim {
@@ -278,11 +273,6 @@ pub fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// Whether an error means this node's lease was taken over (stop that work; no alert).
-pub fn is_fenced(e: &StoreError) -> bool {
-    matches!(e, StoreError::Fenced(_))
 }
 
 /// What `sealpost nodes` prints: the live nodes with the leases each holds, then every lease

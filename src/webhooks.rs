@@ -334,7 +334,7 @@ pub async fn run(
             .save_checkpoint(&checkpoint, sub.position(), grant.fence.as_ref())
             .await
         {
-            if crate::nodes::is_fenced(&err) {
+            if err.is_fenced() {
                 // Another node holds the app's webhooks now; it posts this batch again.
                 tracing::warn!(app = %hook.app_id, "webhook lease taken over; this node stops posting");
                 epoch = None;

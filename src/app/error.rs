@@ -86,12 +86,11 @@ impl AppError {
     /// Whether a write was refused because this node's lease on the work was taken over by
     /// another node (ADR 0016): the worker stops that work; not a failure to alert on.
     pub fn is_fenced(&self) -> bool {
-        matches!(
-            self,
-            AppError::Ledger(LedgerError::Store(StoreError::Fenced(_)))
-                | AppError::Ledger(LedgerError::Vault(VaultError::Store(StoreError::Fenced(_))))
-                | AppError::Vault(VaultError::Store(StoreError::Fenced(_)))
-        )
+        match self {
+            AppError::Ledger(LedgerError::Store(e) | LedgerError::Vault(VaultError::Store(e)))
+            | AppError::Vault(VaultError::Store(e)) => e.is_fenced(),
+            _ => false,
+        }
     }
 }
 

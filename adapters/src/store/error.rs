@@ -45,6 +45,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether a guarded write was refused because its lease was taken over: the writer stops
+    /// that work; not a failure to alert on.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Fenced(_))
+    }
+
     /// Whether the failure is transient (the database is down, unreachable or busy) rather
     /// than a bug or corruption: the caller answers 503 and retries later.
     pub fn is_unavailable(&self) -> bool {
