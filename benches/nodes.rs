@@ -1,7 +1,8 @@
 //! One node against two (issue 13): `sealpost serve` nodes over one Postgres schema and one
-//! `sealpost transport`, the consumers' phones clients of the transport in this process. A
-//! closed loop of sends spread over the nodes, then until every acknowledged send is displayed
-//! at its phone. Prints, from one run, accepted/s and delivered/s (displayed at the phones) for
+//! `sealpost transport`, the consumers' phones clients of the transport in this process, and
+//! [`TENANTS`] businesses added with `sealpost tenant add` (the nodes share the pipeline's lanes,
+//! which are partitions of the businesses, ADR 0017). A closed loop of sends spread over the
+//! nodes and the businesses, then until every acknowledged send is displayed at its phone. Prints, from one run, accepted/s and delivered/s (displayed at the phones) for
 //! one node and then two, each on a fresh schema, and their ratio.
 //!
 //! `cargo bench --bench nodes`; `SEALPOST_BENCH_SECONDS` (default 5) is the length of the
@@ -30,6 +31,9 @@ fn env(name: &str, default: u64) -> u64 {
 
 /// Concurrent senders of the closed loop.
 const CLIENTS: usize = 32;
+
+/// Businesses, each with one number; phone `k` is a consumer of business `k % TENANTS`.
+const TENANTS: usize = 16;
 
 /// A child process, killed when dropped.
 struct Process(Child);
@@ -89,18 +93,33 @@ async fn run(nodes: usize, seconds: u64, phones: usize) -> (f64, f64) {
     let config = dir.path().join("sealpost.toml");
     std::fs::write(&config, "throughput_per_second = 100000\n").expect("config");
     let root_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
+    let node_dir = |n: usize| dir.path().join(format!("node{n}"));
+    let tenants: Vec<Value> = (0..TENANTS)
+        .map(|k| {
+            let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+                .args(["tenant", "add", "--name", &format!("Bench {k}")])
+                .args(["--display-number", &format!("1555020{k:04}")])
+                .arg("--data-dir")
+                .arg(node_dir(0))
+                .args(["--database-url", &db])
+                .env("SEALPOST_ROOT_KEY_EU", &root_key)
+                .env("RUST_LOG", "error")
+                .output()
+                .expect("sealpost tenant add");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let path = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            serde_json::from_slice(&std::fs::read(path).expect("tenant file")).expect("json")
+        })
+        .collect();
     let mut servers = Vec::new();
     let mut bases = Vec::new();
     for n in 0..nodes {
-        let data = dir.path().join(format!("node{n}"));
+        let data = node_dir(n);
         std::fs::create_dir_all(&data).expect("data dir");
-        if n > 0 {
-            std::fs::copy(
-                dir.path().join("node0/bootstrap.json"),
-                data.join("bootstrap.json"),
-            )
-            .expect("bootstrap file");
-        }
         let (server, base) = spawn(
             &[
                 "serve",
@@ -120,29 +139,43 @@ async fn run(nodes: usize, seconds: u64, phones: usize) -> (f64, f64) {
         servers.push(server);
         bases.push(base);
     }
-    let boot: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("node0/bootstrap.json")).expect("bootstrap.json"),
-    )
-    .expect("json");
-    let s = |k: &str| boot[k].as_str().expect("bootstrap field").to_owned();
-    let (token, number, display) = (
-        s("access_token"),
-        s("phone_number_id"),
-        s("display_phone_number"),
-    );
+    // Each business: its token, number id and display number.
+    let of = |k: usize| {
+        let s = |f: &str| {
+            tenants[k % TENANTS][f]
+                .as_str()
+                .expect("tenant field")
+                .to_owned()
+        };
+        (
+            s("access_token"),
+            s("phone_number_id"),
+            s("display_phone_number"),
+        )
+    };
+    let tenants: Vec<(String, String, String)> = (0..TENANTS).map(of).collect();
+    // Until the nodes share the lanes out (a node hands lanes on at its next lease round).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !lanes_shared(&db, nodes) {
+        assert!(
+            Instant::now() < deadline,
+            "the nodes did not share the lanes out"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 
     // The phones join, write first (the service window) and step on their own.
     let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
     let transport = HttpTransport::new(&transport_url);
     let numbers: Vec<String> = (0..phones).map(|k| format!("4915200{k:06}")).collect();
     let mut devices = Vec::new();
-    for n in &numbers {
+    for (k, n) in numbers.iter().enumerate() {
         let mut d = SimDevice::join(engine.clone(), &transport, n)
             .await
             .expect("join");
         d.send(
             &transport,
-            &display,
+            &tenants[k % TENANTS].2,
             &format!("hello-{n}"),
             br#"{"type":"text","text":{"body":"hi"}}"#,
         )
@@ -167,11 +200,12 @@ async fn run(nodes: usize, seconds: u64, phones: usize) -> (f64, f64) {
     let client = reqwest::Client::new();
     let send = |n: usize| {
         // A phone's messages alternate between the nodes (its pair limit is shared out).
+        let (token, number, _) = &tenants[(n % phones) % TENANTS];
         let url = format!("{}/v21.0/{number}/messages", bases[(n / phones) % nodes]);
         let body = json!({"messaging_product": "whatsapp", "to": numbers[n % phones], "type": "text", "text": {"body": format!("m{n}")}});
         client
             .post(url)
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .header("content-type", "application/json")
             .body(body.to_string())
             .send()
@@ -224,6 +258,27 @@ async fn run(nodes: usize, seconds: u64, phones: usize) -> (f64, f64) {
     drop(servers);
     pg.drop_schema().await;
     (accepted as f64 / load, accepted as f64 / delivered_at)
+}
+
+/// Whether `nodes` nodes hold every lane of the pipeline between them, each some.
+fn lanes_shared(db: &str, nodes: usize) -> bool {
+    let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["nodes", "--database-url", db])
+        .output()
+        .expect("sealpost nodes");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let holders: Vec<&str> = listing
+        .lines()
+        .filter(|l| l.trim_start().starts_with("pipeline:"))
+        .filter_map(|l| {
+            l.split_once("held by ")
+                .and_then(|(_, r)| r.split(',').next())
+        })
+        .collect();
+    let mut distinct = holders.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    holders.len() == usize::from(sealpost::pipeline::LANE_COUNT) && distinct.len() == nodes
 }
 
 #[allow(clippy::print_stdout)] // a benchmark reports on stdout

@@ -259,9 +259,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .await
                     .context("the transport's store")?,
             );
+            // Its integrity signals wait for the node that serves each number (issue 13).
+            let signals =
+                std::sync::Arc::new(sealpost_adapters::transport::signals::SignalQueue::default());
             let network = sealpost_adapters::transport::sim::SimNetwork::open(
                 std::sync::Arc::new(sealpost_adapters::clock::SystemClock),
-                None,
+                Some(signals.clone()),
                 store,
             )
             .await
@@ -276,7 +279,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 out.flush()?;
             }
             tracing::info!(%bound, "transport listening");
-            sealpost_adapters::transport::http::serve(listener, network, shutdown_signal())
+            sealpost_adapters::transport::http::serve(listener, network, signals, shutdown_signal())
                 .await
                 .context("transport server")?;
             Ok(ExitCode::SUCCESS)

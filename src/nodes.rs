@@ -1,5 +1,6 @@
 //! This node among the others over one store (issue 13, ADR 0016): its id, and the leases it
-//! wants for background work that must have one owner at a time: `pipeline`, `housekeeping`,
+//! wants for background work that must have one owner at a time: the pipeline's lanes
+//! `pipeline:<lane>` (of which each node holds its share, ADR 0017), `housekeeping`,
 //! `webhook:<app id>`, and its own presence `node:<id>`. One task ([`Node::run`]) takes and
 //! renews them every [`LeaseTiming::renew_every`]; each worker reads its [`Claim`] before it
 //! works and passes the lease's fence to the writes that need one.
@@ -15,8 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// The lease on the message pipeline (delivery, inbound, receipts).
-pub const PIPELINE: &str = "pipeline";
 /// The lease on the housekeeping duties: audit sequencer and checkpoints, retention, the
 /// scrub of destroyed keys, the persisted projections and the evidence fold.
 pub const HOUSEKEEPING: &str = "housekeeping";
@@ -116,6 +115,11 @@ pub struct Node {
     wake: Arc<tokio::sync::Notify>,
     /// How many nodes were live at the last round (this one included).
     live: Arc<std::sync::atomic::AtomicUsize>,
+    /// The wanted leases of which this node holds only its share (the pipeline's lanes).
+    shared: Arc<Mutex<std::collections::BTreeSet<String>>>,
+    /// Shared leases beyond this node's share, their workers told to stop at the last round:
+    /// given up at the next (so no worker is cut off mid-step by the taker's fence).
+    yielding: Arc<Mutex<BTreeMap<String, Lease>>>,
 }
 
 impl Node {
@@ -143,6 +147,8 @@ impl Node {
             wanted: Arc::default(),
             wake: Arc::default(),
             live: Arc::new(std::sync::atomic::AtomicUsize::new(1)),
+            shared: Arc::default(),
+            yielding: Arc::default(),
         };
         let _ = node.want(&format!("{NODE_PREFIX}{}", node.id));
         node
@@ -169,6 +175,18 @@ impl Node {
         Claim::Leased(sender.subscribe())
     }
 
+    /// Asks for a share of the leases `names` (the pipeline's lanes): about `names.len()` ÷ the
+    /// live nodes of them, the free ones with the lowest names first; beyond its share (a node
+    /// joined) it gives up the highest, so the nodes end up holding about as many each.
+    pub fn want_share(&self, names: impl IntoIterator<Item = String>) -> Vec<Claim> {
+        let names: Vec<String> = names.into_iter().collect();
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(names.iter().cloned());
+        names.iter().map(|n| self.want(n)).collect()
+    }
+
     /// Takes and renews the wanted leases every `renew_every` until `stop` (then
     /// [`Node::release_all`] once the work has stopped).
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
@@ -181,9 +199,21 @@ impl Node {
         }
     }
 
-    /// One round: every wanted lease taken or renewed; one that could not be renewed is
-    /// counted lost once its expiry has passed.
+    /// One round: every wanted lease taken or renewed (of the shared ones, this node's share);
+    /// one that could not be renewed is counted lost once its expiry has passed.
     pub async fn round(&self) {
+        // Unknown while the store is down: keep the last count.
+        if let Ok(rows) = self.leases.leases().await {
+            let now = wall_clock_ms();
+            let me = format!("{NODE_PREFIX}{}", self.id);
+            let others = rows
+                .iter()
+                .filter(|r| r.name.starts_with(NODE_PREFIX) && r.expires_at > now && r.name != me)
+                .count();
+            self.live
+                .store(others + 1, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.give_up_yielded().await;
         let wanted: Vec<(String, watch::Sender<Option<Lease>>)> = self
             .wanted
             .lock()
@@ -191,38 +221,94 @@ impl Node {
             .iter()
             .map(|(name, tx)| (name.clone(), tx.clone()))
             .collect();
-        let ttl = i64::try_from(self.timing.ttl.as_millis()).unwrap_or(i64::MAX);
-        for (name, tx) in wanted {
-            let now = wall_clock_ms();
-            let before = tx.borrow().clone();
-            let after = match self.leases.acquire(&name, &self.id, now, ttl).await {
-                Ok(lease) => lease,
-                Err(e) => {
-                    // Keep working until the lease would have expired; then stop, because
-                    // another node may take it over from then on.
-                    let still = before.clone().filter(|l| l.expires_at > wall_clock_ms());
-                    if still.is_none() && before.is_some() {
-                        tracing::warn!(lease = %name, error = %e, "lease not renewed in time: given up");
-                    }
-                    still
-                }
-            };
-            log_change(&name, before.as_ref(), after.as_ref());
-            tx.send_if_modified(|held| {
-                let changed = held.as_ref().map(|l| l.epoch) != after.as_ref().map(|l| l.epoch);
-                *held = after;
-                changed
-            });
+        let shared = self
+            .shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let is_shared = |name: &str| shared.contains(name);
+        // What is held is renewed first (and what was lost is known), then the shared leases
+        // beyond the share are handed on, then free ones taken up to it.
+        for (name, tx) in &wanted {
+            if !is_shared(name) || tx.borrow().is_some() {
+                self.take(name, tx).await;
+            }
         }
-        // Unknown while the store is down: keep the last count.
-        if let Ok(rows) = self.leases.leases().await {
-            let now = wall_clock_ms();
-            let live = rows
-                .iter()
-                .filter(|r| r.name.starts_with(NODE_PREFIX) && r.expires_at > now)
-                .count();
-            self.live
-                .store(live.max(1), std::sync::atomic::Ordering::Relaxed);
+        let share = shared.len().div_ceil(self.live_nodes());
+        let mut holding = wanted
+            .iter()
+            .filter(|(name, tx)| is_shared(name) && tx.borrow().is_some())
+            .count();
+        // The highest names go, their workers stopped now and the leases released next round.
+        for (name, tx) in wanted.iter().rev().filter(|(name, _)| is_shared(name)) {
+            if holding <= share {
+                break;
+            }
+            if let Some(lease) = tx.send_replace(None) {
+                tracing::info!(lease = %name, epoch = lease.epoch, "lease handed on: more nodes share the work");
+                self.yielding
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.clone(), lease);
+                holding -= 1;
+            }
+        }
+        for (name, tx) in wanted.iter().filter(|(name, _)| is_shared(name)) {
+            if holding >= share {
+                break;
+            }
+            if tx.borrow().is_some() || self.is_yielding(name) {
+                continue;
+            }
+            if self.take(name, tx).await {
+                holding += 1;
+            }
+        }
+    }
+
+    /// Takes or renews one lease; whether it is held afterwards.
+    async fn take(&self, name: &str, tx: &watch::Sender<Option<Lease>>) -> bool {
+        let ttl = i64::try_from(self.timing.ttl.as_millis()).unwrap_or(i64::MAX);
+        let before = tx.borrow().clone();
+        let after = match self
+            .leases
+            .acquire(name, &self.id, wall_clock_ms(), ttl)
+            .await
+        {
+            Ok(lease) => lease,
+            Err(e) => {
+                // Keep working until the lease would have expired; then stop, because another
+                // node may take it over from then on.
+                let still = before.clone().filter(|l| l.expires_at > wall_clock_ms());
+                if still.is_none() && before.is_some() {
+                    tracing::warn!(lease = %name, error = %e, "lease not renewed in time: given up");
+                }
+                still
+            }
+        };
+        log_change(name, before.as_ref(), after.as_ref());
+        let held = after.is_some();
+        tx.send_if_modified(|current| {
+            let changed = current.as_ref().map(|l| l.epoch) != after.as_ref().map(|l| l.epoch);
+            *current = after;
+            changed
+        });
+        held
+    }
+
+    fn is_yielding(&self, name: &str) -> bool {
+        self.yielding
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(name)
+    }
+
+    /// Releases the leases handed on at the last round (their workers have had a round's time
+    /// to finish the step they were in).
+    async fn give_up_yielded(&self) {
+        let yielded = std::mem::take(&mut *self.yielding.lock().unwrap_or_else(|p| p.into_inner()));
+        for lease in yielded.into_values() {
+            release(self.leases.as_ref(), &lease).await;
         }
     }
 
@@ -237,15 +323,17 @@ impl Node {
             .filter_map(|tx| tx.send_replace(None))
             .collect();
         for lease in held {
-            match self.leases.release(&lease).await {
-                Ok(()) => {
-                    tracing::info!(lease = %lease.name, epoch = lease.epoch, "lease released")
-                }
-                Err(e) => {
-                    tracing::warn!(lease = %lease.name, error = %e, "lease not released; it expires")
-                }
-            }
+            release(self.leases.as_ref(), &lease).await;
         }
+        self.give_up_yielded().await;
+    }
+}
+
+/// Gives a lease up, saying so (a lease not released expires on its own).
+async fn release(leases: &dyn Leases, lease: &Lease) {
+    match leases.release(lease).await {
+        Ok(()) => tracing::info!(lease = %lease.name, epoch = lease.epoch, "lease released"),
+        Err(e) => tracing::warn!(lease = %lease.name, error = %e, "lease not released; it expires"),
     }
 }
 

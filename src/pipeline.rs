@@ -40,24 +40,27 @@ use std::time::Duration;
 mod handover;
 mod inbound;
 mod integrity;
+mod lanes;
 mod numbers;
 mod outbound;
 
 use handover::Job;
-pub use handover::LANES;
+pub use handover::CONSUMERS_AT_ONCE;
 use inbound::Link;
 pub use integrity::IntegrityRecorder;
+pub use lanes::{Lane, LANE_COUNT, LANE_LEASE_PREFIX};
 use numbers::Number;
 use outbound::Retry;
 
-/// The events the pipeline acts on; the rest of the log is passed over unopened.
-const FOLLOWED: [&str; 3] = [
+/// The events the pipeline acts on; the rest of the log is left in the database.
+const FOLLOWED: &[&str] = &[
     "OutboundMessageAccepted",
     "InboundMessageRead",
     "StorageConfigured",
 ];
 
-/// The delivery projection's durable checkpoint.
+/// The delivery projection's durable checkpoint (of the whole pipeline; a lane's is
+/// `delivery:<lane>`, [`Lane::checkpoint`]).
 pub const DELIVERY_CHECKPOINT: &str = "delivery";
 /// The principal the pipeline reads content and numbers as.
 pub const DELIVERY_PRINCIPAL: &str = "delivery";
@@ -144,6 +147,9 @@ pub struct Pipeline {
     /// The pipeline lease's fence, carried by the checkpoint and session writes (ADR 0016);
     /// none when the process is alone over its store.
     fence: Option<Fence>,
+    /// The lane this pipeline works (ADR 0017); none for the whole pipeline (one process
+    /// alone: `demo`, tests).
+    lane: Option<Lane>,
 }
 
 fn principal() -> Principal {
@@ -151,18 +157,40 @@ fn principal() -> Principal {
 }
 
 impl Pipeline {
-    /// Starts the pipeline; the delivery projection resumes from its durable checkpoint.
+    /// Starts the whole pipeline (every business); the delivery projection resumes from its
+    /// durable checkpoint.
     pub async fn start(
         app: Sealpost,
         engine: Arc<dyn SignalEngine>,
         transport: Arc<dyn Transport>,
     ) -> Result<Self, AppError> {
-        let delivery = app
-            .store()
-            .subscribe_durable(DELIVERY_CHECKPOINT)
-            .await?
-            .only(|h| FOLLOWED.contains(&h.event_type.as_str()));
-        let committed = delivery.position();
+        Self::start_in(app, engine, transport, None).await
+    }
+
+    /// Starts the pipeline of one lane: the businesses of that lane only, from the lane's
+    /// checkpoint. Its numbers are attached by [`Pipeline::hold`], once the lane's lease is held.
+    pub async fn start_lane(
+        app: Sealpost,
+        engine: Arc<dyn SignalEngine>,
+        transport: Arc<dyn Transport>,
+        lane: Lane,
+    ) -> Result<Self, AppError> {
+        Self::start_in(app, engine, transport, Some(lane)).await
+    }
+
+    async fn start_in(
+        app: Sealpost,
+        engine: Arc<dyn SignalEngine>,
+        transport: Arc<dyn Transport>,
+        lane: Option<Lane>,
+    ) -> Result<Self, AppError> {
+        let subscription = app.store().subscribe(0).of_types(FOLLOWED);
+        let mut delivery = match lane {
+            None => subscription,
+            Some(lane) => subscription.only(move |h| Lane::of(&h.business_id) == lane),
+        };
+        let committed = checkpoint(&app, lane).await?;
+        delivery.seek(committed);
         Ok(Self {
             app,
             engine,
@@ -174,7 +202,25 @@ impl Pipeline {
             committed,
             budget: STEP_BUDGET,
             fence: None,
+            lane,
         })
+    }
+
+    /// The lane this pipeline works (none: every business).
+    pub fn lane(&self) -> Option<Lane> {
+        self.lane
+    }
+
+    /// Whether this pipeline works for the business (its lane's, or every one).
+    fn serves(&self, business: &BusinessId) -> bool {
+        self.lane
+            .is_none_or(|lane| Lane::of(business.as_str()) == lane)
+    }
+
+    /// The name of this pipeline's checkpoint.
+    fn checkpoint_name(&self) -> String {
+        self.lane
+            .map_or_else(|| DELIVERY_CHECKPOINT.to_owned(), Lane::checkpoint)
     }
 
     /// Works under a new grant of the pipeline lease from now on, for the business `numbers`:
@@ -188,12 +234,7 @@ impl Pipeline {
         fence: Option<Fence>,
         numbers: &[PhoneNumberId],
     ) -> Result<(), AppError> {
-        let position = self
-            .app
-            .store()
-            .log()
-            .load_checkpoint(DELIVERY_CHECKPOINT)
-            .await?;
+        let position = checkpoint(&self.app, self.lane).await?;
         self.delivery.seek(position);
         self.committed = position;
         self.retries.clear();
@@ -273,6 +314,7 @@ impl Pipeline {
         let handles: Vec<String> = self.numbers.keys().cloned().collect();
         for handle in handles {
             self.take_arrivals(&handle, started, &mut report).await?;
+            self.take_signals(&handle).await?;
             self.keep_prekeys(&handle).await?;
             self.rotate_signed_prekey(&handle).await?;
         }
@@ -394,12 +436,25 @@ impl Pipeline {
             self.app
                 .store()
                 .log()
-                .save_checkpoint(DELIVERY_CHECKPOINT, safe, self.fence.as_ref())
+                .save_checkpoint(&self.checkpoint_name(), safe, self.fence.as_ref())
                 .await?;
             self.committed = safe;
         }
         Ok(())
     }
+}
+
+/// Where a pipeline resumes: its checkpoint; for a lane that has none yet, the whole
+/// pipeline's (a store written before there were lanes goes on from where it was).
+async fn checkpoint(app: &Sealpost, lane: Option<Lane>) -> Result<u64, AppError> {
+    let log = app.store().log();
+    if let Some(lane) = lane {
+        let own = log.load_checkpoint(&lane.checkpoint()).await?;
+        if own > 0 {
+            return Ok(own);
+        }
+    }
+    Ok(log.load_checkpoint(DELIVERY_CHECKPOINT).await?)
 }
 
 /// Groups items by key: groups in the order their keys first appear, items in their order.

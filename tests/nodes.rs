@@ -1,5 +1,6 @@
 //! Several `sealpost serve` nodes over one Postgres (issue 13, ADR 0016), as an operator runs
-//! them: the background work runs on one node at a time under leases, any node answers
+//! them: the background work runs on one node at a time under leases (the pipeline's lanes
+//! shared out among the nodes, ADR 0017), any node answers
 //! requests, a token issued or revoked on one is honoured by the other, a node killed with
 //! SIGKILL has its work taken over within twice the lease's time to live, and one stopped with
 //! SIGTERM hands its work over at once. The embedded store refuses a second process on its data
@@ -9,7 +10,9 @@ mod common;
 
 use base64::Engine as _;
 use common::hook::Hook;
-use common::nodes::{beside, holder, live, nodes, serve, TTL};
+use common::nodes::{
+    beside, holder, home_and_away, lanes_held, lanes_settled, live, nodes, serve, TTL,
+};
 use common::server::{eventually, Data, Serve};
 use common::{text, CONSUMER};
 use std::process::Command;
@@ -29,15 +32,13 @@ async fn two_nodes_share_the_work_and_a_killed_node_is_taken_over() {
     let second_root = tempfile::tempdir().expect("temp dir");
     let b = serve(&beside(&a, second_root.path()), &root_key).start();
 
-    // Both are live; the first holds the pipeline and the housekeeping, and neither twice.
-    let listing = nodes(&url);
+    // Both are live; the first holds the housekeeping, the first hands half the pipeline's
+    // lanes on to the second, and no lease is held twice.
+    let listing = lanes_settled(&url, 2).await;
     let members = live(&listing);
     assert_eq!(members.len(), 2, "{listing}");
-    let node_a = holder(&listing, "pipeline").expect("the pipeline is held");
-    assert_eq!(
-        holder(&listing, "housekeeping").as_deref(),
-        Some(node_a.as_str())
-    );
+    let node_a = holder(&listing, "housekeeping").expect("the housekeeping is held");
+    assert!(a.log_text().contains("lease handed on"));
     let node_b = members
         .iter()
         .find(|m| **m != node_a)
@@ -50,16 +51,18 @@ async fn two_nodes_share_the_work_and_a_killed_node_is_taken_over() {
         }
     }
 
-    // Any node answers: the consumer writes (through the first node's simulated phone), the
-    // business answers through each node; both answers are delivered by the one pipeline and
+    // Any node answers: the consumer writes (through the simulated phone of the node holding
+    // the business's lane: each node without a shared transport runs its own world), the
+    // business answers through each node; both answers are delivered by the one lane and
     // displayed once, and the inbound message reaches the webhook once.
-    let (st, v) = a
-        .converse("hello both", text(CONSUMER, "through the first node"))
+    let (home, away) = home_and_away(&listing, [&a, &b]);
+    let (st, v) = home
+        .converse("hello both", text(CONSUMER, "through the holder"))
         .await;
     assert_eq!(st, 200, "{v}");
-    let (st, v) = b.send(text(CONSUMER, "through the second node")).await;
+    let (st, v) = away.send(text(CONSUMER, "through the other")).await;
     assert_eq!(st, 200, "{v}");
-    let shown = a.wait_inbox(CONSUMER, 2).await;
+    let shown = home.wait_inbox(CONSUMER, 2).await;
     let mut bodies: Vec<&str> = shown
         .iter()
         .filter_map(|m| m["content"]["text"]["body"].as_str())
@@ -67,7 +70,7 @@ async fn two_nodes_share_the_work_and_a_killed_node_is_taken_over() {
     bodies.sort_unstable();
     assert_eq!(
         bodies,
-        vec!["through the first node", "through the second node"],
+        vec!["through the holder", "through the other"],
         "each send displayed exactly once"
     );
     hook.wait_for(|vs| vs.iter().any(|v| v.to_string().contains("hello both")))
@@ -95,7 +98,7 @@ async fn two_nodes_share_the_work_and_a_killed_node_is_taken_over() {
     let moved = Hook::default();
     b.subscribe(&moved.listen().await).await;
     let write = |body: String| {
-        let a = &a;
+        let a = home;
         async move {
             let (st, v) = a
                 .device_send(
@@ -175,12 +178,12 @@ async fn two_nodes_share_the_work_and_a_killed_node_is_taken_over() {
         "revocation took {refused:?}"
     );
 
-    // SIGKILL the holder: the other takes the pipeline and the housekeeping over within 2 × TTL.
+    // SIGKILL the first: the other takes its lanes and the housekeeping over within 2 × TTL.
     let killed = Instant::now();
     a.kill();
     let took = eventually(10, "the second node takes the work over", || async {
         let listing = nodes(&url);
-        (holder(&listing, "pipeline").as_deref() == Some(node_b.as_str())
+        (lanes_held(&listing).get(&node_b) == Some(&usize::from(sealpost::pipeline::LANE_COUNT))
             && holder(&listing, "housekeeping").as_deref() == Some(node_b.as_str()))
         .then(|| killed.elapsed())
     })
@@ -201,7 +204,7 @@ async fn two_nodes_share_the_work_and_a_killed_node_is_taken_over() {
     b.stop().expect("clean stop");
     let listing = nodes(&url);
     assert!(live(&listing).is_empty(), "{listing}");
-    assert_eq!(holder(&listing, "pipeline"), None, "{listing}");
+    assert!(lanes_held(&listing).is_empty(), "{listing}");
     assert!(b.log_text().contains("lease released"));
     pg.drop_schema().await;
 }
@@ -245,14 +248,19 @@ async fn a_numbers_limit_holds_across_nodes() {
     a.subscribe(&hook.listen().await).await;
     let second_root = tempfile::tempdir().expect("temp dir");
     let b = with_limit(&beside(&a, second_root.path())).start();
+    // The consumers write in the world of the node that holds the business's lane.
+    let (home, _) = home_and_away(&lanes_settled(&url, 2).await, [&a, &b]);
     let consumers: Vec<String> = (0..24).map(|k| format!("4915199000{k:03}")).collect();
-    for c in &consumers {
-        let (st, v) = a
-            .device_send(
-                c,
-                serde_json::json!({"to": a.s("display_phone_number"), "type": "text", "text": {"body": "open"}}),
-            )
-            .await;
+    let open = serde_json::json!({"to": a.s("display_phone_number"), "type": "text", "text": {"body": "open"}});
+    // The holder attaches the number to its world once its lane's worker has the grant.
+    eventually(
+        10,
+        "the business number is on the holder's network",
+        || async { (home.device_send(&consumers[0], open.clone()).await.0 == 200).then_some(()) },
+    )
+    .await;
+    for c in &consumers[1..] {
+        let (st, v) = home.device_send(c, open.clone()).await;
         assert_eq!(st, 200, "{v}");
     }
     hook.wait_for(|_| hook.messages().len() >= consumers.len())
@@ -282,4 +290,81 @@ async fn a_numbers_limit_holds_across_nodes() {
     a.stop().expect("clean stop");
     b.stop().expect("clean stop");
     pg.drop_schema().await;
+}
+
+/// The lanes are shared out by the lease table alone (ADR 0017): a node alone takes all 8; a
+/// second gets none while they are held, the first hands its highest 4 on (its workers told at
+/// one round, the leases released at the next) and the second takes them; a node that stops
+/// renewing has its lanes taken by the other once they expire, and a third node makes 3 + 3 + 2.
+#[tokio::test]
+async fn nodes_share_the_lanes_out_through_the_lease_table() {
+    use sealpost::nodes::{Claim, LeaseTiming, Node};
+    use sealpost::pipeline::{Lane, LANE_COUNT};
+    let env = common::sqlite_env().await;
+    let leases = env.app.stores().leases.clone();
+    let timing = LeaseTiming::new(Duration::from_secs(3), Duration::from_secs(1)).expect("timing");
+    let node = || {
+        let node = Node::new(leases.clone(), timing);
+        let claims = node.want_share(Lane::all().map(Lane::lease));
+        (node, claims)
+    };
+    let held = |claims: &[Claim]| {
+        claims
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.grant().is_some())
+            .map(|(k, _)| k)
+            .collect::<Vec<_>>()
+    };
+    let all: Vec<usize> = (0..usize::from(LANE_COUNT)).collect();
+
+    let (a, a_lanes) = node();
+    a.round().await;
+    assert_eq!(held(&a_lanes), all, "alone, a node holds every lane");
+    let (b, b_lanes) = node();
+    b.round().await;
+    assert_eq!(
+        held(&b_lanes),
+        Vec::<usize>::new(),
+        "held lanes are not taken"
+    );
+    a.round().await;
+    assert_eq!(held(&a_lanes), [0, 1, 2, 3], "the highest are handed on");
+    b.round().await;
+    assert!(held(&b_lanes).is_empty(), "not before they are released");
+    a.round().await;
+    b.round().await;
+    assert_eq!(held(&b_lanes), [4, 5, 6, 7]);
+    a.round().await;
+    assert_eq!(
+        held(&a_lanes),
+        [0, 1, 2, 3],
+        "settled: the first keeps its share"
+    );
+
+    // The second stops renewing (it died): once its leases expire, the first takes them.
+    tokio::time::sleep(Duration::from_millis(3_200)).await;
+    a.round().await;
+    assert_eq!(held(&a_lanes), all);
+
+    // Two more nodes: three live, the lanes end up 3 + 3 + 2.
+    let (c, c_lanes) = node();
+    let (d, d_lanes) = node();
+    for _ in 0..4 {
+        for n in [&a, &c, &d] {
+            n.round().await;
+        }
+    }
+    let counts = |lanes: [&[Claim]; 3]| lanes.map(|l| held(l).len());
+    assert_eq!(counts([&a_lanes, &c_lanes, &d_lanes]), [3, 3, 2]);
+    // The second comes back from its pause: it learns its lanes are lost (they were taken at
+    // newer epochs), and four live nodes end up with 2 each.
+    for _ in 0..4 {
+        for n in [&a, &b, &c, &d] {
+            n.round().await;
+        }
+    }
+    assert_eq!(counts([&a_lanes, &c_lanes, &d_lanes]), [2, 2, 2]);
+    assert_eq!(held(&b_lanes).len(), 2, "four live nodes: 2 each");
+    env.finish().await;
 }

@@ -1,5 +1,6 @@
 //! Nodes that share one outside world, a `sealpost transport` (issue 13, ADR 0016): three
-//! nodes lose no acknowledged send while the pipeline's holder is killed and started again
+//! nodes lose no acknowledged send while the holder of the business's pipeline lane is killed
+//! and started again
 //! (20 times with `SEALPOST_SOAK=1`), and a node frozen past its lease writes nothing over the
 //! node that took it over.
 
@@ -7,19 +8,28 @@ mod common;
 
 use base64::Engine as _;
 use common::hook::Hook;
-use common::nodes::{beside, holder, nodes, serve, TTL};
+use common::nodes::{beside, epoch, holder, lane_of, lanes_settled, node_id, nodes, serve, TTL};
 use common::server::{eventually, poll, Data, Node, Serve};
 use common::{text, CONSUMER};
 use std::process::Command;
 use std::time::Duration;
 
-/// Sends `send {i}` to `phone` through `node`: the (phone, body) if it was acknowledged. A
-/// limit (the nodes share it out) may refuse some; only what is acknowledged must be displayed.
-async fn send_one(node: &Node, phone: &str, i: usize) -> Option<(String, String)> {
+/// A send the nodes acknowledged: (phone, body) and its message id.
+type Acknowledged = ((String, String), String);
+
+/// Sends `send {i}` to `phone` through `node`: what it acknowledged, if it did. A limit (the
+/// nodes share it out) may refuse some; only what is acknowledged must be displayed.
+async fn send_one(node: &Node, phone: &str, i: usize) -> Option<Acknowledged> {
     let body = format!("send {i}");
     let (st, v) = node.send(text(phone, &body)).await;
     assert!(st == 200 || st == 429, "{st}: {v}");
-    (st == 200).then(|| (phone.to_owned(), body))
+    (st == 200).then(|| {
+        let id = v["messages"][0]["id"]
+            .as_str()
+            .expect("message id")
+            .to_owned();
+        ((phone.to_owned(), body), id)
+    })
 }
 
 /// `count` sends through `nodes` in turn, to the `phones` in turn, at once; what was
@@ -29,7 +39,7 @@ async fn load(
     phones: &[String],
     offered: &mut usize,
     count: usize,
-) -> Vec<(String, String)> {
+) -> Vec<Acknowledged> {
     let from = *offered;
     *offered += count;
     let sends = (from..from + count)
@@ -39,18 +49,6 @@ async fn load(
         .into_iter()
         .flatten()
         .collect()
-}
-
-/// The id a node runs under now (the last start in its log).
-fn node_id(node: &Node) -> String {
-    let log = node.log_text();
-    let line = log
-        .lines()
-        .rev()
-        .find(|l| l.contains("node started"))
-        .expect("the node logged its id");
-    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
-    v["fields"]["node"].as_str().expect("node id").to_owned()
 }
 
 /// What the nodes of a test share: a Postgres schema, a `sealpost transport`, a root key, and
@@ -89,8 +87,8 @@ impl World {
 }
 
 /// Three nodes and one `sealpost transport` (the consumers' phones talk to it from this test),
-/// as the issue's operator would run them: sends through every node while the pipeline's
-/// holder is killed with SIGKILL and started again (once; 20 times with `SEALPOST_SOAK=1`), and
+/// as the issue's operator would run them: sends through every node while the holder of the
+/// business's lane is killed with SIGKILL and started again (once; 20 times with `SEALPOST_SOAK=1`), and
 /// another node is stopped with SIGTERM and started again. Every acknowledged send is displayed
 /// at its phone exactly once, and the audit log verifies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -120,7 +118,9 @@ async fn three_nodes_over_one_transport_display_every_acknowledged_send_once() {
     );
     let b = on_transport(&beside(&a, rb.path())).start();
     let c = on_transport(&beside(&a, rc.path())).start();
+    let lane = lane_of(&a);
     let mut running = vec![a, b, c];
+    lanes_settled(url, 3).await;
     for node in &running {
         let (st, _) = node
             .call(reqwest::Method::GET, "/sim/v1/devices/1/inbox", None, None)
@@ -173,11 +173,11 @@ async fn three_nodes_over_one_transport_display_every_acknowledged_send_once() {
     let mut offered = 0;
     for _ in 0..kills {
         acknowledged.extend(load(&running, &numbers, &mut offered, per_cycle).await);
-        // The pipeline's holder dies mid-load and is started again; the others go on.
-        // (after a kill, once the dead node's lease has expired and a live one took it)
+        // The holder of the business's lane dies mid-load and is started again; the others go
+        // on. (After a kill, once the dead node's lease has expired and a live one took it.)
         let ids: Vec<String> = running.iter().map(node_id).collect();
-        let k = eventually(30, "a running node holds the pipeline", || async {
-            let holder = holder(&nodes(url), "pipeline")?;
+        let k = eventually(30, "a running node holds the business's lane", || async {
+            let holder = holder(&nodes(url), &lane)?;
             ids.iter().position(|id| *id == holder)
         })
         .await;
@@ -214,17 +214,81 @@ async fn three_nodes_over_one_transport_display_every_acknowledged_send_once() {
                 }
                 acknowledged
                     .iter()
-                    .all(|a| shown.contains(a))
+                    .all(|(a, _)| shown.contains(a))
                     .then_some(shown)
             }
         },
     )
     .await;
-    stepping.abort();
     let mut once = shown.clone();
     once.sort();
     once.dedup();
     assert_eq!(once.len(), shown.len(), "nothing displayed twice");
+    // The phones' delivery receipts come back through whichever node holds the lane, and the
+    // business hears of every acknowledged send as delivered, whichever node holds its webhooks.
+    poll(
+        Duration::from_millis(500),
+        if soak { 600 } else { 90 },
+        "every acknowledged send is reported delivered",
+        || async {
+            acknowledged
+                .iter()
+                .all(|(_, id)| hook.statuses(id).iter().any(|s| s == "delivered"))
+                .then_some(())
+        },
+    )
+    .await;
+    // The business marks the phones' messages read through each node in turn: each node
+    // accepts it (and the lane's holder sends the read receipt to the phone).
+    let inbound: Vec<String> = hook
+        .messages()
+        .into_iter()
+        .filter(|(_, body)| body == "hello three")
+        .map(|(id, _)| id)
+        .collect();
+    assert!(inbound.len() >= phones, "{inbound:?}");
+    for (k, id) in inbound.iter().enumerate() {
+        let read = serde_json::json!({"messaging_product": "whatsapp", "status": "read", "message_id": id});
+        let (st, v) = running[k % running.len()].send(read).await;
+        assert_eq!(st, 200, "{v}");
+    }
+    poll(
+        Duration::from_millis(200),
+        90,
+        "every phone learns its message was read",
+        || async {
+            for (phone, number) in devices.iter().zip(&numbers) {
+                let read = phone.lock().await.read_by_business().await.expect("reads");
+                if !read.contains(&format!("dev-hello-{number}")) {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    // A phone reports the business three times at the shared transport: the integrity signals
+    // reach the store through the lane's holder, and every node answers the same rating.
+    for _ in 0..3 {
+        devices[0]
+            .lock()
+            .await
+            .report(&transport, &business, false)
+            .await
+            .expect("the report is taken");
+    }
+    for node in &running {
+        eventually(
+            30,
+            "every node answers the lowered quality rating",
+            || async {
+                let (st, v) = node.number().await;
+                (st == 200 && v["quality_rating"] == "YELLOW").then_some(())
+            },
+        )
+        .await;
+    }
+    stepping.abort();
     eprintln!(
         "{} SIGKILLs and a SIGTERM: {} of {offered} sends acknowledged, all {} displayed exactly once ({} shown)",
         kills,
@@ -251,9 +315,9 @@ async fn three_nodes_over_one_transport_display_every_acknowledged_send_once() {
 }
 
 /// A node frozen with SIGSTOP past its lease, then resumed, writes nothing a newer holder owns:
-/// the other node took the pipeline over and delivered meanwhile; once resumed, the frozen node
-/// learns it lost the lease (its stale writes would be refused by the fence), the delivery
-/// checkpoint never goes back, and every send is displayed once.
+/// the other node took the business's lane over and delivered meanwhile; once resumed, the
+/// frozen node learns it lost the lease (its stale writes would be refused by the fence), the
+/// lane's delivery checkpoint never goes back, and every send is displayed once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_frozen_past_its_lease_writes_nothing_when_it_resumes() {
     use sealpost_adapters::signal::{Libsignal, SignalEngine};
@@ -266,10 +330,19 @@ async fn a_node_frozen_past_its_lease_writes_nothing_when_it_resumes() {
     };
     let (first, url, transport_url) = (&world.first, &world.url, &world.transport_url);
     let on_transport = |data: &Data| world.node(data);
-    let mut a = on_transport(first).start();
+    let first_node = on_transport(first).start();
     let second = tempfile::tempdir().expect("temp dir");
-    let mut b = on_transport(&beside(&a, second.path())).start();
-    let a_id = holder(&nodes(url), "pipeline").expect("the first node holds the pipeline");
+    let second_node = on_transport(&beside(&first_node, second.path())).start();
+    let lane = lane_of(&first_node);
+    // `a` is the node that holds the business's lane once the two share them out, `b` the other.
+    let settled = lanes_settled(url, 2).await;
+    let a_id = holder(&settled, &lane).expect("the lane is held");
+    let frozen_epoch = epoch(&settled, &lane).expect("the lane's epoch");
+    let (mut a, mut b) = if node_id(&first_node) == a_id {
+        (first_node, second_node)
+    } else {
+        (second_node, first_node)
+    };
 
     let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
     let transport = HttpTransport::new(transport_url);
@@ -328,8 +401,8 @@ async fn a_node_frozen_past_its_lease_writes_nothing_when_it_resumes() {
         assert!(ok, "kill {sig}");
     };
     signal("-STOP");
-    eventually(10, "the other node takes the pipeline over", || async {
-        holder(&nodes(url), "pipeline").filter(|h| *h != a_id)
+    eventually(10, "the other node takes the lane over", || async {
+        holder(&nodes(url), &lane).filter(|h| *h != a_id)
     })
     .await;
     for i in 0..5 {
@@ -341,28 +414,26 @@ async fn a_node_frozen_past_its_lease_writes_nothing_when_it_resumes() {
     })
     .await;
     let delivery = || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT position FROM sealpost_checkpoints WHERE name = 'delivery'",
-        )
-        .fetch_one(&world.pg.pool)
-        .await
-        .expect("delivery checkpoint")
+        sqlx::query_scalar::<_, i64>("SELECT position FROM sealpost_checkpoints WHERE name = $1")
+            .bind(format!("delivery:{}", lane.trim_start_matches("pipeline:")))
+            .fetch_one(&world.pg.pool)
+            .await
+            .expect("delivery checkpoint")
     };
     let before = delivery().await;
 
     // Resumed, the frozen node stops delivering instead of writing over the new holder.
     signal("-CONT");
-    eventually(
-        10,
-        "the resumed node knows it lost the pipeline",
-        || async { a.log_text().contains("lease lost").then_some(()) },
-    )
+    eventually(10, "the resumed node knows it lost the lane", || async {
+        a.log_text().contains("lease lost").then_some(())
+    })
     .await;
     tokio::time::sleep(3 * TTL).await;
+    // Whoever holds the lane now (the nodes share the lanes out again), it is at a newer epoch
+    // than the frozen node's, so nothing written under the old one is accepted.
     let listing = nodes(url);
-    assert_ne!(
-        holder(&listing, "pipeline"),
-        Some(a_id.clone()),
+    assert!(
+        epoch(&listing, &lane).is_some_and(|e| e > frozen_epoch),
         "{listing}"
     );
     assert!(

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Lease takeover after SIGKILL, measured from outside (issue 13, docs/benchmarks.md): two
-# `sealpost serve` nodes with the default lease over one Postgres schema; the holder of the
-# pipeline is killed; `sealpost nodes` is asked every 100 ms until the other holds it.
+# `sealpost serve` nodes with the default lease over one Postgres schema, the pipeline's lanes
+# shared out between them; the first (which holds the housekeeping and half the lanes) is
+# killed; `sealpost nodes` is asked every 100 ms until the other holds every lease it held.
 # Usage: tools/measure-takeover.sh [path to sealpost] (default target/debug/sealpost).
 set -e
 BIN=${1:-target/debug/sealpost}
@@ -17,14 +18,19 @@ cp $D/a/bootstrap.json $D/b/
 $BIN serve --listen 127.0.0.1:0 --data-dir $D/b --database-url "$URL" > $D/b.out 2>$D/b.log &
 B=$!
 for i in $(seq 100); do grep -q serving $D/b.out 2>/dev/null && break; sleep 0.2; done
+# Until both hold lanes (the first hands half on within two lease rounds).
+for i in $(seq 100); do
+  [ "$($BIN nodes --database-url "$URL" | awk '/^  pipeline:/ && /held by/ {print $6}' | sort -u | wc -l)" = 2 ] && break
+  sleep 0.5
+done
 $BIN nodes --database-url "$URL"
-sleep 2
+ANODE=$($BIN nodes --database-url "$URL" | awk '/^  housekeeping/ {print $6}' | tr -d ,)
 kill -9 $A
 T0=$(date +%s%N)
-ANODE=$($BIN nodes --database-url "$URL" | awk '/^  pipeline/ {print $6}' | tr -d ,)
 while true; do
-  H=$($BIN nodes --database-url "$URL" | awk '/^  pipeline/ && /  held by/ {print $6}' | tr -d ,)
-  if [ -n "$H" ] && [ "$H" != "$ANODE" ]; then break; fi
+  L=$($BIN nodes --database-url "$URL")
+  HELD=$(echo "$L" | awk '/^  (pipeline:|housekeeping)/ && /held by/' | wc -l)
+  if [ "$HELD" = 9 ] && ! echo "$L" | grep -q "  held by $ANODE"; then break; fi
   sleep 0.1
 done
 T1=$(date +%s%N)

@@ -92,6 +92,14 @@ impl EventLog for CountingLog {
     ) -> Result<Vec<StoredRow>, StoreError> {
         self.inner.read_kind(kind, after, limit).await
     }
+    async fn read_types(
+        &self,
+        after: u64,
+        types: &[&str],
+        limit: u32,
+    ) -> Result<Vec<StoredRow>, StoreError> {
+        self.inner.read_types(after, types, limit).await
+    }
     async fn head(&self) -> Result<u64, StoreError> {
         self.inner.head().await
     }
@@ -365,6 +373,78 @@ async fn a_filtered_subscription_skips_what_it_does_not_follow(f: &Fixture) {
     assert_eq!(batch[0].payload["tag"], "wanted");
     assert_eq!(sub.position(), p[0]);
     assert!(sub.try_next_batch().await.expect("caught up").is_empty());
+}
+
+/// A subscription of a few event types reads only those rows from the database, keeps what
+/// its judgement of the header (here: one business) accepts, and once caught up stands at the
+/// head of the log, past the rows of other types, so the next read does not scan them again.
+async fn a_typed_subscription_reads_its_types_and_moves_to_the_head(f: &Fixture) {
+    let store = sealed_store(&f.stores).await;
+    let typed = |n: u64, ty: &str| {
+        let mut e = event(n, ty);
+        e.event_type = ty.into();
+        e
+    };
+    let other = EventContext {
+        business_id: "100000000000002".into(),
+        ..ctx()
+    };
+    // A page and more of rows of another type, then one wanted row of each business.
+    let noise: Vec<PlainEvent> = (1..=300).map(|n| event(n, "noise")).collect();
+    store
+        .append(&StreamId::new("noise", "n"), 0, &ctx(), noise)
+        .await
+        .expect("append");
+    let mine = store
+        .append(
+            &StreamId::new("kept", "a"),
+            0,
+            &ctx(),
+            vec![typed(301, "Wanted")],
+        )
+        .await
+        .expect("append")[0];
+    store
+        .append(
+            &StreamId::new("kept", "b"),
+            0,
+            &other,
+            vec![typed(302, "Wanted")],
+        )
+        .await
+        .expect("append");
+    let tail: Vec<PlainEvent> = (303..=310).map(|n| event(n, "noise")).collect();
+    store
+        .append(&StreamId::new("noise", "n"), 300, &ctx(), tail)
+        .await
+        .expect("append");
+    let head = store.log().head().await.expect("head");
+    let business = ctx().business_id;
+    let mut sub = store
+        .subscribe(0)
+        .of_types(&["Wanted", "AlsoWanted"])
+        .only(move |h| h.business_id == business);
+    let batch = sub.try_next_batch().await.expect("batch");
+    assert_eq!(batch.len(), 1, "only the wanted row of the one business");
+    assert_eq!(batch[0].payload["tag"], "Wanted");
+    assert_eq!(batch[0].position, mine);
+    assert!(sub.try_next_batch().await.expect("caught up").is_empty());
+    assert_eq!(sub.position(), head, "caught up means at the head");
+    // A wanted row written later is found from there.
+    let later = store
+        .append(
+            &StreamId::new("kept", "a"),
+            1,
+            &ctx(),
+            vec![typed(311, "AlsoWanted")],
+        )
+        .await
+        .expect("append")[0];
+    let batch = sub.try_next_batch().await.expect("batch");
+    assert_eq!(
+        batch.iter().map(|e| e.position).collect::<Vec<_>>(),
+        [later]
+    );
 }
 
 struct DelayHook {
@@ -799,6 +879,7 @@ on_every_store!(
     round_trip,
     several_streams_in_one_read,
     a_filtered_subscription_skips_what_it_does_not_follow,
+    a_typed_subscription_reads_its_types_and_moves_to_the_head,
     conflicts_are_typed,
     one_winner_per_sequence,
     subscriber_sees_every_commit_in_order,

@@ -12,7 +12,7 @@ use crate::app::{AppError, Sealpost};
 use crate::bootstrap::{bootstrap, BOOTSTRAP_FILE};
 use crate::identity::Tokens;
 use crate::nodes::{Claim, LeaseTiming, Node};
-use crate::pipeline::{IntegrityRecorder, Pipeline};
+use crate::pipeline::{IntegrityRecorder, Lane, Pipeline};
 use crate::projections::BusinessNumbers;
 use anyhow::Context as _;
 use sealpost_adapters::clock::{SimClock, SystemClock};
@@ -149,7 +149,7 @@ pub async fn serve(
         app.stores().leases.free_all().await?;
     }
     let node = Node::new(app.stores().leases.clone(), config.leases);
-    let pipeline_claim = node.want(crate::nodes::PIPELINE);
+    let lane_claims = node.want_share(Lane::all().map(Lane::lease));
     node.want(crate::nodes::HOUSEKEEPING);
     node.round().await;
     tracing::info!(node = node.id(), "node started");
@@ -192,23 +192,37 @@ pub async fn serve(
             (Arc::new(sim.net().clone()), Some(sim))
         }
     };
-    let mut pipeline = Pipeline::start(app.clone(), engine, transport).await?;
-    if sim.is_some() {
-        pipeline = pipeline.with_integrity(recorder);
-    }
     let ids = numbers
         .keys()
         .map(|id| PhoneNumberId::parse(id).map_err(|e| anyhow::anyhow!("{e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    // The numbers are attached by the node that holds the pipeline, and again by whichever
-    // node takes it over (from the stored accounts, which the last holder kept up to date).
-    let held = match pipeline_claim.grant() {
-        Some(grant) => {
-            pipeline.hold(grant.fence, &ids).await?;
-            Some(grant.epoch)
-        }
-        None => None,
-    };
+    // One pipeline per lane (ADR 0017). A lane's numbers are attached by the node that holds
+    // it, and again by whichever node takes it over (from the stored accounts, which the last
+    // holder kept up to date).
+    let mut lanes = Vec::new();
+    for (lane, claim) in Lane::all().zip(lane_claims) {
+        // In process, the world hands its signals to the recorder; a `sealpost transport`
+        // keeps them until the lane's pipeline takes them into the store.
+        let mut pipeline =
+            Pipeline::start_lane(app.clone(), engine.clone(), transport.clone(), lane)
+                .await?
+                .with_integrity(recorder.clone());
+        let epoch = match claim.grant() {
+            Some(grant) => {
+                pipeline.hold(grant.fence, &ids).await?;
+                Some(grant.epoch)
+            }
+            None => None,
+        };
+        lanes.push((
+            pipeline,
+            PipelineLease {
+                claim,
+                numbers: ids.clone(),
+                epoch,
+            },
+        ));
+    }
     phase(started, "numbers attached");
     // Subscriptions recorded after this are followed from the log ([`super::subscriptions`]);
     // the apps read next include every one before it.
@@ -239,25 +253,28 @@ pub async fn serve(
     }
     let (stop_tx, stop_rx) = watch::channel(false);
     let renewer = tokio::spawn(node.clone().run(stop_rx.clone()));
-    let worker = tokio::spawn(run_pipeline(
-        pipeline,
-        PipelineLease {
-            claim: pipeline_claim,
-            numbers: ids,
-            epoch: held,
-        },
-        stop_rx.clone(),
-    ));
-    let chores = tokio::spawn(super::housekeeping::run(
+    let mut background: Vec<tokio::task::JoinHandle<()>> = lanes
+        .into_iter()
+        .map(|(pipeline, lease)| {
+            let span = tracing::info_span!("lane", lane = pipeline.lane().map(Lane::index));
+            tokio::spawn(tracing::Instrument::instrument(
+                run_pipeline(pipeline, lease, stop_rx.clone()),
+                span,
+            ))
+        })
+        .collect();
+    background.push(tokio::spawn(super::housekeeping::run(
         shared.clone(),
         stop_rx.clone(),
         retention,
-    ));
+    )));
     // The simulated phones are the outside world: they step on their own, beside the pipeline.
-    let phones = shared
-        .sim
-        .clone()
-        .map(|sim| tokio::spawn(run_phones(sim, stop_rx.clone())));
+    background.extend(
+        shared
+            .sim
+            .clone()
+            .map(|sim| tokio::spawn(run_phones(sim, stop_rx.clone()))),
+    );
     phase(started, "listening");
     ready(bound);
     // On the signal: stop accepting, and tell the background work to stop at once (all of it
@@ -280,7 +297,7 @@ pub async fn serve(
         } => tracing::warn!("requests still running at shutdown were cut off"),
     }
     let _ = stop_tx.send(true);
-    let stopped = stop(&shared, [Some(worker), Some(chores), phones]).await;
+    let stopped = stop(&shared, background).await;
     // Only now, with the work stopped, are the leases given up: the others take over at once.
     let _ = renewer.await;
     node.release_all().await;
@@ -316,12 +333,9 @@ pub const LOCK_FILE: &str = "serve.lock";
 
 /// The stages after the server stopped: pipeline, webhook workers, the final access counts,
 /// checkpoint and projections, the evidence snapshot; each within [`WORK_GRACE`].
-async fn stop(
-    shared: &Shared,
-    background: [Option<tokio::task::JoinHandle<()>>; 3],
-) -> anyhow::Result<()> {
+async fn stop(shared: &Shared, background: Vec<tokio::task::JoinHandle<()>>) -> anyhow::Result<()> {
     let app = &shared.app;
-    let stopped = join_tasks(background.into_iter().flatten());
+    let stopped = join_tasks(background.into_iter());
     if tokio::time::timeout(WORK_GRACE, stopped).await.is_err() {
         tracing::warn!("the pipeline did not stop in time; its work resumes on the next start");
     }
@@ -369,15 +383,16 @@ async fn join_tasks(tasks: impl Iterator<Item = tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// What the pipeline task works under: the claim on the pipeline lease, the numbers it
-/// attaches when it gets the lease, and the epoch it already holds (attached at start).
+/// What a lane's pipeline task works under: the claim on the lane's lease, the numbers it
+/// attaches (those of its lane) when it gets the lease, and the epoch it already holds
+/// (attached at start).
 struct PipelineLease {
     claim: Claim,
     numbers: Vec<PhoneNumberId>,
     epoch: Option<u64>,
 }
 
-/// The pipeline, stepping until told to stop while this node holds the pipeline lease (the
+/// A lane's pipeline, stepping until told to stop while this node holds the lane's lease (the
 /// housekeeping runs beside it, in [`super::housekeeping`], so a checkpoint or a retention
 /// pass never holds up a step).
 async fn run_pipeline(

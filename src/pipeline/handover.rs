@@ -11,8 +11,8 @@ use sealpost_adapters::vault::{SessionSave, VaultError};
 use sealpost_domain::{Direction, SubjectId};
 
 /// How many consumers are worked on at once (each consumer's messages in order, by one task);
-/// records are settled `4 × LANES` at a time.
-pub const LANES: usize = 16;
+/// records are settled `4 × CONSUMERS_AT_ONCE` at a time.
+pub const CONSUMERS_AT_ONCE: usize = 16;
 
 /// One message to hand over: which, its attempt, and where its acceptance is in the log (the
 /// checkpoint stays before it while a retry is pending).
@@ -98,7 +98,7 @@ impl Pipeline {
         let this = &*self;
         let lanes: Vec<Lane> = futures::stream::iter(grouped(ready))
             .map(|(subject, ready)| this.encrypt_lane(subject, ready))
-            .buffer_unordered(LANES)
+            .buffer_unordered(CONSUMERS_AT_ONCE)
             .try_collect()
             .await?;
         let saved = self.save_links(&lanes).await?;
@@ -122,7 +122,7 @@ impl Pipeline {
         let outcomes: Vec<Result<(StepReport, Option<Retry>), AppError>> =
             futures::stream::iter(settled)
                 .map(|s| this.settle(s, retransmission))
-                .buffer_unordered(LANES * 4)
+                .buffer_unordered(CONSUMERS_AT_ONCE * 4)
                 .collect()
                 .await;
         let mut retries = Vec::new();

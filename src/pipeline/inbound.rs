@@ -85,7 +85,7 @@ impl Pipeline {
                     let ids = list.into_iter().map(|e| e.id).collect();
                     (ids, this.receipts_on(held, &kinds).await)
                 })
-                .buffer_unordered(super::LANES * 4)
+                .buffer_unordered(super::CONSUMERS_AT_ONCE * 4)
                 .collect()
                 .await;
             for envelope in others {

@@ -75,3 +75,32 @@ impl IntegritySink for IntegrityRecorder {
         }
     }
 }
+
+/// Signal batches taken from the transport at a time.
+const SIGNALS_CHUNK: usize = 64;
+
+impl Pipeline {
+    /// Takes the integrity signals a transport in another process kept for the number into the
+    /// store (the number's integrity stream), then acknowledges them: recorded at least once,
+    /// by the node that serves the number, so every node reads the same rating and tier.
+    pub(super) async fn take_signals(&self, handle: &str) -> Result<(), AppError> {
+        let Some(recorder) = &self.integrity else {
+            return Ok(());
+        };
+        loop {
+            let batches = self.transport.take_signals(handle, SIGNALS_CHUNK).await?;
+            let Some(through) = batches.last().map(|b| b.id) else {
+                return Ok(());
+            };
+            let more = batches.len() == SIGNALS_CHUNK;
+            let events: Vec<IntegrityEvent> = batches.into_iter().flat_map(|b| b.events).collect();
+            if !events.is_empty() {
+                recorder.append(handle, events).await?;
+            }
+            self.transport.ack_signals(handle, through).await?;
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+}

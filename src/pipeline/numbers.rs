@@ -32,10 +32,15 @@ impl Number {
 
 impl Pipeline {
     /// Puts a business phone number on the network: loads its Signal account (or makes one,
-    /// wrapped by the region root key) and publishes its prekeys to the key directory.
+    /// wrapped by the region root key) and publishes its prekeys to the key directory. A lane's
+    /// pipeline attaches only the numbers of its businesses and passes over the others.
     pub async fn attach_number(&mut self, id: &PhoneNumberId) -> Result<(), AppError> {
         let n = self.app.catalog().phone_number(id).await?;
         let (business, region) = crate::app::home_of(&n)?;
+        if !self.serves(&business) {
+            // Another lane's: that lane's pipeline attaches it.
+            return Ok(());
+        }
         let vault = self.app.store().vault().clone();
         // An election the delivery projection has not followed yet leaves the account in the
         // home region: serve it from there until `relocate` moves it.

@@ -35,6 +35,70 @@ pub fn holder(listing: &str, name: &str) -> Option<String> {
     rest.split(',').next().map(str::to_owned)
 }
 
+/// The id a node runs under now (the last start in its log).
+pub fn node_id(node: &Node) -> String {
+    let log = node.log_text();
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("node started"))
+        .expect("the node logged its id");
+    let v: serde_json::Value = serde_json::from_str(line).expect("a JSON log line");
+    v["fields"]["node"].as_str().expect("node id").to_owned()
+}
+
+/// Of `nodes` (each with its own simulated world), the one holding the lane of the business
+/// in `listing` and the other: the consumers' phones that the business's pipeline reaches are
+/// in the holder's world.
+pub fn home_and_away<'a>(listing: &str, nodes: [&'a Node; 2]) -> (&'a Node, &'a Node) {
+    let home = holder(listing, &lane_of(nodes[0])).expect("the business's lane is held");
+    if node_id(nodes[0]) == home {
+        (nodes[0], nodes[1])
+    } else {
+        (nodes[1], nodes[0])
+    }
+}
+
+/// The epoch of lease `name`, by `sealpost nodes`.
+pub fn epoch(listing: &str, name: &str) -> Option<u64> {
+    let line = listing
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{name}  ")))?;
+    let (_, rest) = line.split_once("  epoch ")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The lease of the pipeline lane that delivers for the node's (bootstrapped) business.
+pub fn lane_of(node: &Node) -> String {
+    sealpost::pipeline::Lane::of(&node.s("business_id")).lease()
+}
+
+/// How many of the pipeline's lanes each node holds, by `sealpost nodes`.
+pub fn lanes_held(listing: &str) -> std::collections::BTreeMap<String, usize> {
+    let mut held = std::collections::BTreeMap::new();
+    for lane in sealpost::pipeline::Lane::all() {
+        if let Some(owner) = holder(listing, &lane.lease()) {
+            *held.entry(owner).or_default() += 1;
+        }
+    }
+    held
+}
+
+/// Waits until `count` nodes hold the lanes between them, as evenly as they can (a node joined
+/// and the others handed some on); the listing then.
+pub async fn lanes_settled(url: &str, count: usize) -> String {
+    let lanes = usize::from(sealpost::pipeline::LANE_COUNT);
+    super::server::eventually(20, "the nodes share the lanes", || async {
+        let listing = nodes(url);
+        let held = lanes_held(&listing);
+        (held.len() == count
+            && held.values().sum::<usize>() == lanes
+            && held.values().all(|&n| n <= lanes.div_ceil(count)))
+        .then_some(listing)
+    })
+    .await
+}
+
 /// A node on `data` (a data directory of its own, the shared database) with the test's lease
 /// timing and root key.
 pub fn serve(data: &Data, root_key: &str) -> Serve {

@@ -15,7 +15,8 @@ impl EventStore {
             position: after,
             head: self.head.clone(),
             page: 256,
-            keep: |_| true,
+            types: None,
+            keep: Keep(Arc::new(|_| true)),
         }
     }
 
@@ -37,9 +38,22 @@ pub struct Subscription {
     position: u64,
     head: watch::Receiver<u64>,
     page: u32,
+    /// The event types read at all, when the subscriber named them: the database hands out
+    /// only those rows.
+    types: Option<&'static [&'static str]>,
     /// Which rows the subscriber wants, judged by their plaintext header: the others are passed
     /// over without being opened.
-    keep: fn(&RowHeader) -> bool,
+    keep: Keep,
+}
+
+/// A subscriber's judgement of a row header.
+#[derive(Clone)]
+struct Keep(Arc<dyn Fn(&RowHeader) -> bool + Send + Sync>);
+
+impl std::fmt::Debug for Keep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Keep")
+    }
 }
 
 /// How often a tailing subscription looks for commits made by other processes.
@@ -48,8 +62,15 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(50);
 impl Subscription {
     /// Hands out only the rows `keep` accepts; the rest are skipped unopened (the position
     /// still moves past them).
-    pub fn only(mut self, keep: fn(&RowHeader) -> bool) -> Self {
-        self.keep = keep;
+    pub fn only(mut self, keep: impl Fn(&RowHeader) -> bool + Send + Sync + 'static) -> Self {
+        self.keep = Keep(Arc::new(keep));
+        self
+    }
+
+    /// Reads only events of these types (the database leaves the others where they are); the
+    /// position still moves past the rows passed over, up to the head of the log.
+    pub fn of_types(mut self, types: &'static [&'static str]) -> Self {
+        self.types = Some(types);
         self
     }
 
@@ -75,14 +96,37 @@ impl Subscription {
     /// The next events, or none if caught up.
     pub async fn try_next_batch(&mut self) -> Result<Vec<OpenedEvent>, LedgerError> {
         loop {
-            let rows = self.store.log.read_all(self.position, self.page).await?;
-            let Some(last) = rows.last() else {
+            let (rows, passed) = match self.types {
+                None => (
+                    self.store.log.read_all(self.position, self.page).await?,
+                    None,
+                ),
+                Some(types) => {
+                    // Every position up to the head read first is committed (positions become
+                    // visible in commit order), so a short page means none of these types is
+                    // left up to it: the position moves there, and the next read starts past
+                    // the rows of other types instead of scanning them again.
+                    let head = self.store.log.head().await?;
+                    let rows = self
+                        .store
+                        .log
+                        .read_types(self.position, types, self.page)
+                        .await?;
+                    let short = rows.len() < self.page as usize;
+                    (rows, short.then_some(head))
+                }
+            };
+            let Some(last) = rows.last().map(|r| r.position).or(passed) else {
                 return Ok(Vec::new());
             };
-            self.position = last.position;
+            let last = passed.map_or(last, |head| head.max(last));
+            if last <= self.position {
+                return Ok(Vec::new());
+            }
+            self.position = last;
             let kept: Vec<_> = rows
                 .into_iter()
-                .filter(|r| (self.keep)(&r.header))
+                .filter(|r| (self.keep.0)(&r.header))
                 .collect();
             if !kept.is_empty() {
                 return self.store.open_rows(kept).await;

@@ -148,6 +148,16 @@ pub trait EventLog: Send + Sync + fmt::Debug {
         limit: u32,
     ) -> Result<Vec<StoredRow>, StoreError>;
 
+    /// Up to `limit` rows whose event type is one of `types`, with position > `after`, in
+    /// order: how a subscriber that follows a few event types reads the log without carrying
+    /// every other row out of the database.
+    async fn read_types(
+        &self,
+        after: u64,
+        types: &[&str],
+        limit: u32,
+    ) -> Result<Vec<StoredRow>, StoreError>;
+
     /// The highest committed position (0 when empty).
     async fn head(&self) -> Result<u64, StoreError>;
 

@@ -279,6 +279,9 @@ impl PostgresStore {
     const READ_STREAMS: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
      FROM sealpost_events WHERE stream_type = $1 AND stream_id IN (SELECT jsonb_array_elements_text($2::jsonb)) \
      ORDER BY stream_id, sequence";
+    const READ_TYPES: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
+     FROM sealpost_events WHERE position > $1 AND event_type IN (SELECT jsonb_array_elements_text($2::jsonb)) \
+     ORDER BY position LIMIT $3";
     /// The evidence fold's position, locked until the page's transaction ends.
     const EV_POSITION_FOR_UPDATE: &'static str =
         "SELECT position FROM sealpost_checkpoints WHERE name = $1 FOR UPDATE";

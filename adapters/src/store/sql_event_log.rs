@@ -78,6 +78,26 @@ macro_rules! impl_event_log {
                 Ok(rows.into_iter().map(Into::into).collect())
             }
 
+            async fn read_types(
+                &self,
+                after: u64,
+                types: &[&str],
+                limit: u32,
+            ) -> Result<Vec<$crate::store::StoredRow>, $crate::store::StoreError> {
+                if types.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let types = serde_json::to_string(types)
+                    .map_err(|e| $crate::store::StoreError::Database(e.to_string()))?;
+                let rows: Vec<$crate::store::DbRow> = sqlx::query_as(Self::READ_TYPES)
+                    .bind(after as i64)
+                    .bind(types)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.reader)
+                    .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
             async fn head(&self) -> Result<u64, $crate::store::StoreError> {
                 let (h,): (i64,) = sqlx::query_as($crate::store::sql::HEAD)
                     .fetch_one(&self.reader)

@@ -153,6 +153,9 @@ impl SqliteEventLog {
     const READ_STREAMS: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
      FROM sealpost_events WHERE stream_type = $1 AND stream_id IN (SELECT value FROM json_each($2)) \
      ORDER BY stream_id, sequence";
+    const READ_TYPES: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
+     FROM sealpost_events WHERE position > $1 AND event_type IN (SELECT value FROM json_each($2)) \
+     ORDER BY position LIMIT $3";
     /// The evidence fold's position (`BEGIN IMMEDIATE` already holds the write lock).
     const EV_POSITION_FOR_UPDATE: &'static str =
         "SELECT position FROM sealpost_checkpoints WHERE name = $1";

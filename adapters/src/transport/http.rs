@@ -3,8 +3,9 @@
 //! [`Transport`] port over it. Phone numbers travel only in request bodies, never in paths, so
 //! no access log or URL ever holds one; the server logs nothing per request.
 
+use super::signals::SignalQueue;
 use super::sim::SimNetwork;
-use super::{Envelope, Transport, TransportError};
+use super::{Envelope, SignalBatch, Transport, TransportError};
 use crate::signal::{Bundle, DirectoryEntry};
 use async_trait::async_trait;
 use axum::extract::State;
@@ -14,6 +15,7 @@ use axum::{Json, Router};
 use sealpost_domain::aggregates::business::MessagingLimitTier;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
 #[derive(Serialize, Deserialize)]
 struct Handle {
@@ -72,9 +74,53 @@ fn status(e: TransportError) -> StatusCode {
 
 type Reply<T> = Result<Json<T>, StatusCode>;
 
-/// The HTTP API of a simulated network.
-pub fn router(net: SimNetwork) -> Router {
+/// What the transport's routes serve: the network, and the integrity signals it keeps for the
+/// nodes.
+#[derive(Debug, Clone)]
+struct Served {
+    net: SimNetwork,
+    signals: Arc<SignalQueue>,
+}
+
+impl axum::extract::FromRef<Served> for SimNetwork {
+    fn from_ref(s: &Served) -> Self {
+        s.net.clone()
+    }
+}
+
+impl axum::extract::FromRef<Served> for Arc<SignalQueue> {
+    fn from_ref(s: &Served) -> Self {
+        s.signals.clone()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct SignalsAck {
+    handle: String,
+    through: u64,
+}
+
+/// The HTTP API of a simulated network whose integrity signals go to `signals` (the nodes take
+/// them with `/v1/signals`).
+pub fn router(net: SimNetwork, signals: Arc<SignalQueue>) -> Router {
     Router::new()
+        .route(
+            "/v1/signals",
+            post(
+                |State(q): State<Arc<SignalQueue>>, Json(r): Json<InboxRequest>| async move {
+                    Json(q.take(&r.handle, r.max))
+                },
+            ),
+        )
+        .route(
+            "/v1/signals/ack",
+            post(
+                |State(q): State<Arc<SignalQueue>>, Json(a): Json<SignalsAck>| async move {
+                    q.ack(&a.handle, a.through);
+                    Json(())
+                },
+            ),
+        )
         .route(
             "/v1/business",
             post(
@@ -170,16 +216,18 @@ pub fn router(net: SimNetwork) -> Router {
                 },
             ),
         )
-        .with_state(net)
+        .with_state(Served { net, signals })
 }
 
-/// Serves a simulated network on `listener` until `shutdown` completes.
+/// Serves a simulated network on `listener` until `shutdown` completes; its integrity signals
+/// wait in `signals` for the nodes.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     net: SimNetwork,
+    signals: Arc<SignalQueue>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(net))
+    axum::serve(listener, router(net, signals))
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -338,6 +386,32 @@ impl Transport for HttpTransport {
             &Ack {
                 handle: handle.to_owned(),
                 ids: ids.to_vec(),
+            },
+        )
+        .await
+    }
+
+    async fn take_signals(
+        &self,
+        handle: &str,
+        max: usize,
+    ) -> Result<Vec<SignalBatch>, TransportError> {
+        self.call(
+            "/v1/signals",
+            &InboxRequest {
+                handle: handle.to_owned(),
+                max,
+            },
+        )
+        .await
+    }
+
+    async fn ack_signals(&self, handle: &str, through: u64) -> Result<(), TransportError> {
+        self.call(
+            "/v1/signals/ack",
+            &SignalsAck {
+                handle: handle.to_owned(),
+                through,
             },
         )
         .await

@@ -7,9 +7,10 @@
 
 pub mod http;
 pub mod integrity;
+pub mod signals;
 pub mod sim;
 pub mod world;
 
 pub use sealpost_domain::ports::transport::{
-    Address, Envelope, IntegritySink, Payload, Receipt, Transport, TransportError,
+    Address, Envelope, IntegritySink, Payload, Receipt, SignalBatch, Transport, TransportError,
 };

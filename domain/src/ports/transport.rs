@@ -156,4 +156,30 @@ pub trait Transport: Send + Sync + fmt::Debug {
     /// Acknowledges taken envelopes of `handle` by id once the receiver has recorded them: the
     /// transport forgets them. Ids not taken, or unknown, are ignored.
     async fn ack(&self, handle: &str, ids: &[String]) -> Result<(), TransportError>;
+    /// Up to `max` batches of integrity signals about `handle` not yet acknowledged, oldest
+    /// first. A transport in another process keeps them until the node serving the number
+    /// takes them; one in the node's process hands them to its sink at once and keeps none.
+    async fn take_signals(
+        &self,
+        handle: &str,
+        max: usize,
+    ) -> Result<Vec<SignalBatch>, TransportError> {
+        let _ = (handle, max);
+        Ok(Vec::new())
+    }
+    /// Acknowledges the signal batches of `handle` up to and including `through`, once they
+    /// are recorded: the transport forgets them.
+    async fn ack_signals(&self, handle: &str, through: u64) -> Result<(), TransportError> {
+        let _ = (handle, through);
+        Ok(())
+    }
+}
+
+/// Integrity signals the transport recorded together, with an id that orders them per number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignalBatch {
+    /// Increasing per transport.
+    pub id: u64,
+    /// What it observed.
+    pub events: Vec<crate::integrity::IntegrityEvent>,
 }
