@@ -1,6 +1,6 @@
 //! One node against two (issue 13): `sealpost serve` nodes over one Postgres schema and one
 //! `sealpost transport`, the consumers' phones clients of the transport in this process, and
-//! [`TENANTS`] businesses added with `sealpost tenant add` (the nodes share the pipeline's lanes,
+//! `SEALPOST_BENCH_TENANTS` (default 16) businesses added with `sealpost tenant add` (the nodes share the pipeline's lanes,
 //! which are partitions of the businesses, ADR 0017). A closed loop of sends spread over the
 //! nodes and the businesses, then until every acknowledged send is displayed at its phone. Prints, from one run, accepted/s and delivered/s (displayed at the phones) for
 //! one node and then two, each on a fresh schema, and their ratio.
@@ -32,8 +32,11 @@ fn env(name: &str, default: u64) -> u64 {
 /// Concurrent senders of the closed loop.
 const CLIENTS: usize = 32;
 
-/// Businesses, each with one number; phone `k` is a consumer of business `k % TENANTS`.
-const TENANTS: usize = 16;
+/// Businesses, each with one number (`SEALPOST_BENCH_TENANTS`); phone `k` is a consumer of
+/// business `k % tenants`.
+fn tenant_count() -> usize {
+    env("SEALPOST_BENCH_TENANTS", 16).max(1) as usize
+}
 
 /// A child process, killed when dropped.
 struct Process(Child);
@@ -94,7 +97,8 @@ async fn run(nodes: usize, seconds: u64, phones: usize) -> (f64, f64) {
     std::fs::write(&config, "throughput_per_second = 100000\n").expect("config");
     let root_key = base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>());
     let node_dir = |n: usize| dir.path().join(format!("node{n}"));
-    let tenants: Vec<Value> = (0..TENANTS)
+    let count = tenant_count();
+    let tenants: Vec<Value> = (0..count)
         .map(|k| {
             let out = Command::new(env!("CARGO_BIN_EXE_sealpost"))
                 .args(["tenant", "add", "--name", &format!("Bench {k}")])
@@ -142,7 +146,7 @@ async fn run(nodes: usize, seconds: u64, phones: usize) -> (f64, f64) {
     // Each business: its token, number id and display number.
     let of = |k: usize| {
         let s = |f: &str| {
-            tenants[k % TENANTS][f]
+            tenants[k % count][f]
                 .as_str()
                 .expect("tenant field")
                 .to_owned()
@@ -153,7 +157,7 @@ async fn run(nodes: usize, seconds: u64, phones: usize) -> (f64, f64) {
             s("display_phone_number"),
         )
     };
-    let tenants: Vec<(String, String, String)> = (0..TENANTS).map(of).collect();
+    let tenants: Vec<(String, String, String)> = (0..count).map(of).collect();
     // Until the nodes share the lanes out (a node hands lanes on at its next lease round).
     let deadline = Instant::now() + Duration::from_secs(60);
     while !lanes_shared(&db, nodes) {
@@ -175,7 +179,7 @@ async fn run(nodes: usize, seconds: u64, phones: usize) -> (f64, f64) {
             .expect("join");
         d.send(
             &transport,
-            &tenants[k % TENANTS].2,
+            &tenants[k % count].2,
             &format!("hello-{n}"),
             br#"{"type":"text","text":{"body":"hi"}}"#,
         )
@@ -200,7 +204,7 @@ async fn run(nodes: usize, seconds: u64, phones: usize) -> (f64, f64) {
     let client = reqwest::Client::new();
     let send = |n: usize| {
         // A phone's messages alternate between the nodes (its pair limit is shared out).
-        let (token, number, _) = &tenants[(n % phones) % TENANTS];
+        let (token, number, _) = &tenants[(n % phones) % count];
         let url = format!("{}/v21.0/{number}/messages", bases[(n / phones) % nodes]);
         let body = json!({"messaging_product": "whatsapp", "to": numbers[n % phones], "type": "text", "text": {"body": format!("m{n}")}});
         client

@@ -76,6 +76,12 @@ pub const SIGNED_PREKEY_ROTATION_MS: i64 = 7 * 24 * 3_600 * SECOND_MS;
 pub const STEP_BUDGET: Duration = Duration::from_millis(200);
 /// Inbound envelopes taken (leased) at a time.
 pub const INBOX_CHUNK: usize = 256;
+/// How long a pipeline with no numbers waits between idle steps.
+pub const IDLE_WITHOUT_NUMBERS: Duration = Duration::from_millis(250);
+/// How often each number's chores are done: the prekey pool topped up, the signed prekey
+/// rotated when due, the transport's integrity signals taken (none is on the message path, and
+/// each is a round trip to the transport per number).
+pub const CHORES_EVERY: Duration = Duration::from_secs(1);
 /// First retry delay of a failed hand-off; doubled per attempt, capped at [`RETRY_MAX_MS`].
 pub const RETRY_BASE_MS: i64 = SECOND_MS;
 /// Longest retry delay.
@@ -150,6 +156,8 @@ pub struct Pipeline {
     /// The lane this pipeline works (ADR 0017); none for the whole pipeline (one process
     /// alone: `demo`, tests).
     lane: Option<Lane>,
+    /// When the numbers' chores were last done ([`CHORES_EVERY`]).
+    chores_done: Option<std::time::Instant>,
 }
 
 fn principal() -> Principal {
@@ -203,12 +211,25 @@ impl Pipeline {
             budget: STEP_BUDGET,
             fence: None,
             lane,
+            chores_done: None,
         })
     }
 
     /// The lane this pipeline works (none: every business).
     pub fn lane(&self) -> Option<Lane> {
         self.lane
+    }
+
+    /// Waits after an idle step: `pause`, or at least [`IDLE_WITHOUT_NUMBERS`] for a pipeline
+    /// without numbers (a lane of no business yet: numbers are attached when a lane is taken,
+    /// so it has nothing to deliver), so that empty lanes do not poll the store every few ms.
+    pub async fn idle(&self, pause: Duration) {
+        let pause = if self.numbers.is_empty() {
+            pause.max(IDLE_WITHOUT_NUMBERS)
+        } else {
+            pause
+        };
+        tokio::time::sleep(pause).await;
     }
 
     /// Whether this pipeline works for the business (its lane's, or every one).
@@ -257,8 +278,9 @@ impl Pipeline {
         &self.app
     }
 
-    /// One pass: deliver what was accepted, retry what is due, take what arrived, keep the
-    /// prekey pool full. Returns what it did.
+    /// One pass: deliver what was accepted, retry what is due, take what arrived, and at most
+    /// every [`CHORES_EVERY`] keep the prekey pool full, rotate the signed prekey and take the
+    /// integrity signals. Returns what it did.
     #[tracing::instrument(skip_all)]
     pub async fn step(&mut self) -> Result<StepReport, AppError> {
         let started = std::time::Instant::now();
@@ -312,11 +334,19 @@ impl Pipeline {
         report.merge(self.run_due_retries().await?);
         self.commit_checkpoint().await?;
         let handles: Vec<String> = self.numbers.keys().cloned().collect();
+        let chores = self
+            .chores_done
+            .is_none_or(|at| at.elapsed() >= CHORES_EVERY);
         for handle in handles {
             self.take_arrivals(&handle, started, &mut report).await?;
-            self.take_signals(&handle).await?;
-            self.keep_prekeys(&handle).await?;
-            self.rotate_signed_prekey(&handle).await?;
+            if chores {
+                self.take_signals(&handle).await?;
+                self.keep_prekeys(&handle).await?;
+                self.rotate_signed_prekey(&handle).await?;
+            }
+        }
+        if chores {
+            self.chores_done = Some(std::time::Instant::now());
         }
         if !report.is_idle() {
             tracing::info!(
@@ -405,6 +435,8 @@ impl Pipeline {
     /// Each of these steps works off the whole backlog (no step budget).
     pub async fn run_until_idle(&mut self, max: usize) -> Result<StepReport, AppError> {
         let budget = std::mem::replace(&mut self.budget, Duration::MAX);
+        // The first step does the numbers' chores whenever the last was.
+        self.chores_done = None;
         let mut total = StepReport::default();
         let mut result = Ok(());
         for _ in 0..max {

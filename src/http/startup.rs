@@ -465,7 +465,7 @@ async fn run_pipeline(
         let pause = Duration::from_millis(20u64 << failing.min(7)).min(Duration::from_secs(2));
         tokio::select! {
             _ = stop.changed() => {}
-            () = tokio::time::sleep(pause) => {}
+            () = pipeline.idle(pause) => {}
         }
     }
 }

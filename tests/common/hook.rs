@@ -186,11 +186,24 @@ impl Hook {
 
     /// Statuses received for message `id`.
     pub fn statuses(&self, id: &str) -> Vec<String> {
+        self.all_statuses()
+            .into_iter()
+            .filter(|(of, _)| of == id)
+            .map(|(_, status)| status)
+            .collect()
+    }
+
+    /// Every status received: `(message id, status)`, in the order posted.
+    pub fn all_statuses(&self) -> Vec<(String, String)> {
         self.values()
             .iter()
             .flat_map(|v| v["statuses"].as_array().cloned().unwrap_or_default())
-            .filter(|s| s["id"].as_str() == Some(id))
-            .filter_map(|s| s["status"].as_str().map(str::to_owned))
+            .filter_map(|s| {
+                Some((
+                    s["id"].as_str()?.to_owned(),
+                    s["status"].as_str()?.to_owned(),
+                ))
+            })
             .collect()
     }
 }

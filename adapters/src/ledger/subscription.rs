@@ -107,6 +107,10 @@ impl Subscription {
                     // left up to it: the position moves there, and the next read starts past
                     // the rows of other types instead of scanning them again.
                     let head = self.store.log.head().await?;
+                    if head <= self.position {
+                        // Nothing committed past the position: no rows to ask for.
+                        return Ok(Vec::new());
+                    }
                     let rows = self
                         .store
                         .log
