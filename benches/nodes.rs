@@ -273,7 +273,10 @@ fn lanes_shared(db: &str, nodes: usize) -> bool {
     let listing = String::from_utf8_lossy(&out.stdout);
     let holders: Vec<&str> = listing
         .lines()
-        .filter(|l| l.trim_start().starts_with("pipeline:"))
+        .filter(|l| {
+            l.trim_start()
+                .starts_with(sealpost::pipeline::LANE_LEASE_PREFIX)
+        })
         .filter_map(|l| {
             l.split_once("held by ")
                 .and_then(|(_, r)| r.split(',').next())

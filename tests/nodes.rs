@@ -131,18 +131,7 @@ async fn two_nodes_share_the_work_and_a_killed_node_is_taken_over() {
     // A token issued through one node works on the other; revoked through the other, it stops
     // working on the first.
     let number = format!("/v21.0/{}", a.s("phone_number_id"));
-    let (st, issued) = a
-        .post(
-            "/sealpost/v1/tokens",
-            Some(&a.s("access_token")),
-            serde_json::json!({"scopes": ["whatsapp_business_messaging"]}),
-        )
-        .await;
-    assert_eq!(st, 200, "{issued}");
-    let (id, token) = (
-        issued["id"].as_str().expect("id").to_owned(),
-        issued["access_token"].as_str().expect("token").to_owned(),
-    );
+    let (id, token) = a.issue_token().await;
     let issued_at = Instant::now();
     eventually(
         10,

@@ -297,18 +297,7 @@ async fn three_nodes_over_one_transport_display_every_acknowledged_send_once() {
     // A token issued through one node works on all three; revoked through another, every node
     // refuses it (the time until the last one does is printed).
     let number = format!("/v21.0/{}", running[0].s("phone_number_id"));
-    let (st, issued) = running[0]
-        .post(
-            "/sealpost/v1/tokens",
-            Some(&running[0].s("access_token")),
-            serde_json::json!({"scopes": ["whatsapp_business_messaging"]}),
-        )
-        .await;
-    assert_eq!(st, 200, "{issued}");
-    let (id, token) = (
-        issued["id"].as_str().expect("id").to_owned(),
-        issued["access_token"].as_str().expect("token").to_owned(),
-    );
+    let (id, token) = running[0].issue_token().await;
     for node in &running {
         eventually(10, "every node accepts the issued token", || async {
             (node.get(&number, &token).await.0 == 200).then_some(())

@@ -64,6 +64,24 @@ pub(super) async fn business_numbers(app: &Sealpost) -> Result<BTreeMap<String, 
     )
 }
 
+/// The business numbers of each lane (a number's lane is its business's), each number read
+/// once here rather than by every lane's pipeline.
+async fn numbers_by_lane(
+    app: &Sealpost,
+    ids: impl Iterator<Item = &String>,
+) -> anyhow::Result<BTreeMap<Lane, Vec<PhoneNumberId>>> {
+    let mut by_lane: BTreeMap<Lane, Vec<PhoneNumberId>> = BTreeMap::new();
+    for id in ids {
+        let id = PhoneNumberId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let (business, _) = crate::app::home_of(&app.catalog().phone_number(&id).await?)?;
+        by_lane
+            .entry(Lane::of(business.as_str()))
+            .or_default()
+            .push(id);
+    }
+    Ok(by_lane)
+}
+
 /// `--sim-clock`: a simulated clock starting at the later of the system clock and the time the
 /// last run saved, and the file that keeps it.
 fn sim_clock(config: &ServeConfig) -> anyhow::Result<Option<(SimClock, PathBuf)>> {
@@ -192,15 +210,13 @@ pub async fn serve(
             (Arc::new(sim.net().clone()), Some(sim))
         }
     };
-    let ids = numbers
-        .keys()
-        .map(|id| PhoneNumberId::parse(id).map_err(|e| anyhow::anyhow!("{e}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut by_lane = numbers_by_lane(&app, numbers.keys()).await?;
     // One pipeline per lane (ADR 0017). A lane's numbers are attached by the node that holds
     // it, and again by whichever node takes it over (from the stored accounts, which the last
     // holder kept up to date).
     let mut lanes = Vec::new();
     for (lane, claim) in Lane::all().zip(lane_claims) {
+        let ids = by_lane.remove(&lane).unwrap_or_default();
         // In process, the world hands its signals to the recorder; a `sealpost transport`
         // keeps them until the lane's pipeline takes them into the store.
         let mut pipeline =
@@ -218,7 +234,7 @@ pub async fn serve(
             pipeline,
             PipelineLease {
                 claim,
-                numbers: ids.clone(),
+                numbers: ids,
                 epoch,
             },
         ));
@@ -383,9 +399,8 @@ async fn join_tasks(tasks: impl Iterator<Item = tokio::task::JoinHandle<()>>) {
     }
 }
 
-/// What a lane's pipeline task works under: the claim on the lane's lease, the numbers it
-/// attaches (those of its lane) when it gets the lease, and the epoch it already holds
-/// (attached at start).
+/// What a lane's pipeline task works under: the claim on the lane's lease, the lane's numbers
+/// it attaches when it gets the lease, and the epoch it already holds (attached at start).
 struct PipelineLease {
     claim: Claim,
     numbers: Vec<PhoneNumberId>,

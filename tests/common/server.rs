@@ -520,6 +520,22 @@ impl Node {
         exchange(req, token, Some(body.to_owned())).await
     }
 
+    /// A messaging token issued by the business's admin token: its `(id, access_token)`.
+    pub async fn issue_token(&self) -> (String, String) {
+        let (st, issued) = self
+            .post(
+                "/sealpost/v1/tokens",
+                Some(&self.s("access_token")),
+                json!({"scopes": ["whatsapp_business_messaging"]}),
+            )
+            .await;
+        assert_eq!(st, 200, "{issued}");
+        (
+            issued["id"].as_str().expect("id").to_owned(),
+            issued["access_token"].as_str().expect("token").to_owned(),
+        )
+    }
+
     /// A DELETE with a token.
     pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
         self.call(reqwest::Method::DELETE, path, Some(token), None)

@@ -120,13 +120,11 @@ impl Subscription {
                     (rows, short.then_some(head))
                 }
             };
-            let Some(last) = rows.last().map(|r| r.position).or(passed) else {
+            // Past the last row read, or the head when every row up to it was read.
+            let reached = rows.last().map(|r| r.position).max(passed);
+            let Some(last) = reached.filter(|&p| p > self.position) else {
                 return Ok(Vec::new());
             };
-            let last = passed.map_or(last, |head| head.max(last));
-            if last <= self.position {
-                return Ok(Vec::new());
-            }
             self.position = last;
             let kept: Vec<_> = rows
                 .into_iter()
