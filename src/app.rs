@@ -168,27 +168,28 @@ impl Sealpost {
             data_dir,
             database_url,
             pool_size,
-            postgres::DEFAULT_CONNECT_TIMEOUT,
+            postgres::Limits::default(),
             clock,
             policy,
         )
         .await
     }
 
-    /// [`Sealpost::open`], waiting at most `connect_timeout` for Postgres at start and for a
-    /// pooled connection later (a request then fails as unavailable instead of hanging).
+    /// [`Sealpost::open`] with Postgres [`postgres::Limits`]: the wait for Postgres at start and
+    /// for a pooled connection later (a request then fails as unavailable instead of hanging),
+    /// and how long a transaction may sit idle before the server ends it.
     pub async fn open_within(
         data_dir: &Path,
         database_url: Option<&str>,
         pool_size: u32,
-        connect_timeout: std::time::Duration,
+        limits: postgres::Limits,
         clock: Arc<dyn Clock>,
         policy: RetentionPolicy,
     ) -> Result<Self, AppError> {
         match database_url {
             None => Self::open_sqlite(data_dir, clock, policy).await,
             Some(url) => {
-                let pool = postgres::connect_within(url, None, pool_size, connect_timeout).await?;
+                let pool = postgres::connect_within(url, None, pool_size, limits).await?;
                 Ok(
                     Self::open_postgres(pool, Some(&data_dir.join(ROOT_KEY_DIR)), clock, policy)
                         .await?

@@ -1,15 +1,15 @@
 //! Nodes that share one outside world, a `sealpost transport` (issue 13, ADR 0016): three
 //! nodes lose no acknowledged send while the holder of the business's pipeline lane is killed
 //! and started again
-//! (20 times with `SEALPOST_SOAK=1`), and a node frozen past its lease writes nothing over the
-//! node that took it over.
+//! (20 times with `SEALPOST_SOAK=1`), and a node frozen under load past its lease (inside its
+//! own transactions) holds no other node up and writes nothing over the node that took it over.
 
 mod common;
 
 use base64::Engine as _;
 use common::hook::Hook;
 use common::nodes::{beside, epoch, holder, lane_of, lanes_settled, node_id, nodes, serve, TTL};
-use common::server::{eventually, poll, Data, Node, Serve};
+use common::server::{client, eventually, poll, Data, Node, Serve};
 use common::{text, CONSUMER};
 use std::process::Command;
 use std::time::Duration;
@@ -424,6 +424,38 @@ async fn a_node_frozen_past_its_lease_writes_nothing_when_it_resumes() {
     .await;
     eventually(30, "the first send is shown", || shown(1)).await;
 
+    // Sends through the holder go on while it freezes: it is caught inside its own appends,
+    // holding rows every other node's appends and takeovers wait on, until the database ends
+    // its idle transaction.
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let loading = {
+        let path = format!("/v21.0/{}/messages", a.s("phone_number_id"));
+        let (url, token) = (a.url(&path), a.s("access_token"));
+        let acknowledged = acknowledged.clone();
+        // Fifteen, 20 ms apart: within the number's rate and, with the others through this
+        // node, within its share of the pair burst.
+        tokio::spawn(async move {
+            for i in 0..15 {
+                let body = format!("under load {i}");
+                let sent = client()
+                    .post(&url)
+                    .bearer_auth(&token)
+                    .header("content-type", "application/json")
+                    .body(text(CONSUMER, &body).to_string())
+                    .send()
+                    .await;
+                if sent.is_ok_and(|r| r.status().is_success()) {
+                    acknowledged.lock().expect("list").push(body);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+    };
+    eventually(30, "sends under load are acknowledged", || async {
+        (acknowledged.lock().expect("list").len() >= 5).then_some(())
+    })
+    .await;
+
     // Freeze the holder past its lease; the other takes the pipeline over and delivers.
     let pid = a.child.id().to_string();
     let signal = |sig: &str| {
@@ -477,7 +509,34 @@ async fn a_node_frozen_past_its_lease_writes_nothing_when_it_resumes() {
     // It still answers requests; what it accepts is delivered by the holder, once.
     let (st, v) = a.send(text(CONSUMER, "after the thaw")).await;
     assert_eq!(st, 200, "{v}");
-    let all = eventually(30, "the send through the thawed node is shown", || shown(7)).await;
+    loading.await.expect("the sends under load end");
+    let mut expected = acknowledged.lock().expect("list").clone();
+    expected.extend(["before the freeze", "after the thaw"].map(String::from));
+    expected.extend((0..5).map(|i| format!("while frozen {i}")));
+    let missing = |all: &[String]| -> Vec<String> {
+        expected
+            .iter()
+            .filter(|body| !all.iter().any(|s| s.contains(&format!("{body}\""))))
+            .cloned()
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let all = loop {
+        let all = shown(0).await.expect("inbox");
+        if missing(&all).is_empty() {
+            break all;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "acknowledged but never shown: {:?} (shown: {all:?})",
+            missing(&all)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    eprintln!(
+        "{} sends acknowledged around the freeze, all shown once",
+        expected.len()
+    );
     stepping.abort();
     let mut once = all.clone();
     once.sort();

@@ -6,6 +6,14 @@ use sealpost_adapters::store::{postgres, StoreError, Stores, StreamId};
 use sealpost_testkit::postgres_test_db;
 use std::time::{Duration, Instant};
 
+/// The default limits, waiting `connect` for the database.
+fn within(connect: Duration) -> postgres::Limits {
+    postgres::Limits {
+        connect,
+        ..postgres::Limits::default()
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_postgres_is_unavailable_and_named_by_host_and_port_only() {
     let started = Instant::now();
@@ -13,7 +21,7 @@ async fn an_unreachable_postgres_is_unavailable_and_named_by_host_and_port_only(
         "postgres://user-CANARY:pw-CANARY@127.0.0.1:1/db-CANARY",
         None,
         2,
-        Duration::from_secs(1),
+        within(Duration::from_secs(1)),
     )
     .await
     .expect_err("nobody listens on port 1");
@@ -33,7 +41,7 @@ async fn an_unreachable_postgres_is_unavailable_and_named_by_host_and_port_only(
         "postgres://u:pw-CANARY@[::1",
         None,
         1,
-        Duration::from_secs(1),
+        within(Duration::from_secs(1)),
     )
     .await
     .expect_err("not a URL");
@@ -48,9 +56,10 @@ async fn a_dropped_postgres_connection_is_unavailable_and_the_pool_recovers() {
     let Some(pg) = postgres_test_db("unavailable").await else {
         return;
     };
-    let pool = postgres::connect_within(&pg.url, Some(&pg.schema), 1, Duration::from_secs(5))
-        .await
-        .expect("pool");
+    let pool =
+        postgres::connect_within(&pg.url, Some(&pg.schema), 1, within(Duration::from_secs(5)))
+            .await
+            .expect("pool");
     let dropped: StoreError = sqlx::query("SELECT pg_terminate_backend(pg_backend_pid())")
         .execute(&pool)
         .await
@@ -72,6 +81,65 @@ async fn a_dropped_postgres_connection_is_unavailable_and_the_pool_recovers() {
         "a bug is not an outage: {broken}"
     );
     pool.close().await;
+    pg.drop_schema().await;
+}
+
+/// A node paused inside a transaction (SIGSTOP, a partition) holds the sequencer's row, which
+/// every append of every node locks first. The server ends the paused session once it has sat
+/// idle for the pool's `idle_in_transaction` limit: the other node's append goes on, and the
+/// paused node's transaction is gone when it resumes.
+#[tokio::test]
+async fn a_transaction_left_idle_is_ended_by_the_server_and_holds_no_one_up() {
+    let Some(pg) = postgres_test_db("idletx").await else {
+        return;
+    };
+    const LOCK_HEAD: &str = "SELECT last_position FROM sealpost_sequencer WHERE id = 1 FOR UPDATE";
+    let limit = Duration::from_secs(1);
+    let paused_node = postgres::connect_within(
+        &pg.url,
+        Some(&pg.schema),
+        1,
+        postgres::Limits {
+            idle_in_transaction: limit,
+            ..postgres::Limits::default()
+        },
+    )
+    .await
+    .expect("pool");
+    let mut paused = paused_node.begin().await.expect("begin");
+    sqlx::query(LOCK_HEAD)
+        .execute(&mut *paused)
+        .await
+        .expect("the paused node holds the head");
+
+    let started = Instant::now();
+    let mut other = pg.pool.begin().await.expect("begin");
+    let waited = tokio::time::timeout(
+        Duration::from_secs(30),
+        sqlx::query(LOCK_HEAD).execute(&mut *other),
+    )
+    .await;
+    assert!(
+        matches!(waited, Ok(Ok(_))),
+        "the other node's append waited {:?} and did not get the head: {waited:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() >= limit, "it waited for the limit");
+    other.rollback().await.expect("rollback");
+    eprintln!(
+        "the other node locked the head after {} ms (limit {} ms)",
+        started.elapsed().as_millis(),
+        limit.as_millis()
+    );
+
+    let resumed: StoreError = sqlx::query("SELECT 1")
+        .execute(&mut *paused)
+        .await
+        .expect_err("the server ended the paused session")
+        .into();
+    assert!(resumed.is_unavailable(), "{resumed}");
+    drop(paused);
+    paused_node.close().await;
     pg.drop_schema().await;
 }
 

@@ -154,7 +154,11 @@ pub async fn serve(
         &config.data_dir,
         config.database_url.as_deref(),
         16,
-        config.connect_timeout,
+        // A transaction idle for a whole lease belongs to a node that has lost its leases.
+        sealpost_adapters::store::postgres::Limits {
+            connect: config.connect_timeout,
+            idle_in_transaction: config.leases.ttl,
+        },
         clock.clone(),
         RetentionPolicy::default(),
     )

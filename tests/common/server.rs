@@ -281,9 +281,20 @@ pub async fn answer(resp: reqwest::Response) -> (u16, Value) {
     )
 }
 
+/// Longest a test waits for one HTTP answer: a server that stops answering fails the test.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// An HTTP client that gives up after [`HTTP_TIMEOUT`].
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .expect("HTTP client")
+}
+
 /// A GET of `url` (a media URL): status, content type, bytes.
 pub async fn download(url: &str, token: Option<&str>) -> (u16, String, Vec<u8>) {
-    let mut req = reqwest::Client::new().get(url);
+    let mut req = client().get(url);
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
@@ -475,7 +486,7 @@ impl Node {
 
     /// A request to build on.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        reqwest::Client::new().request(method, self.url(path))
+        client().request(method, self.url(path))
     }
 
     /// Any request; the answer's status and JSON body (`null` when not JSON).
@@ -703,7 +714,8 @@ impl Drop for Node {
     }
 }
 
-/// Polls `probe` every `every` until it returns `Some`, at most `seconds`; panics with `what`.
+/// Polls `probe` every `every` until it returns `Some`, at most `seconds`; panics with `what`,
+/// also when a probe itself hangs past the deadline (a test fails, it never hangs).
 pub async fn poll<T, F, Fut>(every: Duration, seconds: u64, what: &str, mut probe: F) -> T
 where
     F: FnMut() -> Fut,
@@ -711,7 +723,11 @@ where
 {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
-        if let Some(v) = probe().await {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let answer = tokio::time::timeout(left.max(every), probe())
+            .await
+            .unwrap_or_else(|_| panic!("timed out (the probe itself hung): {what}"));
+        if let Some(v) = answer {
             return v;
         }
         assert!(Instant::now() < deadline, "timed out: {what}");

@@ -19,7 +19,8 @@ pub enum StoreError {
     Conflict(#[from] Conflict),
     /// The database cannot be reached right now: connection refused or closed, no pooled
     /// connection within the acquire timeout, I/O, the server shutting down or not yet
-    /// accepting connections (SQLSTATE class 08, 57P01–57P03, 53300), SQLite busy or locked.
+    /// accepting connections (SQLSTATE class 08, 57P01–57P03, 53300), a session ended for
+    /// sitting idle in a transaction (25P03), SQLite busy or locked.
     /// Transient: retry later (HTTP 503, Cloud API code 131016). The pool reconnects by itself
     /// once the database is back.
     #[error("database unavailable: {0}")]
@@ -60,9 +61,10 @@ impl StoreError {
 
 /// Postgres SQLSTATEs that mean "the server cannot serve this connection now": the whole
 /// connection-exception class 08, admin / crash shutdown and cannot-connect-now (57P01–57P03),
-/// too many connections (53300).
+/// too many connections (53300), and a session the server ended for sitting idle inside a
+/// transaction (25P03: this node was paused; its transaction rolled back, retry).
 fn pg_state_unavailable(code: &str) -> bool {
-    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300")
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "25P03")
 }
 
 /// The primary SQLite result code of an extended one.
@@ -146,7 +148,7 @@ mod tests {
     #[test]
     fn sqlstates_and_result_codes_are_classified() {
         for code in [
-            "08000", "08001", "08003", "08006", "57P01", "57P02", "57P03", "53300",
+            "08000", "08001", "08003", "08006", "57P01", "57P02", "57P03", "53300", "25P03",
         ] {
             assert!(pg_state_unavailable(code), "{code}");
         }

@@ -24,14 +24,40 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres
 /// (`connect_timeout_seconds`, `--connect-timeout`, `SEALPOST_CONNECT_TIMEOUT`).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Connects a pool, optionally confined to one schema (tests use a schema each), waiting at
-/// most [`DEFAULT_CONNECT_TIMEOUT`] for the database.
+/// How long a connection may sit inside a transaction without a word before the server ends
+/// its session, unless configured (`serve` uses its lease TTL).
+pub const DEFAULT_IDLE_IN_TRANSACTION: Duration = Duration::from_secs(10);
+
+/// What a pool waits for, and how long it lets a transaction of its own sit idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The wait for the database at start and for a pooled connection later.
+    pub connect: Duration,
+    /// Postgres `idle_in_transaction_session_timeout` of every connection. A node paused or cut
+    /// off inside a transaction (SIGSTOP, a partition) holds the sequencer's row lock or a
+    /// lease row that other nodes wait on; the server ends that session after this long, so
+    /// its locks go and its transaction rolls back. Every transaction here is statements only,
+    /// milliseconds apart: one idle for this long belongs to a node that has stopped.
+    pub idle_in_transaction: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            connect: DEFAULT_CONNECT_TIMEOUT,
+            idle_in_transaction: DEFAULT_IDLE_IN_TRANSACTION,
+        }
+    }
+}
+
+/// Connects a pool, optionally confined to one schema (tests use a schema each), with the
+/// default [`Limits`].
 pub async fn connect(
     url: &str,
     schema: Option<&str>,
     max_connections: u32,
 ) -> Result<PgPool, StoreError> {
-    connect_within(url, schema, max_connections, DEFAULT_CONNECT_TIMEOUT).await
+    connect_within(url, schema, max_connections, Limits::default()).await
 }
 
 /// Where a connection goes, for messages: `host:port` or the socket directory. Never the user,
@@ -46,11 +72,11 @@ pub fn target(options: &PgConnectOptions) -> String {
 /// How long a pooled connection may sit idle before it is checked again before use.
 pub const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
 
-/// Connects a pool, waiting at most `timeout` for the first connection (a database that is
-/// starting up is waited for; one that refuses the login fails at once). The error names the
+/// Connects a pool, waiting at most `limits.connect` for the first connection (a database that
+/// is starting up is waited for; one that refuses the login fails at once). The error names the
 /// host and port tried, never the URL's user information.
 ///
-/// The same `timeout` bounds every later wait for a pooled connection, so while the database
+/// The same wait bounds every later wait for a pooled connection, so while the database
 /// is down a request fails within it ([`StoreError::Unavailable`], HTTP 503) instead of
 /// hanging. sqlx checks every connection as it goes back to the pool (a round trip); one that
 /// sat idle for longer than [`CHECK_IDLE_AFTER`] is checked again before use: one the server
@@ -61,11 +87,16 @@ pub async fn connect_within(
     url: &str,
     schema: Option<&str>,
     max_connections: u32,
-    timeout: Duration,
+    limits: Limits,
 ) -> Result<PgPool, StoreError> {
+    let timeout = limits.connect;
     // sqlx's parse errors may quote the URL: say only that it is not valid.
     let mut options = PgConnectOptions::from_str(url)
-        .map_err(|_| StoreError::Invalid("the database URL is not a valid postgres:// URL"))?;
+        .map_err(|_| StoreError::Invalid("the database URL is not a valid postgres:// URL"))?
+        .options([(
+            "idle_in_transaction_session_timeout",
+            limits.idle_in_transaction.as_millis().max(1).to_string(),
+        )]);
     if let Some(schema) = schema {
         options = options.options([("search_path", schema)]);
     }

@@ -16,6 +16,7 @@ use sealpost_domain::aggregates::business::MessagingLimitTier;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Serialize, Deserialize)]
 struct Handle {
@@ -239,12 +240,20 @@ pub struct HttpTransport {
     client: reqwest::Client,
 }
 
+/// Longest wait for one answer of the transport: a transport that stops answering makes a
+/// lane's step fail (and retry) instead of holding it forever.
+pub const TRANSPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl HttpTransport {
     /// A client of the transport at `base` (for example `http://127.0.0.1:7301`).
     pub fn new(base: &str) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(TRANSPORT_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
         }
     }
 
