@@ -507,9 +507,12 @@ pub(crate) fn grouped<K: Eq + std::hash::Hash + Clone, V>(
     out
 }
 
-/// Whether a failure is the store's passing trouble: the work is tried again, never settled.
+/// Whether a failure is not the message's: the store's passing trouble (the work is tried
+/// again) or a guarded write refused because another node took the lane over (the step ends and
+/// the lane stops, ADR 0016). Either way the message is never settled by it: a node resumed
+/// after a pause past its lease once failed with 131000 messages the new holder delivered.
 fn transient(e: &AppError) -> bool {
-    matches!(e, AppError::Ledger(_)) || e.is_unavailable()
+    matches!(e, AppError::Ledger(_)) || e.is_unavailable() || e.is_fenced()
 }
 
 #[cfg(test)]

@@ -816,3 +816,61 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
     assert_eq!(shown, vec!["first".to_owned(), "second".to_owned()]);
     env.finish().await;
 }
+
+/// A pipeline whose lease another node took over while it was paused resumes mid-work: its
+/// first guarded write (the consumer's session) is refused, and the step ends there. It fails
+/// no message (once it recorded 131000 for messages the new holder then delivered), and the
+/// node holding the lease now delivers what was waiting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_that_lost_its_lease_stops_and_fails_no_message() {
+    use sealpost_adapters::clock::Clock as _;
+    let Some(env) = postgres_env("lostlease").await else {
+        return;
+    };
+    let (mut w, mut pipeline) = world(&env, 1).await;
+    let leases = env.app.stores().leases.clone();
+    let (now, ttl) = (env.clock.now().millis(), 10_000);
+    let ours = leases
+        .acquire("pipeline:0", "node-a", now, ttl)
+        .await
+        .expect("acquire")
+        .expect("free");
+    pipeline
+        .hold(Some(ours.fence()), std::slice::from_ref(&w.number))
+        .await
+        .expect("hold");
+    opened_and_answered(&env, &mut w, &mut pipeline, "before the pause").await;
+
+    // Paused past its lease: another node takes the lane over.
+    let theirs = leases
+        .acquire("pipeline:0", "node-b", now + ttl + 1, ttl)
+        .await
+        .expect("acquire")
+        .expect("expired: taken over");
+    let waiting = w.answer(&env.app, 0, "while paused").await;
+    let refused = pipeline
+        .step()
+        .await
+        .expect_err("the resumed pipeline is refused");
+    assert!(refused.is_fenced(), "{refused}");
+    assert_eq!(
+        event_types(&env, &waiting).await,
+        ["OutboundMessageAccepted"],
+        "the resumed pipeline settled nothing"
+    );
+
+    let mut holder = Pipeline::start(env.app.clone(), w.engine.clone(), Arc::new(w.net.clone()))
+        .await
+        .expect("pipeline");
+    holder
+        .hold(Some(theirs.fence()), std::slice::from_ref(&w.number))
+        .await
+        .expect("hold");
+    holder.run_until_idle(5).await.expect("the holder delivers");
+    devices_step(&mut w).await;
+    assert_eq!(
+        shown(&w.devices[0]).await,
+        ["before the pause", "while paused"]
+    );
+    env.pg.expect("postgres").drop_schema().await;
+}

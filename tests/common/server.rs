@@ -700,10 +700,25 @@ impl Node {
     }
 }
 
+/// How much of a node's log a failed test prints.
+const LOG_LINES_ON_FAILURE: usize = 80;
+
 impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            // What the node was doing when the test failed (its log holds no personal data).
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_LINES_ON_FAILURE)..];
+            eprintln!(
+                "--- the last {} lines of the log of the node at {} ---\n{}",
+                tail.len(),
+                self.base,
+                tail.join("\n")
+            );
+        }
         if let Some(scan) = &self.serve.scan {
             if !std::thread::panicking() {
                 let needles: Vec<&str> = scan.needles.iter().map(String::as_str).collect();
