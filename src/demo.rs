@@ -371,7 +371,13 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         .ok_or_else(|| anyhow::anyhow!("message without epoch"))?;
     let epoch_key =
         sealpost_adapters::vault::epoch_key_id(business.as_str(), Region::Eu, day0_epoch);
-    let wrapped_before = match d.app.stores().keys.get(&epoch_key).await? {
+    let wrapped_before = match d
+        .app
+        .stores()
+        .keys
+        .get(business.as_str(), &epoch_key)
+        .await?
+    {
         KeyState::Live(w) => Some(w.wrapped),
         _ => None,
     };
@@ -429,7 +435,11 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     d.check(
         "the destroyed epoch key is gone from the key store",
         matches!(
-            d.app.stores().keys.get(&epoch_key).await?,
+            d.app
+                .stores()
+                .keys
+                .get(business.as_str(), &epoch_key)
+                .await?,
             KeyState::Destroyed
         ),
     )?;

@@ -37,7 +37,7 @@ pub struct Tokens {
 }
 
 /// Where token events are recorded when the principal belongs to no business.
-const NO_BUSINESS: &str = "0";
+const NO_BUSINESS: &str = sealpost_domain::DEPLOYMENT;
 
 impl Tokens {
     /// The index as the persisted `tokens` projection has it, caught up with the log (O(new

@@ -365,7 +365,7 @@ async fn a_crash_in_the_middle_of_an_erasure_leaves_the_subject_fully_erased() {
         env.app
             .stores()
             .keys
-            .destroyed_at(&key)
+            .destroyed_at(b.as_str(), &key)
             .await
             .expect("tomb"),
         None,
@@ -387,7 +387,7 @@ async fn a_crash_in_the_middle_of_an_erasure_leaves_the_subject_fully_erased() {
     assert!(next
         .stores()
         .keys
-        .destroyed_at(&key)
+        .destroyed_at(b.as_str(), &key)
         .await
         .expect("tomb")
         .is_some());

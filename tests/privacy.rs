@@ -225,7 +225,7 @@ async fn nothing_older_than_30_days_opens(env: Env) {
     );
     let mut wrapped = Vec::new();
     for id in &doomed {
-        match keys.get(id).await.expect("get") {
+        match keys.get(t.business.as_str(), id).await.expect("get") {
             KeyState::Live(w) => wrapped.push(w.wrapped),
             other => panic!("key {id} should be live before retention, is {other:?}"),
         }
@@ -299,7 +299,7 @@ async fn nothing_older_than_30_days_opens(env: Env) {
 
     for id in &doomed {
         assert_eq!(
-            keys.get(id).await.expect("get"),
+            keys.get(t.business.as_str(), id).await.expect("get"),
             KeyState::Destroyed,
             "{id}"
         );
@@ -380,9 +380,12 @@ async fn interrupted_destructions_are_finished_by_the_next_pass() {
     .expect("expire event");
     for s in [erased, expired] {
         assert!(matches!(
-            keys.get(&subject_key_id(t.business.as_str(), Region::Eu, s))
-                .await
-                .expect("get"),
+            keys.get(
+                t.business.as_str(),
+                &subject_key_id(t.business.as_str(), Region::Eu, s)
+            )
+            .await
+            .expect("get"),
             KeyState::Live(_)
         ));
     }
@@ -395,9 +398,12 @@ async fn interrupted_destructions_are_finished_by_the_next_pass() {
     assert_eq!(report.erasures_completed, 1);
     for s in [erased, expired] {
         assert_eq!(
-            keys.get(&subject_key_id(t.business.as_str(), Region::Eu, s))
-                .await
-                .expect("get"),
+            keys.get(
+                t.business.as_str(),
+                &subject_key_id(t.business.as_str(), Region::Eu, s)
+            )
+            .await
+            .expect("get"),
             KeyState::Destroyed
         );
         assert!(env

@@ -14,7 +14,7 @@ use serde::Serialize;
 /// The stream type of projection snapshots.
 pub const PROJECTION_STREAM_TYPE: &str = "projection";
 /// The owner projection snapshots are sealed for: the operator, no business.
-const OWNER: &str = "0";
+const OWNER: &str = sealpost_domain::DEPLOYMENT;
 /// Rows read at a time while catching up.
 const PAGE: u32 = 1_000;
 

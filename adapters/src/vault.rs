@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The owner recorded on the audit log's signing key: it belongs to no business.
-pub const AUDIT_OWNER: &str = "0";
+pub const AUDIT_OWNER: &str = sealpost_domain::DEPLOYMENT;
 
 /// Vault failures. None carries key material or personal data.
 #[derive(Debug, thiserror::Error)]
@@ -165,16 +165,17 @@ impl Vault {
         Ok(key)
     }
 
-    /// Loads a key; `create` makes it (first writer wins) if it was never made.
+    /// Loads `business`'s key `id`; `create` makes it (first writer wins) if it was never made.
     async fn load(
         &self,
+        business: &str,
         id: &str,
         create: Option<(KeySpec<'_>, Timestamp)>,
     ) -> Result<Option<Arc<SecretKey>>, VaultError> {
         if let Some(k) = self.cached(id) {
             return Ok(Some(k));
         }
-        match self.keys.get(id).await? {
+        match self.keys.get(business, id).await? {
             KeyState::Live(w) => Ok(Some(self.unwrap_key(&w)?)),
             KeyState::Destroyed => Ok(None),
             KeyState::Missing => match create {

@@ -9,8 +9,8 @@ use sealpost_adapters::crypto::SecretKey;
 use sealpost_adapters::ledger::{EventContext, EventStore, PlainEvent};
 use sealpost_adapters::store::{
     AppendCommand, AppendOutcome, AuditLeaf, AuditNode, CheckpointRow, Conflict, Destruction,
-    EventLog, Fence, KeyKind, KeyState, SessionRow, SnapshotRow, StoreError, StoredRow, Stores,
-    StreamId, TxHook, WrappedKey,
+    EventLog, Fence, KeyKind, KeyState, OfBusiness, SessionRow, SnapshotRow, StoreError, StoredRow,
+    Stores, StreamId, TxHook, WrappedKey,
 };
 use sealpost_adapters::vault::{RootKeys, Vault};
 use sealpost_domain::Region;
@@ -702,25 +702,62 @@ async fn key_store_contract(f: &Fixture) {
         Some("sub_a")
     );
 
+    // Every address names the business: another business's name reaches nothing of b1's.
+    assert_eq!(
+        keys.get("b2", "epoch/EU/b1/5").await.expect("get"),
+        KeyState::Missing
+    );
+    let none = keys
+        .destroy(&Destruction {
+            keys: vec![OfBusiness::new("b2", "epoch/EU/b1/5")],
+            index_subjects: vec![OfBusiness::new("b2", "sub_a")],
+            at: 8,
+        })
+        .await
+        .expect("destroy");
+    assert_eq!(none, 0, "b2 destroys nothing of b1's");
+    assert_eq!(
+        keys.index_get("b1", "EU", &[7; 32])
+            .await
+            .expect("get")
+            .as_deref(),
+        Some("sub_a"),
+        "nor its routing"
+    );
     let n = keys
         .destroy(&Destruction {
-            key_ids: vec!["epoch/EU/b1/3".into(), "epoch/EU/b1/5".into()],
-            index_subjects: vec!["sub_a".into()],
+            keys: vec![
+                OfBusiness::new("b1", "epoch/EU/b1/3"),
+                OfBusiness::new("b1", "epoch/EU/b1/5"),
+            ],
+            index_subjects: vec![OfBusiness::new("b1", "sub_a")],
             at: 9,
         })
         .await
         .expect("destroy");
     assert_eq!(n, 2);
     assert_eq!(
-        keys.get("epoch/EU/b1/5").await.expect("get"),
+        keys.get("b1", "epoch/EU/b1/5").await.expect("get"),
         KeyState::Destroyed
     );
     assert_eq!(
-        keys.get("epoch/EU/b1/4").await.expect("get"),
+        keys.destroyed_at("b1", "epoch/EU/b1/5")
+            .await
+            .expect("tomb"),
+        Some(9)
+    );
+    assert_eq!(
+        keys.destroyed_at("b2", "epoch/EU/b1/5")
+            .await
+            .expect("tomb"),
+        None
+    );
+    assert_eq!(
+        keys.get("b1", "epoch/EU/b1/4").await.expect("get"),
         KeyState::Missing
     );
     assert!(matches!(
-        keys.get("epoch/EU/b1/9").await.expect("get"),
+        keys.get("b1", "epoch/EU/b1/9").await.expect("get"),
         KeyState::Live(_)
     ));
     assert_eq!(
@@ -815,7 +852,7 @@ async fn cqrs_framework_runs_on_the_sealed_store(f: &Fixture) {
 /// destruction.
 async fn signal_state_contract(f: &Fixture) {
     let keys = &f.stores.keys;
-    assert_eq!(keys.signal_account("pn1").await.expect("get"), None);
+    assert_eq!(keys.signal_account("b1", "pn1").await.expect("get"), None);
     keys.put_signal_account("pn1", "b1", "EU", &[1; 40], 1)
         .await
         .expect("put");
@@ -823,8 +860,13 @@ async fn signal_state_contract(f: &Fixture) {
         .await
         .expect("replace");
     assert_eq!(
-        keys.signal_account("pn1").await.expect("get"),
+        keys.signal_account("b1", "pn1").await.expect("get"),
         Some(vec![2; 40])
+    );
+    assert_eq!(
+        keys.signal_account("b2", "pn1").await.expect("get"),
+        None,
+        "another business's name reaches nothing"
     );
 
     let row = |subject: &str, device: u8, byte: u8, at: i64| SessionRow {
@@ -853,13 +895,18 @@ async fn signal_state_contract(f: &Fixture) {
         keys.signal_session("b1", "sub_a", 1).await.expect("get"),
         Some(vec![6; 50])
     );
-    keys.destroy(&Destruction {
-        key_ids: vec![],
-        index_subjects: vec!["sub_a".into()],
+    let destroy_sub_a = |business: &str| Destruction {
+        keys: vec![],
+        index_subjects: vec![OfBusiness::new(business, "sub_a")],
         at: 3,
-    })
-    .await
-    .expect("destroy");
+    };
+    keys.destroy(&destroy_sub_a("b2")).await.expect("destroy");
+    assert_eq!(
+        keys.signal_session("b1", "sub_a", 1).await.expect("get"),
+        Some(vec![6; 50]),
+        "another business's destruction leaves b1's sessions"
+    );
+    keys.destroy(&destroy_sub_a("b1")).await.expect("destroy");
     assert_eq!(
         keys.signal_session("b1", "sub_a", 1).await.expect("get"),
         None

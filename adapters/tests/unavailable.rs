@@ -194,7 +194,7 @@ async fn the_embedded_store_files_are_owner_only() {
         .stream_version(&StreamId::new("t", "1"))
         .await
         .expect("version");
-    stores.keys.get("nothing").await.expect("get");
+    stores.keys.get("b1", "nothing").await.expect("get");
     let mode = |p: &std::path::Path| {
         std::fs::metadata(p)
             .unwrap_or_else(|e| panic!("{}: {e}", p.display()))

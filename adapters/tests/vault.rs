@@ -3,7 +3,7 @@
 //! ledger-key rotation.
 
 use sealpost_adapters::crypto::SecretKey;
-use sealpost_adapters::store::{KeyKind, KeyState, Stores};
+use sealpost_adapters::store::{KeyKind, KeyState, OfBusiness, Stores};
 use sealpost_adapters::vault::{epoch_key_id, subject_key_id, RootKeys, Vault, VaultError};
 use sealpost_domain::{EpochId, FieldScope, MessageId, Opened, Region, SubjectId, Timestamp, E164};
 use std::sync::Arc;
@@ -93,7 +93,13 @@ async fn fields_open_until_either_key_is_destroyed() {
 
     // Destroying epoch 7 shreds a and c (both subjects), not b.
     vault
-        .destroy_epoch_keys(vec![epoch_key_id(B, Region::Eu, EpochId::new(7))], now)
+        .destroy_epoch_keys(
+            vec![OfBusiness::new(
+                B,
+                epoch_key_id(B, Region::Eu, EpochId::new(7)),
+            )],
+            now,
+        )
         .await
         .expect("destroy");
     assert_eq!(open(a.clone(), 0).await, Opened::Shredded);
@@ -121,7 +127,7 @@ async fn fields_open_until_either_key_is_destroyed() {
     assert_eq!(
         stores
             .keys
-            .get(&subject_key_id(B, Region::Eu, &s1))
+            .get(B, &subject_key_id(B, Region::Eu, &s1))
             .await
             .expect("get"),
         KeyState::Destroyed
@@ -233,7 +239,7 @@ async fn signal_state_is_wrapped_or_sealed_and_erased_with_the_subject() {
         .await
         .expect("save");
     let back = vault
-        .load_signal_account("106540352242922", Region::Eu)
+        .load_signal_account("106540352242922", B, Region::Eu)
         .await
         .expect("load")
         .expect("present");
@@ -337,7 +343,13 @@ async fn media_opens_until_it_is_deleted_or_its_epoch_expires() {
         .expect("destroyed");
     // Retention destroys the epoch of another.
     vault
-        .destroy_epoch_keys(vec![epoch_key_id(B, Region::Eu, EpochId::new(8))], now)
+        .destroy_epoch_keys(
+            vec![OfBusiness::new(
+                B,
+                epoch_key_id(B, Region::Eu, EpochId::new(8)),
+            )],
+            now,
+        )
         .await
         .expect("destroyed");
     let opened = |i: usize, s: FieldScope| {
@@ -416,7 +428,7 @@ async fn a_destroyed_keys_bytes_leave_the_files_at_the_next_scrub() {
         .await
         .expect("key");
     let id = subject_key_id(B, Region::Eu, &subject);
-    let KeyState::Live(key) = stores.keys.get(&id).await.expect("get") else {
+    let KeyState::Live(key) = stores.keys.get(B, &id).await.expect("get") else {
         panic!("the key is live");
     };
     let on_disk = || {
@@ -434,7 +446,7 @@ async fn a_destroyed_keys_bytes_leave_the_files_at_the_next_scrub() {
         .await
         .expect("destroy");
     assert!(matches!(
-        stores.keys.get(&id).await.expect("get"),
+        stores.keys.get(B, &id).await.expect("get"),
         KeyState::Destroyed
     ));
     assert!(

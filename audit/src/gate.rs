@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 /// The business id used on access-log rows about data that belongs to no business.
-pub const NO_BUSINESS: &str = "0";
+pub const NO_BUSINESS: &str = sealpost_domain::DEPLOYMENT;
 
 /// Why a read through the gate failed.
 #[derive(Debug, thiserror::Error)]

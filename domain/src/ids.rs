@@ -75,6 +75,11 @@ numeric_id!(
     BusinessId,
     "business"
 );
+
+/// The business id the deployment's own records carry (operator tokens, the access log of
+/// principals without a business, persisted projections, the audit signing key): never a real
+/// business's (a [`BusinessId`] is 15 digits).
+pub const DEPLOYMENT: &str = "0";
 numeric_id!(
     /// A business phone number, as it appears in `/{version}/{phone-number-id}/messages`.
     PhoneNumberId,

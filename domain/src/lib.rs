@@ -36,7 +36,7 @@ pub use aggregates::retention::{RetentionCommand, RetentionEvent, RetentionLedge
 pub use aggregates::subject::{Subject, SubjectCommand, SubjectEvent};
 pub use content::MessageContent;
 pub use error::DomainError;
-pub use ids::{BusinessId, IdError, MediaId, MessageId, PhoneNumberId, SubjectId};
+pub use ids::{BusinessId, IdError, MediaId, MessageId, PhoneNumberId, SubjectId, DEPLOYMENT};
 pub use phone::E164;
 pub use region::Region;
 pub use sealed::{FieldScope, Opened, Sealed};

@@ -11,7 +11,7 @@
 
 use sealpost_adapters::exec::{CommandMeta, ExecError, Executor};
 use sealpost_adapters::ledger::{LedgerError, OpenedEvent, Subscription};
-use sealpost_adapters::store::StoreError;
+use sealpost_adapters::store::{OfBusiness, StoreError};
 use sealpost_adapters::vault::{epoch_key_id, VaultError};
 use sealpost_domain::{
     BusinessId, EpochId, MessageEvent, Principal, Region, RetentionCommand, RetentionLedger,
@@ -295,7 +295,10 @@ impl RetentionProcess {
                         now,
                     )
                     .await?;
-                ids.push(epoch_key_id(business.as_str(), region, epoch));
+                ids.push(OfBusiness::new(
+                    business.as_str(),
+                    epoch_key_id(business.as_str(), region, epoch),
+                ));
             }
             destroyed += vault.destroy_epoch_keys(ids, now).await?;
         }

@@ -402,7 +402,10 @@ impl Evidence<'_> {
         let completed_at = self
             .stores
             .keys
-            .destroyed_at(&subject_key_id(business.as_str(), region, subject))
+            .destroyed_at(
+                business.as_str(),
+                &subject_key_id(business.as_str(), region, subject),
+            )
             .await?;
         let audit = self.audit().await?;
         let checkpoint = audit.checkpoint(self.now()).await?;

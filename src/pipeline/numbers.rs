@@ -46,7 +46,10 @@ impl Pipeline {
         // home region: serve it from there until `relocate` moves it.
         let mut stored = None;
         for r in std::iter::once(region).chain(n.home_region.filter(|h| *h != region)) {
-            if let Some(bytes) = vault.load_signal_account(id.as_str(), r).await? {
+            if let Some(bytes) = vault
+                .load_signal_account(id.as_str(), business.as_str(), r)
+                .await?
+            {
                 stored = Some((bytes, r));
                 break;
             }

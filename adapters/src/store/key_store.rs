@@ -97,13 +97,33 @@ pub enum KeyState {
     Missing,
 }
 
-/// What to destroy in one transaction.
+/// A key or a subject as the key store addresses it: the business it belongs to (the
+/// distribution key every query names, ADR 0018) and its id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OfBusiness {
+    /// The business.
+    pub business: String,
+    /// The key's or subject's id.
+    pub id: String,
+}
+
+impl OfBusiness {
+    /// `id` of `business`.
+    pub fn new(business: impl Into<String>, id: impl Into<String>) -> Self {
+        Self {
+            business: business.into(),
+            id: id.into(),
+        }
+    }
+}
+
+/// What to destroy in one transaction (retention's may span businesses).
 #[derive(Debug, Clone, Default)]
 pub struct Destruction {
     /// Keys to delete (tombstoned so they are never made again).
-    pub key_ids: Vec<String>,
+    pub keys: Vec<OfBusiness>,
     /// Subjects whose blind-index entries and Signal sessions go with them.
-    pub index_subjects: Vec<String>,
+    pub index_subjects: Vec<OfBusiness>,
     /// When.
     pub at: i64,
 }
@@ -115,8 +135,8 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     /// first writer wins). Fails with [`StoreError::KeyDestroyed`] if the id was destroyed.
     async fn insert_if_absent(&self, key: &WrappedKey) -> Result<WrappedKey, StoreError>;
 
-    /// Looks a key up.
-    async fn get(&self, key_id: &str) -> Result<KeyState, StoreError>;
+    /// Looks a key of `business` up.
+    async fn get(&self, business: &str, key_id: &str) -> Result<KeyState, StoreError>;
 
     /// The newest version of the ledger key of a business in a region.
     async fn latest_ledger(
@@ -125,8 +145,8 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         region: &str,
     ) -> Result<Option<WrappedKey>, StoreError>;
 
-    /// When a key was destroyed (from its tombstone), `None` if it was not.
-    async fn destroyed_at(&self, key_id: &str) -> Result<Option<i64>, StoreError>;
+    /// When a key of `business` was destroyed (from its tombstone), `None` if it was not.
+    async fn destroyed_at(&self, business: &str, key_id: &str) -> Result<Option<i64>, StoreError>;
 
     /// Live epoch keys with epoch <= `up_to`, oldest first, at most `limit`.
     async fn expired_epochs(&self, up_to: i64, limit: u32) -> Result<Vec<WrappedKey>, StoreError>;
@@ -159,8 +179,13 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         blind: &[u8],
     ) -> Result<Option<String>, StoreError>;
 
-    /// Loads a wrapped Signal account by owner (a phone number id or a device handle).
-    async fn signal_account(&self, owner: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Loads a wrapped Signal account of `business` by owner (a phone number id or a device
+    /// handle).
+    async fn signal_account(
+        &self,
+        business: &str,
+        owner: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
 
     /// Writes (replaces) a wrapped Signal account.
     async fn put_signal_account(

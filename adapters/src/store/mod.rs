@@ -36,7 +36,7 @@ pub use evidence::{
     AccessEntry, AccessQuery, BillingKey, DayKeys, ErasureFact, EvidenceRows, EvidenceWrite,
     MessageFacts, MessageTotals, Shred, StatCount, StatKey, SubjectTag,
 };
-pub use key_store::{Destruction, KeyKind, KeyState, KeyStore, SessionRow, WrappedKey};
+pub use key_store::{Destruction, KeyKind, KeyState, KeyStore, OfBusiness, SessionRow, WrappedKey};
 pub use lease::{Fence, Lease, LeaseRow, Leases};
 pub(crate) use sql::{DbKey, DbRow, DbSnapshot};
 pub(crate) use sql_event_log::{impl_event_log, put_leaves_in_tx};

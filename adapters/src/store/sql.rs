@@ -66,25 +66,28 @@ pub const SAVE_CHECKPOINT: &str =
      ON CONFLICT (name) DO UPDATE SET position = excluded.position";
 pub const KEY_INSERT: &str = "INSERT INTO sealpost_keys (key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key_id) DO NOTHING";
-pub const KEY_GET: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys WHERE key_id = $1";
-pub const KEY_TOMBSTONE: &str = "SELECT 1 FROM sealpost_destroyed_keys WHERE key_id = $1";
+pub const KEY_GET: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys WHERE business_id = $1 AND key_id = $2";
+pub const KEY_TOMBSTONE: &str =
+    "SELECT 1 FROM sealpost_destroyed_keys WHERE business_id = $1 AND key_id = $2";
 pub const KEY_DESTROYED_AT: &str =
-    "SELECT destroyed_at FROM sealpost_destroyed_keys WHERE key_id = $1";
+    "SELECT destroyed_at FROM sealpost_destroyed_keys WHERE business_id = $1 AND key_id = $2";
 pub const KEY_LATEST_LEDGER: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys \
      WHERE kind = 'ledger' AND business_id = $1 AND region = $2 ORDER BY version DESC LIMIT 1";
 pub const KEY_EXPIRED_EPOCHS: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys \
      WHERE kind = 'epoch' AND epoch <= $1 ORDER BY epoch, key_id LIMIT $2";
 pub const KEY_DELETE: &str =
-    "DELETE FROM sealpost_keys WHERE key_id = $1 RETURNING business_id, kind";
+    "DELETE FROM sealpost_keys WHERE business_id = $1 AND key_id = $2 RETURNING kind";
 pub const KEY_ADD_TOMBSTONE: &str = "INSERT INTO sealpost_destroyed_keys (key_id, business_id, kind, destroyed_at) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (key_id) DO NOTHING";
-pub const INDEX_DELETE_SUBJECT: &str = "DELETE FROM sealpost_subject_index WHERE subject_id = $1";
+pub const INDEX_DELETE_SUBJECT: &str =
+    "DELETE FROM sealpost_subject_index WHERE business_id = $1 AND subject_id = $2";
 pub const INDEX_PUT: &str = "INSERT INTO sealpost_subject_index (business_id, region, blind, subject_id) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (business_id, region, blind) DO NOTHING";
 pub const INDEX_GET: &str = "SELECT subject_id FROM sealpost_subject_index WHERE business_id = $1 AND region = $2 AND blind = $3";
 pub const SESSION_DELETE_SUBJECT: &str =
-    "DELETE FROM sealpost_signal_sessions WHERE subject_id = $1";
-pub const ACCOUNT_GET: &str = "SELECT wrapped FROM sealpost_signal_accounts WHERE owner = $1";
+    "DELETE FROM sealpost_signal_sessions WHERE business_id = $1 AND subject_id = $2";
+pub const ACCOUNT_GET: &str =
+    "SELECT wrapped FROM sealpost_signal_accounts WHERE business_id = $1 AND owner = $2";
 pub const ACCOUNT_PUT: &str = "INSERT INTO sealpost_signal_accounts (owner, business_id, region, wrapped, updated_at) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (owner) DO UPDATE SET wrapped = excluded.wrapped, updated_at = excluded.updated_at";
 pub const SESSION_GET: &str = "SELECT sealed FROM sealpost_signal_sessions WHERE business_id = $1 AND subject_id = $2 AND device = $3";

@@ -20,9 +20,11 @@ macro_rules! impl_key_store {
 
             async fn destroyed_at(
                 &self,
+                business: &str,
                 key_id: &str,
             ) -> Result<Option<i64>, $crate::store::StoreError> {
                 let row: Option<(i64,)> = sqlx::query_as($crate::store::sql::KEY_DESTROYED_AT)
+                    .bind(business)
                     .bind(key_id)
                     .fetch_optional(&self.reader)
                     .await?;
@@ -45,9 +47,11 @@ macro_rules! impl_key_store {
 
             async fn get(
                 &self,
+                business: &str,
                 key_id: &str,
             ) -> Result<$crate::store::KeyState, $crate::store::StoreError> {
                 let row: Option<$crate::store::DbKey> = sqlx::query_as($crate::store::sql::KEY_GET)
+                    .bind(business)
                     .bind(key_id)
                     .fetch_optional(&self.reader)
                     .await?;
@@ -55,6 +59,7 @@ macro_rules! impl_key_store {
                     return Ok($crate::store::KeyState::Live(row.try_into()?));
                 }
                 let tomb: Option<(i32,)> = sqlx::query_as($crate::store::sql::KEY_TOMBSTONE)
+                    .bind(business)
                     .bind(key_id)
                     .fetch_optional(&self.reader)
                     .await?;
@@ -133,9 +138,11 @@ macro_rules! impl_key_store {
 
             async fn signal_account(
                 &self,
+                business: &str,
                 owner: &str,
             ) -> Result<Option<Vec<u8>>, $crate::store::StoreError> {
                 let row: Option<(Vec<u8>,)> = sqlx::query_as($crate::store::sql::ACCOUNT_GET)
+                    .bind(business)
                     .bind(owner)
                     .fetch_optional(&self.reader)
                     .await?;
@@ -208,6 +215,7 @@ pub(crate) use impl_key_store;
 macro_rules! insert_key_in_tx {
     ($tx:expr, $key:expr) => {{
         let tomb: Option<(i32,)> = sqlx::query_as($crate::store::sql::KEY_TOMBSTONE)
+            .bind(&$key.business_id)
             .bind(&$key.key_id)
             .fetch_optional(&mut *$tx)
             .await?;
@@ -227,6 +235,7 @@ macro_rules! insert_key_in_tx {
             .execute(&mut *$tx)
             .await?;
         let row: $crate::store::DbKey = sqlx::query_as($crate::store::sql::KEY_GET)
+            .bind(&$key.business_id)
             .bind(&$key.key_id)
             .fetch_one(&mut *$tx)
             .await?;
@@ -240,16 +249,17 @@ pub(crate) use insert_key_in_tx;
 macro_rules! destroy_in_tx {
     ($tx:expr, $d:expr) => {{
         let mut deleted = 0u64;
-        for key_id in &$d.key_ids {
-            let row: Option<(String, String)> = sqlx::query_as($crate::store::sql::KEY_DELETE)
-                .bind(key_id)
+        for key in &$d.keys {
+            let row: Option<(String,)> = sqlx::query_as($crate::store::sql::KEY_DELETE)
+                .bind(&key.business)
+                .bind(&key.id)
                 .fetch_optional(&mut *$tx)
                 .await?;
-            if let Some((business_id, kind)) = row {
+            if let Some((kind,)) = row {
                 deleted += 1;
                 sqlx::query($crate::store::sql::KEY_ADD_TOMBSTONE)
-                    .bind(key_id)
-                    .bind(business_id)
+                    .bind(&key.id)
+                    .bind(&key.business)
                     .bind(kind)
                     .bind($d.at)
                     .execute(&mut *$tx)
@@ -258,11 +268,13 @@ macro_rules! destroy_in_tx {
         }
         for subject in &$d.index_subjects {
             sqlx::query($crate::store::sql::INDEX_DELETE_SUBJECT)
-                .bind(subject)
+                .bind(&subject.business)
+                .bind(&subject.id)
                 .execute(&mut *$tx)
                 .await?;
             sqlx::query($crate::store::sql::SESSION_DELETE_SUBJECT)
-                .bind(subject)
+                .bind(&subject.business)
+                .bind(&subject.id)
                 .execute(&mut *$tx)
                 .await?;
         }

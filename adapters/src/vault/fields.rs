@@ -82,7 +82,10 @@ impl Vault {
                     subject: None,
                     version: 1,
                 };
-                let Some(mk) = self.load(&id, create_at.map(|now| (spec, now))).await? else {
+                let Some(mk) = self
+                    .load(business, &id, create_at.map(|now| (spec, now)))
+                    .await?
+                else {
                     return Ok(None);
                 };
                 let Some(ek) = self.epoch_key(business, region, *epoch, create_at).await? else {
@@ -129,7 +132,7 @@ impl Vault {
                 return Err(
                     match self
                         .keys
-                        .get(&subject_key_id(business, region, subject))
+                        .get(business, &subject_key_id(business, region, subject))
                         .await?
                     {
                         KeyState::Missing => VaultError::KeyMissing,

@@ -3,7 +3,7 @@
 
 use super::{key_id, KeySpec, Vault, VaultError, AUDIT_OWNER};
 use crate::crypto::SecretKey;
-use crate::store::{Destruction, KeyKind};
+use crate::store::{Destruction, KeyKind, OfBusiness};
 use sealpost_domain::{EpochId, MediaId, Region, SubjectId, Timestamp};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -73,7 +73,7 @@ impl Vault {
             subject: None,
             version,
         };
-        self.load(&id, create.map(|now| (spec, now)))
+        self.load(business, &id, create.map(|now| (spec, now)))
             .await?
             .ok_or(VaultError::KeyMissing)
     }
@@ -119,7 +119,8 @@ impl Vault {
             subject: None,
             version: 1,
         };
-        self.load(&id, create_at.map(|now| (spec, now))).await
+        self.load(business, &id, create_at.map(|now| (spec, now)))
+            .await
     }
 
     /// A subject key; `create_at` makes it if it was never made. `None` when destroyed.
@@ -139,7 +140,8 @@ impl Vault {
             subject: Some(subject.as_str()),
             version: 1,
         };
-        self.load(&id, create_at.map(|now| (spec, now))).await
+        self.load(business, &id, create_at.map(|now| (spec, now)))
+            .await
     }
 
     pub(super) async fn index_key(
@@ -157,7 +159,7 @@ impl Vault {
             subject: None,
             version: 1,
         };
-        self.load(&id, Some((spec, now)))
+        self.load(business, &id, Some((spec, now)))
             .await?
             .ok_or(VaultError::KeyDestroyed)
     }
@@ -195,7 +197,9 @@ impl Vault {
             subject: None,
             version: 1,
         };
-        let key = self.load(&id, create_at.map(|now| (spec, now))).await?;
+        let key = self
+            .load(business, &id, create_at.map(|now| (spec, now)))
+            .await?;
         Ok(key.map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.expose())))
     }
 
@@ -236,7 +240,7 @@ impl Vault {
             version: 1,
         };
         let key = self
-            .load(&id, Some((spec, now)))
+            .load(AUDIT_OWNER, &id, Some((spec, now)))
             .await?
             .ok_or(VaultError::KeyDestroyed)?;
         let mut seed = Zeroizing::new([0u8; 32]);
@@ -252,23 +256,24 @@ impl Vault {
         media: &MediaId,
         now: Timestamp,
     ) -> Result<u64, VaultError> {
-        self.destroy_keys(vec![media_key_id(business, region, media)], vec![], now)
-            .await
+        let key = OfBusiness::new(business, media_key_id(business, region, media));
+        self.destroy_keys(vec![key], vec![], now).await
     }
 
     /// Destroys keys (and the routing of `index_subjects`) in one transaction, forgetting any
     /// cached copy before and after. Returns how many existed.
     async fn destroy_keys(
         &self,
-        ids: Vec<String>,
-        index_subjects: Vec<String>,
+        keys: Vec<OfBusiness>,
+        index_subjects: Vec<OfBusiness>,
         now: Timestamp,
     ) -> Result<u64, VaultError> {
+        let ids: Vec<String> = keys.iter().map(|k| k.id.clone()).collect();
         self.forget(&ids);
         let n = self
             .keys
             .destroy(&Destruction {
-                key_ids: ids.clone(),
+                keys,
                 index_subjects,
                 at: now.millis(),
             })
@@ -279,13 +284,14 @@ impl Vault {
         Ok(n)
     }
 
-    /// Destroys epoch keys (retention). Returns how many existed.
+    /// Destroys epoch keys (retention), each named with its business. Returns how many
+    /// existed.
     pub async fn destroy_epoch_keys(
         &self,
-        ids: Vec<String>,
+        keys: Vec<OfBusiness>,
         now: Timestamp,
     ) -> Result<u64, VaultError> {
-        self.destroy_keys(ids, vec![], now).await
+        self.destroy_keys(keys, vec![], now).await
     }
 
     /// Destroys a subject's key and its routing entry in one transaction (erasure or expiry).
@@ -297,8 +303,11 @@ impl Vault {
         now: Timestamp,
     ) -> Result<u64, VaultError> {
         self.destroy_keys(
-            vec![subject_key_id(business, region, subject)],
-            vec![subject.as_str().to_owned()],
+            vec![OfBusiness::new(
+                business,
+                subject_key_id(business, region, subject),
+            )],
+            vec![OfBusiness::new(business, subject.as_str())],
             now,
         )
         .await

@@ -72,9 +72,10 @@ impl Vault {
     pub async fn load_signal_account(
         &self,
         owner: &str,
+        business: &str,
         region: Region,
     ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, VaultError> {
-        let Some(wrapped) = self.keys.signal_account(owner).await? else {
+        let Some(wrapped) = self.keys.signal_account(business, owner).await? else {
             return Ok(None);
         };
         let root = self.roots.get(region)?;

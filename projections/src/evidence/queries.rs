@@ -113,7 +113,7 @@ impl EvidenceProjection<'_> {
                 return Err(StoreError::Invalid("an erasure row names no subject"));
             };
             let key = subject_key_id(&e.business_id, region, &subject);
-            let completed_at = keys.destroyed_at(&key).await?;
+            let completed_at = keys.destroyed_at(&e.business_id, &key).await?;
             erasure_list.push(ErasureRow {
                 subject_id: e.subject_id,
                 business_id: e.business_id,
