@@ -76,7 +76,7 @@ async fn sealed_round(store: &Arc<EventStore>) -> Duration {
                 let id = NEXT_STREAM.fetch_add(1, Ordering::Relaxed);
                 store
                     .append(
-                        &StreamId::new("message", id.to_string()),
+                        &StreamId::new("100000000000001", "message", id.to_string()),
                         0,
                         &ctx(),
                         vec![event()],

@@ -97,7 +97,8 @@ async fn fill(dir: &Path, events: usize) {
                         PlainEvent::of(&e, Default::default()).expect("event")
                     })
                     .collect();
-                let stream = StreamId::new(ACCESS_STREAM_TYPE, format!("bench-{s}"));
+                let stream =
+                    StreamId::new(&ctx.business_id, ACCESS_STREAM_TYPE, format!("bench-{s}"));
                 store.append(&stream, 0, &ctx, batch).await.expect("append");
             }
         }));

@@ -344,6 +344,19 @@ pub(super) async fn open_audit<'c>(
     .map_err(AppError::from)
 }
 
+/// The business the aggregate `id` of type `A` belongs to, found across businesses: only for a
+/// caller that holds an id and no business by nature (ADR 0018). `NotFound` if it has no events.
+pub(crate) async fn owner_of<A: sealpost_adapters::exec::Stream>(
+    exec: &Executor,
+    id: &str,
+) -> Result<BusinessId, AppError> {
+    let found = exec
+        .business_of::<A>(id)
+        .await?
+        .ok_or(DomainError::NotFound)?;
+    BusinessId::parse(&found).map_err(|_| AppError::Corrupt("business id"))
+}
+
 pub(crate) fn region_of(e: &sealpost_adapters::ledger::OpenedEvent) -> Result<Region, AppError> {
     e.header
         .region

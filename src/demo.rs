@@ -146,7 +146,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
             ),
             shown == vec![sent.as_slice()],
         )?;
-        let status = d.app.messaging().message(id).await?.status;
+        let status = d.app.messaging().message(&business, id).await?.status;
         d.check(
             &format!(
                 "the answer to {} reads 'read' from the phone's receipts",
@@ -200,14 +200,19 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     d.say("\nwho may read Alice's message (each decision is recorded in the access log):")?;
     let alice_in = {
         let all = d.app.store().read_all(0, u32::MAX).await?;
-        let alice_subject = d.app.messaging().message(&replies[0].0).await?.subject_id;
+        let alice_subject = d
+            .app
+            .messaging()
+            .message(&business, &replies[0].0)
+            .await?
+            .subject_id;
         let mut found = None;
         for e in all
             .iter()
             .filter(|e| e.header.event_type == "InboundMessageReceived")
         {
             let id = MessageId::parse(&e.header.stream.id).map_err(|e| anyhow::anyhow!("{e}"))?;
-            if d.app.messaging().message(&id).await?.subject_id == alice_subject {
+            if d.app.messaging().message(&business, &id).await?.subject_id == alice_subject {
                 found = Some(id);
             }
         }
@@ -250,13 +255,14 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         let got = d.readable(&who, purpose, &alice_in).await;
         d.check(&format!("message content, {label}: {got}"), got == expected)?;
     }
-    let alice_subject = subject_of(&d.app, &alice_in).await?;
+    let alice_subject = subject_of(&d.app, &business, &alice_in).await?;
     let transport_reads_phone = matches!(
         d.app
             .subjects()
             .read_phone(
                 &Principal::of_kind(PrincipalKind::Transport, "whatsapp"),
                 Purpose::Delivery,
+                &business,
                 &alice_subject
             )
             .await,
@@ -272,6 +278,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         .read_phone(
             &Principal::of_kind(PrincipalKind::Operator, "analytics"),
             Purpose::Analytics,
+            &business,
             &alice_subject,
         )
         .await;
@@ -286,7 +293,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         "\nday {}: the DPO erases Carol (GDPR Art. 17)",
         d.day()
     ))?;
-    let carol = subject_of(&d.app, &carol_template).await?;
+    let carol = subject_of(&d.app, &business, &carol_template).await?;
     let certificate = match d
         .app
         .evidence()
@@ -312,7 +319,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     let carol_phone = d
         .app
         .subjects()
-        .read_phone(&me, Purpose::BusinessApi, &carol)
+        .read_phone(&me, Purpose::BusinessApi, &business, &carol)
         .await;
     d.check(
         "Carol's phone number and Signal session are gone",
@@ -329,7 +336,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         .await?;
     d.run("inbound").await?;
     let carol_again = d.last_inbound().await?;
-    let carol_new = subject_of(&d.app, &carol_again).await?;
+    let carol_new = subject_of(&d.app, &business, &carol_again).await?;
     d.check(
         "a later message from Carol's number starts a new subject (erasure fence)",
         carol_new != carol,
@@ -365,7 +372,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     let day0_epoch = d
         .app
         .messaging()
-        .message(&replies[0].0)
+        .message(&business, &replies[0].0)
         .await?
         .epoch
         .ok_or_else(|| anyhow::anyhow!("message without epoch"))?;
@@ -418,7 +425,12 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         "Bob's day-10 answer (21 days old) is still readable by the business",
         bob_live == "readable",
     )?;
-    let status = d.app.messaging().message(&replies[0].0).await?.status;
+    let status = d
+        .app
+        .messaging()
+        .message(&business, &replies[0].0)
+        .await?
+        .status;
     d.check(
         "statuses survive shredding (Alice's day-0 answer still reads as 'read')",
         status == Some(MessageStatus::Read),
@@ -426,7 +438,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
     let alice_phone = d
         .app
         .subjects()
-        .read_phone(&me, Purpose::BusinessApi, &alice_subject)
+        .read_phone(&me, Purpose::BusinessApi, &business, &alice_subject)
         .await;
     d.check(
         "Alice's phone number is gone with her last message",
@@ -554,9 +566,13 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
 /// The business's number in the demo.
 pub const BUSINESS_NUMBER: &str = "15550783881";
 
-async fn subject_of(app: &Sealpost, message: &MessageId) -> anyhow::Result<SubjectId> {
+async fn subject_of(
+    app: &Sealpost,
+    business: &sealpost_domain::BusinessId,
+    message: &MessageId,
+) -> anyhow::Result<SubjectId> {
     app.messaging()
-        .message(message)
+        .message(business, message)
         .await?
         .subject_id
         .ok_or_else(|| anyhow::anyhow!("message without subject"))

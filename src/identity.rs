@@ -176,7 +176,7 @@ impl Tokens {
             &Principal::processor("business-manager"),
         )
         .to_map();
-        let stream = StreamId::new(TOKEN_STREAM_TYPE, token_id);
+        let stream = StreamId::new(&business, TOKEN_STREAM_TYPE, token_id);
         let ctx = EventContext {
             business_id: business,
             region,

@@ -299,8 +299,12 @@ impl Pipeline {
             let mut run: Vec<Job> = Vec::new();
             for e in batch {
                 if e.header.event_type == "OutboundMessageAccepted" {
-                    if let Ok(id) = MessageId::parse(&e.header.stream.id) {
+                    if let (Ok(business), Ok(id)) = (
+                        BusinessId::parse(&e.header.business_id),
+                        MessageId::parse(&e.header.stream.id),
+                    ) {
                         run.push(Job {
+                            business,
                             id,
                             attempt: 0,
                             position: e.position,
@@ -376,7 +380,9 @@ impl Pipeline {
             "InboundMessageRead" => {
                 let id = MessageId::parse(&e.header.stream.id)
                     .map_err(|_| AppError::Corrupt("message id"))?;
-                match self.forward_read(&id).await {
+                let business = BusinessId::parse(&e.header.business_id)
+                    .map_err(|_| AppError::Corrupt("business id"))?;
+                match self.forward_read(&business, &id).await {
                     Ok(r) => report.merge(r),
                     Err(e) if transient(&e) => return Err(e),
                     // A lost read receipt is not worth stalling delivery for.
@@ -415,7 +421,7 @@ impl Pipeline {
             return Ok(());
         }
         tracing::error!(error = %err, "outbound message could not be delivered");
-        match self.fail(&run[0].id, 131_000).await {
+        match self.fail(&run[0], 131_000).await {
             Ok(r) => report.merge(r),
             Err(e) if transient(&e) => return Err(e),
             Err(e) => tracing::error!(error = %e, "failure not recorded"),

@@ -86,7 +86,7 @@ pub async fn record(
         region,
         epoch: None,
     };
-    let stream = StreamId::new(APP_STREAM_TYPE, app_id);
+    let stream = StreamId::new(business.as_str(), APP_STREAM_TYPE, app_id);
     app.store()
         .append_at_end(&stream, &ctx, vec![PlainEvent::of(&event, metadata)?])
         .await?;
@@ -299,7 +299,7 @@ pub async fn run(
         }
         // The batch's messages and consumers read once; a notification reads its own only if
         // that read failed.
-        let known = Arc::new(Known::read(&app, &batch).await.unwrap_or_else(|e| {
+        let known = Arc::new(Known::read(&app, &hook.business, &batch).await.unwrap_or_else(|e| {
             tracing::warn!(error = %e, "webhook batch not read at once; reading per notification");
             Known::default()
         }));

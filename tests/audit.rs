@@ -336,10 +336,10 @@ async fn a_crash_in_the_middle_of_an_erasure_leaves_the_subject_fully_erased() {
         .expect("subject");
     let pipeline = Principal::processor("delivery");
     let read = |app: Sealpost| {
-        let (subject, pipeline) = (subject.clone(), pipeline.clone());
+        let (subject, pipeline, b) = (subject.clone(), pipeline.clone(), b.clone());
         async move {
             app.subjects()
-                .read_phone(&pipeline, Purpose::Delivery, &subject)
+                .read_phone(&pipeline, Purpose::Delivery, &b, &subject)
                 .await
                 .expect("read")
         }

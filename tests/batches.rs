@@ -60,7 +60,7 @@ async fn one_batch_many_consumers(env: Env) {
             let status = env
                 .app
                 .messaging()
-                .message(id)
+                .message(&w.business, id)
                 .await
                 .expect("message")
                 .status;

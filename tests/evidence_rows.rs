@@ -173,7 +173,7 @@ async fn postgres_evidence_folded_stepwise_concurrently_or_again_agrees() {
 /// counted under it, its consumer's key destroyed, and a page that starts from the wrong
 /// position refused.
 async fn rows_port(env: Env) {
-    use sealpost_adapters::store::{EvidenceWrite, MessageFacts, Shred, StatKey};
+    use sealpost_adapters::store::{EvidenceWrite, MessageFacts, OfBusiness, Shred, StatKey};
     use sealpost_domain::MessageKind;
     let rows = env.app.stores().evidence.clone();
     let tag = [7u8; 16];
@@ -199,6 +199,14 @@ async fn rows_port(env: Env) {
         !rows.evidence_write(&first).await.expect("again"),
         "a page from a position the rows have left is refused"
     );
+    let of = |business: &str| [OfBusiness::new(business, &message.message_id)];
+    assert!(
+        rows.evidence_messages(&of("b2"))
+            .await
+            .expect("messages")
+            .is_empty(),
+        "another business's name reaches nothing"
+    );
     let key = StatKey {
         business_id: "b1".into(),
         phone_number_id: "p1".into(),
@@ -209,10 +217,11 @@ async fn rows_port(env: Env) {
     let second = EvidenceWrite {
         from: 10,
         to: 20,
-        kinds: vec![(message.message_id.clone(), MessageKind::Image)],
+        kinds: vec![(of("b1")[0].clone(), MessageKind::Image)],
         stats: vec![(key.clone(), 1)],
         stat_subjects: vec![(key.clone(), tag)],
         shreds: vec![Shred::Subject {
+            business_id: "b1".into(),
             tag,
             at: common::START_MS + 5,
         }],
@@ -220,10 +229,7 @@ async fn rows_port(env: Env) {
     };
     assert!(rows.evidence_write(&second).await.expect("second page"));
     assert_eq!(rows.evidence_position().await.expect("position"), 20);
-    let stored = rows
-        .evidence_messages(std::slice::from_ref(&message.message_id))
-        .await
-        .expect("messages");
+    let stored = rows.evidence_messages(&of("b1")).await.expect("messages");
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].kind, MessageKind::Image, "the type learnt later");
     assert_eq!(stored[0].subject, None, "the tag goes with the key");

@@ -93,12 +93,12 @@ fn logs_and_spans_never_hold_personal_data() {
             let analytics = Principal::of_kind(PrincipalKind::Operator, "analytics");
             let denied = app
                 .messaging()
-                .read_content(&analytics, Purpose::Analytics, &inbound[0])
+                .read_content(&analytics, Purpose::Analytics, &business, &inbound[0])
                 .await;
             assert!(matches!(denied, Err(AppError::Gate(GateError::Denied(_)))));
             let subject = app
                 .messaging()
-                .message(&inbound[0])
+                .message(&business, &inbound[0])
                 .await
                 .expect("m")
                 .subject_id

@@ -52,6 +52,15 @@ async fn opened_and_answered(
     id
 }
 
+async fn status(env: &Env, w: &World, id: &MessageId) -> Option<MessageStatus> {
+    env.app
+        .messaging()
+        .message(&w.business, id)
+        .await
+        .expect("message")
+        .status
+}
+
 async fn event_types(env: &Env, id: &MessageId) -> Vec<String> {
     common::event_types(&env.app, id).await
 }
@@ -132,10 +141,7 @@ async fn hundred_out_fifty_in(env: Env) {
     }
     // Every outbound message tells its whole story and ends read.
     for (id, _) in sent.values().flatten() {
-        assert_eq!(
-            env.app.messaging().message(id).await.expect("m").status,
-            Some(MessageStatus::Read)
-        );
+        assert_eq!(status(&env, &w, id).await, Some(MessageStatus::Read));
         assert_eq!(
             event_types(&env, id).await,
             [
@@ -156,10 +162,7 @@ async fn hundred_out_fifty_in(env: Env) {
         .collect();
     assert_eq!(inbound_ids.len(), 50);
     for id in &inbound_ids {
-        assert_eq!(
-            env.app.messaging().message(id).await.expect("m").status,
-            Some(MessageStatus::Forwarded)
-        );
+        assert_eq!(status(&env, &w, id).await, Some(MessageStatus::Forwarded));
         assert_eq!(
             event_types(&env, id).await,
             [
@@ -171,7 +174,12 @@ async fn hundred_out_fifty_in(env: Env) {
         let c = env
             .app
             .messaging()
-            .read_content(&w.me, sealpost_domain::Purpose::BusinessApi, id)
+            .read_content(
+                &w.me,
+                sealpost_domain::Purpose::BusinessApi,
+                &w.business,
+                id,
+            )
             .await
             .expect("read");
         assert!(c
@@ -284,7 +292,12 @@ async fn a_restart_in_the_middle_loses_nothing_and_sends_nothing_twice() {
             "each message left exactly once"
         );
         assert_eq!(
-            reopened.messaging().message(id).await.expect("m").status,
+            reopened
+                .messaging()
+                .message(&w.business, id)
+                .await
+                .expect("m")
+                .status,
             Some(MessageStatus::Read)
         );
     }
@@ -407,7 +420,10 @@ async fn a_reinstalled_device_is_an_identity_change_event_not_a_failure() {
     let subject_events: Vec<String> = env
         .app
         .store()
-        .read_stream(&StreamId::new("subject", subject.as_str()), 0)
+        .read_stream(
+            &StreamId::new(w.business.as_str(), "subject", subject.as_str()),
+            0,
+        )
         .await
         .expect("read")
         .into_iter()
@@ -421,9 +437,20 @@ async fn a_reinstalled_device_is_an_identity_change_event_not_a_failure() {
 }
 
 async fn integrity_events(env: &Env, number: &PhoneNumberId) -> Vec<String> {
+    let business = env
+        .app
+        .catalog()
+        .find_phone_number(number)
+        .await
+        .expect("number")
+        .business_id
+        .expect("its business");
     env.app
         .store()
-        .read_stream(&StreamId::new("integrity", number.as_str()), 0)
+        .read_stream(
+            &StreamId::new(business.as_str(), "integrity", number.as_str()),
+            0,
+        )
         .await
         .expect("read")
         .into_iter()
@@ -462,7 +489,12 @@ async fn messaging_everyone_is_throttled_past_the_tier() {
         *statuses
             .entry(format!(
                 "{:?}",
-                env.app.messaging().message(id).await.expect("m").status
+                env.app
+                    .messaging()
+                    .message(&w.business, id)
+                    .await
+                    .expect("m")
+                    .status
             ))
             .or_insert(0) += 1;
     }
@@ -473,7 +505,10 @@ async fn messaging_everyone_is_throttled_past_the_tier() {
     let failed = env
         .app
         .store()
-        .read_stream(&StreamId::new("message", ids[250].as_str()), 0)
+        .read_stream(
+            &StreamId::new(w.business.as_str(), "message", ids[250].as_str()),
+            0,
+        )
         .await
         .expect("read");
     assert_eq!(
@@ -519,7 +554,10 @@ async fn spam_reports_lower_the_quality_rating() {
     let stored = env
         .app
         .store()
-        .read_stream(&StreamId::new("integrity", w.number.as_str()), 0)
+        .read_stream(
+            &StreamId::new(w.business.as_str(), "integrity", w.number.as_str()),
+            0,
+        )
         .await
         .expect("read");
     let text = serde_json::to_string(&stored.iter().map(|e| &e.payload).collect::<Vec<_>>())
@@ -574,7 +612,12 @@ async fn media_reactions_and_signed_prekey_rotation() {
         let c = env
             .app
             .messaging()
-            .read_content(&w.me, sealpost_domain::Purpose::BusinessApi, &id)
+            .read_content(
+                &w.me,
+                sealpost_domain::Purpose::BusinessApi,
+                &w.business,
+                &id,
+            )
             .await
             .expect("read");
         let c = c.plain().expect("readable");
@@ -647,7 +690,12 @@ async fn after_an_erasure_the_consumer_is_asked_to_start_a_new_session() {
     let c = env
         .app
         .messaging()
-        .read_content(&w.me, sealpost_domain::Purpose::BusinessApi, &new_id)
+        .read_content(
+            &w.me,
+            sealpost_domain::Purpose::BusinessApi,
+            &w.business,
+            &new_id,
+        )
         .await
         .expect("read");
     assert_eq!(
@@ -775,7 +823,12 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
         "the retry goes through"
     );
     assert_eq!(
-        env.app.messaging().message(&first).await.expect("m").status,
+        env.app
+            .messaging()
+            .message(&w.business, &first)
+            .await
+            .expect("m")
+            .status,
         Some(MessageStatus::Sent)
     );
 
@@ -805,7 +858,7 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
     assert_eq!(
         env.app
             .messaging()
-            .message(&second)
+            .message(&w.business, &second)
             .await
             .expect("m")
             .status,

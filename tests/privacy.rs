@@ -96,7 +96,7 @@ async fn traffic(env: &Env) -> Traffic {
             MessageCommand::RecordRead,
         ] {
             app.messaging()
-                .record(&outbound, step)
+                .record(&business, &outbound, step)
                 .await
                 .expect("status");
         }
@@ -106,7 +106,7 @@ async fn traffic(env: &Env) -> Traffic {
     for (inbound, _) in &old[..3] {
         old_subjects.push(
             app.messaging()
-                .message(inbound)
+                .message(&business, inbound)
                 .await
                 .expect("message")
                 .subject_id
@@ -145,7 +145,12 @@ async fn no_plaintext_before_and_after_shredding(env: Env) {
     let opened = env
         .app
         .messaging()
-        .read_content(&t.me, sealpost_domain::Purpose::BusinessApi, &t.old[0].1)
+        .read_content(
+            &t.me,
+            sealpost_domain::Purpose::BusinessApi,
+            &t.business,
+            &t.old[0].1,
+        )
         .await
         .expect("read");
     assert_eq!(
@@ -165,7 +170,7 @@ async fn no_plaintext_before_and_after_shredding(env: Env) {
     let subject = env
         .app
         .messaging()
-        .message(&t.recent[0])
+        .message(&t.business, &t.recent[0])
         .await
         .expect("m")
         .subject_id
@@ -212,7 +217,7 @@ async fn nothing_older_than_30_days_opens(env: Env) {
     let epoch = env
         .app
         .messaging()
-        .message(&t.old[0].0)
+        .message(&t.business, &t.old[0].0)
         .await
         .expect("m")
         .epoch
@@ -251,7 +256,12 @@ async fn nothing_older_than_30_days_opens(env: Env) {
     for (inbound, outbound) in &t.old {
         for id in [inbound, outbound] {
             for (who, purpose) in everyone(&t.business) {
-                match env.app.messaging().read_content(&who, purpose, id).await {
+                match env
+                    .app
+                    .messaging()
+                    .read_content(&who, purpose, &t.business, id)
+                    .await
+                {
                     Ok(Opened::Shredded) | Err(AppError::Gate(GateError::Denied(_))) => {}
                     Ok(Opened::Plain(_)) => panic!(
                         "{}: {:?} opened a message older than 30 days",
@@ -263,7 +273,12 @@ async fn nothing_older_than_30_days_opens(env: Env) {
             }
         }
         // Non-personal facts survive.
-        let m = env.app.messaging().message(outbound).await.expect("status");
+        let m = env
+            .app
+            .messaging()
+            .message(&t.business, outbound)
+            .await
+            .expect("status");
         assert_eq!(m.status, Some(MessageStatus::Read));
         assert_eq!(m.kind, Some(MessageKind::Text));
     }
@@ -271,7 +286,7 @@ async fn nothing_older_than_30_days_opens(env: Env) {
         assert!(env
             .app
             .subjects()
-            .read_phone(&t.me, sealpost_domain::Purpose::BusinessApi, s)
+            .read_phone(&t.me, sealpost_domain::Purpose::BusinessApi, &t.business, s)
             .await
             .expect("phone")
             .is_shredded());
@@ -280,7 +295,12 @@ async fn nothing_older_than_30_days_opens(env: Env) {
         let c = env
             .app
             .messaging()
-            .read_content(&t.me, sealpost_domain::Purpose::BusinessApi, id)
+            .read_content(
+                &t.me,
+                sealpost_domain::Purpose::BusinessApi,
+                &t.business,
+                id,
+            )
             .await
             .expect("recent");
         assert!(!c.is_shredded(), "a 10-day-old message is still readable");
@@ -409,7 +429,7 @@ async fn interrupted_destructions_are_finished_by_the_next_pass() {
         assert!(env
             .app
             .subjects()
-            .read_phone(&t.me, sealpost_domain::Purpose::BusinessApi, s)
+            .read_phone(&t.me, sealpost_domain::Purpose::BusinessApi, &t.business, s)
             .await
             .expect("phone")
             .is_shredded());

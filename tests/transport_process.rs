@@ -52,7 +52,7 @@ async fn messages_cross_a_separate_transport_process() {
         .expect("send");
     let r = pipeline.run_until_idle(5).await.expect("pipeline");
     assert_eq!(r.received, 1);
-    let me = Principal::business(business, "system-user");
+    let me = Principal::business(business.clone(), "system-user");
     let phone = E164::parse("4915112345678").expect("phone");
     let id = env
         .app
@@ -74,7 +74,12 @@ async fn messages_cross_a_separate_transport_process() {
     );
     pipeline.run_until_idle(5).await.expect("pipeline");
     assert_eq!(
-        env.app.messaging().message(&id).await.expect("m").status,
+        env.app
+            .messaging()
+            .message(&business, &id)
+            .await
+            .expect("m")
+            .status,
         Some(MessageStatus::Read)
     );
     env.finish().await;

@@ -134,25 +134,36 @@ impl Executor {
         &self.store
     }
 
-    /// Loads an aggregate: its state and version (0 if it has no events).
-    pub async fn load<A: Stream>(&self, id: &str) -> Result<(A, u64), ExecError> {
-        let loaded = self.loaded::<A>(id).await?;
+    /// The business the aggregate `id` of type `A` belongs to (`None` if it has no events): a
+    /// lookup across businesses, for a caller that holds an id and no business (ADR 0018).
+    pub async fn business_of<A: Stream>(&self, id: &str) -> Result<Option<String>, ExecError> {
+        Ok(self.store.business_of(A::TYPE, id).await?)
+    }
+
+    /// Loads `business`'s aggregate `id`: its state and version (0 if it has no events).
+    pub async fn load<A: Stream>(&self, business: &str, id: &str) -> Result<(A, u64), ExecError> {
+        let loaded = self.loaded::<A>(business, id).await?;
         Ok((loaded.state, loaded.version))
     }
 
     /// Loads an aggregate for the commands of one operation: hand it to [`Executor::execute_on`]
     /// for each of them, and the stream is read once.
-    pub async fn loaded<A: Stream>(&self, id: &str) -> Result<Loaded<A>, ExecError> {
-        Ok(self.loaded_with_events::<A>(id).await?.0)
+    pub async fn loaded<A: Stream>(
+        &self,
+        business: &str,
+        id: &str,
+    ) -> Result<Loaded<A>, ExecError> {
+        Ok(self.loaded_with_events::<A>(business, id).await?.0)
     }
 
     /// [`Executor::loaded`], with the opened events themselves, for a caller that also needs
     /// what they carry sealed (a message's content): still one read of the stream.
     pub async fn loaded_with_events<A: Stream>(
         &self,
+        business: &str,
         id: &str,
     ) -> Result<(Loaded<A>, Vec<OpenedEvent>), ExecError> {
-        let stream = StreamId::new(A::TYPE, id);
+        let stream = StreamId::new(business, A::TYPE, id);
         let events = self.store.read_stream(&stream, 0).await?;
         Ok((Self::fold::<A>(&events)?, events))
     }
@@ -162,9 +173,10 @@ impl Executor {
     #[allow(clippy::type_complexity)]
     pub async fn loaded_many<A: Stream>(
         &self,
+        business: &str,
         ids: &[String],
     ) -> Result<Vec<(Loaded<A>, Vec<OpenedEvent>)>, ExecError> {
-        let mut found = self.store.read_streams(A::TYPE, ids).await?;
+        let mut found = self.store.read_streams(business, A::TYPE, ids).await?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             let events = found.remove(id).unwrap_or_default();
@@ -183,8 +195,9 @@ impl Executor {
         Ok(Loaded { state, version })
     }
 
-    /// Decides `command` at `now` and appends the events; returns them (empty when the command
-    /// changed nothing, such as a repeated receipt).
+    /// Decides `command` at `now` and appends the events to the stream `id` of the business
+    /// `meta` names; returns them (empty when the command changed nothing, such as a repeated
+    /// receipt).
     pub async fn execute<A: Stream>(
         &self,
         id: &str,
@@ -192,7 +205,7 @@ impl Executor {
         meta: &CommandMeta,
         now: Timestamp,
     ) -> Result<Vec<<A as Aggregate>::Event>, ExecError> {
-        let mut loaded = self.loaded::<A>(id).await?;
+        let mut loaded = self.loaded::<A>(&meta.ctx.business_id, id).await?;
         self.execute_on(id, &mut loaded, command, meta, now).await
     }
 
@@ -207,11 +220,11 @@ impl Executor {
         meta: &CommandMeta,
         now: Timestamp,
     ) -> Result<Vec<<A as Aggregate>::Event>, ExecError> {
-        let stream = StreamId::new(A::TYPE, id);
+        let stream = StreamId::new(&meta.ctx.business_id, A::TYPE, id);
         let metadata = meta.to_map();
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
-                *loaded = self.loaded::<A>(id).await?;
+                *loaded = self.loaded::<A>(&meta.ctx.business_id, id).await?;
             }
             let events = loaded.state.decide(command.clone(), now)?;
             if events.is_empty() {

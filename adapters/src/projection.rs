@@ -51,7 +51,7 @@ pub async fn load_state<T: DeserializeOwned>(
     name: &str,
     version: u64,
 ) -> Result<Option<(T, u64)>, LedgerError> {
-    let stream = StreamId::new(PROJECTION_STREAM_TYPE, name);
+    let stream = StreamId::new(OWNER, PROJECTION_STREAM_TYPE, name);
     Ok(match store.load_snapshot_bytes(&stream).await? {
         Some((plain, position, v)) if v == version => match plain.split_first() {
             Some((&BINARY, body)) => postcard::from_bytes(body)
@@ -80,7 +80,7 @@ pub async fn save_state<T: Serialize>(
         region: Region::Eu,
         epoch: None,
     };
-    let stream = StreamId::new(PROJECTION_STREAM_TYPE, name);
+    let stream = StreamId::new(OWNER, PROJECTION_STREAM_TYPE, name);
     store
         .save_snapshot_bytes(&stream, &ctx, &plain, position, version)
         .await

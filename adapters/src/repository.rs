@@ -13,16 +13,26 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// The `cqrs-es` repository over the sealed event store.
+/// The `cqrs-es` repository over the sealed event store, for one business: cqrs-es names an
+/// aggregate by its id alone, and every stream's key includes its business (ADR 0018), so a
+/// repository (and the `CqrsFramework` over it) serves one tenant.
 #[derive(Debug, Clone)]
 pub struct SealedRepository {
     store: Arc<EventStore>,
+    business: String,
 }
 
 impl SealedRepository {
-    /// A repository over `store`.
-    pub fn new(store: Arc<EventStore>) -> Self {
-        Self { store }
+    /// The repository of `business`'s aggregates in `store`.
+    pub fn new(store: Arc<EventStore>, business: &str) -> Self {
+        Self {
+            store,
+            business: business.to_owned(),
+        }
+    }
+
+    fn stream<A: Aggregate>(&self, aggregate_id: impl Into<String>) -> StreamId {
+        StreamId::new(&self.business, A::TYPE, aggregate_id)
     }
 }
 
@@ -88,7 +98,7 @@ impl SealedRepository {
         aggregate_id: &str,
         after: u64,
     ) -> Result<Vec<SerializedEvent>, PersistenceError> {
-        let stream = StreamId::new(A::TYPE, aggregate_id);
+        let stream = self.stream::<A>(aggregate_id);
         let events = self
             .store
             .read_stream(&stream, after)
@@ -128,7 +138,7 @@ impl PersistedEventRepository for SealedRepository {
         &self,
         aggregate_id: &str,
     ) -> Result<Option<SerializedSnapshot>, PersistenceError> {
-        let stream = StreamId::new(A::TYPE, aggregate_id);
+        let stream = self.stream::<A>(aggregate_id);
         let snap = self
             .store
             .load_snapshot(&stream)
@@ -151,7 +161,7 @@ impl PersistedEventRepository for SealedRepository {
     ) -> Result<(), PersistenceError> {
         let mut ctx = None;
         if let Some(first) = events.first() {
-            let stream = StreamId::new(A::TYPE, first.aggregate_id.clone());
+            let stream = self.stream::<A>(first.aggregate_id.clone());
             let c = context_from_metadata(&metadata_map(&first.metadata))
                 .map_err(|e| PersistenceError::UnknownError(Box::new(e)))?;
             let mut plain = Vec::with_capacity(events.len());
@@ -175,7 +185,7 @@ impl PersistedEventRepository for SealedRepository {
             ctx = Some(c);
         }
         if let (Some((id, aggregate, version)), Some(ctx)) = (snapshot_update, ctx) {
-            let stream = StreamId::new(A::TYPE, id);
+            let stream = self.stream::<A>(id);
             let current = events.last().map_or(0, |e| e.sequence as u64);
             // A snapshot is a cache: if saving it fails the events are still durable, so the
             // failure is logged (without contents) rather than reported as a failed command.

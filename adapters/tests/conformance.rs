@@ -37,9 +37,12 @@ async fn sealed_store(stores: &Stores) -> Arc<EventStore> {
         .expect("start")
 }
 
+/// The business of the suite's events.
+const B1: &str = "100000000000001";
+
 fn ctx() -> EventContext {
     EventContext {
-        business_id: "100000000000001".into(),
+        business_id: B1.into(),
         region: Region::Eu,
         epoch: None,
     }
@@ -78,8 +81,16 @@ impl EventLog for CountingLog {
     ) -> Result<Vec<StoredRow>, StoreError> {
         self.inner.read_stream(stream, after).await
     }
-    async fn read_streams(&self, kind: &str, ids: &[String]) -> Result<Vec<StoredRow>, StoreError> {
-        self.inner.read_streams(kind, ids).await
+    async fn read_streams(
+        &self,
+        business: &str,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<Vec<StoredRow>, StoreError> {
+        self.inner.read_streams(business, kind, ids).await
+    }
+    async fn business_of(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError> {
+        self.inner.business_of(kind, id).await
     }
     async fn read_all(&self, after: u64, limit: u32) -> Result<Vec<StoredRow>, StoreError> {
         self.inner.read_all(after, limit).await
@@ -154,7 +165,7 @@ impl EventLog for CountingLog {
 
 async fn round_trip(f: &Fixture) {
     let store = sealed_store(&f.stores).await;
-    let s = StreamId::new("message", "wamid.a");
+    let s = StreamId::new(B1, "message", "wamid.a");
     let p = store
         .append(&s, 0, &ctx(), vec![event(1, "x"), event(2, "y")])
         .await
@@ -182,8 +193,8 @@ async fn round_trip(f: &Fixture) {
 async fn several_streams_in_one_read(f: &Fixture) {
     let store = sealed_store(&f.stores).await;
     let (a, b) = (
-        StreamId::new("message", "m-a"),
-        StreamId::new("message", "m-b"),
+        StreamId::new(B1, "message", "m-a"),
+        StreamId::new(B1, "message", "m-b"),
     );
     store
         .append(&a, 0, &ctx(), vec![event(1, "a1"), event(2, "a2")])
@@ -196,7 +207,7 @@ async fn several_streams_in_one_read(f: &Fixture) {
     // Same id, other type: not read.
     store
         .append(
-            &StreamId::new("subject", "m-a"),
+            &StreamId::new(B1, "subject", "m-a"),
             0,
             &ctx(),
             vec![event(4, "s")],
@@ -208,7 +219,7 @@ async fn several_streams_in_one_read(f: &Fixture) {
         .await
         .expect("append");
     let ids = ["m-b", "m-a", "m-none"].map(String::from);
-    let found = store.read_streams("message", &ids).await.expect("read");
+    let found = store.read_streams(B1, "message", &ids).await.expect("read");
     let tags = |id: &str| -> Vec<String> {
         found[id]
             .iter()
@@ -222,8 +233,19 @@ async fn several_streams_in_one_read(f: &Fixture) {
         "a stream with no events is empty"
     );
     assert_eq!(found.len(), 3);
+    // Every address of a stream names its business: another business's name reaches nothing.
+    let foreign = store
+        .read_streams("100000000000002", "message", &ids)
+        .await
+        .expect("read");
+    assert!(foreign.values().all(Vec::is_empty), "{:?}", foreign.keys());
     assert!(store
-        .read_streams("message", &[])
+        .read_stream(&StreamId::new("100000000000002", "message", "m-a"), 0)
+        .await
+        .expect("read")
+        .is_empty());
+    assert!(store
+        .read_streams(B1, "message", &[])
         .await
         .expect("none")
         .is_empty());
@@ -263,7 +285,7 @@ async fn several_streams_in_one_read(f: &Fixture) {
 
 async fn conflicts_are_typed(f: &Fixture) {
     let store = sealed_store(&f.stores).await;
-    let s = StreamId::new("subject", "sub_1");
+    let s = StreamId::new(B1, "subject", "sub_1");
     store
         .append(&s, 0, &ctx(), vec![event(1, "a")])
         .await
@@ -294,7 +316,7 @@ async fn conflicts_are_typed(f: &Fixture) {
 /// or duplicated.
 async fn one_winner_per_sequence(f: &Fixture) {
     let store = sealed_store(&f.stores).await;
-    let s = StreamId::new("contended", "one");
+    let s = StreamId::new(B1, "contended", "one");
     let wins = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for task in 0..32u64 {
@@ -350,7 +372,7 @@ async fn one_winner_per_sequence(f: &Fixture) {
 /// position past what it skipped.
 async fn a_filtered_subscription_skips_what_it_does_not_follow(f: &Fixture) {
     let store = sealed_store(&f.stores).await;
-    let skipped = StreamId::new("noise", "n");
+    let skipped = StreamId::new(B1, "noise", "n");
     // More than one page (256) of rows nobody follows, then one that is followed.
     let noise: Vec<PlainEvent> = (1..=300).map(|n| event(n, "noise")).collect();
     store
@@ -360,7 +382,7 @@ async fn a_filtered_subscription_skips_what_it_does_not_follow(f: &Fixture) {
     let mut wanted = event(301, "wanted");
     wanted.event_type = "Wanted".into();
     let p = store
-        .append(&StreamId::new("kept", "k"), 0, &ctx(), vec![wanted])
+        .append(&StreamId::new(B1, "kept", "k"), 0, &ctx(), vec![wanted])
         .await
         .expect("append");
     let mut sub = store.subscribe(0).only(|h| h.event_type == "Wanted");
@@ -392,12 +414,12 @@ async fn a_typed_subscription_reads_its_types_and_moves_to_the_head(f: &Fixture)
     // A page and more of rows of another type, then one wanted row of each business.
     let noise: Vec<PlainEvent> = (1..=300).map(|n| event(n, "noise")).collect();
     store
-        .append(&StreamId::new("noise", "n"), 0, &ctx(), noise)
+        .append(&StreamId::new(B1, "noise", "n"), 0, &ctx(), noise)
         .await
         .expect("append");
     let mine = store
         .append(
-            &StreamId::new("kept", "a"),
+            &StreamId::new(B1, "kept", "a"),
             0,
             &ctx(),
             vec![typed(301, "Wanted")],
@@ -406,7 +428,7 @@ async fn a_typed_subscription_reads_its_types_and_moves_to_the_head(f: &Fixture)
         .expect("append")[0];
     store
         .append(
-            &StreamId::new("kept", "b"),
+            &StreamId::new(&other.business_id, "kept", "b"),
             0,
             &other,
             vec![typed(302, "Wanted")],
@@ -415,7 +437,7 @@ async fn a_typed_subscription_reads_its_types_and_moves_to_the_head(f: &Fixture)
         .expect("append");
     let tail: Vec<PlainEvent> = (303..=310).map(|n| event(n, "noise")).collect();
     store
-        .append(&StreamId::new("noise", "n"), 300, &ctx(), tail)
+        .append(&StreamId::new(B1, "noise", "n"), 300, &ctx(), tail)
         .await
         .expect("append");
     let head = store.log().head().await.expect("head");
@@ -433,7 +455,7 @@ async fn a_typed_subscription_reads_its_types_and_moves_to_the_head(f: &Fixture)
     // A wanted row written later is found from there.
     let later = store
         .append(
-            &StreamId::new("kept", "a"),
+            &StreamId::new(B1, "kept", "a"),
             1,
             &ctx(),
             vec![typed(311, "AlsoWanted")],
@@ -507,7 +529,7 @@ async fn subscriber_sees_every_commit_in_order(f: &Fixture) {
                     )
                 };
                 let tag = format!("w{w}-{i}");
-                let s = StreamId::new("writer", format!("{w}-{i}"));
+                let s = StreamId::new(B1, "writer", format!("{w}-{i}"));
                 let cmd = store
                     .seal(&s, 0, &ctx(), vec![event(1, &tag)])
                     .await
@@ -564,7 +586,7 @@ async fn group_commit_batches_concurrent_commands(f: &Fixture) {
         tasks.push(tokio::spawn(async move {
             store
                 .append(
-                    &StreamId::new("batch", i.to_string()),
+                    &StreamId::new(B1, "batch", i.to_string()),
                     0,
                     &ctx(),
                     vec![event(i, "g")],
@@ -585,7 +607,7 @@ async fn group_commit_batches_concurrent_commands(f: &Fixture) {
 
 async fn snapshots_and_checkpoints(f: &Fixture) {
     let store = sealed_store(&f.stores).await;
-    let s = StreamId::new("subject", "snap");
+    let s = StreamId::new(B1, "subject", "snap");
     store
         .append(&s, 0, &ctx(), vec![event(1, "a")])
         .await
@@ -631,7 +653,12 @@ async fn live_tail_wakes_on_commit(f: &Fixture) {
     let waiter = tokio::spawn(async move { sub.next_batch().await.expect("batch").len() });
     tokio::time::sleep(Duration::from_millis(20)).await;
     store
-        .append(&StreamId::new("tail", "1"), 0, &ctx(), vec![event(1, "t")])
+        .append(
+            &StreamId::new(B1, "tail", "1"),
+            0,
+            &ctx(),
+            vec![event(1, "t")],
+        )
         .await
         .expect("append");
     let n = tokio::time::timeout(Duration::from_secs(10), waiter)
@@ -786,7 +813,7 @@ async fn cqrs_framework_runs_on_the_sealed_store(f: &Fixture) {
     use std::collections::HashMap;
 
     let store = sealed_store(&f.stores).await;
-    let repo = SealedRepository::new(store.clone());
+    let repo = SealedRepository::new(store.clone(), B1);
     let es = PersistedEventStore::<SealedRepository, Subject>::new_snapshot_store(repo.clone(), 2);
     let cqrs = CqrsFramework::new(es, vec![], ());
     let id = SubjectId::from_random([3; 16]);
@@ -824,7 +851,7 @@ async fn cqrs_framework_runs_on_the_sealed_store(f: &Fixture) {
     ));
     assert_eq!(
         store
-            .read_stream(&StreamId::new("subject", id.as_str()), 0)
+            .read_stream(&StreamId::new(B1, "subject", id.as_str()), 0)
             .await
             .expect("read")
             .len(),
@@ -832,7 +859,7 @@ async fn cqrs_framework_runs_on_the_sealed_store(f: &Fixture) {
     );
     assert!(
         store
-            .load_snapshot(&StreamId::new("subject", id.as_str()))
+            .load_snapshot(&StreamId::new(B1, "subject", id.as_str()))
             .await
             .expect("snapshot")
             .is_some(),
@@ -845,6 +872,17 @@ async fn cqrs_framework_runs_on_the_sealed_store(f: &Fixture) {
     assert_eq!(
         loaded.aggregate.window_open_until,
         Some(now.plus_millis(2 + 24 * 3_600_000))
+    );
+    // A repository is one business's: another's does not reach the aggregate.
+    let elsewhere = SealedRepository::new(store.clone(), "100000000000002");
+    let foreign =
+        PersistedEventStore::<SealedRepository, Subject>::new_snapshot_store(elsewhere, 2)
+            .load_aggregate(id.as_str())
+            .await
+            .expect("load");
+    assert_eq!(
+        foreign.aggregate.id, None,
+        "another business sees no such subject"
     );
 }
 

@@ -191,7 +191,7 @@ async fn the_embedded_store_files_are_owner_only() {
     stores.events.head().await.expect("head");
     stores
         .events
-        .stream_version(&StreamId::new("t", "1"))
+        .stream_version(&StreamId::new("b1", "t", "1"))
         .await
         .expect("version");
     stores.keys.get("b1", "nothing").await.expect("get");

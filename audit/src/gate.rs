@@ -172,7 +172,11 @@ impl AccessGate {
         )
         .to_map();
         let plain = PlainEvent::of(&event, metadata).map_err(LedgerError::Store)?;
-        let stream = StreamId::new(ACCESS_STREAM_TYPE, uuid::Uuid::new_v4().to_string());
+        let stream = StreamId::new(
+            &ctx.business_id,
+            ACCESS_STREAM_TYPE,
+            uuid::Uuid::new_v4().to_string(),
+        );
         self.store.append(&stream, 0, &ctx, vec![plain]).await?;
         Ok(())
     }

@@ -386,7 +386,7 @@ impl BundleRow {
 
     fn header(&self) -> RowHeader {
         RowHeader {
-            stream: StreamId::new(self.stream_type.clone(), self.stream_id.clone()),
+            stream: StreamId::new(&self.business_id, &self.stream_type, &self.stream_id),
             sequence: self.sequence,
             event_type: self.event_type.clone(),
             event_version: self.event_version,

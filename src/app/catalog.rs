@@ -23,7 +23,7 @@ impl Catalog<'_> {
     pub async fn templates(&self, business: &BusinessId) -> Result<TemplateLibrary, AppError> {
         Ok(self
             .exec
-            .load::<TemplateLibrary>(business.as_str())
+            .load::<TemplateLibrary>(business.as_str(), business.as_str())
             .await?
             .0)
     }
@@ -45,7 +45,7 @@ impl Catalog<'_> {
 
     /// A business's record (name, messaging-limit tier).
     pub async fn business(&self, id: &BusinessId) -> Result<Business, AppError> {
-        let (state, _) = self.exec.load::<Business>(id.as_str()).await?;
+        let (state, _) = self.exec.load::<Business>(id.as_str(), id.as_str()).await?;
         state.id.as_ref().ok_or(DomainError::NotFound)?;
         Ok(state)
     }

@@ -349,8 +349,10 @@ impl Evidence<'_> {
         let Some(subject) = found else {
             return Ok(ErasureOutcome::NothingHeld);
         };
-        self.subjects().erase(principal, &subject).await?;
-        let certificate = self.certificate(&subject, phone_number_id).await?;
+        let business = self.subjects().erase(principal, &subject).await?;
+        let certificate = self
+            .certificate(&business, &subject, phone_number_id)
+            .await?;
         tracing::info!(position = certificate.event.position, "erasure certified");
         Ok(ErasureOutcome::Erased(Box::new(certificate)))
     }
@@ -361,7 +363,7 @@ impl Evidence<'_> {
         principal: &Principal,
         number: &PhoneNumberId,
     ) -> Result<(BusinessId, Region), AppError> {
-        let (business, region) = self.catalog().number_home(number).await?;
+        let (business, region) = self.catalog().number_home(principal, number).await?;
         require_owner_or_dpo(principal, &business)?;
         Ok((business, region))
     }
@@ -369,10 +371,11 @@ impl Evidence<'_> {
     /// The certificate of an erased subject, proven under a fresh checkpoint.
     async fn certificate(
         &self,
+        business: &BusinessId,
         subject: &SubjectId,
         phone_number_id: Option<PhoneNumberId>,
     ) -> Result<ErasureCertificate, AppError> {
-        let stream = StreamId::new("subject", subject.as_str());
+        let stream = StreamId::new(business.as_str(), "subject", subject.as_str());
         let rows = self.stores.events.read_stream(&stream, 0).await?;
         let row = rows
             .iter()

@@ -97,7 +97,10 @@ impl Messaging<'_> {
             subject_id: subject.0.clone(),
             epoch,
         };
-        let mut message = self.exec.loaded::<Message>(message_id.as_str()).await?;
+        let mut message = self
+            .exec
+            .loaded::<Message>(business.as_str(), message_id.as_str())
+            .await?;
         let events = self
             .exec
             .execute_on(
@@ -153,7 +156,12 @@ impl Messaging<'_> {
     ) -> Result<(), AppError> {
         let content = self
             .media()
-            .ingest_inbound_media(&inbound.number, &inbound.subject_id, content)
+            .ingest_inbound_media(
+                &inbound.business,
+                &inbound.number,
+                &inbound.subject_id,
+                content,
+            )
             .await?;
         let kind = content.kind();
         let scope = inbound.scope()?;

@@ -214,6 +214,7 @@ impl Media<'_> {
     pub async fn store_media(
         &self,
         actor: &Principal,
+        business: &BusinessId,
         number: &PhoneNumberId,
         origin: MediaOrigin,
         subject: Option<&SubjectId>,
@@ -221,7 +222,8 @@ impl Media<'_> {
         filename: Option<&str>,
         bytes: &[u8],
     ) -> Result<MediaId, AppError> {
-        let (business, region) = self.catalog().number_home(number).await?;
+        let (business, region) =
+            super::home_of(&self.catalog().phone_number(business, number).await?)?;
         if origin == MediaOrigin::Upload && actor.business.as_ref() != Some(&business) {
             return Err(GateError::Denied(DenyReason::NotOwner).into());
         }
@@ -299,7 +301,7 @@ impl Media<'_> {
         };
         self.store
             .append_at_end(
-                &StreamId::new(MEDIA_STREAM_TYPE, media.as_str()),
+                &StreamId::new(business.as_str(), MEDIA_STREAM_TYPE, media.as_str()),
                 &ctx,
                 vec![PlainEvent::of(event, meta.to_map())?],
             )
@@ -307,12 +309,15 @@ impl Media<'_> {
         Ok(())
     }
 
-    /// The object, if it is stored and still answers now.
-    async fn find_media(&self, media: &MediaId) -> Result<Found, AppError> {
-        let events = self
-            .store
-            .read_stream(&StreamId::new(MEDIA_STREAM_TYPE, media.as_str()), 0)
-            .await?;
+    /// The object, if it is stored and still answers now: under the principal's business, or
+    /// found across businesses for a principal that has none.
+    async fn find_media(&self, principal: &Principal, media: &MediaId) -> Result<Found, AppError> {
+        let business = match &principal.business {
+            Some(b) => b.clone(),
+            None => super::owner_of::<MediaObject>(self.exec, media.as_str()).await?,
+        };
+        let stream = StreamId::new(business.as_str(), MEDIA_STREAM_TYPE, media.as_str());
+        let events = self.store.read_stream(&stream, 0).await?;
         let mut object = MediaObject::default();
         let mut region = None;
         for e in events {
@@ -390,7 +395,7 @@ impl Media<'_> {
         principal: &Principal,
         media: &MediaId,
     ) -> Result<MediaMeta, AppError> {
-        let found = self.find_media(media).await?;
+        let found = self.find_media(principal, media).await?;
         self.open_meta(principal, media, &found).await
     }
 
@@ -412,7 +417,7 @@ impl Media<'_> {
         principal: &Principal,
         media: &MediaId,
     ) -> Result<(MediaMeta, Vec<u8>), AppError> {
-        let found = self.find_media(media).await?;
+        let found = self.find_media(principal, media).await?;
         let meta = self.open_meta(principal, media, &found).await?;
         let bytes = self
             .open_media(principal, media, &found, fields::BYTES)
@@ -430,7 +435,7 @@ impl Media<'_> {
         principal: &Principal,
         media: &MediaId,
     ) -> Result<(), AppError> {
-        let found = self.find_media(media).await?;
+        let found = self.find_media(principal, media).await?;
         if principal.kind != PrincipalKind::Business
             || principal.business.as_ref() != Some(&found.business)
         {
@@ -458,6 +463,7 @@ impl Media<'_> {
     /// MIME type and SHA-256 instead, as Cloud API webhooks do. Anything else is unchanged.
     pub(crate) async fn ingest_inbound_media(
         &self,
+        business: &BusinessId,
         number: &PhoneNumberId,
         subject: &SubjectId,
         mut content: MessageContent,
@@ -479,6 +485,7 @@ impl Media<'_> {
                 let id = self
                     .store_media(
                         &Principal::processor("inbound"),
+                        business,
                         number,
                         MediaOrigin::Inbound,
                         Some(subject),

@@ -111,7 +111,7 @@ impl Messaging<'_> {
         content: &MessageContent,
         callback_data: Option<&str>,
     ) -> Result<MessageId, AppError> {
-        let number = self.catalog().phone_number(phone_number_id).await?;
+        let number = self.catalog().number_for(actor, phone_number_id).await?;
         self.send_on(
             (phone_number_id, &number),
             actor,
@@ -193,28 +193,37 @@ impl Messaging<'_> {
     /// and [`Sealpost::record_held`], so its stream is read once.
     pub async fn record(
         &self,
+        business: &BusinessId,
         message_id: &MessageId,
         command: MessageCommand,
     ) -> Result<Vec<MessageEvent>, AppError> {
-        let mut held = self.hold(message_id).await?;
-        let business = held
-            .state()
-            .business_id
-            .clone()
-            .ok_or(DomainError::NotFound)?;
+        let mut held = self.hold(business, message_id).await?;
         let number = held
             .state()
             .phone_number_id
             .clone()
             .ok_or(AppError::Incomplete("message without number"))?;
-        let (_, region) = self.catalog().number_home(&number).await?;
-        self.record_held(&mut held, (&business, region), command)
+        let region = self
+            .catalog()
+            .phone_number(business, &number)
+            .await?
+            .storage_region()
+            .ok_or(AppError::Incomplete("phone number without region"))?;
+        self.record_held(&mut held, (business, region), command)
             .await
     }
 
-    /// A message's non-personal state (status, type, epoch): readable after shredding.
-    pub async fn message(&self, id: &MessageId) -> Result<Message, AppError> {
-        let (state, _) = self.exec.load::<Message>(id.as_str()).await?;
+    /// The non-personal state (status, type, epoch) of a message of `business`: readable after
+    /// shredding.
+    pub async fn message(
+        &self,
+        business: &BusinessId,
+        id: &MessageId,
+    ) -> Result<Message, AppError> {
+        let (state, _) = self
+            .exec
+            .load::<Message>(business.as_str(), id.as_str())
+            .await?;
         state.id.as_ref().ok_or(DomainError::NotFound)?;
         Ok(state)
     }
@@ -226,11 +235,12 @@ impl Messaging<'_> {
         &self,
         principal: &Principal,
         purpose: Purpose,
+        business: &BusinessId,
         id: &MessageId,
     ) -> Result<Option<(SubjectId, String)>, AppError> {
         let events = self
             .store
-            .read_stream(&StreamId::new("message", id.as_str()), 0)
+            .read_stream(&StreamId::new(business.as_str(), "message", id.as_str()), 0)
             .await?;
         for e in events {
             let region = region_of(&e)?;
@@ -274,27 +284,42 @@ impl Messaging<'_> {
         &self,
         principal: &Principal,
         purpose: Purpose,
+        business: &BusinessId,
         id: &MessageId,
     ) -> Result<Opened<MessageContent>, AppError> {
-        let held = self.hold(id).await?;
+        let held = self.hold(business, id).await?;
         self.read_held_content(principal, purpose, &held).await
+    }
+
+    /// The business message `id` belongs to, found across businesses: for the evidence routes
+    /// that name a message alone, where the gate then decides (and records) whether the asker
+    /// may read it, whoever asks (ADR 0018). The message path never needs it.
+    pub async fn find_business(&self, id: &MessageId) -> Result<BusinessId, AppError> {
+        super::owner_of::<Message>(self.exec, id.as_str()).await
     }
 
     /// A message in hand: its stream read once, for reading its content and recording the
     /// steps of one operation on it.
-    pub async fn hold(&self, id: &MessageId) -> Result<Held, AppError> {
-        let (loaded, events) = self.exec.loaded_with_events::<Message>(id.as_str()).await?;
+    pub async fn hold(&self, business: &BusinessId, id: &MessageId) -> Result<Held, AppError> {
+        let (loaded, events) = self
+            .exec
+            .loaded_with_events::<Message>(business.as_str(), id.as_str())
+            .await?;
         Held::found(id, loaded, events)
     }
 
-    /// [`Messaging::hold`] for several messages, in one read of the log; in the order of `ids`,
+    /// [`Messaging::hold`] for several messages of `business`, in one read of the log; in the order of `ids`,
     /// each `NotFound` if there is no such message.
     pub async fn hold_many(
         &self,
+        business: &BusinessId,
         ids: &[MessageId],
     ) -> Result<Vec<Result<Held, AppError>>, AppError> {
         let keys: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
-        let loaded = self.exec.loaded_many::<Message>(&keys).await?;
+        let loaded = self
+            .exec
+            .loaded_many::<Message>(business.as_str(), &keys)
+            .await?;
         Ok(ids
             .iter()
             .zip(loaded)

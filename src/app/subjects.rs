@@ -59,7 +59,10 @@ impl Subjects<'_> {
             .find_subject(business.as_str(), region, phone, now)
             .await?
         {
-            let loaded = self.exec.loaded::<Subject>(existing.as_str()).await?;
+            let loaded = self
+                .exec
+                .loaded::<Subject>(business.as_str(), existing.as_str())
+                .await?;
             if loaded.state.lifecycle
                 == sealpost_domain::aggregates::subject::SubjectLifecycle::Active
             {
@@ -101,7 +104,10 @@ impl Subjects<'_> {
             .route_user_id(business.as_str(), region, phone, &routed, now)
             .await?;
         if routed != subject {
-            loaded = self.exec.loaded::<Subject>(routed.as_str()).await?;
+            loaded = self
+                .exec
+                .loaded::<Subject>(business.as_str(), routed.as_str())
+                .await?;
         }
         Ok((routed, loaded))
     }
@@ -114,7 +120,7 @@ impl Subjects<'_> {
         phone_number_id: &PhoneNumberId,
         user_id: &str,
     ) -> Result<E164, AppError> {
-        let (business, region) = self.catalog().number_home(phone_number_id).await?;
+        let (business, region) = self.catalog().number_home(actor, phone_number_id).await?;
         let subject = self
             .store
             .vault()
@@ -122,7 +128,7 @@ impl Subjects<'_> {
             .await?
             .ok_or(DomainError::InvalidParameter("recipient"))?;
         match self
-            .read_phone(actor, Purpose::BusinessApi, &subject)
+            .read_phone(actor, Purpose::BusinessApi, &business, &subject)
             .await?
         {
             Opened::Plain(p) => {
@@ -132,31 +138,59 @@ impl Subjects<'_> {
         }
     }
 
-    /// A subject's state.
-    pub async fn subject(&self, id: &SubjectId) -> Result<Subject, AppError> {
-        let (state, _) = self.exec.load::<Subject>(id.as_str()).await?;
+    /// A subject of `business`'s state.
+    pub async fn subject(
+        &self,
+        business: &BusinessId,
+        id: &SubjectId,
+    ) -> Result<Subject, AppError> {
+        let (state, _) = self
+            .exec
+            .load::<Subject>(business.as_str(), id.as_str())
+            .await?;
         state.id.as_ref().ok_or(DomainError::NotFound)?;
         Ok(state)
     }
 
-    /// Where a subject belongs and its sealed routing number, from its first event.
-    pub(super) async fn subject_origin(&self, id: &SubjectId) -> Result<Origin, AppError> {
-        let events = self
-            .store
-            .read_stream(&StreamId::new("subject", id.as_str()), 0)
-            .await?;
+    /// Where a subject of `business` belongs and its sealed routing number, from its first
+    /// event.
+    pub(super) async fn subject_origin(
+        &self,
+        business: &BusinessId,
+        id: &SubjectId,
+    ) -> Result<Origin, AppError> {
+        let stream = StreamId::new(business.as_str(), "subject", id.as_str());
+        let events = self.store.read_stream(&stream, 0).await?;
         origin_of(events.into_iter().next().ok_or(DomainError::NotFound)?)
     }
 
-    /// [`Subjects::subject_origin`] of every subject of `ids`, in one read of the log (a subject
-    /// without events is left out).
+    /// The business of a subject as `principal` may address it: its own, or found across
+    /// businesses for a principal that has none (a DPO).
+    async fn business_for(
+        &self,
+        principal: &Principal,
+        id: &SubjectId,
+    ) -> Result<BusinessId, AppError> {
+        match &principal.business {
+            Some(business) => Ok(business.clone()),
+            None => super::owner_of::<Subject>(self.exec, id.as_str()).await,
+        }
+    }
+
+    /// [`Subjects::subject_origin`] of every subject of `ids` of `business`, in one read of the
+    /// log (a subject without events is left out).
     pub async fn origins(
         &self,
+        business: &BusinessId,
         ids: &[SubjectId],
     ) -> Result<std::collections::HashMap<SubjectId, Origin>, AppError> {
         let names: Vec<String> = ids.iter().map(|id| id.as_str().to_owned()).collect();
         let mut out = std::collections::HashMap::new();
-        for (name, events) in self.store.read_streams("subject", &names).await? {
+        for (name, events) in self
+            .store
+            .read_streams(business.as_str(), "subject", &names)
+            .await?
+        {
             if let Some(first) = events.into_iter().next() {
                 let id = SubjectId::parse(&name).map_err(|_| AppError::Corrupt("subject id"))?;
                 out.insert(id, origin_of(first)?);
@@ -165,14 +199,15 @@ impl Subjects<'_> {
         Ok(out)
     }
 
-    /// Reads a subject's phone number through the access gate.
+    /// Reads the phone number of a subject of `business` through the access gate.
     pub async fn read_phone(
         &self,
         principal: &Principal,
         purpose: Purpose,
+        business: &BusinessId,
         id: &SubjectId,
     ) -> Result<Opened<String>, AppError> {
-        let origin = self.subject_origin(id).await?;
+        let origin = self.subject_origin(business, id).await?;
         self.open_phone(principal, purpose, id, &origin).await
     }
 
@@ -208,13 +243,15 @@ impl Subjects<'_> {
         text(opened, "phone is not UTF-8")
     }
 
-    /// Erases a subject (GDPR Art. 17) on behalf of `requested_by` (the business or the DPO).
+    /// Erases a subject (GDPR Art. 17) on behalf of `requested_by` (the business or the DPO);
+    /// the subject's business.
     pub async fn erase(
         &self,
         requested_by: &Principal,
         subject: &SubjectId,
-    ) -> Result<(), AppError> {
-        let (business, region, _) = self.subject_origin(subject).await?;
+    ) -> Result<BusinessId, AppError> {
+        let business = self.business_for(requested_by, subject).await?;
+        let (business, region, _) = self.subject_origin(&business, subject).await?;
         require_owner_or_dpo(requested_by, &business)?;
         erase_subject(
             self.exec,
@@ -225,7 +262,7 @@ impl Subjects<'_> {
             self.now(),
         )
         .await?;
-        Ok(())
+        Ok(business)
     }
 }
 

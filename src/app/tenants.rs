@@ -29,7 +29,7 @@ impl Catalog<'_> {
     pub async fn business_region(&self, id: &BusinessId) -> Result<Region, AppError> {
         let events = self
             .store
-            .read_stream(&StreamId::new("business", id.as_str()), 0)
+            .read_stream(&StreamId::new(id.as_str(), "business", id.as_str()), 0)
             .await?;
         let first = events.first().ok_or(DomainError::NotFound)?;
         region_of(first)
@@ -60,20 +60,49 @@ impl Catalog<'_> {
         Ok(id)
     }
 
-    /// A phone number's state.
-    pub async fn phone_number(&self, id: &PhoneNumberId) -> Result<PhoneNumber, AppError> {
-        let (state, _) = self.exec.load::<PhoneNumber>(id.as_str()).await?;
+    /// A phone number of `business` (`NotFound` if it is no number of `business`'s).
+    pub async fn phone_number(
+        &self,
+        business: &BusinessId,
+        id: &PhoneNumberId,
+    ) -> Result<PhoneNumber, AppError> {
+        let (state, _) = self
+            .exec
+            .load::<PhoneNumber>(business.as_str(), id.as_str())
+            .await?;
         state.id.as_ref().ok_or(DomainError::NotFound)?;
         Ok(state)
+    }
+
+    /// A phone number of whichever business it belongs to: a lookup across businesses, for a
+    /// caller that has no business of its own (a DPO, the operator, a node at start).
+    pub async fn find_phone_number(&self, id: &PhoneNumberId) -> Result<PhoneNumber, AppError> {
+        let business = super::owner_of::<PhoneNumber>(self.exec, id.as_str()).await?;
+        self.phone_number(&business, id).await
+    }
+
+    /// A phone number as `principal` may address it: under its own business, or found across
+    /// businesses for a principal that has none.
+    pub async fn number_for(
+        &self,
+        principal: &Principal,
+        id: &PhoneNumberId,
+    ) -> Result<PhoneNumber, AppError> {
+        match &principal.business {
+            Some(business) => self.phone_number(business, id).await,
+            None => self.find_phone_number(id).await,
+        }
     }
 
     /// What the transport reported about a business number (rating, lowered tier, throttle),
     /// folded from the number's integrity stream. The caller authorizes the read.
     pub async fn integrity(
         &self,
+        business: &BusinessId,
         id: &PhoneNumberId,
     ) -> Result<sealpost_domain::integrity::IntegrityView, AppError> {
         let stream = sealpost_adapters::store::StreamId::new(
+            business.as_str(),
             sealpost_domain::integrity::INTEGRITY_STREAM_TYPE,
             id.as_str(),
         );
@@ -84,12 +113,14 @@ impl Catalog<'_> {
         Ok(view)
     }
 
-    /// Where a phone number's data lives, and its business.
+    /// Where a phone number's data lives, and its business, as `principal` may address it
+    /// ([`Catalog::number_for`]).
     pub(crate) async fn number_home(
         &self,
+        principal: &Principal,
         id: &PhoneNumberId,
     ) -> Result<(BusinessId, Region), AppError> {
-        home_of(&self.phone_number(id).await?)
+        home_of(&self.number_for(principal, id).await?)
     }
 }
 

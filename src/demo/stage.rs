@@ -82,7 +82,15 @@ impl Demo<'_> {
         purpose: Purpose,
         id: &MessageId,
     ) -> &'static str {
-        match self.app.messaging().read_content(who, purpose, id).await {
+        let Ok(business) = self.app.messaging().find_business(id).await else {
+            return "error";
+        };
+        match self
+            .app
+            .messaging()
+            .read_content(who, purpose, &business, id)
+            .await
+        {
             Ok(Opened::Plain(_)) => "readable",
             Ok(Opened::Shredded) => "shredded",
             Err(AppError::Gate(GateError::Denied(_))) => "denied",

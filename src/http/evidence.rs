@@ -284,7 +284,19 @@ pub(super) async fn message(
     let content = s
         .app
         .messaging()
-        .read_content(&grant.principal, Purpose::BusinessApi, &id)
+        .read_content(
+            &grant.principal,
+            Purpose::BusinessApi,
+            &s.app
+                .messaging()
+                .find_business(&id)
+                .await
+                .map_err(|e| match e {
+                    AppError::Domain(DomainError::NotFound) => ApiError::denied(),
+                    other => other.into(),
+                })?,
+            &id,
+        )
         .await
         .map_err(|e| match e {
             AppError::Domain(DomainError::NotFound) => ApiError::denied(),

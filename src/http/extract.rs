@@ -224,8 +224,14 @@ impl<S: Scope> FromRequestParts<Shared> for BusinessAuth<S> {
 
 /// Something a business owns, named by an id in the path.
 pub(crate) trait Resource: Sized + Send {
-    /// The resource named `id`; an unknown one is `ApiError::denied()`, as a foreign one.
-    fn find(s: &Shared, id: &str) -> impl Future<Output = Result<Self, ApiError>> + Send;
+    /// The resource named `id`, looked for among `business`'s (the token's: every address of
+    /// business data names its business, ADR 0018); an unknown one is `ApiError::denied()`, as
+    /// a foreign one.
+    fn find(
+        s: &Shared,
+        business: &BusinessId,
+        id: &str,
+    ) -> impl Future<Output = Result<Self, ApiError>> + Send;
     /// The business that owns it.
     fn owner(&self) -> Option<&BusinessId>;
 }
@@ -243,10 +249,12 @@ impl<R: Resource, S: Scope> Owned<R, S> {
     /// The checks of the extractor for a grant already at hand (a route that serves more than
     /// one kind of resource).
     pub(crate) async fn check(s: &Shared, grant: Grant, id: &str) -> Result<Self, ApiError> {
-        let resource = R::find(s, id).await?;
-        if grant.principal.kind != PrincipalKind::Business
-            || grant.principal.business.as_ref() != resource.owner()
-        {
+        let business = match (&grant.principal.kind, &grant.principal.business) {
+            (PrincipalKind::Business, Some(b)) => b.clone(),
+            _ => return Err(ApiError::denied()),
+        };
+        let resource = R::find(s, &business, id).await?;
+        if resource.owner() != Some(&business) {
             return Err(ApiError::denied());
         }
         S::require(&grant)?;
@@ -279,7 +287,7 @@ pub(crate) struct Number {
 pub(crate) type OwnedNumber<S> = Owned<Number, S>;
 
 impl Resource for Number {
-    async fn find(s: &Shared, id: &str) -> Result<Self, ApiError> {
+    async fn find(s: &Shared, business: &BusinessId, id: &str) -> Result<Self, ApiError> {
         let id = PhoneNumberId::parse(id).map_err(|_| ApiError::denied())?;
         if !s.numbers.contains_key(id.as_str()) {
             return Err(ApiError::denied());
@@ -287,7 +295,7 @@ impl Resource for Number {
         let state = s
             .app
             .catalog()
-            .phone_number(&id)
+            .phone_number(business, &id)
             .await
             .map_err(ApiError::denied_unless_unavailable)?;
         Ok(Self { id, state })
@@ -309,7 +317,7 @@ pub(crate) struct Waba {
 pub(crate) type OwnedWaba<S> = Owned<Waba, S>;
 
 impl Resource for Waba {
-    async fn find(s: &Shared, id: &str) -> Result<Self, ApiError> {
+    async fn find(s: &Shared, _: &BusinessId, id: &str) -> Result<Self, ApiError> {
         s.apps
             .lock()
             .await
@@ -339,7 +347,7 @@ pub(crate) struct App {
 pub(crate) type OwnedApp<S> = Owned<App, S>;
 
 impl Resource for App {
-    async fn find(s: &Shared, id: &str) -> Result<Self, ApiError> {
+    async fn find(s: &Shared, _: &BusinessId, id: &str) -> Result<Self, ApiError> {
         let (business, _, region) = s
             .apps
             .lock()

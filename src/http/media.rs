@@ -122,6 +122,11 @@ pub(super) async fn upload(
         .media()
         .store_media(
             &grant.principal,
+            grant
+                .principal
+                .business
+                .as_ref()
+                .ok_or_else(ApiError::denied)?,
             &number,
             MediaOrigin::Upload,
             None,

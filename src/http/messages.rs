@@ -36,7 +36,8 @@ pub(super) async fn send(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     if body.get("status").is_some() {
-        return mark_read(&s, &number, &body).await.map(Json);
+        let business = state.business_id.as_ref().ok_or_else(ApiError::denied)?;
+        return mark_read(&s, business, &number, &body).await.map(Json);
     }
     let (content, callback) = parse_send(&body)?;
     let content = media::attach(&s, &grant, content).await?;
@@ -174,7 +175,12 @@ async fn pair(s: &Shared, state: &PhoneNumber, to: &E164) -> Result<super::Pair,
 }
 
 /// Marks an inbound message read (POST or PUT, optionally with a typing indicator).
-async fn mark_read(s: &Shared, number: &PhoneNumberId, body: &Value) -> Result<Value, ApiError> {
+async fn mark_read(
+    s: &Shared,
+    business: &sealpost_domain::BusinessId,
+    number: &PhoneNumberId,
+    body: &Value,
+) -> Result<Value, ApiError> {
     let top = body
         .as_object()
         .map(Params::root)
@@ -199,13 +205,18 @@ async fn mark_read(s: &Shared, number: &PhoneNumberId, body: &Value) -> Result<V
         sealpost_domain::MessageId::parse(raw).map_err(|_| ApiError::not_valid("message_id"))?;
     let unknown =
         || ApiError::invalid("The message does not exist or belongs to another phone number.");
-    let message = s.app.messaging().message(&id).await.map_err(|e| {
-        if e.is_unavailable() {
-            ApiError::from(e)
-        } else {
-            unknown()
-        }
-    })?;
+    let message = s
+        .app
+        .messaging()
+        .message(business, &id)
+        .await
+        .map_err(|e| {
+            if e.is_unavailable() {
+                ApiError::from(e)
+            } else {
+                unknown()
+            }
+        })?;
     if message.phone_number_id.as_ref() != Some(number)
         || message.direction != Some(sealpost_domain::Direction::Inbound)
     {
@@ -213,7 +224,11 @@ async fn mark_read(s: &Shared, number: &PhoneNumberId, body: &Value) -> Result<V
     }
     s.app
         .messaging()
-        .record(&id, sealpost_domain::MessageCommand::MarkReadByBusiness)
+        .record(
+            business,
+            &id,
+            sealpost_domain::MessageCommand::MarkReadByBusiness,
+        )
         .await?;
     Ok(json!({ "success": true }))
 }

@@ -42,7 +42,7 @@ pub(super) async fn get(
         region,
     };
     s.app.gate().authorize(&req).await.map_err(AppError::from)?;
-    let integrity = s.app.catalog().integrity(&number).await?;
+    let integrity = s.app.catalog().integrity(&business, &number).await?;
     let rating = integrity.rating;
     let b = s.app.catalog().business(&business).await?;
     let tier = match integrity.lowered_tier.or(b.tier) {

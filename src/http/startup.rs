@@ -73,7 +73,8 @@ async fn numbers_by_lane(
     let mut by_lane: BTreeMap<Lane, Vec<PhoneNumberId>> = BTreeMap::new();
     for id in ids {
         let id = PhoneNumberId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let (business, _) = crate::app::home_of(&app.catalog().phone_number(&id).await?)?;
+        // At start a node holds ids only: each number's business found once, across businesses.
+        let (business, _) = crate::app::home_of(&app.catalog().find_phone_number(&id).await?)?;
         by_lane
             .entry(Lane::of(business.as_str()))
             .or_default()

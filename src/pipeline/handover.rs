@@ -18,6 +18,7 @@ pub const CONSUMERS_AT_ONCE: usize = 16;
 /// checkpoint stays before it while a retry is pending).
 #[derive(Debug, Clone)]
 pub(super) struct Job {
+    pub(super) business: BusinessId,
     pub(super) id: MessageId,
     pub(super) attempt: u32,
     pub(super) position: u64,
@@ -36,7 +37,7 @@ enum Settle {
     /// Handed to the transport: record it.
     HandedOver(Box<Ready>),
     /// Undeliverable for good with this code.
-    GiveUp(MessageId, u32),
+    GiveUp(Job, u32),
     /// The transport could not take it now: try again later.
     Retry(Job, TransportError),
 }
@@ -73,25 +74,34 @@ impl Pipeline {
         retransmission: bool,
     ) -> Result<StepReport, AppError> {
         let mut report = StepReport::default();
-        let ids: Vec<MessageId> = jobs.iter().map(|j| j.id.clone()).collect();
-        let held = self.app.messaging().hold_many(&ids).await?;
+        // One read of the log per business of the batch (a lane serves several).
+        let mut held = std::collections::HashMap::with_capacity(jobs.len());
+        for (business, ids) in grouped(jobs.iter().map(|j| (j.business.clone(), j.id.clone()))) {
+            let found = self.app.messaging().hold_many(&business, &ids).await?;
+            held.extend(ids.into_iter().zip(found));
+        }
         let mut ready = Vec::new();
         let mut settled = Vec::new();
-        for (job, held) in jobs.into_iter().zip(held) {
-            let held = match held {
-                Ok(h) => h,
-                Err(e) => {
+        for job in jobs {
+            let held = match held.remove(&job.id) {
+                Some(Ok(h)) => h,
+                Some(Err(e)) => {
                     tracing::error!(error = %e, "outbound message could not be delivered");
-                    settled.push(Settle::GiveUp(job.id, 131_000));
+                    settled.push(Settle::GiveUp(job, 131_000));
+                    continue;
+                }
+                None => {
+                    tracing::error!("outbound message could not be delivered: not read");
+                    settled.push(Settle::GiveUp(job, 131_000));
                     continue;
                 }
             };
             match self.ready(job, held, retransmission) {
                 Ok(Some(lane_and_message)) => ready.push(lane_and_message),
                 Ok(None) => {}
-                Err((id, e)) => {
+                Err((job, e)) => {
                     tracing::error!(error = %e, "outbound message could not be delivered");
-                    settled.push(Settle::GiveUp(id, 131_000));
+                    settled.push(Settle::GiveUp(job, 131_000));
                 }
             }
         }
@@ -107,13 +117,13 @@ impl Pipeline {
             for (ready, envelope) in lane.envelopes {
                 if !saved {
                     // Erased while the batch was under way: nothing may leave for them.
-                    settled.push(Settle::GiveUp(ready.job.id, 131_026));
+                    settled.push(Settle::GiveUp(ready.job, 131_026));
                     continue;
                 }
                 settled.push(match self.transport.send(envelope).await {
                     Ok(()) => Settle::HandedOver(Box::new(ready)),
-                    Err(TransportError::UnknownRecipient) => Settle::GiveUp(ready.job.id, 131_026),
-                    Err(TransportError::Throttled) => Settle::GiveUp(ready.job.id, 131_048),
+                    Err(TransportError::UnknownRecipient) => Settle::GiveUp(ready.job, 131_026),
+                    Err(TransportError::Throttled) => Settle::GiveUp(ready.job, 131_048),
                     Err(e) => Settle::Retry(ready.job, e),
                 });
             }
@@ -147,7 +157,9 @@ impl Pipeline {
                 self.record_hand_over(&mut ready, retransmission).await?,
                 None,
             )),
-            Settle::GiveUp(id, code) => Ok((self.give_up(&id, code, retransmission).await?, None)),
+            Settle::GiveUp(job, code) => {
+                Ok((self.give_up(&job, code, retransmission).await?, None))
+            }
             Settle::Retry(job, e) => self.pending_retry(job, e, retransmission).await,
         }
     }
@@ -160,10 +172,10 @@ impl Pipeline {
         job: Job,
         held: Held,
         retransmission: bool,
-    ) -> Result<Option<(SubjectId, Ready)>, (MessageId, AppError)> {
+    ) -> Result<Option<(SubjectId, Ready)>, (Job, AppError)> {
         let message = held.state();
         let Some(status) = message.status else {
-            return Err((job.id, DomainError::NotFound.into()));
+            return Err((job, DomainError::NotFound.into()));
         };
         if !retransmission && status >= MessageStatus::Sent {
             return Ok(None);
@@ -175,13 +187,13 @@ impl Pipeline {
             (message.subject_id.clone(), message.phone_number_id.clone())
         else {
             return Err((
-                job.id,
+                job,
                 AppError::Incomplete("message without subject or number"),
             ));
         };
         let handle = match self.handle_of(Some(&number_id)) {
             Ok(h) => h,
-            Err(e) => return Err((job.id, e)),
+            Err(e) => return Err((job, e)),
         };
         let number = &self.numbers[&handle];
         let home = (number.business.clone(), number.region);
@@ -209,12 +221,12 @@ impl Pipeline {
         };
         let give_up_all = |lane: &mut Lane, ready: Vec<Ready>, code| {
             lane.settled
-                .extend(ready.into_iter().map(|r| Settle::GiveUp(r.job.id, code)));
+                .extend(ready.into_iter().map(|r| Settle::GiveUp(r.job, code)));
         };
         let phone = self
             .app
             .subjects()
-            .read_phone(&principal(), Purpose::Delivery, &lane.subject)
+            .read_phone(&principal(), Purpose::Delivery, &lane.home.0, &lane.subject)
             .await?;
         let Opened::Plain(phone) = phone else {
             // The keys are gone (retention or erasure): nothing can be sent any more.
@@ -261,7 +273,7 @@ impl Pipeline {
                 .read_held_content(&principal(), Purpose::Delivery, &r.held)
                 .await?;
             let Opened::Plain(content) = content else {
-                lane.settled.push(Settle::GiveUp(r.job.id, 131_026));
+                lane.settled.push(Settle::GiveUp(r.job, 131_026));
                 continue;
             };
             let number = self.numbers.get(&r.handle).ok_or(AppError::NotAttached)?;
@@ -276,7 +288,7 @@ impl Pipeline {
             ) {
                 Ok(e) => e,
                 Err(SignalError::InvalidBundle) => {
-                    lane.settled.push(Settle::GiveUp(r.job.id, 131_026));
+                    lane.settled.push(Settle::GiveUp(r.job, 131_026));
                     continue;
                 }
                 Err(e) => return Err(AppError::Signal(e)),

@@ -30,6 +30,16 @@ impl Link {
 }
 
 impl Pipeline {
+    /// The business of the attached number `handle`.
+    pub(super) fn business_at(&self, handle: &str) -> Result<BusinessId, AppError> {
+        Ok(self
+            .numbers
+            .get(handle)
+            .ok_or(AppError::NotAttached)?
+            .business
+            .clone())
+    }
+
     /// Takes what arrived for `handle` in small leased chunks, at least one chunk a step and
     /// more while the step's budget lasts; acknowledges each chunk once recorded.
     pub(super) async fn take_arrivals(
@@ -61,10 +71,11 @@ impl Pipeline {
                 .iter()
                 .filter_map(|(of, _)| MessageId::parse(of).ok())
                 .collect();
+            let business = self.business_at(handle)?;
             let mut held: std::collections::HashMap<MessageId, Result<Held, AppError>> = ids
                 .iter()
                 .cloned()
-                .zip(self.app.messaging().hold_many(&ids).await?)
+                .zip(self.app.messaging().hold_many(&business, &ids).await?)
                 .collect();
             let lanes: Vec<_> = by_message
                 .into_iter()
@@ -125,8 +136,8 @@ impl Pipeline {
         envelope: Envelope,
     ) -> Result<StepReport, AppError> {
         match envelope.payload {
-            Payload::Receipt { receipt, of } => self.receipts(&of, &[receipt]).await,
-            Payload::Retransmit { of } => self.retransmit(&of, &envelope.from).await,
+            Payload::Receipt { receipt, of } => self.receipts(handle, &of, &[receipt]).await,
+            Payload::Retransmit { of } => self.retransmit(handle, &of, &envelope.from).await,
             Payload::Message { ciphertext } => {
                 self.receive(handle, &envelope.id, &envelope.from, &ciphertext)
                     .await
@@ -143,13 +154,18 @@ impl Pipeline {
     /// read of its stream.
     pub(super) async fn receipts(
         &self,
+        handle: &str,
         of: &str,
         receipts: &[Receipt],
     ) -> Result<StepReport, AppError> {
         let Ok(id) = MessageId::parse(of) else {
             return Ok(StepReport::default());
         };
-        let held = self.app.messaging().hold(&id).await;
+        let held = self
+            .app
+            .messaging()
+            .hold(&self.business_at(handle)?, &id)
+            .await;
         self.receipts_on(Some(held), receipts).await
     }
 
@@ -188,13 +204,15 @@ impl Pipeline {
     /// outbound message.
     pub(super) async fn retransmit(
         &mut self,
+        handle: &str,
         of: &str,
         requester: &Address,
     ) -> Result<StepReport, AppError> {
         let Ok(id) = MessageId::parse(of) else {
             return Ok(StepReport::default());
         };
-        let message = match self.app.messaging().message(&id).await {
+        let business = self.business_at(handle)?;
+        let message = match self.app.messaging().message(&business, &id).await {
             Ok(m) => m,
             Err(AppError::Domain(DomainError::NotFound)) => return Ok(StepReport::default()),
             Err(e) => return Err(e),
@@ -207,12 +225,14 @@ impl Pipeline {
         match self
             .app
             .subjects()
-            .read_phone(&principal(), Purpose::Delivery, &subject)
+            .read_phone(&principal(), Purpose::Delivery, &business, &subject)
             .await?
         {
-            Opened::Plain(phone) if phone == requester.handle => self.retransmit_now(&id).await,
+            Opened::Plain(phone) if phone == requester.handle => {
+                self.retransmit_now(&business, &id).await
+            }
             // Its keys are gone: the hand-over records the refusal.
-            Opened::Shredded => self.retransmit_now(&id).await,
+            Opened::Shredded => self.retransmit_now(&business, &id).await,
             Opened::Plain(_) => {
                 tracing::warn!("retransmission requested by a device that is not the recipient");
                 Ok(StepReport::default())
@@ -310,6 +330,7 @@ impl Pipeline {
                 self.app
                     .messaging()
                     .record(
+                        &business,
                         &id,
                         MessageCommand::RecordDecryptionFailed {
                             reason: reason.into(),

@@ -46,7 +46,11 @@ impl IntegrityRecorder {
         else {
             return Err(AppError::NotAttached);
         };
-        let stream = sealpost_adapters::store::StreamId::new(INTEGRITY_STREAM_TYPE, id.as_str());
+        let stream = sealpost_adapters::store::StreamId::new(
+            business_id.as_str(),
+            INTEGRITY_STREAM_TYPE,
+            id.as_str(),
+        );
         let metadata = sealpost_adapters::exec::CommandMeta::new(
             business_id.as_str(),
             region,

@@ -13,10 +13,14 @@ pub(super) struct Retry {
 }
 
 impl Pipeline {
-    pub(super) async fn fail(&self, id: &MessageId, code: u32) -> Result<StepReport, AppError> {
+    pub(super) async fn fail(&self, job: &Job, code: u32) -> Result<StepReport, AppError> {
         self.app
             .messaging()
-            .record(id, MessageCommand::RecordFailed { code })
+            .record(
+                &job.business,
+                &job.id,
+                MessageCommand::RecordFailed { code },
+            )
             .await?;
         Ok(StepReport {
             failed: 1,
@@ -28,7 +32,7 @@ impl Pipeline {
     /// a recorded refusal instead (the message was delivered once already).
     pub(super) async fn give_up(
         &self,
-        id: &MessageId,
+        job: &Job,
         code: u32,
         retransmission: bool,
     ) -> Result<StepReport, AppError> {
@@ -36,21 +40,26 @@ impl Pipeline {
             let events = self
                 .app
                 .messaging()
-                .record(id, MessageCommand::RefuseRetransmission)
+                .record(&job.business, &job.id, MessageCommand::RefuseRetransmission)
                 .await?;
             return Ok(StepReport {
                 refused: u64::from(!events.is_empty()),
                 ..StepReport::default()
             });
         }
-        self.fail(id, code).await
+        self.fail(job, code).await
     }
 
     /// Encrypts and hands one outbound message to the transport again, on its device's
     /// request (a batch of one: see [`Pipeline::hand_over`]). A retransmission is never
     /// retried, so its job holds no log position.
-    pub(super) async fn retransmit_now(&mut self, id: &MessageId) -> Result<StepReport, AppError> {
+    pub(super) async fn retransmit_now(
+        &mut self,
+        business: &BusinessId,
+        id: &MessageId,
+    ) -> Result<StepReport, AppError> {
         let job = Job {
+            business: business.clone(),
             id: id.clone(),
             attempt: 0,
             position: 0,
@@ -59,11 +68,15 @@ impl Pipeline {
     }
 
     /// Sends the business's read receipt for an inbound message back to the consumer's device.
-    pub(super) async fn forward_read(&mut self, id: &MessageId) -> Result<StepReport, AppError> {
+    pub(super) async fn forward_read(
+        &mut self,
+        business: &BusinessId,
+        id: &MessageId,
+    ) -> Result<StepReport, AppError> {
         let Some((subject, envelope_id)) = self
             .app
             .messaging()
-            .inbound_envelope(&principal(), Purpose::Delivery, id)
+            .inbound_envelope(&principal(), Purpose::Delivery, business, id)
             .await?
         else {
             return Ok(StepReport::default());
@@ -71,12 +84,17 @@ impl Pipeline {
         let Opened::Plain(phone) = self
             .app
             .subjects()
-            .read_phone(&principal(), Purpose::Delivery, &subject)
+            .read_phone(&principal(), Purpose::Delivery, business, &subject)
             .await?
         else {
             return Ok(StepReport::default());
         };
-        let number_id = self.app.messaging().message(id).await?.phone_number_id;
+        let number_id = self
+            .app
+            .messaging()
+            .message(business, id)
+            .await?
+            .phone_number_id;
         let handle = self.handle_of(number_id.as_ref())?;
         let receipt = Envelope {
             id: format!("rcpt-{}", uuid::Uuid::new_v4()),
@@ -110,10 +128,10 @@ impl Pipeline {
             return Ok((StepReport::default(), None));
         }
         let now = self.app.now();
-        let message = self.app.messaging().message(&job.id).await?;
+        let message = self.app.messaging().message(&job.business, &job.id).await?;
         let expiry = message.epoch.map(|e| self.app.policy().expiry_of(e));
         if expiry.is_some_and(|x| now >= x) {
-            return Ok((self.fail(&job.id, 131_026).await?, None));
+            return Ok((self.fail(&job, 131_026).await?, None));
         }
         let backoff = RETRY_BASE_MS
             .saturating_mul(1i64 << job.attempt.min(20))

@@ -9,8 +9,8 @@ use sealpost_audit::FieldRef;
 use sealpost_domain::aggregates::message::PricingCategory;
 use sealpost_domain::MessageContent;
 use sealpost_domain::{
-    FieldScope, MessageEvent, MessageId, Opened, PhoneNumberId, Purpose, Region, SubjectId,
-    Timestamp, E164,
+    BusinessId, FieldScope, MessageEvent, MessageId, Opened, PhoneNumberId, Purpose, Region,
+    SubjectId, Timestamp, E164,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeSet, HashMap};
@@ -25,15 +25,24 @@ pub(super) struct Known {
 }
 
 impl Known {
-    /// Reads what the notifications of `batch` need, in two reads of the log.
-    pub(super) async fn read(app: &Sealpost, batch: &[OpenedEvent]) -> Result<Self, AppError> {
+    /// Reads what the notifications of `batch` for `business` need, in two reads of the log.
+    pub(super) async fn read(
+        app: &Sealpost,
+        business: &BusinessId,
+        batch: &[OpenedEvent],
+    ) -> Result<Self, AppError> {
         let ids: BTreeSet<&str> = batch
             .iter()
-            .filter(|e| e.header.stream.kind == "message")
+            .filter(|e| {
+                e.header.stream.kind == "message" && e.header.business_id == business.as_str()
+            })
             .map(|e| e.header.stream.id.as_str())
             .collect();
         let ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
-        let histories = app.store().read_streams("message", &ids).await?;
+        let histories = app
+            .store()
+            .read_streams(business.as_str(), "message", &ids)
+            .await?;
         // A message stream starts with the event that names its consumer.
         let subjects: BTreeSet<SubjectId> = histories
             .values()
@@ -44,7 +53,7 @@ impl Known {
             })
             .collect();
         let subjects: Vec<SubjectId> = subjects.into_iter().collect();
-        let origins = app.subjects().origins(&subjects).await?;
+        let origins = app.subjects().origins(business, &subjects).await?;
         Ok(Self { histories, origins })
     }
 }
@@ -123,7 +132,7 @@ async fn contact(
         }
         None => {
             subjects
-                .read_phone(&principal(), Purpose::Delivery, subject)
+                .read_phone(&principal(), Purpose::Delivery, &hook.business, subject)
                 .await?
         }
     };
@@ -183,7 +192,10 @@ pub(super) async fn build(
         None => {
             read = app
                 .store()
-                .read_stream(&StreamId::new("message", id.as_str()), 0)
+                .read_stream(
+                    &StreamId::new(hook.business.as_str(), "message", id.as_str()),
+                    0,
+                )
                 .await?;
             &read
         }

@@ -106,7 +106,7 @@ pub async fn receive(
     content: &sealpost_domain::MessageContent,
     profile_name: Option<&str>,
 ) -> Result<sealpost_domain::MessageId, sealpost::app::AppError> {
-    let state = app.catalog().phone_number(number).await?;
+    let state = app.catalog().find_phone_number(number).await?;
     let business = state.business_id.clone().expect("a business's number");
     let region = state.storage_region().expect("a home region");
     let subject = app
@@ -127,9 +127,18 @@ pub async fn receive(
 /// The subject an (inbound or outbound) message belongs to.
 /// The event types of a message's stream, in order.
 pub async fn event_types(app: &Sealpost, message: &sealpost_domain::MessageId) -> Vec<String> {
+    let business = app
+        .messaging()
+        .find_business(message)
+        .await
+        .expect("business");
     app.store()
         .read_stream(
-            &sealpost_adapters::store::StreamId::new("message", message.as_str()),
+            &sealpost_adapters::store::StreamId::new(
+                business.as_str(),
+                "message",
+                message.as_str(),
+            ),
             0,
         )
         .await
@@ -143,8 +152,13 @@ pub async fn subject_of(
     app: &Sealpost,
     message: &sealpost_domain::MessageId,
 ) -> sealpost_domain::SubjectId {
+    let business = app
+        .messaging()
+        .find_business(message)
+        .await
+        .expect("business");
     app.messaging()
-        .message(message)
+        .message(&business, message)
         .await
         .expect("message")
         .subject_id

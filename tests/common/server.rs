@@ -582,13 +582,25 @@ impl Node {
 
     /// [`CONSUMER`] writes `first` from their phone; the business sends `answer` once the
     /// pipeline has taken the consumer's message (until then the window is closed: 131047).
+    /// A node that has just taken the business's lane over puts its number on its simulated
+    /// network a moment later: until then the phone's message is not taken (503), and the
+    /// phone tries again.
     pub async fn converse(&self, first: &str, answer: Value) -> (u16, Value) {
-        let (st, v) = self
-            .device_send(
-                CONSUMER,
-                json!({"to": self.s("display_phone_number"), "type": "text", "text": {"body": first}}),
-            )
-            .await;
+        let write =
+            json!({"to": self.s("display_phone_number"), "type": "text", "text": {"body": first}});
+        let (st, v) = poll(
+            Duration::from_millis(50),
+            20,
+            "the phone's message is taken",
+            || {
+                let write = write.clone();
+                async move {
+                    let (st, v) = self.device_send(CONSUMER, write).await;
+                    (st != 503).then_some((st, v))
+                }
+            },
+        )
+        .await;
         assert_eq!(st, 200, "{v}");
         let mut got = (0, Value::Null);
         for _ in 0..400 {

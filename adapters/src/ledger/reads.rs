@@ -33,15 +33,18 @@ mod tests {
 
     #[tokio::test]
     async fn only_traced_work_is_noted() {
-        note(&StreamId::new("message", "untraced"));
+        note(&StreamId::new("1", "message", "untraced"));
         let ((), reads) = traced(async {
-            note(&StreamId::new("message", "a"));
-            note(&StreamId::new("subject", "b"));
+            note(&StreamId::new("1", "message", "a"));
+            note(&StreamId::new("1", "subject", "b"));
         })
         .await;
         assert_eq!(
             reads,
-            vec![StreamId::new("message", "a"), StreamId::new("subject", "b")]
+            vec![
+                StreamId::new("1", "message", "a"),
+                StreamId::new("1", "subject", "b")
+            ]
         );
     }
 }

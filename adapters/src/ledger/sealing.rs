@@ -37,6 +37,11 @@ impl EventStore {
         ctx: &EventContext,
         events: Vec<PlainEvent>,
     ) -> Result<AppendCommand, LedgerError> {
+        if stream.business != ctx.business_id {
+            return Err(
+                StoreError::Invalid("a stream's events belong to the stream's business").into(),
+            );
+        }
         let now = self.clock.now();
         let (version, key) = self
             .vault
@@ -150,21 +155,28 @@ impl EventStore {
         self.open_rows(rows).await
     }
 
-    /// Every event of the streams of type `kind` named by `ids`, in one read of the log, by id
-    /// (a stream with no events maps to an empty list).
+    /// The business of the stream `kind`/`id` (`None` if it has no events): a lookup across
+    /// businesses, for a caller that holds an id and no business (ADR 0018).
+    pub async fn business_of(&self, kind: &str, id: &str) -> Result<Option<String>, LedgerError> {
+        Ok(self.log.business_of(kind, id).await?)
+    }
+
+    /// Every event of `business`'s streams of type `kind` named by `ids`, in one read of the
+    /// log, by id (a stream with no events maps to an empty list).
     pub async fn read_streams(
         &self,
+        business: &str,
         kind: &str,
         ids: &[String],
     ) -> Result<std::collections::HashMap<String, Vec<OpenedEvent>>, LedgerError> {
         let mut out: std::collections::HashMap<String, Vec<OpenedEvent>> = ids
             .iter()
             .map(|id| {
-                super::reads::note(&StreamId::new(kind, id.as_str()));
+                super::reads::note(&StreamId::new(business, kind, id.as_str()));
                 (id.clone(), Vec::new())
             })
             .collect();
-        for row in self.log.read_streams(kind, ids).await? {
+        for row in self.log.read_streams(business, kind, ids).await? {
             let event = self.open_row(row).await?;
             out.entry(event.header.stream.id.clone())
                 .or_default()

@@ -51,10 +51,12 @@ pub(crate) async fn run_append(
         }
         let mut positions = Vec::with_capacity(cmd.rows.len());
         for (i, row) in cmd.rows.iter().enumerate() {
-            if row.header.sequence != cmd.expected + i as u64 + 1 || row.header.stream != cmd.stream
+            if row.header.sequence != cmd.expected + i as u64 + 1
+                || row.header.stream != cmd.stream
+                || row.header.business_id != cmd.stream.business
             {
                 return Err(StoreError::Invalid(
-                    "rows must continue their stream's sequence",
+                    "rows must continue their stream's sequence, in their stream's business",
                 ));
             }
             next += 1;

@@ -6,9 +6,14 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use std::fmt;
 
-/// A stream: aggregate type plus aggregate id.
+/// A stream: the business it belongs to, aggregate type and aggregate id. The business is part
+/// of every stream's key, so every read of a stream names it (the distribution key a sharded
+/// Postgres routes by, ADR 0018); the deployment's own streams belong to
+/// [`DEPLOYMENT`](sealpost_domain::DEPLOYMENT).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct StreamId {
+    /// The business (distribution key).
+    pub business: String,
     /// Aggregate type (`message`, `subject`, …).
     pub kind: String,
     /// Aggregate id (random).
@@ -16,18 +21,28 @@ pub struct StreamId {
 }
 
 impl StreamId {
-    /// A stream id.
-    pub fn new(kind: impl Into<String>, id: impl Into<String>) -> Self {
+    /// The stream `kind`/`id` of `business`.
+    pub fn new(
+        business: impl Into<String>,
+        kind: impl Into<String>,
+        id: impl Into<String>,
+    ) -> Self {
         Self {
+            business: business.into(),
             kind: kind.into(),
             id: id.into(),
         }
+    }
+
+    /// A stream of the deployment's own (no business's).
+    pub fn deployment(kind: impl Into<String>, id: impl Into<String>) -> Self {
+        Self::new(sealpost_domain::DEPLOYMENT, kind, id)
     }
 }
 
 impl fmt::Display for StreamId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.kind, self.id)
+        write!(f, "{}/{}/{}", self.business, self.kind, self.id)
     }
 }
 
@@ -42,7 +57,7 @@ pub struct RowHeader {
     pub event_type: String,
     /// Event version.
     pub event_version: u32,
-    /// The business (distribution key).
+    /// The business (distribution key): the stream's.
     pub business_id: String,
     /// Storage region code.
     pub region: String,
@@ -131,9 +146,14 @@ pub trait EventLog: Send + Sync + fmt::Debug {
         after: u64,
     ) -> Result<Vec<StoredRow>, StoreError>;
 
-    /// Every row of the streams of type `kind` named by `ids`, in one query: grouped by stream,
-    /// each stream in sequence order (streams with no rows are absent).
-    async fn read_streams(&self, kind: &str, ids: &[String]) -> Result<Vec<StoredRow>, StoreError>;
+    /// Every row of `business`'s streams of type `kind` named by `ids`, in one query: grouped
+    /// by stream, each stream in sequence order (streams with no rows are absent).
+    async fn read_streams(
+        &self,
+        business: &str,
+        kind: &str,
+        ids: &[String],
+    ) -> Result<Vec<StoredRow>, StoreError>;
 
     /// Up to `limit` rows with position > `after`, in order. Never skips a row that commits
     /// later with a smaller position: positions are assigned in commit order.
@@ -160,6 +180,10 @@ pub trait EventLog: Send + Sync + fmt::Debug {
 
     /// The highest committed position (0 when empty).
     async fn head(&self) -> Result<u64, StoreError>;
+
+    /// The business the stream `kind`/`id` belongs to, `None` if it has no events: a lookup
+    /// across businesses, for a caller that holds an id and no business (ADR 0018).
+    async fn business_of(&self, kind: &str, id: &str) -> Result<Option<String>, StoreError>;
 
     /// The current version (last sequence) of a stream, 0 if it has no events.
     async fn stream_version(&self, stream: &StreamId) -> Result<u64, StoreError>;

@@ -155,6 +155,8 @@ pub enum Shred {
     },
     /// Every message of one consumer.
     Subject {
+        /// The consumer's business.
+        business_id: String,
         /// The consumer's tag.
         tag: SubjectTag,
         /// When (ms).
@@ -189,8 +191,8 @@ pub struct EvidenceWrite {
     pub access: Vec<AccessEntry>,
     /// New messages.
     pub messages: Vec<MessageFacts>,
-    /// Type of stored messages, learnt on decryption.
-    pub kinds: Vec<(String, MessageKind)>,
+    /// Type of stored messages (each named with its business), learnt on decryption.
+    pub kinds: Vec<(super::OfBusiness, MessageKind)>,
     /// Statistics to add.
     pub stats: Vec<(StatKey, u64)>,
     /// Consumers counted per group (a group's distinct count grows by the new pairs).
@@ -225,8 +227,11 @@ pub struct MessageTotals {
 pub trait EvidenceRows: Send + Sync + std::fmt::Debug {
     /// The position the rows are folded up to.
     async fn evidence_position(&self) -> Result<u64, StoreError>;
-    /// Stored messages among `ids`.
-    async fn evidence_messages(&self, ids: &[String]) -> Result<Vec<MessageFacts>, StoreError>;
+    /// Stored messages among `ids`, each named with its business.
+    async fn evidence_messages(
+        &self,
+        ids: &[super::OfBusiness],
+    ) -> Result<Vec<MessageFacts>, StoreError>;
     /// Writes one folded page; `false` (nothing written) if the rows are not at `write.from`.
     async fn evidence_write(&self, write: &EvidenceWrite) -> Result<bool, StoreError>;
     /// Empties every evidence row (position 0), for a rebuild.

@@ -99,7 +99,7 @@ pub enum KeyState {
 
 /// A key or a subject as the key store addresses it: the business it belongs to (the
 /// distribution key every query names, ADR 0018) and its id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OfBusiness {
     /// The business.
     pub business: String,

@@ -208,21 +208,23 @@ impl AppendTx for PgAppendTx {
         &mut self,
         streams: &[&StreamId],
     ) -> Result<HashMap<StreamId, u64>, StoreError> {
+        let businesses: Vec<&str> = streams.iter().map(|s| s.business.as_str()).collect();
         let kinds: Vec<&str> = streams.iter().map(|s| s.kind.as_str()).collect();
         let ids: Vec<&str> = streams.iter().map(|s| s.id.as_str()).collect();
-        let rows: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT e.stream_type, e.stream_id, MAX(e.sequence) FROM sealpost_events e \
-             JOIN (SELECT DISTINCT * FROM UNNEST($1::text[], $2::text[])) AS s(k, i) \
-               ON e.stream_type = s.k AND e.stream_id = s.i \
-             GROUP BY e.stream_type, e.stream_id",
+        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
+            "SELECT e.business_id, e.stream_type, e.stream_id, MAX(e.sequence) FROM sealpost_events e \
+             JOIN (SELECT DISTINCT * FROM UNNEST($1::text[], $2::text[], $3::text[])) AS s(b, k, i) \
+               ON e.business_id = s.b AND e.stream_type = s.k AND e.stream_id = s.i \
+             GROUP BY e.business_id, e.stream_type, e.stream_id",
         )
+        .bind(&businesses)
         .bind(&kinds)
         .bind(&ids)
         .fetch_all(&mut *self.tx)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(kind, id, v)| (StreamId { kind, id }, v as u64))
+            .map(|(business, kind, id, v)| (StreamId::new(business, kind, id), v as u64))
             .collect())
     }
 
@@ -306,9 +308,9 @@ impl AppendTx for PgAppendTx {
 
 impl PostgresStore {
     const BEGIN_WRITE: &'static str = "BEGIN";
-    /// Several streams of one type: `$2` is a JSON array of their ids.
+    /// Several streams of one business and type: `$3` is a JSON array of their ids.
     const READ_STREAMS: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
-     FROM sealpost_events WHERE stream_type = $1 AND stream_id IN (SELECT jsonb_array_elements_text($2::jsonb)) \
+     FROM sealpost_events WHERE business_id = $1 AND stream_type = $2 AND stream_id IN (SELECT jsonb_array_elements_text($3::jsonb)) \
      ORDER BY stream_id, sequence";
     const READ_TYPES: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
      FROM sealpost_events WHERE position > $1 AND event_type IN (SELECT jsonb_array_elements_text($2::jsonb)) \
@@ -316,9 +318,9 @@ impl PostgresStore {
     /// The evidence fold's position, locked until the page's transaction ends.
     const EV_POSITION_FOR_UPDATE: &'static str =
         "SELECT position FROM sealpost_checkpoints WHERE name = $1 FOR UPDATE";
-    /// Evidence messages whose id is in the JSON array `$1`.
+    /// Evidence messages of business `$1` whose id is in the JSON array `$2`.
     const EV_MESSAGES_IN: &'static str = "SELECT message_id, business_id, region, epoch, subject_tag, phone_number_id, kind, category, created_at \
-     FROM sealpost_ev_messages WHERE message_id IN (SELECT jsonb_array_elements_text($1::jsonb))";
+     FROM sealpost_ev_messages WHERE business_id = $1 AND message_id IN (SELECT jsonb_array_elements_text($2::jsonb))";
 
     /// A lease's owner and epoch, the row locked against a takeover until the transaction ends.
     const LEASE_FOR_SHARE: &'static str =

@@ -4,7 +4,7 @@
 use super::{KeyKind, RowHeader, SnapshotRow, StoreError, StoredRow, StreamId, WrappedKey};
 
 pub const READ_STREAM: &str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
-     FROM sealpost_events WHERE stream_type = $1 AND stream_id = $2 AND sequence > $3 ORDER BY sequence";
+     FROM sealpost_events WHERE business_id = $1 AND stream_type = $2 AND stream_id = $3 AND sequence > $4 ORDER BY sequence";
 pub const READ_ALL: &str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
      FROM sealpost_events WHERE position > $1 ORDER BY position LIMIT $2";
 /// Rows of one stream type after a position (the unique index on the stream type leads).
@@ -12,9 +12,14 @@ pub const READ_KIND: &str = "SELECT position, stream_type, stream_id, sequence, 
      FROM sealpost_events WHERE stream_type = $1 AND position > $2 ORDER BY position LIMIT $3";
 pub const HEAD: &str = "SELECT COALESCE(MAX(position), 0) FROM sealpost_events";
 pub const STREAM_VERSION: &str =
-    "SELECT COALESCE(MAX(sequence), 0) FROM sealpost_events WHERE stream_type = $1 AND stream_id = $2";
+    "SELECT COALESCE(MAX(sequence), 0) FROM sealpost_events WHERE business_id = $1 AND stream_type = $2 AND stream_id = $3";
+/// The business of a stream, for the few callers that hold an id and no business (a principal
+/// that spans businesses, a node attaching its numbers at start): the one statement by stream
+/// id alone (ADR 0018).
+pub const STREAM_BUSINESS: &str =
+    "SELECT business_id FROM sealpost_events WHERE stream_type = $1 AND stream_id = $2 LIMIT 1";
 pub const LOAD_SNAPSHOT: &str = "SELECT stream_type, stream_id, business_id, region, current_sequence, snapshot_version, payload \
-     FROM sealpost_snapshots WHERE stream_type = $1 AND stream_id = $2";
+     FROM sealpost_snapshots WHERE business_id = $1 AND stream_type = $2 AND stream_id = $3";
 pub const SAVE_SNAPSHOT: &str = "INSERT INTO sealpost_snapshots (stream_type, stream_id, business_id, region, current_sequence, snapshot_version, payload) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (stream_type, stream_id) DO UPDATE SET \
      business_id = excluded.business_id, region = excluded.region, current_sequence = excluded.current_sequence, \
@@ -116,6 +121,7 @@ impl From<DbRow> for StoredRow {
             position: r.position as u64,
             header: RowHeader {
                 stream: StreamId {
+                    business: r.business_id.clone(),
                     kind: r.stream_type,
                     id: r.stream_id,
                 },
@@ -148,6 +154,7 @@ impl From<DbSnapshot> for SnapshotRow {
     fn from(r: DbSnapshot) -> Self {
         SnapshotRow {
             stream: StreamId {
+                business: r.business_id.clone(),
                 kind: r.stream_type,
                 id: r.stream_id,
             },

@@ -24,6 +24,7 @@ macro_rules! impl_event_log {
             ) -> Result<Vec<$crate::store::StoredRow>, $crate::store::StoreError> {
                 let rows: Vec<$crate::store::DbRow> =
                     sqlx::query_as($crate::store::sql::READ_STREAM)
+                        .bind(&stream.business)
                         .bind(&stream.kind)
                         .bind(&stream.id)
                         .bind(after as i64)
@@ -34,6 +35,7 @@ macro_rules! impl_event_log {
 
             async fn read_streams(
                 &self,
+                business: &str,
                 kind: &str,
                 ids: &[String],
             ) -> Result<Vec<$crate::store::StoredRow>, $crate::store::StoreError> {
@@ -43,6 +45,7 @@ macro_rules! impl_event_log {
                 let ids = serde_json::to_string(ids)
                     .map_err(|e| $crate::store::StoreError::Database(e.to_string()))?;
                 let rows: Vec<$crate::store::DbRow> = sqlx::query_as(Self::READ_STREAMS)
+                    .bind(business)
                     .bind(kind)
                     .bind(ids)
                     .fetch_all(&self.reader)
@@ -105,11 +108,25 @@ macro_rules! impl_event_log {
                 Ok(h as u64)
             }
 
+            async fn business_of(
+                &self,
+                kind: &str,
+                id: &str,
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                let row: Option<(String,)> = sqlx::query_as($crate::store::sql::STREAM_BUSINESS)
+                    .bind(kind)
+                    .bind(id)
+                    .fetch_optional(&self.reader)
+                    .await?;
+                Ok(row.map(|(b,)| b))
+            }
+
             async fn stream_version(
                 &self,
                 stream: &$crate::store::StreamId,
             ) -> Result<u64, $crate::store::StoreError> {
                 let (v,): (i64,) = sqlx::query_as($crate::store::sql::STREAM_VERSION)
+                    .bind(&stream.business)
                     .bind(&stream.kind)
                     .bind(&stream.id)
                     .fetch_one(&self.reader)
@@ -123,6 +140,7 @@ macro_rules! impl_event_log {
             ) -> Result<Option<$crate::store::SnapshotRow>, $crate::store::StoreError> {
                 let row: Option<$crate::store::DbSnapshot> =
                     sqlx::query_as($crate::store::sql::LOAD_SNAPSHOT)
+                        .bind(&stream.business)
                         .bind(&stream.kind)
                         .bind(&stream.id)
                         .fetch_optional(&self.reader)

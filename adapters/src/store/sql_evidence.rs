@@ -11,8 +11,8 @@ pub(crate) const ROWS_PER_STATEMENT: usize = 1_000;
 
 /// Implements [`EvidenceRows`](super::EvidenceRows) for a backend type with `writer` and `reader`
 /// pools of database `$db`, a `BEGIN_WRITE` statement, `EV_POSITION_FOR_UPDATE` (the position
-/// row, locked where the backend can) and `EV_MESSAGES_IN` (messages whose id is in the JSON
-/// array `$1`).
+/// row, locked where the backend can) and `EV_MESSAGES_IN` (messages of business `$1` whose id
+/// is in the JSON array `$2`).
 macro_rules! impl_evidence_rows {
     ($ty:ty, $db:ty) => {
         #[async_trait::async_trait]
@@ -28,13 +28,28 @@ macro_rules! impl_evidence_rows {
 
             async fn evidence_messages(
                 &self,
-                ids: &[String],
+                ids: &[$crate::store::OfBusiness],
             ) -> Result<Vec<$crate::store::MessageFacts>, $crate::store::StoreError> {
+                let mut by_business: std::collections::BTreeMap<String, Vec<String>> =
+                    std::collections::BTreeMap::new();
+                for id in ids {
+                    by_business
+                        .entry(id.business.clone())
+                        .or_default()
+                        .push(id.id.clone());
+                }
+                let mut chunks = Vec::new();
+                for (business, ids) in by_business {
+                    for chunk in ids.chunks($crate::store::sql_evidence::ROWS_PER_STATEMENT) {
+                        chunks.push((business.clone(), chunk.to_vec()));
+                    }
+                }
                 let mut out = Vec::new();
-                for chunk in ids.chunks($crate::store::sql_evidence::ROWS_PER_STATEMENT) {
-                    let ids = serde_json::to_string(chunk)
+                for (business, chunk) in chunks {
+                    let ids = serde_json::to_string(&chunk)
                         .map_err(|e| $crate::store::StoreError::Database(e.to_string()))?;
                     let rows = sqlx::query(Self::EV_MESSAGES_IN)
+                        .bind(business)
                         .bind(ids)
                         .fetch_all(&self.reader)
                         .await?;
@@ -133,9 +148,14 @@ macro_rules! impl_evidence_rows {
                         "UPDATE sealpost_ev_messages SET kind = v.column2 FROM (",
                     );
                     q.push_values(chunk, |mut b, (id, kind)| {
-                        b.push_bind(id.clone()).push_bind(label(kind));
+                        b.push_bind(id.id.clone())
+                            .push_bind(label(kind))
+                            .push_bind(id.business.clone());
                     });
-                    q.push(") AS v WHERE sealpost_ev_messages.message_id = v.column1");
+                    q.push(
+                        ") AS v WHERE sealpost_ev_messages.business_id = v.column3 \
+                         AND sealpost_ev_messages.message_id = v.column1",
+                    );
                     q.build().persistent(false).execute(&mut *tx).await?;
                 }
                 // Groups that have counted enough distinct consumers take no more members.
@@ -279,20 +299,29 @@ macro_rules! impl_evidence_rows {
                             .execute(&mut *tx)
                             .await?;
                         }
-                        $crate::store::Shred::Subject { tag, at } => {
+                        $crate::store::Shred::Subject {
+                            business_id,
+                            tag,
+                            at,
+                        } => {
                             sqlx::query(
                                 "UPDATE sealpost_ev_messages SET \
-                                 shredded_at = COALESCE(shredded_at, $2), subject_tag = NULL \
-                                 WHERE subject_tag = $1",
+                                 shredded_at = COALESCE(shredded_at, $3), subject_tag = NULL \
+                                 WHERE business_id = $1 AND subject_tag = $2",
                             )
+                            .bind(business_id)
                             .bind(tag.to_vec())
                             .bind(*at)
                             .execute(&mut *tx)
                             .await?;
-                            sqlx::query("DELETE FROM sealpost_ev_stat_subjects WHERE subject_tag = $1")
-                                .bind(tag.to_vec())
-                                .execute(&mut *tx)
-                                .await?;
+                            sqlx::query(
+                                "DELETE FROM sealpost_ev_stat_subjects \
+                                 WHERE business_id = $1 AND subject_tag = $2",
+                            )
+                            .bind(business_id)
+                            .bind(tag.to_vec())
+                            .execute(&mut *tx)
+                            .await?;
                         }
                     }
                 }

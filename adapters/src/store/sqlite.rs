@@ -95,6 +95,7 @@ impl AppendTx for SqliteAppendTx {
                 continue;
             }
             let (v,): (i64,) = sqlx::query_as(super::sql::STREAM_VERSION)
+                .bind(&s.business)
                 .bind(&s.kind)
                 .bind(&s.id)
                 .fetch_one(&mut *self.tx)
@@ -149,9 +150,9 @@ impl AppendTx for SqliteAppendTx {
 impl SqliteEventLog {
     /// Takes the database's write lock at once, so the transaction is the sequencer.
     const BEGIN_WRITE: &'static str = "BEGIN IMMEDIATE";
-    /// Several streams of one type: `$2` is a JSON array of their ids.
+    /// Several streams of one business and type: `$3` is a JSON array of their ids.
     const READ_STREAMS: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
-     FROM sealpost_events WHERE stream_type = $1 AND stream_id IN (SELECT value FROM json_each($2)) \
+     FROM sealpost_events WHERE business_id = $1 AND stream_type = $2 AND stream_id IN (SELECT value FROM json_each($3)) \
      ORDER BY stream_id, sequence";
     const READ_TYPES: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
      FROM sealpost_events WHERE position > $1 AND event_type IN (SELECT value FROM json_each($2)) \
@@ -159,9 +160,9 @@ impl SqliteEventLog {
     /// The evidence fold's position (`BEGIN IMMEDIATE` already holds the write lock).
     const EV_POSITION_FOR_UPDATE: &'static str =
         "SELECT position FROM sealpost_checkpoints WHERE name = $1";
-    /// Evidence messages whose id is in the JSON array `$1`.
+    /// Evidence messages of business `$1` whose id is in the JSON array `$2`.
     const EV_MESSAGES_IN: &'static str = "SELECT message_id, business_id, region, epoch, subject_tag, phone_number_id, kind, category, created_at \
-     FROM sealpost_ev_messages WHERE message_id IN (SELECT value FROM json_each($1))";
+     FROM sealpost_ev_messages WHERE business_id = $1 AND message_id IN (SELECT value FROM json_each($2))";
 
     /// A lease's owner and epoch (`BEGIN IMMEDIATE` already holds the write lock).
     const LEASE_FOR_SHARE: &'static str =

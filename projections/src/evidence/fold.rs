@@ -5,7 +5,7 @@ use super::day;
 use sealpost_adapters::ledger::{EventStore, LedgerError, OpenedEvent};
 use sealpost_adapters::store::{
     AccessEntry, BillingKey, DayKeys, ErasureFact, EvidenceRows, EvidenceWrite, MessageFacts,
-    Shred, StatKey, StoredRow, SubjectTag,
+    OfBusiness, Shred, StatKey, StoredRow, SubjectTag,
 };
 use sealpost_domain::access::{AccessEvent, DenyReason, ACCESS_STREAM_TYPE};
 use sealpost_domain::aggregates::message::PricingCategory;
@@ -41,6 +41,7 @@ fn wanted(row: &StoredRow) -> bool {
 
 /// A status of a message, counted under the message's group.
 struct Status {
+    business: String,
     id: String,
     at: i64,
     metric: &'static str,
@@ -55,6 +56,7 @@ enum Fact {
     Status(Status),
     Epoch(Shred, i64),
     SubjectGone {
+        business: String,
         tag: SubjectTag,
         at: i64,
         erasure: Option<ErasureFact>,
@@ -84,10 +86,12 @@ pub(super) async fn page(
             _ => None,
         })
         .collect();
-    let mut earlier: Vec<String> = facts
+    let mut earlier: Vec<OfBusiness> = facts
         .iter()
         .filter_map(|f| match f {
-            Fact::Status(s) if !new.contains(s.id.as_str()) => Some(s.id.clone()),
+            Fact::Status(s) if !new.contains(s.id.as_str()) => {
+                Some(OfBusiness::new(&s.business, &s.id))
+            }
             _ => None,
         })
         .collect();
@@ -117,7 +121,10 @@ async fn fact(store: &EventStore, e: &OpenedEvent) -> Result<Option<Fact>, Ledge
             .ok()
             .map(|a| Fact::Access(access(e.position, a))),
         "message" => match e.decode::<MessageEvent>() {
-            Ok(event) => message(store, &e.header.stream.id, region, at, event).await?,
+            Ok(event) => {
+                let stream = &e.header.stream;
+                message(store, (&stream.business, &stream.id), region, at, event).await?
+            }
             Err(_) => None,
         },
         "subject" => {
@@ -141,7 +148,12 @@ async fn fact(store: &EventStore, e: &OpenedEvent) -> Result<Option<Fact>, Ledge
                 _ => return Ok(None),
             };
             let tag = tag(store, business, r, &subject, at).await?;
-            Some(Fact::SubjectGone { tag, at, erasure })
+            Some(Fact::SubjectGone {
+                business: business.to_owned(),
+                tag,
+                at,
+                erasure,
+            })
         }
         "retention" => match e.decode::<RetentionEvent>() {
             Ok(RetentionEvent::EpochKeyShredded {
@@ -236,13 +248,14 @@ fn access(position: u64, event: AccessEvent) -> Vec<AccessEntry> {
 
 async fn message(
     store: &EventStore,
-    id: &str,
+    (of_business, id): (&str, &str),
     region: &str,
     at: i64,
     event: MessageEvent,
 ) -> Result<Option<Fact>, LedgerError> {
     let status = |metric, kind, bill| {
         Some(Fact::Status(Status {
+            business: of_business.to_owned(),
             id: id.to_owned(),
             at,
             metric,
@@ -329,14 +342,23 @@ impl PageFold {
                 self.days.entry(day(at)).or_default().epoch_keys += 1;
                 self.shreds.push(shred);
             }
-            Fact::SubjectGone { tag, at, erasure } => {
+            Fact::SubjectGone {
+                business,
+                tag,
+                at,
+                erasure,
+            } => {
                 let d = self.days.entry(day(at)).or_default();
                 d.subject_keys += 1;
                 if let Some(e) = erasure {
                     d.erasures += 1;
                     self.erasures.push(e);
                 }
-                self.shreds.push(Shred::Subject { tag, at });
+                self.shreds.push(Shred::Subject {
+                    business_id: business,
+                    tag,
+                    at,
+                });
             }
         }
     }
@@ -390,6 +412,10 @@ impl PageFold {
                 .kinds
                 .into_iter()
                 .filter(|(id, _)| !new.contains(id))
+                .filter_map(|(id, kind)| {
+                    let business = self.known.get(&id)?.business_id.clone();
+                    Some((OfBusiness::new(business, id), kind))
+                })
                 .collect(),
             stats: self.stats.into_iter().collect(),
             stat_subjects: self.stat_subjects.into_iter().collect(),
