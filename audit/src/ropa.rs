@@ -102,7 +102,7 @@ pub fn build_with(matrix: &[MatrixRow], input: &RopaInput) -> Ropa {
         role: PROCESSOR_ROLE.to_owned(),
         activities: activities(matrix),
         transfers: Transfers {
-            statement: transfer_statement(&all_regions),
+            statement: transfer_statement(&all_regions, &input.store),
             regions: all_regions,
         },
         security_measures: security_measures(matrix, input),

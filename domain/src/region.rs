@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-/// A storage region. Each region has its own store and its own root key.
+/// A storage region. Each region has its own root key (its own physical store is issue 14's
+/// work: today every region's rows share the deployment's store).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Region {

@@ -53,7 +53,11 @@ fn codes_of(regions: &[RegionRecord], kind: RegionKind) -> String {
     }
 }
 
-pub(super) fn transfer_statement(regions: &[RegionRecord]) -> String {
+/// Where the data of each region is, as the deployment is configured: every region has its own
+/// root key; every region's rows are in the one physical `store`. With Local Storage regions
+/// in use the statement says what that means for them (they have no store of their own yet), so
+/// the record never claims a separation the deployment does not have.
+pub(super) fn transfer_statement(regions: &[RegionRecord], store: &str) -> String {
     let defaults: Vec<&str> = Region::ALL
         .iter()
         .filter(|r| !r.is_local_storage())
@@ -61,13 +65,23 @@ pub(super) fn transfer_statement(regions: &[RegionRecord]) -> String {
         .collect();
     let mut s = format!(
         "Default regions (no Local Storage election): {}; in use: {}. In-country Local Storage \
-         regions in use: {}. Each region has its own store and its own root key; content and \
-         sealed metadata of a phone number that elected Local Storage are written only in its \
-         region. Data in use may sit elsewhere for at most {DATA_IN_USE_MAX_MINUTES} minutes.",
+         regions in use: {}. Each region has its own root key: the keys that seal a phone \
+         number's content and its consumers' numbers are wrapped by the root key of the \
+         number's region only. The rows of every region are kept in one physical store \
+         ({store}).",
         defaults.join(" and "),
         codes_of(regions, RegionKind::Default),
         codes_of(regions, RegionKind::LocalStorage),
     );
+    if regions.iter().any(|r| r.kind == RegionKind::LocalStorage) {
+        let _ = write!(
+            s,
+            " Local Storage regions do not have a store of their own in this deployment: the \
+             sealed content of a number that elected one is at rest in that store, outside its \
+             country, and the {DATA_IN_USE_MAX_MINUTES}-minute limit on data in use elsewhere \
+             is not enforced."
+        );
+    }
     if regions.iter().any(|r| r.kind == RegionKind::Unrecognised) {
         let _ = write!(
             s,

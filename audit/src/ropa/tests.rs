@@ -214,7 +214,26 @@ fn regions_mark_de_as_local_storage() {
     assert_eq!(regions.len(), 4, "no repeats");
     let statement = &ropa.processor.transfers.statement;
     assert!(statement.contains("Local Storage regions in use: DE, GB"));
-    assert!(statement.contains("at most 60 minutes"));
+    // One physical store holds every region's rows: the record says so, and what it means for
+    // the Local Storage regions, instead of claiming stores of their own.
+    assert!(statement.contains("one physical store"), "{statement}");
+    assert!(!statement.contains("its own store"), "{statement}");
+    assert!(
+        statement.contains("do not have a store of their own"),
+        "{statement}"
+    );
+    assert!(statement.contains("60-minute limit"), "{statement}");
+}
+
+#[test]
+fn without_local_storage_the_statement_has_no_caveat() {
+    let mut i = input();
+    for t in &mut i.tenants {
+        t.regions.retain(|r| r == "EU" || r == "NA");
+    }
+    let statement = build(&i).processor.transfers.statement;
+    assert!(statement.contains("in use: none"), "{statement}");
+    assert!(!statement.contains("do not have a store"), "{statement}");
 }
 
 #[test]
