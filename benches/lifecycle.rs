@@ -60,7 +60,10 @@ async fn rig(stores: Stores) -> Rig {
     let mut pipeline = Pipeline::start(app.clone(), engine.clone(), Arc::new(net.clone()))
         .await
         .expect("pipeline");
-    pipeline.attach_number(&number).await.expect("attach");
+    pipeline
+        .attach_number(&business, &number)
+        .await
+        .expect("attach");
     let mut devices = Vec::new();
     for i in 0..DEVICES {
         let mut d = SimDevice::join(engine.clone(), &net, &consumer(i))

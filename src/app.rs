@@ -357,6 +357,19 @@ pub(crate) async fn owner_of<A: sealpost_adapters::exec::Stream>(
     BusinessId::parse(&found).map_err(|_| AppError::Corrupt("business id"))
 }
 
+/// The business of the aggregate `id` of type `A` as `principal` may address it: its own, or
+/// found across businesses ([`owner_of`]) for a principal that has none (a DPO, the operator).
+pub(crate) async fn business_for<A: sealpost_adapters::exec::Stream>(
+    exec: &Executor,
+    principal: &Principal,
+    id: &str,
+) -> Result<BusinessId, AppError> {
+    match &principal.business {
+        Some(business) => Ok(business.clone()),
+        None => owner_of::<A>(exec, id).await,
+    }
+}
+
 pub(crate) fn region_of(e: &sealpost_adapters::ledger::OpenedEvent) -> Result<Region, AppError> {
     e.header
         .region

@@ -84,7 +84,7 @@ pub async fn run(data_dir: &std::path::Path, out: &mut dyn Write) -> anyhow::Res
         .catalog()
         .add_phone_number(&business, BUSINESS_NUMBER, Region::Eu)
         .await?;
-    d.pipeline.attach_number(&number).await?;
+    d.pipeline.attach_number(&business, &number).await?;
     let me = Principal::business(business.clone(), "system-user");
     d.say(&format!("business {business} with phone number id {number} (region EU); its Signal identity and prekeys are published to the transport's key directory"))?;
     for (_, p) in CONSUMERS {

@@ -253,7 +253,7 @@ impl Pipeline {
     pub async fn hold(
         &mut self,
         fence: Option<Fence>,
-        numbers: &[PhoneNumberId],
+        numbers: &[(BusinessId, PhoneNumberId)],
     ) -> Result<(), AppError> {
         let position = checkpoint(&self.app, self.lane).await?;
         self.delivery.seek(position);
@@ -261,8 +261,8 @@ impl Pipeline {
         self.retries.clear();
         self.fence = fence;
         self.numbers.clear();
-        for id in numbers {
-            self.attach_number(id).await?;
+        for (business, id) in numbers {
+            self.attach_number(business, id).await?;
         }
         Ok(())
     }
@@ -375,7 +375,9 @@ impl Pipeline {
             "StorageConfigured" => {
                 let id = PhoneNumberId::parse(&e.header.stream.id)
                     .map_err(|_| AppError::Corrupt("phone number id"))?;
-                self.relocate(&id).await
+                let business = BusinessId::parse(&e.header.business_id)
+                    .map_err(|_| AppError::Corrupt("business id"))?;
+                self.relocate(&business, &id).await
             }
             "InboundMessageRead" => {
                 let id = MessageId::parse(&e.header.stream.id)

@@ -280,7 +280,10 @@ async fn a_restart_in_the_middle_loses_nothing_and_sends_nothing_twice() {
     let mut pipeline = Pipeline::start(reopened.clone(), w.engine.clone(), Arc::new(w.net.clone()))
         .await
         .expect("restart");
-    pipeline.attach_number(&w.number).await.expect("attach");
+    pipeline
+        .attach_number(&w.business, &w.number)
+        .await
+        .expect("attach");
     pipeline.run_until_idle(10).await.expect("pipeline");
     devices_step(&mut w).await;
     pipeline.run_until_idle(10).await.expect("pipeline");
@@ -784,7 +787,10 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
     let mut pipeline = Pipeline::start(env.app.clone(), w.engine.clone(), Arc::new(flaky.clone()))
         .await
         .expect("pipeline");
-    pipeline.attach_number(&w.number).await.expect("attach");
+    pipeline
+        .attach_number(&w.business, &w.number)
+        .await
+        .expect("attach");
     w.device_writes(0, "dev-0", b"hi").await;
     pipeline.run_until_idle(5).await.expect("pipeline");
     let phone = E164::parse(&consumer(0)).expect("phone");
@@ -852,7 +858,10 @@ async fn failed_hand_offs_are_retried_with_backoff_and_across_a_restart() {
     let mut pipeline = Pipeline::start(env.app.clone(), w.engine.clone(), Arc::new(flaky.clone()))
         .await
         .expect("restart");
-    pipeline.attach_number(&w.number).await.expect("attach");
+    pipeline
+        .attach_number(&w.business, &w.number)
+        .await
+        .expect("attach");
     let r = pipeline.run_until_idle(5).await.expect("pipeline");
     assert_eq!(r.sent, 1, "only the pending message is sent again");
     assert_eq!(
@@ -889,7 +898,10 @@ async fn a_pipeline_that_lost_its_lease_stops_and_fails_no_message() {
         .expect("acquire")
         .expect("free");
     pipeline
-        .hold(Some(ours.fence()), std::slice::from_ref(&w.number))
+        .hold(
+            Some(ours.fence()),
+            &[(w.business.clone(), w.number.clone())],
+        )
         .await
         .expect("hold");
     opened_and_answered(&env, &mut w, &mut pipeline, "before the pause").await;
@@ -916,7 +928,10 @@ async fn a_pipeline_that_lost_its_lease_stops_and_fails_no_message() {
         .await
         .expect("pipeline");
     holder
-        .hold(Some(theirs.fence()), std::slice::from_ref(&w.number))
+        .hold(
+            Some(theirs.fence()),
+            &[(w.business.clone(), w.number.clone())],
+        )
         .await
         .expect("hold");
     holder.run_until_idle(5).await.expect("the holder delivers");

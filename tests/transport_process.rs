@@ -36,7 +36,10 @@ async fn messages_cross_a_separate_transport_process() {
         Pipeline::start(env.app.clone(), engine.clone(), Arc::new(transport.clone()))
             .await
             .expect("pipeline");
-    pipeline.attach_number(&number).await.expect("attach");
+    pipeline
+        .attach_number(&business, &number)
+        .await
+        .expect("attach");
     let mut device = SimDevice::join(engine, &transport, "4915112345678")
         .await
         .expect("device");

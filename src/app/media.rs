@@ -312,10 +312,8 @@ impl Media<'_> {
     /// The object, if it is stored and still answers now: under the principal's business, or
     /// found across businesses for a principal that has none.
     async fn find_media(&self, principal: &Principal, media: &MediaId) -> Result<Found, AppError> {
-        let business = match &principal.business {
-            Some(b) => b.clone(),
-            None => super::owner_of::<MediaObject>(self.exec, media.as_str()).await?,
-        };
+        let business =
+            super::business_for::<MediaObject>(self.exec, principal, media.as_str()).await?;
         let stream = StreamId::new(business.as_str(), MEDIA_STREAM_TYPE, media.as_str());
         let events = self.store.read_stream(&stream, 0).await?;
         let mut object = MediaObject::default();

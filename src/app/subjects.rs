@@ -164,19 +164,6 @@ impl Subjects<'_> {
         origin_of(events.into_iter().next().ok_or(DomainError::NotFound)?)
     }
 
-    /// The business of a subject as `principal` may address it: its own, or found across
-    /// businesses for a principal that has none (a DPO).
-    async fn business_for(
-        &self,
-        principal: &Principal,
-        id: &SubjectId,
-    ) -> Result<BusinessId, AppError> {
-        match &principal.business {
-            Some(business) => Ok(business.clone()),
-            None => super::owner_of::<Subject>(self.exec, id.as_str()).await,
-        }
-    }
-
     /// [`Subjects::subject_origin`] of every subject of `ids` of `business`, in one read of the
     /// log (a subject without events is left out).
     pub async fn origins(
@@ -250,7 +237,8 @@ impl Subjects<'_> {
         requested_by: &Principal,
         subject: &SubjectId,
     ) -> Result<BusinessId, AppError> {
-        let business = self.business_for(requested_by, subject).await?;
+        let business =
+            super::business_for::<Subject>(self.exec, requested_by, subject.as_str()).await?;
         let (business, region, _) = self.subject_origin(&business, subject).await?;
         require_owner_or_dpo(requested_by, &business)?;
         erase_subject(

@@ -88,10 +88,9 @@ impl Catalog<'_> {
         principal: &Principal,
         id: &PhoneNumberId,
     ) -> Result<PhoneNumber, AppError> {
-        match &principal.business {
-            Some(business) => self.phone_number(business, id).await,
-            None => self.find_phone_number(id).await,
-        }
+        let business =
+            super::business_for::<PhoneNumber>(self.exec, principal, id.as_str()).await?;
+        self.phone_number(&business, id).await
     }
 
     /// What the transport reported about a business number (rating, lowered tier, throttle),

@@ -281,27 +281,18 @@ pub(super) async fn message(
     Auth { grant, .. }: Auth,
 ) -> Result<Json<Value>, ApiError> {
     let id = MessageId::parse(&id).map_err(|_| ApiError::denied())?;
-    let content = s
-        .app
-        .messaging()
-        .read_content(
-            &grant.principal,
-            Purpose::BusinessApi,
-            &s.app
-                .messaging()
-                .find_business(&id)
-                .await
-                .map_err(|e| match e {
-                    AppError::Domain(DomainError::NotFound) => ApiError::denied(),
-                    other => other.into(),
-                })?,
-            &id,
-        )
-        .await
-        .map_err(|e| match e {
-            AppError::Domain(DomainError::NotFound) => ApiError::denied(),
-            other => other.into(),
-        })?;
+    let messaging = s.app.messaging();
+    let content = async {
+        let business = messaging.find_business(&id).await?;
+        messaging
+            .read_content(&grant.principal, Purpose::BusinessApi, &business, &id)
+            .await
+    }
+    .await
+    .map_err(|e| match e {
+        AppError::Domain(DomainError::NotFound) => ApiError::denied(),
+        other => other.into(),
+    })?;
     Ok(Json(match content {
         Opened::Plain(c) => json!({
             "id": id.as_str(),

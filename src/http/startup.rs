@@ -23,7 +23,7 @@ use sealpost_adapters::transport::world::{WorldStore, WORLD_DIR};
 use sealpost_domain::ports::signal::SignalEngine;
 use sealpost_domain::ports::transport::Transport;
 use sealpost_domain::ports::Clock;
-use sealpost_domain::{PhoneNumberId, RetentionPolicy};
+use sealpost_domain::{BusinessId, PhoneNumberId, RetentionPolicy};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,13 +64,13 @@ pub(super) async fn business_numbers(app: &Sealpost) -> Result<BTreeMap<String, 
     )
 }
 
-/// The business numbers of each lane (a number's lane is its business's), each number read
-/// once here rather than by every lane's pipeline.
+/// The business numbers of each lane (a number's lane is its business's), with their
+/// business, each number read once here rather than by every lane's pipeline.
 async fn numbers_by_lane(
     app: &Sealpost,
     ids: impl Iterator<Item = &String>,
-) -> anyhow::Result<BTreeMap<Lane, Vec<PhoneNumberId>>> {
-    let mut by_lane: BTreeMap<Lane, Vec<PhoneNumberId>> = BTreeMap::new();
+) -> anyhow::Result<BTreeMap<Lane, Vec<(BusinessId, PhoneNumberId)>>> {
+    let mut by_lane: BTreeMap<Lane, Vec<(BusinessId, PhoneNumberId)>> = BTreeMap::new();
     for id in ids {
         let id = PhoneNumberId::parse(id).map_err(|e| anyhow::anyhow!("{e}"))?;
         // At start a node holds ids only: each number's business found once, across businesses.
@@ -78,7 +78,7 @@ async fn numbers_by_lane(
         by_lane
             .entry(Lane::of(business.as_str()))
             .or_default()
-            .push(id);
+            .push((business, id));
     }
     Ok(by_lane)
 }
@@ -408,7 +408,7 @@ async fn join_tasks(tasks: impl Iterator<Item = tokio::task::JoinHandle<()>>) {
 /// it attaches when it gets the lease, and the epoch it already holds (attached at start).
 struct PipelineLease {
     claim: Claim,
-    numbers: Vec<PhoneNumberId>,
+    numbers: Vec<(BusinessId, PhoneNumberId)>,
     epoch: Option<u64>,
 }
 

@@ -34,8 +34,12 @@ impl Pipeline {
     /// Puts a business phone number on the network: loads its Signal account (or makes one,
     /// wrapped by the region root key) and publishes its prekeys to the key directory. A lane's
     /// pipeline attaches only the numbers of its businesses and passes over the others.
-    pub async fn attach_number(&mut self, id: &PhoneNumberId) -> Result<(), AppError> {
-        let n = self.app.catalog().find_phone_number(id).await?;
+    pub async fn attach_number(
+        &mut self,
+        business: &BusinessId,
+        id: &PhoneNumberId,
+    ) -> Result<(), AppError> {
+        let n = self.app.catalog().phone_number(business, id).await?;
         let (business, region) = crate::app::home_of(&n)?;
         if !self.serves(&business) {
             // Another lane's: that lane's pipeline attaches it.
@@ -162,19 +166,15 @@ impl Pipeline {
 
     /// Follows a number's Local Storage election: from now on its consumers, messages and Signal
     /// account live (and are wrapped) in the elected region.
-    pub(super) async fn relocate(&mut self, id: &PhoneNumberId) -> Result<(), AppError> {
-        let Some(business) = self
-            .numbers
-            .values()
-            .find(|n| &n.id == id)
-            .map(|n| n.business.clone())
-        else {
-            return Ok(());
-        };
+    pub(super) async fn relocate(
+        &mut self,
+        business: &BusinessId,
+        id: &PhoneNumberId,
+    ) -> Result<(), AppError> {
         let Some(region) = self
             .app
             .catalog()
-            .phone_number(&business, id)
+            .phone_number(business, id)
             .await?
             .storage_region()
         else {

@@ -49,7 +49,10 @@ pub async fn world(env: &Env, devices: usize) -> (World, Pipeline) {
         .await
         .expect("pipeline")
         .with_integrity(recorder);
-    pipeline.attach_number(&number).await.expect("attach");
+    pipeline
+        .attach_number(&business, &number)
+        .await
+        .expect("attach");
     let mut list = Vec::new();
     for i in 0..devices {
         list.push(

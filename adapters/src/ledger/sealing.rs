@@ -37,11 +37,6 @@ impl EventStore {
         ctx: &EventContext,
         events: Vec<PlainEvent>,
     ) -> Result<AppendCommand, LedgerError> {
-        if stream.business != ctx.business_id {
-            return Err(
-                StoreError::Invalid("a stream's events belong to the stream's business").into(),
-            );
-        }
         let now = self.clock.now();
         let (version, key) = self
             .vault
