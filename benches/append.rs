@@ -220,7 +220,7 @@ fn bench(c: &mut Criterion) {
             .await
             .expect("table");
             (
-                sealed_store(&Stores::postgres(pg.pool.clone())).await,
+                sealed_store(&Stores::postgres(pg.pool.clone(), pg.regions())).await,
                 pg.pool.clone(),
             )
         });

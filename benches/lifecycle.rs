@@ -150,7 +150,7 @@ fn bench(c: &mut Criterion) {
     );
 
     if let Some(pg) = rt.block_on(sealpost_testkit::postgres_test_db("lifecycle")) {
-        let mut postgres = rt.block_on(rig(Stores::postgres(pg.pool.clone())));
+        let mut postgres = rt.block_on(rig(Stores::postgres(pg.pool.clone(), pg.regions())));
         g.bench_function(
             BenchmarkId::new("postgres", "accept→signal→transport→delivered→read"),
             |b| {

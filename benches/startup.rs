@@ -65,6 +65,7 @@ async fn fill(dir: &Path, events: usize) {
     let app = Sealpost::open(
         dir,
         None,
+        None,
         4,
         Arc::new(SystemClock),
         RetentionPolicy::default(),

@@ -4,7 +4,7 @@
 use rand::RngCore;
 use sealpost_adapters::exec::{CommandMeta, ExecError, Executor};
 use sealpost_adapters::ledger::{EventStore, LedgerError};
-use sealpost_adapters::store::{postgres, StoreError, Stores, StreamId};
+use sealpost_adapters::store::{postgres, RegionLayout, StoreError, Stores, StreamId};
 use sealpost_adapters::vault::{RootKeys, Vault, VaultError};
 use sealpost_audit::log::{witness_path, AuditLog};
 use sealpost_audit::{AccessGate, AccessRequest, FieldRef, GateError};
@@ -138,16 +138,18 @@ impl Sealpost {
             .with_witness(witness_path(data_dir)))
     }
 
-    /// Postgres: a migrated database; root keys from the environment (or `key_dir`).
+    /// Postgres: a migrated database, the Local Storage regions' stores where `regions`
+    /// says; root keys from the environment (or `key_dir`).
     pub async fn open_postgres(
         pool: sqlx::PgPool,
+        regions: RegionLayout,
         key_dir: Option<&Path>,
         clock: Arc<dyn Clock>,
         policy: RetentionPolicy,
     ) -> Result<Self, AppError> {
         postgres::migrate(&pool).await?;
         Self::start(
-            Stores::postgres(pool),
+            Stores::postgres(pool, regions),
             RootKeys::from_dir_or_env(key_dir),
             clock,
             policy,
@@ -156,10 +158,13 @@ impl Sealpost {
     }
 
     /// What `serve` and `tenant add` open: Postgres at `database_url` (root keys from the
-    /// environment or `data_dir`), else the embedded default in `data_dir`.
+    /// environment or `data_dir`; each Local Storage region's store at `region_database_url`,
+    /// a template with `{region}`, by default beside the home database), else the embedded
+    /// default in `data_dir`.
     pub async fn open(
         data_dir: &Path,
         database_url: Option<&str>,
+        region_database_url: Option<&str>,
         pool_size: u32,
         clock: Arc<dyn Clock>,
         policy: RetentionPolicy,
@@ -167,6 +172,7 @@ impl Sealpost {
         Self::open_within(
             data_dir,
             database_url,
+            region_database_url,
             pool_size,
             postgres::Limits::default(),
             clock,
@@ -181,6 +187,7 @@ impl Sealpost {
     pub async fn open_within(
         data_dir: &Path,
         database_url: Option<&str>,
+        region_database_url: Option<&str>,
         pool_size: u32,
         limits: postgres::Limits,
         clock: Arc<dyn Clock>,
@@ -190,11 +197,21 @@ impl Sealpost {
             None => Self::open_sqlite(data_dir, clock, policy).await,
             Some(url) => {
                 let pool = postgres::connect_within(url, None, pool_size, limits).await?;
-                Ok(
-                    Self::open_postgres(pool, Some(&data_dir.join(ROOT_KEY_DIR)), clock, policy)
-                        .await?
-                        .with_witness(witness_path(data_dir)),
+                let regions = RegionLayout::postgres_beside(
+                    url,
+                    region_database_url,
+                    pool_size / 4 + 1,
+                    limits,
+                )?;
+                Ok(Self::open_postgres(
+                    pool,
+                    regions,
+                    Some(&data_dir.join(ROOT_KEY_DIR)),
+                    clock,
+                    policy,
                 )
+                .await?
+                .with_witness(witness_path(data_dir)))
             }
         }
     }

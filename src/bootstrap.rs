@@ -83,6 +83,7 @@ pub async fn bootstrap(
 pub async fn add_tenant(
     data_dir: &Path,
     database_url: Option<&str>,
+    region_database_url: Option<&str>,
     name: &str,
     display_number: &str,
 ) -> anyhow::Result<std::path::PathBuf> {
@@ -94,7 +95,15 @@ pub async fn add_tenant(
         anyhow::bail!("--display-number must be a phone number in E.164 digits");
     }
     sealpost_adapters::files::create_private_dir_all(data_dir).context("data directory")?;
-    let app = Sealpost::open(data_dir, database_url, 4, clock, policy).await?;
+    let app = Sealpost::open(
+        data_dir,
+        database_url,
+        region_database_url,
+        4,
+        clock,
+        policy,
+    )
+    .await?;
     let tokens = Tokens::load(app.store().clone()).await?;
     let base_url = std::fs::read(data_dir.join(BOOTSTRAP_FILE))
         .ok()

@@ -9,7 +9,7 @@ use crate::app::evidence::{ErasureOutcome, ErasureTarget};
 use crate::app::{Sealpost, ROOT_KEY_DIR};
 use anyhow::Context as _;
 use sealpost_adapters::clock::SystemClock;
-use sealpost_adapters::store::{postgres, Stores};
+use sealpost_adapters::store::{postgres, RegionLayout, Stores};
 use sealpost_audit::log::{parse_public_key, read_witness, witness_path};
 use sealpost_audit::verify::{self, Bundle, Verdict};
 use sealpost_domain::{Principal, PrincipalKind, RetentionPolicy};
@@ -35,6 +35,8 @@ pub struct StoreLocation {
     pub data_dir: PathBuf,
     /// Postgres instead of the embedded store.
     pub database_url: Option<String>,
+    /// Where each Local Storage region's Postgres store is (a URL with `{region}`).
+    pub region_database_url: Option<String>,
 }
 
 impl StoreLocation {
@@ -49,6 +51,7 @@ impl StoreLocation {
         Ok(Sealpost::open(
             &self.data_dir,
             self.database_url.as_deref(),
+            self.region_database_url.as_deref(),
             4,
             Arc::new(SystemClock),
             RetentionPolicy::default(),
@@ -62,7 +65,13 @@ impl StoreLocation {
             Some(url) => {
                 let pool = postgres::connect(url, None, 2).await?;
                 postgres::migrate(&pool).await?;
-                Ok(Stores::postgres(pool))
+                let regions = RegionLayout::postgres_beside(
+                    url,
+                    self.region_database_url.as_deref(),
+                    2,
+                    postgres::Limits::default(),
+                )?;
+                Ok(Stores::postgres(pool, regions))
             }
             None => {
                 if !self.data_dir.join("events.db").exists() {

@@ -28,6 +28,9 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// Postgres instead of the embedded store.
     pub database_url: Option<String>,
+    /// Where each Local Storage region's Postgres store is: a URL with `{region}` (the
+    /// lower-case region code). Default: beside `database_url`, its name + `_<region>`.
+    pub region_database_url: Option<String>,
     /// Run on the simulated clock.
     pub sim_clock: Option<bool>,
     /// Messages per second a business number may send (Cloud API default 80).

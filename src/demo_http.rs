@@ -160,6 +160,7 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> anyhow::Result<(Vec<Check>,
         listen: "127.0.0.1:0".parse()?,
         data_dir: dir.to_path_buf(),
         database_url: None,
+        region_database_url: None,
         connect_timeout: sealpost_adapters::store::postgres::DEFAULT_CONNECT_TIMEOUT,
         sim_clock: true,
         throughput: (

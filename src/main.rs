@@ -63,6 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             listen,
             data_dir,
             database_url,
+            region_database_url,
             connect_timeout,
             sim_clock,
             lease_ttl,
@@ -81,6 +82,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .or(file.data_dir)
                     .unwrap_or_else(|| PathBuf::from("./sealpost-data")),
                 database_url: database_url.or(file.database_url),
+                region_database_url: region_database_url.or(file.region_database_url),
                 connect_timeout: connect_timeout
                     .or(file.connect_timeout_seconds)
                     .map_or(
@@ -123,11 +125,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     display_number,
                     data_dir,
                     database_url,
+                    region_database_url,
                 },
         } => runtime.block_on(async {
             let path = sealpost::bootstrap::add_tenant(
                 &data_dir,
                 database_url.as_deref(),
+                region_database_url.as_deref(),
                 &name,
                 &display_number,
             )

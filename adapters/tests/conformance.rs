@@ -890,7 +890,10 @@ async fn cqrs_framework_runs_on_the_sealed_store(f: &Fixture) {
 /// destruction.
 async fn signal_state_contract(f: &Fixture) {
     let keys = &f.stores.keys;
-    assert_eq!(keys.signal_account("b1", "pn1").await.expect("get"), None);
+    assert_eq!(
+        keys.signal_account("b1", "EU", "pn1").await.expect("get"),
+        None
+    );
     keys.put_signal_account("pn1", "b1", "EU", &[1; 40], 1)
         .await
         .expect("put");
@@ -898,11 +901,11 @@ async fn signal_state_contract(f: &Fixture) {
         .await
         .expect("replace");
     assert_eq!(
-        keys.signal_account("b1", "pn1").await.expect("get"),
+        keys.signal_account("b1", "EU", "pn1").await.expect("get"),
         Some(vec![2; 40])
     );
     assert_eq!(
-        keys.signal_account("b2", "pn1").await.expect("get"),
+        keys.signal_account("b2", "EU", "pn1").await.expect("get"),
         None,
         "another business's name reaches nothing"
     );
@@ -925,12 +928,16 @@ async fn signal_state_contract(f: &Fixture) {
         .await
         .expect("replace");
     assert_eq!(
-        keys.signal_session("b1", "sub_a", 2).await.expect("get"),
+        keys.signal_session("b1", "EU", "sub_a", 2)
+            .await
+            .expect("get"),
         Some(vec![4; 50]),
         "the second row of a batch is written too"
     );
     assert_eq!(
-        keys.signal_session("b1", "sub_a", 1).await.expect("get"),
+        keys.signal_session("b1", "EU", "sub_a", 1)
+            .await
+            .expect("get"),
         Some(vec![6; 50])
     );
     let destroy_sub_a = |business: &str| Destruction {
@@ -940,21 +947,29 @@ async fn signal_state_contract(f: &Fixture) {
     };
     keys.destroy(&destroy_sub_a("b2")).await.expect("destroy");
     assert_eq!(
-        keys.signal_session("b1", "sub_a", 1).await.expect("get"),
+        keys.signal_session("b1", "EU", "sub_a", 1)
+            .await
+            .expect("get"),
         Some(vec![6; 50]),
         "another business's destruction leaves b1's sessions"
     );
     keys.destroy(&destroy_sub_a("b1")).await.expect("destroy");
     assert_eq!(
-        keys.signal_session("b1", "sub_a", 1).await.expect("get"),
+        keys.signal_session("b1", "EU", "sub_a", 1)
+            .await
+            .expect("get"),
         None
     );
     assert_eq!(
-        keys.signal_session("b1", "sub_a", 2).await.expect("get"),
+        keys.signal_session("b1", "EU", "sub_a", 2)
+            .await
+            .expect("get"),
         None
     );
     assert_eq!(
-        keys.signal_session("b1", "sub_b", 1).await.expect("get"),
+        keys.signal_session("b1", "EU", "sub_b", 1)
+            .await
+            .expect("get"),
         Some(vec![5; 50]),
         "other subjects keep theirs"
     );

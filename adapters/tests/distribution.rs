@@ -26,7 +26,7 @@ const DISTRIBUTED: [&str; 13] = [
 ];
 
 /// The deployment's own tables, with what they would be per shard group.
-const GLOBAL: [(&str, &str); 8] = [
+const GLOBAL: [(&str, &str); 9] = [
     ("sealpost_sequencer", "the log's order: one per shard group"),
     (
         "sealpost_checkpoints",
@@ -51,6 +51,10 @@ const GLOBAL: [(&str, &str); 8] = [
     (
         "sealpost_ev_days",
         "key destructions per day, all businesses: coordinator",
+    ),
+    (
+        "sealpost_region_stores",
+        "which Local Storage regions have a store: coordinator",
     ),
     ("_sqlx_migrations", "the migrations run: every database"),
 ];

@@ -167,7 +167,9 @@ async fn a_write_fenced_by_a_lease_taken_over_is_refused(f: &Fixture) {
         let refused = keys.put_signal_sessions(&[row(2)], Some(&a.fence())).await;
         assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
         assert_eq!(
-            keys.signal_session("b1", "sub_a", 1).await.expect("get"),
+            keys.signal_session("b1", "EU", "sub_a", 1)
+                .await
+                .expect("get"),
             Some(vec![1; 40]),
             "the fenced session write left nothing"
         );

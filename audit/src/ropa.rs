@@ -25,7 +25,7 @@ mod regions;
 
 pub use record::{
     CategoryGrant, CategoryRecord, ControllerRecord, ProcessingActivity, ProcessorRecord,
-    Recipient, RegionKind, RegionRecord, Ropa, TenantRecipient, Transfers,
+    Recipient, RegionKind, RegionRecord, Ropa, StoreRecord, TenantRecipient, Transfers,
 };
 
 use controller::controller_record;
@@ -58,6 +58,10 @@ pub struct RopaInput {
     pub statistics_min_group: u32,
     /// The event store, e.g. `"sqlite (embedded)"` or `"postgres"`.
     pub store: String,
+    /// The physical stores, the home store first, each with where it is and what it holds (from
+    /// the deployment's store layout).
+    #[serde(default)]
+    pub stores: Vec<StoreRecord>,
     /// Where the region root keys come from, e.g. `"key file in the data directory (0600)"` or
     /// `"environment"`.
     pub root_key_source: String,
@@ -102,8 +106,9 @@ pub fn build_with(matrix: &[MatrixRow], input: &RopaInput) -> Ropa {
         role: PROCESSOR_ROLE.to_owned(),
         activities: activities(matrix),
         transfers: Transfers {
-            statement: transfer_statement(&all_regions, &input.store),
+            statement: transfer_statement(&all_regions, &input.store, &input.stores),
             regions: all_regions,
+            stores: input.stores.clone(),
         },
         security_measures: security_measures(matrix, input),
         categories,

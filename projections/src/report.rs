@@ -43,6 +43,24 @@ pub struct RetentionReport {
     pub residual_risks: Vec<ResidualRisk>,
     /// The signed audit-log checkpoint the figures are consistent with, if one was signed.
     pub checkpoint: Option<CheckpointRef>,
+    /// The physical stores the data is in: the home store first, then each Local Storage
+    /// region's own.
+    #[serde(default)]
+    pub stores: Vec<StoreRow>,
+}
+
+/// One physical store, as the retention report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRow {
+    /// The Local Storage region whose own store it is; `None` for the home store.
+    pub region: Option<String>,
+    /// Where it is: a directory, or a Postgres database (or schema) and host.
+    pub location: String,
+    /// What it holds.
+    pub holds: String,
+    /// Which tamper-evident log covers its rows: the home store's (whose checkpoint the report
+    /// names) until a region's store has a log of its own (ADR 0019).
+    pub audit_log: String,
 }
 
 /// Message totals. `created == live + shredded` when the books balance.

@@ -12,7 +12,7 @@ use sealpost_adapters::vault::subject_key_id;
 use sealpost_audit::certificate::{ErasureCertificate, CERTIFICATE_FORMAT, METHOD};
 use sealpost_audit::log::AuditLog;
 use sealpost_audit::log::Checkpoint;
-use sealpost_audit::ropa::{Ropa, RopaInput, TenantInput};
+use sealpost_audit::ropa::{Ropa, RopaInput, StoreRecord, TenantInput};
 use sealpost_audit::verify::BundleRow;
 use sealpost_audit::AccessGate;
 use sealpost_audit::AccessRequest;
@@ -25,7 +25,7 @@ use sealpost_domain::{RetentionPolicy, Timestamp};
 use sealpost_projections::evidence::{
     AccessPage, AccessQuery, BillingRow, EvidenceProjection, StatRow, DEFAULT_MIN_GROUP,
 };
-use sealpost_projections::report::{CheckpointRef, RetentionReport};
+use sealpost_projections::report::{CheckpointRef, RetentionReport, StoreRow};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -317,6 +317,25 @@ impl Evidence<'_> {
             signed_at: checkpoint.signed_at,
             public_key: checkpoint.public_key.clone(),
         });
+        report.stores = self
+            .store_layout()
+            .await?
+            .into_iter()
+            .map(|s| StoreRow {
+                audit_log: match s.region {
+                    None => format!(
+                        "this store's own, checkpoint of {} entries above",
+                        checkpoint.size
+                    ),
+                    Some(_) => "none of its own: it holds keys and Signal state, not events; \
+                                the region's events are in the home store and its log"
+                        .to_owned(),
+                },
+                region: s.region,
+                location: s.location,
+                holds: s.holds,
+            })
+            .collect();
         Ok(report)
     }
 
@@ -440,6 +459,21 @@ impl Evidence<'_> {
         })
     }
 
+    /// The physical stores as the deployment has them (the home store first).
+    async fn store_layout(&self) -> Result<Vec<StoreRecord>, AppError> {
+        Ok(self
+            .stores
+            .layout()
+            .await?
+            .into_iter()
+            .map(|(region, location, holds)| StoreRecord {
+                region: region.map(|r| r.code().to_owned()),
+                location,
+                holds: holds.to_owned(),
+            })
+            .collect())
+    }
+
     /// The record of processing (GDPR Art. 30) from the matrix, the configuration and the
     /// tenants in the store.
     pub async fn record_of_processing(
@@ -461,6 +495,7 @@ impl Evidence<'_> {
                 other => format!("{other} (embedded)"),
             },
             root_key_source: root_key_source.to_owned(),
+            stores: self.store_layout().await?,
             tenants: tenants
                 .into_iter()
                 .map(|t| TenantInput {

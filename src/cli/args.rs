@@ -30,7 +30,7 @@ pub enum Command {
     Serve {
         /// A TOML configuration file (keys: listen, data_dir, database_url, sim_clock,
         /// throughput_per_second, upgraded_throughput_per_second, connect_timeout_seconds,
-        /// lease_ttl_seconds, lease_renew_seconds, transport_url).
+        /// lease_ttl_seconds, lease_renew_seconds, transport_url, region_database_url).
         /// Flags and environment variables override it.
         #[arg(long, env = "SEALPOST_CONFIG")]
         config: Option<PathBuf>,
@@ -45,6 +45,10 @@ pub enum Command {
         /// Use Postgres at this URL instead of the embedded store.
         #[arg(long, env = "SEALPOST_DATABASE_URL")]
         database_url: Option<String>,
+        /// Where each Local Storage region's Postgres store is: a URL with `{region}` (the
+        /// lower-case code). [default: beside --database-url, its name + `_<region>`]
+        #[arg(long, env = "SEALPOST_REGION_DATABASE_URL")]
+        region_database_url: Option<String>,
         /// Seconds to wait for Postgres: at start (then exit, naming the host and port tried)
         /// and for a connection per request (then 503, code 131016). [default: 10]
         #[arg(long, env = "SEALPOST_CONNECT_TIMEOUT", value_parser = clap::value_parser!(u64).range(1..=600))]
@@ -154,6 +158,10 @@ pub struct StoreArgs {
     /// Use Postgres at this URL instead of the embedded store.
     #[arg(long, env = "SEALPOST_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Where each Local Storage region's Postgres store is: a URL with `{region}`.
+    /// [default: beside --database-url, its name + `_<region>`]
+    #[arg(long, env = "SEALPOST_REGION_DATABASE_URL")]
+    pub region_database_url: Option<String>,
 }
 
 impl StoreArgs {
@@ -161,6 +169,7 @@ impl StoreArgs {
         StoreLocation {
             data_dir: self.data_dir,
             database_url: self.database_url,
+            region_database_url: self.region_database_url,
         }
     }
 }
@@ -294,5 +303,9 @@ pub enum TenantAction {
         /// Use Postgres at this URL instead of the embedded store.
         #[arg(long, env = "SEALPOST_DATABASE_URL")]
         database_url: Option<String>,
+        /// Where each Local Storage region's Postgres store is: a URL with `{region}` (the
+        /// lower-case code). [default: beside --database-url, its name + `_<region>`]
+        #[arg(long, env = "SEALPOST_REGION_DATABASE_URL")]
+        region_database_url: Option<String>,
     },
 }

@@ -40,6 +40,9 @@ pub struct ServeConfig {
     pub data_dir: PathBuf,
     /// Postgres instead of the embedded store.
     pub database_url: Option<String>,
+    /// Where each Local Storage region's Postgres store is (a URL with `{region}`); by default
+    /// beside `database_url`.
+    pub region_database_url: Option<String>,
     /// How long to wait for Postgres at start and for a pooled connection per request.
     pub connect_timeout: Duration,
     /// A simulated clock that `POST /sim/v1/clock/advance` moves.
@@ -154,6 +157,7 @@ pub async fn serve(
     let app = Sealpost::open_within(
         &config.data_dir,
         config.database_url.as_deref(),
+        config.region_database_url.as_deref(),
         16,
         // A transaction idle for a whole lease belongs to a node that has lost its leases.
         sealpost_adapters::store::postgres::Limits {

@@ -68,7 +68,7 @@ pub async fn postgres_env(label: &str) -> Option<Env> {
     let clock = SimClock::starting_at(Timestamp::from_millis(START_MS));
     let roots = RootKeys::fixed(Region::ALL.map(|r| (r, SecretKey::random())));
     let app = Sealpost::start(
-        Stores::postgres(pg.pool.clone()),
+        Stores::postgres(pg.pool.clone(), pg.regions()),
         roots,
         Arc::new(clock.clone()),
         RetentionPolicy::default(),

@@ -41,7 +41,7 @@ impl Data {
     pub fn new(root: &Path, pg: Option<&sealpost_testkit::PgTestDb>) -> Self {
         Self {
             dir: root.join("data"),
-            database_url: pg.map(|pg| format!("{}?options=-csearch_path%3D{}", pg.url, pg.schema)),
+            database_url: pg.map(|pg| pg.url_with_schema()),
             root: None,
         }
     }

@@ -179,11 +179,12 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         blind: &[u8],
     ) -> Result<Option<String>, StoreError>;
 
-    /// Loads a wrapped Signal account of `business` by owner (a phone number id or a device
-    /// handle).
+    /// Loads a wrapped Signal account of `business` in `region` by owner (a phone number id or
+    /// a device handle).
     async fn signal_account(
         &self,
         business: &str,
+        region: &str,
         owner: &str,
     ) -> Result<Option<Vec<u8>>, StoreError>;
 
@@ -197,10 +198,11 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         at: i64,
     ) -> Result<(), StoreError>;
 
-    /// Loads a sealed Signal session with one device of a subject.
+    /// Loads a sealed Signal session with one device of a subject of `business_id` in `region`.
     async fn signal_session(
         &self,
         business_id: &str,
+        region: &str,
         subject_id: &str,
         device: u8,
     ) -> Result<Option<Vec<u8>>, StoreError>;

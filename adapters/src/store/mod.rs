@@ -6,7 +6,8 @@
 //!   [`sqlite::SqliteEventLog`] and [`postgres::PostgresStore`].
 //! * [`Leases`] — one owner at a time for background work across nodes, with fencing.
 //! * [`KeyStore`] — wrapped keys, destroyed-key tombstones and the blind routing index, in a
-//!   table (SQLite: a file) separate from the events.
+//!   table (SQLite: a file) separate from the events; [`RegionalKeys`] keeps each Local Storage
+//!   region's in that region's own store ([`region`], ADR 0019).
 //! * [`crate::ledger::EventStore`] — seals and opens payloads, batches appends through the group
 //!   committer, and offers catch-up subscriptions; [`crate::repository::SealedRepository`]
 //!   puts `cqrs-es` on top of it.
@@ -19,6 +20,8 @@ mod key_store;
 pub mod leaf;
 mod lease;
 pub mod postgres;
+pub mod region;
+mod regional_keys;
 pub(crate) mod sql;
 mod sql_event_log;
 pub(crate) mod sql_evidence;
@@ -38,6 +41,8 @@ pub use evidence::{
 };
 pub use key_store::{Destruction, KeyKind, KeyState, KeyStore, OfBusiness, SessionRow, WrappedKey};
 pub use lease::{Fence, Lease, LeaseRow, Leases};
+pub use region::{RegionLayout, RegionRegistry, RegionStores};
+pub use regional_keys::RegionalKeys;
 pub(crate) use sql::{DbKey, DbRow, DbSnapshot};
 pub(crate) use sql_event_log::{impl_event_log, put_leaves_in_tx};
 pub(crate) use sql_evidence::impl_evidence_rows;
@@ -49,41 +54,99 @@ pub(crate) use sql_lease::impl_leases;
 pub struct Stores {
     /// Events.
     pub events: std::sync::Arc<dyn EventLog>,
-    /// Keys.
+    /// Keys: the home store's, and each Local Storage region's in its own store.
     pub keys: std::sync::Arc<dyn KeyStore>,
     /// The evidence projections' rows (beside the events).
     pub evidence: std::sync::Arc<dyn EvidenceRows>,
     /// Leases on background work (beside the events; ADR 0016).
     pub leases: std::sync::Arc<dyn Leases>,
+    /// The stores of the Local Storage regions.
+    pub regions: std::sync::Arc<RegionStores>,
+    /// Where the home store is (a directory, or a Postgres database and host).
+    pub home: String,
     /// Which backend: `sqlite` or `postgres`.
     pub backend: &'static str,
 }
 
 impl Stores {
-    /// The embedded default: `events.db` and `keys.db` in `dir` (created if needed).
+    /// The embedded default: `events.db` and `keys.db` in `dir` (created if needed), and each
+    /// Local Storage region's `keys.db` under `dir/regions/<CODE>/`.
     pub async fn sqlite(dir: &std::path::Path) -> Result<Self, StoreError> {
         crate::files::create_private_dir_all(dir)
             .map_err(|e| StoreError::Database(format!("data directory: {}", e.kind())))?;
         let events = std::sync::Arc::new(sqlite::SqliteEventLog::open(dir).await?);
-        let keys = sqlite::SqliteKeyStore::open(dir).await?;
-        Ok(Self {
-            evidence: events.clone(),
-            leases: events.clone(),
+        let keys = std::sync::Arc::new(sqlite::SqliteKeyStore::open(dir).await?);
+        let layout = RegionLayout::Sqlite {
+            data_dir: dir.to_owned(),
+        };
+        Ok(Self::assemble(
+            events.clone(),
+            keys,
+            events.clone(),
+            events.clone(),
             events,
-            keys: std::sync::Arc::new(keys),
-            backend: "sqlite",
-        })
+            (layout, dir.display().to_string()),
+            "sqlite",
+        ))
     }
 
-    /// Postgres: both on one migrated pool.
-    pub fn postgres(pool: sqlx::PgPool) -> Self {
+    /// Postgres: both on one migrated pool; each Local Storage region's keys in the database
+    /// (or schema) `regions` names.
+    pub fn postgres(pool: sqlx::PgPool, regions: RegionLayout) -> Self {
+        let options = pool.connect_options();
+        let home = format!(
+            "Postgres database {} on {}",
+            options.get_database().unwrap_or("postgres"),
+            options.get_host()
+        );
         let store = std::sync::Arc::new(postgres::PostgresStore::new(pool));
+        Self::assemble(
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            store.clone(),
+            store,
+            (regions, home),
+            "postgres",
+        )
+    }
+
+    fn assemble(
+        events: std::sync::Arc<dyn EventLog>,
+        keys: std::sync::Arc<dyn KeyStore>,
+        evidence: std::sync::Arc<dyn EvidenceRows>,
+        leases: std::sync::Arc<dyn Leases>,
+        registry: std::sync::Arc<dyn RegionRegistry>,
+        (layout, home): (RegionLayout, String),
+        backend: &'static str,
+    ) -> Self {
+        let regions = std::sync::Arc::new(RegionStores::new(layout, registry));
         Self {
-            events: store.clone(),
-            evidence: store.clone(),
-            leases: store.clone(),
-            keys: store,
-            backend: "postgres",
+            home,
+            keys: std::sync::Arc::new(RegionalKeys::new(keys, leases.clone(), regions.clone())),
+            events,
+            evidence,
+            leases,
+            regions,
+            backend,
         }
+    }
+}
+
+impl Stores {
+    /// The physical stores as they are now: the home store (`None`) and each Local Storage
+    /// region's that exists, each with where it is and what it holds.
+    pub async fn layout(
+        &self,
+    ) -> Result<Vec<(Option<sealpost_domain::Region>, String, &'static str)>, StoreError> {
+        let mut all = vec![(None, self.home.clone(), region::HELD_AT_HOME)];
+        for r in self.regions.regions().await? {
+            all.push((
+                Some(r),
+                self.regions.layout().location(r),
+                region::HELD_IN_REGION,
+            ));
+        }
+        Ok(all)
     }
 }

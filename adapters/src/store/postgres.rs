@@ -168,6 +168,76 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Opens the store of a Local Storage region at `url`: the database (or, when the URL sets a
+/// `search_path`, the schema) is created if it does not exist yet, then migrated.
+pub async fn open_region(
+    url: &str,
+    max_connections: u32,
+    limits: Limits,
+) -> Result<PgPool, StoreError> {
+    let invalid = || StoreError::Invalid("the region database URL is not a valid postgres:// URL");
+    let parsed = url::Url::parse(url).map_err(|_| invalid())?;
+    let schema = super::region::search_path(&parsed);
+    if schema.is_none() {
+        create_database(&parsed, limits).await?;
+    }
+    let pool = connect_within(url, None, max_connections, limits).await?;
+    if let Some(schema) = schema {
+        let name = identifier(&schema)?;
+        // Two nodes may create it at once: the loser's unique violation means it exists.
+        match sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{name}\""))
+            .execute(&pool)
+            .await
+        {
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("23505") => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    migrate(&pool).await?;
+    Ok(pool)
+}
+
+/// Creates the database `url` names unless it exists, through the server's `postgres` database.
+async fn create_database(url: &url::Url, limits: Limits) -> Result<(), StoreError> {
+    let name = super::region::database(url);
+    let name = identifier(&name)?;
+    let mut admin = url.clone();
+    admin.set_path("/postgres");
+    let pool = connect_within(admin.as_str(), None, 1, limits).await?;
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(name)
+        .fetch_optional(&pool)
+        .await?;
+    if exists.is_none() {
+        match sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&pool)
+            .await
+        {
+            // 42P04: created meanwhile by another node; 23505: the same race, seen earlier.
+            Err(sqlx::Error::Database(e))
+                if matches!(e.code().as_deref(), Some("42P04" | "23505")) => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    pool.close().await;
+    Ok(())
+}
+
+/// A database or schema name safe to quote: letters, digits and underscores only.
+fn identifier(name: &str) -> Result<&str, StoreError> {
+    if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(name)
+    } else {
+        Err(StoreError::Invalid(
+            "a region's database or schema name may hold only letters, digits and underscores",
+        ))
+    }
+}
+
 /// The Postgres event log and key store (one pool; `reader` and `writer` are the same pool).
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
@@ -344,3 +414,4 @@ impl_event_log!(PostgresStore);
 impl_evidence_rows!(PostgresStore, Postgres);
 impl_key_store!(PostgresStore);
 super::impl_leases!(PostgresStore, Postgres);
+super::region::impl_region_registry!(PostgresStore);

@@ -139,6 +139,7 @@ macro_rules! impl_key_store {
             async fn signal_account(
                 &self,
                 business: &str,
+                _region: &str,
                 owner: &str,
             ) -> Result<Option<Vec<u8>>, $crate::store::StoreError> {
                 let row: Option<(Vec<u8>,)> = sqlx::query_as($crate::store::sql::ACCOUNT_GET)
@@ -171,6 +172,7 @@ macro_rules! impl_key_store {
             async fn signal_session(
                 &self,
                 business_id: &str,
+                _region: &str,
                 subject_id: &str,
                 device: u8,
             ) -> Result<Option<Vec<u8>>, $crate::store::StoreError> {

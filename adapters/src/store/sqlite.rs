@@ -176,6 +176,7 @@ impl SqliteEventLog {
 impl_event_log!(SqliteEventLog);
 super::impl_evidence_rows!(SqliteEventLog, Sqlite);
 super::impl_leases!(SqliteEventLog, Sqlite);
+super::region::impl_region_registry!(SqliteEventLog);
 
 /// The SQLite key store (`keys.db`).
 #[derive(Debug, Clone)]

@@ -75,7 +75,11 @@ impl Vault {
         business: &str,
         region: Region,
     ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, VaultError> {
-        let Some(wrapped) = self.keys.signal_account(business, owner).await? else {
+        let Some(wrapped) = self
+            .keys
+            .signal_account(business, region.code(), owner)
+            .await?
+        else {
             return Ok(None);
         };
         let root = self.roots.get(region)?;
@@ -154,7 +158,7 @@ impl Vault {
         };
         let Some(sealed) = self
             .keys
-            .signal_session(business, subject.as_str(), device)
+            .signal_session(business, region.code(), subject.as_str(), device)
             .await?
         else {
             return Ok(Opened::Plain(None));

@@ -43,7 +43,7 @@ pub async fn sqlite_fixture(_label: &str) -> Option<Fixture> {
 
 pub async fn postgres_fixture(label: &str) -> Option<Fixture> {
     let pg = sealpost_testkit::postgres_test_db(label).await?;
-    let stores = Stores::postgres(pg.pool.clone());
+    let stores = Stores::postgres(pg.pool.clone(), pg.regions());
     Some(Fixture {
         stores,
         _dir: None,

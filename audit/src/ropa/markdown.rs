@@ -136,6 +136,22 @@ impl Ropa {
         if !p.transfers.regions.is_empty() {
             out.push('\n');
         }
+        for st in &p.transfers.stores {
+            let name = st
+                .region
+                .as_deref()
+                .map_or("home store".to_owned(), |r| format!("{r} store"));
+            let _ = writeln!(
+                out,
+                "- {}: {}; holds {}",
+                md(&name),
+                md(&st.location),
+                md(&st.holds)
+            );
+        }
+        if !p.transfers.stores.is_empty() {
+            out.push('\n');
+        }
 
         let _ = writeln!(out, "## Security measures\n");
         for m in &p.security_measures {

@@ -112,11 +112,24 @@ pub struct RegionRecord {
     pub kind: RegionKind,
 }
 
+/// One physical store of the deployment: the home store, or a Local Storage region's own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreRecord {
+    /// The region whose own store it is; `None` for the home store.
+    pub region: Option<String>,
+    /// Where it is: a directory, or a Postgres database (or schema) and host.
+    pub location: String,
+    /// What it holds.
+    pub holds: String,
+}
+
 /// Where data is stored and what may leave a region.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Transfers {
     /// Every region any tenant stores data in, defaults first, without repeats.
     pub regions: Vec<RegionRecord>,
+    /// The physical stores, the home store first, as the deployment has them.
+    pub stores: Vec<StoreRecord>,
     /// The statement on regions and data in use.
     pub statement: String,
 }

@@ -1,7 +1,7 @@
 //! Regions and transfers: configured region codes parsed and ordered, Local Storage marked,
 //! unknown codes flagged, and the transfer statement.
 
-use super::record::{RegionKind, RegionRecord};
+use super::record::{RegionKind, RegionRecord, StoreRecord};
 use super::DATA_IN_USE_MAX_MINUTES;
 use sealpost_domain::Region;
 use std::fmt::Write as _;
@@ -53,11 +53,16 @@ fn codes_of(regions: &[RegionRecord], kind: RegionKind) -> String {
     }
 }
 
-/// Where the data of each region is, as the deployment is configured: every region has its own
-/// root key; every region's rows are in the one physical `store`. With Local Storage regions
-/// in use the statement says what that means for them (they have no store of their own yet), so
-/// the record never claims a separation the deployment does not have.
-pub(super) fn transfer_statement(regions: &[RegionRecord], store: &str) -> String {
+/// Where the data of each region is, as the deployment has it: every region has its own root
+/// key; the home `store` holds what its [`StoreRecord::holds`] says, and each Local Storage
+/// region with a store of its own (`stores`) holds what its record says. With Local Storage
+/// regions in use the statement says what stays in the home store (their sealed events, for
+/// now), so the record never claims a separation the deployment does not have.
+pub(super) fn transfer_statement(
+    regions: &[RegionRecord],
+    store: &str,
+    stores: &[StoreRecord],
+) -> String {
     let defaults: Vec<&str> = Region::ALL
         .iter()
         .filter(|r| !r.is_local_storage())
@@ -67,19 +72,41 @@ pub(super) fn transfer_statement(regions: &[RegionRecord], store: &str) -> Strin
         "Default regions (no Local Storage election): {}; in use: {}. In-country Local Storage \
          regions in use: {}. Each region has its own root key: the keys that seal a phone \
          number's content and its consumers' numbers are wrapped by the root key of the \
-         number's region only. The rows of every region are kept in one physical store \
-         ({store}).",
+         number's region only.",
         defaults.join(" and "),
         codes_of(regions, RegionKind::Default),
         codes_of(regions, RegionKind::LocalStorage),
     );
+    match stores.iter().find(|s| s.region.is_none()) {
+        Some(home) => {
+            let _ = write!(
+                s,
+                " The home store ({store}, {}) holds {}.",
+                home.location, home.holds
+            );
+        }
+        None => {
+            let _ = write!(
+                s,
+                " The rows of every region are kept in one physical store ({store})."
+            );
+        }
+    }
+    for own in stores.iter().filter(|s| s.region.is_some()) {
+        let _ = write!(
+            s,
+            " {} has a store of its own ({}), which holds {}.",
+            own.region.as_deref().unwrap_or_default(),
+            own.location,
+            own.holds
+        );
+    }
     if regions.iter().any(|r| r.kind == RegionKind::LocalStorage) {
         let _ = write!(
             s,
-            " Local Storage regions do not have a store of their own in this deployment: the \
-             sealed content of a number that elected one is at rest in that store, outside its \
-             country, and the {DATA_IN_USE_MAX_MINUTES}-minute limit on data in use elsewhere \
-             is not enforced."
+            " The sealed events of a number that elected Local Storage, its message content \
+             among them, are at rest in the home store, outside its country, and the \
+             {DATA_IN_USE_MAX_MINUTES}-minute limit on data in use elsewhere is not enforced."
         );
     }
     if regions.iter().any(|r| r.kind == RegionKind::Unrecognised) {

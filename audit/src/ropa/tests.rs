@@ -24,6 +24,18 @@ fn input() -> RopaInput {
         billing_retention_days: 400,
         statistics_min_group: 5,
         store: "sqlite (embedded)".to_owned(),
+        stores: vec![
+            StoreRecord {
+                region: None,
+                location: "/srv/sealpost".to_owned(),
+                holds: "the home store's rows".to_owned(),
+            },
+            StoreRecord {
+                region: Some("DE".to_owned()),
+                location: "/srv/sealpost/regions/DE".to_owned(),
+                holds: "DE's keys".to_owned(),
+            },
+        ],
         root_key_source: "key file in the data directory (0600)".to_owned(),
         tenants: vec![
             tenant(
@@ -214,15 +226,43 @@ fn regions_mark_de_as_local_storage() {
     assert_eq!(regions.len(), 4, "no repeats");
     let statement = &ropa.processor.transfers.statement;
     assert!(statement.contains("Local Storage regions in use: DE, GB"));
-    // One physical store holds every region's rows: the record says so, and what it means for
-    // the Local Storage regions, instead of claiming stores of their own.
-    assert!(statement.contains("one physical store"), "{statement}");
-    assert!(!statement.contains("its own store"), "{statement}");
+    // The stores as the deployment has them: the home store and DE's own, each with what it
+    // holds; GB has none, and the sealed events stay home, which the record says.
     assert!(
-        statement.contains("do not have a store of their own"),
+        statement.contains(
+            "The home store (sqlite (embedded), /srv/sealpost) holds the home store's rows."
+        ),
+        "{statement}"
+    );
+    assert!(
+        statement.contains(
+            "DE has a store of its own (/srv/sealpost/regions/DE), which holds DE's keys."
+        ),
+        "{statement}"
+    );
+    assert!(!statement.contains("GB has a store"), "{statement}");
+    assert!(
+        statement.contains("at rest in the home store, outside its country"),
         "{statement}"
     );
     assert!(statement.contains("60-minute limit"), "{statement}");
+    assert_eq!(ropa.processor.transfers.stores.len(), 2);
+    let markdown = ropa.to_markdown();
+    assert!(
+        markdown.contains("- DE store: /srv/sealpost/regions/DE; holds DE's keys"),
+        "{markdown}"
+    );
+}
+
+#[test]
+fn a_record_without_its_stores_names_one_physical_store() {
+    let mut i = input();
+    i.stores.clear();
+    let statement = build(&i).processor.transfers.statement;
+    assert!(
+        statement.contains("one physical store (sqlite (embedded))"),
+        "{statement}"
+    );
 }
 
 #[test]
@@ -233,7 +273,7 @@ fn without_local_storage_the_statement_has_no_caveat() {
     }
     let statement = build(&i).processor.transfers.statement;
     assert!(statement.contains("in use: none"), "{statement}");
-    assert!(!statement.contains("do not have a store"), "{statement}");
+    assert!(!statement.contains("outside its country"), "{statement}");
 }
 
 #[test]

@@ -180,6 +180,19 @@ impl RetentionReport {
         h.push_str(&table("risks", heads, 3, rows));
         h.push_str("</section>\n");
 
+        // Stores.
+        h.push_str("<section>\n<h2>Stores</h2>\n");
+        let heads = "Store|Where|Holds|Tamper-evident log";
+        let rows = self.stores.iter().map(|s| {
+            let name = s
+                .region
+                .as_deref()
+                .map_or("home".to_owned(), |r| format!("{r} (Local Storage)"));
+            vec![e(&name), e(&s.location), e(&s.holds), e(&s.audit_log)]
+        });
+        h.push_str(&table("stores", heads, 4, rows));
+        h.push_str("</section>\n");
+
         // Checkpoint.
         h.push_str("<section>\n<h2>Audit-log checkpoint</h2>\n");
         match &self.checkpoint {

@@ -58,7 +58,33 @@ fn sample() -> RetentionReport {
             signed_at: START + 40 * DAY_MS - 5_000,
             public_key: "cd".repeat(32),
         }),
+        stores: vec![
+            StoreRow {
+                region: None,
+                location: "/srv/sealpost".to_owned(),
+                holds: "everything else".to_owned(),
+                audit_log: "this store's".to_owned(),
+            },
+            StoreRow {
+                region: Some("DE".to_owned()),
+                location: "/srv/sealpost/regions/DE".to_owned(),
+                holds: "DE's <keys>".to_owned(),
+                audit_log: "the home store's".to_owned(),
+            },
+        ],
     }
+}
+
+#[test]
+fn html_lists_every_store() {
+    let html = sample().to_html();
+    assert!(html.contains("<h2>Stores</h2>"), "{html}");
+    assert!(html.contains("DE (Local Storage)"), "{html}");
+    assert!(html.contains("/srv/sealpost/regions/DE"), "{html}");
+    assert!(
+        html.contains("DE&#39;s &lt;keys&gt;") || html.contains("DE's &lt;keys&gt;"),
+        "{html}"
+    );
 }
 
 #[test]

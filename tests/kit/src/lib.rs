@@ -4,7 +4,7 @@
 //! test helper ships in the product. Used by the adapters' conformance and outage suites, the
 //! root crate's end-to-end tests and the benchmarks.
 
-use sealpost_adapters::store::{postgres, StoreError};
+use sealpost_adapters::store::{postgres, RegionLayout, StoreError};
 use sqlx::PgPool;
 
 /// Environment variable naming the Postgres server for tests.
@@ -87,14 +87,204 @@ async fn try_create(url: &str, label: &str) -> Result<PgTestDb, StoreError> {
 }
 
 impl PgTestDb {
-    /// Drops the schema (call at the end of a passing test).
+    /// The server URL confined to this schema (what a node started on it is given).
+    pub fn url_with_schema(&self) -> String {
+        format!("{}?options=-csearch_path%3D{}", self.url, self.schema)
+    }
+
+    /// Where the Local Storage regions' stores go: a schema each beside this one
+    /// (`<schema>_de`, …), created on first use.
+    pub fn regions(&self) -> RegionLayout {
+        RegionLayout::postgres_beside(
+            &self.url_with_schema(),
+            None,
+            4,
+            postgres::Limits::default(),
+        )
+        .expect("the test URL is a valid postgres:// URL")
+    }
+
+    /// Drops the schema and its regions' schemas (call at the end of a passing test).
     pub async fn drop_schema(self) {
         self.pool.close().await;
         if let Ok(admin) = postgres::connect(&self.url, None, 1).await {
-            let _ = sqlx::query(&format!("DROP SCHEMA \"{}\" CASCADE", self.schema))
-                .execute(&admin)
-                .await;
+            let regions: Vec<(String,)> = sqlx::query_as(
+                "SELECT nspname::text FROM pg_namespace WHERE nspname ~ ('^' || $1 || '_[a-z]{2}$')",
+            )
+            .bind(&self.schema)
+            .fetch_all(&admin)
+            .await
+            .unwrap_or_default();
+            let names = regions.into_iter().map(|(n,)| n);
+            for schema in names.chain([self.schema.clone()]) {
+                let _ = sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
+                    .execute(&admin)
+                    .await;
+            }
             admin.close().await;
         }
+    }
+}
+
+/// Which stores hold `needle` (in plain bytes, or as the hex Postgres shows `bytea` in):
+/// `home`, or a region's code (`DE`).
+pub type Holders = std::collections::BTreeSet<String>;
+
+/// The store a file under a data directory belongs to: `regions/<CODE>/…` is that region's,
+/// every other file the home store's.
+fn store_of_file(relative: &std::path::Path) -> String {
+    let mut parts = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy());
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(dir), Some(code), Some(_)) if dir == "regions" => code.into_owned(),
+        _ => "home".to_owned(),
+    }
+}
+
+/// Which stores of the embedded data directory `dir` hold `needle`: every file read, the
+/// SQLite databases with their `-wal` and `-shm` files included.
+pub fn files_holding(dir: &std::path::Path, needle: &[u8]) -> Holders {
+    fn walk(root: &std::path::Path, at: &std::path::Path, needle: &[u8], found: &mut Holders) {
+        let Ok(entries) = std::fs::read_dir(at) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(root, &path, needle, found);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    let relative = path.strip_prefix(root).unwrap_or(&path);
+                    found.insert(store_of_file(relative));
+                }
+            }
+        }
+    }
+    let mut found = Holders::new();
+    walk(dir, dir, needle, &mut found);
+    found
+}
+
+impl PgTestDb {
+    /// Which stores hold `needle` in any row of any table: this schema (`home`) and each
+    /// region's schema beside it (its code).
+    pub async fn stores_holding(&self, needle: &[u8]) -> Holders {
+        let admin = postgres::connect(&self.url, None, 1)
+            .await
+            .expect("connect");
+        let tables: Vec<(String, String)> = sqlx::query_as(
+            "SELECT table_schema::text, table_name::text FROM information_schema.tables \
+             WHERE table_schema = $1 OR table_schema ~ ('^' || $1 || '_[a-z]{2}$')",
+        )
+        .bind(&self.schema)
+        .fetch_all(&admin)
+        .await
+        .expect("tables");
+        let text = String::from_utf8_lossy(needle).into_owned();
+        let hex: String = needle.iter().map(|b| format!("{b:02x}")).collect();
+        let mut found = Holders::new();
+        for (schema, table) in tables {
+            let (hits,): (i64,) = sqlx::query_as(&format!(
+                "SELECT COUNT(*) FROM \"{schema}\".\"{table}\" t \
+                 WHERE strpos(t::text, $1) > 0 OR strpos(t::text, $2) > 0"
+            ))
+            .bind(&text)
+            .bind(&hex)
+            .fetch_one(&admin)
+            .await
+            .expect("scan");
+            if hits > 0 {
+                let region = schema.strip_prefix(&format!("{}_", self.schema));
+                found.insert(region.map_or("home".to_owned(), str::to_ascii_uppercase));
+            }
+        }
+        admin.close().await;
+        found
+    }
+}
+
+/// Rows per store, table and region code: every table with a `region` column in every
+/// physical store (`home`, or a region's code).
+pub type RowsByRegion = std::collections::BTreeMap<(String, String, String), i64>;
+
+/// [`RowsByRegion`] of the embedded store in `dir`: each SQLite database of the home store and
+/// of `regions/<CODE>/` (the simulated world's files, the outside world, are not the store's).
+pub async fn sqlite_rows_by_region(dir: &std::path::Path) -> RowsByRegion {
+    use sqlx::sqlite::SqliteConnectOptions;
+    let mut files: Vec<(String, std::path::PathBuf)> = ["events.db", "keys.db"]
+        .iter()
+        .map(|f| ("home".to_owned(), dir.join(f)))
+        .collect();
+    if let Ok(regions) = std::fs::read_dir(dir.join("regions")) {
+        for region in regions.flatten() {
+            let code = region.file_name().to_string_lossy().into_owned();
+            for f in ["events.db", "keys.db"] {
+                files.push((code.clone(), region.path().join(f)));
+            }
+        }
+    }
+    let mut rows = RowsByRegion::new();
+    for (store, file) in files.into_iter().filter(|(_, f)| f.exists()) {
+        let options = SqliteConnectOptions::new().filename(&file).read_only(true);
+        let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+            .await
+            .expect("open a store file");
+        let tables: Vec<(String,)> = sqlx::query_as(
+            "SELECT m.name FROM sqlite_master m WHERE m.type = 'table' \
+             AND EXISTS (SELECT 1 FROM pragma_table_info(m.name) c WHERE c.name = 'region')",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("tables");
+        for (table,) in tables {
+            let counts: Vec<(String, i64)> = sqlx::query_as(&format!(
+                "SELECT region, COUNT(*) FROM \"{table}\" GROUP BY region"
+            ))
+            .fetch_all(&mut conn)
+            .await
+            .expect("count");
+            for (region, n) in counts {
+                *rows
+                    .entry((store.clone(), table.clone(), region))
+                    .or_default() += n;
+            }
+        }
+    }
+    rows
+}
+
+impl PgTestDb {
+    /// [`RowsByRegion`] of this schema (`home`) and each region's schema beside it.
+    pub async fn rows_by_region(&self) -> RowsByRegion {
+        let admin = postgres::connect(&self.url, None, 1)
+            .await
+            .expect("connect");
+        let tables: Vec<(String, String)> = sqlx::query_as(
+            "SELECT table_schema::text, table_name::text FROM information_schema.columns \
+             WHERE column_name = 'region' \
+             AND (table_schema = $1 OR table_schema ~ ('^' || $1 || '_[a-z]{2}$'))",
+        )
+        .bind(&self.schema)
+        .fetch_all(&admin)
+        .await
+        .expect("tables");
+        let mut rows = RowsByRegion::new();
+        for (schema, table) in tables {
+            let counts: Vec<(String, i64)> = sqlx::query_as(&format!(
+                "SELECT region, COUNT(*) FROM \"{schema}\".\"{table}\" GROUP BY region"
+            ))
+            .fetch_all(&admin)
+            .await
+            .expect("count");
+            let store = schema
+                .strip_prefix(&format!("{}_", self.schema))
+                .map_or("home".to_owned(), str::to_ascii_uppercase);
+            for (region, n) in counts {
+                rows.insert((store.clone(), table.clone(), region), n);
+            }
+        }
+        admin.close().await;
+        rows
     }
 }

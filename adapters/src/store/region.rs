@@ -1,0 +1,359 @@
+//! The stores of Local Storage regions (issue 14, ADR 0019): where each lives
+//! ([`RegionLayout`]), which exist ([`RegionRegistry`], recorded in the home store), and opening
+//! them on first use ([`RegionStores`]). NA and EU, the default regions, are the home store's.
+
+use super::{postgres, sqlite, KeyStore, StoreError};
+use async_trait::async_trait;
+use sealpost_domain::Region;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What a Local Storage region's own store holds: what [`super::RegionalKeys`] routes there.
+/// (The record of processing quotes it; change it with the routing.)
+pub const HELD_IN_REGION: &str = "the region's wrapped keys (ledger, retention-epoch, subject \
+     and media keys) with their tombstones, the blind index of its consumers' numbers, and its \
+     Signal accounts and sessions";
+
+/// What the home store holds.
+pub const HELD_AT_HOME: &str = "business information, tokens, statistics, billing, integrity \
+     signals and the access log; the sealed events and the tamper-evident log of every region; \
+     the keys, blind index and Signal state of the default regions (NA, EU)";
+
+/// The directory under the data directory that holds a folder per region (`regions/DE/`).
+pub const REGIONS_DIR: &str = "regions";
+
+/// Which Local Storage regions have a store: a row per region in the home store, written when
+/// the region's store is created, so that every node finds every region's store.
+#[async_trait]
+pub trait RegionRegistry: Send + Sync + std::fmt::Debug {
+    /// The codes of the regions whose store exists, in code order.
+    async fn region_stores(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Records that `region`'s store exists (idempotent).
+    async fn record_region_store(&self, region: &str, at: i64) -> Result<(), StoreError>;
+}
+
+/// The registry's statements (both backends).
+pub(crate) const REGION_STORES: &str = "SELECT region FROM sealpost_region_stores ORDER BY region";
+pub(crate) const REGION_STORE_RECORD: &str =
+    "INSERT INTO sealpost_region_stores (region, created_at) VALUES ($1, $2) ON CONFLICT (region) DO NOTHING";
+
+/// Implements [`RegionRegistry`] for a backend type with `reader` and `writer` pools.
+macro_rules! impl_region_registry {
+    ($ty:ty) => {
+        #[async_trait::async_trait]
+        impl $crate::store::RegionRegistry for $ty {
+            async fn region_stores(&self) -> Result<Vec<String>, $crate::store::StoreError> {
+                let rows: Vec<(String,)> = sqlx::query_as($crate::store::region::REGION_STORES)
+                    .fetch_all(&self.reader)
+                    .await?;
+                Ok(rows.into_iter().map(|(r,)| r).collect())
+            }
+
+            async fn record_region_store(
+                &self,
+                region: &str,
+                at: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::region::REGION_STORE_RECORD)
+                    .bind(region)
+                    .bind(at)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use impl_region_registry;
+
+/// Where the store of each Local Storage region lives.
+#[derive(Clone)]
+pub enum RegionLayout {
+    /// Embedded: `regions/<CODE>/keys.db` under the data directory.
+    Sqlite {
+        /// The data directory.
+        data_dir: PathBuf,
+    },
+    /// Postgres: a database per region (or a schema per region, when the URL names a
+    /// `search_path`), created and migrated on first use.
+    Postgres {
+        /// The region's URL with `{region}` for the lower-case region code.
+        template: String,
+        /// Connections per region's pool.
+        pool_size: u32,
+        /// The pool's limits.
+        limits: postgres::Limits,
+    },
+}
+
+impl std::fmt::Debug for RegionLayout {
+    /// Never prints a URL (it may hold a password).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RegionLayout::Sqlite { data_dir } => f
+                .debug_struct("Sqlite")
+                .field("data_dir", data_dir)
+                .finish(),
+            RegionLayout::Postgres { .. } => f.write_str("Postgres { .. }"),
+        }
+    }
+}
+
+impl RegionLayout {
+    /// Postgres regions beside the home database at `home_url`: `template` (with `{region}`)
+    /// when configured, else the home database's name (or, when the URL sets a `search_path`,
+    /// its schema) with `_<region>` appended, on the same server.
+    pub fn postgres_beside(
+        home_url: &str,
+        template: Option<&str>,
+        pool_size: u32,
+        limits: postgres::Limits,
+    ) -> Result<Self, StoreError> {
+        let template = match template {
+            Some(t) if t.contains("{region}") => t.to_owned(),
+            Some(_) => {
+                return Err(StoreError::Invalid(
+                    "the region database URL must contain {region}",
+                ))
+            }
+            None => derived_template(home_url)?,
+        };
+        Ok(RegionLayout::Postgres {
+            template,
+            pool_size,
+            limits,
+        })
+    }
+
+    /// Where `region`'s store is, for the record of processing: a path, or a Postgres database
+    /// (or schema) name with its host, never credentials.
+    pub fn location(&self, region: Region) -> String {
+        match self {
+            RegionLayout::Sqlite { data_dir } => sqlite_dir(data_dir, region).display().to_string(),
+            RegionLayout::Postgres { template, .. } => {
+                match url::Url::parse(&region_url(template, region)) {
+                    Ok(u) => match search_path(&u) {
+                        Some(schema) => format!(
+                            "Postgres schema {schema} of database {} on {}",
+                            database(&u),
+                            u.host_str().unwrap_or("localhost")
+                        ),
+                        None => format!(
+                            "Postgres database {} on {}",
+                            database(&u),
+                            u.host_str().unwrap_or("localhost")
+                        ),
+                    },
+                    Err(_) => "Postgres (unparsable URL)".to_owned(),
+                }
+            }
+        }
+    }
+
+    /// Opens (creating and migrating) `region`'s key store.
+    async fn open_keys(&self, region: Region) -> Result<Arc<dyn KeyStore>, StoreError> {
+        match self {
+            RegionLayout::Sqlite { data_dir } => {
+                let dir = sqlite_dir(data_dir, region);
+                crate::files::create_private_dir_all(&dir)
+                    .map_err(|e| StoreError::Database(format!("region directory: {}", e.kind())))?;
+                Ok(Arc::new(sqlite::SqliteKeyStore::open(&dir).await?))
+            }
+            RegionLayout::Postgres {
+                template,
+                pool_size,
+                limits,
+            } => {
+                let pool =
+                    postgres::open_region(&region_url(template, region), *pool_size, *limits)
+                        .await?;
+                Ok(Arc::new(postgres::PostgresStore::new(pool)))
+            }
+        }
+    }
+}
+
+fn sqlite_dir(data_dir: &std::path::Path, region: Region) -> PathBuf {
+    data_dir.join(REGIONS_DIR).join(region.code())
+}
+
+/// The URL of `region`'s store from a template.
+pub(crate) fn region_url(template: &str, region: Region) -> String {
+    template.replace("{region}", &region.code().to_ascii_lowercase())
+}
+
+/// The schema a URL's `options=-csearch_path=…` names, if any.
+pub(crate) fn search_path(u: &url::Url) -> Option<String> {
+    u.query_pairs()
+        .filter(|(k, _)| k == "options")
+        .flat_map(|(_, v)| {
+            v.split_whitespace()
+                .filter_map(|o| o.strip_prefix("-csearch_path=").map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .next()
+}
+
+/// The database a URL names (`postgres` when it names none).
+pub(crate) fn database(u: &url::Url) -> String {
+    let path = u.path().trim_start_matches('/');
+    if path.is_empty() {
+        "postgres".to_owned()
+    } else {
+        path.to_owned()
+    }
+}
+
+/// `home_url` with `_{region}` appended to its schema (when it sets one) or its database.
+fn derived_template(home_url: &str) -> Result<String, StoreError> {
+    let invalid = || StoreError::Invalid("the database URL is not a valid postgres:// URL");
+    let mut u = url::Url::parse(home_url).map_err(|_| invalid())?;
+    match search_path(&u) {
+        Some(schema) => {
+            let pairs: Vec<(String, String)> = u
+                .query_pairs()
+                .map(|(k, v)| {
+                    let v = if k == "options" {
+                        v.replace(
+                            &format!("-csearch_path={schema}"),
+                            &format!("-csearch_path={schema}_REGION"),
+                        )
+                    } else {
+                        v.into_owned()
+                    };
+                    (k.into_owned(), v)
+                })
+                .collect();
+            u.query_pairs_mut().clear().extend_pairs(pairs);
+        }
+        None => {
+            let db = database(&u);
+            u.set_path(&format!("/{db}_REGION"));
+        }
+    }
+    // `{` would be escaped inside a URL: the placeholder goes in after serialising.
+    Ok(u.to_string().replace("_REGION", "_{region}"))
+}
+
+/// The stores of the Local Storage regions, opened on first use: a write creates (and records)
+/// its region's store, a read finds one only if it exists.
+#[derive(Debug)]
+pub struct RegionStores {
+    layout: RegionLayout,
+    registry: Arc<dyn RegionRegistry>,
+    open: tokio::sync::Mutex<BTreeMap<Region, Arc<dyn KeyStore>>>,
+}
+
+impl RegionStores {
+    /// The regions of `layout`, recorded in `registry` (the home store's).
+    pub fn new(layout: RegionLayout, registry: Arc<dyn RegionRegistry>) -> Self {
+        Self {
+            layout,
+            registry,
+            open: tokio::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Where the stores live.
+    pub fn layout(&self) -> &RegionLayout {
+        &self.layout
+    }
+
+    /// The regions whose store exists.
+    pub async fn regions(&self) -> Result<Vec<Region>, StoreError> {
+        Ok(self
+            .registry
+            .region_stores()
+            .await?
+            .iter()
+            .filter_map(|code| code.parse().ok())
+            .collect())
+    }
+
+    /// `region`'s key store for a write: created, migrated and recorded on first use.
+    pub async fn keys_for_write(&self, region: Region) -> Result<Arc<dyn KeyStore>, StoreError> {
+        let mut open = self.open.lock().await;
+        if let Some(keys) = open.get(&region) {
+            return Ok(keys.clone());
+        }
+        let keys = self.layout.open_keys(region).await?;
+        // Recorded after it exists: a recorded region always has its store.
+        self.registry
+            .record_region_store(region.code(), now_ms())
+            .await?;
+        tracing::info!(
+            region = region.code(),
+            "opened the store of a Local Storage region"
+        );
+        open.insert(region, keys.clone());
+        Ok(keys)
+    }
+
+    /// `region`'s key store for a read: `None` while it has no store (nothing was written there).
+    pub async fn keys_for_read(
+        &self,
+        region: Region,
+    ) -> Result<Option<Arc<dyn KeyStore>>, StoreError> {
+        if let Some(keys) = self.open.lock().await.get(&region) {
+            return Ok(Some(keys.clone()));
+        }
+        if !self.regions().await?.contains(&region) {
+            return Ok(None);
+        }
+        self.keys_for_write(region).await.map(Some)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_region_gets_its_own_database_beside_the_home_one() {
+        let t = derived_template("postgres://u:pw@db.example:5432/sealpost").expect("template");
+        assert_eq!(
+            region_url(&t, Region::De),
+            "postgres://u:pw@db.example:5432/sealpost_de"
+        );
+        let layout = RegionLayout::postgres_beside(
+            "postgres://u:pw@db.example:5432/sealpost",
+            None,
+            4,
+            postgres::Limits::default(),
+        )
+        .expect("layout");
+        let shown = layout.location(Region::In);
+        assert_eq!(shown, "Postgres database sealpost_in on db.example");
+        assert!(!format!("{layout:?}").contains("pw"));
+    }
+
+    #[test]
+    fn a_home_schema_gives_each_region_a_schema_beside_it() {
+        let t = derived_template(
+            "postgres://postgres@127.0.0.1:5432/postgres?options=-csearch_path%3Dt_1",
+        )
+        .expect("template");
+        let u = url::Url::parse(&region_url(&t, Region::De)).expect("url");
+        assert_eq!(search_path(&u).as_deref(), Some("t_1_de"));
+        assert_eq!(database(&u), "postgres");
+    }
+
+    #[test]
+    fn a_configured_template_must_name_the_region() {
+        let refused = RegionLayout::postgres_beside(
+            "postgres://h/db",
+            Some("postgres://h/fixed"),
+            4,
+            postgres::Limits::default(),
+        );
+        assert!(matches!(refused, Err(StoreError::Invalid(_))));
+    }
+}

@@ -1,0 +1,271 @@
+//! [`RegionalKeys`]: the [`KeyStore`] that keeps each Local Storage region's keys, blind index
+//! and Signal state in that region's own store, and the rest (NA, EU) in the home store
+//! (issue 14, ADR 0019). Every key names its region (`kind/REGION/business/…`), and every
+//! index, account and session call names it too, so each call goes to one store; only work
+//! across all keys (retention's expired epochs, scrubbing, a subject's index entries) visits
+//! each store in turn.
+
+use super::{
+    Destruction, Fence, KeyState, KeyStore, Leases, RegionStores, SessionRow, StoreError,
+    WrappedKey,
+};
+use async_trait::async_trait;
+use sealpost_domain::Region;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The home key store and the regions' key stores behind one [`KeyStore`].
+#[derive(Debug)]
+pub struct RegionalKeys {
+    home: Arc<dyn KeyStore>,
+    /// The home store's leases: a fenced session write to a region's store is checked here.
+    leases: Arc<dyn Leases>,
+    regions: Arc<RegionStores>,
+}
+
+/// The Local Storage region a region code names; `None` for the home store's (NA, EU, or a
+/// code this build does not know).
+fn local(code: &str) -> Option<Region> {
+    code.parse::<Region>().ok().filter(|r| r.is_local_storage())
+}
+
+/// The region code inside a key id (`kind/REGION/business/…`).
+fn region_of_key(key_id: &str) -> &str {
+    key_id.split('/').nth(1).unwrap_or("")
+}
+
+impl RegionalKeys {
+    /// Routes between `home` and the stores of `regions`.
+    pub fn new(
+        home: Arc<dyn KeyStore>,
+        leases: Arc<dyn Leases>,
+        regions: Arc<RegionStores>,
+    ) -> Self {
+        Self {
+            home,
+            leases,
+            regions,
+        }
+    }
+
+    /// The store a write of `region`'s data goes to (a region's store is created on first use).
+    async fn for_write(&self, region: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
+        match local(region) {
+            None => Ok(self.home.clone()),
+            Some(r) => self.regions.keys_for_write(r).await,
+        }
+    }
+
+    /// The store a read of `region`'s data goes to; `None` when that region has no store.
+    async fn for_read(&self, region: &str) -> Result<Option<Arc<dyn KeyStore>>, StoreError> {
+        match local(region) {
+            None => Ok(Some(self.home.clone())),
+            Some(r) => self.regions.keys_for_read(r).await,
+        }
+    }
+
+    /// Every region's store, then the home store's (`None`).
+    async fn every(&self) -> Result<Vec<(Option<Region>, Arc<dyn KeyStore>)>, StoreError> {
+        let mut all = Vec::new();
+        for region in self.regions.regions().await? {
+            all.push((Some(region), self.regions.keys_for_write(region).await?));
+        }
+        all.push((None, self.home.clone()));
+        Ok(all)
+    }
+}
+
+#[async_trait]
+impl KeyStore for RegionalKeys {
+    async fn insert_if_absent(&self, key: &WrappedKey) -> Result<WrappedKey, StoreError> {
+        self.for_write(&key.region)
+            .await?
+            .insert_if_absent(key)
+            .await
+    }
+
+    async fn get(&self, business: &str, key_id: &str) -> Result<KeyState, StoreError> {
+        match self.for_read(region_of_key(key_id)).await? {
+            Some(store) => store.get(business, key_id).await,
+            None => Ok(KeyState::Missing),
+        }
+    }
+
+    async fn latest_ledger(
+        &self,
+        business_id: &str,
+        region: &str,
+    ) -> Result<Option<WrappedKey>, StoreError> {
+        match self.for_read(region).await? {
+            Some(store) => store.latest_ledger(business_id, region).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn destroyed_at(&self, business: &str, key_id: &str) -> Result<Option<i64>, StoreError> {
+        match self.for_read(region_of_key(key_id)).await? {
+            Some(store) => store.destroyed_at(business, key_id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn expired_epochs(&self, up_to: i64, limit: u32) -> Result<Vec<WrappedKey>, StoreError> {
+        let mut all = Vec::new();
+        for (_, store) in self.every().await? {
+            all.extend(store.expired_epochs(up_to, limit).await?);
+        }
+        all.sort_by_key(|k| k.epoch);
+        all.truncate(limit as usize);
+        Ok(all)
+    }
+
+    /// Each store's keys are destroyed in that store's own transaction, the regions' first,
+    /// with the subjects' index entries and sessions of that store; the other stores' entries
+    /// of those subjects go in a transaction each (a subject's region is its number's, which
+    /// the destruction does not name). A crash between two stores leaves the rest to the
+    /// retry, which destroys what is left.
+    async fn destroy(&self, destruction: &Destruction) -> Result<u64, StoreError> {
+        let mut by_region: BTreeMap<Option<Region>, Vec<_>> = BTreeMap::new();
+        for key in &destruction.keys {
+            by_region
+                .entry(local(region_of_key(&key.id)))
+                .or_default()
+                .push(key.clone());
+        }
+        let mut deleted = 0;
+        for (region, keys) in by_region.iter().rev() {
+            let store = match region {
+                Some(r) => self.regions.keys_for_write(*r).await?,
+                None => self.home.clone(),
+            };
+            deleted += store
+                .destroy(&Destruction {
+                    keys: keys.clone(),
+                    index_subjects: destruction.index_subjects.clone(),
+                    at: destruction.at,
+                })
+                .await?;
+        }
+        if !destruction.index_subjects.is_empty() {
+            for (region, store) in self.every().await? {
+                if by_region.contains_key(&region) {
+                    continue; // done with its keys, in their transaction
+                }
+                store
+                    .destroy(&Destruction {
+                        keys: Vec::new(),
+                        index_subjects: destruction.index_subjects.clone(),
+                        at: destruction.at,
+                    })
+                    .await?;
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn scrub(&self) -> Result<(), StoreError> {
+        for (_, store) in self.every().await? {
+            store.scrub().await?;
+        }
+        Ok(())
+    }
+
+    async fn index_put(
+        &self,
+        business_id: &str,
+        region: &str,
+        blind: &[u8],
+        subject_id: &str,
+    ) -> Result<String, StoreError> {
+        self.for_write(region)
+            .await?
+            .index_put(business_id, region, blind, subject_id)
+            .await
+    }
+
+    async fn index_get(
+        &self,
+        business_id: &str,
+        region: &str,
+        blind: &[u8],
+    ) -> Result<Option<String>, StoreError> {
+        match self.for_read(region).await? {
+            Some(store) => store.index_get(business_id, region, blind).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn signal_account(
+        &self,
+        business: &str,
+        region: &str,
+        owner: &str,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.for_read(region).await? {
+            Some(store) => store.signal_account(business, region, owner).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn put_signal_account(
+        &self,
+        owner: &str,
+        business_id: &str,
+        region: &str,
+        wrapped: &[u8],
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.for_write(region)
+            .await?
+            .put_signal_account(owner, business_id, region, wrapped, at)
+            .await
+    }
+
+    async fn signal_session(
+        &self,
+        business_id: &str,
+        region: &str,
+        subject_id: &str,
+        device: u8,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.for_read(region).await? {
+            Some(store) => {
+                store
+                    .signal_session(business_id, region, subject_id, device)
+                    .await
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Sessions of the home regions are written with the fence checked in their transaction.
+    /// A region's store holds no leases: its sessions are written after the fence is checked
+    /// in the home store, so a node that loses its lease between that check and the write
+    /// (milliseconds) can still write once (ADR 0019).
+    async fn put_signal_sessions(
+        &self,
+        sessions: &[SessionRow],
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
+        let mut by_region: BTreeMap<Option<Region>, Vec<SessionRow>> = BTreeMap::new();
+        for s in sessions {
+            by_region
+                .entry(local(&s.region))
+                .or_default()
+                .push(s.clone());
+        }
+        for (region, rows) in by_region {
+            match region {
+                None => self.home.put_signal_sessions(&rows, fence).await?,
+                Some(r) => {
+                    if let Some(fence) = fence {
+                        self.leases.check(fence).await?;
+                    }
+                    let store = self.regions.keys_for_write(r).await?;
+                    store.put_signal_sessions(&rows, None).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

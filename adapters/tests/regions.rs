@@ -1,0 +1,265 @@
+//! Local Storage regions keep their keys, blind index and Signal state in a store of their own
+//! (issue 14, ADR 0019): written through the one key-store port, found in that region's
+//! physical store only (every SQLite file, WAL included; every table of every Postgres schema),
+//! and a region nobody used has no store at all.
+
+#[macro_use]
+mod common;
+use common::{postgres_fixture, sqlite_fixture, Fixture};
+use sealpost_adapters::store::{
+    Destruction, KeyKind, KeyState, OfBusiness, SessionRow, StoreError, WrappedKey,
+};
+use sealpost_domain::Region;
+use sealpost_testkit::Holders;
+
+fn key(kind: KeyKind, region: &str, rest: &str, epoch: Option<i64>, marker: &str) -> WrappedKey {
+    WrappedKey {
+        key_id: format!("{}/{region}/b1/{rest}", kind.as_str()),
+        kind,
+        business_id: "b1".into(),
+        region: region.into(),
+        epoch,
+        subject_id: None,
+        version: 1,
+        wrapped: marker.as_bytes().to_vec(),
+        created_at: 1,
+    }
+}
+
+/// Which physical stores hold `needle`.
+async fn holders(f: &Fixture, needle: &str) -> Holders {
+    match (f.pg(), f.dir()) {
+        (Some(pg), _) => pg.stores_holding(needle.as_bytes()).await,
+        (None, Some(dir)) => sealpost_testkit::files_holding(dir, needle.as_bytes()),
+        _ => unreachable!("a fixture is on one backend"),
+    }
+}
+
+fn only(store: &str) -> Holders {
+    Holders::from([store.to_owned()])
+}
+
+async fn each_region_keeps_its_keys_in_its_own_store(f: &Fixture) {
+    let keys = &f.stores.keys;
+    for region in ["DE", "IN", "EU"] {
+        let k = key(
+            KeyKind::Ledger,
+            region,
+            "v1",
+            None,
+            &format!("MARKER-LEDGER-{region}-0123456789"),
+        );
+        keys.insert_if_absent(&k).await.expect("insert");
+        assert!(
+            matches!(keys.get("b1", &k.key_id).await.expect("get"), KeyState::Live(w) if w == k),
+            "{region}'s key reads back through the one port"
+        );
+        assert_eq!(
+            keys.latest_ledger("b1", region).await.expect("latest"),
+            Some(k)
+        );
+    }
+    assert_eq!(
+        f.stores.regions.regions().await.expect("regions"),
+        vec![Region::De, Region::In],
+        "a store per Local Storage region written to, none for the default regions"
+    );
+    assert_eq!(holders(f, "MARKER-LEDGER-DE-0123456789").await, only("DE"));
+    assert_eq!(holders(f, "MARKER-LEDGER-IN-0123456789").await, only("IN"));
+    assert_eq!(
+        holders(f, "MARKER-LEDGER-EU-0123456789").await,
+        only("home")
+    );
+
+    // A read of a region nobody wrote to finds nothing and creates no store.
+    assert_eq!(
+        keys.get("b1", "ledger/JP/b1/v1").await.expect("get"),
+        KeyState::Missing
+    );
+    assert_eq!(keys.latest_ledger("b1", "JP").await.expect("latest"), None);
+    assert_eq!(
+        keys.signal_account("b1", "JP", "pn1").await.expect("get"),
+        None
+    );
+    assert_eq!(
+        f.stores.regions.regions().await.expect("regions"),
+        vec![Region::De, Region::In]
+    );
+    if let Some(dir) = f.dir() {
+        assert!(!dir.join("regions/JP").exists());
+    }
+}
+
+async fn blind_index_and_signal_state_stay_in_the_region(f: &Fixture) {
+    let keys = &f.stores.keys;
+    let blind = b"BLIND-DE-VALUE-0123456789".as_slice();
+    assert_eq!(
+        keys.index_put("b1", "DE", blind, "sub_de")
+            .await
+            .expect("put"),
+        "sub_de"
+    );
+    assert_eq!(
+        keys.index_get("b1", "DE", blind).await.expect("get"),
+        Some("sub_de".to_owned())
+    );
+    assert_eq!(keys.index_get("b1", "EU", blind).await.expect("get"), None);
+    keys.put_signal_account("pn_de", "b1", "DE", b"ACCOUNT-DE-0123456789", 1)
+        .await
+        .expect("account");
+    assert_eq!(
+        keys.signal_account("b1", "DE", "pn_de").await.expect("get"),
+        Some(b"ACCOUNT-DE-0123456789".to_vec())
+    );
+    let session = |region: &str, subject: &str, marker: &str| SessionRow {
+        business_id: "b1".into(),
+        region: region.into(),
+        subject_id: subject.into(),
+        device: 1,
+        sealed: marker.as_bytes().to_vec(),
+        at: 1,
+    };
+    keys.put_signal_sessions(
+        &[
+            session("DE", "sub_de", "SESSION-DE-0123456789"),
+            session("EU", "sub_eu", "SESSION-EU-0123456789"),
+        ],
+        None,
+    )
+    .await
+    .expect("one batch across two stores");
+    assert_eq!(
+        keys.signal_session("b1", "DE", "sub_de", 1)
+            .await
+            .expect("get"),
+        Some(b"SESSION-DE-0123456789".to_vec())
+    );
+    for (needle, store) in [
+        ("BLIND-DE-VALUE-0123456789", "DE"),
+        ("ACCOUNT-DE-0123456789", "DE"),
+        ("SESSION-DE-0123456789", "DE"),
+        ("SESSION-EU-0123456789", "home"),
+    ] {
+        assert_eq!(holders(f, needle).await, only(store), "{needle}");
+    }
+
+    // The subject's destruction reaches its region's store.
+    let subject_key = key(
+        KeyKind::Subject,
+        "DE",
+        "sub_de",
+        None,
+        "SUBJECT-DE-0123456789",
+    );
+    keys.insert_if_absent(&subject_key).await.expect("insert");
+    let n = keys
+        .destroy(&Destruction {
+            keys: vec![OfBusiness::new("b1", &subject_key.key_id)],
+            index_subjects: vec![OfBusiness::new("b1", "sub_de")],
+            at: 5,
+        })
+        .await
+        .expect("destroy");
+    assert_eq!(n, 1);
+    assert_eq!(
+        keys.get("b1", &subject_key.key_id).await.expect("get"),
+        KeyState::Destroyed
+    );
+    assert_eq!(
+        keys.destroyed_at("b1", &subject_key.key_id)
+            .await
+            .expect("at"),
+        Some(5)
+    );
+    assert_eq!(keys.index_get("b1", "DE", blind).await.expect("get"), None);
+    assert_eq!(
+        keys.signal_session("b1", "DE", "sub_de", 1)
+            .await
+            .expect("get"),
+        None
+    );
+    assert!(
+        matches!(
+            keys.insert_if_absent(&subject_key).await,
+            Err(StoreError::KeyDestroyed)
+        ),
+        "the region's tombstone keeps it from being made again"
+    );
+    keys.scrub().await.expect("scrub every store");
+    assert!(holders(f, "SUBJECT-DE-0123456789").await.is_empty());
+}
+
+async fn retention_sees_every_region_s_expired_epochs(f: &Fixture) {
+    let keys = &f.stores.keys;
+    for (region, epoch) in [("DE", 3), ("EU", 1), ("IN", 2), ("EU", 9)] {
+        let k = key(
+            KeyKind::Epoch,
+            region,
+            &format!("e{epoch}"),
+            Some(epoch),
+            &format!("EPOCH-{region}-{epoch}"),
+        );
+        keys.insert_if_absent(&k).await.expect("insert");
+    }
+    let expired = keys.expired_epochs(5, 10).await.expect("expired");
+    let found: Vec<(String, Option<i64>)> = expired
+        .iter()
+        .map(|k| (k.region.clone(), k.epoch))
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            ("EU".into(), Some(1)),
+            ("IN".into(), Some(2)),
+            ("DE".into(), Some(3))
+        ],
+        "oldest first across the stores"
+    );
+    assert_eq!(keys.expired_epochs(5, 2).await.expect("expired").len(), 2);
+}
+
+/// On Postgres, a region's sessions are fenced by the home store's lease.
+async fn a_lost_lease_writes_no_region_session(f: &Fixture) {
+    if f.stores.backend != "postgres" {
+        return; // the embedded store serves one process: nothing to fence
+    }
+    let leases = &f.stores.leases;
+    let a = leases
+        .acquire("delivery:0", "node-a", 0, 10)
+        .await
+        .expect("acquire")
+        .expect("granted");
+    let b = leases
+        .acquire("delivery:0", "node-b", 100, 10_000)
+        .await
+        .expect("acquire")
+        .expect("taken over after expiry");
+    let row = SessionRow {
+        business_id: "b1".into(),
+        region: "DE".into(),
+        subject_id: "sub_de".into(),
+        device: 1,
+        sealed: b"FENCED-DE-0123456789".to_vec(),
+        at: 1,
+    };
+    let refused = f
+        .stores
+        .keys
+        .put_signal_sessions(std::slice::from_ref(&row), Some(&a.fence()))
+        .await;
+    assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
+    assert!(holders(f, "FENCED-DE-0123456789").await.is_empty());
+    f.stores
+        .keys
+        .put_signal_sessions(&[row], Some(&b.fence()))
+        .await
+        .expect("the holder writes");
+    assert_eq!(holders(f, "FENCED-DE-0123456789").await, only("DE"));
+}
+
+on_every_store!(
+    each_region_keeps_its_keys_in_its_own_store,
+    blind_index_and_signal_state_stay_in_the_region,
+    retention_sees_every_region_s_expired_epochs,
+    a_lost_lease_writes_no_region_session,
+);
