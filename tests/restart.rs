@@ -261,6 +261,80 @@ async fn local_storage_across_restarts(data: Data) {
     reports_list_the_region_store(&data);
 }
 
+/// A number elects DE, talks, moves to IN (refused while registered, honoured once
+/// deregistered), registers and talks again: its new keys and its Signal account are in IN's
+/// store, and what it stored while in DE stays in DE's store until it expires.
+async fn a_number_moves_between_local_storage_regions(data: Data) {
+    let hook = Hook::default();
+    let callback = hook.listen().await;
+    let node = start(&data);
+    let display = node.s("display_phone_number");
+    let (id, token) = (node.s("phone_number_id"), node.s("access_token"));
+    node.subscribe(&callback).await;
+    let elect = |region: &str| {
+        json!({"storage_configuration": {
+            "status": "IN_COUNTRY_STORAGE_ENABLED", "data_localization_region": region}})
+    };
+    let pin = json!({"messaging_product": "whatsapp", "pin": "123456"});
+    for (region, text) in [("DE", "hallo aus Berlin"), ("IN", "namaste from Pune")] {
+        if region == "IN" {
+            let (st, v) = node
+                .post(
+                    &format!("/v21.0/{id}/settings"),
+                    Some(&token),
+                    elect(region),
+                )
+                .await;
+            assert_eq!(st, 400, "refused while registered: {v}");
+            let (st, v) = node
+                .post(
+                    &format!("/v21.0/{id}/deregister"),
+                    Some(&token),
+                    pin.clone(),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+        }
+        let (st, v) = node
+            .post(
+                &format!("/v21.0/{id}/settings"),
+                Some(&token),
+                elect(region),
+            )
+            .await;
+        assert_eq!(st, 200, "{region}: {v}");
+        let (st, v) = node
+            .post(&format!("/v21.0/{id}/register"), Some(&token), pin.clone())
+            .await;
+        assert_eq!(st, 200, "{v}");
+        let (st, v) = node
+            .device_send(
+                PHONE,
+                json!({"to": display, "type": "text", "text": {"body": text}}),
+            )
+            .await;
+        assert_eq!(st, 200, "{region}: {v}");
+        eventually(60, "the inbound message at the webhook", || async {
+            hook.messages()
+                .iter()
+                .any(|(_, body)| body == text)
+                .then_some(())
+        })
+        .await;
+        let (st, v) = node.send_text(PHONE, &format!("reply in {region}")).await;
+        assert_eq!(st, 200, "{v}");
+        let answer = message_id(&v);
+        eventually(60, "the reply at the phone", || async {
+            shown(&node)
+                .await
+                .iter()
+                .any(|m| m["id"].as_str() == Some(answer.as_str()))
+                .then_some(())
+        })
+        .await;
+    }
+}
+
 /// `sealpost report ropa` and `sealpost report retention` list the DE store beside the home
 /// store, with where it is.
 fn reports_list_the_region_store(data: &Data) {
@@ -317,8 +391,7 @@ const KEY_TABLES: [&str; 5] = [
     "sealpost_signal_sessions",
 ];
 
-/// Every key-store row of a Local Storage region sits in that region's store, and the DE
-/// number's keys and Signal account are there.
+/// Every key-store row of a Local Storage region sits in that region's store.
 fn key_rows_stay_in_their_region(rows: &sealpost_testkit::RowsByRegion) {
     let local = |code: &str| {
         code.parse::<sealpost_domain::Region>()
@@ -332,6 +405,10 @@ fn key_rows_stay_in_their_region(rows: &sealpost_testkit::RowsByRegion) {
             );
         }
     }
+}
+
+/// The DE number's keys and Signal account are in DE's store.
+fn de_rows_in_de(rows: &sealpost_testkit::RowsByRegion) {
     for table in ["sealpost_keys", "sealpost_signal_accounts"] {
         let key = ("DE".to_owned(), table.to_owned(), "DE".to_owned());
         assert!(
@@ -346,7 +423,46 @@ async fn sqlite_a_local_storage_number_keeps_its_messages_across_restarts() {
     let root = tempfile::tempdir().expect("dir");
     let data = Data::new(root.path(), None);
     local_storage_across_restarts(data.clone()).await;
-    key_rows_stay_in_their_region(&sealpost_testkit::sqlite_rows_by_region(&data.dir).await);
+    let rows = sealpost_testkit::sqlite_rows_by_region(&data.dir).await;
+    key_rows_stay_in_their_region(&rows);
+    de_rows_in_de(&rows);
+}
+
+/// After the move: every key-store row of a Local Storage region in its own store; the keys
+/// written in DE still in DE; the new keys and the account in IN, none left in DE.
+fn moved_rows_stay_where_written(rows: &sealpost_testkit::RowsByRegion) {
+    key_rows_stay_in_their_region(rows);
+    let n = |store: &str, table: &str| {
+        rows.get(&(store.to_owned(), table.to_owned(), store.to_owned()))
+            .copied()
+            .unwrap_or(0)
+    };
+    assert!(n("IN", "sealpost_keys") > 0, "{rows:?}");
+    assert_eq!(n("IN", "sealpost_signal_accounts"), 1, "{rows:?}");
+    assert_eq!(
+        n("DE", "sealpost_signal_accounts"),
+        0,
+        "the account left DE: {rows:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_number_moves_between_local_storage_regions() {
+    let root = tempfile::tempdir().expect("dir");
+    let data = Data::new(root.path(), None);
+    a_number_moves_between_local_storage_regions(data.clone()).await;
+    moved_rows_stay_where_written(&sealpost_testkit::sqlite_rows_by_region(&data.dir).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_number_moves_between_local_storage_regions() {
+    let Some(pg) = sealpost_testkit::postgres_test_db("moves region").await else {
+        return;
+    };
+    let root = tempfile::tempdir().expect("dir");
+    a_number_moves_between_local_storage_regions(Data::new(root.path(), Some(&pg))).await;
+    moved_rows_stay_where_written(&pg.rows_by_region().await);
+    pg.drop_schema().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,7 +472,9 @@ async fn postgres_a_local_storage_number_keeps_its_messages_across_restarts() {
     };
     let root = tempfile::tempdir().expect("dir");
     local_storage_across_restarts(Data::new(root.path(), Some(&pg))).await;
-    key_rows_stay_in_their_region(&pg.rows_by_region().await);
+    let rows = pg.rows_by_region().await;
+    key_rows_stay_in_their_region(&rows);
+    de_rows_in_de(&rows);
     pg.drop_schema().await;
 }
 

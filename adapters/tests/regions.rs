@@ -189,6 +189,48 @@ async fn blind_index_and_signal_state_stay_in_the_region(f: &Fixture) {
     assert!(holders(f, "SUBJECT-DE-0123456789").await.is_empty());
 }
 
+/// A number that moves region takes its account along and leaves none behind; between the two
+/// default regions (one store) the account row simply changes region.
+async fn a_moved_account_leaves_nothing_behind(f: &Fixture) {
+    let keys = &f.stores.keys;
+    keys.put_signal_account("pn1", "b1", "DE", b"ACCOUNT-OLD-0123456789", 1)
+        .await
+        .expect("put");
+    keys.put_signal_account("pn1", "b1", "IN", b"ACCOUNT-NEW-0123456789", 2)
+        .await
+        .expect("put");
+    keys.delete_signal_account("b1", "DE", "pn1")
+        .await
+        .expect("delete");
+    assert_eq!(
+        keys.signal_account("b1", "DE", "pn1").await.expect("get"),
+        None
+    );
+    assert_eq!(
+        keys.signal_account("b1", "IN", "pn1").await.expect("get"),
+        Some(b"ACCOUNT-NEW-0123456789".to_vec())
+    );
+    assert!(
+        holders(f, "ACCOUNT-OLD-0123456789").await.is_empty() || f.dir().is_some(),
+        "Postgres rows are gone at once (SQLite's are overwritten by secure_delete)"
+    );
+
+    keys.put_signal_account("pn2", "b1", "EU", b"ACCOUNT-EU-0123456789", 1)
+        .await
+        .expect("put");
+    keys.put_signal_account("pn2", "b1", "NA", b"ACCOUNT-NA-0123456789", 2)
+        .await
+        .expect("put");
+    keys.delete_signal_account("b1", "EU", "pn2")
+        .await
+        .expect("delete");
+    assert_eq!(
+        keys.signal_account("b1", "NA", "pn2").await.expect("get"),
+        Some(b"ACCOUNT-NA-0123456789".to_vec()),
+        "the row now of NA stays"
+    );
+}
+
 async fn retention_sees_every_region_s_expired_epochs(f: &Fixture) {
     let keys = &f.stores.keys;
     for (region, epoch) in [("DE", 3), ("EU", 1), ("IN", 2), ("EU", 9)] {
@@ -261,5 +303,6 @@ on_every_store!(
     each_region_keeps_its_keys_in_its_own_store,
     blind_index_and_signal_state_stay_in_the_region,
     retention_sees_every_region_s_expired_epochs,
+    a_moved_account_leaves_nothing_behind,
     a_lost_lease_writes_no_region_session,
 );

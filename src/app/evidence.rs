@@ -323,10 +323,7 @@ impl Evidence<'_> {
             .into_iter()
             .map(|s| StoreRow {
                 audit_log: match s.region {
-                    None => format!(
-                        "this store's own, checkpoint of {} entries above",
-                        checkpoint.size
-                    ),
+                    None => "this store's own: the report's checkpoint is of it".to_owned(),
                     Some(_) => "none of its own: it holds keys and Signal state, not events; \
                                 the region's events are in the home store and its log"
                         .to_owned(),

@@ -186,8 +186,14 @@ impl Pipeline {
         if number.region == region {
             return Ok(());
         }
-        number.region = region;
+        let left = std::mem::replace(&mut number.region, region);
         number.save(&self.app).await?;
+        // Saved in the new region first: a crash between the two leaves a copy, never none.
+        self.app
+            .store()
+            .vault()
+            .delete_signal_account(id.as_str(), number.business.as_str(), left)
+            .await?;
         if let Some(r) = &self.integrity {
             r.register(&number.handle, number.business.clone(), region, id.clone());
         }

@@ -198,6 +198,15 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         at: i64,
     ) -> Result<(), StoreError>;
 
+    /// Deletes the Signal account of `owner` stored for `region` (a number that moved to another
+    /// region leaves none behind); an account since stored for another region stays.
+    async fn delete_signal_account(
+        &self,
+        business: &str,
+        region: &str,
+        owner: &str,
+    ) -> Result<(), StoreError>;
+
     /// Loads a sealed Signal session with one device of a subject of `business_id` in `region`.
     async fn signal_session(
         &self,

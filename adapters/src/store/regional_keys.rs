@@ -207,6 +207,18 @@ impl KeyStore for RegionalKeys {
         }
     }
 
+    async fn delete_signal_account(
+        &self,
+        business: &str,
+        region: &str,
+        owner: &str,
+    ) -> Result<(), StoreError> {
+        match self.for_read(region).await? {
+            Some(store) => store.delete_signal_account(business, region, owner).await,
+            None => Ok(()),
+        }
+    }
+
     async fn put_signal_account(
         &self,
         owner: &str,

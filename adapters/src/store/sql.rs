@@ -94,7 +94,9 @@ pub const SESSION_DELETE_SUBJECT: &str =
 pub const ACCOUNT_GET: &str =
     "SELECT wrapped FROM sealpost_signal_accounts WHERE business_id = $1 AND owner = $2";
 pub const ACCOUNT_PUT: &str = "INSERT INTO sealpost_signal_accounts (owner, business_id, region, wrapped, updated_at) VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (owner) DO UPDATE SET wrapped = excluded.wrapped, updated_at = excluded.updated_at";
+     ON CONFLICT (owner) DO UPDATE SET region = excluded.region, wrapped = excluded.wrapped, updated_at = excluded.updated_at";
+pub const ACCOUNT_DELETE: &str =
+    "DELETE FROM sealpost_signal_accounts WHERE business_id = $1 AND owner = $2 AND region = $3";
 pub const SESSION_GET: &str = "SELECT sealed FROM sealpost_signal_sessions WHERE business_id = $1 AND subject_id = $2 AND device = $3";
 pub const SESSION_PUT: &str = "INSERT INTO sealpost_signal_sessions (business_id, region, subject_id, device, sealed, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
      ON CONFLICT (business_id, subject_id, device) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";

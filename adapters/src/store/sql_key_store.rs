@@ -150,6 +150,21 @@ macro_rules! impl_key_store {
                 Ok(row.map(|(w,)| w))
             }
 
+            async fn delete_signal_account(
+                &self,
+                business: &str,
+                region: &str,
+                owner: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::ACCOUNT_DELETE)
+                    .bind(business)
+                    .bind(owner)
+                    .bind(region)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
             async fn put_signal_account(
                 &self,
                 owner: &str,

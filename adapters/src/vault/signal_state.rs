@@ -68,6 +68,20 @@ impl Vault {
         Ok(())
     }
 
+    /// Deletes the Signal account of `owner` stored for `region`: what a number that moved to
+    /// another region leaves behind once the account is saved there.
+    pub async fn delete_signal_account(
+        &self,
+        owner: &str,
+        business: &str,
+        region: Region,
+    ) -> Result<(), VaultError> {
+        self.keys
+            .delete_signal_account(business, region.code(), owner)
+            .await?;
+        Ok(())
+    }
+
     /// Loads a Signal account stored by [`Vault::save_signal_account`].
     pub async fn load_signal_account(
         &self,
