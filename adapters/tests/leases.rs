@@ -5,7 +5,7 @@
 #[macro_use]
 mod common;
 use common::{postgres_fixture, sqlite_fixture, Fixture};
-use sealpost_adapters::store::{Lease, SessionRow, StoreError};
+use sealpost_adapters::store::{Lease, LeaseRow, SessionRow, StoreError};
 
 const TTL: i64 = 10_000;
 const T0: i64 = 1_800_000_000_000;
@@ -176,7 +176,42 @@ async fn a_write_fenced_by_a_lease_taken_over_is_refused(f: &Fixture) {
     }
 }
 
+/// A mirrored lease (another store's, ADR 0019) is recorded with its owner and epoch, and a copy
+/// with a lower epoch, arriving late, never replaces a higher one.
+async fn a_mirrored_lease_only_moves_forward(f: &Fixture) {
+    let leases = &f.stores.leases;
+    let row = |owner: &str, epoch: u64| LeaseRow {
+        name: "delivery:3".into(),
+        owner: owner.into(),
+        epoch,
+        acquired_at: T0,
+        expires_at: T0 + 10_000,
+    };
+    leases.mirror(&row("node-b", 2)).await.expect("mirror");
+    leases
+        .mirror(&row("node-a", 1))
+        .await
+        .expect("a late, older copy");
+    assert_eq!(leases.leases().await.expect("list"), vec![row("node-b", 2)]);
+    let fence = |owner: &str, epoch: u64| sealpost_adapters::store::Fence {
+        name: "delivery:3".into(),
+        owner: owner.into(),
+        epoch,
+    };
+    leases
+        .check(&fence("node-b", 2))
+        .await
+        .expect("the holder's fence holds");
+    assert!(matches!(
+        leases.check(&fence("node-a", 1)).await,
+        Err(StoreError::Fenced(_))
+    ));
+    leases.mirror(&row("node-c", 3)).await.expect("mirror");
+    assert_eq!(leases.leases().await.expect("list"), vec![row("node-c", 3)]);
+}
+
 on_every_store!(
+    a_mirrored_lease_only_moves_forward,
     a_lease_has_one_owner_until_it_expires,
     a_released_lease_is_free_at_once_and_its_epoch_rises,
     of_nodes_racing_for_a_free_lease_exactly_one_wins,

@@ -260,7 +260,9 @@ async fn retention_sees_every_region_s_expired_epochs(f: &Fixture) {
     assert_eq!(keys.expired_epochs(5, 2).await.expect("expired").len(), 2);
 }
 
-/// On Postgres, a region's sessions are fenced by the home store's lease.
+/// On Postgres, a region's sessions are fenced by the home store's lease, checked in the
+/// region's own transaction: a store opened after a takeover and one that existed before it
+/// both refuse the old holder.
 async fn a_lost_lease_writes_no_region_session(f: &Fixture) {
     if f.stores.backend != "postgres" {
         return; // the embedded store serves one process: nothing to fence
@@ -293,10 +295,33 @@ async fn a_lost_lease_writes_no_region_session(f: &Fixture) {
     assert!(holders(f, "FENCED-DE-0123456789").await.is_empty());
     f.stores
         .keys
-        .put_signal_sessions(&[row], Some(&b.fence()))
+        .put_signal_sessions(std::slice::from_ref(&row), Some(&b.fence()))
         .await
         .expect("the holder writes");
     assert_eq!(holders(f, "FENCED-DE-0123456789").await, only("DE"));
+
+    // DE's store exists now: the next takeover is recorded there before its holder acts.
+    let c = leases
+        .acquire("delivery:0", "node-c", 20_000, 10_000)
+        .await
+        .expect("acquire")
+        .expect("taken over after expiry");
+    let stale = SessionRow {
+        sealed: b"STALE-DE-0123456789".to_vec(),
+        ..row.clone()
+    };
+    let refused = f
+        .stores
+        .keys
+        .put_signal_sessions(&[stale], Some(&b.fence()))
+        .await;
+    assert!(matches!(refused, Err(StoreError::Fenced(_))), "{refused:?}");
+    assert!(holders(f, "STALE-DE-0123456789").await.is_empty());
+    f.stores
+        .keys
+        .put_signal_sessions(&[row], Some(&c.fence()))
+        .await
+        .expect("the new holder writes");
 }
 
 on_every_store!(

@@ -91,4 +91,9 @@ pub trait Leases: Send + Sync + std::fmt::Debug {
     /// Whether `fence` still holds (owner and epoch unchanged); what a fenced write checks in
     /// its own transaction, offered alone for callers whose write cannot carry it.
     async fn check(&self, fence: &Fence) -> Result<(), StoreError>;
+
+    /// Records a lease held in another store (its owner and epoch) unless a higher epoch is
+    /// recorded here already: how a Local Storage region's store learns who holds a lease, so
+    /// that its fenced writes are checked in their own transaction (ADR 0019).
+    async fn mirror(&self, lease: &LeaseRow) -> Result<(), StoreError>;
 }

@@ -22,6 +22,7 @@ mod lease;
 pub mod postgres;
 pub mod region;
 mod regional_keys;
+mod regional_leases;
 pub(crate) mod sql;
 mod sql_event_log;
 pub(crate) mod sql_evidence;
@@ -43,6 +44,7 @@ pub use key_store::{Destruction, KeyKind, KeyState, KeyStore, OfBusiness, Sessio
 pub use lease::{Fence, Lease, LeaseRow, Leases};
 pub use region::{RegionLayout, RegionRegistry, RegionStores};
 pub use regional_keys::RegionalKeys;
+pub use regional_leases::RegionalLeases;
 pub(crate) use sql::{DbKey, DbRow, DbSnapshot};
 pub(crate) use sql_event_log::{impl_event_log, put_leaves_in_tx};
 pub(crate) use sql_evidence::impl_evidence_rows;
@@ -120,13 +122,13 @@ impl Stores {
         (layout, home): (RegionLayout, String),
         backend: &'static str,
     ) -> Self {
-        let regions = std::sync::Arc::new(RegionStores::new(layout, registry));
+        let regions = std::sync::Arc::new(RegionStores::new(layout, registry, leases.clone()));
         Self {
             home,
-            keys: std::sync::Arc::new(RegionalKeys::new(keys, leases.clone(), regions.clone())),
+            keys: std::sync::Arc::new(RegionalKeys::new(keys, regions.clone())),
             events,
             evidence,
-            leases,
+            leases: std::sync::Arc::new(RegionalLeases::new(leases, regions.clone())),
             regions,
             backend,
         }

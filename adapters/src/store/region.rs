@@ -2,7 +2,7 @@
 //! ([`RegionLayout`]), which exist ([`RegionRegistry`], recorded in the home store), and opening
 //! them on first use ([`RegionStores`]). NA and EU, the default regions, are the home store's.
 
-use super::{postgres, sqlite, KeyStore, StoreError};
+use super::{postgres, sqlite, KeyStore, LeaseRow, Leases, StoreError};
 use async_trait::async_trait;
 use sealpost_domain::Region;
 use std::collections::BTreeMap;
@@ -152,14 +152,17 @@ impl RegionLayout {
         }
     }
 
-    /// Opens (creating and migrating) `region`'s key store.
-    async fn open_keys(&self, region: Region) -> Result<Arc<dyn KeyStore>, StoreError> {
+    /// Opens (creating and migrating) `region`'s store.
+    async fn open(&self, region: Region) -> Result<Regional, StoreError> {
         match self {
             RegionLayout::Sqlite { data_dir } => {
                 let dir = sqlite_dir(data_dir, region);
                 crate::files::create_private_dir_all(&dir)
                     .map_err(|e| StoreError::Database(format!("region directory: {}", e.kind())))?;
-                Ok(Arc::new(sqlite::SqliteKeyStore::open(&dir).await?))
+                Ok(Regional {
+                    keys: Arc::new(sqlite::SqliteKeyStore::open(&dir).await?),
+                    leases: None,
+                })
             }
             RegionLayout::Postgres {
                 template,
@@ -169,7 +172,11 @@ impl RegionLayout {
                 let pool =
                     postgres::open_region(&region_url(template, region), *pool_size, *limits)
                         .await?;
-                Ok(Arc::new(postgres::PostgresStore::new(pool)))
+                let store = Arc::new(postgres::PostgresStore::new(pool));
+                Ok(Regional {
+                    keys: store.clone(),
+                    leases: Some(store),
+                })
             }
         }
     }
@@ -237,21 +244,38 @@ fn derived_template(home_url: &str) -> Result<String, StoreError> {
     Ok(u.to_string().replace("_REGION", "_{region}"))
 }
 
+/// One region's opened store.
+#[derive(Debug, Clone)]
+struct Regional {
+    keys: Arc<dyn KeyStore>,
+    /// Where its fenced writes find the leases (Postgres; the embedded store serves one
+    /// process and fences nothing).
+    leases: Option<Arc<dyn Leases>>,
+}
+
 /// The stores of the Local Storage regions, opened on first use: a write creates (and records)
 /// its region's store, a read finds one only if it exists.
 #[derive(Debug)]
 pub struct RegionStores {
     layout: RegionLayout,
     registry: Arc<dyn RegionRegistry>,
-    open: tokio::sync::Mutex<BTreeMap<Region, Arc<dyn KeyStore>>>,
+    /// The home store's leases, copied into each region's store as it opens.
+    home_leases: Arc<dyn Leases>,
+    open: tokio::sync::Mutex<BTreeMap<Region, Regional>>,
 }
 
 impl RegionStores {
-    /// The regions of `layout`, recorded in `registry` (the home store's).
-    pub fn new(layout: RegionLayout, registry: Arc<dyn RegionRegistry>) -> Self {
+    /// The regions of `layout`, recorded in `registry` (the home store's); each region's store
+    /// is given `home_leases` as it opens, and every change of owner after ([`Self::mirror`]).
+    pub fn new(
+        layout: RegionLayout,
+        registry: Arc<dyn RegionRegistry>,
+        home_leases: Arc<dyn Leases>,
+    ) -> Self {
         Self {
             layout,
             registry,
+            home_leases,
             open: tokio::sync::Mutex::new(BTreeMap::new()),
         }
     }
@@ -272,13 +296,50 @@ impl RegionStores {
             .collect())
     }
 
+    /// Records `lease` (a change of owner in the home store) in every region's store before its
+    /// new holder acts: from then on a write there under an older epoch is refused in its own
+    /// transaction.
+    pub async fn mirror(&self, lease: &LeaseRow) -> Result<(), StoreError> {
+        for region in self.regions().await? {
+            if let Some(leases) = self.opened(region).await?.leases {
+                leases.mirror(lease).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// `region`'s key store for a write: created, migrated and recorded on first use.
     pub async fn keys_for_write(&self, region: Region) -> Result<Arc<dyn KeyStore>, StoreError> {
-        let mut open = self.open.lock().await;
-        if let Some(keys) = open.get(&region) {
-            return Ok(keys.clone());
+        Ok(self.opened(region).await?.keys)
+    }
+
+    /// `region`'s key store for a read: `None` while it has no store (nothing was written there).
+    pub async fn keys_for_read(
+        &self,
+        region: Region,
+    ) -> Result<Option<Arc<dyn KeyStore>>, StoreError> {
+        if let Some(store) = self.open.lock().await.get(&region) {
+            return Ok(Some(store.keys.clone()));
         }
-        let keys = self.layout.open_keys(region).await?;
+        if !self.regions().await?.contains(&region) {
+            return Ok(None);
+        }
+        self.keys_for_write(region).await.map(Some)
+    }
+
+    /// `region`'s store, opened on first use: created, migrated, given the home store's leases,
+    /// then recorded.
+    async fn opened(&self, region: Region) -> Result<Regional, StoreError> {
+        let mut open = self.open.lock().await;
+        if let Some(store) = open.get(&region) {
+            return Ok(store.clone());
+        }
+        let store = self.layout.open(region).await?;
+        if let Some(leases) = &store.leases {
+            for lease in self.home_leases.leases().await? {
+                leases.mirror(&lease).await?;
+            }
+        }
         // Recorded after it exists: a recorded region always has its store.
         self.registry
             .record_region_store(region.code(), now_ms())
@@ -287,22 +348,8 @@ impl RegionStores {
             region = region.code(),
             "opened the store of a Local Storage region"
         );
-        open.insert(region, keys.clone());
-        Ok(keys)
-    }
-
-    /// `region`'s key store for a read: `None` while it has no store (nothing was written there).
-    pub async fn keys_for_read(
-        &self,
-        region: Region,
-    ) -> Result<Option<Arc<dyn KeyStore>>, StoreError> {
-        if let Some(keys) = self.open.lock().await.get(&region) {
-            return Ok(Some(keys.clone()));
-        }
-        if !self.regions().await?.contains(&region) {
-            return Ok(None);
-        }
-        self.keys_for_write(region).await.map(Some)
+        open.insert(region, store.clone());
+        Ok(store)
     }
 }
 

@@ -6,8 +6,7 @@
 //! each store in turn.
 
 use super::{
-    Destruction, Fence, KeyState, KeyStore, Leases, RegionStores, SessionRow, StoreError,
-    WrappedKey,
+    Destruction, Fence, KeyState, KeyStore, RegionStores, SessionRow, StoreError, WrappedKey,
 };
 use async_trait::async_trait;
 use sealpost_domain::Region;
@@ -18,8 +17,6 @@ use std::sync::Arc;
 #[derive(Debug)]
 pub struct RegionalKeys {
     home: Arc<dyn KeyStore>,
-    /// The home store's leases: a fenced session write to a region's store is checked here.
-    leases: Arc<dyn Leases>,
     regions: Arc<RegionStores>,
 }
 
@@ -36,16 +33,8 @@ fn region_of_key(key_id: &str) -> &str {
 
 impl RegionalKeys {
     /// Routes between `home` and the stores of `regions`.
-    pub fn new(
-        home: Arc<dyn KeyStore>,
-        leases: Arc<dyn Leases>,
-        regions: Arc<RegionStores>,
-    ) -> Self {
-        Self {
-            home,
-            leases,
-            regions,
-        }
+    pub fn new(home: Arc<dyn KeyStore>, regions: Arc<RegionStores>) -> Self {
+        Self { home, regions }
     }
 
     /// The store a write of `region`'s data goes to (a region's store is created on first use).
@@ -250,10 +239,9 @@ impl KeyStore for RegionalKeys {
         }
     }
 
-    /// Sessions of the home regions are written with the fence checked in their transaction.
-    /// A region's store holds no leases: its sessions are written after the fence is checked
-    /// in the home store, so a node that loses its lease between that check and the write
-    /// (milliseconds) can still write once (ADR 0019).
+    /// Each store's sessions in that store's transaction, with the fence checked there: a
+    /// region's store holds a copy of every lease, recorded before each new holder acts
+    /// ([`super::RegionalLeases`]), so a write under a lost lease is refused as at home.
     async fn put_signal_sessions(
         &self,
         sessions: &[SessionRow],
@@ -270,11 +258,8 @@ impl KeyStore for RegionalKeys {
             match region {
                 None => self.home.put_signal_sessions(&rows, fence).await?,
                 Some(r) => {
-                    if let Some(fence) = fence {
-                        self.leases.check(fence).await?;
-                    }
                     let store = self.regions.keys_for_write(r).await?;
-                    store.put_signal_sessions(&rows, None).await?;
+                    store.put_signal_sessions(&rows, fence).await?;
                 }
             }
         }

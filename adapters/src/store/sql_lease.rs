@@ -15,6 +15,12 @@ pub(crate) const LEASE_ACQUIRE: &str = "INSERT INTO sealpost_leases (name, owner
      owner = excluded.owner, expires_at = excluded.expires_at \
      WHERE sealpost_leases.owner = excluded.owner OR sealpost_leases.expires_at <= excluded.acquired_at \
      RETURNING epoch";
+/// Records another store's lease (`$1` name, `$2` owner, `$3` epoch, `$4` acquired, `$5`
+/// expiry) unless a higher epoch is recorded.
+pub(crate) const LEASE_MIRROR: &str = "INSERT INTO sealpost_leases (name, owner, epoch, acquired_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO UPDATE SET \
+     owner = excluded.owner, epoch = excluded.epoch, acquired_at = excluded.acquired_at, expires_at = excluded.expires_at \
+     WHERE sealpost_leases.epoch <= excluded.epoch";
 /// Gives a lease up if it is still the caller's at that epoch.
 pub(crate) const LEASE_RELEASE: &str =
     "UPDATE sealpost_leases SET expires_at = 0 WHERE name = $1 AND owner = $2 AND epoch = $3";
@@ -122,6 +128,21 @@ macro_rules! impl_leases {
                 let mut tx = self.writer.begin_with(Self::BEGIN_WRITE).await?;
                 Self::check_fence(&mut *tx, fence).await?;
                 tx.commit().await?;
+                Ok(())
+            }
+
+            async fn mirror(
+                &self,
+                lease: &$crate::store::LeaseRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql_lease::LEASE_MIRROR)
+                    .bind(&lease.name)
+                    .bind(&lease.owner)
+                    .bind(lease.epoch as i64)
+                    .bind(lease.acquired_at)
+                    .bind(lease.expires_at)
+                    .execute(&self.writer)
+                    .await?;
                 Ok(())
             }
         }
