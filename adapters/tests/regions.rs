@@ -331,3 +331,59 @@ on_every_store!(
     a_moved_account_leaves_nothing_behind,
     a_lost_lease_writes_no_region_session,
 );
+
+/// Postgres's default layout: a region's store is a database of its own beside the home one,
+/// created (and migrated) on the region's first write. The test names a throwaway database per
+/// run through the template and drops it at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_region_gets_a_database_of_its_own() {
+    use sealpost_adapters::store::{postgres, RegionLayout, Stores};
+    let Some(pg) = sealpost_testkit::postgres_test_db("region database").await else {
+        return;
+    };
+    let name = format!("sealpost_t{}", uuid::Uuid::new_v4().simple());
+    let server = url::Url::parse(&pg.url).expect("url");
+    let mut template = server.clone();
+    template.set_path(&format!("/{name}_REGION"));
+    let template = template.to_string().replace("_REGION", "_{region}");
+    let layout = RegionLayout::postgres_beside(
+        &pg.url_with_schema(),
+        Some(&template),
+        2,
+        postgres::Limits::default(),
+    )
+    .expect("layout");
+    let stores = Stores::postgres(pg.pool.clone(), layout);
+    let k = key(KeyKind::Ledger, "DE", "v1", None, "MARKER-DB-DE-0123456789");
+    stores.keys.insert_if_absent(&k).await.expect("insert");
+
+    let admin = postgres::connect(&pg.url, None, 1).await.expect("connect");
+    let exists: Option<(i32,)> = sqlx::query_as("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(format!("{name}_de"))
+        .fetch_optional(&admin)
+        .await
+        .expect("query");
+    assert!(exists.is_some(), "the DE database was created");
+    let mut de = server.clone();
+    de.set_path(&format!("/{name}_de"));
+    let de_pool = postgres::connect(de.as_str(), None, 1)
+        .await
+        .expect("connect DE");
+    let (found,): (String,) = sqlx::query_as("SELECT key_id FROM sealpost_keys")
+        .fetch_one(&de_pool)
+        .await
+        .expect("the key is in DE's database");
+    assert_eq!(found, k.key_id);
+    de_pool.close().await;
+    let location = stores.regions.layout().location(Region::De);
+    assert!(
+        location.starts_with(&format!("Postgres database {name}_de on ")),
+        "{location}"
+    );
+    drop(stores);
+    let _ = sqlx::query(&format!("DROP DATABASE \"{name}_de\" WITH (FORCE)"))
+        .execute(&admin)
+        .await;
+    admin.close().await;
+    pg.drop_schema().await;
+}
