@@ -137,6 +137,19 @@ pub async fn audit_verify(
         }
         None => {
             let stores = at.stores().await?;
+            if !opts.json {
+                // The stores of Local Storage regions hold keys and Signal state, not events
+                // (ADR 0019): the one log verified here covers every region's events.
+                for (region, location, _) in stores.layout().await? {
+                    if let Some(region) = region {
+                        writeln!(
+                            out,
+                            "store {} ({location}): keys and Signal state only; its events are in the log verified here",
+                            region.code()
+                        )?;
+                    }
+                }
+            }
             let mut progress = |n: u64| {
                 if n.is_multiple_of(50_000) {
                     let _ = writeln!(std::io::stderr(), "… {n} rows read");

@@ -336,7 +336,7 @@ async fn a_number_moves_between_local_storage_regions(data: Data) {
 }
 
 /// `sealpost report ropa` and `sealpost report retention` list the DE store beside the home
-/// store, with where it is.
+/// store, with where it is, and `sealpost audit verify` names it.
 fn reports_list_the_region_store(data: &Data) {
     let mut args = vec!["--data-dir".to_owned(), data.dir.display().to_string()];
     if let Some(url) = &data.database_url {
@@ -372,6 +372,11 @@ fn reports_list_the_region_store(data: &Data) {
             Some(_) => assert!(location.contains("_de of database"), "{location}"),
         }
     }
+    let mut verify = vec!["audit".to_owned(), "verify".to_owned()];
+    verify.extend(args.iter().cloned());
+    let verified = common::server::sealpost(verify);
+    assert!(verified.contains("store DE ("), "{verified}");
+    assert!(verified.contains("OK: the log verifies"), "{verified}");
     let statement = ropa["processor"]["transfers"]["statement"]
         .as_str()
         .expect("statement");
