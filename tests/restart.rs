@@ -267,7 +267,7 @@ async fn local_storage_across_restarts(data: Data) {
 async fn a_number_moves_between_local_storage_regions(data: Data) {
     let hook = Hook::default();
     let callback = hook.listen().await;
-    let node = start(&data);
+    let mut node = start(&data);
     let display = node.s("display_phone_number");
     let (id, token) = (node.s("phone_number_id"), node.s("access_token"));
     node.subscribe(&callback).await;
@@ -303,6 +303,9 @@ async fn a_number_moves_between_local_storage_regions(data: Data) {
             )
             .await;
         assert_eq!(st, 200, "{region}: {v}");
+        // A restart between the election and the registration: the number is attached anew
+        // from wherever its account is, and follows its election.
+        node = node.restart();
         let (st, v) = node
             .post(&format!("/v21.0/{id}/register"), Some(&token), pin.clone())
             .await;
@@ -442,6 +445,10 @@ fn moved_rows_stay_where_written(rows: &sealpost_testkit::RowsByRegion) {
             .copied()
             .unwrap_or(0)
     };
+    assert!(
+        n("DE", "sealpost_keys") > 0,
+        "what was written in DE stays: {rows:?}"
+    );
     assert!(n("IN", "sealpost_keys") > 0, "{rows:?}");
     assert_eq!(n("IN", "sealpost_signal_accounts"), 1, "{rows:?}");
     assert_eq!(

@@ -909,6 +909,11 @@ async fn signal_state_contract(f: &Fixture) {
         None,
         "another business's name reaches nothing"
     );
+    assert_eq!(
+        keys.signal_account("b1", "NA", "pn1").await.expect("get"),
+        None,
+        "an account wrapped for EU is not NA's (another root key would not open it)"
+    );
 
     let row = |subject: &str, device: u8, byte: u8, at: i64| SessionRow {
         business_id: "b1".into(),

@@ -43,11 +43,11 @@ pub enum Command {
         #[arg(long, env = "SEALPOST_DATA_DIR")]
         data_dir: Option<PathBuf>,
         /// Use Postgres at this URL instead of the embedded store.
-        #[arg(long, env = "SEALPOST_DATABASE_URL")]
+        #[arg(long, env = "SEALPOST_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
         /// Where each Local Storage region's Postgres store is: a URL with `{region}` (the
         /// lower-case code). [default: beside --database-url, its name + `_<region>`]
-        #[arg(long, env = "SEALPOST_REGION_DATABASE_URL")]
+        #[arg(long, env = "SEALPOST_REGION_DATABASE_URL", hide_env_values = true)]
         region_database_url: Option<String>,
         /// Seconds to wait for Postgres: at start (then exit, naming the host and port tried)
         /// and for a connection per request (then 503, code 131016). [default: 10]
@@ -156,11 +156,11 @@ pub struct StoreArgs {
     #[arg(long, env = "SEALPOST_DATA_DIR", default_value = "./sealpost-data")]
     pub data_dir: PathBuf,
     /// Use Postgres at this URL instead of the embedded store.
-    #[arg(long, env = "SEALPOST_DATABASE_URL")]
+    #[arg(long, env = "SEALPOST_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Where each Local Storage region's Postgres store is: a URL with `{region}`.
     /// [default: beside --database-url, its name + `_<region>`]
-    #[arg(long, env = "SEALPOST_REGION_DATABASE_URL")]
+    #[arg(long, env = "SEALPOST_REGION_DATABASE_URL", hide_env_values = true)]
     pub region_database_url: Option<String>,
 }
 
@@ -301,11 +301,11 @@ pub enum TenantAction {
         #[arg(long, env = "SEALPOST_DATA_DIR", default_value = "./sealpost-data")]
         data_dir: PathBuf,
         /// Use Postgres at this URL instead of the embedded store.
-        #[arg(long, env = "SEALPOST_DATABASE_URL")]
+        #[arg(long, env = "SEALPOST_DATABASE_URL", hide_env_values = true)]
         database_url: Option<String>,
         /// Where each Local Storage region's Postgres store is: a URL with `{region}` (the
         /// lower-case code). [default: beside --database-url, its name + `_<region>`]
-        #[arg(long, env = "SEALPOST_REGION_DATABASE_URL")]
+        #[arg(long, env = "SEALPOST_REGION_DATABASE_URL", hide_env_values = true)]
         region_database_url: Option<String>,
     },
 }

@@ -46,23 +46,42 @@ impl Pipeline {
             return Ok(());
         }
         let vault = self.app.store().vault().clone();
-        // An election the delivery projection has not followed yet leaves the account in the
-        // home region: serve it from there until `relocate` moves it.
+        // Where the account may be: the number's region; its home region (an election
+        // `relocate` has not followed yet); a region it left (a move a restart cut short before
+        // `relocate`): every region with a store of its own. Found elsewhere, it moves here
+        // now, and no copy is left anywhere else.
+        let mut places = vec![region];
+        places.extend(n.home_region);
+        places.extend(self.app.stores().regions.regions().await?);
+        let mut seen = std::collections::BTreeSet::new();
+        places.retain(|r| seen.insert(*r));
         let mut stored = None;
-        for r in std::iter::once(region).chain(n.home_region.filter(|h| *h != region)) {
+        for r in &places {
             if let Some(bytes) = vault
-                .load_signal_account(id.as_str(), business.as_str(), r)
+                .load_signal_account(id.as_str(), business.as_str(), *r)
                 .await?
             {
-                stored = Some((bytes, r));
+                stored = Some((bytes, *r));
                 break;
             }
         }
-        let region = stored.as_ref().map_or(region, |(_, r)| *r);
         let account = match stored {
-            Some((bytes, _)) => {
+            Some((bytes, found)) => {
                 let mut account = Account::from_bytes(&bytes)
                     .map_err(|_| AppError::Corrupt("stored Signal account"))?;
+                if found != region {
+                    self.save_account(id, &business, region, &account).await?;
+                    tracing::info!(
+                        from = found.code(),
+                        to = region.code(),
+                        "number's Signal account moved to its region"
+                    );
+                }
+                for other in places.iter().filter(|r| **r != region) {
+                    vault
+                        .delete_signal_account(id.as_str(), business.as_str(), *other)
+                        .await?;
+                }
                 self.reestablish(id, &business, region, &n.display_number, &mut account)
                     .await?;
                 account
@@ -186,14 +205,22 @@ impl Pipeline {
         if number.region == region {
             return Ok(());
         }
-        let left = std::mem::replace(&mut number.region, region);
-        number.save(&self.app).await?;
-        // Saved in the new region first: a crash between the two leaves a copy, never none.
-        self.app
-            .store()
-            .vault()
-            .delete_signal_account(id.as_str(), number.business.as_str(), left)
+        let vault = self.app.store().vault();
+        vault
+            .save_signal_account(
+                id.as_str(),
+                number.business.as_str(),
+                region,
+                &number.account.to_bytes(),
+                self.app.now(),
+            )
             .await?;
+        // Saved in the new region first: a crash between the two leaves a copy, never none;
+        // the region changes once the old copy is gone, so a failed deletion is tried again.
+        vault
+            .delete_signal_account(id.as_str(), number.business.as_str(), number.region)
+            .await?;
+        number.region = region;
         if let Some(r) = &self.integrity {
             r.register(&number.handle, number.business.clone(), region, id.clone());
         }

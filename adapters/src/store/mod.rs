@@ -142,12 +142,8 @@ impl Stores {
         &self,
     ) -> Result<Vec<(Option<sealpost_domain::Region>, String, &'static str)>, StoreError> {
         let mut all = vec![(None, self.home.clone(), region::HELD_AT_HOME)];
-        for r in self.regions.regions().await? {
-            all.push((
-                Some(r),
-                self.regions.layout().location(r),
-                region::HELD_IN_REGION,
-            ));
+        for (r, location) in self.regions.recorded().await? {
+            all.push((Some(r), location, region::HELD_IN_REGION));
         }
         Ok(all)
     }

@@ -18,46 +18,59 @@ pub const HELD_IN_REGION: &str = "the region's wrapped keys (ledger, retention-e
 /// What the home store holds.
 pub const HELD_AT_HOME: &str = "business information, tokens, statistics, billing, integrity \
      signals and the access log; the sealed events and the tamper-evident log of every region; \
-     the keys, blind index and Signal state of the default regions (NA, EU)";
+     the keys, blind index and Signal state of the default regions (NA, EU), and those a Local \
+     Storage region stored before it had a store of its own, until they expire";
 
 /// The directory under the data directory that holds a folder per region (`regions/DE/`).
 pub const REGIONS_DIR: &str = "regions";
 
-/// Which Local Storage regions have a store: a row per region in the home store, written when
-/// the region's store is created, so that every node finds every region's store.
+/// Which Local Storage regions have a store, and where: a row per region in the home store,
+/// written when the region's store is created, so that every node finds every region's store.
 #[async_trait]
 pub trait RegionRegistry: Send + Sync + std::fmt::Debug {
-    /// The codes of the regions whose store exists, in code order.
-    async fn region_stores(&self) -> Result<Vec<String>, StoreError>;
+    /// The regions whose store exists, in code order, each with where its store is (empty
+    /// when recorded by a version that did not say).
+    async fn region_stores(&self) -> Result<Vec<(String, String)>, StoreError>;
 
-    /// Records that `region`'s store exists (idempotent).
-    async fn record_region_store(&self, region: &str, at: i64) -> Result<(), StoreError>;
+    /// Records that `region`'s store exists at `location` (idempotent: the first record stays;
+    /// one without a location gets it).
+    async fn record_region_store(
+        &self,
+        region: &str,
+        location: &str,
+        at: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// The registry's statements (both backends).
-pub(crate) const REGION_STORES: &str = "SELECT region FROM sealpost_region_stores ORDER BY region";
+pub(crate) const REGION_STORES: &str =
+    "SELECT region, location FROM sealpost_region_stores ORDER BY region";
 pub(crate) const REGION_STORE_RECORD: &str =
-    "INSERT INTO sealpost_region_stores (region, created_at) VALUES ($1, $2) ON CONFLICT (region) DO NOTHING";
+    "INSERT INTO sealpost_region_stores (region, location, created_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (region) DO UPDATE SET location = excluded.location WHERE sealpost_region_stores.location = ''";
 
 /// Implements [`RegionRegistry`] for a backend type with `reader` and `writer` pools.
 macro_rules! impl_region_registry {
     ($ty:ty) => {
         #[async_trait::async_trait]
         impl $crate::store::RegionRegistry for $ty {
-            async fn region_stores(&self) -> Result<Vec<String>, $crate::store::StoreError> {
-                let rows: Vec<(String,)> = sqlx::query_as($crate::store::region::REGION_STORES)
+            async fn region_stores(
+                &self,
+            ) -> Result<Vec<(String, String)>, $crate::store::StoreError> {
+                Ok(sqlx::query_as($crate::store::region::REGION_STORES)
                     .fetch_all(&self.reader)
-                    .await?;
-                Ok(rows.into_iter().map(|(r,)| r).collect())
+                    .await?)
             }
 
             async fn record_region_store(
                 &self,
                 region: &str,
+                location: &str,
                 at: i64,
             ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query($crate::store::region::REGION_STORE_RECORD)
                     .bind(region)
+                    .bind(location)
                     .bind(at)
                     .execute(&self.writer)
                     .await?;
@@ -213,6 +226,9 @@ pub(crate) fn database(u: &url::Url) -> String {
     }
 }
 
+/// Stands for the region code while the template is built (no URL holds it by chance).
+const PLACEHOLDER: &str = "sealpostregionplaceholder7f3a";
+
 /// `home_url` with `_{region}` appended to its schema (when it sets one) or its database.
 fn derived_template(home_url: &str) -> Result<String, StoreError> {
     let invalid = || StoreError::Invalid("the database URL is not a valid postgres:// URL");
@@ -225,7 +241,7 @@ fn derived_template(home_url: &str) -> Result<String, StoreError> {
                     let v = if k == "options" {
                         v.replace(
                             &format!("-csearch_path={schema}"),
-                            &format!("-csearch_path={schema}_REGION"),
+                            &format!("-csearch_path={schema}_{PLACEHOLDER}"),
                         )
                     } else {
                         v.into_owned()
@@ -237,11 +253,11 @@ fn derived_template(home_url: &str) -> Result<String, StoreError> {
         }
         None => {
             let db = database(&u);
-            u.set_path(&format!("/{db}_REGION"));
+            u.set_path(&format!("/{db}_{PLACEHOLDER}"));
         }
     }
     // `{` would be escaped inside a URL: the placeholder goes in after serialising.
-    Ok(u.to_string().replace("_REGION", "_{region}"))
+    Ok(u.to_string().replace(PLACEHOLDER, "{region}"))
 }
 
 /// One region's opened store.
@@ -285,14 +301,28 @@ impl RegionStores {
         &self.layout
     }
 
-    /// The regions whose store exists.
+    /// The regions whose store exists, in [`Region::ALL`] order.
     pub async fn regions(&self) -> Result<Vec<Region>, StoreError> {
+        Ok(self.recorded().await?.into_keys().collect())
+    }
+
+    /// Each existing region's store with where it was created (this node's layout's place when
+    /// the record does not say).
+    pub async fn recorded(&self) -> Result<BTreeMap<Region, String>, StoreError> {
         Ok(self
             .registry
             .region_stores()
             .await?
-            .iter()
-            .filter_map(|code| code.parse().ok())
+            .into_iter()
+            .filter_map(|(code, location)| {
+                let region: Region = code.parse().ok()?;
+                let location = if location.is_empty() {
+                    self.layout.location(region)
+                } else {
+                    location
+                };
+                Some((region, location))
+            })
             .collect())
     }
 
@@ -334,6 +364,20 @@ impl RegionStores {
         if let Some(store) = open.get(&region) {
             return Ok(store.clone());
         }
+        let here = self.layout.location(region);
+        if let Some(there) = self.recorded().await?.get(&region) {
+            if *there != here {
+                tracing::error!(
+                    region = region.code(),
+                    recorded = %there,
+                    configured = %here,
+                    "a Local Storage region's store is recorded elsewhere than this node is configured to keep it"
+                );
+                return Err(StoreError::Invalid(
+                    "a Local Storage region's store is recorded at another place than this node is configured for (region_database_url)",
+                ));
+            }
+        }
         let store = self.layout.open(region).await?;
         if let Some(leases) = &store.leases {
             for lease in self.home_leases.leases().await? {
@@ -342,8 +386,15 @@ impl RegionStores {
         }
         // Recorded after it exists: a recorded region always has its store.
         self.registry
-            .record_region_store(region.code(), now_ms())
+            .record_region_store(region.code(), &here, now_ms())
             .await?;
+        if let Some(leases) = &store.leases {
+            // A takeover between the copy above and the record did not see this region: copy
+            // again (a copy never lowers an epoch, so repeating it is safe).
+            for lease in self.home_leases.leases().await? {
+                leases.mirror(&lease).await?;
+            }
+        }
         tracing::info!(
             region = region.code(),
             "opened the store of a Local Storage region"

@@ -1,9 +1,16 @@
 //! [`RegionalKeys`]: the [`KeyStore`] that keeps each Local Storage region's keys, blind index
 //! and Signal state in that region's own store, and the rest (NA, EU) in the home store
 //! (issue 14, ADR 0019). Every key names its region (`kind/REGION/business/…`), and every
-//! index, account and session call names it too, so each call goes to one store; only work
+//! index, account and session call names it too, so each write goes to one store; only work
 //! across all keys (retention's expired epochs, scrubbing, a subject's index entries) visits
 //! each store in turn.
+//!
+//! What a region stored before it had a store of its own (an earlier version kept every
+//! region's keys at home) stays at home until it expires, as data stored before an election
+//! does: a read of a region looks in its own store, then at home; a write never goes home; a
+//! key, an index entry or an account found at home wins over a new one (first writer wins, a
+//! home tombstone still forbids the id), and destroying a region's keys destroys their home
+//! copies too.
 
 use super::{
     Destruction, Fence, KeyState, KeyStore, RegionStores, SessionRow, StoreError, WrappedKey,
@@ -45,12 +52,15 @@ impl RegionalKeys {
         }
     }
 
-    /// The store a read of `region`'s data goes to; `None` when that region has no store.
-    async fn for_read(&self, region: &str) -> Result<Option<Arc<dyn KeyStore>>, StoreError> {
-        match local(region) {
-            None => Ok(Some(self.home.clone())),
-            Some(r) => self.regions.keys_for_read(r).await,
+    /// The stores a read of `region`'s data looks in, in order: a Local Storage region's own
+    /// (when it has one), then home (what the region stored before it had a store).
+    async fn readers(&self, region: &str) -> Result<Vec<Arc<dyn KeyStore>>, StoreError> {
+        let mut stores = Vec::with_capacity(2);
+        if let Some(r) = local(region) {
+            stores.extend(self.regions.keys_for_read(r).await?);
         }
+        stores.push(self.home.clone());
+        Ok(stores)
     }
 
     /// Every region's store, then the home store's (`None`).
@@ -67,6 +77,13 @@ impl RegionalKeys {
 #[async_trait]
 impl KeyStore for RegionalKeys {
     async fn insert_if_absent(&self, key: &WrappedKey) -> Result<WrappedKey, StoreError> {
+        if local(&key.region).is_some() {
+            match self.home.get(&key.business_id, &key.key_id).await? {
+                KeyState::Live(existing) => return Ok(existing),
+                KeyState::Destroyed => return Err(StoreError::KeyDestroyed),
+                KeyState::Missing => {}
+            }
+        }
         self.for_write(&key.region)
             .await?
             .insert_if_absent(key)
@@ -74,10 +91,13 @@ impl KeyStore for RegionalKeys {
     }
 
     async fn get(&self, business: &str, key_id: &str) -> Result<KeyState, StoreError> {
-        match self.for_read(region_of_key(key_id)).await? {
-            Some(store) => store.get(business, key_id).await,
-            None => Ok(KeyState::Missing),
+        for store in self.readers(region_of_key(key_id)).await? {
+            match store.get(business, key_id).await? {
+                KeyState::Missing => continue,
+                found => return Ok(found),
+            }
         }
+        Ok(KeyState::Missing)
     }
 
     async fn latest_ledger(
@@ -85,17 +105,21 @@ impl KeyStore for RegionalKeys {
         business_id: &str,
         region: &str,
     ) -> Result<Option<WrappedKey>, StoreError> {
-        match self.for_read(region).await? {
-            Some(store) => store.latest_ledger(business_id, region).await,
-            None => Ok(None),
+        for store in self.readers(region).await? {
+            if let Some(key) = store.latest_ledger(business_id, region).await? {
+                return Ok(Some(key));
+            }
         }
+        Ok(None)
     }
 
     async fn destroyed_at(&self, business: &str, key_id: &str) -> Result<Option<i64>, StoreError> {
-        match self.for_read(region_of_key(key_id)).await? {
-            Some(store) => store.destroyed_at(business, key_id).await,
-            None => Ok(None),
+        for store in self.readers(region_of_key(key_id)).await? {
+            if let Some(at) = store.destroyed_at(business, key_id).await? {
+                return Ok(Some(at));
+            }
         }
+        Ok(None)
     }
 
     async fn expired_epochs(&self, up_to: i64, limit: u32) -> Result<Vec<WrappedKey>, StoreError> {
@@ -122,6 +146,24 @@ impl KeyStore for RegionalKeys {
                 .push(key.clone());
         }
         let mut deleted = 0;
+        // Home copies of a region's keys (stored before the region had a store) go too: only
+        // those that exist, so no tombstone naming a region's subject is written home.
+        let mut at_home = Vec::new();
+        for (region, keys) in &by_region {
+            if region.is_some() {
+                for key in keys {
+                    if matches!(
+                        self.home.get(&key.business, &key.id).await?,
+                        KeyState::Live(_)
+                    ) {
+                        at_home.push(key.clone());
+                    }
+                }
+            }
+        }
+        if !at_home.is_empty() {
+            by_region.entry(None).or_default().extend(at_home);
+        }
         for (region, keys) in by_region.iter().rev() {
             let store = match region {
                 Some(r) => self.regions.keys_for_write(*r).await?,
@@ -166,6 +208,11 @@ impl KeyStore for RegionalKeys {
         blind: &[u8],
         subject_id: &str,
     ) -> Result<String, StoreError> {
+        if local(region).is_some() {
+            if let Some(taken) = self.home.index_get(business_id, region, blind).await? {
+                return Ok(taken);
+            }
+        }
         self.for_write(region)
             .await?
             .index_put(business_id, region, blind, subject_id)
@@ -178,10 +225,12 @@ impl KeyStore for RegionalKeys {
         region: &str,
         blind: &[u8],
     ) -> Result<Option<String>, StoreError> {
-        match self.for_read(region).await? {
-            Some(store) => store.index_get(business_id, region, blind).await,
-            None => Ok(None),
+        for store in self.readers(region).await? {
+            if let Some(subject) = store.index_get(business_id, region, blind).await? {
+                return Ok(Some(subject));
+            }
         }
+        Ok(None)
     }
 
     async fn signal_account(
@@ -190,10 +239,12 @@ impl KeyStore for RegionalKeys {
         region: &str,
         owner: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.for_read(region).await? {
-            Some(store) => store.signal_account(business, region, owner).await,
-            None => Ok(None),
+        for store in self.readers(region).await? {
+            if let Some(account) = store.signal_account(business, region, owner).await? {
+                return Ok(Some(account));
+            }
         }
+        Ok(None)
     }
 
     async fn delete_signal_account(
@@ -202,10 +253,10 @@ impl KeyStore for RegionalKeys {
         region: &str,
         owner: &str,
     ) -> Result<(), StoreError> {
-        match self.for_read(region).await? {
-            Some(store) => store.delete_signal_account(business, region, owner).await,
-            None => Ok(()),
+        for store in self.readers(region).await? {
+            store.delete_signal_account(business, region, owner).await?;
         }
+        Ok(())
     }
 
     async fn put_signal_account(
@@ -219,7 +270,14 @@ impl KeyStore for RegionalKeys {
         self.for_write(region)
             .await?
             .put_signal_account(owner, business_id, region, wrapped, at)
-            .await
+            .await?;
+        if local(region).is_some() {
+            // A copy from before the region had a store goes once the account is saved there.
+            self.home
+                .delete_signal_account(business_id, region, owner)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn signal_session(
@@ -229,14 +287,15 @@ impl KeyStore for RegionalKeys {
         subject_id: &str,
         device: u8,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.for_read(region).await? {
-            Some(store) => {
-                store
-                    .signal_session(business_id, region, subject_id, device)
-                    .await
+        for store in self.readers(region).await? {
+            if let Some(session) = store
+                .signal_session(business_id, region, subject_id, device)
+                .await?
+            {
+                return Ok(Some(session));
             }
-            None => Ok(None),
         }
+        Ok(None)
     }
 
     /// Each store's sessions in that store's transaction, with the fence checked there: a

@@ -91,8 +91,8 @@ pub const INDEX_PUT: &str = "INSERT INTO sealpost_subject_index (business_id, re
 pub const INDEX_GET: &str = "SELECT subject_id FROM sealpost_subject_index WHERE business_id = $1 AND region = $2 AND blind = $3";
 pub const SESSION_DELETE_SUBJECT: &str =
     "DELETE FROM sealpost_signal_sessions WHERE business_id = $1 AND subject_id = $2";
-pub const ACCOUNT_GET: &str =
-    "SELECT wrapped FROM sealpost_signal_accounts WHERE business_id = $1 AND owner = $2";
+/// An account of a region: a row of another region (wrapped by another root key) is not it.
+pub const ACCOUNT_GET: &str = "SELECT wrapped FROM sealpost_signal_accounts WHERE business_id = $1 AND owner = $2 AND region = $3";
 pub const ACCOUNT_PUT: &str = "INSERT INTO sealpost_signal_accounts (owner, business_id, region, wrapped, updated_at) VALUES ($1, $2, $3, $4, $5) \
      ON CONFLICT (owner) DO UPDATE SET region = excluded.region, wrapped = excluded.wrapped, updated_at = excluded.updated_at";
 pub const ACCOUNT_DELETE: &str =

@@ -139,12 +139,13 @@ macro_rules! impl_key_store {
             async fn signal_account(
                 &self,
                 business: &str,
-                _region: &str,
+                region: &str,
                 owner: &str,
             ) -> Result<Option<Vec<u8>>, $crate::store::StoreError> {
                 let row: Option<(Vec<u8>,)> = sqlx::query_as($crate::store::sql::ACCOUNT_GET)
                     .bind(business)
                     .bind(owner)
+                    .bind(region)
                     .fetch_optional(&self.reader)
                     .await?;
                 Ok(row.map(|(w,)| w))
