@@ -39,14 +39,30 @@ fn needles() -> Vec<Vec<u8>> {
 
 async fn hits(env: &Env) -> Vec<Hit> {
     match (&env.dir, &env.pg) {
+        // Recursively: the regions' stores (`regions/<CODE>/`) included.
         (Some(dir), _) => scan_dir(dir.path(), &needles()).expect("scan"),
-        (None, Some(pg)) => scan_postgres(&pg.pool, &needles()).await.expect("scan"),
+        (None, Some(pg)) => scan_every_schema(pg, &needles()).await,
         _ => unreachable!("an env has a directory or a database"),
     }
 }
 
+/// Every column of every table of the test's schema and of its regions' schemas.
+async fn scan_every_schema(pg: &sealpost_testkit::PgTestDb, needles: &[Vec<u8>]) -> Vec<Hit> {
+    let mut hits = scan_postgres(&pg.pool, needles).await.expect("scan");
+    for schema in pg.region_schemas().await {
+        let pool = sealpost_adapters::store::postgres::connect(&pg.url, Some(&schema), 1)
+            .await
+            .expect("connect");
+        hits.extend(scan_postgres(&pool, needles).await.expect("scan"));
+        pool.close().await;
+    }
+    hits
+}
+
 struct Traffic {
     business: BusinessId,
+    /// The number's region (a Local Storage election, or EU).
+    region: Region,
     me: Principal,
     old: Vec<(MessageId, MessageId)>,
     recent: Vec<MessageId>,
@@ -54,7 +70,8 @@ struct Traffic {
 }
 
 /// Every consumer writes in and gets an answer at `START`; consumer 3 writes again 20 days later.
-async fn traffic(env: &Env) -> Traffic {
+/// The number is in `region` (elected before any traffic when it is a Local Storage region).
+async fn traffic(env: &Env, region: Region) -> Traffic {
     let app = &env.app;
     let business = app
         .catalog()
@@ -67,6 +84,19 @@ async fn traffic(env: &Env) -> Traffic {
         .await
         .expect("number");
     let me = Principal::business(business.clone(), "system-user");
+    if region.is_local_storage() {
+        app.catalog()
+            .number_command(
+                &me,
+                &number,
+                (&business, Region::Eu),
+                sealpost_domain::PhoneNumberCommand::ConfigureStorage {
+                    region: Some(region),
+                },
+            )
+            .await
+            .expect("elect while unregistered");
+    }
     let mut old = Vec::new();
     for (i, p) in PHONES.iter().enumerate() {
         let phone = E164::parse(&format!("+{p}")).expect("phone");
@@ -133,6 +163,7 @@ async fn traffic(env: &Env) -> Traffic {
         .expect("send");
     Traffic {
         business,
+        region,
         me,
         old,
         recent: vec![recent_in, recent_out],
@@ -140,8 +171,8 @@ async fn traffic(env: &Env) -> Traffic {
     }
 }
 
-async fn no_plaintext_before_and_after_shredding(env: Env) {
-    let t = traffic(&env).await;
+async fn no_plaintext_before_and_after_shredding(env: Env, region: Region) {
+    let t = traffic(&env, region).await;
     // The business can read its own message: the canary really went in.
     let opened = env
         .app
@@ -212,8 +243,8 @@ fn everyone(business: &BusinessId) -> Vec<(Principal, sealpost_domain::Purpose)>
     all
 }
 
-async fn nothing_older_than_30_days_opens(env: Env) {
-    let t = traffic(&env).await;
+async fn nothing_older_than_30_days_opens(env: Env, region: Region) {
+    let t = traffic(&env, region).await;
     let keys = env.app.stores().keys.clone();
     let epoch = env
         .app
@@ -223,11 +254,11 @@ async fn nothing_older_than_30_days_opens(env: Env) {
         .expect("m")
         .epoch
         .expect("epoch");
-    let mut doomed = vec![epoch_key_id(t.business.as_str(), Region::Eu, epoch)];
+    let mut doomed = vec![epoch_key_id(t.business.as_str(), t.region, epoch)];
     doomed.extend(
         t.old_subjects
             .iter()
-            .map(|s| subject_key_id(t.business.as_str(), Region::Eu, s)),
+            .map(|s| subject_key_id(t.business.as_str(), t.region, s)),
     );
     let mut wrapped = Vec::new();
     for id in &doomed {
@@ -334,17 +365,14 @@ async fn nothing_older_than_30_days_opens(env: Env) {
         );
     }
     if let Some(pg) = &env.pg {
-        assert_eq!(
-            scan_postgres(&pg.pool, &wrapped).await.expect("scan"),
-            vec![]
-        );
+        assert_eq!(scan_every_schema(pg, &wrapped).await, vec![]);
     }
     env.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_never_stores_plaintext() {
-    no_plaintext_before_and_after_shredding(sqlite_env().await).await;
+    no_plaintext_before_and_after_shredding(sqlite_env().await, Region::Eu).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -352,12 +380,26 @@ async fn postgres_never_stores_plaintext() {
     let Some(env) = postgres_env("canary").await else {
         return;
     };
-    no_plaintext_before_and_after_shredding(env).await;
+    no_plaintext_before_and_after_shredding(env, Region::Eu).await;
+}
+
+/// The same for a Local Storage number, whose keys are in its region's store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_never_stores_plaintext_of_a_local_storage_number() {
+    no_plaintext_before_and_after_shredding(sqlite_env().await, Region::De).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_never_stores_plaintext_of_a_local_storage_number() {
+    let Some(env) = postgres_env("canary de").await else {
+        return;
+    };
+    no_plaintext_before_and_after_shredding(env, Region::De).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_nothing_older_than_30_days_opens() {
-    nothing_older_than_30_days_opens(sqlite_env().await).await;
+    nothing_older_than_30_days_opens(sqlite_env().await, Region::Eu).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -365,7 +407,22 @@ async fn postgres_nothing_older_than_30_days_opens() {
     let Some(env) = postgres_env("thirty").await else {
         return;
     };
-    nothing_older_than_30_days_opens(env).await;
+    nothing_older_than_30_days_opens(env, Region::Eu).await;
+}
+
+/// The same for a Local Storage number: its region's keys are destroyed in its region's store
+/// and their bytes leave its files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_nothing_older_than_30_days_opens_in_a_local_storage_region() {
+    nothing_older_than_30_days_opens(sqlite_env().await, Region::In).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nothing_older_than_30_days_opens_in_a_local_storage_region() {
+    let Some(env) = postgres_env("thirty in").await else {
+        return;
+    };
+    nothing_older_than_30_days_opens(env, Region::In).await;
 }
 
 /// A crash between recording a destruction and performing it is finished by the next pass:
@@ -375,7 +432,7 @@ async fn interrupted_destructions_are_finished_by_the_next_pass() {
     use sealpost_adapters::exec::CommandMeta;
     use sealpost_domain::{Subject, SubjectCommand};
     let env = sqlite_env().await;
-    let t = traffic(&env).await;
+    let t = traffic(&env, Region::Eu).await;
     let exec = sealpost_adapters::exec::Executor::new(env.app.store().clone());
     let keys = env.app.stores().keys.clone();
     let dpo = Principal::of_kind(PrincipalKind::Dpo, "dpo");

@@ -104,6 +104,22 @@ impl PgTestDb {
         .expect("the test URL is a valid postgres:// URL")
     }
 
+    /// The schemas of the Local Storage regions' stores beside this one (`<schema>_de`, …).
+    pub async fn region_schemas(&self) -> Vec<String> {
+        let admin = postgres::connect(&self.url, None, 1)
+            .await
+            .expect("connect");
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT nspname::text FROM pg_namespace WHERE nspname ~ ('^' || $1 || '_[a-z]{2}$') ORDER BY 1",
+        )
+        .bind(&self.schema)
+        .fetch_all(&admin)
+        .await
+        .expect("schemas");
+        admin.close().await;
+        rows.into_iter().map(|(n,)| n).collect()
+    }
+
     /// Drops the schema and its regions' schemas (call at the end of a passing test).
     pub async fn drop_schema(self) {
         self.pool.close().await;
