@@ -277,7 +277,8 @@ pub struct RegionStores {
     registry: Arc<dyn RegionRegistry>,
     /// The home store's leases, copied into each region's store as it opens.
     home_leases: Arc<dyn Leases>,
-    open: tokio::sync::Mutex<BTreeMap<Region, Regional>>,
+    /// Each region's store, opened once: a region's first use waits only for its own store.
+    open: std::sync::Mutex<BTreeMap<Region, Arc<tokio::sync::OnceCell<Regional>>>>,
 }
 
 impl RegionStores {
@@ -292,7 +293,7 @@ impl RegionStores {
             layout,
             registry,
             home_leases,
-            open: tokio::sync::Mutex::new(BTreeMap::new()),
+            open: std::sync::Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -348,7 +349,7 @@ impl RegionStores {
         &self,
         region: Region,
     ) -> Result<Option<Arc<dyn KeyStore>>, StoreError> {
-        if let Some(store) = self.open.lock().await.get(&region) {
+        if let Some(store) = self.cell(region).get() {
             return Ok(Some(store.keys.clone()));
         }
         if !self.regions().await?.contains(&region) {
@@ -357,13 +358,28 @@ impl RegionStores {
         self.keys_for_write(region).await.map(Some)
     }
 
-    /// `region`'s store, opened on first use: created, migrated, given the home store's leases,
-    /// then recorded.
+    /// The once-cell of `region`'s store.
+    fn cell(&self, region: Region) -> Arc<tokio::sync::OnceCell<Regional>> {
+        self.open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .entry(region)
+            .or_default()
+            .clone()
+    }
+
+    /// `region`'s store, opened on first use (callers at once wait for the one opening; a
+    /// failed opening is tried again by the next caller).
     async fn opened(&self, region: Region) -> Result<Regional, StoreError> {
-        let mut open = self.open.lock().await;
-        if let Some(store) = open.get(&region) {
-            return Ok(store.clone());
-        }
+        self.cell(region)
+            .get_or_try_init(|| self.open_region(region))
+            .await
+            .cloned()
+    }
+
+    /// Opens `region`'s store: checked against the place recorded for it, created, migrated,
+    /// given the home store's leases, then recorded.
+    async fn open_region(&self, region: Region) -> Result<Regional, StoreError> {
         let here = self.layout.location(region);
         if let Some(there) = self.recorded().await?.get(&region) {
             if *there != here {
@@ -399,7 +415,6 @@ impl RegionStores {
             region = region.code(),
             "opened the store of a Local Storage region"
         );
-        open.insert(region, store.clone());
         Ok(store)
     }
 }
