@@ -140,12 +140,13 @@ pub async fn audit_verify(
             if !opts.json {
                 // The stores of Local Storage regions hold keys and Signal state, not events
                 // (ADR 0019): the one log verified here covers every region's events.
-                for (region, location, _) in stores.layout().await? {
-                    if let Some(region) = region {
+                for store in stores.layout().await? {
+                    if let Some(region) = store.region {
                         writeln!(
                             out,
-                            "store {} ({location}): keys and Signal state only; its events are in the log verified here",
-                            region.code()
+                            "store {} ({}): keys and Signal state only; its events are in the log verified here",
+                            region.code(),
+                            store.location
                         )?;
                     }
                 }

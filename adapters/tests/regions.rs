@@ -570,7 +570,7 @@ async fn postgres_a_node_configured_elsewhere_refuses_a_region() {
     let shown = there.layout().await.expect("layout");
     assert_eq!(shown.len(), 2);
     assert_eq!(
-        shown[1].1,
+        shown[1].location,
         here.regions.layout().location(Region::De),
         "where it was created"
     );

@@ -463,10 +463,10 @@ impl Evidence<'_> {
             .layout()
             .await?
             .into_iter()
-            .map(|(region, location, holds)| StoreRecord {
-                region: region.map(|r| r.code().to_owned()),
-                location,
-                holds: holds.to_owned(),
+            .map(|s| StoreRecord {
+                region: s.region.map(|r| r.code().to_owned()),
+                location: s.location,
+                holds: s.holds.to_owned(),
             })
             .collect())
     }

@@ -135,15 +135,32 @@ impl Stores {
     }
 }
 
+/// One physical store of a deployment, as the reports and `audit verify` name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhysicalStore {
+    /// The Local Storage region whose own store it is; `None` for the home store.
+    pub region: Option<sealpost_domain::Region>,
+    /// Where it is (a directory, or a Postgres database or schema and host; no credentials).
+    pub location: String,
+    /// What it holds.
+    pub holds: &'static str,
+}
+
 impl Stores {
-    /// The physical stores as they are now: the home store (`None`) and each Local Storage
-    /// region's that exists, each with where it is and what it holds.
-    pub async fn layout(
-        &self,
-    ) -> Result<Vec<(Option<sealpost_domain::Region>, String, &'static str)>, StoreError> {
-        let mut all = vec![(None, self.home.clone(), region::HELD_AT_HOME)];
-        for (r, location) in self.regions.recorded().await? {
-            all.push((Some(r), location, region::HELD_IN_REGION));
+    /// The physical stores as they are now: the home store, then each Local Storage region's
+    /// that exists, with where it was created.
+    pub async fn layout(&self) -> Result<Vec<PhysicalStore>, StoreError> {
+        let mut all = vec![PhysicalStore {
+            region: None,
+            location: self.home.clone(),
+            holds: region::HELD_AT_HOME,
+        }];
+        for (region, location) in self.regions.recorded().await? {
+            all.push(PhysicalStore {
+                region: Some(region),
+                location,
+                holds: region::HELD_IN_REGION,
+            });
         }
         Ok(all)
     }
