@@ -434,6 +434,12 @@ async fn sqlite_a_local_storage_number_keeps_its_messages_across_restarts() {
     let rows = sealpost_testkit::sqlite_rows_by_region(&data.dir).await;
     key_rows_stay_in_their_region(&rows);
     de_rows_in_de(&rows);
+    // The region's store is the owner's only, like the home store.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
+    assert_eq!(mode(&data.dir.join("regions/DE")), 0o700);
+    assert_eq!(mode(&data.dir.join("regions/DE/keys.db")), 0o600);
 }
 
 /// After the move: every key-store row of a Local Storage region in its own store; the keys

@@ -196,15 +196,15 @@ pub fn residual_risks(store: &str) -> Vec<ResidualRisk> {
     };
     let mut risks = if store.starts_with("postgres") {
         vec![
-            r("Postgres key table", "A destroyed key is deleted at once; its dead tuple leaves the table files at the next VACUUM FULL of the key and index tables, within about a second (at the next start if the process died first).", "None; the freed file blocks are covered by full-disk encryption."),
+            r("Postgres key tables (the home database and each Local Storage region's)", "A destroyed key is deleted at once; its dead tuple leaves the table files at the next VACUUM FULL of the key and index tables, within about a second (at the next start if the process died first).", "None; the freed file blocks are covered by full-disk encryption."),
             r("Postgres WAL and WAL archives", "A destroyed key's wrapped bytes stay in WAL segments until they are recycled, and in any WAL archive.", "Keep WAL archives no longer than the retention period (30 days) or encrypt them under a key you rotate and destroy."),
             r("Postgres replicas", "Streaming replicas replay the deletion and their own VACUUM; a lagging or detached replica keeps the key.", "Monitor replica lag; rebuild or destroy detached replicas."),
-            r("Database backups", "A base backup taken before a destruction holds the key until the backup is deleted.", "Expire backups within 30 days, or keep the root key of each backup period separately and destroy it."),
+            r("Database backups", "A base backup taken before a destruction, of the home database or a region's, holds the key until the backup is deleted.", "Expire backups within 30 days, or keep the root key of each backup period separately and destroy it."),
         ]
     } else {
         vec![
-            r("SQLite keys.db", "secure_delete overwrites deleted key rows and the WAL is checkpointed (TRUNCATE) within about a second of a destruction (at the next start if the process died first).", "None while the data directory is on an ordinary file system; on copy-on-write or journaling storage old blocks may survive: use full-disk encryption."),
-            r("Copies of the data directory", "A copy or snapshot of keys.db taken before a destruction holds the key.", "Expire backups and snapshots within 30 days."),
+            r("SQLite keys.db (and each Local Storage region's regions/<CODE>/keys.db)", "secure_delete overwrites deleted key rows and the WAL is checkpointed (TRUNCATE) within about a second of a destruction (at the next start if the process died first).", "None while the data directory is on an ordinary file system; on copy-on-write or journaling storage old blocks may survive: use full-disk encryption."),
+            r("Copies of the data directory", "A copy or snapshot of keys.db or a region's regions/<CODE>/keys.db taken before a destruction holds the key.", "Expire backups and snapshots within 30 days."),
         ]
     };
     risks.push(r("Root key", "Wrapped keys are useless without the region root key; a root key copied elsewhere with an old key table copy re-opens it.", "Keep root keys in a KMS or off the data host; never back them up beside the data."));
