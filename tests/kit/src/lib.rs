@@ -63,15 +63,19 @@ async fn try_create(url: &str, label: &str) -> Result<PgTestDb, StoreError> {
     // One plain connection first: it fails at once when nothing listens (a pool would retry
     // until its acquire timeout).
     let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(url).await?;
+    drop_abandoned_schemas(&mut admin).await?;
+    let created = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let schema = format!(
-        "t_{}_{}",
+        "t_{}_{created:010}_{}",
         label
             .chars()
             .filter(char::is_ascii_alphanumeric)
             .take(24)
             .collect::<String>()
             .to_lowercase(),
-        uuid::Uuid::new_v4().simple()
+        &uuid::Uuid::new_v4().simple().to_string()[..16]
     );
     sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
         .execute(&mut admin)
@@ -84,6 +88,34 @@ async fn try_create(url: &str, label: &str) -> Result<PgTestDb, StoreError> {
         schema,
         url: url.to_owned(),
     })
+}
+
+/// How old a test schema must be before another test run drops it: a test that was killed
+/// (or failed, leaving its schema to look at) does not drop its own.
+const ABANDONED_AFTER_SECS: u64 = 12 * 3600;
+
+/// Drops the schemas of tests (and their regions' schemas) created more than
+/// [`ABANDONED_AFTER_SECS`] ago, named by [`try_create`] with their creation time.
+async fn drop_abandoned_schemas(admin: &mut sqlx::PgConnection) -> Result<(), StoreError> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let schemas: Vec<(String, String)> = sqlx::query_as(
+        "SELECT nspname::text, substring(nspname from '^t_[a-z0-9]*_([0-9]{10})_[0-9a-f]{16}(_[a-z]{2})?$') \
+         FROM pg_namespace WHERE nspname ~ '^t_[a-z0-9]*_[0-9]{10}_[0-9a-f]{16}(_[a-z]{2})?$'",
+    )
+    .fetch_all(&mut *admin)
+    .await?;
+    for (schema, created) in schemas {
+        let created: u64 = created.parse().unwrap_or(u64::MAX);
+        if now.saturating_sub(created) > ABANDONED_AFTER_SECS {
+            // Another run may be dropping it too: whatever fails here is not this test's.
+            let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+                .execute(&mut *admin)
+                .await;
+        }
+    }
+    Ok(())
 }
 
 impl PgTestDb {
