@@ -196,6 +196,47 @@ async fn postgres_a_conversation_survives_a_restart_between_every_step() {
     pg.drop_schema().await;
 }
 
+/// The body of a Local Storage election of `region`.
+fn elect(region: &str) -> Value {
+    json!({"storage_configuration": {
+        "status": "IN_COUNTRY_STORAGE_ENABLED", "data_localization_region": region}})
+}
+
+/// The body of a registration (or deregistration).
+fn pin() -> Value {
+    json!({"messaging_product": "whatsapp", "pin": "123456"})
+}
+
+/// The phone writes `text` to the business number `display`, the webhook gets it, and the
+/// business's `reply` reaches the phone.
+async fn exchange(node: &Node, hook: &Hook, display: &str, text: &str, reply: &str) {
+    let (st, v) = node
+        .device_send(
+            PHONE,
+            json!({"to": display, "type": "text", "text": {"body": text}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{text}: {v}");
+    eventually(60, "the inbound message at the webhook", || async {
+        hook.messages()
+            .iter()
+            .any(|(_, body)| body == text)
+            .then_some(())
+    })
+    .await;
+    let (st, v) = node.send_text(PHONE, reply).await;
+    assert_eq!(st, 200, "{v}");
+    let answer = message_id(&v);
+    eventually(60, "the reply at the phone", || async {
+        shown(node)
+            .await
+            .iter()
+            .any(|m| m["id"].as_str() == Some(answer.as_str()))
+            .then_some(())
+    })
+    .await;
+}
+
 /// A Local Storage (DE) number: its consumers' messages reach the webhook, before and after a
 /// restart, and it keeps taking them after the restart.
 async fn local_storage_across_restarts(data: Data) {
@@ -206,55 +247,18 @@ async fn local_storage_across_restarts(data: Data) {
     let (id, token) = (node.s("phone_number_id"), node.s("access_token"));
     node.subscribe(&callback).await;
     let (st, v) = node
-        .post(
-            &format!("/v21.0/{id}/settings"),
-            Some(&token),
-            json!({"storage_configuration": {
-                "status": "IN_COUNTRY_STORAGE_ENABLED", "data_localization_region": "DE"}}),
-        )
+        .post(&format!("/v21.0/{id}/settings"), Some(&token), elect("DE"))
         .await;
     assert_eq!(st, 200, "{v}");
     let (st, v) = node
-        .post(
-            &format!("/v21.0/{id}/register"),
-            Some(&token),
-            json!({"messaging_product": "whatsapp", "pin": "123456"}),
-        )
+        .post(&format!("/v21.0/{id}/register"), Some(&token), pin())
         .await;
     assert_eq!(st, 200, "{v}");
     for (round, text) in ["hallo", "nach dem Neustart", "noch einmal"]
         .iter()
         .enumerate()
     {
-        let (st, v) = node
-            .device_send(
-                PHONE,
-                json!({"to": display, "type": "text", "text": {"body": text}}),
-            )
-            .await;
-        assert_eq!(st, 200, "round {round}: {v}");
-        eventually(
-            60,
-            "the Local Storage number's inbound message at the webhook",
-            || async {
-                hook.messages()
-                    .iter()
-                    .any(|(_, body)| body == text)
-                    .then_some(())
-            },
-        )
-        .await;
-        let (st, v) = node.send_text(PHONE, &format!("antwort {round}")).await;
-        assert_eq!(st, 200, "{v}");
-        let answer = message_id(&v);
-        eventually(60, "the answer at the phone", || async {
-            shown(&node)
-                .await
-                .iter()
-                .any(|m| m["id"].as_str() == Some(answer.as_str()))
-                .then_some(())
-        })
-        .await;
+        exchange(&node, &hook, &display, text, &format!("antwort {round}")).await;
         node = node.restart();
     }
     node.stop().expect("a clean stop");
@@ -271,11 +275,6 @@ async fn a_number_moves_between_local_storage_regions(data: Data) {
     let display = node.s("display_phone_number");
     let (id, token) = (node.s("phone_number_id"), node.s("access_token"));
     node.subscribe(&callback).await;
-    let elect = |region: &str| {
-        json!({"storage_configuration": {
-            "status": "IN_COUNTRY_STORAGE_ENABLED", "data_localization_region": region}})
-    };
-    let pin = json!({"messaging_product": "whatsapp", "pin": "123456"});
     for (region, text) in [("DE", "hallo aus Berlin"), ("IN", "namaste from Pune")] {
         if region == "IN" {
             let (st, v) = node
@@ -287,11 +286,7 @@ async fn a_number_moves_between_local_storage_regions(data: Data) {
                 .await;
             assert_eq!(st, 400, "refused while registered: {v}");
             let (st, v) = node
-                .post(
-                    &format!("/v21.0/{id}/deregister"),
-                    Some(&token),
-                    pin.clone(),
-                )
+                .post(&format!("/v21.0/{id}/deregister"), Some(&token), pin())
                 .await;
             assert_eq!(st, 200, "{v}");
         }
@@ -307,34 +302,10 @@ async fn a_number_moves_between_local_storage_regions(data: Data) {
         // from wherever its account is, and follows its election.
         node = node.restart();
         let (st, v) = node
-            .post(&format!("/v21.0/{id}/register"), Some(&token), pin.clone())
+            .post(&format!("/v21.0/{id}/register"), Some(&token), pin())
             .await;
         assert_eq!(st, 200, "{v}");
-        let (st, v) = node
-            .device_send(
-                PHONE,
-                json!({"to": display, "type": "text", "text": {"body": text}}),
-            )
-            .await;
-        assert_eq!(st, 200, "{region}: {v}");
-        eventually(60, "the inbound message at the webhook", || async {
-            hook.messages()
-                .iter()
-                .any(|(_, body)| body == text)
-                .then_some(())
-        })
-        .await;
-        let (st, v) = node.send_text(PHONE, &format!("reply in {region}")).await;
-        assert_eq!(st, 200, "{v}");
-        let answer = message_id(&v);
-        eventually(60, "the reply at the phone", || async {
-            shown(&node)
-                .await
-                .iter()
-                .any(|m| m["id"].as_str() == Some(answer.as_str()))
-                .then_some(())
-        })
-        .await;
+        exchange(&node, &hook, &display, text, &format!("reply in {region}")).await;
     }
 }
 

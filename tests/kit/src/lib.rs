@@ -141,30 +141,41 @@ impl PgTestDb {
         let admin = postgres::connect(&self.url, None, 1)
             .await
             .expect("connect");
+        let schemas = self.region_schemas_on(&admin).await.expect("schemas");
+        admin.close().await;
+        schemas
+    }
+
+    async fn region_schemas_on(&self, admin: &PgPool) -> Result<Vec<String>, sqlx::Error> {
         let rows: Vec<(String,)> = sqlx::query_as(
             "SELECT nspname::text FROM pg_namespace WHERE nspname ~ ('^' || $1 || '_[a-z]{2}$') ORDER BY 1",
         )
         .bind(&self.schema)
-        .fetch_all(&admin)
-        .await
-        .expect("schemas");
-        admin.close().await;
-        rows.into_iter().map(|(n,)| n).collect()
+        .fetch_all(admin)
+        .await?;
+        Ok(rows.into_iter().map(|(n,)| n).collect())
+    }
+
+    /// This schema and its regions' schemas: every store of the test.
+    async fn store_schemas_on(&self, admin: &PgPool) -> Vec<String> {
+        let mut schemas = vec![self.schema.clone()];
+        schemas.extend(self.region_schemas_on(admin).await.expect("schemas"));
+        schemas
+    }
+
+    /// The store a schema of the test is: `home`, or a region's code.
+    fn store_of_schema(&self, schema: &str) -> String {
+        schema
+            .strip_prefix(&format!("{}_", self.schema))
+            .map_or("home".to_owned(), str::to_ascii_uppercase)
     }
 
     /// Drops the schema and its regions' schemas (call at the end of a passing test).
     pub async fn drop_schema(self) {
         self.pool.close().await;
         if let Ok(admin) = postgres::connect(&self.url, None, 1).await {
-            let regions: Vec<(String,)> = sqlx::query_as(
-                "SELECT nspname::text FROM pg_namespace WHERE nspname ~ ('^' || $1 || '_[a-z]{2}$')",
-            )
-            .bind(&self.schema)
-            .fetch_all(&admin)
-            .await
-            .unwrap_or_default();
-            let names = regions.into_iter().map(|(n,)| n);
-            for schema in names.chain([self.schema.clone()]) {
+            let regions = self.region_schemas_on(&admin).await.unwrap_or_default();
+            for schema in regions.into_iter().chain([self.schema.clone()]) {
                 let _ = sqlx::query(&format!("DROP SCHEMA \"{schema}\" CASCADE"))
                     .execute(&admin)
                     .await;
@@ -223,9 +234,9 @@ impl PgTestDb {
             .expect("connect");
         let tables: Vec<(String, String)> = sqlx::query_as(
             "SELECT table_schema::text, table_name::text FROM information_schema.tables \
-             WHERE table_schema = $1 OR table_schema ~ ('^' || $1 || '_[a-z]{2}$')",
+             WHERE table_schema = ANY($1)",
         )
-        .bind(&self.schema)
+        .bind(self.store_schemas_on(&admin).await)
         .fetch_all(&admin)
         .await
         .expect("tables");
@@ -243,8 +254,7 @@ impl PgTestDb {
             .await
             .expect("scan");
             if hits > 0 {
-                let region = schema.strip_prefix(&format!("{}_", self.schema));
-                found.insert(region.map_or("home".to_owned(), str::to_ascii_uppercase));
+                found.insert(self.store_of_schema(&schema));
             }
         }
         admin.close().await;
@@ -310,10 +320,9 @@ impl PgTestDb {
             .expect("connect");
         let tables: Vec<(String, String)> = sqlx::query_as(
             "SELECT table_schema::text, table_name::text FROM information_schema.columns \
-             WHERE column_name = 'region' \
-             AND (table_schema = $1 OR table_schema ~ ('^' || $1 || '_[a-z]{2}$'))",
+             WHERE column_name = 'region' AND table_schema = ANY($1)",
         )
-        .bind(&self.schema)
+        .bind(self.store_schemas_on(&admin).await)
         .fetch_all(&admin)
         .await
         .expect("tables");
@@ -325,9 +334,7 @@ impl PgTestDb {
             .fetch_all(&admin)
             .await
             .expect("count");
-            let store = schema
-                .strip_prefix(&format!("{}_", self.schema))
-                .map_or("home".to_owned(), str::to_ascii_uppercase);
+            let store = self.store_of_schema(&schema);
             for (region, n) in counts {
                 rows.insert((store.clone(), table.clone(), region), n);
             }
