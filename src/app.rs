@@ -224,7 +224,13 @@ impl Sealpost {
         policy: RetentionPolicy,
     ) -> Result<Self, AppError> {
         let vault = Arc::new(Vault::new(stores.keys.clone(), roots));
-        let store = EventStore::start(stores.events.clone(), vault, clock.clone()).await?;
+        let store = EventStore::start_with_regions(
+            stores.events.clone(),
+            stores.regions.clone(),
+            vault,
+            clock.clone(),
+        )
+        .await?;
         let gate = AccessGate::new(store.clone());
         Ok(Self {
             exec: Executor::new(store.clone()),

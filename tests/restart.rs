@@ -254,13 +254,39 @@ async fn local_storage_across_restarts(data: Data) {
         .post(&format!("/v21.0/{id}/register"), Some(&token), pin())
         .await;
     assert_eq!(st, 200, "{v}");
+    // Media of a DE number: uploaded, sent once the consumer has written, and still there
+    // after restarts.
+    let media = upload_png(&node).await;
     for (round, text) in ["hallo", "nach dem Neustart", "noch einmal"]
         .iter()
         .enumerate()
     {
         exchange(&node, &hook, &display, text, &format!("antwort {round}")).await;
+        if round == 0 {
+            let (st, v) = node
+                .send(
+                    json!({"messaging_product": "whatsapp", "to": PHONE, "type": "image",
+                             "image": {"id": media}}),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+        }
         node = node.restart();
     }
+    let (st, v) = node.get(&format!("/v21.0/{media}"), &token).await;
+    assert_eq!(st, 200, "{v}");
+    let url = v["url"].as_str().expect("url");
+    let (st, _, bytes) = common::server::download(url, Some(&token)).await;
+    assert_eq!(
+        (st, bytes),
+        (
+            200,
+            base64::engine::general_purpose::STANDARD
+                .decode(PNG_B64)
+                .expect("png")
+        ),
+        "the DE number's media after restarts"
+    );
     node.stop().expect("a clean stop");
     reports_list_the_region_store(&data);
 }
@@ -360,24 +386,23 @@ fn reports_list_the_region_store(data: &Data) {
     );
 }
 
-/// The key store's tables: each Local Storage region's rows of them are in its own store.
-/// (The events follow in ADR 0019's next step; until then they are the home store's.)
-const KEY_TABLES: [&str; 5] = [
-    "sealpost_keys",
-    "sealpost_destroyed_keys",
-    "sealpost_subject_index",
-    "sealpost_signal_accounts",
-    "sealpost_signal_sessions",
-];
+/// Tables whose rows of a Local Storage region may sit at home: the events' plaintext headers
+/// (their bodies are in the region, counted under [`sealpost_testkit::SEALED_BODIES`]), the
+/// evidence projection's rows and the registry of the regions' stores.
+fn home_may_hold(table: &str) -> bool {
+    ["sealpost_events", "sealpost_region_stores"].contains(&table)
+        || table.starts_with("sealpost_ev_")
+}
 
-/// Every key-store row of a Local Storage region sits in that region's store.
-fn key_rows_stay_in_their_region(rows: &sealpost_testkit::RowsByRegion) {
+/// Every row of a Local Storage region sits in that region's store: its keys, index entries,
+/// Signal state, snapshots and sealed event bodies. Home holds at most the headers.
+fn rows_stay_in_their_region(rows: &sealpost_testkit::RowsByRegion) {
     let local = |code: &str| {
         code.parse::<sealpost_domain::Region>()
             .is_ok_and(|r| r.is_local_storage())
     };
     for ((store, table, region), n) in rows {
-        if KEY_TABLES.contains(&table.as_str()) && local(region) {
+        if local(region) && !home_may_hold(table) {
             assert_eq!(
                 store, region,
                 "{n} {region} rows of {table} in the {store} store"
@@ -386,13 +411,29 @@ fn key_rows_stay_in_their_region(rows: &sealpost_testkit::RowsByRegion) {
     }
 }
 
-/// The DE number's keys and Signal account are in DE's store.
+/// The DE number's keys, Signal account and sealed events are in DE's store.
 fn de_rows_in_de(rows: &sealpost_testkit::RowsByRegion) {
-    for table in ["sealpost_keys", "sealpost_signal_accounts"] {
+    for table in [
+        "sealpost_keys",
+        "sealpost_signal_accounts",
+        sealpost_testkit::SEALED_BODIES,
+    ] {
         let key = ("DE".to_owned(), table.to_owned(), "DE".to_owned());
         assert!(
             rows.get(&key).is_some_and(|n| *n > 0),
             "no DE rows of {table} in DE: {rows:?}"
+        );
+    }
+}
+
+/// Slices of DE's sealed bodies, each with the stores that hold it: DE's only.
+fn only_de_holds(holders: Vec<sealpost_testkit::Holders>) {
+    assert!(!holders.is_empty(), "DE has sealed bodies");
+    for held in holders {
+        assert_eq!(
+            held,
+            ["DE".to_owned()].into(),
+            "a DE body is held elsewhere"
         );
     }
 }
@@ -403,8 +444,15 @@ async fn sqlite_a_local_storage_number_keeps_its_messages_across_restarts() {
     let data = Data::new(root.path(), None);
     local_storage_across_restarts(data.clone()).await;
     let rows = sealpost_testkit::sqlite_rows_by_region(&data.dir).await;
-    key_rows_stay_in_their_region(&rows);
+    rows_stay_in_their_region(&rows);
     de_rows_in_de(&rows);
+    let bodies = sealpost_testkit::sqlite_region_bodies(&data.dir, "DE", 8).await;
+    only_de_holds(
+        bodies
+            .iter()
+            .map(|b| sealpost_testkit::files_holding(&data.dir, b))
+            .collect(),
+    );
     // The region's store is the owner's only, like the home store.
     use std::os::unix::fs::PermissionsExt as _;
     let mode =
@@ -416,7 +464,7 @@ async fn sqlite_a_local_storage_number_keeps_its_messages_across_restarts() {
 /// After the move: every key-store row of a Local Storage region in its own store; the keys
 /// written in DE still in DE; the new keys and the account in IN, none left in DE.
 fn moved_rows_stay_where_written(rows: &sealpost_testkit::RowsByRegion) {
-    key_rows_stay_in_their_region(rows);
+    rows_stay_in_their_region(rows);
     let n = |store: &str, table: &str| {
         rows.get(&(store.to_owned(), table.to_owned(), store.to_owned()))
             .copied()
@@ -427,6 +475,10 @@ fn moved_rows_stay_where_written(rows: &sealpost_testkit::RowsByRegion) {
         "what was written in DE stays: {rows:?}"
     );
     assert!(n("IN", "sealpost_keys") > 0, "{rows:?}");
+    for table in ["sealpost_keys", sealpost_testkit::SEALED_BODIES] {
+        assert!(n("DE", table) > 0, "what was written in DE stays: {rows:?}");
+        assert!(n("IN", table) > 0, "{rows:?}");
+    }
     assert_eq!(n("IN", "sealpost_signal_accounts"), 1, "{rows:?}");
     assert_eq!(
         n("DE", "sealpost_signal_accounts"),
@@ -462,8 +514,13 @@ async fn postgres_a_local_storage_number_keeps_its_messages_across_restarts() {
     let root = tempfile::tempdir().expect("dir");
     local_storage_across_restarts(Data::new(root.path(), Some(&pg))).await;
     let rows = pg.rows_by_region().await;
-    key_rows_stay_in_their_region(&rows);
+    rows_stay_in_their_region(&rows);
     de_rows_in_de(&rows);
+    let mut holders = Vec::new();
+    for body in pg.region_bodies("DE", 8).await {
+        holders.push(pg.stores_holding(&body).await);
+    }
+    only_de_holds(holders);
     pg.drop_schema().await;
 }
 

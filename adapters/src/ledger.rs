@@ -2,6 +2,7 @@
 //! from many commands into one durable transaction (group commit), opens rows on read, and
 //! offers catch-up subscriptions with durable checkpoints and a live tail.
 
+mod bodies;
 mod committer;
 mod event;
 mod reads;
@@ -9,12 +10,13 @@ mod sealing;
 mod snapshot;
 mod subscription;
 
+pub use bodies::{Reference, BODY_STREAM_TYPE};
 pub use event::{EventContext, OpenedEvent, PlainEvent};
 pub use reads::traced;
 pub use subscription::{Subscription, POLL_INTERVAL};
 
 use crate::clock::Clock;
-use crate::store::{AppendCommand, EventLog, StoreError, StreamId};
+use crate::store::{AppendCommand, EventLog, RegionStores, StoreError, StreamId};
 use crate::vault::{Vault, VaultError};
 use committer::run_committer;
 use std::sync::Arc;
@@ -90,12 +92,35 @@ pub struct EventStore {
     clock: Arc<dyn Clock>,
     jobs: mpsc::Sender<Job>,
     head: watch::Receiver<u64>,
+    /// Where the Local Storage regions' bodies go; `None`: every event whole in `log`.
+    bodies: Option<bodies::RegionBodies>,
 }
 
 impl EventStore {
-    /// Starts the store and its group committer (needs a tokio runtime).
+    /// Starts the store and its group committer (needs a tokio runtime), every event whole in
+    /// `log`.
     pub async fn start(
         log: Arc<dyn EventLog>,
+        vault: Arc<Vault>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, LedgerError> {
+        Self::start_with(log, None, vault, clock).await
+    }
+
+    /// Starts the store over the home `log`, each Local Storage region's event bodies in its
+    /// own store from `regions` (ADR 0020).
+    pub async fn start_with_regions(
+        log: Arc<dyn EventLog>,
+        regions: Arc<RegionStores>,
+        vault: Arc<Vault>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Self>, LedgerError> {
+        Self::start_with(log, Some(regions), vault, clock).await
+    }
+
+    async fn start_with(
+        log: Arc<dyn EventLog>,
+        regions: Option<Arc<RegionStores>>,
         vault: Arc<Vault>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>, LedgerError> {
@@ -109,12 +134,18 @@ impl EventStore {
             clock,
             jobs,
             head,
+            bodies: regions.map(bodies::RegionBodies::new),
         }))
     }
 
     /// The raw log.
     pub fn log(&self) -> &Arc<dyn EventLog> {
         &self.log
+    }
+
+    /// The stores of the Local Storage regions, when their events' bodies are kept there.
+    pub fn region_stores(&self) -> Option<&Arc<RegionStores>> {
+        self.bodies.as_ref().map(bodies::RegionBodies::stores)
     }
 
     /// The key vault.
@@ -137,6 +168,12 @@ impl EventStore {
         events: Vec<PlainEvent>,
     ) -> Result<Vec<u64>, LedgerError> {
         let command = self.seal(stream, expected, ctx, events).await?;
+        let command = match &self.bodies {
+            Some(bodies) if ctx.region.is_local_storage() => {
+                bodies.place(ctx.region, command).await?
+            }
+            _ => command,
+        };
         self.submit(command).await
     }
 

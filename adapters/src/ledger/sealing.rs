@@ -83,11 +83,8 @@ impl EventStore {
                 return Ok(out);
             };
             after = last.position;
-            for row in rows {
-                if keep(&row.header) {
-                    out.push(self.open_row(row).await?);
-                }
-            }
+            let kept = rows.into_iter().filter(|r| keep(&r.header)).collect();
+            out.extend(self.open_rows(kept).await?);
         }
     }
 
@@ -111,8 +108,27 @@ impl EventStore {
         Ok((key, 4))
     }
 
-    /// Opens one stored row's outer layer.
+    /// Opens one stored row's outer layer (its body read from its region when the home row
+    /// references one).
     pub async fn open_row(&self, row: StoredRow) -> Result<OpenedEvent, LedgerError> {
+        let mut opened = self.open_rows(vec![row]).await?;
+        opened
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("a row did not open").into())
+    }
+
+    /// Opens rows' outer layers, reading the regions' bodies they reference together.
+    pub async fn open_rows(&self, rows: Vec<StoredRow>) -> Result<Vec<OpenedEvent>, LedgerError> {
+        let rows = self.resolved(rows).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            out.push(self.open_body(r).await?);
+        }
+        Ok(out)
+    }
+
+    /// Opens one row whose payload is its sealed body.
+    async fn open_body(&self, row: StoredRow) -> Result<OpenedEvent, LedgerError> {
         let (key, skip) = self
             .ledger_key_for(&row.header.business_id, &row.header.region, &row.payload)
             .await?;
@@ -126,17 +142,6 @@ impl EventStore {
             payload: env.payload,
             metadata: env.metadata,
         })
-    }
-
-    pub(super) async fn open_rows(
-        &self,
-        rows: Vec<StoredRow>,
-    ) -> Result<Vec<OpenedEvent>, LedgerError> {
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(self.open_row(r).await?);
-        }
-        Ok(out)
     }
 
     /// Events of one stream after sequence `after`.
@@ -171,8 +176,8 @@ impl EventStore {
                 (id.clone(), Vec::new())
             })
             .collect();
-        for row in self.log.read_streams(business, kind, ids).await? {
-            let event = self.open_row(row).await?;
+        let rows = self.log.read_streams(business, kind, ids).await?;
+        for event in self.open_rows(rows).await? {
             out.entry(event.header.stream.id.clone())
                 .or_default()
                 .push(event);

@@ -54,16 +54,21 @@ impl EventStore {
             plain,
             &snapshot_aad(stream, &ctx.business_id, region, current_sequence),
         ));
-        self.log
-            .save_snapshot(&SnapshotRow {
-                stream: stream.clone(),
-                business_id: ctx.business_id.clone(),
-                region: region.to_owned(),
-                current_sequence,
-                snapshot_version,
-                payload,
-            })
-            .await?;
+        let log = match self.region_stores() {
+            Some(stores) if ctx.region.is_local_storage() => {
+                stores.events_for_write(ctx.region).await?
+            }
+            _ => self.log.clone(),
+        };
+        log.save_snapshot(&SnapshotRow {
+            stream: stream.clone(),
+            business_id: ctx.business_id.clone(),
+            region: region.to_owned(),
+            current_sequence,
+            snapshot_version,
+            payload,
+        })
+        .await?;
         Ok(())
     }
 
@@ -85,7 +90,7 @@ impl EventStore {
         &self,
         stream: &StreamId,
     ) -> Result<Option<(Vec<u8>, u64, u64)>, LedgerError> {
-        let Some(s) = self.log.load_snapshot(stream).await? else {
+        let Some(s) = self.newest_snapshot(stream).await? else {
             return Ok(None);
         };
         let (key, skip) = self
@@ -98,5 +103,27 @@ impl EventStore {
         )
         .map_err(|_| StoreError::Corrupt("snapshot does not open"))?;
         Ok(Some((plain, s.current_sequence, s.snapshot_version)))
+    }
+
+    /// The newest snapshot of `stream` in the home store or any region's (a stream's snapshot
+    /// is saved in the region of the command that saved it).
+    async fn newest_snapshot(&self, stream: &StreamId) -> Result<Option<SnapshotRow>, LedgerError> {
+        let mut newest = self.log.load_snapshot(stream).await?;
+        if let Some(stores) = self.region_stores() {
+            for region in stores.regions().await? {
+                let Some(log) = stores.events_for_read(region).await? else {
+                    continue;
+                };
+                if let Some(s) = log.load_snapshot(stream).await? {
+                    if newest
+                        .as_ref()
+                        .is_none_or(|n| n.current_sequence < s.current_sequence)
+                    {
+                        newest = Some(s);
+                    }
+                }
+            }
+        }
+        Ok(newest)
     }
 }

@@ -2,24 +2,31 @@
 //! ([`RegionLayout`]), which exist ([`RegionRegistry`], recorded in the home store), and opening
 //! them on first use ([`RegionStores`]). NA and EU, the default regions, are the home store's.
 
-use super::{postgres, sqlite, KeyStore, LeaseRow, Leases, StoreError};
+use super::{postgres, sqlite, EventLog, KeyStore, LeaseRow, Leases, StoreError};
 use async_trait::async_trait;
 use sealpost_domain::Region;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// What a Local Storage region's own store holds: what [`super::RegionalKeys`] routes there.
-/// (The record of processing quotes it; change it with the routing.)
-pub const HELD_IN_REGION: &str = "the region's wrapped keys (ledger, retention-epoch, subject \
-     and media keys) with their tombstones, the blind index of its consumers' numbers, and its \
-     Signal accounts and sessions";
+/// What a Local Storage region's own store holds: what [`super::RegionalKeys`] and the event
+/// store's region bodies route there. (The record of processing quotes it; change it with the
+/// routing.)
+pub const HELD_IN_REGION: &str = "the sealed bodies of the region's events (message content, \
+     media, template parameters, consumer numbers) in a log of its own with its own \
+     tamper-evident tree, its aggregates' snapshots, the region's wrapped keys (ledger, \
+     retention-epoch, subject and media keys) with their tombstones, the blind index of its \
+     consumers' numbers, and its Signal accounts and sessions";
 
 /// What the home store holds.
 pub const HELD_AT_HOME: &str = "business information, tokens, statistics, billing, integrity \
-     signals and the access log; the sealed events and the tamper-evident log of every region; \
-     the keys, blind index and Signal state of the default regions (NA, EU), and those a Local \
-     Storage region stored before it had a store of its own, until they expire";
+     signals and the access log; the one ordered log of every event's plaintext header (type, \
+     time, business, region; no content), which for a Local Storage region's event holds a \
+     reference to its body in the region (position and hash) instead of the body; the \
+     evidence projection's rows (for a region's messages: message id, epoch and the consumer's \
+     tag under the region's key); the events, keys, blind index and Signal state of the \
+     default regions (NA, EU); and what a Local Storage region stored before it had a store \
+     of its own, until it expires";
 
 /// The directory under the data directory that holds a folder per region (`regions/DE/`).
 pub const REGIONS_DIR: &str = "regions";
@@ -173,6 +180,7 @@ impl RegionLayout {
                 crate::files::create_private_dir_all(&dir)
                     .map_err(|e| StoreError::Database(format!("region directory: {}", e.kind())))?;
                 Ok(Regional {
+                    events: Arc::new(sqlite::SqliteEventLog::open(&dir).await?),
                     keys: Arc::new(sqlite::SqliteKeyStore::open(&dir).await?),
                     leases: None,
                 })
@@ -187,6 +195,7 @@ impl RegionLayout {
                         .await?;
                 let store = Arc::new(postgres::PostgresStore::new(pool));
                 Ok(Regional {
+                    events: store.clone(),
                     keys: store.clone(),
                     leases: Some(store),
                 })
@@ -263,6 +272,8 @@ fn derived_template(home_url: &str) -> Result<String, StoreError> {
 /// One region's opened store.
 #[derive(Debug, Clone)]
 struct Regional {
+    /// The sealed bodies of its events, in a log of its own (ADR 0020).
+    events: Arc<dyn EventLog>,
     keys: Arc<dyn KeyStore>,
     /// Where its fenced writes find the leases (Postgres; the embedded store serves one
     /// process and fences nothing).
@@ -349,13 +360,31 @@ impl RegionStores {
         &self,
         region: Region,
     ) -> Result<Option<Arc<dyn KeyStore>>, StoreError> {
+        Ok(self.for_read(region).await?.map(|s| s.keys))
+    }
+
+    /// `region`'s event log for a write: created, migrated and recorded on first use.
+    pub async fn events_for_write(&self, region: Region) -> Result<Arc<dyn EventLog>, StoreError> {
+        Ok(self.opened(region).await?.events)
+    }
+
+    /// `region`'s event log for a read: `None` while it has no store.
+    pub async fn events_for_read(
+        &self,
+        region: Region,
+    ) -> Result<Option<Arc<dyn EventLog>>, StoreError> {
+        Ok(self.for_read(region).await?.map(|s| s.events))
+    }
+
+    /// `region`'s store if it exists (opened in this process, or recorded by any node).
+    async fn for_read(&self, region: Region) -> Result<Option<Regional>, StoreError> {
         if let Some(store) = self.cell(region).get() {
-            return Ok(Some(store.keys.clone()));
+            return Ok(Some(store.clone()));
         }
         if !self.regions().await?.contains(&region) {
             return Ok(None);
         }
-        self.keys_for_write(region).await.map(Some)
+        self.opened(region).await.map(Some)
     }
 
     /// The once-cell of `region`'s store.

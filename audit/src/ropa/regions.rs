@@ -56,8 +56,8 @@ fn codes_of(regions: &[RegionRecord], kind: RegionKind) -> String {
 /// Where the data of each region is, as the deployment has it: every region has its own root
 /// key; the home `store` holds what its [`StoreRecord::holds`] says, and each Local Storage
 /// region with a store of its own (`stores`) holds what its record says. With Local Storage
-/// regions in use the statement says what stays in the home store (their sealed events, for
-/// now), so the record never claims a separation the deployment does not have.
+/// regions in use the statement says what the home store keeps of them (their events' headers),
+/// so the record never claims a separation the deployment does not have.
 pub(super) fn transfer_statement(
     regions: &[RegionRecord],
     store: &str,
@@ -104,9 +104,12 @@ pub(super) fn transfer_statement(
     if regions.iter().any(|r| r.kind == RegionKind::LocalStorage) {
         let _ = write!(
             s,
-            " The sealed events of a number that elected Local Storage, its message content \
-             among them, are at rest in the home store, outside its country, and the \
-             {DATA_IN_USE_MAX_MINUTES}-minute limit on data in use elsewhere is not enforced."
+            " The sealed events of a number that elected Local Storage (message content, media, \
+             template parameters, consumer numbers) are at rest only in its region's store; the \
+             home store keeps each event's plaintext header (type, time, business, region) and \
+             a reference to its body, in the one ordered log every node follows. Data in use \
+             elsewhere is held only in the home node's memory, at most \
+             {DATA_IN_USE_MAX_MINUTES} minutes."
         );
     }
     if regions.iter().any(|r| r.kind == RegionKind::Unrecognised) {

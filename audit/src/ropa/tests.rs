@@ -227,7 +227,7 @@ fn regions_mark_de_as_local_storage() {
     let statement = &ropa.processor.transfers.statement;
     assert!(statement.contains("Local Storage regions in use: DE, GB"));
     // The stores as the deployment has them: the home store and DE's own, each with what it
-    // holds; GB has none, and the sealed events stay home, which the record says.
+    // holds; GB has none yet (nothing was written there).
     assert!(
         statement.contains(
             "The home store (sqlite (embedded), /srv/sealpost) holds the home store's rows."
@@ -242,10 +242,10 @@ fn regions_mark_de_as_local_storage() {
     );
     assert!(!statement.contains("GB has a store"), "{statement}");
     assert!(
-        statement.contains("at rest in the home store, outside its country"),
+        statement.contains("are at rest only in its region's store"),
         "{statement}"
     );
-    assert!(statement.contains("60-minute limit"), "{statement}");
+    assert!(statement.contains("at most 60 minutes"), "{statement}");
     assert_eq!(ropa.processor.transfers.stores.len(), 2);
     let markdown = ropa.to_markdown();
     assert!(

@@ -240,8 +240,12 @@ impl PgTestDb {
         .fetch_all(&admin)
         .await
         .expect("tables");
-        let text = String::from_utf8_lossy(needle).into_owned();
         let hex: String = needle.iter().map(|b| format!("{b:02x}")).collect();
+        // Binary needles (sealed bytes) are looked for only as Postgres shows them: in hex.
+        let text = std::str::from_utf8(needle)
+            .ok()
+            .filter(|t| !t.contains('\0'))
+            .map_or_else(|| hex.clone(), str::to_owned);
         let mut found = Holders::new();
         for (schema, table) in tables {
             let (hits,): (i64,) = sqlx::query_as(&format!(
@@ -261,6 +265,13 @@ impl PgTestDb {
         found
     }
 }
+
+/// The pseudo-table [`RowsByRegion`] counts the event rows that hold a sealed body under (the
+/// others hold a reference to a body in a region's store).
+pub const SEALED_BODIES: &str = "sealpost_events (sealed bodies)";
+
+/// The first bytes of a reference to a body in a region's store (never a key version).
+const REFERENCE_MARK: &str = "ffffffff";
 
 /// Rows per store, table and region code: every table with a `region` column in every
 /// physical store (`home`, or a region's code).
@@ -296,16 +307,29 @@ pub async fn sqlite_rows_by_region(dir: &std::path::Path) -> RowsByRegion {
         .await
         .expect("tables");
         for (table,) in tables {
-            let counts: Vec<(String, i64)> = sqlx::query_as(&format!(
-                "SELECT region, COUNT(*) FROM \"{table}\" GROUP BY region"
-            ))
-            .fetch_all(&mut conn)
-            .await
-            .expect("count");
-            for (region, n) in counts {
-                *rows
-                    .entry((store.clone(), table.clone(), region))
-                    .or_default() += n;
+            let mut queries = vec![(
+                table.clone(),
+                format!("SELECT region, COUNT(*) FROM \"{table}\" GROUP BY region"),
+            )];
+            if table == "sealpost_events" {
+                queries.push((
+                    SEALED_BODIES.to_owned(),
+                    format!(
+                        "SELECT region, COUNT(*) FROM sealpost_events \
+                         WHERE substr(payload, 1, 4) <> x'{REFERENCE_MARK}' GROUP BY region"
+                    ),
+                ));
+            }
+            for (name, query) in queries {
+                let counts: Vec<(String, i64)> = sqlx::query_as(&query)
+                    .fetch_all(&mut conn)
+                    .await
+                    .expect("count");
+                for (region, n) in counts {
+                    *rows
+                        .entry((store.clone(), name.clone(), region))
+                        .or_default() += n;
+                }
             }
         }
     }
@@ -328,18 +352,79 @@ impl PgTestDb {
         .expect("tables");
         let mut rows = RowsByRegion::new();
         for (schema, table) in tables {
-            let counts: Vec<(String, i64)> = sqlx::query_as(&format!(
-                "SELECT region, COUNT(*) FROM \"{schema}\".\"{table}\" GROUP BY region"
-            ))
-            .fetch_all(&admin)
-            .await
-            .expect("count");
+            let mut queries = vec![(
+                table.clone(),
+                format!("SELECT region, COUNT(*) FROM \"{schema}\".\"{table}\" GROUP BY region"),
+            )];
+            if table == "sealpost_events" {
+                queries.push((
+                    SEALED_BODIES.to_owned(),
+                    format!(
+                        "SELECT region, COUNT(*) FROM \"{schema}\".sealpost_events \
+                         WHERE substring(payload from 1 for 4) <> '\\x{REFERENCE_MARK}'::bytea \
+                         GROUP BY region"
+                    ),
+                ));
+            }
             let store = self.store_of_schema(&schema);
-            for (region, n) in counts {
-                rows.insert((store.clone(), table.clone(), region), n);
+            for (name, query) in queries {
+                let counts: Vec<(String, i64)> = sqlx::query_as(&query)
+                    .fetch_all(&admin)
+                    .await
+                    .expect("count");
+                for (region, n) in counts {
+                    rows.insert((store.clone(), name.clone(), region), n);
+                }
             }
         }
         admin.close().await;
         rows
+    }
+}
+
+/// A slice out of each of up to `n` sealed event bodies in the store of `region` (its code)
+/// of the embedded data directory `dir`: bytes only that store may hold.
+pub async fn sqlite_region_bodies(dir: &std::path::Path, region: &str, n: i64) -> Vec<Vec<u8>> {
+    use sqlx::sqlite::SqliteConnectOptions;
+    let file = dir.join("regions").join(region).join("events.db");
+    let options = SqliteConnectOptions::new().filename(&file).read_only(true);
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .expect("open a region's events");
+    let bodies: Vec<(Vec<u8>,)> =
+        sqlx::query_as("SELECT payload FROM sealpost_events ORDER BY position LIMIT $1")
+            .bind(n)
+            .fetch_all(&mut conn)
+            .await
+            .expect("bodies");
+    bodies.into_iter().map(|(b,)| body_slice(b)).collect()
+}
+
+/// 24 bytes from inside a sealed body (past its key version and nonce).
+fn body_slice(body: Vec<u8>) -> Vec<u8> {
+    assert!(
+        body.len() >= 64,
+        "a sealed body is longer than {}",
+        body.len()
+    );
+    body[32..56].to_vec()
+}
+
+impl PgTestDb {
+    /// [`sqlite_region_bodies`] on Postgres: from the schema of `region` beside this one.
+    pub async fn region_bodies(&self, region: &str, n: i64) -> Vec<Vec<u8>> {
+        let admin = postgres::connect(&self.url, None, 1)
+            .await
+            .expect("connect");
+        let schema = format!("{}_{}", self.schema, region.to_ascii_lowercase());
+        let bodies: Vec<(Vec<u8>,)> = sqlx::query_as(&format!(
+            "SELECT payload FROM \"{schema}\".sealpost_events ORDER BY position LIMIT $1"
+        ))
+        .bind(n)
+        .fetch_all(&admin)
+        .await
+        .expect("bodies");
+        admin.close().await;
+        bodies.into_iter().map(|(b,)| body_slice(b)).collect()
     }
 }
