@@ -54,6 +54,7 @@ pub mod evidence;
 mod inbound;
 pub mod media;
 mod messages;
+pub mod region_audit;
 mod subjects;
 mod tenants;
 #[cfg(test)]
@@ -102,6 +103,8 @@ pub struct Sealpost {
     policy: RetentionPolicy,
     /// The tamper-evident log, opened on first use (so `audit verify` can read a damaged store).
     audit: Arc<tokio::sync::OnceCell<Arc<AuditLog>>>,
+    /// The Local Storage regions' own logs, opened on first use.
+    region_audits: region_audit::RegionAudits,
     /// Where checkpoints are also written, outside the database.
     witness: Option<PathBuf>,
     /// Held while this process folds the evidence projections (their rows are in the store).
@@ -240,6 +243,7 @@ impl Sealpost {
             clock,
             policy,
             audit: Arc::new(tokio::sync::OnceCell::new()),
+            region_audits: Default::default(),
             witness: None,
             evidence: Arc::new(tokio::sync::Mutex::new(())),
         })
@@ -304,6 +308,7 @@ impl Sealpost {
             clock: &*self.clock,
             policy: self.policy,
             audit: &self.audit,
+            region_audits: &self.region_audits,
             witness: self.witness.as_deref(),
             folding: &self.evidence,
         }

@@ -125,7 +125,7 @@ pub async fn audit_verify(
             }
         )?;
     }
-    let verdict = match &opts.bundle {
+    let (verdict, regions) = match &opts.bundle {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("read {}", path.display()))?;
@@ -133,47 +133,105 @@ pub async fn audit_verify(
             if bundle.format != verify::BUNDLE_FORMAT {
                 anyhow::bail!("unknown bundle format {:?}", bundle.format);
             }
-            verify::verify_bundle(&bundle, &witness, key.as_ref())
+            (
+                verify::verify_bundle(&bundle, &witness, key.as_ref()),
+                Vec::new(),
+            )
         }
         None => {
             let stores = at.stores().await?;
-            if !opts.json {
-                // The stores of Local Storage regions hold keys and Signal state, not events
-                // (ADR 0019): the one log verified here covers every region's events.
-                for store in stores.layout().await? {
-                    if let Some(region) = store.region {
-                        writeln!(
-                            out,
-                            "store {} ({}): keys and Signal state only; its events are in the log verified here",
-                            region.code(),
-                            store.location
-                        )?;
-                    }
-                }
-            }
             let mut progress = |n: u64| {
                 if n.is_multiple_of(50_000) {
                     let _ = writeln!(std::io::stderr(), "… {n} rows read");
                 }
             };
-            verify::verify_store(
+            let verdict = verify::verify_store(
                 stores.events.as_ref(),
                 &witness,
                 key.as_ref(),
                 &mut progress,
             )
-            .await?
+            .await?;
+            (verdict, verify_regions(&stores, &mut progress).await?)
         }
     };
-    print_verdict(&verdict, opts.json, out)?;
-    Ok(if verdict.is_ok() { 0 } else { 1 })
+    let ok = verdict.is_ok() && regions.iter().all(RegionVerdict::is_ok);
+    if opts.json {
+        let mut v = serde_json::to_value(&verdict)?;
+        if !regions.is_empty() {
+            v["regions"] = serde_json::to_value(&regions)?;
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        print_verdict(&verdict, out)?;
+        for r in &regions {
+            writeln!(
+                out,
+                "store {} ({}): its own log of the region's sealed event bodies",
+                r.region, r.location
+            )?;
+            print_verdict(&r.verdict, out)?;
+            writeln!(
+                out,
+                "references from the home log: {} checked, {} broken{}",
+                r.references.checked,
+                r.references.broken.len(),
+                r.references
+                    .broken
+                    .first()
+                    .map(|p| format!(" (first at home position {p})"))
+                    .unwrap_or_default()
+            )?;
+        }
+    }
+    Ok(if ok { 0 } else { 1 })
 }
 
-fn print_verdict(v: &Verdict, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(v)?)?;
-        return Ok(());
+/// What `audit verify` found in one Local Storage region's own store.
+#[derive(Debug, serde::Serialize)]
+struct RegionVerdict {
+    region: String,
+    location: String,
+    verdict: verify::Verdict,
+    references: verify::References,
+}
+
+impl RegionVerdict {
+    fn is_ok(&self) -> bool {
+        self.verdict.is_ok() && self.references.broken.is_empty()
     }
+}
+
+/// Verifies each Local Storage region's log against its own checkpoints (signed by the
+/// region's key: trusted as stored) and the home log's references to its bodies.
+async fn verify_regions(
+    stores: &Stores,
+    progress: &mut (dyn FnMut(u64) + Send),
+) -> anyhow::Result<Vec<RegionVerdict>> {
+    let mut out = Vec::new();
+    for store in stores.layout().await? {
+        let Some(region) = store.region else {
+            continue;
+        };
+        let Some(log) = stores.regions.events_for_read(region).await? else {
+            continue;
+        };
+        out.push(RegionVerdict {
+            region: region.code().to_owned(),
+            location: store.location,
+            verdict: verify::verify_store(log.as_ref(), &[], None, progress).await?,
+            references: verify::verify_references(
+                stores.events.as_ref(),
+                region.code(),
+                log.as_ref(),
+            )
+            .await?,
+        });
+    }
+    Ok(out)
+}
+
+fn print_verdict(v: &Verdict, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(
         out,
         "rows: {}  leaves: {}  checkpoints: {}",

@@ -103,13 +103,24 @@ async fn deliver(
     stop: &mut watch::Receiver<bool>,
 ) -> Result<Option<bool>, AppError> {
     let first = n.since;
-    let signature = format!(
-        "sha256={}",
-        crypto::hmac_hex(hook.secret.as_bytes(), &n.body)
-    );
     let mut attempt = 0u32;
     loop {
         attempt += 1;
+        // A Local Storage region's body exists only while it is posted.
+        let body = match &n.source {
+            Some(e) => match build(app, hook, e, &Known::default()).await {
+                Ok(Some(b)) => zeroize::Zeroizing::new(b.body),
+                // Gone meanwhile (its subject erased, its keys destroyed): nothing to tell.
+                Ok(None) => return Ok(Some(false)),
+                Err(err) if !err.is_unavailable() => {
+                    tracing::warn!(error = %err, app_id = %hook.app_id, "webhook notification no longer builds; given up");
+                    return Ok(Some(false));
+                }
+                Err(err) => return Err(err),
+            },
+            None => zeroize::Zeroizing::new(n.body.clone()),
+        };
+        let signature = format!("sha256={}", crypto::hmac_hex(hook.secret.as_bytes(), &body));
         let traceparent = sealpost_adapters::exec::CommandMeta::new(
             hook.business.as_str(),
             hook.region,
@@ -126,7 +137,7 @@ async fn deliver(
             headers.push(("traceparent", tp));
         }
         match client
-            .post(&hook.callback_url, n.body.clone(), &headers)
+            .post(&hook.callback_url, body.to_vec(), &headers)
             .await
         {
             Ok(200) => return Ok(Some(true)),
@@ -194,7 +205,7 @@ async fn build_retrying(
 ) -> Option<Option<Built>> {
     loop {
         match build(app, hook, e, known).await {
-            Ok(b) => return Some(b),
+            Ok(b) => return Some(b.map(|b| b.held_only_while_posted(e))),
             Err(err) => {
                 tracing::error!(error = %err, "webhook notification could not be built; trying again");
                 if pause(&mut stop).await {

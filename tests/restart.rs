@@ -375,8 +375,30 @@ fn reports_list_the_region_store(data: &Data) {
     let mut verify = vec!["audit".to_owned(), "verify".to_owned()];
     verify.extend(args.iter().cloned());
     let verified = common::server::sealpost(verify);
-    assert!(verified.contains("store DE ("), "{verified}");
-    assert!(verified.contains("OK: the log verifies"), "{verified}");
+    assert!(
+        verified.contains("store DE (") && verified.contains("its own log of the region's"),
+        "{verified}"
+    );
+    assert_eq!(
+        verified.matches("OK: the log verifies").count(),
+        2,
+        "the home log and DE's: {verified}"
+    );
+    let references = verified
+        .lines()
+        .find_map(|l| l.strip_prefix("references from the home log: "))
+        .expect("DE's references checked");
+    assert!(
+        references.ends_with(" checked, 0 broken") && !references.starts_with("0 "),
+        "{references}"
+    );
+    // The retention report names the checkpoint of DE's own log.
+    assert!(
+        retention["stores"][1]["checkpoint"]["size"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "{retention}"
+    );
     let statement = ropa["processor"]["transfers"]["statement"]
         .as_str()
         .expect("statement");
@@ -459,6 +481,25 @@ async fn sqlite_a_local_storage_number_keeps_its_messages_across_restarts() {
         |p: &std::path::Path| std::fs::metadata(p).expect("exists").permissions().mode() & 0o777;
     assert_eq!(mode(&data.dir.join("regions/DE")), 0o700);
     assert_eq!(mode(&data.dir.join("regions/DE/keys.db")), 0o600);
+    assert_eq!(mode(&data.dir.join("regions/DE/events.db")), 0o600);
+    // A body changed in DE's store: `audit verify` finds it in DE's log and in the home log's
+    // reference to it, and fails.
+    let tampered = sealpost_testkit::sqlite_tamper_region_body(&data.dir, "DE").await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&data.dir)
+        .output()
+        .expect("run sealpost");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(" checked, 1 broken (first at home position "),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("FAILED: first bad position {tampered}")),
+        "{text}"
+    );
 }
 
 /// After the move: every key-store row of a Local Storage region in its own store; the keys

@@ -258,7 +258,20 @@ impl AuditLog {
         witness: Option<PathBuf>,
         now: Timestamp,
     ) -> Result<Arc<Self>, AuditError> {
-        let seed = vault.audit_signing_seed(SIGNING_KEY_REGION, now).await?;
+        Self::open_in(events, vault, SIGNING_KEY_REGION, origin, witness, now).await
+    }
+
+    /// Opens the log of a store whose signing key is `region`'s: wrapped by that region's root
+    /// key and kept in its key store (a Local Storage region's own log, ADR 0020).
+    pub async fn open_in(
+        events: Arc<dyn EventLog>,
+        vault: &Vault,
+        region: Region,
+        origin: &str,
+        witness: Option<PathBuf>,
+        now: Timestamp,
+    ) -> Result<Arc<Self>, AuditError> {
+        let seed = vault.audit_signing_seed(region, now).await?;
         let signer = SigningKey::from_bytes(&seed);
         // The right edge from the stored tiles: a few queries, not every leaf (ADR 0013).
         let size = events.audit_size().await?;

@@ -58,9 +58,13 @@ pub struct StoreRow {
     pub location: String,
     /// What it holds.
     pub holds: String,
-    /// Which tamper-evident log covers its rows: the home store's (whose checkpoint the report
-    /// names) until a region's store has a log of its own (ADR 0019).
+    /// Which tamper-evident log covers its rows: the home store's is the one whose checkpoint
+    /// the report names; a Local Storage region's store has its own (ADR 0020).
     pub audit_log: String,
+    /// The checkpoint of a region's own log the report draws on (`None` for the home store:
+    /// the report's `checkpoint`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointRef>,
 }
 
 /// Message totals. `created == live + shredded` when the books balance.

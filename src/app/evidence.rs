@@ -113,6 +113,7 @@ service! {
         clock: &'a dyn Clock,
         policy: RetentionPolicy,
         audit: &'a tokio::sync::OnceCell<Arc<AuditLog>>,
+        region_audits: &'a super::region_audit::RegionAudits,
         witness: Option<&'a Path>,
         folding: &'a Arc<tokio::sync::Mutex<()>>,
     }
@@ -317,20 +318,39 @@ impl Evidence<'_> {
             signed_at: checkpoint.signed_at,
             public_key: checkpoint.public_key.clone(),
         });
+        let regions = self.region_checkpoints().await?;
         report.stores = self
             .store_layout()
             .await?
             .into_iter()
-            .map(|s| StoreRow {
-                audit_log: match s.region {
-                    None => "this store's own: the report's checkpoint is of it".to_owned(),
-                    Some(_) => "none of its own: it holds keys and Signal state, not events; \
-                                the region's events are in the home store and its log"
-                        .to_owned(),
-                },
-                region: s.region,
-                location: s.location,
-                holds: s.holds,
+            .map(|s| {
+                let own = s
+                    .region
+                    .as_deref()
+                    .and_then(|code| code.parse().ok())
+                    .and_then(|r| regions.get(&r));
+                StoreRow {
+                    audit_log: match (&s.region, own) {
+                        (None, _) => {
+                            "this store's own: the report's checkpoint is of it".to_owned()
+                        }
+                        (Some(_), Some(c)) => format!(
+                            "its own (the region's sealed event bodies): checkpoint of size {} \
+                             with root {}, signed by the region's key {}",
+                            c.size, c.root, c.public_key
+                        ),
+                        (Some(_), None) => "its own: no checkpoint signed yet".to_owned(),
+                    },
+                    checkpoint: own.map(|c| CheckpointRef {
+                        size: c.size,
+                        root: c.root.clone(),
+                        signed_at: c.signed_at,
+                        public_key: c.public_key.clone(),
+                    }),
+                    region: s.region,
+                    location: s.location,
+                    holds: s.holds,
+                }
             })
             .collect();
         Ok(report)

@@ -125,7 +125,9 @@ async fn sequence(s: &Shared, now: Timestamp, last_checkpoint: &mut Timestamp) {
             return;
         }
     };
-    if now.millis() - last_checkpoint.millis() < CHECKPOINT_EVERY_MS {
+    let due = now.millis() - last_checkpoint.millis() >= CHECKPOINT_EVERY_MS;
+    sequence_regions(s, due).await;
+    if !due {
         if let Err(e) = audit.sequence().await {
             tracing::error!(error = %e, "audit sequencing failed");
         }
@@ -145,5 +147,26 @@ async fn sequence(s: &Shared, now: Timestamp, last_checkpoint: &mut Timestamp) {
             });
         }
         Err(e) => tracing::error!(error = %e, "audit sequencing failed"),
+    }
+}
+
+/// The Local Storage regions' own logs: sequenced, and a checkpoint signed when `due`.
+async fn sequence_regions(s: &Shared, due: bool) {
+    let audits = match s.app.region_audits().await {
+        Ok(audits) => audits,
+        Err(e) => {
+            tracing::error!(error = %e, "a region's audit log is unavailable");
+            return;
+        }
+    };
+    for (region, audit) in audits {
+        let done = if due {
+            audit.checkpoint(s.app.now()).await.map(|_| ())
+        } else {
+            audit.sequence().await.map(|_| ())
+        };
+        if let Err(e) = done {
+            tracing::error!(region = region.code(), error = %e, "a region's audit sequencing failed");
+        }
     }
 }

@@ -76,11 +76,33 @@ pub(super) struct Built {
     /// The consumer it tells of: one consumer's notifications are posted in log order.
     pub(super) lane: SubjectId,
     pub(super) id: String,
+    /// The body; empty for a Local Storage region's notification, whose body is built again
+    /// for each attempt from [`Built::source`] and dropped after it.
     pub(super) body: Vec<u8>,
     pub(super) expires: Timestamp,
     /// When the event it tells of was recorded: the 7-day retry window runs from here, so a
     /// restart does not open a new one.
     pub(super) since: Timestamp,
+    /// The event (inner fields still sealed) a Local Storage region's notification is built
+    /// from at each attempt: its content is never held by this node between attempts (issue
+    /// 14: data in use outside its region at most 60 minutes).
+    pub(super) source: Option<OpenedEvent>,
+}
+
+impl Built {
+    /// Drops the body of a Local Storage region's notification, keeping what builds it again.
+    pub(super) fn held_only_while_posted(mut self, e: &OpenedEvent) -> Self {
+        let local = e
+            .header
+            .region
+            .parse::<sealpost_domain::Region>()
+            .is_ok_and(sealpost_domain::Region::is_local_storage);
+        if local {
+            zeroize::Zeroize::zeroize(&mut self.body);
+            self.source = Some(e.clone());
+        }
+        self
+    }
 }
 
 /// Opens a sealed field of a message through the gate, as the webhook pipeline.
@@ -217,6 +239,7 @@ pub(super) async fn build(
             body,
             expires: expires_for(epoch),
             since: at,
+            source: None,
         }))
     };
     match status {

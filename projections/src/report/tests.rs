@@ -64,12 +64,19 @@ fn sample() -> RetentionReport {
                 location: "/srv/sealpost".to_owned(),
                 holds: "everything else".to_owned(),
                 audit_log: "this store's".to_owned(),
+                checkpoint: None,
             },
             StoreRow {
                 region: Some("DE".to_owned()),
                 location: "/srv/sealpost/regions/DE".to_owned(),
                 holds: "DE's <keys>".to_owned(),
-                audit_log: "the home store's".to_owned(),
+                audit_log: "its own".to_owned(),
+                checkpoint: Some(CheckpointRef {
+                    size: 12,
+                    root: "ef".repeat(32),
+                    signed_at: START + 40 * DAY_MS - 5_000,
+                    public_key: "01".repeat(32),
+                }),
             },
         ],
     }

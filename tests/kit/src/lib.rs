@@ -428,3 +428,28 @@ impl PgTestDb {
         bodies.into_iter().map(|(b,)| body_slice(b)).collect()
     }
 }
+
+/// Flips a byte of the first sealed body in the store of `region` of the embedded data
+/// directory `dir`, as someone with write access to its file could: its position there.
+pub async fn sqlite_tamper_region_body(dir: &std::path::Path, region: &str) -> i64 {
+    use sqlx::sqlite::SqliteConnectOptions;
+    let file = dir.join("regions").join(region).join("events.db");
+    let options = SqliteConnectOptions::new().filename(&file);
+    let mut conn = <sqlx::SqliteConnection as sqlx::Connection>::connect_with(&options)
+        .await
+        .expect("open a region's events");
+    let (position, mut body): (i64, Vec<u8>) =
+        sqlx::query_as("SELECT position, payload FROM sealpost_events ORDER BY position LIMIT 1")
+            .fetch_one(&mut conn)
+            .await
+            .expect("a body");
+    let last = body.len() - 1;
+    body[last] ^= 0x01;
+    sqlx::query("UPDATE sealpost_events SET payload = $1 WHERE position = $2")
+        .bind(&body)
+        .bind(position)
+        .execute(&mut conn)
+        .await
+        .expect("tamper");
+    position
+}
