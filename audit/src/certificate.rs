@@ -41,11 +41,79 @@ pub struct ErasureCertificate {
     pub inclusion_proof: InclusionProof,
     /// The signed checkpoint.
     pub checkpoint: Checkpoint,
+    /// For a subject of a Local Storage region: the erasure's sealed body in that region's own
+    /// log, proven under the region's checkpoint (the certificate comes from the subject's
+    /// region; ADR 0020).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<RegionProof>,
+}
+
+/// The erasure's body in a Local Storage region's own log, tied to the home row that
+/// references it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionProof {
+    /// The region's code.
+    pub region: String,
+    /// The home row's payload, hex: the reference (the body's position in the region's log and
+    /// the SHA-256 of its bytes) whose hash the home row's leaf commits to.
+    pub reference: String,
+    /// The body's row in the region's log (header and payload hash).
+    pub event: BundleRow,
+    /// Inclusion proof of that row in the region's checkpoint.
+    pub inclusion_proof: InclusionProof,
+    /// The region log's checkpoint, signed by the region's own key.
+    pub checkpoint: Checkpoint,
+}
+
+impl RegionProof {
+    /// Checks that `home` (the certificate's proven row) references this body, and that the
+    /// body is in the region's log under its signed checkpoint.
+    fn verify(&self, home: &BundleRow) -> Result<(), String> {
+        let reference = hex::decode(&self.reference).map_err(|_| "reference is not hex")?;
+        if home.region != self.region || self.event.region != self.region {
+            return Err("the region proof is of another region".into());
+        }
+        if hex::encode(crate::log::sha256(&reference)) != home.payload_sha256 {
+            return Err("the home row does not hold this reference".into());
+        }
+        let r = sealpost_adapters::ledger::Reference::decode(&reference)
+            .ok_or("the home row's payload is not a reference")?;
+        if r.position != self.event.position || hex::encode(r.hash) != self.event.payload_sha256 {
+            return Err("the reference names another body".into());
+        }
+        self.checkpoint
+            .verify(None)
+            .map_err(|e| format!("region checkpoint: {e}"))?;
+        proven(&self.event, &self.inclusion_proof, &self.checkpoint)
+            .map_err(|e| format!("region: {e}"))
+    }
+}
+
+/// Checks that `proof` proves `event`'s leaf under `checkpoint`'s root.
+fn proven(
+    event: &BundleRow,
+    proof: &InclusionProof,
+    checkpoint: &Checkpoint,
+) -> Result<(), String> {
+    if proof.position != event.position || proof.size != checkpoint.size {
+        return Err("the proof is for another position or tree size".into());
+    }
+    if hex::encode(event.recomputed_leaf()) != proof.leaf {
+        return Err("the row does not hash to the proven leaf".into());
+    }
+    let root = checkpoint
+        .root_hash()
+        .map_err(|e| format!("checkpoint: {e}"))?;
+    if !proof.verify(&root) {
+        return Err("the inclusion proof does not lead to the checkpoint's root".into());
+    }
+    Ok(())
 }
 
 impl ErasureCertificate {
     /// Checks the certificate against the log's published key: the checkpoint's signature, that
-    /// the proven leaf is this `SubjectErased` row of this subject, and the inclusion proof.
+    /// the proven leaf is this `SubjectErased` row of this subject, and the inclusion proof; and,
+    /// for a Local Storage region's subject, the body's proof in the region's own log.
     pub fn verify(&self, published_key: &VerifyingKey) -> Result<(), String> {
         self.checkpoint
             .verify(Some(published_key))
@@ -56,20 +124,10 @@ impl ErasureCertificate {
         {
             return Err("the proven row is not this subject's erasure".into());
         }
-        let p = &self.inclusion_proof;
-        if p.position != self.event.position || p.size != self.checkpoint.size {
-            return Err("the proof is for another position or tree size".into());
+        proven(&self.event, &self.inclusion_proof, &self.checkpoint)?;
+        match &self.region {
+            Some(region) => region.verify(&self.event),
+            None => Ok(()),
         }
-        if hex::encode(self.event.recomputed_leaf()) != p.leaf {
-            return Err("the row does not hash to the proven leaf".into());
-        }
-        let root = self
-            .checkpoint
-            .root_hash()
-            .map_err(|e| format!("checkpoint: {e}"))?;
-        if !p.verify(&root) {
-            return Err("the inclusion proof does not lead to the checkpoint's root".into());
-        }
-        Ok(())
     }
 }

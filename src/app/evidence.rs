@@ -25,7 +25,7 @@ use sealpost_domain::{RetentionPolicy, Timestamp};
 use sealpost_projections::evidence::{
     AccessPage, AccessQuery, BillingRow, EvidenceProjection, StatRow, DEFAULT_MIN_GROUP,
 };
-use sealpost_projections::report::{CheckpointRef, RetentionReport, StoreRow};
+use sealpost_projections::report::{CheckpointRef, RetentionReport};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -318,41 +318,7 @@ impl Evidence<'_> {
             signed_at: checkpoint.signed_at,
             public_key: checkpoint.public_key.clone(),
         });
-        let regions = self.region_checkpoints().await?;
-        report.stores = self
-            .store_layout()
-            .await?
-            .into_iter()
-            .map(|s| {
-                let own = s
-                    .region
-                    .as_deref()
-                    .and_then(|code| code.parse().ok())
-                    .and_then(|r| regions.get(&r));
-                StoreRow {
-                    audit_log: match (&s.region, own) {
-                        (None, _) => {
-                            "this store's own: the report's checkpoint is of it".to_owned()
-                        }
-                        (Some(_), Some(c)) => format!(
-                            "its own (the region's sealed event bodies): checkpoint of size {} \
-                             with root {}, signed by the region's key {}",
-                            c.size, c.root, c.public_key
-                        ),
-                        (Some(_), None) => "its own: no checkpoint signed yet".to_owned(),
-                    },
-                    checkpoint: own.map(|c| CheckpointRef {
-                        size: c.size,
-                        root: c.root.clone(),
-                        signed_at: c.signed_at,
-                        public_key: c.public_key.clone(),
-                    }),
-                    region: s.region,
-                    location: s.location,
-                    holds: s.holds,
-                }
-            })
-            .collect();
+        report.stores = self.store_rows().await?;
         Ok(report)
     }
 
@@ -473,6 +439,7 @@ impl Evidence<'_> {
             event: BundleRow::of(row, None),
             inclusion_proof: proof,
             checkpoint,
+            region: self.region_proof(row).await?,
         })
     }
 

@@ -3,10 +3,13 @@
 //! own checkpoints, signed by a key wrapped by that region's root key and kept in its store.
 
 use super::{AppError, Evidence, Sealpost, AUDIT_ORIGIN};
-use sealpost_adapters::ledger::{EventStore, LedgerError};
-use sealpost_adapters::store::Stores;
+use sealpost_adapters::ledger::{EventStore, LedgerError, Reference};
+use sealpost_adapters::store::{StoredRow, Stores};
+use sealpost_audit::certificate::RegionProof;
 use sealpost_audit::log::{AuditLog, Checkpoint};
+use sealpost_audit::verify::BundleRow;
 use sealpost_domain::{Region, Timestamp};
+use sealpost_projections::report::{CheckpointRef, StoreRow};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -74,5 +77,86 @@ impl Evidence<'_> {
     pub async fn region_checkpoints(&self) -> Result<BTreeMap<Region, Checkpoint>, AppError> {
         let audits = open_all(self.region_audits, self.stores, self.store, self.now()).await?;
         checkpoints(audits, self.now()).await
+    }
+
+    /// The physical stores as the retention report lists them: the home store (whose log the
+    /// report's checkpoint is of), then each region's with the checkpoint of its own log.
+    pub(super) async fn store_rows(&self) -> Result<Vec<StoreRow>, AppError> {
+        let regions = self.region_checkpoints().await?;
+        Ok(self
+            .stores
+            .layout()
+            .await?
+            .into_iter()
+            .map(|s| {
+                let own = s.region.and_then(|r| regions.get(&r));
+                StoreRow {
+                    audit_log: match (s.region, own) {
+                        (None, _) => {
+                            "this store's own: the report's checkpoint is of it".to_owned()
+                        }
+                        (Some(_), Some(c)) => format!(
+                            "its own (the region's sealed event bodies): checkpoint of size {} \
+                             with root {}, signed by the region's key {}",
+                            c.size, c.root, c.public_key
+                        ),
+                        (Some(_), None) => "its own: no checkpoint signed yet".to_owned(),
+                    },
+                    checkpoint: own.map(|c| CheckpointRef {
+                        size: c.size,
+                        root: c.root.clone(),
+                        signed_at: c.signed_at,
+                        public_key: c.public_key.clone(),
+                    }),
+                    region: s.region.map(|r| r.code().to_owned()),
+                    location: s.location,
+                    holds: s.holds.to_owned(),
+                }
+            })
+            .collect())
+    }
+
+    /// For a home `row` whose body is in a Local Storage region's log: that body's row, proven
+    /// under a fresh checkpoint of the region's log (`None` for a row whole at home).
+    pub(super) async fn region_proof(
+        &self,
+        row: &StoredRow,
+    ) -> Result<Option<RegionProof>, AppError> {
+        let Some(reference) = Reference::decode(&row.payload) else {
+            return Ok(None);
+        };
+        let region: Region = row
+            .header
+            .region
+            .parse()
+            .map_err(|_| AppError::Corrupt("region"))?;
+        let audits = open_all(self.region_audits, self.stores, self.store, self.now()).await?;
+        let audit = audits
+            .into_iter()
+            .find_map(|(r, audit)| (r == region).then_some(audit))
+            .ok_or(AppError::Corrupt("a region's row without its store"))?;
+        let log = self
+            .stores
+            .regions
+            .events_for_read(region)
+            .await
+            .map_err(LedgerError::from)?
+            .ok_or(AppError::Corrupt("a region's row without its store"))?;
+        let body = log
+            .read_all(reference.position - 1, 1)
+            .await
+            .map_err(LedgerError::from)?
+            .into_iter()
+            .find(|b| b.position == reference.position)
+            .ok_or(AppError::Corrupt("a referenced body is missing"))?;
+        let checkpoint = audit.checkpoint(self.now()).await?;
+        let inclusion_proof = audit.inclusion(body.position, checkpoint.size).await?;
+        Ok(Some(RegionProof {
+            region: region.code().to_owned(),
+            reference: hex::encode(&row.payload),
+            event: BundleRow::of(&body, None),
+            inclusion_proof,
+            checkpoint,
+        }))
     }
 }
