@@ -59,6 +59,7 @@ mod subjects;
 mod tenants;
 #[cfg(test)]
 mod tests;
+pub mod transit;
 
 pub use catalog::{apps, AppRow, Apps, Catalog};
 pub use error::AppError;
@@ -105,6 +106,8 @@ pub struct Sealpost {
     audit: Arc<tokio::sync::OnceCell<Arc<AuditLog>>>,
     /// The Local Storage regions' own logs, opened on first use.
     region_audits: region_audit::RegionAudits,
+    /// This process's holds on Local Storage regions' data.
+    transit: Arc<transit::Transit>,
     /// Where checkpoints are also written, outside the database.
     witness: Option<PathBuf>,
     /// Held while this process folds the evidence projections (their rows are in the store).
@@ -235,6 +238,7 @@ impl Sealpost {
         )
         .await?;
         let gate = AccessGate::new(store.clone());
+        let transit = transit::Transit::new(clock.clone());
         Ok(Self {
             exec: Executor::new(store.clone()),
             stores,
@@ -244,6 +248,7 @@ impl Sealpost {
             policy,
             audit: Arc::new(tokio::sync::OnceCell::new()),
             region_audits: Default::default(),
+            transit,
             witness: None,
             evidence: Arc::new(tokio::sync::Mutex::new(())),
         })
@@ -290,6 +295,7 @@ impl Sealpost {
             gate: &self.gate,
             clock: &*self.clock,
             policy: self.policy,
+            transit: &self.transit,
         }
     }
 

@@ -106,7 +106,14 @@ async fn deliver(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        // A Local Storage region's body exists only while it is posted.
+        // A Local Storage region's body exists only while it is posted, under a hold.
+        let _in_use = n.source.as_ref().and_then(|e| {
+            e.header
+                .region
+                .parse()
+                .ok()
+                .map(|region| app.transit().hold(region))
+        });
         let body = match &n.source {
             Some(e) => match build(app, hook, e, &Known::default()).await {
                 Ok(Some(b)) => zeroize::Zeroizing::new(b.body),

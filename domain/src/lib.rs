@@ -24,6 +24,7 @@ pub mod region;
 pub mod sealed;
 pub mod shim;
 pub mod time;
+pub mod transit;
 pub mod upcast;
 
 pub use access::{Category, Decision, Principal, PrincipalKind, Purpose};

@@ -47,6 +47,32 @@ pub struct RetentionReport {
     /// region's own.
     #[serde(default)]
     pub stores: Vec<StoreRow>,
+    /// Data of each Local Storage region the home node held in memory, as the retention duty
+    /// accounted it (deployment-wide; issue 14).
+    #[serde(default)]
+    pub data_in_use: Vec<DataInUseRow>,
+}
+
+/// What the home node held of one Local Storage region's data in memory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataInUseRow {
+    /// The region.
+    pub region: String,
+    /// Hourly accounts recorded.
+    pub periods: u64,
+    /// Holds (a hand-over, a decryption, a webhook attempt, a media transfer), each of which
+    /// dropped its data when done.
+    pub held: u64,
+    /// The longest hold, in milliseconds.
+    pub longest_ms: i64,
+    /// Holds that outlived the limit.
+    pub over_limit: u64,
+    /// The limit, in milliseconds (60 minutes).
+    pub limit_ms: i64,
+    /// The first account's start and the last one's end (ms), if any was recorded.
+    pub from: Option<i64>,
+    /// See `from`.
+    pub to: Option<i64>,
 }
 
 /// One physical store, as the retention report lists it.

@@ -319,6 +319,7 @@ impl Evidence<'_> {
             public_key: checkpoint.public_key.clone(),
         });
         report.stores = self.store_rows().await?;
+        report.data_in_use = self.data_in_use().await?;
         Ok(report)
     }
 

@@ -199,6 +199,7 @@ service! {
         gate: &'a Arc<AccessGate>,
         clock: &'a dyn Clock,
         policy: RetentionPolicy,
+        transit: &'a Arc<super::transit::Transit>,
     }
     reaches {
         catalog: Catalog { exec, store, clock },
@@ -224,6 +225,7 @@ impl Media<'_> {
     ) -> Result<MediaId, AppError> {
         let (business, region) =
             super::home_of(&self.catalog().phone_number(business, number).await?)?;
+        let _in_use = self.transit.hold(region);
         if origin == MediaOrigin::Upload && actor.business.as_ref() != Some(&business) {
             return Err(GateError::Denied(DenyReason::NotOwner).into());
         }
@@ -416,6 +418,7 @@ impl Media<'_> {
         media: &MediaId,
     ) -> Result<(MediaMeta, Vec<u8>), AppError> {
         let found = self.find_media(principal, media).await?;
+        let _in_use = self.transit.hold(found.region);
         let meta = self.open_meta(principal, media, &found).await?;
         let bytes = self
             .open_media(principal, media, &found, fields::BYTES)

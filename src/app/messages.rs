@@ -44,11 +44,12 @@ service! {
         gate: &'a Arc<AccessGate>,
         clock: &'a dyn Clock,
         policy: RetentionPolicy,
+        transit: &'a Arc<super::transit::Transit>,
     }
     reaches {
         catalog: Catalog { exec, store, clock },
         subjects: Subjects { exec, store, gate, clock },
-        media: Media { exec, store, gate, clock, policy },
+        media: Media { exec, store, gate, clock, policy, transit },
     }
 }
 

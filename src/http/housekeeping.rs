@@ -106,6 +106,10 @@ pub(super) async fn run(
             if let Err(e) = retention.run_once(now).await {
                 tracing::error!(error = %e, "retention pass failed");
             }
+            // Data in use outside its region: accounted once an hour.
+            if let Err(e) = s.app.account_transit(now).await {
+                tracing::error!(error = %e, "data in use not accounted");
+            }
             due.retention = Some(now);
         }
         tokio::select! {

@@ -212,6 +212,8 @@ impl Pipeline {
     /// a bundle), each message encrypted in turn.
     async fn encrypt_lane(&self, subject: SubjectId, ready: Vec<Ready>) -> Result<Lane, AppError> {
         let home = ready[0].home.clone();
+        // The consumer's number and the messages' content are in memory until the lane is done.
+        let _in_use = self.app.transit().hold(home.1);
         let mut lane = Lane {
             subject,
             home,

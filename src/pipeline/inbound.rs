@@ -255,6 +255,8 @@ impl Pipeline {
             let n = self.numbers.get(handle).ok_or(AppError::NotAttached)?;
             (n.id.clone(), n.business.clone(), n.region)
         };
+        // The sender's number and, once decrypted, the content are in memory until it returns.
+        let _in_use = self.app.transit().hold(region);
         let vault = self.app.store().vault().clone();
         let (subject, subject_state) = self
             .app

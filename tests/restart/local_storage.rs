@@ -95,6 +95,7 @@ async fn local_storage_across_restarts(data: Data) {
         ),
         "the DE number's media after restarts"
     );
+    data_in_use_is_accounted(&node).await;
     erasure_is_certified_from_de(&node, &id).await;
     node.stop().expect("a clean stop");
     reports_list_the_region_store(&data);
@@ -403,4 +404,37 @@ async fn erasure_is_certified_from_de(node: &Node, phone_number_id: &str) {
         r.event.payload_sha256 = "00".repeat(32);
     }
     assert!(forged.verify(&key).is_err(), "a changed region proof fails");
+}
+
+/// 61 minutes on: the retention duty has accounted what this node held of DE's data in memory
+/// (a webhook attempt, a hand-over, a media transfer), none of it past the 60-minute limit,
+/// and the DPO's report shows it.
+async fn data_in_use_is_accounted(node: &Node) {
+    // Something of DE's in memory since the restart: a media download.
+    let media = upload_png(node).await;
+    let token = node.s("access_token");
+    let (st, v) = node.get(&format!("/v21.0/{media}"), &token).await;
+    assert_eq!(st, 200, "{v}");
+    let url = v["url"].as_str().expect("url");
+    let (st, _, _) = common::server::download(url, Some(&token)).await;
+    assert_eq!(st, 200);
+    node.advance(61 * 60).await;
+    let dpo = node.s("dpo_token");
+    let row = eventually(60, "the hour's account of DE's data in use", || async {
+        let (st, report) = node
+            .get("/sealpost/v1/dpo/retention?format=json", &dpo)
+            .await;
+        assert_eq!(st, 200, "{report}");
+        report["data_in_use"]
+            .as_array()?
+            .iter()
+            .find(|r| r["region"] == "DE" && r["periods"].as_u64() >= Some(1))
+            .cloned()
+    })
+    .await;
+    assert!(row["held"].as_u64() >= Some(2), "{row}");
+    assert_eq!(row["over_limit"], 0, "{row}");
+    assert_eq!(row["limit_ms"], 3_600_000, "{row}");
+    let longest = row["longest_ms"].as_i64().expect("longest");
+    assert!((0..3_600_000).contains(&longest), "{row}");
 }

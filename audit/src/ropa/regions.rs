@@ -108,8 +108,10 @@ pub(super) fn transfer_statement(
              template parameters, consumer numbers) are at rest only in its region's store; the \
              home store keeps each event's plaintext header (type, time, business, region) and \
              a reference to its body, in the one ordered log every node follows. Data in use \
-             elsewhere is held only in the home node's memory, at most \
-             {DATA_IN_USE_MAX_MINUTES} minutes."
+             elsewhere is held only in the home node's memory while it is worked on (a \
+             hand-over, a decryption, a webhook attempt, a media transfer), at most \
+             {DATA_IN_USE_MAX_MINUTES} minutes; the retention duty accounts for it per region \
+             every hour and the retention report shows it."
         );
     }
     if regions.iter().any(|r| r.kind == RegionKind::Unrecognised) {

@@ -148,6 +148,7 @@ impl EvidenceProjection<'_> {
             oldest_live_message_age_ms: totals.oldest_live.map(|o| (now.millis() - o).max(0)),
             overdue_keys: overdue,
             stores: Vec::new(),
+            data_in_use: Vec::new(),
             days: days.into_values().collect(),
             erasures,
             erasure_list,

@@ -193,6 +193,23 @@ impl RetentionReport {
         h.push_str(&table("stores", heads, 4, rows));
         h.push_str("</section>\n");
 
+        // Data in use outside its region.
+        h.push_str("<section>\n<h2>Data in use outside its region</h2>\n");
+        let heads = "Region|Hourly accounts|Holds|Longest hold|Over the limit|Limit";
+        let minutes = |ms: i64| format!("{:.1} min", ms as f64 / 60_000.0);
+        let rows = self.data_in_use.iter().map(|d| {
+            vec![
+                e(&d.region),
+                d.periods.to_string(),
+                d.held.to_string(),
+                minutes(d.longest_ms),
+                d.over_limit.to_string(),
+                minutes(d.limit_ms),
+            ]
+        });
+        h.push_str(&table("data-in-use", heads, 1, rows));
+        h.push_str("</section>\n");
+
         // Checkpoint.
         h.push_str("<section>\n<h2>Audit-log checkpoint</h2>\n");
         match &self.checkpoint {

@@ -79,6 +79,16 @@ fn sample() -> RetentionReport {
                 }),
             },
         ],
+        data_in_use: vec![DataInUseRow {
+            region: "DE".to_owned(),
+            periods: 3,
+            held: 41,
+            longest_ms: 90_000,
+            over_limit: 0,
+            limit_ms: 3_600_000,
+            from: Some(START),
+            to: Some(START + 3 * 3_600_000),
+        }],
     }
 }
 
@@ -90,6 +100,14 @@ fn html_lists_every_store() {
     assert!(html.contains("/srv/sealpost/regions/DE"), "{html}");
     assert!(
         html.contains("DE&#39;s &lt;keys&gt;") || html.contains("DE's &lt;keys&gt;"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<h2>Data in use outside its region</h2>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("1.5 min") && html.contains("60.0 min"),
         "{html}"
     );
 }
