@@ -165,12 +165,21 @@ pub async fn audit_verify(
     } else {
         print_verdict(&verdict, out)?;
         for r in &regions {
-            writeln!(
-                out,
-                "store {} ({}): its own log of the region's sealed event bodies",
-                r.region, r.location
-            )?;
-            print_verdict(&r.verdict, out)?;
+            match (&r.location, &r.verdict) {
+                (Some(location), Some(verdict)) => {
+                    writeln!(
+                        out,
+                        "store {} ({location}): its own log of the region's sealed event bodies",
+                        r.region
+                    )?;
+                    print_verdict(verdict, out)?;
+                }
+                _ => writeln!(
+                    out,
+                    "store {}: none, though the home log references its bodies",
+                    r.region
+                )?,
+            }
             writeln!(
                 out,
                 "references from the home log: {} checked, {} broken{}",
@@ -191,41 +200,52 @@ pub async fn audit_verify(
 #[derive(Debug, serde::Serialize)]
 struct RegionVerdict {
     region: String,
-    location: String,
-    verdict: verify::Verdict,
+    /// Where its store is; `None` when the home log references a region with no store.
+    location: Option<String>,
+    verdict: Option<verify::Verdict>,
     references: verify::References,
 }
 
 impl RegionVerdict {
     fn is_ok(&self) -> bool {
-        self.verdict.is_ok() && self.references.broken.is_empty()
+        self.verdict.as_ref().is_some_and(Verdict::is_ok) && self.references.broken.is_empty()
     }
 }
 
 /// Verifies each Local Storage region's log against its own checkpoints (signed by the
-/// region's key: trusted as stored) and the home log's references to its bodies.
+/// region's key: trusted as stored) and the home log's references to its bodies, for every
+/// region with a store and every region the home log references.
 async fn verify_regions(
     stores: &Stores,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> anyhow::Result<Vec<RegionVerdict>> {
+    let mut references = verify::home_references(stores.events.as_ref()).await?;
+    let mut located: std::collections::BTreeMap<String, String> = stores
+        .layout()
+        .await?
+        .into_iter()
+        .filter_map(|s| Some((s.region?.code().to_owned(), s.location)))
+        .collect();
+    let codes: std::collections::BTreeSet<String> =
+        located.keys().chain(references.keys()).cloned().collect();
     let mut out = Vec::new();
-    for store in stores.layout().await? {
-        let Some(region) = store.region else {
-            continue;
+    for code in codes {
+        let log = match code.parse::<sealpost_domain::Region>() {
+            Ok(region) if located.contains_key(&code) => {
+                stores.regions.events_for_read(region).await?
+            }
+            _ => None,
         };
-        let Some(log) = stores.regions.events_for_read(region).await? else {
-            continue;
+        let verdict = match &log {
+            Some(log) => Some(verify::verify_store(log.as_ref(), &[], None, progress).await?),
+            None => None,
         };
+        let mine = references.remove(&code).unwrap_or_default();
         out.push(RegionVerdict {
-            region: region.code().to_owned(),
-            location: store.location,
-            verdict: verify::verify_store(log.as_ref(), &[], None, progress).await?,
-            references: verify::verify_references(
-                stores.events.as_ref(),
-                region.code(),
-                log.as_ref(),
-            )
-            .await?,
+            references: verify::verify_references(&mine, log.as_deref()).await?,
+            location: located.remove(&code),
+            region: code,
+            verdict,
         });
     }
     Ok(out)

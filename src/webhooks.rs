@@ -93,6 +93,61 @@ pub async fn record(
     Ok(())
 }
 
+/// One attempt at posting `n`: whether the endpoint took it (`None`: it no longer builds,
+/// nothing to tell). A Local Storage region's body is built for the attempt, under a hold on
+/// its region, and dropped with the hold when the attempt ends.
+async fn post_once(
+    app: &Sealpost,
+    hook: &Hook,
+    client: &Poster,
+    n: &Built,
+    attempt: u32,
+) -> Result<Option<bool>, AppError> {
+    let _in_use = n.source.as_ref().and_then(|e| {
+        e.header
+            .region
+            .parse()
+            .ok()
+            .map(|region| app.transit().hold(region))
+    });
+    let body = match &n.source {
+        Some(e) => match build(app, hook, e, &Known::default()).await? {
+            Some(b) => zeroize::Zeroizing::new(b.body),
+            None => return Ok(None),
+        },
+        None => zeroize::Zeroizing::new(n.body.clone()),
+    };
+    let signature = format!("sha256={}", crypto::hmac_hex(hook.secret.as_bytes(), &body));
+    let traceparent = sealpost_adapters::exec::CommandMeta::new(
+        hook.business.as_str(),
+        hook.region,
+        &principal(),
+    )
+    .to_map()
+    .get("traceparent")
+    .cloned();
+    let mut headers = vec![
+        ("x-hub-signature-256", signature),
+        ("x-sealpost-notification-id", n.id.clone()),
+    ];
+    if let Some(tp) = traceparent {
+        headers.push(("traceparent", tp));
+    }
+    match client
+        .post(&hook.callback_url, body.to_vec(), &headers)
+        .await
+    {
+        Ok(200) => return Ok(Some(true)),
+        Ok(status) => {
+            tracing::warn!(attempt, status, app_id = %hook.app_id, "webhook not accepted; retrying")
+        }
+        Err(e) => {
+            tracing::warn!(attempt, error = %e, app_id = %hook.app_id, "webhook not delivered; retrying")
+        }
+    }
+    Ok(Some(false))
+}
+
 /// Posts one notification until the endpoint answers 200, the retry window closes or the
 /// worker is stopped. Returns whether it was delivered (`None`: stopped).
 async fn deliver(
@@ -106,54 +161,11 @@ async fn deliver(
     let mut attempt = 0u32;
     loop {
         attempt += 1;
-        // A Local Storage region's body exists only while it is posted, under a hold.
-        let _in_use = n.source.as_ref().and_then(|e| {
-            e.header
-                .region
-                .parse()
-                .ok()
-                .map(|region| app.transit().hold(region))
-        });
-        let body = match &n.source {
-            Some(e) => match build(app, hook, e, &Known::default()).await {
-                Ok(Some(b)) => zeroize::Zeroizing::new(b.body),
-                // Gone meanwhile (its subject erased, its keys destroyed): nothing to tell.
-                Ok(None) => return Ok(Some(false)),
-                Err(err) if !err.is_unavailable() => {
-                    tracing::warn!(error = %err, app_id = %hook.app_id, "webhook notification no longer builds; given up");
-                    return Ok(Some(false));
-                }
-                Err(err) => return Err(err),
-            },
-            None => zeroize::Zeroizing::new(n.body.clone()),
-        };
-        let signature = format!("sha256={}", crypto::hmac_hex(hook.secret.as_bytes(), &body));
-        let traceparent = sealpost_adapters::exec::CommandMeta::new(
-            hook.business.as_str(),
-            hook.region,
-            &principal(),
-        )
-        .to_map()
-        .get("traceparent")
-        .cloned();
-        let mut headers = vec![
-            ("x-hub-signature-256", signature.clone()),
-            ("x-sealpost-notification-id", n.id.clone()),
-        ];
-        if let Some(tp) = traceparent {
-            headers.push(("traceparent", tp));
-        }
-        match client
-            .post(&hook.callback_url, body.to_vec(), &headers)
-            .await
-        {
-            Ok(200) => return Ok(Some(true)),
-            Ok(status) => {
-                tracing::warn!(attempt, status, app_id = %hook.app_id, "webhook not accepted; retrying")
-            }
-            Err(e) => {
-                tracing::warn!(attempt, error = %e, app_id = %hook.app_id, "webhook not delivered; retrying")
-            }
+        match post_once(app, hook, client, n, attempt).await? {
+            Some(true) => return Ok(Some(true)),
+            // Gone meanwhile (its subject erased, its keys destroyed): nothing to tell.
+            None => return Ok(Some(false)),
+            Some(false) => {}
         }
         let now = app.now();
         if now.millis() - first.millis() >= RETRY_WINDOW_MS || now >= n.expires {

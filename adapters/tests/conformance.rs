@@ -111,6 +111,9 @@ impl EventLog for CountingLog {
     ) -> Result<Vec<StoredRow>, StoreError> {
         self.inner.read_types(after, types, limit).await
     }
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<StoredRow>, StoreError> {
+        self.inner.read_positions(positions).await
+    }
     async fn head(&self) -> Result<u64, StoreError> {
         self.inner.head().await
     }

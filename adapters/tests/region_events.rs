@@ -47,6 +47,14 @@ fn event(text: &str) -> PlainEvent {
     }
 }
 
+/// The texts of opened events.
+fn texts(events: &[sealpost_adapters::ledger::OpenedEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| e.payload["text"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
 async fn a_region_s_bodies_are_in_its_own_log(f: &Fixture) {
     let store = store(f).await;
     let de = StreamId::new("b1", "message", "m-de");
@@ -61,12 +69,6 @@ async fn a_region_s_bodies_are_in_its_own_log(f: &Fixture) {
         .expect("append in EU");
 
     // Every read opens the DE bodies from DE's log.
-    let texts = |events: &[sealpost_adapters::ledger::OpenedEvent]| -> Vec<String> {
-        events
-            .iter()
-            .map(|e| e.payload["text"].as_str().unwrap_or_default().to_owned())
-            .collect()
-    };
     let read = store.read_stream(&de, 0).await.expect("read DE stream");
     assert_eq!(texts(&read), ["eins", "zwei"]);
     let all = store.read_all(0, 10).await.expect("read all");
@@ -127,4 +129,34 @@ async fn a_region_s_bodies_are_in_its_own_log(f: &Fixture) {
     );
 }
 
-on_every_store!(a_region_s_bodies_are_in_its_own_log);
+/// More bodies than one read of a region's log takes, far apart: each opens.
+async fn many_bodies_far_apart_open(f: &Fixture) {
+    let store = store(f).await;
+    let sparse = StreamId::new("b1", "message", "m-sparse");
+    store
+        .append(&sparse, 0, &ctx(Region::De), vec![event("first")])
+        .await
+        .expect("append");
+    let bulk = StreamId::new("b1", "message", "m-bulk");
+    let many: Vec<PlainEvent> = (0..1_200).map(|i| event(&format!("n{i}"))).collect();
+    store
+        .append(&bulk, 0, &ctx(Region::De), many)
+        .await
+        .expect("append many");
+    store
+        .append(&sparse, 1, &ctx(Region::De), vec![event("last")])
+        .await
+        .expect("append");
+    assert_eq!(
+        texts(&store.read_stream(&sparse, 0).await.expect("sparse")),
+        ["first", "last"]
+    );
+    let all = texts(&store.read_stream(&bulk, 0).await.expect("bulk"));
+    assert_eq!(all.len(), 1_200);
+    assert_eq!((all[0].as_str(), all[1_199].as_str()), ("n0", "n1199"));
+}
+
+on_every_store!(
+    a_region_s_bodies_are_in_its_own_log,
+    many_bodies_far_apart_open
+);

@@ -5,6 +5,7 @@ use crate::log::{Checkpoint, InclusionProof};
 use crate::verify::BundleRow;
 use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// The certificate format marker.
 pub const CERTIFICATE_FORMAT: &str = "sealpost-erasure-certificate/1";
@@ -67,8 +68,9 @@ pub struct RegionProof {
 
 impl RegionProof {
     /// Checks that `home` (the certificate's proven row) references this body, and that the
-    /// body is in the region's log under its signed checkpoint.
-    fn verify(&self, home: &BundleRow) -> Result<(), String> {
+    /// body is in the region's log under its checkpoint, signed by `region_key` (the region's
+    /// published key; with none, the key the checkpoint names).
+    fn verify(&self, home: &BundleRow, region_key: Option<&VerifyingKey>) -> Result<(), String> {
         let reference = hex::decode(&self.reference).map_err(|_| "reference is not hex")?;
         if home.region != self.region || self.event.region != self.region {
             return Err("the region proof is of another region".into());
@@ -82,7 +84,7 @@ impl RegionProof {
             return Err("the reference names another body".into());
         }
         self.checkpoint
-            .verify(None)
+            .verify(region_key)
             .map_err(|e| format!("region checkpoint: {e}"))?;
         proven(&self.event, &self.inclusion_proof, &self.checkpoint)
             .map_err(|e| format!("region: {e}"))
@@ -115,6 +117,17 @@ impl ErasureCertificate {
     /// the proven leaf is this `SubjectErased` row of this subject, and the inclusion proof; and,
     /// for a Local Storage region's subject, the body's proof in the region's own log.
     pub fn verify(&self, published_key: &VerifyingKey) -> Result<(), String> {
+        self.verify_with_region_keys(published_key, &BTreeMap::new())
+    }
+
+    /// [`Self::verify`], with the Local Storage regions' published keys (`GET
+    /// /sealpost/v1/audit/public-key`, `regions`) by region code: a region proof must then be
+    /// signed by its region's key.
+    pub fn verify_with_region_keys(
+        &self,
+        published_key: &VerifyingKey,
+        region_keys: &BTreeMap<String, VerifyingKey>,
+    ) -> Result<(), String> {
         self.checkpoint
             .verify(Some(published_key))
             .map_err(|e| format!("checkpoint: {e}"))?;
@@ -125,8 +138,16 @@ impl ErasureCertificate {
             return Err("the proven row is not this subject's erasure".into());
         }
         proven(&self.event, &self.inclusion_proof, &self.checkpoint)?;
+        let local = self
+            .event
+            .region
+            .parse::<sealpost_domain::Region>()
+            .is_ok_and(sealpost_domain::Region::is_local_storage);
         match &self.region {
-            Some(region) => region.verify(&self.event),
+            Some(region) => region.verify(&self.event, region_keys.get(&region.region)),
+            None if local => {
+                Err("a Local Storage subject's certificate lacks its region proof".into())
+            }
             None => Ok(()),
         }
     }

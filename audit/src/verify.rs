@@ -17,7 +17,7 @@ use crate::merkle::{self, Frontier, Hash};
 
 mod references;
 use ed25519_dalek::VerifyingKey;
-pub use references::{verify_references, References};
+pub use references::{home_references, verify_references, References};
 use sealpost_adapters::store::{EventLog, RowHeader, StreamId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};

@@ -444,14 +444,21 @@ impl Evidence<'_> {
         })
     }
 
-    /// The physical stores as the deployment has them (the home store first).
+    /// The physical stores as the deployment has them (the home store first), each with the
+    /// checkpoint of its log.
     async fn store_layout(&self) -> Result<Vec<StoreRecord>, AppError> {
+        let home = self.audit().await?.checkpoint(self.now()).await?;
+        let mut regions = self.region_checkpoints().await?;
         Ok(self
             .stores
             .layout()
             .await?
             .into_iter()
             .map(|s| StoreRecord {
+                checkpoint: match s.region {
+                    None => Some(home.clone()),
+                    Some(r) => regions.remove(&r),
+                },
                 region: s.region.map(|r| r.code().to_owned()),
                 location: s.location,
                 holds: s.holds.to_owned(),

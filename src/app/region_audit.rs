@@ -31,10 +31,11 @@ async fn open_all(
 ) -> Result<Vec<(Region, Arc<AuditLog>)>, AppError> {
     let mut out = Vec::new();
     for region in stores.regions.regions().await? {
-        let mut opened = opened.lock().await;
-        let audit = match opened.get(&region) {
-            Some(audit) => audit.clone(),
+        let known = opened.lock().await.get(&region).cloned();
+        let audit = match known {
+            Some(audit) => audit,
             None => {
+                // Opened without the lock: a region out of reach holds up no other caller.
                 let events = stores
                     .regions
                     .events_for_write(region)
@@ -43,8 +44,8 @@ async fn open_all(
                 let origin = region_origin(region);
                 let audit =
                     AuditLog::open_in(events, store.vault(), region, &origin, None, now).await?;
-                opened.insert(region, audit.clone());
-                audit
+                // Two callers may have opened it at once: the first one kept is everyone's.
+                opened.lock().await.entry(region).or_insert(audit).clone()
             }
         };
         out.push((region, audit));
@@ -143,12 +144,17 @@ impl Evidence<'_> {
             .map_err(LedgerError::from)?
             .ok_or(AppError::Corrupt("a region's row without its store"))?;
         let body = log
-            .read_all(reference.position - 1, 1)
+            .read_positions(&[reference.position])
             .await
             .map_err(LedgerError::from)?
             .into_iter()
             .find(|b| b.position == reference.position)
             .ok_or(AppError::Corrupt("a referenced body is missing"))?;
+        if sealpost_audit::log::sha256(&body.payload) != reference.hash {
+            return Err(AppError::Corrupt(
+                "a referenced body does not match its reference",
+            ));
+        }
         let checkpoint = audit.checkpoint(self.now()).await?;
         let inclusion_proof = audit.inclusion(body.position, checkpoint.size).await?;
         Ok(Some(RegionProof {

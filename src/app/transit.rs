@@ -32,10 +32,20 @@ struct State {
     next: u64,
     /// Holds running now: region and start.
     live: BTreeMap<u64, (Region, Timestamp)>,
-    /// Holds ended since the last account, per region: count and longest (ms).
-    ended: BTreeMap<Region, (u64, i64)>,
+    /// Holds ended since the last account, per region.
+    ended: BTreeMap<Region, Ended>,
     /// When the last account was taken.
     since: Timestamp,
+}
+
+/// Holds of one region that ended in the current period.
+#[derive(Debug, Default, Clone, Copy)]
+struct Ended {
+    held: u64,
+    longest_ms: i64,
+    /// Those that lasted longer than the limit, counted once, when they ended (a hold that
+    /// crossed the limit in an earlier period was counted then, running).
+    over_limit: u64,
 }
 
 /// One hold: the data of its region is in this node's memory until it is dropped.
@@ -80,36 +90,51 @@ impl Transit {
         }
     }
 
-    /// The account since the last one, per region, and a new period from `now`.
-    fn take(&self, now: Timestamp) -> (Timestamp, Vec<TransitEvent>) {
+    /// The account since the last one, per region: holds that ended (each counted over the
+    /// limit if it lasted longer) and holds still running (over the limit if they crossed it
+    /// in this period). The ended holds are taken out: [`Transit::settle`] starts the next
+    /// period once the account is recorded, [`Transit::restore`] puts them back if it was not.
+    fn account(&self, now: Timestamp) -> (Vec<TransitEvent>, BTreeMap<Region, Ended>) {
         let mut state = self.lock();
-        let from = std::mem::replace(&mut state.since, now);
-        let mut regions = std::mem::take(&mut state.ended)
-            .into_iter()
-            .map(|(region, (held, longest))| (region, (held, longest, 0u64)))
-            .collect::<BTreeMap<_, _>>();
+        let from = state.since;
+        let ended = std::mem::take(&mut state.ended);
+        let mut regions = ended.clone();
         for (region, start) in state.live.values() {
-            let age = now.millis() - start.millis();
             let entry = regions.entry(*region).or_default();
-            entry.1 = entry.1.max(age);
-            if age > DATA_IN_USE_MAX_MS {
-                entry.2 += 1;
+            entry.longest_ms = entry.longest_ms.max(now.millis() - start.millis());
+            let crossed = start.millis() + DATA_IN_USE_MAX_MS;
+            if crossed > from.millis() && crossed <= now.millis() {
+                entry.over_limit += 1;
             }
         }
         let events = regions
             .into_iter()
-            .map(
-                |(region, (held, longest_ms, over_limit))| TransitEvent::DataInUseAccounted {
-                    region,
-                    from,
-                    to: now,
-                    held,
-                    longest_ms,
-                    over_limit,
-                },
-            )
+            .map(|(region, t)| TransitEvent::DataInUseAccounted {
+                region,
+                from,
+                to: now,
+                held: t.held,
+                longest_ms: t.longest_ms,
+                over_limit: t.over_limit,
+            })
             .collect();
-        (from, events)
+        (events, ended)
+    }
+
+    /// Starts the next period at `now`.
+    fn settle(&self, now: Timestamp) {
+        self.lock().since = now;
+    }
+
+    /// Puts back ended holds whose account was not recorded.
+    fn restore(&self, taken: BTreeMap<Region, Ended>) {
+        let mut state = self.lock();
+        for (region, t) in taken {
+            let entry = state.ended.entry(region).or_default();
+            entry.held += t.held;
+            entry.longest_ms = entry.longest_ms.max(t.longest_ms);
+            entry.over_limit += t.over_limit;
+        }
     }
 }
 
@@ -119,9 +144,16 @@ impl Drop for InUse {
             let now = transit.clock.now();
             let mut state = transit.lock();
             if let Some((region, start)) = state.live.remove(&id) {
+                let since = state.since;
+                let age = now.millis() - start.millis();
                 let entry = state.ended.entry(region).or_default();
-                entry.0 += 1;
-                entry.1 = entry.1.max(now.millis() - start.millis());
+                entry.held += 1;
+                entry.longest_ms = entry.longest_ms.max(age);
+                // Over the limit, and not already counted running in an earlier account.
+                if age > DATA_IN_USE_MAX_MS && start.millis() + DATA_IN_USE_MAX_MS > since.millis()
+                {
+                    entry.over_limit += 1;
+                }
             }
         }
     }
@@ -142,9 +174,19 @@ impl Sealpost {
                 return Ok(0);
             }
         }
-        let (_, events) = self.transit.take(now);
+        let (events, taken) = self.transit.account(now);
+        if let Err(e) = self.record_transit(&events).await {
+            self.transit.restore(taken);
+            return Err(e);
+        }
+        self.transit.settle(now);
+        Ok(events.len())
+    }
+
+    /// Appends each region's account to its stream.
+    async fn record_transit(&self, events: &[TransitEvent]) -> Result<(), AppError> {
         let principal = Principal::processor("retention");
-        for event in &events {
+        for event in events {
             let TransitEvent::DataInUseAccounted { region, .. } = event;
             let meta = CommandMeta::new(sealpost_domain::DEPLOYMENT, Region::Eu, &principal);
             let ctx = sealpost_adapters::ledger::EventContext {
@@ -161,7 +203,7 @@ impl Sealpost {
                 "data in use outside its region accounted"
             );
         }
-        Ok(events.len())
+        Ok(())
     }
 }
 
@@ -187,5 +229,52 @@ impl Evidence<'_> {
             });
         }
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sealpost_adapters::clock::SimClock;
+
+    #[test]
+    fn a_hold_over_the_limit_is_counted_once() {
+        let clock = SimClock::starting_at(Timestamp::from_millis(0));
+        let transit = Transit::new(Arc::new(clock.clone()));
+        let default = transit.hold(Region::Eu);
+        let short = transit.hold(Region::De);
+        let long = transit.hold(Region::De);
+        clock.advance_secs(60);
+        drop(short);
+        drop(default);
+        clock.advance_secs(3_600);
+        // Account 1: the short hold ended; the long one is running and crossed the limit.
+        let (events, _) = transit.account(clock.now());
+        transit.settle(clock.now());
+        let TransitEvent::DataInUseAccounted {
+            region,
+            held,
+            longest_ms,
+            over_limit,
+            ..
+        } = events.first().cloned().expect("DE accounted");
+        assert_eq!(events.len(), 1, "nothing of EU is counted: {events:?}");
+        assert_eq!((region, held, over_limit), (Region::De, 1, 1));
+        assert_eq!(longest_ms, 3_660_000);
+        // Account 2: the long hold ended, already counted over the limit.
+        clock.advance_secs(60);
+        drop(long);
+        let (events, taken) = transit.account(clock.now());
+        let TransitEvent::DataInUseAccounted {
+            held, over_limit, ..
+        } = events.first().cloned().expect("DE accounted");
+        assert_eq!((held, over_limit), (1, 0));
+        // Not recorded: the ended hold is counted in the next account.
+        transit.restore(taken);
+        let (events, _) = transit.account(clock.now());
+        assert!(matches!(
+            events.first(),
+            Some(TransitEvent::DataInUseAccounted { held: 1, .. })
+        ));
     }
 }

@@ -124,9 +124,25 @@ pub(super) async fn access(
 /// `GET /sealpost/v1/audit/public-key`: the key checkpoints verify under (published, no token).
 pub(super) async fn public_key(State(s): State<Shared>) -> Result<Json<Value>, ApiError> {
     let audit = s.app.audit().await?;
-    Ok(Json(
-        json!({ "origin": audit.origin(), "public_key": audit.public_key_hex(), "algorithm": "Ed25519" }),
-    ))
+    // Each Local Storage region's own log signs with its own key (ADR 0020).
+    let regions: BTreeMap<String, Value> = s
+        .app
+        .region_audits()
+        .await?
+        .into_iter()
+        .map(|(region, log)| {
+            (
+                region.code().to_owned(),
+                json!({ "origin": log.origin(), "public_key": log.public_key_hex() }),
+            )
+        })
+        .collect();
+    Ok(Json(json!({
+        "origin": audit.origin(),
+        "public_key": audit.public_key_hex(),
+        "algorithm": "Ed25519",
+        "regions": regions,
+    })))
 }
 
 /// `GET /sealpost/v1/audit/checkpoint`: the newest checkpoint (signed now if rows are newer).

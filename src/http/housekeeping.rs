@@ -79,6 +79,11 @@ pub(super) async fn run(
                 .expect("limits lock is never poisoned")
                 .set_nodes(node.live_nodes());
         }
+        // Data in use outside its region, held by this node: accounted once an hour by every
+        // node (the holds are each process's own).
+        if let Err(e) = s.app.account_transit(now).await {
+            tracing::error!(error = %e, "data in use not accounted");
+        }
         if claim.grant().is_none() {
             tokio::select! {
                 _ = stop.changed() => {}
@@ -105,10 +110,6 @@ pub(super) async fn run(
         {
             if let Err(e) = retention.run_once(now).await {
                 tracing::error!(error = %e, "retention pass failed");
-            }
-            // Data in use outside its region: accounted once an hour.
-            if let Err(e) = s.app.account_transit(now).await {
-                tracing::error!(error = %e, "data in use not accounted");
             }
             due.retention = Some(now);
         }
@@ -154,8 +155,21 @@ async fn sequence(s: &Shared, now: Timestamp, last_checkpoint: &mut Timestamp) {
     }
 }
 
+/// How long the regions' sequencing may take per turn: a region out of reach must not hold up
+/// the home log, retention or the other duties.
+const REGIONS_TURN: Duration = Duration::from_secs(5);
+
 /// The Local Storage regions' own logs: sequenced, and a checkpoint signed when `due`.
 async fn sequence_regions(s: &Shared, due: bool) {
+    if tokio::time::timeout(REGIONS_TURN, sequence_regions_now(s, due))
+        .await
+        .is_err()
+    {
+        tracing::warn!("the regions' audit logs were not sequenced in time; next turn");
+    }
+}
+
+async fn sequence_regions_now(s: &Shared, due: bool) {
     let audits = match s.app.region_audits().await {
         Ok(audits) => audits,
         Err(e) => {

@@ -50,6 +50,8 @@ struct Lane {
     link: Option<Link>,
     envelopes: Vec<(Ready, Envelope)>,
     settled: Vec<Settle>,
+    /// The consumer's number is in memory (in the envelopes) until the lane is sent.
+    _in_use: crate::app::transit::InUse,
 }
 
 impl Lane {
@@ -212,10 +214,10 @@ impl Pipeline {
     /// a bundle), each message encrypted in turn.
     async fn encrypt_lane(&self, subject: SubjectId, ready: Vec<Ready>) -> Result<Lane, AppError> {
         let home = ready[0].home.clone();
-        // The consumer's number and the messages' content are in memory until the lane is done.
-        let _in_use = self.app.transit().hold(home.1);
         let mut lane = Lane {
             subject,
+            // The consumer's number and the messages' content are in memory until it is sent.
+            _in_use: self.app.transit().hold(home.1),
             home,
             link: None,
             envelopes: Vec::new(),

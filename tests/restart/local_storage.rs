@@ -388,7 +388,15 @@ async fn erasure_is_certified_from_de(node: &Node, phone_number_id: &str) {
     let cert: sealpost_audit::certificate::ErasureCertificate =
         serde_json::from_value(erased["certificate"].clone()).expect("certificate");
     let key = node.published_key().await;
-    cert.verify(&key).expect("the certificate verifies");
+    let (st, published) = node.get("/sealpost/v1/audit/public-key", "").await;
+    assert_eq!(st, 200, "{published}");
+    let de_key = published["regions"]["DE"]["public_key"]
+        .as_str()
+        .and_then(sealpost_audit::log::parse_public_key)
+        .expect("DE's published key");
+    let keys = std::collections::BTreeMap::from([("DE".to_owned(), de_key)]);
+    cert.verify_with_region_keys(&key, &keys)
+        .expect("the certificate verifies under the published keys");
     let region = cert
         .region
         .clone()
@@ -404,6 +412,17 @@ async fn erasure_is_certified_from_de(node: &Node, phone_number_id: &str) {
         r.event.payload_sha256 = "00".repeat(32);
     }
     assert!(forged.verify(&key).is_err(), "a changed region proof fails");
+    let mut stripped = cert.clone();
+    stripped.region = None;
+    assert!(
+        stripped.verify(&key).is_err(),
+        "a stripped region proof fails"
+    );
+    let other = std::collections::BTreeMap::from([("DE".to_owned(), key)]);
+    assert!(
+        cert.verify_with_region_keys(&key, &other).is_err(),
+        "a region proof under another key fails"
+    );
 }
 
 /// 61 minutes on: the retention duty has accounted what this node held of DE's data in memory

@@ -53,8 +53,12 @@ impl Reference {
         if payload.len() != LEN || payload[..4] != MARK {
             return None;
         }
+        let position = u64::from_be_bytes(payload[4..12].try_into().ok()?);
+        if position == 0 || position > i64::MAX as u64 {
+            return None;
+        }
         Some(Self {
-            position: u64::from_be_bytes(payload[4..12].try_into().ok()?),
+            position,
             hash: payload[12..].try_into().ok()?,
         })
     }
@@ -83,11 +87,13 @@ impl RegionBodies {
 
     /// The committer of `region`'s log, started (and the store opened) on first use.
     async fn committer(&self, region: Region) -> Result<mpsc::Sender<Job>, StoreError> {
-        if let Some(jobs) = self.lock().get(&region) {
+        if let Some(jobs) = self.lock().get(&region).filter(|j| !j.is_closed()) {
             return Ok(jobs.clone());
         }
         let log = self.stores.events_for_write(region).await?;
         let mut committers = self.lock();
+        // A committer that stopped (its task ended) is replaced.
+        committers.retain(|_, j| !j.is_closed());
         let jobs = committers.entry(region).or_insert_with(|| {
             let (jobs, rx) = mpsc::channel(8 * MAX_GROUP);
             // The region's head is not followed: subscribers follow the home log.
@@ -213,30 +219,23 @@ fn region_of(header: &RowHeader) -> Result<Region, StoreError> {
         .map_err(|_| StoreError::Corrupt("unknown region"))
 }
 
-/// Rows read from a region's log at a time.
-const PAGE: u64 = 1_000;
+/// Positions read from a region's log at a time.
+const PAGE: usize = 500;
 
-/// The bodies at `positions` of `log`: runs of nearby positions in one read each.
+/// The bodies at `positions` of `log`, a page of positions per read.
 async fn fetch(
     log: &dyn EventLog,
-    mut positions: BTreeSet<u64>,
+    positions: BTreeSet<u64>,
 ) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let positions: Vec<u64> = positions.into_iter().collect();
     let mut out = Vec::with_capacity(positions.len());
-    while let (Some(&first), Some(&last)) = (positions.first(), positions.last()) {
-        let span = (last - first + 1).min(PAGE);
-        let rows = log.read_all(first - 1, span as u32).await?;
-        let Some(end) = rows.last().map(|r| r.position) else {
-            break;
-        };
-        for row in rows {
-            if positions.remove(&row.position) {
-                out.push((row.position, row.payload));
-            }
-        }
-        positions.retain(|p| *p > end);
-        if end < first - 1 + span {
-            break; // the log ends here
-        }
+    for page in positions.chunks(PAGE) {
+        out.extend(
+            log.read_positions(page)
+                .await?
+                .into_iter()
+                .map(|r| (r.position, r.payload)),
+        );
     }
     Ok(out)
 }

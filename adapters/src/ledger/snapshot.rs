@@ -109,18 +109,30 @@ impl EventStore {
     /// is saved in the region of the command that saved it).
     async fn newest_snapshot(&self, stream: &StreamId) -> Result<Option<SnapshotRow>, LedgerError> {
         let mut newest = self.log.load_snapshot(stream).await?;
-        if let Some(stores) = self.region_stores() {
-            for region in stores.regions().await? {
-                let Some(log) = stores.events_for_read(region).await? else {
-                    continue;
-                };
-                if let Some(s) = log.load_snapshot(stream).await? {
+        // The deployment's own snapshots (persisted projections) are the operator's: home.
+        let stores = match self.region_stores() {
+            Some(stores) if stream.business != sealpost_domain::DEPLOYMENT => stores,
+            _ => return Ok(newest),
+        };
+        for region in stores.regions().await? {
+            // A snapshot is a cache: a region out of reach leaves the events to be folded.
+            let found = match stores.events_for_read(region).await {
+                Ok(Some(log)) => log.load_snapshot(stream).await,
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            };
+            match found {
+                Ok(Some(s)) => {
                     if newest
                         .as_ref()
                         .is_none_or(|n| n.current_sequence < s.current_sequence)
                     {
                         newest = Some(s);
                     }
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(region = region.code(), error = %e, "a region's snapshot not read");
                 }
             }
         }

@@ -178,6 +178,11 @@ pub trait EventLog: Send + Sync + fmt::Debug {
         limit: u32,
     ) -> Result<Vec<StoredRow>, StoreError>;
 
+    /// The rows at `positions` (at most a few hundred), in position order; a position with no
+    /// row is absent. How a Local Storage region's bodies are fetched for the home rows that
+    /// reference them.
+    async fn read_positions(&self, positions: &[u64]) -> Result<Vec<StoredRow>, StoreError>;
+
     /// The highest committed position (0 when empty).
     async fn head(&self) -> Result<u64, StoreError>;
 

@@ -385,6 +385,10 @@ impl PostgresStore {
     const READ_TYPES: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
      FROM sealpost_events WHERE position > $1 AND event_type IN (SELECT jsonb_array_elements_text($2::jsonb)) \
      ORDER BY position LIMIT $3";
+    /// Rows at the positions of a JSON array.
+    const READ_POSITIONS: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
+     FROM sealpost_events WHERE position IN (SELECT (jsonb_array_elements_text($1::jsonb))::bigint) \
+     ORDER BY position";
     /// The evidence fold's position, locked until the page's transaction ends.
     const EV_POSITION_FOR_UPDATE: &'static str =
         "SELECT position FROM sealpost_checkpoints WHERE name = $1 FOR UPDATE";

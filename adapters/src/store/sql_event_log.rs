@@ -101,6 +101,22 @@ macro_rules! impl_event_log {
                 Ok(rows.into_iter().map(Into::into).collect())
             }
 
+            async fn read_positions(
+                &self,
+                positions: &[u64],
+            ) -> Result<Vec<$crate::store::StoredRow>, $crate::store::StoreError> {
+                if positions.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let positions = serde_json::to_string(positions)
+                    .map_err(|e| $crate::store::StoreError::Database(e.to_string()))?;
+                let rows: Vec<$crate::store::DbRow> = sqlx::query_as(Self::READ_POSITIONS)
+                    .bind(positions)
+                    .fetch_all(&self.reader)
+                    .await?;
+                Ok(rows.into_iter().map(Into::into).collect())
+            }
+
             async fn head(&self) -> Result<u64, $crate::store::StoreError> {
                 let (h,): (i64,) = sqlx::query_as($crate::store::sql::HEAD)
                     .fetch_one(&self.reader)

@@ -157,6 +157,9 @@ impl SqliteEventLog {
     const READ_TYPES: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
      FROM sealpost_events WHERE position > $1 AND event_type IN (SELECT value FROM json_each($2)) \
      ORDER BY position LIMIT $3";
+    /// Rows at the positions of a JSON array.
+    const READ_POSITIONS: &'static str = "SELECT position, stream_type, stream_id, sequence, event_type, event_version, business_id, region, epoch, recorded_at, payload \
+     FROM sealpost_events WHERE position IN (SELECT value FROM json_each($1)) ORDER BY position";
     /// The evidence fold's position (`BEGIN IMMEDIATE` already holds the write lock).
     const EV_POSITION_FOR_UPDATE: &'static str =
         "SELECT position FROM sealpost_checkpoints WHERE name = $1";

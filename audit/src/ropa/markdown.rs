@@ -141,12 +141,19 @@ impl Ropa {
                 .region
                 .as_deref()
                 .map_or("home store".to_owned(), |r| format!("{r} store"));
+            let checkpoint = st.checkpoint.as_ref().map_or(String::new(), |c| {
+                format!(
+                    "; checkpoint of size {} with root {}, signed by {}",
+                    c.size, c.root, c.public_key
+                )
+            });
             let _ = writeln!(
                 out,
-                "- {}: {}; holds {}",
+                "- {}: {}; holds {}{}",
                 md(&name),
                 md(&st.location),
-                md(&st.holds)
+                md(&st.holds),
+                md(&checkpoint)
             );
         }
         if !p.transfers.stores.is_empty() {

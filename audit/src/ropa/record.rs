@@ -121,6 +121,10 @@ pub struct StoreRecord {
     pub location: String,
     /// What it holds.
     pub holds: String,
+    /// The signed checkpoint of its tamper-evident log when the record was made (the home
+    /// store's log, or a Local Storage region's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<crate::log::Checkpoint>,
 }
 
 /// Where data is stored and what may leave a region.

@@ -29,11 +29,20 @@ fn input() -> RopaInput {
                 region: None,
                 location: "/srv/sealpost".to_owned(),
                 holds: "the home store's rows".to_owned(),
+                checkpoint: None,
             },
             StoreRecord {
                 region: Some("DE".to_owned()),
                 location: "/srv/sealpost/regions/DE".to_owned(),
                 holds: "DE's keys".to_owned(),
+                checkpoint: Some(crate::log::Checkpoint {
+                    origin: "sealpost/audit/v1/DE".to_owned(),
+                    size: 7,
+                    root: "ab".repeat(32),
+                    signed_at: 1_700_000_000_000,
+                    public_key: "cd".repeat(32),
+                    signature: "ef".repeat(64),
+                }),
             },
         ],
         root_key_source: "key file in the data directory (0600)".to_owned(),
@@ -249,7 +258,10 @@ fn regions_mark_de_as_local_storage() {
     assert_eq!(ropa.processor.transfers.stores.len(), 2);
     let markdown = ropa.to_markdown();
     assert!(
-        markdown.contains("- DE store: /srv/sealpost/regions/DE; holds DE's keys"),
+        markdown.contains(&format!(
+            "- DE store: /srv/sealpost/regions/DE; holds DE's keys; checkpoint of size 7 with root {}",
+            "ab".repeat(32)
+        )),
         "{markdown}"
     );
 }

@@ -1,6 +1,7 @@
-//! The home log's references to the bodies in a Local Storage region's log (ADR 0020): each
+//! The home log's references to the bodies in Local Storage regions' logs (ADR 0020): each
 //! names a position there and the SHA-256 of the body; `audit verify` checks every one, so a
-//! body replaced in the region's store is found even where its own log was rewritten to match.
+//! body replaced in a region's store is found even where its own log was rewritten to match,
+//! and a reference to a region with no store is found too.
 
 use super::READ_BATCH;
 use crate::error::AuditError;
@@ -19,44 +20,61 @@ pub struct References {
     pub broken: Vec<u64>,
 }
 
-/// Checks every reference of `home` to `region`'s log.
-pub async fn verify_references(
+/// Every reference of the home log, by region code: (home position, reference).
+pub async fn home_references(
     home: &dyn EventLog,
-    region: &str,
-    regional: &dyn EventLog,
-) -> Result<References, AuditError> {
-    let mut wanted: BTreeMap<u64, (u64, [u8; 32])> = BTreeMap::new();
+) -> Result<BTreeMap<String, Vec<(u64, Reference)>>, AuditError> {
+    let mut out: BTreeMap<String, Vec<(u64, Reference)>> = BTreeMap::new();
     let mut after = 0;
     loop {
         let batch = home.read_all(after, READ_BATCH).await?;
         let Some(last) = batch.last() else { break };
         after = last.position;
-        for row in batch.iter().filter(|r| r.header.region == region) {
+        for row in batch {
             if let Some(r) = Reference::decode(&row.payload) {
-                wanted.insert(r.position, (row.position, r.hash));
+                out.entry(row.header.region)
+                    .or_default()
+                    .push((row.position, r));
             }
         }
     }
+    Ok(out)
+}
+
+/// Checks `references` (of one region) against its log; with no log, every one is broken.
+pub async fn verify_references(
+    references: &[(u64, Reference)],
+    regional: Option<&dyn EventLog>,
+) -> Result<References, AuditError> {
     let mut found = References {
-        checked: wanted.len() as u64,
+        checked: references.len() as u64,
         broken: Vec::new(),
     };
+    let Some(regional) = regional else {
+        found.broken = references.iter().map(|(home, _)| *home).collect();
+        return Ok(found);
+    };
+    // Two home rows may name one body: each is checked.
+    let mut wanted: BTreeMap<u64, Vec<(u64, [u8; 32])>> = BTreeMap::new();
+    for (home, r) in references {
+        wanted.entry(r.position).or_default().push((*home, r.hash));
+    }
     let mut after = 0;
     loop {
         let batch = regional.read_all(after, READ_BATCH).await?;
         let Some(last) = batch.last() else { break };
         after = last.position;
         for body in batch {
-            if let Some((home_position, hash)) = wanted.remove(&body.position) {
+            for (home, hash) in wanted.remove(&body.position).unwrap_or_default() {
                 if sha256(&body.payload) != hash {
-                    found.broken.push(home_position);
+                    found.broken.push(home);
                 }
             }
         }
     }
     found
         .broken
-        .extend(wanted.into_values().map(|(home_position, _)| home_position));
+        .extend(wanted.into_values().flatten().map(|(home, _)| home));
     found.broken.sort_unstable();
     Ok(found)
 }

@@ -72,8 +72,10 @@ pub(super) async fn page(
     page: Vec<StoredRow>,
 ) -> Result<EvidenceWrite, LedgerError> {
     let mut facts = Vec::new();
-    for row in page.into_iter().filter(wanted) {
-        let e = store.open_row(row).await?;
+    let opened = store
+        .open_rows(page.into_iter().filter(wanted).collect())
+        .await?;
+    for e in opened {
         if let Some(fact) = fact(store, &e).await? {
             facts.push(fact);
         }
