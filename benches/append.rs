@@ -1,5 +1,7 @@
 //! Sealed append throughput (durable, group commit) next to a raw batched insert of rows of the
-//! same size into the same database, in the same run, on SQLite and on Postgres.
+//! same size into the same database, in the same run, on SQLite and on Postgres; and the same
+//! sealed append for a Local Storage number (DE), whose bodies go to DE's own log first and a
+//! reference to the home log (ADR 0020).
 //!
 //! `cargo bench --bench append` (Postgres from `SEALPOST_TEST_DATABASE_URL`, default the local
 //! server; skipped with a message if unreachable). Results and how to read them:
@@ -45,27 +47,36 @@ fn event() -> PlainEvent {
     }
 }
 
-fn ctx() -> EventContext {
+fn ctx(region: Region) -> EventContext {
     EventContext {
         business_id: "100000000000001".into(),
-        region: Region::Eu,
+        region,
         epoch: Some(sealpost_domain::EpochId::new(1)),
     }
 }
 
+/// The sealed store over `stores`, each Local Storage region's bodies in its own store.
 async fn sealed_store(stores: &Stores) -> Arc<EventStore> {
     let vault = Arc::new(Vault::new(
         stores.keys.clone(),
-        RootKeys::fixed([(Region::Eu, SecretKey::random())]),
+        RootKeys::fixed([
+            (Region::Eu, SecretKey::random()),
+            (Region::De, SecretKey::random()),
+        ]),
     ));
-    EventStore::start(stores.events.clone(), vault, Arc::new(SystemClock))
-        .await
-        .expect("start")
+    EventStore::start_with_regions(
+        stores.events.clone(),
+        stores.regions.clone(),
+        vault,
+        Arc::new(SystemClock),
+    )
+    .await
+    .expect("start")
 }
 
 static NEXT_STREAM: AtomicU64 = AtomicU64::new(0);
 
-async fn sealed_round(store: &Arc<EventStore>) -> Duration {
+async fn sealed_round(store: &Arc<EventStore>, region: Region) -> Duration {
     let start = Instant::now();
     let mut tasks = Vec::new();
     let callers = callers();
@@ -78,7 +89,7 @@ async fn sealed_round(store: &Arc<EventStore>) -> Duration {
                     .append(
                         &StreamId::new("100000000000001", "message", id.to_string()),
                         0,
-                        &ctx(),
+                        &ctx(region),
                         vec![event()],
                     )
                     .await
@@ -206,7 +217,14 @@ fn bench(c: &mut Criterion) {
         &rt,
         BenchmarkId::new("sqlite", "sealed append (group commit)"),
         store.clone(),
-        |x| async move { sealed_round(&x).await },
+        |x| async move { sealed_round(&x, Region::Eu).await },
+    );
+    rounds(
+        &mut group,
+        &rt,
+        BenchmarkId::new("sqlite", "sealed append, Local Storage DE"),
+        store.clone(),
+        |x| async move { sealed_round(&x, Region::De).await },
     );
 
     // Postgres.
@@ -236,7 +254,14 @@ fn bench(c: &mut Criterion) {
             &rt,
             BenchmarkId::new("postgres", "sealed append (group commit)"),
             store.clone(),
-            |x| async move { sealed_round(&x).await },
+            |x| async move { sealed_round(&x, Region::Eu).await },
+        );
+        rounds(
+            &mut group,
+            &rt,
+            BenchmarkId::new("postgres", "sealed append, Local Storage DE"),
+            store.clone(),
+            |x| async move { sealed_round(&x, Region::De).await },
         );
         rt.block_on(pg.drop_schema());
     }

@@ -126,10 +126,15 @@ on_every_store!(every_table_of_business_data_carries_the_business);
 /// sharded deployment runs them per shard group, or fans a rare lookup out (docs/scale.md).
 /// Every entry must match a statement, so one that gains its business filter must leave this
 /// list.
-const ACROSS_BUSINESSES: [(&str, &str); 12] = [
+const ACROSS_BUSINESSES: [(&str, &str); 13] = [
     (
         "FROM sealpost_events WHERE position > $1 ORDER BY position",
         "the log in order: per shard group",
+    ),
+    (
+        "FROM sealpost_events WHERE position IN",
+        "a Local Storage region's bodies by position, for the home rows that reference them: \
+         per shard group (positions are the group's)",
     ),
     (
         "FROM sealpost_events WHERE stream_type = $1 AND position > $2",
