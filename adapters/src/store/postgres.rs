@@ -281,11 +281,15 @@ impl AppendTx for PgAppendTx {
         let businesses: Vec<&str> = streams.iter().map(|s| s.business.as_str()).collect();
         let kinds: Vec<&str> = streams.iter().map(|s| s.kind.as_str()).collect();
         let ids: Vec<&str> = streams.iter().map(|s| s.id.as_str()).collect();
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT e.business_id, e.stream_type, e.stream_id, MAX(e.sequence) FROM sealpost_events e \
-             JOIN (SELECT DISTINCT * FROM UNNEST($1::text[], $2::text[], $3::text[])) AS s(b, k, i) \
-               ON e.business_id = s.b AND e.stream_type = s.k AND e.stream_id = s.i \
-             GROUP BY e.business_id, e.stream_type, e.stream_id",
+        // One index probe per stream (the newest row of its key), whatever the table's
+        // statistics say: a join let the planner scan the whole table while a young table (a
+        // Local Storage region's, under load) was not analyzed yet (measured: 13.8 M rows read
+        // in a 10 s benchmark, and a tenth of the throughput).
+        let rows: Vec<(String, String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT s.b, s.k, s.i, (SELECT e.sequence FROM sealpost_events e \
+               WHERE e.stream_type = s.k AND e.stream_id = s.i AND e.business_id = s.b \
+               ORDER BY e.sequence DESC LIMIT 1) \
+             FROM (SELECT DISTINCT * FROM UNNEST($1::text[], $2::text[], $3::text[])) AS s(b, k, i)",
         )
         .bind(&businesses)
         .bind(&kinds)
@@ -294,7 +298,9 @@ impl AppendTx for PgAppendTx {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(business, kind, id, v)| (StreamId::new(business, kind, id), v as u64))
+            .filter_map(|(business, kind, id, v)| {
+                Some((StreamId::new(business, kind, id), v? as u64))
+            })
             .collect())
     }
 
