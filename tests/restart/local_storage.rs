@@ -45,8 +45,9 @@ async fn exchange(node: &Node, hook: &Hook, display: &str, text: &str, reply: &s
     .await;
 }
 
-/// A Local Storage (DE) number: its consumers' messages reach the webhook, before and after a
-/// restart, and it keeps taking them after the restart.
+/// A Local Storage (DE) number: its consumers' messages (text and an image) reach the webhook,
+/// before and after a restart, its media are uploaded, sent and downloaded, and it keeps taking
+/// messages after the restart.
 async fn local_storage_across_restarts(data: Data) {
     let hook = Hook::default();
     let callback = hook.listen().await;
@@ -71,6 +72,23 @@ async fn local_storage_across_restarts(data: Data) {
     {
         exchange(&node, &hook, &display, text, &format!("antwort {round}")).await;
         if round == 0 {
+            // The phone sends a photo: it reaches the webhook as an image.
+            let (st, v) = node
+                .device_send(
+                    PHONE,
+                    json!({"to": display, "type": "image",
+                           "image": {"id": "media-77", "caption": "mein Rad"}}),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+            eventually(60, "the phone's image at the webhook", || async {
+                hook.values()
+                    .iter()
+                    .flat_map(|v| v["messages"].as_array().cloned().unwrap_or_default())
+                    .any(|m| m["type"] == "image" && m["image"]["caption"] == "mein Rad")
+                    .then_some(())
+            })
+            .await;
             let (st, v) = node
                 .send(
                     json!({"messaging_product": "whatsapp", "to": PHONE, "type": "image",
