@@ -111,9 +111,17 @@ async fn post_once(
             .map(|region| app.transit().hold(region))
     });
     let body = match &n.source {
-        Some(e) => match build(app, hook, e, &Known::default()).await? {
-            Some(b) => zeroize::Zeroizing::new(b.body),
-            None => return Ok(None),
+        Some(e) => match build(app, hook, e, &Known::default()).await {
+            Ok(Some(b)) => zeroize::Zeroizing::new(b.body),
+            Ok(None) => return Ok(None),
+            // The store is out of reach: the attempt is tried again.
+            Err(err) if err.is_unavailable() => return Err(err),
+            // It no longer builds (its keys destroyed, its subject erased): given up, so the
+            // app's later notifications are not held up behind it.
+            Err(err) => {
+                tracing::warn!(error = %err, app_id = %hook.app_id, "webhook notification no longer builds; given up");
+                return Ok(None);
+            }
         },
         None => zeroize::Zeroizing::new(n.body.clone()),
     };
@@ -223,6 +231,8 @@ async fn build_retrying(
     mut stop: watch::Receiver<bool>,
 ) -> Option<Option<Built>> {
     loop {
+        // The first build has a Local Storage region's data in memory too.
+        let _in_use = e.header.region.parse().ok().map(|r| app.transit().hold(r));
         match build(app, hook, e, known).await {
             Ok(b) => return Some(b.map(|b| b.held_only_while_posted(e))),
             Err(err) => {

@@ -72,7 +72,13 @@ impl RegionProof {
     /// published key; with none, the key the checkpoint names).
     fn verify(&self, home: &BundleRow, region_key: Option<&VerifyingKey>) -> Result<(), String> {
         let reference = hex::decode(&self.reference).map_err(|_| "reference is not hex")?;
-        if home.region != self.region || self.event.region != self.region {
+        if home.region != self.region
+            || self.event.region != self.region
+            || !self
+                .checkpoint
+                .origin
+                .ends_with(&format!("/{}", self.region))
+        {
             return Err("the region proof is of another region".into());
         }
         if hex::encode(crate::log::sha256(&reference)) != home.payload_sha256 {
@@ -116,8 +122,17 @@ impl ErasureCertificate {
     /// Checks the certificate against the log's published key: the checkpoint's signature, that
     /// the proven leaf is this `SubjectErased` row of this subject, and the inclusion proof; and,
     /// for a Local Storage region's subject, the body's proof in the region's own log.
+    ///
+    /// Without the regions' published keys the region proof's signature is checked only
+    /// against the key its checkpoint names: the home proof and the reference's link to the
+    /// body hold, the region's signature is not pinned. [`Self::verify_with_region_keys`]
+    /// pins it.
     pub fn verify(&self, published_key: &VerifyingKey) -> Result<(), String> {
-        self.verify_with_region_keys(published_key, &BTreeMap::new())
+        self.verify_home(published_key)?;
+        match &self.region {
+            Some(region) => region.verify(&self.event, None),
+            None => self.no_region_proof(),
+        }
     }
 
     /// [`Self::verify`], with the Local Storage regions' published keys (`GET
@@ -128,6 +143,29 @@ impl ErasureCertificate {
         published_key: &VerifyingKey,
         region_keys: &BTreeMap<String, VerifyingKey>,
     ) -> Result<(), String> {
+        self.verify_home(published_key)?;
+        match &self.region {
+            Some(region) => {
+                let key = region_keys
+                    .get(&region.region)
+                    .ok_or("no published key of the region proof's region")?;
+                region.verify(&self.event, Some(key))
+            }
+            None => self.no_region_proof(),
+        }
+    }
+
+    /// A Local Storage subject's certificate must carry its region proof.
+    fn no_region_proof(&self) -> Result<(), String> {
+        if sealpost_domain::Region::code_is_local_storage(&self.event.region) {
+            Err("a Local Storage subject's certificate lacks its region proof".into())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// The home checkpoint under the published key, the proven row, and its inclusion.
+    fn verify_home(&self, published_key: &VerifyingKey) -> Result<(), String> {
         self.checkpoint
             .verify(Some(published_key))
             .map_err(|e| format!("checkpoint: {e}"))?;
@@ -137,18 +175,6 @@ impl ErasureCertificate {
         {
             return Err("the proven row is not this subject's erasure".into());
         }
-        proven(&self.event, &self.inclusion_proof, &self.checkpoint)?;
-        let local = self
-            .event
-            .region
-            .parse::<sealpost_domain::Region>()
-            .is_ok_and(sealpost_domain::Region::is_local_storage);
-        match &self.region {
-            Some(region) => region.verify(&self.event, region_keys.get(&region.region)),
-            None if local => {
-                Err("a Local Storage subject's certificate lacks its region proof".into())
-            }
-            None => Ok(()),
-        }
+        proven(&self.event, &self.inclusion_proof, &self.checkpoint)
     }
 }

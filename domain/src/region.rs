@@ -91,6 +91,11 @@ impl Region {
     pub const fn is_local_storage(self) -> bool {
         !matches!(self, Region::Na | Region::Eu)
     }
+
+    /// Whether the region code `code` (a row's region column) names a Local Storage region.
+    pub fn code_is_local_storage(code: &str) -> bool {
+        code.parse::<Region>().is_ok_and(Region::is_local_storage)
+    }
 }
 
 impl fmt::Display for Region {

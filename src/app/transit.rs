@@ -48,6 +48,13 @@ struct Ended {
     over_limit: u64,
 }
 
+/// What an account took out of the current period.
+#[derive(Debug)]
+struct Taken {
+    from: Timestamp,
+    ended: BTreeMap<Region, Ended>,
+}
+
 /// One hold: the data of its region is in this node's memory until it is dropped.
 #[derive(Debug)]
 #[must_use = "a hold ends when it is dropped"]
@@ -94,9 +101,11 @@ impl Transit {
     /// limit if it lasted longer) and holds still running (over the limit if they crossed it
     /// in this period). The ended holds are taken out: [`Transit::settle`] starts the next
     /// period once the account is recorded, [`Transit::restore`] puts them back if it was not.
-    fn account(&self, now: Timestamp) -> (Vec<TransitEvent>, BTreeMap<Region, Ended>) {
+    fn account(&self, now: Timestamp) -> (Vec<TransitEvent>, Taken) {
         let mut state = self.lock();
-        let from = state.since;
+        // The next period starts now, under the same lock: a hold that ends from here on is
+        // the next period's.
+        let from = std::mem::replace(&mut state.since, now);
         let ended = std::mem::take(&mut state.ended);
         let mut regions = ended.clone();
         for (region, start) in state.live.values() {
@@ -118,18 +127,14 @@ impl Transit {
                 over_limit: t.over_limit,
             })
             .collect();
-        (events, ended)
+        (events, Taken { from, ended })
     }
 
-    /// Starts the next period at `now`.
-    fn settle(&self, now: Timestamp) {
-        self.lock().since = now;
-    }
-
-    /// Puts back ended holds whose account was not recorded.
-    fn restore(&self, taken: BTreeMap<Region, Ended>) {
+    /// Puts back a period whose account was not recorded: it is accounted with the next one.
+    fn restore(&self, taken: Taken) {
         let mut state = self.lock();
-        for (region, t) in taken {
+        state.since = state.since.min(taken.from);
+        for (region, t) in taken.ended {
             let entry = state.ended.entry(region).or_default();
             entry.held += t.held;
             entry.longest_ms = entry.longest_ms.max(t.longest_ms);
@@ -179,44 +184,56 @@ impl Sealpost {
             self.transit.restore(taken);
             return Err(e);
         }
-        self.transit.settle(now);
         Ok(events.len())
     }
 
-    /// Appends each region's account to its stream.
+    /// Appends the regions' accounts in one append (all or none).
     async fn record_transit(&self, events: &[TransitEvent]) -> Result<(), AppError> {
-        let principal = Principal::processor("retention");
-        for event in events {
-            let TransitEvent::DataInUseAccounted { region, .. } = event;
-            let meta = CommandMeta::new(sealpost_domain::DEPLOYMENT, Region::Eu, &principal);
-            let ctx = sealpost_adapters::ledger::EventContext {
-                business_id: sealpost_domain::DEPLOYMENT.to_owned(),
-                region: Region::Eu,
-                epoch: None,
-            };
-            let stream = StreamId::deployment(TRANSIT_STREAM_TYPE, region.code());
-            self.store()
-                .append_at_end(&stream, &ctx, vec![PlainEvent::of(event, meta.to_map())?])
-                .await?;
-            tracing::info!(
-                region = region.code(),
-                "data in use outside its region accounted"
-            );
+        if events.is_empty() {
+            return Ok(());
         }
+        let meta = CommandMeta::new(
+            sealpost_domain::DEPLOYMENT,
+            Region::Eu,
+            &Principal::processor("retention"),
+        );
+        let ctx = sealpost_adapters::ledger::EventContext {
+            business_id: sealpost_domain::DEPLOYMENT.to_owned(),
+            region: Region::Eu,
+            epoch: None,
+        };
+        let plain = events
+            .iter()
+            .map(|e| PlainEvent::of(e, meta.to_map()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.store()
+            .append_at_end(&transit_stream(), &ctx, plain)
+            .await?;
+        tracing::info!(
+            regions = events.len(),
+            "data in use outside its region accounted"
+        );
         Ok(())
     }
+}
+
+/// The stream of every account (the deployment's, one event per region and period).
+fn transit_stream() -> StreamId {
+    StreamId::deployment(TRANSIT_STREAM_TYPE, "regions")
 }
 
 impl Evidence<'_> {
     /// The accounts of data in use outside its region, per Local Storage region with a store.
     pub(super) async fn data_in_use(&self) -> Result<Vec<DataInUseRow>, AppError> {
+        let mut by_region: BTreeMap<Region, TransitTotals> = BTreeMap::new();
+        for e in self.store.read_stream(&transit_stream(), 0).await? {
+            let account = e.decode::<TransitEvent>()?;
+            let TransitEvent::DataInUseAccounted { region, .. } = &account;
+            by_region.entry(*region).or_default().apply(&account);
+        }
         let mut rows = Vec::new();
         for region in self.stores.regions.regions().await? {
-            let stream = StreamId::deployment(TRANSIT_STREAM_TYPE, region.code());
-            let mut totals = TransitTotals::default();
-            for e in self.store.read_stream(&stream, 0).await? {
-                totals.apply(&e.decode::<TransitEvent>()?);
-            }
+            let totals = by_region.remove(&region).unwrap_or_default();
             rows.push(DataInUseRow {
                 region: region.code().to_owned(),
                 periods: totals.periods,
@@ -250,7 +267,6 @@ mod tests {
         clock.advance_secs(3_600);
         // Account 1: the short hold ended; the long one is running and crossed the limit.
         let (events, _) = transit.account(clock.now());
-        transit.settle(clock.now());
         let TransitEvent::DataInUseAccounted {
             region,
             held,

@@ -92,12 +92,7 @@ pub(super) struct Built {
 impl Built {
     /// Drops the body of a Local Storage region's notification, keeping what builds it again.
     pub(super) fn held_only_while_posted(mut self, e: &OpenedEvent) -> Self {
-        let local = e
-            .header
-            .region
-            .parse::<sealpost_domain::Region>()
-            .is_ok_and(sealpost_domain::Region::is_local_storage);
-        if local {
+        if sealpost_domain::Region::code_is_local_storage(&e.header.region) {
             zeroize::Zeroize::zeroize(&mut self.body);
             self.source = Some(e.clone());
         }

@@ -441,6 +441,11 @@ async fn erasure_is_certified_from_de(node: &Node, phone_number_id: &str) {
         cert.verify_with_region_keys(&key, &other).is_err(),
         "a region proof under another key fails"
     );
+    assert!(
+        cert.verify_with_region_keys(&key, &std::collections::BTreeMap::new())
+            .is_err(),
+        "a region proof whose region has no published key fails"
+    );
 }
 
 /// 61 minutes on: the retention duty has accounted what this node held of DE's data in memory

@@ -195,7 +195,7 @@ impl RetentionReport {
 
         // Data in use outside its region.
         h.push_str("<section>\n<h2>Data in use outside its region</h2>\n");
-        let heads = "Region|Hourly accounts|Holds|Longest hold|Over the limit|Limit";
+        let heads = "Region|Accounts (hourly, per node)|Holds|Longest hold|Over the limit|Limit";
         let minutes = |ms: i64| format!("{:.1} min", ms as f64 / 60_000.0);
         let rows = self.data_in_use.iter().map(|d| {
             vec![
