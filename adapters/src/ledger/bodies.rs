@@ -48,6 +48,11 @@ impl Reference {
         out
     }
 
+    /// Whether a payload carries the reference mark (a well-formed reference or a damaged one).
+    pub fn is_marked(payload: &[u8]) -> bool {
+        payload.get(..4) == Some(&MARK[..])
+    }
+
     /// The reference a payload is, if it is one.
     pub fn decode(payload: &[u8]) -> Option<Self> {
         if payload.len() != LEN || payload[..4] != MARK {
@@ -269,5 +274,14 @@ mod tests {
         sealed.extend_from_slice(&[0; LEN - 4]);
         assert_eq!(Reference::decode(&sealed), None);
         assert_eq!(Reference::decode(&r.encode()[..LEN - 1]), None);
+        // A damaged reference decodes as none but still carries the mark (verify counts it).
+        let zero = Reference {
+            position: 0,
+            hash: [7; 32],
+        }
+        .encode();
+        assert_eq!(Reference::decode(&zero), None);
+        assert!(Reference::is_marked(&zero) && Reference::is_marked(&r.encode()));
+        assert!(!Reference::is_marked(&sealed));
     }
 }

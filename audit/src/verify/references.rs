@@ -31,11 +31,18 @@ pub async fn home_references(
         let Some(last) = batch.last() else { break };
         after = last.position;
         for row in batch {
-            if let Some(r) = Reference::decode(&row.payload) {
-                out.entry(row.header.region)
-                    .or_default()
-                    .push((row.position, r));
-            }
+            let r = match Reference::decode(&row.payload) {
+                Some(r) => r,
+                // Marked but damaged: names no body (no log has a position 0), so it is broken.
+                None if Reference::is_marked(&row.payload) => Reference {
+                    position: 0,
+                    hash: [0; 32],
+                },
+                None => continue,
+            };
+            out.entry(row.header.region)
+                .or_default()
+                .push((row.position, r));
         }
     }
     Ok(out)
