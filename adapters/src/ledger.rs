@@ -84,6 +84,18 @@ struct Job {
     reply: oneshot::Sender<Result<Vec<u64>, StoreError>>,
 }
 
+/// Hands `command` to the group committer behind `jobs` and waits for its positions.
+async fn submit_to(
+    jobs: &mpsc::Sender<Job>,
+    command: AppendCommand,
+) -> Result<Vec<u64>, LedgerError> {
+    let (reply, rx) = oneshot::channel();
+    jobs.send(Job { command, reply })
+        .await
+        .map_err(|_| LedgerError::ShutDown)?;
+    Ok(rx.await.map_err(|_| LedgerError::ShutDown)??)
+}
+
 /// The sealed, group-committing event store.
 #[derive(Debug)]
 pub struct EventStore {
@@ -197,12 +209,7 @@ impl EventStore {
 
     /// Submits an already sealed command to the group committer.
     pub async fn submit(&self, command: AppendCommand) -> Result<Vec<u64>, LedgerError> {
-        let (reply, rx) = oneshot::channel();
-        self.jobs
-            .send(Job { command, reply })
-            .await
-            .map_err(|_| LedgerError::ShutDown)?;
-        Ok(rx.await.map_err(|_| LedgerError::ShutDown)??)
+        submit_to(&self.jobs, command).await
     }
 
     /// The highest position this process has committed (cheap; others may be ahead).

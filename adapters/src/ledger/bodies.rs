@@ -11,7 +11,7 @@
 //! sealed under a key that retention destroys with the rest of its epoch.
 
 use super::committer::run_committer;
-use super::{EventStore, Job, LedgerError, MAX_GROUP};
+use super::{submit_to, EventStore, Job, LedgerError, MAX_GROUP};
 use crate::crypto;
 use crate::store::{
     AppendCommand, EventLog, NewRow, RegionStores, RowHeader, StoreError, StoredRow, StreamId,
@@ -19,7 +19,7 @@ use crate::store::{
 use sealpost_domain::Region;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
 /// The stream type of bodies in a region's log: one stream per command, a random id.
 pub const BODY_STREAM_TYPE: &str = "body";
@@ -130,50 +130,43 @@ impl RegionBodies {
             BODY_STREAM_TYPE,
             uuid::Uuid::new_v4().simple().to_string(),
         );
+        // The bodies move to the region's rows (never copied); each home row keeps its hash.
+        let mut hashes = Vec::with_capacity(command.rows.len());
         let rows = command
             .rows
-            .iter()
+            .iter_mut()
             .enumerate()
-            .map(|(i, row)| NewRow {
-                header: RowHeader {
-                    stream: stream.clone(),
-                    sequence: i as u64 + 1,
-                    ..row.header.clone()
-                },
-                payload: row.payload.clone(),
+            .map(|(i, row)| {
+                let payload = std::mem::take(&mut row.payload);
+                hashes.push(crypto::sha256(&payload));
+                NewRow {
+                    header: RowHeader {
+                        stream: stream.clone(),
+                        sequence: i as u64 + 1,
+                        ..row.header.clone()
+                    },
+                    payload,
+                }
             })
             .collect();
-        let (reply, rx) = oneshot::channel();
-        let job = Job {
-            command: AppendCommand {
-                stream,
-                expected: 0,
-                rows,
-            },
-            reply,
+        let bodies = AppendCommand {
+            stream,
+            expected: 0,
+            rows,
         };
-        self.committer(region)
-            .await?
-            .send(job)
-            .await
-            .map_err(|_| LedgerError::ShutDown)?;
-        let positions = rx.await.map_err(|_| LedgerError::ShutDown)??;
+        let positions = submit_to(&self.committer(region).await?, bodies).await?;
         if positions.len() != command.rows.len() {
             return Err(
                 StoreError::Corrupt("a region's log stored another number of bodies").into(),
             );
         }
-        for (row, position) in command.rows.iter_mut().zip(positions) {
-            row.payload = Reference {
-                position,
-                hash: crypto::sha256(&row.payload),
-            }
-            .encode();
+        for ((row, position), hash) in command.rows.iter_mut().zip(positions).zip(hashes) {
+            row.payload = Reference { position, hash }.encode();
         }
         Ok(command)
     }
 
-    /// Puts each referenced body in place of its reference (one read per region and run of
+    /// Puts each referenced body in place of its reference (one read per region and page of
     /// positions), checking its hash.
     pub(super) async fn resolve(&self, rows: &mut [StoredRow]) -> Result<(), LedgerError> {
         let mut wanted: BTreeMap<Region, BTreeSet<u64>> = BTreeMap::new();
