@@ -145,14 +145,18 @@ pub async fn audit_verify(
                     let _ = writeln!(std::io::stderr(), "… {n} rows read");
                 }
             };
-            let verdict = verify::verify_store(
+            // The home log's references to the regions' bodies, noted in the same read.
+            let mut references = verify::HomeReferences::new();
+            let verdict = verify::verify_store_seeing(
                 stores.events.as_ref(),
                 &witness,
                 key.as_ref(),
                 &mut progress,
+                &mut |row| verify::note_reference(&mut references, row),
             )
             .await?;
-            (verdict, verify_regions(&stores, &mut progress).await?)
+            let regions = verify_regions(&stores, references, &mut progress).await?;
+            (verdict, regions)
         }
     };
     let ok = verdict.is_ok() && regions.iter().all(RegionVerdict::is_ok);
@@ -217,9 +221,9 @@ impl RegionVerdict {
 /// region with a store and every region the home log references.
 async fn verify_regions(
     stores: &Stores,
+    mut references: verify::HomeReferences,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> anyhow::Result<Vec<RegionVerdict>> {
-    let mut references = verify::home_references(stores.events.as_ref()).await?;
     let mut located: std::collections::BTreeMap<String, String> = stores
         .layout()
         .await?

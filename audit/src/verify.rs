@@ -17,8 +17,8 @@ use crate::merkle::{self, Frontier, Hash};
 
 mod references;
 use ed25519_dalek::VerifyingKey;
-pub use references::{home_references, verify_references, References};
-use sealpost_adapters::store::{EventLog, RowHeader, StreamId};
+pub use references::{note_reference, verify_references, HomeReferences, References};
+use sealpost_adapters::store::{EventLog, RowHeader, StoredRow, StreamId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -311,13 +311,28 @@ pub async fn verify_store(
     trusted_key: Option<&VerifyingKey>,
     progress: &mut (dyn FnMut(u64) + Send),
 ) -> Result<Verdict, AuditError> {
+    verify_store_seeing(events, witness, trusted_key, progress, &mut |_| {}).await
+}
+
+/// [`verify_store`], showing `each_row` every row as it is read: what else the caller checks
+/// of the rows (the home log's references to the regions' bodies) takes no second read.
+pub async fn verify_store_seeing(
+    events: &dyn EventLog,
+    witness: &[Checkpoint],
+    trusted_key: Option<&VerifyingKey>,
+    progress: &mut (dyn FnMut(u64) + Send),
+    each_row: &mut (dyn FnMut(&StoredRow) + Send),
+) -> Result<Verdict, AuditError> {
     let mut rows = Vec::new();
     let mut after = 0;
     loop {
         let batch = events.read_all(after, READ_BATCH).await?;
         let Some(last) = batch.last() else { break };
         after = last.position;
-        rows.extend(batch.iter().map(|r| (r.position, row_leaf(r))));
+        for r in &batch {
+            each_row(r);
+            rows.push((r.position, row_leaf(r)));
+        }
         progress(rows.len() as u64);
     }
     let mut leaves = Vec::new();

@@ -7,7 +7,7 @@ use super::READ_BATCH;
 use crate::error::AuditError;
 use crate::log::sha256;
 use sealpost_adapters::ledger::Reference;
-use sealpost_adapters::store::EventLog;
+use sealpost_adapters::store::{EventLog, StoredRow};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -20,32 +20,23 @@ pub struct References {
     pub broken: Vec<u64>,
 }
 
-/// Every reference of the home log, by region code: (home position, reference).
-pub async fn home_references(
-    home: &dyn EventLog,
-) -> Result<BTreeMap<String, Vec<(u64, Reference)>>, AuditError> {
-    let mut out: BTreeMap<String, Vec<(u64, Reference)>> = BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let batch = home.read_all(after, READ_BATCH).await?;
-        let Some(last) = batch.last() else { break };
-        after = last.position;
-        for row in batch {
-            let r = match Reference::decode(&row.payload) {
-                Some(r) => r,
-                // Marked but damaged: names no body (no log has a position 0), so it is broken.
-                None if Reference::is_marked(&row.payload) => Reference {
-                    position: 0,
-                    hash: [0; 32],
-                },
-                None => continue,
-            };
-            out.entry(row.header.region)
-                .or_default()
-                .push((row.position, r));
-        }
-    }
-    Ok(out)
+/// The home log's references, by region code: (home position, reference).
+pub type HomeReferences = BTreeMap<String, Vec<(u64, Reference)>>;
+
+/// Notes `row`'s reference, if its payload is one (a damaged one names no body: broken).
+pub fn note_reference(out: &mut HomeReferences, row: &StoredRow) {
+    let r = match Reference::decode(&row.payload) {
+        Some(r) => r,
+        // Marked but damaged: names no body (no log has a position 0), so it is broken.
+        None if Reference::is_marked(&row.payload) => Reference {
+            position: 0,
+            hash: [0; 32],
+        },
+        None => return,
+    };
+    out.entry(row.header.region.clone())
+        .or_default()
+        .push((row.position, r));
 }
 
 /// Checks `references` (of one region) against its log; with no log, every one is broken.
