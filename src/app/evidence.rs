@@ -25,7 +25,7 @@ use sealpost_domain::{RetentionPolicy, Timestamp};
 use sealpost_projections::evidence::{
     AccessPage, AccessQuery, BillingRow, EvidenceProjection, StatRow, DEFAULT_MIN_GROUP,
 };
-use sealpost_projections::report::{CheckpointRef, RetentionReport};
+use sealpost_projections::report::RetentionReport;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -312,12 +312,7 @@ impl Evidence<'_> {
             // transport's: they get the counts only.
             report.erasure_list.clear();
         }
-        report.checkpoint = Some(CheckpointRef {
-            size: checkpoint.size,
-            root: checkpoint.root.clone(),
-            signed_at: checkpoint.signed_at,
-            public_key: checkpoint.public_key.clone(),
-        });
+        report.checkpoint = Some(super::region_audit::checkpoint_ref(&checkpoint));
         report.stores = self.store_rows().await?;
         report.data_in_use = self.data_in_use().await?;
         Ok(report)
@@ -448,16 +443,14 @@ impl Evidence<'_> {
     /// checkpoint of its log.
     async fn store_layout(&self) -> Result<Vec<StoreRecord>, AppError> {
         let home = self.audit().await?.checkpoint(self.now()).await?;
-        let mut regions = self.region_checkpoints().await?;
         Ok(self
-            .stores
-            .layout()
+            .checkpointed_layout()
             .await?
             .into_iter()
-            .map(|s| StoreRecord {
+            .map(|(s, own)| StoreRecord {
                 checkpoint: match s.region {
                     None => Some(home.clone()),
-                    Some(r) => regions.remove(&r),
+                    Some(_) => own,
                 },
                 region: s.region.map(|r| r.code().to_owned()),
                 location: s.location,

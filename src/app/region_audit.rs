@@ -4,7 +4,7 @@
 
 use super::{AppError, Evidence, Sealpost, AUDIT_ORIGIN};
 use sealpost_adapters::ledger::{EventStore, LedgerError, Reference};
-use sealpost_adapters::store::{StoredRow, Stores};
+use sealpost_adapters::store::{PhysicalStore, StoredRow, Stores};
 use sealpost_audit::certificate::RegionProof;
 use sealpost_audit::log::{AuditLog, Checkpoint};
 use sealpost_audit::verify::BundleRow;
@@ -80,39 +80,45 @@ impl Evidence<'_> {
         checkpoints(audits, self.now()).await
     }
 
-    /// The physical stores as the retention report lists them: the home store (whose log the
-    /// report's checkpoint is of), then each region's with the checkpoint of its own log.
-    pub(super) async fn store_rows(&self) -> Result<Vec<StoreRow>, AppError> {
-        let regions = self.region_checkpoints().await?;
+    /// The physical stores (the home store first), each Local Storage region's with a current
+    /// checkpoint of its own log.
+    pub(super) async fn checkpointed_layout(
+        &self,
+    ) -> Result<Vec<(PhysicalStore, Option<Checkpoint>)>, AppError> {
+        let mut regions = self.region_checkpoints().await?;
         Ok(self
             .stores
             .layout()
             .await?
             .into_iter()
             .map(|s| {
-                let own = s.region.and_then(|r| regions.get(&r));
-                StoreRow {
-                    audit_log: match (s.region, own) {
-                        (None, _) => {
-                            "this store's own: the report's checkpoint is of it".to_owned()
-                        }
-                        (Some(_), Some(c)) => format!(
-                            "its own (the region's sealed event bodies): checkpoint of size {} \
-                             with root {}, signed by the region's key {}",
-                            c.size, c.root, c.public_key
-                        ),
-                        (Some(_), None) => "its own: no checkpoint signed yet".to_owned(),
-                    },
-                    checkpoint: own.map(|c| CheckpointRef {
-                        size: c.size,
-                        root: c.root.clone(),
-                        signed_at: c.signed_at,
-                        public_key: c.public_key.clone(),
-                    }),
-                    region: s.region.map(|r| r.code().to_owned()),
-                    location: s.location,
-                    holds: s.holds.to_owned(),
-                }
+                let own = s.region.and_then(|r| regions.remove(&r));
+                (s, own)
+            })
+            .collect())
+    }
+
+    /// The physical stores as the retention report lists them: the home store (whose log the
+    /// report's checkpoint is of), then each region's with the checkpoint of its own log.
+    pub(super) async fn store_rows(&self) -> Result<Vec<StoreRow>, AppError> {
+        Ok(self
+            .checkpointed_layout()
+            .await?
+            .into_iter()
+            .map(|(s, own)| StoreRow {
+                audit_log: match (s.region, &own) {
+                    (None, _) => "this store's own: the report's checkpoint is of it".to_owned(),
+                    (Some(_), Some(c)) => format!(
+                        "its own (the region's sealed event bodies): checkpoint of size {} \
+                         with root {}, signed by the region's key {}",
+                        c.size, c.root, c.public_key
+                    ),
+                    (Some(_), None) => "its own: no checkpoint signed yet".to_owned(),
+                },
+                checkpoint: own.as_ref().map(checkpoint_ref),
+                region: s.region.map(|r| r.code().to_owned()),
+                location: s.location,
+                holds: s.holds.to_owned(),
             })
             .collect())
     }
@@ -164,5 +170,15 @@ impl Evidence<'_> {
             inclusion_proof,
             checkpoint,
         }))
+    }
+}
+
+/// A checkpoint as the retention report names it.
+pub(super) fn checkpoint_ref(c: &Checkpoint) -> CheckpointRef {
+    CheckpointRef {
+        size: c.size,
+        root: c.root.clone(),
+        signed_at: c.signed_at,
+        public_key: c.public_key.clone(),
     }
 }

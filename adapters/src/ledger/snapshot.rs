@@ -118,19 +118,17 @@ impl EventStore {
             // A snapshot is a cache: a region out of reach leaves the events to be folded.
             let found = match stores.events_for_read(region).await {
                 Ok(Some(log)) => log.load_snapshot(stream).await,
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
+                other => other.map(|_| None),
             };
             match found {
-                Ok(Some(s)) => {
+                Ok(Some(s))
                     if newest
                         .as_ref()
-                        .is_none_or(|n| n.current_sequence < s.current_sequence)
-                    {
-                        newest = Some(s);
-                    }
+                        .is_none_or(|n| n.current_sequence < s.current_sequence) =>
+                {
+                    newest = Some(s);
                 }
-                Ok(None) => {}
+                Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(region = region.code(), error = %e, "a region's snapshot not read");
                 }
