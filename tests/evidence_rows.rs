@@ -1,13 +1,15 @@
 //! The evidence projections are rows in the store (ADR 0015): folded a checkpoint at a time
 //! while traffic goes on, folded by two folds at once, or folded again from position 0, they
-//! give the same statistics, billing, retention report and access log, on both backends.
+//! give the same statistics, billing, retention report and access log, on both backends, for a
+//! number of the default region and for a Local Storage (DE) number, whose consumers' tags are
+//! in DE's store only (ADR 0021).
 
 mod common;
 
-use common::world::{consumer, world, World};
+use common::world::{consumer, world_in, World};
 use common::{postgres_env, sqlite_env, Env};
 use sealpost::app::evidence::{ErasureOutcome, ErasureTarget};
-use sealpost_domain::E164;
+use sealpost_domain::{Region, E164};
 use sealpost_projections::evidence::{AccessEntry, AccessQuery, EvidenceProjection};
 use serde_json::Value;
 
@@ -90,8 +92,8 @@ async fn traffic(env: &Env, w: &mut World, pipeline: &mut sealpost::pipeline::Pi
         .size
 }
 
-async fn folds_agree(env: Env) {
-    let (mut w, mut pipeline) = world(&env, DEVICES).await;
+async fn folds_agree(env: Env, region: Region) {
+    let (mut w, mut pipeline) = world_in(&env, DEVICES, region).await;
     let up_to = traffic(&env, &mut w, &mut pipeline).await;
     let stepwise = answers(&env, &w, up_to).await;
 
@@ -122,6 +124,7 @@ async fn folds_agree(env: Env) {
         .as_array()
         .is_some_and(|b| !b.is_empty()));
     assert!(stepwise["access"].as_array().is_some_and(|a| !a.is_empty()));
+    tags_stay_in(&env, &w, region).await;
 
     // Two folds at once from position 0: one of them writes each page, none twice.
     let rows = env.app.stores().evidence.clone();
@@ -157,15 +160,57 @@ async fn folds_agree(env: Env) {
     env.finish().await;
 }
 
+/// The evidence tags of the consumers still held (devices 1 to 5) are in the store of
+/// `region` only: the home store's when it is not a Local Storage region, else the region's.
+async fn tags_stay_in(env: &Env, w: &World, region: Region) {
+    let vault = env.app.store().vault();
+    let now = sealpost_domain::ports::Clock::now(&env.clock);
+    let expected: sealpost_testkit::Holders = [match region.is_local_storage() {
+        true => region.code().to_owned(),
+        false => "home".to_owned(),
+    }]
+    .into();
+    for i in 1..DEVICES {
+        let phone = E164::parse(&consumer(i)).expect("phone");
+        let subject = vault
+            .find_subject(w.business.as_str(), region, &phone, now)
+            .await
+            .expect("find")
+            .expect("a consumer still held");
+        let tag = vault
+            .evidence_tag(w.business.as_str(), region, &subject, now)
+            .await
+            .expect("tag");
+        let holders = match (&env.dir, &env.pg) {
+            (_, Some(pg)) => pg.stores_holding(&tag).await,
+            (Some(dir), None) => sealpost_testkit::files_holding(dir.path(), &tag),
+            (None, None) => unreachable!("an env has a store"),
+        };
+        assert_eq!(holders, expected, "consumer {i}'s evidence tag");
+    }
+}
+
 #[tokio::test]
 async fn sqlite_evidence_folded_stepwise_concurrently_or_again_agrees() {
-    folds_agree(sqlite_env().await).await;
+    folds_agree(sqlite_env().await, Region::Eu).await;
 }
 
 #[tokio::test]
 async fn postgres_evidence_folded_stepwise_concurrently_or_again_agrees() {
     if let Some(env) = postgres_env("evidence_rows").await {
-        folds_agree(env).await;
+        folds_agree(env, Region::Eu).await;
+    }
+}
+
+#[tokio::test]
+async fn sqlite_local_storage_evidence_is_tagged_in_its_region_only() {
+    folds_agree(sqlite_env().await, Region::De).await;
+}
+
+#[tokio::test]
+async fn postgres_local_storage_evidence_is_tagged_in_its_region_only() {
+    if let Some(env) = postgres_env("evidence_rows_de").await {
+        folds_agree(env, Region::De).await;
     }
 }
 
@@ -236,8 +281,13 @@ async fn rows_port(env: Env) {
     let stats = rows.evidence_stats(Some("b1")).await.expect("stats");
     assert_eq!(stats.len(), 1);
     assert_eq!((stats[0].1.count, stats[0].1.subjects), (1, 1));
-    let totals = rows.evidence_totals(Some("b1")).await.expect("totals");
+    let totals = rows.evidence_totals(Some("b1"), &[]).await.expect("totals");
     assert_eq!((totals.created, totals.shredded), (1, 1));
+    let without = rows
+        .evidence_totals(Some("b1"), &["DE", "EU"])
+        .await
+        .expect("totals");
+    assert_eq!(without.created, 0, "the EU message left out");
 
     // A group counts distinct consumers up to the cap (a page may pass it), then no more.
     let busy = StatKey {

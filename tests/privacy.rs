@@ -86,17 +86,7 @@ async fn traffic(env: &Env, region: Region) -> Traffic {
         .expect("number");
     let me = Principal::business(business.clone(), "system-user");
     if region.is_local_storage() {
-        app.catalog()
-            .number_command(
-                &me,
-                &number,
-                (&business, Region::Eu),
-                sealpost_domain::PhoneNumberCommand::ConfigureStorage {
-                    region: Some(region),
-                },
-            )
-            .await
-            .expect("elect while unregistered");
+        common::world::elect(app, &me, &number, region).await;
     }
     let mut old = Vec::new();
     for (i, p) in PHONES.iter().enumerate() {

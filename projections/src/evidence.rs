@@ -11,6 +11,11 @@
 //! and to find its messages when its key goes; the tag is cleared then. No output carries it;
 //! the DPO's erasure list names the random subject id that is the object of the erasure.
 //! Rebuildable from position 0 at any time.
+//!
+//! A Local Storage region's consumers are tagged only in that region's own store: each region
+//! store folds its region's messages with their tags, the distinct consumers of their groups
+//! and their shredding, at the same log positions as the home store, whose rows keep every
+//! count without those tags (ADR 0021). The answers add the two.
 
 mod fold;
 mod queries;
@@ -20,9 +25,11 @@ pub use queries::residual_risks;
 pub use rows::{AccessPage, BillingRow, StatRow};
 pub use sealpost_adapters::store::{AccessEntry, AccessQuery};
 
+use fold::Part;
 use sealpost_adapters::ledger::{EventStore, LedgerError};
-use sealpost_adapters::store::EvidenceRows;
-use sealpost_domain::Timestamp;
+use sealpost_adapters::store::{EvidenceRows, StoreError};
+use sealpost_domain::{Region, Timestamp};
+use std::sync::Arc;
 
 /// The default minimum group size below which a statistic is suppressed.
 pub const DEFAULT_MIN_GROUP: u32 = 5;
@@ -51,46 +58,88 @@ impl<'a> EvidenceProjection<'a> {
         Self { store, rows }
     }
 
-    /// The last position folded in.
+    /// The last position folded in (by the home store's rows).
     pub async fn position(&self) -> Result<u64, LedgerError> {
         Ok(self.rows.evidence_position().await?)
     }
 
+    /// The rows of each Local Storage region with a store, beside the home rows.
+    async fn regions(&self) -> Result<Vec<(Region, Arc<dyn EvidenceRows>)>, StoreError> {
+        let Some(stores) = self.store.region_stores() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for region in stores.regions().await? {
+            if let Some(rows) = stores.evidence_for_read(region).await? {
+                out.push((region, rows));
+            }
+        }
+        Ok(out)
+    }
+
     /// Folds events up to and including `up_to` (e.g. a checkpoint's size), so that an answer
-    /// is exactly consistent with that checkpoint; returns the position reached. Each page is
-    /// one transaction; if another node folded meanwhile, it goes on from where that one got.
-    /// `progress(position, up_to)` after each page.
+    /// is exactly consistent with that checkpoint; returns the position reached: the home
+    /// rows' and every region's, or, where they differ, the lowest below `up_to` if one is,
+    /// else the highest. Each page of each store is one transaction; if another node folded
+    /// meanwhile, it goes on from where that one got. `progress(position, up_to)` after each
+    /// page of the home rows.
     pub async fn catch_up(
         &self,
         up_to: u64,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<u64, LedgerError> {
-        let mut position = self.position().await?;
+        let home = self
+            .catch_up_part((Part::Home, self.rows), up_to, progress)
+            .await?;
+        let mut reached = vec![home];
+        for (region, rows) in self.regions().await? {
+            let part = (Part::Region(region), rows.as_ref());
+            reached.push(self.catch_up_part(part, up_to, &mut |_, _| {}).await?);
+        }
+        let low = reached.iter().copied().min().unwrap_or(home);
+        Ok(match low < up_to {
+            true => low,
+            false => reached.into_iter().max().unwrap_or(home),
+        })
+    }
+
+    /// [`Self::catch_up`] of one store's rows.
+    async fn catch_up_part(
+        &self,
+        (part, rows): (Part, &dyn EvidenceRows),
+        up_to: u64,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<u64, LedgerError> {
+        let mut position = rows.evidence_position().await?;
         while position < up_to {
             let limit = (up_to - position).min(PAGE) as u32;
-            let rows = self.store.log().read_all(position, limit).await?;
-            let rows: Vec<_> = rows.into_iter().filter(|r| r.position <= up_to).collect();
-            let Some(to) = rows.last().map(|r| r.position) else {
+            let page = self.store.log().read_all(position, limit).await?;
+            let page: Vec<_> = page.into_iter().filter(|r| r.position <= up_to).collect();
+            let Some(to) = page.last().map(|r| r.position) else {
                 break;
             };
-            let write = fold::page(self.store, self.rows, position, to, rows).await?;
-            position = if self.rows.evidence_write(&write).await? {
+            let write = fold::page(self.store, (part, rows), position, to, page).await?;
+            position = if rows.evidence_write(&write).await? {
                 to
             } else {
-                self.position().await?
+                rows.evidence_position().await?
             };
             progress(position, up_to);
         }
         Ok(position)
     }
 
-    /// Empties the rows and folds the log again up to `up_to`.
+    /// Empties the rows (the home store's and every region's) and folds the log again up to
+    /// `up_to`.
     pub async fn rebuild(
         &self,
         up_to: u64,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<u64, LedgerError> {
         self.rows.evidence_reset().await?;
+        for (_, rows) in self.regions().await? {
+            rows.evidence_reset().await?;
+        }
         self.catch_up(up_to, progress).await
     }
 }

@@ -30,6 +30,11 @@ pub struct World {
 /// Registers the business and its number, starts the pipeline (with an integrity recorder) on
 /// it and joins `devices` consumer devices (`consumer(0)`, …) to the network.
 pub async fn world(env: &Env, devices: usize) -> (World, Pipeline) {
+    world_in(env, devices, Region::Eu).await
+}
+
+/// [`world`] with the number's data stored in `region` (elected before the pipeline starts).
+pub async fn world_in(env: &Env, devices: usize, region: Region) -> (World, Pipeline) {
     let recorder = IntegrityRecorder::new(&env.app);
     let net = SimNetwork::with(Arc::new(env.clock.clone()), Some(recorder.clone()));
     let engine: Arc<dyn SignalEngine> = Arc::new(Libsignal);
@@ -45,6 +50,10 @@ pub async fn world(env: &Env, devices: usize) -> (World, Pipeline) {
         .add_phone_number(&business, BUSINESS_NUMBER, Region::Eu)
         .await
         .expect("number");
+    let me = Principal::business(business.clone(), "system-user");
+    if region.is_local_storage() {
+        elect(&env.app, &me, &number, region).await;
+    }
     let mut pipeline = Pipeline::start(env.app.clone(), engine.clone(), Arc::new(net.clone()))
         .await
         .expect("pipeline")
@@ -61,7 +70,6 @@ pub async fn world(env: &Env, devices: usize) -> (World, Pipeline) {
                 .expect("device"),
         );
     }
-    let me = Principal::business(business.clone(), "system-user");
     (
         World {
             net,
@@ -73,6 +81,27 @@ pub async fn world(env: &Env, devices: usize) -> (World, Pipeline) {
         },
         pipeline,
     )
+}
+
+/// The business `me` elects Local Storage in `region` for its (unregistered) EU `number`.
+pub async fn elect(
+    app: &sealpost::app::Sealpost,
+    me: &Principal,
+    number: &PhoneNumberId,
+    region: Region,
+) {
+    let business = me.business.clone().expect("a business principal");
+    app.catalog()
+        .number_command(
+            me,
+            number,
+            (&business, Region::Eu),
+            sealpost_domain::PhoneNumberCommand::ConfigureStorage {
+                region: Some(region),
+            },
+        )
+        .await
+        .expect("elect while unregistered");
 }
 
 impl World {

@@ -238,7 +238,8 @@ fn reports_list_the_region_store(data: &Data) {
 
 /// Tables whose rows of a Local Storage region may sit at home: the events' plaintext headers
 /// (their bodies are in the region, counted under [`sealpost_testkit::SEALED_BODIES`]), the
-/// evidence projection's rows and the registry of the regions' stores.
+/// evidence projection's rows (without the consumers, whose tags are in the region's own rows:
+/// ADR 0021, `tests/evidence_rows.rs`) and the registry of the regions' stores.
 fn home_may_hold(table: &str) -> bool {
     ["sealpost_events", "sealpost_region_stores"].contains(&table)
         || table.starts_with("sealpost_ev_")

@@ -252,8 +252,13 @@ pub trait EvidenceRows: Send + Sync + std::fmt::Debug {
         &self,
         business: Option<&str>,
     ) -> Result<Vec<(BillingKey, (u64, u64))>, StoreError>;
-    /// Message totals (of one business).
-    async fn evidence_totals(&self, business: Option<&str>) -> Result<MessageTotals, StoreError>;
+    /// Message totals (of one business), leaving out the messages of the regions `without`
+    /// names (codes).
+    async fn evidence_totals(
+        &self,
+        business: Option<&str>,
+        without: &[&str],
+    ) -> Result<MessageTotals, StoreError>;
     /// Key destructions per UTC day (the whole log).
     async fn evidence_days(&self) -> Result<Vec<(String, DayKeys)>, StoreError>;
     /// Erasures (of one business), in log order.

@@ -2,7 +2,7 @@
 //! ([`RegionLayout`]), which exist ([`RegionRegistry`], recorded in the home store), and opening
 //! them on first use ([`RegionStores`]). NA and EU, the default regions, are the home store's.
 
-use super::{postgres, sqlite, EventLog, KeyStore, LeaseRow, Leases, StoreError};
+use super::{postgres, sqlite, EventLog, EvidenceRows, KeyStore, LeaseRow, Leases, StoreError};
 use async_trait::async_trait;
 use sealpost_domain::Region;
 use std::collections::BTreeMap;
@@ -16,15 +16,16 @@ pub const HELD_IN_REGION: &str = "the sealed bodies of the region's events (mess
      media, template parameters, consumer numbers) in a log of its own with its own \
      tamper-evident tree, its aggregates' snapshots, the region's wrapped keys (ledger, \
      retention-epoch, subject and media keys) with their tombstones, the blind index of its \
-     consumers' numbers, and its Signal accounts and sessions";
+     consumers' numbers, its Signal accounts and sessions, and the evidence rows that link \
+     its messages to their consumers (keyed tags, for distinct counts and shredding)";
 
 /// What the home store holds.
 pub const HELD_AT_HOME: &str = "business information, tokens, statistics, billing, integrity \
      signals and the access log; the one ordered log of every event's plaintext header (type, \
      time, business, region; no content), which for a Local Storage region's event holds a \
      reference to its body in the region (position and hash) instead of the body; the \
-     evidence projection's rows (for a region's messages: message id, epoch and the consumer's \
-     tag under the region's key); the events, keys, blind index and Signal state of the \
+     evidence projection's rows (for a region's messages: id, number, type, epoch and times, \
+     never the consumer); the events, keys, blind index and Signal state of the \
      default regions (NA, EU); and what a Local Storage region stored before it had a store \
      of its own, until it expires";
 
@@ -179,8 +180,10 @@ impl RegionLayout {
                 let dir = sqlite_dir(data_dir, region);
                 crate::files::create_private_dir_all(&dir)
                     .map_err(|e| StoreError::Database(format!("region directory: {}", e.kind())))?;
+                let events = Arc::new(sqlite::SqliteEventLog::open(&dir).await?);
                 Ok(Regional {
-                    events: Arc::new(sqlite::SqliteEventLog::open(&dir).await?),
+                    events: events.clone(),
+                    evidence: events,
                     keys: Arc::new(sqlite::SqliteKeyStore::open(&dir).await?),
                     leases: None,
                 })
@@ -196,6 +199,7 @@ impl RegionLayout {
                 let store = Arc::new(postgres::PostgresStore::new(pool));
                 Ok(Regional {
                     events: store.clone(),
+                    evidence: store.clone(),
                     keys: store.clone(),
                     leases: Some(store),
                 })
@@ -274,6 +278,8 @@ fn derived_template(home_url: &str) -> Result<String, StoreError> {
 struct Regional {
     /// The sealed bodies of its events, in a log of its own (ADR 0020).
     events: Arc<dyn EventLog>,
+    /// The evidence rows of its messages' consumers (ADR 0021).
+    evidence: Arc<dyn EvidenceRows>,
     keys: Arc<dyn KeyStore>,
     /// Where its fenced writes find the leases (Postgres; the embedded store serves one
     /// process and fences nothing).
@@ -374,6 +380,14 @@ impl RegionStores {
         region: Region,
     ) -> Result<Option<Arc<dyn EventLog>>, StoreError> {
         Ok(self.for_read(region).await?.map(|s| s.events))
+    }
+
+    /// `region`'s evidence rows: `None` while it has no store.
+    pub async fn evidence_for_read(
+        &self,
+        region: Region,
+    ) -> Result<Option<Arc<dyn EvidenceRows>>, StoreError> {
+        Ok(self.for_read(region).await?.map(|s| s.evidence))
     }
 
     /// `region`'s store if it exists (opened in this process, or recorded by any node).

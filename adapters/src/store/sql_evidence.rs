@@ -497,11 +497,17 @@ macro_rules! impl_evidence_rows {
             async fn evidence_totals(
                 &self,
                 business: Option<&str>,
+                without: &[&str],
             ) -> Result<$crate::store::MessageTotals, $crate::store::StoreError> {
+                // `WHERE` the business and region conditions, then `AND` whatever follows.
                 let scoped = |sql: &str| {
                     let mut q = sqlx::QueryBuilder::<$db>::new(sql);
+                    q.push(" WHERE 1 = 1");
                     if let Some(b) = business {
-                        q.push(" WHERE business_id = ").push_bind(b.to_owned());
+                        q.push(" AND business_id = ").push_bind(b.to_owned());
+                    }
+                    for region in without {
+                        q.push(" AND region <> ").push_bind((*region).to_owned());
                     }
                     q
                 };
@@ -516,8 +522,7 @@ macro_rules! impl_evidence_rows {
                     let mut q = scoped(&format!(
                         "SELECT {column} / 86400000 AS d, COUNT(*) FROM sealpost_ev_messages"
                     ));
-                    q.push(if business.is_some() { " AND " } else { " WHERE " });
-                    q.push(format!("{column} IS NOT NULL GROUP BY d ORDER BY d"));
+                    q.push(format!(" AND {column} IS NOT NULL GROUP BY d ORDER BY d"));
                     q
                 };
                 let days = |rows: Vec<(i64, i64)>| -> Vec<(i64, u64)> {

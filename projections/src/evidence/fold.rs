@@ -1,5 +1,6 @@
 //! The fold of one page of the log: each access decision, message, status, subject and epoch
-//! shredding of the log's outer layer, summed per group into one [`EvidenceWrite`].
+//! shredding of the log's outer layer, summed per group into one [`EvidenceWrite`] for one
+//! store's rows ([`Part`]).
 
 use super::day;
 use sealpost_adapters::ledger::{EventStore, LedgerError, OpenedEvent};
@@ -26,7 +27,39 @@ const MESSAGE_EVENTS: &[&str] = &[
     "InboundDecryptionFailed",
 ];
 
-/// Whether the fold needs the event in this row (only those are opened).
+/// Which store's evidence rows a fold fills (ADR 0021).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// The home store's: every event, a Local Storage region's consumers without their tag.
+    Home,
+    /// A Local Storage region's own store's: that region's messages with their consumers'
+    /// tags, the distinct consumers of their statistics groups and their shredding.
+    Region(Region),
+}
+
+impl Part {
+    /// Whether this part's rows tag the consumers of events stored in `region` (a code).
+    fn tags(self, region: &str) -> bool {
+        match self {
+            Part::Home => !Region::code_is_local_storage(region),
+            Part::Region(r) => r.code() == region,
+        }
+    }
+
+    /// Whether this part folds the event in `row` (only those are opened).
+    fn wanted(self, row: &StoredRow) -> bool {
+        match self {
+            Part::Home => wanted(row),
+            Part::Region(r) => {
+                row.header.region == r.code()
+                    && row.header.stream.kind != ACCESS_STREAM_TYPE
+                    && wanted(row)
+            }
+        }
+    }
+}
+
+/// Whether the fold needs the event in this row.
 fn wanted(row: &StoredRow) -> bool {
     match row.header.stream.kind.as_str() {
         ACCESS_STREAM_TYPE | "retention" => true,
@@ -57,26 +90,27 @@ enum Fact {
     Epoch(Shred, i64),
     SubjectGone {
         business: String,
-        tag: SubjectTag,
+        /// `None` where the part keeps no tag of the subject's region.
+        tag: Option<SubjectTag>,
         at: i64,
         erasure: Option<ErasureFact>,
     },
 }
 
-/// Folds the rows after position `from` up to `to` into one write.
+/// Folds the rows after position `from` up to `to` into one write of `part`'s `rows`.
 pub(super) async fn page(
     store: &EventStore,
-    rows: &dyn EvidenceRows,
+    (part, rows): (Part, &dyn EvidenceRows),
     from: u64,
     to: u64,
     page: Vec<StoredRow>,
 ) -> Result<EvidenceWrite, LedgerError> {
     let mut facts = Vec::new();
     let opened = store
-        .open_rows(page.into_iter().filter(wanted).collect())
+        .open_rows(page.into_iter().filter(|r| part.wanted(r)).collect())
         .await?;
     for e in opened {
-        if let Some(fact) = fact(store, &e).await? {
+        if let Some(fact) = fact(store, part, &e).await? {
             facts.push(fact);
         }
     }
@@ -110,13 +144,25 @@ pub(super) async fn page(
     for f in facts {
         fold.apply(f);
     }
-    Ok(fold.into_write(from, to))
+    let mut write = fold.into_write(from, to);
+    if let Part::Region(_) = part {
+        // What the home store keeps for every region (ADR 0021).
+        write.billing.clear();
+        write.days.clear();
+        write.erasures.clear();
+    }
+    Ok(write)
 }
 
-/// The facts of one opened event.
-async fn fact(store: &EventStore, e: &OpenedEvent) -> Result<Option<Fact>, LedgerError> {
+/// The facts of one opened event, for `part`'s rows.
+async fn fact(
+    store: &EventStore,
+    part: Part,
+    e: &OpenedEvent,
+) -> Result<Option<Fact>, LedgerError> {
     let at = e.header.recorded_at;
     let region = e.header.region.as_str();
+    let tagged = part.tags(region);
     Ok(match e.header.stream.kind.as_str() {
         ACCESS_STREAM_TYPE => e
             .decode::<AccessEvent>()
@@ -125,7 +171,8 @@ async fn fact(store: &EventStore, e: &OpenedEvent) -> Result<Option<Fact>, Ledge
         "message" => match e.decode::<MessageEvent>() {
             Ok(event) => {
                 let stream = &e.header.stream;
-                message(store, (&stream.business, &stream.id), region, at, event).await?
+                let of = (stream.business.as_str(), stream.id.as_str());
+                message(store, of, (region, tagged), at, event).await?
             }
             Err(_) => None,
         },
@@ -149,7 +196,10 @@ async fn fact(store: &EventStore, e: &OpenedEvent) -> Result<Option<Fact>, Ledge
                 SubjectEvent::SubjectExpired { .. } => None,
                 _ => return Ok(None),
             };
-            let tag = tag(store, business, r, &subject, at).await?;
+            let tag = match tagged {
+                true => Some(tag(store, business, r, &subject, at).await?),
+                false => None,
+            };
             Some(Fact::SubjectGone {
                 business: business.to_owned(),
                 tag,
@@ -248,10 +298,11 @@ fn access(position: u64, event: AccessEvent) -> Vec<AccessEntry> {
     }
 }
 
+/// The facts of a message event; `tagged`: whether its consumer's tag is kept.
 async fn message(
     store: &EventStore,
     (of_business, id): (&str, &str),
-    region: &str,
+    (region, tagged): (&str, bool),
     at: i64,
     event: MessageEvent,
 ) -> Result<Option<Fact>, LedgerError> {
@@ -297,13 +348,16 @@ async fn message(
     let Ok(r) = region.parse::<Region>() else {
         return Ok(None);
     };
-    let tag = tag(store, business.as_str(), r, &subject, at).await?;
+    let tag = match tagged {
+        true => Some(tag(store, business.as_str(), r, &subject, at).await?),
+        false => None,
+    };
     Ok(Some(Fact::Message(MessageFacts {
         message_id: id.to_owned(),
         business_id: business.as_str().to_owned(),
         region: region.to_owned(),
         epoch: epoch.index(),
-        subject: Some(tag),
+        subject: tag,
         phone_number_id: phone.as_str().to_owned(),
         kind,
         category,
@@ -356,11 +410,13 @@ impl PageFold {
                     d.erasures += 1;
                     self.erasures.push(e);
                 }
-                self.shreds.push(Shred::Subject {
-                    business_id: business,
-                    tag,
-                    at,
-                });
+                if let Some(tag) = tag {
+                    self.shreds.push(Shred::Subject {
+                        business_id: business,
+                        tag,
+                        at,
+                    });
+                }
             }
         }
     }

@@ -5,11 +5,13 @@ use super::{day, AccessPage, BillingRow, EvidenceProjection, StatRow, PRICING_MO
 use crate::report::{
     DayRow, ErasureRow, ErasureSummary, MessageCounts, ResidualRisk, RetentionReport,
 };
-use sealpost_adapters::store::{AccessEntry, AccessQuery, KeyStore, StoreError};
+use sealpost_adapters::store::{
+    AccessEntry, AccessQuery, KeyStore, MessageTotals, StatKey, StoreError,
+};
 use sealpost_adapters::vault::subject_key_id;
 use sealpost_domain::time::DAY_MS;
 use sealpost_domain::{BusinessId, Region, RetentionPolicy, SubjectId, Timestamp};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 impl EvidenceProjection<'_> {
     /// Access entries matching `q`, one page.
@@ -29,10 +31,18 @@ impl EvidenceProjection<'_> {
         business: Option<&BusinessId>,
         min_group: u32,
     ) -> Result<Vec<StatRow>, StoreError> {
-        let groups = self
-            .rows
-            .evidence_stats(business.map(BusinessId::as_str))
-            .await?;
+        let scope = business.map(BusinessId::as_str);
+        let mut groups = self.rows.evidence_stats(scope).await?;
+        // A Local Storage region's consumers are counted in its own store only (ADR 0021).
+        let mut regional: HashMap<StatKey, u64> = HashMap::new();
+        for (_, rows) in self.regions().await? {
+            for (k, g) in rows.evidence_stats(scope).await? {
+                *regional.entry(k).or_default() += g.subjects;
+            }
+        }
+        for (k, g) in &mut groups {
+            g.subjects += regional.get(k).copied().unwrap_or(0);
+        }
         Ok(groups
             .into_iter()
             .map(|(k, g)| StatRow {
@@ -81,7 +91,7 @@ impl EvidenceProjection<'_> {
         business: Option<&BusinessId>,
     ) -> Result<RetentionReport, StoreError> {
         let scope = business.map(BusinessId::as_str);
-        let totals = self.rows.evidence_totals(scope).await?;
+        let totals = self.totals(scope).await?;
         let mut days: BTreeMap<String, DayRow> = BTreeMap::new();
         for (d, n) in &totals.created_per_day {
             day_row(&mut days, day(d * DAY_MS)).messages_created += n;
@@ -156,6 +166,40 @@ impl EvidenceProjection<'_> {
             checkpoint: None,
         })
     }
+}
+
+impl EvidenceProjection<'_> {
+    /// The message totals: a Local Storage region's messages from its own store (where their
+    /// consumers' shredding is known), every other region's from the home store.
+    async fn totals(&self, scope: Option<&str>) -> Result<MessageTotals, StoreError> {
+        let local: Vec<&str> = Region::ALL
+            .iter()
+            .filter(|r| r.is_local_storage())
+            .map(|r| r.code())
+            .collect();
+        let mut totals = self.rows.evidence_totals(scope, &local).await?;
+        for (_, rows) in self.regions().await? {
+            let more = rows.evidence_totals(scope, &[]).await?;
+            totals.created += more.created;
+            totals.shredded += more.shredded;
+            totals.oldest_live = match (totals.oldest_live, more.oldest_live) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            totals.created_per_day = add_days(&totals.created_per_day, &more.created_per_day);
+            totals.shredded_per_day = add_days(&totals.shredded_per_day, &more.shredded_per_day);
+        }
+        Ok(totals)
+    }
+}
+
+/// Two per-day counts added, in day order.
+fn add_days(a: &[(i64, u64)], b: &[(i64, u64)]) -> Vec<(i64, u64)> {
+    let mut sum: BTreeMap<i64, u64> = BTreeMap::new();
+    for (d, n) in a.iter().chain(b) {
+        *sum.entry(*d).or_default() += n;
+    }
+    sum.into_iter().collect()
 }
 
 /// The report's row of day `d`, added if absent.
