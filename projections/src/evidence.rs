@@ -77,24 +77,39 @@ impl<'a> EvidenceProjection<'a> {
         Ok(out)
     }
 
+    /// The home store's part of the fold.
+    fn home(&self) -> Part {
+        Part::Home {
+            regional: self.store.region_stores().is_some(),
+        }
+    }
+
     /// Folds events up to and including `up_to` (e.g. a checkpoint's size), so that an answer
     /// is exactly consistent with that checkpoint; returns the position reached: the home
     /// rows' and every region's, or, where they differ, the lowest below `up_to` if one is,
     /// else the highest. Each page of each store is one transaction; if another node folded
-    /// meanwhile, it goes on from where that one got. `progress(position, up_to)` after each
-    /// page of the home rows.
+    /// meanwhile, it goes on from where that one got. `progress(done, total)` after each page,
+    /// over the positions every store's rows fold.
     pub async fn catch_up(
         &self,
         up_to: u64,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> Result<u64, LedgerError> {
+        let parts = 1 + self.regions().await?.len() as u64;
         let home = self
-            .catch_up_part((Part::Home, self.rows), up_to, progress)
+            .catch_up_part((self.home(), self.rows), up_to, &mut |p, _| {
+                progress(p, parts * up_to)
+            })
             .await?;
         let mut reached = vec![home];
-        for (region, rows) in self.regions().await? {
-            let part = (Part::Region(region), rows.as_ref());
-            reached.push(self.catch_up_part(part, up_to, &mut |_, _| {}).await?);
+        // Listed after the home rows: their fold opens the store of a region it meets.
+        let regions = self.regions().await?;
+        let total = (1 + regions.len() as u64) * up_to;
+        for (i, (region, rows)) in regions.iter().enumerate() {
+            let before = (1 + i as u64) * up_to;
+            let part = (Part::Region(*region), rows.as_ref());
+            let mut step = |p: u64, _: u64| progress(before + p, total);
+            reached.push(self.catch_up_part(part, up_to, &mut step).await?);
         }
         let low = reached.iter().copied().min().unwrap_or(home);
         Ok(match low < up_to {

@@ -24,6 +24,8 @@ pub struct World {
     pub devices: Vec<SimDevice>,
     pub business: BusinessId,
     pub number: PhoneNumberId,
+    /// Where the number's data is stored (at the start).
+    pub region: Region,
     pub me: Principal,
 }
 
@@ -77,6 +79,7 @@ pub async fn world_in(env: &Env, devices: usize, region: Region) -> (World, Pipe
             devices: list,
             business,
             number,
+            region,
             me,
         },
         pipeline,

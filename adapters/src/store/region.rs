@@ -382,6 +382,14 @@ impl RegionStores {
         Ok(self.for_read(region).await?.map(|s| s.events))
     }
 
+    /// `region`'s evidence rows for a write: created, migrated and recorded on first use.
+    pub async fn evidence_for_write(
+        &self,
+        region: Region,
+    ) -> Result<Arc<dyn EvidenceRows>, StoreError> {
+        Ok(self.opened(region).await?.evidence)
+    }
+
     /// `region`'s evidence rows: `None` while it has no store.
     pub async fn evidence_for_read(
         &self,

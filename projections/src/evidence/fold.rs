@@ -13,7 +13,7 @@ use sealpost_domain::aggregates::message::PricingCategory;
 use sealpost_domain::{
     Decision, MessageEvent, MessageKind, Region, RetentionEvent, SubjectEvent, SubjectId, Timestamp,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// The message events the projections count.
 const MESSAGE_EVENTS: &[&str] = &[
@@ -30,8 +30,12 @@ const MESSAGE_EVENTS: &[&str] = &[
 /// Which store's evidence rows a fold fills (ADR 0021).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
-    /// The home store's: every event, a Local Storage region's consumers without their tag.
-    Home,
+    /// The home store's: every event; when the deployment keeps Local Storage regions in
+    /// stores of their own (`regional`), their consumers without their tag.
+    Home {
+        /// Whether the Local Storage regions have stores of their own.
+        regional: bool,
+    },
     /// A Local Storage region's own store's: that region's messages with their consumers'
     /// tags, the distinct consumers of their statistics groups and their shredding.
     Region(Region),
@@ -41,23 +45,71 @@ impl Part {
     /// Whether this part's rows tag the consumers of events stored in `region` (a code).
     fn tags(self, region: &str) -> bool {
         match self {
-            Part::Home => !Region::code_is_local_storage(region),
+            Part::Home { regional } => !(regional && Region::code_is_local_storage(region)),
             Part::Region(r) => r.code() == region,
         }
     }
+}
 
-    /// Whether this part folds the event in `row` (only those are opened).
-    fn wanted(self, row: &StoredRow) -> bool {
-        match self {
-            Part::Home => wanted(row),
-            Part::Region(r) => {
-                row.header.region == r.code()
-                    && row.header.stream.kind != ACCESS_STREAM_TYPE
-                    && wanted(row)
+/// The rows of `page` that `part` folds (only those are opened). At home every wanted row, and
+/// each Local Storage region they name gets its store (its part folds them). In a region's
+/// part the rows stored in the region, and the statuses of its messages recorded under another
+/// region (the one their number moved to).
+async fn select(
+    store: &EventStore,
+    (part, rows): (Part, &dyn EvidenceRows),
+    page: Vec<StoredRow>,
+) -> Result<Vec<StoredRow>, LedgerError> {
+    let of = |row: &StoredRow| OfBusiness::new(&row.header.stream.business, &row.header.stream.id);
+    let tagged = |row: &StoredRow| row.header.stream.kind != ACCESS_STREAM_TYPE;
+    let page: Vec<StoredRow> = page.into_iter().filter(wanted).collect();
+    let region = match part {
+        Part::Region(r) => r,
+        Part::Home { regional } => {
+            if let (true, Some(stores)) = (regional, store.region_stores()) {
+                let named: BTreeSet<Region> = page
+                    .iter()
+                    .filter(|row| tagged(row))
+                    .filter_map(|row| row.header.region.parse::<Region>().ok())
+                    .filter(|r| r.is_local_storage())
+                    .collect();
+                for r in named {
+                    stores.evidence_for_write(r).await?;
+                }
             }
+            return Ok(page);
+        }
+    };
+    let message = |row: &StoredRow| row.header.stream.kind == "message";
+    let created = |row: &StoredRow| CREATED.contains(&row.header.event_type.as_str());
+    let own = |row: &StoredRow| row.header.region == region.code() && tagged(row);
+    let elsewhere = |row: &StoredRow| !own(row) && message(row) && !created(row);
+    // The messages stored in the region: recorded in this page, or before it.
+    let mut here: BTreeSet<OfBusiness> = page
+        .iter()
+        .filter(|row| own(row) && message(row) && created(row))
+        .map(of)
+        .collect();
+    let asked: BTreeSet<OfBusiness> = page
+        .iter()
+        .filter(|row| elsewhere(row))
+        .map(of)
+        .filter(|id| !here.contains(id))
+        .collect();
+    if !asked.is_empty() {
+        let asked: Vec<OfBusiness> = asked.into_iter().collect();
+        for m in rows.evidence_messages(&asked).await? {
+            here.insert(OfBusiness::new(m.business_id, m.message_id));
         }
     }
+    Ok(page
+        .into_iter()
+        .filter(|row| own(row) || (elsewhere(row) && here.contains(&of(row))))
+        .collect())
 }
+
+/// The message events that record a message (in its number's region then).
+const CREATED: &[&str] = &["OutboundMessageAccepted", "InboundMessageReceived"];
 
 /// Whether the fold needs the event in this row.
 fn wanted(row: &StoredRow) -> bool {
@@ -107,7 +159,7 @@ pub(super) async fn page(
 ) -> Result<EvidenceWrite, LedgerError> {
     let mut facts = Vec::new();
     let opened = store
-        .open_rows(page.into_iter().filter(|r| part.wanted(r)).collect())
+        .open_rows(select(store, (part, rows), page).await?)
         .await?;
     for e in opened {
         if let Some(fact) = fact(store, part, &e).await? {

@@ -172,11 +172,14 @@ impl EvidenceProjection<'_> {
     /// The message totals: a Local Storage region's messages from its own store (where their
     /// consumers' shredding is known), every other region's from the home store.
     async fn totals(&self, scope: Option<&str>) -> Result<MessageTotals, StoreError> {
-        let local: Vec<&str> = Region::ALL
-            .iter()
-            .filter(|r| r.is_local_storage())
-            .map(|r| r.code())
-            .collect();
+        let local: Vec<&str> = match self.store.region_stores() {
+            Some(_) => Region::ALL
+                .iter()
+                .filter(|r| r.is_local_storage())
+                .map(|r| r.code())
+                .collect(),
+            None => Vec::new(),
+        };
         let mut totals = self.rows.evidence_totals(scope, &local).await?;
         for (_, rows) in self.regions().await? {
             let more = rows.evidence_totals(scope, &[]).await?;
