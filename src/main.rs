@@ -362,15 +362,22 @@ async fn audit(action: AuditAction) -> anyhow::Result<ExitCode> {
                 .await?;
             Ok(ExitCode::SUCCESS)
         }
-        AuditAction::Checkpoint { store } => {
+        AuditAction::Checkpoint { store, format } => {
             let app = store.location().open().await?;
             let c = app.evidence().checkpoint().await?;
-            writeln!(out, "{}", serde_json::to_string_pretty(&c)?)?;
+            match format.as_str() {
+                "note" => write!(out, "{}", c.note)?,
+                _ => writeln!(out, "{}", serde_json::to_string_pretty(&c)?)?,
+            }
             Ok(ExitCode::SUCCESS)
         }
-        AuditAction::PublicKey { store } => {
+        AuditAction::PublicKey { store, format } => {
             let app = store.location().open().await?;
-            writeln!(out, "{}", app.audit().await?.public_key_hex())?;
+            let audit = app.audit().await?;
+            match format.as_str() {
+                "vkey" => writeln!(out, "{}", audit.verifier_key())?,
+                _ => writeln!(out, "{}", audit.public_key_hex())?,
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

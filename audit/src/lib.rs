@@ -7,6 +7,7 @@ mod error;
 pub mod gate;
 pub mod log;
 pub mod merkle;
+pub mod note;
 pub mod ropa;
 pub mod tiles;
 pub mod verify;

@@ -11,13 +11,15 @@
 //!   order, extends an in-memory [`Frontier`] and stores the subtree roots of `tiles`. One lock
 //!   per append on a chain row would cost 4–10× the append throughput on this machine (ADR
 //!   0009); rows of a store written before appenders recorded leaves are hashed here (ADR 0013).
-//! * [`AuditLog::checkpoint`] signs `origin, size, root, time` ([`Checkpoint::body`]) with the
+//! * [`AuditLog::checkpoint`] signs `origin, size, root, time` ([`Checkpoint::body`], a C2SP
+//!   `tlog-checkpoint` body; the checkpoint carries it as a C2SP signed note, ADR 0022) with the
 //!   log's Ed25519 key, whose seed is wrapped under a region root key like every other key. Each
 //!   checkpoint is stored beside the rows *and* appended to a witness file outside the database,
 //!   so restoring an old database (or an old checkpoint table) is caught by `audit verify`.
 
 pub use crate::error::AuditError;
 use crate::merkle::{self, Frontier, Hash};
+use crate::note;
 use crate::tiles::{self, Subtree, SubtreeReader};
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
 use sealpost_adapters::store::{AuditLeaf, CheckpointRow, EventLog, StoreError, StoredRow};
@@ -64,6 +66,10 @@ pub struct Checkpoint {
     pub public_key: String,
     /// Ed25519 signature over [`Checkpoint::body`].
     pub signature: String,
+    /// The checkpoint as a C2SP signed note (its body and signature line), as transparency-log
+    /// tools read it; empty for a checkpoint signed before notes (ADR 0022).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub note: String,
 }
 
 /// Why a checkpoint does not verify.
@@ -81,9 +87,22 @@ pub enum CheckpointError {
 }
 
 impl Checkpoint {
-    /// The signed text: `origin`, size, hex root and time, one per line (a C2SP-style note body).
+    /// The signed text: a C2SP `tlog-checkpoint` body (origin, size, base64 root) with the
+    /// time as an extension line.
     pub fn body(origin: &str, size: u64, root: &Hash, signed_at: i64) -> String {
+        note::checkpoint_body(origin, size, root, signed_at)
+    }
+
+    /// The text checkpoints were signed over before they were notes: origin, size, hex root and
+    /// time, one per line.
+    fn earlier_body(origin: &str, size: u64, root: &Hash, signed_at: i64) -> String {
         format!("{origin}\n{size}\n{}\n{signed_at}\n", hex::encode(root))
+    }
+
+    /// The verifier key of the checkpoint's signer in the note format.
+    pub fn verifier_key(&self) -> Result<String, CheckpointError> {
+        let key = parse_public_key(&self.public_key).ok_or(CheckpointError::Malformed("key"))?;
+        Ok(note::verifier_key(&self.origin, &key))
     }
 
     /// The root as bytes.
@@ -101,23 +120,58 @@ impl Checkpoint {
             .ok()
             .and_then(|b| b.try_into().ok())
             .ok_or(CheckpointError::Malformed("signature"))?;
+        let signature = Signature::from_bytes(&sig);
         let root = self.root_hash()?;
-        key.verify(
-            Self::body(&self.origin, self.size, &root, self.signed_at).as_bytes(),
-            &Signature::from_bytes(&sig),
-        )
-        .map_err(|_| CheckpointError::BadSignature)
+        match self.signed_note(&key, &root, &signature) {
+            // A copy without its note still verifies; one with a note must carry this one.
+            Some(note) if self.note.is_empty() || note == self.note => Ok(()),
+            Some(_) => Err(CheckpointError::Malformed("note")),
+            // Signed before notes: over the earlier text, and then it claims no note.
+            None if self.note.is_empty() => key
+                .verify(
+                    Self::earlier_body(&self.origin, self.size, &root, self.signed_at).as_bytes(),
+                    &signature,
+                )
+                .map_err(|_| CheckpointError::BadSignature),
+            None => Err(CheckpointError::BadSignature),
+        }
+    }
+
+    /// The signed note of these fields, if `signature` by `key` is over their note body.
+    fn signed_note(
+        &self,
+        key: &VerifyingKey,
+        root: &Hash,
+        signature: &Signature,
+    ) -> Option<String> {
+        let body = Self::body(&self.origin, self.size, root, self.signed_at);
+        key.verify(body.as_bytes(), signature).ok()?;
+        note::is_key_name(&self.origin)
+            .then(|| note::signed_note(&body, &self.origin, key, signature))
     }
 
     fn from_row(row: CheckpointRow) -> Self {
-        Self {
+        let mut checkpoint = Self {
             origin: row.origin,
             size: row.size,
-            root: hex::encode(row.root),
+            root: hex::encode(&row.root),
             signed_at: row.signed_at,
-            public_key: hex::encode(row.public_key),
-            signature: hex::encode(row.signature),
+            public_key: hex::encode(&row.public_key),
+            signature: hex::encode(&row.signature),
+            note: String::new(),
+        };
+        let parts = (
+            parse_public_key(&checkpoint.public_key),
+            decode_hash(&checkpoint.root),
+            <[u8; 64]>::try_from(row.signature.as_slice()).ok(),
+        );
+        if let (Some(key), Some(root), Some(sig)) = parts {
+            let signature = Signature::from_bytes(&sig);
+            checkpoint.note = checkpoint
+                .signed_note(&key, &root, &signature)
+                .unwrap_or_default();
         }
+        checkpoint
     }
 }
 
@@ -305,6 +359,11 @@ impl AuditLog {
         hex::encode(self.public_key().as_bytes())
     }
 
+    /// The public key as a note verifier key (`<origin>+<key id>+<base64 key>`, ADR 0022).
+    pub fn verifier_key(&self) -> String {
+        note::verifier_key(&self.origin, &self.public_key())
+    }
+
     /// Records a leaf for every row not yet in the tree; returns the tree size.
     pub async fn sequence(&self) -> Result<u64, AuditError> {
         let mut state = self.state.lock().await;
@@ -361,7 +420,9 @@ impl AuditLog {
     pub async fn checkpoint(&self, now: Timestamp) -> Result<Checkpoint, AuditError> {
         let mut state = self.state.lock().await;
         let size = self.sequence_locked(&mut state.frontier).await?;
-        if let Some(latest) = state.latest.as_ref().filter(|l| l.size == size) {
+        // One signed before notes is signed again as a note (ADR 0022).
+        let current = |l: &&Checkpoint| l.size == size && !l.note.is_empty();
+        if let Some(latest) = state.latest.as_ref().filter(current) {
             return Ok(latest.clone());
         }
         let root = state.frontier.root();

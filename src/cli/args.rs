@@ -249,11 +249,17 @@ pub enum AuditAction {
     Checkpoint {
         #[command(flatten)]
         store: StoreArgs,
+        /// json, or note (the C2SP signed note transparency-log tools verify).
+        #[arg(long, default_value = "json", value_parser = ["json", "note"])]
+        format: String,
     },
-    /// Print the log's public key (hex Ed25519).
+    /// Print the log's public key.
     PublicKey {
         #[command(flatten)]
         store: StoreArgs,
+        /// hex (the Ed25519 key), or vkey (the note verifier key `<name>+<id>+<key>`).
+        #[arg(long, default_value = "hex", value_parser = ["hex", "vkey"])]
+        format: String,
     },
 }
 

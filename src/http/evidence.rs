@@ -121,9 +121,25 @@ pub(super) async fn access(
     })))
 }
 
-/// `GET /sealpost/v1/audit/public-key`: the key checkpoints verify under (published, no token).
-pub(super) async fn public_key(State(s): State<Shared>) -> Result<Json<Value>, ApiError> {
+/// A text answer (a signed note, a verifier key).
+fn plain(text: String) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
+}
+
+/// `GET /sealpost/v1/audit/public-key[?format=json|vkey]`: the key checkpoints verify under
+/// (published, no token); `vkey`: the home log's note verifier key as text (ADR 0022).
+pub(super) async fn public_key(
+    State(s): State<Shared>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let format = q.get("format").map_or("json", String::as_str);
+    if !["json", "vkey"].contains(&format) {
+        return Err(ApiError::not_valid("format"));
+    }
     let audit = s.app.audit().await?;
+    if format == "vkey" {
+        return Ok(plain(format!("{}\n", audit.verifier_key())));
+    }
     // Each Local Storage region's own log signs with its own key (ADR 0020); a region out
     // of reach leaves only its own key out.
     let regions: BTreeMap<String, Value> = s
@@ -138,21 +154,41 @@ pub(super) async fn public_key(State(s): State<Shared>) -> Result<Json<Value>, A
         .map(|(region, log)| {
             (
                 region.code().to_owned(),
-                json!({ "origin": log.origin(), "public_key": log.public_key_hex() }),
+                json!({
+                    "origin": log.origin(),
+                    "public_key": log.public_key_hex(),
+                    "vkey": log.verifier_key(),
+                }),
             )
         })
         .collect();
     Ok(Json(json!({
         "origin": audit.origin(),
         "public_key": audit.public_key_hex(),
+        "vkey": audit.verifier_key(),
         "algorithm": "Ed25519",
         "regions": regions,
-    })))
+    }))
+    .into_response())
 }
 
-/// `GET /sealpost/v1/audit/checkpoint`: the newest checkpoint (signed now if rows are newer).
-pub(super) async fn checkpoint(State(s): State<Shared>, _: Auth) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!(s.app.evidence().checkpoint().await?)))
+/// `GET /sealpost/v1/audit/checkpoint`: the newest checkpoint (signed now if rows are newer),
+/// as JSON, or as its C2SP signed note when the client accepts `text/plain` and not JSON.
+pub(super) async fn checkpoint(
+    State(s): State<Shared>,
+    headers: axum::http::HeaderMap,
+    _: Auth,
+) -> Result<Response, ApiError> {
+    let checkpoint = s.app.evidence().checkpoint().await?;
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let note = accept.contains("text/plain") && !accept.contains("application/json");
+    Ok(match note {
+        true => plain(checkpoint.note),
+        false => Json(json!(checkpoint)).into_response(),
+    })
 }
 
 /// `GET /sealpost/v1/audit/proofs/inclusion?position=&size=` and

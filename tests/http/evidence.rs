@@ -287,6 +287,11 @@ async fn an_erasure_mid_conversation_is_certified_and_the_next_message_is_a_new_
         serde_json::from_value(erased["certificate"].clone()).expect("certificate");
     let key = s.published_key().await;
     cert.verify(&key).expect("the certificate verifies");
+    let (_, vkey) = s
+        .get_text("/sealpost/v1/audit/public-key?format=vkey", "")
+        .await;
+    crate::notes::open_note(&cert.checkpoint.note, vkey.trim())
+        .expect("the certificate carries its checkpoint's signed note");
     assert!(cert.completed_at.is_some());
     assert!(cert.categories.iter().any(|c| c == "consumer phone number"));
     let mut forged = cert.clone();

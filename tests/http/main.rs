@@ -2,7 +2,8 @@
 //! spoken to over HTTP exactly as a Cloud API client would (the harness is
 //! `tests/common/server.rs`). By resource group: `surface` (messages, media, templates, error
 //! envelopes), `numbers` (a number's management and limits, `--config`, tokens), `evidence`
-//! (auditor and DPO, retention, erasure), `tenancy` and `bad_input`.
+//! (auditor and DPO, retention, erasure), `notes` (checkpoints as signed notes), `tenancy` and
+//! `bad_input`.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -10,6 +11,7 @@ mod common;
 mod bad_input;
 mod content;
 mod evidence;
+mod notes;
 mod numbers;
 mod surface;
 mod tenancy;

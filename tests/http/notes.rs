@@ -1,0 +1,122 @@
+//! Checkpoints as C2SP signed notes (issue 15, ADR 0022), checked by an implementation that is
+//! not Sealpost's: the `signed_note` crate, a port of Go's `golang.org/x/mod/sumdb/note`.
+
+use crate::common::server::{sealpost, Node};
+use crate::common::{text, CONSUMER};
+use crate::start;
+use base64::Engine as _;
+use signed_note::{new_ed25519_verifier_key, Note, StandardVerifier, VerifierList};
+
+/// The text of `note` if it verifies under the verifier key `vkey`.
+pub fn open_note(note: &str, vkey: &str) -> Result<String, String> {
+    let verifier = StandardVerifier::new(vkey).map_err(|e| format!("vkey: {e}"))?;
+    let known = VerifierList::new(vec![Box::new(verifier)]);
+    let parsed = Note::from_bytes(note.as_bytes()).map_err(|e| format!("note: {e}"))?;
+    parsed.verify(&known).map_err(|e| format!("verify: {e}"))?;
+    String::from_utf8(parsed.text().to_vec()).map_err(|e| e.to_string())
+}
+
+/// The newest checkpoint as the note `/audit/checkpoint` answers with `Accept: text/plain`.
+async fn note_of(s: &Node) -> String {
+    let resp = s
+        .request(reqwest::Method::GET, "/sealpost/v1/audit/checkpoint")
+        .bearer_auth(s.s("auditor_token"))
+        .header("accept", "text/plain")
+        .send()
+        .await
+        .expect("checkpoint");
+    assert_eq!(resp.status(), 200);
+    let kind = resp.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .to_owned();
+    assert!(kind.starts_with("text/plain"), "{kind}");
+    resp.text().await.expect("text")
+}
+
+/// The checkpoint note verifies under the published verifier key, and its body is a
+/// `tlog-checkpoint`: origin, size, base64 root, as the JSON checkpoint has them. One flipped
+/// byte, another origin's key or another key refuses it. The command line prints the same
+/// formats, and the witness file carries the note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_are_signed_notes_other_tools_verify() {
+    let mut s = start();
+    let (st, sent) = s.converse("hello", text(CONSUMER, "a note")).await;
+    assert_eq!(st, 200, "{sent}");
+    let (st, vkey) = s
+        .get_text("/sealpost/v1/audit/public-key?format=vkey", "")
+        .await;
+    assert_eq!(st, 200, "{vkey}");
+    let vkey = vkey.trim().to_owned();
+    assert!(vkey.starts_with("sealpost/audit/v1+"), "{vkey}");
+
+    let note = note_of(&s).await;
+    let body = open_note(&note, &vkey).expect("the note verifies");
+    let lines: Vec<&str> = body.lines().collect();
+    assert_eq!(lines[0], "sealpost/audit/v1", "{body}");
+    let size: u64 = lines[1].parse().expect("a decimal size");
+    assert!(size > 0, "{body}");
+    let root = base64::engine::general_purpose::STANDARD
+        .decode(lines[2])
+        .expect("a base64 root");
+    assert_eq!(root.len(), 32, "{body}");
+
+    // The JSON answer carries a note of its own fields.
+    let (st, json) = s
+        .get("/sealpost/v1/audit/checkpoint", &s.s("auditor_token"))
+        .await;
+    assert_eq!(st, 200, "{json}");
+    let fields = open_note(json["note"].as_str().expect("note"), &vkey).expect("verifies");
+    let fields: Vec<&str> = fields.lines().collect();
+    assert_eq!(fields[1], json["size"].to_string());
+    let hex_root = hex::encode(
+        base64::engine::general_purpose::STANDARD
+            .decode(fields[2])
+            .expect("base64"),
+    );
+    assert_eq!(json["root"], hex_root.as_str());
+
+    // One flipped byte of the body, or of the signature, is refused.
+    let flipped = note.replacen(&format!("\n{size}\n"), &format!("\n{}\n", size + 1), 1);
+    assert_ne!(flipped, note);
+    assert!(open_note(&flipped, &vkey).is_err(), "another size");
+    let (text_part, signature) = note.rsplit_once(' ').expect("a signature line");
+    let mut sig = base64::engine::general_purpose::STANDARD
+        .decode(signature.trim())
+        .expect("base64");
+    sig[10] ^= 0x01;
+    let forged = format!(
+        "{text_part} {}\n",
+        base64::engine::general_purpose::STANDARD.encode(sig)
+    );
+    assert!(open_note(&forged, &vkey).is_err(), "a changed signature");
+    // The same key under another name, and another key under the log's name.
+    let key = s.published_key().await;
+    assert_eq!(new_ed25519_verifier_key("sealpost/audit/v1", &key), vkey);
+    let elsewhere = new_ed25519_verifier_key("example.com/log", &key);
+    assert!(open_note(&note, &elsewhere).is_err(), "another origin");
+    let other = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+    let impostor = new_ed25519_verifier_key("sealpost/audit/v1", &other);
+    assert!(open_note(&note, &impostor).is_err(), "another key");
+
+    // The command line: the same key, a note that verifies, and the note in the witness file.
+    s.stop().expect("a clean stop");
+    let dir = s.data.dir.display().to_string();
+    let cli = |args: &[&str]| {
+        let mut all = vec!["audit"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--data-dir", &dir]);
+        sealpost(all)
+    };
+    assert_eq!(cli(&["public-key", "--format", "vkey"]).trim(), vkey);
+    let printed = cli(&["checkpoint", "--format", "note"]);
+    open_note(&printed, &vkey).expect("the printed note verifies");
+    let witness = std::fs::read_to_string(s.data.dir.join("audit/witness.jsonl")).expect("witness");
+    let last: serde_json::Value =
+        serde_json::from_str(witness.lines().last().expect("a line")).expect("json");
+    assert_eq!(
+        last["note"],
+        printed.as_str(),
+        "the witness carries the note"
+    );
+}
