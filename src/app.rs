@@ -5,7 +5,7 @@ use rand::RngCore;
 use sealpost_adapters::exec::{CommandMeta, ExecError, Executor};
 use sealpost_adapters::ledger::{EventStore, LedgerError};
 use sealpost_adapters::store::{postgres, RegionLayout, StoreError, Stores, StreamId};
-use sealpost_adapters::vault::{RootKeys, Vault, VaultError};
+use sealpost_adapters::vault::{configured_roots, Roots, Vault, VaultError};
 use sealpost_audit::log::{witness_path, AuditLog};
 use sealpost_audit::{AccessGate, AccessRequest, FieldRef, GateError};
 use sealpost_domain::aggregates::message::{InboundHeader, OutboundHeader, PricingCategory};
@@ -127,6 +127,21 @@ fn random_bytes<const N: usize>() -> [u8; N] {
 /// The directory (inside the data directory) holding the embedded default's root keys.
 pub const ROOT_KEY_DIR: &str = "root-keys";
 
+/// The root keys' custody the environment configures (`dir`: the embedded default's key
+/// files), said in the log at start: a PKCS#11 token, or keys in this process's memory.
+fn configured(dir: Option<&Path>) -> Result<Roots, AppError> {
+    let roots = configured_roots(dir)?;
+    match roots.describe() {
+        // Said at start whatever the log level's default (`warn`): the operator sees which.
+        custody if custody.starts_with("PKCS#11") => tracing::warn!(%custody, "root key custody"),
+        custody => tracing::warn!(
+            %custody,
+            "root key custody: the embedded default; in production keep root keys in an HSM (SEALPOST_PKCS11_MODULE) or at least apart from the data"
+        ),
+    }
+    Ok(roots)
+}
+
 impl Sealpost {
     /// The embedded default: SQLite files and root-key files in `data_dir`.
     pub async fn open_sqlite(
@@ -135,10 +150,7 @@ impl Sealpost {
         policy: RetentionPolicy,
     ) -> Result<Self, AppError> {
         let stores = Stores::sqlite(data_dir).await?;
-        tracing::warn!(
-            "embedded default: region root keys are read from SEALPOST_ROOT_KEY_<REGION> or kept in files under the data directory ({ROOT_KEY_DIR}/); in production keep them apart from the data"
-        );
-        let roots = RootKeys::from_dir_or_env(Some(&data_dir.join(ROOT_KEY_DIR)));
+        let roots = configured(Some(&data_dir.join(ROOT_KEY_DIR)))?;
         Ok(Self::start(stores, roots, clock, policy)
             .await?
             .with_witness(witness_path(data_dir)))
@@ -156,7 +168,7 @@ impl Sealpost {
         postgres::migrate(&pool).await?;
         Self::start(
             Stores::postgres(pool, regions),
-            RootKeys::from_dir_or_env(key_dir),
+            configured(key_dir)?,
             clock,
             policy,
         )
@@ -225,11 +237,11 @@ impl Sealpost {
     /// Starts over given stores and root keys.
     pub async fn start(
         stores: Stores,
-        roots: RootKeys,
+        roots: impl Into<Roots>,
         clock: Arc<dyn Clock>,
         policy: RetentionPolicy,
     ) -> Result<Self, AppError> {
-        let vault = Arc::new(Vault::new(stores.keys.clone(), roots));
+        let vault = Arc::new(Vault::new(stores.keys.clone(), roots.into()));
         let store = EventStore::start_with_regions(
             stores.events.clone(),
             stores.regions.clone(),

@@ -6,7 +6,7 @@
 pub mod args;
 
 use crate::app::evidence::{ErasureOutcome, ErasureTarget};
-use crate::app::{Sealpost, ROOT_KEY_DIR};
+use crate::app::Sealpost;
 use anyhow::Context as _;
 use sealpost_adapters::clock::SystemClock;
 use sealpost_adapters::store::{postgres, RegionLayout, Stores};
@@ -409,13 +409,7 @@ pub async fn report_ropa(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let app = at.open().await?;
-    let root_keys = if at.database_url.is_some()
-        && std::env::var_os("SEALPOST_ROOT_KEY_EU").is_some()
-    {
-        "environment (SEALPOST_ROOT_KEY_<REGION>)".to_owned()
-    } else {
-        format!("key files in the data directory ({ROOT_KEY_DIR}/, mode 0600) unless SEALPOST_ROOT_KEY_<REGION> is set")
-    };
+    let root_keys = app.store().vault().custody();
     let ropa = app
         .evidence()
         .record_of_processing("Sealpost (self-hosted)", &root_keys)

@@ -15,10 +15,14 @@ mod keys;
 mod root;
 mod routing;
 mod signal_state;
+mod token;
 
 pub use keys::{epoch_key_id, media_key_id, subject_key_id};
-pub use root::{write_private_file, RootKeys, ROOT_KEY_ENV_PREFIX};
+pub use root::{
+    configured_roots, write_private_file, RootCustody, RootKeys, Roots, ROOT_KEY_ENV_PREFIX,
+};
 pub use signal_state::SessionSave;
+pub use token::{env as token_env, TokenConfig, TokenRoots, DEFAULT_KEY_LABEL};
 
 use crate::crypto::{self, CryptoError, SecretKey};
 use crate::store::{KeyKind, KeyState, KeyStore, StoreError, WrappedKey};
@@ -70,7 +74,7 @@ pub const MAX_CACHED_KEYS: usize = 50_000;
 #[derive(Debug)]
 pub struct Vault {
     keys: Arc<dyn KeyStore>,
-    roots: RootKeys,
+    roots: Roots,
     cache: Mutex<HashMap<String, Arc<SecretKey>>>,
     /// The current ledger key per business and region, so sealing needs no key-store query.
     /// A rotation by this process updates it; one by another process is picked up on restart
@@ -101,14 +105,19 @@ struct KeySpec<'a> {
 
 impl Vault {
     /// A vault over a key store and root keys.
-    pub fn new(keys: Arc<dyn KeyStore>, roots: RootKeys) -> Self {
+    pub fn new(keys: Arc<dyn KeyStore>, roots: impl Into<Roots>) -> Self {
         Self {
             keys,
-            roots,
+            roots: roots.into(),
             cache: Mutex::new(HashMap::new()),
             current_ledger: Mutex::new(HashMap::new()),
             scrub_owed: AtomicBool::new(true),
         }
+    }
+
+    /// Where the region root keys are ([`RootCustody::describe`]).
+    pub fn custody(&self) -> String {
+        self.roots.describe()
     }
 
     /// Removes destroyed keys' bytes from the key store's files if a destruction since the last
@@ -158,8 +167,7 @@ impl Vault {
             .region
             .parse()
             .map_err(|_| StoreError::Corrupt("unknown region on key"))?;
-        let root = self.roots.get(region)?;
-        let raw = crypto::open(&root, &w.wrapped, &wrap_aad(&w.key_id))?;
+        let raw = self.roots.open(region, &w.wrapped, &wrap_aad(&w.key_id))?;
         let key = Arc::new(SecretKey::from_slice(&raw)?);
         self.remember(&w.key_id, key.clone());
         Ok(key)
@@ -181,7 +189,6 @@ impl Vault {
             KeyState::Missing => match create {
                 None => Ok(None),
                 Some((spec, now)) => {
-                    let root = self.roots.get(spec.region)?;
                     let fresh = SecretKey::random();
                     let w = WrappedKey {
                         key_id: id.to_owned(),
@@ -191,7 +198,9 @@ impl Vault {
                         epoch: spec.epoch,
                         subject_id: spec.subject.map(str::to_owned),
                         version: spec.version,
-                        wrapped: crypto::seal(&root, fresh.expose(), &wrap_aad(id)),
+                        wrapped: self
+                            .roots
+                            .seal(spec.region, fresh.expose(), &wrap_aad(id))?,
                         created_at: now.millis(),
                     };
                     match self.keys.insert_if_absent(&w).await {

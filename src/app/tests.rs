@@ -11,7 +11,8 @@ async fn a_catalog_needs_only_an_executor_a_store_and_a_clock() {
     let dir = tempfile::tempdir().expect("tempdir");
     let stores = Stores::sqlite(dir.path()).await.expect("stores");
     let clock = SimClock::starting_at(AT);
-    let roots = RootKeys::from_dir_or_env(Some(&dir.path().join(ROOT_KEY_DIR)));
+    let roots =
+        sealpost_adapters::vault::RootKeys::from_dir_or_env(Some(&dir.path().join(ROOT_KEY_DIR)));
     let vault = Arc::new(Vault::new(stores.keys.clone(), roots));
     let store = EventStore::start(stores.events.clone(), vault, Arc::new(clock.clone()))
         .await

@@ -1,15 +1,52 @@
-//! Region root keys (KEKs), from the environment or a 0600 key file, and the private-file
-//! writer that creates such files.
+//! Region root keys (KEKs) behind one port, [`RootCustody`]: the embedded default's
+//! [`RootKeys`] (from the environment or a 0600 key file, with the private-file writer that
+//! creates such files) and a PKCS#11 token's [`super::TokenRoots`] (ADR 0023).
 
 use super::VaultError;
-use crate::crypto::SecretKey;
+use crate::crypto::{self, SecretKey};
 use base64::Engine as _;
 use sealpost_domain::Region;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Where region root keys come from.
+/// Where the region root keys are and how wrapping under them is done: every key below a root
+/// is sealed and opened through this, so a root key may live where its bytes cannot be read.
+pub trait RootCustody: Send + Sync + std::fmt::Debug {
+    /// Seals `plaintext` under `region`'s root key (made on first use), bound to `aad`.
+    fn seal(&self, region: Region, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, VaultError>;
+    /// Opens what [`RootCustody::seal`] sealed under `region`'s root key with `aad`.
+    fn open(
+        &self,
+        region: Region,
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError>;
+    /// Where the root keys are, as the start-up log and the record of processing say it.
+    fn describe(&self) -> String;
+}
+
+/// The root keys' custody the vault is given.
+pub type Roots = Arc<dyn RootCustody>;
+
+impl From<RootKeys> for Roots {
+    fn from(keys: RootKeys) -> Self {
+        Arc::new(keys)
+    }
+}
+
+/// The custody the environment configures: a PKCS#11 token when `SEALPOST_PKCS11_MODULE` is
+/// set (logged in now, so a wrong PIN or a missing token stops the start), else the embedded
+/// default's keys from the environment or files in `dir`.
+pub fn configured_roots(dir: Option<&Path>) -> Result<Roots, VaultError> {
+    match super::TokenConfig::from_env().map_err(|e| VaultError::RootKey(Region::Eu, e))? {
+        Some(config) => Ok(Arc::new(super::TokenRoots::open(config)?)),
+        None => Ok(RootKeys::from_dir_or_env(dir).into()),
+    }
+}
+
+/// Region root keys in this process's memory: from `SEALPOST_ROOT_KEY_<REGION>`, a 0600 key
+/// file per region, or given directly.
 #[derive(Debug)]
 pub struct RootKeys {
     dir: Option<PathBuf>,
@@ -38,7 +75,7 @@ impl RootKeys {
         }
     }
 
-    /// The root key of a region.
+    /// The root key of a region (loaded, or made in its file, on first use).
     pub fn get(&self, region: Region) -> Result<Arc<SecretKey>, VaultError> {
         let mut loaded = self
             .loaded
@@ -84,6 +121,35 @@ impl RootKeys {
                 Ok(key)
             }
             Err(e) => Err(VaultError::RootKey(region, e.to_string())),
+        }
+    }
+}
+
+impl RootCustody for RootKeys {
+    fn seal(&self, region: Region, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, VaultError> {
+        Ok(crypto::seal(self.get(region)?.as_ref(), plaintext, aad))
+    }
+
+    fn open(
+        &self,
+        region: Region,
+        sealed: &[u8],
+        aad: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
+        Ok(zeroize::Zeroizing::new(crypto::open(
+            self.get(region)?.as_ref(),
+            sealed,
+            aad,
+        )?))
+    }
+
+    fn describe(&self) -> String {
+        match &self.dir {
+            Some(dir) => format!(
+                "root keys in this process's memory, from SEALPOST_ROOT_KEY_<REGION> or key files in {} (0600)",
+                dir.display()
+            ),
+            None => "root keys in this process's memory, from SEALPOST_ROOT_KEY_<REGION>".to_owned(),
         }
     }
 }

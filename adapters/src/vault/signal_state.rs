@@ -60,8 +60,9 @@ impl Vault {
         account: &[u8],
         now: Timestamp,
     ) -> Result<(), VaultError> {
-        let root = self.roots.get(region)?;
-        let wrapped = crypto::seal(&root, account, &signal_account_aad(owner, region));
+        let wrapped = self
+            .roots
+            .seal(region, account, &signal_account_aad(owner, region))?;
         self.keys
             .put_signal_account(owner, business, region.code(), &wrapped, now.millis())
             .await?;
@@ -96,12 +97,11 @@ impl Vault {
         else {
             return Ok(None);
         };
-        let root = self.roots.get(region)?;
-        Ok(Some(zeroize::Zeroizing::new(crypto::open(
-            &root,
+        Ok(Some(self.roots.open(
+            region,
             &wrapped,
             &signal_account_aad(owner, region),
-        )?)))
+        )?))
     }
 
     /// Stores the Signal session with one device of a subject, sealed under the subject key.

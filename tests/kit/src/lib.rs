@@ -4,6 +4,8 @@
 //! test helper ships in the product. Used by the adapters' conformance and outage suites, the
 //! root crate's end-to-end tests and the benchmarks.
 
+pub mod hsm;
+
 use sealpost_adapters::store::{postgres, RegionLayout, StoreError};
 use sqlx::PgPool;
 

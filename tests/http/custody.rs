@@ -1,0 +1,43 @@
+//! `serve` with its region root keys in a PKCS#11 token (SoftHSM2; ADR 0023).
+
+use crate::common::server::Data;
+use crate::common::{text, CONSUMER};
+use crate::{checked, serve};
+use sealpost_testkit::hsm::{test_token, token_env};
+
+/// With the token configured, `serve` says so at start, writes no root key file, and a message
+/// it stored is read back after a restart: every key below the roots is unwrapped in the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_keeps_its_root_keys_in_the_token() {
+    let Some(token) = test_token("serve") else {
+        return;
+    };
+    let data = Data::fresh(None);
+    let with_token = token_env(&token)
+        .into_iter()
+        .fold(serve(&data), |s, (k, v)| s.env(k, v));
+    let node = checked(with_token.start());
+    let (st, sent) = node
+        .converse("hallo", text(CONSUMER, "kept under the token"))
+        .await;
+    assert_eq!(st, 200, "{sent}");
+    let id = sent["messages"][0]["id"].as_str().expect("id").to_owned();
+    let node = node.restart();
+    let (st, read) = node
+        .get(
+            &format!("/sealpost/v1/messages/{id}"),
+            &node.s("access_token"),
+        )
+        .await;
+    assert_eq!(st, 200, "{read}");
+    assert_eq!(read["message"]["text"]["body"], "kept under the token");
+    assert!(
+        !data.dir.join(sealpost::app::ROOT_KEY_DIR).exists(),
+        "no root key file"
+    );
+    let log = node.log_text();
+    assert!(
+        log.contains("root key custody") && log.contains("PKCS#11 token"),
+        "the start-up log names the custody"
+    );
+}
