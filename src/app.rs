@@ -241,7 +241,9 @@ impl Sealpost {
         clock: Arc<dyn Clock>,
         policy: RetentionPolicy,
     ) -> Result<Self, AppError> {
-        let vault = Arc::new(Vault::new(stores.keys.clone(), roots.into()));
+        let roots: Roots = roots.into();
+        sealpost_adapters::vault::hold_custody(stores.events.as_ref(), roots.as_ref()).await?;
+        let vault = Arc::new(Vault::new(stores.keys.clone(), roots));
         let store = EventStore::start_with_regions(
             stores.events.clone(),
             stores.regions.clone(),

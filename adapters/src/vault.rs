@@ -19,10 +19,11 @@ mod token;
 
 pub use keys::{epoch_key_id, media_key_id, subject_key_id};
 pub use root::{
-    configured_roots, write_private_file, RootCustody, RootKeys, Roots, ROOT_KEY_ENV_PREFIX,
+    configured_roots, hold_custody, write_private_file, RootCustody, RootKeys, Roots,
+    CUSTODY_RECORD, ROOT_KEY_ENV_PREFIX,
 };
 pub use signal_state::SessionSave;
-pub use token::{env as token_env, TokenConfig, TokenRoots, DEFAULT_KEY_LABEL};
+pub use token::{env as token_env, root_key_template, TokenConfig, TokenRoots, DEFAULT_KEY_LABEL};
 
 use crate::crypto::{self, CryptoError, SecretKey};
 use crate::store::{KeyKind, KeyState, KeyStore, StoreError, WrappedKey};
@@ -55,12 +56,20 @@ pub enum VaultError {
     /// No root key could be loaded or created for a region: fix the configuration.
     #[error("root key unavailable for region {0}: {1}")]
     RootKey(Region, String),
+    /// The root keys' custody (a PKCS#11 token) could not be reached or used: retry later
+    /// (HTTP 503), and fix the token if it lasts.
+    #[error("root key custody unavailable: {0}")]
+    Custody(String),
 }
 
 impl VaultError {
     /// Whether the failure is transient (the key store is down, unreachable or busy).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, VaultError::Store(e) if e.is_unavailable())
+        match self {
+            VaultError::Store(e) => e.is_unavailable(),
+            VaultError::Custody(_) => true,
+            _ => false,
+        }
     }
 }
 

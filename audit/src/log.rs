@@ -325,6 +325,10 @@ impl AuditLog {
         witness: Option<PathBuf>,
         now: Timestamp,
     ) -> Result<Arc<Self>, AuditError> {
+        if !note::is_key_name(origin) {
+            // The origin names the note key: no space, no `+` (ADR 0022).
+            return Err(StoreError::Invalid("the audit log's origin has a space or a '+'").into());
+        }
         let seed = vault.audit_signing_seed(region, now).await?;
         let signer = SigningKey::from_bytes(&seed);
         // The right edge from the stored tiles: a few queries, not every leaf (ADR 0013).

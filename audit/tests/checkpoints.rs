@@ -44,3 +44,68 @@ fn checkpoints_verify_with_their_note_or_over_the_earlier_text() {
         Err(CheckpointError::BadSignature)
     );
 }
+
+/// A store whose newest checkpoint was signed before notes: the next checkpoint of the same
+/// tree is signed as a note and replaces it in the store, so a reopened log (and the export
+/// bundle, which reads the store) has the note without signing again.
+#[tokio::test]
+async fn a_checkpoint_signed_before_notes_is_signed_again_and_stored() {
+    use sealpost_adapters::crypto::SecretKey;
+    use sealpost_adapters::store::{CheckpointRow, Stores};
+    use sealpost_adapters::vault::{RootKeys, Vault};
+    use sealpost_audit::log::{stored_checkpoints, AuditLog};
+    use sealpost_domain::{Region, Timestamp};
+    let dir = tempfile::tempdir().expect("dir");
+    let stores = Stores::sqlite(dir.path()).await.expect("sqlite");
+    let vault = Vault::new(
+        stores.keys.clone(),
+        RootKeys::fixed([(Region::Eu, SecretKey::random())]),
+    );
+    let now = Timestamp::from_millis(1_772_323_200_000);
+    let origin = "sealpost/audit/v1";
+    let seed = vault
+        .audit_signing_seed(Region::Eu, now)
+        .await
+        .expect("seed");
+    let signing = SigningKey::from_bytes(&seed);
+    let root = sealpost_audit::merkle::EMPTY_ROOT;
+    let earlier = format!("{origin}\n0\n{}\n{}\n", hex::encode(root), now.millis());
+    stores
+        .events
+        .audit_put_checkpoint(&CheckpointRow {
+            size: 0,
+            root: root.to_vec(),
+            signed_at: now.millis(),
+            origin: origin.to_owned(),
+            public_key: signing.verifying_key().as_bytes().to_vec(),
+            signature: signing.sign(earlier.as_bytes()).to_bytes().to_vec(),
+        })
+        .await
+        .expect("an old checkpoint");
+    let before = stored_checkpoints(stores.events.as_ref())
+        .await
+        .expect("stored");
+    assert_eq!(before.len(), 1);
+    assert!(before[0].note.is_empty(), "signed before notes");
+    assert_eq!(before[0].verify(Some(&signing.verifying_key())), Ok(()));
+
+    let log = AuditLog::open(stores.events.clone(), &vault, origin, None, now)
+        .await
+        .expect("open");
+    let later = Timestamp::from_millis(now.millis() + 1_000);
+    let signed = log.checkpoint(later).await.expect("checkpoint");
+    assert!(!signed.note.is_empty(), "signed again as a note");
+    assert_eq!(signed.verify(Some(&signing.verifying_key())), Ok(()));
+    let after = stored_checkpoints(stores.events.as_ref())
+        .await
+        .expect("stored");
+    assert_eq!(after, vec![signed.clone()], "it replaced the old one");
+    let reopened = AuditLog::open(stores.events.clone(), &vault, origin, None, later)
+        .await
+        .expect("open");
+    assert_eq!(
+        reopened.checkpoint(later).await.expect("checkpoint"),
+        signed,
+        "not signed a third time"
+    );
+}

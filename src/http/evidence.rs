@@ -172,23 +172,38 @@ pub(super) async fn public_key(
     .into_response())
 }
 
-/// `GET /sealpost/v1/audit/checkpoint`: the newest checkpoint (signed now if rows are newer),
-/// as JSON, or as its C2SP signed note when the client accepts `text/plain` and not JSON.
+/// `GET /sealpost/v1/audit/checkpoint[?format=json|note]`: the newest checkpoint (signed now if
+/// rows are newer), as JSON, or as its C2SP signed note (`format=note`, or without `format` a
+/// client that accepts `text/plain` and not JSON). Never cached: a newer one may come any time.
 pub(super) async fn checkpoint(
     State(s): State<Shared>,
+    Query(q): Query<BTreeMap<String, String>>,
     headers: axum::http::HeaderMap,
     _: Auth,
 ) -> Result<Response, ApiError> {
-    let checkpoint = s.app.evidence().checkpoint().await?;
     let accept = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let note = accept.contains("text/plain") && !accept.contains("application/json");
-    Ok(match note {
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let note = match q.get("format").map(String::as_str) {
+        Some("note") => true,
+        Some("json") => false,
+        None => accept.contains("text/plain") && !accept.contains("application/json"),
+        Some(_) => return Err(ApiError::not_valid("format")),
+    };
+    let checkpoint = s.app.evidence().checkpoint().await?;
+    let mut answer = match note {
         true => plain(checkpoint.note),
         false => Json(json!(checkpoint)).into_response(),
-    })
+    };
+    let headers = answer.headers_mut();
+    headers.insert(header::VARY, header::HeaderValue::from_static("accept"));
+    headers.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache"),
+    );
+    Ok(answer)
 }
 
 /// `GET /sealpost/v1/audit/proofs/inclusion?position=&size=` and

@@ -40,4 +40,22 @@ async fn serve_keeps_its_root_keys_in_the_token() {
         log.contains("root key custody") && log.contains("PKCS#11 token"),
         "the start-up log names the custody"
     );
+    assert!(!log.contains(token.pin.as_str()), "the PIN is never logged");
+    // Opened without the token, the store refuses: its keys are not in this process's reach,
+    // and new ones must not be wrapped under a second set of roots.
+    let mut node = node;
+    node.stop().expect("a clean stop");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["report", "retention", "--format", "json", "--data-dir"])
+        .arg(&data.dir)
+        .env_remove("SEALPOST_PKCS11_MODULE")
+        .output()
+        .expect("run sealpost");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("custody it was made with"), "{said}");
+    assert!(
+        !data.dir.join(sealpost::app::ROOT_KEY_DIR).exists(),
+        "no root key file made on the way"
+    );
 }

@@ -31,6 +31,8 @@ async fn note_of(s: &Node) -> String {
         .expect("type")
         .to_owned();
     assert!(kind.starts_with("text/plain"), "{kind}");
+    assert_eq!(resp.headers()["vary"], "accept");
+    assert_eq!(resp.headers()["cache-control"], "no-cache");
     resp.text().await.expect("text")
 }
 
@@ -51,6 +53,21 @@ async fn checkpoints_are_signed_notes_other_tools_verify() {
     assert!(vkey.starts_with("sealpost/audit/v1+"), "{vkey}");
 
     let note = note_of(&s).await;
+    let (st, by_format) = s
+        .get_text(
+            "/sealpost/v1/audit/checkpoint?format=note",
+            &s.s("auditor_token"),
+        )
+        .await;
+    assert_eq!(st, 200, "{by_format}");
+    open_note(&by_format, &vkey).expect("?format=note verifies too");
+    let (st, bad) = s
+        .get(
+            "/sealpost/v1/audit/checkpoint?format=pdf",
+            &s.s("auditor_token"),
+        )
+        .await;
+    assert_eq!(st, 400, "{bad}");
     let body = open_note(&note, &vkey).expect("the note verifies");
     let lines: Vec<&str> = body.lines().collect();
     assert_eq!(lines[0], "sealpost/audit/v1", "{body}");

@@ -24,6 +24,33 @@ pub trait RootCustody: Send + Sync + std::fmt::Debug {
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError>;
     /// Where the root keys are, as the start-up log and the record of processing say it.
     fn describe(&self) -> String;
+    /// Whether the root keys are in a token (an HSM) rather than in this process's memory.
+    fn in_token(&self) -> bool {
+        false
+    }
+}
+
+/// The name under which the home store records which custody its keys are wrapped in.
+pub const CUSTODY_RECORD: &str = "custody:root-keys";
+
+/// Records the custody on a store's first start and refuses a start under the other one: keys
+/// wrapped under one custody do not open under the other, and new keys would be wrapped under
+/// a second set of roots (ADR 0023).
+pub async fn hold_custody(
+    events: &dyn crate::store::EventLog,
+    roots: &dyn RootCustody,
+) -> Result<(), VaultError> {
+    let (here, name) = match roots.in_token() {
+        true => (2, "a PKCS#11 token"),
+        false => (1, "this process's memory (key files or environment)"),
+    };
+    match events.load_checkpoint(CUSTODY_RECORD).await? {
+        0 => Ok(events.save_checkpoint(CUSTODY_RECORD, here, None).await?),
+        there if there == here => Ok(()),
+        _ => Err(VaultError::Custody(format!(
+            "this store's keys are wrapped under root keys kept elsewhere than in {name}, as this process is configured; start it with the custody it was made with"
+        ))),
+    }
 }
 
 /// The root keys' custody the vault is given.
@@ -39,7 +66,7 @@ impl From<RootKeys> for Roots {
 /// set (logged in now, so a wrong PIN or a missing token stops the start), else the embedded
 /// default's keys from the environment or files in `dir`.
 pub fn configured_roots(dir: Option<&Path>) -> Result<Roots, VaultError> {
-    match super::TokenConfig::from_env().map_err(|e| VaultError::RootKey(Region::Eu, e))? {
+    match super::TokenConfig::from_env().map_err(VaultError::Custody)? {
         Some(config) => Ok(Arc::new(super::TokenRoots::open(config)?)),
         None => Ok(RootKeys::from_dir_or_env(dir).into()),
     }

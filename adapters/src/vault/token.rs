@@ -2,6 +2,17 @@
 //! is an AES-256 key made in the token, sensitive and not extractable, and every wrap and unwrap
 //! under it is an AES-GCM operation inside the token (ADR 0023). The key's bytes never reach
 //! this process.
+//!
+//! * A region's keys are found by their label. Two processes making a region's first key at
+//!   once may both make one: sealing then uses the one with the lowest `CKA_ID` and opening
+//!   tries each, so nothing sealed under either is lost.
+//! * A lost session or login (a token reset, a removed device) is reopened once per operation;
+//!   other token failures are unavailability (retry later), never "corrupt data". Only the
+//!   token's verdict on the ciphertext itself is corruption.
+
+mod config;
+
+pub use config::{env, TokenConfig, DEFAULT_KEY_LABEL};
 
 use super::VaultError;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -10,33 +21,13 @@ use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use sealpost_domain::Region;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 use zeroize::Zeroizing;
-
-/// The environment variables that configure the token.
-pub mod env {
-    /// The module's path (the PKCS#11 library, e.g. `/usr/lib/softhsm/libsofthsm2.so`).
-    pub const MODULE: &str = "SEALPOST_PKCS11_MODULE";
-    /// The label of the token that holds the root keys.
-    pub const TOKEN: &str = "SEALPOST_PKCS11_TOKEN";
-    /// The user PIN.
-    pub const PIN: &str = "SEALPOST_PKCS11_PIN";
-    /// A file holding the user PIN (instead of [`PIN`]).
-    pub const PIN_FILE: &str = "SEALPOST_PKCS11_PIN_FILE";
-    /// The label of a region's root key, with `{region}` for its code.
-    pub const KEY_LABEL: &str = "SEALPOST_PKCS11_KEY_LABEL";
-}
-use env::{
-    KEY_LABEL as KEY_LABEL_ENV, MODULE as MODULE_ENV, PIN as PIN_ENV, PIN_FILE as PIN_FILE_ENV,
-    TOKEN as TOKEN_ENV,
-};
-
-/// The default label of a region's root key.
-pub const DEFAULT_KEY_LABEL: &str = "sealpost-root-{region}";
 
 /// The first byte of a value sealed in the token (its format; a value sealed by the embedded
 /// default begins with a random nonce, and opens under neither custody's other key).
@@ -45,73 +36,17 @@ const SEALED_IN_TOKEN: u8 = 0xA5;
 const IV_LEN: usize = 12;
 /// AES-GCM tag length in bits.
 const TAG_BITS: u64 = 128;
+/// Length of the random `CKA_ID` a root key is made with.
+const ID_LEN: usize = 16;
 
-/// Where the root keys' token is and how to reach it.
-#[derive(Clone)]
-pub struct TokenConfig {
-    /// The PKCS#11 module.
-    pub module: PathBuf,
-    /// The token's label.
-    pub token: String,
-    /// The user PIN.
-    pub pin: Zeroizing<String>,
-    /// The label of a region's root key, with `{region}` for its code.
-    pub key_label: String,
-}
-
-impl std::fmt::Debug for TokenConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenConfig")
-            .field("module", &self.module)
-            .field("token", &self.token)
-            .field("key_label", &self.key_label)
-            .finish_non_exhaustive()
-    }
-}
-
-impl TokenConfig {
-    /// The configuration in the environment: `None` unless [`MODULE_ENV`] is set; then the
-    /// token label and a PIN (from [`PIN_ENV`] or the file [`PIN_FILE_ENV`] names) are needed.
-    pub fn from_env() -> Result<Option<Self>, String> {
-        let Ok(module) = std::env::var(MODULE_ENV) else {
-            return Ok(None);
-        };
-        let token = std::env::var(TOKEN_ENV)
-            .map_err(|_| format!("{MODULE_ENV} is set but {TOKEN_ENV} is not"))?;
-        let pin = match (std::env::var(PIN_ENV), std::env::var(PIN_FILE_ENV)) {
-            (Ok(pin), _) => pin,
-            (Err(_), Ok(path)) => std::fs::read_to_string(&path)
-                .map_err(|e| format!("{PIN_FILE_ENV}: {}", e.kind()))?
-                .trim_end_matches(['\n', '\r'])
-                .to_owned(),
-            _ => {
-                return Err(format!(
-                    "{MODULE_ENV} is set but neither {PIN_ENV} nor {PIN_FILE_ENV}"
-                ))
-            }
-        };
-        Ok(Some(Self {
-            module: module.into(),
-            token,
-            pin: Zeroizing::new(pin),
-            key_label: std::env::var(KEY_LABEL_ENV)
-                .unwrap_or_else(|_| DEFAULT_KEY_LABEL.to_owned()),
-        }))
-    }
-
-    /// The label of `region`'s root key.
-    pub fn label(&self, region: Region) -> String {
-        self.key_label.replace("{region}", region.code())
-    }
-}
-
-/// The root keys in a token: one logged-in session, and each region's key handle once found.
+/// The root keys in a token: one logged-in session, and each region's key handles once found
+/// (the sealing key first).
 pub struct TokenRoots {
     config: TokenConfig,
-    /// The module the session is of (loaded once per process, never finalised).
-    _context: Pkcs11,
+    context: Pkcs11,
+    slot: Slot,
     session: Mutex<Session>,
-    handles: Mutex<HashMap<Region, ObjectHandle>>,
+    handles: Mutex<HashMap<Region, Vec<ObjectHandle>>>,
 }
 
 impl std::fmt::Debug for TokenRoots {
@@ -120,6 +55,70 @@ impl std::fmt::Debug for TokenRoots {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
+}
+
+/// How one attempt at a token operation failed.
+enum Failure {
+    /// The token answered with an error.
+    Token(&'static str, Error),
+    /// Anything else (no key, corrupt data).
+    Vault(VaultError),
+}
+
+impl From<VaultError> for Failure {
+    fn from(e: VaultError) -> Self {
+        Failure::Vault(e)
+    }
+}
+
+/// Whether `e` means the session or its login is gone (reopen and try again).
+fn lost(e: &Failure) -> bool {
+    matches!(
+        e,
+        Failure::Token(
+            _,
+            Error::Pkcs11(
+                RvError::SessionHandleInvalid
+                    | RvError::SessionClosed
+                    | RvError::UserNotLoggedIn
+                    | RvError::DeviceRemoved
+                    | RvError::TokenNotPresent
+                    | RvError::ObjectHandleInvalid
+                    | RvError::KeyHandleInvalid,
+                _
+            )
+        )
+    )
+}
+
+/// A token failure as the vault reports it: the token is unavailable (the PKCS#11 return value
+/// names no secret).
+fn unavailable(what: &str, e: impl std::fmt::Display) -> VaultError {
+    VaultError::Custody(format!("PKCS#11 {what}: {e}"))
+}
+
+impl From<Failure> for VaultError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Token(what, e) => unavailable(what, e),
+            Failure::Vault(e) => e,
+        }
+    }
+}
+
+/// The right to change the token's objects, one change at a time in this process: SoftHSM2's
+/// file store fails (`CKR_GENERAL_ERROR`) now and then when two sessions of one process make or
+/// destroy token objects at once.
+fn writing() -> std::sync::MutexGuard<'static, ()> {
+    static WRITING: Mutex<()> = Mutex::new(());
+    WRITING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A value the token refused to open: corrupt, tampered, or sealed under another key.
+fn corrupt() -> VaultError {
+    VaultError::Crypto(crate::crypto::CryptoError::Opaque)
 }
 
 /// The module at `path`, loaded and initialised once per process (PKCS#11 allows one
@@ -133,18 +132,13 @@ fn context(path: &std::path::Path) -> Result<Pkcs11, VaultError> {
     if let Some(context) = loaded.get(path) {
         return Ok(context.clone());
     }
-    let context = Pkcs11::new(path).map_err(|e| failed(None, "module", e))?;
+    let context = Pkcs11::new(path).map_err(|e| unavailable("module", e))?;
     match context.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
         Ok(()) | Err(Error::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => return Err(failed(None, "initialize", e)),
+        Err(e) => return Err(unavailable("initialize", e)),
     }
     loaded.insert(path.to_owned(), context.clone());
     Ok(context)
-}
-
-/// A token failure as the vault reports it (the PKCS#11 return value names no secret).
-fn failed(region: Option<Region>, what: &str, e: impl std::fmt::Display) -> VaultError {
-    VaultError::RootKey(region.unwrap_or(Region::Eu), format!("PKCS#11 {what}: {e}"))
 }
 
 impl From<TokenRoots> for super::Roots {
@@ -156,149 +150,223 @@ impl From<TokenRoots> for super::Roots {
 impl TokenRoots {
     /// Loads the module, finds the token by its label and logs in.
     pub fn open(config: TokenConfig) -> Result<Self, VaultError> {
+        let config = config.checked().map_err(VaultError::Custody)?;
         let context = context(&config.module)?;
-        let slots = context
+        let slot = context
             .get_slots_with_initialized_token()
-            .map_err(|e| failed(None, "slots", e))?;
-        let slot = slots
+            .map_err(|e| unavailable("slots", e))?
             .into_iter()
             .find(|s| {
                 context
                     .get_token_info(*s)
                     .is_ok_and(|t| t.label().trim_end() == config.token)
             })
-            .ok_or_else(|| failed(None, "token", format!("no token labelled {}", config.token)))?;
-        let session = context
-            .open_rw_session(slot)
-            .map_err(|e| failed(None, "session", e))?;
-        // The login is the token's, for every session of this process: one already made
-        // (another `TokenRoots` on the same token) serves this one too.
-        let pin = AuthPin::new(config.pin.as_str().into());
-        match session.login(UserType::User, Some(&pin)) {
-            Ok(()) | Err(Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
-            Err(e) => return Err(failed(None, "login", e)),
-        }
+            .ok_or_else(|| unavailable("token", format!("no token labelled {}", config.token)))?;
+        let session = login(&context, slot, &config)?;
         Ok(Self {
             config,
-            _context: context,
+            context,
+            slot,
             session: Mutex::new(session),
             handles: Mutex::new(HashMap::new()),
         })
     }
 
-    fn session(&self) -> std::sync::MutexGuard<'_, Session> {
-        self.session
+    /// Runs `op` on the session; if the session or its login was lost, opens a new one, logs
+    /// in and runs it once more.
+    fn attempt<T>(
+        &self,
+        op: impl Fn(&Self, &Session) -> Result<T, Failure>,
+    ) -> Result<T, VaultError> {
+        let mut session = self
+            .session
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match op(self, &session) {
+            Err(f) if lost(&f) => {
+                tracing::warn!("the token's session was lost; logging in again");
+                *session = login(&self.context, self.slot, &self.config)?;
+                self.forget(None);
+                op(self, &session).map_err(VaultError::from)
+            }
+            other => other.map_err(VaultError::from),
+        }
     }
 
-    /// `region`'s key in the token: found by its label, or (`create`) made there.
-    fn key(
-        &self,
-        session: &Session,
-        region: Region,
-        create: bool,
-    ) -> Result<Option<ObjectHandle>, VaultError> {
+    /// Forgets the key handles of `region` (of every region when `None`).
+    fn forget(&self, region: Option<Region>) {
         let mut handles = self
             .handles
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(h) = handles.get(&region) {
-            return Ok(Some(*h));
+        match region {
+            Some(r) => {
+                handles.remove(&r);
+            }
+            None => handles.clear(),
+        }
+    }
+
+    /// `region`'s keys in the token, the sealing key (lowest `CKA_ID`) first: remembered, or
+    /// found by label (`fresh`: found again), or (`create`, if there is none) made there.
+    fn keys(
+        &self,
+        session: &Session,
+        region: Region,
+        create: bool,
+        fresh: bool,
+    ) -> Result<Vec<ObjectHandle>, Failure> {
+        if !fresh {
+            let handles = self
+                .handles
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(found) = handles.get(&region).filter(|h| !h.is_empty()) {
+                return Ok(found.clone());
+            }
         }
         let label = self.config.label(region).into_bytes();
-        let found = session
-            .find_objects(&[
-                Attribute::Class(ObjectClass::SECRET_KEY),
-                Attribute::Label(label.clone()),
-            ])
-            .map_err(|e| failed(Some(region), "find", e))?;
-        let handle = match (found.first(), create) {
-            (Some(h), _) => *h,
-            (None, false) => return Ok(None),
-            (None, true) => {
-                let made = session
-                    .generate_key(
-                        &Mechanism::AesKeyGen,
-                        &[
-                            Attribute::Class(ObjectClass::SECRET_KEY),
-                            Attribute::KeyType(KeyType::AES),
-                            Attribute::ValueLen(32.into()),
-                            Attribute::Token(true),
-                            Attribute::Private(true),
-                            Attribute::Sensitive(true),
-                            Attribute::Extractable(false),
-                            Attribute::Encrypt(true),
-                            Attribute::Decrypt(true),
-                            Attribute::Label(label),
-                        ],
-                    )
-                    .map_err(|e| failed(Some(region), "generate", e))?;
-                tracing::info!(
-                    region = region.code(),
-                    "made a region root key in the token"
-                );
-                made
+        let mut found = find(session, &label)?;
+        if found.is_empty() && create {
+            let _one = writing();
+            found = find(session, &label)?;
+            if found.is_empty() {
+                make(session, label.clone())?;
             }
-        };
-        handles.insert(region, handle);
-        Ok(Some(handle))
+            tracing::info!(
+                region = region.code(),
+                "made a region root key in the token"
+            );
+            // Found again: another process may have made one at the same time.
+            found = find(session, &label)?;
+        }
+        self.handles
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(region, found.clone());
+        Ok(found)
+    }
+
+    /// Destroys `region`'s root key in the token: everything wrapped under it is unreadable
+    /// from then on. `false` if the token had none.
+    pub fn destroy(&self, region: Region) -> Result<bool, VaultError> {
+        let destroyed = self.attempt(|me, session| {
+            let keys = me.keys(session, region, false, true)?;
+            let _one = writing();
+            for key in &keys {
+                session
+                    .destroy_object(*key)
+                    .map_err(|e| Failure::Token("destroy", e))?;
+            }
+            Ok(!keys.is_empty())
+        })?;
+        self.forget(Some(region));
+        Ok(destroyed)
+    }
+
+    /// Whether each of `region`'s keys in the token is sensitive, has never been extractable
+    /// and can neither wrap, unwrap nor derive (`None` if the token has none).
+    pub fn never_leaves(&self, region: Region) -> Result<Option<bool>, VaultError> {
+        self.attempt(|me, session| {
+            let keys = me.keys(session, region, false, true)?;
+            if keys.is_empty() {
+                return Ok(None);
+            }
+            let asked = [
+                AttributeType::Sensitive,
+                AttributeType::Extractable,
+                AttributeType::NeverExtractable,
+                AttributeType::Wrap,
+                AttributeType::Unwrap,
+                AttributeType::Derive,
+            ];
+            let mut held = true;
+            for key in keys {
+                let attributes = session
+                    .get_attributes(key, &asked)
+                    .map_err(|e| Failure::Token("attributes", e))?;
+                held &= attributes.len() == asked.len()
+                    && attributes.iter().all(|a| match a {
+                        Attribute::Sensitive(s) | Attribute::NeverExtractable(s) => *s,
+                        Attribute::Extractable(b)
+                        | Attribute::Wrap(b)
+                        | Attribute::Unwrap(b)
+                        | Attribute::Derive(b) => !*b,
+                        _ => false,
+                    });
+            }
+            Ok(Some(held))
+        })
     }
 }
 
 impl super::RootCustody for TokenRoots {
     /// Seals `plaintext` under `region`'s root key in the token (made on first use), bound to
-    /// `aad`: a marker byte, a fresh 12-byte nonce from the token, then ciphertext and tag.
+    /// `aad`: a marker byte, the 12-byte nonce the token used, then ciphertext and tag.
     fn seal(&self, region: Region, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, VaultError> {
-        let session = self.session();
-        let key = self
-            .key(&session, region, true)?
-            .ok_or_else(|| failed(Some(region), "key", "not made"))?;
-        let mut iv = [0u8; IV_LEN];
-        session
-            .generate_random_slice(&mut iv)
-            .map_err(|e| failed(Some(region), "random", e))?;
-        let mut nonce = iv;
-        let params = GcmParams::new(&mut nonce, aad, TAG_BITS.into())
-            .map_err(|e| failed(Some(region), "parameters", e))?;
-        let sealed = session
-            .encrypt(&Mechanism::AesGcm(params), key, plaintext)
-            .map_err(|e| failed(Some(region), "encrypt", e))?;
-        let mut out = Vec::with_capacity(1 + IV_LEN + sealed.len());
-        out.push(SEALED_IN_TOKEN);
-        out.extend_from_slice(&iv);
-        out.extend_from_slice(&sealed);
-        Ok(out)
+        self.attempt(|me, session| {
+            let keys = me.keys(session, region, true, false)?;
+            let key = *keys
+                .first()
+                .ok_or_else(|| VaultError::Custody("PKCS#11: no root key was made".into()))?;
+            let mut nonce = [0u8; IV_LEN];
+            session
+                .generate_random_slice(&mut nonce)
+                .map_err(|e| Failure::Token("random", e))?;
+            let params = GcmParams::new(&mut nonce, aad, TAG_BITS.into())
+                .map_err(|e| Failure::Token("parameters", e))?;
+            let sealed = session
+                .encrypt(&Mechanism::AesGcm(params), key, plaintext)
+                .map_err(|e| Failure::Token("encrypt", e))?;
+            // The nonce as the token left it: a token may choose its own and write it back.
+            let mut out = Vec::with_capacity(1 + IV_LEN + sealed.len());
+            out.push(SEALED_IN_TOKEN);
+            out.extend_from_slice(&nonce);
+            out.extend_from_slice(&sealed);
+            Ok(out)
+        })
     }
 
-    /// Opens what [`Self::seal`] sealed under `region`'s root key with `aad`.
+    /// Opens what [`Self::seal`] sealed under `region`'s root key with `aad`, trying each of
+    /// the region's keys (and, if none opens it, the keys found again).
     fn open(
         &self,
         region: Region,
         sealed: &[u8],
         aad: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
-        let corrupt = || VaultError::Crypto(crate::crypto::CryptoError::Opaque);
         let (&mark, rest) = sealed.split_first().ok_or_else(corrupt)?;
         if mark != SEALED_IN_TOKEN || rest.len() < IV_LEN {
             return Err(corrupt());
         }
         let (iv, ciphertext) = rest.split_at(IV_LEN);
-        let session = self.session();
-        let key = self.key(&session, region, false)?.ok_or_else(|| {
-            failed(
-                Some(region),
-                "key",
-                "no root key of the region in the token",
-            )
-        })?;
-        let mut nonce: [u8; IV_LEN] = iv.try_into().map_err(|_| corrupt())?;
-        let params = GcmParams::new(&mut nonce, aad, TAG_BITS.into())
-            .map_err(|e| failed(Some(region), "parameters", e))?;
-        session
-            .decrypt(&Mechanism::AesGcm(params), key, ciphertext)
-            .map(Zeroizing::new)
-            .map_err(|_| corrupt())
+        self.attempt(|me, session| {
+            for fresh in [false, true] {
+                let keys = me.keys(session, region, false, fresh)?;
+                if keys.is_empty() {
+                    return Err(VaultError::RootKey(
+                        region,
+                        "no root key of the region in the token".into(),
+                    )
+                    .into());
+                }
+                for key in keys {
+                    let mut nonce: [u8; IV_LEN] = iv.try_into().map_err(|_| corrupt())?;
+                    let params = GcmParams::new(&mut nonce, aad, TAG_BITS.into())
+                        .map_err(|e| Failure::Token("parameters", e))?;
+                    match session.decrypt(&Mechanism::AesGcm(params), key, ciphertext) {
+                        Ok(plain) => return Ok(Zeroizing::new(plain)),
+                        Err(e) if refused(&e) => continue,
+                        Err(e) => return Err(Failure::Token("decrypt", e)),
+                    }
+                }
+            }
+            Err(corrupt().into())
+        })
+    }
+
+    fn in_token(&self) -> bool {
+        true
     }
 
     fn describe(&self) -> String {
@@ -310,47 +378,93 @@ impl super::RootCustody for TokenRoots {
     }
 }
 
-impl TokenRoots {
-    /// Destroys `region`'s root key in the token: everything wrapped under it is unreadable
-    /// from then on. `false` if the token had none.
-    pub fn destroy(&self, region: Region) -> Result<bool, VaultError> {
-        let session = self.session();
-        let Some(key) = self.key(&session, region, false)? else {
-            return Ok(false);
-        };
-        session
-            .destroy_object(key)
-            .map_err(|e| failed(Some(region), "destroy", e))?;
-        self.handles
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&region);
-        Ok(true)
-    }
+/// Whether the token refused the ciphertext itself (a wrong key, tag or length), as opposed to
+/// failing. SoftHSM2 answers a GCM tag that does not verify with `CKR_GENERAL_ERROR`, so that
+/// counts as a refusal of this key too (the next key is tried; if none opens it, it is corrupt).
+fn refused(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Pkcs11(
+            RvError::EncryptedDataInvalid
+                | RvError::EncryptedDataLenRange
+                | RvError::GeneralError
+                | RvError::FunctionFailed,
+            _
+        )
+    )
+}
 
-    /// Whether `region`'s key in the token is sensitive and has never been extractable (`None`
-    /// if the token has none).
-    pub fn never_leaves(&self, region: Region) -> Result<Option<bool>, VaultError> {
-        let session = self.session();
-        let Some(key) = self.key(&session, region, false)? else {
-            return Ok(None);
-        };
-        let attributes = session
-            .get_attributes(
-                key,
-                &[
-                    AttributeType::Sensitive,
-                    AttributeType::Extractable,
-                    AttributeType::NeverExtractable,
-                ],
-            )
-            .map_err(|e| failed(Some(region), "attributes", e))?;
-        let held = attributes.iter().all(|a| match a {
-            Attribute::Sensitive(s) => *s,
-            Attribute::Extractable(e) => !*e,
-            Attribute::NeverExtractable(n) => *n,
-            _ => true,
-        });
-        Ok(Some(held && attributes.len() == 3))
+/// A logged-in session on `slot`. The login is the token's, for every session of this
+/// process: one already made (another `TokenRoots` on the token) serves this one too.
+fn login(context: &Pkcs11, slot: Slot, config: &TokenConfig) -> Result<Session, VaultError> {
+    let session = context
+        .open_rw_session(slot)
+        .map_err(|e| unavailable("session", e))?;
+    let pin = AuthPin::new(config.pin.as_str().into());
+    match session.login(UserType::User, Some(&pin)) {
+        Ok(()) | Err(Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(session),
+        Err(e) => Err(unavailable("login", e)),
     }
+}
+
+/// The AES keys labelled `label`, lowest `CKA_ID` first.
+fn find(session: &Session, label: &[u8]) -> Result<Vec<ObjectHandle>, Failure> {
+    let found = session
+        .find_objects(&[
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Label(label.to_vec()),
+        ])
+        .map_err(|e| Failure::Token("find", e))?;
+    let mut ided = Vec::with_capacity(found.len());
+    for key in found {
+        let id = session
+            .get_attributes(key, &[AttributeType::Id])
+            .map_err(|e| Failure::Token("attributes", e))?
+            .into_iter()
+            .find_map(|a| match a {
+                Attribute::Id(id) => Some(id),
+                _ => None,
+            })
+            .unwrap_or_default();
+        ided.push((id, key));
+    }
+    ided.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(ided.into_iter().map(|(_, key)| key).collect())
+}
+
+/// The template a region's root key is made with: AES-256, on the token, private, sensitive,
+/// never extractable, for encryption and decryption only (no wrapping, unwrapping or
+/// derivation), labelled `label`, with the id `id`.
+pub fn root_key_template(label: Vec<u8>, id: Vec<u8>) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::ValueLen(32.into()),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
+        Attribute::Id(id),
+        Attribute::Label(label),
+    ]
+}
+
+/// Makes a root key labelled `label` in the token ([`root_key_template`]) with a random id.
+fn make(session: &Session, label: Vec<u8>) -> Result<ObjectHandle, Failure> {
+    let mut id = [0u8; ID_LEN];
+    session
+        .generate_random_slice(&mut id)
+        .map_err(|e| Failure::Token("random", e))?;
+    session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &root_key_template(label, id.to_vec()),
+        )
+        .map_err(|e| Failure::Token("generate", e))
 }
