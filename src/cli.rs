@@ -426,7 +426,7 @@ pub async fn report_ropa(
 pub async fn erase(
     at: &StoreLocation,
     target: ErasureTarget,
-    file: Option<&Path>,
+    (file, html): (Option<&Path>, bool),
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let app = at.open().await?;
@@ -437,6 +437,7 @@ pub async fn erase(
     // The command is the whole erasure: the key's bytes leave the files before it ends.
     app.store().vault().scrub().await?;
     match outcome {
+        ErasureOutcome::Erased(cert) if html => emit(file, &cert.to_html(), out),
         ErasureOutcome::Erased(cert) => emit(file, &serde_json::to_string_pretty(&cert)?, out),
         ErasureOutcome::NothingHeld => {
             writeln!(

@@ -231,6 +231,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             wa_id,
             user_id,
             out: file,
+            format,
         } => runtime.block_on(async {
             let target = ErasureTarget::from_fields(
                 subject.as_deref(),
@@ -253,7 +254,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             })?;
             let mut out = std::io::stdout().lock();
-            sealpost::cli::erase(&store.location(), target, file.as_deref(), &mut out).await?;
+            let how = (file.as_deref(), format == "html");
+            sealpost::cli::erase(&store.location(), target, how, &mut out).await?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Transport { listen, data_dir } => runtime.block_on(async {

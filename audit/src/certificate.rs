@@ -1,6 +1,8 @@
 //! Erasure certificates (GDPR Art. 17): what was erased, when, how, and the proof that the
 //! erasure is recorded in the tamper-evident log under a signed checkpoint.
 
+mod html;
+
 use crate::log::{Checkpoint, InclusionProof};
 use crate::verify::BundleRow;
 use ed25519_dalek::VerifyingKey;

@@ -5,6 +5,7 @@
 pub mod certificate;
 mod error;
 pub mod gate;
+pub mod html;
 pub mod log;
 pub mod merkle;
 pub mod note;

@@ -243,21 +243,7 @@ impl RetentionReport {
     }
 }
 
-/// Escapes text for HTML element content and quoted attribute values.
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+use sealpost_audit::html::escape as escape_html;
 
 /// One CSV field, quoted per RFC 4180 when it holds a comma, quote or line break.
 fn csv_field(s: &str) -> String {

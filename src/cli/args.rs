@@ -106,6 +106,9 @@ pub enum Command {
         /// Write the certificate here instead of stdout.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// json, or html (a page to print and file).
+        #[arg(long, default_value = "json", value_parser = ["json", "html"])]
+        format: String,
     },
     /// The nodes serving a store and the leases each holds on background work.
     Nodes {

@@ -306,9 +306,16 @@ struct ErasureRequest {
 /// `"erased": false` when nothing is held for that number.
 pub(super) async fn erase(
     State(s): State<Shared>,
+    Query(q): Query<BTreeMap<String, String>>,
     Auth { grant, .. }: Auth,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
+    // `html`: the certificate as a page to print and file (checked before anything is erased).
+    let html = match q.get("format").map(String::as_str) {
+        None | Some("json") => false,
+        Some("html") => true,
+        Some(_) => return Err(ApiError::not_valid("format")),
+    };
     let req: ErasureRequest = serde_json::from_value(body).map_err(|_| {
         ApiError::invalid(
             "Expected {\"subject_id\"}, {\"phone_number_id\", \"wa_id\"} or {\"phone_number_id\", \"user_id\"}.",
@@ -328,6 +335,12 @@ pub(super) async fn erase(
         }
     })?;
     match s.app.evidence().erase_with_certificate(&grant.principal, target).await {
+        Ok(ErasureOutcome::Erased(cert)) if html => Ok((
+            StatusCode::CREATED,
+            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+            cert.to_html(),
+        )
+            .into_response()),
         Ok(ErasureOutcome::Erased(cert)) => Ok((
             StatusCode::CREATED,
             Json(json!({ "erased": true, "certificate": cert })),

@@ -2,13 +2,15 @@
 //! spoken to over HTTP exactly as a Cloud API client would (the harness is
 //! `tests/common/server.rs`). By resource group: `surface` (messages, media, templates, error
 //! envelopes), `numbers` (a number's management and limits, `--config`, tokens), `evidence`
-//! (auditor and DPO, retention, erasure), `notes` (checkpoints as signed notes), `custody` (root
-//! keys in a PKCS#11 token), `tenancy` and `bad_input`.
+//! (auditor and DPO, retention, erasure), `certificate` (the erasure certificate as a printed
+//! page), `notes` (checkpoints as signed notes), `custody` (root keys in a PKCS#11 token),
+//! `tenancy` and `bad_input`.
 
 #[path = "../common/mod.rs"]
 mod common;
 
 mod bad_input;
+mod certificate;
 mod content;
 mod custody;
 mod evidence;
