@@ -7,7 +7,7 @@ mod common;
 #[path = "privacy/root_keys.rs"]
 mod root_keys;
 
-use common::{canary, postgres_env, sqlite_env, Env};
+use common::{canary, postgres_env, sqlite_env, sqlite_env_in_token, Env};
 use sealpost::app::AppError;
 use sealpost_adapters::scan::{scan_dir, scan_postgres, Hit};
 use sealpost_adapters::store::KeyState;
@@ -386,6 +386,32 @@ async fn postgres_never_stores_plaintext_of_a_local_storage_number() {
         return;
     };
     no_plaintext_before_and_after_shredding(env, Region::De).await;
+}
+
+/// The privacy suite's canary run and its 30 days once more with the region root keys in the
+/// PKCS#11 token (ADR 0023), one at a time (SoftHSM2's file store and several sessions of one
+/// process: see `adapters/tests/token.rs`).
+async fn one_token_test_at_a_time() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_custody_never_stores_plaintext_of_a_local_storage_number() {
+    let _turn = one_token_test_at_a_time().await;
+    let Some(env) = sqlite_env_in_token("privacy-canary").await else {
+        return;
+    };
+    no_plaintext_before_and_after_shredding(env, Region::De).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_custody_opens_nothing_older_than_30_days() {
+    let _turn = one_token_test_at_a_time().await;
+    let Some(env) = sqlite_env_in_token("privacy-thirty").await else {
+        return;
+    };
+    nothing_older_than_30_days_opens(env, Region::Eu).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

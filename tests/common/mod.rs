@@ -63,6 +63,29 @@ pub async fn sqlite_env() -> Env {
     }
 }
 
+/// [`sqlite_env`] with the region root keys in the PKCS#11 test token (SoftHSM2, ADR 0023);
+/// `None` (a loud skip) when there is no token and none is required.
+pub async fn sqlite_env_in_token(label: &str) -> Option<Env> {
+    let token = sealpost_testkit::hsm::test_token(label)?;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let clock = SimClock::starting_at(Timestamp::from_millis(START_MS));
+    let app = Sealpost::start(
+        Stores::sqlite(dir.path()).await.expect("stores"),
+        sealpost_adapters::vault::TokenRoots::open(token).expect("the test token"),
+        Arc::new(clock.clone()),
+        RetentionPolicy::default(),
+    )
+    .await
+    .expect("start")
+    .with_witness(sealpost_audit::log::witness_path(dir.path()));
+    Some(Env {
+        app,
+        clock,
+        dir: Some(dir),
+        pg: None,
+    })
+}
+
 pub async fn postgres_env(label: &str) -> Option<Env> {
     let pg = postgres_test_db(label).await?;
     let clock = SimClock::starting_at(Timestamp::from_millis(START_MS));
