@@ -411,19 +411,21 @@ impl Media<'_> {
         serde_json::from_slice(&raw).map_err(|_| AppError::Corrupt("media description"))
     }
 
-    /// The bytes of a media object with their description, read through the gate (recorded).
+    /// The bytes of a media object with their description, read through the gate (recorded),
+    /// and the hold that accounts for them while they are in memory (a Local Storage region's
+    /// media outside its region): the caller keeps it until the bytes are sent or sealed.
     pub async fn media_bytes(
         &self,
         principal: &Principal,
         media: &MediaId,
-    ) -> Result<(MediaMeta, Vec<u8>), AppError> {
+    ) -> Result<(MediaMeta, Vec<u8>, super::transit::InUse), AppError> {
         let found = self.find_media(principal, media).await?;
-        let _in_use = self.transit.hold(found.region);
+        let in_use = self.transit.hold(found.region);
         let meta = self.open_meta(principal, media, &found).await?;
         let bytes = self
             .open_media(principal, media, &found, fields::BYTES)
             .await?;
-        Ok((meta, bytes))
+        Ok((meta, bytes, in_use))
     }
 
     /// Deletes a media object of the principal's business: records it and destroys its key,

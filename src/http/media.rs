@@ -7,6 +7,7 @@
 use super::extract::{Auth, Id, Messaging, Number, Owned, OwnedNumber, Path};
 use super::{ApiError, Shared};
 use crate::app::media::{acceptable_mime, content_matches, MediaMeta, MAX_MEDIA_BYTES};
+use crate::app::transit::InUse;
 use crate::app::AppError;
 use crate::identity::Grant;
 use axum::body::Body;
@@ -16,6 +17,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
+use futures::StreamExt as _;
 use sealpost_audit::GateError;
 use sealpost_domain::identity::SCOPE_MESSAGING;
 use sealpost_domain::media::MediaOrigin;
@@ -222,19 +224,28 @@ pub(super) async fn download(
             "The download URL has expired; ask for the media again.",
         ));
     }
-    let (meta, bytes) = s
+    let (meta, bytes, in_use) = s
         .app
         .media()
         .media_bytes(&grant.principal, &media)
         .await
         .map_err(media_error)?;
+    // The hold ends when the body has been handed to the connection, not when the handler
+    // returns: the bytes are in memory until then.
+    let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]).chain(
+        futures::stream::once(async move {
+            drop(in_use);
+            None
+        })
+        .filter_map(std::future::ready),
+    );
     Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, meta.mime_type),
             (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
-        Body::from(bytes),
+        Body::from_stream(body),
     )
         .into_response())
 }
@@ -257,21 +268,24 @@ pub(super) async fn delete(
 /// A send that names an uploaded media object by id carries the file itself inside the Signal
 /// message (with its MIME type and hash), as the Cloud API delivers it; the id must be one the
 /// token's business may read (else 131009 naming `<type>.id`).
+///
+/// With the content comes the hold of the media's bytes (a Local Storage region's outside its
+/// region): the caller keeps it until the message is sealed and recorded.
 pub(super) async fn attach(
     s: &Shared,
     grant: &Grant,
     mut content: MessageContent,
-) -> Result<MessageContent, ApiError> {
+) -> Result<(MessageContent, Option<InUse>), ApiError> {
     let kind = content.payload.type_name();
     let Some(media) = content.media_mut() else {
-        return Ok(content);
+        return Ok((content, None));
     };
     let Some(raw) = media.id.clone() else {
-        return Ok(content);
+        return Ok((content, None));
     };
     let field = format!("{kind}.id");
     let id = MediaId::parse(&raw).map_err(|_| ApiError::not_valid(&field))?;
-    let (meta, bytes) = s
+    let (meta, bytes, in_use) = s
         .app
         .media()
         .media_bytes(&grant.principal, &id)
@@ -288,5 +302,5 @@ pub(super) async fn attach(
         media.filename = meta.filename;
     }
     media.data = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
-    Ok(content)
+    Ok((content, Some(in_use)))
 }

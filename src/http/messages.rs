@@ -40,7 +40,8 @@ pub(super) async fn send(
         return mark_read(&s, business, &number, &body).await.map(Json);
     }
     let (content, callback) = parse_send(&body)?;
-    let content = media::attach(&s, &grant, content).await?;
+    // Held until this send is recorded: the attached media's bytes are in memory until then.
+    let (content, _in_use) = media::attach(&s, &grant, content).await?;
     if let Payload::Template(t) = &content.payload {
         require_approved(&s, &grant, &t.name, &t.language.code).await?;
     }
