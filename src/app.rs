@@ -52,6 +52,7 @@ mod catalog;
 mod error;
 pub mod evidence;
 mod inbound;
+mod key_rotations;
 pub mod media;
 mod messages;
 pub mod region_audit;
@@ -122,6 +123,28 @@ fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     rand::rng().fill_bytes(&mut b);
     b
+}
+
+/// Days a ledger key version seals new events before the retention pass rotates it (0: never;
+/// default 30, at most 3,650).
+pub const LEDGER_ROTATION_ENV: &str = "SEALPOST_LEDGER_ROTATION_DAYS";
+
+/// The ledger-key rotation period [`LEDGER_ROTATION_ENV`] sets, in ms (the default when unset
+/// or not a number of days up to 3,650, which is said in the log).
+pub fn ledger_rotation_ms() -> i64 {
+    use sealpost_projections::retention::DEFAULT_LEDGER_ROTATION_MS;
+    match std::env::var(LEDGER_ROTATION_ENV) {
+        Err(_) => DEFAULT_LEDGER_ROTATION_MS,
+        Ok(v) => match v.trim().parse::<i64>() {
+            Ok(days) if (0..=3_650).contains(&days) => days * sealpost_domain::time::DAY_MS,
+            _ => {
+                tracing::warn!(
+                    "{LEDGER_ROTATION_ENV} is not a number of days from 0 to 3650; rotating every 30 days"
+                );
+                DEFAULT_LEDGER_ROTATION_MS
+            }
+        },
+    }
 }
 
 /// The directory (inside the data directory) holding the embedded default's root keys.
@@ -362,12 +385,33 @@ impl Sealpost {
     /// A retention process over this store (rebuilds its view from position 0).
     pub fn retention(&self) -> RetentionProcess {
         RetentionProcess::new(self.exec.clone(), self.policy)
+            .with_ledger_rotation(ledger_rotation_ms())
     }
 
     /// The retention process resumed from its persisted fold (what `serve` runs, so a start
     /// does not fold the whole log).
     pub async fn retention_resumed(&self) -> Result<RetentionProcess, AppError> {
-        Ok(RetentionProcess::resume(self.exec.clone(), self.policy).await?)
+        Ok(RetentionProcess::resume(self.exec.clone(), self.policy)
+            .await?
+            .with_ledger_rotation(ledger_rotation_ms()))
+    }
+
+    /// Rotates `business`'s ledger key in `region` now, on an operator's demand (ADR 0024);
+    /// the new version, or `None` when nothing was ever sealed there.
+    pub async fn rotate_ledger_key(
+        &self,
+        principal: &Principal,
+        business: &BusinessId,
+        region: Region,
+    ) -> Result<Option<u32>, AppError> {
+        Ok(sealpost_projections::retention::rotate_ledger_key(
+            &self.exec,
+            principal,
+            (business, region),
+            (sealpost_domain::RotationReason::OnDemand, None),
+            self.now(),
+        )
+        .await?)
     }
 }
 

@@ -4,6 +4,7 @@
 //! or DPO principal, so every read they make is decided and recorded by the access gate.
 
 pub mod args;
+pub mod keys;
 
 use crate::app::evidence::{ErasureOutcome, ErasureTarget};
 use crate::app::Sealpost;

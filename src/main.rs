@@ -178,6 +178,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }),
+        Command::Keys { action } => runtime.block_on(async {
+            let mut out = std::io::stdout().lock();
+            match action {
+                KeysAction::Status { store } => {
+                    sealpost::cli::keys::status(&store.location(), &mut out).await?
+                }
+                KeysAction::Rotate {
+                    business,
+                    region,
+                    store,
+                    ..
+                } => {
+                    let at = (business.as_str(), region.as_str());
+                    sealpost::cli::keys::rotate_ledger(&store.location(), at, &mut out).await?
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
         Command::Nodes { store } => runtime.block_on(async {
             let stores = store.location().stores().await?;
             let rows = stores.leases.leases().await?;

@@ -88,7 +88,7 @@ pub struct Vault {
     /// The current ledger key per business and region, so sealing needs no key-store query.
     /// A rotation by this process updates it; one by another process is picked up on restart
     /// (events sealed under the older version stay valid and readable).
-    current_ledger: Mutex<HashMap<(String, Region), VersionedKey>>,
+    current_ledger: Mutex<HashMap<(String, Region), (VersionedKey, std::time::Instant)>>,
     /// Whether destroyed key bytes may still be in the key store's files: set by every
     /// destruction, and at start (a crash may have come between a destruction and its scrub).
     scrub_owed: AtomicBool,

@@ -801,6 +801,39 @@ async fn key_store_contract(f: &Fixture) {
         matches!(again, Err(StoreError::KeyDestroyed)),
         "a destroyed key is never made again"
     );
+
+    // The newest ledger-key version of every business in every region (ADR 0024).
+    let ledger = |business: &str, region: &str, version: u32| WrappedKey {
+        key_id: format!("ledger/{region}/{business}/v{version}"),
+        business_id: business.into(),
+        region: region.into(),
+        version,
+        ..wrapped("", KeyKind::Ledger, None, 6)
+    };
+    for key in [
+        ledger("b1", "EU", 1),
+        ledger("b1", "EU", 2),
+        ledger("b1", "EU", 3),
+        ledger("b1", "IN", 1),
+        ledger("b2", "EU", 1),
+    ] {
+        keys.insert_if_absent(&key).await.expect("insert");
+    }
+    let heads: Vec<(String, String, u32)> = keys
+        .ledger_heads()
+        .await
+        .expect("heads")
+        .into_iter()
+        .map(|k| (k.business_id, k.region, k.version))
+        .collect();
+    assert_eq!(
+        heads,
+        vec![
+            ("b1".into(), "EU".into(), 3),
+            ("b1".into(), "IN".into(), 1),
+            ("b2".into(), "EU".into(), 1),
+        ]
+    );
 }
 
 /// `cqrs-es` runs unchanged on the sealed store: `CqrsFramework` with a snapshotting

@@ -126,7 +126,7 @@ on_every_store!(every_table_of_business_data_carries_the_business);
 /// sharded deployment runs them per shard group, or fans a rare lookup out (docs/scale.md).
 /// Every entry must match a statement, so one that gains its business filter must leave this
 /// list.
-const ACROSS_BUSINESSES: [(&str, &str); 13] = [
+const ACROSS_BUSINESSES: [(&str, &str); 14] = [
     (
         "FROM sealpost_events WHERE position > $1 ORDER BY position",
         "the log in order: per shard group",
@@ -147,6 +147,10 @@ const ACROSS_BUSINESSES: [(&str, &str); 13] = [
     (
         "SELECT COALESCE(MAX(position), 0) FROM sealpost_events",
         "the log's head: per shard group",
+    ),
+    (
+        "WHERE kind = 'ledger' GROUP BY business_id, region",
+        "the key rotation's pass over every business's ledger keys: per shard group",
     ),
     (
         "WHERE kind = 'epoch' AND epoch <= $1",

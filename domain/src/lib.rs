@@ -33,7 +33,9 @@ pub use aggregates::message::{
     Direction, Message, MessageCommand, MessageEvent, MessageKind, MessageStatus,
 };
 pub use aggregates::phone_number::{PhoneNumber, PhoneNumberCommand, PhoneNumberEvent};
-pub use aggregates::retention::{RetentionCommand, RetentionEvent, RetentionLedger};
+pub use aggregates::retention::{
+    RetentionCommand, RetentionEvent, RetentionLedger, RotationReason,
+};
 pub use aggregates::subject::{Subject, SubjectCommand, SubjectEvent};
 pub use content::MessageContent;
 pub use error::DomainError;

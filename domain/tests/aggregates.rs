@@ -487,6 +487,7 @@ mod message {
 
 mod retention {
     use super::*;
+    use sealpost_domain::RotationReason;
     type F = TestFramework<RetentionLedger>;
 
     #[test]
@@ -520,5 +521,59 @@ mod retention {
             .given(vec![shredded])
             .when(at(cmd(6), 101))
             .then_expect_events(vec![]);
+    }
+
+    /// A ledger-key rotation is recorded once per version (a pass that stopped before making
+    /// the key records nothing more when it tries again), never to version 1, and only for the
+    /// ledger's own business.
+    #[test]
+    fn a_ledger_key_rotation_is_recorded_once_per_version() {
+        let rotate = |version| RetentionCommand::RotateLedgerKey {
+            business_id: business(),
+            region: Region::Eu,
+            version,
+            reason: RotationReason::Scheduled,
+        };
+        let rotated = RetentionEvent::LedgerKeyRotated {
+            business_id: business(),
+            region: Region::Eu,
+            version: 2,
+            reason: RotationReason::Scheduled,
+            at: t(5),
+        };
+        F::with(())
+            .given_no_previous_events()
+            .when(at(rotate(2), 5))
+            .then_expect_events(vec![rotated.clone()]);
+        F::with(())
+            .given(vec![rotated.clone()])
+            .when(at(rotate(2), 6))
+            .then_expect_events(vec![]);
+        F::with(())
+            .given(vec![rotated.clone()])
+            .when(at(rotate(3), 7))
+            .then_expect_events(vec![RetentionEvent::LedgerKeyRotated {
+                business_id: business(),
+                region: Region::Eu,
+                version: 3,
+                reason: RotationReason::Scheduled,
+                at: t(7),
+            }]);
+        F::with(())
+            .given_no_previous_events()
+            .when(at(rotate(1), 5))
+            .then_expect_error(DomainError::InvalidParameter("version"));
+        F::with(())
+            .given(vec![rotated])
+            .when(at(
+                RetentionCommand::RotateLedgerKey {
+                    business_id: BusinessId::parse("999999999999999").expect("id"),
+                    region: Region::Eu,
+                    version: 3,
+                    reason: RotationReason::OnDemand,
+                },
+                8,
+            ))
+            .then_expect_error(DomainError::InvalidParameter("business_id"));
     }
 }

@@ -287,6 +287,16 @@ fn samples() -> Vec<Sample> {
             },
         ),
         row(
+            r,
+            RetentionEvent::LedgerKeyRotated {
+                business_id: business(),
+                region: Region::Eu,
+                version: 2,
+                reason: sealpost_domain::RotationReason::Scheduled,
+                at: t(26),
+            },
+        ),
+        row(
             a,
             AccessEvent::AccessDecided {
                 principal: Principal::of_kind(PrincipalKind::Operator, "analytics"),

@@ -51,6 +51,27 @@ pub struct RetentionReport {
     /// accounted it (deployment-wide; issue 14).
     #[serde(default)]
     pub data_in_use: Vec<DataInUseRow>,
+    /// Every key rotation recorded up to the checkpoint (of the scope's business), in log
+    /// order (ADR 0024).
+    #[serde(default)]
+    pub key_rotations: Vec<KeyRotationRow>,
+}
+
+/// One key rotation, as the retention report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRotationRow {
+    /// The business whose key it is (`0`: the deployment's own).
+    pub business_id: String,
+    /// The region.
+    pub region: String,
+    /// Which key (`ledger`).
+    pub key: String,
+    /// The version made.
+    pub version: u32,
+    /// `scheduled` or `on demand`.
+    pub reason: String,
+    /// When (ms).
+    pub at: i64,
 }
 
 /// What the home node held of one Local Storage region's data in memory.

@@ -19,6 +19,10 @@ use sealpost_domain::{
 };
 use std::collections::BTreeMap;
 
+mod rotation;
+
+pub use rotation::{rotate_ledger_key, DEFAULT_LEDGER_ROTATION_MS};
+
 /// The principal the retention process acts as.
 pub const RETENTION_PRINCIPAL: &str = "retention";
 
@@ -56,6 +60,8 @@ pub struct RetentionReport {
     pub subjects_expired: u64,
     /// Erasures whose keys were destroyed by this run (normally done at once by [`erase_subject`]).
     pub erasures_completed: u64,
+    /// Ledger keys rotated because their period was over.
+    pub ledger_keys_rotated: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -88,6 +94,10 @@ pub struct RetentionProcess {
     subjects: BTreeMap<SubjectId, Track>,
     /// The position of the fold last persisted.
     saved: u64,
+    /// How long a ledger key version seals new events (0: never rotated).
+    ledger_rotation_ms: i64,
+    /// When this process last looked for ledger keys due (once an hour is enough).
+    rotation_checked: Option<Timestamp>,
 }
 
 /// The persisted form of the retention process's fold (`projection/retention`).
@@ -116,7 +126,15 @@ impl RetentionProcess {
             subscription,
             subjects: BTreeMap::new(),
             saved: 0,
+            ledger_rotation_ms: DEFAULT_LEDGER_ROTATION_MS,
+            rotation_checked: None,
         }
+    }
+
+    /// Rotates ledger keys every `period_ms` instead of [`DEFAULT_LEDGER_ROTATION_MS`] (0: never).
+    pub fn with_ledger_rotation(mut self, period_ms: i64) -> Self {
+        self.ledger_rotation_ms = period_ms;
+        self
     }
 
     /// A retention process that resumes from its persisted fold (and folds only what came
@@ -243,6 +261,7 @@ impl RetentionProcess {
             epoch_keys_destroyed: self.shred_epochs(now).await?,
             subjects_expired: self.expire_subjects(now).await?,
             erasures_completed: self.complete_erasures(now).await?,
+            ledger_keys_rotated: self.rotate_due(now).await?,
         };
         // The destroyed keys' bytes leave the key store's files before the pass reports done.
         self.exec.store().vault().scrub().await?;
@@ -252,9 +271,25 @@ impl RetentionProcess {
             epoch_keys = report.epoch_keys_destroyed,
             subjects_expired = report.subjects_expired,
             erasures = report.erasures_completed,
+            ledger_keys = report.ledger_keys_rotated,
             "retention pass done"
         );
         Ok(report)
+    }
+
+    /// Rotates the ledger keys that are due, looking at most once an hour (of `now`).
+    async fn rotate_due(&mut self, now: Timestamp) -> Result<u64, RetentionError> {
+        let hour = sealpost_domain::time::HOUR_MS;
+        if self
+            .rotation_checked
+            .is_some_and(|at| now.millis() - at.millis() < hour)
+        {
+            return Ok(0);
+        }
+        let rotated =
+            rotation::rotate_due(&self.exec, &principal(), self.ledger_rotation_ms, now).await?;
+        self.rotation_checked = Some(now);
+        Ok(rotated)
     }
 
     async fn shred_epochs(&self, now: Timestamp) -> Result<u64, RetentionError> {

@@ -315,6 +315,7 @@ impl Evidence<'_> {
         report.checkpoint = Some(super::region_audit::checkpoint_ref(&checkpoint));
         report.stores = self.store_rows().await?;
         report.data_in_use = self.data_in_use().await?;
+        report.key_rotations = self.key_rotations(scope.as_ref(), checkpoint.size).await?;
         Ok(report)
     }
 

@@ -110,6 +110,11 @@ pub enum Command {
         #[arg(long, default_value = "json", value_parser = ["json", "html"])]
         format: String,
     },
+    /// The keys: where the root keys are, each ledger key's version and age, and rotation.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// The nodes serving a store and the leases each holds on background work.
     Nodes {
         #[command(flatten)]
@@ -134,6 +139,30 @@ pub enum Command {
             default_value = "./sealpost-transport-data"
         )]
         data_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// The root keys' custody, and every business's ledger key per region: its version, when it
+    /// was made and when the retention pass rotates it.
+    Status {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Rotates a business's ledger key in a region now (recorded in the log).
+    Rotate {
+        /// The kind of key (only ledger keys rotate for now).
+        #[arg(value_parser = ["ledger"])]
+        kind: String,
+        /// The business.
+        #[arg(long)]
+        business: String,
+        /// The region code (e.g. EU, DE).
+        #[arg(long)]
+        region: String,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 

@@ -231,7 +231,8 @@ pub(super) async fn download(
         .await
         .map_err(media_error)?;
     // The hold ends when the body has been handed to the connection, not when the handler
-    // returns: the bytes are in memory until then.
+    // returns: the bytes are in memory until then. (A stream has no size: it is said.)
+    let length = bytes.len();
     let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]).chain(
         futures::stream::once(async move {
             drop(in_use);
@@ -244,6 +245,7 @@ pub(super) async fn download(
         [
             (header::CONTENT_TYPE, meta.mime_type),
             (header::CACHE_CONTROL, "no-store".to_owned()),
+            (header::CONTENT_LENGTH, length.to_string()),
         ],
         Body::from_stream(body),
     )

@@ -507,6 +507,53 @@ impl Node {
             .await
     }
 
+    /// How many events of `event_type` the embedded store's log holds (a plaintext column),
+    /// read without disturbing the running server.
+    pub async fn events_of_type(&self, event_type: &str) -> i64 {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.data.dir.join("events.db"))
+            .read_only(true);
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options)
+            .await
+            .expect("open");
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM sealpost_events WHERE event_type = $1")
+                .bind(event_type)
+                .fetch_one(&pool)
+                .await
+                .expect("count");
+        pool.close().await;
+        n
+    }
+
+    /// Polls [`Self::events_of_type`] until some are there (at most about 10 s); how many.
+    pub async fn await_events_of_type(&self, event_type: &str) -> i64 {
+        let mut n = 0;
+        for _ in 0..400 {
+            n = self.events_of_type(event_type).await;
+            if n > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        n
+    }
+
+    /// The business's own read of one of its messages (`GET /sealpost/v1/messages/{id}` with
+    /// the bootstrap access token), asserted to answer 200.
+    pub async fn read_message(&self, id: &str) -> Value {
+        let (st, read) = self
+            .get(
+                &format!("/sealpost/v1/messages/{id}"),
+                &self.s("access_token"),
+            )
+            .await;
+        assert_eq!(st, 200, "{read}");
+        read
+    }
+
     /// A GET with a token; the body as text.
     pub async fn get_text(&self, path: &str, token: &str) -> (u16, String) {
         let resp = self

@@ -16,7 +16,9 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 /// Headless Chromium with the flags this machine's closed network needs, on `page`: `args`
 /// (e.g. `--dump-dom`, `--print-to-pdf=…`); its standard output.
 fn chromium(page: &Path, profile: &Path, args: &[String]) -> String {
-    let out = Command::new(CHROMIUM)
+    // Never longer than two minutes, so a Chromium that hangs fails the test instead of CI.
+    let out = Command::new("timeout")
+        .args(["120", CHROMIUM])
         .args([
             "--headless",
             "--no-sandbox",

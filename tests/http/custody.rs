@@ -23,13 +23,7 @@ async fn serve_keeps_its_root_keys_in_the_token() {
     assert_eq!(st, 200, "{sent}");
     let id = sent["messages"][0]["id"].as_str().expect("id").to_owned();
     let node = node.restart();
-    let (st, read) = node
-        .get(
-            &format!("/sealpost/v1/messages/{id}"),
-            &node.s("access_token"),
-        )
-        .await;
-    assert_eq!(st, 200, "{read}");
+    let read = node.read_message(&id).await;
     assert_eq!(read["message"]["text"]["body"], "kept under the token");
     assert!(
         !data.dir.join(sealpost::app::ROOT_KEY_DIR).exists(),

@@ -17,29 +17,7 @@ async fn retention_runs_under_serve() {
     assert_eq!(sent, 200);
     s.wait_inbox(CONSUMER, 1).await;
     s.advance(31 * 86_400).await;
-    let db = s.data.dir.join("events.db");
-    let options = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&db)
-        .read_only(true);
-    let pool = sqlx::sqlite::SqlitePoolOptions::new()
-        .max_connections(1)
-        .connect_with(options)
-        .await
-        .expect("open");
-    let mut shredded = 0i64;
-    for _ in 0..200 {
-        let (n,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM sealpost_events WHERE event_type = 'EpochKeyShredded'",
-        )
-        .fetch_one(&pool)
-        .await
-        .expect("count");
-        shredded = n;
-        if n > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let shredded = s.await_events_of_type("EpochKeyShredded").await;
     assert!(shredded >= 1, "the retention process ran");
 }
 
@@ -300,13 +278,7 @@ async fn an_erasure_mid_conversation_is_certified_and_the_next_message_is_a_new_
     forged.inclusion_proof.path[0] = hex::encode(bytes);
     assert!(forged.verify(&key).is_err(), "a changed proof fails");
 
-    let (st, gone) = s
-        .get(
-            &format!("/sealpost/v1/messages/{old}"),
-            &s.s("access_token"),
-        )
-        .await;
-    assert_eq!(st, 200, "{gone}");
+    let gone = s.read_message(&old).await;
     assert_eq!(gone["shredded"], true, "{gone}");
 
     // Repeating is safe: by number nothing is held any more; by subject, the same erasure.

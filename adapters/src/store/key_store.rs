@@ -148,6 +148,9 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     /// When a key of `business` was destroyed (from its tombstone), `None` if it was not.
     async fn destroyed_at(&self, business: &str, key_id: &str) -> Result<Option<i64>, StoreError>;
 
+    /// The newest ledger-key version of every business in every region.
+    async fn ledger_heads(&self) -> Result<Vec<WrappedKey>, StoreError>;
+
     /// Live epoch keys with epoch <= `up_to`, oldest first, at most `limit`.
     async fn expired_epochs(&self, up_to: i64, limit: u32) -> Result<Vec<WrappedKey>, StoreError>;
 

@@ -122,6 +122,24 @@ impl KeyStore for RegionalKeys {
         Ok(None)
     }
 
+    /// Each region's heads from its store, where its keys are made; a head at home of a
+    /// region that has a store of its own (written before it had one) is older than any there.
+    async fn ledger_heads(&self) -> Result<Vec<WrappedKey>, StoreError> {
+        let mut newest: BTreeMap<(String, String), WrappedKey> = BTreeMap::new();
+        for (_, store) in self.every().await? {
+            for key in store.ledger_heads().await? {
+                let slot = (key.business_id.clone(), key.region.clone());
+                match newest.get(&slot) {
+                    Some(known) if known.version >= key.version => {}
+                    _ => {
+                        newest.insert(slot, key);
+                    }
+                }
+            }
+        }
+        Ok(newest.into_values().collect())
+    }
+
     async fn expired_epochs(&self, up_to: i64, limit: u32) -> Result<Vec<WrappedKey>, StoreError> {
         let mut all = Vec::new();
         for (_, store) in self.every().await? {

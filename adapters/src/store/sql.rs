@@ -82,6 +82,11 @@ pub const KEY_DESTROYED_AT: &str =
     "SELECT destroyed_at FROM sealpost_destroyed_keys WHERE business_id = $1 AND key_id = $2";
 pub const KEY_LATEST_LEDGER: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys \
      WHERE kind = 'ledger' AND business_id = $1 AND region = $2 ORDER BY version DESC LIMIT 1";
+/// The newest ledger-key version of every business in every region (the key rotation's pass).
+pub const KEY_LEDGER_HEADS: &str = "SELECT k.key_id, k.kind, k.business_id, k.region, k.epoch, k.subject_id, k.version, k.wrapped, k.created_at \
+     FROM sealpost_keys k JOIN (SELECT business_id AS b, region AS r, MAX(version) AS v FROM sealpost_keys \
+     WHERE kind = 'ledger' GROUP BY business_id, region) h ON (k.business_id, k.region, k.version) = (h.b, h.r, h.v) \
+     WHERE k.kind = 'ledger' ORDER BY k.business_id, k.region";
 pub const KEY_EXPIRED_EPOCHS: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys \
      WHERE kind = 'epoch' AND epoch <= $1 ORDER BY epoch, key_id LIMIT $2";
 pub const KEY_DELETE: &str =

@@ -84,6 +84,16 @@ macro_rules! impl_key_store {
                 row.map(TryInto::try_into).transpose()
             }
 
+            async fn ledger_heads(
+                &self,
+            ) -> Result<Vec<$crate::store::WrappedKey>, $crate::store::StoreError> {
+                let rows: Vec<$crate::store::DbKey> =
+                    sqlx::query_as($crate::store::sql::KEY_LEDGER_HEADS)
+                        .fetch_all(&self.reader)
+                        .await?;
+                rows.into_iter().map(TryInto::try_into).collect()
+            }
+
             async fn expired_epochs(
                 &self,
                 up_to: i64,

@@ -24,8 +24,13 @@ pub fn subject_key_id(business: &str, region: Region, subject: &SubjectId) -> St
     key_id(KeyKind::Subject, region, business, subject.as_str())
 }
 
+/// How long a remembered current ledger key is used before the key store is asked again for a
+/// newer version (made by a rotation in another process or on another node).
+const LEDGER_RECHECK: std::time::Duration = std::time::Duration::from_secs(60);
+
 impl Vault {
-    /// The current ledger key of a business in a region (made at version 1 on first use).
+    /// The current ledger key of a business in a region (made at version 1 on first use). A
+    /// version made elsewhere is picked up within [`LEDGER_RECHECK`].
     pub async fn ledger_key(
         &self,
         business: &str,
@@ -33,15 +38,21 @@ impl Vault {
         now: Timestamp,
     ) -> Result<(u32, Arc<SecretKey>), VaultError> {
         let slot = (business.to_owned(), region);
-        if let Some(current) = self
+        let known = self
             .current_ledger
             .lock()
             .expect("ledger lock is never poisoned")
             .get(&slot)
-        {
-            return Ok(current.clone());
+            .cloned();
+        if let Some((current, at)) = &known {
+            if at.elapsed() < LEDGER_RECHECK {
+                return Ok(current.clone());
+            }
         }
         let current = match self.keys.latest_ledger(business, region.code()).await? {
+            Some(w) if known.as_ref().is_some_and(|((v, _), _)| *v == w.version) => {
+                known.map(|(c, _)| c).expect("known")
+            }
             Some(w) => (w.version, self.unwrap_key(&w)?),
             None => (
                 1,
@@ -49,11 +60,38 @@ impl Vault {
                     .await?,
             ),
         };
-        self.current_ledger
-            .lock()
-            .expect("ledger lock is never poisoned")
-            .insert(slot, current.clone());
+        self.remember_ledger(slot, current.clone());
         Ok(current)
+    }
+
+    /// Remembers `current` as the ledger key of `slot` unless a newer version is remembered.
+    fn remember_ledger(&self, slot: (String, Region), current: super::VersionedKey) {
+        let mut remembered = self
+            .current_ledger
+            .lock()
+            .expect("ledger lock is never poisoned");
+        let newer = remembered
+            .get(&slot)
+            .is_some_and(|((v, _), _)| *v > current.0);
+        if !newer {
+            remembered.insert(slot, (current, std::time::Instant::now()));
+        }
+    }
+
+    /// Makes ledger key `version` of a business in a region (once: a second call finds it) and
+    /// seals new events under it from now on in this process (ADR 0024).
+    pub async fn advance_ledger_key(
+        &self,
+        business: &str,
+        region: Region,
+        version: u32,
+        now: Timestamp,
+    ) -> Result<(), VaultError> {
+        let key = self
+            .ledger_key_version(business, region, version, Some(now))
+            .await?;
+        self.remember_ledger((business.to_owned(), region), (version, key));
+        Ok(())
     }
 
     /// A specific version of a ledger key (old versions stay readable after rotation).
@@ -91,13 +129,7 @@ impl Vault {
             .await?
             .map_or(0, |w| w.version);
         let next = current + 1;
-        let key = self
-            .ledger_key_version(business, region, next, Some(now))
-            .await?;
-        self.current_ledger
-            .lock()
-            .expect("ledger lock is never poisoned")
-            .insert((business.to_owned(), region), (next, key));
+        self.advance_ledger_key(business, region, next, now).await?;
         Ok(next)
     }
 

@@ -114,7 +114,8 @@ const CREATED: &[&str] = &["OutboundMessageAccepted", "InboundMessageReceived"];
 /// Whether the fold needs the event in this row.
 fn wanted(row: &StoredRow) -> bool {
     match row.header.stream.kind.as_str() {
-        ACCESS_STREAM_TYPE | "retention" => true,
+        ACCESS_STREAM_TYPE => true,
+        "retention" => row.header.event_type == "EpochKeyShredded",
         "subject" => matches!(
             row.header.event_type.as_str(),
             "SubjectErased" | "SubjectExpired"
@@ -274,7 +275,7 @@ async fn fact(
                 },
                 at,
             )),
-            Err(_) => None,
+            Ok(RetentionEvent::LedgerKeyRotated { .. }) | Err(_) => None,
         },
         _ => None,
     })

@@ -159,6 +159,7 @@ impl EvidenceProjection<'_> {
             overdue_keys: overdue,
             stores: Vec::new(),
             data_in_use: Vec::new(),
+            key_rotations: Vec::new(),
             days: days.into_values().collect(),
             erasures,
             erasure_list,

@@ -210,6 +210,22 @@ impl RetentionReport {
         h.push_str(&table("data-in-use", heads, 1, rows));
         h.push_str("</section>\n");
 
+        // Key rotations.
+        h.push_str("<section>\n<h2>Key rotations</h2>\n");
+        let heads = "Business|Region|Key|Version|Reason|When";
+        let rows = self.key_rotations.iter().map(|k| {
+            vec![
+                e(&k.business_id),
+                e(&k.region),
+                e(&k.key),
+                k.version.to_string(),
+                e(&k.reason),
+                rfc3339(k.at),
+            ]
+        });
+        h.push_str(&table("key-rotations", heads, 3, rows));
+        h.push_str("</section>\n");
+
         // Checkpoint.
         h.push_str("<section>\n<h2>Audit-log checkpoint</h2>\n");
         match &self.checkpoint {

@@ -89,6 +89,14 @@ fn sample() -> RetentionReport {
             from: Some(START),
             to: Some(START + 3 * 3_600_000),
         }],
+        key_rotations: vec![KeyRotationRow {
+            business_id: "100000000000001".to_owned(),
+            region: "EU".to_owned(),
+            key: "ledger".to_owned(),
+            version: 2,
+            reason: "scheduled".to_owned(),
+            at: START + 30 * DAY_MS,
+        }],
     }
 }
 
