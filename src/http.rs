@@ -11,6 +11,7 @@ mod evidence;
 mod extract;
 mod health;
 mod housekeeping;
+mod keys;
 mod limits;
 mod media;
 mod messages;
@@ -207,6 +208,8 @@ pub fn router(shared: Shared) -> Router {
     let unversioned = Router::new()
         .route("/{id}/messages", post(messages::send).put(messages::send))
         .route("/sealpost/v1/media/{id}", get(media::download))
+        .route("/sealpost/v1/keys", get(keys::status))
+        .route("/sealpost/v1/keys/ledger/rotate", post(keys::rotate))
         .route("/sealpost/v1/tokens", get(tokens::list).post(tokens::issue))
         .route("/sealpost/v1/tokens/{token_id}", delete(tokens::revoke))
         .route("/sealpost/v1/audit/access", get(evidence::access))

@@ -1,11 +1,13 @@
 //! Ledger keys rotate in operation (issue 15 part 2, ADR 0024): on the retention pass's
-//! schedule under `serve`, and on demand with `sealpost keys rotate ledger`; each rotation is an
+//! schedule under `serve`, and on demand over the operator's route and with `sealpost keys
+//! rotate ledger`; each rotation is an
 //! event in the log, the running node seals under the new version at once, the old versions
 //! keep opening what they sealed, and `sealpost keys status` shows each key's version.
 
 use crate::common::server::{sealpost, Node};
 use crate::common::{text, CONSUMER};
 use crate::start;
+use serde_json::json;
 
 /// The event a rotation is recorded as.
 const ROTATED: &str = "LedgerKeyRotated";
@@ -92,6 +94,44 @@ async fn ledger_keys_rotate_on_schedule_and_on_demand() {
             && r["reason"] == "scheduled"),
         "{listed:?}"
     );
+    // The operator's route: the same view, and a rotation now, which the running node seals
+    // under at once; nobody else may use it.
+    let (st, refused) = node.get("/sealpost/v1/keys", &node.s("access_token")).await;
+    assert_eq!(st, 403, "{refused}");
+    let operator = node.s("internal_token");
+    let (st, keys) = node.get("/sealpost/v1/keys", &operator).await;
+    assert_eq!(st, 200, "{keys}");
+    assert!(
+        keys["custody"].as_str().is_some_and(|c| !c.is_empty()),
+        "{keys}"
+    );
+    assert!(
+        keys["ledger_keys"].as_array().is_some_and(|k| k
+            .iter()
+            .any(|k| k["business_id"] == business.as_str() && k["version"] == 2)),
+        "{keys}"
+    );
+    let rotate = "/sealpost/v1/keys/ledger/rotate";
+    let (st, bad) = node
+        .post(
+            rotate,
+            Some(&operator),
+            json!({"business_id": business, "region": "XX"}),
+        )
+        .await;
+    assert_eq!((st, &bad["error"]["code"]), (400, &json!(131_009)), "{bad}");
+    let (st, rotated) = node
+        .post(
+            rotate,
+            Some(&operator),
+            json!({"business_id": business, "region": "EU"}),
+        )
+        .await;
+    assert_eq!((st, &rotated["version"]), (200, &json!(3)), "{rotated}");
+    let (st, sent) = node.converse("drei", text(CONSUMER, "third")).await;
+    assert_eq!(st, 200, "{sent}");
+    let third = sent["messages"][0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(sealed_under(&node, &third).await, 3);
     // Both versions open after a restart.
     let mut node = node.restart();
     let read = node.read_message(&after).await;
@@ -99,10 +139,10 @@ async fn ledger_keys_rotate_on_schedule_and_on_demand() {
     node.stop().expect("a clean stop");
     assert_eq!(
         node.events_of_type(ROTATED).await,
-        2,
+        3,
         "not again within its period"
     );
-    assert_eq!(versions_shown(&node, &business), ("2".into(), "2".into()));
+    assert_eq!(versions_shown(&node, &business), ("3".into(), "2".into()));
 
     // On demand: recorded the same way, shown at once.
     let dir = node.data.dir.display().to_string();
@@ -117,9 +157,9 @@ async fn ledger_keys_rotate_on_schedule_and_on_demand() {
         "--data-dir",
         &dir,
     ]);
-    assert!(said.contains("rotated to version 3"), "{said}");
-    assert_eq!(versions_shown(&node, &business), ("3".into(), "2".into()));
-    assert_eq!(node.events_of_type(ROTATED).await, 3);
+    assert!(said.contains("rotated to version 4"), "{said}");
+    assert_eq!(versions_shown(&node, &business), ("4".into(), "2".into()));
+    assert_eq!(node.events_of_type(ROTATED).await, 4);
     let report: serde_json::Value = serde_json::from_str(&sealpost([
         "report",
         "retention",
@@ -135,6 +175,6 @@ async fn ledger_keys_rotate_on_schedule_and_on_demand() {
         .expect("rotations");
     assert_eq!(
         (&last["version"], &last["reason"]),
-        (&3.into(), &"on demand".into())
+        (&4.into(), &"on demand".into())
     );
 }
