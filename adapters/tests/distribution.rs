@@ -191,9 +191,20 @@ const ACROSS_BUSINESSES: [(&str, &str); 14] = [
 /// joined) that starts a statement or continues one built in pieces, with its file.
 fn statements() -> Vec<(String, String)> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store");
+    // Its files and those of its modules' directories (`sql_evidence/`, …).
+    let mut paths = Vec::new();
+    let mut dirs = vec![dir];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("src/store") {
+            let path = entry.expect("entry").path();
+            match path.is_dir() {
+                true => dirs.push(path),
+                false => paths.push(path),
+            }
+        }
+    }
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(&dir).expect("src/store") {
-        let path = entry.expect("entry").path();
+    for path in paths {
         let source = std::fs::read_to_string(&path).expect("source");
         let file = path
             .file_name()
