@@ -56,6 +56,7 @@ mod key_rotations;
 pub mod media;
 mod messages;
 pub mod region_audit;
+mod root_keys;
 mod subjects;
 mod tenants;
 #[cfg(test)]
@@ -70,6 +71,7 @@ pub use media::Media;
 pub use messages::Held;
 pub use messages::Messaging;
 pub(crate) use messages::{open_content, text};
+pub use root_keys::RootKeyStatus;
 pub(crate) use subjects::require_owner_or_dpo;
 pub use subjects::{Origin, Subjects};
 pub(crate) use tenants::home_of;

@@ -185,13 +185,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     sealpost::cli::keys::status(&store.location(), &mut out).await?
                 }
                 KeysAction::Rotate {
+                    kind,
                     business,
                     region,
                     store,
+                } => match (kind.as_str(), business) {
+                    ("root", None) => {
+                        sealpost::cli::keys::rotate_root(&store.location(), &region, &mut out)
+                            .await?
+                    }
+                    ("root", Some(_)) => anyhow::bail!("a root key is a region's: no --business"),
+                    (_, Some(business)) => {
+                        let at = (business.as_str(), region.as_str());
+                        sealpost::cli::keys::rotate_ledger(&store.location(), at, &mut out).await?
+                    }
+                    (_, None) => anyhow::bail!("a ledger key is a business's: --business is needed"),
+                },
+                KeysAction::Retire {
+                    region,
+                    generation,
+                    store,
                     ..
                 } => {
-                    let at = (business.as_str(), region.as_str());
-                    sealpost::cli::keys::rotate_ledger(&store.location(), at, &mut out).await?
+                    let at = (region.as_str(), generation);
+                    sealpost::cli::keys::retire_root(&store.location(), at, &mut out).await?
                 }
             }
             Ok(ExitCode::SUCCESS)

@@ -471,7 +471,7 @@ async fn token_custody_a_destroyed_root_key_takes_exactly_its_region() {
     drop(env);
     let other = TokenRoots::open(token.clone()).expect("login");
     assert!(
-        other.destroy(Region::De).expect("destroy"),
+        sealpost_adapters::vault::RootCustody::destroy(&other, Region::De, 1).expect("destroy"),
         "DE's key was in the token"
     );
     let app = open().await;

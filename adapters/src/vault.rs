@@ -12,12 +12,14 @@
 
 mod fields;
 mod keys;
+mod rewrap;
 mod root;
 mod routing;
 mod signal_state;
 mod token;
 
 pub use keys::{epoch_key_id, media_key_id, subject_key_id};
+pub use rewrap::{Retirement, ROOT_SETTLE_MS};
 pub use root::{
     configured_roots, hold_custody, write_private_file, RootCustody, RootKeys, Roots,
     CUSTODY_RECORD, ROOT_KEY_ENV_PREFIX,
@@ -89,6 +91,9 @@ pub struct Vault {
     /// A rotation by this process updates it; one by another process is picked up on restart
     /// (events sealed under the older version stay valid and readable).
     current_ledger: Mutex<HashMap<(String, Region), (VersionedKey, std::time::Instant)>>,
+    /// The root-key generation new keys are wrapped under, per region, and when it was read
+    /// (ADR 0025; re-read from the key store within [`rewrap::ROOT_RECHECK`]).
+    current_root: Mutex<HashMap<Region, (u32, std::time::Instant)>>,
     /// Whether destroyed key bytes may still be in the key store's files: set by every
     /// destruction, and at start (a crash may have come between a destruction and its scrub).
     scrub_owed: AtomicBool,
@@ -98,7 +103,8 @@ fn key_id(kind: KeyKind, region: Region, business: &str, rest: &str) -> String {
     format!("{}/{}/{}/{}", kind.as_str(), region.code(), business, rest)
 }
 
-fn wrap_aad(key_id: &str) -> Vec<u8> {
+/// What a key's wrapping under its region's root key is bound to: its id.
+pub fn wrap_aad(key_id: &str) -> Vec<u8> {
     crypto::aad(&[b"sealpost/wrap/v1", key_id.as_bytes()])
 }
 
@@ -120,6 +126,7 @@ impl Vault {
             roots: roots.into(),
             cache: Mutex::new(HashMap::new()),
             current_ledger: Mutex::new(HashMap::new()),
+            current_root: Mutex::new(HashMap::new()),
             scrub_owed: AtomicBool::new(true),
         }
     }
@@ -176,7 +183,9 @@ impl Vault {
             .region
             .parse()
             .map_err(|_| StoreError::Corrupt("unknown region on key"))?;
-        let raw = self.roots.open(region, &w.wrapped, &wrap_aad(&w.key_id))?;
+        let raw = self
+            .roots
+            .open(region, w.root, &w.wrapped, &wrap_aad(&w.key_id))?;
         let key = Arc::new(SecretKey::from_slice(&raw)?);
         self.remember(&w.key_id, key.clone());
         Ok(key)
@@ -199,6 +208,7 @@ impl Vault {
                 None => Ok(None),
                 Some((spec, now)) => {
                     let fresh = SecretKey::random();
+                    let root = self.root_generation(spec.region).await?;
                     let w = WrappedKey {
                         key_id: id.to_owned(),
                         kind: spec.kind,
@@ -207,10 +217,14 @@ impl Vault {
                         epoch: spec.epoch,
                         subject_id: spec.subject.map(str::to_owned),
                         version: spec.version,
-                        wrapped: self
-                            .roots
-                            .seal(spec.region, fresh.expose(), &wrap_aad(id))?,
+                        wrapped: self.roots.seal(
+                            spec.region,
+                            root,
+                            fresh.expose(),
+                            &wrap_aad(id),
+                        )?,
                         created_at: now.millis(),
+                        root,
                     };
                     match self.keys.insert_if_absent(&w).await {
                         Ok(winner) => Ok(Some(self.unwrap_key(&winner)?)),

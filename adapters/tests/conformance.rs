@@ -682,6 +682,7 @@ fn wrapped(id: &str, kind: KeyKind, epoch: Option<i64>, bytes: u8) -> WrappedKey
         version: 1,
         wrapped: vec![bytes; 60],
         created_at: 1,
+        root: 1,
     }
 }
 
@@ -930,15 +931,16 @@ async fn signal_state_contract(f: &Fixture) {
         keys.signal_account("b1", "EU", "pn1").await.expect("get"),
         None
     );
-    keys.put_signal_account("pn1", "b1", "EU", &[1; 40], 1)
+    keys.put_signal_account("pn1", "b1", "EU", (1, &[1; 40]), 1)
         .await
         .expect("put");
-    keys.put_signal_account("pn1", "b1", "EU", &[2; 40], 2)
+    keys.put_signal_account("pn1", "b1", "EU", (3, &[2; 40]), 2)
         .await
         .expect("replace");
     assert_eq!(
         keys.signal_account("b1", "EU", "pn1").await.expect("get"),
-        Some(vec![2; 40])
+        Some((3, vec![2; 40])),
+        "replaced with the root-key generation it is wrapped under"
     );
     assert_eq!(
         keys.signal_account("b2", "EU", "pn1").await.expect("get"),

@@ -26,7 +26,7 @@ const DISTRIBUTED: [&str; 13] = [
 ];
 
 /// The deployment's own tables, with what they would be per shard group.
-const GLOBAL: [(&str, &str); 9] = [
+const GLOBAL: [(&str, &str); 10] = [
     ("sealpost_sequencer", "the log's order: one per shard group"),
     (
         "sealpost_checkpoints",
@@ -55,6 +55,10 @@ const GLOBAL: [(&str, &str); 9] = [
     (
         "sealpost_region_stores",
         "which Local Storage regions have a store: coordinator",
+    ),
+    (
+        "sealpost_root_generations",
+        "each region's current root-key generation: coordinator",
     ),
     ("_sqlx_migrations", "the migrations run: every database"),
 ];
@@ -126,7 +130,16 @@ on_every_store!(every_table_of_business_data_carries_the_business);
 /// sharded deployment runs them per shard group, or fans a rare lookup out (docs/scale.md).
 /// Every entry must match a statement, so one that gains its business filter must leave this
 /// list.
-const ACROSS_BUSINESSES: [(&str, &str); 14] = [
+const ACROSS_BUSINESSES: [(&str, &str); 16] = [
+    (
+        "FROM sealpost_keys WHERE region = $1 AND root_generation < $2",
+        "a root-key rotation's rewrap of every business's keys in a region: per shard group",
+    ),
+    (
+        "FROM sealpost_signal_accounts WHERE region = $1 AND root_generation < $2",
+        "a root-key rotation's rewrap of every business's Signal accounts in a region: per \
+         shard group",
+    ),
     (
         "FROM sealpost_events WHERE position > $1 ORDER BY position",
         "the log in order: per shard group",

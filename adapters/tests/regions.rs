@@ -23,6 +23,7 @@ fn key(kind: KeyKind, region: &str, rest: &str, epoch: Option<i64>, marker: &str
         version: 1,
         wrapped: marker.as_bytes().to_vec(),
         created_at: 1,
+        root: 1,
     }
 }
 
@@ -104,12 +105,12 @@ async fn blind_index_and_signal_state_stay_in_the_region(f: &Fixture) {
         Some("sub_de".to_owned())
     );
     assert_eq!(keys.index_get("b1", "EU", blind).await.expect("get"), None);
-    keys.put_signal_account("pn_de", "b1", "DE", b"ACCOUNT-DE-0123456789", 1)
+    keys.put_signal_account("pn_de", "b1", "DE", (1, b"ACCOUNT-DE-0123456789"), 1)
         .await
         .expect("account");
     assert_eq!(
         keys.signal_account("b1", "DE", "pn_de").await.expect("get"),
-        Some(b"ACCOUNT-DE-0123456789".to_vec())
+        Some((1, b"ACCOUNT-DE-0123456789".to_vec()))
     );
     let session = |region: &str, subject: &str, marker: &str| SessionRow {
         business_id: "b1".into(),
@@ -193,10 +194,10 @@ async fn blind_index_and_signal_state_stay_in_the_region(f: &Fixture) {
 /// default regions (one store) the account row simply changes region.
 async fn a_moved_account_leaves_nothing_behind(f: &Fixture) {
     let keys = &f.stores.keys;
-    keys.put_signal_account("pn1", "b1", "DE", b"ACCOUNT-OLD-0123456789", 1)
+    keys.put_signal_account("pn1", "b1", "DE", (1, b"ACCOUNT-OLD-0123456789"), 1)
         .await
         .expect("put");
-    keys.put_signal_account("pn1", "b1", "IN", b"ACCOUNT-NEW-0123456789", 2)
+    keys.put_signal_account("pn1", "b1", "IN", (1, b"ACCOUNT-NEW-0123456789"), 2)
         .await
         .expect("put");
     keys.delete_signal_account("b1", "DE", "pn1")
@@ -208,7 +209,7 @@ async fn a_moved_account_leaves_nothing_behind(f: &Fixture) {
     );
     assert_eq!(
         keys.signal_account("b1", "IN", "pn1").await.expect("get"),
-        Some(b"ACCOUNT-NEW-0123456789".to_vec())
+        Some((1, b"ACCOUNT-NEW-0123456789".to_vec()))
     );
     if f.pg().is_some() {
         // (SQLite's deleted bytes leave the file as pages are reused: not asserted here.)
@@ -218,10 +219,10 @@ async fn a_moved_account_leaves_nothing_behind(f: &Fixture) {
         );
     }
 
-    keys.put_signal_account("pn2", "b1", "EU", b"ACCOUNT-EU-0123456789", 1)
+    keys.put_signal_account("pn2", "b1", "EU", (1, b"ACCOUNT-EU-0123456789"), 1)
         .await
         .expect("put");
-    keys.put_signal_account("pn2", "b1", "NA", b"ACCOUNT-NA-0123456789", 2)
+    keys.put_signal_account("pn2", "b1", "NA", (1, b"ACCOUNT-NA-0123456789"), 2)
         .await
         .expect("put");
     keys.delete_signal_account("b1", "EU", "pn2")
@@ -229,7 +230,7 @@ async fn a_moved_account_leaves_nothing_behind(f: &Fixture) {
         .expect("delete");
     assert_eq!(
         keys.signal_account("b1", "NA", "pn2").await.expect("get"),
-        Some(b"ACCOUNT-NA-0123456789".to_vec()),
+        Some((1, b"ACCOUNT-NA-0123456789".to_vec())),
         "the row now of NA stays"
     );
 }
@@ -295,19 +296,19 @@ async fn what_a_region_stored_at_home_before_stays_until_it_expires(f: &Fixture)
         "sub_old"
     );
 
-    home.put_signal_account("pn1", "b1", "DE", b"LEGACY-ACCOUNT-0123456789", 1)
+    home.put_signal_account("pn1", "b1", "DE", (1, b"LEGACY-ACCOUNT-0123456789"), 1)
         .await
         .expect("put");
     assert_eq!(
         keys.signal_account("b1", "DE", "pn1").await.expect("get"),
-        Some(b"LEGACY-ACCOUNT-0123456789".to_vec())
+        Some((1, b"LEGACY-ACCOUNT-0123456789".to_vec()))
     );
-    keys.put_signal_account("pn1", "b1", "DE", b"SAVED-ACCOUNT-0123456789", 2)
+    keys.put_signal_account("pn1", "b1", "DE", (1, b"SAVED-ACCOUNT-0123456789"), 2)
         .await
         .expect("put");
     assert_eq!(
         keys.signal_account("b1", "DE", "pn1").await.expect("get"),
-        Some(b"SAVED-ACCOUNT-0123456789".to_vec())
+        Some((1, b"SAVED-ACCOUNT-0123456789".to_vec()))
     );
     assert_eq!(holders(f, "SAVED-ACCOUNT-0123456789").await, only("DE"));
     if f.pg().is_some() {

@@ -29,25 +29,25 @@ fn root_keys_are_made_in_the_token_and_wrap_inside_it() {
     let _serial = one_at_a_time();
     let roots = TokenRoots::open(config).expect("login");
     assert_eq!(
-        roots.never_leaves(Region::De).expect("ask"),
+        roots.never_leaves(Region::De, 1).expect("ask"),
         None,
         "none yet"
     );
     let sealed = roots
-        .seal(Region::De, b"a ledger key", b"aad-1")
+        .seal(Region::De, 1, b"a ledger key", b"aad-1")
         .expect("seal");
     assert!(
         !sealed.windows(12).any(|w| w == b"a ledger key"),
         "sealed, not copied"
     );
     assert_eq!(
-        roots.never_leaves(Region::De).expect("ask"),
+        roots.never_leaves(Region::De, 1).expect("ask"),
         Some(true),
         "made sensitive and never extractable"
     );
     assert_eq!(
         roots
-            .open(Region::De, &sealed, b"aad-1")
+            .open(Region::De, 1, &sealed, b"aad-1")
             .expect("open")
             .as_slice(),
         b"a ledger key"
@@ -56,20 +56,20 @@ fn root_keys_are_made_in_the_token_and_wrap_inside_it() {
         matches!(r, Err(VaultError::Crypto(_)))
     };
     assert!(
-        refused(roots.open(Region::De, &sealed, b"aad-2")),
+        refused(roots.open(Region::De, 1, &sealed, b"aad-2")),
         "bound to its associated data"
     );
     let mut changed = sealed.clone();
     *changed.last_mut().expect("a tag") ^= 1;
     assert!(
-        refused(roots.open(Region::De, &changed, b"aad-1")),
+        refused(roots.open(Region::De, 1, &changed, b"aad-1")),
         "a changed byte"
     );
     roots
-        .seal(Region::In, b"IN's", b"aad-1")
+        .seal(Region::In, 1, b"IN's", b"aad-1")
         .expect("IN's key made");
     assert!(
-        refused(roots.open(Region::In, &sealed, b"aad-1")),
+        refused(roots.open(Region::In, 1, &sealed, b"aad-1")),
         "another region's key opens nothing of DE's"
     );
     assert!(roots.describe().starts_with("PKCS#11 token"));
@@ -119,19 +119,22 @@ fn a_destroyed_root_key_opens_nothing_of_its_region_and_only_of_it() {
     };
     let _serial = one_at_a_time();
     let roots = TokenRoots::open(config.clone()).expect("login");
-    let de = roots.seal(Region::De, b"de", b"a").expect("seal");
-    let india = roots.seal(Region::In, b"in", b"a").expect("seal");
-    assert!(roots.destroy(Region::De).expect("destroy"));
-    assert!(roots.open(Region::De, &de, b"a").is_err(), "DE is gone");
+    let de = roots.seal(Region::De, 1, b"de", b"a").expect("seal");
+    let india = roots.seal(Region::In, 1, b"in", b"a").expect("seal");
+    assert!(roots.destroy(Region::De, 1).expect("destroy"));
+    assert!(roots.open(Region::De, 1, &de, b"a").is_err(), "DE is gone");
     assert_eq!(
-        roots.open(Region::In, &india, b"a").expect("IN").as_slice(),
+        roots
+            .open(Region::In, 1, &india, b"a")
+            .expect("IN")
+            .as_slice(),
         b"in"
     );
     // A new login finds no DE key either (the token forgot it, not only this process).
     let fresh = TokenRoots::open(config).expect("login");
-    assert!(fresh.open(Region::De, &de, b"a").is_err());
-    assert_eq!(fresh.never_leaves(Region::De).expect("ask"), None);
-    assert!(!fresh.destroy(Region::De).expect("nothing to destroy"));
+    assert!(fresh.open(Region::De, 1, &de, b"a").is_err());
+    assert_eq!(fresh.never_leaves(Region::De, 1).expect("ask"), None);
+    assert!(!fresh.destroy(Region::De, 1).expect("nothing to destroy"));
 }
 
 /// A key label that does not name the region is refused: every region would share one key.
@@ -162,7 +165,7 @@ fn two_keys_made_at_once_for_a_region_both_stay_readable() {
     };
     let _serial = one_at_a_time();
     let first = TokenRoots::open(config.clone()).expect("login");
-    let early = first.seal(Region::De, b"early", b"a").expect("seal");
+    let early = first.seal(Region::De, 1, b"early", b"a").expect("seal");
     // The other process's key, with the lowest id there is.
     let context = cryptoki::context::Pkcs11::new(&config.module).expect("module");
     let _ = context.initialize(cryptoki::context::CInitializeArgs::new(
@@ -190,29 +193,29 @@ fn two_keys_made_at_once_for_a_region_both_stay_readable() {
         )
         .expect("a twin key");
     let second = TokenRoots::open(config).expect("login");
-    let late = second.seal(Region::De, b"late", b"a").expect("seal");
+    let late = second.seal(Region::De, 1, b"late", b"a").expect("seal");
     assert_eq!(
         second
-            .open(Region::De, &early, b"a")
+            .open(Region::De, 1, &early, b"a")
             .expect("early")
             .as_slice(),
         b"early"
     );
     assert_eq!(
         first
-            .open(Region::De, &late, b"a")
+            .open(Region::De, 1, &late, b"a")
             .expect("late")
             .as_slice(),
         b"late"
     );
-    assert_eq!(second.never_leaves(Region::De).expect("ask"), Some(true));
-    assert!(second.destroy(Region::De).expect("destroy"));
+    assert_eq!(second.never_leaves(Region::De, 1).expect("ask"), Some(true));
+    assert!(second.destroy(Region::De, 1).expect("destroy"));
     assert!(
-        first.open(Region::De, &early, b"a").is_err(),
+        first.open(Region::De, 1, &early, b"a").is_err(),
         "both keys destroyed"
     );
     assert!(
-        first.open(Region::De, &late, b"a").is_err(),
+        first.open(Region::De, 1, &late, b"a").is_err(),
         "both keys destroyed"
     );
     std::mem::forget(context); // never finalise the process's module

@@ -21,7 +21,7 @@ fn root_key_files_are_private_and_stable() {
     let dir = tempfile::tempdir().expect("dir");
     let keys_dir = dir.path().join("root-keys");
     let first = RootKeys::from_dir_or_env(Some(&keys_dir))
-        .get(Region::Jp)
+        .get(Region::Jp, 1, true)
         .expect("created");
     let path = keys_dir.join("JP.key");
     #[cfg(unix)]
@@ -34,14 +34,14 @@ fn root_key_files_are_private_and_stable() {
         );
     }
     let again = RootKeys::from_dir_or_env(Some(&keys_dir))
-        .get(Region::Jp)
+        .get(Region::Jp, 1, false)
         .expect("loaded");
     assert!(*first == *again, "the same key is read back");
     std::fs::write(&path, "not base64!").expect("write");
-    let bad = RootKeys::from_dir_or_env(Some(&keys_dir)).get(Region::Jp);
+    let bad = RootKeys::from_dir_or_env(Some(&keys_dir)).get(Region::Jp, 1, false);
     assert!(matches!(bad, Err(VaultError::RootKey(Region::Jp, _))));
     assert!(matches!(
-        RootKeys::from_dir_or_env(None).get(Region::Za),
+        RootKeys::from_dir_or_env(None).get(Region::Za, 1, true),
         Err(VaultError::RootKey(..))
     ));
 }

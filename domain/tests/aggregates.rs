@@ -523,6 +523,70 @@ mod retention {
             .then_expect_events(vec![]);
     }
 
+    /// A root-key rotation is recorded once per generation, never to generation 1; a rewrap
+    /// that moved nothing is not recorded; a generation's destruction is recorded once.
+    #[test]
+    fn root_key_rotations_and_destructions_are_recorded_once() {
+        let rotate = |generation| RetentionCommand::RotateRootKey {
+            region: Region::Eu,
+            generation,
+            reason: RotationReason::OnDemand,
+        };
+        let rotated = RetentionEvent::RootKeyRotated {
+            region: Region::Eu,
+            generation: 2,
+            reason: RotationReason::OnDemand,
+            at: t(5),
+        };
+        F::with(())
+            .given_no_previous_events()
+            .when(at(rotate(2), 5))
+            .then_expect_events(vec![rotated.clone()]);
+        F::with(())
+            .given(vec![rotated.clone()])
+            .when(at(rotate(2), 6))
+            .then_expect_events(vec![]);
+        F::with(())
+            .given_no_previous_events()
+            .when(at(rotate(1), 5))
+            .then_expect_error(DomainError::InvalidParameter("generation"));
+        let rewrap = |rows| RetentionCommand::RecordRewrap {
+            region: Region::Eu,
+            generation: 2,
+            rows,
+        };
+        F::with(())
+            .given(vec![rotated.clone()])
+            .when(at(rewrap(0), 7))
+            .then_expect_events(vec![]);
+        F::with(())
+            .given(vec![rotated.clone()])
+            .when(at(rewrap(9), 7))
+            .then_expect_events(vec![RetentionEvent::RootKeysRewrapped {
+                region: Region::Eu,
+                generation: 2,
+                rows: 9,
+                at: t(7),
+            }]);
+        let destroy = RetentionCommand::RecordRootKeyDestroyed {
+            region: Region::Eu,
+            generation: 1,
+        };
+        let destroyed = RetentionEvent::RootKeyDestroyed {
+            region: Region::Eu,
+            generation: 1,
+            at: t(8),
+        };
+        F::with(())
+            .given(vec![rotated.clone()])
+            .when(at(destroy.clone(), 8))
+            .then_expect_events(vec![destroyed.clone()]);
+        F::with(())
+            .given(vec![rotated, destroyed])
+            .when(at(destroy, 9))
+            .then_expect_events(vec![]);
+    }
+
     /// A ledger-key rotation is recorded once per version (a pass that stopped before making
     /// the key records nothing more when it tries again), never to version 1, and only for the
     /// ledger's own business.

@@ -297,6 +297,32 @@ fn samples() -> Vec<Sample> {
             },
         ),
         row(
+            r,
+            RetentionEvent::RootKeyRotated {
+                region: Region::Eu,
+                generation: 2,
+                reason: sealpost_domain::RotationReason::OnDemand,
+                at: t(27),
+            },
+        ),
+        row(
+            r,
+            RetentionEvent::RootKeysRewrapped {
+                region: Region::Eu,
+                generation: 2,
+                rows: 1_234,
+                at: t(28),
+            },
+        ),
+        row(
+            r,
+            RetentionEvent::RootKeyDestroyed {
+                region: Region::Eu,
+                generation: 1,
+                at: t(29),
+            },
+        ),
+        row(
             a,
             AccessEvent::AccessDecided {
                 principal: Principal::of_kind(PrincipalKind::Operator, "analytics"),

@@ -19,8 +19,10 @@ use sealpost_domain::{
 };
 use std::collections::BTreeMap;
 
+mod root_keys;
 mod rotation;
 
+pub use root_keys::{retire_root_key, rewrap_root_keys, rotate_root_key};
 pub use rotation::{rotate_ledger_key, DEFAULT_LEDGER_ROTATION_MS};
 
 /// The principal the retention process acts as.
@@ -62,6 +64,8 @@ pub struct RetentionReport {
     pub erasures_completed: u64,
     /// Ledger keys rotated because their period was over.
     pub ledger_keys_rotated: u64,
+    /// Keys and accounts rewrapped under a rotated root key that a rotation had left.
+    pub root_rows_rewrapped: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -98,6 +102,8 @@ pub struct RetentionProcess {
     ledger_rotation_ms: i64,
     /// When this process last looked for ledger keys due (once an hour is enough).
     rotation_checked: Option<Timestamp>,
+    /// When the last pass looked for root-key rewraps left to do.
+    rewrap_checked: Option<Timestamp>,
 }
 
 /// The persisted form of the retention process's fold (`projection/retention`).
@@ -128,6 +134,7 @@ impl RetentionProcess {
             saved: 0,
             ledger_rotation_ms: DEFAULT_LEDGER_ROTATION_MS,
             rotation_checked: None,
+            rewrap_checked: None,
         }
     }
 
@@ -262,6 +269,7 @@ impl RetentionProcess {
             subjects_expired: self.expire_subjects(now).await?,
             erasures_completed: self.complete_erasures(now).await?,
             ledger_keys_rotated: self.rotate_due(now).await?,
+            root_rows_rewrapped: self.rewrap_due(now).await?,
         };
         // The destroyed keys' bytes leave the key store's files before the pass reports done.
         self.exec.store().vault().scrub().await?;
@@ -272,6 +280,7 @@ impl RetentionProcess {
             subjects_expired = report.subjects_expired,
             erasures = report.erasures_completed,
             ledger_keys = report.ledger_keys_rotated,
+            root_rows = report.root_rows_rewrapped,
             "retention pass done"
         );
         Ok(report)
@@ -290,6 +299,20 @@ impl RetentionProcess {
             rotation::rotate_due(&self.exec, &principal(), self.ledger_rotation_ms, now).await?;
         self.rotation_checked = Some(now);
         Ok(rotated)
+    }
+
+    /// Finishes root-key rewraps a rotation left, looking at most once an hour (of `now`).
+    async fn rewrap_due(&mut self, now: Timestamp) -> Result<u64, RetentionError> {
+        let hour = sealpost_domain::time::HOUR_MS;
+        if self
+            .rewrap_checked
+            .is_some_and(|at| now.millis() - at.millis() < hour)
+        {
+            return Ok(0);
+        }
+        let rows = root_keys::rewrap_pending(&self.exec, &principal(), now).await?;
+        self.rewrap_checked = Some(now);
+        Ok(rows)
     }
 
     async fn shred_epochs(&self, now: Timestamp) -> Result<u64, RetentionError> {

@@ -150,17 +150,34 @@ pub enum KeysAction {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Rotates a business's ledger key in a region now (recorded in the log).
+    /// Rotates a key now (recorded in the log): `ledger` (a business's ledger key in a region;
+    /// needs --business) or `root` (a region's root key: its next generation is made and
+    /// everything wrapped under the older ones is rewrapped, with progress shown).
     Rotate {
-        /// The kind of key (only ledger keys rotate for now).
-        #[arg(value_parser = ["ledger"])]
+        /// The kind of key.
+        #[arg(value_parser = ["ledger", "root"])]
         kind: String,
-        /// The business.
+        /// The business (ledger keys).
         #[arg(long)]
-        business: String,
+        business: Option<String>,
         /// The region code (e.g. EU, DE).
         #[arg(long)]
         region: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Destroys an old generation of a region's root key, finishing first any rewrap left
+    /// under it; refused while the rotation away from it is under ten minutes old.
+    Retire {
+        /// The kind of key (root keys).
+        #[arg(value_parser = ["root"])]
+        kind: String,
+        /// The region code.
+        #[arg(long)]
+        region: String,
+        /// The generation to destroy.
+        #[arg(long)]
+        generation: u32,
         #[command(flatten)]
         store: StoreArgs,
     },

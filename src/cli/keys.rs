@@ -1,6 +1,7 @@
-//! `sealpost keys status | rotate ledger`: where the root keys are, each business's ledger key
-//! per region with its version and age, and a rotation on demand (ADR 0024). Acts as the
-//! operator principal `cli-operator`; a rotation is recorded in the log like a scheduled one.
+//! `sealpost keys status | rotate ledger | rotate root | retire root`: where the root keys are
+//! and each region's generation, each business's ledger key per region with its version and
+//! age, and rotations on demand (ADR 0024, 0025). Acts as the operator principal
+//! `cli-operator`; every rotation is recorded in the log.
 
 use super::StoreLocation;
 use anyhow::Context as _;
@@ -18,6 +19,21 @@ pub async fn status(at: &StoreLocation, out: &mut dyn Write) -> anyhow::Result<(
     let app = at.open().await?;
     let vault = app.store().vault();
     writeln!(out, "root keys: {}", vault.custody())?;
+    writeln!(
+        out,
+        "region  generation  since                 left to rewrap"
+    )?;
+    for root in app.root_key_status().await? {
+        let since = match root.since {
+            0 => "first".to_owned(),
+            at => sealpost_domain::Timestamp::from_millis(at).utc_rfc3339(),
+        };
+        writeln!(
+            out,
+            "{:<7} {:<11} {:<21} {}",
+            root.region, root.generation, since, root.rewrap_pending
+        )?;
+    }
     let period = crate::app::ledger_rotation_ms();
     match period {
         0 => writeln!(out, "ledger keys: not rotated on a schedule")?,
@@ -75,6 +91,93 @@ pub async fn rotate_ledger(
         )?,
         None => anyhow::bail!(
             "no ledger key of that business in that region: nothing was sealed there yet"
+        ),
+    }
+    Ok(())
+}
+
+/// The region a `--region` names.
+fn region_arg(region: &str) -> anyhow::Result<Region> {
+    region.parse().ok().context("--region is not a region code")
+}
+
+/// Gives `region`'s root key its next generation and rewraps everything under the older ones,
+/// showing progress.
+pub async fn rotate_root(
+    at: &StoreLocation,
+    region: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let region = region_arg(region)?;
+    let app = at.open().await?;
+    let operator = cli_operator();
+    let generation = app.rotate_root_key(&operator, region).await?;
+    writeln!(
+        out,
+        "root key of {} rotated to generation {generation}; new keys are wrapped under it (a running node follows within a minute)",
+        region.code()
+    )?;
+    let bar = indicatif::ProgressBar::new_spinner().with_style(
+        indicatif::ProgressStyle::with_template("{spinner} rewrapping: {pos} keys and accounts")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let shown = bar.clone();
+    let rows = app
+        .rewrap_root_keys(&operator, region, &mut move |n| shown.set_position(n))
+        .await?;
+    bar.finish_and_clear();
+    let settled = app.now().millis() + sealpost_adapters::vault::ROOT_SETTLE_MS;
+    writeln!(
+        out,
+        "rewrapped {rows} keys and accounts under generation {generation}; generation {} may be destroyed from {} with `sealpost keys retire root --region {} --generation {}`",
+        generation - 1,
+        sealpost_domain::Timestamp::from_millis(settled).utc_rfc3339(),
+        region.code(),
+        generation - 1
+    )?;
+    Ok(())
+}
+
+/// Destroys an old generation of a region's root key, if that is safe now.
+pub async fn retire_root(
+    at: &StoreLocation,
+    (region, generation): (&str, u32),
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    use sealpost_adapters::vault::Retirement;
+    let region = region_arg(region)?;
+    let app = at.open().await?;
+    let operator = cli_operator();
+    let mut retired = app.retire_root_key(&operator, region, generation).await?;
+    if retired == Retirement::Pending {
+        // What a stopped rewrap left (or a node that wrapped late): finished here, then again.
+        let rows = app.rewrap_root_keys(&operator, region, &mut |_| {}).await?;
+        writeln!(
+            out,
+            "rewrapped {rows} keys and accounts left under older generations"
+        )?;
+        retired = app.retire_root_key(&operator, region, generation).await?;
+    }
+    match retired {
+        Retirement::Destroyed => writeln!(
+            out,
+            "generation {generation} of the root key of {} destroyed: nothing wrapped under it opens again",
+            region.code()
+        )?,
+        Retirement::Absent => writeln!(
+            out,
+            "generation {generation} of the root key of {} is not in the custody (destroyed before)",
+            region.code()
+        )?,
+        Retirement::Current => {
+            anyhow::bail!("generation {generation} is the current root key of its region: rotate first")
+        }
+        Retirement::Settling(from) => anyhow::bail!(
+            "the rotation away from generation {generation} is too recent; it may be destroyed from {}",
+            sealpost_domain::Timestamp::from_millis(from).utc_rfc3339()
+        ),
+        Retirement::Pending => anyhow::bail!(
+            "keys are still wrapped under generation {generation} after a rewrap: another process is wrapping under it; try again in a minute"
         ),
     }
     Ok(())

@@ -1,7 +1,14 @@
-//! The operator's keys over HTTP (ADR 0024): `GET /sealpost/v1/keys` (the root keys' custody
-//! and every ledger key's version, when it was made and when it rotates) and
-//! `POST /sealpost/v1/keys/ledger/rotate` `{"business_id", "region"}` (a rotation now, recorded
-//! in the log like a scheduled one). Operator tokens only; every other principal gets 403.
+//! The operator's keys over HTTP (ADR 0024, 0025). Operator tokens only; every other principal
+//! gets 403.
+//! * `GET /sealpost/v1/keys`: the root keys' custody, each region's root-key generation with
+//!   what is left to rewrap, and every ledger key's version, when it was made and when it
+//!   rotates;
+//! * `POST /sealpost/v1/keys/ledger/rotate` `{"business_id", "region"}`: a ledger-key rotation
+//!   now, recorded in the log like a scheduled one;
+//! * `POST /sealpost/v1/keys/root/rotate` `{"region"}`: the region's root key gets its next
+//!   generation now (202); the rewrap runs in the background, and the status shows it end;
+//! * `POST /sealpost/v1/keys/root/retire` `{"region", "generation"}`: an old generation is
+//!   destroyed, once nothing is left under it and the rotation has settled (409 before).
 
 use super::extract::{Auth, JsonBody};
 use super::{ApiError, Shared};
@@ -47,8 +54,23 @@ pub(super) async fn status(State(s): State<Shared>, auth: Auth) -> Result<Json<V
             })
         })
         .collect();
+    let roots: Vec<Value> = s
+        .app
+        .root_key_status()
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "region": r.region,
+                "generation": r.generation,
+                "since": (r.since > 0).then(|| time(r.since)),
+                "rewrap_pending": r.rewrap_pending,
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "custody": vault.custody(),
+        "root_keys": roots,
         "ledger_rotation_days": period / sealpost_domain::time::DAY_MS,
         "ledger_keys": ledger,
     })))
@@ -69,9 +91,7 @@ pub(super) async fn rotate(
     };
     let business =
         BusinessId::parse(field("business_id")?).map_err(|_| ApiError::not_valid("business_id"))?;
-    let region: Region = field("region")?
-        .parse()
-        .map_err(|_| ApiError::not_valid("region"))?;
+    let region = region_of(&body)?;
     match s
         .app
         .rotate_ledger_key(&auth.grant.principal, &business, region)
@@ -85,5 +105,87 @@ pub(super) async fn rotate(
         None => Err(ApiError::invalid(
             "The business has no ledger key in that region: nothing was sealed there yet.",
         )),
+    }
+}
+
+/// The body's `region`, parsed.
+fn region_of(body: &Value) -> Result<Region, ApiError> {
+    body.get("region")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::missing("region"))?
+        .parse()
+        .map_err(|_| ApiError::not_valid("region"))
+}
+
+/// `POST /sealpost/v1/keys/root/rotate` `{"region"}` → 202 `{"region", "generation",
+/// "rewrap": "running"}`: rotated now; the rewrap runs on (the retention pass finishes it if
+/// this node stops first).
+pub(super) async fn rotate_root(
+    State(s): State<Shared>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    operator_only(&auth)?;
+    let region = region_of(&body)?;
+    let principal = auth.grant.principal.clone();
+    let generation = s.app.rotate_root_key(&principal, region).await?;
+    let app = s.app.clone();
+    tokio::spawn(async move {
+        if let Err(e) = app.rewrap_root_keys(&principal, region, &mut |_| {}).await {
+            tracing::error!(
+                region = region.code(),
+                error = %e,
+                "the rewrap after a root-key rotation stopped; the retention pass resumes it"
+            );
+        }
+    });
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "region": region.code(),
+            "generation": generation,
+            "rewrap": "running",
+        })),
+    ))
+}
+
+/// `POST /sealpost/v1/keys/root/retire` `{"region", "generation"}` → `{"region", "generation",
+/// "destroyed": true}`; 409 while rows are left under it or the rotation is too recent.
+pub(super) async fn retire_root(
+    State(s): State<Shared>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    use sealpost_adapters::vault::Retirement;
+    operator_only(&auth)?;
+    let region = region_of(&body)?;
+    let generation = body
+        .get("generation")
+        .ok_or_else(|| ApiError::missing("generation"))?
+        .as_u64()
+        .and_then(|g| u32::try_from(g).ok())
+        .filter(|g| *g >= 1)
+        .ok_or_else(|| ApiError::not_valid("generation"))?;
+    let refused = |details: String| Err(ApiError::new(StatusCode::CONFLICT, 100, details));
+    match s
+        .app
+        .retire_root_key(&auth.grant.principal, region, generation)
+        .await?
+    {
+        Retirement::Destroyed | Retirement::Absent => Ok(Json(json!({
+            "region": region.code(),
+            "generation": generation,
+            "destroyed": true,
+        }))),
+        Retirement::Current => Err(ApiError::invalid(
+            "That generation is the region's current root key (or later): rotate first.",
+        )),
+        Retirement::Settling(from) => refused(format!(
+            "The rotation away from that generation is too recent for every node to have followed it; it may be destroyed from {}.",
+            Timestamp::from_millis(from).utc_rfc3339()
+        )),
+        Retirement::Pending => refused(
+            "Keys are still wrapped under that generation: the rewrap has not finished (GET /sealpost/v1/keys shows what is left).".into(),
+        ),
     }
 }

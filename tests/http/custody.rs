@@ -3,10 +3,14 @@
 use crate::common::server::Data;
 use crate::common::{text, CONSUMER};
 use crate::{checked, serve};
+use sealpost_adapters::vault::TokenRoots;
+use sealpost_domain::Region;
 use sealpost_testkit::hsm::{test_token, token_env};
 
 /// With the token configured, `serve` says so at start, writes no root key file, and a message
 /// it stored is read back after a restart: every key below the roots is unwrapped in the token.
+/// EU's root key rotates in the token too: generation 1 is destroyed there, and what was
+/// stored before still reads.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_keeps_its_root_keys_in_the_token() {
     let Some(token) = test_token("serve") else {
@@ -22,6 +26,7 @@ async fn serve_keeps_its_root_keys_in_the_token() {
         .await;
     assert_eq!(st, 200, "{sent}");
     let id = sent["messages"][0]["id"].as_str().expect("id").to_owned();
+    crate::root_keys::rotate_eu_and_destroy_the_first(&node).await;
     let node = node.restart();
     let read = node.read_message(&id).await;
     assert_eq!(read["message"]["text"]["body"], "kept under the token");
@@ -52,4 +57,7 @@ async fn serve_keeps_its_root_keys_in_the_token() {
         !data.dir.join(sealpost::app::ROOT_KEY_DIR).exists(),
         "no root key file made on the way"
     );
+    let roots = TokenRoots::open(token).expect("login");
+    assert_eq!(roots.never_leaves(Region::Eu, 1).expect("ask"), None);
+    assert_eq!(roots.never_leaves(Region::Eu, 2).expect("ask"), Some(true));
 }

@@ -4,7 +4,8 @@
 //! envelopes), `numbers` (a number's management and limits, `--config`, tokens), `evidence`
 //! (auditor and DPO, retention, erasure), `certificate` (the erasure certificate as a printed
 //! page), `notes` (checkpoints as signed notes), `custody` (root keys in a PKCS#11 token),
-//! `rotation` (ledger keys rotating), `tenancy` and `bad_input`.
+//! `rotation` (ledger keys rotating), `root_keys` (a root key rotating under load), `tenancy`
+//! and `bad_input`.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -16,6 +17,7 @@ mod custody;
 mod evidence;
 mod notes;
 mod numbers;
+mod root_keys;
 mod rotation;
 mod surface;
 mod tenancy;

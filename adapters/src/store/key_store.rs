@@ -74,6 +74,8 @@ pub struct WrappedKey {
     pub wrapped: Vec<u8>,
     /// When it was made.
     pub created_at: i64,
+    /// The generation of the region's root key it is wrapped under (ADR 0025).
+    pub root: u32,
 }
 
 impl fmt::Debug for WrappedKey {
@@ -82,6 +84,44 @@ impl fmt::Debug for WrappedKey {
             .field("key_id", &self.key_id)
             .field("kind", &self.kind)
             .field("version", &self.version)
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which table a row wrapped under a region root key is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnderRoot {
+    /// A wrapped key (`id` is its key id).
+    Key,
+    /// A Signal account (`id` is its owner).
+    Account,
+}
+
+/// A row wrapped directly under a region's root key, as the rewrap after a root-key rotation
+/// reads and rewrites it (ADR 0025).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RootSealed {
+    /// Its table.
+    pub table: UnderRoot,
+    /// The business.
+    pub business_id: String,
+    /// The key id or the account's owner.
+    pub id: String,
+    /// Region code.
+    pub region: String,
+    /// The root-key generation it is wrapped under.
+    pub generation: u32,
+    /// The wrapped bytes.
+    pub sealed: Vec<u8>,
+}
+
+impl fmt::Debug for RootSealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RootSealed")
+            .field("table", &self.table)
+            .field("region", &self.region)
+            .field("generation", &self.generation)
             .finish_non_exhaustive()
     }
 }
@@ -183,23 +223,54 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
     ) -> Result<Option<String>, StoreError>;
 
     /// Loads a wrapped Signal account of `business` in `region` by owner (a phone number id or
-    /// a device handle).
+    /// a device handle), with the root-key generation it is wrapped under.
     async fn signal_account(
         &self,
         business: &str,
         region: &str,
         owner: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError>;
+    ) -> Result<Option<(u32, Vec<u8>)>, StoreError>;
 
-    /// Writes (replaces) a wrapped Signal account.
+    /// Writes (replaces) a Signal account wrapped under root-key generation `generation`.
     async fn put_signal_account(
         &self,
         owner: &str,
         business_id: &str,
         region: &str,
-        wrapped: &[u8],
+        (generation, wrapped): (u32, &[u8]),
         at: i64,
     ) -> Result<(), StoreError>;
+
+    /// The current generation of `region`'s root key and since when it is (ms), `None` before
+    /// any rotation (generation 1 then). The home store's record serves every region.
+    async fn root_generation(&self, region: &str) -> Result<Option<(u32, i64)>, StoreError>;
+
+    /// Records `generation` as `region`'s current root-key generation from `at`, unless a later
+    /// one is recorded.
+    async fn set_root_generation(
+        &self,
+        region: &str,
+        generation: u32,
+        at: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Up to `limit` keys and accounts of `region`, of every business, wrapped under a root-key
+    /// generation below `below` (what a rewrap still has to do).
+    async fn under_root(
+        &self,
+        region: &str,
+        below: u32,
+        limit: u32,
+    ) -> Result<Vec<RootSealed>, StoreError>;
+
+    /// Replaces `row`'s wrapped bytes with `sealed`, wrapped under `generation`, unless the row
+    /// changed or went since it was read; whether it was replaced.
+    async fn rewrap(
+        &self,
+        row: &RootSealed,
+        generation: u32,
+        sealed: &[u8],
+    ) -> Result<bool, StoreError>;
 
     /// Deletes the Signal account of `owner` stored for `region` (a number that moved to another
     /// region leaves none behind); an account since stored for another region stays.

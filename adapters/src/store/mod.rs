@@ -40,7 +40,10 @@ pub use evidence::{
     AccessEntry, AccessQuery, BillingKey, DayKeys, ErasureFact, EvidenceRows, EvidenceWrite,
     MessageFacts, MessageTotals, Shred, StatCount, StatKey, SubjectTag,
 };
-pub use key_store::{Destruction, KeyKind, KeyState, KeyStore, OfBusiness, SessionRow, WrappedKey};
+pub use key_store::{
+    Destruction, KeyKind, KeyState, KeyStore, OfBusiness, RootSealed, SessionRow, UnderRoot,
+    WrappedKey,
+};
 pub use lease::{Fence, Lease, LeaseRow, Leases};
 pub use region::{RegionLayout, RegionRegistry, RegionStores};
 pub use regional_keys::RegionalKeys;

@@ -13,7 +13,8 @@
 //! copies too.
 
 use super::{
-    Destruction, Fence, KeyState, KeyStore, RegionStores, SessionRow, StoreError, WrappedKey,
+    Destruction, Fence, KeyState, KeyStore, RegionStores, RootSealed, SessionRow, StoreError,
+    WrappedKey,
 };
 use async_trait::async_trait;
 use sealpost_domain::Region;
@@ -256,7 +257,7 @@ impl KeyStore for RegionalKeys {
         business: &str,
         region: &str,
         owner: &str,
-    ) -> Result<Option<Vec<u8>>, StoreError> {
+    ) -> Result<Option<(u32, Vec<u8>)>, StoreError> {
         for store in self.readers(region).await? {
             if let Some(account) = store.signal_account(business, region, owner).await? {
                 return Ok(Some(account));
@@ -282,7 +283,7 @@ impl KeyStore for RegionalKeys {
         owner: &str,
         business_id: &str,
         region: &str,
-        wrapped: &[u8],
+        wrapped: (u32, &[u8]),
         at: i64,
     ) -> Result<(), StoreError> {
         self.for_write(region)
@@ -296,6 +297,53 @@ impl KeyStore for RegionalKeys {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The home store's record serves every region: one generation per region, deployment wide.
+    async fn root_generation(&self, region: &str) -> Result<Option<(u32, i64)>, StoreError> {
+        self.home.root_generation(region).await
+    }
+
+    async fn set_root_generation(
+        &self,
+        region: &str,
+        generation: u32,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.home.set_root_generation(region, generation, at).await
+    }
+
+    /// The region's own store's rows first, then what it left at home.
+    async fn under_root(
+        &self,
+        region: &str,
+        below: u32,
+        limit: u32,
+    ) -> Result<Vec<RootSealed>, StoreError> {
+        let mut found = Vec::new();
+        for store in self.readers(region).await? {
+            let left = limit.saturating_sub(u32::try_from(found.len()).unwrap_or(u32::MAX));
+            if left == 0 {
+                break;
+            }
+            found.extend(store.under_root(region, below, left).await?);
+        }
+        Ok(found)
+    }
+
+    /// In the store that holds the row (a row's id and old bytes match in one store only).
+    async fn rewrap(
+        &self,
+        row: &RootSealed,
+        generation: u32,
+        sealed: &[u8],
+    ) -> Result<bool, StoreError> {
+        for store in self.readers(&row.region).await? {
+            if store.rewrap(row, generation, sealed).await? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn signal_session(

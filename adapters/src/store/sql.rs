@@ -73,21 +73,21 @@ pub const LOAD_CHECKPOINT: &str = "SELECT position FROM sealpost_checkpoints WHE
 pub const SAVE_CHECKPOINT: &str =
     "INSERT INTO sealpost_checkpoints (name, position) VALUES ($1, $2) \
      ON CONFLICT (name) DO UPDATE SET position = excluded.position";
-pub const KEY_INSERT: &str = "INSERT INTO sealpost_keys (key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key_id) DO NOTHING";
-pub const KEY_GET: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys WHERE business_id = $1 AND key_id = $2";
+pub const KEY_INSERT: &str = "INSERT INTO sealpost_keys (key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at, root_generation) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (key_id) DO NOTHING";
+pub const KEY_GET: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at, root_generation FROM sealpost_keys WHERE business_id = $1 AND key_id = $2";
 pub const KEY_TOMBSTONE: &str =
     "SELECT 1 FROM sealpost_destroyed_keys WHERE business_id = $1 AND key_id = $2";
 pub const KEY_DESTROYED_AT: &str =
     "SELECT destroyed_at FROM sealpost_destroyed_keys WHERE business_id = $1 AND key_id = $2";
-pub const KEY_LATEST_LEDGER: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys \
+pub const KEY_LATEST_LEDGER: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at, root_generation FROM sealpost_keys \
      WHERE kind = 'ledger' AND business_id = $1 AND region = $2 ORDER BY version DESC LIMIT 1";
 /// The newest ledger-key version of every business in every region (the key rotation's pass).
-pub const KEY_LEDGER_HEADS: &str = "SELECT k.key_id, k.kind, k.business_id, k.region, k.epoch, k.subject_id, k.version, k.wrapped, k.created_at \
+pub const KEY_LEDGER_HEADS: &str = "SELECT k.key_id, k.kind, k.business_id, k.region, k.epoch, k.subject_id, k.version, k.wrapped, k.created_at, k.root_generation \
      FROM sealpost_keys k JOIN (SELECT business_id AS b, region AS r, MAX(version) AS v FROM sealpost_keys \
      WHERE kind = 'ledger' GROUP BY business_id, region) h ON (k.business_id, k.region, k.version) = (h.b, h.r, h.v) \
      WHERE k.kind = 'ledger' ORDER BY k.business_id, k.region";
-pub const KEY_EXPIRED_EPOCHS: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at FROM sealpost_keys \
+pub const KEY_EXPIRED_EPOCHS: &str = "SELECT key_id, kind, business_id, region, epoch, subject_id, version, wrapped, created_at, root_generation FROM sealpost_keys \
      WHERE kind = 'epoch' AND epoch <= $1 ORDER BY epoch, key_id LIMIT $2";
 pub const KEY_DELETE: &str =
     "DELETE FROM sealpost_keys WHERE business_id = $1 AND key_id = $2 RETURNING kind";
@@ -101,14 +101,43 @@ pub const INDEX_GET: &str = "SELECT subject_id FROM sealpost_subject_index WHERE
 pub const SESSION_DELETE_SUBJECT: &str =
     "DELETE FROM sealpost_signal_sessions WHERE business_id = $1 AND subject_id = $2";
 /// An account of a region: a row of another region (wrapped by another root key) is not it.
-pub const ACCOUNT_GET: &str = "SELECT wrapped FROM sealpost_signal_accounts WHERE business_id = $1 AND owner = $2 AND region = $3";
-pub const ACCOUNT_PUT: &str = "INSERT INTO sealpost_signal_accounts (owner, business_id, region, wrapped, updated_at) VALUES ($1, $2, $3, $4, $5) \
-     ON CONFLICT (owner) DO UPDATE SET region = excluded.region, wrapped = excluded.wrapped, updated_at = excluded.updated_at";
+pub const ACCOUNT_GET: &str = "SELECT root_generation, wrapped FROM sealpost_signal_accounts WHERE business_id = $1 AND owner = $2 AND region = $3";
+pub const ACCOUNT_PUT: &str = "INSERT INTO sealpost_signal_accounts (owner, business_id, region, wrapped, updated_at, root_generation) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (owner) DO UPDATE SET region = excluded.region, wrapped = excluded.wrapped, updated_at = excluded.updated_at, \
+     root_generation = excluded.root_generation";
+/// A region's current root-key generation and since when (ADR 0025).
+pub const ROOT_GENERATION_GET: &str =
+    "SELECT generation, since FROM sealpost_root_generations WHERE region = $1";
+/// Records a region's root-key generation unless a later one is recorded.
+pub const ROOT_GENERATION_SET: &str =
+    "INSERT INTO sealpost_root_generations (region, generation, since) VALUES ($1, $2, $3) \
+     ON CONFLICT (region) DO UPDATE SET generation = excluded.generation, since = excluded.since \
+     WHERE sealpost_root_generations.generation < excluded.generation";
+/// Wrapped keys of a region below a root-key generation, of every business (the rewrap).
+pub const KEYS_UNDER_ROOT: &str =
+    "SELECT business_id, key_id, region, root_generation, wrapped FROM sealpost_keys \
+     WHERE region = $1 AND root_generation < $2 ORDER BY key_id LIMIT $3";
+/// Signal accounts of a region below a root-key generation, of every business (the rewrap).
+pub const ACCOUNTS_UNDER_ROOT: &str =
+    "SELECT business_id, owner, region, root_generation, wrapped FROM sealpost_signal_accounts \
+     WHERE region = $1 AND root_generation < $2 ORDER BY owner LIMIT $3";
+/// A key rewrapped, unless it changed since it was read.
+pub const KEY_REWRAP: &str = "UPDATE sealpost_keys SET wrapped = $1, root_generation = $2 \
+     WHERE business_id = $3 AND key_id = $4 AND region = $5 AND wrapped = $6";
+/// An account rewrapped, unless it changed since it was read.
+pub const ACCOUNT_REWRAP: &str =
+    "UPDATE sealpost_signal_accounts SET wrapped = $1, root_generation = $2 \
+     WHERE business_id = $3 AND owner = $4 AND region = $5 AND wrapped = $6";
 pub const ACCOUNT_DELETE: &str =
     "DELETE FROM sealpost_signal_accounts WHERE business_id = $1 AND owner = $2 AND region = $3";
 pub const SESSION_GET: &str = "SELECT sealed FROM sealpost_signal_sessions WHERE business_id = $1 AND subject_id = $2 AND device = $3";
 pub const SESSION_PUT: &str = "INSERT INTO sealpost_signal_sessions (business_id, region, subject_id, device, sealed, updated_at) VALUES ($1, $2, $3, $4, $5, $6) \
      ON CONFLICT (business_id, subject_id, device) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at";
+
+/// A stored root-key generation (ADR 0025).
+pub(crate) fn generation(g: i32) -> Result<u32, StoreError> {
+    u32::try_from(g).map_err(|_| StoreError::Corrupt("negative root generation"))
+}
 
 /// A stored row as both backends return it.
 #[derive(sqlx::FromRow)]
@@ -190,6 +219,7 @@ pub(crate) struct DbKey {
     pub version: i32,
     pub wrapped: Vec<u8>,
     pub created_at: i64,
+    pub root_generation: i32,
 }
 
 impl TryFrom<DbKey> for WrappedKey {
@@ -205,6 +235,7 @@ impl TryFrom<DbKey> for WrappedKey {
             version: r.version as u32,
             wrapped: r.wrapped,
             created_at: r.created_at,
+            root: generation(r.root_generation)?,
         })
     }
 }

@@ -151,14 +151,15 @@ macro_rules! impl_key_store {
                 business: &str,
                 region: &str,
                 owner: &str,
-            ) -> Result<Option<Vec<u8>>, $crate::store::StoreError> {
-                let row: Option<(Vec<u8>,)> = sqlx::query_as($crate::store::sql::ACCOUNT_GET)
+            ) -> Result<Option<(u32, Vec<u8>)>, $crate::store::StoreError> {
+                let row: Option<(i32, Vec<u8>)> = sqlx::query_as($crate::store::sql::ACCOUNT_GET)
                     .bind(business)
                     .bind(owner)
                     .bind(region)
                     .fetch_optional(&self.reader)
                     .await?;
-                Ok(row.map(|(w,)| w))
+                row.map(|(g, w)| Ok(($crate::store::sql::generation(g)?, w)))
+                    .transpose()
             }
 
             async fn delete_signal_account(
@@ -181,7 +182,7 @@ macro_rules! impl_key_store {
                 owner: &str,
                 business_id: &str,
                 region: &str,
-                wrapped: &[u8],
+                (generation, wrapped): (u32, &[u8]),
                 at: i64,
             ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query($crate::store::sql::ACCOUNT_PUT)
@@ -190,9 +191,96 @@ macro_rules! impl_key_store {
                     .bind(region)
                     .bind(wrapped)
                     .bind(at)
+                    .bind(generation as i32)
                     .execute(&self.writer)
                     .await?;
                 Ok(())
+            }
+
+            async fn root_generation(
+                &self,
+                region: &str,
+            ) -> Result<Option<(u32, i64)>, $crate::store::StoreError> {
+                let row: Option<(i32, i64)> =
+                    sqlx::query_as($crate::store::sql::ROOT_GENERATION_GET)
+                        .bind(region)
+                        .fetch_optional(&self.writer)
+                        .await?;
+                row.map(|(g, since)| Ok(($crate::store::sql::generation(g)?, since)))
+                    .transpose()
+            }
+
+            async fn set_root_generation(
+                &self,
+                region: &str,
+                generation: u32,
+                at: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query($crate::store::sql::ROOT_GENERATION_SET)
+                    .bind(region)
+                    .bind(generation as i32)
+                    .bind(at)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(())
+            }
+
+            async fn under_root(
+                &self,
+                region: &str,
+                below: u32,
+                limit: u32,
+            ) -> Result<Vec<$crate::store::RootSealed>, $crate::store::StoreError> {
+                use $crate::store::UnderRoot;
+                let mut found = Vec::new();
+                for (table, sql) in [
+                    (UnderRoot::Key, $crate::store::sql::KEYS_UNDER_ROOT),
+                    (UnderRoot::Account, $crate::store::sql::ACCOUNTS_UNDER_ROOT),
+                ] {
+                    let left = i64::from(limit) - found.len() as i64;
+                    if left <= 0 {
+                        break;
+                    }
+                    let rows: Vec<(String, String, String, i32, Vec<u8>)> = sqlx::query_as(sql)
+                        .bind(region)
+                        .bind(below as i32)
+                        .bind(left)
+                        .fetch_all(&self.writer)
+                        .await?;
+                    for (business_id, id, region, g, sealed) in rows {
+                        found.push($crate::store::RootSealed {
+                            table,
+                            business_id,
+                            id,
+                            region,
+                            generation: $crate::store::sql::generation(g)?,
+                            sealed,
+                        });
+                    }
+                }
+                Ok(found)
+            }
+
+            async fn rewrap(
+                &self,
+                row: &$crate::store::RootSealed,
+                generation: u32,
+                sealed: &[u8],
+            ) -> Result<bool, $crate::store::StoreError> {
+                let sql = match row.table {
+                    $crate::store::UnderRoot::Key => $crate::store::sql::KEY_REWRAP,
+                    $crate::store::UnderRoot::Account => $crate::store::sql::ACCOUNT_REWRAP,
+                };
+                let done = sqlx::query(sql)
+                    .bind(sealed)
+                    .bind(generation as i32)
+                    .bind(&row.business_id)
+                    .bind(&row.id)
+                    .bind(&row.region)
+                    .bind(&row.sealed)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn signal_session(
@@ -260,6 +348,7 @@ macro_rules! insert_key_in_tx {
             .bind($key.version as i32)
             .bind(&$key.wrapped)
             .bind($key.created_at)
+            .bind($key.root as i32)
             .execute(&mut *$tx)
             .await?;
         let row: $crate::store::DbKey = sqlx::query_as($crate::store::sql::KEY_GET)

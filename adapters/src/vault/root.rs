@@ -12,16 +12,34 @@ use std::sync::{Arc, Mutex};
 
 /// Where the region root keys are and how wrapping under them is done: every key below a root
 /// is sealed and opened through this, so a root key may live where its bytes cannot be read.
+///
+/// A region's root key has generations (ADR 0025): generation 1 is the key a region has from
+/// its first use; a rotation makes the next with [`RootCustody::make`], everything wrapped is
+/// rewrapped under it, and the old one is then destroyed with [`RootCustody::destroy`]. Which
+/// generation seals is the key store's record, not the custody's.
 pub trait RootCustody: Send + Sync + std::fmt::Debug {
-    /// Seals `plaintext` under `region`'s root key (made on first use), bound to `aad`.
-    fn seal(&self, region: Region, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, VaultError>;
-    /// Opens what [`RootCustody::seal`] sealed under `region`'s root key with `aad`.
+    /// Seals `plaintext` under generation `generation` of `region`'s root key, bound to `aad`
+    /// (generation 1 is made on first use; later ones only by [`RootCustody::make`]).
+    fn seal(
+        &self,
+        region: Region,
+        generation: u32,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, VaultError>;
+    /// Opens what [`RootCustody::seal`] sealed under that generation with `aad`.
     fn open(
         &self,
         region: Region,
+        generation: u32,
         sealed: &[u8],
         aad: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError>;
+    /// Makes generation `generation` of `region`'s root key, unless it exists.
+    fn make(&self, region: Region, generation: u32) -> Result<(), VaultError>;
+    /// Destroys generation `generation` of `region`'s root key: nothing wrapped under it opens
+    /// again. `false` if there was none.
+    fn destroy(&self, region: Region, generation: u32) -> Result<bool, VaultError>;
     /// Where the root keys are, as the start-up log and the record of processing say it.
     fn describe(&self) -> String;
     /// Whether the root keys are in a token (an HSM) rather than in this process's memory.
@@ -77,11 +95,29 @@ pub fn configured_roots(dir: Option<&Path>) -> Result<Roots, VaultError> {
 #[derive(Debug)]
 pub struct RootKeys {
     dir: Option<PathBuf>,
-    loaded: Mutex<HashMap<Region, Arc<SecretKey>>>,
+    /// Given directly ([`RootKeys::fixed`]): a rotation makes its next generation in memory.
+    given: bool,
+    loaded: Mutex<HashMap<(Region, u32), Arc<SecretKey>>>,
 }
 
-/// Environment variable prefix for root keys: `SEALPOST_ROOT_KEY_EU=<base64 of 32 bytes>`.
+/// Environment variable prefix for root keys: `SEALPOST_ROOT_KEY_EU=<base64 of 32 bytes>`
+/// (generation 1), `SEALPOST_ROOT_KEY_EU_2=…` (generation 2, after a rotation), and so on.
 pub const ROOT_KEY_ENV_PREFIX: &str = "SEALPOST_ROOT_KEY_";
+
+/// Where generation `generation` of `region`'s root key is named: its environment variable
+/// and its file name.
+fn names(region: Region, generation: u32) -> (String, String) {
+    match generation {
+        1 => (
+            format!("{ROOT_KEY_ENV_PREFIX}{}", region.code()),
+            format!("{}.key", region.code()),
+        ),
+        g => (
+            format!("{ROOT_KEY_ENV_PREFIX}{}_{g}", region.code()),
+            format!("{}.{g}.key", region.code()),
+        ),
+    }
+}
 
 impl RootKeys {
     /// Root keys from the environment, or else from `<dir>/<REGION>.key` files created 0600 on
@@ -89,36 +125,48 @@ impl RootKeys {
     pub fn from_dir_or_env(dir: Option<&Path>) -> Self {
         Self {
             dir: dir.map(Path::to_path_buf),
+            given: false,
             loaded: Mutex::new(HashMap::new()),
         }
     }
 
     /// Root keys given directly (tests, KMS adapters).
     pub fn fixed(keys: impl IntoIterator<Item = (Region, SecretKey)>) -> Self {
-        let loaded = keys.into_iter().map(|(r, k)| (r, Arc::new(k))).collect();
+        let loaded = keys
+            .into_iter()
+            .map(|(r, k)| ((r, 1), Arc::new(k)))
+            .collect();
         Self {
             dir: None,
+            given: true,
             loaded: Mutex::new(loaded),
         }
     }
 
-    /// The root key of a region (loaded, or made in its file, on first use).
-    pub fn get(&self, region: Region) -> Result<Arc<SecretKey>, VaultError> {
+    /// Generation `generation` of a region's root key, loaded on first use; `create` makes
+    /// its file when there is none.
+    pub fn get(
+        &self,
+        region: Region,
+        generation: u32,
+        create: bool,
+    ) -> Result<Arc<SecretKey>, VaultError> {
         let mut loaded = self
             .loaded
             .lock()
             .expect("root key lock is never poisoned: no panics inside");
-        if let Some(k) = loaded.get(&region) {
+        if let Some(k) = loaded.get(&(region, generation)) {
             return Ok(k.clone());
         }
-        let key = Arc::new(self.load(region)?);
-        loaded.insert(region, key.clone());
+        let key = Arc::new(self.load(region, generation, create)?);
+        loaded.insert((region, generation), key.clone());
         Ok(key)
     }
 
-    fn load(&self, region: Region) -> Result<SecretKey, VaultError> {
+    fn load(&self, region: Region, generation: u32, create: bool) -> Result<SecretKey, VaultError> {
         let b64 = base64::engine::general_purpose::STANDARD;
-        if let Ok(v) = std::env::var(format!("{ROOT_KEY_ENV_PREFIX}{}", region.code())) {
+        let (var, file) = names(region, generation);
+        if let Ok(v) = std::env::var(&var) {
             let bytes = b64.decode(v.trim()).map_err(|_| {
                 VaultError::RootKey(region, "environment value is not base64".into())
             })?;
@@ -128,7 +176,7 @@ impl RootKeys {
         let dir = self.dir.as_ref().ok_or_else(|| {
             VaultError::RootKey(region, "no key directory and no environment key".into())
         })?;
-        let path = dir.join(format!("{}.key", region.code()));
+        let path = dir.join(file);
         match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let bytes = b64
@@ -137,37 +185,113 @@ impl RootKeys {
                 SecretKey::from_slice(&bytes)
                     .map_err(|_| VaultError::RootKey(region, "key file must hold 32 bytes".into()))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let key = SecretKey::random();
-                write_private_file(&path, b64.encode(key.expose()).as_bytes())
-                    .map_err(|e| VaultError::RootKey(region, e.to_string()))?;
+                match write_private_file(&path, b64.encode(key.expose()).as_bytes()) {
+                    Ok(()) => {}
+                    // Another process made it first: use theirs.
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        return self.load(region, generation, false)
+                    }
+                    Err(e) => return Err(VaultError::RootKey(region, e.to_string())),
+                }
                 tracing::warn!(
                     region = region.code(),
+                    generation,
                     "created a root key file in the data directory (embedded default); in production keep root keys apart from the data"
                 );
                 Ok(key)
             }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(VaultError::RootKey(
+                region,
+                format!("generation {generation} of the root key is neither in {var} nor in its key file"),
+            )),
             Err(e) => Err(VaultError::RootKey(region, e.to_string())),
         }
     }
 }
 
 impl RootCustody for RootKeys {
-    fn seal(&self, region: Region, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, VaultError> {
-        Ok(crypto::seal(self.get(region)?.as_ref(), plaintext, aad))
+    fn seal(
+        &self,
+        region: Region,
+        generation: u32,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        let key = self.get(region, generation, generation == 1)?;
+        Ok(crypto::seal(key.as_ref(), plaintext, aad))
     }
 
     fn open(
         &self,
         region: Region,
+        generation: u32,
         sealed: &[u8],
         aad: &[u8],
     ) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
+        let key = self.get(region, generation, false)?;
         Ok(zeroize::Zeroizing::new(crypto::open(
-            self.get(region)?.as_ref(),
+            key.as_ref(),
             sealed,
             aad,
         )?))
+    }
+
+    fn make(&self, region: Region, generation: u32) -> Result<(), VaultError> {
+        if self.given {
+            self.loaded
+                .lock()
+                .expect("root key lock is never poisoned: no panics inside")
+                .entry((region, generation))
+                .or_insert_with(|| Arc::new(SecretKey::random()));
+            return Ok(());
+        }
+        self.get(region, generation, self.dir.is_some())
+            .map(drop)
+            .map_err(|e| match e {
+                VaultError::RootKey(r, _) if self.dir.is_none() => VaultError::RootKey(
+                    r,
+                    format!(
+                        "root keys come from the environment: set {} on every node first",
+                        names(region, generation).0
+                    ),
+                ),
+                e => e,
+            })
+    }
+
+    /// Forgets the key and overwrites and removes its file. A key from the environment cannot
+    /// be destroyed by the process: that is refused, naming the variable to remove.
+    fn destroy(&self, region: Region, generation: u32) -> Result<bool, VaultError> {
+        let (var, file) = names(region, generation);
+        if std::env::var_os(&var).is_some() {
+            return Err(VaultError::RootKey(
+                region,
+                format!("this root key comes from the environment: remove {var} from every node's environment to destroy it"),
+            ));
+        }
+        let held = self
+            .loaded
+            .lock()
+            .expect("root key lock is never poisoned: no panics inside")
+            .remove(&(region, generation))
+            .is_some();
+        let Some(path) = self.dir.as_ref().map(|d| d.join(file)) else {
+            return Ok(held);
+        };
+        match std::fs::metadata(&path) {
+            Ok(meta) => {
+                let len = usize::try_from(meta.len()).unwrap_or(0);
+                std::fs::write(&path, vec![0u8; len])
+                    .and_then(|()| std::fs::File::open(&path)?.sync_all())
+                    .and_then(|()| std::fs::remove_file(&path))
+                    .map_err(|e| VaultError::RootKey(region, e.to_string()))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(held),
+            Err(e) => Err(VaultError::RootKey(region, e.to_string())),
+        }
     }
 
     fn describe(&self) -> String {

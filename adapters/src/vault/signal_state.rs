@@ -6,7 +6,7 @@ use crate::crypto;
 use crate::store::{Fence, SessionRow};
 use sealpost_domain::{Opened, Region, SubjectId, Timestamp};
 
-fn signal_account_aad(owner: &str, region: Region) -> Vec<u8> {
+pub(super) fn signal_account_aad(owner: &str, region: Region) -> Vec<u8> {
     crypto::aad(&[
         b"sealpost/signal-account/v1",
         owner.as_bytes(),
@@ -60,11 +60,18 @@ impl Vault {
         account: &[u8],
         now: Timestamp,
     ) -> Result<(), VaultError> {
+        let root = self.root_generation(region).await?;
         let wrapped = self
             .roots
-            .seal(region, account, &signal_account_aad(owner, region))?;
+            .seal(region, root, account, &signal_account_aad(owner, region))?;
         self.keys
-            .put_signal_account(owner, business, region.code(), &wrapped, now.millis())
+            .put_signal_account(
+                owner,
+                business,
+                region.code(),
+                (root, &wrapped),
+                now.millis(),
+            )
             .await?;
         Ok(())
     }
@@ -90,7 +97,7 @@ impl Vault {
         business: &str,
         region: Region,
     ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, VaultError> {
-        let Some(wrapped) = self
+        let Some((root, wrapped)) = self
             .keys
             .signal_account(business, region.code(), owner)
             .await?
@@ -99,6 +106,7 @@ impl Vault {
         };
         Ok(Some(self.roots.open(
             region,
+            root,
             &wrapped,
             &signal_account_aad(owner, region),
         )?))

@@ -46,7 +46,7 @@ pub struct TokenRoots {
     context: Pkcs11,
     slot: Slot,
     session: Mutex<Session>,
-    handles: Mutex<HashMap<Region, Vec<ObjectHandle>>>,
+    handles: Mutex<HashMap<(Region, u32), Vec<ObjectHandle>>>,
 }
 
 impl std::fmt::Debug for TokenRoots {
@@ -193,8 +193,8 @@ impl TokenRoots {
         }
     }
 
-    /// Forgets the key handles of `region` (of every region when `None`).
-    fn forget(&self, region: Option<Region>) {
+    /// Forgets the key handles of a region's generation (of every one when `None`).
+    fn forget(&self, region: Option<(Region, u32)>) {
         let mut handles = self
             .handles
             .lock()
@@ -207,12 +207,23 @@ impl TokenRoots {
         }
     }
 
-    /// `region`'s keys in the token, the sealing key (lowest `CKA_ID`) first: remembered, or
-    /// found by label (`fresh`: found again), or (`create`, if there is none) made there.
+    /// The token label of generation `generation` of `region`'s root key: the configured
+    /// label for the first, `<label>.g<n>` for the n-th.
+    fn label(&self, region: Region, generation: u32) -> Vec<u8> {
+        match generation {
+            1 => self.config.label(region),
+            g => format!("{}.g{g}", self.config.label(region)),
+        }
+        .into_bytes()
+    }
+
+    /// The keys of a generation of `region`'s root key in the token, the sealing key (lowest
+    /// `CKA_ID`) first: remembered, or found by label (`fresh`: found again), or (`create`,
+    /// if there is none) made there.
     fn keys(
         &self,
         session: &Session,
-        region: Region,
+        (region, generation): (Region, u32),
         create: bool,
         fresh: bool,
     ) -> Result<Vec<ObjectHandle>, Failure> {
@@ -221,11 +232,11 @@ impl TokenRoots {
                 .handles
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if let Some(found) = handles.get(&region).filter(|h| !h.is_empty()) {
+            if let Some(found) = handles.get(&(region, generation)).filter(|h| !h.is_empty()) {
                 return Ok(found.clone());
             }
         }
-        let label = self.config.label(region).into_bytes();
+        let label = self.label(region, generation);
         let mut found = find(session, &label)?;
         if found.is_empty() && create {
             let _one = writing();
@@ -235,6 +246,7 @@ impl TokenRoots {
             }
             tracing::info!(
                 region = region.code(),
+                generation,
                 "made a region root key in the token"
             );
             // Found again: another process may have made one at the same time.
@@ -243,32 +255,20 @@ impl TokenRoots {
         self.handles
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .insert(region, found.clone());
+            .insert((region, generation), found.clone());
         Ok(found)
     }
 
-    /// Destroys `region`'s root key in the token: everything wrapped under it is unreadable
-    /// from then on. `false` if the token had none.
-    pub fn destroy(&self, region: Region) -> Result<bool, VaultError> {
-        let destroyed = self.attempt(|me, session| {
-            let keys = me.keys(session, region, false, true)?;
-            let _one = writing();
-            for key in &keys {
-                session
-                    .destroy_object(*key)
-                    .map_err(|e| Failure::Token("destroy", e))?;
-            }
-            Ok(!keys.is_empty())
-        })?;
-        self.forget(Some(region));
-        Ok(destroyed)
-    }
-
-    /// Whether each of `region`'s keys in the token is sensitive, has never been extractable
-    /// and can neither wrap, unwrap nor derive (`None` if the token has none).
-    pub fn never_leaves(&self, region: Region) -> Result<Option<bool>, VaultError> {
+    /// Whether each key of a generation of `region`'s root key in the token is sensitive, has
+    /// never been extractable and can neither wrap, unwrap nor derive (`None` if the token
+    /// has none).
+    pub fn never_leaves(
+        &self,
+        region: Region,
+        generation: u32,
+    ) -> Result<Option<bool>, VaultError> {
         self.attempt(|me, session| {
-            let keys = me.keys(session, region, false, true)?;
+            let keys = me.keys(session, (region, generation), false, true)?;
             if keys.is_empty() {
                 return Ok(None);
             }
@@ -301,14 +301,28 @@ impl TokenRoots {
 }
 
 impl super::RootCustody for TokenRoots {
-    /// Seals `plaintext` under `region`'s root key in the token (made on first use), bound to
-    /// `aad`: a marker byte, the 12-byte nonce the token used, then ciphertext and tag.
-    fn seal(&self, region: Region, plaintext: &[u8], aad: &[u8]) -> Result<Vec<u8>, VaultError> {
+    /// Seals `plaintext` under a generation of `region`'s root key in the token (the first is
+    /// made on first use), bound to `aad`: a marker byte, the 12-byte nonce the token used,
+    /// then ciphertext and tag.
+    fn seal(
+        &self,
+        region: Region,
+        generation: u32,
+        plaintext: &[u8],
+        aad: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
         self.attempt(|me, session| {
-            let keys = me.keys(session, region, true, false)?;
-            let key = *keys
-                .first()
-                .ok_or_else(|| VaultError::Custody("PKCS#11: no root key was made".into()))?;
+            let at = (region, generation);
+            let mut keys = me.keys(session, at, generation == 1, false)?;
+            if keys.is_empty() {
+                keys = me.keys(session, at, false, true)?;
+            }
+            let key = *keys.first().ok_or_else(|| {
+                VaultError::RootKey(
+                    region,
+                    format!("generation {generation} of the root key is not in the token"),
+                )
+            })?;
             let mut nonce = [0u8; IV_LEN];
             session
                 .generate_random_slice(&mut nonce)
@@ -327,11 +341,12 @@ impl super::RootCustody for TokenRoots {
         })
     }
 
-    /// Opens what [`Self::seal`] sealed under `region`'s root key with `aad`, trying each of
-    /// the region's keys (and, if none opens it, the keys found again).
+    /// Opens what [`Self::seal`] sealed under a generation of `region`'s root key with `aad`,
+    /// trying each of its keys (and, if none opens it, the keys found again).
     fn open(
         &self,
         region: Region,
+        generation: u32,
         sealed: &[u8],
         aad: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
@@ -342,11 +357,11 @@ impl super::RootCustody for TokenRoots {
         let (iv, ciphertext) = rest.split_at(IV_LEN);
         self.attempt(|me, session| {
             for fresh in [false, true] {
-                let keys = me.keys(session, region, false, fresh)?;
-                if keys.is_empty() {
+                let keys = me.keys(session, (region, generation), false, fresh)?;
+                if keys.is_empty() && fresh {
                     return Err(VaultError::RootKey(
                         region,
-                        "no root key of the region in the token".into(),
+                        format!("generation {generation} of the root key is not in the token"),
                     )
                     .into());
                 }
@@ -363,6 +378,28 @@ impl super::RootCustody for TokenRoots {
             }
             Err(corrupt().into())
         })
+    }
+
+    fn make(&self, region: Region, generation: u32) -> Result<(), VaultError> {
+        self.attempt(|me, session| me.keys(session, (region, generation), true, true))
+            .map(drop)
+    }
+
+    /// Destroys every key of the generation in the token: everything wrapped under it is
+    /// unreadable from then on.
+    fn destroy(&self, region: Region, generation: u32) -> Result<bool, VaultError> {
+        let destroyed = self.attempt(|me, session| {
+            let keys = me.keys(session, (region, generation), false, true)?;
+            let _one = writing();
+            for key in &keys {
+                session
+                    .destroy_object(*key)
+                    .map_err(|e| Failure::Token("destroy", e))?;
+            }
+            Ok(!keys.is_empty())
+        })?;
+        self.forget(Some((region, generation)));
+        Ok(destroyed)
     }
 
     fn in_token(&self) -> bool {

@@ -1,5 +1,7 @@
 //! The retention ledger of one business in one region: every retention-epoch key destruction,
-//! in order, and every rotation of its ledger key (ADR 0024).
+//! in order, and every rotation of its ledger key (ADR 0024). The deployment's own ledger of a
+//! region (business `0`) also records that region's root-key rotations, rewraps and the
+//! destruction of old root-key generations (ADR 0025).
 
 use crate::error::DomainError;
 use crate::ids::BusinessId;
@@ -21,6 +23,12 @@ pub struct RetentionLedger {
     /// rotations were recorded: none then).
     #[serde(default)]
     pub ledger_versions: BTreeMap<Region, u32>,
+    /// Newest root-key generation recorded per region (the deployment's ledger only).
+    #[serde(default)]
+    pub root_generations: BTreeMap<Region, u32>,
+    /// Root-key generations recorded as destroyed, per region.
+    #[serde(default)]
+    pub roots_destroyed: BTreeMap<Region, std::collections::BTreeSet<u32>>,
 }
 
 impl RetentionLedger {
@@ -56,6 +64,32 @@ pub enum RetentionCommand {
         version: u32,
         /// Why.
         reason: RotationReason,
+    },
+    /// A region's root key is about to get generation `generation`; keys are wrapped under it
+    /// from now on.
+    RotateRootKey {
+        /// The region.
+        region: Region,
+        /// The new generation.
+        generation: u32,
+        /// Why.
+        reason: RotationReason,
+    },
+    /// A rewrap moved `rows` keys and accounts of a region to root-key generation `generation`.
+    RecordRewrap {
+        /// The region.
+        region: Region,
+        /// The generation they are wrapped under now.
+        generation: u32,
+        /// How many.
+        rows: u64,
+    },
+    /// Generation `generation` of a region's root key was destroyed.
+    RecordRootKeyDestroyed {
+        /// The region.
+        region: Region,
+        /// The generation destroyed.
+        generation: u32,
     },
 }
 
@@ -99,11 +133,48 @@ pub enum RetentionEvent {
         /// When.
         at: Timestamp,
     },
+    /// A region's root key got a new generation: keys are wrapped under it from now on, and
+    /// what was wrapped under the older ones is rewrapped.
+    RootKeyRotated {
+        /// The region.
+        region: Region,
+        /// The new generation.
+        generation: u32,
+        /// Why.
+        reason: RotationReason,
+        /// When.
+        at: Timestamp,
+    },
+    /// Keys and Signal accounts of a region were rewrapped under root-key generation
+    /// `generation`.
+    RootKeysRewrapped {
+        /// The region.
+        region: Region,
+        /// The generation they are wrapped under now.
+        generation: u32,
+        /// How many rows were rewrapped.
+        rows: u64,
+        /// When.
+        at: Timestamp,
+    },
+    /// An old generation of a region's root key was destroyed: nothing wrapped under it
+    /// opens again (nothing was left under it).
+    RootKeyDestroyed {
+        /// The region.
+        region: Region,
+        /// The generation destroyed.
+        generation: u32,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 domain_event!(RetentionEvent {
     EpochKeyShredded => "1",
     LedgerKeyRotated => "1",
+    RootKeyRotated => "1",
+    RootKeysRewrapped => "1",
+    RootKeyDestroyed => "1",
 });
 
 impl Decider for RetentionLedger {
@@ -168,6 +239,55 @@ impl Decider for RetentionLedger {
                     at: now,
                 }])
             }
+            RetentionCommand::RotateRootKey {
+                region,
+                generation,
+                reason,
+            } => {
+                if generation < 2 {
+                    return Err(DomainError::InvalidParameter("generation"));
+                }
+                if self
+                    .root_generations
+                    .get(&region)
+                    .is_some_and(|g| *g >= generation)
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RetentionEvent::RootKeyRotated {
+                    region,
+                    generation,
+                    reason,
+                    at: now,
+                }])
+            }
+            RetentionCommand::RecordRewrap {
+                region,
+                generation,
+                rows,
+            } => Ok(match rows {
+                0 => vec![],
+                rows => vec![RetentionEvent::RootKeysRewrapped {
+                    region,
+                    generation,
+                    rows,
+                    at: now,
+                }],
+            }),
+            RetentionCommand::RecordRootKeyDestroyed { region, generation } => {
+                if self
+                    .roots_destroyed
+                    .get(&region)
+                    .is_some_and(|d| d.contains(&generation))
+                {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RetentionEvent::RootKeyDestroyed {
+                    region,
+                    generation,
+                    at: now,
+                }])
+            }
         }
     }
 
@@ -192,6 +312,21 @@ impl Decider for RetentionLedger {
                 self.business_id = Some(business_id);
                 let last = self.ledger_versions.entry(region).or_insert(version);
                 *last = (*last).max(version);
+            }
+            RetentionEvent::RootKeyRotated {
+                region, generation, ..
+            } => {
+                let last = self.root_generations.entry(region).or_insert(generation);
+                *last = (*last).max(generation);
+            }
+            RetentionEvent::RootKeysRewrapped { .. } => {}
+            RetentionEvent::RootKeyDestroyed {
+                region, generation, ..
+            } => {
+                self.roots_destroyed
+                    .entry(region)
+                    .or_default()
+                    .insert(generation);
             }
         }
     }

@@ -275,7 +275,13 @@ async fn fact(
                 },
                 at,
             )),
-            Ok(RetentionEvent::LedgerKeyRotated { .. }) | Err(_) => None,
+            Ok(
+                RetentionEvent::LedgerKeyRotated { .. }
+                | RetentionEvent::RootKeyRotated { .. }
+                | RetentionEvent::RootKeysRewrapped { .. }
+                | RetentionEvent::RootKeyDestroyed { .. },
+            )
+            | Err(_) => None,
         },
         _ => None,
     })

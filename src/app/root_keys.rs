@@ -1,0 +1,87 @@
+//! The operator's root-key rotation (ADR 0025): a region's root key gets its next generation,
+//! what was wrapped under the older ones is rewrapped online, and an old generation is
+//! destroyed once nothing is left under it. Each step is recorded on the deployment's
+//! retention ledger of the region and listed in the DPO's retention report.
+
+use super::{AppError, Sealpost};
+use sealpost_adapters::vault::Retirement;
+use sealpost_domain::{Principal, Region, RotationReason};
+use sealpost_projections::retention;
+
+/// Rows still under an older generation counted at most, per region, for the status.
+const PENDING_SHOWN: u32 = 10_000;
+
+/// A region's root key as the operator's status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RootKeyStatus {
+    /// Region code.
+    pub region: String,
+    /// The generation keys are wrapped under now.
+    pub generation: u32,
+    /// Since when (ms; 0 for generation 1).
+    pub since: i64,
+    /// Keys and accounts still wrapped under an older generation (at most 10,000 counted).
+    pub rewrap_pending: usize,
+}
+
+impl Sealpost {
+    /// Gives `region`'s root key its next generation now, on an operator's demand; the new
+    /// generation. Call [`Sealpost::rewrap_root_keys`] next.
+    pub async fn rotate_root_key(
+        &self,
+        principal: &Principal,
+        region: Region,
+    ) -> Result<u32, AppError> {
+        Ok(retention::rotate_root_key(
+            &self.exec,
+            principal,
+            region,
+            RotationReason::OnDemand,
+            self.now(),
+        )
+        .await?)
+    }
+
+    /// Rewraps what is left under an older generation of `region`'s root key; how many rows.
+    pub async fn rewrap_root_keys(
+        &self,
+        principal: &Principal,
+        region: Region,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<u64, AppError> {
+        Ok(
+            retention::rewrap_root_keys(&self.exec, principal, region, progress, self.now())
+                .await?,
+        )
+    }
+
+    /// Destroys generation `generation` of `region`'s root key if nothing is left under it
+    /// and the rotation away from it has settled.
+    pub async fn retire_root_key(
+        &self,
+        principal: &Principal,
+        region: Region,
+        generation: u32,
+    ) -> Result<Retirement, AppError> {
+        Ok(
+            retention::retire_root_key(&self.exec, principal, (region, generation), self.now())
+                .await?,
+        )
+    }
+
+    /// Every region's root-key generation and what is left to rewrap.
+    pub async fn root_key_status(&self) -> Result<Vec<RootKeyStatus>, AppError> {
+        let vault = self.store().vault();
+        let mut all = Vec::with_capacity(Region::ALL.len());
+        for region in Region::ALL {
+            let (generation, since) = vault.root_head(region).await?;
+            all.push(RootKeyStatus {
+                region: region.code().to_owned(),
+                generation,
+                since,
+                rewrap_pending: vault.rewrap_pending(region, PENDING_SHOWN).await?,
+            });
+        }
+        Ok(all)
+    }
+}
