@@ -132,11 +132,11 @@ on_every_store!(every_table_of_business_data_carries_the_business);
 /// list.
 const ACROSS_BUSINESSES: [(&str, &str); 16] = [
     (
-        "FROM sealpost_keys WHERE region = $1 AND root_generation < $2",
+        "FROM sealpost_keys WHERE region = $1 AND root_generation",
         "a root-key rotation's rewrap of every business's keys in a region: per shard group",
     ),
     (
-        "FROM sealpost_signal_accounts WHERE region = $1 AND root_generation < $2",
+        "FROM sealpost_signal_accounts WHERE region = $1 AND root_generation",
         "a root-key rotation's rewrap of every business's Signal accounts in a region: per \
          shard group",
     ),

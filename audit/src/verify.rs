@@ -451,7 +451,12 @@ pub struct Bundle {
 pub const BUNDLE_FORMAT: &str = "sealpost-audit-bundle/1";
 
 /// Event types that record a key destruction.
-pub const DESTRUCTION_EVENTS: [&str; 3] = ["EpochKeyShredded", "SubjectErased", "SubjectExpired"];
+pub const DESTRUCTION_EVENTS: [&str; 4] = [
+    "EpochKeyShredded",
+    "SubjectErased",
+    "SubjectExpired",
+    "RootKeyDestroyed",
+];
 
 /// Builds a bundle from a store (sequence and checkpoint first, so it covers every row).
 pub async fn export(

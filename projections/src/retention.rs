@@ -301,18 +301,28 @@ impl RetentionProcess {
         Ok(rotated)
     }
 
-    /// Finishes root-key rewraps a rotation left, looking at most once an hour (of `now`).
+    /// Finishes root-key rewraps a rotation left, looking at most once an hour (of `now`),
+    /// and not in a process's first pass (the one `serve` runs before it serves: a long rewrap
+    /// must not hold the start up). A failure is logged, not the pass's: both generations open
+    /// meanwhile, and the retention that follows must not wait on it.
     async fn rewrap_due(&mut self, now: Timestamp) -> Result<u64, RetentionError> {
         let hour = sealpost_domain::time::HOUR_MS;
-        if self
-            .rewrap_checked
-            .is_some_and(|at| now.millis() - at.millis() < hour)
-        {
+        let Some(checked) = self.rewrap_checked else {
+            self.rewrap_checked = Some(now);
+            return Ok(0);
+        };
+        if now.millis() - checked.millis() < hour {
             return Ok(0);
         }
-        let rows = root_keys::rewrap_pending(&self.exec, &principal(), now).await?;
         self.rewrap_checked = Some(now);
-        Ok(rows)
+        match root_keys::rewrap_pending(&self.exec, &principal(), now).await {
+            Ok(rows) => Ok(rows),
+            Err(e) if e.is_unavailable() => Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "a root-key rewrap stopped; it is tried again in an hour");
+                Ok(0)
+            }
+        }
     }
 
     async fn shred_epochs(&self, now: Timestamp) -> Result<u64, RetentionError> {

@@ -8,9 +8,6 @@ use sealpost_adapters::vault::Retirement;
 use sealpost_domain::{Principal, Region, RotationReason};
 use sealpost_projections::retention;
 
-/// Rows still under an older generation counted at most, per region, for the status.
-const PENDING_SHOWN: u32 = 10_000;
-
 /// A region's root key as the operator's status shows it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RootKeyStatus {
@@ -20,8 +17,8 @@ pub struct RootKeyStatus {
     pub generation: u32,
     /// Since when (ms; 0 for generation 1).
     pub since: i64,
-    /// Keys and accounts still wrapped under an older generation (at most 10,000 counted).
-    pub rewrap_pending: usize,
+    /// Keys and accounts still wrapped under an older generation.
+    pub rewrap_pending: u64,
 }
 
 impl Sealpost {
@@ -55,8 +52,8 @@ impl Sealpost {
         )
     }
 
-    /// Destroys generation `generation` of `region`'s root key if nothing is left under it
-    /// and the rotation away from it has settled.
+    /// Destroys generation `generation` of `region`'s root key once the rotation away from it
+    /// has settled, finishing first any rewrap left under it.
     pub async fn retire_root_key(
         &self,
         principal: &Principal,
@@ -79,7 +76,7 @@ impl Sealpost {
                 region: region.code().to_owned(),
                 generation,
                 since,
-                rewrap_pending: vault.rewrap_pending(region, PENDING_SHOWN).await?,
+                rewrap_pending: vault.rewrap_pending(region).await?,
             });
         }
         Ok(all)

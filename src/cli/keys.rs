@@ -164,13 +164,13 @@ pub async fn retire_root(
             "generation {generation} of the root key of {} destroyed: nothing wrapped under it opens again",
             region.code()
         )?,
-        Retirement::Absent => writeln!(
-            out,
-            "generation {generation} of the root key of {} is not in the custody (destroyed before)",
+        Retirement::Absent => anyhow::bail!(
+            "generation {generation} of the root key of {} is not in this node's custody (destroyed before, or kept elsewhere): nothing was destroyed",
             region.code()
-        )?,
+        ),
+        Retirement::Refused(why) => anyhow::bail!("not destroyed: {why}"),
         Retirement::Current => {
-            anyhow::bail!("generation {generation} is the current root key of its region: rotate first")
+            anyhow::bail!("generation {generation} is not older than the region's current root key: rotate first")
         }
         Retirement::Settling(from) => anyhow::bail!(
             "the rotation away from generation {generation} is too recent; it may be destroyed from {}",

@@ -172,20 +172,24 @@ pub(super) async fn retire_root(
         .retire_root_key(&auth.grant.principal, region, generation)
         .await?
     {
-        Retirement::Destroyed | Retirement::Absent => Ok(Json(json!({
+        Retirement::Destroyed => Ok(Json(json!({
             "region": region.code(),
             "generation": generation,
             "destroyed": true,
         }))),
+        Retirement::Absent => refused(
+            "That generation is not in this node's custody (destroyed before, or kept elsewhere): nothing was destroyed.".into(),
+        ),
+        Retirement::Refused(why) => refused(format!("Not destroyed: {why}.")),
         Retirement::Current => Err(ApiError::invalid(
-            "That generation is the region's current root key (or later): rotate first.",
+            "That generation is not older than the region's current root key: rotate first.",
         )),
         Retirement::Settling(from) => refused(format!(
             "The rotation away from that generation is too recent for every node to have followed it; it may be destroyed from {}.",
             Timestamp::from_millis(from).utc_rfc3339()
         )),
         Retirement::Pending => refused(
-            "Keys are still wrapped under that generation: the rewrap has not finished (GET /sealpost/v1/keys shows what is left).".into(),
+            "Keys are still wrapped under that generation after a rewrap: another node is wrapping under it; try again in a minute.".into(),
         ),
     }
 }

@@ -84,11 +84,13 @@ pub(crate) async fn rotate_eu_and_destroy_the_first(node: &Node) {
         .post(ROTATE, Some(&operator), json!({"region": "EU"}))
         .await;
     assert_eq!((st, &rotated["generation"]), (202, &json!(2)), "{rotated}");
+    // The background rewrap ends (a request that read generation 1 just before the rotation
+    // may still wrap one key under it: the retirement below rewraps that one too).
     eventually(60, "the rewrap ends", || async {
-        let root = eu_root(node).await;
-        (root["generation"] == 2 && root["rewrap_pending"] == 0).then_some(())
+        (node.events_of_type("RootKeysRewrapped").await >= 1).then_some(())
     })
     .await;
+    assert_eq!(eu_root(node).await["generation"], 2);
     let (st, early) = node
         .post(
             RETIRE,
@@ -194,10 +196,16 @@ async fn a_root_key_rotates_under_load_and_its_old_generation_is_destroyed() {
             )
         })
         .collect();
-    assert_eq!(root.len(), 3, "{root:?}");
+    assert!(root.len() >= 3, "{root:?}");
     assert_eq!(root[0], (json!(2), "on demand".to_owned()), "{root:?}");
-    assert!(root[1].1.ends_with("keys rewrapped"), "{root:?}");
-    assert_eq!(root[2], (json!(1), "old generation destroyed".to_owned()));
+    let (last, rewraps) = root[1..].split_last().expect("rows");
+    assert!(
+        rewraps
+            .iter()
+            .all(|(g, why)| *g == 2 && why.ends_with("keys rewrapped")),
+        "{root:?}"
+    );
+    assert_eq!(*last, (json!(1), "old generation destroyed".to_owned()));
 
     // The CLI: the status shows generation 2, and a rotation to 3 rewraps at once.
     node.stop().expect("a clean stop");

@@ -254,14 +254,20 @@ pub trait KeyStore: Send + Sync + fmt::Debug {
         at: i64,
     ) -> Result<(), StoreError>;
 
-    /// Up to `limit` keys and accounts of `region`, of every business, wrapped under a root-key
-    /// generation below `below` (what a rewrap still has to do).
+    /// Up to `limit` rows of `table` of `region`, of every business, wrapped under root-key
+    /// generation `generation`, with ids after `after`, in id order (what a rewrap still has
+    /// to do, batch by batch).
     async fn under_root(
         &self,
         region: &str,
-        below: u32,
+        (generation, table): (u32, UnderRoot),
+        after: &str,
         limit: u32,
     ) -> Result<Vec<RootSealed>, StoreError>;
+
+    /// How many keys and accounts of `region` are wrapped under a root-key generation below
+    /// `below`, of every business.
+    async fn count_under_root(&self, region: &str, below: u32) -> Result<u64, StoreError>;
 
     /// Replaces `row`'s wrapped bytes with `sealed`, wrapped under `generation`, unless the row
     /// changed or went since it was read; whether it was replaced.

@@ -313,22 +313,29 @@ impl KeyStore for RegionalKeys {
         self.home.set_root_generation(region, generation, at).await
     }
 
-    /// The region's own store's rows first, then what it left at home.
+    /// The region's own store's rows and what it left at home, merged in id order.
     async fn under_root(
         &self,
         region: &str,
-        below: u32,
+        at: (u32, super::UnderRoot),
+        after: &str,
         limit: u32,
     ) -> Result<Vec<RootSealed>, StoreError> {
         let mut found = Vec::new();
         for store in self.readers(region).await? {
-            let left = limit.saturating_sub(u32::try_from(found.len()).unwrap_or(u32::MAX));
-            if left == 0 {
-                break;
-            }
-            found.extend(store.under_root(region, below, left).await?);
+            found.extend(store.under_root(region, at, after, limit).await?);
         }
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(found)
+    }
+
+    async fn count_under_root(&self, region: &str, below: u32) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for store in self.readers(region).await? {
+            n += store.count_under_root(region, below).await?;
+        }
+        Ok(n)
     }
 
     /// In the store that holds the row (a row's id and old bytes match in one store only).

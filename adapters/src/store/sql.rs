@@ -113,14 +113,21 @@ pub const ROOT_GENERATION_SET: &str =
     "INSERT INTO sealpost_root_generations (region, generation, since) VALUES ($1, $2, $3) \
      ON CONFLICT (region) DO UPDATE SET generation = excluded.generation, since = excluded.since \
      WHERE sealpost_root_generations.generation < excluded.generation";
-/// Wrapped keys of a region below a root-key generation, of every business (the rewrap).
+/// Wrapped keys of a region under one root-key generation after a key id, of every business
+/// (the rewrap; an index range).
 pub const KEYS_UNDER_ROOT: &str =
     "SELECT business_id, key_id, region, root_generation, wrapped FROM sealpost_keys \
-     WHERE region = $1 AND root_generation < $2 ORDER BY key_id LIMIT $3";
-/// Signal accounts of a region below a root-key generation, of every business (the rewrap).
+     WHERE region = $1 AND root_generation = $2 AND key_id > $3 ORDER BY key_id LIMIT $4";
+/// Signal accounts of a region under one root-key generation after an owner, of every business.
 pub const ACCOUNTS_UNDER_ROOT: &str =
     "SELECT business_id, owner, region, root_generation, wrapped FROM sealpost_signal_accounts \
-     WHERE region = $1 AND root_generation < $2 ORDER BY owner LIMIT $3";
+     WHERE region = $1 AND root_generation = $2 AND owner > $3 ORDER BY owner LIMIT $4";
+/// How many keys of a region are wrapped under a root-key generation below one, of every business.
+pub const KEYS_COUNT_UNDER_ROOT: &str =
+    "SELECT COUNT(*) FROM sealpost_keys WHERE region = $1 AND root_generation < $2";
+/// How many Signal accounts of a region are wrapped under a generation below one.
+pub const ACCOUNTS_COUNT_UNDER_ROOT: &str =
+    "SELECT COUNT(*) FROM sealpost_signal_accounts WHERE region = $1 AND root_generation < $2";
 /// A key rewrapped, unless it changed since it was read.
 pub const KEY_REWRAP: &str = "UPDATE sealpost_keys SET wrapped = $1, root_generation = $2 \
      WHERE business_id = $3 AND key_id = $4 AND region = $5 AND wrapped = $6";

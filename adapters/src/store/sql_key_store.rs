@@ -228,37 +228,53 @@ macro_rules! impl_key_store {
             async fn under_root(
                 &self,
                 region: &str,
-                below: u32,
+                (generation, table): (u32, $crate::store::UnderRoot),
+                after: &str,
                 limit: u32,
             ) -> Result<Vec<$crate::store::RootSealed>, $crate::store::StoreError> {
-                use $crate::store::UnderRoot;
-                let mut found = Vec::new();
-                for (table, sql) in [
-                    (UnderRoot::Key, $crate::store::sql::KEYS_UNDER_ROOT),
-                    (UnderRoot::Account, $crate::store::sql::ACCOUNTS_UNDER_ROOT),
-                ] {
-                    let left = i64::from(limit) - found.len() as i64;
-                    if left <= 0 {
-                        break;
-                    }
-                    let rows: Vec<(String, String, String, i32, Vec<u8>)> = sqlx::query_as(sql)
-                        .bind(region)
-                        .bind(below as i32)
-                        .bind(left)
-                        .fetch_all(&self.writer)
-                        .await?;
-                    for (business_id, id, region, g, sealed) in rows {
-                        found.push($crate::store::RootSealed {
+                let sql = match table {
+                    $crate::store::UnderRoot::Key => $crate::store::sql::KEYS_UNDER_ROOT,
+                    $crate::store::UnderRoot::Account => $crate::store::sql::ACCOUNTS_UNDER_ROOT,
+                };
+                let rows: Vec<(String, String, String, i32, Vec<u8>)> = sqlx::query_as(sql)
+                    .bind(region)
+                    .bind(generation as i32)
+                    .bind(after)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.writer)
+                    .await?;
+                rows.into_iter()
+                    .map(|(business_id, id, region, g, sealed)| {
+                        Ok($crate::store::RootSealed {
                             table,
                             business_id,
                             id,
                             region,
                             generation: $crate::store::sql::generation(g)?,
                             sealed,
-                        });
-                    }
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn count_under_root(
+                &self,
+                region: &str,
+                below: u32,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let mut n = 0i64;
+                for sql in [
+                    $crate::store::sql::KEYS_COUNT_UNDER_ROOT,
+                    $crate::store::sql::ACCOUNTS_COUNT_UNDER_ROOT,
+                ] {
+                    let (count,): (i64,) = sqlx::query_as(sql)
+                        .bind(region)
+                        .bind(below as i32)
+                        .fetch_one(&self.writer)
+                        .await?;
+                    n += count;
                 }
-                Ok(found)
+                Ok(u64::try_from(n).unwrap_or(0))
             }
 
             async fn rewrap(

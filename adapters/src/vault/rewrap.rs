@@ -24,7 +24,7 @@ pub const ROOT_SETTLE_MS: i64 = 10 * 60 * 1_000;
 const REWRAP_BATCH: u32 = 256;
 
 /// What asking to destroy an old root-key generation came to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Retirement {
     /// Destroyed: nothing wrapped under it opens again.
     Destroyed,
@@ -36,6 +36,9 @@ pub enum Retirement {
     Settling(i64),
     /// Refused: rows are still wrapped under it; a rewrap must finish first.
     Pending,
+    /// Refused by the custody, which says why (a key from the environment, which the process
+    /// cannot destroy).
+    Refused(String),
 }
 
 impl Vault {
@@ -79,6 +82,12 @@ impl Vault {
         }
     }
 
+    /// Makes generation `generation` of `region`'s root key in the custody, unless it exists
+    /// (a rotation's first step: nothing is wrapped under it yet).
+    pub fn make_root(&self, region: Region, generation: u32) -> Result<(), VaultError> {
+        self.roots.make(region, generation)
+    }
+
     /// Makes generation `generation` of `region`'s root key in the custody (once: a second
     /// call finds it) and records it as current from `now`: this process wraps under it at
     /// once, every other within [`ROOT_RECHECK`].
@@ -97,30 +106,38 @@ impl Vault {
     }
 
     /// Rewraps every key and Signal account of `region` wrapped under a generation older than
-    /// the current one; `progress` hears the running count after each batch. Returns how many
-    /// rows it rewrapped. A row that does not open stops it (corruption: alert).
+    /// the current one, generation by generation and table by table in id order; `progress`
+    /// hears the running count after each batch. Returns the generation it rewrapped under and
+    /// how many rows it rewrapped. A row that does not open stops it (corruption: alert).
     pub async fn rewrap_root(
         &self,
         region: Region,
         progress: &mut (dyn FnMut(u64) + Send),
-    ) -> Result<u64, VaultError> {
+    ) -> Result<(u32, u64), VaultError> {
         let (target, _) = self.root_head(region).await?;
         let mut done = 0;
-        loop {
-            let rows = self
-                .keys
-                .under_root(region.code(), target, REWRAP_BATCH)
-                .await?;
-            if rows.is_empty() {
-                return Ok(done);
-            }
-            for row in &rows {
-                if self.rewrap_row(region, row, target).await? {
-                    done += 1;
+        for old in 1..target {
+            for table in [UnderRoot::Key, UnderRoot::Account] {
+                let mut after = String::new();
+                loop {
+                    let rows = self
+                        .keys
+                        .under_root(region.code(), (old, table), &after, REWRAP_BATCH)
+                        .await?;
+                    let Some(last) = rows.last() else {
+                        break;
+                    };
+                    after.clone_from(&last.id);
+                    for row in &rows {
+                        if self.rewrap_row(region, row, target).await? {
+                            done += 1;
+                        }
+                    }
+                    progress(done);
                 }
             }
-            progress(done);
         }
+        Ok((target, done))
     }
 
     /// One row opened under its generation and wrapped under `target`, unless it changed.
@@ -140,14 +157,10 @@ impl Vault {
     }
 
     /// How many rows of `region` are still wrapped under a generation older than the current
-    /// one, counted up to `cap`.
-    pub async fn rewrap_pending(&self, region: Region, cap: u32) -> Result<usize, VaultError> {
+    /// one.
+    pub async fn rewrap_pending(&self, region: Region) -> Result<u64, VaultError> {
         let (current, _) = self.root_head(region).await?;
-        Ok(self
-            .keys
-            .under_root(region.code(), current, cap)
-            .await?
-            .len())
+        Ok(self.keys.count_under_root(region.code(), current).await?)
     }
 
     /// Destroys generation `generation` of `region`'s root key if that is safe now: it is
@@ -160,22 +173,25 @@ impl Vault {
         now: Timestamp,
     ) -> Result<Retirement, VaultError> {
         let (current, since) = self.root_head(region).await?;
-        if generation >= current {
+        if generation >= current || generation == 0 {
             return Ok(Retirement::Current);
         }
         if now.millis() - since < ROOT_SETTLE_MS {
             return Ok(Retirement::Settling(since + ROOT_SETTLE_MS));
         }
-        let left = self
+        if self
             .keys
-            .under_root(region.code(), generation + 1, 1)
-            .await?;
-        if !left.is_empty() {
+            .count_under_root(region.code(), generation + 1)
+            .await?
+            > 0
+        {
             return Ok(Retirement::Pending);
         }
-        Ok(match self.roots.destroy(region, generation)? {
-            true => Retirement::Destroyed,
-            false => Retirement::Absent,
+        Ok(match self.roots.destroy(region, generation) {
+            Ok(true) => Retirement::Destroyed,
+            Ok(false) => Retirement::Absent,
+            Err(VaultError::RootKey(_, why)) => Retirement::Refused(why),
+            Err(e) => return Err(e),
         })
     }
 }

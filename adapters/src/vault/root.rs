@@ -173,8 +173,12 @@ impl RootKeys {
             return SecretKey::from_slice(&bytes)
                 .map_err(|_| VaultError::RootKey(region, "must be 32 bytes".into()));
         }
-        let dir = self.dir.as_ref().ok_or_else(|| {
-            VaultError::RootKey(region, "no key directory and no environment key".into())
+        let dir = self.dir.as_ref().ok_or_else(|| match generation {
+            1 => VaultError::RootKey(region, "no key directory and no environment key".into()),
+            g => VaultError::Custody(format!(
+                "generation {g} of the root key of {} is not in {var}",
+                region.code()
+            )),
         })?;
         let path = dir.join(file);
         match std::fs::read_to_string(&path) {
@@ -202,9 +206,16 @@ impl RootKeys {
                 );
                 Ok(key)
             }
+            // A later generation this node was not given: unavailable here until it is (503).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && generation > 1 => {
+                Err(VaultError::Custody(format!(
+                    "generation {generation} of the root key of {} is neither in {var} nor in its key file",
+                    region.code()
+                )))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(VaultError::RootKey(
                 region,
-                format!("generation {generation} of the root key is neither in {var} nor in its key file"),
+                format!("the root key is neither in {var} nor in its key file"),
             )),
             Err(e) => Err(VaultError::RootKey(region, e.to_string())),
         }
@@ -247,22 +258,23 @@ impl RootCustody for RootKeys {
                 .or_insert_with(|| Arc::new(SecretKey::random()));
             return Ok(());
         }
-        self.get(region, generation, self.dir.is_some())
+        let (var, _) = names(region, generation);
+        // A region whose first key comes from the environment takes its next from there too:
+        // never a key file beside the data that the operator did not ask for.
+        let from_env = std::env::var_os(names(region, 1).0).is_some();
+        if from_env && std::env::var_os(&var).is_none() {
+            return Err(VaultError::Custody(format!(
+                "the root keys of {} come from the environment: set {var} on every node first",
+                region.code()
+            )));
+        }
+        self.get(region, generation, self.dir.is_some() && !from_env)
             .map(drop)
-            .map_err(|e| match e {
-                VaultError::RootKey(r, _) if self.dir.is_none() => VaultError::RootKey(
-                    r,
-                    format!(
-                        "root keys come from the environment: set {} on every node first",
-                        names(region, generation).0
-                    ),
-                ),
-                e => e,
-            })
     }
 
-    /// Forgets the key and overwrites and removes its file. A key from the environment cannot
-    /// be destroyed by the process: that is refused, naming the variable to remove.
+    /// Forgets the key and overwrites its file in place, removes it and syncs the directory. A
+    /// key from the environment cannot be destroyed by the process: that is refused, naming
+    /// the variable to remove. Another process that loaded the key keeps it until it stops.
     fn destroy(&self, region: Region, generation: u32) -> Result<bool, VaultError> {
         let (var, file) = names(region, generation);
         if std::env::var_os(&var).is_some() {
@@ -282,10 +294,7 @@ impl RootCustody for RootKeys {
         };
         match std::fs::metadata(&path) {
             Ok(meta) => {
-                let len = usize::try_from(meta.len()).unwrap_or(0);
-                std::fs::write(&path, vec![0u8; len])
-                    .and_then(|()| std::fs::File::open(&path)?.sync_all())
-                    .and_then(|()| std::fs::remove_file(&path))
+                shred_file(&path, meta.len())
                     .map_err(|e| VaultError::RootKey(region, e.to_string()))?;
                 Ok(true)
             }
@@ -303,6 +312,21 @@ impl RootCustody for RootKeys {
             None => "root keys in this process's memory, from SEALPOST_ROOT_KEY_<REGION>".to_owned(),
         }
     }
+}
+
+/// Overwrites the `len` bytes of the file at `path` in place (no truncation first), syncs it,
+/// removes it and syncs its directory.
+fn shred_file(path: &Path, len: u64) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut f = std::fs::OpenOptions::new().write(true).open(path)?;
+    f.write_all(&vec![0u8; usize::try_from(len).unwrap_or(0)])?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::remove_file(path)?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Creates a file readable and writable by its owner only (0600), failing if it exists; a

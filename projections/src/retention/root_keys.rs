@@ -1,9 +1,9 @@
 //! Region root keys rotate online (ADR 0025), recorded on the deployment's retention ledger of
-//! the region (business `0`): a rotation is recorded first (`RootKeyRotated`, once per
-//! generation) and its generation made and made current after, so a rotation that stops in
-//! between is finished by the next ask; a rewrap is recorded when it moved rows
-//! (`RootKeysRewrapped`); an old generation's destruction is recorded once it is gone
-//! (`RootKeyDestroyed`; asking again after a crash in between records it then). The retention
+//! the region (business `0`): a rotation's generation is made in the custody, then recorded
+//! (`RootKeyRotated`, once per generation), then made current, so a rotation that stops in
+//! between is finished by the next ask and none is recorded that the custody could not make;
+//! a rewrap is recorded when it moved rows (`RootKeysRewrapped`); an old generation's
+//! destruction is recorded once this node destroyed it (`RootKeyDestroyed`). The retention
 //! pass finishes, hourly, any rewrap a rotation left to do.
 
 use super::RetentionError;
@@ -46,6 +46,7 @@ pub async fn rotate_root_key(
     let vault = exec.store().vault().clone();
     let (current, _) = vault.root_head(region).await?;
     let generation = current + 1;
+    vault.make_root(region, generation)?;
     let command = RetentionCommand::RotateRootKey {
         region,
         generation,
@@ -72,8 +73,7 @@ pub async fn rewrap_root_keys(
     now: Timestamp,
 ) -> Result<u64, RetentionError> {
     let vault = exec.store().vault().clone();
-    let (generation, _) = vault.root_head(region).await?;
-    let rows = vault.rewrap_root(region, progress).await?;
+    let (generation, rows) = vault.rewrap_root(region, progress).await?;
     let command = RetentionCommand::RecordRewrap {
         region,
         generation,
@@ -92,19 +92,23 @@ pub async fn rewrap_root_keys(
 }
 
 /// Destroys generation `generation` of `region`'s root key if that is safe now
-/// ([`sealpost_adapters::vault::Vault::retire_root`]), and records it once it is gone.
+/// ([`sealpost_adapters::vault::Vault::retire_root`]), finishing first a rewrap that left rows
+/// under it (a node that wrapped a key under it before it learnt the rotation), and records
+/// the destruction. A generation this node's custody does not hold is not recorded: it may be
+/// held elsewhere.
 pub async fn retire_root_key(
     exec: &Executor,
     principal: &Principal,
     (region, generation): (Region, u32),
     now: Timestamp,
 ) -> Result<Retirement, RetentionError> {
-    let retired = exec
-        .store()
-        .vault()
-        .retire_root(region, generation, now)
-        .await?;
-    if matches!(retired, Retirement::Destroyed | Retirement::Absent) {
+    let vault = exec.store().vault().clone();
+    let mut retired = vault.retire_root(region, generation, now).await?;
+    if retired == Retirement::Pending {
+        rewrap_root_keys(exec, principal, region, &mut |_| {}, now).await?;
+        retired = vault.retire_root(region, generation, now).await?;
+    }
+    if retired == Retirement::Destroyed {
         let command = RetentionCommand::RecordRootKeyDestroyed { region, generation };
         record(exec, principal, region, command, now).await?;
         tracing::info!(
@@ -127,7 +131,7 @@ pub(super) async fn rewrap_pending(
     let vault = exec.store().vault().clone();
     let mut rows = 0;
     for region in Region::ALL {
-        if vault.root_head(region).await?.0 > 1 && vault.rewrap_pending(region, 1).await? > 0 {
+        if vault.root_head(region).await?.0 > 1 && vault.rewrap_pending(region).await? > 0 {
             rows += rewrap_root_keys(exec, principal, region, &mut |_| {}, now).await?;
         }
     }
