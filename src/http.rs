@@ -212,6 +212,7 @@ pub fn router(shared: Shared) -> Router {
         .route("/sealpost/v1/keys/ledger/rotate", post(keys::rotate))
         .route("/sealpost/v1/keys/root/rotate", post(keys::rotate_root))
         .route("/sealpost/v1/keys/root/retire", post(keys::retire_root))
+        .route("/sealpost/v1/keys/audit/rotate", post(keys::rotate_audit))
         .route("/sealpost/v1/tokens", get(tokens::list).post(tokens::issue))
         .route("/sealpost/v1/tokens/{token_id}", delete(tokens::revoke))
         .route("/sealpost/v1/audit/access", get(evidence::access))

@@ -189,18 +189,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     business,
                     region,
                     store,
-                } => match (kind.as_str(), business) {
-                    ("root", None) => {
-                        sealpost::cli::keys::rotate_root(&store.location(), &region, &mut out)
-                            .await?
+                } => {
+                    let at = store.location();
+                    match (kind.as_str(), business, region) {
+                        ("audit", None, None) => {
+                            sealpost::cli::keys::rotate_audit(&at, &mut out).await?
+                        }
+                        ("audit", ..) => anyhow::bail!("the audit key is the deployment's: no --business or --region"),
+                        ("root", None, Some(region)) => {
+                            sealpost::cli::keys::rotate_root(&at, &region, &mut out).await?
+                        }
+                        ("root", ..) => anyhow::bail!("a root key is a region's: --region and no --business"),
+                        (_, Some(business), Some(region)) => {
+                            let key = (business.as_str(), region.as_str());
+                            sealpost::cli::keys::rotate_ledger(&at, key, &mut out).await?
+                        }
+                        _ => anyhow::bail!("a ledger key is a business's in a region: --business and --region"),
                     }
-                    ("root", Some(_)) => anyhow::bail!("a root key is a region's: no --business"),
-                    (_, Some(business)) => {
-                        let at = (business.as_str(), region.as_str());
-                        sealpost::cli::keys::rotate_ledger(&store.location(), at, &mut out).await?
-                    }
-                    (_, None) => anyhow::bail!("a ledger key is a business's: --business is needed"),
-                },
+                }
                 KeysAction::Retire {
                     region,
                     generation,

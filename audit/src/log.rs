@@ -21,7 +21,7 @@ pub use crate::error::AuditError;
 use crate::merkle::{self, Frontier, Hash};
 use crate::note;
 use crate::tiles::{self, Subtree, SubtreeReader};
-use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use ed25519_dalek::{Signer, VerifyingKey};
 use sealpost_adapters::store::{AuditLeaf, CheckpointRow, EventLog, StoreError, StoredRow};
 use sealpost_adapters::vault::Vault;
 use sealpost_domain::{Region, Timestamp};
@@ -40,6 +40,10 @@ const BATCH: u32 = 2_000;
 /// leaf in the row's own transaction: ADR 0013).
 pub use sealpost_adapters::store::leaf::leaf_data;
 
+mod checkpoint;
+use checkpoint::decode_hash;
+pub use checkpoint::{parse_public_key, Checkpoint, CheckpointError};
+
 /// SHA-256 of bytes.
 pub fn sha256(bytes: &[u8]) -> Hash {
     Sha256::digest(bytes).into()
@@ -49,140 +53,6 @@ pub fn sha256(bytes: &[u8]) -> Hash {
 /// recorded it.
 pub fn row_leaf(row: &StoredRow) -> Hash {
     sealpost_adapters::store::leaf::row_leaf(&row.header, &row.payload)
-}
-
-/// A signed checkpoint (tree head). Hashes, keys and signatures are lowercase hex.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Checkpoint {
-    /// The log's name.
-    pub origin: String,
-    /// Number of leaves.
-    pub size: u64,
-    /// Merkle root of the first `size` leaves.
-    pub root: String,
-    /// When it was signed (ms since the Unix epoch).
-    pub signed_at: i64,
-    /// The Ed25519 public key that signed it.
-    pub public_key: String,
-    /// Ed25519 signature over [`Checkpoint::body`].
-    pub signature: String,
-    /// The checkpoint as a C2SP signed note (its body and signature line), as transparency-log
-    /// tools read it; empty for a checkpoint signed before notes (ADR 0022).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub note: String,
-}
-
-/// Why a checkpoint does not verify.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CheckpointError {
-    /// A field is not valid hex of the right length.
-    #[error("malformed {0}")]
-    Malformed(&'static str),
-    /// It was signed by another key than the one trusted.
-    #[error("signed by an untrusted key")]
-    UntrustedKey,
-    /// The signature does not match.
-    #[error("bad signature")]
-    BadSignature,
-}
-
-impl Checkpoint {
-    /// The signed text: a C2SP `tlog-checkpoint` body (origin, size, base64 root) with the
-    /// time as an extension line.
-    pub fn body(origin: &str, size: u64, root: &Hash, signed_at: i64) -> String {
-        note::checkpoint_body(origin, size, root, signed_at)
-    }
-
-    /// The text checkpoints were signed over before they were notes: origin, size, hex root and
-    /// time, one per line.
-    fn earlier_body(origin: &str, size: u64, root: &Hash, signed_at: i64) -> String {
-        format!("{origin}\n{size}\n{}\n{signed_at}\n", hex::encode(root))
-    }
-
-    /// The verifier key of the checkpoint's signer in the note format.
-    pub fn verifier_key(&self) -> Result<String, CheckpointError> {
-        let key = parse_public_key(&self.public_key).ok_or(CheckpointError::Malformed("key"))?;
-        Ok(note::verifier_key(&self.origin, &key))
-    }
-
-    /// The root as bytes.
-    pub fn root_hash(&self) -> Result<Hash, CheckpointError> {
-        decode_hash(&self.root).ok_or(CheckpointError::Malformed("root"))
-    }
-
-    /// Checks the signature, and that it was made by `trusted` when given.
-    pub fn verify(&self, trusted: Option<&VerifyingKey>) -> Result<(), CheckpointError> {
-        let key = parse_public_key(&self.public_key).ok_or(CheckpointError::Malformed("key"))?;
-        if trusted.is_some_and(|t| t.as_bytes() != key.as_bytes()) {
-            return Err(CheckpointError::UntrustedKey);
-        }
-        let sig: [u8; 64] = hex::decode(&self.signature)
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or(CheckpointError::Malformed("signature"))?;
-        let signature = Signature::from_bytes(&sig);
-        let root = self.root_hash()?;
-        match self.signed_note(&key, &root, &signature) {
-            // A copy without its note still verifies; one with a note must carry this one.
-            Some(note) if self.note.is_empty() || note == self.note => Ok(()),
-            Some(_) => Err(CheckpointError::Malformed("note")),
-            // Signed before notes: over the earlier text, and then it claims no note.
-            None if self.note.is_empty() => key
-                .verify(
-                    Self::earlier_body(&self.origin, self.size, &root, self.signed_at).as_bytes(),
-                    &signature,
-                )
-                .map_err(|_| CheckpointError::BadSignature),
-            None => Err(CheckpointError::BadSignature),
-        }
-    }
-
-    /// The signed note of these fields, if `signature` by `key` is over their note body.
-    fn signed_note(
-        &self,
-        key: &VerifyingKey,
-        root: &Hash,
-        signature: &Signature,
-    ) -> Option<String> {
-        let body = Self::body(&self.origin, self.size, root, self.signed_at);
-        key.verify(body.as_bytes(), signature).ok()?;
-        note::is_key_name(&self.origin)
-            .then(|| note::signed_note(&body, &self.origin, key, signature))
-    }
-
-    fn from_row(row: CheckpointRow) -> Self {
-        let mut checkpoint = Self {
-            origin: row.origin,
-            size: row.size,
-            root: hex::encode(&row.root),
-            signed_at: row.signed_at,
-            public_key: hex::encode(&row.public_key),
-            signature: hex::encode(&row.signature),
-            note: String::new(),
-        };
-        let parts = (
-            parse_public_key(&checkpoint.public_key),
-            decode_hash(&checkpoint.root),
-            <[u8; 64]>::try_from(row.signature.as_slice()).ok(),
-        );
-        if let (Some(key), Some(root), Some(sig)) = parts {
-            let signature = Signature::from_bytes(&sig);
-            checkpoint.note = checkpoint
-                .signed_note(&key, &root, &signature)
-                .unwrap_or_default();
-        }
-        checkpoint
-    }
-}
-
-/// Parses a hex Ed25519 public key.
-pub fn parse_public_key(s: &str) -> Option<VerifyingKey> {
-    let bytes: [u8; 32] = hex::decode(s.trim()).ok()?.try_into().ok()?;
-    VerifyingKey::from_bytes(&bytes).ok()
-}
-
-fn decode_hash(s: &str) -> Option<Hash> {
-    hex::decode(s).ok()?.try_into().ok()
 }
 
 /// Proof that the leaf at `position` is in the tree of `size` leaves.
@@ -284,11 +154,15 @@ pub async fn read_leaves(events: &dyn EventLog, up_to: u64) -> Result<Vec<Hash>,
     Ok(out)
 }
 
+mod signing;
+
 /// The log: sequencer, signer and prover.
 #[derive(Debug)]
 pub struct AuditLog {
     events: Arc<dyn EventLog>,
-    signer: SigningKey,
+    vault: Arc<Vault>,
+    region: Region,
+    signing: std::sync::Mutex<signing::Signing>,
     origin: String,
     witness: Option<PathBuf>,
     state: tokio::sync::Mutex<Sequencer>,
@@ -307,7 +181,7 @@ impl AuditLog {
     /// edge from its tiles. Checkpoints are also appended to `witness` when given.
     pub async fn open(
         events: Arc<dyn EventLog>,
-        vault: &Vault,
+        vault: &Arc<Vault>,
         origin: &str,
         witness: Option<PathBuf>,
         now: Timestamp,
@@ -319,7 +193,7 @@ impl AuditLog {
     /// key and kept in its key store (a Local Storage region's own log, ADR 0020).
     pub async fn open_in(
         events: Arc<dyn EventLog>,
-        vault: &Vault,
+        vault: &Arc<Vault>,
         region: Region,
         origin: &str,
         witness: Option<PathBuf>,
@@ -329,8 +203,7 @@ impl AuditLog {
             // The origin names the note key: no space, no `+` (ADR 0022).
             return Err(StoreError::Invalid("the audit log's origin has a space or a '+'").into());
         }
-        let seed = vault.audit_signing_seed(region, now).await?;
-        let signer = SigningKey::from_bytes(&seed);
+        let signing = signing::Signing::newest(vault, region, now).await?;
         // The right edge from the stored tiles: a few queries, not every leaf (ADR 0013).
         let size = events.audit_size().await?;
         let filled = tiles::fill_in(events.as_ref(), size).await?;
@@ -341,7 +214,9 @@ impl AuditLog {
         let latest = stored_checkpoints(events.as_ref()).await?.pop();
         Ok(Arc::new(Self {
             events,
-            signer,
+            vault: vault.clone(),
+            region,
+            signing: std::sync::Mutex::new(signing),
             origin: origin.to_owned(),
             witness,
             state: tokio::sync::Mutex::new(Sequencer { frontier, latest }),
@@ -355,7 +230,7 @@ impl AuditLog {
 
     /// The public key checkpoints verify under.
     pub fn public_key(&self) -> VerifyingKey {
-        self.signer.verifying_key()
+        self.signer().verifying_key()
     }
 
     /// The public key, hex.
@@ -423,24 +298,43 @@ impl AuditLog {
     /// covers it (then returns that one).
     pub async fn checkpoint(&self, now: Timestamp) -> Result<Checkpoint, AuditError> {
         let mut state = self.state.lock().await;
+        // A key rotated here or on another node: this checkpoint hands over to it (ADR 0026).
+        self.follow_rotation().await?;
+        let handing_over = self.handing_over();
         let size = self.sequence_locked(&mut state.frontier).await?;
         // One signed before notes is signed again as a note (ADR 0022).
         let current = |l: &&Checkpoint| l.size == size && !l.note.is_empty();
         if let Some(latest) = state.latest.as_ref().filter(current) {
-            return Ok(latest.clone());
+            if handing_over.is_none() {
+                return Ok(latest.clone());
+            }
         }
         let root = state.frontier.root();
-        let body = Checkpoint::body(&self.origin, size, &root, now.millis());
-        let signature = self.signer.sign(body.as_bytes());
+        let signer = self.signer();
+        let mut body = Checkpoint::body(&self.origin, size, &root, now.millis());
+        if handing_over.is_some() {
+            body.push_str(&note::handover_line(&self.origin, &signer.verifying_key()));
+        }
+        let signature = signer.sign(body.as_bytes());
         let row = CheckpointRow {
             size,
             root: root.to_vec(),
             signed_at: now.millis(),
             origin: self.origin.clone(),
-            public_key: self.public_key().as_bytes().to_vec(),
+            public_key: signer.verifying_key().as_bytes().to_vec(),
             signature: signature.to_bytes().to_vec(),
+            handover: handing_over.map(|old| {
+                (
+                    old.verifying_key().as_bytes().to_vec(),
+                    old.sign(body.as_bytes()).to_bytes().to_vec(),
+                )
+            }),
         };
+        let handover = row.handover.is_some();
         self.events.audit_put_checkpoint(&row).await?;
+        if handover {
+            self.handed_over();
+        }
         let checkpoint = Checkpoint::from_row(row);
         if let Some(path) = &self.witness {
             // A synced file write: off the runtime's worker threads.

@@ -64,9 +64,27 @@ pub fn verifier_key(name: &str, key: &VerifyingKey) -> String {
 /// The signed note: `body` (which ends with a newline) with the signature `signature` of
 /// `key` named `name` over it.
 pub fn signed_note(body: &str, name: &str, key: &VerifyingKey, signature: &Signature) -> String {
-    let mut sig = key_id(name, key).to_vec();
-    sig.extend_from_slice(&signature.to_bytes());
-    format!("{body}\n{SIGNATURE_LINE}{name} {}\n", STANDARD.encode(sig))
+    signed_by(body, name, &[(key, signature)])
+}
+
+/// The signed note: `body` with one signature line per `(key, signature)`, in order (a key
+/// hand-over is signed by the new key and the one it takes over from, ADR 0026).
+pub fn signed_by(body: &str, name: &str, signatures: &[(&VerifyingKey, &Signature)]) -> String {
+    let mut note = format!("{body}\n");
+    for (key, signature) in signatures {
+        let mut sig = key_id(name, key).to_vec();
+        sig.extend_from_slice(&signature.to_bytes());
+        note.push_str(&format!(
+            "{SIGNATURE_LINE}{name} {}\n",
+            STANDARD.encode(sig)
+        ));
+    }
+    note
+}
+
+/// The extension line of a key hand-over: the verifier key the log is handed over to.
+pub fn handover_line(name: &str, to: &VerifyingKey) -> String {
+    format!("key-handover {}\n", verifier_key(name, to))
 }
 
 #[cfg(test)]

@@ -15,8 +15,11 @@ use crate::log::{
 };
 use crate::merkle::{self, Frontier, Hash};
 
+mod keys;
 mod references;
 use ed25519_dalek::VerifyingKey;
+use keys::KeyChain;
+pub use keys::HANDOVER_GRACE_MS;
 pub use references::{note_reference, verify_references, HomeReferences, References};
 use sealpost_adapters::store::{EventLog, RowHeader, StoredRow, StreamId};
 use serde::{Deserialize, Serialize};
@@ -199,16 +202,13 @@ pub fn verify(e: &Evidence<'_>) -> Verdict {
         .map(|(i, h)| (*h, i as u64 + 1))
         .collect();
 
-    // Checkpoints: store ∪ witness, each signed by the trusted (or the store's one) key.
-    let trusted = e.trusted_key.copied().or_else(|| {
-        e.witness
-            .iter()
-            .chain(e.checkpoints)
-            .find_map(|c| parse_public_key(&c.public_key))
-    });
+    // Checkpoints: store ∪ witness, each signed by the trusted key (or the earliest
+    // checkpoint's) or a key a verified hand-over links to it (ADR 0026).
+    let signed: Vec<&Checkpoint> = e.checkpoints.iter().chain(e.witness).collect();
+    let keys = KeyChain::of(&signed, e.trusted_key);
     let mut all: BTreeMap<u64, &Checkpoint> = BTreeMap::new();
-    for c in e.checkpoints.iter().chain(e.witness) {
-        match c.verify(trusted.as_ref()) {
+    for c in signed {
+        match keys.admits(c) {
             Ok(()) => {
                 if let Some(other) = all.get(&c.size) {
                     if other.root != c.root {

@@ -316,6 +316,17 @@ fn samples() -> Vec<Sample> {
         ),
         row(
             r,
+            RetentionEvent::AuditKeyRotated {
+                region: Region::Eu,
+                generation: 2,
+                verifier_key:
+                    "sealpost/audit/v1+0a1b2c3d+AW3tOJ8lMZ4Rb7cGMM2G4ynYMtUi0GxmlTK3O8fmqLhG".into(),
+                reason: sealpost_domain::RotationReason::OnDemand,
+                at: t(30),
+            },
+        ),
+        row(
+            r,
             RetentionEvent::RootKeyDestroyed {
                 region: Region::Eu,
                 generation: 1,

@@ -10,9 +10,11 @@ use sealpost_projections::report::KeyRotationRow;
 /// Rotations read per query.
 const PAGE: u32 = 500;
 
-/// The event types listed: a ledger key's rotation, and each step of a root key's.
-const LISTED: [&str; 4] = [
+/// The event types listed: a ledger key's rotation, the audit signing key's, and each step of
+/// a root key's.
+const LISTED: [&str; 5] = [
     "LedgerKeyRotated",
+    "AuditKeyRotated",
     "RootKeyRotated",
     "RootKeysRewrapped",
     "RootKeyDestroyed",
@@ -47,7 +49,8 @@ impl Evidence<'_> {
                 .filter(|r| {
                     // A root key's steps are the deployment's, and every business's.
                     let root = r.header.business_id == DEPLOYMENT
-                        && r.header.event_type.starts_with("Root");
+                        && (r.header.event_type.starts_with("Root")
+                            || r.header.event_type == "AuditKeyRotated");
                     root || scope.is_none_or(|b| r.header.business_id == b.as_str())
                 })
                 .collect();
@@ -110,6 +113,20 @@ fn row(event: RetentionEvent) -> Option<KeyRotationRow> {
             let why = "old generation destroyed".to_owned();
             (DEPLOYMENT.to_owned(), region, "root", generation, why, at)
         }
+        RetentionEvent::AuditKeyRotated {
+            region,
+            generation,
+            reason: why,
+            at,
+            ..
+        } => (
+            DEPLOYMENT.to_owned(),
+            region,
+            "audit",
+            generation,
+            reason(why).to_owned(),
+            at,
+        ),
         RetentionEvent::EpochKeyShredded { .. } => return None,
     };
     Some(KeyRotationRow {

@@ -1,7 +1,8 @@
 //! The operator's root-key rotation (ADR 0025): a region's root key gets its next generation,
 //! what was wrapped under the older ones is rewrapped online, and an old generation is
-//! destroyed once nothing is left under it. Each step is recorded on the deployment's
-//! retention ledger of the region and listed in the DPO's retention report.
+//! destroyed once nothing is left under it; and the audit signing key's hand-over (ADR 0026).
+//! Each step is recorded on the deployment's retention ledger of the region and listed in the
+//! DPO's retention report.
 
 use super::{AppError, Sealpost};
 use sealpost_adapters::vault::Retirement;
@@ -64,6 +65,34 @@ impl Sealpost {
             retention::retire_root_key(&self.exec, principal, (region, generation), self.now())
                 .await?,
         )
+    }
+
+    /// Hands the audit log over to a new signing key now: the key is made, the rotation
+    /// recorded, and the next checkpoint (signed here, at once) is signed by the new key and
+    /// the one it takes over from. Returns the new generation and that checkpoint.
+    pub async fn rotate_audit_key(
+        &self,
+        principal: &Principal,
+    ) -> Result<(u32, sealpost_audit::log::Checkpoint), AppError> {
+        use sealpost_adapters::exec::CommandMeta;
+        use sealpost_domain::{RetentionCommand, RetentionLedger, DEPLOYMENT};
+        let audit = self.audit().await?;
+        let now = self.now();
+        let (generation, key) = audit.make_next_key(now).await?;
+        let region = sealpost_audit::log::SIGNING_KEY_REGION;
+        let command = RetentionCommand::RotateAuditKey {
+            region,
+            generation,
+            verifier_key: sealpost_audit::note::verifier_key(audit.origin(), &key),
+            reason: RotationReason::OnDemand,
+        };
+        let meta = CommandMeta::new(DEPLOYMENT, region, principal);
+        let stream = format!("{DEPLOYMENT}-{}", region.code());
+        self.exec
+            .execute::<RetentionLedger>(&stream, command, &meta, now)
+            .await?;
+        let checkpoint = audit.checkpoint(now).await?;
+        Ok((generation, checkpoint))
     }
 
     /// Every region's root-key generation and what is left to rewrap.

@@ -151,18 +151,20 @@ pub enum KeysAction {
         store: StoreArgs,
     },
     /// Rotates a key now (recorded in the log): `ledger` (a business's ledger key in a region;
-    /// needs --business) or `root` (a region's root key: its next generation is made and
-    /// everything wrapped under the older ones is rewrapped, with progress shown).
+    /// needs --business and --region), `root` (a region's root key: its next generation is made
+    /// and everything wrapped under the older ones is rewrapped, with progress shown; needs
+    /// --region) or `audit` (the audit log's signing key: the next checkpoint, signed at once,
+    /// hands the log over from the old key to the new one).
     Rotate {
         /// The kind of key.
-        #[arg(value_parser = ["ledger", "root"])]
+        #[arg(value_parser = ["ledger", "root", "audit"])]
         kind: String,
         /// The business (ledger keys).
         #[arg(long)]
         business: Option<String>,
-        /// The region code (e.g. EU, DE).
+        /// The region code (e.g. EU, DE; ledger and root keys).
         #[arg(long)]
-        region: String,
+        region: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -176,7 +178,7 @@ pub enum KeysAction {
         #[arg(long)]
         region: String,
         /// The generation to destroy.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         generation: u32,
         #[command(flatten)]
         store: StoreArgs,

@@ -1,6 +1,6 @@
-//! `sealpost keys status | rotate ledger | rotate root | retire root`: where the root keys are
-//! and each region's generation, each business's ledger key per region with its version and
-//! age, and rotations on demand (ADR 0024, 0025). Acts as the operator principal
+//! `sealpost keys status | rotate ledger | rotate root | rotate audit | retire root`: where the
+//! root keys are and each region's generation, the audit signing key, each business's ledger
+//! key per region with its version and age, and rotations on demand (ADR 0024–0026). Acts as the operator principal
 //! `cli-operator`; every rotation is recorded in the log.
 
 use super::StoreLocation;
@@ -19,6 +19,13 @@ pub async fn status(at: &StoreLocation, out: &mut dyn Write) -> anyhow::Result<(
     let app = at.open().await?;
     let vault = app.store().vault();
     writeln!(out, "root keys: {}", vault.custody())?;
+    let audit = app.audit().await?;
+    writeln!(
+        out,
+        "audit signing key: generation {}, verifier key {}",
+        audit.key_generation(),
+        audit.verifier_key()
+    )?;
     writeln!(
         out,
         "region  generation  since                 left to rewrap"
@@ -180,5 +187,22 @@ pub async fn retire_root(
             "keys are still wrapped under generation {generation} after a rewrap: another process is wrapping under it; try again in a minute"
         ),
     }
+    Ok(())
+}
+
+/// Hands the audit log over to a new signing key now.
+pub async fn rotate_audit(at: &StoreLocation, out: &mut dyn Write) -> anyhow::Result<()> {
+    let app = at.open().await?;
+    let (generation, checkpoint) = app.rotate_audit_key(&cli_operator()).await?;
+    writeln!(
+        out,
+        "audit signing key rotated to generation {generation}; the hand-over checkpoint (size {}) is signed by the old and the new key:\n{}",
+        checkpoint.size, checkpoint.note
+    )?;
+    writeln!(
+        out,
+        "new verifier key: {}",
+        checkpoint.verifier_key().unwrap_or_default()
+    )?;
     Ok(())
 }

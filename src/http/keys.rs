@@ -8,7 +8,9 @@
 //! * `POST /sealpost/v1/keys/root/rotate` `{"region"}`: the region's root key gets its next
 //!   generation now (202); the rewrap runs in the background, and the status shows it end;
 //! * `POST /sealpost/v1/keys/root/retire` `{"region", "generation"}`: an old generation is
-//!   destroyed, once nothing is left under it and the rotation has settled (409 before).
+//!   destroyed, once nothing is left under it and the rotation has settled (409 before);
+//! * `POST /sealpost/v1/keys/audit/rotate`: the audit log is handed over to a new signing key
+//!   (ADR 0026), by a checkpoint signed by the old and the new key, answered.
 
 use super::extract::{Auth, JsonBody};
 use super::{ApiError, Shared};
@@ -68,8 +70,13 @@ pub(super) async fn status(State(s): State<Shared>, auth: Auth) -> Result<Json<V
             })
         })
         .collect();
+    let audit = s.app.audit().await?;
     Ok(Json(json!({
         "custody": vault.custody(),
+        "audit_key": {
+            "generation": audit.key_generation(),
+            "verifier_key": audit.verifier_key(),
+        },
         "root_keys": roots,
         "ledger_rotation_days": period / sealpost_domain::time::DAY_MS,
         "ledger_keys": ledger,
@@ -192,4 +199,19 @@ pub(super) async fn retire_root(
             "Keys are still wrapped under that generation after a rewrap: another node is wrapping under it; try again in a minute.".into(),
         ),
     }
+}
+
+/// `POST /sealpost/v1/keys/audit/rotate` → `{"generation", "verifier_key", "checkpoint"}`: the
+/// hand-over checkpoint, signed by the old and the new key.
+pub(super) async fn rotate_audit(
+    State(s): State<Shared>,
+    auth: Auth,
+) -> Result<Json<Value>, ApiError> {
+    operator_only(&auth)?;
+    let (generation, checkpoint) = s.app.rotate_audit_key(&auth.grant.principal).await?;
+    Ok(Json(json!({
+        "generation": generation,
+        "verifier_key": checkpoint.verifier_key().unwrap_or_default(),
+        "checkpoint": checkpoint,
+    })))
 }

@@ -137,3 +137,88 @@ async fn checkpoints_are_signed_notes_other_tools_verify() {
         "the witness carries the note"
     );
 }
+
+/// The audit signing key hands the log over (ADR 0026): the operator's route answers the
+/// hand-over checkpoint, a note that the old and the new verifier key each open; the log
+/// publishes the new key and signs under it alone from then on; `sealpost audit verify` passes
+/// from the old published key and from the new one, and fails from another; the DPO's report
+/// lists the rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_signing_key_hands_over_and_audit_verify_follows_it() {
+    let mut s = start();
+    let (st, sent) = s.converse("hello", text(CONSUMER, "before")).await;
+    assert_eq!(st, 200, "{sent}");
+    let vkey_path = "/sealpost/v1/audit/public-key?format=vkey";
+    let old_vkey = s.get_text(vkey_path, "").await.1.trim().to_owned();
+    let old = s.published_key().await;
+    let before = note_of(&s).await;
+    let rotate = "/sealpost/v1/keys/audit/rotate";
+    let (st, refused) = s
+        .post(rotate, Some(&s.s("access_token")), serde_json::json!({}))
+        .await;
+    assert_eq!(st, 403, "{refused}");
+    let (st, rotated) = s
+        .post(rotate, Some(&s.s("internal_token")), serde_json::json!({}))
+        .await;
+    assert_eq!((st, &rotated["generation"]), (200, &2.into()), "{rotated}");
+    let new_vkey = rotated["verifier_key"].as_str().expect("vkey").to_owned();
+    assert_ne!(new_vkey, old_vkey);
+    let handover = rotated["checkpoint"]["note"].as_str().expect("note");
+    let said = open_note(handover, &old_vkey).expect("the old key opens the hand-over");
+    assert!(
+        said.contains(&format!("key-handover {new_vkey}\n")),
+        "{said}"
+    );
+    open_note(handover, &new_vkey).expect("the new key opens the hand-over");
+    assert_eq!(s.get_text(vkey_path, "").await.1.trim(), new_vkey);
+    let published = hex::encode(s.published_key().await.as_bytes());
+
+    let (st, sent) = s.converse("again", text(CONSUMER, "after")).await;
+    assert_eq!(st, 200, "{sent}");
+    let after = note_of(&s).await;
+    assert_ne!(after, before);
+    open_note(&after, &new_vkey).expect("signed by the new key");
+    assert!(open_note(&after, &old_vkey).is_err(), "not by the old one");
+
+    let (st, report) = s
+        .get("/sealpost/v1/dpo/retention?format=json", &s.s("dpo_token"))
+        .await;
+    assert_eq!(st, 200, "{report}");
+    assert!(
+        report["key_rotations"].as_array().is_some_and(|rows| rows
+            .iter()
+            .any(|r| r["key"] == "audit" && r["version"] == 2 && r["reason"] == "on demand")),
+        "{report}"
+    );
+
+    s.stop().expect("a clean stop");
+    let dir = s.data.dir.display().to_string();
+    let verify = |key: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"))
+            .args(["audit", "verify", "--public-key", key, "--data-dir", &dir])
+            .env_remove("SEALPOST_DATABASE_URL")
+            .output()
+            .expect("run sealpost")
+    };
+    let new = rotated["checkpoint"]["public_key"]
+        .as_str()
+        .expect("the new key")
+        .to_owned();
+    assert_eq!(new, published);
+    for key in [hex::encode(old.as_bytes()), new] {
+        let out = verify(&key);
+        assert!(
+            out.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
+    assert!(!verify(&hex::encode(stranger.as_bytes())).status.success());
+    assert!(
+        sealpost(["keys", "status", "--data-dir", &dir]).contains(&format!(
+            "audit signing key: generation 2, verifier key {new_vkey}"
+        ))
+    );
+}

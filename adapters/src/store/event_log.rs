@@ -276,4 +276,7 @@ pub struct CheckpointRow {
     pub public_key: Vec<u8>,
     /// Ed25519 signature.
     pub signature: Vec<u8>,
+    /// A key hand-over (ADR 0026): the public key handed over from and its signature over the
+    /// same text; `None` on every other checkpoint.
+    pub handover: Option<(Vec<u8>, Vec<u8>)>,
 }

@@ -298,6 +298,8 @@ macro_rules! impl_event_log {
                     .bind(&c.origin)
                     .bind(&c.public_key)
                     .bind(&c.signature)
+                    .bind(c.handover.as_ref().map(|(key, _)| key))
+                    .bind(c.handover.as_ref().map(|(_, sig)| sig))
                     .execute(&self.writer)
                     .await?;
                 Ok(())
@@ -306,22 +308,34 @@ macro_rules! impl_event_log {
             async fn audit_checkpoints(
                 &self,
             ) -> Result<Vec<$crate::store::CheckpointRow>, $crate::store::StoreError> {
-                let rows: Vec<(i64, Vec<u8>, i64, String, Vec<u8>, Vec<u8>)> =
-                    sqlx::query_as($crate::store::sql::AUDIT_CHECKPOINTS)
-                        .fetch_all(&self.reader)
-                        .await?;
+                type Row = (
+                    i64,
+                    Vec<u8>,
+                    i64,
+                    String,
+                    Vec<u8>,
+                    Vec<u8>,
+                    Option<Vec<u8>>,
+                    Option<Vec<u8>>,
+                );
+                let rows: Vec<Row> = sqlx::query_as($crate::store::sql::AUDIT_CHECKPOINTS)
+                    .fetch_all(&self.reader)
+                    .await?;
                 Ok(rows
                     .into_iter()
-                    .map(|(size, root, signed_at, origin, public_key, signature)| {
-                        $crate::store::CheckpointRow {
-                            size: size as u64,
-                            root,
-                            signed_at,
-                            origin,
-                            public_key,
-                            signature,
-                        }
-                    })
+                    .map(
+                        |(size, root, signed_at, origin, public_key, signature, pk, ps)| {
+                            $crate::store::CheckpointRow {
+                                size: size as u64,
+                                root,
+                                signed_at,
+                                origin,
+                                public_key,
+                                signature,
+                                handover: pk.zip(ps),
+                            }
+                        },
+                    )
                     .collect())
             }
         }

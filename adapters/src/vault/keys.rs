@@ -245,6 +245,22 @@ impl Vault {
         self.operator_secret(region, "signing", now).await
     }
 
+    /// Generation `generation` of the audit log's signing seed (ADR 0026: generation 1 is the
+    /// seed [`Vault::audit_signing_seed`] made; a rotation makes the next); `create` makes it
+    /// if it was never made. `None` when it does not exist.
+    pub async fn audit_seed(
+        &self,
+        region: Region,
+        generation: u32,
+        create: Option<Timestamp>,
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, VaultError> {
+        let name = match generation {
+            1 => "signing".to_owned(),
+            g => format!("signing-g{g}"),
+        };
+        self.operator_key(region, &name, create).await
+    }
+
     /// The key that signs short-lived media download URLs: the operator's, kept like the audit
     /// seed, so that a URL stays good across a restart and on every node of one store.
     pub async fn media_url_key(
@@ -262,6 +278,18 @@ impl Vault {
         name: &str,
         now: Timestamp,
     ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+        self.operator_key(region, name, Some(now))
+            .await?
+            .ok_or(VaultError::KeyDestroyed)
+    }
+
+    /// A 32-byte secret of the operator's own named `name`, made if `create` and never made.
+    async fn operator_key(
+        &self,
+        region: Region,
+        name: &str,
+        create: Option<Timestamp>,
+    ) -> Result<Option<Zeroizing<[u8; 32]>>, VaultError> {
         let id = key_id(KeyKind::Audit, region, AUDIT_OWNER, name);
         let spec = KeySpec {
             kind: KeyKind::Audit,
@@ -271,13 +299,15 @@ impl Vault {
             subject: None,
             version: 1,
         };
-        let key = self
-            .load(AUDIT_OWNER, &id, Some((spec, now)))
+        let Some(key) = self
+            .load(AUDIT_OWNER, &id, create.map(|now| (spec, now)))
             .await?
-            .ok_or(VaultError::KeyDestroyed)?;
+        else {
+            return Ok(None);
+        };
         let mut seed = Zeroizing::new([0u8; 32]);
         seed.copy_from_slice(&key.expose()[..]);
-        Ok(seed)
+        Ok(Some(seed))
     }
 
     /// Destroys a media object's own key: its bytes and description are gone for good.

@@ -42,7 +42,7 @@ fn input() -> RopaInput {
                     signed_at: 1_700_000_000_000,
                     public_key: "cd".repeat(32),
                     signature: "ef".repeat(64),
-                    note: String::new(),
+                    ..Default::default()
                 }),
             },
         ],

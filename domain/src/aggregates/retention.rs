@@ -29,6 +29,9 @@ pub struct RetentionLedger {
     /// Root-key generations recorded as destroyed, per region.
     #[serde(default)]
     pub roots_destroyed: BTreeMap<Region, std::collections::BTreeSet<u32>>,
+    /// Newest audit signing key generation recorded (the deployment's ledger only).
+    #[serde(default)]
+    pub audit_generation: u32,
 }
 
 impl RetentionLedger {
@@ -83,6 +86,17 @@ pub enum RetentionCommand {
         generation: u32,
         /// How many.
         rows: u64,
+    },
+    /// The audit log's signing key is about to hand over to generation `generation`.
+    RotateAuditKey {
+        /// The region whose key store keeps the signing seed.
+        region: Region,
+        /// The new generation.
+        generation: u32,
+        /// Its verifier key (the note format), public.
+        verifier_key: String,
+        /// Why.
+        reason: RotationReason,
     },
     /// Generation `generation` of a region's root key was destroyed.
     RecordRootKeyDestroyed {
@@ -157,6 +171,20 @@ pub enum RetentionEvent {
         /// When.
         at: Timestamp,
     },
+    /// The audit log's signing key was handed over to generation `generation`: checkpoints
+    /// from its hand-over on are signed by it; the hand-over checkpoint is signed by both.
+    AuditKeyRotated {
+        /// The region whose key store keeps the signing seed.
+        region: Region,
+        /// The new generation.
+        generation: u32,
+        /// Its verifier key (the note format), public.
+        verifier_key: String,
+        /// Why.
+        reason: RotationReason,
+        /// When.
+        at: Timestamp,
+    },
     /// An old generation of a region's root key was destroyed: nothing wrapped under it
     /// opens again (nothing was left under it).
     RootKeyDestroyed {
@@ -170,6 +198,7 @@ pub enum RetentionEvent {
 }
 
 domain_event!(RetentionEvent {
+    AuditKeyRotated => "1",
     EpochKeyShredded => "1",
     LedgerKeyRotated => "1",
     RootKeyRotated => "1",
@@ -274,6 +303,26 @@ impl Decider for RetentionLedger {
                     at: now,
                 }],
             }),
+            RetentionCommand::RotateAuditKey {
+                region,
+                generation,
+                verifier_key,
+                reason,
+            } => {
+                if generation < 2 {
+                    return Err(DomainError::InvalidParameter("generation"));
+                }
+                if self.audit_generation >= generation {
+                    return Ok(vec![]);
+                }
+                Ok(vec![RetentionEvent::AuditKeyRotated {
+                    region,
+                    generation,
+                    verifier_key,
+                    reason,
+                    at: now,
+                }])
+            }
             RetentionCommand::RecordRootKeyDestroyed { region, generation } => {
                 if self
                     .roots_destroyed
@@ -320,6 +369,9 @@ impl Decider for RetentionLedger {
                 *last = (*last).max(generation);
             }
             RetentionEvent::RootKeysRewrapped { .. } => {}
+            RetentionEvent::AuditKeyRotated { generation, .. } => {
+                self.audit_generation = self.audit_generation.max(generation);
+            }
             RetentionEvent::RootKeyDestroyed {
                 region, generation, ..
             } => {

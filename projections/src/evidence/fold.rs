@@ -279,7 +279,8 @@ async fn fact(
                 RetentionEvent::LedgerKeyRotated { .. }
                 | RetentionEvent::RootKeyRotated { .. }
                 | RetentionEvent::RootKeysRewrapped { .. }
-                | RetentionEvent::RootKeyDestroyed { .. },
+                | RetentionEvent::RootKeyDestroyed { .. }
+                | RetentionEvent::AuditKeyRotated { .. },
             )
             | Err(_) => None,
         },
