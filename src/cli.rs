@@ -118,12 +118,7 @@ pub async fn audit_verify(
     if key.is_none() {
         writeln!(
             err,
-            "note: no --public-key given; trusting the key of the {} checkpoint",
-            if witness.is_empty() {
-                "store's"
-            } else {
-                "witness's"
-            }
+            "note: no --public-key given; trusting the key of the earliest checkpoint (witness and store) and the keys its hand-overs link to"
         )?;
     }
     let (verdict, regions) = match &opts.bundle {

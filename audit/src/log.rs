@@ -171,7 +171,7 @@ pub struct AuditLog {
 /// What the sequencer holds between runs: the tree's right edge and the newest checkpoint
 /// (so deciding whether to sign reads no table).
 #[derive(Debug)]
-struct Sequencer {
+pub(super) struct Sequencer {
     frontier: Frontier,
     latest: Option<Checkpoint>,
 }
@@ -203,7 +203,8 @@ impl AuditLog {
             // The origin names the note key: no space, no `+` (ADR 0022).
             return Err(StoreError::Invalid("the audit log's origin has a space or a '+'").into());
         }
-        let signing = signing::Signing::newest(vault, region, now).await?;
+        let latest = stored_checkpoints(events.as_ref()).await?.pop();
+        let signing = signing::Signing::newest(vault, region, now, latest.as_ref()).await?;
         // The right edge from the stored tiles: a few queries, not every leaf (ADR 0013).
         let size = events.audit_size().await?;
         let filled = tiles::fill_in(events.as_ref(), size).await?;
@@ -211,7 +212,6 @@ impl AuditLog {
             tracing::info!(nodes = filled, "audit tree: stored subtree roots filled in");
         }
         let frontier = tiles::frontier(events.as_ref(), size).await?;
-        let latest = stored_checkpoints(events.as_ref()).await?.pop();
         Ok(Arc::new(Self {
             events,
             vault: vault.clone(),
@@ -298,6 +298,15 @@ impl AuditLog {
     /// covers it (then returns that one).
     pub async fn checkpoint(&self, now: Timestamp) -> Result<Checkpoint, AuditError> {
         let mut state = self.state.lock().await;
+        self.checkpoint_locked(&mut state, now).await
+    }
+
+    /// [`AuditLog::checkpoint`] with the sequencer held.
+    async fn checkpoint_locked(
+        &self,
+        state: &mut Sequencer,
+        now: Timestamp,
+    ) -> Result<Checkpoint, AuditError> {
         // A key rotated here or on another node: this checkpoint hands over to it (ADR 0026).
         self.follow_rotation().await?;
         let handing_over = self.handing_over();
@@ -312,8 +321,9 @@ impl AuditLog {
         let root = state.frontier.root();
         let signer = self.signer();
         let mut body = Checkpoint::body(&self.origin, size, &root, now.millis());
-        if handing_over.is_some() {
-            body.push_str(&note::handover_line(&self.origin, &signer.verifying_key()));
+        if let Some(old) = &handing_over {
+            let (from, to) = (old.verifying_key(), signer.verifying_key());
+            body.push_str(&note::handover_line(&self.origin, &from, &to));
         }
         let signature = signer.sign(body.as_bytes());
         let row = CheckpointRow {

@@ -82,9 +82,14 @@ pub fn signed_by(body: &str, name: &str, signatures: &[(&VerifyingKey, &Signatur
     note
 }
 
-/// The extension line of a key hand-over: the verifier key the log is handed over to.
-pub fn handover_line(name: &str, to: &VerifyingKey) -> String {
-    format!("key-handover {}\n", verifier_key(name, to))
+/// The extension line of a key hand-over: the verifier keys the log is handed over from and
+/// to, both under both signatures (so neither can be swapped).
+pub fn handover_line(name: &str, from: &VerifyingKey, to: &VerifyingKey) -> String {
+    format!(
+        "key-handover {} {}\n",
+        verifier_key(name, from),
+        verifier_key(name, to)
+    )
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ mod keys;
 mod references;
 use ed25519_dalek::VerifyingKey;
 use keys::KeyChain;
-pub use keys::HANDOVER_GRACE_MS;
 pub use references::{note_reference, verify_references, HomeReferences, References};
 use sealpost_adapters::store::{EventLog, RowHeader, StoredRow, StreamId};
 use serde::{Deserialize, Serialize};

@@ -3,7 +3,7 @@
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use ed25519_dalek::{Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signer as _, SigningKey};
 use sealpost_audit::log::{Checkpoint, CheckpointError};
 use sealpost_audit::note::signed_note;
 
@@ -113,16 +113,15 @@ async fn a_checkpoint_signed_before_notes_is_signed_again_and_stored() {
     );
 }
 
-/// The signing key hands the log over (ADR 0026): the hand-over checkpoint is signed by the old
-/// and the new key, and `verify` follows the chain from either end; a forged hand-over, an
-/// unrelated key and the old key signing after the hand-over (past its grace) are refused.
+/// The signing key hands the log over (ADR 0026): the hand-over checkpoint names both keys
+/// and is signed by both; a log opened again signs with the new key; a rotation that stopped
+/// before its hand-over is handed over by the next checkpoint.
 #[tokio::test]
-async fn the_signing_key_hands_over_and_verify_follows_the_chain() {
+async fn the_signing_key_hands_over_even_after_a_stop() {
     use sealpost_adapters::crypto::SecretKey;
     use sealpost_adapters::store::Stores;
     use sealpost_adapters::vault::{RootKeys, Vault};
     use sealpost_audit::log::AuditLog;
-    use sealpost_audit::verify::{verify_store, HANDOVER_GRACE_MS};
     use sealpost_domain::{Region, Timestamp};
     let dir = tempfile::tempdir().expect("dir");
     let stores = Stores::sqlite(dir.path()).await.expect("sqlite");
@@ -135,96 +134,142 @@ async fn the_signing_key_hands_over_and_verify_follows_the_chain() {
     let log = AuditLog::open(stores.events.clone(), &vault, origin, None, now)
         .await
         .expect("open");
-    let first = log.checkpoint(now).await.expect("checkpoint");
+    log.checkpoint(now).await.expect("checkpoint");
     let old = log.public_key();
-    assert_eq!(log.key_generation(), 1);
-    let (generation, new) = log.make_next_key(now).await.expect("next key");
-    assert_eq!(generation, 2);
+    let (generation, new, handover) = log.rotate_key(now).await.expect("rotate");
     assert_eq!(
-        log.public_key(),
-        old,
-        "not signing under it before the hand-over"
+        (generation, log.key_generation(), log.public_key()),
+        (2, 2, new)
     );
-    let later = Timestamp::from_millis(now.millis() + 1_000);
-    let handover = log.checkpoint(later).await.expect("hand-over");
-    assert_eq!((log.key_generation(), log.public_key()), (2, new));
     assert!(handover.is_handover());
     assert_eq!(handover.previous_key, hex::encode(old.as_bytes()));
     assert_eq!(handover.verify(Some(&new)), Ok(()));
     assert_eq!(
         handover.note.matches("\n\u{2014} ").count(),
         2,
-        "two signature lines: {}",
+        "{}",
         handover.note
     );
-    assert!(handover.note.contains("key-handover sealpost/audit/v1+"));
-    let again = log.checkpoint(later).await.expect("checkpoint");
-    assert_eq!(again, handover, "it covers the tree: not signed again");
-    // A log opened again takes up the newest key at once.
-    let reopened = AuditLog::open(stores.events.clone(), &vault, origin, None, later)
-        .await
-        .expect("open");
-    assert_eq!(reopened.public_key(), new);
+    let line = format!(
+        "key-handover {} {}\n",
+        sealpost_audit::note::verifier_key(origin, &old),
+        sealpost_audit::note::verifier_key(origin, &new)
+    );
+    assert!(handover.note.contains(&line), "{}", handover.note);
+    assert_eq!(
+        log.checkpoint(now).await.expect("again"),
+        handover,
+        "not signed again"
+    );
 
-    let verdict = |witness: Vec<Checkpoint>, trusted: Option<VerifyingKey>| {
-        let events = stores.events.clone();
-        async move {
-            verify_store(events.as_ref(), &witness, trusted.as_ref(), &mut |_| {})
-                .await
-                .expect("verify")
-        }
-    };
-    let published = vec![first.clone(), handover.clone()];
-    assert!(
-        verdict(published.clone(), Some(old)).await.is_ok(),
-        "from the old key"
-    );
-    assert!(
-        verdict(published.clone(), Some(new)).await.is_ok(),
-        "from the new key"
-    );
-    assert!(
-        verdict(published.clone(), None).await.is_ok(),
-        "from the first checkpoint"
-    );
-    let stranger = SigningKey::from_bytes(&[9; 32]).verifying_key();
-    assert!(!verdict(published.clone(), Some(stranger)).await.is_ok());
-    // A hand-over whose old signature is not the old key's links nothing.
-    let mut forged = handover.clone();
-    forged.previous_signature = hex::encode(
-        SigningKey::from_bytes(&[9; 32])
-            .sign(b"anything")
-            .to_bytes(),
-    );
-    forged.note.clear();
-    assert!(!verdict(vec![first.clone(), forged], Some(old))
-        .await
-        .is_ok());
-    // The old key signing well after it handed over: refused; within the grace: taken.
-    let seed = vault
-        .audit_seed(Region::Eu, 1, None)
+    // Generation 3 made, and the process stops before its hand-over: the next one to open
+    // the log hands over from generation 2 with its first checkpoint.
+    let third = vault
+        .audit_seed(Region::Eu, 3, Some(now))
         .await
         .expect("seed")
-        .expect("kept");
-    let old_signer = SigningKey::from_bytes(&seed);
-    let signed_by_old = |at: i64| {
-        let root = first.root_hash().expect("root");
-        let body = Checkpoint::body(origin, first.size, &root, at);
+        .expect("made");
+    let third = SigningKey::from_bytes(&third).verifying_key();
+    let reopened = AuditLog::open(stores.events.clone(), &vault, origin, None, now)
+        .await
+        .expect("open");
+    assert_eq!(reopened.public_key(), third);
+    let next = reopened.checkpoint(now).await.expect("checkpoint");
+    assert!(next.is_handover(), "{next:?}");
+    assert_eq!(next.previous_key, hex::encode(new.as_bytes()));
+    assert_eq!(next.verify(Some(&third)), Ok(()));
+}
+
+/// `verify` follows hand-overs from either end, and refuses what a hand-over must not allow:
+/// a key swapped into a hand-over, a stranger's key, a handed-over key signing a larger tree,
+/// and a key handed over twice (a stolen old key naming a successor of its own).
+#[test]
+fn verify_follows_the_key_chain_and_nothing_else() {
+    use sealpost_audit::merkle::Frontier;
+    use sealpost_audit::note::handover_line;
+    use sealpost_audit::verify::{verify, Evidence, Finding};
+    let origin = "sealpost/audit/v1";
+    let leaves: Vec<[u8; 32]> = (1..=4u8).map(|i| [i; 32]).collect();
+    let rows: Vec<(u64, [u8; 32])> = leaves.iter().zip(1u64..).map(|(h, p)| (p, *h)).collect();
+    let key = |b: u8| SigningKey::from_bytes(&[b; 32]);
+    let (old, new, stranger) = (key(1), key(2), key(3));
+    let sign = |by: &SigningKey, size: u64, from: Option<&SigningKey>| {
+        let mut tree = Frontier::new();
+        for h in &leaves[..size as usize] {
+            tree.push(*h);
+        }
+        let root = tree.root();
+        let at = 1_000 + size as i64;
+        let mut body = Checkpoint::body(origin, size, &root, at);
+        if let Some(from) = from {
+            body.push_str(&handover_line(
+                origin,
+                &from.verifying_key(),
+                &by.verifying_key(),
+            ));
+        }
         Checkpoint {
+            origin: origin.to_owned(),
+            size,
+            root: hex::encode(root),
             signed_at: at,
-            signature: hex::encode(old_signer.sign(body.as_bytes()).to_bytes()),
-            note: String::new(),
-            ..first.clone()
+            public_key: hex::encode(by.verifying_key().as_bytes()),
+            signature: hex::encode(by.sign(body.as_bytes()).to_bytes()),
+            previous_key: from
+                .map(|f| hex::encode(f.verifying_key().as_bytes()))
+                .unwrap_or_default(),
+            previous_signature: from
+                .map(|f| hex::encode(f.sign(body.as_bytes()).to_bytes()))
+                .unwrap_or_default(),
+            ..Checkpoint::default()
         }
     };
-    let late = signed_by_old(handover.signed_at + HANDOVER_GRACE_MS + 1);
-    assert!(
-        !verdict(vec![first.clone(), handover.clone(), late], Some(old))
-            .await
-            .is_ok()
-    );
-    let in_grace = signed_by_old(handover.signed_at + 1);
-    assert!(verdict(vec![first, handover, in_grace], Some(old))
-        .await
-        .is_ok());
+    let checked = |checkpoints: &[Checkpoint], trusted: Option<&SigningKey>| {
+        let trusted = trusted.map(SigningKey::verifying_key);
+        verify(&Evidence {
+            rows: &rows,
+            leaves: &rows,
+            checkpoints,
+            witness: &[],
+            trusted_key: trusted.as_ref(),
+        })
+    };
+    let chain = vec![
+        sign(&old, 1, None),
+        sign(&old, 2, None),
+        sign(&new, 2, Some(&old)),
+        sign(&new, 3, None),
+    ];
+    for trusted in [Some(&old), Some(&new), None] {
+        let verdict = checked(&chain, trusted);
+        assert!(verdict.is_ok(), "{:?}", verdict.findings);
+        assert_eq!(verdict.checkpoints, 3);
+    }
+    assert!(!checked(&chain, Some(&stranger)).is_ok());
+    let bad = |verdict: sealpost_audit::verify::Verdict, size: u64, why: &str| {
+        assert!(
+            verdict.findings.iter().any(|f| matches!(
+                f,
+                Finding::BadCheckpoint { size: s, reason } if *s == size && reason.contains(why)
+            )),
+            "{:?}",
+            verdict.findings
+        );
+    };
+    // The stranger swapped into the real hand-over: the new key's signature names the old key.
+    let mut swapped = sign(&new, 2, Some(&old));
+    swapped.previous_key = hex::encode(stranger.verifying_key().as_bytes());
+    swapped.note.clear();
+    let mut with = chain.clone();
+    with.extend([swapped, sign(&stranger, 1, None)]);
+    bad(checked(&with, Some(&new)), 1, "untrusted");
+    // The old key signing a larger tree than the one it handed over at.
+    let mut with = chain.clone();
+    with.push(sign(&old, 4, None));
+    bad(checked(&with, Some(&old)), 4, "handed the log over");
+    // A stolen old key hands over to a key of its own: a fork, and nothing it signs counts.
+    let mut with = chain.clone();
+    with.extend([sign(&stranger, 3, Some(&old)), sign(&stranger, 4, None)]);
+    let verdict = checked(&with, Some(&old));
+    bad(verdict, 3, "handed the log over twice");
 }

@@ -67,9 +67,10 @@ impl Sealpost {
         )
     }
 
-    /// Hands the audit log over to a new signing key now: the key is made, the rotation
-    /// recorded, and the next checkpoint (signed here, at once) is signed by the new key and
-    /// the one it takes over from. Returns the new generation and that checkpoint.
+    /// Hands the audit log over to a new signing key now: the key is made and the hand-over
+    /// checkpoint signed by the new key and the one it takes over from, then the rotation is
+    /// recorded (the chain stands without the record: a crash in between loses only the
+    /// report's line). Returns the new generation and the hand-over.
     pub async fn rotate_audit_key(
         &self,
         principal: &Principal,
@@ -78,7 +79,7 @@ impl Sealpost {
         use sealpost_domain::{RetentionCommand, RetentionLedger, DEPLOYMENT};
         let audit = self.audit().await?;
         let now = self.now();
-        let (generation, key) = audit.make_next_key(now).await?;
+        let (generation, key, checkpoint) = audit.rotate_key(now).await?;
         let region = sealpost_audit::log::SIGNING_KEY_REGION;
         let command = RetentionCommand::RotateAuditKey {
             region,
@@ -91,7 +92,6 @@ impl Sealpost {
         self.exec
             .execute::<RetentionLedger>(&stream, command, &meta, now)
             .await?;
-        let checkpoint = audit.checkpoint(now).await?;
         Ok((generation, checkpoint))
     }
 

@@ -166,7 +166,7 @@ async fn the_signing_key_hands_over_and_audit_verify_follows_it() {
     let handover = rotated["checkpoint"]["note"].as_str().expect("note");
     let said = open_note(handover, &old_vkey).expect("the old key opens the hand-over");
     assert!(
-        said.contains(&format!("key-handover {new_vkey}\n")),
+        said.contains(&format!("key-handover {old_vkey} {new_vkey}\n")),
         "{said}"
     );
     open_note(handover, &new_vkey).expect("the new key opens the hand-over");
@@ -215,7 +215,10 @@ async fn the_signing_key_hands_over_and_audit_verify_follows_it() {
         );
     }
     let stranger = ed25519_dalek::SigningKey::from_bytes(&[7; 32]).verifying_key();
-    assert!(!verify(&hex::encode(stranger.as_bytes())).status.success());
+    let refused = verify(&hex::encode(stranger.as_bytes()));
+    let said = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains("untrusted"), "{said}");
     assert!(
         sealpost(["keys", "status", "--data-dir", &dir]).contains(&format!(
             "audit signing key: generation 2, verifier key {new_vkey}"

@@ -61,13 +61,14 @@ fn value_pairs(rows: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-/// A checkpoint signed again at a size already stored (one signed before notes, ADR 0022)
-/// replaces the stored one only if it is of the same tree.
+/// A checkpoint signed again at a size already stored (one signed before notes, ADR 0022; a
+/// key hand-over, ADR 0026) replaces the stored one only if it is of the same tree and not a
+/// hand-over (the only link between two keys).
 pub const AUDIT_PUT_CHECKPOINT: &str = "INSERT INTO sealpost_audit_checkpoints (size, root, signed_at, origin, public_key, signature, previous_key, previous_signature) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (size) DO UPDATE SET signed_at = excluded.signed_at, \
      origin = excluded.origin, public_key = excluded.public_key, signature = excluded.signature, \
      previous_key = excluded.previous_key, previous_signature = excluded.previous_signature \
-     WHERE sealpost_audit_checkpoints.root = excluded.root";
+     WHERE sealpost_audit_checkpoints.root = excluded.root AND sealpost_audit_checkpoints.previous_key IS NULL";
 pub const AUDIT_CHECKPOINTS: &str = "SELECT size, root, signed_at, origin, public_key, signature, previous_key, previous_signature \
      FROM sealpost_audit_checkpoints ORDER BY size";
 pub const LOAD_CHECKPOINT: &str = "SELECT position FROM sealpost_checkpoints WHERE name = $1";

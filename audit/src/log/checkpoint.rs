@@ -44,9 +44,12 @@ pub enum CheckpointError {
     /// It was signed by another key than the one trusted.
     #[error("signed by an untrusted key")]
     UntrustedKey,
-    /// It was signed by a key after that key handed the log over to another.
+    /// It was signed by a key for a larger tree than the one it handed the log over at.
     #[error("signed by a key after it handed the log over")]
     HandedOver,
+    /// A hand-over by a key that handed the log over to two different keys (a fork).
+    #[error("the key it hands over from handed the log over twice")]
+    Forked,
     /// The signature does not match.
     #[error("bad signature")]
     BadSignature,
@@ -86,11 +89,12 @@ impl Checkpoint {
         parse_public_key(&self.previous_key)
     }
 
-    /// The signed text: the note body, with the hand-over line on a hand-over.
+    /// The signed text: the note body, with the hand-over line (naming the previous key and
+    /// this one) on a hand-over.
     fn signed_text(&self, key: &VerifyingKey, root: &Hash) -> String {
         let mut body = Self::body(&self.origin, self.size, root, self.signed_at);
-        if self.is_handover() {
-            body.push_str(&note::handover_line(&self.origin, key));
+        if let Some(previous) = self.previous() {
+            body.push_str(&note::handover_line(&self.origin, &previous, key));
         }
         body
     }

@@ -1,14 +1,17 @@
 //! The audit log's signing key and its rotation (ADR 0026): generation 1 is the seed the log
 //! always had; a rotation makes the next generation's seed, and the log's next checkpoint is a
-//! hand-over, signed by the new key and by the one it takes over from. A node follows a
-//! rotation made elsewhere before each checkpoint it signs.
+//! hand-over, signed by the new key and by the key of the newest checkpoint stored (the key
+//! the chain ends with). A node takes up the newest generation before each checkpoint it
+//! signs, and when it opens: if the newest checkpoint stored is an older generation's (a
+//! rotation stopped before its hand-over, or was made elsewhere), its next checkpoint is the
+//! hand-over from that key.
 
-use super::{AuditError, AuditLog};
+use super::{stored_checkpoints, AuditError, AuditLog, Checkpoint};
 use ed25519_dalek::{SigningKey, VerifyingKey};
-use sealpost_adapters::vault::Vault;
+use sealpost_adapters::vault::{Vault, VaultError};
 use sealpost_domain::{Region, Timestamp};
 
-/// The key checkpoints are signed with now, and the one it took over from until a hand-over
+/// The key checkpoints are signed with now, and the one it takes over from until a hand-over
 /// checkpoint has been signed.
 #[derive(Debug)]
 pub(super) struct Signing {
@@ -17,23 +20,54 @@ pub(super) struct Signing {
     pub(super) handing_over: Option<SigningKey>,
 }
 
+/// Every generation of `region`'s audit seed, oldest first (the first made on first use).
+async fn generations(
+    vault: &Vault,
+    region: Region,
+    now: Timestamp,
+) -> Result<Vec<SigningKey>, AuditError> {
+    let first = vault.audit_signing_seed(region, now).await?;
+    let mut keys = vec![SigningKey::from_bytes(&first)];
+    while let Some(next) = vault
+        .audit_seed(region, keys.len() as u32 + 1, None)
+        .await?
+    {
+        keys.push(SigningKey::from_bytes(&next));
+    }
+    Ok(keys)
+}
+
+/// The newest of `keys`, and the key a hand-over to it must come from: that of `latest` (the
+/// newest checkpoint stored) when it is an older generation's.
+fn newest_of(mut keys: Vec<SigningKey>, latest: Option<&Checkpoint>) -> Signing {
+    let key = keys.pop().expect("generation 1 is always there");
+    let signed_by = |k: &SigningKey| {
+        latest.is_some_and(|c| c.public_key == hex::encode(k.verifying_key().as_bytes()))
+    };
+    let handing_over = match signed_by(&key) {
+        true => None,
+        false => keys.into_iter().rev().find(|k| signed_by(k)),
+    };
+    Signing {
+        generation: 0,
+        key,
+        handing_over,
+    }
+}
+
 impl Signing {
-    /// The newest generation of `region`'s audit seed (the first made on first use).
+    /// The newest generation of `region`'s audit seed, handing over from `latest`'s key.
     pub(super) async fn newest(
         vault: &Vault,
         region: Region,
         now: Timestamp,
+        latest: Option<&Checkpoint>,
     ) -> Result<Self, AuditError> {
-        let mut generation = 1;
-        let mut seed = vault.audit_signing_seed(region, now).await?;
-        while let Some(next) = vault.audit_seed(region, generation + 1, None).await? {
-            generation += 1;
-            seed = next;
-        }
-        Ok(Self {
+        let keys = generations(vault, region, now).await?;
+        let generation = keys.len() as u32;
+        Ok(Signing {
             generation,
-            key: SigningKey::from_bytes(&seed),
-            handing_over: None,
+            ..newest_of(keys, latest)
         })
     }
 }
@@ -55,35 +89,49 @@ impl AuditLog {
         self.signing().key.clone()
     }
 
-    /// Makes the next generation's signing key (once: a second call finds it) and returns it,
-    /// without signing under it yet: the log's next checkpoint hands over to it.
-    pub async fn make_next_key(&self, now: Timestamp) -> Result<(u32, VerifyingKey), AuditError> {
+    /// Hands the log over to a new signing key now: takes up any rotation made elsewhere,
+    /// makes the next generation and signs the hand-over checkpoint, all with the sequencer
+    /// held (so the checkpoint returned is the hand-over). Returns the new generation, its
+    /// public key and the hand-over.
+    pub async fn rotate_key(
+        &self,
+        now: Timestamp,
+    ) -> Result<(u32, VerifyingKey, Checkpoint), AuditError> {
+        let mut state = self.state.lock().await;
+        self.follow_rotation().await?;
         let generation = self.key_generation() + 1;
-        let seed = self
-            .vault
+        self.vault
             .audit_seed(self.region, generation, Some(now))
             .await?
-            .ok_or(sealpost_adapters::vault::VaultError::KeyDestroyed)?;
-        Ok((generation, SigningKey::from_bytes(&seed).verifying_key()))
+            .ok_or(VaultError::KeyDestroyed)?;
+        self.follow_rotation().await?;
+        let checkpoint = self.checkpoint_locked(&mut state, now).await?;
+        Ok((generation, self.public_key(), checkpoint))
     }
 
-    /// Takes up a newer generation made here or elsewhere, keeping the current key to sign the
-    /// hand-over with.
+    /// Takes up the newest generation made here or elsewhere, keeping the key of the newest
+    /// checkpoint stored to sign the hand-over with.
     pub(super) async fn follow_rotation(&self) -> Result<(), AuditError> {
         let generation = self.key_generation();
-        let Some(seed) = self
+        if self
             .vault
             .audit_seed(self.region, generation + 1, None)
             .await?
-        else {
+            .is_none()
+        {
             return Ok(());
-        };
+        }
+        let keys = generations(&self.vault, self.region, Timestamp::from_millis(0)).await?;
+        let latest = stored_checkpoints(self.events.as_ref()).await?.pop();
+        let newest = keys.len() as u32;
+        let next = newest_of(keys, latest.as_ref());
         let mut signing = self.signing();
-        if signing.generation == generation {
-            let old = std::mem::replace(&mut signing.key, SigningKey::from_bytes(&seed));
-            signing.handing_over.get_or_insert(old);
-            signing.generation = generation + 1;
-            tracing::info!(generation = generation + 1, "audit signing key rotated");
+        if signing.generation < newest {
+            *signing = Signing {
+                generation: newest,
+                ..next
+            };
+            tracing::info!(generation = newest, "audit signing key rotated");
         }
         Ok(())
     }
