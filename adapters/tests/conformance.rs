@@ -5,14 +5,13 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use rand::Rng;
 use sealpost_adapters::clock::SystemClock;
-use sealpost_adapters::crypto::SecretKey;
 use sealpost_adapters::ledger::{EventContext, EventStore, PlainEvent};
 use sealpost_adapters::store::{
     AppendCommand, AppendOutcome, AuditLeaf, AuditNode, CheckpointRow, Conflict, Destruction,
     EventLog, Fence, KeyKind, KeyState, OfBusiness, SessionRow, SnapshotRow, StoreError, StoredRow,
-    Stores, StreamId, TxHook, WrappedKey,
+    StreamId, TxHook, WrappedKey,
 };
-use sealpost_adapters::vault::{RootKeys, Vault};
+use sealpost_adapters::vault::Vault;
 use sealpost_domain::Region;
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
@@ -22,17 +21,15 @@ use std::time::Duration;
 
 #[macro_use]
 mod common;
-use common::{postgres_fixture, sqlite_fixture, Fixture};
+use common::{postgres_fixture, sqlite_fixture, token_fixture, Fixture};
 
-fn vault(stores: &Stores) -> Arc<Vault> {
-    Arc::new(Vault::new(
-        stores.keys.clone(),
-        RootKeys::fixed([(Region::Eu, SecretKey::random())]),
-    ))
+/// A vault over the fixture's key store, its root keys in the fixture's custody.
+fn vault(f: &Fixture) -> Arc<Vault> {
+    Arc::new(Vault::new(f.stores.keys.clone(), f.roots()))
 }
 
-async fn sealed_store(stores: &Stores) -> Arc<EventStore> {
-    EventStore::start(stores.events.clone(), vault(stores), Arc::new(SystemClock))
+async fn sealed_store(f: &Fixture) -> Arc<EventStore> {
+    EventStore::start(f.stores.events.clone(), vault(f), Arc::new(SystemClock))
         .await
         .expect("start")
 }
@@ -167,7 +164,7 @@ impl EventLog for CountingLog {
 }
 
 async fn round_trip(f: &Fixture) {
-    let store = sealed_store(&f.stores).await;
+    let store = sealed_store(f).await;
     let s = StreamId::new(B1, "message", "wamid.a");
     let p = store
         .append(&s, 0, &ctx(), vec![event(1, "x"), event(2, "y")])
@@ -194,7 +191,7 @@ async fn round_trip(f: &Fixture) {
 }
 
 async fn several_streams_in_one_read(f: &Fixture) {
-    let store = sealed_store(&f.stores).await;
+    let store = sealed_store(f).await;
     let (a, b) = (
         StreamId::new(B1, "message", "m-a"),
         StreamId::new(B1, "message", "m-b"),
@@ -287,7 +284,7 @@ async fn several_streams_in_one_read(f: &Fixture) {
 }
 
 async fn conflicts_are_typed(f: &Fixture) {
-    let store = sealed_store(&f.stores).await;
+    let store = sealed_store(f).await;
     let s = StreamId::new(B1, "subject", "sub_1");
     store
         .append(&s, 0, &ctx(), vec![event(1, "a")])
@@ -318,7 +315,7 @@ async fn conflicts_are_typed(f: &Fixture) {
 /// 32 tasks race on one stream for 1,000 rounds: exactly one winner per sequence, nothing lost
 /// or duplicated.
 async fn one_winner_per_sequence(f: &Fixture) {
-    let store = sealed_store(&f.stores).await;
+    let store = sealed_store(f).await;
     let s = StreamId::new(B1, "contended", "one");
     let wins = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
@@ -374,7 +371,7 @@ async fn one_winner_per_sequence(f: &Fixture) {
 /// does not keep (never reporting "caught up" while a kept row is still ahead), and moves its
 /// position past what it skipped.
 async fn a_filtered_subscription_skips_what_it_does_not_follow(f: &Fixture) {
-    let store = sealed_store(&f.stores).await;
+    let store = sealed_store(f).await;
     let skipped = StreamId::new(B1, "noise", "n");
     // More than one page (256) of rows nobody follows, then one that is followed.
     let noise: Vec<PlainEvent> = (1..=300).map(|n| event(n, "noise")).collect();
@@ -404,7 +401,7 @@ async fn a_filtered_subscription_skips_what_it_does_not_follow(f: &Fixture) {
 /// its judgement of the header (here: one business) accepts, and once caught up stands at the
 /// head of the log, past the rows of other types, so the next read does not scan them again.
 async fn a_typed_subscription_reads_its_types_and_moves_to_the_head(f: &Fixture) {
-    let store = sealed_store(&f.stores).await;
+    let store = sealed_store(f).await;
     let typed = |n: u64, ty: &str| {
         let mut e = event(n, ty);
         e.event_type = ty.into();
@@ -489,7 +486,7 @@ impl TxHook for DelayHook {
 /// 16 writers hold transactions open for random times and roll back 1 %; a subscriber reading
 /// concurrently sees every committed event exactly once, in order, and nothing rolled back.
 async fn subscriber_sees_every_commit_in_order(f: &Fixture) {
-    let store = sealed_store(&f.stores).await;
+    let store = sealed_store(f).await;
     let mut sub = store.subscribe(0);
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
@@ -580,7 +577,7 @@ async fn group_commit_batches_concurrent_commands(f: &Fixture) {
         inner: f.stores.events.clone(),
         transactions: AtomicUsize::new(0),
     });
-    let store = EventStore::start(counting.clone(), vault(&f.stores), Arc::new(SystemClock))
+    let store = EventStore::start(counting.clone(), vault(f), Arc::new(SystemClock))
         .await
         .expect("start");
     let mut tasks = Vec::new();
@@ -609,7 +606,7 @@ async fn group_commit_batches_concurrent_commands(f: &Fixture) {
 }
 
 async fn snapshots_and_checkpoints(f: &Fixture) {
-    let store = sealed_store(&f.stores).await;
+    let store = sealed_store(f).await;
     let s = StreamId::new(B1, "subject", "snap");
     store
         .append(&s, 0, &ctx(), vec![event(1, "a")])
@@ -651,7 +648,7 @@ async fn snapshots_and_checkpoints(f: &Fixture) {
 }
 
 async fn live_tail_wakes_on_commit(f: &Fixture) {
-    let store = sealed_store(&f.stores).await;
+    let store = sealed_store(f).await;
     let mut sub = store.subscribe(0);
     let waiter = tokio::spawn(async move { sub.next_batch().await.expect("batch").len() });
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -849,7 +846,7 @@ async fn cqrs_framework_runs_on_the_sealed_store(f: &Fixture) {
     };
     use std::collections::HashMap;
 
-    let store = sealed_store(&f.stores).await;
+    let store = sealed_store(f).await;
     let repo = SealedRepository::new(store.clone(), B1);
     let es = PersistedEventStore::<SealedRepository, Subject>::new_snapshot_store(repo.clone(), 2);
     let cqrs = CqrsFramework::new(es, vec![], ());
@@ -1033,3 +1030,21 @@ on_every_store!(
     cqrs_framework_runs_on_the_sealed_store,
     signal_state_contract,
 );
+
+/// The whole suite once more with the root keys in the PKCS#11 token (issue 15, ADR 0023).
+mod token {
+    on_every_store!(@backend token_fixture;
+    round_trip,
+    several_streams_in_one_read,
+    a_filtered_subscription_skips_what_it_does_not_follow,
+    a_typed_subscription_reads_its_types_and_moves_to_the_head,
+    conflicts_are_typed,
+    one_winner_per_sequence,
+    subscriber_sees_every_commit_in_order,
+    group_commit_batches_concurrent_commands,
+    snapshots_and_checkpoints,
+    live_tail_wakes_on_commit,
+    key_store_contract,
+    cqrs_framework_runs_on_the_sealed_store,
+    signal_state_contract);
+}

@@ -11,12 +11,31 @@ pub struct Fixture {
     pub stores: Stores,
     _dir: Option<tempfile::TempDir>,
     pg: Option<sealpost_testkit::PgTestDb>,
+    /// The root keys' custody when the suite runs on a PKCS#11 token (else keys in memory),
+    /// and its turn: token fixtures run one at a time (SoftHSM2 and several sessions of one
+    /// process, see `adapters/tests/token.rs`).
+    token: Option<(
+        sealpost_adapters::vault::Roots,
+        tokio::sync::MutexGuard<'static, ()>,
+    )>,
 }
 
 impl Fixture {
     /// The Postgres schema and its pool, on Postgres.
     pub fn pg(&self) -> Option<&sealpost_testkit::PgTestDb> {
         self.pg.as_ref()
+    }
+
+    /// The root keys' custody: the token's, or keys of every region in memory.
+    pub fn roots(&self) -> sealpost_adapters::vault::Roots {
+        match &self.token {
+            Some((roots, _)) => roots.clone(),
+            None => sealpost_adapters::vault::RootKeys::fixed(
+                sealpost_domain::Region::ALL
+                    .map(|r| (r, sealpost_adapters::crypto::SecretKey::random())),
+            )
+            .into(),
+        }
     }
 
     /// The data directory, on SQLite.
@@ -38,7 +57,22 @@ pub async fn sqlite_fixture(_label: &str) -> Option<Fixture> {
         stores,
         _dir: Some(dir),
         pg: None,
+        token: None,
     })
+}
+
+/// The embedded store with its root keys in the PKCS#11 test token; `None` without a token
+/// (a loud skip, a failure under `SEALPOST_REQUIRE_HSM=1`).
+pub async fn token_fixture(label: &str) -> Option<Fixture> {
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let config = sealpost_testkit::hsm::test_token(label)?;
+    let turn = TURN.lock().await;
+    let roots = sealpost_adapters::vault::TokenRoots::open(config)
+        .expect("the test token")
+        .into();
+    let mut fixture = sqlite_fixture(label).await?;
+    fixture.token = Some((roots, turn));
+    Some(fixture)
 }
 
 pub async fn postgres_fixture(label: &str) -> Option<Fixture> {
@@ -48,6 +82,7 @@ pub async fn postgres_fixture(label: &str) -> Option<Fixture> {
         stores,
         _dir: None,
         pg: Some(pg),
+        token: None,
     })
 }
 
