@@ -218,6 +218,14 @@ pub fn router(shared: Shared) -> Router {
         .route("/sealpost/v1/audit/access", get(evidence::access))
         .route("/sealpost/v1/audit/public-key", get(evidence::public_key))
         .route("/sealpost/v1/audit/checkpoint", get(evidence::checkpoint))
+        .route(
+            "/sealpost/v1/audit/tlog/checkpoint",
+            get(evidence::tlog_checkpoint),
+        )
+        .route(
+            "/sealpost/v1/audit/tlog/tile/{*path}",
+            get(evidence::tlog_tile),
+        )
         .route("/sealpost/v1/audit/proofs/{kind}", get(evidence::proof))
         .route("/sealpost/v1/statistics", get(evidence::statistics))
         .route("/sealpost/v1/billing", get(evidence::billing))

@@ -214,5 +214,8 @@ pub async fn fill_in(events: &dyn EventLog, size: u64) -> Result<u64, AuditError
     Ok(written)
 }
 
+mod served;
+pub use served::{tile, TileAddress};
+
 #[cfg(test)]
 mod tests;

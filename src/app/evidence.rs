@@ -143,6 +143,16 @@ impl Evidence<'_> {
         Ok(self.audit().await?.checkpoint(self.now()).await?)
     }
 
+    /// A C2SP `tlog-tiles` tile of the tree of the newest checkpoint (signed now if the tree
+    /// grew), and that checkpoint; `None` when that tree does not hold the tile.
+    pub async fn tile(
+        &self,
+        address: sealpost_audit::tiles::TileAddress,
+    ) -> Result<Option<Vec<u8>>, AppError> {
+        let size = self.checkpoint().await?.size;
+        Ok(sealpost_audit::tiles::tile(self.store.log().as_ref(), size, address).await?)
+    }
+
     async fn authorize_evidence(
         &self,
         principal: &Principal,

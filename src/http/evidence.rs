@@ -388,3 +388,48 @@ pub(super) async fn message(
         Opened::Shredded => json!({ "id": id.as_str(), "shredded": true }),
     }))
 }
+
+/// `GET /sealpost/v1/audit/tlog/checkpoint`: the newest checkpoint as a signed note, where a
+/// C2SP `tlog-tiles` client looks for it (the log's prefix is `/sealpost/v1/audit/tlog/`).
+pub(super) async fn tlog_checkpoint(
+    State(s): State<Shared>,
+    _: Auth,
+) -> Result<Response, ApiError> {
+    let checkpoint = s.app.evidence().checkpoint().await?;
+    let mut answer = plain(checkpoint.note);
+    answer.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-cache"),
+    );
+    Ok(answer)
+}
+
+/// `GET /sealpost/v1/audit/tlog/tile/<L>/<N>[.p/<W>]`: a tile of hashes (C2SP `tlog-tiles`);
+/// 404 for a path that is not a tile's or a tile the newest checkpoint's tree does not hold.
+/// A full tile never changes: it may be cached for good.
+pub(super) async fn tlog_tile(
+    State(s): State<Shared>,
+    axum::extract::Path(path): axum::extract::Path<String>,
+    _: Auth,
+) -> Result<Response, ApiError> {
+    let address =
+        sealpost_audit::tiles::TileAddress::parse(&path).ok_or_else(ApiError::unknown_path)?;
+    let tile = s
+        .app
+        .evidence()
+        .tile(address)
+        .await?
+        .ok_or_else(ApiError::unknown_path)?;
+    let cache = match address.width {
+        None => "public, max-age=31536000, immutable",
+        Some(_) => "no-cache",
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (header::CACHE_CONTROL, cache),
+        ],
+        tile,
+    )
+        .into_response())
+}

@@ -225,3 +225,101 @@ async fn the_signing_key_hands_over_and_audit_verify_follows_it() {
         ))
     );
 }
+
+/// RFC 6962's tree hash over leaf hashes, written out here (not Sealpost's Merkle code).
+fn tree_hash(leaves: &[[u8; 32]]) -> [u8; 32] {
+    if leaves.len() == 1 {
+        return leaves[0];
+    }
+    let mut split = 1;
+    while split * 2 < leaves.len() {
+        split *= 2;
+    }
+    let mut node = vec![1u8];
+    node.extend_from_slice(&tree_hash(&leaves[..split]));
+    node.extend_from_slice(&tree_hash(&leaves[split..]));
+    sealpost_adapters::crypto::sha256(&node)
+}
+
+/// The log's hashes as C2SP `tlog-tiles` under the prefix `/sealpost/v1/audit/tlog/`: the
+/// checkpoint note there verifies, and the leaf tiles of its tree (full ones, then the partial
+/// one its size ends in) hash, as RFC 6962 says, to its root. A tile past the tree, a partial
+/// tile wider than the tree and a path that is not a tile's canonical one answer 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_is_served_as_tlog_tiles() {
+    let s = start();
+    for i in 0..3 {
+        let (st, sent) = s
+            .converse(&format!("tile {i}"), text(CONSUMER, "a leaf"))
+            .await;
+        assert_eq!(st, 200, "{sent}");
+    }
+    let token = s.s("auditor_token");
+    let vkey = s
+        .get_text("/sealpost/v1/audit/public-key?format=vkey", "")
+        .await
+        .1
+        .trim()
+        .to_owned();
+    let (st, note) = s
+        .get_text("/sealpost/v1/audit/tlog/checkpoint", &token)
+        .await;
+    assert_eq!(st, 200, "{note}");
+    let body = open_note(&note, &vkey).expect("the checkpoint verifies");
+    let lines: Vec<&str> = body.lines().collect();
+    let size: u64 = lines[1].parse().expect("size");
+    let root = base64::engine::general_purpose::STANDARD
+        .decode(lines[2])
+        .expect("root");
+    assert!(size > 0 && size < 128, "{size}");
+    let fetch = |path: String| {
+        let request = s
+            .request(
+                reqwest::Method::GET,
+                &format!("/sealpost/v1/audit/tlog/tile/{path}"),
+            )
+            .bearer_auth(token.clone());
+        async move {
+            let resp = request.send().await.expect("tile");
+            (
+                resp.status().as_u16(),
+                resp.bytes().await.expect("bytes").to_vec(),
+            )
+        }
+    };
+    let mut leaves = Vec::new();
+    for n in 0..=size / 256 {
+        let width = (size - n * 256).min(256);
+        if width == 0 {
+            break;
+        }
+        let index = format!("{:03}", n);
+        let path = match width {
+            256 => format!("0/{index}"),
+            w => format!("0/{index}.p/{w}"),
+        };
+        let (st, tile) = fetch(path.clone()).await;
+        assert_eq!((st, tile.len() as u64), (200, width * 32), "{path}");
+        leaves.extend(
+            tile.chunks(32)
+                .map(|c| <[u8; 32]>::try_from(c).expect("32 bytes")),
+        );
+    }
+    assert_eq!(
+        tree_hash(&leaves).to_vec(),
+        root,
+        "the tiles hash to the checkpoint's root"
+    );
+    let last = format!("{:03}", size / 256);
+    for (path, why) in [
+        // Reading evidence adds rows (access records), so the newest tree is a little larger
+        // than the checkpoint above; 255 leaves is far past it.
+        (format!("0/{last}.p/255"), "wider than the tree"),
+        (format!("0/{:03}", size / 256 + 1), "past the tree"),
+        ("0/0".to_owned(), "not canonical"),
+        ("1/000".to_owned(), "no level-1 hashes yet"),
+    ] {
+        let (st, _) = fetch(path.clone()).await;
+        assert_eq!(st, 404, "{path}: {why}");
+    }
+}
