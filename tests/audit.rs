@@ -465,6 +465,25 @@ async fn tiles_answer_like_the_whole_tree(env: Env) {
         }
     };
     check("as sequenced").await;
+    // Served as C2SP tlog-tiles: the specification's own example of a tree of 70,000 leaves
+    // (0/273.p/112, 1/000, 1/001.p/17, 2/000.p/1), each hash at height 8·L the root of its
+    // 256^L leaves; the full tiles that tree does not complete are not served.
+    let tile = |path: &str| {
+        let address = tiles::TileAddress::parse(path).expect("a tile path");
+        async move { tiles::tile(events, 70_000, address).await.expect("tile") }
+    };
+    let roots = |span: usize, from: usize, n: usize| -> Vec<u8> {
+        (from..from + n)
+            .flat_map(|i| merkle::root(&all[i * span..((i + 1) * span).min(all.len())]))
+            .collect()
+    };
+    assert_eq!(tile("0/273.p/112").await, Some(roots(1, 69_888, 112)));
+    assert_eq!(tile("1/000").await, Some(roots(256, 0, 256)));
+    assert_eq!(tile("1/001.p/17").await, Some(roots(256, 256, 17)));
+    assert_eq!(tile("2/000.p/1").await, Some(roots(65_536, 0, 1)));
+    for missing in ["0/273", "1/001", "1/001.p/18", "2/000", "3/000.p/1"] {
+        assert_eq!(tile(missing).await, None, "{missing}");
+    }
     assert_eq!(tiles::fill_in(events, 70_000).await.expect("fill in"), 0);
     let wipe = "DELETE FROM sealpost_audit_nodes";
     match &env.pg {

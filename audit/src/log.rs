@@ -358,6 +358,11 @@ impl AuditLog {
         Ok(checkpoint)
     }
 
+    /// The newest checkpoint this log signed or found stored when it opened, without signing.
+    pub async fn latest(&self) -> Option<Checkpoint> {
+        self.state.lock().await.latest.clone()
+    }
+
     /// Every stored checkpoint, smallest first.
     pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>, AuditError> {
         Ok(stored_checkpoints(self.events.as_ref()).await?)

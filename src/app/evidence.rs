@@ -143,13 +143,18 @@ impl Evidence<'_> {
         Ok(self.audit().await?.checkpoint(self.now()).await?)
     }
 
-    /// A C2SP `tlog-tiles` tile of the tree of the newest checkpoint (signed now if the tree
-    /// grew), and that checkpoint; `None` when that tree does not hold the tile.
+    /// A C2SP `tlog-tiles` tile of the tree of the newest checkpoint signed (one is signed only
+    /// if there is none: fetching tiles signs nothing, `/tlog/checkpoint` does); `None` when
+    /// that tree does not hold the tile.
     pub async fn tile(
         &self,
         address: sealpost_audit::tiles::TileAddress,
     ) -> Result<Option<Vec<u8>>, AppError> {
-        let size = self.checkpoint().await?.size;
+        let audit = self.audit().await?;
+        let size = match audit.latest().await {
+            Some(latest) => latest.size,
+            None => audit.checkpoint(self.now()).await?.size,
+        };
         Ok(sealpost_audit::tiles::tile(self.store.log().as_ref(), size, address).await?)
     }
 

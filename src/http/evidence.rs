@@ -406,7 +406,7 @@ pub(super) async fn tlog_checkpoint(
 
 /// `GET /sealpost/v1/audit/tlog/tile/<L>/<N>[.p/<W>]`: a tile of hashes (C2SP `tlog-tiles`);
 /// 404 for a path that is not a tile's or a tile the newest checkpoint's tree does not hold.
-/// A full tile never changes: it may be cached for good.
+/// A tile never changes: it may be cached for good (privately: it is answered to a token).
 pub(super) async fn tlog_tile(
     State(s): State<Shared>,
     axum::extract::Path(path): axum::extract::Path<String>,
@@ -420,14 +420,15 @@ pub(super) async fn tlog_tile(
         .tile(address)
         .await?
         .ok_or_else(ApiError::unknown_path)?;
-    let cache = match address.width {
-        None => "public, max-age=31536000, immutable",
-        Some(_) => "no-cache",
-    };
+    // A tile (full or partial) never changes; it is answered to a token, so private caches
+    // only.
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream"),
-            (header::CACHE_CONTROL, cache),
+            (
+                header::CACHE_CONTROL,
+                "private, max-age=31536000, immutable",
+            ),
         ],
         tile,
     )

@@ -81,6 +81,10 @@ pub async fn tile(
     size: u64,
     address: TileAddress,
 ) -> Result<Option<Vec<u8>>, AuditError> {
+    // Only what `TileAddress::parse` admits: levels 0 to 63, partial widths 1 to 255.
+    if address.level > 63 || address.width.is_some_and(|w| !(1..TILE_WIDTH).contains(&w)) {
+        return Ok(None);
+    }
     let height = address.level * TILE_HEIGHT;
     let at_height = size.checked_shr(height).unwrap_or(0);
     let width = address.width.unwrap_or(TILE_WIDTH);
@@ -92,7 +96,14 @@ pub async fn tile(
     }
     let hashes = read_level(events, height, from, width as u32).await?;
     if hashes.len() as u64 != width {
-        return Err(AuditError::Gap(from + hashes.len() as u64 + 1));
+        // The first leaf under the first missing hash.
+        let missing = from + hashes.len() as u64;
+        return Err(AuditError::Gap(
+            missing
+                .checked_shl(height)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1),
+        ));
     }
     Ok(Some(hashes.concat()))
 }
