@@ -19,7 +19,7 @@ mod signal_state;
 mod token;
 
 pub use keys::{epoch_key_id, media_key_id, subject_key_id};
-pub use rewrap::{Retirement, ROOT_SETTLE_MS};
+pub use rewrap::{Retirement, RootState, ROOT_SETTLE_MS};
 pub use root::{
     configured_roots, hold_custody, write_private_file, RootCustody, RootKeys, Roots,
     CUSTODY_RECORD, ROOT_KEY_ENV_PREFIX,

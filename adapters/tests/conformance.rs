@@ -1015,7 +1015,9 @@ async fn signal_state_contract(f: &Fixture) {
     );
 }
 
+// On SQLite, on Postgres, and once more with the root keys in the PKCS#11 token (issue 15).
 on_every_store!(
+    and_the_token;
     round_trip,
     several_streams_in_one_read,
     a_filtered_subscription_skips_what_it_does_not_follow,
@@ -1030,21 +1032,3 @@ on_every_store!(
     cqrs_framework_runs_on_the_sealed_store,
     signal_state_contract,
 );
-
-/// The whole suite once more with the root keys in the PKCS#11 token (issue 15, ADR 0023).
-mod token {
-    on_every_store!(@backend token_fixture;
-    round_trip,
-    several_streams_in_one_read,
-    a_filtered_subscription_skips_what_it_does_not_follow,
-    a_typed_subscription_reads_its_types_and_moves_to_the_head,
-    conflicts_are_typed,
-    one_winner_per_sequence,
-    subscriber_sees_every_commit_in_order,
-    group_commit_batches_concurrent_commands,
-    snapshots_and_checkpoints,
-    live_tail_wakes_on_commit,
-    key_store_contract,
-    cqrs_framework_runs_on_the_sealed_store,
-    signal_state_contract);
-}

@@ -147,7 +147,7 @@ async fn rotate_rewrap_retire(stores: &Stores, r: Region, roots: Roots, fresh: &
         vault.rewrap_root(r, &mut |_| {}).await.expect("again"),
         (2, 0)
     );
-    assert_eq!(vault.rewrap_pending(r).await.expect("pending"), 0);
+    assert_eq!(vault.root_state(r).await.expect("state").pending, 0);
     let after_rewrap = Vault::new(keys.clone(), fresh());
     let accounts_now: Vec<Vec<u8>> = {
         let all = everything(&after_rewrap, r, 40, 5).await;
@@ -168,7 +168,7 @@ async fn rotate_rewrap_retire(stores: &Stores, r: Region, roots: Roots, fresh: &
         .create_subject_key(B, r, &subject(41), NOW)
         .await
         .expect("made by the stale node");
-    assert_eq!(vault.rewrap_pending(r).await.expect("pending"), 1);
+    assert_eq!(vault.root_state(r).await.expect("state").pending, 1);
     let later = Timestamp::from_millis(NOW.millis() + ROOT_SETTLE_MS);
     assert_eq!(
         vault.retire_root(r, 1, later).await.expect("ask"),
@@ -234,7 +234,7 @@ async fn a_row_that_does_not_open_stops_the_rewrap(stores: &Stores, roots: Roots
     );
     vault.advance_root(r, 2, NOW).await.expect("rotate");
     assert!(vault.rewrap_root(r, &mut |_| {}).await.is_err());
-    assert_eq!(vault.rewrap_pending(r).await.expect("pending"), 1);
+    assert_eq!(vault.root_state(r).await.expect("state").pending, 1);
 }
 
 /// Root keys given in memory for every region the tests use.

@@ -7,6 +7,25 @@ use ed25519_dalek::{Signer as _, SigningKey};
 use sealpost_audit::log::{Checkpoint, CheckpointError};
 use sealpost_audit::note::signed_note;
 
+/// An embedded store in a temporary directory and a vault over it with EU's root key in memory.
+async fn embedded_store() -> (
+    tempfile::TempDir,
+    sealpost_adapters::store::Stores,
+    std::sync::Arc<sealpost_adapters::vault::Vault>,
+) {
+    use sealpost_adapters::crypto::SecretKey;
+    use sealpost_adapters::store::Stores;
+    use sealpost_adapters::vault::{RootKeys, Vault};
+    use sealpost_domain::Region;
+    let dir = tempfile::tempdir().expect("dir");
+    let stores = Stores::sqlite(dir.path()).await.expect("sqlite");
+    let vault = std::sync::Arc::new(Vault::new(
+        stores.keys.clone(),
+        RootKeys::fixed([(Region::Eu, SecretKey::random())]),
+    ));
+    (dir, stores, vault)
+}
+
 /// A checkpoint signed over its note body verifies with its note, without it, and not with
 /// another note; one signed before notes verifies over the earlier text, and only without
 /// a note.
@@ -52,17 +71,10 @@ fn checkpoints_verify_with_their_note_or_over_the_earlier_text() {
 /// bundle, which reads the store) has the note without signing again.
 #[tokio::test]
 async fn a_checkpoint_signed_before_notes_is_signed_again_and_stored() {
-    use sealpost_adapters::crypto::SecretKey;
-    use sealpost_adapters::store::{CheckpointRow, Stores};
-    use sealpost_adapters::vault::{RootKeys, Vault};
+    use sealpost_adapters::store::CheckpointRow;
     use sealpost_audit::log::{stored_checkpoints, AuditLog};
     use sealpost_domain::{Region, Timestamp};
-    let dir = tempfile::tempdir().expect("dir");
-    let stores = Stores::sqlite(dir.path()).await.expect("sqlite");
-    let vault = std::sync::Arc::new(Vault::new(
-        stores.keys.clone(),
-        RootKeys::fixed([(Region::Eu, SecretKey::random())]),
-    ));
+    let (_dir, stores, vault) = embedded_store().await;
     let now = Timestamp::from_millis(1_772_323_200_000);
     let origin = "sealpost/audit/v1";
     let seed = vault
@@ -118,17 +130,9 @@ async fn a_checkpoint_signed_before_notes_is_signed_again_and_stored() {
 /// before its hand-over is handed over by the next checkpoint.
 #[tokio::test]
 async fn the_signing_key_hands_over_even_after_a_stop() {
-    use sealpost_adapters::crypto::SecretKey;
-    use sealpost_adapters::store::Stores;
-    use sealpost_adapters::vault::{RootKeys, Vault};
     use sealpost_audit::log::AuditLog;
     use sealpost_domain::{Region, Timestamp};
-    let dir = tempfile::tempdir().expect("dir");
-    let stores = Stores::sqlite(dir.path()).await.expect("sqlite");
-    let vault = std::sync::Arc::new(Vault::new(
-        stores.keys.clone(),
-        RootKeys::fixed([(Region::Eu, SecretKey::random())]),
-    ));
+    let (_dir, stores, vault) = embedded_store().await;
     let now = Timestamp::from_millis(1_772_323_200_000);
     let origin = "sealpost/audit/v1";
     let log = AuditLog::open(stores.events.clone(), &vault, origin, None, now)

@@ -25,6 +25,25 @@ mod rotation;
 pub use root_keys::{retire_root_key, rewrap_root_keys, rotate_root_key};
 pub use rotation::{rotate_ledger_key, DEFAULT_LEDGER_ROTATION_MS};
 
+/// The stream of `business`'s retention ledger of `region`.
+pub fn ledger_stream(business: &str, region: Region) -> String {
+    format!("{business}-{}", region.code())
+}
+
+/// Records `command` on `business`'s retention ledger of `region`, acting as `principal`.
+pub async fn record_on_ledger(
+    exec: &Executor,
+    principal: &Principal,
+    (business, region): (&str, Region),
+    command: RetentionCommand,
+    now: Timestamp,
+) -> Result<(), RetentionError> {
+    let meta = CommandMeta::new(business, region, principal);
+    exec.execute::<RetentionLedger>(&ledger_stream(business, region), command, &meta, now)
+        .await?;
+    Ok(())
+}
+
 /// The principal the retention process acts as.
 pub const RETENTION_PRINCIPAL: &str = "retention";
 
@@ -357,7 +376,7 @@ impl RetentionProcess {
                 };
                 self.exec
                     .execute::<RetentionLedger>(
-                        &format!("{}-{}", business.as_str(), region.code()),
+                        &ledger_stream(business.as_str(), region),
                         command,
                         &meta,
                         now,

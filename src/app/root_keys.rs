@@ -75,8 +75,7 @@ impl Sealpost {
         &self,
         principal: &Principal,
     ) -> Result<(u32, sealpost_audit::log::Checkpoint), AppError> {
-        use sealpost_adapters::exec::CommandMeta;
-        use sealpost_domain::{RetentionCommand, RetentionLedger, DEPLOYMENT};
+        use sealpost_domain::{RetentionCommand, DEPLOYMENT};
         let audit = self.audit().await?;
         let now = self.now();
         let (generation, key, checkpoint) = audit.rotate_key(now).await?;
@@ -87,10 +86,7 @@ impl Sealpost {
             verifier_key: sealpost_audit::note::verifier_key(audit.origin(), &key),
             reason: RotationReason::OnDemand,
         };
-        let meta = CommandMeta::new(DEPLOYMENT, region, principal);
-        let stream = format!("{DEPLOYMENT}-{}", region.code());
-        self.exec
-            .execute::<RetentionLedger>(&stream, command, &meta, now)
+        retention::record_on_ledger(&self.exec, principal, (DEPLOYMENT, region), command, now)
             .await?;
         Ok((generation, checkpoint))
     }
@@ -100,12 +96,12 @@ impl Sealpost {
         let vault = self.store().vault();
         let mut all = Vec::with_capacity(Region::ALL.len());
         for region in Region::ALL {
-            let (generation, since) = vault.root_head(region).await?;
+            let state = vault.root_state(region).await?;
             all.push(RootKeyStatus {
                 region: region.code().to_owned(),
-                generation,
-                since,
-                rewrap_pending: vault.rewrap_pending(region).await?,
+                generation: state.generation,
+                since: state.since,
+                rewrap_pending: state.pending,
             });
         }
         Ok(all)

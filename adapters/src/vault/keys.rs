@@ -235,14 +235,16 @@ impl Vault {
         Ok(key.map(|k| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(k.expose())))
     }
 
-    /// The audit log's Ed25519 signing seed (32 random bytes, wrapped at rest under the
+    /// The audit log's first Ed25519 signing seed (32 random bytes, wrapped at rest under the
     /// `region` root key like every key); made on first use.
     pub async fn audit_signing_seed(
         &self,
         region: Region,
         now: Timestamp,
     ) -> Result<Zeroizing<[u8; 32]>, VaultError> {
-        self.operator_secret(region, "signing", now).await
+        self.audit_seed(region, 1, Some(now))
+            .await?
+            .ok_or(VaultError::KeyDestroyed)
     }
 
     /// Generation `generation` of the audit log's signing seed (ADR 0026: generation 1 is the

@@ -23,6 +23,18 @@ pub const ROOT_SETTLE_MS: i64 = 10 * 60 * 1_000;
 /// Rows rewrapped per read.
 const REWRAP_BATCH: u32 = 256;
 
+/// A region's root key: its current generation, since when (ms; 0 for generation 1), and the
+/// keys and accounts still wrapped under an older generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootState {
+    /// The generation keys are wrapped under now.
+    pub generation: u32,
+    /// Since when (ms; 0 for generation 1).
+    pub since: i64,
+    /// Rows still wrapped under an older generation.
+    pub pending: u64,
+}
+
 /// What asking to destroy an old root-key generation came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Retirement {
@@ -156,11 +168,19 @@ impl Vault {
         Ok(self.keys.rewrap(row, target, &sealed).await?)
     }
 
-    /// How many rows of `region` are still wrapped under a generation older than the current
-    /// one.
-    pub async fn rewrap_pending(&self, region: Region) -> Result<u64, VaultError> {
-        let (current, _) = self.root_head(region).await?;
-        Ok(self.keys.count_under_root(region.code(), current).await?)
+    /// `region`'s current root-key generation, since when, and how many rows are still wrapped
+    /// under an older one.
+    pub async fn root_state(&self, region: Region) -> Result<RootState, VaultError> {
+        let (generation, since) = self.root_head(region).await?;
+        let pending = self
+            .keys
+            .count_under_root(region.code(), generation)
+            .await?;
+        Ok(RootState {
+            generation,
+            since,
+            pending,
+        })
     }
 
     /// Destroys generation `generation` of `region`'s root key if that is safe now: it is

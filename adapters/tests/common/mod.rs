@@ -90,6 +90,14 @@ pub async fn postgres_fixture(label: &str) -> Option<Fixture> {
 /// `sqlite::name` and `postgres::name` (skipped without a test database, unless
 /// `SEALPOST_REQUIRE_POSTGRES=1`).
 macro_rules! on_every_store {
+    // The same, and once more on SQLite with the root keys in the PKCS#11 test token
+    // (`token::name`).
+    (and_the_token; $($name:ident),* $(,)?) => {
+        on_every_store!($($name),*);
+        mod token {
+            on_every_store!(@backend token_fixture; $($name),*);
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             on_every_store!(@backend sqlite_fixture; $($name),*);

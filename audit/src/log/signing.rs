@@ -20,13 +20,17 @@ pub(super) struct Signing {
     pub(super) handing_over: Option<SigningKey>,
 }
 
-/// Every generation of `region`'s audit seed, oldest first (the first made on first use).
+/// Every generation of `region`'s audit seed, oldest first; `make_first` makes the first at
+/// that time if it was never made.
 async fn generations(
     vault: &Vault,
     region: Region,
-    now: Timestamp,
+    make_first: Option<Timestamp>,
 ) -> Result<Vec<SigningKey>, AuditError> {
-    let first = vault.audit_signing_seed(region, now).await?;
+    let first = vault
+        .audit_seed(region, 1, make_first)
+        .await?
+        .ok_or(VaultError::KeyDestroyed)?;
     let mut keys = vec![SigningKey::from_bytes(&first)];
     while let Some(next) = vault
         .audit_seed(region, keys.len() as u32 + 1, None)
@@ -63,7 +67,7 @@ impl Signing {
         now: Timestamp,
         latest: Option<&Checkpoint>,
     ) -> Result<Self, AuditError> {
-        let keys = generations(vault, region, now).await?;
+        let keys = generations(vault, region, Some(now)).await?;
         let generation = keys.len() as u32;
         Ok(Signing {
             generation,
@@ -121,7 +125,8 @@ impl AuditLog {
         {
             return Ok(());
         }
-        let keys = generations(&self.vault, self.region, Timestamp::from_millis(0)).await?;
+        // The first was made when this log opened.
+        let keys = generations(&self.vault, self.region, None).await?;
         let latest = stored_checkpoints(self.events.as_ref()).await?.pop();
         let newest = keys.len() as u32;
         let next = newest_of(keys, latest.as_ref());

@@ -7,11 +7,9 @@
 //! pass finishes, hourly, any rewrap a rotation left to do.
 
 use super::RetentionError;
-use sealpost_adapters::exec::{CommandMeta, Executor};
+use sealpost_adapters::exec::Executor;
 use sealpost_adapters::vault::Retirement;
-use sealpost_domain::{
-    Principal, Region, RetentionCommand, RetentionLedger, RotationReason, Timestamp, DEPLOYMENT,
-};
+use sealpost_domain::{Principal, Region, RetentionCommand, RotationReason, Timestamp, DEPLOYMENT};
 
 /// Records `command` on the deployment's retention ledger of `region`.
 async fn record(
@@ -21,15 +19,7 @@ async fn record(
     command: RetentionCommand,
     now: Timestamp,
 ) -> Result<(), RetentionError> {
-    let meta = CommandMeta::new(DEPLOYMENT, region, principal);
-    exec.execute::<RetentionLedger>(
-        &format!("{DEPLOYMENT}-{}", region.code()),
-        command,
-        &meta,
-        now,
-    )
-    .await?;
-    Ok(())
+    super::record_on_ledger(exec, principal, (DEPLOYMENT, region), command, now).await
 }
 
 /// Gives `region`'s root key its next generation now, for `reason`: recorded, made in the
@@ -131,7 +121,7 @@ pub(super) async fn rewrap_pending(
     let vault = exec.store().vault().clone();
     let mut rows = 0;
     for region in Region::ALL {
-        if vault.root_head(region).await?.0 > 1 && vault.rewrap_pending(region).await? > 0 {
+        if vault.root_state(region).await?.pending > 0 {
             rows += rewrap_root_keys(exec, principal, region, &mut |_| {}, now).await?;
         }
     }

@@ -6,12 +6,10 @@
 //! then on are sealed under the new version; earlier versions stay for reading.
 
 use super::RetentionError;
-use sealpost_adapters::exec::{CommandMeta, Executor};
+use sealpost_adapters::exec::Executor;
 use sealpost_adapters::vault::VaultError;
 use sealpost_domain::time::DAY_MS;
-use sealpost_domain::{
-    BusinessId, Principal, Region, RetentionCommand, RetentionLedger, RotationReason, Timestamp,
-};
+use sealpost_domain::{BusinessId, Principal, Region, RetentionCommand, RotationReason, Timestamp};
 
 /// How long a ledger key version seals new events before the next one (30 days).
 pub const DEFAULT_LEDGER_ROTATION_MS: i64 = 30 * DAY_MS;
@@ -44,20 +42,13 @@ pub async fn rotate_ledger_key(
         return Ok(None);
     }
     let version = head.version + 1;
-    let meta = CommandMeta::new(business.as_str(), region, principal);
     let command = RetentionCommand::RotateLedgerKey {
         business_id: business.clone(),
         region,
         version,
         reason,
     };
-    exec.execute::<RetentionLedger>(
-        &format!("{}-{}", business.as_str(), region.code()),
-        command,
-        &meta,
-        now,
-    )
-    .await?;
+    super::record_on_ledger(exec, principal, (business.as_str(), region), command, now).await?;
     // The version recorded, not one past whatever is newest by now: two rotations asked at
     // once record one version and make that one.
     vault
