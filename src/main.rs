@@ -192,10 +192,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 } => {
                     let at = store.location();
                     match (kind.as_str(), business, region) {
-                        ("audit", None, None) => {
-                            sealpost::cli::keys::rotate_audit(&at, &mut out).await?
+                        ("audit", None, region) => {
+                            sealpost::cli::keys::rotate_audit(&at, region.as_deref(), &mut out)
+                                .await?
                         }
-                        ("audit", ..) => anyhow::bail!("the audit key is the deployment's: no --business or --region"),
+                        ("audit", ..) => anyhow::bail!("an audit key is a log's: no --business (--region for a Local Storage region's own log)"),
                         ("root", None, Some(region)) => {
                             sealpost::cli::keys::rotate_root(&at, &region, &mut out).await?
                         }

@@ -70,6 +70,15 @@ impl Sealpost {
     pub async fn region_audits(&self) -> Result<Vec<(Region, Arc<AuditLog>)>, AppError> {
         open_all(&self.region_audits, &self.stores, &self.store, self.now()).await
     }
+
+    /// The log of Local Storage region `region`, if it has a store.
+    pub async fn region_audit(&self, region: Region) -> Result<Option<Arc<AuditLog>>, AppError> {
+        Ok(self
+            .region_audits()
+            .await?
+            .into_iter()
+            .find_map(|(r, audit)| (r == region).then_some(audit)))
+    }
 }
 
 impl Evidence<'_> {

@@ -67,19 +67,30 @@ impl Sealpost {
         )
     }
 
-    /// Hands the audit log over to a new signing key now: the key is made and the hand-over
-    /// checkpoint signed by the new key and the one it takes over from, then the rotation is
-    /// recorded (the chain stands without the record: a crash in between loses only the
-    /// report's line). Returns the new generation and the hand-over.
+    /// Hands a tamper-evident log over to a new signing key now: the home log (`region` not
+    /// a Local Storage region) or that region's own (ADR 0020). The key is made and the
+    /// hand-over checkpoint signed by the new key and the one it takes over from, then the
+    /// rotation is recorded on the deployment's ledger of the key's region (the chain stands
+    /// without the record: a crash in between loses only the report's line). Returns the new
+    /// generation and the hand-over; `None` for a Local Storage region without a store.
     pub async fn rotate_audit_key(
         &self,
         principal: &Principal,
-    ) -> Result<(u32, sealpost_audit::log::Checkpoint), AppError> {
+        region: Option<Region>,
+    ) -> Result<Option<(u32, sealpost_audit::log::Checkpoint)>, AppError> {
         use sealpost_domain::{RetentionCommand, DEPLOYMENT};
-        let audit = self.audit().await?;
+        let (region, audit) = match region.filter(|r| r.is_local_storage()) {
+            None => (
+                sealpost_audit::log::SIGNING_KEY_REGION,
+                self.audit().await?.clone(),
+            ),
+            Some(region) => match self.region_audit(region).await? {
+                Some(audit) => (region, audit),
+                None => return Ok(None),
+            },
+        };
         let now = self.now();
         let (generation, key, checkpoint) = audit.rotate_key(now).await?;
-        let region = sealpost_audit::log::SIGNING_KEY_REGION;
         let command = RetentionCommand::RotateAuditKey {
             region,
             generation,
@@ -88,7 +99,7 @@ impl Sealpost {
         };
         retention::record_on_ledger(&self.exec, principal, (DEPLOYMENT, region), command, now)
             .await?;
-        Ok((generation, checkpoint))
+        Ok(Some((generation, checkpoint)))
     }
 
     /// Every region's root-key generation and what is left to rewrap.

@@ -153,8 +153,9 @@ pub enum KeysAction {
     /// Rotates a key now (recorded in the log): `ledger` (a business's ledger key in a region;
     /// needs --business and --region), `root` (a region's root key: its next generation is made
     /// and everything wrapped under the older ones is rewrapped, with progress shown; needs
-    /// --region) or `audit` (the audit log's signing key: the next checkpoint, signed at once,
-    /// hands the log over from the old key to the new one).
+    /// --region) or `audit` (the home log's signing key, or with --region a Local Storage
+    /// region's own log's: the next checkpoint, signed at once, hands the log over from the old
+    /// key to the new one).
     Rotate {
         /// The kind of key.
         #[arg(value_parser = ["ledger", "root", "audit"])]
@@ -162,7 +163,7 @@ pub enum KeysAction {
         /// The business (ledger keys).
         #[arg(long)]
         business: Option<String>,
-        /// The region code (e.g. EU, DE; ledger and root keys).
+        /// The region code (e.g. EU, DE; ledger and root keys, a Local Storage region's log).
         #[arg(long)]
         region: Option<String>,
         #[command(flatten)]

@@ -26,6 +26,15 @@ pub async fn status(at: &StoreLocation, out: &mut dyn Write) -> anyhow::Result<(
         audit.key_generation(),
         audit.verifier_key()
     )?;
+    for (region, log) in app.region_audits().await? {
+        writeln!(
+            out,
+            "audit signing key of {}'s own log: generation {}, verifier key {}",
+            region.code(),
+            log.key_generation(),
+            log.verifier_key()
+        )?;
+    }
     writeln!(
         out,
         "region  generation  since                 left to rewrap"
@@ -190,10 +199,28 @@ pub async fn retire_root(
     Ok(())
 }
 
-/// Hands the audit log over to a new signing key now.
-pub async fn rotate_audit(at: &StoreLocation, out: &mut dyn Write) -> anyhow::Result<()> {
+/// Hands the home log, or Local Storage region `region`'s own, over to a new signing key now.
+pub async fn rotate_audit(
+    at: &StoreLocation,
+    region: Option<&str>,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let region: Option<Region> = match region {
+        None => None,
+        Some(code) => Some(
+            code.parse()
+                .ok()
+                .filter(|r: &Region| r.is_local_storage())
+                .with_context(|| {
+                    format!("{code} is not a Local Storage region: the home log's key needs no --region")
+                })?,
+        ),
+    };
     let app = at.open().await?;
-    let (generation, checkpoint) = app.rotate_audit_key(&cli_operator()).await?;
+    let (generation, checkpoint) = app
+        .rotate_audit_key(&cli_operator(), region)
+        .await?
+        .context("that region has no store yet, so no log of its own")?;
     writeln!(
         out,
         "audit signing key rotated to generation {generation}; the hand-over checkpoint (size {}) is signed by the old and the new key:\n{}",

@@ -9,8 +9,9 @@
 //!   generation now (202); the rewrap runs in the background, and the status shows it end;
 //! * `POST /sealpost/v1/keys/root/retire` `{"region", "generation"}`: an old generation is
 //!   destroyed, once nothing is left under it and the rotation has settled (409 before);
-//! * `POST /sealpost/v1/keys/audit/rotate`: the audit log is handed over to a new signing key
-//!   (ADR 0026), by a checkpoint signed by the old and the new key, answered.
+//! * `POST /sealpost/v1/keys/audit/rotate` `{}` or `{"region"}`: the home log, or a Local
+//!   Storage region's own, is handed over to a new signing key (ADR 0026), by a checkpoint
+//!   signed by the old and the new key, answered.
 
 use super::extract::{Auth, JsonBody};
 use super::{ApiError, Shared};
@@ -71,12 +72,26 @@ pub(super) async fn status(State(s): State<Shared>, auth: Auth) -> Result<Json<V
         })
         .collect();
     let audit = s.app.audit().await?;
+    let region_audit_keys: Vec<Value> = s
+        .app
+        .region_audits()
+        .await?
+        .iter()
+        .map(|(region, log)| {
+            json!({
+                "region": region.code(),
+                "generation": log.key_generation(),
+                "verifier_key": log.verifier_key(),
+            })
+        })
+        .collect();
     Ok(Json(json!({
         "custody": vault.custody(),
         "audit_key": {
             "generation": audit.key_generation(),
             "verifier_key": audit.verifier_key(),
         },
+        "region_audit_keys": region_audit_keys,
         "root_keys": roots,
         "ledger_rotation_days": period / sealpost_domain::time::DAY_MS,
         "ledger_keys": ledger,
@@ -201,15 +216,33 @@ pub(super) async fn retire_root(
     }
 }
 
-/// `POST /sealpost/v1/keys/audit/rotate` → `{"generation", "verifier_key", "checkpoint"}`: the
-/// hand-over checkpoint, signed by the old and the new key.
+/// `POST /sealpost/v1/keys/audit/rotate` `{}` or `{"region"}` → `{"region", "generation",
+/// "verifier_key", "checkpoint"}`: the hand-over checkpoint of the home log, or of a Local
+/// Storage region's own log, signed by the old and the new key.
 pub(super) async fn rotate_audit(
     State(s): State<Shared>,
     auth: Auth,
+    JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     operator_only(&auth)?;
-    let (generation, checkpoint) = s.app.rotate_audit_key(&auth.grant.principal).await?;
+    let region = match body.get("region") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(region_of(&body)?),
+    };
+    let Some((generation, checkpoint)) = s
+        .app
+        .rotate_audit_key(&auth.grant.principal, region)
+        .await?
+    else {
+        return Err(ApiError::invalid(
+            "That Local Storage region has no store yet, so no log of its own to rotate the key of.",
+        ));
+    };
+    let region = region
+        .filter(|r| r.is_local_storage())
+        .map(|r| r.code().to_owned());
     Ok(Json(json!({
+        "region": region,
         "generation": generation,
         "verifier_key": checkpoint.verifier_key().unwrap_or_default(),
         "checkpoint": checkpoint,

@@ -71,6 +71,9 @@ async fn local_storage_across_restarts(data: Data) {
         .enumerate()
     {
         exchange(&node, &hook, &display, text, &format!("antwort {round}")).await;
+        if round == 1 {
+            de_audit_key_hands_over(&node).await;
+        }
         if round == 0 {
             // The phone sends a photo: it reaches the webhook as an image.
             let (st, v) = node
@@ -441,6 +444,66 @@ async fn erasure_is_certified_from_de(node: &Node, phone_number_id: &str) {
         cert.verify_with_region_keys(&key, &std::collections::BTreeMap::new())
             .is_err(),
         "a region proof whose region has no published key fails"
+    );
+}
+
+/// DE's own log is handed over to a new signing key by the operator's route (ADR 0026): the
+/// hand-over names DE's old and new verifier keys and is signed by both, the status and the
+/// published key show the new one, and a region that is not Local Storage or has no store is
+/// refused. (`audit verify` across the hand-over is checked after the last restart.)
+async fn de_audit_key_hands_over(node: &Node) {
+    let operator = node.s("internal_token");
+    let de_key = |status: &Value| -> Value {
+        status["region_audit_keys"]
+            .as_array()
+            .and_then(|keys| keys.iter().find(|k| k["region"] == "DE").cloned())
+            .unwrap_or_else(|| panic!("DE's audit key in {status}"))
+    };
+    let (st, before) = node.get("/sealpost/v1/keys", &operator).await;
+    assert_eq!(st, 200, "{before}");
+    let old = de_key(&before);
+    assert_eq!(old["generation"], 1, "{before}");
+    let rotate = "/sealpost/v1/keys/audit/rotate";
+    for (region, why) in [("FR", "not a region"), ("IN", "no store of its own")] {
+        let (st, refused) = node
+            .post(rotate, Some(&operator), json!({ "region": region }))
+            .await;
+        assert_eq!(st, 400, "{why}: {refused}");
+        assert!(refused["error"]["code"].is_number(), "{refused}");
+    }
+    let (st, rotated) = node
+        .post(rotate, Some(&operator), json!({"region": "DE"}))
+        .await;
+    assert_eq!(st, 200, "{rotated}");
+    assert_eq!(
+        (&rotated["region"], &rotated["generation"]),
+        (&"DE".into(), &2.into())
+    );
+    let new_vkey = rotated["verifier_key"].as_str().expect("vkey");
+    let old_vkey = old["verifier_key"].as_str().expect("vkey");
+    assert_ne!(new_vkey, old_vkey);
+    assert!(new_vkey.starts_with("sealpost/audit/v1/DE+"), "{new_vkey}");
+    let note = rotated["checkpoint"]["note"].as_str().expect("note");
+    assert!(
+        note.contains(&format!("key-handover {old_vkey} {new_vkey}\n")),
+        "{note}"
+    );
+    assert_eq!(
+        note.matches("\u{2014} sealpost/audit/v1/DE ").count(),
+        2,
+        "signed by the old and the new key: {note}"
+    );
+    let (_, after) = node.get("/sealpost/v1/keys", &operator).await;
+    assert_eq!(de_key(&after)["generation"], 2, "{after}");
+    assert_eq!(
+        after["audit_key"], before["audit_key"],
+        "the home log keeps its key"
+    );
+    let (st, published) = node.get("/sealpost/v1/audit/public-key", "").await;
+    assert_eq!(st, 200, "{published}");
+    assert_eq!(
+        published["regions"]["DE"]["public_key"], rotated["checkpoint"]["public_key"],
+        "DE's new key is published"
     );
 }
 

@@ -42,15 +42,20 @@ async fn generations(
 }
 
 /// The newest of `keys`, and the key a hand-over to it must come from: that of `latest` (the
-/// newest checkpoint stored) when it is an older generation's.
+/// newest checkpoint stored) when it is an older generation's, or the generation before when
+/// the log has signed nothing yet (its key was published all the same).
 fn newest_of(mut keys: Vec<SigningKey>, latest: Option<&Checkpoint>) -> Signing {
     let key = keys.pop().expect("generation 1 is always there");
-    let signed_by = |k: &SigningKey| {
-        latest.is_some_and(|c| c.public_key == hex::encode(k.verifying_key().as_bytes()))
-    };
-    let handing_over = match signed_by(&key) {
-        true => None,
-        false => keys.into_iter().rev().find(|k| signed_by(k)),
+    let handing_over = match latest {
+        None => keys.pop(),
+        Some(latest) => {
+            let signed_by =
+                |k: &SigningKey| latest.public_key == hex::encode(k.verifying_key().as_bytes());
+            match signed_by(&key) {
+                true => None,
+                false => keys.into_iter().rev().find(|k| signed_by(k)),
+            }
+        }
     };
     Signing {
         generation: 0,
