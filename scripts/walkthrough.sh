@@ -12,6 +12,7 @@
 #   SEALPOST             the command that runs the binary (default: `cargo run -q --` in this repo)
 #   PORT                 the server's port (default 8080)
 #   HOOK_PORT            the webhook listener's port (default 9000)
+#   HOOK_TLS_PORT        the same listener's port over https (default 9443)
 #   WALKTHROUGH_RESTART  1: stop the server (SIGTERM, it must exit 0 within 10 s) and start it
 #                        again on the same data between EVERY step; otherwise it is restarted
 #                        once, after the webhook subscription
@@ -31,6 +32,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PORT=${PORT:-8080}
 HOOK_PORT=${HOOK_PORT:-9000}
+HOOK_TLS_PORT=${HOOK_TLS_PORT:-9443}
+# Flags every start of the server gets from the step that adds them on.
+SERVE_FLAGS=()
 RESTART_EVERY_STEP=${WALKTHROUGH_RESTART:-0}
 WAIT_SECONDS=${WALKTHROUGH_WAIT:-30}
 if [[ -n ${SEALPOST:-} ]]; then
@@ -42,13 +46,14 @@ if [[ -n ${SEALPOST:-} ]]; then
 else
   SEALPOST_CMD=(cargo run -q --manifest-path "$ROOT/Cargo.toml" --bin sealpost --)
 fi
-for tool in curl jq python3 cmp base64 sha256sum; do
+for tool in curl jq python3 cmp base64 sha256sum openssl; do
   command -v "$tool" >/dev/null || { echo "walkthrough: $tool is needed" >&2; exit 2; }
 done
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sealpost-walkthrough.XXXXXX")
 SERVER_PID=
 HOOK_PID=
+TLS_HOOK_PID=
 STEP_NO=0
 STEP_NAME="set-up"
 ANSWER=
@@ -62,10 +67,10 @@ cleanup() {
     kill -KILL "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
-  if [[ -n $HOOK_PID ]]; then
-    kill "$HOOK_PID" 2>/dev/null || true
-    wait "$HOOK_PID" 2>/dev/null || true
-  fi
+  for pid in $HOOK_PID $TLS_HOOK_PID; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   if [[ ${WALKTHROUGH_KEEP:-0} == 1 ]]; then
     echo "walkthrough: work directory kept: $WORK" >&2
   else
@@ -162,7 +167,7 @@ inbox_has() {
 
 start_server() {
   : >"$WORK/server.out"
-  "${SEALPOST_CMD[@]}" serve --sim-clock --listen "127.0.0.1:$PORT" \
+  "${SEALPOST_CMD[@]}" serve --sim-clock --listen "127.0.0.1:$PORT" "${SERVE_FLAGS[@]}" \
     >>"$WORK/server.out" 2>>"$WORK/server.log" &
   SERVER_PID=$!
   local deadline=$((SECONDS + ${WALKTHROUGH_START_SECONDS:-60}))
@@ -201,8 +206,8 @@ cd "$WORK"
 cp "$ROOT/docs/walkthrough/bike.png" bike.png
 # The README's listener, as the README prints it, on $HOOK_PORT.
 awk '/^```python$/ { inside = 1; next } inside && /^```$/ { exit } inside' "$ROOT/README.md" >hook.py
-grep -q 'HTTPServer(("127.0.0.1", 9000), Hook)' hook.py || fail "README.md: no hook.py listening on 9000"
-sed -i "s/(\"127.0.0.1\", 9000)/(\"127.0.0.1\", $HOOK_PORT)/" hook.py
+grep -q 'HTTPServer(("127.0.0.1", int(os.environ.get("PORT", "9000"))), Hook)' hook.py \
+  || fail "README.md: no hook.py listening on \$PORT (default 9000)"
 # Build (when run through cargo) before the start-up timeout counts.
 "${SEALPOST_CMD[@]}" --help >/dev/null
 
@@ -272,7 +277,7 @@ status_is 403
 check '.error.code == 200'
 
 step "the listener: APP_SECRET=… python3 hook.py"
-APP_SECRET=$(jq -r .app_secret sealpost-data/bootstrap.json) python3 hook.py > hook.log &
+APP_SECRET=$(jq -r .app_secret sealpost-data/bootstrap.json) PORT=$HOOK_PORT python3 hook.py > hook.log &
 HOOK_PID=$!
 listener_up() {
   [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HOOK_PORT/hook?hub.verify_token=wrong&hub.challenge=1") == 403 ]]
@@ -285,6 +290,54 @@ answer curl -s -X POST "$BASE/v21.0/$APP_ID/subscriptions" \
   -d '{"object":"whatsapp_business_account","callback_url":"http://127.0.0.1:'"$HOOK_PORT"'/hook","verify_token":"my-verify-token","fields":["messages"]}'
 status_is 200
 check '. == {"success":true}'
+
+step "a CA and the hook's certificate (openssl)"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+  -subj /CN=hook-ca -keyout ca.key -out ca.pem 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost \
+  -keyout hook.key -out hook.csr 2>/dev/null
+printf 'subjectAltName=DNS:localhost\n' > hook.ext
+openssl x509 -req -in hook.csr -CA ca.pem -CAkey ca.key -days 30 -extfile hook.ext -out hook.pem 2>/dev/null
+[[ -s hook.pem ]] || fail "openssl made no hook.pem"
+
+step "the hook over https: PORT=9443 CERT=hook.pem KEY=hook.key python3 hook.py"
+APP_SECRET=$(jq -r .app_secret sealpost-data/bootstrap.json) PORT=$HOOK_TLS_PORT CERT=hook.pem KEY=hook.key \
+  python3 hook.py >> hook.log &
+TLS_HOOK_PID=$!
+tls_listener_up() {
+  [[ $(curl -s --cacert ca.pem -o /dev/null -w '%{http_code}' "https://localhost:$HOOK_TLS_PORT/hook?hub.verify_token=wrong&hub.challenge=1") == 403 ]]
+}
+eventually "hook.py to listen over https on $HOOK_TLS_PORT" tls_listener_up
+
+step "subscribing the https hook before the server trusts its CA: 400, code 100"
+subscribe_tls() {
+  answer curl -s -X POST "$BASE/v21.0/$APP_ID/subscriptions" \
+    -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+    -d '{"object":"whatsapp_business_account","callback_url":"https://localhost:'"$HOOK_TLS_PORT"'/hook","verify_token":"my-verify-token","fields":["messages"]}'
+}
+subscribe_tls
+status_is 400
+check '.error.code == 100'
+
+step "cargo run -- serve --sim-clock --webhook-ca-file ca.pem"
+SERVE_FLAGS+=(--webhook-ca-file "$WORK/ca.pem")
+restart_server
+
+step "subscribe the app over https"
+subscribe_tls
+status_is 200
+check '. == {"success":true}'
+# From here on the notifications go to the https hook; the http one is done.
+kill "$HOOK_PID" 2>/dev/null || true
+wait "$HOOK_PID" 2>/dev/null || true
+HOOK_PID=$TLS_HOOK_PID
+
+step "plain http to another host: 400, code 100"
+answer curl -s -X POST "$BASE/v21.0/$APP_ID/subscriptions" \
+  -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+  -d '{"object":"whatsapp_business_account","callback_url":"http://hooks.example.com/hook","verify_token":"my-verify-token","fields":["messages"]}'
+status_is 400
+check '.error.code == 100 and (.error.error_data.details | contains("https://"))'
 
 if [[ $RESTART_EVERY_STEP != 1 ]]; then
   step "stop the server (SIGTERM) and start it again on the same data"

@@ -12,6 +12,8 @@
 //! lease_ttl_seconds = 10                # a node's leases on background work last this long
 //! lease_renew_seconds = 3               # and are renewed this often (at most half the TTL)
 //! # transport_url = "http://127.0.0.1:9100" # a shared `sealpost transport` instead of the world in process
+//! # webhook_ca_file = "/etc/sealpost/webhook-ca.pem" # CAs trusted beside the webpki roots
+//! webhook_allow_http = false            # plain http:// callbacks to loopback only
 //! ```
 
 use serde::Deserialize;
@@ -46,6 +48,10 @@ pub struct FileConfig {
     pub lease_renew_seconds: Option<u64>,
     /// A `sealpost transport` shared by the nodes, instead of the simulated world in process.
     pub transport_url: Option<String>,
+    /// A PEM file of CAs webhooks trust beside the webpki roots.
+    pub webhook_ca_file: Option<PathBuf>,
+    /// Plain http:// callbacks to any host, not only to loopback.
+    pub webhook_allow_http: Option<bool>,
 }
 
 /// Why the configuration file could not be used.

@@ -169,6 +169,8 @@ pub async fn run(dir: &Path, out: &mut dyn Write) -> anyhow::Result<(Vec<Check>,
         ),
         leases: crate::nodes::LeaseTiming::default(),
         transport_url: None,
+        webhook_ca_file: None,
+        webhook_allow_http: false,
     };
     let server = tokio::spawn(crate::http::serve(
         config,

@@ -97,6 +97,12 @@ impl std::fmt::Debug for Shared {
 impl Shared {
     /// The state of a service over `app` serving `numbers` (id → display number) and the apps
     /// recorded, with no simulator and the system clock.
+    /// The same state posting webhooks with `poster`.
+    fn with_poster(mut self, poster: sealpost_adapters::webhook::Poster) -> Self {
+        self.poster = poster;
+        self
+    }
+
     fn new(
         app: Sealpost,
         tokens: Arc<Tokens>,

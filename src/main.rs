@@ -69,6 +69,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             lease_ttl,
             lease_renew,
             transport_url,
+            webhook_ca_file,
+            webhook_allow_http,
         } => runtime.block_on(async {
             let file = match &config {
                 Some(path) => sealpost::config::FileConfig::load(path)?,
@@ -109,6 +111,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .map_err(|e| anyhow::anyhow!("{e}"))?
                 },
                 transport_url: transport_url.or(file.transport_url),
+                webhook_ca_file: webhook_ca_file.or(file.webhook_ca_file),
+                webhook_allow_http: webhook_allow_http
+                    || file.webhook_allow_http.unwrap_or(false),
             };
             sealpost::http::serve(config, shutdown_signal(), |bound| {
                 let mut out = std::io::stdout().lock();

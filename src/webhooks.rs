@@ -282,13 +282,13 @@ async fn post_lane(
 pub async fn run(
     app: Sealpost,
     hook: Hook,
+    client: Poster,
     mut claim: crate::nodes::Claim,
     mut stop: watch::Receiver<bool>,
 ) {
     use futures::StreamExt as _;
     let hook = Arc::new(hook);
     let checkpoint = checkpoint_name(&hook.app_id);
-    let client = Poster::new();
     let mut sub = match app.store().subscribe_durable(&checkpoint).await {
         Ok(s) => s.only(notifiable),
         Err(e) => {

@@ -95,6 +95,7 @@ async fn a_batch_of_webhook_notifications_loads_each_message_and_consumer_once()
         traced(sealpost::webhooks::run(
             env.app.clone(),
             hook,
+            sealpost_adapters::webhook::Poster::new(),
             sealpost::nodes::Claim::Alone,
             stopped,
         )),

@@ -17,10 +17,10 @@ fn free_port() -> u16 {
 #[test]
 fn the_readme_walk_through_runs_as_written_across_restarts() {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/walkthrough.sh");
-    let (port, hook_port) = loop {
-        let (a, b) = (free_port(), free_port());
-        if a != b {
-            break (a, b);
+    let (port, hook_port, tls_port) = loop {
+        let (a, b, c) = (free_port(), free_port(), free_port());
+        if a != b && b != c && a != c {
+            break (a, b, c);
         }
     };
     let started = Instant::now();
@@ -29,6 +29,7 @@ fn the_readme_walk_through_runs_as_written_across_restarts() {
         .env("SEALPOST", env!("CARGO_BIN_EXE_sealpost"))
         .env("PORT", port.to_string())
         .env("HOOK_PORT", hook_port.to_string())
+        .env("HOOK_TLS_PORT", tls_port.to_string())
         .env("WALKTHROUGH_RESTART", "1")
         .env_remove("SEALPOST_DATABASE_URL")
         .env_remove("WALKTHROUGH_KEEP")

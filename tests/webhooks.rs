@@ -5,7 +5,7 @@ mod common;
 
 use base64::Engine as _;
 use common::hook::Hook;
-use common::server::{download, poll, start, Data, Node};
+use common::server::{download, poll, start, Data, Node, Serve};
 use common::{canary, CONSUMER};
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -24,6 +24,100 @@ async fn signed_webhooks_are_retried_deduplicated_and_survive_a_crash() {
     answers_by_user_id(&s, &inbound.user_id).await;
     a_photo_arrives_as_a_media_id(&s, &hook).await;
     a_crash_while_the_endpoint_is_down_loses_nothing(s, &hook).await;
+}
+
+/// Webhooks over https (issue 16): callbacks are `https://` as in the Cloud API. A listener
+/// whose certificate comes from a CA made in this test is refused until the server is told to
+/// trust that CA (`--webhook-ca-file`); then the handshake and a signed notification go over
+/// TLS. Plain `http://` is refused for a host that is not loopback, before any request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_go_over_https_to_a_listener_the_server_trusts() {
+    let hook = Hook::default();
+    let (url, ca_pem) = hook.listen_tls().await;
+    let data = Data::fresh(None);
+    let sub = |s: &Node, callback: &str| {
+        let path = format!("/v21.0/{}/subscriptions", s.s("app_id"));
+        let body = json!({"object": "whatsapp_business_account", "callback_url": callback,
+                          "verify_token": "my-verify-token", "fields": ["messages"]});
+        (path, body)
+    };
+    let mut s = start(&data);
+    let (path, body) = sub(&s, &url);
+    let (st, untrusted) = s.post(&path, Some(&s.s("access_token")), body).await;
+    assert_eq!(
+        (st, &untrusted["error"]["code"]),
+        (400, &json!(100)),
+        "{untrusted}"
+    );
+    assert_eq!(
+        hook.verifications(),
+        0,
+        "no TLS session with an untrusted certificate"
+    );
+    for (callback, why) in [
+        ("http://hooks.example.com/wa", "plain http off loopback"),
+        ("ftp://127.0.0.1/hook", "not http(s)"),
+        ("not a url", "not a URL"),
+    ] {
+        let (path, body) = sub(&s, callback);
+        let (st, refused) = s.post(&path, Some(&s.s("access_token")), body).await;
+        assert_eq!(st, 400, "{why}: {refused}");
+        let said = refused["error"]["error_data"]["details"]
+            .as_str()
+            .unwrap_or("");
+        assert!(said.contains("https://"), "{why}: {refused}");
+    }
+    s.stop().expect("a clean stop");
+
+    let ca_file = data.dir.parent().expect("parent").join("webhook-ca.pem");
+    std::fs::write(&ca_file, &ca_pem).expect("CA file");
+    let mut s = Serve::on(&data)
+        .args(["--webhook-ca-file".as_ref(), ca_file.as_os_str()])
+        .start();
+    s.subscribe(&url).await;
+    assert_eq!(hook.verifications(), 1, "the handshake went over TLS");
+    phone_writes(&s, canary(9, "tls")).await;
+    let got = hook.wait_for(|v| !v.is_empty()).await;
+    assert_eq!(
+        got[0]["entry"][0]["changes"][0]["value"]["messages"][0]["text"]["body"],
+        canary(9, "tls")
+    );
+    let attempt = hook.attempts().pop().expect("an attempt");
+    assert_eq!(
+        attempt.signature,
+        format!(
+            "sha256={}",
+            sealpost_adapters::crypto::hmac_hex(s.s("app_secret").as_bytes(), &attempt.body)
+        ),
+        "signed over the exact bytes"
+    );
+    s.stop().expect("a clean stop");
+
+    // A CA file that holds no certificate stops the start, naming the file.
+    std::fs::write(&ca_file, "not a certificate").expect("CA file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sealpost"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data.dir)
+        .arg("--webhook-ca-file")
+        .arg(&ca_file)
+        .env_remove("SEALPOST_DATABASE_URL")
+        .output()
+        .expect("run sealpost");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("webhook-ca.pem"), "{said}");
+}
+
+/// The consumer's phone writes `text` to the business number; the device's answer.
+async fn phone_writes(s: &Node, text: String) -> Value {
+    let (st, sent) = s
+        .device_send(
+            CONSUMER,
+            json!({"to": s.s("display_phone_number"), "type": "text", "text": {"body": text}}),
+        )
+        .await;
+    assert_eq!(st, 200, "{sent}");
+    sent
 }
 
 /// A wrong verify token is refused, the right one (form-encoded) subscribes; another principal
@@ -58,13 +152,7 @@ struct Inbound {
 /// Cloud API shape, with one notification id and a valid signature every time.
 async fn an_inbound_message_is_retried_and_signed(s: &Node, hook: &Hook) -> Inbound {
     hook.script(&[500, 500]);
-    let (st, sent) = s
-        .device_send(
-            CONSUMER,
-            json!({"to": s.s("display_phone_number"), "type": "text", "text": {"body": canary(0, "in")}}),
-        )
-        .await;
-    assert_eq!(st, 200);
+    let sent = phone_writes(s, canary(0, "in")).await;
     let device_id = sent["id"].as_str().expect("device's message id").to_owned();
     let got = hook.wait_for(|v| !v.is_empty()).await;
     let value = &got[0]["entry"][0]["changes"][0]["value"];

@@ -30,7 +30,8 @@ pub enum Command {
     Serve {
         /// A TOML configuration file (keys: listen, data_dir, database_url, sim_clock,
         /// throughput_per_second, upgraded_throughput_per_second, connect_timeout_seconds,
-        /// lease_ttl_seconds, lease_renew_seconds, transport_url, region_database_url).
+        /// lease_ttl_seconds, lease_renew_seconds, transport_url, region_database_url,
+        /// webhook_ca_file, webhook_allow_http).
         /// Flags and environment variables override it.
         #[arg(long, env = "SEALPOST_CONFIG")]
         config: Option<PathBuf>,
@@ -69,6 +70,14 @@ pub enum Command {
         /// is served.
         #[arg(long, env = "SEALPOST_TRANSPORT_URL")]
         transport_url: Option<String>,
+        /// A PEM file of CA certificates webhooks trust beside the webpki roots (a private
+        /// CA). Callbacks are https://; plain http:// only to a loopback address.
+        #[arg(long, env = "SEALPOST_WEBHOOK_CA_FILE")]
+        webhook_ca_file: Option<PathBuf>,
+        /// Accept plain http:// callbacks to any host, not only to loopback (a private network
+        /// behind its own TLS).
+        #[arg(long, env = "SEALPOST_WEBHOOK_ALLOW_HTTP")]
+        webhook_allow_http: bool,
     },
     /// Business Manager: add a tenant (business, WABA, phone number, app, system-user token)
     /// to a stopped server's store; its secrets go to `<data-dir>/tenant-<business-id>.json`

@@ -54,6 +54,45 @@ pub struct ServeConfig {
     /// A `sealpost transport` to talk to instead of the simulated world in process (what
     /// several nodes share).
     pub transport_url: Option<String>,
+    /// A PEM file of CAs webhooks trust beside the webpki roots (a private CA, a test's).
+    pub webhook_ca_file: Option<PathBuf>,
+    /// Plain `http://` callbacks to any host, not only to loopback.
+    pub webhook_allow_http: bool,
+}
+
+/// The webhook client `config` asks for; an unreadable or empty CA file stops the start, naming
+/// the file.
+fn webhook_poster(config: &ServeConfig) -> anyhow::Result<sealpost_adapters::webhook::Poster> {
+    use anyhow::Context as _;
+    let pem = match &config.webhook_ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the webhook CA file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let poster =
+        sealpost_adapters::webhook::Poster::with(pem.as_deref(), config.webhook_allow_http)
+            .with_context(|| {
+                format!(
+                    "the webhook CA file {}",
+                    config
+                        .webhook_ca_file
+                        .as_deref()
+                        .unwrap_or(Path::new(""))
+                        .display()
+                )
+            })?;
+    tracing::info!(
+        extra_cas = config.webhook_ca_file.is_some(),
+        plain_http = if config.webhook_allow_http {
+            "any host"
+        } else {
+            "loopback only"
+        },
+        "webhooks are posted over https (webpki roots)"
+    );
+    Ok(poster)
 }
 
 /// Every business phone number in the store: id → display number (the persisted
@@ -142,6 +181,7 @@ pub async fn serve(
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<()> {
     let sim_clock = sim_clock(&config)?;
+    let poster = webhook_poster(&config)?;
     let clock: Arc<dyn Clock> = match &sim_clock {
         Some((c, _)) => Arc::new(c.clone()),
         None => Arc::new(SystemClock),
@@ -261,6 +301,7 @@ pub async fn serve(
         &known_apps,
         Limits::new(standard, high),
     )
+    .with_poster(poster)
     .with_simulator(sim)
     .with_node(node.clone())
     .with_clock(sim_clock)

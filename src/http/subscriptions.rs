@@ -54,7 +54,13 @@ pub(super) async fn start_hook(
     }
     let (tx, rx) = watch::channel(false);
     let claim = s.claim(&crate::nodes::webhook(app_id));
-    let task = tokio::spawn(crate::webhooks::run(s.app.clone(), hook, claim, rx));
+    let task = tokio::spawn(crate::webhooks::run(
+        s.app.clone(),
+        hook,
+        s.poster.clone(),
+        claim,
+        rx,
+    ));
     s.hooks
         .lock()
         .await
@@ -136,12 +142,9 @@ pub(super) async fn subscribe(
     }
     let callback_url =
         text("callback_url").ok_or_else(|| ApiError::invalid("callback_url is required."))?;
-    if callback_url.starts_with("https://") {
-        return Err(ApiError::invalid("This build delivers webhooks over http only (no TLS client yet); use an http:// callback or a local TLS-terminating proxy."));
-    }
-    if !callback_url.starts_with("http://") {
-        return Err(ApiError::invalid("callback_url must be an http URL."));
-    }
+    s.poster
+        .admits(&callback_url)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let verify_token =
         text("verify_token").ok_or_else(|| ApiError::invalid("verify_token is required."))?;
     let fields: Vec<String> = match params.get("fields") {

@@ -86,19 +86,54 @@ impl Hook {
         self.state.lock().expect("lock")
     }
 
-    /// Listens on a free loopback port; the callback URL.
-    pub async fn listen(&self) -> String {
+    /// The listener's routes, and a free loopback port bound for them.
+    async fn bound(&self) -> (axum::Router, tokio::net::TcpListener) {
         let app = axum::Router::new()
             .route("/hook", get(verify).post(notify))
             .with_state(self.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
+        (app, listener)
+    }
+
+    /// Listens on a free loopback port; the callback URL.
+    pub async fn listen(&self) -> String {
+        let (app, listener) = self.bound().await;
         let addr = listener.local_addr().expect("addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
         format!("http://{addr}/hook")
+    }
+
+    /// Listens over https on a free loopback port with a certificate for `localhost` from a
+    /// CA made here; the callback URL and the CA's certificate (PEM), which the server must be
+    /// told to trust.
+    pub async fn listen_tls(&self) -> (String, String) {
+        let (server_config, ca_pem) = test_ca_and_server();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let (app, listener) = self.bound().await;
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    // A client that does not trust the CA ends its handshake here.
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        (format!("https://localhost:{port}/hook"), ca_pem)
     }
 
     /// The next POSTs are answered with `answers`, in order.
@@ -206,4 +241,36 @@ impl Hook {
             })
             .collect()
     }
+}
+
+/// A CA made now, and a server configuration with a certificate it issued for `localhost` and
+/// 127.0.0.1; the CA's certificate as PEM.
+fn test_ca_and_server() -> (tokio_rustls::rustls::ServerConfig, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    let ca_key = KeyPair::generate().expect("CA key");
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Sealpost test webhook CA");
+    let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let leaf_key = KeyPair::generate().expect("leaf key");
+    let leaf_params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .expect("leaf params");
+    let leaf = leaf_params
+        .signed_by(&leaf_key, &issuer)
+        .expect("leaf certificate");
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone(), ca_cert.der().clone()],
+            tokio_rustls::rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
+                .expect("leaf key DER"),
+        )
+        .expect("server config");
+    (config, ca_cert.pem())
 }
