@@ -190,7 +190,8 @@ mod wire;
 
 pub use contacts::{Address, Contact, ContactEmail, ContactName, ContactPhone, ContactUrl, Org};
 pub use interactive::{
-    Action, ActionButton, ActionParameters, Choice, Header, Interactive, Section, TextObject,
+    Action, ActionButton, ActionParameters, Choice, FlowAction, FlowActionPayload, FlowReply,
+    Header, Interactive, InteractiveKind, Section, TextObject,
 };
 pub use template::{Component, Currency, Fallback, Index, Language, Parameter, Template};
 

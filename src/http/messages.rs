@@ -400,6 +400,72 @@ fn parse_send(body: &Value) -> Result<(MessageContent, Option<String>), ApiError
     Ok((content, callback))
 }
 
+/// Checks an `interactive` object by its type: the members each type needs, the action's
+/// `name` it must carry, and a call to action's URL.
+fn check_interactive(p: &Params<'_>) -> Result<(), ApiError> {
+    use sealpost_domain::content::InteractiveKind;
+    let kind: InteractiveKind = match p.string("type")? {
+        None => return Err(ApiError::missing("interactive.type")),
+        Some(t) => serde_json::from_value(json!(t))
+            .ok()
+            .filter(|k: &InteractiveKind| k.is_outbound())
+            .ok_or_else(|| ApiError::not_valid("interactive.type"))?,
+    };
+    for part in ["header", "body", "footer"] {
+        p.object(part)?;
+    }
+    if matches!(
+        kind,
+        InteractiveKind::CtaUrl | InteractiveKind::LocationRequestMessage | InteractiveKind::Flow
+    ) {
+        p.required_object("body")?.required_string("text")?;
+    }
+    let action = p.required_object("action")?;
+    let named = |name: &str| match action.string("name")? {
+        Some(n) if n == name => Ok(()),
+        Some(_) => Err(ApiError::not_valid("interactive.action.name")),
+        None => Err(ApiError::missing("interactive.action.name")),
+    };
+    match kind {
+        InteractiveKind::CtaUrl => {
+            named("cta_url")?;
+            let parameters = action.required_object("parameters")?;
+            parameters.required_string("display_text")?;
+            if !web_link(parameters.required_string("url")?) {
+                return Err(ApiError::not_valid("interactive.action.parameters.url"));
+            }
+        }
+        InteractiveKind::LocationRequestMessage => named("send_location")?,
+        InteractiveKind::Flow => {
+            named("flow")?;
+            let parameters = action.required_object("parameters")?;
+            parameters.required_string("flow_message_version")?;
+            parameters.required_string("flow_cta")?;
+            let id = parameters.string("flow_id")?;
+            if id.is_none() && parameters.string("flow_name")?.is_none() {
+                return Err(ApiError::missing(
+                    "interactive.action.parameters.flow_id or flow_name",
+                ));
+            }
+            parameters.string("flow_token")?;
+            match parameters.string("flow_action")? {
+                None | Some("navigate" | "data_exchange") => {}
+                Some(_) => {
+                    return Err(ApiError::not_valid(
+                        "interactive.action.parameters.flow_action",
+                    ))
+                }
+            }
+            if let Some(payload) = parameters.object("flow_action_payload")? {
+                payload.required_string("screen")?;
+                payload.object("data")?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 /// Checks the object of a send's type, member by member.
 fn check_payload(p: &Params<'_>, kind_name: &str) -> Result<(), ApiError> {
     match kind_name {
@@ -429,17 +495,7 @@ fn check_payload(p: &Params<'_>, kind_name: &str) -> Result<(), ApiError> {
             language.string("policy")?;
             p.array("components")?;
         }
-        "interactive" => {
-            match p.string("type")? {
-                Some("button" | "list") => {}
-                Some(_) => return Err(ApiError::not_valid("interactive.type")),
-                None => return Err(ApiError::missing("interactive.type")),
-            }
-            p.required_object("action")?;
-            for part in ["header", "body", "footer"] {
-                p.object(part)?;
-            }
-        }
+        "interactive" => check_interactive(p)?,
         "location" => {
             for coordinate in ["latitude", "longitude"] {
                 if p.get(coordinate).is_none() {

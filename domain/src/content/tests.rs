@@ -40,6 +40,33 @@ fn every_cloud_api_type_reads_and_writes_in_its_own_shape() {
     round_trip(
         r#"{"type":"interactive","interactive":{"type":"button_reply","button_reply":{"id":"a","title":"Yes"}}}"#,
     );
+    round_trip(
+        r#"{"type":"interactive","interactive":{"type":"location_request_message","body":{"text":"Where?"},
+            "action":{"name":"send_location"}}}"#,
+    );
+    let flow = round_trip(
+        r#"{"type":"interactive","interactive":{"type":"flow","body":{"text":"Book"},
+            "action":{"name":"flow","parameters":{"flow_message_version":"3","flow_token":"t1",
+            "flow_id":"1234","flow_cta":"Book!","flow_action":"navigate",
+            "flow_action_payload":{"screen":"START","data":{"seats":2,"nested":{"a":[1,"b"]}}}}}}}"#,
+    );
+    let Payload::Interactive(i) = &flow.payload else {
+        panic!("interactive")
+    };
+    let parameters = i.action.as_ref().and_then(|a| a.parameters.as_ref());
+    assert_eq!(
+        parameters.and_then(|p| p.flow_action),
+        Some(super::FlowAction::Navigate)
+    );
+    round_trip(
+        r#"{"type":"interactive","interactive":{"type":"nfm_reply","nfm_reply":{
+            "response_json":"{\"flow_token\":\"t1\",\"seats\":\"2\"}","body":"Sent","name":"flow"}}}"#,
+    );
+    // An interactive type no client sends is not content of that type.
+    assert!(serde_json::from_str::<MessageContent>(
+        r#"{"type":"interactive","interactive":{"type":"carousel_of_dreams"}}"#
+    )
+    .is_err());
     round_trip(r#"{"type":"reaction","reaction":{"message_id":"wamid.x","emoji":"👍"}}"#);
     let place = round_trip(
         r#"{"type":"location","location":{"latitude":"52.52","longitude":13.4,"name":"Berlin"}}"#,
