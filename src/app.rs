@@ -63,7 +63,7 @@ mod tenants;
 mod tests;
 pub mod transit;
 
-pub use catalog::{apps, AppRow, Apps, Catalog};
+pub use catalog::{apps, AppRow, Apps, Catalog, Subscription};
 pub use error::AppError;
 pub use evidence::{Evidence, TenantSummary};
 pub use inbound::Inbound;

@@ -6,6 +6,7 @@
 //! Every error is the Graph error envelope with a Cloud API code; nothing internal reaches a
 //! client. Request paths carry ids only; nothing here logs a body, a number or a token.
 
+mod business;
 mod error;
 mod evidence;
 mod extract;
@@ -16,6 +17,7 @@ mod limits;
 mod media;
 mod messages;
 mod openapi;
+mod params;
 mod phone_numbers;
 mod simulator;
 mod startup;
@@ -53,8 +55,9 @@ pub const VERSIONS: std::ops::RangeInclusive<u32> = 17..=26;
 
 /// An app's business, WABA id and region.
 type AppInfo = (sealpost_domain::BusinessId, String, sealpost_domain::Region);
-/// A running webhook worker: its stop switch, task and callback URL.
-type Worker = (watch::Sender<bool>, tokio::task::JoinHandle<()>, String);
+/// A running webhook worker: its stop switch, task, and the app as it was started from
+/// (callback, fields, WABA subscription).
+type Worker = (watch::Sender<bool>, tokio::task::JoinHandle<()>, AppRow);
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -112,7 +115,12 @@ impl Shared {
     ) -> Self {
         let apps = apps
             .iter()
-            .map(|(id, (b, w, r, _))| (id.clone(), (b.clone(), w.clone(), *r)))
+            .map(|(id, a)| {
+                (
+                    id.clone(),
+                    (a.business.clone(), a.waba_id.clone(), a.region),
+                )
+            })
             .collect();
         Self {
             app,
@@ -208,6 +216,20 @@ pub fn router(shared: Shared) -> Router {
         .route(
             "/{version}/{id}/subscriptions",
             post(subscriptions::subscribe),
+        )
+        .route(
+            "/{version}/{id}/whatsapp_business_profile",
+            get(business::get_profile).post(business::post_profile),
+        )
+        .route(
+            "/{version}/{id}/phone_numbers",
+            get(business::phone_numbers),
+        )
+        .route(
+            "/{version}/{id}/subscribed_apps",
+            get(business::subscribed_apps)
+                .post(business::subscribe_app)
+                .delete(business::unsubscribe_app),
         )
         .route_layer(from_extractor::<extract::ApiVersion>());
     // The send also answers without a version; Sealpost's own routes have none.

@@ -49,10 +49,26 @@ pub struct Hook {
     pub region: Region,
     /// The verified callback URL.
     pub callback_url: String,
+    /// The fields subscribed (`messages`, …): a change of another field is not posted.
+    pub fields: Vec<String>,
+    /// The log positions between which the app was unsubscribed from its WABA (the last one
+    /// open while it still is): nothing that happened then is posted.
+    pub muted: Vec<(u64, Option<u64>)>,
     /// The app secret (signs the body).
     pub secret: String,
     /// Business numbers: phone number id → display number.
     pub numbers: Arc<BTreeMap<String, String>>,
+}
+
+impl Hook {
+    /// Whether a change of `field` recorded at log `position` is posted to this app.
+    pub fn delivers(&self, field: &str, position: u64) -> bool {
+        let muted = self
+            .muted
+            .iter()
+            .any(|(from, to)| position > *from && to.is_none_or(|to| position < to));
+        !muted && self.fields.iter().any(|f| f == field)
+    }
 }
 
 impl std::fmt::Debug for Hook {

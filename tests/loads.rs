@@ -81,6 +81,8 @@ async fn a_batch_of_webhook_notifications_loads_each_message_and_consumer_once()
         waba_id: "waba-loads".into(),
         region: Region::Eu,
         callback_url: listener.listen().await,
+        fields: vec!["messages".into()],
+        muted: Vec::new(),
         secret: "app-secret".into(),
         numbers: Arc::new(BTreeMap::new()),
     };

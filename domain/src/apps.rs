@@ -32,6 +32,22 @@ pub enum AppEvent {
         /// When.
         at: Timestamp,
     },
+    /// The app was subscribed to its WhatsApp Business Account's webhooks
+    /// (`POST /{waba-id}/subscribed_apps`; an app is subscribed from its registration).
+    WabaSubscribed {
+        /// The WABA.
+        waba_id: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// The app was unsubscribed from its WABA's webhooks (`DELETE …/subscribed_apps`): it gets
+    /// none of what happens until subscribed again.
+    WabaUnsubscribed {
+        /// The WABA.
+        waba_id: String,
+        /// When.
+        at: Timestamp,
+    },
     /// A notification could not be delivered within its retry window and was given up.
     WebhookDeliveryExhausted {
         /// The notification's stable id.
@@ -47,4 +63,6 @@ crate::shim::domain_event!(AppEvent {
     AppRegistered => "1",
     WebhookSubscribed => "1",
     WebhookDeliveryExhausted => "1",
+    WabaSubscribed => "1",
+    WabaUnsubscribed => "1",
 });

@@ -121,6 +121,20 @@ fn samples() -> Vec<Sample> {
             },
         ),
         row(
+            ap,
+            sealpost_domain::apps::AppEvent::WabaSubscribed {
+                waba_id: "102290129340398".into(),
+                at: t(53),
+            },
+        ),
+        row(
+            ap,
+            sealpost_domain::apps::AppEvent::WabaUnsubscribed {
+                waba_id: "102290129340398".into(),
+                at: t(54),
+            },
+        ),
+        row(
             k,
             sealpost_domain::identity::TokenEvent::TokenIssued {
                 token_id: "tok_1".into(),
@@ -200,6 +214,18 @@ fn samples() -> Vec<Sample> {
             PhoneNumberEvent::ThroughputChanged {
                 tier: ThroughputTier::High,
                 at: t(7),
+            },
+        ),
+        row(
+            p,
+            PhoneNumberEvent::ProfileUpdated {
+                update: sealpost_domain::aggregates::profile::BusinessProfile {
+                    about: Some("Fresh bread daily".into()),
+                    websites: Some(vec!["https://bakery.example".into()]),
+                    vertical: Some("RETAIL".into()),
+                    ..Default::default()
+                },
+                at: t(8),
             },
         ),
         row(

@@ -72,16 +72,62 @@ pub async fn apps(store: &EventStore) -> Result<BTreeMap<String, AppRow>, AppErr
     Ok(Persisted::<Apps>::refresh(store).await?.state.0)
 }
 
-/// An app: its business, WABA id, region and callback URL once subscribed.
-pub type AppRow = (BusinessId, String, Region, Option<String>);
+/// An app: its business, WABA id and region, its webhook subscription once made, and whether
+/// it is subscribed to its WABA.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AppRow {
+    /// The business.
+    pub business: BusinessId,
+    /// The WhatsApp Business Account it serves.
+    pub waba_id: String,
+    /// Where the business's data lives.
+    pub region: Region,
+    /// The newest verified webhook subscription.
+    pub subscription: Option<Subscription>,
+    /// Subscribed to the WABA's webhooks (`subscribed_apps`): from registration until
+    /// unsubscribed.
+    pub waba_subscribed: bool,
+    /// The log positions between which it was unsubscribed (`DELETE …/subscribed_apps` to
+    /// the next `POST`; open while it still is): what happened then is never posted, however
+    /// late the worker gets to it.
+    pub muted: Vec<(u64, Option<u64>)>,
+}
+
+/// An app's webhook subscription: where and what.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Subscription {
+    /// The verified callback URL.
+    pub callback_url: String,
+    /// The fields subscribed (`messages`, `message_template_status_update`, …).
+    pub fields: Vec<String>,
+}
 
 /// Apps by id (business information, nothing personal).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Apps(pub BTreeMap<String, AppRow>);
 
+impl Apps {
+    fn waba_subscribed(&mut self, app_id: &str, on: bool, position: u64) {
+        let Some(a) = self.0.get_mut(app_id) else {
+            return;
+        };
+        let open = a.muted.last().is_some_and(|(_, end)| end.is_none());
+        match (on, open) {
+            (true, true) => {
+                if let Some((_, end)) = a.muted.last_mut() {
+                    *end = Some(position);
+                }
+            }
+            (false, false) => a.muted.push((position, None)),
+            _ => {}
+        }
+        a.waba_subscribed = on;
+    }
+}
+
 impl Fold for Apps {
     const NAME: &'static str = "apps";
-    const VERSION: u64 = 1;
+    const VERSION: u64 = 2;
 
     fn wants(header: &sealpost_adapters::store::RowHeader) -> bool {
         header.stream.kind == APP_STREAM_TYPE
@@ -100,12 +146,33 @@ impl Fold for Apps {
                 waba_id,
                 ..
             } => {
-                self.0.insert(app_id, (business_id, waba_id, region, None));
+                let row = AppRow {
+                    business: business_id,
+                    waba_id,
+                    region,
+                    subscription: None,
+                    waba_subscribed: true,
+                    muted: Vec::new(),
+                };
+                self.0.insert(app_id, row);
             }
-            AppEvent::WebhookSubscribed { callback_url, .. } => {
+            AppEvent::WebhookSubscribed {
+                callback_url,
+                fields,
+                ..
+            } => {
                 if let Some(a) = self.0.get_mut(&e.header.stream.id) {
-                    a.3 = Some(callback_url);
+                    a.subscription = Some(Subscription {
+                        callback_url,
+                        fields,
+                    });
                 }
+            }
+            AppEvent::WabaSubscribed { .. } => {
+                self.waba_subscribed(&e.header.stream.id, true, e.position);
+            }
+            AppEvent::WabaUnsubscribed { .. } => {
+                self.waba_subscribed(&e.header.stream.id, false, e.position);
             }
             AppEvent::WebhookDeliveryExhausted { .. } => {}
         }

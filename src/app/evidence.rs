@@ -577,7 +577,9 @@ pub async fn tenants(store: &EventStore) -> Result<Vec<TenantSummary>, AppError>
             t.regions.push(e.header.region.clone());
         }
     }
-    for (business, _, _, url) in super::apps(store).await?.into_values() {
+    for app in super::apps(store).await?.into_values() {
+        let business = app.business;
+        let url = app.subscription.map(|s| s.callback_url);
         let host = url.as_deref().and_then(|u| {
             let rest = u.split_once("://")?.1;
             Some(rest.split(['/', '?']).next()?.to_owned())

@@ -309,6 +309,7 @@ impl Resource for Number {
 /// A WhatsApp Business Account: its business and region.
 #[derive(Debug)]
 pub(crate) struct Waba {
+    pub id: String,
     pub business: BusinessId,
     pub region: Region,
 }
@@ -324,6 +325,7 @@ impl Resource for Waba {
             .values()
             .find(|(_, waba, _)| waba == id)
             .map(|(business, _, region)| Self {
+                id: id.to_owned(),
                 business: business.clone(),
                 region: *region,
             })

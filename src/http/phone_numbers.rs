@@ -1,38 +1,58 @@
 //! A business phone number: its description (`GET /{version}/{phone-number-id}`, which also
 //! describes media objects by their id), Local Storage settings, register and deregister.
 
-use super::extract::{Auth, Id, JsonBody, Management, Messaging, Number, Owned, OwnedNumber, Path};
+use super::extract::{
+    Auth, Id, JsonBody, Management, Messaging, Number, Owned, OwnedNumber, OwnedWaba, Path,
+};
 use super::{media, ApiError, Shared};
 use crate::app::AppError;
 use crate::identity::Grant;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::Json;
 use sealpost_domain::aggregates::business::MessagingLimitTier;
 use sealpost_domain::aggregates::phone_number::ThroughputTier;
-use sealpost_domain::{PhoneNumber, PhoneNumberCommand, Region};
+use sealpost_domain::{PhoneNumber, PhoneNumberCommand, PhoneNumberId, Region};
 use serde_json::{json, Value};
 
-/// `GET /{version}/{id}`: a media object of the business when `id` names one, else the phone
-/// number (display number, quality rating, throughput, messaging-limit tier).
+/// `GET /{version}/{id}`: a media object of the business when `id` names one, a WhatsApp
+/// Business Account of it when `id` names one, else the phone number (display number, quality
+/// rating, throughput, messaging-limit tier); `?fields=` narrows the answer.
 pub(super) async fn get(
     State(s): State<Shared>,
     Path(Id { id }): Path<Id>,
     Auth { grant, .. }: Auth,
+    Query(query): super::business::Fields,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     // The same path names media objects too (`GET /{version}/{media-id}`).
     if let Some(described) = media::describe(&s, &grant, &id, &headers).await? {
         return Ok(Json(described));
     }
+    if let Ok(waba) = OwnedWaba::<Management>::check(&s, grant.clone(), &id).await {
+        return Ok(Json(
+            super::business::describe_waba(&s, &waba, &query).await?,
+        ));
+    }
     let Owned {
         grant,
         resource: Number { id: number, state },
         ..
     } = OwnedNumber::<Messaging>::check(&s, grant, &id).await?;
+    let described = describe_number(&s, &grant, &number, &state).await?;
+    Ok(Json(super::business::narrowed(described, &query, &["id"])))
+}
+
+/// A business phone number as the Cloud API describes it. Its quality rating is an integrity
+/// signal: the business may read its own, and the read is recorded.
+pub(super) async fn describe_number(
+    s: &Shared,
+    grant: &Grant,
+    number: &PhoneNumberId,
+    state: &PhoneNumber,
+) -> Result<Value, ApiError> {
     let business = state.business_id.clone().ok_or_else(ApiError::denied)?;
     let region = state.storage_region().unwrap_or(Region::Eu);
-    // The quality rating is an integrity signal: the business may read its own, recorded.
     let req = sealpost_audit::AccessRequest {
         principal: &grant.principal,
         category: sealpost_domain::Category::IntegritySignals,
@@ -42,7 +62,7 @@ pub(super) async fn get(
         region,
     };
     s.app.gate().authorize(&req).await.map_err(AppError::from)?;
-    let integrity = s.app.catalog().integrity(&business, &number).await?;
+    let integrity = s.app.catalog().integrity(&business, number).await?;
     let rating = integrity.rating;
     let b = s.app.catalog().business(&business).await?;
     let tier = match integrity.lowered_tier.or(b.tier) {
@@ -56,7 +76,7 @@ pub(super) async fn get(
         Some(ThroughputTier::High) => "HIGH",
         _ => "STANDARD",
     };
-    Ok(Json(json!({
+    Ok(json!({
         "verified_name": b.name,
         "display_phone_number": format!("+{}", state.display_number),
         "id": number.as_str(),
@@ -64,8 +84,11 @@ pub(super) async fn get(
         "throughput": { "level": level },
         "messaging_limit_tier": tier,
         "code_verification_status": "VERIFIED",
-        "platform_type": if state.registered { "CLOUD_API" } else { "NOT_APPLICABLE" },
-    })))
+        // Every number Sealpost serves sends and receives through it, registered or not:
+        // it is on the Cloud API platform (ON_PREMISE and NOT_APPLICABLE never hold here).
+        "platform_type": "CLOUD_API",
+        "status": if state.registered { "CONNECTED" } else { "PENDING" },
+    }))
 }
 
 fn storage_json(state: &PhoneNumber) -> Value {
@@ -83,9 +106,9 @@ pub(super) async fn get_settings(number: OwnedNumber<Management>) -> Json<Value>
 }
 
 /// Runs a command of the number's aggregate as the token's principal.
-async fn number_command(
+pub(super) async fn number_command<S>(
     s: &Shared,
-    number: &Owned<Number, Management>,
+    number: &Owned<Number, S>,
     command: PhoneNumberCommand,
 ) -> Result<(), ApiError> {
     let Number { id, state } = &number.resource;

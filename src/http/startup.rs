@@ -312,9 +312,9 @@ pub async fn serve(
             .await?,
     );
     *shared.apps_followed.lock().await = apps_from;
-    for (id, (_, _, _, url)) in known_apps {
-        if let Some(url) = url {
-            start_hook(&shared, &id, url).await?;
+    for (id, row) in known_apps {
+        if row.subscription.is_some() {
+            start_hook(&shared, &id, &row).await?;
         }
     }
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -4,7 +4,7 @@
 
 use super::extract::{App, BodyBytes, Management, OwnedApp};
 use super::{ApiError, Shared};
-use crate::app::AppError;
+use crate::app::{AppError, AppRow};
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::Json;
@@ -13,29 +13,27 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tokio::sync::watch;
 
-/// Starts (or restarts) the webhook worker of an app.
-pub(super) async fn start_hook(
-    s: &Shared,
-    app_id: &str,
-    callback_url: String,
-) -> Result<(), AppError> {
-    let Some((business, waba_id, region)) = s.apps.lock().await.get(app_id).cloned() else {
+/// Starts (or restarts) the webhook worker of an app, as `row` (the apps projection) has it:
+/// its callback, the fields it takes and whether it is subscribed to its WABA.
+pub(super) async fn start_hook(s: &Shared, app_id: &str, row: &AppRow) -> Result<(), AppError> {
+    let Some(subscription) = row.subscription.clone() else {
         return Err(AppError::Domain(sealpost_domain::DomainError::NotFound));
     };
     let secret = s
         .app
         .store()
         .vault()
-        .app_secret(business.as_str(), region, app_id, None)
+        .app_secret(row.business.as_str(), row.region, app_id, None)
         .await?
         .ok_or(AppError::KeyMissing("app secret"))?;
-    let url = callback_url.clone();
     let hook = crate::webhooks::Hook {
         app_id: app_id.to_owned(),
-        business,
-        waba_id,
-        region,
-        callback_url,
+        business: row.business.clone(),
+        waba_id: row.waba_id.clone(),
+        region: row.region,
+        callback_url: subscription.callback_url,
+        fields: subscription.fields,
+        muted: row.muted.clone(),
         secret,
         numbers: s.numbers.clone(),
     };
@@ -64,13 +62,13 @@ pub(super) async fn start_hook(
     s.hooks
         .lock()
         .await
-        .insert(app_id.to_owned(), (tx, task, url));
+        .insert(app_id.to_owned(), (tx, task, row.clone()));
     Ok(())
 }
 
-/// Starts the worker of every app whose newest subscription (recorded by any node since the
-/// last call) names a callback this node's worker does not post to, so that whichever node
-/// holds an app's webhook lease posts to its current callback.
+/// Restarts the worker of every app whose subscription changed since the last call (a
+/// callback, its fields, the WABA subscription; recorded here or by another node), so that
+/// whichever node holds an app's webhook lease posts what the app asked for, where it asked.
 pub(super) async fn follow_subscriptions(s: &Shared) -> Result<(), AppError> {
     let mut followed = s.apps_followed.lock().await;
     let events = s
@@ -81,30 +79,41 @@ pub(super) async fn follow_subscriptions(s: &Shared) -> Result<(), AppError> {
     let Some(last) = events.last().map(|e| e.position) else {
         return Ok(());
     };
-    // Each app's newest subscription: a worker never starts on a callback that was already
-    // replaced.
-    let mut newest = BTreeMap::new();
-    for e in &events {
-        if let AppEvent::WebhookSubscribed { callback_url, .. } = e.decode::<AppEvent>()? {
-            newest.insert(e.header.stream.id.clone(), callback_url);
-        }
-    }
-    for (app_id, callback_url) in newest {
-        let current = s
+    let changed: std::collections::BTreeSet<String> = events
+        .iter()
+        .filter(|e| e.header.event_type != "WebhookDeliveryExhausted")
+        .map(|e| e.header.stream.id.clone())
+        .collect();
+    let apps = crate::app::apps(s.app.store()).await?;
+    for app_id in changed {
+        let Some(row) = apps.get(&app_id) else {
+            continue;
+        };
+        let running = s
             .hooks
             .lock()
             .await
             .get(&app_id)
-            .map(|(_, _, url)| url.clone());
-        if current.as_deref() != Some(callback_url.as_str())
+            .map(|(_, _, started)| started.clone());
+        if row.subscription.is_some()
+            && running.as_ref() != Some(row)
             && s.apps.lock().await.contains_key(&app_id)
         {
-            tracing::info!(app = %app_id, "webhook subscription recorded elsewhere: worker restarted");
-            start_hook(s, &app_id, callback_url).await?;
+            tracing::info!(app = %app_id, "webhook subscription changed: worker restarted");
+            start_hook(s, &app_id, row).await?;
         }
     }
     *followed = last;
     Ok(())
+}
+
+/// Restarts `app_id`'s worker as the log has the app now (after this node recorded a change).
+pub(super) async fn restart_from_log(s: &Shared, app_id: &str) -> Result<(), AppError> {
+    let apps = crate::app::apps(s.app.store()).await?;
+    match apps.get(app_id) {
+        Some(row) if row.subscription.is_some() => start_hook(s, app_id, row).await,
+        _ => Ok(()),
+    }
 }
 
 /// The parameters of a subscription body: form-encoded (every value a string) or JSON.
@@ -177,6 +186,6 @@ pub(super) async fn subscribe(
         at: s.app.now(),
     };
     crate::webhooks::record(&s.app, &app_id, &business, region, event).await?;
-    start_hook(&s, &app_id, callback_url).await?;
+    restart_from_log(&s, &app_id).await?;
     Ok(Json(json!({ "success": true })))
 }

@@ -26,7 +26,9 @@ async fn template_command(
     waba: &OwnedWaba<Management>,
     command: TemplateCommand,
 ) -> Result<(), ApiError> {
-    let Waba { business, region } = &waba.resource;
+    let Waba {
+        business, region, ..
+    } = &waba.resource;
     s.app
         .catalog()
         .template_command(&waba.grant.principal, business, *region, command)

@@ -185,7 +185,10 @@ pub(super) async fn build(
     e: &OpenedEvent,
     known: &Known,
 ) -> Result<Option<Built>, AppError> {
-    if e.header.stream.kind != "message" || e.header.business_id != hook.business.as_str() {
+    if e.header.stream.kind != "message"
+        || e.header.business_id != hook.business.as_str()
+        || !hook.delivers("messages", e.position)
+    {
         return Ok(None);
     }
     let status = match e.header.event_type.as_str() {

@@ -11,6 +11,7 @@
 mod common;
 
 mod bad_input;
+mod business;
 mod certificate;
 mod content;
 mod custody;

@@ -4,6 +4,7 @@
 pub mod business;
 pub mod message;
 pub mod phone_number;
+pub mod profile;
 pub mod retention;
 pub mod subject;
 pub mod templates;

@@ -1,5 +1,6 @@
 //! A business phone number: registration, storage region, throughput tier.
 
+use super::profile::BusinessProfile;
 use crate::error::DomainError;
 use crate::ids::{BusinessId, PhoneNumberId};
 use crate::region::Region;
@@ -40,6 +41,8 @@ pub struct PhoneNumber {
     pub throughput: Option<ThroughputTier>,
     /// Register/deregister calls in the last 72 hours (for the 133016 limit).
     pub registration_calls: Vec<Timestamp>,
+    /// The business profile consumers see.
+    pub profile: BusinessProfile,
 }
 
 impl PhoneNumber {
@@ -72,6 +75,11 @@ pub enum PhoneNumberCommand {
     Register,
     /// Deregister the number.
     Deregister,
+    /// Change the fields of the business profile the update names (checked).
+    UpdateProfile {
+        /// The fields to change.
+        update: BusinessProfile,
+    },
     /// Change the throughput tier.
     ChangeThroughput {
         /// The new tier.
@@ -112,6 +120,13 @@ pub enum PhoneNumberEvent {
         /// When.
         at: Timestamp,
     },
+    /// Fields of the business profile changed.
+    ProfileUpdated {
+        /// The fields changed, with their new values.
+        update: BusinessProfile,
+        /// When.
+        at: Timestamp,
+    },
     /// The throughput tier changed.
     ThroughputChanged {
         /// The new tier.
@@ -127,6 +142,7 @@ domain_event!(PhoneNumberEvent {
     PhoneNumberRegistered => "1",
     PhoneNumberDeregistered => "1",
     ThroughputChanged => "1",
+    ProfileUpdated => "1",
 });
 
 impl PhoneNumber {
@@ -210,6 +226,13 @@ impl Decider for PhoneNumber {
                 self.check_registration_rate(now)?;
                 Ok(vec![PhoneNumberEvent::PhoneNumberDeregistered { at: now }])
             }
+            PhoneNumberCommand::UpdateProfile { update } => {
+                update.check()?;
+                if self.profile.merged(&update) == self.profile {
+                    return Ok(vec![]);
+                }
+                Ok(vec![PhoneNumberEvent::ProfileUpdated { update, at: now }])
+            }
             PhoneNumberCommand::ChangeThroughput { tier } => {
                 if self.throughput == Some(tier) {
                     return Ok(vec![]);
@@ -244,6 +267,9 @@ impl Decider for PhoneNumber {
                 self.record_call(at);
             }
             PhoneNumberEvent::ThroughputChanged { tier, .. } => self.throughput = Some(tier),
+            PhoneNumberEvent::ProfileUpdated { update, .. } => {
+                self.profile = self.profile.merged(&update);
+            }
         }
     }
 }
