@@ -372,7 +372,8 @@ WAMID2=$(jq -r '.messages[0].id' <<<"$ANSWER")
 for s in sent delivered read; do
   eventually "status $s of the next reply" hook_has --arg id "$WAMID2" --arg s "$s" \
     "$VALUES"' | any(.[].statuses[]?; .id == $id and .status == $s and .recipient_id == "4915112345678"
-        and .pricing == {"billable":true,"category":"service","pricing_model":"PMP","type":"regular"})'
+        and .pricing == {"billable":false,"category":"service","pricing_model":"PMP","type":"free_customer_service"}
+        and .conversation.origin == {"type":"service"})'
 done
 hook_has --arg id "$WAMID2" --arg u "$USER_ID" \
   "$VALUES"' | any(.[]; .statuses[]?.id == $id and .contacts == [{"user_id":$u,"wa_id":"4915112345678"}]

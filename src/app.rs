@@ -58,6 +58,7 @@ mod messages;
 pub mod region_audit;
 mod root_keys;
 mod subjects;
+mod template_reviews;
 mod tenants;
 #[cfg(test)]
 mod tests;
@@ -74,6 +75,7 @@ pub(crate) use messages::{open_content, text};
 pub use root_keys::RootKeyStatus;
 pub(crate) use subjects::require_owner_or_dpo;
 pub use subjects::{Origin, Subjects};
+pub use template_reviews::Reviews;
 pub(crate) use tenants::home_of;
 
 /// The name of this deployment's tamper-evident log (the checkpoints' origin line).

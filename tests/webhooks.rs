@@ -278,18 +278,56 @@ async fn answers_have_statuses(s: &Node, hook: &Hook, user_id: &str) {
         .filter_map(|v| v["statuses"][0]["status"].as_str())
         .collect();
     assert_eq!(names, ["sent", "delivered", "read"]);
+    let conversation = &statuses[0]["statuses"][0]["conversation"];
+    let conversation_id = conversation["id"].as_str().expect("a conversation id");
+    assert!(
+        conversation_id.len() == 32 && !conversation_id.contains(CONSUMER),
+        "{conversation}"
+    );
+    assert!(
+        conversation["expiration_timestamp"]
+            .as_str()
+            .is_some_and(|t| t.parse::<u64>().is_ok()),
+        "the sent status says when the conversation ends: {conversation}"
+    );
     for v in &statuses {
         assert_eq!(v["statuses"][0]["recipient_id"], CONSUMER);
         assert_eq!(v["statuses"][0]["biz_opaque_callback_data"], "order-42");
+        // A service message inside the window is free: the webhook says what billing counts.
         assert_eq!(
             v["statuses"][0]["pricing"],
-            json!({"billable": true, "pricing_model": "PMP", "category": "service", "type": "regular"})
+            json!({"billable": false, "pricing_model": "PMP", "category": "service", "type": "free_customer_service"})
+        );
+        assert_eq!(v["statuses"][0]["conversation"]["id"], conversation_id);
+        assert_eq!(
+            v["statuses"][0]["conversation"]["origin"],
+            json!({"type": "service"})
         );
         assert_eq!(
             v["contacts"][0]["user_id"], user_id,
             "the same user id in status notifications"
         );
     }
+    // The billing projection counts the same messages as free, none as billable.
+    let lines = poll(
+        Duration::from_millis(50),
+        20,
+        "the billing line",
+        || async {
+            let (_, bill) = s.get("/sealpost/v1/billing", &s.s("internal_token")).await;
+            let service: Vec<Value> = bill["data"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|l| l["category"] == "service")
+                .collect();
+            (!service.is_empty() && service.iter().all(|l| l["free"].as_u64() > Some(0)))
+                .then_some(service)
+        },
+    )
+    .await;
+    assert!(lines.iter().all(|l| l["billable"] == 0), "{lines:?}");
 }
 
 /// Answering by business-scoped user id: the business never needs the number.
@@ -398,4 +436,92 @@ async fn a_crash_while_the_endpoint_is_down_loses_nothing(s: Node, hook: &Hook) 
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 3);
+}
+
+/// Webhook fields are honoured (issue 16): an app subscribed to `messages` only gets no
+/// template review; subscribed to `message_template_status_update` too, it gets the review of
+/// a new template (`APPROVED` once the review time is over), in the Cloud API's shape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_fields_subscribed_are_posted() {
+    let hook = Hook::default();
+    let url = hook.listen().await;
+    let data = Data::fresh(None);
+    let s = start(&data);
+    let token = s.s("access_token");
+    let subscribe = |fields: Value| {
+        let path = format!("/v21.0/{}/subscriptions", s.s("app_id"));
+        let body = json!({"object": "whatsapp_business_account", "callback_url": url,
+                          "verify_token": "my-verify-token", "fields": fields});
+        (path, body)
+    };
+    let template = |name: &str| {
+        json!({"name": name, "language": "en_US", "category": "UTILITY",
+               "components": [{"type": "BODY", "text": "Your order is ready."}]})
+    };
+    let templates = format!("/v21.0/{}/message_templates", s.s("waba_id"));
+    let reviews = |hook: &Hook| -> Vec<Value> {
+        hook.accepted()
+            .into_iter()
+            .flat_map(|n| {
+                n["entry"][0]["changes"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter(|c| c["field"] == "message_template_status_update")
+            .collect()
+    };
+
+    let (path, body) = subscribe(json!(["messages"]));
+    assert_eq!(s.post(&path, Some(&token), body).await.0, 200);
+    let (st, first) = s
+        .post(&templates, Some(&token), template("first_update"))
+        .await;
+    assert_eq!(st, 200, "{first}");
+    s.advance(61).await;
+    // The review is recorded within the housekeeping's next turns; then the phone writes.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    phone_writes(&s, canary(7, "fields")).await;
+    hook.wait_for(|n| {
+        n.iter()
+            .any(|v| v.to_string().contains(&canary(7, "fields")))
+    })
+    .await;
+    assert_eq!(
+        reviews(&hook),
+        Vec::<Value>::new(),
+        "not subscribed to reviews"
+    );
+
+    let (path, body) = subscribe(json!(["messages", "message_template_status_update"]));
+    assert_eq!(s.post(&path, Some(&token), body).await.0, 200);
+    let (st, second) = s
+        .post(&templates, Some(&token), template("second_update"))
+        .await;
+    assert_eq!(st, 200, "{second}");
+    s.advance(61).await;
+    let got = poll(
+        Duration::from_millis(50),
+        20,
+        "the review's webhook",
+        || async { Some(reviews(&hook)).filter(|r| !r.is_empty()) },
+    )
+    .await;
+    assert_eq!(got.len(), 1, "the second template's review only: {got:?}");
+    let id: u64 = second["id"]
+        .as_str()
+        .and_then(|i| i.parse().ok())
+        .expect("id");
+    assert_eq!(
+        got[0]["value"],
+        json!({"event": "APPROVED", "message_template_id": id,
+               "message_template_name": "second_update",
+               "message_template_language": "en_US", "reason": "NONE"})
+    );
+    let n = hook
+        .accepted()
+        .into_iter()
+        .find(|n| n.to_string().contains("second_update"))
+        .expect("the notification");
+    assert_eq!(n["entry"][0]["id"], s.s("waba_id").as_str());
 }

@@ -95,6 +95,16 @@ fn samples() -> Vec<Sample> {
             },
         ),
         row(
+            tp,
+            sealpost_domain::aggregates::templates::TemplateEvent::TemplateReviewed {
+                id: "1408231099999".into(),
+                name: "order_update".into(),
+                language: "en_US".into(),
+                status: "APPROVED".into(),
+                at: t(62),
+            },
+        ),
+        row(
             ap,
             sealpost_domain::apps::AppEvent::AppRegistered {
                 app_id: "200000000000001".into(),

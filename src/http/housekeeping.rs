@@ -1,5 +1,5 @@
 //! What `serve` does beside the pipeline, on intervals, in a task of its own: the audit
-//! sequencer and checkpoints, retention, the scrub of destroyed keys' bytes, the persisted
+//! sequencer and checkpoints, retention, the scrub of destroyed keys' bytes, template reviews, the persisted
 //! projections and evidence, the access counts of a minute that is over.
 //!
 //! Each duty fails on its own: an error is logged and the next interval tries again; none of
@@ -31,6 +31,7 @@ pub const PROJECTIONS_EVERY: Duration = Duration::from_secs(60);
 /// When each duty on a fixed interval last ran.
 struct Due {
     retention: Option<Timestamp>,
+    reviews: crate::app::Reviews,
     checkpoint: Timestamp,
     scrubbed: Instant,
     refreshed: Instant,
@@ -55,6 +56,7 @@ pub(super) async fn run(
     let claim = s.claim(crate::nodes::HOUSEKEEPING);
     let mut due = Due {
         retention: None,
+        reviews: crate::app::Reviews::default(),
         checkpoint: s.app.now(),
         scrubbed: Instant::now(),
         refreshed: Instant::now(),
@@ -96,6 +98,10 @@ pub(super) async fn run(
             if let Err(e) = s.app.store().vault().scrub().await {
                 tracing::warn!(error = %e, "destroyed keys not scrubbed from storage yet");
             }
+        }
+        // Templates whose review is over: the outcome recorded, for the status webhook.
+        if let Err(e) = s.app.record_template_reviews(&mut due.reviews).await {
+            tracing::warn!(error = %e, "template reviews not recorded yet");
         }
         // The persisted projections keep up, so the next start folds only what is new.
         if elapsed(&mut due.refreshed, PROJECTIONS_EVERY) {

@@ -6,7 +6,7 @@ use crate::app::{fields, AppError, Origin, Sealpost};
 use sealpost_adapters::ledger::OpenedEvent;
 use sealpost_adapters::store::StreamId;
 use sealpost_audit::FieldRef;
-use sealpost_domain::aggregates::message::PricingCategory;
+use sealpost_domain::aggregates::templates::TemplateEvent;
 use sealpost_domain::MessageContent;
 use sealpost_domain::{
     BusinessId, FieldScope, MessageEvent, MessageId, Opened, PhoneNumberId, Purpose, Region,
@@ -60,21 +60,23 @@ impl Known {
 
 /// The events a webhook tells of; the rest of the log is passed over unopened.
 pub(super) fn notifiable(h: &sealpost_adapters::store::RowHeader) -> bool {
-    h.stream.kind == "message"
-        && matches!(
-            h.event_type.as_str(),
-            "InboundMessageForwarded"
-                | "MessageSent"
-                | "MessageDelivered"
-                | "MessageRead"
-                | "MessageFailed"
-        )
+    (h.stream.kind == "templates" && h.event_type == "TemplateReviewed")
+        || h.stream.kind == "message"
+            && matches!(
+                h.event_type.as_str(),
+                "InboundMessageForwarded"
+                    | "MessageSent"
+                    | "MessageDelivered"
+                    | "MessageRead"
+                    | "MessageFailed"
+            )
 }
 
 /// One notification, ready to post.
 pub(super) struct Built {
-    /// The consumer it tells of: one consumer's notifications are posted in log order.
-    pub(super) lane: SubjectId,
+    /// The consumer it tells of (or `templates`): one consumer's notifications are posted in
+    /// log order.
+    pub(super) lane: String,
     pub(super) id: String,
     /// The body; empty for a Local Storage region's notification, whose body is built again
     /// for each attempt from [`Built::source`] and dropped after it.
@@ -165,6 +167,37 @@ async fn contact(
     Ok(Some((phone, user_id)))
 }
 
+/// A status's `conversation`: one per consumer, category and UTC day (a service conversation
+/// lives inside the customer-service window), its id a hash of those (never the consumer's
+/// number), `origin.type` the message's pricing category, and on `sent` when it expires.
+fn conversation(
+    hook: &Hook,
+    header: &sealpost_domain::aggregates::message::OutboundHeader,
+    accepted_at: i64,
+    with_expiry: bool,
+) -> Value {
+    let day = accepted_at.div_euclid(sealpost_domain::time::DAY_MS);
+    let id = sealpost_adapters::crypto::hmac_hex(
+        b"sealpost/conversation/v1",
+        format!(
+            "{}\n{}\n{}\n{day}",
+            hook.business.as_str(),
+            header.subject_id.as_str(),
+            header.category.name()
+        )
+        .as_bytes(),
+    );
+    let mut c = json!({
+        "id": &id[..32],
+        "origin": { "type": header.category.name() },
+    });
+    if with_expiry {
+        let ends = (day + 1) * sealpost_domain::time::DAY_MS / 1_000;
+        c["expiration_timestamp"] = json!(ends.to_string());
+    }
+    c
+}
+
 fn envelope(hook: &Hook, number: &PhoneNumberId, value: Value) -> Value {
     let display = hook
         .numbers
@@ -175,7 +208,48 @@ fn envelope(hook: &Hook, number: &PhoneNumberId, value: Value) -> Value {
     value["messaging_product"] = json!("whatsapp");
     value["metadata"] =
         json!({ "display_phone_number": display, "phone_number_id": number.as_str() });
-    json!({ "object": "whatsapp_business_account", "entry": [{ "id": hook.waba_id, "changes": [{ "field": "messages", "value": value }] }] })
+    change(hook, "messages", value)
+}
+
+/// A notification of one change of `field` of the app's WABA.
+fn change(hook: &Hook, field: &str, value: Value) -> Value {
+    json!({ "object": "whatsapp_business_account", "entry": [{ "id": hook.waba_id, "changes": [{ "field": field, "value": value }] }] })
+}
+
+/// The `message_template_status_update` of a template's review, if the app takes that field.
+fn template_status(hook: &Hook, e: &OpenedEvent) -> Result<Option<Built>, AppError> {
+    const FIELD: &str = "message_template_status_update";
+    if e.header.business_id != hook.business.as_str() || !hook.delivers(FIELD, e.position) {
+        return Ok(None);
+    }
+    let TemplateEvent::TemplateReviewed {
+        id,
+        name,
+        language,
+        status,
+        at,
+    } = e.decode::<TemplateEvent>()?
+    else {
+        return Ok(None);
+    };
+    let value = json!({
+        "event": status,
+        "message_template_id": id.parse::<u64>().map_or_else(|_| json!(id), |n| json!(n)),
+        "message_template_name": name,
+        "message_template_language": language,
+        "reason": "NONE",
+    });
+    let body =
+        serde_json::to_vec(&change(hook, FIELD, value)).map_err(|_| AppError::Encode("json"))?;
+    Ok(Some(Built {
+        lane: "templates".to_owned(),
+        id: format!("ntf-templates-{}-{}", e.header.stream.id, e.header.sequence),
+        body,
+        // Business information: kept for the whole retry window.
+        expires: Timestamp::from_millis(at.millis() + crate::webhooks::RETRY_WINDOW_MS),
+        since: at,
+        source: None,
+    }))
 }
 
 /// The notification for one event, if it makes one (and its content still exists).
@@ -185,6 +259,9 @@ pub(super) async fn build(
     e: &OpenedEvent,
     known: &Known,
 ) -> Result<Option<Built>, AppError> {
+    if e.header.stream.kind == "templates" {
+        return template_status(hook, e);
+    }
     if e.header.stream.kind != "message"
         || e.header.business_id != hook.business.as_str()
         || !hook.delivers("messages", e.position)
@@ -232,7 +309,7 @@ pub(super) async fn build(
         let body = serde_json::to_vec(&envelope(hook, number, value))
             .map_err(|_| AppError::Encode("json"))?;
         Ok(Some(Built {
-            lane: subject.clone(),
+            lane: subject.as_str().to_owned(),
             id: notification_id,
             body,
             expires: expires_for(epoch),
@@ -329,14 +406,18 @@ pub(super) async fn build(
             )
         }
         Some(status) => {
-            let Some(MessageEvent::OutboundMessageAccepted {
-                header,
-                callback_data,
-                ..
-            }) = history.iter().find_map(|h| {
+            let Some((
+                MessageEvent::OutboundMessageAccepted {
+                    header,
+                    callback_data,
+                    ..
+                },
+                accepted_at,
+            )) = history.iter().find_map(|h| {
                 h.decode::<MessageEvent>()
                     .ok()
                     .filter(|m| matches!(m, MessageEvent::OutboundMessageAccepted { .. }))
+                    .map(|m| (m, h.header.recorded_at))
             })
             else {
                 return Ok(None);
@@ -346,18 +427,20 @@ pub(super) async fn build(
             else {
                 return Ok(None);
             };
-            let category = match header.category {
-                PricingCategory::Marketing => "marketing",
-                PricingCategory::Utility => "utility",
-                PricingCategory::Authentication => "authentication",
-                PricingCategory::Service => "service",
-            };
+            let pricing = header.category.pricing();
+            let conversation = conversation(hook, &header, accepted_at, status == "sent");
             let mut s = json!({
                 "id": id.as_str(),
                 "status": status,
                 "timestamp": at.unix_seconds().to_string(),
                 "recipient_id": wa_id,
-                "pricing": { "billable": true, "pricing_model": "PMP", "category": category, "type": "regular" },
+                "conversation": conversation,
+                "pricing": {
+                    "billable": pricing.billable,
+                    "pricing_model": "PMP",
+                    "category": pricing.category.name(),
+                    "type": pricing.kind,
+                },
             });
             if let Some(cb) = &callback_data {
                 let scope = FieldScope::Message {

@@ -267,8 +267,9 @@ async fn nothing_changed(s: &Node, tenants: &[Tenant]) {
     for t in tenants {
         let (st, number) = s.get(&format!("/v21.0/{}", t.phone), &t.token).await;
         assert_eq!(
-            (st, number["platform_type"].as_str()),
-            (200, Some("NOT_APPLICABLE"))
+            (st, number["status"].as_str()),
+            (200, Some("PENDING")),
+            "still unregistered: {number}"
         );
         assert_eq!(
             s.get(&format!("/v21.0/{}/settings", t.phone), &t.token)

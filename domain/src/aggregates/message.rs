@@ -67,6 +67,48 @@ pub enum PricingCategory {
     Service,
 }
 
+/// How a delivered message is priced (per-message pricing): one rule, which the billing
+/// projection counts by and the status webhooks say, so the two always agree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pricing {
+    /// Whether the business pays for it.
+    pub billable: bool,
+    /// Its category.
+    pub category: PricingCategory,
+    /// `regular`, or `free_customer_service` for a service message inside the window.
+    pub kind: &'static str,
+}
+
+impl PricingCategory {
+    /// How a delivered message of this category is priced: a service message (free-form,
+    /// which the domain admits only inside the customer-service window) is free, a template
+    /// of any category is billed.
+    pub const fn pricing(self) -> Pricing {
+        match self {
+            PricingCategory::Service => Pricing {
+                billable: false,
+                category: self,
+                kind: "free_customer_service",
+            },
+            _ => Pricing {
+                billable: true,
+                category: self,
+                kind: "regular",
+            },
+        }
+    }
+
+    /// The Cloud API's name of the category.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PricingCategory::Marketing => "marketing",
+            PricingCategory::Utility => "utility",
+            PricingCategory::Authentication => "authentication",
+            PricingCategory::Service => "service",
+        }
+    }
+}
+
 /// Which way a message travels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Direction {

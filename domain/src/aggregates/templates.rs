@@ -23,6 +23,10 @@ pub struct Template {
     pub components: String,
     /// When it was submitted.
     pub submitted_at: Timestamp,
+    /// Whether its review's outcome was recorded (`TemplateReviewed`, which the
+    /// `message_template_status_update` webhook tells of).
+    #[serde(default)]
+    pub reviewed: bool,
 }
 
 /// The templates of one business, by (name, language).
@@ -75,6 +79,8 @@ pub enum TemplateCommand {
         /// Its name.
         name: String,
     },
+    /// Record the outcome of every review that is over and not recorded yet.
+    RecordReviews,
 }
 
 /// What happened to the library.
@@ -97,6 +103,19 @@ pub enum TemplateEvent {
         /// When.
         at: Timestamp,
     },
+    /// A template's review is over: `APPROVED` (the review approves every template).
+    TemplateReviewed {
+        /// Its id.
+        id: String,
+        /// Name.
+        name: String,
+        /// Language.
+        language: String,
+        /// `APPROVED`.
+        status: String,
+        /// When.
+        at: Timestamp,
+    },
     /// A template (every language) was deleted.
     TemplateDeleted {
         /// Name.
@@ -109,6 +128,7 @@ pub enum TemplateEvent {
 domain_event!(TemplateEvent {
     TemplateSubmitted => "1",
     TemplateDeleted => "1",
+    TemplateReviewed => "1",
 });
 
 impl Decider for TemplateLibrary {
@@ -169,6 +189,18 @@ impl Decider for TemplateLibrary {
                 }
                 Ok(vec![TemplateEvent::TemplateDeleted { name, at: now }])
             }
+            TemplateCommand::RecordReviews => Ok(self
+                .templates
+                .iter()
+                .filter(|(_, t)| !t.reviewed && TemplateLibrary::status(t, now) == "APPROVED")
+                .map(|((name, language), t)| TemplateEvent::TemplateReviewed {
+                    id: t.id.clone(),
+                    name: name.clone(),
+                    language: language.clone(),
+                    status: "APPROVED".into(),
+                    at: now,
+                })
+                .collect()),
         }
     }
 
@@ -191,8 +223,14 @@ impl Decider for TemplateLibrary {
                         category,
                         components,
                         submitted_at: at,
+                        reviewed: false,
                     },
                 );
+            }
+            TemplateEvent::TemplateReviewed { name, language, .. } => {
+                if let Some(t) = self.templates.get_mut(&(name, language)) {
+                    t.reviewed = true;
+                }
             }
             TemplateEvent::TemplateDeleted { name, .. } => {
                 self.templates.retain(|(n, _), _| *n != name)

@@ -9,7 +9,6 @@ use sealpost_adapters::store::{
     OfBusiness, Shred, StatKey, StoredRow, SubjectTag,
 };
 use sealpost_domain::access::{AccessEvent, DenyReason, ACCESS_STREAM_TYPE};
-use sealpost_domain::aggregates::message::PricingCategory;
 use sealpost_domain::{
     Decision, MessageEvent, MessageKind, Region, RetentionEvent, SubjectEvent, SubjectId, Timestamp,
 };
@@ -506,10 +505,11 @@ impl PageFold {
                 .billing
                 .entry((m.business_id.clone(), month, category))
                 .or_default();
-            if category == PricingCategory::Service {
-                line.1 += 1;
-            } else {
+            // (billable, free), by the one pricing rule the status webhooks say too.
+            if category.pricing().billable {
                 line.0 += 1;
+            } else {
+                line.1 += 1;
             }
         }
     }
