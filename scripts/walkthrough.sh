@@ -442,6 +442,25 @@ answer curl -s "$BASE/v21.0/$INBOUND_MEDIA_ID" -H "authorization: Bearer $TOKEN"
 status_is 200
 check '.mime_type == "image/png"'
 
+step "ask the phone where it is (location_request_message)"
+answer curl -s -X POST "$BASE/v21.0/$PHONE_NUMBER_ID/messages" \
+  -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+  -d '{"messaging_product":"whatsapp","to":"4915112345678","type":"interactive","interactive":{"type":"location_request_message","body":{"text":"Where shall we deliver?"},"action":{"name":"send_location"}}}'
+status_is 200
+ASK_ID=$(jq -r '.messages[0].id' <<<"$ANSWER")
+eventually "the request in the device's inbox" inbox_has --arg id "$ASK_ID" \
+  '.messages | any(.id == $id and .content.interactive.type == "location_request_message"
+     and .content.interactive.action == {"name":"send_location"})'
+
+step "the phone answers with its location, a reply"
+answer curl -s -X POST $BASE/sim/v1/devices/4915112345678/messages \
+  -H 'content-type: application/json' \
+  -d '{"to":"15550783881","type":"location","location":{"latitude":52.52,"longitude":13.405,"name":"Alexanderplatz"},"context":{"id":"'$ASK_ID'"}}'
+status_is 200
+eventually "the location at the listener" hook_has --arg id "$ASK_ID" \
+  "$VALUES"' | any(.[].messages[]?; .type == "location" and .location == {"latitude":52.52,"longitude":13.405,"name":"Alexanderplatz"}
+      and .context.id == $id)'
+
 step "delete the media object"
 answer curl -s -X DELETE "$BASE/v21.0/$MEDIA_ID" -H "authorization: Bearer $TOKEN"
 status_is 200

@@ -64,7 +64,7 @@ mod tenants;
 mod tests;
 pub mod transit;
 
-pub use catalog::{apps, AppRow, Apps, Catalog, Subscription};
+pub use catalog::{apps, mute, AppRow, Apps, Catalog, Subscription};
 pub use error::AppError;
 pub use evidence::{Evidence, TenantSummary};
 pub use inbound::Inbound;

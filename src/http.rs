@@ -74,6 +74,8 @@ pub struct Shared {
     apps: Arc<Mutex<BTreeMap<String, AppInfo>>>,
     /// Running webhook workers: app id → (stop switch, task).
     hooks: Arc<Mutex<BTreeMap<String, Worker>>>,
+    /// Held while a worker is (re)started, so two restarts never leave two workers of an app.
+    hook_restarts: Arc<Mutex<()>>,
     /// The log position up to which app events were followed (subscriptions made on other
     /// nodes; [`subscriptions::follow_subscriptions`]).
     apps_followed: Arc<Mutex<u64>>,
@@ -98,14 +100,14 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// The state of a service over `app` serving `numbers` (id → display number) and the apps
-    /// recorded, with no simulator and the system clock.
     /// The same state posting webhooks with `poster`.
     fn with_poster(mut self, poster: sealpost_adapters::webhook::Poster) -> Self {
         self.poster = poster;
         self
     }
 
+    /// The state of a service over `app` serving `numbers` (id → display number) and the apps
+    /// recorded, with no simulator and the system clock.
     fn new(
         app: Sealpost,
         tokens: Arc<Tokens>,
@@ -130,6 +132,7 @@ impl Shared {
             numbers: Arc::new(numbers),
             apps: Arc::new(Mutex::new(apps)),
             hooks: Arc::new(Mutex::new(BTreeMap::new())),
+            hook_restarts: Arc::new(Mutex::new(())),
             apps_followed: Arc::new(Mutex::new(0)),
             poster: sealpost_adapters::webhook::Poster::new(),
             limits: Arc::new(std::sync::Mutex::new(limits)),

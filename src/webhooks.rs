@@ -224,6 +224,21 @@ pub fn checkpoint_name(app_id: &str) -> String {
     format!("webhook:{app_id}")
 }
 
+/// The log positions between which the app was unsubscribed from its WABA, read from its
+/// stream now.
+async fn muted_now(app: &Sealpost, hook: &Hook) -> Result<Vec<(u64, Option<u64>)>, AppError> {
+    let stream = StreamId::new(hook.business.as_str(), APP_STREAM_TYPE, &hook.app_id);
+    let mut muted = Vec::new();
+    for e in app.store().read_stream(&stream, 0).await? {
+        match e.decode::<AppEvent>()? {
+            AppEvent::WabaSubscribed { .. } => crate::app::mute(&mut muted, true, e.position),
+            AppEvent::WabaUnsubscribed { .. } => crate::app::mute(&mut muted, false, e.position),
+            _ => {}
+        }
+    }
+    Ok(muted)
+}
+
 /// Waits a second before trying again; whether the worker was told to stop meanwhile.
 async fn pause(stop: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
@@ -303,7 +318,7 @@ pub async fn run(
     mut stop: watch::Receiver<bool>,
 ) {
     use futures::StreamExt as _;
-    let hook = Arc::new(hook);
+    let mut hook = Arc::new(hook);
     let checkpoint = checkpoint_name(&hook.app_id);
     let mut sub = match app.store().subscribe_durable(&checkpoint).await {
         Ok(s) => s.only(notifiable),
@@ -352,6 +367,20 @@ pub async fn run(
                 () = tokio::time::sleep(Duration::from_millis(25)) => {}
             }
             continue;
+        }
+        // Whether the app was subscribed to its WABA when each event happened, as the log has
+        // it now: a (un)subscription recorded while this worker ran counts at once.
+        match muted_now(&app, &hook).await {
+            Ok(muted) if muted != hook.muted => {
+                hook = Arc::new(Hook {
+                    muted,
+                    ..(*hook).clone()
+                });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "the app's subscription not read again; as before")
+            }
         }
         // The batch's messages and consumers read once; a notification reads its own only if
         // that read failed.

@@ -459,19 +459,17 @@ async fn only_the_fields_subscribed_are_posted() {
                "components": [{"type": "BODY", "text": "Your order is ready."}]})
     };
     let templates = format!("/v21.0/{}/message_templates", s.s("waba_id"));
-    let reviews = |hook: &Hook| -> Vec<Value> {
-        hook.accepted()
-            .into_iter()
-            .flat_map(|n| {
-                n["entry"][0]["changes"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .filter(|c| c["field"] == "message_template_status_update")
-            .collect()
-    };
+    let reviews = |hook: &Hook| changes_of(hook, "message_template_status_update");
 
+    for fields in [json!([]), json!(["messages", "gossip"])] {
+        let (path, body) = subscribe(fields.clone());
+        let (st, refused) = s.post(&path, Some(&token), body).await;
+        assert_eq!(
+            (st, &refused["error"]["code"]),
+            (400, &json!(131_009)),
+            "{fields}: {refused}"
+        );
+    }
     let (path, body) = subscribe(json!(["messages"]));
     assert_eq!(s.post(&path, Some(&token), body).await.0, 200);
     let (st, first) = s
@@ -524,4 +522,41 @@ async fn only_the_fields_subscribed_are_posted() {
         .find(|n| n.to_string().contains("second_update"))
         .expect("the notification");
     assert_eq!(n["entry"][0]["id"], s.s("waba_id").as_str());
+
+    // Spam reports and a block turn the rating yellow: `phone_number_quality_update` tells an
+    // app that takes it, and only such an app.
+    let (path, body) = subscribe(json!(["messages", "phone_number_quality_update"]));
+    assert_eq!(s.post(&path, Some(&token), body).await.0, 200);
+    s.reported(&["spam", "spam", "block"]).await;
+    let flagged = poll(
+        Duration::from_millis(50),
+        20,
+        "the quality update",
+        || async {
+            changes_of(&hook, "phone_number_quality_update")
+                .into_iter()
+                .next()
+        },
+    )
+    .await;
+    assert_eq!(
+        flagged["value"],
+        json!({"display_phone_number": s.s("display_phone_number"), "event": "FLAGGED",
+               "current_limit": "TIER_250"})
+    );
+    assert_eq!(reviews(&hook).len(), 1, "no field the app left is posted");
+}
+
+/// Every change of `field` the listener took.
+fn changes_of(hook: &Hook, field: &str) -> Vec<Value> {
+    hook.accepted()
+        .into_iter()
+        .flat_map(|n| {
+            n["entry"][0]["changes"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|c| c["field"] == field)
+        .collect()
 }

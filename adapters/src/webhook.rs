@@ -39,7 +39,11 @@ impl Poster {
     /// A poster trusting the webpki roots only, plain http to loopback only.
     pub fn new() -> Self {
         Self::with(None, false).unwrap_or_else(|_| Self {
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(10))
+                .build()
+                .unwrap_or_default(),
             allow_http: false,
         })
     }
@@ -48,9 +52,11 @@ impl Poster {
     /// bundle), with a 10-second timeout per request; `allow_http` admits plain http to any
     /// host.
     pub fn with(extra_ca_pem: Option<&[u8]>, allow_http: bool) -> Result<Self, BadCaFile> {
+        // No redirects: a 3xx would re-send a signed body to a URL `admits` never saw.
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .tls_built_in_root_certs(true)
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10));
         if let Some(pem) = extra_ca_pem {
             let certs =

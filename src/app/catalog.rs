@@ -106,21 +106,27 @@ pub struct Subscription {
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Apps(pub BTreeMap<String, AppRow>);
 
+/// Notes in `muted` (the log positions between which an app was unsubscribed from its WABA)
+/// a subscription (`on`) or an unsubscription recorded at `position`.
+pub fn mute(muted: &mut Vec<(u64, Option<u64>)>, on: bool, position: u64) {
+    let open = muted.last().is_some_and(|(_, end)| end.is_none());
+    match (on, open) {
+        (true, true) => {
+            if let Some((_, end)) = muted.last_mut() {
+                *end = Some(position);
+            }
+        }
+        (false, false) => muted.push((position, None)),
+        _ => {}
+    }
+}
+
 impl Apps {
     fn waba_subscribed(&mut self, app_id: &str, on: bool, position: u64) {
         let Some(a) = self.0.get_mut(app_id) else {
             return;
         };
-        let open = a.muted.last().is_some_and(|(_, end)| end.is_none());
-        match (on, open) {
-            (true, true) => {
-                if let Some((_, end)) = a.muted.last_mut() {
-                    *end = Some(position);
-                }
-            }
-            (false, false) => a.muted.push((position, None)),
-            _ => {}
-        }
+        mute(&mut a.muted, on, position);
         a.waba_subscribed = on;
     }
 }

@@ -6,11 +6,14 @@
 
 use super::{AppError, Sealpost};
 use sealpost_domain::aggregates::templates::{TemplateCommand, TemplateEvent, REVIEW_MS};
+use sealpost_domain::time::DAY_MS;
 use sealpost_domain::{BusinessId, Principal, Region};
 use std::collections::BTreeSet;
 
 /// The stream type of template libraries.
 const TEMPLATES: &str = "templates";
+/// How long a review that could not be recorded waits before it is tried again.
+const RETRY_MS: i64 = 60_000;
 
 /// The reviews still to record: the submissions followed so far, by when each is over.
 #[derive(Debug, Default)]
@@ -48,22 +51,33 @@ impl Sealpost {
         let now = self.now().millis();
         let principal = Principal::processor("template-review");
         let mut recorded = 0;
-        while let Some(first) = reviews.due.first().cloned() {
+        let mut later = Vec::new();
+        while let Some(first) = reviews.due.pop_first() {
             if first.0 > now {
+                reviews.due.insert(first);
                 break;
             }
+            // A review over for more than a day was recorded already, or was over before
+            // reviews were recorded at all (an upgrade): telling it now would be stale news.
+            if now - first.0 > DAY_MS {
+                continue;
+            }
             let (_, business, region) = &first;
-            self.catalog()
-                .template_command(
-                    &principal,
-                    business,
-                    *region,
-                    TemplateCommand::RecordReviews,
-                )
-                .await?;
-            reviews.due.remove(&first);
-            recorded += 1;
+            let command = TemplateCommand::RecordReviews;
+            match self
+                .catalog()
+                .template_command(&principal, business, *region, command)
+                .await
+            {
+                Ok(()) => recorded += 1,
+                // One library in trouble holds up no other: it is tried again in a minute.
+                Err(e) => {
+                    tracing::warn!(error = %e, "a template review not recorded yet");
+                    later.push((first.0 + RETRY_MS, first.1, first.2));
+                }
+            }
         }
+        reviews.due.extend(later);
         Ok(recorded)
     }
 }

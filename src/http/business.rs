@@ -72,10 +72,12 @@ pub(super) async fn phone_numbers(
         let Ok(number) = PhoneNumberId::parse(id) else {
             continue;
         };
-        let state = s.app.catalog().phone_number(&business, &number).await?;
-        if state.business_id.as_ref() != Some(&business) {
-            continue;
-        }
+        // Another business's number is not found among this business's streams.
+        let state = match s.app.catalog().phone_number(&business, &number).await {
+            Ok(state) if state.business_id.as_ref() == Some(&business) => state,
+            Ok(_) | Err(AppError::Domain(sealpost_domain::DomainError::NotFound)) => continue,
+            Err(e) => return Err(e.into()),
+        };
         let described = describe_number(&s, &waba.grant, &number, &state).await?;
         data.push(narrowed(described, &query, &["id"]));
     }

@@ -13,7 +13,7 @@
 //!   Storage region's own, is handed over to a new signing key (ADR 0026), by a checkpoint
 //!   signed by the old and the new key, answered.
 
-use super::extract::{Auth, JsonBody};
+use super::extract::{Auth, BodyBytes, JsonBody};
 use super::{ApiError, Shared};
 use crate::app::AppError;
 use axum::extract::State;
@@ -222,12 +222,21 @@ pub(super) async fn retire_root(
 pub(super) async fn rotate_audit(
     State(s): State<Shared>,
     auth: Auth,
-    JsonBody(body): JsonBody,
+    BodyBytes(bytes): BodyBytes,
 ) -> Result<Json<Value>, ApiError> {
     operator_only(&auth)?;
+    // No body, `{}`, or `{"region": <a Local Storage region>}`.
+    let body: Value = match bytes.is_empty() {
+        true => json!({}),
+        false => serde_json::from_slice(&bytes)
+            .map_err(|_| ApiError::invalid("The request body is not valid JSON."))?,
+    };
     let region = match body.get("region") {
         None | Some(Value::Null) => None,
-        Some(_) => Some(region_of(&body)?),
+        Some(_) => match region_of(&body)? {
+            r if r.is_local_storage() => Some(r),
+            _ => return Err(ApiError::not_valid("region")),
+        },
     };
     let Some((generation, checkpoint)) = s
         .app
@@ -238,9 +247,7 @@ pub(super) async fn rotate_audit(
             "That Local Storage region has no store yet, so no log of its own to rotate the key of.",
         ));
     };
-    let region = region
-        .filter(|r| r.is_local_storage())
-        .map(|r| r.code().to_owned());
+    let region = region.map(|r| r.code().to_owned());
     Ok(Json(json!({
         "region": region,
         "generation": generation,

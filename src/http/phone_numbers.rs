@@ -65,13 +65,11 @@ pub(super) async fn describe_number(
     let integrity = s.app.catalog().integrity(&business, number).await?;
     let rating = integrity.rating;
     let b = s.app.catalog().business(&business).await?;
-    let tier = match integrity.lowered_tier.or(b.tier) {
-        Some(MessagingLimitTier::Tier2K) => "TIER_2K",
-        Some(MessagingLimitTier::Tier10K) => "TIER_10K",
-        Some(MessagingLimitTier::Tier100K) => "TIER_100K",
-        Some(MessagingLimitTier::Unlimited) => "TIER_UNLIMITED",
-        _ => "TIER_250",
-    };
+    let tier = integrity
+        .lowered_tier
+        .or(b.tier)
+        .unwrap_or(MessagingLimitTier::Tier250)
+        .name();
     let level = match state.throughput {
         Some(ThroughputTier::High) => "HIGH",
         _ => "STANDARD",

@@ -13,9 +13,23 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use tokio::sync::watch;
 
+/// The webhook fields an app may subscribe to (those Sealpost posts changes of, and those it
+/// accepts though nothing it does changes them yet).
+pub(super) const WEBHOOK_FIELDS: [&str; 6] = [
+    "messages",
+    "message_template_status_update",
+    "phone_number_quality_update",
+    "account_update",
+    "phone_number_name_update",
+    "business_capability_update",
+];
+
 /// Starts (or restarts) the webhook worker of an app, as `row` (the apps projection) has it:
 /// its callback, the fields it takes and whether it is subscribed to its WABA.
 pub(super) async fn start_hook(s: &Shared, app_id: &str, row: &AppRow) -> Result<(), AppError> {
+    // One restart at a time: between the old worker's stop and the new one's start another
+    // restart would see no worker and start a second.
+    let _one = s.hook_restarts.lock().await;
     let Some(subscription) = row.subscription.clone() else {
         return Err(AppError::Domain(sealpost_domain::DomainError::NotFound));
     };
@@ -169,6 +183,9 @@ pub(super) async fn subscribe(
             .collect(),
         _ => vec!["messages".to_owned()],
     };
+    if fields.is_empty() || !fields.iter().all(|f| WEBHOOK_FIELDS.contains(&f.as_str())) {
+        return Err(ApiError::not_valid("fields"));
+    }
     if !s.poster.verify(&callback_url, &verify_token).await {
         return Err(ApiError::invalid(
             "The callback URL did not answer the hub.challenge verification.",

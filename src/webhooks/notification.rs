@@ -6,7 +6,9 @@ use crate::app::{fields, AppError, Origin, Sealpost};
 use sealpost_adapters::ledger::OpenedEvent;
 use sealpost_adapters::store::StreamId;
 use sealpost_audit::FieldRef;
+use sealpost_domain::aggregates::business::MessagingLimitTier;
 use sealpost_domain::aggregates::templates::TemplateEvent;
+use sealpost_domain::integrity::{IntegrityEvent, QualityRating, INTEGRITY_STREAM_TYPE};
 use sealpost_domain::MessageContent;
 use sealpost_domain::{
     BusinessId, FieldScope, MessageEvent, MessageId, Opened, PhoneNumberId, Purpose, Region,
@@ -61,6 +63,11 @@ impl Known {
 /// The events a webhook tells of; the rest of the log is passed over unopened.
 pub(super) fn notifiable(h: &sealpost_adapters::store::RowHeader) -> bool {
     (h.stream.kind == "templates" && h.event_type == "TemplateReviewed")
+        || (h.stream.kind == INTEGRITY_STREAM_TYPE
+            && matches!(
+                h.event_type.as_str(),
+                "QualityRatingChanged" | "MessagingTierLowered"
+            ))
         || h.stream.kind == "message"
             && matches!(
                 h.event_type.as_str(),
@@ -216,6 +223,78 @@ fn change(hook: &Hook, field: &str, value: Value) -> Value {
     json!({ "object": "whatsapp_business_account", "entry": [{ "id": hook.waba_id, "changes": [{ "field": field, "value": value }] }] })
 }
 
+/// The `phone_number_quality_update` of a quality-rating change (`FLAGGED` when it falls from
+/// green, `UNFLAGGED` when it is green again) or a lowered messaging-limit tier (`DOWNGRADE`),
+/// if the app takes that field. The rating is an integrity signal: read through the gate as
+/// the business's own (the matrix's `own` cell), and recorded.
+async fn quality_update(
+    app: &Sealpost,
+    hook: &Hook,
+    e: &OpenedEvent,
+) -> Result<Option<Built>, AppError> {
+    const FIELD: &str = "phone_number_quality_update";
+    if e.header.business_id != hook.business.as_str() || !hook.delivers(FIELD, e.position) {
+        return Ok(None);
+    }
+    let number =
+        PhoneNumberId::parse(&e.header.stream.id).map_err(|_| AppError::Corrupt("number id"))?;
+    let region: Region = e
+        .header
+        .region
+        .parse()
+        .map_err(|_| AppError::Corrupt("event region"))?;
+    let principal = sealpost_domain::Principal::business(
+        hook.business.clone(),
+        &format!("{}:{}", super::WEBHOOK_PRINCIPAL, hook.app_id),
+    );
+    let req = sealpost_audit::AccessRequest {
+        principal: &principal,
+        category: sealpost_domain::Category::IntegritySignals,
+        purpose: sealpost_domain::Purpose::BusinessApi,
+        object: number.as_str(),
+        owner: Some(&hook.business),
+        region,
+    };
+    app.gate().authorize(&req).await?;
+    let current = |lowered: Option<MessagingLimitTier>| async move {
+        let tier = match lowered {
+            Some(t) => Some(t),
+            None => app.catalog().business(&hook.business).await?.tier,
+        };
+        Ok::<_, AppError>(tier.unwrap_or(MessagingLimitTier::Tier250).name())
+    };
+    let (event, at, limit) = match e.decode::<IntegrityEvent>()? {
+        IntegrityEvent::QualityRatingChanged { from, to, at } => {
+            let event = match (from, to) {
+                (_, QualityRating::Green) => "UNFLAGGED",
+                (QualityRating::Green, _) => "FLAGGED",
+                _ => return Ok(None),
+            };
+            let view = app.catalog().integrity(&hook.business, &number).await?;
+            (event, at, current(view.lowered_tier).await?)
+        }
+        IntegrityEvent::MessagingTierLowered { to, at } => ("DOWNGRADE", at, to.name()),
+        _ => return Ok(None),
+    };
+    let display = hook
+        .numbers
+        .get(number.as_str())
+        .cloned()
+        .unwrap_or_default();
+    let value = json!({ "display_phone_number": display, "event": event, "current_limit": limit });
+    let body =
+        serde_json::to_vec(&change(hook, FIELD, value)).map_err(|_| AppError::Encode("json"))?;
+    Ok(Some(Built {
+        lane: format!("quality-{}", number.as_str()),
+        id: format!("ntf-integrity-{}-{}", number.as_str(), e.header.sequence),
+        body,
+        // Business information about its own number: kept for the whole retry window.
+        expires: Timestamp::from_millis(at.millis() + crate::webhooks::RETRY_WINDOW_MS),
+        since: at,
+        source: None,
+    }))
+}
+
 /// The `message_template_status_update` of a template's review, if the app takes that field.
 fn template_status(hook: &Hook, e: &OpenedEvent) -> Result<Option<Built>, AppError> {
     const FIELD: &str = "message_template_status_update";
@@ -261,6 +340,9 @@ pub(super) async fn build(
 ) -> Result<Option<Built>, AppError> {
     if e.header.stream.kind == "templates" {
         return template_status(hook, e);
+    }
+    if e.header.stream.kind == INTEGRITY_STREAM_TYPE {
+        return quality_update(app, hook, e).await;
     }
     if e.header.stream.kind != "message"
         || e.header.business_id != hook.business.as_str()

@@ -607,6 +607,20 @@ impl Node {
         self.post(&path, Some(&token), body).await
     }
 
+    /// Consumers' phones (one each) report the business number: `spam` or `block`.
+    pub async fn reported(&self, kinds: &[&str]) {
+        for (i, kind) in kinds.iter().enumerate() {
+            let (st, v) = self
+                .post(
+                    &format!("/sim/v1/devices/49151140000{i:02}/report"),
+                    None,
+                    json!({"to": self.s("display_phone_number"), "type": kind}),
+                )
+                .await;
+            assert_eq!(st, 200, "{v}");
+        }
+    }
+
     /// A text send to `to`.
     pub async fn send_text(&self, to: &str, text: &str) -> (u16, Value) {
         self.send(json!({

@@ -153,16 +153,7 @@ async fn the_messaging_limit_spares_service_windows(s: &Node) {
 
 /// Consumers report the number as spam and block it: the quality rating falls.
 async fn reports_lower_the_quality_rating(s: &Node) {
-    for (i, kind) in ["spam", "spam", "block"].into_iter().enumerate() {
-        let (st, v) = s
-            .post(
-                &format!("/sim/v1/devices/49151140000{i:02}/report"),
-                None,
-                json!({"to": s.s("display_phone_number"), "type": kind}),
-            )
-            .await;
-        assert_eq!(st, 200, "{v}");
-    }
+    s.reported(&["spam", "spam", "block"]).await;
     assert_error(
         &s.post(
             "/sim/v1/devices/4915114000000/report",

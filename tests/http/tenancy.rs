@@ -51,6 +51,25 @@ fn probes(attacker: &Tenant, target: &Tenant) -> Vec<Probe> {
             Some(json!({"messaging_product": "whatsapp"})),
         ),
         ("GET", format!("/v21.0/{}/message_templates", t.waba), None),
+        ("GET", format!("/v21.0/{}", t.waba), None),
+        ("GET", format!("/v21.0/{}/phone_numbers", t.waba), None),
+        ("GET", format!("/v21.0/{}/subscribed_apps", t.waba), None),
+        (
+            "POST",
+            format!("/v21.0/{}/subscribed_apps", t.waba),
+            Some(json!({})),
+        ),
+        ("DELETE", format!("/v21.0/{}/subscribed_apps", t.waba), None),
+        (
+            "GET",
+            format!("/v21.0/{}/whatsapp_business_profile", t.phone),
+            None,
+        ),
+        (
+            "POST",
+            format!("/v21.0/{}/whatsapp_business_profile", t.phone),
+            Some(json!({"messaging_product": "whatsapp", "about": "intruder"})),
+        ),
         (
             "POST",
             format!("/v21.0/{}/message_templates", t.waba),
@@ -265,6 +284,29 @@ fn nowhere(n: u64) -> Tenant {
 /// Nothing of anyone's changed.
 async fn nothing_changed(s: &Node, tenants: &[Tenant]) {
     for t in tenants {
+        // Each business lists its own number only, and its profile is untouched.
+        let (st, numbers) = s
+            .get(&format!("/v21.0/{}/phone_numbers", t.waba), &t.token)
+            .await;
+        assert_eq!(st, 200, "{numbers}");
+        let ids: Vec<&str> = numbers["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .filter_map(|n| n["id"].as_str())
+            .collect();
+        assert_eq!(ids, [t.phone.as_str()], "{numbers}");
+        let (_, profile) = s
+            .get(
+                &format!("/v21.0/{}/whatsapp_business_profile", t.phone),
+                &t.token,
+            )
+            .await;
+        assert_eq!(profile["data"][0]["about"], "", "{profile}");
+        let (_, apps) = s
+            .get(&format!("/v21.0/{}/subscribed_apps", t.waba), &t.token)
+            .await;
+        assert_eq!(apps["data"].as_array().map(Vec::len), Some(1), "{apps}");
         let (st, number) = s.get(&format!("/v21.0/{}", t.phone), &t.token).await;
         assert_eq!(
             (st, number["status"].as_str()),

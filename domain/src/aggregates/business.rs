@@ -32,6 +32,17 @@ impl MessagingLimitTier {
             MessagingLimitTier::Unlimited => None,
         }
     }
+
+    /// The Cloud API's name (`TIER_2K`, …).
+    pub const fn name(self) -> &'static str {
+        match self {
+            MessagingLimitTier::Tier250 => "TIER_250",
+            MessagingLimitTier::Tier2K => "TIER_2K",
+            MessagingLimitTier::Tier10K => "TIER_10K",
+            MessagingLimitTier::Tier100K => "TIER_100K",
+            MessagingLimitTier::Unlimited => "TIER_UNLIMITED",
+        }
+    }
 }
 
 /// Business state.

@@ -53,6 +53,9 @@ pub enum InteractiveKind {
     ListReply,
     /// Inbound: a flow's answer.
     NfmReply,
+    /// Inbound: a type this build does not know (kept as such, never sent).
+    #[serde(other)]
+    Unsupported,
 }
 
 impl InteractiveKind {

@@ -62,11 +62,17 @@ fn every_cloud_api_type_reads_and_writes_in_its_own_shape() {
         r#"{"type":"interactive","interactive":{"type":"nfm_reply","nfm_reply":{
             "response_json":"{\"flow_token\":\"t1\",\"seats\":\"2\"}","body":"Sent","name":"flow"}}}"#,
     );
-    // An interactive type no client sends is not content of that type.
-    assert!(serde_json::from_str::<MessageContent>(
-        r#"{"type":"interactive","interactive":{"type":"carousel_of_dreams"}}"#
+    // An interactive type this build does not know stays interactive, as `unsupported`, and
+    // is nothing a business may send.
+    let unknown: MessageContent = serde_json::from_str(
+        r#"{"type":"interactive","interactive":{"type":"carousel_of_dreams"}}"#,
     )
-    .is_err());
+    .expect("read");
+    let Payload::Interactive(i) = &unknown.payload else {
+        panic!("interactive")
+    };
+    assert_eq!(i.kind, super::InteractiveKind::Unsupported);
+    assert!(!i.kind.is_outbound());
     round_trip(r#"{"type":"reaction","reaction":{"message_id":"wamid.x","emoji":"👍"}}"#);
     let place = round_trip(
         r#"{"type":"location","location":{"latitude":"52.52","longitude":13.4,"name":"Berlin"}}"#,
