@@ -240,6 +240,10 @@ pub fn router(shared: Shared) -> Router {
         .route("/{id}/messages", post(messages::send).put(messages::send))
         .route("/sealpost/v1/media/{id}", get(media::download))
         .route("/sealpost/v1/keys", get(keys::status))
+        .route(
+            "/sealpost/v1/numbers/{id}/throughput",
+            post(phone_numbers::post_throughput),
+        )
         .route("/sealpost/v1/keys/ledger/rotate", post(keys::rotate))
         .route("/sealpost/v1/keys/root/rotate", post(keys::rotate_root))
         .route("/sealpost/v1/keys/root/retire", post(keys::retire_root))

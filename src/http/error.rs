@@ -70,6 +70,15 @@ impl ApiError {
         )
     }
 
+    /// The number is in maintenance (its throughput upgrade under way): 503, code 131057.
+    pub(crate) fn maintenance() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            131_057,
+            "Business Account is in maintenance mode: the phone number's throughput upgrade is under way. Please retry shortly.",
+        )
+    }
+
     /// Anything else: 131000/500, the cause (if any) in the log only.
     pub(crate) fn unknown() -> Self {
         Self::new(

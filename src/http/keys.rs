@@ -23,7 +23,7 @@ use sealpost_domain::{BusinessId, PrincipalKind, Region, Timestamp};
 use serde_json::{json, Value};
 
 /// Refuses every principal but the operator.
-fn operator_only(auth: &Auth) -> Result<(), ApiError> {
+pub(super) fn operator_only(auth: &Auth) -> Result<(), ApiError> {
     match auth.grant.principal.kind {
         PrincipalKind::Operator => Ok(()),
         _ => Err(ApiError::new(

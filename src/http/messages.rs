@@ -40,6 +40,9 @@ pub(super) async fn send(
         let business = state.business_id.as_ref().ok_or_else(ApiError::denied)?;
         return mark_read(&s, business, &number, &body).await.map(Json);
     }
+    if state.maintenance_until(s.app.now()).is_some() {
+        return Err(ApiError::maintenance());
+    }
     let (content, callback) = parse_send(&body)?;
     // Held until this send is recorded: the attached media's bytes are in memory until then.
     let (content, _in_use) = media::attach(&s, &grant, content).await?;

@@ -195,3 +195,44 @@ pub(super) async fn deregister(
     number_command(&s, &number, PhoneNumberCommand::Deregister).await?;
     Ok(success())
 }
+
+/// `POST /sealpost/v1/numbers/{phone-number-id}/throughput` `{"level": "HIGH" | "STANDARD"}`
+/// (the operator only) → `{"id", "throughput": {"level"}, "maintenance_until"}`: the number's
+/// throughput tier changed now and recorded; an upgrade puts it in maintenance for
+/// `MAINTENANCE_MS`, during which sends are 131057.
+pub(super) async fn post_throughput(
+    State(s): State<Shared>,
+    Path(Id { id }): Path<Id>,
+    auth: Auth,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    super::keys::operator_only(&auth)?;
+    let tier = match body.get("level").and_then(Value::as_str) {
+        Some("HIGH") => ThroughputTier::High,
+        Some("STANDARD") => ThroughputTier::Standard,
+        Some(_) => return Err(ApiError::not_valid("level")),
+        None => return Err(ApiError::missing("level")),
+    };
+    let number = PhoneNumberId::parse(&id).map_err(|_| ApiError::not_valid("phone_number_id"))?;
+    if !s.numbers.contains_key(number.as_str()) {
+        return Err(ApiError::not_valid("phone_number_id"));
+    }
+    let principal = &auth.grant.principal;
+    let catalog = s.app.catalog();
+    let home = catalog.number_home(principal, &number).await?;
+    catalog
+        .number_command(
+            principal,
+            &number,
+            (&home.0, home.1),
+            PhoneNumberCommand::ChangeThroughput { tier },
+        )
+        .await?;
+    let state = catalog.number_for(principal, &number).await?;
+    let until = state.maintenance_until(s.app.now());
+    Ok(Json(json!({
+        "id": number.as_str(),
+        "throughput": { "level": if tier == ThroughputTier::High { "HIGH" } else { "STANDARD" } },
+        "maintenance_until": until.map(|t| t.utc_rfc3339()),
+    })))
+}

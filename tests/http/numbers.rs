@@ -287,3 +287,40 @@ async fn tokens_are_issued_and_revoked_with_immediate_effect() {
     );
     assert_eq!(s.get(&number, &admin).await.0, 200, "the others still work");
 }
+
+/// A throughput upgrade (issue 16, code 131057): only the operator may ask for it; while it is
+/// under way the number is in maintenance and a send is 503 with 131057 in the envelope; then
+/// the number sends at the upgraded rate (more than the standard 80 in one second), and its
+/// page says `HIGH`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_puts_the_number_in_maintenance_then_sends_faster() {
+    let s = start();
+    s.approved_template("hello").await;
+    let path = format!("/sealpost/v1/numbers/{}/throughput", s.s("phone_number_id"));
+    let operator = s.s("internal_token");
+    let high = json!({"level": "HIGH"});
+    assert_error(
+        &s.post(&path, Some(&s.s("access_token")), high.clone())
+            .await,
+        403,
+        200,
+    );
+    assert_error(
+        &s.post(&path, Some(&operator), json!({"level": "TURBO"}))
+            .await,
+        400,
+        131_009,
+    );
+    let (st, upgraded) = s.post(&path, Some(&operator), high).await;
+    assert_eq!(st, 200, "{upgraded}");
+    assert_eq!(upgraded["throughput"]["level"], "HIGH");
+    assert!(upgraded["maintenance_until"].is_string(), "{upgraded}");
+    let refused = s.send(hello("4915112777777")).await;
+    assert_error(&refused, 503, 131_057);
+    assert_eq!(s.number().await.1["throughput"]["level"], "HIGH");
+    s.advance(61).await;
+    for i in 0..100 {
+        let (st, v) = s.send(hello(&format!("4915115{:06}", i))).await;
+        assert_eq!(st, 200, "message {i} after the upgrade: {v}");
+    }
+}

@@ -43,9 +43,26 @@ pub struct PhoneNumber {
     pub registration_calls: Vec<Timestamp>,
     /// The business profile consumers see.
     pub profile: BusinessProfile,
+    /// When the throughput tier last changed (an upgrade puts the number in maintenance for
+    /// [`MAINTENANCE_MS`]).
+    pub throughput_changed_at: Option<Timestamp>,
 }
 
+/// How long a number is in maintenance after its throughput is upgraded: sends are refused
+/// with 131057 meanwhile, as the Cloud API does while an upgrade is under way.
+pub const MAINTENANCE_MS: i64 = 60 * crate::time::SECOND_MS;
+
 impl PhoneNumber {
+    /// Until when the number is in maintenance (an upgrade of its throughput under way), if it
+    /// is at `now`.
+    pub fn maintenance_until(&self, now: Timestamp) -> Option<Timestamp> {
+        let upgraded = self.throughput == Some(ThroughputTier::High);
+        self.throughput_changed_at
+            .map(|at| at.millis() + MAINTENANCE_MS)
+            .filter(|until| upgraded && now.millis() < *until)
+            .map(Timestamp::from_millis)
+    }
+
     /// Where this number's data is stored: the elected region, or the home region.
     pub fn storage_region(&self) -> Option<Region> {
         self.elected_region.or(self.home_region)
@@ -266,7 +283,10 @@ impl Decider for PhoneNumber {
                 self.registered = false;
                 self.record_call(at);
             }
-            PhoneNumberEvent::ThroughputChanged { tier, .. } => self.throughput = Some(tier),
+            PhoneNumberEvent::ThroughputChanged { tier, at } => {
+                self.throughput = Some(tier);
+                self.throughput_changed_at = Some(at);
+            }
             PhoneNumberEvent::ProfileUpdated { update, .. } => {
                 self.profile = self.profile.merged(&update);
             }
