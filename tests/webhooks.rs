@@ -560,3 +560,46 @@ fn changes_of(hook: &Hook, field: &str) -> Vec<Value> {
         .filter(|c| c["field"] == field)
         .collect()
 }
+
+/// Webhooks follow no redirect: a callback that answers the handshake with a 307 to another
+/// listener (which would answer it correctly) is refused, and the other listener never hears
+/// of it. A redirect would re-send a signed body to a URL the https rule never checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_that_redirects_is_not_followed() {
+    let elsewhere = Hook::default();
+    let target = elsewhere.listen().await;
+    let redirect = axum::Router::new().route(
+        "/hook",
+        axum::routing::any(move || {
+            let target = target.clone();
+            async move {
+                (
+                    axum::http::StatusCode::TEMPORARY_REDIRECT,
+                    [(axum::http::header::LOCATION, target)],
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let callback = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, redirect).await;
+    });
+    let s = start(&Data::fresh(None));
+    let path = format!("/v21.0/{}/subscriptions", s.s("app_id"));
+    let body = json!({"object": "whatsapp_business_account", "callback_url": callback,
+                      "verify_token": "my-verify-token", "fields": ["messages"]});
+    let (st, refused) = s.post(&path, Some(&s.s("access_token")), body).await;
+    assert_eq!(
+        (st, &refused["error"]["code"]),
+        (400, &json!(100)),
+        "{refused}"
+    );
+    assert_eq!(
+        elsewhere.verifications(),
+        0,
+        "the redirect was not followed"
+    );
+}
