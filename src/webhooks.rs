@@ -378,8 +378,14 @@ pub async fn run(
                 });
             }
             Ok(_) => {}
+            // Not knowing whether the app left its WABA, post nothing: read the batch again.
             Err(e) => {
-                tracing::warn!(error = %e, "the app's subscription not read again; as before")
+                tracing::warn!(error = %e, "the app's subscription not read; trying again");
+                epoch = None;
+                if pause(&mut stop).await {
+                    return;
+                }
+                continue;
             }
         }
         // The batch's messages and consumers read once; a notification reads its own only if

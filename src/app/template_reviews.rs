@@ -60,6 +60,9 @@ impl Sealpost {
             // A review over for more than a day was recorded already, or was over before
             // reviews were recorded at all (an upgrade): telling it now would be stale news.
             if now - first.0 > DAY_MS {
+                tracing::info!(
+                    "a template review over for more than a day is not told again (already recorded, or before reviews were)"
+                );
                 continue;
             }
             let (_, business, region) = &first;
@@ -73,7 +76,7 @@ impl Sealpost {
                 // One library in trouble holds up no other: it is tried again in a minute.
                 Err(e) => {
                     tracing::warn!(error = %e, "a template review not recorded yet");
-                    later.push((first.0 + RETRY_MS, first.1, first.2));
+                    later.push((now + RETRY_MS, first.1, first.2));
                 }
             }
         }

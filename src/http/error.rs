@@ -15,6 +15,8 @@ pub struct ApiError {
     status: StatusCode,
     pub(super) code: u32,
     details: String,
+    /// Seconds a 503 tells the client to wait (`Retry-After`).
+    retry_after: u64,
 }
 
 impl ApiError {
@@ -23,6 +25,7 @@ impl ApiError {
             status,
             code,
             details: details.into(),
+            retry_after: 1,
         }
     }
 
@@ -70,13 +73,17 @@ impl ApiError {
         )
     }
 
-    /// The number is in maintenance (its throughput upgrade under way): 503, code 131057.
-    pub(crate) fn maintenance() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            131_057,
-            "Business Account is in maintenance mode: the phone number's throughput upgrade is under way. Please retry shortly.",
-        )
+    /// The number is in maintenance (its throughput upgrade under way) for `seconds` more:
+    /// 503, code 131057, `Retry-After` then.
+    pub(crate) fn maintenance(seconds: u64) -> Self {
+        Self {
+            retry_after: seconds.max(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                131_057,
+                "Business Account is in maintenance mode: the phone number's throughput upgrade is under way. Please retry after the time Retry-After says.",
+            )
+        }
     }
 
     /// Anything else: 131000/500, the cause (if any) in the log only.
@@ -112,6 +119,7 @@ impl ApiError {
             131_048 => "Spam rate limit hit",
             131_053 => "Media upload error",
             131_056 => "(Business Account, Consumer Account) pair rate limit hit",
+            131_057 => "Account in maintenance mode",
             132_001 => "Template name does not exist in the translation",
             130_429 => "Rate limit hit",
             133_016 => "Account register deregister rate limit exceeded",
@@ -135,7 +143,7 @@ impl IntoResponse for ApiError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(self.retry_after));
         }
         response
     }

@@ -40,8 +40,10 @@ pub(super) async fn send(
         let business = state.business_id.as_ref().ok_or_else(ApiError::denied)?;
         return mark_read(&s, business, &number, &body).await.map(Json);
     }
-    if state.maintenance_until(s.app.now()).is_some() {
-        return Err(ApiError::maintenance());
+    let now = s.app.now();
+    if let Some(until) = state.maintenance_until(now) {
+        let seconds = (until.millis() - now.millis() + 999) / 1_000;
+        return Err(ApiError::maintenance(u64::try_from(seconds).unwrap_or(1)));
     }
     let (content, callback) = parse_send(&body)?;
     // Held until this send is recorded: the attached media's bytes are in memory until then.

@@ -204,9 +204,11 @@ pub(super) async fn post_throughput(
     State(s): State<Shared>,
     Path(Id { id }): Path<Id>,
     auth: Auth,
-    JsonBody(body): JsonBody,
+    super::extract::BodyBytes(bytes): super::extract::BodyBytes,
 ) -> Result<Json<Value>, ApiError> {
     super::keys::operator_only(&auth)?;
+    let body: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| ApiError::invalid("The request body is not valid JSON."))?;
     let tier = match body.get("level").and_then(Value::as_str) {
         Some("HIGH") => ThroughputTier::High,
         Some("STANDARD") => ThroughputTier::Standard,

@@ -314,7 +314,7 @@ pub async fn serve(
     *shared.apps_followed.lock().await = apps_from;
     for (id, row) in known_apps {
         if row.subscription.is_some() {
-            start_hook(&shared, &id, &row).await?;
+            start_hook(&shared, &id).await?;
         }
     }
     let (stop_tx, stop_rx) = watch::channel(false);

@@ -4,7 +4,7 @@
 
 use super::extract::{App, BodyBytes, Management, OwnedApp};
 use super::{ApiError, Shared};
-use crate::app::{AppError, AppRow};
+use crate::app::AppError;
 use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::Json;
@@ -26,12 +26,16 @@ pub(super) const WEBHOOK_FIELDS: [&str; 6] = [
 
 /// Starts (or restarts) the webhook worker of an app, as `row` (the apps projection) has it:
 /// its callback, the fields it takes and whether it is subscribed to its WABA.
-pub(super) async fn start_hook(s: &Shared, app_id: &str, row: &AppRow) -> Result<(), AppError> {
-    // One restart at a time: between the old worker's stop and the new one's start another
-    // restart would see no worker and start a second.
+pub(super) async fn start_hook(s: &Shared, app_id: &str) -> Result<(), AppError> {
+    // One restart at a time, from the app as the log has it once this restart's turn comes:
+    // two restarts racing never leave a worker on the older subscription, or two workers.
     let _one = s.hook_restarts.lock().await;
-    let Some(subscription) = row.subscription.clone() else {
+    let apps = crate::app::apps(s.app.store()).await?;
+    let Some(row) = apps.get(app_id) else {
         return Err(AppError::Domain(sealpost_domain::DomainError::NotFound));
+    };
+    let Some(subscription) = row.subscription.clone() else {
+        return Ok(());
     };
     let secret = s
         .app
@@ -114,7 +118,7 @@ pub(super) async fn follow_subscriptions(s: &Shared) -> Result<(), AppError> {
             && s.apps.lock().await.contains_key(&app_id)
         {
             tracing::info!(app = %app_id, "webhook subscription changed: worker restarted");
-            start_hook(s, &app_id, row).await?;
+            start_hook(s, &app_id).await?;
         }
     }
     *followed = last;
@@ -123,11 +127,7 @@ pub(super) async fn follow_subscriptions(s: &Shared) -> Result<(), AppError> {
 
 /// Restarts `app_id`'s worker as the log has the app now (after this node recorded a change).
 pub(super) async fn restart_from_log(s: &Shared, app_id: &str) -> Result<(), AppError> {
-    let apps = crate::app::apps(s.app.store()).await?;
-    match apps.get(app_id) {
-        Some(row) if row.subscription.is_some() => start_hook(s, app_id, row).await,
-        _ => Ok(()),
-    }
+    start_hook(s, app_id).await
 }
 
 /// The parameters of a subscription body: form-encoded (every value a string) or JSON.
@@ -184,7 +184,10 @@ pub(super) async fn subscribe(
         _ => vec!["messages".to_owned()],
     };
     if fields.is_empty() || !fields.iter().all(|f| WEBHOOK_FIELDS.contains(&f.as_str())) {
-        return Err(ApiError::not_valid("fields"));
+        return Err(ApiError::invalid(format!(
+            "fields must name one or more of: {}.",
+            WEBHOOK_FIELDS.join(", ")
+        )));
     }
     if !s.poster.verify(&callback_url, &verify_token).await {
         return Err(ApiError::invalid(

@@ -270,7 +270,18 @@ async fn quality_update(
                 (QualityRating::Green, _) => "FLAGGED",
                 _ => return Ok(None),
             };
-            let view = app.catalog().integrity(&hook.business, &number).await?;
+            // The tier as it stood at this event, not as later events left it.
+            let stream = StreamId::new(
+                hook.business.as_str(),
+                INTEGRITY_STREAM_TYPE,
+                number.as_str(),
+            );
+            let mut view = sealpost_domain::integrity::IntegrityView::default();
+            for earlier in app.store().read_stream(&stream, 0).await? {
+                if earlier.header.sequence <= e.header.sequence {
+                    view.apply(&earlier.decode::<IntegrityEvent>()?);
+                }
+            }
             (event, at, current(view.lowered_tier).await?)
         }
         IntegrityEvent::MessagingTierLowered { to, at } => ("DOWNGRADE", at, to.name()),
