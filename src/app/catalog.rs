@@ -84,13 +84,23 @@ pub struct AppRow {
     pub region: Region,
     /// The newest verified webhook subscription.
     pub subscription: Option<Subscription>,
-    /// Subscribed to the WABA's webhooks (`subscribed_apps`): from registration until
-    /// unsubscribed.
-    pub waba_subscribed: bool,
     /// The log positions between which it was unsubscribed (`DELETE …/subscribed_apps` to
     /// the next `POST`; open while it still is): what happened then is never posted, however
     /// late the worker gets to it.
     pub muted: Vec<(u64, Option<u64>)>,
+}
+
+impl AppRow {
+    /// Subscribed to the WABA's webhooks (`subscribed_apps`) now: from registration until
+    /// unsubscribed, that is unless its last unsubscription is still open.
+    pub fn waba_subscribed(&self) -> bool {
+        !unsubscribed(&self.muted)
+    }
+}
+
+/// Whether the last interval of `muted` is still open.
+fn unsubscribed(muted: &[(u64, Option<u64>)]) -> bool {
+    muted.last().is_some_and(|(_, end)| end.is_none())
 }
 
 /// An app's webhook subscription: where and what.
@@ -109,8 +119,7 @@ pub struct Apps(pub BTreeMap<String, AppRow>);
 /// Notes in `muted` (the log positions between which an app was unsubscribed from its WABA)
 /// a subscription (`on`) or an unsubscription recorded at `position`.
 pub fn mute(muted: &mut Vec<(u64, Option<u64>)>, on: bool, position: u64) {
-    let open = muted.last().is_some_and(|(_, end)| end.is_none());
-    match (on, open) {
+    match (on, unsubscribed(muted)) {
         (true, true) => {
             if let Some((_, end)) = muted.last_mut() {
                 *end = Some(position);
@@ -123,11 +132,9 @@ pub fn mute(muted: &mut Vec<(u64, Option<u64>)>, on: bool, position: u64) {
 
 impl Apps {
     fn waba_subscribed(&mut self, app_id: &str, on: bool, position: u64) {
-        let Some(a) = self.0.get_mut(app_id) else {
-            return;
-        };
-        mute(&mut a.muted, on, position);
-        a.waba_subscribed = on;
+        if let Some(a) = self.0.get_mut(app_id) {
+            mute(&mut a.muted, on, position);
+        }
     }
 }
 
@@ -157,7 +164,6 @@ impl Fold for Apps {
                     waba_id,
                     region,
                     subscription: None,
-                    waba_subscribed: true,
                     muted: Vec::new(),
                 };
                 self.0.insert(app_id, row);

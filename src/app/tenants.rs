@@ -100,6 +100,17 @@ impl Catalog<'_> {
         business: &BusinessId,
         id: &PhoneNumberId,
     ) -> Result<sealpost_domain::integrity::IntegrityView, AppError> {
+        self.integrity_at(business, id, u64::MAX).await
+    }
+
+    /// The same as it stood once the number's integrity stream had `sequence` events (what a
+    /// notification of that event tells, however late it is built).
+    pub async fn integrity_at(
+        &self,
+        business: &BusinessId,
+        id: &PhoneNumberId,
+        sequence: u64,
+    ) -> Result<sealpost_domain::integrity::IntegrityView, AppError> {
         let stream = sealpost_adapters::store::StreamId::new(
             business.as_str(),
             sealpost_domain::integrity::INTEGRITY_STREAM_TYPE,
@@ -107,7 +118,9 @@ impl Catalog<'_> {
         );
         let mut view = sealpost_domain::integrity::IntegrityView::default();
         for e in self.store.read_stream(&stream, 0).await? {
-            view.apply(&e.decode::<sealpost_domain::integrity::IntegrityEvent>()?);
+            if e.header.sequence <= sequence {
+                view.apply(&e.decode::<sealpost_domain::integrity::IntegrityEvent>()?);
+            }
         }
         Ok(view)
     }

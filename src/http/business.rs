@@ -102,7 +102,7 @@ async fn apps_of(s: &Shared, waba_id: &str) -> Result<Vec<(String, bool)>, ApiEr
     Ok(apps
         .into_iter()
         .filter(|(_, a)| a.waba_id == waba_id)
-        .map(|(id, a)| (id, a.waba_subscribed))
+        .map(|(id, a)| (id, a.waba_subscribed()))
         .collect())
 }
 

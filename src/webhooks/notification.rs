@@ -271,17 +271,10 @@ async fn quality_update(
                 _ => return Ok(None),
             };
             // The tier as it stood at this event, not as later events left it.
-            let stream = StreamId::new(
-                hook.business.as_str(),
-                INTEGRITY_STREAM_TYPE,
-                number.as_str(),
-            );
-            let mut view = sealpost_domain::integrity::IntegrityView::default();
-            for earlier in app.store().read_stream(&stream, 0).await? {
-                if earlier.header.sequence <= e.header.sequence {
-                    view.apply(&earlier.decode::<IntegrityEvent>()?);
-                }
-            }
+            let view = app
+                .catalog()
+                .integrity_at(&hook.business, &number, e.header.sequence)
+                .await?;
             (event, at, current(view.lowered_tier).await?)
         }
         IntegrityEvent::MessagingTierLowered { to, at } => ("DOWNGRADE", at, to.name()),
@@ -293,13 +286,26 @@ async fn quality_update(
         .cloned()
         .unwrap_or_default();
     let value = json!({ "display_phone_number": display, "event": event, "current_limit": limit });
+    business_change(hook, e, FIELD, value, at)
+}
+
+/// The notification of `e`, a change of `field` of the WABA's business itself (not of a
+/// message): business information, kept for the whole retry window and posted in the order of
+/// its stream.
+fn business_change(
+    hook: &Hook,
+    e: &OpenedEvent,
+    field: &str,
+    value: Value,
+    at: Timestamp,
+) -> Result<Option<Built>, AppError> {
     let body =
-        serde_json::to_vec(&change(hook, FIELD, value)).map_err(|_| AppError::Encode("json"))?;
+        serde_json::to_vec(&change(hook, field, value)).map_err(|_| AppError::Encode("json"))?;
+    let stream = format!("{}-{}", e.header.stream.kind, e.header.stream.id);
     Ok(Some(Built {
-        lane: format!("quality-{}", number.as_str()),
-        id: format!("ntf-integrity-{}-{}", number.as_str(), e.header.sequence),
+        id: format!("ntf-{stream}-{}", e.header.sequence),
+        lane: stream,
         body,
-        // Business information about its own number: kept for the whole retry window.
         expires: Timestamp::from_millis(at.millis() + crate::webhooks::RETRY_WINDOW_MS),
         since: at,
         source: None,
@@ -329,17 +335,7 @@ fn template_status(hook: &Hook, e: &OpenedEvent) -> Result<Option<Built>, AppErr
         "message_template_language": language,
         "reason": "NONE",
     });
-    let body =
-        serde_json::to_vec(&change(hook, FIELD, value)).map_err(|_| AppError::Encode("json"))?;
-    Ok(Some(Built {
-        lane: "templates".to_owned(),
-        id: format!("ntf-templates-{}-{}", e.header.stream.id, e.header.sequence),
-        body,
-        // Business information: kept for the whole retry window.
-        expires: Timestamp::from_millis(at.millis() + crate::webhooks::RETRY_WINDOW_MS),
-        since: at,
-        source: None,
-    }))
+    business_change(hook, e, FIELD, value, at)
 }
 
 /// The notification for one event, if it makes one (and its content still exists).
