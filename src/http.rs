@@ -6,6 +6,7 @@
 //! Every error is the Graph error envelope with a Cloud API code; nothing internal reaches a
 //! client. Request paths carry ids only; nothing here logs a body, a number or a token.
 
+mod bodies;
 mod business;
 mod error;
 mod evidence;
@@ -31,7 +32,6 @@ pub use error::ApiError;
 pub use housekeeping::{CHECKPOINT_EVERY_MS, PROJECTIONS_EVERY, RETENTION_EVERY_MS, SCRUB_EVERY};
 pub use limits::{Limits, Pair, PAIR_BURST, PAIR_RATE_PER_S, THROUGHPUT_HIGH, THROUGHPUT_STANDARD};
 pub use messages::MAX_TEXT;
-pub use openapi::openapi;
 pub use startup::{serve, ServeConfig, REQUEST_GRACE, WORK_GRACE};
 
 use crate::app::AppRow;
@@ -39,14 +39,15 @@ use crate::app::Sealpost;
 use crate::identity::Tokens;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_extractor;
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Router;
 use sealpost_adapters::clock::SimClock;
 use simulator::Simulator;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::{watch, Mutex};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Largest request body accepted (bigger ones get error 100).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -183,99 +184,81 @@ impl Shared {
     }
 }
 
-/// The router of `sealpost serve`. Every route under `/{version}/` checks the version first
-/// ([`extract::ApiVersion`]); the simulator's routes are mounted only when the state has the
-/// simulator; every path no route answers is 100/404 in the envelope.
-pub fn router(shared: Shared) -> Router {
-    let upload_limit = DefaultBodyLimit::max(media::UPLOAD_BODY_LIMIT);
-    let versioned = Router::new()
-        .route(
-            "/{version}/{id}/messages",
-            post(messages::send).put(messages::send),
-        )
-        .route(
-            "/{version}/{id}",
-            get(phone_numbers::get).delete(media::delete),
-        )
-        .route(
-            "/{version}/{id}/media",
-            post(media::upload).layer(upload_limit),
-        )
-        .route(
-            "/{version}/{id}/settings",
-            get(phone_numbers::get_settings).post(phone_numbers::post_settings),
-        )
-        .route("/{version}/{id}/register", post(phone_numbers::register))
-        .route(
-            "/{version}/{id}/deregister",
-            post(phone_numbers::deregister),
-        )
-        .route(
-            "/{version}/{id}/message_templates",
-            get(templates::list)
-                .post(templates::create)
-                .delete(templates::delete),
-        )
-        .route(
-            "/{version}/{id}/subscriptions",
-            post(subscriptions::subscribe),
-        )
-        .route(
-            "/{version}/{id}/whatsapp_business_profile",
-            get(business::get_profile).post(business::post_profile),
-        )
-        .route(
-            "/{version}/{id}/phone_numbers",
-            get(business::phone_numbers),
-        )
-        .route(
-            "/{version}/{id}/subscribed_apps",
-            get(business::subscribed_apps)
-                .post(business::subscribe_app)
-                .delete(business::unsubscribe_app),
-        )
+/// Every route of `sealpost serve` but the simulator's, each registered with its handler's
+/// description: the routes and the OpenAPI document come from this one list. Every route under
+/// `/{version}/` checks the version first ([`extract::ApiVersion`]).
+fn api() -> OpenApiRouter<Shared> {
+    let (schemas, paths, upload) = routes!(media::upload);
+    let upload = (
+        schemas,
+        paths,
+        upload.layer(DefaultBodyLimit::max(media::UPLOAD_BODY_LIMIT)),
+    );
+    let versioned = OpenApiRouter::new()
+        .routes(routes!(messages::send))
+        .routes(routes!(phone_numbers::get, media::delete))
+        .routes(upload)
+        .routes(routes!(
+            phone_numbers::get_settings,
+            phone_numbers::post_settings
+        ))
+        .routes(routes!(phone_numbers::register))
+        .routes(routes!(phone_numbers::deregister))
+        .routes(routes!(
+            templates::list,
+            templates::create,
+            templates::delete
+        ))
+        .routes(routes!(subscriptions::subscribe))
+        .routes(routes!(business::get_profile, business::post_profile))
+        .routes(routes!(business::phone_numbers))
+        .routes(routes!(
+            business::subscribed_apps,
+            business::subscribe_app,
+            business::unsubscribe_app
+        ))
         .route_layer(from_extractor::<extract::ApiVersion>());
     // The send also answers without a version; Sealpost's own routes have none.
-    let unversioned = Router::new()
-        .route("/{id}/messages", post(messages::send).put(messages::send))
-        .route("/sealpost/v1/media/{id}", get(media::download))
-        .route("/sealpost/v1/keys", get(keys::status))
-        .route(
-            "/sealpost/v1/numbers/{id}/throughput",
-            post(phone_numbers::post_throughput),
-        )
-        .route("/sealpost/v1/keys/ledger/rotate", post(keys::rotate))
-        .route("/sealpost/v1/keys/root/rotate", post(keys::rotate_root))
-        .route("/sealpost/v1/keys/root/retire", post(keys::retire_root))
-        .route("/sealpost/v1/keys/audit/rotate", post(keys::rotate_audit))
-        .route("/sealpost/v1/tokens", get(tokens::list).post(tokens::issue))
-        .route("/sealpost/v1/tokens/{token_id}", delete(tokens::revoke))
-        .route("/sealpost/v1/audit/access", get(evidence::access))
-        .route("/sealpost/v1/audit/public-key", get(evidence::public_key))
-        .route("/sealpost/v1/audit/checkpoint", get(evidence::checkpoint))
-        .route(
-            "/sealpost/v1/audit/tlog/checkpoint",
-            get(evidence::tlog_checkpoint),
-        )
-        .route(
-            "/sealpost/v1/audit/tlog/tile/{*path}",
-            get(evidence::tlog_tile),
-        )
-        .route("/sealpost/v1/audit/proofs/{kind}", get(evidence::proof))
-        .route("/sealpost/v1/statistics", get(evidence::statistics))
-        .route("/sealpost/v1/billing", get(evidence::billing))
-        .route("/sealpost/v1/dpo/retention", get(evidence::retention))
-        .route("/sealpost/v1/dpo/erasures", post(evidence::erase))
-        .route("/sealpost/v1/messages/{id}", get(evidence::message))
-        .route(
-            "/sealpost/v1/openapi.json",
-            get(|| async { Json(openapi()) }),
-        )
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz));
-    let mut routes = versioned.merge(unversioned);
+    let unversioned = OpenApiRouter::new()
+        .routes(routes!(messages::send_unversioned))
+        .routes(routes!(media::download))
+        .routes(routes!(keys::status))
+        .routes(routes!(phone_numbers::post_throughput))
+        .routes(routes!(keys::rotate))
+        .routes(routes!(keys::rotate_root))
+        .routes(routes!(keys::retire_root))
+        .routes(routes!(keys::rotate_audit))
+        .routes(routes!(tokens::list, tokens::issue))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(evidence::access))
+        .routes(routes!(evidence::public_key))
+        .routes(routes!(evidence::checkpoint))
+        .routes(routes!(evidence::tlog_checkpoint))
+        .routes(routes!(evidence::tlog_tile))
+        .routes(routes!(evidence::proof))
+        .routes(routes!(evidence::statistics))
+        .routes(routes!(evidence::billing))
+        .routes(routes!(evidence::retention))
+        .routes(routes!(evidence::erase))
+        .routes(routes!(evidence::message))
+        .routes(routes!(openapi::document))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz));
+    versioned.merge(unversioned)
+}
+
+/// The OpenAPI 3.1 description of every route `sealpost serve` answers, the simulator's
+/// included.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    openapi::finish(api().merge(simulator::routes()).into_openapi())
+}
+
+/// The router of `sealpost serve`: [`api`], the simulator's routes when the state has the
+/// simulator, and every path no route answers 100/404 in the envelope.
+pub fn router(shared: Shared) -> Router {
+    let (mut routes, _) = api().split_for_parts();
     if shared.sim.is_some() {
-        routes = routes.merge(simulator::routes());
+        routes = routes.merge(simulator::routes().split_for_parts().0);
     }
     routes
         .fallback(|| async { ApiError::unknown_path() })

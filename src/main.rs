@@ -36,6 +36,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .build()
         .context("tokio runtime")?;
     match cli.command {
+        Command::Openapi => {
+            let document = sealpost::http::openapi()
+                .to_pretty_json()
+                .context("the OpenAPI document")?;
+            writeln!(std::io::stdout(), "{document}")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Demo { data_dir } => runtime.block_on(async {
             let temp;
             let dir = match data_dir {

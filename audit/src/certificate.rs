@@ -17,6 +17,7 @@ pub const METHOD: &str = "cryptographic erase (NIST SP 800-88 Rev. 1): the subje
 
 /// An erasure certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErasureCertificate {
     /// Format marker.
     pub format: String,
@@ -54,6 +55,7 @@ pub struct ErasureCertificate {
 /// The erasure's body in a Local Storage region's own log, tied to the home row that
 /// references it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegionProof {
     /// The region's code.
     pub region: String,

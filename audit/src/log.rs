@@ -57,6 +57,7 @@ pub fn row_leaf(row: &StoredRow) -> Hash {
 
 /// Proof that the leaf at `position` is in the tree of `size` leaves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InclusionProof {
     /// The event's position (leaf index + 1).
     pub position: u64,
@@ -81,6 +82,7 @@ impl InclusionProof {
 
 /// Proof that the tree of `old_size` leaves is a prefix of the tree of `new_size` leaves.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConsistencyProof {
     /// The older size.
     pub old_size: u64,

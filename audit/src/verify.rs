@@ -355,6 +355,7 @@ pub async fn verify_store_seeing(
 /// One row of a bundle: its header, the hash of its sealed payload and the leaf the sequencer
 /// recorded. No payload, nothing personal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BundleRow {
     /// Global position.
     pub position: u64,

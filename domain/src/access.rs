@@ -11,6 +11,7 @@ use std::fmt;
 
 /// A class of data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Category {
     /// Message content (text, media, template parameters, profile names).
@@ -57,6 +58,7 @@ impl Category {
 
 /// A kind of principal: one column of the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     /// Sealpost's own pipelines (delivery, retransmission, retention) acting on the business's
@@ -122,6 +124,7 @@ impl PrincipalKind {
 
 /// Why data is being read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Delivering a message.
@@ -276,6 +279,7 @@ impl Principal {
 
 /// Why a read was denied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DenyReason {
     /// The matrix says no for this principal kind and category.

@@ -55,6 +55,7 @@ pub enum Payload {
 
 /// `text`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Text {
     /// The text.
     pub body: String,
@@ -66,6 +67,7 @@ pub struct Text {
 /// `image`, `audio`, `video`, `document`, `sticker`: by media id, by link, or (between Sealpost
 /// and a device only) inline; inbound, as the business sees it, by id with type and hash.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Media {
     /// A media id (an uploaded object, or one made of an inbound attachment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -98,6 +100,7 @@ pub struct Media {
 
 /// `reaction`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reaction {
     /// The message reacted to.
     pub message_id: String,
@@ -107,12 +110,15 @@ pub struct Reaction {
 
 /// `location`. Coordinates arrive as numbers or as decimal strings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Location {
     /// Degrees north.
     #[serde(with = "coordinate")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = coordinate::schema))]
     pub latitude: f64,
     /// Degrees east.
     #[serde(with = "coordinate")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = coordinate::schema))]
     pub longitude: f64,
     /// The place's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -124,6 +130,7 @@ pub struct Location {
 
 /// `button` (inbound): a quick-reply button's text and payload.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ButtonReply {
     /// The button's text.
     pub text: String,
@@ -134,6 +141,7 @@ pub struct ButtonReply {
 
 /// `system` (inbound).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct System {
     /// What happened, as text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,6 +153,7 @@ pub struct System {
 
 /// The message a reply answers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Context {
     /// Outbound: the id of the message answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,6 +168,18 @@ pub struct Context {
 
 mod coordinate {
     use serde::{de, Deserialize, Deserializer, Serializer};
+
+    /// A number, or a decimal number as a string (as clients send it).
+    #[cfg(feature = "openapi")]
+    pub fn schema() -> utoipa::openapi::schema::Schema {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
+        Schema::OneOf(
+            OneOfBuilder::new()
+                .item(ObjectBuilder::new().schema_type(Type::Number))
+                .item(ObjectBuilder::new().schema_type(Type::String))
+                .build(),
+        )
+    }
 
     pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_f64(*v)

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 /// The DPO's retention report: what was created, what is still readable, what was shredded.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetentionReport {
     /// When the report was generated, in milliseconds since the Unix epoch.
     pub generated_at: i64,
@@ -59,6 +60,7 @@ pub struct RetentionReport {
 
 /// One key rotation, as the retention report lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyRotationRow {
     /// The business whose key it is (`0`: the deployment's own).
     pub business_id: String,
@@ -76,6 +78,7 @@ pub struct KeyRotationRow {
 
 /// What the home node held of one Local Storage region's data in memory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DataInUseRow {
     /// The region.
     pub region: String,
@@ -98,6 +101,7 @@ pub struct DataInUseRow {
 
 /// One physical store, as the retention report lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoreRow {
     /// The Local Storage region whose own store it is; `None` for the home store.
     pub region: Option<String>,
@@ -116,6 +120,7 @@ pub struct StoreRow {
 
 /// Message totals. `created == live + shredded` when the books balance.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageCounts {
     /// Messages ever accepted or received.
     pub created: u64,
@@ -134,6 +139,7 @@ impl MessageCounts {
 
 /// Activity on one UTC day.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DayRow {
     /// The UTC day, `YYYY-MM-DD`.
     pub day: String,
@@ -151,6 +157,7 @@ pub struct DayRow {
 
 /// Erasure requests in aggregate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErasureSummary {
     /// Erasure requests received.
     pub requests: u64,
@@ -164,6 +171,7 @@ pub struct ErasureSummary {
 
 /// One erasure request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErasureRow {
     /// The subject's random identifier (not personal data).
     pub subject_id: String,
@@ -179,6 +187,7 @@ pub struct ErasureRow {
 
 /// A place where keys or plaintext may linger outside the system's control.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ResidualRisk {
     /// Where keys may linger (e.g. "database backups").
     pub location: String,
@@ -190,6 +199,7 @@ pub struct ResidualRisk {
 
 /// A signed audit-log checkpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CheckpointRef {
     /// Number of audit-log entries covered.
     pub size: u64,

@@ -24,6 +24,9 @@ pub enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Print the OpenAPI 3.1 document of the HTTP API (what `serve` answers at
+    /// `/sealpost/v1/openapi.json`), to generate a client without a running server.
+    Openapi,
     /// Serve the Cloud-API-compatible HTTP API with the pipeline, the simulated transport and
     /// devices in process. On an empty store it bootstraps a development tenant and writes
     /// `<data-dir>/bootstrap.json` (mode 0600).

@@ -6,8 +6,10 @@
 //!
 //! `?fields=a,b` narrows an object to the fields named (and its `id`), as the Graph API does.
 
+use super::bodies::{Cursors, Data, Narrowable, Narrowed, Page, Paging, Success};
 use super::extract::{Management, Messaging, OwnedNumber, OwnedWaba, Waba};
 use super::params::Params;
+use super::phone_numbers::NumberObject;
 use super::phone_numbers::{describe_number, number_command};
 use super::{ApiError, Shared};
 use crate::app::AppError;
@@ -16,32 +18,13 @@ use axum::Json;
 use sealpost_domain::aggregates::profile::BusinessProfile;
 use sealpost_domain::apps::AppEvent;
 use sealpost_domain::{Category, PhoneNumberCommand, PhoneNumberId, Purpose, Region};
-use serde_json::{json, Map, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::HashMap;
+use utoipa::ToSchema;
 
 /// The query of a read: `fields`, comma-separated.
 pub(super) type Fields = Query<HashMap<String, String>>;
-
-/// `object` narrowed to the fields `query` names (always keeping those in `keep`); all of it
-/// without `fields`.
-pub(super) fn narrowed(object: Value, query: &HashMap<String, String>, keep: &[&str]) -> Value {
-    let Some(names) = query.get("fields") else {
-        return object;
-    };
-    let wanted: Vec<&str> = names
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .collect();
-    match object {
-        Value::Object(all) => Value::Object(
-            all.into_iter()
-                .filter(|(k, _)| wanted.contains(&k.as_str()) || keep.contains(&k.as_str()))
-                .collect::<Map<String, Value>>(),
-        ),
-        other => other,
-    }
-}
 
 /// `GET /{version}/{waba-id}` (reached through the shared `/{version}/{id}` route): the
 /// account's id, name and the business it belongs to.
@@ -49,23 +32,58 @@ pub(super) async fn describe_waba(
     s: &Shared,
     waba: &OwnedWaba<Management>,
     query: &HashMap<String, String>,
-) -> Result<Value, ApiError> {
+) -> Result<Narrowed<WabaObject>, ApiError> {
     let Waba { id, business, .. } = &waba.resource;
     let b = s.app.catalog().business(business).await?;
-    let described = json!({
-        "id": id,
-        "name": b.name,
-        "owner_business_info": { "id": business.as_str(), "name": b.name },
-    });
-    Ok(narrowed(described, query, &["id"]))
+    let described = WabaObject {
+        id: id.clone(),
+        name: b.name.clone(),
+        owner_business_info: Owner {
+            id: business.as_str().to_owned(),
+            name: b.name,
+        },
+    };
+    Ok(Narrowed::new(&described, query))
+}
+
+/// A WhatsApp Business Account.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct WabaObject {
+    /// Its id.
+    id: String,
+    /// Its name (the business's).
+    name: String,
+    /// The business it belongs to.
+    owner_business_info: Owner,
+}
+
+impl Narrowable for WabaObject {
+    const KEEP: &'static [&'static str] = &["id"];
+}
+
+/// The business an account belongs to.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Owner {
+    /// The business's id.
+    id: String,
+    /// Its name.
+    name: String,
 }
 
 /// `GET /{version}/{waba-id}/phone_numbers` → `{"data": [number…], "paging": {"cursors": …}}`.
+#[utoipa::path(
+    get,
+    path = "/{version}/{id}/phone_numbers",
+    tag = "business",
+    params(super::openapi::Version, super::openapi::WabaPath, super::openapi::FieldsQuery),
+    responses((status = 200, description = "The account's phone numbers", body = Page<Narrowed<NumberObject>>)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn phone_numbers(
     State(s): State<Shared>,
     waba: OwnedWaba<Management>,
     Query(query): Fields,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<Narrowed<NumberObject>>>, ApiError> {
     let business = waba.resource.business.clone();
     let mut data = Vec::new();
     for id in s.numbers.keys() {
@@ -79,16 +97,20 @@ pub(super) async fn phone_numbers(
             Err(e) => return Err(e.into()),
         };
         let described = describe_number(&s, &waba.grant, &number, &state).await?;
-        data.push(narrowed(described, &query, &["id"]));
+        data.push(Narrowed::new(&described, &query));
     }
-    let cursor = |v: Option<&Value>| {
-        v.and_then(|n| n["id"].as_str())
+    let cursor = |v: Option<&Narrowed<NumberObject>>| {
+        v.and_then(Narrowed::key)
             .map(|id| base64_url(id.as_bytes()))
     };
-    Ok(Json(json!({
-        "data": data,
-        "paging": { "cursors": { "before": cursor(data.first()), "after": cursor(data.last()) } },
-    })))
+    let cursors = Cursors {
+        before: cursor(data.first()),
+        after: cursor(data.last()),
+    };
+    Ok(Json(Page {
+        data,
+        paging: Paging { cursors },
+    }))
 }
 
 fn base64_url(bytes: &[u8]) -> String {
@@ -108,17 +130,51 @@ async fn apps_of(s: &Shared, waba_id: &str) -> Result<Vec<(String, bool)>, ApiEr
 
 /// `GET /{version}/{waba-id}/subscribed_apps` → `{"data": [{"whatsapp_business_api_data":
 /// {"id"}}]}`: the apps that get its webhooks.
+#[utoipa::path(
+    get,
+    path = "/{version}/{id}/subscribed_apps",
+    tag = "business",
+    params(super::openapi::Version, super::openapi::WabaPath),
+    responses((status = 200, description = "The apps that get its webhooks", body = Data<SubscribedApp>)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn subscribed_apps(
     State(s): State<Shared>,
     waba: OwnedWaba<Management>,
-) -> Result<Json<Value>, ApiError> {
-    let data: Vec<Value> = apps_of(&s, &waba.resource.id)
+) -> Result<Json<Data<SubscribedApp>>, ApiError> {
+    let data = apps_of(&s, &waba.resource.id)
         .await?
         .into_iter()
         .filter(|(_, on)| *on)
-        .map(|(id, _)| json!({ "whatsapp_business_api_data": { "id": id } }))
+        .map(|(id, _)| SubscribedApp {
+            whatsapp_business_api_data: AppRef { id },
+        })
         .collect();
-    Ok(Json(json!({ "data": data })))
+    Ok(Json(Data { data }))
+}
+
+/// An app subscribed to an account's webhooks.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SubscribedApp {
+    /// The app.
+    whatsapp_business_api_data: AppRef,
+}
+
+/// An app, by id.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct AppRef {
+    /// The app's id.
+    id: String,
+}
+
+/// The optional body of a subscription (`override_callback_uri` is refused).
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Read for the one member refused; this is its schema.
+pub(super) struct AppSubscription {
+    /// Not supported: refused with 100.
+    override_callback_uri: Option<String>,
+    /// Goes with `override_callback_uri`.
+    verify_token: Option<String>,
 }
 
 /// `POST` (subscribe) or `DELETE` (unsubscribe) `/{version}/{waba-id}/subscribed_apps` →
@@ -152,11 +208,20 @@ async fn set_subscribed(
 
 /// `POST /{version}/{waba-id}/subscribed_apps`. Overriding the callback per WABA
 /// (`override_callback_uri`) is not supported: the app's own subscription is used.
+#[utoipa::path(
+    post,
+    path = "/{version}/{id}/subscribed_apps",
+    tag = "business",
+    params(super::openapi::Version, super::openapi::WabaPath),
+    request_body(content = Option<AppSubscription>, description = "Optional"),
+    responses((status = 200, description = "The business's apps get the account's webhooks", body = Success)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn subscribe_app(
     State(s): State<Shared>,
     waba: OwnedWaba<Management>,
     super::extract::BodyBytes(body): super::extract::BodyBytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success>, ApiError> {
     // The body is optional; only a JSON object naming an override is refused.
     let overrides = serde_json::from_slice::<Value>(&body)
         .ok()
@@ -167,40 +232,108 @@ pub(super) async fn subscribe_app(
         ));
     }
     set_subscribed(&s, &waba, true).await?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Success::done())
 }
 
 /// `DELETE /{version}/{waba-id}/subscribed_apps`.
+#[utoipa::path(
+    delete,
+    path = "/{version}/{id}/subscribed_apps",
+    tag = "business",
+    params(super::openapi::Version, super::openapi::WabaPath),
+    responses((status = 200, description = "The business's apps no longer get the account's webhooks", body = Success)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn unsubscribe_app(
     State(s): State<Shared>,
     waba: OwnedWaba<Management>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success>, ApiError> {
     set_subscribed(&s, &waba, false).await?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Success::done())
 }
 
-/// The profile as the Cloud API answers it (every field, empty when unset).
-fn profile_json(p: &BusinessProfile) -> Value {
-    let text = |v: &Option<String>| json!(v.clone().unwrap_or_default());
-    json!({
-        "messaging_product": "whatsapp",
-        "about": text(&p.about),
-        "address": text(&p.address),
-        "description": text(&p.description),
-        "email": text(&p.email),
-        "vertical": p.vertical.clone().filter(|v| !v.is_empty()).unwrap_or_else(|| "UNDEFINED".into()),
-        "websites": p.websites.clone().unwrap_or_default(),
-        "profile_picture_url": "",
-    })
+/// A business profile as the Cloud API answers it (every field, empty when unset).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Profile {
+    /// Always `whatsapp`.
+    messaging_product: &'static str,
+    /// The profile's "about" text.
+    about: String,
+    /// Its address.
+    address: String,
+    /// Its description.
+    description: String,
+    /// Its email address.
+    email: String,
+    /// Its industry (`UNDEFINED` when unset).
+    vertical: String,
+    /// Its websites.
+    websites: Vec<String>,
+    /// Always empty: profile pictures are not served.
+    profile_picture_url: &'static str,
+}
+
+impl Narrowable for Profile {
+    const KEEP: &'static [&'static str] = &["messaging_product"];
+}
+
+impl From<&BusinessProfile> for Profile {
+    fn from(p: &BusinessProfile) -> Self {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        Self {
+            messaging_product: "whatsapp",
+            about: text(&p.about),
+            address: text(&p.address),
+            description: text(&p.description),
+            email: text(&p.email),
+            vertical: p
+                .vertical
+                .clone()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "UNDEFINED".into()),
+            websites: p.websites.clone().unwrap_or_default(),
+            profile_picture_url: "",
+        }
+    }
+}
+
+/// A change of a business profile: the members given are set.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Read member by member for the API's codes; this is its schema.
+pub(super) struct ProfileUpdate {
+    /// Always `whatsapp`.
+    messaging_product: String,
+    /// At most 139 characters.
+    about: Option<String>,
+    /// At most 256 characters.
+    address: Option<String>,
+    /// At most 512 characters.
+    description: Option<String>,
+    /// At most 128 characters.
+    email: Option<String>,
+    /// An industry (`RETAIL`, `EDU`, …).
+    vertical: Option<String>,
+    /// At most two `http(s)` URLs.
+    websites: Option<Vec<String>>,
+    /// A handle of an uploaded picture.
+    profile_picture_handle: Option<String>,
 }
 
 /// `GET /{version}/{phone-number-id}/whatsapp_business_profile` → `{"data": [profile]}`; a
 /// read of business information, recorded by the gate.
+#[utoipa::path(
+    get,
+    path = "/{version}/{id}/whatsapp_business_profile",
+    tag = "business",
+    params(super::openapi::Version, super::openapi::PhoneNumberPath, super::openapi::FieldsQuery),
+    responses((status = 200, description = "The number's business profile", body = Data<Narrowed<Profile>>)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn get_profile(
     State(s): State<Shared>,
     number: OwnedNumber<Messaging>,
     Query(query): Fields,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<Narrowed<Profile>>>, ApiError> {
     let state = &number.resource.state;
     let business = state.business_id.clone().ok_or_else(ApiError::denied)?;
     let req = sealpost_audit::AccessRequest {
@@ -212,18 +345,29 @@ pub(super) async fn get_profile(
         region: state.storage_region().unwrap_or(Region::Eu),
     };
     s.app.gate().authorize(&req).await.map_err(AppError::from)?;
-    let profile = narrowed(profile_json(&state.profile), &query, &["messaging_product"]);
-    Ok(Json(json!({ "data": [profile] })))
+    let profile = Narrowed::new(&Profile::from(&state.profile), &query);
+    Ok(Json(Data {
+        data: vec![profile],
+    }))
 }
 
 /// `POST /{version}/{phone-number-id}/whatsapp_business_profile` `{"messaging_product":
 /// "whatsapp", "about"?, "address"?, "description"?, "email"?, "vertical"?, "websites"?,
 /// "profile_picture_handle"?}` → `{"success": true}`.
+#[utoipa::path(
+    post,
+    path = "/{version}/{id}/whatsapp_business_profile",
+    tag = "business",
+    params(super::openapi::Version, super::openapi::PhoneNumberPath),
+    request_body = ProfileUpdate,
+    responses((status = 200, description = "Recorded", body = Success)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn post_profile(
     State(s): State<Shared>,
     number: OwnedNumber<Management>,
     super::extract::JsonBody(body): super::extract::JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success>, ApiError> {
     let obj = body
         .as_object()
         .ok_or_else(|| ApiError::invalid("The request body must be a JSON object."))?;
@@ -260,5 +404,5 @@ pub(super) async fn post_profile(
         ));
     }
     number_command(&s, &number, PhoneNumberCommand::UpdateProfile { update }).await?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Success::done())
 }

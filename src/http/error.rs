@@ -7,7 +7,39 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use sealpost_audit::GateError;
 use sealpost_domain::DomainError;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The Graph error envelope, as every error is answered.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(super) struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+/// The error itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorBody {
+    /// `(#code) title`.
+    message: String,
+    /// Always `OAuthException`.
+    #[serde(rename = "type")]
+    kind: &'static str,
+    /// The Cloud API error code.
+    code: u32,
+    error_data: ErrorData,
+    /// An id for this answer (no trace of anything internal).
+    fbtrace_id: String,
+}
+
+/// What went wrong, in words.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorData {
+    /// Always `whatsapp`.
+    messaging_product: &'static str,
+    /// The detail: which parameter, what is expected.
+    details: String,
+}
 
 /// A Cloud API error.
 #[derive(Debug, Clone)]
@@ -130,15 +162,18 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "error": {
-                "message": format!("(#{}) {}", self.code, Self::title(self.code)),
-                "type": "OAuthException",
-                "code": self.code,
-                "error_data": { "messaging_product": "whatsapp", "details": self.details },
-                "fbtrace_id": format!("A{}", uuid::Uuid::new_v4().simple()),
-            }
-        });
+        let body = ErrorEnvelope {
+            error: ErrorBody {
+                message: format!("(#{}) {}", self.code, Self::title(self.code)),
+                kind: "OAuthException",
+                code: self.code,
+                error_data: ErrorData {
+                    messaging_product: "whatsapp",
+                    details: self.details,
+                },
+                fbtrace_id: format!("A{}", uuid::Uuid::new_v4().simple()),
+            },
+        };
         let mut response = (self.status, Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response

@@ -14,12 +14,22 @@ use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use sealpost_audit::log::Checkpoint;
 use sealpost_domain::DomainError;
 use sealpost_domain::{BusinessId, MessageId, Opened, Principal, Purpose};
 use sealpost_projections::evidence::AccessQuery;
+use sealpost_projections::report::RetentionReport;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+mod answers;
+
+use answers::{
+    AccessLog, AccessParams, Billing, BusinessQuery, Erased, LogKey, MessageRead, Next, Proof,
+    PublicKeys, Statistics,
+};
 
 fn parse_enum<T: serde::de::DeserializeOwned>(
     q: &BTreeMap<String, String>,
@@ -87,11 +97,19 @@ const ACCESS_PARAMS: [&str; 11] = [
 ];
 
 /// `GET /sealpost/v1/audit/access?principal=&principal_kind=&category=&purpose=&decision=&object=&business_id=&from=&to=&after=&limit=`
+#[utoipa::path(
+    get,
+    path = "/sealpost/v1/audit/access",
+    tag = "evidence",
+    params(AccessParams),
+    responses((status = 200, description = "A page of the access log, consistent with the checkpoint", body = AccessLog)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn access(
     State(s): State<Shared>,
     Query(q): Query<BTreeMap<String, String>>,
     Auth { grant, .. }: Auth,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AccessLog>, ApiError> {
     if let Some(k) = q.keys().find(|k| !ACCESS_PARAMS.contains(&k.as_str())) {
         return Err(ApiError::invalid(format!("Unknown parameter {k}.")));
     }
@@ -114,11 +132,13 @@ pub(super) async fn access(
         limit: parse_num(&q, "limit")?,
     };
     let (page, checkpoint) = s.app.evidence().access_log(&grant.principal, query).await?;
-    Ok(Json(json!({
-        "data": page.entries,
-        "paging": { "next": page.next.map(|n| n.to_string()) },
-        "checkpoint": checkpoint,
-    })))
+    Ok(Json(AccessLog {
+        data: page.entries,
+        paging: Next {
+            next: page.next.map(|n| n.to_string()),
+        },
+        checkpoint,
+    }))
 }
 
 /// A text answer (a signed note, a verifier key).
@@ -128,6 +148,16 @@ fn plain(text: String) -> Response {
 
 /// `GET /sealpost/v1/audit/public-key[?format=json|vkey]`: the key checkpoints verify under
 /// (published, no token); `vkey`: the home log's note verifier key as text (ADR 0022).
+#[utoipa::path(
+    get,
+    path = "/sealpost/v1/audit/public-key",
+    tag = "evidence",
+    params(("format" = Option<String>, Query, description = "`json` (default) or `vkey`")),
+    responses((status = 200, description = "The keys checkpoints verify under", content(
+        (PublicKeys = "application/json"),
+        (String = "text/plain"),
+    ))),
+)]
 pub(super) async fn public_key(
     State(s): State<Shared>,
     Query(q): Query<BTreeMap<String, String>>,
@@ -142,7 +172,7 @@ pub(super) async fn public_key(
     }
     // Each Local Storage region's own log signs with its own key (ADR 0020); a region out
     // of reach leaves only its own key out.
-    let regions: BTreeMap<String, Value> = s
+    let regions: BTreeMap<String, LogKey> = s
         .app
         .region_audits()
         .await
@@ -154,27 +184,40 @@ pub(super) async fn public_key(
         .map(|(region, log)| {
             (
                 region.code().to_owned(),
-                json!({
-                    "origin": log.origin(),
-                    "public_key": log.public_key_hex(),
-                    "vkey": log.verifier_key(),
-                }),
+                LogKey {
+                    origin: log.origin().to_owned(),
+                    public_key: log.public_key_hex(),
+                    vkey: log.verifier_key(),
+                },
             )
         })
         .collect();
-    Ok(Json(json!({
-        "origin": audit.origin(),
-        "public_key": audit.public_key_hex(),
-        "vkey": audit.verifier_key(),
-        "algorithm": "Ed25519",
-        "regions": regions,
-    }))
+    Ok(Json(PublicKeys {
+        home: LogKey {
+            origin: audit.origin().to_owned(),
+            public_key: audit.public_key_hex(),
+            vkey: audit.verifier_key(),
+        },
+        algorithm: "Ed25519",
+        regions,
+    })
     .into_response())
 }
 
 /// `GET /sealpost/v1/audit/checkpoint[?format=json|note]`: the newest checkpoint (signed now if
 /// rows are newer), as JSON, or as its C2SP signed note (`format=note`, or without `format` a
 /// client that accepts `text/plain` and not JSON). Never cached: a newer one may come any time.
+#[utoipa::path(
+    get,
+    path = "/sealpost/v1/audit/checkpoint",
+    tag = "evidence",
+    params(("format" = Option<String>, Query, description = "`json` or `note` (default by `Accept`)")),
+    responses((status = 200, description = "The newest checkpoint", content(
+        (Checkpoint = "application/json"),
+        (String = "text/plain"),
+    ))),
+    security(("bearer" = [])),
+)]
 pub(super) async fn checkpoint(
     State(s): State<Shared>,
     Query(q): Query<BTreeMap<String, String>>,
@@ -195,7 +238,7 @@ pub(super) async fn checkpoint(
     let checkpoint = s.app.evidence().checkpoint().await?;
     let mut answer = match note {
         true => plain(checkpoint.note),
-        false => Json(json!(checkpoint)).into_response(),
+        false => Json(checkpoint).into_response(),
     };
     let headers = answer.headers_mut();
     headers.insert(header::VARY, header::HeaderValue::from_static("accept"));
@@ -208,12 +251,26 @@ pub(super) async fn checkpoint(
 
 /// `GET /sealpost/v1/audit/proofs/inclusion?position=&size=` and
 /// `GET /sealpost/v1/audit/proofs/consistency?old=&new=`; any other kind is an unknown path.
+#[utoipa::path(
+    get,
+    path = "/sealpost/v1/audit/proofs/{kind}",
+    tag = "evidence",
+    params(
+        ("kind" = String, Path, description = "`inclusion` or `consistency`"),
+        ("position" = Option<u64>, Query, description = "inclusion: the row's position"),
+        ("size" = Option<u64>, Query, description = "inclusion: the tree size (default: the checkpoint's)"),
+        ("old" = Option<u64>, Query, description = "consistency: the older size"),
+        ("new" = Option<u64>, Query, description = "consistency: the newer size (default: the checkpoint's)"),
+    ),
+    responses((status = 200, description = "The proof", body = Proof)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn proof(
     State(s): State<Shared>,
     Path(kind): Path<String>,
     Query(q): Query<BTreeMap<String, String>>,
     _: Auth,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Proof>, ApiError> {
     let audit = s.app.audit().await?;
     let latest = s.app.evidence().checkpoint().await?;
     let out_of_range = |e: sealpost_audit::log::AuditError| {
@@ -232,7 +289,7 @@ pub(super) async fn proof(
                 .inclusion(position, size)
                 .await
                 .map_err(out_of_range)?;
-            serde_json::to_value(p)
+            Proof::Inclusion(p)
         }
         "consistency" => {
             let old: u64 = parse_num(&q, "old")?.ok_or_else(|| ApiError::missing("old"))?;
@@ -241,34 +298,68 @@ pub(super) async fn proof(
                 return Err(ApiError::invalid("The position or size is not in the log."));
             }
             let p = audit.consistency(old, new).await.map_err(out_of_range)?;
-            serde_json::to_value(p)
+            Proof::Consistency(p)
         }
         _ => return Err(ApiError::unknown_path()),
     };
-    Ok(Json(proof.unwrap_or(Value::Null)))
+    Ok(Json(proof))
 }
 
 /// `GET /sealpost/v1/statistics?business_id=`
-pub(super) async fn statistics(q: Asked) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/sealpost/v1/statistics",
+    tag = "evidence",
+    params(BusinessQuery),
+    responses((status = 200, description = "Statistics, small groups suppressed", body = Statistics)),
+    security(("bearer" = [])),
+)]
+pub(super) async fn statistics(q: Asked) -> Result<Json<Statistics>, ApiError> {
     let evidence = q.s.app.evidence();
     let (rows, checkpoint) = evidence
         .statistics(&q.principal, q.business.as_ref())
         .await?;
-    Ok(Json(json!({
-        "data": rows,
-        "min_group": sealpost_projections::evidence::DEFAULT_MIN_GROUP,
-        "checkpoint": checkpoint,
-    })))
+    Ok(Json(Statistics {
+        data: rows,
+        min_group: sealpost_projections::evidence::DEFAULT_MIN_GROUP,
+        checkpoint,
+    }))
 }
 
 /// `GET /sealpost/v1/billing?business_id=`
-pub(super) async fn billing(q: Asked) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/sealpost/v1/billing",
+    tag = "evidence",
+    params(BusinessQuery),
+    responses((status = 200, description = "Billing lines", body = Billing)),
+    security(("bearer" = [])),
+)]
+pub(super) async fn billing(q: Asked) -> Result<Json<Billing>, ApiError> {
     let evidence = q.s.app.evidence();
     let (rows, checkpoint) = evidence.billing(&q.principal, q.business.as_ref()).await?;
-    Ok(Json(json!({ "data": rows, "checkpoint": checkpoint })))
+    Ok(Json(Billing {
+        data: rows,
+        checkpoint,
+    }))
 }
 
 /// `GET /sealpost/v1/dpo/retention?format=json|html|csv&business_id=`
+#[utoipa::path(
+    get,
+    path = "/sealpost/v1/dpo/retention",
+    tag = "evidence",
+    params(
+        BusinessQuery,
+        ("format" = Option<String>, Query, description = "`json` (default), `html` or `csv`"),
+    ),
+    responses((status = 200, description = "The retention report", content(
+        (RetentionReport = "application/json"),
+        (String = "text/html"),
+        (String = "text/csv"),
+    ))),
+    security(("bearer" = [])),
+)]
 pub(super) async fn retention(
     State(s): State<Shared>,
     Query(q): Query<BTreeMap<String, String>>,
@@ -292,9 +383,10 @@ pub(super) async fn retention(
     Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+/// Whom to erase: a subject, or a consumer of a number by number or by user id.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ErasureRequest {
+pub(super) struct ErasureRequest {
     subject_id: Option<String>,
     phone_number_id: Option<String>,
     wa_id: Option<String>,
@@ -304,6 +396,21 @@ struct ErasureRequest {
 /// `POST /sealpost/v1/dpo/erasures` with `{"subject_id"}`, `{"phone_number_id", "wa_id"}` or
 /// `{"phone_number_id", "user_id"}` → the erasure certificate (201), or 200 with
 /// `"erased": false` when nothing is held for that number.
+#[utoipa::path(
+    post,
+    path = "/sealpost/v1/dpo/erasures",
+    tag = "evidence",
+    params(("format" = Option<String>, Query, description = "`json` (default) or `html` (the certificate as a page)")),
+    request_body = ErasureRequest,
+    responses(
+        (status = 201, description = "Erased: the certificate", content(
+            (Erased = "application/json"),
+            (String = "text/html"),
+        )),
+        (status = 200, description = "Nothing was held", body = Erased),
+    ),
+    security(("bearer" = [])),
+)]
 pub(super) async fn erase(
     State(s): State<Shared>,
     Query(q): Query<BTreeMap<String, String>>,
@@ -343,13 +450,18 @@ pub(super) async fn erase(
             .into_response()),
         Ok(ErasureOutcome::Erased(cert)) => Ok((
             StatusCode::CREATED,
-            Json(json!({ "erased": true, "certificate": cert })),
+            Json(Erased {
+                erased: true,
+                certificate: Some(cert),
+                reason: None,
+            }),
         )
             .into_response()),
-        Ok(ErasureOutcome::NothingHeld) => Ok(Json(json!({
-            "erased": false,
-            "reason": "No data is held for this consumer on this number (never known, expired or already erased)."
-        }))
+        Ok(ErasureOutcome::NothingHeld) => Ok(Json(Erased {
+            erased: false,
+            certificate: None,
+            reason: Some("No data is held for this consumer on this number (never known, expired or already erased)."),
+        })
         .into_response()),
         // An unknown subject answers like a foreign one.
         Err(AppError::Domain(DomainError::NotFound)) => Err(ApiError::denied()),
@@ -360,11 +472,19 @@ pub(super) async fn erase(
 /// `GET /sealpost/v1/messages/{message-id}`: a business reads one of its own messages (within
 /// retention). Anyone else — the operator's analytics, the transport, an auditor, a DPO, another
 /// business — is refused by the matrix, and the refusal is in the access log.
+#[utoipa::path(
+    get,
+    path = "/sealpost/v1/messages/{id}",
+    tag = "evidence",
+    params(super::openapi::MessagePath),
+    responses((status = 200, description = "The message, or that it was shredded", body = MessageRead)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn message(
     State(s): State<Shared>,
     Path(id): Path<String>,
     Auth { grant, .. }: Auth,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MessageRead>, ApiError> {
     let id = MessageId::parse(&id).map_err(|_| ApiError::denied())?;
     let messaging = s.app.messaging();
     let content = async {
@@ -378,19 +498,32 @@ pub(super) async fn message(
         AppError::Domain(DomainError::NotFound) => ApiError::denied(),
         other => other.into(),
     })?;
+    let id = id.as_str().to_owned();
     Ok(Json(match content {
-        Opened::Plain(c) => json!({
-            "id": id.as_str(),
-            "type": serde_json::to_value(c.kind()).unwrap_or(Value::Null),
-            // The Cloud API message object it was sent or received as.
-            "message": serde_json::to_value(&c).unwrap_or(Value::Null),
-        }),
-        Opened::Shredded => json!({ "id": id.as_str(), "shredded": true }),
+        Opened::Plain(c) => MessageRead {
+            id,
+            kind: Some(c.kind()),
+            message: Some(c),
+            shredded: None,
+        },
+        Opened::Shredded => MessageRead {
+            id,
+            kind: None,
+            message: None,
+            shredded: Some(true),
+        },
     }))
 }
 
 /// `GET /sealpost/v1/audit/tlog/checkpoint`: the newest checkpoint as a signed note, where a
 /// C2SP `tlog-tiles` client looks for it (the log's prefix is `/sealpost/v1/audit/tlog/`).
+#[utoipa::path(
+    get,
+    path = "/sealpost/v1/audit/tlog/checkpoint",
+    tag = "evidence",
+    responses((status = 200, description = "The newest checkpoint as a signed note", content_type = "text/plain", body = String)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn tlog_checkpoint(
     State(s): State<Shared>,
     _: Auth,
@@ -407,6 +540,14 @@ pub(super) async fn tlog_checkpoint(
 /// `GET /sealpost/v1/audit/tlog/tile/<L>/<N>[.p/<W>]`: a tile of hashes (C2SP `tlog-tiles`);
 /// 404 for a path that is not a tile's or a tile the newest checkpoint's tree does not hold.
 /// A tile never changes: it may be cached for good (privately: it is answered to a token).
+#[utoipa::path(
+    get,
+    path = "/sealpost/v1/audit/tlog/tile/{*path}",
+    tag = "evidence",
+    params(("path" = String, Path, description = "`<L>/<N>[.p/<W>]`")),
+    responses((status = 200, description = "The tile's hashes", content_type = "application/octet-stream", body = Vec<u8>)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn tlog_tile(
     State(s): State<Shared>,
     axum::extract::Path(path): axum::extract::Path<String>,

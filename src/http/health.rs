@@ -6,20 +6,30 @@
 use super::{ApiError, Shared};
 use axum::extract::State;
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// What a probe answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Health {
+    /// `ok` (serving) or `ready` (its store answers).
+    status: &'static str,
+}
 
 /// `GET /healthz`: 200 while the process serves.
-pub(super) async fn healthz() -> Json<Value> {
-    Json(json!({ "status": "ok" }))
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, description = "Serving", body = Health)))]
+pub(super) async fn healthz() -> Json<Health> {
+    Json(Health { status: "ok" })
 }
 
 /// `GET /readyz`: 200 when the store answers a read, else 503 with code 131016.
-pub(super) async fn readyz(State(s): State<Shared>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200, description = "Ready", body = Health)))]
+pub(super) async fn readyz(State(s): State<Shared>) -> Result<Json<Health>, ApiError> {
     s.app
         .store()
         .log()
         .head()
         .await
         .map_err(crate::app::AppError::from)?;
-    Ok(Json(json!({ "status": "ready" })))
+    Ok(Json(Health { status: "ready" }))
 }

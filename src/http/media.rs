@@ -4,6 +4,7 @@
 //! An id that is unknown, expired, deleted or another business's gets one and the same answer,
 //! so a token never learns whether someone else's media exists.
 
+use super::bodies::Success;
 use super::extract::{Auth, Id, Messaging, Number, Owned, OwnedNumber, Path};
 use super::{ApiError, Shared};
 use crate::app::media::{acceptable_mime, content_matches, MediaMeta, MAX_MEDIA_BYTES};
@@ -23,7 +24,8 @@ use sealpost_domain::identity::SCOPE_MESSAGING;
 use sealpost_domain::media::MediaOrigin;
 use sealpost_domain::MessageContent;
 use sealpost_domain::{DomainError, MediaId};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::{IntoParams, ToSchema};
 
 /// How long a download URL works (the Cloud API says 5 minutes).
 pub const DOWNLOAD_URL_TTL_S: i64 = 300;
@@ -80,6 +82,15 @@ async fn read_form(mut form: Multipart) -> Result<Form, ApiError> {
 
 /// `POST /{version}/{phone-number-id}/media` (multipart: `messaging_product`, `file`, optional
 /// `type`) → `{"id": "<media-id>"}`.
+#[utoipa::path(
+    post,
+    path = "/{version}/{id}/media",
+    tag = "media",
+    params(super::openapi::Version, super::openapi::PhoneNumberPath),
+    request_body(content = Upload, content_type = "multipart/form-data"),
+    responses((status = 200, description = "Stored and sealed", body = Uploaded)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn upload(
     State(s): State<Shared>,
     Owned {
@@ -88,7 +99,7 @@ pub(super) async fn upload(
         ..
     }: OwnedNumber<Messaging>,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Uploaded>, ApiError> {
     let form = multipart
         .map_err(|_| ApiError::invalid("The upload must be a multipart/form-data body."))?;
     let (product, declared, file) = read_form(form).await?;
@@ -137,7 +148,47 @@ pub(super) async fn upload(
             &bytes,
         )
         .await?;
-    Ok(Json(json!({ "id": media.as_str() })))
+    Ok(Json(Uploaded {
+        id: media.as_str().to_owned(),
+    }))
+}
+
+/// An upload's form.
+#[derive(Debug, ToSchema)]
+#[allow(dead_code)] // Read part by part from the form; this is its schema.
+pub(super) struct Upload {
+    /// Always `whatsapp`.
+    messaging_product: String,
+    /// The bytes (with the part's MIME type and file name).
+    #[schema(format = Binary, value_type = String)]
+    file: Vec<u8>,
+    /// The MIME type, when the part does not carry it.
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+/// An uploaded object.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Uploaded {
+    /// Its media id.
+    id: String,
+}
+
+/// A media object, with a download URL that works 5 minutes for the same token.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct MediaObject {
+    /// Always `whatsapp`.
+    messaging_product: &'static str,
+    /// The signed download URL.
+    url: String,
+    /// Its MIME type.
+    mime_type: String,
+    /// SHA-256 of the bytes, hex.
+    sha256: String,
+    /// Its size in bytes, as a decimal string.
+    file_size: String,
+    /// Its media id.
+    id: String,
 }
 
 /// The signature of a download URL: binds the object, the expiry and the token that asked.
@@ -169,7 +220,7 @@ pub(super) async fn describe(
     grant: &Grant,
     id: &str,
     headers: &HeaderMap,
-) -> Result<Option<Value>, ApiError> {
+) -> Result<Option<MediaObject>, ApiError> {
     let Ok(media) = MediaId::parse(id) else {
         return Ok(None);
     };
@@ -186,25 +237,36 @@ pub(super) async fn describe(
     let expires = s.app.now().unix_seconds() + DOWNLOAD_URL_TTL_S;
     let sig = signature(s, media.as_str(), expires, &grant.token_id);
     let base = host(headers).unwrap_or_else(|| "127.0.0.1".into());
-    Ok(Some(json!({
-        "messaging_product": "whatsapp",
-        "url": format!("http://{base}/sealpost/v1/media/{media}?expires={expires}&signature={sig}"),
-        "mime_type": meta.mime_type,
-        "sha256": meta.sha256,
-        "file_size": meta.file_size.to_string(),
-        "id": media.as_str(),
-    })))
+    Ok(Some(MediaObject {
+        messaging_product: "whatsapp",
+        url: format!("http://{base}/sealpost/v1/media/{media}?expires={expires}&signature={sig}"),
+        mime_type: meta.mime_type,
+        sha256: meta.sha256,
+        file_size: meta.file_size.to_string(),
+        id: media.as_str().to_owned(),
+    }))
 }
 
 /// The query of a download URL.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(super) struct Signed {
+    /// Unix seconds after which the URL no longer works.
     expires: i64,
+    /// The URL's signature (for the token that asked for it).
     signature: String,
 }
 
 /// `GET /sealpost/v1/media/{media-id}?expires=…&signature=…` with the same bearer token: the
 /// bytes, with their MIME type.
+#[utoipa::path(
+    get,
+    path = "/sealpost/v1/media/{id}",
+    tag = "media",
+    params(super::openapi::MediaPath, Signed),
+    responses((status = 200, description = "The bytes, with their MIME type", content_type = "application/octet-stream", body = Vec<u8>)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn download(
     State(s): State<Shared>,
     Path(id): Path<String>,
@@ -253,18 +315,26 @@ pub(super) async fn download(
 }
 
 /// `DELETE /{version}/{media-id}` → `{"success":true}`; the object's key is destroyed.
+#[utoipa::path(
+    delete,
+    path = "/{version}/{id}",
+    tag = "media",
+    params(super::openapi::Version, super::openapi::MediaPath),
+    responses((status = 200, description = "Deleted: its key is destroyed", body = Success)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn delete(
     State(s): State<Shared>,
     Path(Id { id }): Path<Id>,
     Auth { grant, .. }: Auth<Messaging>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success>, ApiError> {
     let media = MediaId::parse(&id).map_err(|_| absent())?;
     s.app
         .media()
         .delete_media(&grant.principal, &media)
         .await
         .map_err(media_error)?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Success::done())
 }
 
 /// A send that names an uploaded media object by id carries the file itself inside the Signal

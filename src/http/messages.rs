@@ -6,6 +6,7 @@
 //! callback data. The handler reads only the addressee (`to` or `recipient`) and, for a
 //! template, its name and language.
 
+use super::bodies::Success;
 use super::extract::{JsonBody, Messaging, Number, Owned, OwnedNumber};
 use super::limits::Admitted;
 use super::params::Params;
@@ -18,13 +19,24 @@ use axum::http::StatusCode;
 use axum::Json;
 use sealpost_domain::content::Payload;
 use sealpost_domain::{MessageContent, PhoneNumber, PhoneNumberId, E164};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
 
 /// The most a text body may hold.
 pub const MAX_TEXT: usize = 4096;
 
 /// `POST`/`PUT …/messages`: a send → `{"contacts", "messages", "messaging_product"}`, or, with
 /// `status`, mark-as-read → `{"success": true}`.
+#[utoipa::path(
+    method(post, put),
+    path = "/{version}/{id}/messages",
+    tag = "messages",
+    params(super::openapi::Version, super::openapi::PhoneNumberPath),
+    request_body = SendBody,
+    responses((status = 200, description = "Sent (`contacts`, `messages`) or marked read (`success`)", body = Sent)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn send(
     State(s): State<Shared>,
     // First: a send over the limit is answered before any work is done for it.
@@ -35,10 +47,11 @@ pub(super) async fn send(
         ..
     }: OwnedNumber<Messaging>,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Sent>, ApiError> {
     if body.get("status").is_some() {
         let business = state.business_id.as_ref().ok_or_else(ApiError::denied)?;
-        return mark_read(&s, business, &number, &body).await.map(Json);
+        mark_read(&s, business, &number, &body).await?;
+        return Ok(Json(Sent::Read(Success { success: true })));
     }
     let now = s.app.now();
     if let Some(until) = state.maintenance_until(now) {
@@ -98,15 +111,140 @@ pub(super) async fn send(
         }
     };
     let contact = if by_user {
-        json!({ "input": to_raw, "user_id": to_raw })
+        SentContact {
+            input: to_raw.clone(),
+            wa_id: None,
+            user_id: Some(to_raw),
+        }
     } else {
-        json!({ "input": to_raw, "wa_id": to.expose_digits() })
+        SentContact {
+            input: to_raw,
+            wa_id: Some(to.expose_digits().to_owned()),
+            user_id: None,
+        }
     };
-    Ok(Json(json!({
-        "messaging_product": "whatsapp",
-        "contacts": [contact],
-        "messages": [{ "id": message.as_str() }],
+    Ok(Json(Sent::Message(SentMessage {
+        messaging_product: "whatsapp",
+        contacts: vec![contact],
+        messages: vec![SentId {
+            id: message.as_str().to_owned(),
+        }],
     })))
+}
+
+/// `POST`/`PUT /{id}/messages` without a version: the same as with the default one.
+#[utoipa::path(
+    method(post, put),
+    path = "/{id}/messages",
+    tag = "messages",
+    params(super::openapi::PhoneNumberPath),
+    request_body = SendBody,
+    responses((status = 200, description = "Sent or marked read", body = Sent)),
+    security(("bearer" = [])),
+)]
+pub(super) async fn send_unversioned(
+    state: State<Shared>,
+    admitted: Admitted,
+    number: OwnedNumber<Messaging>,
+    body: JsonBody,
+) -> Result<Json<Sent>, ApiError> {
+    send(state, admitted, number, body).await
+}
+
+/// The answer of a send or of a mark-as-read.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(super) enum Sent {
+    /// A message was accepted.
+    Message(SentMessage),
+    /// A message was marked read.
+    Read(Success),
+}
+
+/// A message accepted: whom it goes to and its id.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SentMessage {
+    /// Always `whatsapp`.
+    messaging_product: &'static str,
+    /// The addressee, as named and as resolved.
+    contacts: Vec<SentContact>,
+    /// The message's id (`wamid.…`).
+    messages: Vec<SentId>,
+}
+
+/// The addressee of a send.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SentContact {
+    /// What the request named (`to` or `recipient`).
+    input: String,
+    /// The consumer's WhatsApp id (addressed by number).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    wa_id: Option<String>,
+    /// The business-scoped user id (addressed by `recipient`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user_id: Option<String>,
+}
+
+/// A message's id.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SentId {
+    /// `wamid.…`
+    id: String,
+}
+
+/// The body of `…/messages`: a send, or a mark-as-read.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // Read through `Params`; this is its schema.
+pub(super) enum SendBody {
+    /// Marks an inbound message read.
+    Read(MarkRead),
+    /// Sends a message.
+    Send(Box<SendRequest>),
+}
+
+/// A send: the addressee and the message in the Cloud API's shape (its `type` and the object
+/// under the member of that name). The handler reads it member by member with the API's own
+/// error codes ([`parse_send`]), then the message as [`MessageContent`].
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Read through `Params` for the API's error codes; this is its schema.
+pub(super) struct SendRequest {
+    /// Always `whatsapp`.
+    messaging_product: String,
+    /// `individual`, the only kind.
+    recipient_type: Option<String>,
+    /// The consumer's number (digits, `+` optional).
+    to: Option<String>,
+    /// Instead of `to`: the consumer's business-scoped user id.
+    recipient: Option<String>,
+    /// At most 512 characters, echoed in the message's status webhooks.
+    biz_opaque_callback_data: Option<String>,
+    /// The message (`type` defaults to `text`).
+    #[serde(flatten)]
+    message: MessageContent,
+}
+
+/// A mark-as-read, optionally showing a typing indicator.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Read through `Params` for the API's error codes; this is its schema.
+pub(super) struct MarkRead {
+    /// Always `whatsapp`.
+    messaging_product: String,
+    /// Always `read`.
+    status: String,
+    /// The inbound message's id.
+    message_id: String,
+    /// `{"type": "text"}`.
+    typing_indicator: Option<TypingIndicator>,
+}
+
+/// The typing indicator shown while the business answers.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Read through `Params`; this is its schema.
+pub(super) struct TypingIndicator {
+    /// Always `text`.
+    #[serde(rename = "type")]
+    kind: String,
 }
 
 /// A template send names an APPROVED template of the business (else 132001/404).
@@ -187,7 +325,7 @@ async fn mark_read(
     business: &sealpost_domain::BusinessId,
     number: &PhoneNumberId,
     body: &Value,
-) -> Result<Value, ApiError> {
+) -> Result<(), ApiError> {
     let top = body
         .as_object()
         .map(Params::root)
@@ -237,7 +375,7 @@ async fn mark_read(
             sealpost_domain::MessageCommand::MarkReadByBusiness,
         )
         .await?;
-    Ok(json!({ "success": true }))
+    Ok(())
 }
 
 // The send body. Everything below reads the JSON of a send and nothing else; it is one

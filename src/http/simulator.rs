@@ -3,24 +3,29 @@
 //! runs the simulated transport in process ([`Shared::with_simulator`]); otherwise a `/sim/v1/`
 //! path answers as any unknown one. Only these paths name a phone number.
 
+use super::bodies::Success;
 use super::extract::{JsonBody, Path};
 use super::{ApiError, Shared};
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use sealpost_adapters::clock::SimClock;
 use sealpost_adapters::transport::sim::{SimDevice, SimNetwork};
 use sealpost_domain::ports::signal::SignalEngine;
 use sealpost_domain::ports::transport::Transport;
 use sealpost_domain::ports::Clock as _;
+use sealpost_domain::MessageContent;
 use sealpost_domain::{Timestamp, E164};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio::sync::Mutex;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Phones that step at once.
 const PHONES_AT_ONCE: usize = 64;
@@ -130,13 +135,103 @@ impl Simulator {
 }
 
 /// The routes, for [`super::router`] to mount when the simulator runs.
-pub(super) fn routes() -> Router<Shared> {
-    Router::new()
-        .route("/sim/v1/devices/{wa_id}/messages", post(send))
-        .route("/sim/v1/devices/{wa_id}/inbox", get(inbox))
-        .route("/sim/v1/devices/{wa_id}/report", post(report))
-        .route("/sim/v1/devices/{wa_id}/presence", post(presence))
-        .route("/sim/v1/clock/advance", post(advance))
+pub(super) fn routes() -> OpenApiRouter<Shared> {
+    OpenApiRouter::new()
+        .routes(routes!(send))
+        .routes(routes!(inbox))
+        .routes(routes!(report))
+        .routes(routes!(presence))
+        .routes(routes!(advance))
+}
+
+/// The phone of a simulated consumer.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // Read by the `Phone` extractor; this is its schema.
+struct Device {
+    /// The consumer's number (digits).
+    wa_id: String,
+}
+
+/// What a simulated phone sends: a Cloud API message object and the business number.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Passed on to the phone as it came; this is its schema.
+struct DeviceMessage {
+    /// The business number (display number, digits).
+    to: String,
+    /// The message (`type` defaults to `text`).
+    #[serde(flatten)]
+    message: MessageContent,
+}
+
+/// A message the phone sent.
+#[derive(Debug, Serialize, ToSchema)]
+struct DeviceSent {
+    /// Its id (`dev.…`).
+    id: String,
+}
+
+/// A report of a business number.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Read member by member for the API's codes; this is its schema.
+struct DeviceReport {
+    /// The business number.
+    to: String,
+    /// `spam` or `block`.
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+/// A phone going offline or online.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Read member by member for the API's codes; this is its schema.
+struct DevicePresence {
+    /// Online or not.
+    online: bool,
+}
+
+/// The phone's presence now.
+#[derive(Debug, Serialize, ToSchema)]
+struct Presence {
+    /// Always `true`.
+    success: bool,
+    /// Online or not.
+    online: bool,
+}
+
+/// What a phone received and which of its messages the business read.
+#[derive(Debug, Serialize, ToSchema)]
+struct Inbox {
+    /// Decrypted, oldest first.
+    messages: Vec<Received>,
+    /// Ids of its own messages the business marked read.
+    read_by_business: Vec<String>,
+}
+
+/// One message a phone decrypted.
+#[derive(Debug, Serialize, ToSchema)]
+struct Received {
+    /// The message's id.
+    id: String,
+    /// The business number it came from.
+    from: String,
+    /// The Cloud API message object (or text, when it was not JSON).
+    content: Value,
+}
+
+/// How far to move the simulated clock.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Read member by member for the API's codes; this is its schema.
+struct ClockAdvance {
+    /// Seconds, 0 to ten years.
+    seconds: i64,
+}
+
+/// The simulated time.
+#[derive(Debug, Serialize, ToSchema)]
+struct ClockNow {
+    /// Unix seconds.
+    now: i64,
 }
 
 /// The simulator of the state (the routes are only mounted with one).
@@ -189,12 +284,20 @@ fn not_taken(what: &str) -> ApiError {
 
 /// `POST /sim/v1/devices/{wa_id}/messages`: the phone sends a Cloud API message object to the
 /// business number `to` → `{"id": "dev.…"}`.
+#[utoipa::path(
+    post,
+    path = "/sim/v1/devices/{wa_id}/messages",
+    tag = "simulator",
+    params(Device),
+    request_body = DeviceMessage,
+    responses((status = 200, description = "The phone sent it", body = DeviceSent)),
+)]
 async fn send(
     State(s): State<Shared>,
     World(sim): World,
     Phone(phone): Phone,
     JsonBody(mut body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<DeviceSent>, ApiError> {
     let to = business(&s, &body)?;
     if let Some(o) = body.as_object_mut() {
         o.remove("to");
@@ -211,7 +314,7 @@ async fn send(
     )
     .await
     .map_err(|_| not_taken("message"))?;
-    Ok(Json(json!({ "id": id })))
+    Ok(Json(DeviceSent { id }))
 }
 
 /// The business number a simulated device addresses (`to`), checked against those served.
@@ -229,12 +332,20 @@ fn business(s: &Shared, body: &Value) -> Result<E164, ApiError> {
 
 /// A device reports a business number as spam (`{"to":…,"type":"spam"}`) or blocks it
 /// (`"type":"block"`); the transport's integrity signals follow.
+#[utoipa::path(
+    post,
+    path = "/sim/v1/devices/{wa_id}/report",
+    tag = "simulator",
+    params(Device),
+    request_body = DeviceReport,
+    responses((status = 200, description = "Reported", body = Success)),
+)]
 async fn report(
     State(s): State<Shared>,
     World(sim): World,
     Phone(phone): Phone,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success>, ApiError> {
     let to = business(&s, &body)?;
     let block = match body.get("type").and_then(Value::as_str) {
         Some("spam") => false,
@@ -247,15 +358,23 @@ async fn report(
     d.report(&sim.net, to.expose_digits(), block)
         .await
         .map_err(|_| not_taken("report"))?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Success::done())
 }
 
 /// A device goes offline (`{"online":false}`: its messages queue at the transport) or online.
+#[utoipa::path(
+    post,
+    path = "/sim/v1/devices/{wa_id}/presence",
+    tag = "simulator",
+    params(Device),
+    request_body = DevicePresence,
+    responses((status = 200, description = "Its presence now", body = Presence)),
+)]
 async fn presence(
     World(sim): World,
     Phone(phone): Phone,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Presence>, ApiError> {
     let online = body
         .get("online")
         .and_then(Value::as_bool)
@@ -264,21 +383,35 @@ async fn presence(
     let d = sim.device(&mut devices, phone.expose_digits()).await?;
     d.offline = !online;
     d.save().await.map_err(|_| ApiError::unavailable())?;
-    Ok(Json(json!({ "success": true, "online": online })))
+    Ok(Json(Presence {
+        success: true,
+        online,
+    }))
 }
 
 /// `GET /sim/v1/devices/{wa_id}/inbox`: what the phone decrypted, and which of its own messages
 /// the business read.
-async fn inbox(World(sim): World, Phone(phone): Phone) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/sim/v1/devices/{wa_id}/inbox",
+    tag = "simulator",
+    params(Device),
+    responses((status = 200, description = "The phone's inbox", body = Inbox)),
+)]
+async fn inbox(World(sim): World, Phone(phone): Phone) -> Result<Json<Inbox>, ApiError> {
     let mut devices = sim.devices.lock().await;
     let d = sim.device(&mut devices, phone.expose_digits()).await?;
     let inbox = d.inbox().await.map_err(|_| ApiError::unavailable())?;
-    let messages: Vec<Value> = inbox
+    let messages: Vec<Received> = inbox
         .iter()
         .map(|r| {
             let text = String::from_utf8_lossy(&r.plaintext).into_owned();
             let content = serde_json::from_str::<Value>(&text).unwrap_or(Value::String(text));
-            json!({ "id": r.id, "from": r.from, "content": content })
+            Received {
+                id: r.id.clone(),
+                from: r.from.clone(),
+                content,
+            }
         })
         .collect();
     // The device's own messages (by the id `POST …/messages` answered) the business read.
@@ -288,17 +421,25 @@ async fn inbox(World(sim): World, Phone(phone): Phone) -> Result<Json<Value>, Ap
         .map_err(|_| ApiError::unavailable())?
         .into_iter()
         .collect();
-    Ok(Json(
-        json!({ "messages": messages, "read_by_business": read }),
-    ))
+    Ok(Json(Inbox {
+        messages,
+        read_by_business: read,
+    }))
 }
 
 /// `POST /sim/v1/clock/advance` `{"seconds": n}` → `{"now": <unix seconds>}`.
+#[utoipa::path(
+    post,
+    path = "/sim/v1/clock/advance",
+    tag = "simulator",
+    request_body = ClockAdvance,
+    responses((status = 200, description = "The simulated time now", body = ClockNow)),
+)]
 async fn advance(
     Clock(clock, file): Clock,
     World(sim): World,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ClockNow>, ApiError> {
     let seconds = body
         .get("seconds")
         .and_then(Value::as_i64)
@@ -311,7 +452,9 @@ async fn advance(
         tracing::error!(error = %e, "the simulated clock could not be saved");
         ApiError::unavailable()
     })?;
-    Ok(Json(json!({ "now": clock.now().unix_seconds() })))
+    Ok(Json(ClockNow {
+        now: clock.now().unix_seconds(),
+    }))
 }
 
 /// Where `--sim-clock` keeps its time, beside the simulated world. The simulated clock moves

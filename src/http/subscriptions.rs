@@ -2,6 +2,7 @@
 //! the app's webhook worker, (re)started on a subscription, at start-up, and when another node
 //! recorded a subscription ([`follow_subscriptions`]).
 
+use super::bodies::Success;
 use super::extract::{App, BodyBytes, Management, OwnedApp};
 use super::{ApiError, Shared};
 use crate::app::AppError;
@@ -9,9 +10,11 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap};
 use axum::Json;
 use sealpost_domain::apps::AppEvent;
-use serde_json::{json, Value};
+use serde::Deserialize;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use tokio::sync::watch;
+use utoipa::ToSchema;
 
 /// The webhook fields an app may subscribe to (those Sealpost posts changes of, and those it
 /// accepts though nothing it does changes them yet).
@@ -150,12 +153,27 @@ fn params(headers: &HeaderMap, bytes: &[u8]) -> Result<BTreeMap<String, Value>, 
 
 /// `POST /{version}/{app-id}/subscriptions` (`object`, `callback_url`, `verify_token`,
 /// `fields`): verified by `hub.challenge`, recorded, and the app's worker (re)started.
+#[utoipa::path(
+    post,
+    path = "/{version}/{id}/subscriptions",
+    tag = "webhooks",
+    params(super::openapi::Version, super::openapi::AppPath),
+    request_body(
+        description = "JSON or form-encoded",
+        content(
+            (Subscription = "application/json"),
+            (Subscription = "application/x-www-form-urlencoded"),
+        ),
+    ),
+    responses((status = 200, description = "Verified, recorded, and posted to from now on", body = Success)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn subscribe(
     State(s): State<Shared>,
     app: OwnedApp<Management>,
     headers: HeaderMap,
     BodyBytes(bytes): BodyBytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success>, ApiError> {
     let params = params(&headers, &bytes)?;
     let text = |k: &str| params.get(k).and_then(Value::as_str).map(str::to_owned);
     if text("object").as_deref() != Some("whatsapp_business_account") {
@@ -207,5 +225,19 @@ pub(super) async fn subscribe(
     };
     crate::webhooks::record(&s.app, &app_id, &business, region, event).await?;
     restart_from_log(&s, &app_id).await?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Success::done())
+}
+
+/// A webhook subscription.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Read member by member (JSON or form) for the API's codes; its schema.
+pub(super) struct Subscription {
+    /// Always `whatsapp_business_account`.
+    object: String,
+    /// `https://` (plain `http://` for loopback, or when the operator allows it).
+    callback_url: String,
+    /// Echoed back by the callback's `hub.challenge` verification.
+    verify_token: String,
+    /// The fields to post (default `messages`): an array, or comma-separated.
+    fields: Option<Value>,
 }

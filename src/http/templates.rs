@@ -2,6 +2,7 @@
 //! submit for review, list, delete. A template is APPROVED once its review time has passed
 //! (`TemplateLibrary` decides).
 
+use super::bodies::{Cursors, Page, Paging, Success};
 use super::extract::{JsonBody, Management, Owned, OwnedWaba, Query, Waba};
 use super::{ApiError, Shared};
 use crate::app::AppError;
@@ -9,8 +10,10 @@ use axum::extract::State;
 use axum::Json;
 use sealpost_domain::aggregates::templates::{TemplateCommand, TemplateLibrary};
 use sealpost_domain::{BusinessId, DomainError};
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
+use utoipa::{IntoParams, ToSchema};
 
 /// The business's template library.
 pub(super) async fn library(
@@ -50,11 +53,20 @@ async fn template_command(
 
 /// `POST …/message_templates` `{"name", "language", "category", "components"}` →
 /// `{"id", "status": "PENDING", "category"}`.
+#[utoipa::path(
+    post,
+    path = "/{version}/{id}/message_templates",
+    tag = "templates",
+    params(super::openapi::Version, super::openapi::WabaPath),
+    request_body = NewTemplate,
+    responses((status = 200, description = "Submitted for review", body = Submitted)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn create(
     State(s): State<Shared>,
     waba: OwnedWaba<Management>,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Submitted>, ApiError> {
     let field = |k: &str| {
         body.get(k)
             .and_then(Value::as_str)
@@ -69,7 +81,7 @@ pub(super) async fn create(
     let components = body
         .get("components")
         .cloned()
-        .unwrap_or_else(|| json!([]))
+        .unwrap_or_else(|| Value::Array(Vec::new()))
         .to_string();
     let id = format!(
         "{}",
@@ -84,47 +96,123 @@ pub(super) async fn create(
         components,
     };
     template_command(&s, &waba, command).await?;
-    Ok(Json(
-        json!({ "id": id, "status": "PENDING", "category": category }),
-    ))
+    Ok(Json(Submitted {
+        id,
+        status: "PENDING",
+        category,
+    }))
+}
+
+/// A template submitted for review.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Read member by member for the API's codes; this is its schema.
+pub(super) struct NewTemplate {
+    /// Its name.
+    name: String,
+    /// Its language code (`en_US`, …).
+    language: String,
+    /// `MARKETING`, `UTILITY` or `AUTHENTICATION`.
+    category: String,
+    /// Its header, body, footer and buttons, as the Cloud API has them.
+    components: Option<Vec<Value>>,
+}
+
+/// A template in review.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Submitted {
+    /// Its id.
+    id: String,
+    /// `PENDING`.
+    status: &'static str,
+    /// Its category.
+    category: String,
+}
+
+/// A template of the library.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Listed {
+    /// Its name.
+    name: String,
+    /// Its language code.
+    language: String,
+    /// Its id.
+    id: String,
+    /// Its category.
+    category: String,
+    /// `PENDING`, `APPROVED`, …
+    status: String,
+    /// Its components.
+    components: Value,
 }
 
 /// `GET …/message_templates`: `data[{name, language, id, category, status, components}]`.
+#[utoipa::path(
+    get,
+    path = "/{version}/{id}/message_templates",
+    tag = "templates",
+    params(super::openapi::Version, super::openapi::WabaPath),
+    responses((status = 200, description = "The account's templates", body = Page<Listed>)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn list(
     State(s): State<Shared>,
     Owned {
         resource: Waba { business, .. },
         ..
     }: OwnedWaba<Management>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<Listed>>, ApiError> {
     let library = library(&s, &business).await?;
     let now = s.app.now();
-    let data: Vec<Value> = library
+    let data = library
         .templates
         .iter()
-        .map(|((name, language), t)| {
-            json!({
-                "name": name, "language": language, "id": t.id, "category": t.category,
-                "status": TemplateLibrary::status(t, now),
-                "components": serde_json::from_str::<Value>(&t.components).unwrap_or_else(|_| json!([])),
-            })
+        .map(|((name, language), t)| Listed {
+            name: name.clone(),
+            language: language.clone(),
+            id: t.id.clone(),
+            category: t.category.clone(),
+            status: TemplateLibrary::status(t, now).to_string(),
+            components: serde_json::from_str::<Value>(&t.components)
+                .unwrap_or_else(|_| Value::Array(Vec::new())),
         })
         .collect();
-    Ok(Json(
-        json!({ "data": data, "paging": { "cursors": { "before": "", "after": "" } } }),
-    ))
+    let cursors = Cursors {
+        before: Some(String::new()),
+        after: Some(String::new()),
+    };
+    Ok(Json(Page {
+        data,
+        paging: Paging { cursors },
+    }))
+}
+
+/// Which template to delete.
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // Read as a map by the handler; this is its schema.
+pub(super) struct Named {
+    /// The template's name (every language of it).
+    name: String,
 }
 
 /// `DELETE …/message_templates?name=` → `{"success": true}`.
+#[utoipa::path(
+    delete,
+    path = "/{version}/{id}/message_templates",
+    tag = "templates",
+    params(super::openapi::Version, super::openapi::WabaPath, Named),
+    responses((status = 200, description = "Deleted", body = Success)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn delete(
     State(s): State<Shared>,
     Query(q): Query<BTreeMap<String, String>>,
     waba: OwnedWaba<Management>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success>, ApiError> {
     let name = q
         .get("name")
         .cloned()
         .ok_or_else(|| ApiError::invalid("name is required."))?;
     template_command(&s, &waba, TemplateCommand::Delete { name }).await?;
-    Ok(Json(json!({ "success": true })))
+    Ok(Success::done())
 }

@@ -3,13 +3,16 @@
 //! revokes any of its own with immediate effect. Another business's token id answers exactly as
 //! an unknown one.
 
+use super::bodies::{Data, Success};
 use super::extract::{BusinessAuth, JsonBody, Management, Path};
 use super::{ApiError, Shared};
 use axum::extract::State;
 use axum::Json;
 use sealpost_domain::identity::SCOPE_MESSAGING;
 use sealpost_domain::Principal;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 /// A business token with the management scope.
 type Manager = BusinessAuth<Management>;
@@ -18,24 +21,70 @@ fn unknown() -> ApiError {
     ApiError::invalid("The token does not exist or belongs to another business.")
 }
 
+/// A live token: its id and scopes (never the token).
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct TokenRow {
+    /// Its id.
+    id: String,
+    /// What it may do.
+    scopes: Vec<String>,
+}
+
+/// A token issued: shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Issued {
+    /// Its id.
+    id: String,
+    /// The bearer token.
+    access_token: String,
+    /// What it may do.
+    scopes: Vec<String>,
+}
+
+/// What a new token may do.
+#[derive(Debug, Deserialize, ToSchema)]
+#[allow(dead_code)] // Read member by member for the API's codes; this is its schema.
+pub(super) struct Issue {
+    /// A subset of the caller's scopes (default `whatsapp_business_messaging`).
+    scopes: Option<Vec<String>>,
+}
+
 /// `GET /sealpost/v1/tokens`: the business's live tokens.
-pub(super) async fn list(State(s): State<Shared>, manager: Manager) -> Json<Value> {
-    let data: Vec<Value> = s
+#[utoipa::path(
+    get,
+    path = "/sealpost/v1/tokens",
+    tag = "tokens",
+    responses((status = 200, description = "The business's live tokens", body = Data<TokenRow>)),
+    security(("bearer" = [])),
+)]
+pub(super) async fn list(State(s): State<Shared>, manager: Manager) -> Json<Data<TokenRow>> {
+    let data = s
         .tokens
         .of_business(&manager.business)
         .into_iter()
-        .map(|g| json!({ "id": g.token_id, "scopes": g.scopes }))
+        .map(|g| TokenRow {
+            id: g.token_id,
+            scopes: g.scopes,
+        })
         .collect();
-    Json(json!({ "data": data }))
+    Json(Data { data })
 }
 
 /// `POST /sealpost/v1/tokens` `{"scopes": [...]}` → `{"id", "access_token", "scopes"}`; the
 /// token is shown this once.
+#[utoipa::path(
+    post,
+    path = "/sealpost/v1/tokens",
+    tag = "tokens",
+    request_body = Issue,
+    responses((status = 200, description = "Issued", body = Issued)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn issue(
     State(s): State<Shared>,
     manager: Manager,
     JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Issued>, ApiError> {
     let scopes: Vec<String> = match body.get("scopes") {
         None => vec![SCOPE_MESSAGING.to_owned()],
         Some(Value::Array(a)) if !a.is_empty() => a
@@ -66,17 +115,27 @@ pub(super) async fn issue(
         .authenticate(&token)
         .map(|g| g.token_id)
         .ok_or_else(unknown)?;
-    Ok(Json(
-        json!({ "id": id, "access_token": token, "scopes": scopes }),
-    ))
+    Ok(Json(Issued {
+        id,
+        access_token: token,
+        scopes,
+    }))
 }
 
 /// `DELETE /sealpost/v1/tokens/{token-id}`: the token stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/sealpost/v1/tokens/{token_id}",
+    tag = "tokens",
+    params(("token_id" = String, Path, description = "A token id of the business")),
+    responses((status = 200, description = "Revoked", body = Success)),
+    security(("bearer" = [])),
+)]
 pub(super) async fn revoke(
     State(s): State<Shared>,
     Path(token_id): Path<String>,
     manager: Manager,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Success>, ApiError> {
     let owned = s
         .tokens
         .by_id(&token_id)
@@ -88,5 +147,5 @@ pub(super) async fn revoke(
     if !s.tokens.revoke(&token_id, region, s.app.now()).await? {
         return Err(unknown());
     }
-    Ok(Json(json!({ "success": true })))
+    Ok(Success::done())
 }

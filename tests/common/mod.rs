@@ -7,6 +7,7 @@
 pub mod cluster;
 pub mod hook;
 pub mod nodes;
+pub mod openapi;
 pub mod server;
 pub mod world;
 

@@ -358,7 +358,24 @@ async fn exchange(
     if let Some(b) = body {
         req = req.header("content-type", "application/json").body(b);
     }
-    answer(req.send().await.expect("request")).await
+    checked(req).await
+}
+
+/// Sends `req`; its status and JSON body, the exchange checked against the OpenAPI document
+/// (`super::openapi::check`).
+pub async fn checked(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let (client, req) = req.build_split();
+    let req = req.expect("a request");
+    let (method, path) = (req.method().to_string(), req.url().path().to_owned());
+    let sent: Option<Value> = req
+        .body()
+        .and_then(reqwest::Body::as_bytes)
+        .and_then(|b| serde_json::from_slice(b).ok());
+    let resp = client.execute(req).await.expect("request");
+    let ctype = content_type(&resp);
+    let (status, body) = answer(resp).await;
+    super::openapi::check(&method, &path, sent.as_ref(), status, &ctype, &body);
+    (status, body)
 }
 
 /// One part of a multipart form: name, (file name, MIME type) for a file, bytes.
@@ -731,18 +748,15 @@ impl Node {
     /// An upload to a given business number.
     pub async fn upload_to(&self, phone: &str, token: &str, parts: &[Part<'_>]) -> (u16, Value) {
         let (body, boundary) = multipart(parts);
-        let resp = self
+        let req = self
             .request(reqwest::Method::POST, &format!("/v21.0/{phone}/media"))
             .bearer_auth(token)
             .header(
                 "content-type",
                 format!("multipart/form-data; boundary={boundary}"),
             )
-            .body(body)
-            .send()
-            .await
-            .expect("upload");
-        answer(resp).await
+            .body(body);
+        checked(req).await
     }
 
     /// Moves the simulated clock on.

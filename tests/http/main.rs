@@ -4,8 +4,9 @@
 //! envelopes), `numbers` (a number's management and limits, `--config`, tokens), `evidence`
 //! (auditor and DPO, retention, erasure), `certificate` (the erasure certificate as a printed
 //! page), `notes` (checkpoints as signed notes), `custody` (root keys in a PKCS#11 token),
-//! `rotation` (ledger keys rotating), `root_keys` (a root key rotating under load), `tenancy`
-//! and `bad_input`.
+//! `rotation` (ledger keys rotating), `root_keys` (a root key rotating under load), `tenancy`,
+//! `bad_input`, and `openapi` (the document; every exchange of this suite is checked against
+//! it by `tests/common/openapi.rs`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -18,6 +19,7 @@ mod custody;
 mod evidence;
 mod notes;
 mod numbers;
+mod openapi;
 mod root_keys;
 mod rotation;
 mod surface;

@@ -20,6 +20,7 @@ pub type SubjectTag = [u8; 16];
 
 /// One recorded access decision (or, for Sealpost's own pipelines, one per-minute count).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessEntry {
     /// Log position of the record.
     pub position: u64,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// A signed checkpoint (tree head). Hashes, keys and signatures are lowercase hex.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Checkpoint {
     /// The log's name.
     pub origin: String,

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 /// The Cloud API message types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MessageKind {
     /// Plain text.
@@ -55,6 +56,7 @@ impl MessageKind {
 
 /// Pricing category of a conversation (billing, not personal).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum PricingCategory {
     /// Marketing template.

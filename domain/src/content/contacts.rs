@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One contact card.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contact {
     /// The name.
     pub name: ContactName,
@@ -29,6 +30,7 @@ pub struct Contact {
 
 /// A contact's name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactName {
     /// As shown.
     pub formatted_name: String,
@@ -51,6 +53,7 @@ pub struct ContactName {
 
 /// A contact's phone.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactPhone {
     /// The number as written.
     pub phone: String,
@@ -64,6 +67,7 @@ pub struct ContactPhone {
 
 /// A contact's e-mail address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactEmail {
     /// The address.
     pub email: String,
@@ -74,6 +78,7 @@ pub struct ContactEmail {
 
 /// A contact's web address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactUrl {
     /// The URL.
     pub url: String,
@@ -84,6 +89,7 @@ pub struct ContactUrl {
 
 /// A postal address.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Address {
     /// Street.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -110,6 +116,7 @@ pub struct Address {
 
 /// An organisation.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Org {
     /// Company.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// `interactive`: outbound `button`, `list`, `cta_url`, `location_request_message`, `flow`;
 /// inbound `button_reply`, `list_reply`, `nfm_reply` (a flow's answer).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Interactive {
     /// The interactive type.
     #[serde(rename = "type")]
@@ -35,6 +36,7 @@ pub struct Interactive {
 
 /// The type of an interactive message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum InteractiveKind {
     /// Up to three reply buttons.
@@ -70,6 +72,7 @@ impl InteractiveKind {
 
 /// `nfm_reply`: a flow's answer, as the consumer's device sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlowReply {
     /// The flow's answers, a JSON object as a string (with the `flow_token`).
     pub response_json: String,
@@ -83,6 +86,7 @@ pub struct FlowReply {
 
 /// An interactive header.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Header {
     /// `text`, `image`, `video`, `document`.
     #[serde(rename = "type")]
@@ -103,6 +107,7 @@ pub struct Header {
 
 /// `{"text": …}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TextObject {
     /// The text.
     pub text: String,
@@ -110,6 +115,7 @@ pub struct TextObject {
 
 /// An interactive action.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Action {
     /// A list's button label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -130,6 +136,7 @@ pub struct Action {
 
 /// A reply button.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionButton {
     /// `reply`.
     #[serde(rename = "type")]
@@ -140,6 +147,7 @@ pub struct ActionButton {
 
 /// An id and a title (a button, a list row, the consumer's choice).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Choice {
     /// Chosen by the business.
     pub id: String,
@@ -152,6 +160,7 @@ pub struct Choice {
 
 /// A list section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Section {
     /// Title.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -163,6 +172,7 @@ pub struct Section {
 
 /// A call to action's or a flow's parameters.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionParameters {
     /// `cta_url`: the button's text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +208,7 @@ pub struct ActionParameters {
 
 /// How a flow starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FlowAction {
     /// On the screen named in the payload.
@@ -208,6 +219,7 @@ pub enum FlowAction {
 
 /// A flow's first screen and the data it opens with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlowActionPayload {
     /// The screen's id.
     pub screen: String,
@@ -217,6 +229,7 @@ pub struct FlowActionPayload {
         skip_serializing_if = "Option::is_none",
         with = "json_object_text"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub data: Option<String>,
 }
 

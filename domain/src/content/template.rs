@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// `template`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Template {
     /// The template's name.
     pub name: String,
@@ -17,6 +18,7 @@ pub struct Template {
 
 /// A template's language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Language {
     /// `en_US`.
     pub code: String,
@@ -27,6 +29,7 @@ pub struct Language {
 
 /// One component of a template send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Component {
     /// `header`, `body`, `button`.
     #[serde(rename = "type")]
@@ -44,6 +47,7 @@ pub struct Component {
 
 /// A button's index: clients send `"0"` or `0`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum Index {
     /// As a number.
@@ -54,6 +58,7 @@ pub enum Index {
 
 /// One template parameter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Parameter {
     /// `text`, `currency`, `date_time`, `image`, `document`, `video`, `payload`, …
     #[serde(rename = "type")]
@@ -89,6 +94,7 @@ pub struct Parameter {
 
 /// A currency parameter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Currency {
     /// Shown where the amount cannot be localised.
     pub fallback_value: String,
@@ -100,6 +106,7 @@ pub struct Currency {
 
 /// A parameter shown as its fallback text (`date_time`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Fallback {
     /// The text.
     pub fallback_value: String,

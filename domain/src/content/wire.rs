@@ -42,8 +42,12 @@ struct Out<'a> {
     context: Option<&'a Context>,
 }
 
+/// A message in the Cloud API's shape: its `type` and the object under the member of that name.
 #[derive(Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct In {
+    /// `text`, `image`, `audio`, `video`, `document`, `sticker`, `template`, `interactive`,
+    /// `reaction`, `location`, `contacts`; inbound also `button`, `system`.
     #[serde(rename = "type")]
     kind: String,
     text: Option<Text>,
@@ -166,5 +170,29 @@ impl<'de> Deserialize<'de> for MessageContent {
             payload,
             context: i.context,
         })
+    }
+}
+
+/// The schema of [`MessageContent`] is its wire shape's.
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for MessageContent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        <In as utoipa::PartialSchema>::schema()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for MessageContent {
+    fn name() -> std::borrow::Cow<'static, str> {
+        "MessageContent".into()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        <In as utoipa::ToSchema>::schemas(schemas);
     }
 }

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// One page of access entries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccessPage {
     /// The entries, in log order.
     pub entries: Vec<AccessEntry>,
@@ -17,6 +18,7 @@ pub struct AccessPage {
 
 /// One statistics group.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatRow {
     /// Business.
     pub business_id: String,
@@ -34,6 +36,7 @@ pub struct StatRow {
 
 /// One billing line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BillingRow {
     /// Business.
     pub business_id: String,
