@@ -47,7 +47,7 @@ pub(super) struct Paging {
     pub(super) cursors: Cursors,
 }
 
-/// The first and last item of a page; absent when it is empty.
+/// The first and last item of a page; `null` when it is empty.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct Cursors {
     /// Before the first item.
@@ -112,6 +112,10 @@ impl<T: Narrowable> utoipa::__dev::ComposeSchema for Narrowed<T> {
         match T::schema() {
             RefOr::T(Schema::Object(mut o)) => {
                 o.required.retain(|r| T::KEEP.contains(&r.as_str()));
+                // Narrowed, it holds only members of `T`.
+                o.additional_properties = Some(Box::new(
+                    utoipa::openapi::schema::AdditionalProperties::FreeForm(false),
+                ));
                 RefOr::T(Schema::Object(o))
             }
             other => other,

@@ -264,7 +264,7 @@ pub(super) struct Signed {
     path = "/sealpost/v1/media/{id}",
     tag = "media",
     params(super::openapi::MediaPath, Signed),
-    responses((status = 200, description = "The bytes, with their MIME type", content_type = "application/octet-stream", body = Vec<u8>)),
+    responses((status = 200, description = "The bytes, with their MIME type", content_type = "*/*", body = Vec<u8>)),
     security(("bearer" = [])),
 )]
 pub(super) async fn download(

@@ -192,15 +192,38 @@ pub(super) struct SentId {
     id: String,
 }
 
-/// The body of `…/messages`: a send, or a mark-as-read.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(untagged)]
-#[allow(dead_code)] // Read through `Params`; this is its schema.
-pub(super) enum SendBody {
-    /// Marks an inbound message read.
-    Read(MarkRead),
-    /// Sends a message.
-    Send(Box<SendRequest>),
+/// The body of `…/messages`: a send, or a mark-as-read (told apart by `status`, which a
+/// send lacks). Its schema is `anyOf`: a mark-as-read is also a well-formed send of the
+/// default type, as JSON Schema sees it.
+#[derive(Debug)]
+pub(super) struct SendBody;
+
+impl utoipa::__dev::ComposeSchema for SendBody {
+    fn compose(
+        _: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+    ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::Ref;
+        utoipa::openapi::schema::AnyOfBuilder::new()
+            .item(Ref::from_schema_name(MarkRead::name()))
+            .item(Ref::from_schema_name(SendRequest::name()))
+            .description(Some("A send, or (with `status`) a mark-as-read"))
+            .into()
+    }
+}
+
+impl ToSchema for SendBody {
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        use utoipa::PartialSchema as _;
+        schemas.push((MarkRead::name().into(), MarkRead::schema()));
+        schemas.push((SendRequest::name().into(), SendRequest::schema()));
+        MarkRead::schemas(schemas);
+        SendRequest::schemas(schemas);
+    }
 }
 
 /// A send: the addressee and the message in the Cloud API's shape (its `type` and the object

@@ -56,17 +56,28 @@ pub(super) struct FieldsQuery {
     fields: Option<String>,
 }
 
-/// `GET /sealpost/v1/openapi.json`: this document (made once per process).
+/// `GET /sealpost/v1/openapi.json`: this document (made once per process), with the
+/// simulator's routes only when they are served.
 #[utoipa::path(
     get,
     path = "/sealpost/v1/openapi.json",
     tag = "sealpost",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)),
 )]
-pub(super) async fn document() -> axum::response::Response {
+pub(super) async fn document(
+    axum::extract::State(s): axum::extract::State<super::Shared>,
+) -> axum::response::Response {
     use axum::response::IntoResponse as _;
-    static DOCUMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    let text = DOCUMENT.get_or_init(|| super::openapi().to_json().unwrap_or_default());
+    static WITH_SIMULATOR: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static WITHOUT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = match s.sim.is_some() {
+        true => WITH_SIMULATOR.get_or_init(|| super::openapi().to_json().unwrap_or_default()),
+        false => WITHOUT.get_or_init(|| {
+            finish(super::api().into_openapi())
+                .to_json()
+                .unwrap_or_default()
+        }),
+    };
     (
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         text.as_str(),
@@ -96,18 +107,23 @@ pub(super) fn finish(mut doc: OpenApi) -> OpenApi {
         .into_iter()
         .map(|(path, item)| (path.replace("{*", "{"), item))
         .collect();
-    for item in doc.paths.paths.values_mut() {
-        for op in [
-            &mut item.get,
-            &mut item.put,
-            &mut item.post,
-            &mut item.delete,
-            &mut item.patch,
-        ]
-        .into_iter()
-        .flatten()
-        {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, op) in [
+            ("get", &mut item.get),
+            ("put", &mut item.put),
+            ("post", &mut item.post),
+            ("delete", &mut item.delete),
+            ("patch", &mut item.patch),
+        ] {
+            let Some(op) = op else { continue };
             answers_errors(op);
+            // One handler may serve two methods or paths: the id is the method and the path's
+            // words (`post_version_id_messages`), unique as they are.
+            let words: Vec<&str> = path
+                .split(|c: char| !c.is_ascii_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .collect();
+            op.operation_id = Some(format!("{method}_{}", words.join("_")));
             // A handler's doc comment wraps; a summary is one line.
             if let Some(summary) = &mut op.summary {
                 *summary = summary.split_whitespace().collect::<Vec<_>>().join(" ");

@@ -23,8 +23,8 @@ pub fn document() -> &'static Value {
 
 /// The described path template `path` (no query) falls under, if any: literal segments
 /// first, as the router matches them.
-/// A trailing parameter may span several segments (the router's catch-all tail) when no
-/// template fits segment for segment.
+/// A trailing `{path}` (the router's catch-all tail, `{*path}`, whose marker OpenAPI's templates
+/// cannot carry) may span several segments when no template fits segment for segment.
 pub fn template_of(path: &str) -> Option<&'static str> {
     template_fitting(path, false).or_else(|| template_fitting(path, true))
 }
@@ -34,7 +34,7 @@ fn template_fitting(path: &str, tails: bool) -> Option<&'static str> {
     let mut best: Option<(&'static str, usize)> = None;
     for template in document()["paths"].as_object().expect("paths").keys() {
         let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
-        let tail = tails && parts.last().is_some_and(|p| p.starts_with('{'));
+        let tail = tails && parts.last() == Some(&"{path}");
         let fits = if tail {
             segments.len() >= parts.len()
         } else {
@@ -141,6 +141,14 @@ pub fn check(
         .unwrap_or_else(|| {
             panic!("{method} {template} answered {status}, which its operation does not describe")
         });
+    // What it answered is a media type the operation answers (or any, for `*/*`).
+    if let (Some(content), false) = (described["content"].as_object(), content_type.is_empty()) {
+        let essence = content_type.split(';').next().unwrap_or("").trim();
+        assert!(
+            content.contains_key(essence) || content.contains_key("*/*"),
+            "{method} {template} answered {status} as {essence}, which the document does not say"
+        );
+    }
     let json = content_type.starts_with("application/json");
     if let (true, Some(schema)) = (json, schema_for(&described["content"], content_type)) {
         validates(

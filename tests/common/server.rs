@@ -298,9 +298,15 @@ pub async fn download(url: &str, token: Option<&str>) -> (u16, String, Vec<u8>) 
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let r = req.send().await.expect("download");
+    let (client, req) = req.build_split();
+    let req = req.expect("a request");
+    let path = req.url().path().to_owned();
+    let r = client.execute(req).await.expect("download");
     let (status, ctype) = (r.status().as_u16(), content_type(&r));
-    (status, ctype, r.bytes().await.expect("bytes").to_vec())
+    let bytes = r.bytes().await.expect("bytes").to_vec();
+    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    super::openapi::check("GET", &path, None, status, &ctype, &json);
+    (status, ctype, bytes)
 }
 
 /// A response's `content-type` (empty when it has none).
@@ -579,8 +585,12 @@ impl Node {
             .send()
             .await
             .expect("get");
-        let status = resp.status().as_u16();
-        (status, resp.text().await.expect("text"))
+        let (status, ctype) = (resp.status().as_u16(), content_type(&resp));
+        let route = resp.url().path().to_owned();
+        let text = resp.text().await.expect("text");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        super::openapi::check("GET", &route, None, status, &ctype, &json);
+        (status, text)
     }
 
     /// A POST of a JSON body.

@@ -42,12 +42,15 @@ async fn the_openapi_document_is_valid_and_describes_what_is_served() {
     let paths = served["paths"].as_object().expect("paths");
     assert!(paths.len() >= 40, "every route: {}", paths.len());
     let mut operations = 0;
+    let mut ids = std::collections::BTreeSet::new();
     for (path, item) in paths {
         for (method, op) in item.as_object().expect("path item") {
             if !["get", "put", "post", "delete", "patch"].contains(&method.as_str()) {
                 continue;
             }
             operations += 1;
+            let id = op["operationId"].as_str().expect("an operationId");
+            assert!(ids.insert(id.to_owned()), "operationId {id} is unique");
             described(path, method, op);
             served_at(&s, path, method).await;
         }
@@ -206,7 +209,9 @@ fn schema_name(content_type: &str, schema: &Value) -> String {
     match schema["$ref"].as_str() {
         Some(r) => format!("`{}`", r.rsplit('/').next().unwrap_or(r)),
         None if content_type.starts_with("text/") => content_type.to_owned(),
-        None if content_type == "application/octet-stream" => "bytes".to_owned(),
+        None if content_type == "application/octet-stream" || content_type == "*/*" => {
+            "bytes".to_owned()
+        }
         None => "JSON".to_owned(),
     }
 }

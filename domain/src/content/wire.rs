@@ -47,8 +47,10 @@ struct Out<'a> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 struct In {
     /// `text`, `image`, `audio`, `video`, `document`, `sticker`, `template`, `interactive`,
-    /// `reaction`, `location`, `contacts`; inbound also `button`, `system`.
+    /// `reaction`, `location`, `contacts`; inbound also `button`, `system`. A send without it is
+    /// `text`.
     #[serde(rename = "type")]
+    #[cfg_attr(feature = "openapi", schema(required = false))]
     kind: String,
     text: Option<Text>,
     image: Option<Media>,
