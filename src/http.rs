@@ -13,6 +13,7 @@ mod evidence;
 mod extract;
 mod health;
 mod housekeeping;
+mod hygiene;
 mod keys;
 mod limits;
 mod media;
@@ -27,6 +28,7 @@ mod templates;
 #[cfg(test)]
 mod tests;
 mod tokens;
+mod traces;
 
 pub use error::ApiError;
 pub use housekeeping::{CHECKPOINT_EVERY_MS, PROJECTIONS_EVERY, RETENTION_EVERY_MS, SCRUB_EVERY};
@@ -230,6 +232,13 @@ fn api() -> OpenApiRouter<Shared> {
         .routes(routes!(keys::rotate_audit))
         .routes(routes!(tokens::list, tokens::issue))
         .routes(routes!(tokens::revoke))
+        .routes(routes!(evidence::message))
+        .routes(routes!(openapi::document))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz));
+    // The evidence answers (access pages, reports, certificates) are gzipped for a client that
+    // accepts it.
+    let evidence = OpenApiRouter::new()
         .routes(routes!(evidence::access))
         .routes(routes!(evidence::public_key))
         .routes(routes!(evidence::checkpoint))
@@ -240,11 +249,8 @@ fn api() -> OpenApiRouter<Shared> {
         .routes(routes!(evidence::billing))
         .routes(routes!(evidence::retention))
         .routes(routes!(evidence::erase))
-        .routes(routes!(evidence::message))
-        .routes(routes!(openapi::document))
-        .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz));
-    versioned.merge(unversioned)
+        .layer(tower_http::compression::CompressionLayer::new());
+    versioned.merge(unversioned).merge(evidence)
 }
 
 /// The OpenAPI 3.1 description of every route `sealpost serve` answers, the simulator's
@@ -260,7 +266,5 @@ pub fn router(shared: Shared) -> Router {
     if shared.sim.is_some() {
         routes = routes.merge(simulator::routes().split_for_parts().0);
     }
-    routes
-        .fallback(|| async { ApiError::unknown_path() })
-        .with_state(shared)
+    hygiene::guarded(routes.fallback(|| async { ApiError::unknown_path() })).with_state(shared)
 }

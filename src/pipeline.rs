@@ -281,7 +281,9 @@ impl Pipeline {
     /// One pass: deliver what was accepted, retry what is due, take what arrived, and at most
     /// every [`CHORES_EVERY`] keep the prekey pool full, rotate the signed prekey and take the
     /// integrity signals. Returns what it did.
-    #[tracing::instrument(skip_all)]
+    ///
+    /// A step makes no span of its own: one that did nothing would make one every few
+    /// milliseconds; what it does is traced where it does it (the hand-off, the webhook).
     pub async fn step(&mut self) -> Result<StepReport, AppError> {
         let started = std::time::Instant::now();
         let mut report = StepReport::default();
@@ -308,6 +310,10 @@ impl Pipeline {
                             id,
                             attempt: 0,
                             position: e.position,
+                            trace: e
+                                .metadata
+                                .get(sealpost_adapters::ledger::meta::TRACEPARENT)
+                                .cloned(),
                         });
                     }
                     continue;

@@ -142,25 +142,32 @@ async fn post_once(
         None => zeroize::Zeroizing::new(n.body.clone()),
     };
     let signature = format!("sha256={}", crypto::hmac_hex(hook.secret.as_bytes(), &body));
-    let traceparent = sealpost_adapters::exec::CommandMeta::new(
-        hook.business.as_str(),
-        hook.region,
-        &principal(),
-    )
-    .to_map()
-    .get("traceparent")
-    .cloned();
+    // The post is a span of the trace of the event it tells of (the request that caused it);
+    // the callback gets that trace as `traceparent`. Its URL is not recorded.
+    let span = tracing::info_span!(
+        "webhook POST",
+        otel.kind = "client",
+        http.request.method = "POST",
+        http.response.status_code = tracing::field::Empty,
+        attempt,
+    );
+    sealpost_adapters::telemetry::continue_trace(&span, n.trace.as_deref());
     let mut headers = vec![
         ("x-hub-signature-256", signature),
         ("x-sealpost-notification-id", n.id.clone()),
     ];
-    if let Some(tp) = traceparent {
+    if let Some(tp) = span.in_scope(sealpost_adapters::telemetry::current_traceparent) {
         headers.push(("traceparent", tp));
     }
-    match client
-        .post(&hook.callback_url, body.to_vec(), &headers)
-        .await
-    {
+    let answered = tracing::Instrument::instrument(
+        client.post(&hook.callback_url, body.to_vec(), &headers),
+        span.clone(),
+    )
+    .await;
+    if let Ok(status) = &answered {
+        span.record("http.response.status_code", status);
+    }
+    match answered {
         Ok(200) => return Ok(Some(true)),
         Ok(status) => {
             tracing::warn!(attempt, status, app_id = %hook.app_id, "webhook not accepted; retrying")

@@ -80,28 +80,11 @@ impl CommandMeta {
         m.insert(meta::ACTOR.to_owned(), self.actor.clone());
         m.insert(meta::CORRELATION_ID.to_owned(), self.correlation_id.clone());
         m.insert(meta::CAUSATION_ID.to_owned(), self.causation_id.clone());
-        if let Some(tp) = current_traceparent() {
+        if let Some(tp) = crate::telemetry::current_traceparent() {
             m.insert(meta::TRACEPARENT.to_owned(), tp);
         }
         m
     }
-}
-
-/// The W3C `traceparent` of the current span, when OpenTelemetry is recording.
-fn current_traceparent() -> Option<String> {
-    use opentelemetry::trace::TraceContextExt as _;
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    let cx = tracing::Span::current().context();
-    let span = cx.span();
-    let sc = span.span_context();
-    sc.is_valid().then(|| {
-        format!(
-            "00-{}-{}-{:02x}",
-            sc.trace_id(),
-            sc.span_id(),
-            sc.trace_flags().to_u8()
-        )
-    })
 }
 
 /// What the executor runs: a `cqrs_es` aggregate whose decisions are its (versioned) events.

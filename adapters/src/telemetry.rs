@@ -53,9 +53,22 @@ pub const DEFAULT_FILTER: &str = "info";
 const OTLP_TRACES_PATH: &str = "/v1/traces";
 /// Upper bound on how long dropping a [`TelemetryGuard`] may block.
 const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+/// The target of spans that give log lines their context (a pipeline lane, for its whole
+/// life) and are no trace: not exported.
+pub const CONTEXT_TARGET: &str = "sealpost::context";
+
 /// Targets whose spans/events must never reach the OTel layer: the exporter's
-/// own HTTP stack and the OpenTelemetry SDK itself (avoids feedback loops).
-const OTEL_EXCLUDED_TARGETS: &[&str] = &["opentelemetry", "reqwest", "hyper", "h2", "tower"];
+/// own HTTP stack and the OpenTelemetry SDK itself (avoids feedback loops), and
+/// [`CONTEXT_TARGET`].
+const OTEL_EXCLUDED_TARGETS: &[&str] = &[
+    CONTEXT_TARGET,
+    "opentelemetry",
+    "reqwest",
+    "hyper",
+    "h2",
+    "tower",
+    "sqlx",
+];
 
 /// Set by the first call to [`init`]; never cleared once a subscriber is installed.
 static INITIALISED: AtomicBool = AtomicBool::new(false);
@@ -223,9 +236,11 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         None => None,
     };
 
+    // Spans are exported at INFO whatever the log filter says: the log's level is not the
+    // traces' (the log filter gates the stderr layer only).
     let otel_layer = provider.as_ref().map(|provider| {
         let excluded = OTEL_EXCLUDED_TARGETS.iter().fold(
-            Targets::new().with_default(LevelFilter::TRACE),
+            Targets::new().with_default(LevelFilter::INFO),
             |t, target| t.with_target(*target, LevelFilter::OFF),
         );
         tracing_opentelemetry::layer()
@@ -235,8 +250,10 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
 
     let ansi = config.format == LogFormat::Pretty && std::io::stderr().is_terminal();
     let subscriber = Registry::default()
-        .with(env_filter(&config.default_filter))
-        .with(fmt_layer(config.format, ansi, std::io::stderr))
+        .with(
+            fmt_layer(config.format, ansi, std::io::stderr)
+                .with_filter(env_filter(&config.default_filter)),
+        )
         .with(otel_layer);
 
     let guard = TelemetryGuard { provider };
@@ -252,6 +269,41 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         "telemetry initialised"
     );
     Ok(guard)
+}
+
+/// The W3C `traceparent` of the current span, when OpenTelemetry is recording it.
+pub fn current_traceparent() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = tracing::Span::current().context();
+    let span = cx.span();
+    let sc = span.span_context();
+    sc.is_valid().then(|| {
+        format!(
+            "00-{}-{}-{:02x}",
+            sc.trace_id(),
+            sc.span_id(),
+            sc.trace_flags().to_u8()
+        )
+    })
+}
+
+/// Makes `span` a child of the W3C trace context `traceparent` (an incoming request's header,
+/// or the metadata of the event that caused the work); nothing when it does not parse.
+pub fn continue_trace(span: &tracing::Span, traceparent: Option<&str>) {
+    use opentelemetry::propagation::TextMapPropagator as _;
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let Some(traceparent) = traceparent else {
+        return;
+    };
+    let carrier: std::collections::HashMap<String, String> =
+        [("traceparent".to_owned(), traceparent.to_owned())].into();
+    let cx = opentelemetry_sdk::propagation::TraceContextPropagator::new().extract(&carrier);
+    if cx.span().span_context().is_valid() {
+        // Only fails when the span is not recorded by OpenTelemetry: nothing to continue.
+        let _ = span.set_parent(cx);
+    }
 }
 
 /// A JSON-logging subscriber (same filter and `fmt` layer as [`init`] in JSON

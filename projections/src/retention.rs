@@ -280,7 +280,7 @@ impl RetentionProcess {
     }
 
     /// One pass at `now`.
-    #[tracing::instrument(skip_all, fields(now = now.millis()))]
+    #[tracing::instrument(level = "debug", skip_all, fields(now = now.millis()))]
     pub async fn run_once(&mut self, now: Timestamp) -> Result<RetentionReport, RetentionError> {
         self.catch_up().await?;
         let report = RetentionReport {

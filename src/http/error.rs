@@ -171,7 +171,10 @@ impl IntoResponse for ApiError {
                     messaging_product: "whatsapp",
                     details: self.details,
                 },
-                fbtrace_id: format!("A{}", uuid::Uuid::new_v4().simple()),
+                // The request's id (its `x-request-id`), so a client's report names the
+                // request; a fresh one outside a request.
+                fbtrace_id: super::hygiene::current_request_id()
+                    .unwrap_or_else(|| format!("A{}", uuid::Uuid::new_v4().simple())),
             },
         };
         let mut response = (self.status, Json(body)).into_response();

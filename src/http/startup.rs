@@ -322,7 +322,7 @@ pub async fn serve(
     let mut background: Vec<tokio::task::JoinHandle<()>> = lanes
         .into_iter()
         .map(|(pipeline, lease)| {
-            let span = tracing::info_span!("lane", lane = pipeline.lane().map(Lane::index));
+            let span = tracing::info_span!(target: sealpost_adapters::telemetry::CONTEXT_TARGET, "lane", lane = pipeline.lane().map(Lane::index));
             tokio::spawn(tracing::Instrument::instrument(
                 run_pipeline(pipeline, lease, stop_rx.clone()),
                 span,

@@ -488,3 +488,82 @@ async fn a_send_beyond_the_sends_in_progress_is_answered_131016_at_once() {
     let got = f.post(&uri, token, &send.to_string()).await;
     assert_envelope(&got, 400, 131_008, "The parameter to is required.");
 }
+
+/// The body of an answer as JSON, with its `x-request-id`.
+async fn answered(response: axum::response::Response) -> (u16, String, Value) {
+    let status = response.status().as_u16();
+    let id = response
+        .headers()
+        .get(super::hygiene::REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let bytes = to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
+    (
+        status,
+        id,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_and_a_request_out_of_time_answer_the_envelope_naming_the_request() {
+    let routes = super::hygiene::guarded(
+        Router::new()
+            .route(
+                "/panics",
+                axum::routing::get(|| async {
+                    if std::hint::black_box(true) {
+                        panic!("a secret in a panic message");
+                    }
+                }),
+            )
+            .route(
+                "/slow",
+                axum::routing::get(|| async {
+                    tokio::time::sleep(super::hygiene::REQUEST_TIMEOUT * 2).await;
+                }),
+            )
+            .route(
+                "/fails",
+                axum::routing::get(|| async { super::ApiError::unknown() }),
+            ),
+    );
+    let get = |uri: &str| {
+        Request::builder()
+            .uri(uri)
+            .body(Body::empty())
+            .expect("request")
+    };
+    let mut ids = std::collections::BTreeSet::new();
+    for (uri, status, code) in [
+        ("/panics", 500, 131_000),
+        ("/slow", 503, 131_016),
+        ("/fails", 500, 131_000),
+    ] {
+        let (got, id, body) =
+            answered(routes.clone().oneshot(get(uri)).await.expect("answer")).await;
+        assert_eq!(
+            (got, &body["error"]["code"]),
+            (status, &json!(code)),
+            "{uri}: {body}"
+        );
+        assert!(
+            id.starts_with('A') && id.len() > 20,
+            "{uri} answers its id: {id:?}"
+        );
+        assert_eq!(
+            body["error"]["fbtrace_id"],
+            id.as_str(),
+            "{uri}: the envelope names the request"
+        );
+        assert!(
+            !body.to_string().contains("secret"),
+            "no panic message in an answer"
+        );
+        ids.insert(id);
+    }
+    assert_eq!(ids.len(), 3, "every request has an id of its own");
+}

@@ -22,6 +22,9 @@ pub(super) struct Job {
     pub(super) id: MessageId,
     pub(super) attempt: u32,
     pub(super) position: u64,
+    /// The trace context of the request that accepted the message (its event's metadata):
+    /// the hand-off is a span of the same trace.
+    pub(super) trace: Option<String>,
 }
 
 /// A message read and ready to encrypt.
@@ -101,7 +104,8 @@ impl Pipeline {
             match self.ready(job, held, retransmission) {
                 Ok(Some(lane_and_message)) => ready.push(lane_and_message),
                 Ok(None) => {}
-                Err((job, e)) => {
+                Err(failed) => {
+                    let (job, e) = *failed;
                     tracing::error!(error = %e, "outbound message could not be delivered");
                     settled.push(Settle::GiveUp(job, 131_000));
                 }
@@ -148,8 +152,27 @@ impl Pipeline {
         Ok(report)
     }
 
-    /// Records what became of one message.
+    /// Records what became of one message, in a span of the trace that accepted it (so the
+    /// event recorded, and the webhook it makes, carry that trace on).
     async fn settle(
+        &self,
+        settle: Settle,
+        retransmission: bool,
+    ) -> Result<(StepReport, Option<Retry>), AppError> {
+        let job = match &settle {
+            Settle::HandedOver(ready) => &ready.job,
+            Settle::GiveUp(job, _) | Settle::Retry(job, _) => job,
+        };
+        let span = tracing::info_span!(
+            "pipeline hand-off",
+            otel.kind = "consumer",
+            attempt = job.attempt
+        );
+        sealpost_adapters::telemetry::continue_trace(&span, job.trace.as_deref());
+        tracing::Instrument::instrument(self.settle_in_span(settle, retransmission), span).await
+    }
+
+    async fn settle_in_span(
         &self,
         settle: Settle,
         retransmission: bool,
@@ -174,10 +197,10 @@ impl Pipeline {
         job: Job,
         held: Held,
         retransmission: bool,
-    ) -> Result<Option<(SubjectId, Ready)>, (Job, AppError)> {
+    ) -> Result<Option<(SubjectId, Ready)>, Box<(Job, AppError)>> {
         let message = held.state();
         let Some(status) = message.status else {
-            return Err((job, DomainError::NotFound.into()));
+            return Err(Box::new((job, DomainError::NotFound.into())));
         };
         if !retransmission && status >= MessageStatus::Sent {
             return Ok(None);
@@ -188,14 +211,14 @@ impl Pipeline {
         let (Some(subject), Some(number_id)) =
             (message.subject_id.clone(), message.phone_number_id.clone())
         else {
-            return Err((
+            return Err(Box::new((
                 job,
                 AppError::Incomplete("message without subject or number"),
-            ));
+            )));
         };
         let handle = match self.handle_of(Some(&number_id)) {
             Ok(h) => h,
-            Err(e) => return Err((job, e)),
+            Err(e) => return Err(Box::new((job, e))),
         };
         let number = &self.numbers[&handle];
         let home = (number.business.clone(), number.region);

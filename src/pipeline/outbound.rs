@@ -63,6 +63,7 @@ impl Pipeline {
             id: id.clone(),
             attempt: 0,
             position: 0,
+            trace: None,
         };
         self.hand_over(vec![job], true).await
     }

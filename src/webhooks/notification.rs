@@ -96,6 +96,9 @@ pub(super) struct Built {
     /// from at each attempt: its content is never held by this node between attempts (issue
     /// 14: data in use outside its region at most 60 minutes).
     pub(super) source: Option<OpenedEvent>,
+    /// The trace context of the event it tells of: its post is a span of that trace, and the
+    /// request carries it as `traceparent`.
+    pub(super) trace: Option<String>,
 }
 
 impl Built {
@@ -309,6 +312,7 @@ fn business_change(
         expires: Timestamp::from_millis(at.millis() + crate::webhooks::RETRY_WINDOW_MS),
         since: at,
         source: None,
+        trace: None,
     }))
 }
 
@@ -338,8 +342,24 @@ fn template_status(hook: &Hook, e: &OpenedEvent) -> Result<Option<Built>, AppErr
     business_change(hook, e, FIELD, value, at)
 }
 
-/// The notification for one event, if it makes one (and its content still exists).
+/// The notification for one event, if it makes one (and its content still exists), in the
+/// event's trace.
 pub(super) async fn build(
+    app: &Sealpost,
+    hook: &Hook,
+    e: &OpenedEvent,
+    known: &Known,
+) -> Result<Option<Built>, AppError> {
+    let trace = e
+        .metadata
+        .get(sealpost_adapters::ledger::meta::TRACEPARENT)
+        .cloned();
+    Ok(build_untraced(app, hook, e, known)
+        .await?
+        .map(|b| Built { trace, ..b }))
+}
+
+async fn build_untraced(
     app: &Sealpost,
     hook: &Hook,
     e: &OpenedEvent,
@@ -404,6 +424,7 @@ pub(super) async fn build(
             expires: expires_for(epoch),
             since: at,
             source: None,
+            trace: None,
         }))
     };
     match status {

@@ -18,6 +18,8 @@ pub struct Attempt {
     pub signature: String,
     /// `X-Sealpost-Notification-Id`.
     pub notification_id: String,
+    /// `traceparent` (empty without one).
+    pub traceparent: String,
     pub body: Vec<u8>,
     /// The status the listener answered.
     pub answered: u16,
@@ -75,6 +77,7 @@ async fn notify(State(h): State<Hook>, headers: HeaderMap, body: axum::body::Byt
     l.attempts.push(Attempt {
         signature: header("x-hub-signature-256"),
         notification_id: header("x-sealpost-notification-id"),
+        traceparent: header("traceparent"),
         body: body.to_vec(),
         answered,
     });

@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod hook;
 pub mod nodes;
 pub mod openapi;
+pub mod otlp;
 pub mod server;
 pub mod world;
 

@@ -17,6 +17,7 @@ mod certificate;
 mod content;
 mod custody;
 mod evidence;
+mod hygiene;
 mod notes;
 mod numbers;
 mod openapi;
