@@ -235,7 +235,8 @@ fn api() -> OpenApiRouter<Shared> {
         .routes(routes!(evidence::message))
         .routes(routes!(openapi::document))
         .routes(routes!(health::healthz))
-        .routes(routes!(health::readyz));
+        .routes(routes!(health::readyz))
+        .routes(routes!(health::metrics));
     // The evidence answers (access pages, reports, certificates) are gzipped for a client that
     // accepts it.
     let evidence = OpenApiRouter::new()

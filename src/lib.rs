@@ -13,6 +13,7 @@ pub mod demo;
 pub mod demo_http;
 pub mod http;
 pub mod identity;
+pub mod metrics;
 pub mod nodes;
 pub mod pipeline;
 pub mod projections;

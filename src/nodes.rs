@@ -346,6 +346,7 @@ fn log_change(name: &str, before: Option<&Lease>, after: Option<&Lease>) {
         (Some(b), None) => (b.epoch, "lease lost"),
         _ => return,
     };
+    crate::metrics::metrics().lease(after.is_some());
     let span = tracing::info_span!("lease change", lease = %name, epoch);
     let _entered = span.enter();
     if after.is_some() {

@@ -357,6 +357,13 @@ impl Pipeline {
         }
         if chores {
             self.chores_done = Some(std::time::Instant::now());
+            // Once a second: how far this lane is behind the log (one read of its head).
+            if let Ok(head) = self.app.store().log().head().await {
+                let lane = self
+                    .lane
+                    .map_or_else(|| "all".to_owned(), |l| l.index().to_string());
+                crate::metrics::metrics().lag(lane, head.saturating_sub(self.delivery.position()));
+            }
         }
         if !report.is_idle() {
             tracing::info!(

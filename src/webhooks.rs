@@ -159,6 +159,7 @@ async fn post_once(
     if let Some(tp) = span.in_scope(sealpost_adapters::telemetry::current_traceparent) {
         headers.push(("traceparent", tp));
     }
+    let started = std::time::Instant::now();
     let answered = tracing::Instrument::instrument(
         client.post(&hook.callback_url, body.to_vec(), &headers),
         span.clone(),
@@ -167,6 +168,12 @@ async fn post_once(
     if let Ok(status) = &answered {
         span.record("http.response.status_code", status);
     }
+    let outcome = match &answered {
+        Ok(200) => "delivered",
+        Ok(_) => "refused",
+        Err(_) => "error",
+    };
+    crate::metrics::metrics().webhook(outcome, started.elapsed().as_secs_f64());
     match answered {
         Ok(200) => return Ok(Some(true)),
         Ok(status) => {

@@ -185,6 +185,7 @@ pub enum TelemetryError {
 #[must_use = "dropping the guard immediately shuts down trace export"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    meters: Option<opentelemetry_sdk::metrics::SdkMeterProvider>,
 }
 
 impl TelemetryGuard {
@@ -204,6 +205,9 @@ impl fmt::Debug for TelemetryGuard {
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
+        if let Some(meters) = self.meters.take() {
+            let _ = meters.shutdown_with_timeout(SHUTDOWN_TIMEOUT);
+        }
         if let Some(provider) = self.provider.take() {
             // Bounded wait; a failed or timed-out final export is not worth
             // panicking or hanging over at process exit.
@@ -256,7 +260,15 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         )
         .with(otel_layer);
 
-    let guard = TelemetryGuard { provider };
+    let meters = match build_meter_provider(&config.service_name, config.otlp_endpoint.as_deref()) {
+        Ok(m) => {
+            opentelemetry::global::set_meter_provider(m.clone());
+            Some(m)
+        }
+        // Metrics are not worth failing the start over: the scrape answers empty.
+        Err(_) => None,
+    };
+    let guard = TelemetryGuard { provider, meters };
     if tracing::subscriber::set_global_default(subscriber).is_err() {
         // Other code already installed a global subscriber; `guard` drops
         // here and shuts the unused provider down.
@@ -341,6 +353,68 @@ where
             .with_span_list(true)
             .boxed(),
     }
+}
+
+/// `n` keys of `kind` (`epoch`, `subject`, `media`) destroyed: `sealpost_keys_destroyed_total`.
+pub fn keys_destroyed(kind: &'static str, n: u64) {
+    static COUNTER: std::sync::OnceLock<opentelemetry::metrics::Counter<u64>> =
+        std::sync::OnceLock::new();
+    if n > 0 {
+        COUNTER
+            .get_or_init(|| {
+                opentelemetry::global::meter("sealpost")
+                    .u64_counter("sealpost.keys.destroyed")
+                    .with_description("Keys destroyed (crypto-shredding), by kind")
+                    .build()
+            })
+            .add(n, &[opentelemetry::KeyValue::new("kind", kind)]);
+    }
+}
+
+/// The registry the Prometheus scrape (`/metrics`) reads.
+fn registry() -> &'static prometheus::Registry {
+    static REGISTRY: std::sync::OnceLock<prometheus::Registry> = std::sync::OnceLock::new();
+    REGISTRY.get_or_init(prometheus::Registry::new)
+}
+
+/// The metrics as Prometheus text (exposition format 0.0.4): what `/metrics` answers.
+pub fn prometheus_text() -> String {
+    use prometheus::Encoder as _;
+    let mut out = Vec::new();
+    let _ = prometheus::TextEncoder::new().encode(&registry().gather(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Metrics: read by the Prometheus scrape, and pushed over OTLP/HTTP to `endpoint` (every
+/// `OTEL_METRIC_EXPORT_INTERVAL` ms, 60 s by default) when there is one.
+fn build_meter_provider(
+    service_name: &str,
+    endpoint: Option<&str>,
+) -> Result<opentelemetry_sdk::metrics::SdkMeterProvider, TelemetryError> {
+    let scrape = opentelemetry_prometheus::exporter()
+        .with_registry(registry().clone())
+        .without_scope_info()
+        .without_target_info()
+        .build()
+        .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
+    let mut builder = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(scrape)
+        .with_resource(resource);
+    if let Some(endpoint) = endpoint {
+        let url = format!("{}/v1/metrics", endpoint.trim_end_matches('/'));
+        let exporter = opentelemetry_otlp::MetricExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_endpoint(url)
+            .build()
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+        builder = builder
+            .with_reader(opentelemetry_sdk::metrics::PeriodicReader::builder(exporter).build());
+    }
+    Ok(builder.build())
 }
 
 fn build_tracer_provider(

@@ -368,6 +368,7 @@ impl Evidence<'_> {
             .certificate(&business, &subject, phone_number_id)
             .await?;
         tracing::info!(position = certificate.event.position, "erasure certified");
+        crate::metrics::metrics().erased();
         Ok(ErasureOutcome::Erased(Box::new(certificate)))
     }
 

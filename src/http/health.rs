@@ -33,3 +33,27 @@ pub(super) async fn readyz(State(s): State<Shared>) -> Result<Json<Health>, ApiE
         .map_err(crate::app::AppError::from)?;
     Ok(Json(Health { status: "ready" }))
 }
+
+/// `GET /metrics`: the metrics in the Prometheus text format, for the operator's token only
+/// (counts by route, status, outcome and code; nothing personal).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String)),
+    security(("bearer" = [])),
+)]
+pub(super) async fn metrics(
+    auth: super::extract::Auth,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    super::keys::operator_only(&auth)?;
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        sealpost_adapters::telemetry::prometheus_text(),
+    )
+        .into_response())
+}

@@ -45,6 +45,12 @@ pub(super) fn guarded<S: Clone + Send + Sync + 'static>(
 /// uploads [`UPLOAD_TIMEOUT`], everything else [`REQUEST_TIMEOUT`].
 async fn identify_and_bound(request: Request, next: Next) -> Response {
     let id = format!("A{}", uuid::Uuid::new_v4().simple());
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = std::time::Instant::now();
     let limit = if request.uri().path().ends_with("/media") {
         UPLOAD_TIMEOUT
     } else {
@@ -65,6 +71,12 @@ async fn identify_and_bound(request: Request, next: Next) -> Response {
         }
     });
     let mut answer = answer.await;
+    crate::metrics::metrics().request(
+        &route,
+        &method,
+        answer.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
     if let Ok(v) = HeaderValue::from_str(&id) {
         answer.headers_mut().insert(REQUEST_ID, v);
     }

@@ -110,6 +110,7 @@ pub(super) async fn send(
             return Err(e.into());
         }
     };
+    crate::metrics::metrics().messages("accepted", 1);
     let contact = if by_user {
         SentContact {
             input: to_raw.clone(),

@@ -408,6 +408,9 @@ impl Pipeline {
             .messaging()
             .record_held(&mut ready.held, home, command)
             .await?;
+        if !retransmission {
+            crate::metrics::metrics().messages("sent", 1);
+        }
         Ok(if retransmission {
             StepReport {
                 retransmitted: 1,

@@ -196,6 +196,13 @@ impl Pipeline {
             };
             let events = messaging.record_held(&mut held, home, command).await?;
             report.receipts += u64::from(!events.is_empty());
+            if !events.is_empty() {
+                let status = match receipt {
+                    Receipt::Delivered => "delivered",
+                    Receipt::Read => "read",
+                };
+                crate::metrics::metrics().messages(status, 1);
+            }
         }
         Ok(report)
     }

@@ -22,6 +22,7 @@ impl Pipeline {
                 MessageCommand::RecordFailed { code },
             )
             .await?;
+        crate::metrics::metrics().failed(code);
         Ok(StepReport {
             failed: 1,
             ..StepReport::default()

@@ -321,7 +321,9 @@ impl Vault {
         now: Timestamp,
     ) -> Result<u64, VaultError> {
         let key = OfBusiness::new(business, media_key_id(business, region, media));
-        self.destroy_keys(vec![key], vec![], now).await
+        let n = self.destroy_keys(vec![key], vec![], now).await?;
+        crate::telemetry::keys_destroyed("media", n);
+        Ok(n)
     }
 
     /// Destroys keys (and the routing of `index_subjects`) in one transaction, forgetting any
@@ -355,7 +357,9 @@ impl Vault {
         keys: Vec<OfBusiness>,
         now: Timestamp,
     ) -> Result<u64, VaultError> {
-        self.destroy_keys(keys, vec![], now).await
+        let n = self.destroy_keys(keys, vec![], now).await?;
+        crate::telemetry::keys_destroyed("epoch", n);
+        Ok(n)
     }
 
     /// Destroys a subject's key and its routing entry in one transaction (erasure or expiry).
@@ -366,14 +370,17 @@ impl Vault {
         subject: &SubjectId,
         now: Timestamp,
     ) -> Result<u64, VaultError> {
-        self.destroy_keys(
-            vec![OfBusiness::new(
-                business,
-                subject_key_id(business, region, subject),
-            )],
-            vec![OfBusiness::new(business, subject.as_str())],
-            now,
-        )
-        .await
+        let n = self
+            .destroy_keys(
+                vec![OfBusiness::new(
+                    business,
+                    subject_key_id(business, region, subject),
+                )],
+                vec![OfBusiness::new(business, subject.as_str())],
+                now,
+            )
+            .await?;
+        crate::telemetry::keys_destroyed("subject", n);
+        Ok(n)
     }
 }

@@ -1,0 +1,138 @@
+//! The metrics an operator alerts on, through OpenTelemetry (scraped at `/metrics`, pushed over
+//! OTLP when an endpoint is set; `sealpost_adapters::telemetry`). Labels are route templates,
+//! methods, statuses, Cloud API codes and outcomes: never an id, a number or content.
+
+use opentelemetry::metrics::{Counter, Histogram};
+use opentelemetry::KeyValue;
+use std::sync::OnceLock;
+
+/// The instruments, made once per process on the global meter provider.
+#[derive(Debug)]
+pub struct Metrics {
+    requests: Histogram<f64>,
+    messages: Counter<u64>,
+    webhook_attempts: Counter<u64>,
+    webhook_duration: Histogram<f64>,
+    erasures: Counter<u64>,
+    leases: opentelemetry::metrics::UpDownCounter<i64>,
+    lag: opentelemetry::metrics::Gauge<u64>,
+    _checkpoint_age: opentelemetry::metrics::ObservableGauge<f64>,
+}
+
+/// When this node last signed an audit checkpoint (ms; 0: not yet).
+static LAST_CHECKPOINT_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// This node signed an audit checkpoint at `signed_at` (ms).
+pub fn checkpoint_signed(signed_at: i64) {
+    LAST_CHECKPOINT_MS.store(signed_at, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The process's instruments.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(|| {
+        let meter = opentelemetry::global::meter("sealpost");
+        Metrics {
+            requests: meter
+                .f64_histogram("http.server.request.duration")
+                .with_unit("s")
+                .with_description("HTTP requests answered, by route template, method and status")
+                .build(),
+            messages: meter
+                .u64_counter("sealpost.messages")
+                .with_description(
+                    "Messages by what became of them: accepted, sent, delivered, read, failed (with its code)",
+                )
+                .build(),
+            webhook_attempts: meter
+                .u64_counter("sealpost.webhook.attempts")
+                .with_description("Webhook posts by outcome: delivered, refused (not 200), error")
+                .build(),
+            webhook_duration: meter
+                .f64_histogram("sealpost.webhook.duration")
+                .with_unit("s")
+                .with_description("How long a webhook post took")
+                .build(),
+            erasures: meter
+                .u64_counter("sealpost.erasures")
+                .with_description("Erasure requests carried out (keys destroyed)")
+                .build(),
+            leases: meter
+                .i64_up_down_counter("sealpost.leases.held")
+                .with_description("Leases (pipeline lanes, housekeeping duties) this node holds")
+                .build(),
+            lag: meter
+                .u64_gauge("sealpost.pipeline.lag")
+                .with_description("Events of the log a lane has yet to follow (log head minus its checkpoint)")
+                .build(),
+            _checkpoint_age: meter
+                .f64_observable_gauge("sealpost.audit.checkpoint.age")
+                .with_unit("s")
+                .with_description("Seconds since this node last signed an audit checkpoint")
+                .with_callback(|gauge| {
+                    let last = LAST_CHECKPOINT_MS.load(std::sync::atomic::Ordering::Relaxed);
+                    if last > 0 {
+                        let age = (crate::nodes::wall_clock_ms() - last).max(0);
+                        // Milliseconds to seconds, as a float (precision loss is harmless).
+                        #[allow(clippy::cast_precision_loss)]
+                        gauge.observe(age as f64 / 1000.0, &[]);
+                    }
+                })
+                .build(),
+        }
+    })
+}
+
+impl Metrics {
+    /// One HTTP request answered.
+    pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests.record(
+            seconds,
+            &[
+                KeyValue::new("http.route", route.to_owned()),
+                KeyValue::new("http.request.method", method.to_owned()),
+                KeyValue::new("http.response.status_code", i64::from(status)),
+            ],
+        );
+    }
+
+    /// `n` messages reached `status` (`accepted`, `sent`, `delivered`, `read`).
+    pub fn messages(&self, status: &'static str, n: u64) {
+        if n > 0 {
+            self.messages.add(n, &[KeyValue::new("status", status)]);
+        }
+    }
+
+    /// A message failed for good with Cloud API `code`.
+    pub fn failed(&self, code: u32) {
+        self.messages.add(
+            1,
+            &[
+                KeyValue::new("status", "failed"),
+                KeyValue::new("code", i64::from(code)),
+            ],
+        );
+    }
+
+    /// One webhook post: `delivered` (200), `refused` (another status) or `error` (no answer).
+    pub fn webhook(&self, outcome: &'static str, seconds: f64) {
+        let outcome = [KeyValue::new("outcome", outcome)];
+        self.webhook_attempts.add(1, &outcome);
+        self.webhook_duration.record(seconds, &outcome);
+    }
+
+    /// This node took (`true`) or lost a lease.
+    pub fn lease(&self, taken: bool) {
+        self.leases.add(if taken { 1 } else { -1 }, &[]);
+    }
+
+    /// How far lane `lane` (`all` for a node that serves every lane) is behind the log.
+    pub fn lag(&self, lane: String, events: u64) {
+        self.lag.record(events, &[KeyValue::new("lane", lane)]);
+    }
+
+    /// An erasure carried out.
+    pub fn erased(&self) {
+        self.erasures.add(1, &[]);
+    }
+}
