@@ -136,11 +136,8 @@ pub async fn audit_verify(
         }
         None => {
             let stores = at.stores().await?;
-            let mut progress = |n: u64| {
-                if n.is_multiple_of(50_000) {
-                    let _ = writeln!(std::io::stderr(), "… {n} rows read");
-                }
-            };
+            let bar = rows_bar("verified", stores.events.head().await.unwrap_or(0));
+            let mut progress = |n: u64| bar.set_position(n);
             // The home log's references to the regions' bodies, noted in the same read.
             let mut references = verify::HomeReferences::new();
             let verdict = verify::verify_store_seeing(
@@ -152,6 +149,7 @@ pub async fn audit_verify(
             )
             .await?;
             let regions = verify_regions(&stores, references, &mut progress).await?;
+            bar.finish_and_clear();
             (verdict, regions)
         }
     };
@@ -279,6 +277,20 @@ fn print_verdict(v: &Verdict, out: &mut dyn Write) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A progress bar on standard error over the `total` rows of the log (drawn only on a
+/// terminal; a region's rows, read after the home log's, run past it as a count).
+fn rows_bar(what: &str, total: u64) -> indicatif::ProgressBar {
+    let style = indicatif::ProgressStyle::with_template(&format!(
+        "{{bar:40}} {{pos}}/{{len}} rows {what} ({{per_sec}}, {{eta}} left)"
+    ))
+    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    indicatif::ProgressBar::with_draw_target(
+        Some(total),
+        indicatif::ProgressDrawTarget::stderr_with_hz(4),
+    )
+    .with_style(style)
+}
+
 /// `sealpost audit export --out FILE`.
 pub async fn audit_export(
     at: &StoreLocation,
@@ -287,11 +299,8 @@ pub async fn audit_export(
 ) -> anyhow::Result<()> {
     let app = at.open().await?;
     let audit = app.audit().await?;
-    let mut progress = |n: u64| {
-        if n.is_multiple_of(50_000) {
-            let _ = writeln!(std::io::stderr(), "… {n} rows exported");
-        }
-    };
+    let bar = rows_bar("exported", app.stores().events.head().await.unwrap_or(0));
+    let mut progress = |n: u64| bar.set_position(n);
     let bundle = verify::export(
         audit,
         app.stores().events.as_ref(),
@@ -299,6 +308,7 @@ pub async fn audit_export(
         &mut progress,
     )
     .await?;
+    bar.finish_and_clear();
     write_file(file, serde_json::to_string_pretty(&bundle)?.as_bytes())?;
     writeln!(
         out,
