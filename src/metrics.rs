@@ -14,17 +14,26 @@ pub struct Metrics {
     webhook_attempts: Counter<u64>,
     webhook_duration: Histogram<f64>,
     erasures: Counter<u64>,
-    leases: opentelemetry::metrics::UpDownCounter<i64>,
+    leases: opentelemetry::metrics::Gauge<u64>,
     lag: opentelemetry::metrics::Gauge<u64>,
     _checkpoint_age: opentelemetry::metrics::ObservableGauge<f64>,
 }
 
-/// When this node last signed an audit checkpoint (ms; 0: not yet).
-static LAST_CHECKPOINT_MS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+/// When this node last had the log's newest rows under a signed checkpoint: milliseconds since
+/// [`since_start`]'s origin, plus one (0: not yet).
+static LAST_CHECKPOINT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
-/// This node signed an audit checkpoint at `signed_at` (ms).
-pub fn checkpoint_signed(signed_at: i64) {
-    LAST_CHECKPOINT_MS.store(signed_at, std::sync::atomic::Ordering::Relaxed);
+/// Milliseconds since this process first asked (a monotonic clock: an age, never a date).
+fn since_start() -> u64 {
+    static ORIGIN: OnceLock<std::time::Instant> = OnceLock::new();
+    let origin = ORIGIN.get_or_init(std::time::Instant::now);
+    u64::try_from(origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// This node's checkpoint turn succeeded now: the newest rows are under a signed checkpoint (a
+/// new one, or the last when nothing is newer).
+pub fn checkpoint_signed() {
+    LAST_CHECKPOINT_MS.store(since_start() + 1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The process's instruments.
@@ -58,7 +67,7 @@ pub fn metrics() -> &'static Metrics {
                 .with_description("Erasure requests carried out (keys destroyed)")
                 .build(),
             leases: meter
-                .i64_up_down_counter("sealpost.leases.held")
+                .u64_gauge("sealpost.leases.held")
                 .with_description("Leases (pipeline lanes, housekeeping duties) this node holds")
                 .build(),
             lag: meter
@@ -68,11 +77,11 @@ pub fn metrics() -> &'static Metrics {
             _checkpoint_age: meter
                 .f64_observable_gauge("sealpost.audit.checkpoint.age")
                 .with_unit("s")
-                .with_description("Seconds since this node last signed an audit checkpoint")
+                .with_description("Seconds since this node last had the log's newest rows under a signed checkpoint")
                 .with_callback(|gauge| {
                     let last = LAST_CHECKPOINT_MS.load(std::sync::atomic::Ordering::Relaxed);
                     if last > 0 {
-                        let age = (crate::nodes::wall_clock_ms() - last).max(0);
+                        let age = (since_start() + 1).saturating_sub(last);
                         // Milliseconds to seconds, as a float (precision loss is harmless).
                         #[allow(clippy::cast_precision_loss)]
                         gauge.observe(age as f64 / 1000.0, &[]);
@@ -121,9 +130,9 @@ impl Metrics {
         self.webhook_duration.record(seconds, &outcome);
     }
 
-    /// This node took (`true`) or lost a lease.
-    pub fn lease(&self, taken: bool) {
-        self.leases.add(if taken { 1 } else { -1 }, &[]);
+    /// This node holds `n` leases after its last round.
+    pub fn leases(&self, n: u64) {
+        self.leases.record(n, &[]);
     }
 
     /// How far lane `lane` (`all` for a node that serves every lane) is behind the log.

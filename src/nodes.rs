@@ -264,6 +264,11 @@ impl Node {
                 holding += 1;
             }
         }
+        let held = wanted
+            .iter()
+            .filter(|(_, tx)| tx.borrow().is_some())
+            .count();
+        crate::metrics::metrics().leases(u64::try_from(held).unwrap_or(u64::MAX));
     }
 
     /// Takes or renews one lease; whether it is held afterwards.
@@ -346,7 +351,6 @@ fn log_change(name: &str, before: Option<&Lease>, after: Option<&Lease>) {
         (Some(b), None) => (b.epoch, "lease lost"),
         _ => return,
     };
-    crate::metrics::metrics().lease(after.is_some());
     let span = tracing::info_span!("lease change", lease = %name, epoch);
     let _entered = span.enter();
     if after.is_some() {

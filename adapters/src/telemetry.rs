@@ -260,19 +260,16 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
         )
         .with(otel_layer);
 
-    let meters = match build_meter_provider(&config.service_name, config.otlp_endpoint.as_deref()) {
-        Ok(m) => {
-            opentelemetry::global::set_meter_provider(m.clone());
-            Some(m)
-        }
-        // Metrics are not worth failing the start over: the scrape answers empty.
-        Err(_) => None,
-    };
+    // Metrics are not worth failing the start over: without them the scrape answers empty.
+    let meters = build_meter_provider(&config.service_name, config.otlp_endpoint.as_deref()).ok();
     let guard = TelemetryGuard { provider, meters };
     if tracing::subscriber::set_global_default(subscriber).is_err() {
         // Other code already installed a global subscriber; `guard` drops
         // here and shuts the unused provider down.
         return Err(TelemetryError::AlreadyInitialised);
+    }
+    if let Some(meters) = &guard.meters {
+        opentelemetry::global::set_meter_provider(meters.clone());
     }
 
     tracing::info!(

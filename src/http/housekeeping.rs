@@ -150,7 +150,7 @@ async fn sequence(s: &Shared, now: Timestamp, last_checkpoint: &mut Timestamp) {
         // so a query folds only what came since; in a task of their own, so the sequencer and
         // the other duties do not wait for a fold.
         Ok(checkpoint) => {
-            crate::metrics::checkpoint_signed(checkpoint.signed_at);
+            crate::metrics::checkpoint_signed();
             let app = s.app.clone();
             tokio::spawn(async move {
                 if let Err(e) = app.evidence().fold_evidence_unless_busy(&checkpoint).await {

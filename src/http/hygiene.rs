@@ -1,6 +1,6 @@
 //! What every request goes through before its route (`tower-http` and one middleware): an id
 //! (answered as `x-request-id`, and the `fbtrace_id` of any error envelope of the request), a
-//! time limit (a request that takes longer answers 503/131016 in the envelope), a panic caught
+//! time limit on reads (one that takes longer answers 503/131016 in the envelope), a panic caught
 //! into the envelope (500/131000, the panic's message in no answer), and gzip for the evidence
 //! answers a client accepts it for.
 
@@ -11,10 +11,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::time::Duration;
 
-/// How long a request may take, its body included (an upload has [`UPLOAD_TIMEOUT`]).
+/// How long a Cloud API read may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long an upload may take.
-pub const UPLOAD_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long a read of Sealpost's own (`/sealpost/v1/`: evidence reports over a month of data
+/// after a restart, downloads from a remote region) may take.
+pub const LONG_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The answer header naming the request.
 pub const REQUEST_ID: &str = "x-request-id";
@@ -41,22 +42,31 @@ pub(super) fn guarded<S: Clone + Send + Sync + 'static>(
         .layer(super::traces::layer())
 }
 
-/// Gives the request an id, answers it as `x-request-id`, and bounds the time it may take:
-/// uploads [`UPLOAD_TIMEOUT`], everything else [`REQUEST_TIMEOUT`].
+/// Gives the request an id, answers it as `x-request-id`, and bounds the time a read may take:
+/// Sealpost's own [`LONG_TIMEOUT`], the Cloud API's [`REQUEST_TIMEOUT`]. Writes are bounded by
+/// the store's own time limits (131016) and the sends in progress, never cut off.
 async fn identify_and_bound(request: Request, next: Next) -> Response {
     let id = format!("A{}", uuid::Uuid::new_v4().simple());
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = request.method().as_str().to_owned();
+    let method = super::traces::method_name(request.method()).to_owned();
     let started = std::time::Instant::now();
-    let limit = if request.uri().path().ends_with("/media") {
-        UPLOAD_TIMEOUT
-    } else {
-        REQUEST_TIMEOUT
+    // A write is never cut off: it may have been recorded just before, and the client's retry
+    // would do it twice (a send, an erasure). Only reads are bounded.
+    let limit = match (
+        request.method() == axum::http::Method::GET,
+        route.starts_with("/sealpost/v1/"),
+    ) {
+        (false, _) => None,
+        (true, true) => Some(LONG_TIMEOUT),
+        (true, false) => Some(REQUEST_TIMEOUT),
     };
     let answer = CURRENT.scope(id.clone(), async move {
+        let Some(limit) = limit else {
+            return next.run(request).await;
+        };
         match tokio::time::timeout(limit, next.run(request)).await {
             Ok(answer) => answer,
             Err(_) => {

@@ -15,6 +15,9 @@ type Layer = TraceLayer<
     fn(&Request<axum::body::Body>) -> Span,
     (),
     fn(&Response<axum::body::Body>, Duration, &Span),
+    tower_http::trace::DefaultOnBodyChunk,
+    tower_http::trace::DefaultOnEos,
+    (),
 >;
 
 /// The router's tracing layer.
@@ -23,6 +26,7 @@ pub(super) fn layer() -> Layer {
         .make_span_with(request_span as fn(&Request<axum::body::Body>) -> Span)
         .on_request(())
         .on_response(response as fn(&Response<axum::body::Body>, Duration, &Span))
+        .on_failure(())
 }
 
 /// The span of one request: its route template (`unmatched` when no route answers it).
@@ -31,7 +35,7 @@ fn request_span(request: &Request<axum::body::Body>) -> Span {
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", MatchedPath::as_str);
-    let method = request.method().as_str();
+    let method = method_name(request.method());
     let span = tracing::info_span!(
         "HTTP request",
         otel.name = format!("{method} {route}"),
@@ -48,6 +52,24 @@ fn request_span(request: &Request<axum::body::Body>) -> Span {
         .and_then(|v| v.to_str().ok());
     sealpost_adapters::telemetry::continue_trace(&span, incoming);
     span
+}
+
+/// A request's method as spans and metrics name it: the standard ones, and `_OTHER` for any
+/// other token a client sends (so a client cannot make new series).
+pub(super) fn method_name(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
 }
 
 /// Records the status on the request's span (a 5xx marks it failed).

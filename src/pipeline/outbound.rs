@@ -14,7 +14,8 @@ pub(super) struct Retry {
 
 impl Pipeline {
     pub(super) async fn fail(&self, job: &Job, code: u32) -> Result<StepReport, AppError> {
-        self.app
+        let events = self
+            .app
             .messaging()
             .record(
                 &job.business,
@@ -22,7 +23,9 @@ impl Pipeline {
                 MessageCommand::RecordFailed { code },
             )
             .await?;
-        crate::metrics::metrics().failed(code);
+        if !events.is_empty() {
+            crate::metrics::metrics().failed(code);
+        }
         Ok(StepReport {
             failed: 1,
             ..StepReport::default()

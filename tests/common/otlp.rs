@@ -38,14 +38,18 @@ impl Receiver {
                         got.push(Span {
                             trace_id: hex::encode(&s.trace_id),
                             name: s.name.clone(),
+                            // The span's attributes, then its events' (as `event.<key>`).
                             attributes: s
                                 .attributes
                                 .iter()
-                                .map(|kv| {
-                                    (
-                                        kv.key.clone(),
-                                        text(kv.value.as_ref().and_then(|v| v.value.as_ref())),
-                                    )
+                                .map(|kv| (kv.key.clone(), kv))
+                                .chain(s.events.iter().flat_map(|e| {
+                                    e.attributes
+                                        .iter()
+                                        .map(|kv| (format!("event.{}", kv.key), kv))
+                                }))
+                                .map(|(k, kv)| {
+                                    (k, text(kv.value.as_ref().and_then(|v| v.value.as_ref())))
                                 })
                                 .collect(),
                         });
@@ -69,9 +73,18 @@ impl Receiver {
         self.0.lock().expect("spans").clone()
     }
 
-    /// Forgets the spans so far.
-    pub fn clear(&self) {
-        self.0.lock().expect("spans").clear();
+    /// Waits until no span has arrived for `quiet` (at most a minute); how many there are.
+    pub async fn settle(&self, quiet: std::time::Duration) -> usize {
+        let mut seen = self.spans().len();
+        for _ in 0..60 {
+            tokio::time::sleep(quiet).await;
+            let now = self.spans().len();
+            if now == seen {
+                return now;
+            }
+            seen = now;
+        }
+        seen
     }
 }
 
