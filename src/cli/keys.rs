@@ -14,7 +14,31 @@ pub fn cli_operator() -> Principal {
     Principal::of_kind(PrincipalKind::Operator, "cli-operator")
 }
 
-/// Prints the custody and every ledger key's head.
+/// A table of `header`, drawn without borders (its columns stay whitespace-separated, as
+/// scripts read them).
+fn table(header: &[&str]) -> comfy_table::Table {
+    let mut t = comfy_table::Table::new();
+    t.load_style(comfy_table::presets::NOTHING)
+        .set_header(header.to_vec());
+    t
+}
+
+/// `t` as text, without the padding at the ends of its lines.
+fn drawn(t: &comfy_table::Table) -> String {
+    t.to_string()
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// An age in days and hours (`3 d 4 h`), as people read it.
+fn age(ms: i64) -> String {
+    let hours = ms.max(0) / (DAY_MS / 24);
+    format!("{} d {} h", hours / 24, hours % 24)
+}
+
+/// `sealpost keys status`: the custody, the audit keys, and every root and ledger key's head.
 pub async fn status(at: &StoreLocation, out: &mut dyn Write) -> anyhow::Result<()> {
     let app = at.open().await?;
     let vault = app.store().vault();
@@ -42,21 +66,20 @@ pub async fn status(at: &StoreLocation, out: &mut dyn Write) -> anyhow::Result<(
             log.verifier_key()
         )?;
     }
-    writeln!(
-        out,
-        "region  generation  since                 left to rewrap"
-    )?;
+    let mut roots = table(&["region", "generation", "since", "left to rewrap"]);
     for root in app.root_key_status().await? {
         let since = match root.since {
             0 => "first".to_owned(),
             at => sealpost_domain::Timestamp::from_millis(at).utc_rfc3339(),
         };
-        writeln!(
-            out,
-            "{:<7} {:<11} {:<21} {}",
-            root.region, root.generation, since, root.rewrap_pending
-        )?;
+        roots.add_row(vec![
+            root.region,
+            root.generation.to_string(),
+            since,
+            root.rewrap_pending.to_string(),
+        ]);
     }
+    writeln!(out, "{}", drawn(&roots))?;
     let period = crate::app::ledger_rotation_ms();
     match period {
         0 => writeln!(out, "ledger keys: not rotated on a schedule")?,
@@ -64,26 +87,29 @@ pub async fn status(at: &StoreLocation, out: &mut dyn Write) -> anyhow::Result<(
     }
     let now = app.now().millis();
     let heads = vault.key_store().ledger_heads().await?;
-    writeln!(
-        out,
-        "business          region  version  made                  age (days)  next rotation"
-    )?;
+    let mut ledger = table(&[
+        "business",
+        "region",
+        "version",
+        "made",
+        "age",
+        "next rotation",
+    ]);
     for key in &heads {
         let next = match period {
             0 => "never".to_owned(),
             p => sealpost_domain::Timestamp::from_millis(key.created_at + p).utc_rfc3339(),
         };
-        writeln!(
-            out,
-            "{:<17} {:<7} {:<8} {:<21} {:<11} {}",
-            key.business_id,
-            key.region,
-            key.version,
+        ledger.add_row(vec![
+            key.business_id.clone(),
+            key.region.clone(),
+            key.version.to_string(),
             sealpost_domain::Timestamp::from_millis(key.created_at).utc_rfc3339(),
-            (now - key.created_at).max(0) / DAY_MS,
-            next
-        )?;
+            age(now - key.created_at),
+            next,
+        ]);
     }
+    writeln!(out, "{}", drawn(&ledger))?;
     writeln!(out, "{} ledger keys", heads.len())?;
     Ok(())
 }

@@ -213,7 +213,7 @@ async fn a_root_key_rotates_under_load_and_its_old_generation_is_destroyed() {
     let eu = |status: &str| {
         status
             .lines()
-            .find(|l| l.starts_with("EU "))
+            .find(|l| l.trim_start().starts_with("EU "))
             .map(|l| l.split_whitespace().nth(1).unwrap_or("").to_owned())
             .unwrap_or_else(|| panic!("EU's root key: {status}"))
     };
@@ -234,7 +234,7 @@ async fn a_root_key_rotates_under_load_and_its_old_generation_is_destroyed() {
     assert!(
         status
             .lines()
-            .any(|l| l.starts_with("EU ") && l.ends_with(" 0")),
+            .any(|l| l.trim_start().starts_with("EU ") && l.ends_with(" 0")),
         "nothing left to rewrap: {status}"
     );
 }
