@@ -56,6 +56,44 @@ pub(super) struct Cursors {
     pub(super) after: Option<String>,
 }
 
+/// Makes the schema of `$ty` (an untagged enum, or a body read by hand) `anyOf` the named
+/// components `$item`s, where utoipa would make an untagged enum `oneOf`: for shapes that may
+/// match more than one item.
+macro_rules! any_of {
+    ($ty:ty, $description:literal, $($item:ty),+ $(,)?) => {
+        impl utoipa::__dev::ComposeSchema for $ty {
+            fn compose(
+                _: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
+            ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::AnyOfBuilder::new()
+                    $(.item(utoipa::openapi::Ref::from_schema_name(
+                        <$item as utoipa::ToSchema>::name(),
+                    )))+
+                    .description(Some($description))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $ty {
+            fn schemas(
+                schemas: &mut Vec<(
+                    String,
+                    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+                )>,
+            ) {
+                $(
+                    schemas.push((
+                        <$item as utoipa::ToSchema>::name().into(),
+                        <$item as utoipa::PartialSchema>::schema(),
+                    ));
+                    <$item as utoipa::ToSchema>::schemas(schemas);
+                )+
+            }
+        }
+    };
+}
+pub(super) use any_of;
+
 /// A type whose answer `?fields=` narrows, and the members it always keeps.
 pub(super) trait Narrowable: ToSchema + Serialize {
     /// Kept whatever the fields named.

@@ -47,10 +47,7 @@ pub(super) fn guarded<S: Clone + Send + Sync + 'static>(
 /// the store's own time limits (131016) and the sends in progress, never cut off.
 async fn identify_and_bound(request: Request, next: Next) -> Response {
     let id = format!("A{}", uuid::Uuid::new_v4().simple());
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let route = super::traces::route_of(&request).to_owned();
     let method = super::traces::method_name(request.method()).to_owned();
     let started = std::time::Instant::now();
     // A write is never cut off: it may have been recorded just before, and the client's retry

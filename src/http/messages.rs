@@ -199,33 +199,12 @@ pub(super) struct SentId {
 #[derive(Debug)]
 pub(super) struct SendBody;
 
-impl utoipa::__dev::ComposeSchema for SendBody {
-    fn compose(
-        _: Vec<utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>>,
-    ) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::Ref;
-        utoipa::openapi::schema::AnyOfBuilder::new()
-            .item(Ref::from_schema_name(MarkRead::name()))
-            .item(Ref::from_schema_name(SendRequest::name()))
-            .description(Some("A send, or (with `status`) a mark-as-read"))
-            .into()
-    }
-}
-
-impl ToSchema for SendBody {
-    fn schemas(
-        schemas: &mut Vec<(
-            String,
-            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
-        )>,
-    ) {
-        use utoipa::PartialSchema as _;
-        schemas.push((MarkRead::name().into(), MarkRead::schema()));
-        schemas.push((SendRequest::name().into(), SendRequest::schema()));
-        MarkRead::schemas(schemas);
-        SendRequest::schemas(schemas);
-    }
-}
+super::bodies::any_of!(
+    SendBody,
+    "A send, or (with `status`) a mark-as-read",
+    MarkRead,
+    SendRequest,
+);
 
 /// A send: the addressee and the message in the Cloud API's shape (its `type` and the object
 /// under the member of that name). The handler reads it member by member with the API's own

@@ -16,9 +16,7 @@ use sealpost_domain::aggregates::phone_number::ThroughputTier;
 use sealpost_domain::{PhoneNumber, PhoneNumberCommand, PhoneNumberId, Region};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::openapi::schema::{AnyOfBuilder, Schema};
-use utoipa::openapi::{Ref, RefOr};
-use utoipa::{PartialSchema as _, ToSchema};
+use utoipa::ToSchema;
 
 /// `GET /{version}/{id}`: a media object of the business when `id` names one, a WhatsApp
 /// Business Account of it when `id` names one, else the phone number (display number, quality
@@ -68,41 +66,14 @@ pub(super) enum Described {
     Number(Narrowed<NumberObject>),
 }
 
-// Any of the three: narrowed by `?fields=`, a WABA's and a number's answers may look alike, so
-// the schema is `anyOf` (utoipa would make an untagged enum `oneOf`).
-impl utoipa::__dev::ComposeSchema for Described {
-    fn compose(_: Vec<RefOr<Schema>>) -> RefOr<Schema> {
-        AnyOfBuilder::new()
-            .item(Ref::from_schema_name(media::MediaObject::name()))
-            .item(Ref::from_schema_name(
-                Narrowed::<super::business::WabaObject>::name(),
-            ))
-            .item(Ref::from_schema_name(Narrowed::<NumberObject>::name()))
-            .description(Some(
-                "A media object, a WhatsApp Business Account or a phone number",
-            ))
-            .into()
-    }
-}
-
-impl ToSchema for Described {
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((
-            media::MediaObject::name().into(),
-            media::MediaObject::schema(),
-        ));
-        schemas.push((
-            Narrowed::<super::business::WabaObject>::name().into(),
-            Narrowed::<super::business::WabaObject>::schema(),
-        ));
-        schemas.push((
-            Narrowed::<NumberObject>::name().into(),
-            Narrowed::<NumberObject>::schema(),
-        ));
-        Narrowed::<super::business::WabaObject>::schemas(schemas);
-        Narrowed::<NumberObject>::schemas(schemas);
-    }
-}
+// Narrowed by `?fields=`, a WABA's and a number's answers may look alike.
+super::bodies::any_of!(
+    Described,
+    "A media object, a WhatsApp Business Account or a phone number",
+    media::MediaObject,
+    Narrowed<super::business::WabaObject>,
+    Narrowed<NumberObject>,
+);
 
 /// A business phone number as the Cloud API describes it.
 #[derive(Debug, Serialize, ToSchema)]

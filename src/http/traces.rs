@@ -29,12 +29,18 @@ pub(super) fn layer() -> Layer {
         .on_failure(())
 }
 
-/// The span of one request: its route template (`unmatched` when no route answers it).
-fn request_span(request: &Request<axum::body::Body>) -> Span {
-    let route = request
+/// A request's route template (`unmatched` when no route answers it), as spans and metrics
+/// name it: never the path, which holds ids.
+pub(super) fn route_of<B>(request: &Request<B>) -> &str {
+    request
         .extensions()
         .get::<MatchedPath>()
-        .map_or("unmatched", MatchedPath::as_str);
+        .map_or("unmatched", MatchedPath::as_str)
+}
+
+/// The span of one request, named by its route template.
+fn request_span(request: &Request<axum::body::Body>) -> Span {
+    let route = route_of(request);
     let method = method_name(request.method());
     let span = tracing::info_span!(
         "HTTP request",

@@ -298,15 +298,7 @@ pub async fn download(url: &str, token: Option<&str>) -> (u16, String, Vec<u8>) 
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    let (client, req) = req.build_split();
-    let req = req.expect("a request");
-    let path = req.url().path().to_owned();
-    let r = client.execute(req).await.expect("download");
-    let (status, ctype) = (r.status().as_u16(), content_type(&r));
-    let bytes = r.bytes().await.expect("bytes").to_vec();
-    let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    super::openapi::check("GET", &path, None, status, &ctype, &json);
-    (status, ctype, bytes)
+    checked_raw(req).await
 }
 
 /// A response's `content-type` (empty when it has none).
@@ -367,9 +359,19 @@ async fn exchange(
     checked(req).await
 }
 
-/// Sends `req`; its status and JSON body, the exchange checked against the OpenAPI document
-/// (`super::openapi::check`).
+/// Sends `req`; its status and JSON body (`null` when it has none), the exchange checked
+/// against the OpenAPI document (`super::openapi::check`).
 pub async fn checked(req: reqwest::RequestBuilder) -> (u16, Value) {
+    let (status, _, bytes) = checked_raw(req).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Sends `req`; its status, content type and bytes, the exchange checked against the OpenAPI
+/// document (the answer as JSON when it is JSON).
+pub async fn checked_raw(req: reqwest::RequestBuilder) -> (u16, String, Vec<u8>) {
     let (client, req) = req.build_split();
     let req = req.expect("a request");
     let (method, path) = (req.method().to_string(), req.url().path().to_owned());
@@ -378,10 +380,11 @@ pub async fn checked(req: reqwest::RequestBuilder) -> (u16, Value) {
         .and_then(reqwest::Body::as_bytes)
         .and_then(|b| serde_json::from_slice(b).ok());
     let resp = client.execute(req).await.expect("request");
-    let ctype = content_type(&resp);
-    let (status, body) = answer(resp).await;
+    let (status, ctype) = (resp.status().as_u16(), content_type(&resp));
+    let bytes = resp.bytes().await.expect("body").to_vec();
+    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     super::openapi::check(&method, &path, sent.as_ref(), status, &ctype, &body);
-    (status, body)
+    (status, ctype, bytes)
 }
 
 /// One part of a multipart form: name, (file name, MIME type) for a file, bytes.
@@ -579,18 +582,9 @@ impl Node {
 
     /// A GET with a token; the body as text.
     pub async fn get_text(&self, path: &str, token: &str) -> (u16, String) {
-        let resp = self
-            .request(reqwest::Method::GET, path)
-            .bearer_auth(token)
-            .send()
-            .await
-            .expect("get");
-        let (status, ctype) = (resp.status().as_u16(), content_type(&resp));
-        let route = resp.url().path().to_owned();
-        let text = resp.text().await.expect("text");
-        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        super::openapi::check("GET", &route, None, status, &ctype, &json);
-        (status, text)
+        let req = self.request(reqwest::Method::GET, path).bearer_auth(token);
+        let (status, _, bytes) = checked_raw(req).await;
+        (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
     /// A POST of a JSON body.
