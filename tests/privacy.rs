@@ -15,10 +15,12 @@ use sealpost_adapters::scan::{scan_dir, scan_postgres, Hit};
 use sealpost_adapters::store::KeyState;
 use sealpost_adapters::vault::{epoch_key_id, subject_key_id};
 use sealpost_audit::GateError;
+use sealpost_domain::media::MediaOrigin;
 use sealpost_domain::time::{DAY_MS, HOUR_MS};
 use sealpost_domain::{
-    BusinessId, MessageCommand, MessageContent, MessageId, MessageKind, MessageStatus, Opened,
-    PhoneNumberId, Principal, PrincipalKind, Region, SubjectId, E164,
+    BusinessId, DomainError, MediaId, MessageCommand, MessageContent, MessageId, MessageKind,
+    MessageStatus, Opened, PhoneNumberId, Principal, PrincipalKind, Purpose, Region, SubjectId,
+    E164,
 };
 
 const PHONES: [&str; 4] = [
@@ -33,7 +35,7 @@ fn needles() -> Vec<Vec<u8>> {
     let mut n = Vec::new();
     for (i, p) in PHONES.iter().enumerate() {
         n.push(p.as_bytes().to_vec());
-        for what in ["in", "out", "name", "cb", "ct"] {
+        for what in ["in", "out", "name", "cb", "ct", "media"] {
             n.push(canary(i, what).into_bytes());
         }
     }
@@ -70,6 +72,8 @@ struct Traffic {
     old: Vec<(MessageId, MessageId)>,
     recent: Vec<MessageId>,
     old_subjects: Vec<SubjectId>,
+    /// An upload in the old epoch, its bytes canary 0 "media" (ADR 0030: sealed chunks).
+    media: MediaId,
 }
 
 /// Every consumer writes in and gets an answer at `START`; consumer 3 writes again 20 days later.
@@ -137,6 +141,20 @@ async fn traffic(env: &Env, region: Region) -> Traffic {
                 .expect("subject"),
         );
     }
+    let media = app
+        .media()
+        .store_media(
+            &me,
+            &business,
+            &number,
+            MediaOrigin::Upload,
+            None,
+            "text/plain",
+            Some("notes.txt"),
+            canary(0, "media").as_bytes(),
+        )
+        .await
+        .expect("upload");
     env.clock.advance_millis(20 * DAY_MS);
     let phone = E164::parse(PHONES[3]).expect("phone");
     let recent_in = common::receive(
@@ -161,6 +179,7 @@ async fn traffic(env: &Env, region: Region) -> Traffic {
         old,
         recent: vec![recent_in, recent_out],
         old_subjects,
+        media,
     }
 }
 
@@ -261,6 +280,17 @@ async fn nothing_older_than_30_days_opens(env: Env, region: Region) {
         }
     }
 
+    let (_, reader, _) = env
+        .app
+        .media()
+        .media_reader(&t.me, Purpose::BusinessApi, &t.media)
+        .await
+        .expect("the upload opens before");
+    assert_eq!(
+        reader.read_all().await.expect("bytes"),
+        canary(0, "media").into_bytes()
+    );
+
     // 30 days + 1 hour after the first messages (the clock is already 20 days on).
     env.clock.advance_millis(10 * DAY_MS + HOUR_MS);
     let report = env
@@ -276,6 +306,20 @@ async fn nothing_older_than_30_days_opens(env: Env, region: Region) {
     assert_eq!(
         report.subjects_expired, 3,
         "consumers 0-2 had no message in the last 30 days"
+    );
+    assert_eq!(
+        report.media_chunks_deleted, 1,
+        "the old upload's one chunk is deleted with its epoch"
+    );
+    assert!(
+        matches!(
+            env.app
+                .media()
+                .media_reader(&t.me, Purpose::BusinessApi, &t.media)
+                .await,
+            Err(AppError::Domain(DomainError::NotFound))
+        ),
+        "an upload older than 30 days does not open"
     );
 
     for (inbound, outbound) in &t.old {

@@ -171,6 +171,24 @@ pub fn sha256(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
+/// SHA-256 over bytes that arrive in pieces.
+#[derive(Debug, Default, Clone)]
+pub struct Sha256Stream(Sha256);
+
+impl Sha256Stream {
+    /// Adds the next piece.
+    pub fn update(&mut self, piece: &[u8]) {
+        use sha2::Digest as _;
+        self.0.update(piece);
+    }
+
+    /// The digest of everything added.
+    pub fn finish(self) -> [u8; 32] {
+        use sha2::Digest as _;
+        self.0.finalize().into()
+    }
+}
+
 /// Constant-time equality of two byte strings (lengths may leak, contents do not).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.ct_eq(b).into()

@@ -10,6 +10,7 @@
 //! [`KeyStore`]. Unwrapped keys are cached in memory (zeroized when dropped) and evicted the
 //! moment they are destroyed.
 
+mod chunks;
 mod fields;
 mod keys;
 mod rewrap;
@@ -18,6 +19,7 @@ mod routing;
 mod signal_state;
 mod token;
 
+pub use chunks::{chunk_count, ChunkedObject, CHUNK_BYTES};
 pub use keys::{epoch_key_id, media_key_id, subject_key_id};
 pub use rewrap::{Retirement, RootState, ROOT_SETTLE_MS};
 pub use root::{

@@ -7,7 +7,7 @@
 mod common;
 use common::{postgres_fixture, sqlite_fixture, Fixture};
 use sealpost_adapters::store::{
-    Destruction, KeyKind, KeyState, OfBusiness, SessionRow, StoreError, WrappedKey,
+    ChunkRow, Destruction, KeyKind, KeyState, OfBusiness, SessionRow, StoreError, WrappedKey,
 };
 use sealpost_domain::Region;
 use sealpost_testkit::Holders;
@@ -448,7 +448,65 @@ async fn a_lost_lease_writes_no_region_session(f: &Fixture) {
         .expect("the new holder writes");
 }
 
+/// Media chunks (ADR 0030) go where their region's keys go, read back by place, and leave with
+/// their object or when they expire, in every store.
+async fn media_chunks_stay_in_the_region_until_dropped_or_expired(f: &Fixture) {
+    let keys = &f.stores.keys;
+    let chunk =
+        |region: &'static str, media: &'static str, seq: u32, sealed: &'static str| ChunkRow {
+            business_id: "b1",
+            region,
+            media_id: media,
+            seq,
+            sealed: sealed.as_bytes(),
+            expires_at: if media == "m_old" { 10 } else { 1_000 },
+        };
+    for c in [
+        chunk("DE", "m_de", 0, "CHUNK-DE-0-0123456789"),
+        chunk("DE", "m_de", 1, "CHUNK-DE-1-0123456789"),
+        chunk("EU", "m_eu", 0, "CHUNK-EU-0-0123456789"),
+        chunk("IN", "m_old", 0, "CHUNK-IN-OLD-0123456789"),
+    ] {
+        keys.put_chunk(c).await.expect("put");
+    }
+    let read = |region: &'static str, media: &'static str, seq| async move {
+        keys.chunk("b1", region, media, seq).await.expect("read")
+    };
+    assert_eq!(
+        read("DE", "m_de", 1).await,
+        Some(b"CHUNK-DE-1-0123456789".to_vec())
+    );
+    assert_eq!(read("DE", "m_de", 2).await, None, "no chunk past the last");
+    assert_eq!(
+        read("EU", "m_de", 0).await,
+        None,
+        "another region's name reaches nothing"
+    );
+    assert!(keys
+        .chunk("b2", "DE", "m_de", 0)
+        .await
+        .expect("read")
+        .is_none());
+    assert!(
+        keys.put_chunk(chunk("DE", "m_de", 1, "CHUNK-DE-AGAIN-0123456789"))
+            .await
+            .is_err(),
+        "a chunk is written once"
+    );
+    assert_eq!(holders(f, "CHUNK-DE-0-0123456789").await, only("DE"));
+    assert_eq!(holders(f, "CHUNK-EU-0-0123456789").await, only("home"));
+    assert_eq!(keys.drop_expired_chunks(500, 100).await.expect("sweep"), 1);
+    assert_eq!(read("IN", "m_old", 0).await, None, "expired, gone");
+    assert_eq!(keys.drop_chunks("b1", "DE", "m_de").await.expect("drop"), 2);
+    assert_eq!(read("DE", "m_de", 0).await, None);
+    assert_eq!(
+        read("EU", "m_eu", 0).await,
+        Some(b"CHUNK-EU-0-0123456789".to_vec())
+    );
+}
+
 on_every_store!(
+    media_chunks_stay_in_the_region_until_dropped_or_expired,
     each_region_keeps_its_keys_in_its_own_store,
     blind_index_and_signal_state_stay_in_the_region,
     retention_sees_every_region_s_expired_epochs,

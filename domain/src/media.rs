@@ -16,8 +16,10 @@ pub const MEDIA_STREAM_TYPE: &str = "media";
 pub mod fields {
     /// The description: `{"mime_type","sha256","file_size","filename"}` as JSON.
     pub const META: &str = "media-meta";
-    /// The bytes.
+    /// The bytes, whole (objects stored before they were chunked: ADR 0030).
     pub const BYTES: &str = "media-bytes";
+    /// The object's data key, under which its chunks are sealed in the key store (ADR 0030).
+    pub const DATA_KEY: &str = "media-data-key";
 }
 /// How long the id of an attachment a consumer sent stays usable (as the Cloud API says).
 pub const INBOUND_MEDIA_TTL_MS: i64 = 7 * DAY_MS;
@@ -57,6 +59,30 @@ pub enum MediaEvent {
         /// When.
         at: Timestamp,
     },
+    /// The object was stored in sealed chunks beside the keys (ADR 0030): the event holds its
+    /// sealed description and the sealed data key of its chunks, never its bytes.
+    MediaStoredInChunks {
+        /// The object.
+        media_id: MediaId,
+        /// Its business.
+        business_id: BusinessId,
+        /// The business number it was uploaded to or received on.
+        phone_number_id: PhoneNumberId,
+        /// For an attachment a consumer sent: that consumer (their key seals it too).
+        subject_id: Option<SubjectId>,
+        /// The retention epoch whose key it is sealed under.
+        epoch: EpochId,
+        /// Upload or inbound attachment.
+        origin: MediaOrigin,
+        /// The sealed description ([`fields::META`]).
+        meta: Sealed,
+        /// The sealed data key of its chunks ([`fields::DATA_KEY`]).
+        data_key: Sealed,
+        /// After this the id no longer answers (its keys go with the epoch at the latest).
+        expires_at: Timestamp,
+        /// When.
+        at: Timestamp,
+    },
     /// The business deleted the object; its key was destroyed.
     MediaDeleted {
         /// When.
@@ -66,6 +92,7 @@ pub enum MediaEvent {
 
 crate::shim::domain_event!(MediaEvent {
     MediaStored => "1",
+    MediaStoredInChunks => "1",
     MediaDeleted => "1",
 });
 
@@ -85,7 +112,9 @@ impl MediaObject {
     /// Folds one event.
     pub fn apply(&mut self, event: MediaEvent) {
         match event {
-            e @ MediaEvent::MediaStored { .. } => self.stored = Some(e),
+            e @ (MediaEvent::MediaStored { .. } | MediaEvent::MediaStoredInChunks { .. }) => {
+                self.stored = Some(e)
+            }
             MediaEvent::MediaDeleted { .. } => self.deleted = true,
         }
     }
@@ -93,9 +122,10 @@ impl MediaObject {
     /// Whether the id still answers at `now`: stored, not deleted, not expired.
     pub fn available(&self, now: Timestamp) -> bool {
         match &self.stored {
-            Some(MediaEvent::MediaStored { expires_at, .. }) => {
-                !self.deleted && now.millis() < expires_at.millis()
-            }
+            Some(
+                MediaEvent::MediaStored { expires_at, .. }
+                | MediaEvent::MediaStoredInChunks { expires_at, .. },
+            ) => !self.deleted && now.millis() < expires_at.millis(),
             _ => false,
         }
     }

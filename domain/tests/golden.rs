@@ -73,6 +73,21 @@ fn samples() -> Vec<Sample> {
         ),
         row(
             md,
+            sealpost_domain::media::MediaEvent::MediaStoredInChunks {
+                media_id: MediaId::parse("400000000000002").expect("id"),
+                business_id: business(),
+                phone_number_id: PhoneNumberId::parse("106540352242922").expect("id"),
+                subject_id: None,
+                epoch: EpochId::new(3),
+                origin: sealpost_domain::media::MediaOrigin::Upload,
+                meta: Sealed::from_bytes(vec![7; 12]),
+                data_key: Sealed::from_bytes(vec![8; 60]),
+                expires_at: t(70 + 30 * 86_400),
+                at: t(70),
+            },
+        ),
+        row(
+            md,
             sealpost_domain::media::MediaEvent::MediaDeleted { at: t(71) },
         ),
         row(

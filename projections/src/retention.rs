@@ -85,6 +85,9 @@ pub struct RetentionReport {
     pub ledger_keys_rotated: u64,
     /// Keys and accounts rewrapped under a rotated root key that a rotation had left.
     pub root_rows_rewrapped: u64,
+    /// Sealed chunks of media objects past their expiry deleted (their keys are gone or going
+    /// with their epoch; an interrupted upload's never had a stored key).
+    pub media_chunks_deleted: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -289,6 +292,7 @@ impl RetentionProcess {
             erasures_completed: self.complete_erasures(now).await?,
             ledger_keys_rotated: self.rotate_due(now).await?,
             root_rows_rewrapped: self.rewrap_due(now).await?,
+            media_chunks_deleted: self.sweep_media(now).await?,
         };
         // The destroyed keys' bytes leave the key store's files before the pass reports done.
         self.exec.store().vault().scrub().await?;
@@ -300,9 +304,24 @@ impl RetentionProcess {
             erasures = report.erasures_completed,
             ledger_keys = report.ledger_keys_rotated,
             root_rows = report.root_rows_rewrapped,
+            media_chunks = report.media_chunks_deleted,
             "retention pass done"
         );
         Ok(report)
+    }
+
+    /// Deletes the chunks of media objects whose ids no longer answer, a batch at a time.
+    async fn sweep_media(&self, now: Timestamp) -> Result<u64, RetentionError> {
+        const BATCH: u32 = 256;
+        let vault = self.exec.store().vault();
+        let mut deleted = 0;
+        loop {
+            let n = vault.drop_expired_media_chunks(now, BATCH).await?;
+            deleted += n;
+            if n < u64::from(BATCH) {
+                return Ok(deleted);
+            }
+        }
     }
 
     /// Rotates the ledger keys that are due, looking at most once an hour (of `now`).

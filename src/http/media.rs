@@ -7,8 +7,10 @@
 use super::bodies::Success;
 use super::extract::{Auth, Id, Messaging, Number, Owned, OwnedNumber, Path};
 use super::{ApiError, Shared};
-use crate::app::media::{acceptable_mime, content_matches, MediaMeta, MAX_MEDIA_BYTES};
-use crate::app::transit::InUse;
+use crate::app::media::{
+    acceptable_mime, content_matches, limit_of, Media, MediaMeta, Upload as Incoming,
+    MAX_MEDIA_BYTES,
+};
 use crate::app::AppError;
 use crate::identity::Grant;
 use axum::body::Body;
@@ -17,20 +19,19 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use base64::Engine as _;
 use futures::StreamExt as _;
 use sealpost_audit::GateError;
 use sealpost_domain::identity::SCOPE_MESSAGING;
 use sealpost_domain::media::MediaOrigin;
 use sealpost_domain::MessageContent;
-use sealpost_domain::{DomainError, MediaId};
+use sealpost_domain::{DomainError, MediaId, PhoneNumberId, Purpose};
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
 /// How long a download URL works (the Cloud API says 5 minutes).
 pub const DOWNLOAD_URL_TTL_S: i64 = 300;
 /// The request body limit of an upload: the largest object plus room for the form around it.
-pub const UPLOAD_BODY_LIMIT: usize = MAX_MEDIA_BYTES + 64 * 1024;
+pub const UPLOAD_BODY_LIMIT: usize = MAX_MEDIA_BYTES as usize + 64 * 1024;
 
 /// Unknown, expired, deleted and foreign objects all answer this.
 fn absent() -> ApiError {
@@ -44,44 +45,109 @@ fn media_error(e: AppError) -> ApiError {
     }
 }
 
-/// What an upload's form holds: `messaging_product`, `type`, and the file (its part's MIME
-/// type, file name and bytes).
-type Form = (
-    Option<String>,
-    Option<String>,
-    Option<(Option<String>, Option<String>, axum::body::Bytes)>,
-);
+/// An upload's form as it arrives: `messaging_product`, `type`, and the file, stored chunk by
+/// chunk while it streams in (with its part's MIME type and file name).
+#[derive(Default)]
+struct Received<'a> {
+    product: Option<String>,
+    declared: Option<String>,
+    file: Option<(Incoming<'a>, Option<String>, Option<String>)>,
+}
 
-async fn read_form(mut form: Multipart) -> Result<Form, ApiError> {
-    let (mut product, mut declared, mut file) = (None, None, None);
-    loop {
-        let field = form.next_field().await.map_err(|_| {
-            ApiError::invalid(format!(
-                "The form is malformed or larger than {MAX_MEDIA_BYTES} bytes."
-            ))
-        })?;
-        let Some(field) = field else { break };
+fn unreadable() -> ApiError {
+    ApiError::invalid(format!(
+        "The form is malformed or its file larger than {MAX_MEDIA_BYTES} bytes."
+    ))
+}
+
+fn too_large(mime: Option<&str>) -> ApiError {
+    let (kind, limit) = mime.map_or(("file", MAX_MEDIA_BYTES), limit_of);
+    ApiError::invalid(format!(
+        "The file is larger than the {limit} bytes a {kind} may be."
+    ))
+}
+
+/// Reads the form part by part; the file goes to storage as it streams in, under the limit of
+/// the type declared so far (the largest when none is yet).
+async fn read_form<'a>(
+    mut form: Multipart,
+    (media, grant, number): (Media<'a>, &Grant, &PhoneNumberId),
+    got: &mut Received<'a>,
+) -> Result<(), ApiError> {
+    while let Some(mut field) = form.next_field().await.map_err(|_| unreadable())? {
         match field.name().unwrap_or_default() {
-            "messaging_product" => product = field.text().await.ok(),
-            "type" => declared = field.text().await.ok(),
-            "file" => {
+            "messaging_product" => got.product = field.text().await.ok(),
+            "type" => got.declared = field.text().await.ok(),
+            "file" if got.file.is_none() => {
                 let mime = field.content_type().map(str::to_owned);
                 let name = field.file_name().map(str::to_owned);
-                let bytes = field.bytes().await.map_err(|_| {
-                    ApiError::invalid(format!(
-                        "The file is unreadable or larger than {MAX_MEDIA_BYTES} bytes."
-                    ))
-                })?;
-                file = Some((mime, name, bytes));
+                let limit = got
+                    .declared
+                    .as_deref()
+                    .map_or(MAX_MEDIA_BYTES, |m| limit_of(m).1);
+                let business = grant
+                    .principal
+                    .business
+                    .as_ref()
+                    .ok_or_else(ApiError::denied)?;
+                let upload = media
+                    .begin_upload(
+                        &grant.principal,
+                        business,
+                        number,
+                        MediaOrigin::Upload,
+                        None,
+                    )
+                    .await?;
+                let (upload, _, _) = got.file.insert((upload, mime, name));
+                while let Some(piece) = field.chunk().await.map_err(|_| unreadable())? {
+                    if upload.size() + piece.len() as u64 > limit {
+                        return Err(too_large(got.declared.as_deref()));
+                    }
+                    upload.write(&piece).await?;
+                }
             }
             _ => {}
         }
     }
-    Ok((product, declared, file))
+    Ok(())
+}
+
+/// What a complete form must be; the MIME type the file is stored under.
+fn check(got: &Received<'_>) -> Result<String, ApiError> {
+    match got.product.as_deref() {
+        None => return Err(ApiError::missing("messaging_product")),
+        Some("whatsapp") => {}
+        Some(_) => return Err(ApiError::not_valid("messaging_product")),
+    }
+    let (upload, part_mime, _) = got.file.as_ref().ok_or_else(|| ApiError::missing("file"))?;
+    if upload.size() == 0 {
+        return Err(ApiError::not_valid("file"));
+    }
+    let mime = got
+        .declared
+        .clone()
+        .or_else(|| part_mime.clone())
+        .ok_or_else(|| ApiError::missing("type"))?;
+    if !acceptable_mime(&mime) {
+        return Err(ApiError::not_valid("type"));
+    }
+    if upload.size() > limit_of(&mime).1 {
+        return Err(too_large(Some(&mime)));
+    }
+    if !content_matches(&mime, upload.head()) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            131_053,
+            "The file's contents do not match its declared MIME type.",
+        ));
+    }
+    Ok(mime)
 }
 
 /// `POST /{version}/{phone-number-id}/media` (multipart: `messaging_product`, `file`, optional
-/// `type`) → `{"id": "<media-id>"}`.
+/// `type`) → `{"id": "<media-id>"}`. The file is sealed in chunks as it arrives, never whole in
+/// memory; a form that fails a check afterwards deletes what was stored.
 #[utoipa::path(
     post,
     path = "/{version}/{id}/media",
@@ -102,54 +168,24 @@ pub(super) async fn upload(
 ) -> Result<Json<Uploaded>, ApiError> {
     let form = multipart
         .map_err(|_| ApiError::invalid("The upload must be a multipart/form-data body."))?;
-    let (product, declared, file) = read_form(form).await?;
-    match product.as_deref() {
-        None => return Err(ApiError::missing("messaging_product")),
-        Some("whatsapp") => {}
-        Some(_) => return Err(ApiError::not_valid("messaging_product")),
-    }
-    let (part_mime, filename, bytes) = file.ok_or_else(|| ApiError::missing("file"))?;
-    if bytes.is_empty() {
-        return Err(ApiError::not_valid("file"));
-    }
-    if bytes.len() > MAX_MEDIA_BYTES {
-        return Err(ApiError::invalid(format!(
-            "The file is larger than {MAX_MEDIA_BYTES} bytes."
-        )));
-    }
-    let mime = declared
-        .or(part_mime)
-        .ok_or_else(|| ApiError::missing("type"))?;
-    if !acceptable_mime(&mime) {
-        return Err(ApiError::not_valid("type"));
-    }
-    if !content_matches(&mime, &bytes) {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            131_053,
-            "The file's contents do not match its declared MIME type.",
-        ));
-    }
-    let media = s
-        .app
-        .media()
-        .store_media(
-            &grant.principal,
-            grant
-                .principal
-                .business
-                .as_ref()
-                .ok_or_else(ApiError::denied)?,
-            &number,
-            MediaOrigin::Upload,
-            None,
-            &mime,
-            filename.as_deref(),
-            &bytes,
-        )
-        .await?;
+    let mut got = Received::default();
+    let checked = match read_form(form, (s.app.media(), &grant, &number), &mut got).await {
+        Ok(()) => check(&got),
+        Err(e) => Err(e),
+    };
+    let (mime, file) = match (checked, got.file.take()) {
+        (Ok(mime), Some(file)) => (mime, file),
+        (Err(e), Some((upload, ..))) => {
+            upload.abandon().await;
+            return Err(e);
+        }
+        (Err(e), None) => return Err(e),
+        (Ok(_), None) => return Err(ApiError::missing("file")),
+    };
+    let (upload, _, filename) = file;
+    let (id, _) = upload.finish(&mime, filename.as_deref()).await?;
     Ok(Json(Uploaded {
-        id: media.as_str().to_owned(),
+        id: id.as_str().to_owned(),
     }))
 }
 
@@ -286,28 +322,31 @@ pub(super) async fn download(
             "The download URL has expired; ask for the media again.",
         ));
     }
-    let (meta, bytes, in_use) = s
+    let (meta, reader, in_use) = s
         .app
         .media()
-        .media_bytes(&grant.principal, &media)
+        .media_reader(&grant.principal, Purpose::BusinessApi, &media)
         .await
         .map_err(media_error)?;
-    // The hold ends when the body has been handed to the connection, not when the handler
-    // returns: the bytes are in memory until then. (A stream has no size: it is said.)
-    let length = bytes.len();
-    let body = futures::stream::iter([Ok::<_, std::convert::Infallible>(bytes)]).chain(
-        futures::stream::once(async move {
-            drop(in_use);
-            None
-        })
-        .filter_map(std::future::ready),
-    );
+    // Chunk by chunk: one chunk of the object is in memory at a time. The hold ends when the
+    // last chunk has been handed to the connection. A chunk that went meanwhile (the object
+    // was deleted) cuts the body short, below its declared length.
+    let body = reader
+        .into_stream()
+        .map(|piece| piece.map_err(|_| std::io::Error::other("the media object went")))
+        .chain(
+            futures::stream::once(async move {
+                drop(in_use);
+                None
+            })
+            .filter_map(std::future::ready),
+        );
     Ok((
         StatusCode::OK,
         [
             (header::CONTENT_TYPE, meta.mime_type),
             (header::CACHE_CONTROL, "no-store".to_owned()),
-            (header::CONTENT_LENGTH, length.to_string()),
+            (header::CONTENT_LENGTH, meta.file_size.to_string()),
         ],
         Body::from_stream(body),
     )
@@ -337,30 +376,28 @@ pub(super) async fn delete(
     Ok(Success::done())
 }
 
-/// A send that names an uploaded media object by id carries the file itself inside the Signal
-/// message (with its MIME type and hash), as the Cloud API delivers it; the id must be one the
-/// token's business may read (else 131009 naming `<type>.id`).
-///
-/// With the content comes the hold of the media's bytes (a Local Storage region's outside its
-/// region): the caller keeps it until the message is sealed and recorded.
+/// A send that names an uploaded media object by id references it (ADR 0030): the content
+/// gets its MIME type and hash (and `filename`, if it had one), read through the gate, and the
+/// object's bytes are read only when the message is handed to the device. The id must be one
+/// the token's business may read (else 131009 naming `<type>.id`).
 pub(super) async fn attach(
     s: &Shared,
     grant: &Grant,
     mut content: MessageContent,
-) -> Result<(MessageContent, Option<InUse>), ApiError> {
+) -> Result<MessageContent, ApiError> {
     let kind = content.payload.type_name();
     let Some(media) = content.media_mut() else {
-        return Ok((content, None));
+        return Ok(content);
     };
     let Some(raw) = media.id.clone() else {
-        return Ok((content, None));
+        return Ok(content);
     };
     let field = format!("{kind}.id");
     let id = MediaId::parse(&raw).map_err(|_| ApiError::not_valid(&field))?;
-    let (meta, bytes, in_use) = s
+    let meta = s
         .app
         .media()
-        .media_bytes(&grant.principal, &id)
+        .media_meta(&grant.principal, &id)
         .await
         .map_err(|e| match e {
             AppError::Domain(DomainError::NotFound) | AppError::Gate(GateError::Denied(_)) => {
@@ -373,6 +410,6 @@ pub(super) async fn attach(
     if media.filename.is_none() {
         media.filename = meta.filename;
     }
-    media.data = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));
-    Ok((content, Some(in_use)))
+    media.data = None;
+    Ok(content)
 }

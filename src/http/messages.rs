@@ -59,8 +59,7 @@ pub(super) async fn send(
         return Err(ApiError::maintenance(u64::try_from(seconds).unwrap_or(1)));
     }
     let (content, callback) = parse_send(&body)?;
-    // Held until this send is recorded: the attached media's bytes are in memory until then.
-    let (content, _in_use) = media::attach(&s, &grant, content).await?;
+    let content = media::attach(&s, &grant, content).await?;
     if let Payload::Template(t) = &content.payload {
         require_approved(&s, &grant, &t.name, &t.language.code).await?;
     }

@@ -303,6 +303,20 @@ impl Pipeline {
                 lane.settled.push(Settle::GiveUp(r.job, 131_026));
                 continue;
             };
+            // A message sent by media id names the object; the device gets its bytes.
+            let content = match self
+                .app
+                .media()
+                .inline_attachment(&principal(), content)
+                .await
+            {
+                Ok(c) => c,
+                Err(AppError::Domain(DomainError::NotFound)) => {
+                    lane.settled.push(Settle::GiveUp(r.job, 131_053));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let number = self.numbers.get(&r.handle).ok_or(AppError::NotAttached)?;
             let encrypted = match self.engine.encrypt(
                 &number.account,

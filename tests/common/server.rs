@@ -391,7 +391,7 @@ pub async fn checked_raw(req: reqwest::RequestBuilder) -> (u16, String, Vec<u8>)
 pub type Part<'a> = (&'a str, Option<(&'a str, &'a str)>, &'a [u8]);
 
 /// A multipart/form-data body, built by hand, and its boundary.
-fn multipart(parts: &[Part<'_>]) -> (Vec<u8>, &'static str) {
+pub fn multipart(parts: &[Part<'_>]) -> (Vec<u8>, &'static str) {
     const BOUNDARY: &str = "sealpost-test-boundary-7MA4YWxk";
     let mut body = Vec::new();
     for (name, file, bytes) in parts {

@@ -18,6 +18,7 @@ mod content;
 mod custody;
 mod evidence;
 mod hygiene;
+mod media;
 mod metrics;
 mod notes;
 mod numbers;

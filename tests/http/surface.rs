@@ -194,8 +194,8 @@ async fn upload_errors(s: &Node) {
                 ("messaging_product", None, b"whatsapp"),
                 (
                     "file",
-                    Some(("big.bin", "application/octet-stream")),
-                    &vec![0u8; 17 * 1024 * 1024],
+                    Some(("big.png", "image/png")),
+                    &vec![0u8; 6 * 1024 * 1024],
                 ),
             ],
         )

@@ -168,9 +168,10 @@ pub struct Destruction {
     pub at: i64,
 }
 
-/// Wrapped keys, tombstones and the blind index. Separate from the events.
+/// Wrapped keys, tombstones and the blind index (and media chunks, [`super::MediaChunks`]).
+/// Separate from the events.
 #[async_trait]
-pub trait KeyStore: Send + Sync + fmt::Debug {
+pub trait KeyStore: super::MediaChunks + Send + Sync + fmt::Debug {
     /// Inserts a key unless one with the same id exists (then returns the existing one: the
     /// first writer wins). Fails with [`StoreError::KeyDestroyed`] if the id was destroyed.
     async fn insert_if_absent(&self, key: &WrappedKey) -> Result<WrappedKey, StoreError>;

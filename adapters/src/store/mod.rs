@@ -8,6 +8,7 @@
 //! * [`KeyStore`] — wrapped keys, destroyed-key tombstones and the blind routing index, in a
 //!   table (SQLite: a file) separate from the events; [`RegionalKeys`] keeps each Local Storage
 //!   region's in that region's own store ([`region`], ADR 0019).
+//! * [`MediaChunks`] — media objects' sealed chunks, beside the keys (routed the same way).
 //! * [`crate::ledger::EventStore`] — seals and opens payloads, batches appends through the group
 //!   committer, and offers catch-up subscriptions; [`crate::repository::SealedRepository`]
 //!   puts `cqrs-es` on top of it.
@@ -19,6 +20,7 @@ pub mod evidence;
 mod key_store;
 pub mod leaf;
 mod lease;
+pub(crate) mod media_chunks;
 pub mod postgres;
 pub mod region;
 mod regional_keys;
@@ -45,6 +47,8 @@ pub use key_store::{
     WrappedKey,
 };
 pub use lease::{Fence, Lease, LeaseRow, Leases};
+pub(crate) use media_chunks::impl_media_chunks;
+pub use media_chunks::{ChunkRow, MediaChunks};
 pub use region::{RegionLayout, RegionRegistry, RegionStores};
 pub use regional_keys::RegionalKeys;
 pub use regional_leases::RegionalLeases;

@@ -423,5 +423,6 @@ impl PostgresStore {
 impl_event_log!(PostgresStore);
 impl_evidence_rows!(PostgresStore, Postgres);
 impl_key_store!(PostgresStore);
+super::impl_media_chunks!(PostgresStore);
 super::impl_leases!(PostgresStore, Postgres);
 super::region::impl_region_registry!(PostgresStore);

@@ -13,8 +13,8 @@
 //! copies too.
 
 use super::{
-    Destruction, Fence, KeyState, KeyStore, RegionStores, RootSealed, SessionRow, StoreError,
-    WrappedKey,
+    ChunkRow, Destruction, Fence, KeyState, KeyStore, MediaChunks, RegionStores, RootSealed,
+    SessionRow, StoreError, WrappedKey,
 };
 use async_trait::async_trait;
 use sealpost_domain::Region;
@@ -396,5 +396,53 @@ impl KeyStore for RegionalKeys {
             }
         }
         Ok(())
+    }
+}
+
+/// Chunks go where their region's keys go: a Local Storage region's into its own store.
+#[async_trait]
+impl MediaChunks for RegionalKeys {
+    async fn put_chunk(&self, chunk: ChunkRow<'_>) -> Result<(), StoreError> {
+        self.for_write(chunk.region).await?.put_chunk(chunk).await
+    }
+
+    async fn chunk(
+        &self,
+        business: &str,
+        region: &str,
+        media: &str,
+        seq: u32,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        for store in self.readers(region).await? {
+            if let Some(sealed) = store.chunk(business, region, media, seq).await? {
+                return Ok(Some(sealed));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn drop_chunks(
+        &self,
+        business: &str,
+        region: &str,
+        media: &str,
+    ) -> Result<u64, StoreError> {
+        let mut dropped = 0;
+        for store in self.readers(region).await? {
+            dropped += store.drop_chunks(business, region, media).await?;
+        }
+        Ok(dropped)
+    }
+
+    async fn drop_expired_chunks(&self, up_to: i64, limit: u32) -> Result<u64, StoreError> {
+        let mut dropped = 0;
+        for (_, store) in self.every().await? {
+            let left = u32::try_from(u64::from(limit).saturating_sub(dropped)).unwrap_or(0);
+            if left == 0 {
+                break;
+            }
+            dropped += store.drop_expired_chunks(up_to, left).await?;
+        }
+        Ok(dropped)
     }
 }

@@ -261,3 +261,4 @@ impl SqliteKeyStore {
 }
 
 impl_key_store!(SqliteKeyStore);
+super::impl_media_chunks!(SqliteKeyStore);
