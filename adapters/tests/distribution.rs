@@ -9,7 +9,7 @@ use common::{postgres_fixture, sqlite_fixture, Fixture};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Business data: distributed by `business_id`, co-located per business.
-const DISTRIBUTED: [&str; 13] = [
+const DISTRIBUTED: [&str; 14] = [
     "sealpost_events",
     "sealpost_snapshots",
     "sealpost_keys",
@@ -17,6 +17,7 @@ const DISTRIBUTED: [&str; 13] = [
     "sealpost_subject_index",
     "sealpost_signal_accounts",
     "sealpost_signal_sessions",
+    "sealpost_media_chunks",
     "sealpost_ev_access",
     "sealpost_ev_messages",
     "sealpost_ev_stats",
@@ -130,7 +131,7 @@ on_every_store!(every_table_of_business_data_carries_the_business);
 /// sharded deployment runs them per shard group, or fans a rare lookup out (docs/scale.md).
 /// Every entry must match a statement, so one that gains its business filter must leave this
 /// list.
-const ACROSS_BUSINESSES: [(&str, &str); 16] = [
+const ACROSS_BUSINESSES: [(&str, &str); 17] = [
     (
         "FROM sealpost_keys WHERE region = $1 AND root_generation",
         "a root-key rotation's rewrap of every business's keys in a region: per shard group",
@@ -164,6 +165,10 @@ const ACROSS_BUSINESSES: [(&str, &str); 16] = [
     (
         "WHERE kind = 'ledger' GROUP BY business_id, region",
         "the key rotation's pass over every business's ledger keys: per shard group",
+    ),
+    (
+        "FROM sealpost_media_chunks WHERE expires_at <= $1",
+        "retention's sweep of every business's expired media chunks: per shard group",
     ),
     (
         "WHERE kind = 'epoch' AND epoch <= $1",

@@ -264,14 +264,15 @@ impl Media<'_> {
                     .await?,
             ),
             Body::Chunks(sealed) => {
-                let key = self
-                    .open_media(
+                let key = zeroize::Zeroizing::new(
+                    self.open_media(
                         (principal, purpose),
                         media,
                         &found,
                         (fields::DATA_KEY, sealed),
                     )
-                    .await?;
+                    .await?,
+                );
                 MediaReader::chunks(
                     self.store.vault().clone(),
                     (found.business.clone(), found.region, media.clone()),
@@ -376,10 +377,12 @@ impl Media<'_> {
     /// A message sent by media id names the object (ADR 0030): what leaves for the device
     /// carries the file itself, read here, at hand-over, through the gate for delivery. The
     /// same content comes back unchanged when it names no object or carries its bytes already
-    /// (sent before ADR 0030); `NotFound` when the object went (deleted or expired).
+    /// (sent before ADR 0030); `NotFound` when the object went (deleted or expired) or is not
+    /// `business`'s.
     pub(crate) async fn inline_attachment(
         &self,
         principal: &Principal,
+        business: &BusinessId,
         mut content: MessageContent,
     ) -> Result<MessageContent, AppError> {
         use base64::Engine as _;
@@ -390,6 +393,11 @@ impl Media<'_> {
             return Ok(content);
         };
         let id = MediaId::parse(raw).map_err(|_| DomainError::NotFound)?;
+        // The message's own business's object only, whoever reads it.
+        if super::business_for::<MediaObject>(self.exec, principal, id.as_str()).await? != *business
+        {
+            return Err(DomainError::NotFound.into());
+        }
         let (_, reader, _in_use) = self.media_reader(principal, Purpose::Delivery, &id).await?;
         let bytes = reader.read_all().await?;
         media.data = Some(base64::engine::general_purpose::STANDARD.encode(&bytes));

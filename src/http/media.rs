@@ -14,7 +14,7 @@ use crate::app::media::{
 use crate::app::AppError;
 use crate::identity::Grant;
 use axum::body::Body;
-use axum::extract::multipart::{Multipart, MultipartRejection};
+use axum::extract::multipart::{Field, Multipart, MultipartRejection};
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -68,7 +68,7 @@ fn too_large(mime: Option<&str>) -> ApiError {
 }
 
 /// Reads the form part by part; the file goes to storage as it streams in, under the limit of
-/// the type declared so far (the largest when none is yet).
+/// the type declared so far, else its part's type (the largest when neither says).
 async fn read_form<'a>(
     mut form: Multipart,
     (media, grant, number): (Media<'a>, &Grant, &PhoneNumberId),
@@ -76,14 +76,15 @@ async fn read_form<'a>(
 ) -> Result<(), ApiError> {
     while let Some(mut field) = form.next_field().await.map_err(|_| unreadable())? {
         match field.name().unwrap_or_default() {
-            "messaging_product" => got.product = field.text().await.ok(),
-            "type" => got.declared = field.text().await.ok(),
+            "messaging_product" => got.product = short_text(&mut field).await?,
+            "type" => got.declared = short_text(&mut field).await?,
             "file" if got.file.is_none() => {
                 let mime = field.content_type().map(str::to_owned);
                 let name = field.file_name().map(str::to_owned);
                 let limit = got
                     .declared
                     .as_deref()
+                    .or(mime.as_deref())
                     .map_or(MAX_MEDIA_BYTES, |m| limit_of(m).1);
                 let business = grant
                     .principal
@@ -112,6 +113,24 @@ async fn read_form<'a>(
     }
     Ok(())
 }
+
+/// A form's text field (`messaging_product`, `type`): at most [`SHORT_TEXT`] bytes, read as
+/// it arrives; `None` when it is not UTF-8.
+async fn short_text(field: &mut Field<'_>) -> Result<Option<String>, ApiError> {
+    let mut text = Vec::new();
+    while let Some(piece) = field.chunk().await.map_err(|_| unreadable())? {
+        if text.len() + piece.len() > SHORT_TEXT {
+            return Err(ApiError::invalid(format!(
+                "A form field other than the file is longer than {SHORT_TEXT} bytes."
+            )));
+        }
+        text.extend_from_slice(&piece);
+    }
+    Ok(String::from_utf8(text).ok())
+}
+
+/// The longest text field of an upload's form.
+const SHORT_TEXT: usize = 1024;
 
 /// What a complete form must be; the MIME type the file is stored under.
 fn check(got: &Received<'_>) -> Result<String, ApiError> {

@@ -307,15 +307,21 @@ impl Pipeline {
             let content = match self
                 .app
                 .media()
-                .inline_attachment(&principal(), content)
+                .inline_attachment(&principal(), &lane.home.0, content)
                 .await
             {
                 Ok(c) => c,
-                Err(AppError::Domain(DomainError::NotFound)) => {
+                // The store's passing trouble: the batch is tried again.
+                Err(e) if e.is_unavailable() => return Err(e),
+                // Gone (deleted or expired), or never to open (corrupt, refused): no retry
+                // would deliver it.
+                Err(e) => {
+                    if !matches!(e, AppError::Domain(DomainError::NotFound)) {
+                        tracing::error!(error = %e, "a message's media will not open; it fails");
+                    }
                     lane.settled.push(Settle::GiveUp(r.job, 131_053));
                     continue;
                 }
-                Err(e) => return Err(e),
             };
             let number = self.numbers.get(&r.handle).ok_or(AppError::NotAttached)?;
             let encrypted = match self.engine.encrypt(

@@ -41,6 +41,8 @@ pub struct Upload<'a> {
     stored: u32,
     pending: Vec<u8>,
     head: Vec<u8>,
+    /// Recorded, or its chunks deleted: nothing left for `Drop` to clean.
+    settled: bool,
     _in_use: InUse,
 }
 
@@ -99,6 +101,7 @@ impl<'a> Media<'a> {
             stored: 0,
             pending: Vec::new(),
             head: Vec::new(),
+            settled: false,
             _in_use: self.transit.hold(region),
         })
     }
@@ -174,7 +177,10 @@ impl Upload<'_> {
         filename: Option<&str>,
     ) -> Result<(MediaId, MediaMeta), AppError> {
         match self.record(mime_type, filename).await {
-            Ok(done) => Ok(done),
+            Ok(done) => {
+                self.settled = true;
+                Ok(done)
+            }
             Err(e) => {
                 self.abandon().await;
                 Err(e)
@@ -242,7 +248,8 @@ impl Upload<'_> {
     }
 
     /// Gives the upload up: deletes what it stored (unreadable anyway: its key goes with it).
-    pub async fn abandon(self) {
+    pub async fn abandon(mut self) {
+        self.settled = true;
         if self.stored == 0 {
             return;
         }
@@ -255,6 +262,31 @@ impl Upload<'_> {
         {
             tracing::warn!(error = %e, "an abandoned upload's chunks stay until retention sweeps them");
         }
+    }
+}
+
+/// An upload dropped half-way (its client went away, the server is stopping) deletes its
+/// chunks in the background; what that cannot do, retention's sweep does.
+impl Drop for Upload<'_> {
+    fn drop(&mut self) {
+        if self.settled || self.stored == 0 {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let vault = self.media.store.vault().clone();
+        let (business, region, media) = (self.business.clone(), self.region, self.id.clone());
+        runtime.spawn(async move {
+            let object = ChunkedObject {
+                business: business.as_str(),
+                region,
+                media: &media,
+            };
+            if let Err(e) = vault.drop_media_chunks(object).await {
+                tracing::warn!(error = %e, "a dropped upload's chunks stay until retention sweeps them");
+            }
+        });
     }
 }
 
