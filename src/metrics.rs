@@ -15,13 +15,24 @@ pub struct Metrics {
     webhook_duration: Histogram<f64>,
     erasures: Counter<u64>,
     leases: opentelemetry::metrics::Gauge<u64>,
-    lag: opentelemetry::metrics::Gauge<u64>,
+    _lag: opentelemetry::metrics::ObservableGauge<u64>,
     _checkpoint_age: opentelemetry::metrics::ObservableGauge<f64>,
 }
 
 /// When this node last had the log's newest rows under a signed checkpoint: milliseconds since
 /// [`since_start`]'s origin, plus one (0: not yet).
 static LAST_CHECKPOINT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// How far each lane this node holds is behind the log: observed at each collection, so a
+/// lane handed to another node is no longer reported here (a gauge would repeat its last value).
+static LANE_LAG: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+fn lane_lag() -> std::sync::MutexGuard<'static, std::collections::BTreeMap<String, u64>> {
+    LANE_LAG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 /// Milliseconds since this process first asked (a monotonic clock: an age, never a date).
 fn since_start() -> u64 {
@@ -34,6 +45,12 @@ fn since_start() -> u64 {
 /// new one, or the last when nothing is newer).
 pub fn checkpoint_signed() {
     LAST_CHECKPOINT_MS.store(since_start() + 1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// This node no longer signs the checkpoints (another holds the sequencer's lease): it reports
+/// no checkpoint age until it signs again, so only the signing node's age can alert.
+pub fn checkpoint_duty_off() {
+    LAST_CHECKPOINT_MS.store(0, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The process's instruments.
@@ -70,9 +87,14 @@ pub fn metrics() -> &'static Metrics {
                 .u64_gauge("sealpost.leases.held")
                 .with_description("Leases (pipeline lanes, housekeeping duties) this node holds")
                 .build(),
-            lag: meter
-                .u64_gauge("sealpost.pipeline.lag")
+            _lag: meter
+                .u64_observable_gauge("sealpost.pipeline.lag")
                 .with_description("Events of the log a lane has yet to follow (log head minus its checkpoint)")
+                .with_callback(|gauge| {
+                    for (lane, events) in lane_lag().iter() {
+                        gauge.observe(*events, &[KeyValue::new("lane", lane.clone())]);
+                    }
+                })
                 .build(),
             _checkpoint_age: meter
                 .f64_observable_gauge("sealpost.audit.checkpoint.age")
@@ -137,7 +159,12 @@ impl Metrics {
 
     /// How far lane `lane` (`all` for a node that serves every lane) is behind the log.
     pub fn lag(&self, lane: String, events: u64) {
-        self.lag.record(events, &[KeyValue::new("lane", lane)]);
+        lane_lag().insert(lane, events);
+    }
+
+    /// Lane `lane` is no longer this node's: its lag is another node's to report.
+    pub fn lane_let_go(&self, lane: &str) {
+        lane_lag().remove(lane);
     }
 
     /// An erasure carried out.

@@ -238,6 +238,17 @@ impl Pipeline {
             .is_none_or(|lane| Lane::of(business.as_str()) == lane)
     }
 
+    /// The `lane` label of this pipeline's lag (`all` for a node that serves every lane).
+    fn lag_label(&self) -> String {
+        self.lane
+            .map_or_else(|| "all".to_owned(), |l| l.index().to_string())
+    }
+
+    /// This pipeline's lane went to another node: its lag is no longer this node's to report.
+    pub fn let_go(&self) {
+        crate::metrics::metrics().lane_let_go(&self.lag_label());
+    }
+
     /// The name of this pipeline's checkpoint.
     fn checkpoint_name(&self) -> String {
         self.lane
@@ -359,10 +370,10 @@ impl Pipeline {
             self.chores_done = Some(std::time::Instant::now());
             // Once a second: how far this lane is behind the log (one read of its head).
             if let Ok(head) = self.app.store().log().head().await {
-                let lane = self
-                    .lane
-                    .map_or_else(|| "all".to_owned(), |l| l.index().to_string());
-                crate::metrics::metrics().lag(lane, head.saturating_sub(self.delivery.position()));
+                crate::metrics::metrics().lag(
+                    self.lag_label(),
+                    head.saturating_sub(self.delivery.position()),
+                );
             }
         }
         if !report.is_idle() {

@@ -87,6 +87,7 @@ pub(super) async fn run(
             tracing::error!(error = %e, "data in use not accounted");
         }
         if claim.grant().is_none() {
+            crate::metrics::checkpoint_duty_off();
             tokio::select! {
                 _ = stop.changed() => {}
                 () = tokio::time::sleep(SEQUENCE_EVERY) => {}

@@ -479,6 +479,7 @@ async fn run_pipeline(
         let Some(grant) = claim.grant() else {
             if epoch.take().is_some() {
                 tracing::info!("pipeline paused: another node holds it");
+                pipeline.let_go();
             }
             tokio::select! {
                 _ = stop.changed() => {}
@@ -505,6 +506,7 @@ async fn run_pipeline(
             Err(e) if e.is_fenced() => {
                 // Taken over: stop until the lease says what next (resumed under a new grant).
                 tracing::warn!("pipeline lease taken over; this node stops delivering");
+                pipeline.let_go();
                 epoch = None;
                 tokio::select! {
                     _ = stop.changed() => {}
