@@ -271,15 +271,17 @@ fn lanes_shared(db: &str, nodes: usize) -> bool {
         .output()
         .expect("sealpost nodes");
     let listing = String::from_utf8_lossy(&out.stdout);
+    // A lease row: name, epoch, state, holder, expiry.
     let holders: Vec<&str> = listing
         .lines()
-        .filter(|l| {
-            l.trim_start()
-                .starts_with(sealpost::pipeline::LANE_LEASE_PREFIX)
-        })
-        .filter_map(|l| {
-            l.split_once("held by ")
-                .and_then(|(_, r)| r.split(',').next())
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter_map(|cols| match cols.as_slice() {
+            [name, _, "held", owner, ..]
+                if name.starts_with(sealpost::pipeline::LANE_LEASE_PREFIX) =>
+            {
+                Some(*owner)
+            }
+            _ => None,
         })
         .collect();
     let mut distinct = holders.clone();

@@ -17,4 +17,5 @@ pub mod metrics;
 pub mod nodes;
 pub mod pipeline;
 pub mod projections;
+mod tables;
 pub mod webhooks;

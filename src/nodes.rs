@@ -368,10 +368,10 @@ pub fn wall_clock_ms() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
-/// What `sealpost nodes` prints: the live nodes with the leases each holds, then every lease
-/// (held, or free with its last holder). `now` is the wall clock in ms.
+/// What `sealpost nodes` prints: a table of the live nodes with the leases each holds, then
+/// one of every lease (held, or free with its last holder), columns split by whitespace. `now` is the wall clock in ms.
 pub fn describe(rows: &[LeaseRow], now: i64) -> String {
-    use std::fmt::Write as _;
+    use crate::tables::{drawn, table};
     let live = |r: &LeaseRow| r.expires_at > now;
     let mut out = String::from("nodes (live):\n");
     let nodes: Vec<&LeaseRow> = rows
@@ -380,33 +380,91 @@ pub fn describe(rows: &[LeaseRow], now: i64) -> String {
         .collect();
     if nodes.is_empty() {
         out.push_str("  none\n");
+    } else {
+        let mut t = table(&["NODE", "UP", "HOLDS"]);
+        for node in &nodes {
+            let holds: Vec<String> = rows
+                .iter()
+                .filter(|r| !r.name.starts_with(NODE_PREFIX) && live(r) && r.owner == node.owner)
+                .map(|r| format!("{} (epoch {})", r.name, r.epoch))
+                .collect();
+            t.add_row(vec![
+                node.owner.clone(),
+                format!("{}s", (now - node.acquired_at).max(0) / 1000),
+                if holds.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    holds.join(", ")
+                },
+            ]);
+        }
+        out.push_str(&drawn(&t));
+        out.push('\n');
     }
-    for node in &nodes {
-        let holds: Vec<String> = rows
-            .iter()
-            .filter(|r| !r.name.starts_with(NODE_PREFIX) && live(r) && r.owner == node.owner)
-            .map(|r| format!("{} (epoch {})", r.name, r.epoch))
-            .collect();
-        let _ = writeln!(
-            out,
-            "  {}  up {} s  holds: {}",
-            node.owner,
-            (now - node.acquired_at).max(0) / 1000,
-            if holds.is_empty() {
-                "nothing".to_owned()
-            } else {
-                holds.join(", ")
-            }
-        );
-    }
-    out.push_str("leases:\n");
+    out.push_str("\nleases:\n");
+    let mut t = table(&["LEASE", "EPOCH", "STATE", "HOLDER", "EXPIRES"]);
     for r in rows.iter().filter(|r| !r.name.starts_with(NODE_PREFIX)) {
-        let state = if live(r) {
-            format!("held by {}, expires in {} ms", r.owner, r.expires_at - now)
+        let (state, expires) = if live(r) {
+            ("held", format!("{}ms", r.expires_at - now))
         } else {
-            format!("free (last held by {})", r.owner)
+            ("free", "-".to_owned())
         };
-        let _ = writeln!(out, "  {}  epoch {}  {}", r.name, r.epoch, state);
+        t.add_row(vec![
+            r.name.clone(),
+            r.epoch.to_string(),
+            state.to_owned(),
+            r.owner.clone(),
+            expires,
+        ]);
     }
+    out.push_str(&drawn(&t));
+    out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lease(name: &str, owner: &str, epoch: u64, expires_at: i64) -> LeaseRow {
+        LeaseRow {
+            name: name.to_owned(),
+            owner: owner.to_owned(),
+            epoch,
+            acquired_at: 1_000,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn the_listing_is_two_tables_split_by_whitespace() {
+        let rows = [
+            lease("node:n1", "n1", 1, 20_000),
+            lease("node:gone", "gone", 1, 5_000),
+            lease("delivery:lane-03", "n1", 7, 12_500),
+            lease("retention", "gone", 2, 0),
+        ];
+        let text = describe(&rows, 10_000);
+        let lines: Vec<Vec<&str>> = text
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        assert_eq!(lines[0], ["nodes", "(live):"], "{text}");
+        assert_eq!(lines[1], ["NODE", "UP", "HOLDS"], "{text}");
+        assert_eq!(
+            lines[2],
+            ["n1", "9s", "delivery:lane-03", "(epoch", "7)"],
+            "{text}"
+        );
+        assert!(lines[3].is_empty() && lines[4] == ["leases:"], "{text}");
+        assert_eq!(lines[5], ["LEASE", "EPOCH", "STATE", "HOLDER", "EXPIRES"]);
+        assert_eq!(lines[6], ["delivery:lane-03", "7", "held", "n1", "2500ms"]);
+        assert_eq!(lines[7], ["retention", "2", "free", "gone", "-"], "{text}");
+        assert_eq!(
+            lines.len(),
+            8,
+            "the node whose lease ran out is not listed: {text}"
+        );
+        assert!(describe(&[], 0).starts_with("nodes (live):\n  none\n"));
+    }
 }

@@ -4,6 +4,7 @@
 //! `cli-operator`; every rotation is recorded in the log.
 
 use super::StoreLocation;
+use crate::tables::{drawn, table};
 use anyhow::Context as _;
 use sealpost_domain::time::DAY_MS;
 use sealpost_domain::{BusinessId, Principal, PrincipalKind, Region};
@@ -12,24 +13,6 @@ use std::io::Write;
 /// The principal `sealpost keys …` acts as.
 pub fn cli_operator() -> Principal {
     Principal::of_kind(PrincipalKind::Operator, "cli-operator")
-}
-
-/// A table of `header`, drawn without borders (its columns stay whitespace-separated, as
-/// scripts read them).
-fn table(header: &[&str]) -> comfy_table::Table {
-    let mut t = comfy_table::Table::new();
-    t.load_style(comfy_table::presets::NOTHING)
-        .set_header(header.to_vec());
-    t
-}
-
-/// `t` as text, without the padding at the ends of its lines.
-fn drawn(t: &comfy_table::Table) -> String {
-    t.to_string()
-        .lines()
-        .map(str::trim_end)
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// An age in days and hours (`3 d 4 h`), as people read it.

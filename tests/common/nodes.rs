@@ -15,24 +15,33 @@ pub fn nodes(url: &str) -> String {
     sealpost(["nodes", "--database-url", url])
 }
 
-/// The live nodes `sealpost nodes` lists.
+/// The live nodes `sealpost nodes` lists (the first column of its first table).
 pub fn live(listing: &str) -> Vec<String> {
     listing
         .lines()
         .skip_while(|l| !l.starts_with("nodes (live):"))
         .skip(1)
-        .take_while(|l| l.starts_with("  ") && !l.contains("none"))
+        .take_while(|l| !l.trim().is_empty() && l.trim() != "none")
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .filter(|first| first != "NODE")
         .collect()
+}
+
+/// The columns of lease `name`'s row in `sealpost nodes`: name, epoch, state, holder, expiry.
+fn lease_row<'a>(listing: &'a str, name: &str) -> Option<Vec<&'a str>> {
+    listing
+        .lines()
+        .skip_while(|l| !l.starts_with("leases:"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|cols| cols.first() == Some(&name))
 }
 
 /// Who holds lease `name`, by `sealpost nodes`.
 pub fn holder(listing: &str, name: &str) -> Option<String> {
-    let line = listing
-        .lines()
-        .find(|l| l.trim_start().starts_with(&format!("{name}  ")))?;
-    let (_, rest) = line.split_once("  held by ")?;
-    rest.split(',').next().map(str::to_owned)
+    match lease_row(listing, name)?.as_slice() {
+        [_, _, "held", owner, ..] => Some((*owner).to_owned()),
+        _ => None,
+    }
 }
 
 /// The id a node runs under now (the last start in its log).
@@ -61,11 +70,7 @@ pub fn home_and_away<'a>(listing: &str, nodes: [&'a Node; 2]) -> (&'a Node, &'a 
 
 /// The epoch of lease `name`, by `sealpost nodes`.
 pub fn epoch(listing: &str, name: &str) -> Option<u64> {
-    let line = listing
-        .lines()
-        .find(|l| l.trim_start().starts_with(&format!("{name}  ")))?;
-    let (_, rest) = line.split_once("  epoch ")?;
-    rest.split_whitespace().next()?.parse().ok()
+    lease_row(listing, name)?.get(1)?.parse().ok()
 }
 
 /// The lease of the pipeline lane that delivers for the node's (bootstrapped) business.
