@@ -393,10 +393,15 @@ pub async fn report_retention(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let app = at.open().await?;
+    let bar = rows_bar("folded", 0);
     let report = app
         .evidence()
-        .retention_report(&cli_dpo(), business)
+        .retention_report_showing(&cli_dpo(), business, &mut |at, head| {
+            bar.set_length(head);
+            bar.set_position(at);
+        })
         .await?;
+    bar.finish_and_clear();
     app.gate().flush().await?;
     let text = match format {
         "html" => report.to_html(),

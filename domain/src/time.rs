@@ -42,6 +42,19 @@ impl Timestamp {
         format!("{}-{m:02}-{d:02}", format_year(y))
     }
 
+    /// The start (00:00 UTC) of a `YYYY-MM-DD` date as [`Timestamp::utc_date`] writes it
+    /// (years 0 to 9999); `None` for anything else, or a date that does not exist.
+    pub fn from_utc_date(date: &str) -> Option<Self> {
+        let mut parts = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+        let (Some(Some(y)), Some(Some(m)), Some(Some(d))) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let at = Self(days_from_civil(y, m, d).checked_mul(DAY_MS)?);
+        (at.utc_date() == date).then_some(at)
+    }
+
     /// The UTC date and time to the second, RFC 3339 `YYYY-MM-DDTHH:MM:SSZ` (milliseconds
     /// are truncated towards the past, so `-1` ms is `1969-12-31T23:59:59Z`).
     pub fn utc_rfc3339(self) -> String {
@@ -68,6 +81,17 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
+}
+
+/// Howard Hinnant's `days_from_civil`, the inverse of [`civil_from_days`].
+/// <http://howardhinnant.github.io/date_algorithms.html#days_from_civil>
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400; // [0, 399]
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + d - 1; // [0, 365]
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy; // [0, 146096]
+    era * 146_097 + doe - 719_468
 }
 
 /// A year as at least four digits, with a leading `-` before year 0.
@@ -153,6 +177,42 @@ impl RetentionPolicy {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_utc_date_reads_back_to_its_midnight() {
+        for date in [
+            "1970-01-01",
+            "2000-02-29",
+            "2026-12-04",
+            "0000-03-01",
+            "9999-12-31",
+        ] {
+            let at = Timestamp::from_utc_date(date).expect(date);
+            assert_eq!(at.utc_date(), date);
+            assert_eq!(at.millis().rem_euclid(DAY_MS), 0);
+        }
+        assert_eq!(
+            Timestamp::from_utc_date("2026-12-04").map(Timestamp::millis),
+            Some(20_791 * DAY_MS)
+        );
+        for bad in [
+            "2026-02-29",
+            "2026-13-01",
+            "2026-1-01",
+            "yesterday",
+            "2026-12-04T00",
+        ] {
+            assert_eq!(Timestamp::from_utc_date(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn every_day_reads_back(days in -719_000i64..2_900_000) {
+            let at = Timestamp::from_millis(days * DAY_MS);
+            prop_assert_eq!(Timestamp::from_utc_date(&at.utc_date()), Some(at));
+        }
+    }
 
     #[test]
     fn default_policy_is_thirty_days_in_hourly_epochs() {

@@ -27,6 +27,9 @@ pub struct RetentionReport {
     pub store: String,
     /// What the report covers: `"all businesses"` or `"business <id>"`.
     pub scope: String,
+    /// The business's name, when the report covers one business.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_name: Option<String>,
     /// Messages created, still readable, and shredded.
     pub messages: MessageCounts,
     /// Age of the oldest message whose key still exists, in milliseconds; `None` when nothing
@@ -212,6 +215,43 @@ pub struct CheckpointRef {
 }
 
 impl RetentionReport {
+    /// Every UTC day from the first row's to the last's, with zeros where [`Self::days`] has
+    /// none (a continuous date axis for people; the rows stay as recorded for machines).
+    pub fn every_day(&self) -> Vec<DayRow> {
+        let (Some(first), Some(last)) = (self.days.first(), self.days.last()) else {
+            return Vec::new();
+        };
+        let (Some(from), Some(to)) = (
+            Timestamp::from_utc_date(&first.day),
+            Timestamp::from_utc_date(&last.day),
+        ) else {
+            return self.days.clone();
+        };
+        // Ten years of days at most; rows out of order are shown as they are.
+        if to.millis() < from.millis() || to.millis() - from.millis() > 3_660 * DAY_MS {
+            return self.days.clone();
+        }
+        let mut recorded = self.days.iter().peekable();
+        let mut all = Vec::new();
+        let mut at = from;
+        while at.millis() <= to.millis() {
+            let day = at.utc_date();
+            match recorded.next_if(|d| d.day == day) {
+                Some(row) => all.push(row.clone()),
+                None => all.push(DayRow {
+                    day,
+                    messages_created: 0,
+                    messages_shredded: 0,
+                    epoch_keys_destroyed: 0,
+                    subject_keys_destroyed: 0,
+                    erasures: 0,
+                }),
+            }
+            at = at.plus_millis(DAY_MS);
+        }
+        all
+    }
+
     /// The report as pretty-printed JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("serialising plain data cannot fail")

@@ -184,13 +184,21 @@ impl Evidence<'_> {
 
     /// Checkpoints, then folds the projections up to that checkpoint.
     async fn consistent(&self) -> Result<(Checkpoint, EvidenceProjection<'_>), AppError> {
+        self.consistent_showing(&mut |_, _| {}).await
+    }
+
+    /// [`Self::consistent`], telling `progress` how far the fold is (position, head).
+    async fn consistent_showing(
+        &self,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<(Checkpoint, EvidenceProjection<'_>), AppError> {
         self.gate.flush().await?;
         let projection = self.projection();
         for _ in 0..3 {
             let checkpoint = self.checkpoint().await?;
             let _folding = self.folding.lock().await;
             // Another node may have folded past this checkpoint meanwhile: take a newer one.
-            if projection.catch_up(checkpoint.size, &mut |_, _| {}).await? == checkpoint.size {
+            if projection.catch_up(checkpoint.size, progress).await? == checkpoint.size {
                 return Ok((checkpoint, projection));
             }
         }
@@ -301,6 +309,18 @@ impl Evidence<'_> {
         principal: &Principal,
         business: Option<&BusinessId>,
     ) -> Result<RetentionReport, AppError> {
+        self.retention_report_showing(principal, business, &mut |_, _| {})
+            .await
+    }
+
+    /// [`Self::retention_report`], telling `progress` how far the evidence projections' fold
+    /// of the log is (position, head): a store opened cold folds the whole log first.
+    pub async fn retention_report_showing(
+        &self,
+        principal: &Principal,
+        business: Option<&BusinessId>,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<RetentionReport, AppError> {
         let scope = scope_of(principal, business)?;
         self.authorize_evidence(
             principal,
@@ -309,7 +329,7 @@ impl Evidence<'_> {
             scope.as_ref(),
         )
         .await?;
-        let (checkpoint, view) = self.consistent().await?;
+        let (checkpoint, view) = self.consistent_showing(progress).await?;
         let mut report = view
             .retention_report(
                 self.stores.keys.as_ref(),
@@ -326,6 +346,9 @@ impl Evidence<'_> {
             // Which subjects were erased is the DPO's business, not the operator's or the
             // transport's: they get the counts only.
             report.erasure_list.clear();
+        }
+        if let Some(b) = scope.as_ref() {
+            report.business_name = Some(self.catalog().business(b).await?.name);
         }
         report.checkpoint = Some(super::region_audit::checkpoint_ref(&checkpoint));
         report.stores = self.store_rows().await?;

@@ -150,6 +150,7 @@ impl EvidenceProjection<'_> {
                 || "all businesses".to_owned(),
                 |b| format!("business {}", b.as_str()),
             ),
+            business_name: None,
             messages: MessageCounts {
                 created: totals.created,
                 live: totals.created - totals.shredded,

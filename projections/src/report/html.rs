@@ -20,7 +20,11 @@ impl RetentionReport {
         let mut h = String::with_capacity(32 * 1024);
         h.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
         h.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
-        let (scope, store, at) = (e(&self.scope), e(&self.store), rfc3339(self.generated_at));
+        let scope = match &self.business_name {
+            Some(name) => format!("{} ({})", e(name), e(&self.scope)),
+            None => e(&self.scope),
+        };
+        let (store, at) = (e(&self.store), rfc3339(self.generated_at));
         h.push_str(&format!("<title>Retention report — {scope}</title>\n"));
         h.push_str(&format!(
             "<style>{STYLE}</style>\n</head>\n<body>\n<main>\n"
@@ -36,7 +40,7 @@ impl RetentionReport {
         let m = &self.messages;
         let oldest = match self.oldest_live_message_age_ms {
             Some(ms) => format!(
-                "<span data-metric=\"oldest_live_message_age_ms\">{ms}</span> ms ({})",
+                "{} <span class=\"note\">(<span data-metric=\"oldest_live_message_age_ms\">{ms}</span> ms)</span>",
                 duration(ms)
             ),
             None => "none — no message is live".to_owned(),
@@ -90,9 +94,10 @@ impl RetentionReport {
         h.push_str(&table("checks", "Check|Result", 2, checks));
         h.push_str("</section>\n");
 
-        // Charts.
-        let labels: Vec<&str> = self.days.iter().map(|d| d.day.as_str()).collect();
-        let col = |f: fn(&DayRow) -> u64| self.days.iter().map(f).collect::<Vec<_>>();
+        // Charts, on a continuous date axis: a day without activity is a day of zeros.
+        let every_day = self.every_day();
+        let labels: Vec<&str> = every_day.iter().map(|d| d.day.as_str()).collect();
+        let col = |f: fn(&DayRow) -> u64| every_day.iter().map(f).collect::<Vec<_>>();
         h.push_str("<section>\n<h2>Messages per day</h2>\n<figure>\n");
         h.push_str(&bar_chart(
             "chart-messages",
@@ -119,12 +124,12 @@ impl RetentionReport {
 
         // Daily table.
         h.push_str("<section>\n<h2>Daily activity (UTC)</h2>\n");
-        if self.days.is_empty() {
+        if every_day.is_empty() {
             h.push_str("<p class=\"note\">No activity in the period.</p>\n");
         }
         let heads = "Day|Messages created|Messages shredded|Epoch keys destroyed|\
                      Subject keys destroyed|Erasures";
-        let rows = self.days.iter().map(|d| {
+        let rows = every_day.iter().map(|d| {
             let n = [
                 d.messages_created,
                 d.messages_shredded,
@@ -324,15 +329,21 @@ fn metric(name: &str, value: u64) -> String {
     format!("<span data-metric=\"{name}\">{value}</span>")
 }
 
-/// A duration for people: "850 ms", "12.5 s", "3.2 min", "4.1 h", "29.96 days".
+/// A duration for people: "850 ms", "12.5 s", "3.2 min", "4 h 12 min", "29 d 23 h".
 fn duration(ms: i64) -> String {
-    let f = ms as f64;
-    match ms.unsigned_abs() {
+    const HOUR: u64 = 3_600_000;
+    let (f, a) = (ms as f64, ms.unsigned_abs());
+    let sign = if ms < 0 { "-" } else { "" };
+    match a {
         a if a < 1_000 => format!("{ms} ms"),
         a if a < 60_000 => format!("{:.1} s", f / 1e3),
-        a if a < 3_600_000 => format!("{:.1} min", f / 6e4),
-        a if a < 86_400_000 => format!("{:.1} h", f / 3.6e6),
-        _ => format!("{:.2} days", f / DAY_MS as f64),
+        a if a < HOUR => format!("{:.1} min", f / 6e4),
+        a if a < DAY_MS as u64 => format!("{sign}{} h {} min", a / HOUR, a % HOUR / 60_000),
+        a => format!(
+            "{sign}{} d {} h",
+            a / DAY_MS as u64,
+            a % DAY_MS as u64 / HOUR
+        ),
     }
 }
 
@@ -353,7 +364,10 @@ code{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break
 .pass{background:#e6f4ea;color:#1e6b34;border:1px solid #1e6b34}
 .fail{background:#fdecea;color:#a4161a;border:1px solid #a4161a}
 figure{margin:0} svg{display:block;width:100%;height:auto} svg text{font-size:11px;fill:#222}
-@media print{@page{size:A4;margin:15mm} main{max-width:none;padding:0}
+@media print{@page{size:A4;margin:15mm 15mm 18mm;
+@bottom-left{content:"Sealpost retention report";font-size:8pt;color:#444}
+@bottom-right{content:"Page " counter(page) " of " counter(pages);font-size:8pt;color:#444}}
+main{max-width:none;padding:0}
 body{background:#fff;color:#000;font-size:10pt} .meta,.note{color:#000}
 *{-webkit-print-color-adjust:exact;print-color-adjust:exact}
 table,figure,svg{break-inside:avoid;page-break-inside:avoid}

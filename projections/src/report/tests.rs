@@ -22,6 +22,7 @@ fn sample() -> RetentionReport {
         })
         .collect();
     RetentionReport {
+        business_name: Some("Canary <Shop>".to_owned()),
         generated_at: START + 40 * DAY_MS,
         retention_days: 30,
         store: "sqlite".to_owned(),
@@ -238,4 +239,50 @@ fn axis_steps_are_round() {
     assert_eq!(axis_step(7), 2);
     assert_eq!(axis_step(130), 50);
     assert_eq!(axis_step(401), 200);
+}
+
+#[test]
+fn people_read_ages_in_days_and_hours_and_the_business_by_name() {
+    let mut r = sample();
+    r.oldest_live_message_age_ms = Some(29 * DAY_MS + 23 * 3_600_000 + 59 * 60_000);
+    r.erasures.latency_ms_max = Some(4 * 3_600_000 + 12 * 60_000);
+    let html = r.to_html();
+    assert!(html.contains("29 d 23 h"), "{html}");
+    assert!(html.contains("4 h 12 min"), "{html}");
+    assert!(
+        html.contains("Canary &lt;Shop&gt; (business &quot;acme, &lt;b&gt;inc&lt;/b&gt;&quot;)"),
+        "{html}"
+    );
+    assert_eq!(
+        html_metrics(&html).get("oldest_live_message_age_ms"),
+        Some(&(29 * DAY_MS + 23 * 3_600_000 + 59 * 60_000).to_string())
+    );
+}
+
+#[test]
+fn the_date_axis_is_continuous() {
+    let mut r = sample();
+    let gap: Vec<String> = r.days.drain(5..12).map(|d| d.day).collect();
+    let every = r.every_day();
+    assert_eq!(every.len(), 40, "the days without a row are back, as zeros");
+    assert_eq!(every[5].day, gap[0]);
+    assert_eq!(every[5].messages_created, 0);
+    assert_eq!(every[12], r.days[5], "recorded days unchanged");
+    let html = r.to_html();
+    assert!(html.contains(&format!("<td>{}</td>", gap[3])), "{html}");
+    assert_eq!(
+        r.to_json().matches("\"day\"").count(),
+        33,
+        "JSON keeps the recorded rows"
+    );
+}
+
+#[test]
+fn printed_pages_are_numbered() {
+    let html = sample().to_html();
+    let print = &html[html.find("@media print").expect("a print style")..];
+    assert!(
+        print.contains("@bottom-right{content:\"Page \" counter(page) \" of \" counter(pages)"),
+        "{print}"
+    );
 }
