@@ -81,10 +81,10 @@ async fn read_form<'a>(
             "file" if got.file.is_none() => {
                 let mime = field.content_type().map(str::to_owned);
                 let name = field.file_name().map(str::to_owned);
-                let limit = got
-                    .declared
+                // The type that sets the limit while the file streams in.
+                let limiting = got.declared.clone().or_else(|| mime.clone());
+                let limit = limiting
                     .as_deref()
-                    .or(mime.as_deref())
                     .map_or(MAX_MEDIA_BYTES, |m| limit_of(m).1);
                 let business = grant
                     .principal
@@ -103,7 +103,7 @@ async fn read_form<'a>(
                 let (upload, _, _) = got.file.insert((upload, mime, name));
                 while let Some(piece) = field.chunk().await.map_err(|_| unreadable())? {
                     if upload.size() + piece.len() as u64 > limit {
-                        return Err(too_large(got.declared.as_deref()));
+                        return Err(too_large(limiting.as_deref()));
                     }
                     upload.write(&piece).await?;
                 }
