@@ -1,7 +1,7 @@
 //! Traces as an operator's collector gets them (issue 17): the real binary exports over OTLP to
 //! a receiver here, at the default log level. One send with an incoming `traceparent` makes the
-//! HTTP span, the pipeline's hand-off and the webhook POST spans of that trace, and the webhook
-//! request carries it; an idle server exports nothing; no attribute holds content, a number or
+//! HTTP span, the pipeline's hand-off, the device's receipt and the webhook POST spans of that
+//! trace, and the webhook requests (sent, delivered) carry it; an idle server exports nothing; no attribute holds content, a number or
 //! a token.
 
 mod common;
@@ -83,6 +83,28 @@ async fn one_trace_from_the_request_to_the_webhook_and_none_while_idle() {
         "the webhook request continues the trace: {:?}",
         posted.traceparent
     );
+    // So does the one that tells of the device's receipt.
+    let delivered = poll(
+        Duration::from_millis(100),
+        30,
+        "the delivered status is posted",
+        || {
+            let attempts = hook.attempts();
+            let id = id.clone();
+            async move {
+                attempts.into_iter().find(|a| {
+                    let body = String::from_utf8_lossy(&a.body);
+                    body.contains(&id) && body.contains("\"delivered\"")
+                })
+            }
+        },
+    )
+    .await;
+    assert!(
+        delivered.traceparent.contains(TRACE_ID),
+        "the receipt's webhook continues the trace: {:?}",
+        delivered.traceparent
+    );
 
     let spans = poll(
         Duration::from_millis(200),
@@ -98,6 +120,7 @@ async fn one_trace_from_the_request_to_the_webhook_and_none_while_idle() {
                 let has = |name: &str| ours.iter().any(|s| s.name == name);
                 (has("POST /{version}/{id}/messages")
                     && has("pipeline hand-off")
+                    && has("device receipt")
                     && has("webhook POST"))
                 .then_some(ours)
             }

@@ -33,6 +33,16 @@ impl Held {
     pub fn state(&self) -> &Message {
         &self.loaded.state
     }
+
+    /// The trace its first recorded event was part of (the request that sent it), as a W3C
+    /// `traceparent`: what follows from it (its receipts) continues that trace.
+    pub fn trace(&self) -> Option<&str> {
+        self.events.iter().find_map(|e| {
+            e.metadata
+                .get(sealpost_adapters::ledger::meta::TRACEPARENT)
+                .map(String::as_str)
+        })
+    }
 }
 
 service! {

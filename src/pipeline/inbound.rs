@@ -183,6 +183,18 @@ impl Pipeline {
             }
             Some(Err(e)) => return Err(e),
         };
+        // In a span of the trace that sent the message: the events recorded, and the status
+        // webhooks they make, carry that trace on.
+        let span = tracing::info_span!("device receipt", otel.kind = "consumer");
+        sealpost_adapters::telemetry::continue_trace(&span, held.trace());
+        tracing::Instrument::instrument(self.record_receipts(&mut held, receipts), span).await
+    }
+
+    async fn record_receipts(
+        &self,
+        held: &mut Held,
+        receipts: &[Receipt],
+    ) -> Result<StepReport, AppError> {
         // The number's home is known to the pipeline: no read of its stream per receipt.
         let handle = self.handle_of(held.state().phone_number_id.as_ref())?;
         let number = &self.numbers[&handle];
@@ -194,7 +206,7 @@ impl Pipeline {
                 Receipt::Delivered => MessageCommand::RecordDelivered,
                 Receipt::Read => MessageCommand::RecordRead,
             };
-            let events = messaging.record_held(&mut held, home, command).await?;
+            let events = messaging.record_held(held, home, command).await?;
             report.receipts += u64::from(!events.is_empty());
             if !events.is_empty() {
                 let status = match receipt {
