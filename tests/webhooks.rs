@@ -556,6 +556,42 @@ async fn only_the_fields_subscribed_are_posted() {
         1,
         "the third review is not posted to an app that left the field"
     );
+
+    // The operator raises the number to higher throughput, then lowers it: the app hears of
+    // the upgrade (the Cloud API has no event for the way back).
+    let throughput = format!("/sealpost/v1/numbers/{}/throughput", s.s("phone_number_id"));
+    for level in ["HIGH", "STANDARD"] {
+        let (st, v) = s
+            .post(
+                &throughput,
+                Some(&s.s("internal_token")),
+                json!({ "level": level }),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let upgrade = poll(
+        Duration::from_millis(50),
+        200,
+        "the throughput upgrade",
+        || async {
+            changes_of(&hook, "phone_number_quality_update")
+                .into_iter()
+                .find(|c| c["value"]["event"] == "THROUGHPUT_UPGRADE")
+        },
+    )
+    .await;
+    assert_eq!(
+        upgrade["value"],
+        json!({"display_phone_number": s.s("display_phone_number"),
+               "event": "THROUGHPUT_UPGRADE", "current_limit": "TIER_UNLIMITED"})
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(
+        changes_of(&hook, "phone_number_quality_update").len(),
+        2,
+        "FLAGGED and the upgrade; the way back makes none"
+    );
 }
 
 /// Every change of `field` the listener took.

@@ -7,6 +7,7 @@ use sealpost_adapters::ledger::OpenedEvent;
 use sealpost_adapters::store::StreamId;
 use sealpost_audit::FieldRef;
 use sealpost_domain::aggregates::business::MessagingLimitTier;
+use sealpost_domain::aggregates::phone_number::{PhoneNumberEvent, ThroughputTier};
 use sealpost_domain::aggregates::templates::TemplateEvent;
 use sealpost_domain::integrity::{IntegrityEvent, QualityRating, INTEGRITY_STREAM_TYPE};
 use sealpost_domain::MessageContent;
@@ -60,9 +61,13 @@ impl Known {
     }
 }
 
+/// The stream type of phone numbers (their aggregate's).
+const PHONE_NUMBER_STREAM: &str = "phone_number";
+
 /// The events a webhook tells of; the rest of the log is passed over unopened.
 pub(super) fn notifiable(h: &sealpost_adapters::store::RowHeader) -> bool {
     (h.stream.kind == "templates" && h.event_type == "TemplateReviewed")
+        || (h.stream.kind == PHONE_NUMBER_STREAM && h.event_type == "ThroughputChanged")
         || (h.stream.kind == INTEGRITY_STREAM_TYPE
             && matches!(
                 h.event_type.as_str(),
@@ -292,6 +297,31 @@ async fn quality_update(
     business_change(hook, e, FIELD, value, at)
 }
 
+/// The `phone_number_quality_update` of a number raised to higher throughput
+/// (`THROUGHPUT_UPGRADE`, `current_limit` `TIER_UNLIMITED`, as the Cloud API tells it), if the
+/// app takes that field. A return to the standard tier has no Cloud API event: none is posted.
+fn throughput_update(hook: &Hook, e: &OpenedEvent) -> Result<Option<Built>, AppError> {
+    const FIELD: &str = "phone_number_quality_update";
+    if e.header.business_id != hook.business.as_str() || !hook.delivers(FIELD, e.position) {
+        return Ok(None);
+    }
+    let PhoneNumberEvent::ThroughputChanged {
+        tier: ThroughputTier::High,
+        at,
+    } = e.decode::<PhoneNumberEvent>()?
+    else {
+        return Ok(None);
+    };
+    let display = hook
+        .numbers
+        .get(e.header.stream.id.as_str())
+        .cloned()
+        .unwrap_or_default();
+    let value = json!({ "display_phone_number": display, "event": "THROUGHPUT_UPGRADE",
+                        "current_limit": "TIER_UNLIMITED" });
+    business_change(hook, e, FIELD, value, at)
+}
+
 /// The notification of `e`, a change of `field` of the WABA's business itself (not of a
 /// message): business information, kept for the whole retry window and posted in the order of
 /// its stream.
@@ -370,6 +400,9 @@ async fn build_untraced(
     }
     if e.header.stream.kind == INTEGRITY_STREAM_TYPE {
         return quality_update(app, hook, e).await;
+    }
+    if e.header.stream.kind == PHONE_NUMBER_STREAM {
+        return throughput_update(hook, e);
     }
     if e.header.stream.kind != "message"
         || e.header.business_id != hook.business.as_str()
