@@ -400,8 +400,9 @@ pub async fn report_retention(
             bar.set_length(head);
             bar.set_position(at);
         })
-        .await?;
+        .await;
     bar.finish_and_clear();
+    let report = report?;
     app.gate().flush().await?;
     let text = match format {
         "html" => report.to_html(),

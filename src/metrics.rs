@@ -47,6 +47,17 @@ pub fn checkpoint_signed() {
     LAST_CHECKPOINT_MS.store(since_start() + 1, std::sync::atomic::Ordering::Relaxed);
 }
 
+/// This node holds the sequencer's lease: its checkpoint age counts from now if it was not
+/// counting, so a node that takes over and never signs is seen growing old.
+pub fn checkpoint_duty_on() {
+    let _ = LAST_CHECKPOINT_MS.compare_exchange(
+        0,
+        since_start() + 1,
+        std::sync::atomic::Ordering::Relaxed,
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
 /// This node no longer signs the checkpoints (another holds the sequencer's lease): it reports
 /// no checkpoint age until it signs again, so only the signing node's age can alert.
 pub fn checkpoint_duty_off() {

@@ -20,17 +20,17 @@ B=$!
 for i in $(seq 100); do grep -q serving $D/b.out 2>/dev/null && break; sleep 0.2; done
 # Until both hold lanes (the first hands half on within two lease rounds).
 for i in $(seq 100); do
-  [ "$($BIN nodes --database-url "$URL" | awk '/^  pipeline:/ && /held by/ {print $6}' | sort -u | wc -l)" = 2 ] && break
+  [ "$($BIN nodes --database-url "$URL" | awk '$1 ~ /^pipeline:/ && $3 == "held" {print $4}' | sort -u | wc -l)" = 2 ] && break
   sleep 0.5
 done
 $BIN nodes --database-url "$URL"
-ANODE=$($BIN nodes --database-url "$URL" | awk '/^  housekeeping/ {print $6}' | tr -d ,)
+ANODE=$($BIN nodes --database-url "$URL" | awk '$1 == "housekeeping" {print $4}')
 kill -9 $A
 T0=$(date +%s%N)
 while true; do
   L=$($BIN nodes --database-url "$URL")
-  HELD=$(echo "$L" | awk '/^  (pipeline:|housekeeping)/ && /held by/' | wc -l)
-  if [ "$HELD" = 9 ] && ! echo "$L" | grep -q "  held by $ANODE"; then break; fi
+  HELD=$(echo "$L" | awk '($1 ~ /^pipeline:/ || $1 == "housekeeping") && $3 == "held"' | wc -l)
+  if [ "$HELD" = 9 ] && ! echo "$L" | awk -v n="$ANODE" '$3 == "held" && $4 == n' | grep -q .; then break; fi
   sleep 0.1
 done
 T1=$(date +%s%N)

@@ -51,6 +51,9 @@ impl Timestamp {
         else {
             return None;
         };
+        if !((0..=9999).contains(&y) && (1..=12).contains(&m) && (1..=31).contains(&d)) {
+            return None;
+        }
         let at = Self(days_from_civil(y, m, d).checked_mul(DAY_MS)?);
         (at.utc_date() == date).then_some(at)
     }
@@ -199,6 +202,8 @@ mod tests {
             "2026-02-29",
             "2026-13-01",
             "2026-1-01",
+            "9223372036854775807-01-01",
+            "2026-01-9223372036854775807",
             "yesterday",
             "2026-12-04T00",
         ] {

@@ -348,7 +348,12 @@ impl Evidence<'_> {
             report.erasure_list.clear();
         }
         if let Some(b) = scope.as_ref() {
-            report.business_name = Some(self.catalog().business(b).await?.name);
+            // A business that never registered (a scope typed by hand) has no name: zeros.
+            report.business_name = match self.catalog().business(b).await {
+                Ok(business) => Some(business.name),
+                Err(AppError::Domain(sealpost_domain::DomainError::NotFound)) => None,
+                Err(e) => return Err(e),
+            };
         }
         report.checkpoint = Some(super::region_audit::checkpoint_ref(&checkpoint));
         report.stores = self.store_rows().await?;

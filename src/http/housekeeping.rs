@@ -94,6 +94,7 @@ pub(super) async fn run(
             }
             continue;
         }
+        crate::metrics::checkpoint_duty_on();
         sequence(&s, now, &mut due.checkpoint).await;
         if elapsed(&mut due.scrubbed, SCRUB_EVERY) {
             if let Err(e) = s.app.store().vault().scrub().await {

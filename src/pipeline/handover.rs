@@ -27,6 +27,21 @@ pub(super) struct Job {
     pub(super) trace: Option<String>,
 }
 
+/// Whether a message's media failed for good: gone (deleted or expired), not the message's
+/// business's, refused by the gate, or never to open (corrupt, its keys destroyed). No retry
+/// would deliver it.
+fn media_gone(e: &AppError) -> bool {
+    matches!(
+        e,
+        AppError::Domain(DomainError::NotFound)
+            | AppError::Gate(sealpost_audit::GateError::Denied(_))
+            | AppError::Corrupt(_)
+            | AppError::Vault(
+                VaultError::Crypto(_) | VaultError::KeyDestroyed | VaultError::KeyMissing
+            )
+    )
+}
+
 /// A message read and ready to encrypt.
 struct Ready {
     job: Job,
@@ -311,10 +326,9 @@ impl Pipeline {
                 .await
             {
                 Ok(c) => c,
-                // The store's passing trouble: the batch is tried again.
-                Err(e) if e.is_unavailable() => return Err(e),
-                // Gone (deleted or expired), or never to open (corrupt, refused): no retry
-                // would deliver it.
+                // Anything but a failure for good (the store's trouble, a conflict): the batch
+                // is tried again.
+                Err(e) if !media_gone(&e) => return Err(e),
                 Err(e) => {
                     if !matches!(e, AppError::Domain(DomainError::NotFound)) {
                         tracing::error!(error = %e, "a message's media will not open; it fails");

@@ -266,7 +266,9 @@ impl Upload<'_> {
 }
 
 /// An upload dropped half-way (its client went away, the server is stopping) deletes its
-/// chunks in the background; what that cannot do, retention's sweep does.
+/// chunks in the background; what that cannot do, retention's sweep does. (Dropped while its
+/// event was being appended, an object may be recorded without chunks: its id was never
+/// answered, and a read of it answers as for a deleted object.)
 impl Drop for Upload<'_> {
     fn drop(&mut self) {
         if self.settled || self.stored == 0 {
