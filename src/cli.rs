@@ -148,7 +148,7 @@ pub async fn audit_verify(
                 &mut |row| verify::note_reference(&mut references, row),
             )
             .await?;
-            let regions = verify_regions(&stores, references, &mut progress).await?;
+            let regions = verify_regions(&stores, references, &bar).await?;
             bar.finish_and_clear();
             (verdict, regions)
         }
@@ -216,7 +216,7 @@ impl RegionVerdict {
 async fn verify_regions(
     stores: &Stores,
     mut references: verify::HomeReferences,
-    progress: &mut (dyn FnMut(u64) + Send),
+    bar: &indicatif::ProgressBar,
 ) -> anyhow::Result<Vec<RegionVerdict>> {
     let mut located: std::collections::BTreeMap<String, String> = stores
         .layout()
@@ -235,7 +235,13 @@ async fn verify_regions(
             _ => None,
         };
         let verdict = match &log {
-            Some(log) => Some(verify::verify_store(log.as_ref(), &[], None, progress).await?),
+            Some(log) => {
+                // The bar goes on past the rows already verified, over this region's too.
+                let start = bar.position();
+                bar.inc_length(log.head().await?);
+                let mut progress = |n: u64| bar.set_position(start + n);
+                Some(verify::verify_store(log.as_ref(), &[], None, &mut progress).await?)
+            }
             None => None,
         };
         let mine = references.remove(&code).unwrap_or_default();
@@ -278,7 +284,7 @@ fn print_verdict(v: &Verdict, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 /// A progress bar on standard error over the `total` rows of the log (drawn only on a
-/// terminal; a region's rows, read after the home log's, run past it as a count).
+/// terminal); `audit verify` lengthens it by each region's rows as it reaches them.
 fn rows_bar(what: &str, total: u64) -> indicatif::ProgressBar {
     let style = indicatif::ProgressStyle::with_template(&format!(
         "{{bar:40}} {{pos}}/{{len}} rows {what} ({{per_sec}}, {{eta}} left)"
