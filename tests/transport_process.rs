@@ -85,6 +85,50 @@ async fn messages_cross_a_separate_transport_process() {
             .status,
         Some(MessageStatus::Read)
     );
+
+    // A 3 MiB document sent by its media id crosses the process too (ADR 0030: the device gets
+    // the file inside the Signal message; the envelope is base64 in JSON, under its own limit).
+    let mut pdf = b"%PDF-1.7\n".to_vec();
+    pdf.extend((0..3 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    let media = env
+        .app
+        .media()
+        .store_media(
+            &me,
+            &business,
+            &number,
+            sealpost_domain::media::MediaOrigin::Upload,
+            None,
+            "application/pdf",
+            Some("big.pdf"),
+            &pdf,
+        )
+        .await
+        .expect("upload");
+    let by_id = MessageContent::from_bytes(
+        serde_json::json!({"type": "document", "document": {"id": media.as_str()}})
+            .to_string()
+            .as_bytes(),
+    );
+    env.app
+        .messaging()
+        .send(&me, &number, &phone, &by_id, None)
+        .await
+        .expect("send by id");
+    let r = pipeline.run_until_idle(5).await.expect("pipeline");
+    assert_eq!((r.sent, r.failed), (1, 0), "{r:?}");
+    assert_eq!(device.step(&transport).await.expect("device"), 1);
+    let got: serde_json::Value =
+        serde_json::from_slice(&device.inbox().await.expect("inbox")[1].plaintext).expect("json");
+    let data = got["document"]["data"].as_str().expect("the file inside");
+    use base64::Engine as _;
+    assert!(
+        base64::engine::general_purpose::STANDARD
+            .decode(data)
+            .expect("base64")
+            == pdf,
+        "the device has the file, byte for byte"
+    );
     env.finish().await;
 }
 

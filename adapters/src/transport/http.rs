@@ -101,6 +101,10 @@ struct SignalsAck {
     through: u64,
 }
 
+/// The largest envelope `/v1/send` takes: a message carrying the largest media object (100 MiB,
+/// base64 inside the Signal plaintext, then the ciphertext base64 again in the JSON), with room.
+pub const ENVELOPE_BODY_LIMIT: usize = 256 * 1024 * 1024;
+
 /// The HTTP API of a simulated network whose integrity signals go to `signals` (the nodes take
 /// them with `/v1/signals`).
 pub fn router(net: SimNetwork, signals: Arc<SignalQueue>) -> Router {
@@ -194,7 +198,8 @@ pub fn router(net: SimNetwork, signals: Arc<SignalQueue>) -> Router {
                 |State(n): State<SimNetwork>, Json(e): Json<Envelope>| async move {
                     n.send(e).await.map(Json).map_err(status)
                 },
-            ),
+            )
+            .layer(axum::extract::DefaultBodyLimit::max(ENVELOPE_BODY_LIMIT)),
         )
         .route(
             "/v1/inbox",

@@ -9,6 +9,54 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
+/// How a ciphertext is written: in a human-readable form (the transport process's JSON) as one
+/// base64 string, a third larger than the bytes instead of the three or four times of an array
+/// of numbers (a file inside a message crosses that route); in a binary form (the world
+/// store's postcard rows) as the bytes, as before. A JSON array of numbers, as earlier versions
+/// wrote it, still reads.
+pub mod ciphertext_form {
+    use base64::Engine as _;
+    use serde::de::{self, Deserializer, SeqAccess, Visitor};
+    use serde::{Deserialize, Serialize, Serializer};
+
+    /// Writes `bytes` (base64 when human-readable).
+    pub fn serialize<S: Serializer>(bytes: &Vec<u8>, s: S) -> Result<S::Ok, S::Error> {
+        if s.is_human_readable() {
+            s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+        } else {
+            bytes.serialize(s)
+        }
+    }
+
+    /// Reads what [`serialize`] wrote, or an array of numbers.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Either;
+        impl<'de> Visitor<'de> for Either {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("base64 or an array of bytes")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<u8>, E> {
+                base64::engine::general_purpose::STANDARD
+                    .decode(v)
+                    .map_err(|_| E::custom("ciphertext is not base64"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        if d.is_human_readable() {
+            d.deserialize_any(Either)
+        } else {
+            Vec::<u8>::deserialize(d)
+        }
+    }
+}
+
 /// Where an envelope goes: a phone number's digits (business or consumer) and a device.
 #[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Address {
@@ -38,7 +86,9 @@ pub enum Receipt {
 pub enum Payload {
     /// A Signal message (ciphertext only).
     Message {
-        /// Wire form from [`super::signal::Encrypted::ciphertext`].
+        /// Wire form from [`super::signal::Encrypted::ciphertext`]; base64 in JSON
+        /// ([`ciphertext_form`]).
+        #[serde(with = "ciphertext_form")]
         ciphertext: Vec<u8>,
     },
     /// A receipt for message `of`.
