@@ -61,50 +61,30 @@ async fn one_trace_from_the_request_to_the_webhook_and_none_while_idle() {
     })
     .await;
 
-    // The webhook that tells of the hand-off carries the trace on.
-    let posted = poll(
-        Duration::from_millis(100),
-        30,
-        "the sent status is posted",
-        || {
-            let attempts = hook.attempts();
-            let id = id.clone();
-            async move {
-                attempts.into_iter().find(|a| {
-                    let body = String::from_utf8_lossy(&a.body);
-                    body.contains(&id) && body.contains("\"sent\"")
-                })
-            }
-        },
-    )
-    .await;
-    assert!(
-        posted.traceparent.contains(TRACE_ID),
-        "the webhook request continues the trace: {:?}",
-        posted.traceparent
-    );
-    // So does the one that tells of the device's receipt.
-    let delivered = poll(
-        Duration::from_millis(100),
-        30,
-        "the delivered status is posted",
-        || {
-            let attempts = hook.attempts();
-            let id = id.clone();
-            async move {
-                attempts.into_iter().find(|a| {
-                    let body = String::from_utf8_lossy(&a.body);
-                    body.contains(&id) && body.contains("\"delivered\"")
-                })
-            }
-        },
-    )
-    .await;
-    assert!(
-        delivered.traceparent.contains(TRACE_ID),
-        "the receipt's webhook continues the trace: {:?}",
-        delivered.traceparent
-    );
+    // The webhooks that tell of the hand-off and of the device's receipt carry the trace on.
+    for status in ["sent", "delivered"] {
+        let posted = poll(
+            Duration::from_millis(100),
+            30,
+            "the status is posted",
+            || {
+                let attempts = hook.attempts();
+                let (id, status) = (id.clone(), format!("\"{status}\""));
+                async move {
+                    attempts.into_iter().find(|a| {
+                        let body = String::from_utf8_lossy(&a.body);
+                        body.contains(&id) && body.contains(&status)
+                    })
+                }
+            },
+        )
+        .await;
+        assert!(
+            posted.traceparent.contains(TRACE_ID),
+            "the {status} webhook request continues the trace: {:?}",
+            posted.traceparent
+        );
+    }
 
     let spans = poll(
         Duration::from_millis(200),
