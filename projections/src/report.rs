@@ -158,6 +158,20 @@ pub struct DayRow {
     pub erasures: u64,
 }
 
+impl DayRow {
+    /// Day `day` with nothing in it.
+    pub fn quiet(day: String) -> Self {
+        Self {
+            day,
+            messages_created: 0,
+            messages_shredded: 0,
+            epoch_keys_destroyed: 0,
+            subject_keys_destroyed: 0,
+            erasures: 0,
+        }
+    }
+}
+
 /// Erasure requests in aggregate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -238,14 +252,7 @@ impl RetentionReport {
             let day = at.utc_date();
             match recorded.next_if(|d| d.day == day) {
                 Some(row) => all.push(row.clone()),
-                None => all.push(DayRow {
-                    day,
-                    messages_created: 0,
-                    messages_shredded: 0,
-                    epoch_keys_destroyed: 0,
-                    subject_keys_destroyed: 0,
-                    erasures: 0,
-                }),
+                None => all.push(DayRow::quiet(day)),
             }
             at = at.plus_millis(DAY_MS);
         }

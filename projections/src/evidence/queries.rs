@@ -209,14 +209,7 @@ fn add_days(a: &[(i64, u64)], b: &[(i64, u64)]) -> Vec<(i64, u64)> {
 
 /// The report's row of day `d`, added if absent.
 fn day_row(days: &mut BTreeMap<String, DayRow>, d: String) -> &mut DayRow {
-    days.entry(d.clone()).or_insert_with(|| DayRow {
-        day: d,
-        messages_created: 0,
-        messages_shredded: 0,
-        epoch_keys_destroyed: 0,
-        subject_keys_destroyed: 0,
-        erasures: 0,
-    })
+    days.entry(d.clone()).or_insert_with(|| DayRow::quiet(d))
 }
 
 /// The page of `limit` entries that `rows` (matching entries in log order, at least two more
